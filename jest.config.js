@@ -1,0 +1,9 @@
+/** Tests use real sockets and processes; each file gets its own engine on free ports. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

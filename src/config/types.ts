@@ -1,0 +1,76 @@
+/**
+ * The engine's resolved configuration: what `loadConfig` produces from a YAML file in the
+ * iii v0.22 format (or from built-in defaults), after `${VAR:default}` expansion, environment
+ * overrides and validation. Every number carries its unit in its name.
+ */
+
+export type FunctionFilter = string | { metadata: Record<string, unknown> };
+
+export interface RbacConfig {
+  auth_function_id?: string;
+  expose_functions: FunctionFilter[];
+  on_function_registration_function_id?: string;
+  on_trigger_registration_function_id?: string;
+  on_trigger_type_registration_function_id?: string;
+}
+
+/** One `iii-worker-manager` listener (the first one is the engine's main port). */
+export interface WorkerListenerConfig {
+  /** Instance id: `iii-worker-manager`, then `iii-worker-manager#1`, ... */
+  instanceId: string;
+  host: string;
+  port: number;
+  handshakeTimeoutMs: number;
+  middlewareFunctionId?: string;
+  rbac?: RbacConfig;
+}
+
+export interface LimitsConfig {
+  /** Largest WebSocket message a worker may send, in bytes (a larger one closes the socket, 1009). */
+  maxMessageBytes: number;
+  /** Calls one connection may have outstanding as a caller; more are refused with `limit_exceeded`. */
+  maxPendingCallsPerWorker: number;
+  /** Bytes queued for one socket that has stopped reading before it is closed (1008). */
+  maxSendQueueBytes: number;
+}
+
+export interface HttpFunctionsSecurity {
+  url_allowlist: string[];
+  block_private_ips: boolean;
+  require_https: boolean;
+}
+
+/** A built-in module's block as written in the file: modules validate their own keys. */
+export interface ModuleConfig {
+  enabled: boolean;
+  /** The entry name as written (`iii-http` or `http`); `undefined` when on by default. */
+  entryName?: string;
+  config: Record<string, unknown>;
+}
+
+export interface EngineConfig {
+  /** Path of the file the config came from, or undefined for built-in defaults. */
+  source?: string;
+  nodeId: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** Engine-side deadline of every synchronous call, in milliseconds. */
+  invocationTimeoutMs: number;
+  listeners: WorkerListenerConfig[];
+  limits: LimitsConfig;
+  metrics: { host: string; port: number };
+  channels: {
+    /** A channel that is not fully connected within this many milliseconds is removed. */
+    ttlMs: number;
+    /** Default and maximum number of messages buffered between writer and reader. */
+    defaultBufferMessages: number;
+    maxBufferMessages: number;
+  };
+  httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
+  /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */
+  cluster: { redisUrl?: string };
+  /**
+   * Modules keyed by canonical name: `http`, `stream`, `state`, `pubsub`, `queue`, `cron`,
+   * `observability`, `configuration`, `exec`, `bridge`, `telemetry`.
+   */
+  modules: Record<string, ModuleConfig>;
+}
