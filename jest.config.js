@@ -6,4 +6,5 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 30000,
   maxWorkers: 2,
+  setupFiles: ['<rootDir>/test/support/quiet-sdk.ts'],
 };

@@ -1,0 +1,212 @@
+import { EngineError, ErrorCode } from '../protocol/errors';
+import type { ErrorBody, Json, RegisterTrigger, TriggerRegistrationResult, UnregisterTrigger } from '../protocol/messages';
+import type { Logger } from '../observability/logger';
+import type { Registry } from '../registry/registry';
+import type { TriggerEntry, TriggerTypeEntry } from '../registry/types';
+
+/** An in-process module that provides a trigger type. Throwing refuses a binding. */
+export interface TriggerProvider {
+  registerTrigger(trigger: TriggerEntry): void | Promise<void>;
+  unregisterTrigger(trigger: TriggerEntry): void | Promise<void>;
+}
+
+export interface TriggerBinding {
+  id: string;
+  trigger_type: string;
+  function_id: string;
+  config: Json;
+  metadata?: Json;
+}
+
+/** How the trigger manager reaches a connected worker. */
+export interface TriggerPeer {
+  send(message: RegisterTrigger | UnregisterTrigger | TriggerRegistrationResult): boolean;
+}
+
+/**
+ * The binding state machine (docs/PROTOCOL.md): a binding is `live` once delivered to its type's
+ * provider, `parked` while the type is missing, its provider left, or the provider refused it.
+ * Parked bindings are delivered when the type (re)appears; a leaving owner takes its bindings
+ * with it and tells their providers.
+ */
+export class TriggerManager {
+  private readonly providers = new Map<string, TriggerProvider>();
+  /** Bindings whose worker provider's answer someone awaits (`engine::register_trigger`). */
+  private readonly ackWaiters = new Map<string, (error: ErrorBody | undefined) => void>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly nodeId: string,
+    private readonly peer: (workerId: string) => TriggerPeer | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Registers a binding. Refusal by an in-process provider throws `trigger_registration_failed`
+   * and nothing is stored; a missing type parks the binding silently. With `awaitAckMs`, a
+   * worker provider's refusal within that time throws too (its silence counts as acceptance).
+   */
+  async register(binding: TriggerBinding, ownerWorkerId: string | undefined, awaitAckMs?: number): Promise<TriggerEntry> {
+    const previous = this.registry.trigger(binding.id);
+    if (previous) await this.unregister(previous.id);
+    const entry: TriggerEntry = { ...binding, nodeId: this.nodeId, state: 'parked' };
+    if (ownerWorkerId !== undefined) entry.ownerWorkerId = ownerWorkerId;
+    const type = this.registry.triggerType(binding.trigger_type);
+    if (type) {
+      const provider = this.providers.get(providerKey(type));
+      if (provider) {
+        try {
+          await provider.registerTrigger(entry);
+        } catch (err) {
+          throw new EngineError(ErrorCode.triggerRegistrationFailed, EngineError.from(err).message);
+        }
+        entry.state = 'live';
+      } else {
+        if (this.sendToProvider(type, registerMessage(entry))) entry.state = 'live';
+        this.registry.apply({ op: 'trigger.put', trigger: entry });
+        // The answer arrives in a later frame, so waiting starts safely after the send.
+        const error = entry.state === 'live' && awaitAckMs !== undefined ? await this.waitForAck(entry.id, awaitAckMs) : undefined;
+        if (error) throw new EngineError(ErrorCode.triggerRegistrationFailed, `${error.code}: ${error.message}`);
+        return entry;
+      }
+    }
+    this.registry.apply({ op: 'trigger.put', trigger: entry });
+    return entry;
+  }
+
+  /** Removes a binding from whichever state it is in; tells a worker provider. */
+  async unregister(id: string): Promise<boolean> {
+    const entry = this.registry.trigger(id);
+    if (!entry) return false;
+    this.registry.apply({ op: 'trigger.remove', id });
+    if (entry.state !== 'live') return true;
+    const type = this.registry.triggerType(entry.trigger_type);
+    if (!type) return true;
+    const provider = this.providers.get(providerKey(type));
+    if (provider) {
+      try {
+        await provider.unregisterTrigger(entry);
+      } catch (err) {
+        throw new EngineError(ErrorCode.unregisterFailed, EngineError.from(err).message);
+      }
+    } else {
+      this.sendToProvider(type, { type: 'unregistertrigger', id: entry.id, trigger_type: entry.trigger_type });
+    }
+    return true;
+  }
+
+  /**
+   * Registers a trigger type (replacing the previous provider), then replays its live bindings
+   * to the new provider and delivers its parked ones.
+   */
+  async registerType(type: TriggerTypeEntry, provider?: TriggerProvider): Promise<void> {
+    const previous = this.registry.triggerType(type.id);
+    if (previous) this.providers.delete(providerKey(previous));
+    if (provider) this.providers.set(providerKey(type), provider);
+    this.registry.apply({ op: 'triggertype.put', type });
+    for (const binding of this.registry.triggersOfType(type.id)) {
+      if (binding.state === 'parked' && binding.ownerWorkerId !== undefined && !this.registry.worker(binding.ownerWorkerId)) {
+        this.registry.apply({ op: 'trigger.remove', id: binding.id });
+        continue;
+      }
+      await this.deliver(type, binding);
+    }
+  }
+
+  /** Removes a trigger type its provider no longer offers and parks the bindings of others. */
+  unregisterType(id: string, workerId: string): void {
+    const type = this.registry.triggerType(id);
+    if (!type || type.workerId !== workerId) return;
+    this.providers.delete(providerKey(type));
+    this.registry.apply({ op: 'triggertype.remove', id, workerId });
+    for (const binding of this.registry.triggersOfType(id, 'live')) {
+      this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
+    }
+  }
+
+  /** A provider's answer to a forwarded binding: a refusal parks it and reaches its owner. */
+  providerResult(fromWorkerId: string, result: TriggerRegistrationResult): void {
+    const binding = this.registry.trigger(result.id);
+    const type = binding && this.registry.triggerType(binding.trigger_type);
+    if (!binding || !type || type.workerId !== fromWorkerId) return;
+    this.ackWaiters.get(result.id)?.(result.error);
+    if (result.error) this.park(binding, result.error);
+  }
+
+  private waitForAck(id: string, timeoutMs: number): Promise<ErrorBody | undefined> {
+    return new Promise((resolve) => {
+      const done = (error: ErrorBody | undefined) => {
+        clearTimeout(timer);
+        this.ackWaiters.delete(id);
+        resolve(error);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      this.ackWaiters.set(id, done);
+    });
+  }
+
+  /** A worker left: its bindings go (their providers told), the types it provided are removed. */
+  async workerGone(workerId: string): Promise<void> {
+    for (const binding of [...this.registry.triggers()]) {
+      if (binding.ownerWorkerId !== workerId) continue;
+      try {
+        await this.unregister(binding.id);
+      } catch (err) {
+        this.logger.warn({ err, trigger: binding.id }, 'provider failed to unregister a binding of a departed worker');
+      }
+    }
+    for (const type of [...this.registry.triggerTypes()]) {
+      if (type.workerId === workerId) this.unregisterType(type.id, workerId);
+    }
+  }
+
+  private async deliver(type: TriggerTypeEntry, binding: TriggerEntry): Promise<void> {
+    const provider = this.providers.get(providerKey(type));
+    let delivered: boolean;
+    if (provider) {
+      try {
+        await provider.registerTrigger(binding);
+        delivered = true;
+      } catch (err) {
+        this.park(binding, new EngineError(ErrorCode.triggerRegistrationFailed, EngineError.from(err).message).toBody());
+        return;
+      }
+    } else {
+      delivered = this.sendToProvider(type, registerMessage(binding));
+    }
+    const state = delivered ? 'live' : 'parked';
+    if (binding.state !== state) this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state } });
+  }
+
+  private park(binding: TriggerEntry, error: ErrorBody): void {
+    this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
+    if (binding.ownerWorkerId === undefined) return;
+    this.peer(binding.ownerWorkerId)?.send({
+      type: 'triggerregistrationresult',
+      id: binding.id,
+      trigger_type: binding.trigger_type,
+      function_id: binding.function_id,
+      error,
+    });
+  }
+
+  private sendToProvider(type: TriggerTypeEntry, message: RegisterTrigger | UnregisterTrigger): boolean {
+    return this.peer(type.workerId)?.send(message) ?? false;
+  }
+}
+
+function providerKey(type: TriggerTypeEntry): string {
+  return `${type.workerId}\u0000${type.id}`;
+}
+
+function registerMessage(binding: TriggerEntry): RegisterTrigger {
+  const message: RegisterTrigger = {
+    type: 'registertrigger',
+    id: binding.id,
+    trigger_type: binding.trigger_type,
+    function_id: binding.function_id,
+    config: binding.config,
+  };
+  if (binding.metadata !== undefined) message.metadata = binding.metadata;
+  return message;
+}

@@ -1,0 +1,230 @@
+import type { RawData } from 'ws';
+import { decodeFrame } from '../protocol/codec';
+import { EngineError, ErrorCode } from '../protocol/errors';
+import type { ErrorBody, InboundMessage, InvocationResult, InvokeFunction, Json } from '../protocol/messages';
+import type { CallOutcome } from '../router/router';
+import type { WorkerConnection } from '../transport/connection';
+import type { Engine } from './engine';
+
+/**
+ * The worker protocol for one connection: decodes its frames, processes them strictly in
+ * arrival order (a registration that awaits a provider holds back the frames behind it), and
+ * answers every call it makes exactly once.
+ */
+export class WorkerSession {
+  /** Calls this connection made that are still pending. */
+  private callsOutstanding = 0;
+  /** Frames held back while an asynchronous registration completes, in arrival order. */
+  private backlog: Array<[RawData, boolean]> | undefined;
+  private cleanedUp: Promise<void> | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly connection: WorkerConnection,
+  ) {}
+
+  get id(): string {
+    return this.connection.id;
+  }
+
+  /** Calls in flight on this worker plus calls it is waiting on. */
+  get activeInvocations(): number {
+    return this.engine.router.pending.inFlight(this.id) + this.callsOutstanding;
+  }
+
+  onFrame(data: RawData, isBinary: boolean): void {
+    if (this.connection.closing) return;
+    if (this.backlog) this.backlog.push([data, isBinary]);
+    else this.holdFor(this.process(data, isBinary), []);
+  }
+
+  /** While `wait` runs, later frames queue in `backlog`; then they are processed in order. */
+  private holdFor(wait: Promise<void> | undefined, backlog: Array<[RawData, boolean]>): void {
+    if (!wait) return;
+    this.backlog = backlog;
+    wait
+      .catch((err: unknown) => this.engine.logger.error({ err, worker: this.id }, 'worker message handling failed'))
+      .finally(() => {
+        const queued = this.backlog ?? [];
+        this.backlog = undefined;
+        for (let i = 0; i < queued.length && !this.connection.closing; i++) {
+          const next = this.process(queued[i][0], queued[i][1]);
+          if (next) return this.holdFor(next, queued.slice(i + 1));
+        }
+      });
+  }
+
+  /** Handles one frame; returns a promise when later frames must wait for it. */
+  private process(data: RawData, isBinary: boolean): Promise<void> | undefined {
+    const decoded = decodeFrame(toBuffer(data), isBinary);
+    switch (decoded.kind) {
+      case 'message':
+        return this.handle(decoded.message);
+      case 'skip':
+        return undefined;
+      case 'telemetry':
+        this.engine.ingestTelemetry(decoded.signal, decoded.body, this.id);
+        return undefined;
+      case 'invalid':
+        this.engine.metrics.invalidFrames.inc();
+        this.engine.logger.warn({ worker: this.id, reason: decoded.reason }, 'invalid frame from worker');
+        if (decoded.correlation) {
+          this.reply(decoded.correlation.invocation_id, decoded.correlation.function_id, undefined, undefined, {
+            error: { code: ErrorCode.invalidMessage, message: `Invalid invokefunction: ${decoded.reason}` },
+          });
+        }
+        return undefined;
+    }
+  }
+
+  private handle(message: InboundMessage): Promise<void> | undefined {
+    const engine = this.engine;
+    switch (message.type) {
+      case 'invokefunction':
+        this.invoke(message);
+        return undefined;
+      case 'invocationresult':
+        this.result(message);
+        return undefined;
+      case 'registerfunction':
+        engine.registerWorkerFunction(this.id, message);
+        return undefined;
+      case 'unregisterfunction':
+        engine.registry.apply({ op: 'function.remove', id: message.id, workerId: this.id });
+        return undefined;
+      case 'registertriggertype':
+        return engine.triggers.registerType({ ...message, workerId: this.id, nodeId: engine.nodeId });
+      case 'unregistertriggertype':
+        engine.triggers.unregisterType(message.id, this.id);
+        return undefined;
+      case 'registertrigger':
+        return this.registerTrigger(message);
+      case 'unregistertrigger':
+        return this.unregisterTrigger(message.id);
+      case 'triggerregistrationresult':
+        engine.triggers.providerResult(this.id, message);
+        return undefined;
+      case 'reattach':
+        return engine.reattach(this, message.previous_worker_id, message.reattach_token);
+      case 'ping':
+        this.connection.send({ type: 'pong' });
+        return undefined;
+      case 'registerservice':
+      case 'workerregistered':
+      case 'pong':
+        return undefined;
+    }
+  }
+
+  private async registerTrigger(message: Extract<InboundMessage, { type: 'registertrigger' }>): Promise<void> {
+    const { id, trigger_type, function_id, config, metadata } = message;
+    try {
+      await this.engine.triggers.register({ id, trigger_type, function_id, config, metadata }, this.id);
+    } catch (err) {
+      const error = EngineError.from(err, ErrorCode.triggerRegistrationFailed).toBody();
+      this.connection.send({ type: 'triggerregistrationresult', id, trigger_type, function_id, error });
+    }
+  }
+
+  private async unregisterTrigger(id: string): Promise<void> {
+    const binding = this.engine.registry.trigger(id);
+    // Only the owner (or anyone, for an ownerless durable binding) may remove a binding.
+    if (binding?.ownerWorkerId !== undefined && binding.ownerWorkerId !== this.id) {
+      this.engine.logger.warn({ worker: this.id, trigger: id }, 'unregistertrigger for a binding owned by another worker ignored');
+      return;
+    }
+    try {
+      await this.engine.triggers.unregister(id);
+    } catch (err) {
+      this.engine.logger.warn({ err, trigger: id }, 'provider failed to unregister a binding');
+    }
+  }
+
+  private invoke(message: InvokeFunction): void {
+    const { invocation_id: invocationId, function_id: functionId, action } = message;
+    if (action?.type === 'enqueue') {
+      const queued = this.engine.enqueue(action.queue, message);
+      if (invocationId !== undefined) this.answer(queued, message);
+      return;
+    }
+    const data = message.data;
+    if (typeof data === 'object' && data !== null && !Array.isArray(data)) data._caller_worker_id = this.id;
+    const wantsReply = invocationId !== undefined && action?.type !== 'void';
+    if (wantsReply && this.callsOutstanding >= this.engine.config.limits.maxPendingCallsPerWorker) {
+      this.reply(invocationId, functionId, message.traceparent, message.baggage, {
+        error: {
+          code: ErrorCode.limitExceeded,
+          message: `Worker has ${this.callsOutstanding} calls pending, the limit is ${this.engine.config.limits.maxPendingCallsPerWorker}`,
+        },
+      });
+      return;
+    }
+    const outcome = this.engine.router.invoke({
+      functionId,
+      data,
+      metadata: message.metadata,
+      traceparent: message.traceparent,
+      baggage: message.baggage,
+      callerWorkerId: this.id,
+    });
+    if (wantsReply) {
+      this.answer(outcome, message);
+    } else {
+      outcome.catch((err: unknown) => this.engine.logger.debug({ err, functionId }, 'fire-and-forget call failed'));
+    }
+  }
+
+  private answer(outcome: Promise<CallOutcome>, message: InvokeFunction): void {
+    this.callsOutstanding++;
+    outcome.then(
+      (value) => {
+        this.callsOutstanding--;
+        this.reply(message.invocation_id!, message.function_id, message.traceparent, message.baggage, value);
+      },
+      (err: unknown) => {
+        this.callsOutstanding--;
+        const error = EngineError.from(err).toBody();
+        this.reply(message.invocation_id!, message.function_id, message.traceparent, message.baggage, { error });
+      },
+    );
+  }
+
+  private reply(
+    invocationId: string,
+    functionId: string,
+    traceparent: string | undefined,
+    baggage: string | undefined,
+    outcome: { result?: Json; error?: ErrorBody },
+  ): void {
+    const message: InvocationResult = { type: 'invocationresult', invocation_id: invocationId, function_id: functionId };
+    if (outcome.error) message.error = outcome.error;
+    else if (outcome.result !== undefined) message.result = outcome.result;
+    if (traceparent !== undefined) message.traceparent = traceparent;
+    if (baggage !== undefined) message.baggage = baggage;
+    this.connection.send(message);
+  }
+
+  private result(message: InvocationResult): void {
+    const pending = this.engine.router.pending;
+    // Only the worker a call was sent to may settle it (the original accepts a result from anyone).
+    if (pending.workerOf(message.invocation_id) !== this.id) return;
+    if (message.error) {
+      pending.reject(message.invocation_id, new EngineError(message.error.code, message.error.message, message.error.stacktrace));
+    } else {
+      // A null result travels as an absent one, as the original does.
+      pending.resolve(message.invocation_id, message.result === null || message.result === undefined ? {} : { result: message.result });
+    }
+  }
+
+  /** Runs the disconnect cleanup once, however many times it is asked for. */
+  cleanup(): Promise<void> {
+    this.cleanedUp ??= this.engine.removeWorker(this);
+    return this.cleanedUp;
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -1,0 +1,44 @@
+import type { Logger } from '../observability/logger';
+import type { Json } from '../protocol/messages';
+import type { Registry } from '../registry/registry';
+import type { TriggerEntry } from '../registry/types';
+import type { CallOutcome, CallRequest, LocalHandler } from '../router/router';
+import type { TriggerProvider } from '../engine/triggers';
+
+export interface FunctionDefinition {
+  id: string;
+  description?: string;
+  request_format?: Json;
+  response_format?: Json;
+  metadata?: Json;
+}
+
+export interface TriggerTypeDefinition {
+  id: string;
+  description: string;
+  trigger_request_format?: Json;
+  call_request_format?: Json;
+}
+
+/**
+ * What the engine offers an in-process module. Modules are workers that happen to live in the
+ * process: they register functions and trigger types in the same registry remote workers use,
+ * and reach each other only through `invoke`.
+ */
+export interface ModuleHost {
+  readonly nodeId: string;
+  readonly registry: Registry;
+  registerFunction(moduleName: string, definition: FunctionDefinition, handler: LocalHandler): void;
+  registerTriggerType(moduleName: string, definition: TriggerTypeDefinition, provider: TriggerProvider): Promise<void>;
+  invoke(request: CallRequest): Promise<CallOutcome>;
+  /** Fires a binding: calls its function with `payload` and its metadata; the result is dropped. */
+  fire(trigger: TriggerEntry, payload: Json): void;
+  logger: Logger;
+}
+
+/** A built-in module: registered at start, stopped at shutdown. */
+export interface EngineModule {
+  readonly name: string;
+  start(host: ModuleHost): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+
+/** The engine's Prometheus metrics, one registry per engine (tests run several in a process). */
+export class EngineMetrics {
+  readonly registry = new PromRegistry();
+
+  readonly invocations = new Counter({
+    name: 'iii_invocations_total',
+    help: 'Invocations settled by this node, by function and outcome (ok or the error code).',
+    labelNames: ['function', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly invocationSeconds = new Histogram({
+    name: 'iii_invocation_duration_seconds',
+    help: 'Time from routing a call to its settlement, by function.',
+    labelNames: ['function'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly connectedWorkers = new Gauge({
+    name: 'iii_connected_workers',
+    help: 'Worker WebSocket connections on this node.',
+    registers: [this.registry],
+  });
+
+  readonly invalidFrames = new Counter({
+    name: 'iii_invalid_frames_total',
+    help: 'Frames from workers that could not be decoded.',
+    registers: [this.registry],
+  });
+
+  readonly slowConsumers = new Counter({
+    name: 'iii_slow_consumer_disconnects_total',
+    help: 'Sockets closed because their send queue passed its limit.',
+    registers: [this.registry],
+  });
+
+  constructor(pendingCalls: () => number, labels: Record<string, string>) {
+    this.registry.setDefaultLabels(labels);
+    new Gauge({
+      name: 'iii_pending_calls',
+      help: 'Calls sent to workers on this node and not yet settled.',
+      registers: [this.registry],
+      collect() {
+        this.set(pendingCalls());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  observe(functionId: string, outcome: string, startedAtMs: number): void {
+    this.invocations.inc({ function: functionId, outcome });
+    this.invocationSeconds.observe({ function: functionId }, (performance.now() - startedAtMs) / 1000);
+  }
+}

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { EngineError, ErrorCode, errors } from '../protocol/errors';
+import type { InvokeFunction, Json } from '../protocol/messages';
+import type { Registry } from '../registry/registry';
+import type { FunctionEntry } from '../registry/types';
+import { PendingCalls, type CallOutcome } from './pending-calls';
+
+export type { CallOutcome } from './pending-calls';
+
+/** What travels with a call besides its payload. */
+export interface CallContext {
+  callerWorkerId?: string;
+  metadata?: Json;
+  traceparent?: string;
+  baggage?: string;
+}
+
+export interface CallRequest extends CallContext {
+  functionId: string;
+  data: Json;
+  /** Engine-side deadline in milliseconds; the router's default when absent. */
+  timeoutMs?: number;
+}
+
+/** A function served in-process by a module. `undefined` means "no result". */
+export type LocalHandler = (data: Json, ctx: CallContext) => Promise<Json | undefined> | Json | undefined;
+
+/** A connected worker as the router sees it. */
+export interface WorkerTarget {
+  /** Sends an invocation; false when the socket can no longer take it. */
+  send(message: InvokeFunction): boolean;
+}
+
+export interface RouterDeps {
+  registry: Registry;
+  nodeId: string;
+  defaultTimeoutMs: number;
+  worker(workerId: string): WorkerTarget | undefined;
+  /** Executes an HTTP-invoked function (module http-functions). */
+  httpInvoke(entry: FunctionEntry, request: CallRequest): Promise<CallOutcome>;
+  /** Told of every settled call: `outcome` is `ok` or the error code; `startedAt` from performance.now(). */
+  observe?(functionId: string, outcome: string, startedAt: number): void;
+}
+
+/**
+ * Chooses a target for each call and carries it there: an in-process handler, a worker socket,
+ * or an HTTP endpoint. Pools (several workers serving one id) are balanced by least in-flight
+ * calls, local workers first, ties broken round robin.
+ */
+export class Router {
+  readonly pending = new PendingCalls();
+  private readonly handlers = new Map<string, LocalHandler>();
+  private roundRobin = 0;
+
+  constructor(private readonly deps: RouterDeps) {}
+
+  /** Serves `functionId` in-process for the module instance `workerId`. */
+  setLocalHandler(workerId: string, functionId: string, handler: LocalHandler): void {
+    this.handlers.set(handlerKey(workerId, functionId), handler);
+  }
+
+  deleteLocalHandler(workerId: string, functionId: string): void {
+    this.handlers.delete(handlerKey(workerId, functionId));
+  }
+
+  invoke(request: CallRequest): Promise<CallOutcome> {
+    const observe = this.deps.observe;
+    if (!observe) return this.route(request);
+    const startedAt = performance.now();
+    const outcome = this.route(request);
+    outcome.then(
+      () => observe(request.functionId, 'ok', startedAt),
+      (err: EngineError) => observe(request.functionId, err.code, startedAt),
+    );
+    return outcome;
+  }
+
+  private route(request: CallRequest): Promise<CallOutcome> {
+    const pool = this.deps.registry.pool(request.functionId);
+    if (pool.length === 0) return Promise.reject(errors.functionNotFound(request.functionId));
+    const entry = this.pick(pool);
+    const timeoutMs = request.timeoutMs ?? this.deps.defaultTimeoutMs;
+    const onTimeout = () => errors.timeout(request.functionId, timeoutMs);
+
+    if (entry.invocation) return withDeadline(this.deps.httpInvoke(entry, request), timeoutMs, onTimeout);
+
+    const handler = this.handlers.get(handlerKey(entry.workerId, entry.id));
+    if (handler) return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
+
+    if (entry.nodeId !== this.deps.nodeId) {
+      return Promise.reject(new EngineError(ErrorCode.functionNotFound, `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`));
+    }
+    const worker = this.deps.worker(entry.workerId);
+    if (!worker) return Promise.reject(errors.invocationStopped());
+
+    const invocationId = randomUUID();
+    const message: InvokeFunction = { type: 'invokefunction', invocation_id: invocationId, function_id: entry.id, data: request.data };
+    if (request.metadata !== undefined) message.metadata = request.metadata;
+    if (request.traceparent !== undefined) message.traceparent = request.traceparent;
+    if (request.baggage !== undefined) message.baggage = request.baggage;
+    const outcome = this.pending.add(invocationId, entry.id, entry.workerId, timeoutMs, onTimeout);
+    if (!worker.send(message)) {
+      this.pending.reject(invocationId, new EngineError(ErrorCode.channelSendFailed, `Could not send the call to worker ${entry.workerId}: its connection is closing`));
+    }
+    return outcome;
+  }
+
+  /** Local candidates first, least in-flight among them; otherwise round robin over the pool. */
+  private pick(pool: readonly FunctionEntry[]): FunctionEntry {
+    if (pool.length === 1) return pool[0];
+    const start = this.roundRobin++ % pool.length;
+    let best: FunctionEntry | undefined;
+    let bestLoad = Infinity;
+    for (let i = 0; i < pool.length; i++) {
+      const entry = pool[(start + i) % pool.length];
+      if (entry.nodeId !== this.deps.nodeId) continue;
+      const load = this.pending.inFlight(entry.workerId);
+      if (load < bestLoad) {
+        best = entry;
+        bestLoad = load;
+      }
+    }
+    return best ?? pool[start];
+  }
+}
+
+function handlerKey(workerId: string, functionId: string): string {
+  return `${workerId}\u0000${functionId}`;
+}
+
+async function runLocal(handler: LocalHandler, request: CallRequest): Promise<CallOutcome> {
+  try {
+    const value = await handler(request.data, request);
+    return value === undefined ? {} : { result: value };
+  } catch (err) {
+    throw EngineError.from(err);
+  }
+}
+
+/** Settles with `work` or with the deadline's error, whichever comes first. */
+function withDeadline(work: Promise<CallOutcome>, timeoutMs: number, onTimeout: () => EngineError): Promise<CallOutcome> {
+  return new Promise<CallOutcome>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(EngineError.from(err));
+      },
+    );
+  });
+}

@@ -1,0 +1,69 @@
+import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
+import type { EngineConfig } from '../../src/config/types';
+import { Engine } from '../../src/engine/engine';
+import { silentLogger } from '../../src/observability/logger';
+
+/** One node, in memory, on free loopback ports: what every integration test starts from. */
+export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
+  return {
+    nodeId: 'test-node',
+    logLevel: 'silent',
+    invocationTimeoutMs: 30_000,
+    listeners: [{ instanceId: 'iii-worker-manager', host: '127.0.0.1', port: 0, handshakeTimeoutMs: 10_000 }],
+    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPendingCallsPerWorker: 10_000, maxSendQueueBytes: 32 * 1024 * 1024 },
+    metrics: { host: '127.0.0.1', port: 0 },
+    channels: { ttlMs: 300_000, defaultBufferMessages: 64, maxBufferMessages: 1024 },
+    httpFunctions: { enabled: true, security: { url_allowlist: ['*'], block_private_ips: true, require_https: true } },
+    cluster: {},
+    modules: {},
+    ...overrides,
+  };
+}
+
+export interface TestEngine {
+  engine: Engine;
+  url: string;
+  /** Starts an iii-sdk worker against this engine; stopped by `close()`. */
+  worker(name: string, options?: InitOptions): IIIClient;
+  close(): Promise<void>;
+}
+
+export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv): Promise<TestEngine> {
+  const engine = new Engine(testConfig(overrides), { logger: silentLogger, env });
+  await engine.start();
+  const url = `ws://127.0.0.1:${engine.port}`;
+  const workers: IIIClient[] = [];
+  return {
+    engine,
+    url,
+    worker(name, options = {}) {
+      const client = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...options });
+      workers.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.shutdown().catch(() => undefined)));
+      await engine.stop();
+    },
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits until the engine's registry lists `functionId` (registration has no ack on the wire). */
+export function functionRegistered(engine: Engine, functionId: string, count = 1): Promise<true> {
+  return waitFor(() => engine.registry.pool(functionId).length >= count, `function ${functionId} x${count}`);
+}
