@@ -1,0 +1,12 @@
+export { ChannelManager } from './channel-manager';
+export type { ChannelEndState, ChannelStats } from './channel';
+export type { ChannelItem } from './channel-item';
+export { CHANNEL_PATH_PREFIX, parseChannelUrl, type ChannelDirection, type ChannelUrl } from './channel-url';
+export { ChannelClose, type ChannelCloseKind } from './close-codes';
+export {
+  DEFAULT_CHANNEL_OPTIONS,
+  clampBufferSize,
+  resolveChannelOptions,
+  type ChannelOptions,
+  type ResolvedChannelOptions,
+} from './options';

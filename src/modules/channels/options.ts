@@ -1,0 +1,72 @@
+import { silentLogger, type Logger } from '../../observability/logger';
+
+/** How the channel broker behaves; every number carries its unit in its name. */
+export interface ChannelOptions {
+  /**
+   * A channel whose writer and reader have not both connected within this many milliseconds of
+   * its creation is removed (connected ends are closed with 1001). Default 300000 (5 min).
+   */
+  ttlMs: number;
+  /** Messages buffered between writer and reader when `create` gets no size. Default 64. */
+  defaultBufferMessages: number;
+  /** Upper bound for a requested buffer size, in messages; requests are clamped to 1..this. Default 1024. */
+  maxBufferMessages: number;
+  /** Largest message accepted from a channel socket, in bytes (ws `maxPayload`). Default 16 MiB. */
+  maxMessageBytes: number;
+  /** How often expired channels are looked for, in milliseconds. Default min(ttlMs, 60000). */
+  sweepIntervalMs?: number;
+  /** Default: a logger that writes nothing. */
+  logger: Logger;
+}
+
+export type ResolvedChannelOptions = Required<ChannelOptions>;
+
+export const DEFAULT_CHANNEL_OPTIONS: Readonly<Omit<ChannelOptions, 'sweepIntervalMs'>> = {
+  ttlMs: 300_000,
+  defaultBufferMessages: 64,
+  maxBufferMessages: 1024,
+  maxMessageBytes: 16 * 1024 * 1024,
+  logger: silentLogger,
+};
+
+const MAX_SWEEP_INTERVAL_MS = 60_000;
+
+/** Fills in defaults and refuses numbers that would make the broker misbehave. */
+export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedChannelOptions {
+  const ttlMs = opts.ttlMs ?? DEFAULT_CHANNEL_OPTIONS.ttlMs;
+  const maxBufferMessages = opts.maxBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.maxBufferMessages;
+  const defaultBufferMessages = opts.defaultBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.defaultBufferMessages;
+  const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_CHANNEL_OPTIONS.maxMessageBytes;
+  const sweepIntervalMs = opts.sweepIntervalMs ?? Math.min(ttlMs, MAX_SWEEP_INTERVAL_MS);
+
+  requirePositiveInteger('ttlMs', ttlMs);
+  requirePositiveInteger('maxBufferMessages', maxBufferMessages);
+  requirePositiveInteger('defaultBufferMessages', defaultBufferMessages);
+  requirePositiveInteger('maxMessageBytes', maxMessageBytes);
+  requirePositiveInteger('sweepIntervalMs', sweepIntervalMs);
+  if (defaultBufferMessages > maxBufferMessages) {
+    throw new RangeError(
+      `channels: defaultBufferMessages (${defaultBufferMessages}) must not exceed maxBufferMessages (${maxBufferMessages})`,
+    );
+  }
+  return {
+    ttlMs,
+    defaultBufferMessages,
+    maxBufferMessages,
+    maxMessageBytes,
+    sweepIntervalMs,
+    logger: opts.logger ?? DEFAULT_CHANNEL_OPTIONS.logger,
+  };
+}
+
+/** `buffer_size` as requested by `engine::channels::create`, clamped to 1..max; default when absent. */
+export function clampBufferSize(requested: number | undefined, defaultSize: number, maxSize: number): number {
+  if (requested === undefined || !Number.isFinite(requested)) return defaultSize;
+  return Math.min(maxSize, Math.max(1, Math.floor(requested)));
+}
+
+function requirePositiveInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`channels: ${name} must be a positive integer, got ${String(value)}`);
+  }
+}

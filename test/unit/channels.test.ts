@@ -1,0 +1,389 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import { ChannelManager, type ChannelOptions } from '../../src/modules/channels';
+import type { ChannelRef } from '../../src/protocol/messages';
+
+/** A real HTTP server whose upgrades go to the manager, as on a worker port. */
+interface Harness {
+  manager: ChannelManager;
+  server: http.Server;
+  base: string;
+}
+
+interface Item {
+  data: Buffer;
+  binary: boolean;
+}
+
+interface Client {
+  ws: WebSocket;
+  items: Item[];
+  opened: Promise<void>;
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+let harness: Harness | undefined;
+const clients: WebSocket[] = [];
+
+async function start(opts: Partial<ChannelOptions> = {}): Promise<Harness> {
+  const manager = new ChannelManager(opts);
+  const server = http.createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (!manager.handleUpgrade(req, socket, head)) socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  harness = { manager, server, base: `ws://127.0.0.1:${port}` };
+  return harness;
+}
+
+afterEach(async () => {
+  for (const ws of clients.splice(0)) ws.terminate();
+  if (!harness) return;
+  const { manager, server } = harness;
+  harness = undefined;
+  manager.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+function urlOf(h: Harness, ref: ChannelRef): string {
+  return `${h.base}/ws/channels/${ref.channel_id}?key=${encodeURIComponent(ref.access_key)}&dir=${ref.direction}`;
+}
+
+/** Opens a raw ws client and records every message and the close, from the first byte on. */
+function connect(url: string): Client {
+  const ws = new WebSocket(url);
+  clients.push(ws);
+  const items: Item[] = [];
+  ws.on('message', (data, isBinary) => items.push({ data: data as Buffer, binary: isBinary }));
+  ws.on('error', () => undefined);
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+  return { ws, items, opened, closed };
+}
+
+/** The HTTP answer to an upgrade request the server refuses. */
+function refusal(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    clients.push(ws);
+    ws.on('error', () => undefined);
+    ws.once('open', () => reject(new Error('upgrade was accepted')));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+  });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function sha256(parts: Buffer[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex');
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe('ChannelManager', () => {
+  test('create returns a writer and a reader ref sharing one channel id and access key', async () => {
+    const { manager } = await start();
+    const { writer, reader } = manager.create();
+    expect(writer).toEqual({ channel_id: reader.channel_id, access_key: reader.access_key, direction: 'write' });
+    expect(reader.direction).toBe('read');
+    expect(writer.channel_id).toMatch(UUID);
+    expect(writer.access_key).toMatch(UUID);
+    expect(writer.access_key).not.toBe(writer.channel_id);
+    expect(manager.create().writer.channel_id).not.toBe(writer.channel_id);
+    expect(manager.size).toBe(2);
+  });
+
+  test('buffer_size defaults to 64 and is clamped to 1..maxBufferMessages', async () => {
+    const { manager } = await start();
+    const sizeOf = (requested?: number) => manager.stats(manager.create(requested).writer.channel_id)?.bufferSize;
+    expect(sizeOf()).toBe(64);
+    expect(sizeOf(0)).toBe(1);
+    expect(sizeOf(-5)).toBe(1);
+    expect(sizeOf(7.9)).toBe(7);
+    expect(sizeOf(5000)).toBe(1024);
+    expect(sizeOf(Number.NaN)).toBe(64);
+  });
+
+  test('interleaved text and binary messages arrive in order with their kind, then Close 1000', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const r = connect(urlOf(h, reader));
+    const w = connect(urlOf(h, writer));
+    await Promise.all([r.opened, w.opened]);
+    const sent: Item[] = [
+      { data: Buffer.from('{"type":"set_status","status_code":201}'), binary: false },
+      { data: Buffer.from([0, 1, 2, 255]), binary: true },
+      { data: Buffer.from('second text'), binary: false },
+      { data: Buffer.from('text-looking bytes'), binary: true },
+      { data: Buffer.alloc(0), binary: true },
+      { data: Buffer.from(''), binary: false },
+    ];
+    for (const item of sent) w.ws.send(item.data, { binary: item.binary });
+    w.ws.close(1000, 'stream_complete');
+    expect(await r.closed).toEqual({ code: 1000, reason: '' });
+    expect(r.items).toEqual(sent);
+    await waitFor(() => h.manager.size === 0);
+  });
+
+  test('a reader that connects after the writer finished still gets everything, then Close 1000', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    const sent = ['a', 'b', 'c'].map((s) => ({ data: Buffer.from(s), binary: s !== 'b' }));
+    for (const item of sent) w.ws.send(item.data, { binary: item.binary });
+    w.ws.close(1000);
+    await w.closed;
+    expect(h.manager.stats(writer.channel_id)?.writer).toBe('done');
+
+    const r = connect(urlOf(h, reader));
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items).toEqual(sent);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('10 MB in 64 KiB binary frames through a 4-message buffer arrives intact', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(4);
+    const payload = randomBytes(10 * 1024 * 1024);
+    const r = connect(urlOf(h, reader));
+    const w = connect(urlOf(h, writer));
+    await Promise.all([r.opened, w.opened]);
+    for (let offset = 0; offset < payload.length; offset += 64 * 1024) {
+      w.ws.send(payload.subarray(offset, offset + 64 * 1024), { binary: true });
+    }
+    w.ws.close(1000, 'stream_complete');
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items.every((item) => item.binary)).toBe(true);
+    expect(r.items).toHaveLength(160);
+    expect(sha256(r.items.map((item) => item.data))).toBe(sha256([payload]));
+  });
+
+  test('with a paused reader the buffer never holds more than buffer_size and the writer is paused', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(4);
+    const id = writer.channel_id;
+    const r = connect(urlOf(h, reader));
+    await r.opened;
+    r.ws.pause(); // the reader stops reading its socket, as the SDK does when its stream is full
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+
+    // Enough data to fill the loopback socket buffers between engine and reader.
+    const count = 512;
+    const frame = (i: number) => Buffer.alloc(64 * 1024, i % 128); // valid UTF-8 for the text frames
+    for (let i = 0; i < count; i++) w.ws.send(frame(i), { binary: i % 2 === 0 });
+    w.ws.close(1000);
+
+    await waitFor(() => h.manager.stats(id)?.writerPaused === true);
+    const whilePaused = h.manager.stats(id);
+    expect(whilePaused?.buffered).toBeLessThanOrEqual(4);
+    expect(whilePaused?.peakBuffered).toBeLessThanOrEqual(4);
+
+    let peak = 0;
+    r.ws.on('message', () => {
+      const stats = h.manager.stats(id);
+      if (stats) peak = Math.max(peak, stats.buffered, stats.peakBuffered);
+    });
+    r.ws.resume();
+    expect((await r.closed).code).toBe(1000);
+    expect(peak).toBeLessThanOrEqual(4);
+    expect(r.items).toHaveLength(count);
+    r.items.forEach((item, i) => {
+      expect(item.binary).toBe(i % 2 === 0);
+      expect(item.data.equals(frame(i))).toBe(true);
+    });
+  });
+
+  test('small messages written before the reader exists fill the buffer, pause the writer, and all arrive', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(4);
+    const id = writer.channel_id;
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    const count = 3000;
+    for (let i = 0; i < count; i++) w.ws.send(`message ${i}`, { binary: i % 3 === 0 });
+    w.ws.close(1000);
+
+    await waitFor(() => h.manager.stats(id)?.writerPaused === true);
+    const stats = h.manager.stats(id);
+    expect(stats?.buffered).toBe(4);
+    expect(stats?.peakBuffered).toBe(4);
+    expect(stats?.writer).toBe('open');
+    // What ws had parsed from the read in hand when the writer was paused: at most one socket read.
+    expect(stats?.readAheadBytes).toBeLessThanOrEqual(64 * 1024);
+
+    const r = connect(urlOf(h, reader));
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items.map((item) => item.data.toString())).toEqual(
+      Array.from({ length: count }, (_, i) => `message ${i}`),
+    );
+    expect(r.items.map((item) => item.binary)).toEqual(Array.from({ length: count }, (_, i) => i % 3 === 0));
+  });
+
+  test('an unknown channel id or a wrong key is refused with HTTP 404 "Channel not found"', async () => {
+    const h = await start();
+    const { reader } = h.manager.create();
+    expect(await refusal(urlOf(h, { ...reader, access_key: 'not-the-key' }))).toEqual({
+      status: 404,
+      body: 'Channel not found',
+    });
+    expect((await refusal(urlOf(h, { ...reader, channel_id: 'no-such-channel' }))).status).toBe(404);
+    expect(h.manager.stats(reader.channel_id)?.reader).toBe('waiting');
+  });
+
+  test('a missing key or a dir other than read/write is refused with HTTP 400', async () => {
+    const h = await start();
+    const { reader } = h.manager.create();
+    const path = `${h.base}/ws/channels/${reader.channel_id}`;
+    expect((await refusal(`${path}?key=${reader.access_key}&dir=sideways`)).status).toBe(400);
+    expect((await refusal(`${path}?key=${reader.access_key}`)).status).toBe(400);
+    expect((await refusal(`${path}?dir=read`)).status).toBe(400);
+  });
+
+  test('handleUpgrade leaves other paths to the caller', async () => {
+    const { manager } = await start();
+    const req = { url: '/?token=x' } as http.IncomingMessage;
+    const socket = { destroy: () => undefined } as unknown as Duplex;
+    expect(manager.handleUpgrade(req, socket, Buffer.alloc(0))).toBe(false);
+    expect(manager.handleUpgrade({ url: '/ws/channels/' } as http.IncomingMessage, socket, Buffer.alloc(0))).toBe(false);
+    expect(manager.handleUpgrade({ url: '/otel' } as http.IncomingMessage, socket, Buffer.alloc(0))).toBe(false);
+  });
+
+  test('a second reader or writer is accepted and closed at once; the first ones keep working', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const r1 = connect(urlOf(h, reader));
+    const w1 = connect(urlOf(h, writer));
+    await Promise.all([r1.opened, w1.opened]);
+    const r2 = connect(urlOf(h, reader));
+    const w2 = connect(urlOf(h, writer));
+    await Promise.all([r2.opened, w2.opened]);
+    expect((await r2.closed).code).toBe(1008);
+    expect((await w2.closed).code).toBe(1008);
+
+    w1.ws.send('still flowing');
+    w1.ws.close(1000);
+    expect((await r1.closed).code).toBe(1000);
+    expect(r1.items.map((item) => item.data.toString())).toEqual(['still flowing']);
+    expect(r2.items).toEqual([]);
+  });
+
+  test('a channel not fully connected within ttlMs is removed and its connected end closed with 1001', async () => {
+    const h = await start({ ttlMs: 200 });
+    h.manager.create(); // nobody connects
+    const half = h.manager.create();
+    const full = h.manager.create();
+    const w = connect(urlOf(h, half.writer));
+    const fr = connect(urlOf(h, full.reader));
+    const fw = connect(urlOf(h, full.writer));
+    await Promise.all([w.opened, fr.opened, fw.opened]);
+    expect(h.manager.size).toBe(3);
+
+    expect(await w.closed).toEqual({ code: 1001, reason: 'channel expired' });
+    await waitFor(() => h.manager.size === 1);
+    expect(h.manager.stats(full.writer.channel_id)).toBeDefined();
+    expect((await refusal(urlOf(h, half.reader))).status).toBe(404);
+
+    // A channel whose two ends connected does not expire.
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(h.manager.size).toBe(1);
+    fw.ws.send('late but fine');
+    fw.ws.close(1000);
+    expect((await fr.closed).code).toBe(1000);
+    expect(fr.items.map((item) => item.data.toString())).toEqual(['late but fine']);
+  });
+
+  test('a reader that vanishes drops the channel and closes the writer, even a paused one', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(1);
+    const r = connect(urlOf(h, reader));
+    await r.opened;
+    r.ws.pause();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    for (let i = 0; i < 256; i++) w.ws.send(Buffer.alloc(64 * 1024, i));
+    await waitFor(() => h.manager.stats(writer.channel_id)?.writerPaused === true);
+
+    const startedAt = Date.now();
+    r.ws.terminate();
+    expect(await w.closed).toEqual({ code: 1001, reason: 'reader disconnected' });
+    expect(Date.now() - startedAt).toBeLessThan(5000);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a writer that vanishes has its buffered items delivered, then the reader is closed', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    w.ws.send('one');
+    w.ws.send(Buffer.from('two'));
+    await waitFor(() => h.manager.stats(writer.channel_id)?.buffered === 2);
+    w.ws.terminate();
+    await waitFor(() => h.manager.stats(writer.channel_id)?.writer === 'done');
+
+    const r = connect(urlOf(h, reader));
+    expect(await r.closed).toEqual({ code: 1001, reason: 'writer disconnected' });
+    expect(r.items).toEqual([
+      { data: Buffer.from('one'), binary: false },
+      { data: Buffer.from('two'), binary: true },
+    ]);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a writer frame above maxMessageBytes closes the writer with 1009; the reader gets what came before', async () => {
+    const h = await start({ maxMessageBytes: 1024 });
+    const { writer, reader } = h.manager.create();
+    const r = connect(urlOf(h, reader));
+    const w = connect(urlOf(h, writer));
+    await Promise.all([r.opened, w.opened]);
+    w.ws.send('fits');
+    w.ws.send(Buffer.alloc(1025));
+    expect((await w.closed).code).toBe(1009);
+    expect(await r.closed).toEqual({ code: 1001, reason: 'writer disconnected' });
+    expect(r.items).toEqual([{ data: Buffer.from('fits'), binary: false }]);
+  });
+
+  test('close() closes every channel socket with 1001 and later upgrades are refused', async () => {
+    const h = await start();
+    const a = h.manager.create();
+    const b = h.manager.create();
+    const ar = connect(urlOf(h, a.reader));
+    const aw = connect(urlOf(h, a.writer));
+    const bw = connect(urlOf(h, b.writer));
+    await Promise.all([ar.opened, aw.opened, bw.opened]);
+
+    h.manager.close();
+    const closes = await Promise.all([ar.closed, aw.closed, bw.closed]);
+    expect(closes).toEqual(Array(3).fill({ code: 1001, reason: 'engine shutting down' }));
+    expect(h.manager.size).toBe(0);
+    expect((await refusal(urlOf(h, b.reader))).status).toBe(404);
+    expect(() => h.manager.create()).toThrow(expect.objectContaining({ code: 'engine_shutting_down' }));
+  });
+});
