@@ -5,7 +5,7 @@ import type WebSocket from 'ws';
 import type { EngineConfig } from '../config/types';
 import { ChannelManager } from '../modules/channels';
 import { EngineFunctionsModule } from '../modules/engine-functions';
-import { invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
+import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
 import { LogModule } from '../modules/log';
 import { createLogger, type Logger } from '../observability/logger';
@@ -86,7 +86,7 @@ export class Engine implements ModuleHost {
       security: config.httpFunctions.security,
       env: options.env ?? process.env,
       maxResponseBytes: config.limits.maxMessageBytes,
-      defaultTimeoutMs: config.invocationTimeoutMs,
+      defaultTimeoutMs: DEFAULT_HTTP_TIMEOUT_MS,
     };
     this.servers = config.listeners.map(
       (listener) =>

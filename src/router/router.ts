@@ -22,6 +22,9 @@ export interface CallRequest extends CallContext {
   timeoutMs?: number;
 }
 
+/** Added to an HTTP-invoked function's own timeout before the router's backstop deadline fires. */
+const HTTP_DEADLINE_SLACK_MS = 1000;
+
 /** A function served in-process by a module. `undefined` means "no result". */
 export type LocalHandler = (data: Json, ctx: CallContext) => Promise<Json | undefined> | Json | undefined;
 
@@ -82,7 +85,11 @@ export class Router {
     const timeoutMs = request.timeoutMs ?? this.deps.defaultTimeoutMs;
     const onTimeout = () => errors.timeout(request.functionId, timeoutMs);
 
-    if (entry.invocation) return withDeadline(this.deps.httpInvoke(entry, request), timeoutMs, onTimeout);
+    if (entry.invocation) {
+      // The function's own `timeout_ms` governs (the module enforces it); the deadline is a backstop.
+      const httpMs = (entry.invocation.timeout_ms ?? timeoutMs) + HTTP_DEADLINE_SLACK_MS;
+      return withDeadline(this.deps.httpInvoke(entry, request), httpMs, () => errors.timeout(request.functionId, httpMs));
+    }
 
     const handler = this.handlers.get(handlerKey(entry.workerId, entry.id));
     if (handler) return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
