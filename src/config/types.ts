@@ -40,7 +40,11 @@ export interface HttpFunctionsSecurity {
   require_https: boolean;
 }
 
-/** A built-in module's block as written in the file: modules validate their own keys. */
+/**
+ * A built-in module's block as written in the file, already checked against the module's schema
+ * by `loadConfig` (src/config/schema.ts). Defaults are not filled in, so a module can tell an
+ * absent key from a default one; `resolveModuleConfig` (src/config/workers.ts) fills them in.
+ */
 export interface ModuleConfig {
   enabled: boolean;
   /** The entry name as written (`iii-http` or `http`); `undefined` when on by default. */

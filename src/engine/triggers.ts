@@ -66,7 +66,11 @@ export class TriggerManager {
         this.registry.apply({ op: 'trigger.put', trigger: entry });
         // The answer arrives in a later frame, so waiting starts safely after the send.
         const error = entry.state === 'live' && awaitAckMs !== undefined ? await this.waitForAck(entry.id, awaitAckMs) : undefined;
-        if (error) throw new EngineError(ErrorCode.triggerRegistrationFailed, `${error.code}: ${error.message}`);
+        if (error) {
+          // The caller never learns the id of a refused binding, so nothing may be left behind.
+          this.registry.apply({ op: 'trigger.remove', id: entry.id });
+          throw new EngineError(ErrorCode.triggerRegistrationFailed, `${error.code}: ${error.message}`);
+        }
         return entry;
       }
     }

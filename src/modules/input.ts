@@ -53,6 +53,13 @@ export class Input {
     return v;
   }
 
+  /** An unsigned 32-bit integer, like a process id. */
+  optU32(key: string): number | undefined {
+    const v = this.optNumber(key);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffffffff)) throw this.fail(`field \`${key}\` must be an integer from 0 to 4294967295`);
+    return v;
+  }
+
   optStringArray(key: string): string[] | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;

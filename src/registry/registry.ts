@@ -27,6 +27,8 @@ export class Registry extends EventEmitter {
       case 'function.put': {
         let pool = this.pools.get(delta.fn.id);
         if (!pool) this.pools.set(delta.fn.id, (pool = new Map()));
+        // Re-registration moves the entry to the end: the latest registration describes the pool.
+        pool.delete(delta.fn.workerId);
         pool.set(delta.fn.workerId, delta.fn);
         this.poolArrays.set(delta.fn.id, [...pool.values()]);
         break;
@@ -78,9 +80,15 @@ export class Registry extends EventEmitter {
     return this.pools.has(id);
   }
 
-  /** One entry per function id (the first registrant describes the pool). */
+  /** The entry that describes a pool: its latest registration, as "last registration wins" in the original. */
+  function(id: string): FunctionEntry | undefined {
+    const entries = this.poolArrays.get(id);
+    return entries?.[entries.length - 1];
+  }
+
+  /** One describing entry per function id. */
   *functions(): IterableIterator<FunctionEntry> {
-    for (const entries of this.poolArrays.values()) yield entries[0];
+    for (const entries of this.poolArrays.values()) yield entries[entries.length - 1];
   }
 
   functionIds(): IterableIterator<string> {

@@ -15,6 +15,7 @@ import {
   triggerTypeDetail,
   triggerTypeOwner,
   triggerTypeSummary,
+  truncate,
   workerName,
   workerSummary,
 } from './views';
@@ -137,7 +138,7 @@ export class EngineFunctionsModule implements EngineModule {
       throw new EngineError(ErrorCode.invalidArguments, 'Give exactly one of `function_id` or `function_ids`.');
     }
     if (single !== undefined) {
-      const fn = registry.pool(single)[0];
+      const fn = registry.function(single);
       if (!fn) throw new EngineError(ErrorCode.notFound, `Function '${single}' is not registered.`);
       return functionDetail(registry, fn);
     }
@@ -147,7 +148,7 @@ export class EngineFunctionsModule implements EngineModule {
     }
     return {
       functions: ids.map((id) => {
-        const fn = registry.pool(id)[0];
+        const fn = registry.function(id);
         return fn ? functionDetail(registry, fn) : { function_id: id, error: 'not_found' };
       }),
     };
@@ -196,7 +197,7 @@ export class EngineFunctionsModule implements EngineModule {
     const { config_summary: _summary, ...row } = bindingRow(registry, binding);
     if (binding.metadata !== undefined) row.metadata = binding.metadata;
     const type = registry.triggerType(binding.trigger_type);
-    const fn = registry.pool(binding.function_id)[0];
+    const fn = registry.function(binding.function_id);
     row.trigger = type ? triggerTypeDetail(registry, type) : null;
     row.function = fn ? functionDetail(registry, fn) : null;
     return row;
@@ -270,7 +271,7 @@ export class EngineFunctionsModule implements EngineModule {
     if (description) next.description = description;
     const os = input.optString('os');
     if (os !== undefined) next.os = os;
-    const pid = input.optNumber('pid');
+    const pid = input.optU32('pid');
     if (pid !== undefined) next.pid = pid;
     const isolation = input.optString('isolation');
     if (isolation !== undefined) next.isolation = isolation;
@@ -298,7 +299,7 @@ export class EngineFunctionsModule implements EngineModule {
 function sanitize(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   // eslint-disable-next-line no-control-regex
-  const clean = value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, '').slice(0, 280).trim();
+  const clean = truncate(value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, ''), 280, '').trim();
   return clean === '' ? undefined : clean;
 }
 

@@ -71,7 +71,7 @@ export function triggerTypeDetail(registry: Registry, type: TriggerTypeEntry): R
 }
 
 export function bindingRow(registry: Registry, t: TriggerEntry): Record<string, Json> {
-  const fn = registry.pool(t.function_id)[0];
+  const fn = registry.function(t.function_id);
   const configJson = JSON.stringify(t.config) ?? 'null';
   return {
     id: t.id,
@@ -79,7 +79,7 @@ export function bindingRow(registry: Registry, t: TriggerEntry): Record<string, 
     function_id: t.function_id,
     worker_name: fn ? workerName(registry, fn) : firstSegment(t.function_id),
     config: t.config,
-    config_summary: configJson.length > 80 ? `${configJson.slice(0, 80)}…` : configJson,
+    config_summary: truncate(configJson, 80),
   };
 }
 
@@ -99,6 +99,12 @@ export function workerSummary(w: WorkerEntry, functionCount: number, activeInvoc
     isolation: w.isolation ?? null,
     ip_address: w.ipAddress ?? null,
   };
+}
+
+/** Cuts `text` to `max` characters (code points, never half a surrogate pair), marking the cut with `…`. */
+export function truncate(text: string, max: number, mark = '…'): string {
+  const chars = Array.from(text);
+  return chars.length > max ? chars.slice(0, max).join('') + mark : text;
 }
 
 export function byId(a: { id: string }, b: { id: string }): number {

@@ -1,0 +1,135 @@
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load';
+import { ENGINE_VERSION } from './config/version';
+import { Engine } from './engine/engine';
+import { createLogger } from './observability/logger';
+
+/**
+ * The `iii-cluster` command: load the configuration, start one engine node, stop it on
+ * SIGINT/SIGTERM.
+ *
+ * Exit codes: 0 after a clean stop (or --help/--version); 1 when the engine fails to start or
+ * to stop; 2 for a bad command line or configuration (the message goes to stderr, no stack
+ * trace); 130 when a second signal arrives while stopping.
+ */
+
+const USAGE = `Usage: iii-cluster [--config|-c <file>] [--help|-h] [--version|-v]
+
+Runs one node of an iii v0.22 wire-compatible engine.
+
+Options:
+  -c, --config <file>  configuration in the iii config.yaml format. Without it, ./config.yaml
+                       is used if it exists, else the built-in defaults (every module on, in
+                       memory, workers on port 49134; see config/default.yaml).
+  -h, --help           print this help
+  -v, --version        print the version
+
+Environment overrides: III_WS_PORT, III_HTTP_PORT, III_STREAM_PORT, III_METRICS_PORT,
+III_NODE_ID, LOG_LEVEL, III_REDIS_URL (cluster mode). See src/config/load.ts.
+`;
+
+/** The file read when no --config is given, as the iii binary does. */
+const DEFAULT_CONFIG_FILE = 'config.yaml';
+
+/** Exit code for a bad command line or configuration. */
+const EXIT_USAGE = 2;
+/** Exit code when a second signal cuts the shutdown short (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
+
+interface CliOptions {
+  config?: string;
+  help: boolean;
+  version: boolean;
+}
+
+function parseCommandLine(argv: readonly string[]): CliOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const options: CliOptions = { help: values.help === true, version: values.version === true };
+  if (values.config !== undefined) options.config = values.config;
+  return options;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  let options: CliOptions;
+  try {
+    options = parseCommandLine(argv);
+  } catch (err) {
+    process.stderr.write(`iii-cluster: ${(err as Error).message}\n\n${USAGE}`);
+    process.exitCode = EXIT_USAGE;
+    return;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (options.version) {
+    process.stdout.write(`iii-cluster ${ENGINE_VERSION}\n`);
+    return;
+  }
+
+  const path = options.config ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(path === undefined ? {} : { path });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`iii-cluster: ${err.message}\n`);
+    process.exitCode = EXIT_USAGE;
+    return;
+  }
+  const { config, warnings } = loaded;
+
+  // The engine puts the node id on its own log lines.
+  const logger = createLogger(config.logLevel);
+  logger.info(
+    { node: config.nodeId, config: config.source ?? 'built-in defaults', cluster: config.cluster.redisUrl !== undefined },
+    'configuration loaded',
+  );
+  for (const warning of warnings) logger.warn(warning);
+
+  const engine = new Engine(config, { logger });
+  const started = engine.start();
+
+  // First signal: drain and stop (after start has settled, so stop never races it).
+  // Second signal: the operator does not want to wait.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping, exiting at once');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping (send the signal again to exit at once)');
+    started
+      .catch(() => undefined)
+      .then(() => engine.stop())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'engine failed to stop cleanly');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    await started;
+  } catch (err) {
+    if (stopping) return;
+    logger.fatal({ err }, 'engine failed to start');
+    await engine.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,404 @@
+/**
+ * Loads the engine configuration: a YAML file in the iii v0.22 format (iii-modules.md §1), or
+ * built-in defaults when no path is given; then environment overrides; then validation.
+ *
+ * The file: top-level `workers:` (list of `{name, config?, image?}`), the legacy `modules:` (same
+ * shape, merged after `workers`), and two sections of ours, `engine:` and `cluster:`. Any other
+ * top-level key is an error. `${VAR}` / `${VAR:default}` placeholders are expanded (expand.ts).
+ * Each `config:` block is checked against its module's convict schema (schema.ts); keys we
+ * accept without acting on them yet produce warnings (unimplemented.ts).
+ *
+ * Without a file every built-in module is on with its defaults (one node, in memory). With a
+ * file, a module that is not listed is off, except the mandatory ones (worker manager,
+ * observability, configuration, engine functions, telemetry).
+ *
+ * Environment overrides, applied after the file. An empty value counts as unset; any other value
+ * of the wrong form is a ConfigError naming the variable.
+ *
+ * | Variable          | Overrides                                              | Form               |
+ * |-------------------|--------------------------------------------------------|--------------------|
+ * | `III_WS_PORT`     | port of the first `iii-worker-manager` listener        | port 0-65535       |
+ * | `III_HTTP_PORT`   | `modules.http.config.port`                             | port 0-65535       |
+ * | `III_STREAM_PORT` | `modules.stream.config.port`                           | port 0-65535       |
+ * | `III_METRICS_PORT`| `metrics.port` (`engine.metrics.port`)                 | port 0-65535       |
+ * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | no whitespace, <= 128 chars |
+ * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
+ * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError } from './errors';
+import { expandTree, parseYaml } from './expand';
+import { describeValue, isPlainObject, port as portShape, redisUrl, ShapeError, type Shape } from './formats';
+import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
+import type {
+  EngineConfig,
+  FunctionFilter,
+  HttpFunctionsSecurity,
+  LimitsConfig,
+  ModuleConfig,
+  RbacConfig,
+  WorkerListenerConfig,
+} from './types';
+import { unimplementedWarnings } from './unimplemented';
+import { validateBlock, type ValidatedBlock } from './validate';
+import {
+  BUILTIN_WORKER_NAMES,
+  BUILTIN_WORKERS,
+  findWorker,
+  MODULE_IDS,
+  resolveModuleConfig,
+  workerSpec,
+  type WorkerId,
+  type WorkerSpec,
+} from './workers';
+
+export { ConfigError } from './errors';
+
+export interface LoadConfigOptions {
+  /** The YAML file; without one, built-in defaults. */
+  path?: string;
+  /** Environment for placeholders and overrides (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LoadedConfig {
+  config: EngineConfig;
+  /** Accepted-but-ignored settings, one sentence each, for the caller to log. */
+  warnings: string[];
+}
+
+/** Modules on when there is no file. */
+const DEFAULT_ON: readonly WorkerId[] = [
+  'http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry', 'httpFunctions',
+];
+
+const TOP_LEVEL_KEYS = ['workers', 'modules', 'engine', 'cluster'] as const;
+const ENTRY_KEYS = ['name', 'config', 'image'];
+
+/** One listed (or default-on) worker after validation. */
+interface Listed {
+  spec: WorkerSpec;
+  /** The name as written; undefined when on by default. */
+  entryName?: string;
+  instanceId: string;
+  block: ValidatedBlock;
+}
+
+interface Sources {
+  source?: string;
+  listed: Listed[];
+  engine: ValidatedBlock;
+  cluster: ValidatedBlock;
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const warnings: string[] = [];
+  const sources = opts.path === undefined ? builtInDefaults() : readFile(opts.path, env, warnings);
+  const config = assemble(sources, warnings);
+  applyEnvironment(config, sources, env);
+  return { config, warnings };
+}
+
+// --- sources ---------------------------------------------------------------------------------
+
+const DEFAULTS_LABEL = 'built-in defaults';
+
+function builtInDefaults(): Sources {
+  const listed: Listed[] = [];
+  for (const id of [...DEFAULT_ON, 'workerManager' as const]) {
+    const spec = workerSpec(id);
+    listed.push({ spec, instanceId: spec.names[0]!, block: blockOf(spec, {}, DEFAULTS_LABEL, spec.names[0]!) });
+  }
+  return {
+    listed,
+    engine: validateBlock(engineSchema, {}, { file: DEFAULTS_LABEL, where: 'engine' }),
+    cluster: validateBlock(clusterSchema, {}, { file: DEFAULTS_LABEL, where: 'cluster' }),
+  };
+}
+
+function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sources {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError(`config file not found: ${file}`);
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  const doc = expandTree(parseYaml(text, file), env, file) ?? {};
+  if (!isPlainObject(doc)) {
+    throw new ConfigError(`${file}: expected a mapping at the top level (keys: ${TOP_LEVEL_KEYS.join(', ')})`);
+  }
+  for (const key of Object.keys(doc)) {
+    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
+      throw new ConfigError(
+        `${file}: unknown top-level key "${key}" (expected workers, modules (legacy name of workers), engine or cluster)`,
+      );
+    }
+  }
+
+  const entries = [...listEntries(doc, 'workers', file), ...listEntries(doc, 'modules', file)];
+  rejectDuplicates(entries, file);
+
+  const listed: Listed[] = [];
+  const instances = new Map<string, number>();
+  for (const entry of entries) {
+    const n = instances.get(entry.name) ?? 0;
+    instances.set(entry.name, n + 1);
+    const instanceId = n === 0 ? entry.name : `${entry.name}#${n}`;
+    for (const key of Object.keys(entry.raw)) {
+      if (!ENTRY_KEYS.includes(key)) {
+        warnings.push(`${file}: ${entry.label}: key "${key}" of the worker entry is ignored (entries take name, config, image)`);
+      }
+    }
+    const block = blockOf(entry.spec, entry.config, file, `${entry.label}.config`);
+    warnings.push(...unimplementedWarnings(entry.spec.id, instanceId, block.asWritten));
+    listed.push({ spec: entry.spec, entryName: entry.name, instanceId, block });
+  }
+
+  const engine = sectionOf(doc, 'engine', engineSchema, file);
+  const cluster = sectionOf(doc, 'cluster', clusterSchema, file);
+  return { source: path.resolve(file), listed, engine, cluster };
+}
+
+interface Entry {
+  spec: WorkerSpec;
+  name: string;
+  /** `workers[2] (iii-http)` */
+  label: string;
+  config: Record<string, unknown>;
+  raw: Record<string, unknown>;
+}
+
+function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', file: string): Entry[] {
+  if (!(key in doc)) return [];
+  const list = doc[key];
+  if (!Array.isArray(list)) {
+    throw new ConfigError(`${file}: ${key}: expected a list (write \`${key}: []\` for an empty one), got ${describeValue(list)}`);
+  }
+  return list.map((raw, i) => {
+    const at = `${key}[${i}]`;
+    if (!isPlainObject(raw)) throw new ConfigError(`${file}: ${at}: expected a mapping {name, config?}, got ${describeValue(raw)}`);
+    const name = raw['name'];
+    if (typeof name !== 'string' || name === '') {
+      throw new ConfigError(`${file}: ${at}.name: expected a worker name, got ${describeValue(name)}`);
+    }
+    const label = `${at} (${name})`;
+    const spec = findWorker(name);
+    if (!spec) {
+      throw new ConfigError(
+        `${file}: ${at}: unknown worker "${name}" (iii-cluster runs only built-in workers: ${BUILTIN_WORKER_NAMES.join(', ')})`,
+      );
+    }
+    if (raw['image'] !== undefined && raw['image'] !== null) {
+      throw new ConfigError(`${file}: ${label}.image: "${name}" is a built-in worker and cannot take an image`);
+    }
+    const config = raw['config'] ?? {};
+    if (!isPlainObject(config)) throw new ConfigError(`${file}: ${label}.config: expected a mapping, got ${describeValue(config)}`);
+    return { spec, name, label, config, raw };
+  });
+}
+
+/** Both names of a renamed pair, or one non-repeatable worker twice, cannot both be meant. */
+function rejectDuplicates(entries: Entry[], file: string): void {
+  const names = new Set(entries.map((e) => e.name));
+  const pairs = BUILTIN_WORKERS.filter((w) => w.names.length > 1 && w.names.every((n) => names.has(n)));
+  if (pairs.length > 0) {
+    const listing = pairs.map((w) => w.names.map((n) => `"${n}"`).join(' and ')).join('; ');
+    throw new ConfigError(`${file}: Duplicate worker configurations: ${listing} (each pair names the same worker; keep one)`);
+  }
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    if (seen.has(entry.name) && !entry.spec.repeatable) {
+      throw new ConfigError(`${file}: ${entry.label}: "${entry.name}" is listed more than once (only iii-worker-manager may repeat)`);
+    }
+    seen.add(entry.name);
+  }
+}
+
+function blockOf(spec: WorkerSpec, config: Record<string, unknown>, file: string, where: string): ValidatedBlock {
+  if (spec.schema === null) return { asWritten: config, resolved: config };
+  return validateBlock(spec.schema, config, { file, where });
+}
+
+function sectionOf(doc: Record<string, unknown>, key: 'engine' | 'cluster', schema: typeof engineSchema, file: string): ValidatedBlock {
+  const value = doc[key] ?? {};
+  if (!isPlainObject(value)) throw new ConfigError(`${file}: ${key}: expected a mapping, got ${describeValue(value)}`);
+  return validateBlock(schema, value, { file, where: key });
+}
+
+// --- assembly --------------------------------------------------------------------------------
+
+function assemble(sources: Sources, warnings: string[]): EngineConfig {
+  const label = sources.source ?? DEFAULTS_LABEL;
+  const byId = (id: WorkerId): Listed[] => sources.listed.filter((l) => l.spec.id === id);
+
+  const modules: Record<string, ModuleConfig> = {};
+  for (const id of MODULE_IDS) {
+    const entry = byId(id)[0];
+    const spec = workerSpec(id);
+    if (entry) {
+      const module: ModuleConfig = { enabled: true, config: entry.block.asWritten };
+      if (entry.entryName !== undefined) module.entryName = entry.entryName;
+      modules[id] = module;
+    } else {
+      modules[id] = { enabled: spec.mandatory, config: {} };
+    }
+  }
+
+  const httpFunctionsEntry = byId('httpFunctions')[0];
+  const httpFunctionsResolved = httpFunctionsEntry?.block.resolved ?? resolveModuleConfig('httpFunctions');
+  const security = httpFunctionsResolved['security'] as HttpFunctionsSecurity;
+  const httpFunctions = {
+    enabled: httpFunctionsEntry !== undefined,
+    security: {
+      url_allowlist: security.url_allowlist.length > 0 ? security.url_allowlist : ['*'],
+      block_private_ips: security.block_private_ips,
+      require_https: security.require_https,
+    },
+  };
+
+  let managers = byId('workerManager');
+  if (managers.length === 0) {
+    const spec = workerSpec('workerManager');
+    managers = [{ spec, instanceId: spec.names[0]!, block: blockOf(spec, {}, label, 'iii-worker-manager') }];
+  }
+  const listeners = managers.map(toListener);
+  const first = managers[0]!.block.resolved;
+  const limits: LimitsConfig = {
+    maxMessageBytes: first['max_message_bytes'] as number,
+    maxPendingCallsPerWorker: first['max_pending_calls_per_worker'] as number,
+    maxSendQueueBytes: first['max_send_queue_bytes'] as number,
+  };
+  for (const other of managers.slice(1)) {
+    for (const key of LIMIT_KEYS) {
+      if (key in other.block.asWritten) {
+        warnings.push(`${other.instanceId}: key "${key}" is ignored; limits are read from the first iii-worker-manager entry`);
+      }
+    }
+  }
+
+  const engine = sources.engine.resolved;
+  const metrics = engine['metrics'] as { host: string; port: number };
+  const channels = engine['channels'] as { ttl_ms: number; default_buffer_messages: number; max_buffer_messages: number };
+  if (channels.default_buffer_messages > channels.max_buffer_messages) {
+    throw new ConfigError(
+      `${label}: engine.channels.default_buffer_messages: expected at most max_buffer_messages (${channels.max_buffer_messages}), got ${channels.default_buffer_messages}`,
+    );
+  }
+  const redisUrlValue = sources.cluster.resolved['redis_url'];
+
+  const config: EngineConfig = {
+    nodeId: '',
+    logLevel: 'info',
+    invocationTimeoutMs: engine['invocation_timeout_ms'] as number,
+    listeners,
+    limits,
+    metrics: { host: metrics.host, port: metrics.port },
+    channels: {
+      ttlMs: channels.ttl_ms,
+      defaultBufferMessages: channels.default_buffer_messages,
+      maxBufferMessages: channels.max_buffer_messages,
+    },
+    httpFunctions,
+    cluster: typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {},
+    modules,
+  };
+  if (sources.source !== undefined) config.source = sources.source;
+  return config;
+}
+
+function toListener(entry: Listed): WorkerListenerConfig {
+  const r = entry.block.resolved;
+  const listener: WorkerListenerConfig = {
+    instanceId: entry.instanceId,
+    host: r['host'] as string,
+    port: r['port'] as number,
+    handshakeTimeoutMs: r['handshake_timeout_ms'] as number,
+  };
+  if (typeof r['middleware_function_id'] === 'string') listener.middlewareFunctionId = r['middleware_function_id'];
+  if ('rbac' in entry.block.asWritten) {
+    const rbac = r['rbac'] as Record<string, unknown>;
+    const out: RbacConfig = { expose_functions: rbac['expose_functions'] as FunctionFilter[] };
+    const optional = [
+      'auth_function_id',
+      'on_function_registration_function_id',
+      'on_trigger_registration_function_id',
+      'on_trigger_type_registration_function_id',
+    ] as const;
+    for (const key of optional) {
+      const value = rbac[key];
+      if (typeof value === 'string') out[key] = value;
+    }
+    listener.rbac = out;
+  }
+  return listener;
+}
+
+// --- environment -----------------------------------------------------------------------------
+
+/** The override table at the top of this file. */
+function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv): void {
+  const wsPort = envValue(env, 'III_WS_PORT', portShape);
+  if (wsPort !== undefined) config.listeners[0]!.port = wsPort as number;
+
+  const httpPort = envValue(env, 'III_HTTP_PORT', portShape);
+  if (httpPort !== undefined) config.modules['http']!.config['port'] = httpPort;
+
+  const streamPort = envValue(env, 'III_STREAM_PORT', portShape);
+  if (streamPort !== undefined) config.modules['stream']!.config['port'] = streamPort;
+
+  const metricsPort = envValue(env, 'III_METRICS_PORT', portShape);
+  if (metricsPort !== undefined) config.metrics.port = metricsPort as number;
+
+  const redis = envValue(env, 'III_REDIS_URL', redisUrl);
+  if (redis !== undefined) config.cluster = { redisUrl: redis as string };
+
+  const nodeId = envValue(env, 'III_NODE_ID', nodeIdShape) ?? sources.engine.resolved['node_id'];
+  config.nodeId = typeof nodeId === 'string' ? nodeId : `${os.hostname()}-${randomBytes(3).toString('hex')}`;
+
+  const level =
+    envValue(env, 'LOG_LEVEL', logLevelShape, (v) => v.toLowerCase()) ??
+    sources.engine.resolved['log_level'] ??
+    sources.listed.find((l) => l.spec.id === 'observability')?.block.asWritten['level'] ??
+    'info';
+  config.logLevel = level as EngineConfig['logLevel'];
+}
+
+const logLevelShape: Shape = {
+  expected: `one of ${LOG_LEVELS.join(', ')}`,
+  assert(value, at) {
+    if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
+      throw new ShapeError(at, `one of ${LOG_LEVELS.join(', ')}`, value);
+    }
+  },
+};
+
+/**
+ * Reads one override: unset or empty gives undefined; a port is converted from its decimal form.
+ * A value of the wrong form is a ConfigError naming the variable.
+ */
+function envValue(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  shape: Shape,
+  normalize: (raw: string) => string = (v) => v,
+): unknown {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const text = normalize(raw.trim());
+  const value = shape.coercion === 'int' && /^\d+$/.test(text) ? Number(text) : text;
+  try {
+    shape.assert(value, '');
+  } catch (err) {
+    if (err instanceof ShapeError) {
+      throw new ConfigError(`environment variable ${name}: expected ${err.expected}, got ${JSON.stringify(raw)}`);
+    }
+    throw err;
+  }
+  return value;
+}

@@ -1,0 +1,312 @@
+import {
+  anyMapping,
+  anyOf,
+  bool,
+  functionId,
+  host,
+  integer,
+  intRange,
+  leaf,
+  listOf,
+  mapOf,
+  nonEmptyString,
+  numberRange,
+  oneOf,
+  port,
+  record,
+  redisUrl,
+  ShapeError,
+  urlWithScheme,
+  type SchemaTree,
+  type Shape,
+} from './formats';
+import { ENGINE_VERSION } from './version';
+
+/**
+ * One convict schema per config block: every key the iii v0.22 engine defines for the module
+ * (docs/reference: iii-modules.md §3-§12), with its default, plus our own keys where noted.
+ * Defaults here are the original's; a module receives the block *as written* (see
+ * `ModuleConfig.config`) and can fill these defaults in with `resolveModuleConfig`.
+ */
+
+const MiB = 1024 * 1024;
+
+// --- shared pieces ---------------------------------------------------------------------------
+
+const ms = (min = 1): Shape => intRange(min, undefined, 'milliseconds');
+
+/** Adapter options are free-form in the original's boot parser; we check the keys we know. */
+const adapterOptions: Shape = record(
+  {
+    redis_url: redisUrl,
+    bridge_url: urlWithScheme(['ws', 'wss']),
+    directory: nonEmptyString,
+    store_method: nonEmptyString,
+    file_path: nonEmptyString,
+    save_interval_ms: ms(),
+    channel_size: intRange(1),
+    lock_ttl_ms: ms(),
+    lock_index: nonEmptyString,
+  },
+  { open: true, noun: 'a mapping of adapter options' },
+);
+
+/** `adapter: {name, config?}` (§1.5): a missing block means the module's default backend. */
+function adapter(names: readonly string[], def: string): SchemaTree {
+  return {
+    name: leaf(oneOf(names), def, 'Backend of the module.', { required: true }),
+    config: leaf(adapterOptions, null, 'Backend options, e.g. `redis_url` for redis.'),
+  };
+}
+
+/** `match("pattern")` / `match('pattern')` or `{metadata: {key: value | match(...)}}` (§4.3). */
+const functionFilter: Shape = anyOf(
+  'a function filter: match("pattern") or {metadata: {...}}',
+  nonEmptyString,
+  record({ metadata: { shape: anyMapping, required: true } }),
+);
+
+// --- iii-worker-manager (§4.1) ---------------------------------------------------------------
+
+export const workerManagerSchema: SchemaTree = {
+  port: leaf(port, 49134, 'Port of the worker WebSocket listener; the first listener is the main port.'),
+  host: leaf(host, '0.0.0.0', 'Address to bind.'),
+  handshake_timeout_ms: leaf(ms(), 10000, 'Deadline for reading the HTTP upgrade request.'),
+  middleware_function_id: leaf(functionId, null, 'Function every non-engine:: invocation is diverted to.'),
+  rbac: {
+    auth_function_id: leaf(functionId, null, 'Called on every connection to authenticate it.'),
+    expose_functions: leaf(listOf(functionFilter), [], 'Functions callers on this port may invoke.'),
+    on_function_registration_function_id: leaf(functionId, null, 'Hook approving function registrations.'),
+    on_trigger_registration_function_id: leaf(functionId, null, 'Hook approving trigger registrations.'),
+    on_trigger_type_registration_function_id: leaf(functionId, null, 'Hook approving trigger type registrations.'),
+  },
+  // ours: limits, read from the first listener only (docs: LimitsConfig).
+  max_message_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: largest message a worker may send.'),
+  max_pending_calls_per_worker: leaf(intRange(1), 10000, 'ours: calls one connection may have outstanding.'),
+  max_send_queue_bytes: leaf(intRange(1024, undefined, 'bytes'), 32 * MiB, 'ours: bytes queued for a slow reader before it is closed.'),
+};
+
+/** Keys of the worker-manager block that are engine-wide limits (first listener only). */
+export const LIMIT_KEYS = ['max_message_bytes', 'max_pending_calls_per_worker', 'max_send_queue_bytes'] as const;
+
+// --- iii-http (§5.1) -------------------------------------------------------------------------
+
+export const httpSchema: SchemaTree = {
+  port: leaf(port, 3111, 'HTTP trigger server port.'),
+  host: leaf(host, '0.0.0.0', 'Address to bind.'),
+  default_timeout: leaf(ms(), 30000, 'Whole-request timeout and per-middleware timeout.'),
+  concurrency_request_limit: leaf(intRange(0), 1024, 'Requests served at once (0 is treated as 1).'),
+  cors: {
+    allowed_origins: leaf(listOf(nonEmptyString, 'origins'), [], 'Empty or containing "*" = any origin.'),
+    allowed_methods: leaf(listOf(nonEmptyString, 'methods'), [], 'Empty = any method.'),
+  },
+  middleware: leaf(
+    listOf(
+      record({
+        function_id: { shape: functionId, required: true },
+        phase: nonEmptyString,
+        priority: integer,
+      }),
+      'middleware entries {function_id, phase?, priority?}',
+    ),
+    [],
+    'Global middleware, run in ascending priority (only phase preHandler runs).',
+  ),
+};
+
+// --- iii-stream (§9.1) -----------------------------------------------------------------------
+
+export const streamSchema: SchemaTree = {
+  port: leaf(port, 3112, 'Stream client WebSocket port.'),
+  host: leaf(host, '0.0.0.0', 'Address to bind.'),
+  auth_function: leaf(functionId, null, 'Function called on every client WebSocket upgrade.'),
+  adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
+};
+
+// --- iii-state (§8.1) ------------------------------------------------------------------------
+
+export const stateSchema: SchemaTree = {
+  adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
+  triggers_enabled: leaf(bool, true, 'false disables all state trigger fan-out.'),
+  max_value_bytes: leaf(intRange(1, undefined, 'bytes'), null, 'Largest JSON value state::set accepts.'),
+  save_interval_ms: leaf(intRange(100, 3600000, 'milliseconds'), 5000, 'kv adapter flush interval.'),
+};
+
+// --- iii-cron (§7), iii-pubsub (§10) ---------------------------------------------------------
+
+export const cronSchema: SchemaTree = { adapter: adapter(['kv', 'redis'], 'kv') };
+
+export const pubsubSchema: SchemaTree = { adapter: adapter(['local', 'redis'], 'local') };
+
+// --- iii-queue (§6.2) ------------------------------------------------------------------------
+
+const functionQueueConfig: Shape = record(
+  {
+    max_retries: intRange(0),
+    concurrency: intRange(1),
+    type: oneOf(['standard', 'fifo']),
+    message_group_field: nonEmptyString,
+    backoff_ms: ms(0),
+    poll_interval_ms: ms(),
+    max_priority: intRange(1, 255),
+    priority_field: nonEmptyString,
+  },
+  {
+    refine(value, path) {
+      if (value['type'] === 'fifo' && value['message_group_field'] == null) {
+        throw new ShapeError(`${path}.message_group_field`, 'a field name (required when type is "fifo")', undefined);
+      }
+    },
+  },
+);
+
+export const queueSchema: SchemaTree = {
+  queue_configs: leaf(
+    mapOf(functionQueueConfig, 'queue settings {max_retries?, concurrency?, type?, ...}'),
+    null,
+    'Named queues (a "default" queue always exists).',
+  ),
+  adapter: adapter(['builtin', 'redis', 'rabbitmq', 'bridge'], 'builtin'),
+};
+
+// --- iii-observability (§11.1) ---------------------------------------------------------------
+
+const alertRule: Shape = record({
+  name: { shape: nonEmptyString, required: true },
+  metric: { shape: nonEmptyString, required: true },
+  threshold: { shape: numberRange(), required: true },
+  operator: {
+    shape: oneOf([
+      '>', '>=', '<', '<=', '==', '!=',
+      'greaterthan', 'greaterthanorequal', 'lessthan', 'lessthanorequal', 'equal', 'notequal',
+    ]),
+    required: true,
+  },
+  window_seconds: intRange(1),
+  cooldown_seconds: intRange(0),
+  enabled: bool,
+  action: record({
+    type: { shape: oneOf(['log', 'webhook', 'function']), required: true },
+    url: nonEmptyString,
+    path: nonEmptyString,
+  }),
+});
+
+const samplingConfig: Shape = record({
+  default: numberRange(),
+  parent_based: bool,
+  rules: listOf(record({ operation: nonEmptyString, service: nonEmptyString, rate: { shape: numberRange(), required: true } })),
+  rate_limit: record({ max_traces_per_second: { shape: numberRange(0), required: true } }),
+});
+
+/** Defaults are the original's "no block at all" defaults (a partial block differs: §11.1). */
+export const observabilitySchema: SchemaTree = {
+  enabled: leaf(bool, true, 'Master switch.'),
+  service_name: leaf(nonEmptyString, 'iii', 'OTel service name.'),
+  service_version: leaf(nonEmptyString, ENGINE_VERSION, 'OTel service version.'),
+  service_namespace: leaf(nonEmptyString, null, 'OTel service namespace.'),
+  exporter: leaf(oneOf(['memory', 'otlp', 'both']), 'memory', 'Where spans go.'),
+  endpoint: leaf(nonEmptyString, 'http://localhost:4317', 'OTLP endpoint.'),
+  sampling_ratio: leaf(numberRange(), 1.0, 'Trace sampling ratio (clamped to 0..1).'),
+  memory_max_spans: leaf(intRange(0), 1000000, 'Spans kept by the memory exporter.'),
+  live_spans: leaf(bool, null, 'Keep pending spans visible (default: on for the memory exporter).'),
+  metrics_enabled: leaf(bool, true, 'Collect metrics.'),
+  metrics_exporter: leaf(oneOf(['memory', 'otlp']), 'memory', 'Where metrics go.'),
+  metrics_retention_seconds: leaf(intRange(0), 3600, 'Memory metrics retention.'),
+  metrics_max_count: leaf(intRange(0), 10000, 'Memory metrics kept.'),
+  logs_enabled: leaf(bool, true, 'Collect logs.'),
+  logs_exporter: leaf(oneOf(['memory', 'otlp', 'both']), 'memory', 'Where logs go.'),
+  logs_max_count: leaf(intRange(0), 1000, 'Memory logs kept.'),
+  logs_retention_seconds: leaf(intRange(0), 3600, 'Memory logs retention.'),
+  logs_sampling_ratio: leaf(numberRange(), 1.0, 'Log sampling ratio (clamped to 0..1).'),
+  logs_console_output: leaf(bool, true, 'Also print logs on the console.'),
+  logs_batch_size: leaf(intRange(1), 100, 'OTLP log batch size.'),
+  logs_flush_interval_ms: leaf(ms(), 5000, 'OTLP log flush interval.'),
+  level: leaf(oneOf(['trace', 'debug', 'info', 'warn', 'error']), 'info', 'Engine log level.'),
+  format: leaf(oneOf(['default', 'json']), 'default', 'Engine log format.'),
+  sampling: leaf(samplingConfig, null, 'Trace sampling rules.'),
+  collapse_spans: leaf(
+    listOf(record({ name: { shape: nonEmptyString, required: true }, service: nonEmptyString })),
+    [],
+    'Spans folded into their parent.',
+  ),
+  alerts: leaf(listOf(alertRule, 'alert rules'), [], 'Metric alerts, evaluated every 10 s.'),
+};
+
+// --- configuration (§3) ----------------------------------------------------------------------
+
+export const configurationSchema: SchemaTree = {
+  adapter: adapter(['fs', 'bridge'], 'fs'),
+  ttl_seconds: leaf(intRange(0, undefined, 'seconds'), 0, 'Delete an id this long after its last watcher left (0 = never).'),
+};
+
+// --- iii-http-functions, iii-exec, iii-bridge, iii-engine-functions (§12) --------------------
+
+export const httpFunctionsSchema: SchemaTree = {
+  security: {
+    url_allowlist: leaf(listOf(nonEmptyString, 'URL patterns'), ['*'], 'URLs functions may point at ([] = ["*"]).'),
+    block_private_ips: leaf(bool, true, 'Refuse URLs resolving to private addresses.'),
+    require_https: leaf(bool, true, 'Refuse plain http:// URLs.'),
+  },
+};
+
+export const execSchema: SchemaTree = {
+  exec: leaf(listOf(nonEmptyString, 'shell commands'), null, 'Commands run in order at boot.', { required: true }),
+  watch: leaf(listOf(nonEmptyString, 'glob patterns'), [], 'Files that restart the pipeline.'),
+};
+
+export const bridgeSchema: SchemaTree = {
+  url: leaf(urlWithScheme(['ws', 'wss']), 'ws://0.0.0.0:49134', 'Engine to connect to (default: env III_URL).'),
+  service_id: leaf(nonEmptyString, null, 'Service id announced to the remote engine.'),
+  service_name: leaf(nonEmptyString, null, 'Service name announced to the remote engine.'),
+  expose: leaf(
+    listOf(record({ local_function: { shape: functionId, required: true }, remote_function: functionId })),
+    [],
+    'Local functions offered to the remote engine.',
+  ),
+  forward: leaf(
+    listOf(
+      record({
+        local_function: { shape: functionId, required: true },
+        remote_function: { shape: functionId, required: true },
+        timeout_ms: ms(),
+      }),
+    ),
+    [],
+    'Remote functions made callable locally.',
+  ),
+};
+
+export const engineFunctionsSchema: SchemaTree = {};
+
+// --- our own top-level sections --------------------------------------------------------------
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** A node id ends up in Redis keys and channel names: no whitespace, at most 128 chars. */
+const NODE_ID_EXPECTED = 'a node id (1-128 characters, no whitespace)';
+export const nodeId: Shape = {
+  expected: NODE_ID_EXPECTED,
+  assert(value, path) {
+    if (typeof value !== 'string' || !/^\S{1,128}$/.test(value)) throw new ShapeError(path, NODE_ID_EXPECTED, value);
+  },
+};
+
+export const engineSchema: SchemaTree = {
+  node_id: leaf(nodeId, null, 'This node\'s id (default: <hostname>-<6 hex>).'),
+  log_level: leaf(oneOf(LOG_LEVELS), null, 'Log threshold (default: iii-observability level, else info).'),
+  invocation_timeout_ms: leaf(ms(), 30000, 'Engine-side deadline of every synchronous call.'),
+  metrics: {
+    host: leaf(host, '0.0.0.0', 'Prometheus /metrics address.'),
+    port: leaf(port, 9464, 'Prometheus /metrics port.'),
+  },
+  channels: {
+    ttl_ms: leaf(ms(), 300000, 'A channel not fully connected within this is removed.'),
+    default_buffer_messages: leaf(intRange(1), 64, 'Messages buffered between writer and reader by default.'),
+    max_buffer_messages: leaf(intRange(1), 1024, 'Largest buffer a channel may ask for.'),
+  },
+};
+
+export const clusterSchema: SchemaTree = {
+  redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set.'),
+};
