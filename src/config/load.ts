@@ -31,7 +31,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
-import { describeValue, isPlainObject, port as portShape, redisUrl, ShapeError, type Shape } from './formats';
+import { describeValue, isPlainObject, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
 import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
 import type {
   EngineConfig,
@@ -225,7 +225,7 @@ function blockOf(spec: WorkerSpec, config: Record<string, unknown>, file: string
   return validateBlock(spec.schema, config, { file, where });
 }
 
-function sectionOf(doc: Record<string, unknown>, key: 'engine' | 'cluster', schema: typeof engineSchema, file: string): ValidatedBlock {
+function sectionOf(doc: Record<string, unknown>, key: 'engine' | 'cluster', schema: SchemaTree, file: string): ValidatedBlock {
   const value = doc[key] ?? {};
   if (!isPlainObject(value)) throw new ConfigError(`${file}: ${key}: expected a mapping, got ${describeValue(value)}`);
   return validateBlock(schema, value, { file, where: key });

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import type { EngineConfig } from '../config/types';
+import { ENGINE_VERSION } from '../config/version';
 import { ChannelManager } from '../modules/channels';
 import { EngineFunctionsModule } from '../modules/engine-functions';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
@@ -22,7 +23,7 @@ import { WorkerServer } from '../transport/worker-server';
 import { TriggerManager, type TriggerProvider } from './triggers';
 import { WorkerSession } from './worker-session';
 
-export const ENGINE_VERSION: string = (require('../../package.json') as { version: string }).version;
+export { ENGINE_VERSION };
 
 export interface EngineOptions {
   logger?: Logger;
@@ -108,7 +109,7 @@ export class Engine implements ModuleHost {
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     this.state = 'ready';
     this.logger.info(
-      { node: this.nodeId, workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, version: ENGINE_VERSION },
+      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, version: ENGINE_VERSION },
       'iii-cluster engine ready',
     );
   }
@@ -128,7 +129,7 @@ export class Engine implements ModuleHost {
     await Promise.all(this.servers.map((server) => server.close()));
     await this.ops.close();
     this.state = 'stopped';
-    this.logger.info({ node: this.nodeId }, 'iii-cluster engine stopped');
+    this.logger.info('iii-cluster engine stopped');
   }
 
   /** The port of the first worker listener (the engine's main port). */

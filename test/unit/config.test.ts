@@ -1,0 +1,578 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/load';
+import { NOT_IMPLEMENTED_KEYS } from '../../src/config/unimplemented';
+import { ENGINE_VERSION } from '../../src/config/version';
+import { workerSpec } from '../../src/config/workers';
+
+const repoRoot = path.resolve(__dirname, '../..');
+let dir: string;
+let fileCount = 0;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-config-'));
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes `yaml` to a fresh file in the tmp dir and returns its path. */
+function writeYaml(yaml: string): string {
+  fileCount += 1;
+  const file = path.join(dir, `config-${fileCount}.yaml`);
+  fs.writeFileSync(file, yaml);
+  return file;
+}
+
+function load(yaml: string, env: NodeJS.ProcessEnv = {}): LoadedConfig & { file: string } {
+  const file = writeYaml(yaml);
+  return { ...loadConfig({ path: file, env }), file };
+}
+
+/** The ConfigError `fn` throws (fails the test if it throws nothing or something else). */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+function loadError(yaml: string, env: NodeJS.ProcessEnv = {}): { message: string; file: string } {
+  const file = writeYaml(yaml);
+  return { message: configError(() => loadConfig({ path: file, env })).message, file };
+}
+
+describe('built-in defaults (no file)', () => {
+  const { config, warnings } = loadConfig({ env: {} });
+
+  it('turns every built-in module on with an empty config', () => {
+    for (const id of ['http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry']) {
+      expect(config.modules[id]).toEqual({ enabled: true, config: {} });
+    }
+    expect(config.modules['exec']!.enabled).toBe(false);
+    expect(config.modules['bridge']!.enabled).toBe(false);
+  });
+
+  it('has one worker listener on 0.0.0.0:49134 and the default limits', () => {
+    expect(config.listeners).toEqual([
+      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000 },
+    ]);
+    expect(config.limits).toEqual({
+      maxMessageBytes: 16 * 1024 * 1024,
+      maxPendingCallsPerWorker: 10000,
+      maxSendQueueBytes: 32 * 1024 * 1024,
+    });
+  });
+
+  it('enables HTTP-invoked functions with the secure defaults', () => {
+    expect(config.httpFunctions).toEqual({
+      enabled: true,
+      security: { url_allowlist: ['*'], block_private_ips: true, require_https: true },
+    });
+  });
+
+  it('uses the engine defaults, single-node mode and a generated node id', () => {
+    expect(config.source).toBeUndefined();
+    expect(config.invocationTimeoutMs).toBe(30000);
+    expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
+    expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024 });
+    expect(config.cluster).toEqual({});
+    expect(config.logLevel).toBe('info');
+    expect(config.nodeId).toMatch(new RegExp(`^${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{6}$`));
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('an iii v0.22 config.yaml', () => {
+  const iiiConfig = `
+workers:
+  - name: iii-worker-manager
+    config:
+      port: 49134
+  - name: iii-worker-manager
+    config:
+      host: 127.0.0.1
+      port: 49135
+      middleware_function_id: gate::check
+      rbac:
+        auth_function_id: auth::validate
+        expose_functions:
+          - match("api::*")
+          - metadata:
+              public: true
+        on_function_registration_function_id: hooks::on-function
+  - name: iii-http
+    config:
+      port: 3111
+      host: 127.0.0.1
+      default_timeout: 30000
+      concurrency_request_limit: 1024
+      cors:
+        allowed_origins: ["*"]
+        allowed_methods: [GET, POST]
+      middleware:
+        - function_id: mw::auth
+          phase: preHandler
+          priority: 1
+  - name: iii-state
+    config:
+      adapter:
+        name: kv
+        config:
+          store_method: file_based
+          file_path: ./data/state_store
+  - name: iii-cron
+    config:
+      adapter:
+        name: kv
+  - name: iii-stream
+    config:
+      port: 3112
+      host: 127.0.0.1
+      adapter:
+        name: kv
+        config:
+          store_method: in_memory
+`;
+
+  it('loads every worker with its block as written', () => {
+    const { config, warnings, file } = load(iiiConfig);
+    expect(config.source).toBe(path.resolve(file));
+    expect(config.modules['http']).toEqual({
+      enabled: true,
+      entryName: 'iii-http',
+      config: {
+        port: 3111,
+        host: '127.0.0.1',
+        default_timeout: 30000,
+        concurrency_request_limit: 1024,
+        cors: { allowed_origins: ['*'], allowed_methods: ['GET', 'POST'] },
+        middleware: [{ function_id: 'mw::auth', phase: 'preHandler', priority: 1 }],
+      },
+    });
+    expect(config.modules['state']!.config).toEqual({
+      adapter: { name: 'kv', config: { store_method: 'file_based', file_path: './data/state_store' } },
+    });
+    expect(config.modules['cron']).toEqual({ enabled: true, entryName: 'iii-cron', config: { adapter: { name: 'kv' } } });
+    expect(config.modules['stream']!.config['port']).toBe(3112);
+    expect(warnings).toEqual([]);
+  });
+
+  it('turns off unlisted optional modules and keeps the mandatory ones on', () => {
+    const { config } = load(iiiConfig);
+    expect(config.modules['pubsub']).toEqual({ enabled: false, config: {} });
+    expect(config.modules['queue']!.enabled).toBe(false);
+    expect(config.httpFunctions.enabled).toBe(false);
+    expect(config.modules['observability']).toEqual({ enabled: true, config: {} });
+    expect(config.modules['configuration']!.enabled).toBe(true);
+    expect(config.modules['telemetry']!.enabled).toBe(true);
+  });
+
+  it('makes one listener per iii-worker-manager entry, numbering the repeats', () => {
+    const { config } = load(iiiConfig);
+    expect(config.listeners).toEqual([
+      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000 },
+      {
+        instanceId: 'iii-worker-manager#1',
+        host: '127.0.0.1',
+        port: 49135,
+        handshakeTimeoutMs: 10000,
+        middlewareFunctionId: 'gate::check',
+        rbac: {
+          auth_function_id: 'auth::validate',
+          expose_functions: ['match("api::*")', { metadata: { public: true } }],
+          on_function_registration_function_id: 'hooks::on-function',
+        },
+      },
+    ]);
+  });
+
+  it('adds the default listener when no iii-worker-manager is listed', () => {
+    const { config } = load('workers:\n  - name: iii-http\n');
+    expect(config.listeners.map((l) => [l.instanceId, l.host, l.port])).toEqual([['iii-worker-manager', '0.0.0.0', 49134]]);
+  });
+
+  it('reads the limits from the first listener and warns about them on the others', () => {
+    const { config, warnings } = load(`
+workers:
+  - name: iii-worker-manager
+    config: {max_message_bytes: 1048576, max_pending_calls_per_worker: 50, max_send_queue_bytes: 2097152}
+  - name: iii-worker-manager
+    config: {port: 49135, max_message_bytes: 4096}
+`);
+    expect(config.limits).toEqual({ maxMessageBytes: 1048576, maxPendingCallsPerWorker: 50, maxSendQueueBytes: 2097152 });
+    expect(warnings).toEqual([
+      'iii-worker-manager#1: key "max_message_bytes" is ignored; limits are read from the first iii-worker-manager entry',
+    ]);
+  });
+
+  it('merges the legacy modules: list after workers', () => {
+    const { config } = load('workers:\n  - name: iii-http\nmodules:\n  - name: iii-worker-manager\n    config: {port: 40000}\n');
+    expect(config.modules['http']!.enabled).toBe(true);
+    expect(config.listeners[0]!.port).toBe(40000);
+  });
+
+  it('treats an empty worker list as "mandatory workers only"', () => {
+    const { config } = load('workers: []\n');
+    expect(Object.entries(config.modules).filter(([, m]) => m.enabled).map(([id]) => id).sort()).toEqual([
+      'configuration',
+      'observability',
+      'telemetry',
+    ]);
+  });
+
+  it('fills iii-http-functions security defaults and reads an empty allowlist as ["*"]', () => {
+    const { config } = load(`
+workers:
+  - name: iii-http-functions
+    config:
+      security: {url_allowlist: [], require_https: false}
+`);
+    expect(config.httpFunctions).toEqual({
+      enabled: true,
+      security: { url_allowlist: ['*'], block_private_ips: true, require_https: false },
+    });
+  });
+});
+
+describe('worker names', () => {
+  it('accepts the v0.22 short names as aliases of the iii-* names', () => {
+    const { config } = load(`
+workers:
+  - name: http
+  - name: state
+  - name: cron
+  - name: pubsub
+  - name: queue
+`);
+    for (const id of ['http', 'state', 'cron', 'pubsub', 'queue']) {
+      expect(config.modules[id]).toEqual({ enabled: true, entryName: id, config: {} });
+    }
+  });
+
+  it('refuses both names of a pair, listing each pair', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: http\n  - name: cron\n  - name: iii-cron\n');
+    expect(message).toContain(file);
+    expect(message).toContain('Duplicate worker configurations: "iii-http" and "http"; "iii-cron" and "cron"');
+  });
+
+  it('refuses a non-repeatable worker listed twice', () => {
+    const { message } = loadError('workers:\n  - name: iii-stream\n  - name: iii-stream\n');
+    expect(message).toContain('workers[1] (iii-stream): "iii-stream" is listed more than once');
+  });
+
+  it('refuses an unknown worker, naming it', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: my-orders-worker\n');
+    expect(message).toContain(`${file}: workers[1]: unknown worker "my-orders-worker"`);
+  });
+
+  it('refuses an image on a built-in worker', () => {
+    const { message } = loadError('workers:\n  - name: iii-http\n    image: ghcr.io/x/http:1\n');
+    expect(message).toContain('workers[0] (iii-http).image: "iii-http" is a built-in worker and cannot take an image');
+  });
+});
+
+describe('${VAR} expansion', () => {
+  it('uses the default when the variable is unset and the value when it is set', () => {
+    const yaml = 'workers:\n  - name: iii-http\n    config:\n      host: ${HTTP_HOST:127.0.0.1}\n';
+    expect(load(yaml).config.modules['http']!.config['host']).toBe('127.0.0.1');
+    expect(load(yaml, { HTTP_HOST: '10.0.0.5' }).config.modules['http']!.config['host']).toBe('10.0.0.5');
+  });
+
+  it('lets a set-but-empty variable beat the default', () => {
+    const yaml = 'workers:\n  - name: iii-observability\n    config:\n      service_name: "svc${SUFFIX:-default}"\n';
+    expect(load(yaml, { SUFFIX: '' }).config.modules['observability']!.config['service_name']).toBe('svc');
+    expect(load(yaml).config.modules['observability']!.config['service_name']).toBe('svc-default');
+  });
+
+  it('fails on an unset variable without default, naming the variable and the file', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-http\n    config:\n      port: ${HTTP_PORT}\n');
+    expect(message).toBe(`${file}: environment variable 'HTTP_PORT' is not set and has no default (at workers[0].config.port)`);
+  });
+
+  it('re-types an unquoted value that is exactly one placeholder', () => {
+    const yaml = 'workers:\n  - name: iii-http\n    config:\n      port: ${PORT:3111}\n  - name: iii-state\n    config:\n      triggers_enabled: ${TRIGGERS:true}\n';
+    const defaults = load(yaml).config;
+    expect(defaults.modules['http']!.config['port']).toBe(3111);
+    expect(defaults.modules['state']!.config['triggers_enabled']).toBe(true);
+    const fromEnv = load(yaml, { PORT: '8080', TRIGGERS: 'false' }).config;
+    expect(fromEnv.modules['http']!.config['port']).toBe(8080);
+    expect(fromEnv.modules['state']!.config['triggers_enabled']).toBe(false);
+  });
+
+  it('keeps quoted placeholders and placeholders inside longer strings as strings', () => {
+    const { config } = load(`
+workers:
+  - name: iii-observability
+    config:
+      service_version: "\${VERSION:1.0}"
+      service_name: api-\${N:7}
+`);
+    expect(config.modules['observability']!.config['service_version']).toBe('1.0');
+    expect(config.modules['observability']!.config['service_name']).toBe('api-7');
+  });
+
+  it('keeps ":" and "#" in expanded values intact', () => {
+    const { config } = load('cluster:\n  redis_url: ${REDIS:redis://cache:6379/0}\n', {});
+    expect(config.cluster.redisUrl).toBe('redis://cache:6379/0');
+    const withHash = load('workers:\n  - name: iii-observability\n    config:\n      service_name: ${NAME}\n', { NAME: 'a # b: c' });
+    expect(withHash.config.modules['observability']!.config['service_name']).toBe('a # b: c');
+  });
+
+  it('expands the __III_ENGINE_VERSION__ default to the package version', () => {
+    const { config } = load(
+      'workers:\n  - name: iii-observability\n    config:\n      service_version: ${SERVICE_VERSION:__III_ENGINE_VERSION__}\n',
+    );
+    expect(config.modules['observability']!.config['service_version']).toBe(ENGINE_VERSION);
+    expect(ENGINE_VERSION).toBe(JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version);
+  });
+});
+
+describe('validation errors', () => {
+  it('names the file, the key path and the known keys for an unknown key', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
+    expect(message).toBe(
+      `${file}: workers[1] (iii-http).config.prot: unknown key ` +
+        '(expected one of: port, host, default_timeout, concurrency_request_limit, cors, middleware)',
+    );
+  });
+
+  it('names an unknown key inside a nested section', () => {
+    const { message } = loadError('workers:\n  - name: iii-worker-manager\n    config:\n      rbac:\n        expose: []\n');
+    expect(message).toContain('workers[0] (iii-worker-manager).config.rbac.expose: unknown key (expected one of: auth_function_id,');
+  });
+
+  it('says what a port must be when it is not a number', () => {
+    const { message, file } = loadError(
+      'workers:\n  - name: iii-worker-manager\n  - name: iii-state\n  - name: iii-http\n    config:\n      port: abc\n',
+    );
+    expect(message).toBe(`${file}: workers[2] (iii-http).config.port: expected a port number 0-65535, got "abc"`);
+  });
+
+  it('refuses an out-of-range port and a half-numeric one', () => {
+    expect(loadError('workers:\n  - name: iii-stream\n    config:\n      port: 70000\n').message).toContain(
+      'workers[0] (iii-stream).config.port: expected a port number 0-65535, got 70000',
+    );
+    expect(loadError('workers:\n  - name: iii-stream\n    config:\n      port: "80abc"\n').message).toContain(
+      'expected a port number 0-65535, got "80abc"',
+    );
+  });
+
+  it('leaves out optional keys written empty, and empty sections', () => {
+    const { config } = load(
+      'workers:\n  - name: iii-stream\n    config:\n      auth_function:\n      adapter: {name: redis, config: ~}\n  - name: iii-http\n    config:\n      cors:\n',
+    );
+    expect(config.modules['stream']!.config).toEqual({ adapter: { name: 'redis' } });
+    expect(config.modules['http']!.config).toEqual({});
+  });
+
+  it('converts a quoted decimal port', () => {
+    expect(load('workers:\n  - name: iii-http\n    config:\n      port: "8080"\n').config.modules['http']!.config['port']).toBe(8080);
+  });
+
+  it('names the item and field of a bad free-form list entry', () => {
+    const { message } = loadError(
+      'workers:\n  - name: iii-http\n    config:\n      middleware:\n        - function_id: ok\n        - priority: 1\n',
+    );
+    expect(message).toContain('workers[0] (iii-http).config.middleware[1].function_id: expected a function id');
+    expect(message).toContain('got nothing');
+  });
+
+  it('refuses an unknown adapter name, listing the known ones', () => {
+    const { message } = loadError('workers:\n  - name: iii-cron\n    config:\n      adapter: {name: etcd}\n');
+    expect(message).toContain('workers[0] (iii-cron).config.adapter.name: expected one of "kv", "redis", got "etcd"');
+  });
+
+  it('checks queue_configs entries', () => {
+    const { message } = loadError(
+      'workers:\n  - name: iii-queue\n    config:\n      queue_configs:\n        orders: {type: fifo, concurrency: 2}\n',
+    );
+    expect(message).toContain(
+      'workers[0] (iii-queue).config.queue_configs.orders.message_group_field: expected a field name (required when type is "fifo")',
+    );
+  });
+
+  it('checks our engine: and cluster: sections', () => {
+    expect(loadError('engine:\n  invocation_timeout_ms: 0\n').message).toContain(
+      'engine.invocation_timeout_ms: expected an integer >= 1 (milliseconds), got 0',
+    );
+    expect(loadError('cluster:\n  redis_url: http://localhost:6379\n').message).toContain(
+      'cluster.redis_url: expected a redis:// or rediss:// URL (or "" for none), got "http://localhost:6379"',
+    );
+    expect(loadError('engine:\n  channels: {default_buffer_messages: 2048}\n').message).toContain(
+      'engine.channels.default_buffer_messages: expected at most max_buffer_messages (1024), got 2048',
+    );
+  });
+
+  it('refuses an unknown top-level key', () => {
+    const { message, file } = loadError('workers: []\nservices: {}\n');
+    expect(message).toBe(
+      `${file}: unknown top-level key "services" (expected workers, modules (legacy name of workers), engine or cluster)`,
+    );
+  });
+
+  it('refuses a bare `workers:`', () => {
+    expect(loadError('workers:\n').message).toContain('workers: expected a list (write `workers: []` for an empty one), got null');
+  });
+
+  it('reports a missing file', () => {
+    const missing = path.join(dir, 'does-not-exist.yaml');
+    expect(configError(() => loadConfig({ path: missing, env: {} })).message).toBe(`config file not found: ${missing}`);
+  });
+
+  it('reports invalid YAML with the file and the line', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-http\n    config: {port: 1\n  - name: x\n');
+    expect(message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+: `));
+  });
+});
+
+describe('environment overrides', () => {
+  const yaml = `
+workers:
+  - name: iii-worker-manager
+    config: {port: 49134}
+  - name: iii-worker-manager
+    config: {port: 49135}
+  - name: iii-http
+  - name: iii-stream
+    config: {port: 3112}
+engine:
+  node_id: from-file
+  log_level: warn
+`;
+
+  it('apply after the file', () => {
+    const { config } = load(yaml, {
+      III_WS_PORT: '50000',
+      III_HTTP_PORT: '8080',
+      III_STREAM_PORT: '8081',
+      III_METRICS_PORT: '9000',
+      III_NODE_ID: 'node-7',
+      LOG_LEVEL: 'debug',
+      III_REDIS_URL: 'redis://redis:6379',
+    });
+    expect(config.listeners.map((l) => l.port)).toEqual([50000, 49135]);
+    expect(config.modules['http']!.config['port']).toBe(8080);
+    expect(config.modules['stream']!.config['port']).toBe(8081);
+    expect(config.metrics.port).toBe(9000);
+    expect(config.nodeId).toBe('node-7');
+    expect(config.logLevel).toBe('debug');
+    expect(config.cluster).toEqual({ redisUrl: 'redis://redis:6379' });
+  });
+
+  it('fall back to the file, then to iii-observability level, then to the built-in defaults', () => {
+    const fromFile = load(yaml).config;
+    expect(fromFile.nodeId).toBe('from-file');
+    expect(fromFile.logLevel).toBe('warn');
+    const fromObservability = load('workers:\n  - name: iii-observability\n    config: {level: error}\n').config;
+    expect(fromObservability.logLevel).toBe('error');
+    expect(load('workers: []\n').config.logLevel).toBe('info');
+  });
+
+  it('count an empty value as unset', () => {
+    const { config } = load(yaml, { III_WS_PORT: '', III_NODE_ID: '' });
+    expect(config.listeners[0]!.port).toBe(49134);
+    expect(config.nodeId).toBe('from-file');
+  });
+
+  it('apply to the built-in defaults too', () => {
+    const { config } = loadConfig({ env: { III_WS_PORT: '4000', III_HTTP_PORT: '4001' } });
+    expect(config.listeners[0]!.port).toBe(4000);
+    expect(config.modules['http']!.config).toEqual({ port: 4001 });
+  });
+
+  it('refuse a bad value, naming the variable', () => {
+    expect(configError(() => loadConfig({ env: { III_WS_PORT: 'abc' } })).message).toBe(
+      'environment variable III_WS_PORT: expected a port number 0-65535, got "abc"',
+    );
+    expect(configError(() => loadConfig({ env: { LOG_LEVEL: 'loud' } })).message).toContain('environment variable LOG_LEVEL');
+    expect(configError(() => loadConfig({ env: { III_REDIS_URL: 'localhost:6379' } })).message).toContain(
+      'environment variable III_REDIS_URL: expected a redis:// or rediss:// URL',
+    );
+  });
+});
+
+describe('accepted but not implemented', () => {
+  it('warns for each key, naming the module and the key', () => {
+    const { warnings } = load(`
+workers:
+  - name: iii-stream
+    config:
+      adapter: {name: bridge, config: {bridge_url: "ws://other:49134"}}
+  - name: iii-observability
+    config:
+      sampling: {default: 0.5}
+      collapse_spans: [{name: db.query}]
+      alerts:
+        - {name: slow, metric: latency, threshold: 1, operator: ">", action: {type: log}}
+  - name: configuration
+    config:
+      adapter: {name: bridge}
+  - name: iii-exec
+    config:
+      exec: [npm run dev]
+  - name: iii-bridge
+    config:
+      url: ws://other:49134
+`);
+    expect(warnings).toEqual([
+      'iii-stream: key "adapter" (bridge adapter) is accepted but not implemented',
+      'iii-observability: key "alerts" (metric alerts) is accepted but not implemented',
+      'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
+      'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
+      'configuration: key "adapter" (bridge adapter) is accepted but not implemented',
+      'iii-exec: worker "iii-exec" (runs shell commands at boot) is accepted but not implemented',
+      'iii-bridge: worker "iii-bridge" (connects this engine to another one as a worker) is accepted but not implemented',
+    ]);
+  });
+
+  it('does not warn for the implemented adapters', () => {
+    expect(load('workers:\n  - name: iii-stream\n    config:\n      adapter: {name: redis}\n').warnings).toEqual([]);
+  });
+
+  it('lists only keys the module schemas accept', () => {
+    for (const rule of NOT_IMPLEMENTED_KEYS) {
+      const schema = workerSpec(rule.worker).schema;
+      if (rule.key === '*') continue;
+      expect(schema).not.toBeNull();
+      expect(Object.keys(schema!)).toContain(rule.key);
+    }
+    expect(NOT_IMPLEMENTED_KEYS.filter((k) => k.key !== '*').length).toBeGreaterThan(0);
+  });
+});
+
+describe('the shipped config files', () => {
+  it('config/default.yaml loads and equals the built-in defaults', () => {
+    const file = loadConfig({ path: path.join(repoRoot, 'config/default.yaml'), env: {} });
+    const builtIn = loadConfig({ env: {} });
+    expect(file.warnings).toEqual([]);
+    const enabled = (c: LoadedConfig) =>
+      Object.entries(c.config.modules)
+        .filter(([, m]) => m.enabled)
+        .map(([id]) => id)
+        .sort();
+    expect(enabled(file)).toEqual(enabled(builtIn));
+    const { source: _source, nodeId: _a, modules: _m, ...rest } = file.config;
+    const { nodeId: _b, modules: _n, ...builtInRest } = builtIn.config;
+    expect(rest).toEqual(builtInRest);
+    expect(file.config.modules['http']!.config['port']).toBe(3111);
+    expect(file.config.modules['stream']!.config['port']).toBe(3112);
+  });
+
+  it('config/cluster.yaml loads with Redis adapters and cluster mode on', () => {
+    const { config, warnings } = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: {} });
+    expect(warnings).toEqual([]);
+    expect(config.cluster).toEqual({ redisUrl: 'redis://127.0.0.1:6379' });
+    for (const id of ['stream', 'state', 'pubsub', 'queue', 'cron']) {
+      expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
+    }
+    const moved = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: { III_REDIS_URL: 'redis://r:6380' } });
+    expect(moved.config.cluster.redisUrl).toBe('redis://r:6380');
+    expect(moved.config.modules['state']!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://r:6380' } });
+  });
+});
