@@ -64,7 +64,7 @@ export class Engine implements ModuleHost {
     options: EngineOptions = {},
   ) {
     this.nodeId = config.nodeId;
-    this.logger = options.logger ?? createLogger(config.logLevel, { node: config.nodeId });
+    this.logger = (options.logger ?? createLogger(config.logLevel)).child({ node: config.nodeId });
     this.events.setMaxListeners(0);
     this.router = new Router({
       registry: this.registry,
