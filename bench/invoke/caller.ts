@@ -1,0 +1,95 @@
+/**
+ * Bench child: an iii-sdk worker that calls `bench::echo` with K calls in flight (K independent
+ * closed loops: each issues its next call when the previous one returns) and measures every
+ * round trip with `performance.now()`.
+ */
+import { performance } from 'node:perf_hooks';
+import { registerWorker } from 'iii-sdk';
+import { serveParent, toParent } from '../lib/child';
+import { Samples, percentileSorted } from '../lib/stats';
+import { ECHO_FUNCTION_ID, PAD, type CallerReady, type RunRequest, type RunResult } from './protocol';
+
+console.debug = () => undefined; // the SDK logs every (re)connect at debug level
+
+interface Echo {
+  n: number;
+  pad: string;
+}
+
+const url = process.argv[2];
+const caller = registerWorker(url, { workerName: 'bench-caller', enableMetricsReporting: false, otel: { enabled: false } });
+
+/** Retries a short-deadline call until bench::echo answers (registration is not acknowledged). */
+async function probe(deadlineMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n: -1, pad: PAD }, timeoutMs: 250 });
+      if (out?.n === -1) return performance.now() - started;
+    } catch {
+      // not registered yet (function_not_found from the engine, silence from the relay)
+    }
+    if (performance.now() - started > deadlineMs) throw new Error(`${ECHO_FUNCTION_ID} not reachable within ${deadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function run(request: RunRequest): Promise<RunResult> {
+  const { inflight, warmupMs, measureMs } = request;
+  const measureStart = performance.now() + warmupMs;
+  const measureEnd = measureStart + measureMs;
+  const samples = new Samples();
+  let errors = 0;
+  let next = 0;
+  let totalCalls = 0;
+
+  const lane = async (): Promise<void> => {
+    for (;;) {
+      const t0 = performance.now();
+      if (t0 >= measureEnd) return;
+      const n = next++;
+      let ok: boolean;
+      try {
+        const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad: PAD } });
+        ok = out?.n === n && out.pad === PAD;
+      } catch {
+        ok = false;
+      }
+      const t1 = performance.now();
+      totalCalls++;
+      if (t1 >= measureStart && t1 < measureEnd) {
+        if (ok) samples.push(t1 - t0);
+        else errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, lane));
+
+  const sorted = samples.sorted();
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i];
+  return {
+    type: 'result',
+    inflight,
+    calls: sorted.length,
+    totalCalls,
+    errors,
+    measureMs,
+    callsPerSec: sorted.length / (measureMs / 1000),
+    p50Ms: percentileSorted(sorted, 50),
+    p99Ms: percentileSorted(sorted, 99),
+    meanMs: sorted.length ? sum / sorted.length : Number.NaN,
+  };
+}
+
+serveParent(
+  async (message) => {
+    if (message.type === 'run') toParent(await run(message as RunRequest));
+  },
+  () => caller.shutdown(),
+);
+
+probe(Number(process.env.BENCH_PROBE_MS ?? 15_000)).then(
+  (probeMs) => toParent({ type: 'ready', probeMs } satisfies CallerReady),
+  (err: unknown) => toParent({ type: 'error', message: String(err) }),
+);
