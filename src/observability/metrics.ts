@@ -50,8 +50,17 @@ export class EngineMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Labelled children of the hot-path metrics, per function id (label hashing costs per call). */
+  private readonly perFunction = new Map<string, { ok: Counter.Internal; seconds: Histogram.Internal<'function'> }>();
+
   observe(functionId: string, outcome: string, startedAtMs: number): void {
-    this.invocations.inc({ function: functionId, outcome });
-    this.invocationSeconds.observe({ function: functionId }, (performance.now() - startedAtMs) / 1000);
+    let children = this.perFunction.get(functionId);
+    if (!children) {
+      children = { ok: this.invocations.labels(functionId, 'ok'), seconds: this.invocationSeconds.labels(functionId) };
+      this.perFunction.set(functionId, children);
+    }
+    if (outcome === 'ok') children.ok.inc();
+    else this.invocations.inc({ function: functionId, outcome });
+    children.seconds.observe((performance.now() - startedAtMs) / 1000);
   }
 }

@@ -42,12 +42,12 @@ export function decodeFrame(data: Buffer | string, isBinary: boolean): Decoded {
   } else {
     text = typeof data === 'string' ? data : data.toString('utf8');
   }
-  if (text.trim() === '') return { kind: 'skip' };
-
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
+    // Empty and whitespace-only frames are skipped, as the original does (checked only here, off the hot path).
+    if (text.trim() === '') return { kind: 'skip' };
     return { kind: 'invalid', reason: `invalid JSON: ${(err as Error).message}` };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
