@@ -1,23 +1,12 @@
 import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
+import { ephemeralConfig } from '../../src/config/ephemeral';
 import type { EngineConfig } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 
 /** One node, in memory, on free loopback ports: what every integration test starts from. */
 export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
-  return {
-    nodeId: 'test-node',
-    logLevel: 'silent',
-    invocationTimeoutMs: 30_000,
-    listeners: [{ instanceId: 'iii-worker-manager', host: '127.0.0.1', port: 0, handshakeTimeoutMs: 10_000 }],
-    limits: { maxMessageBytes: 16 * 1024 * 1024, maxPendingCallsPerWorker: 10_000, maxSendQueueBytes: 32 * 1024 * 1024 },
-    metrics: { host: '127.0.0.1', port: 0 },
-    channels: { ttlMs: 300_000, defaultBufferMessages: 64, maxBufferMessages: 1024 },
-    httpFunctions: { enabled: true, security: { url_allowlist: ['*'], block_private_ips: true, require_https: true } },
-    cluster: {},
-    modules: {},
-    ...overrides,
-  };
+  return ephemeralConfig({ nodeId: 'test-node', ...overrides });
 }
 
 export interface TestEngine {
