@@ -97,6 +97,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   );
   for (const warning of warnings) logger.warn(warning);
 
+  // A promise nobody awaited must not take the node (and every worker on it) down: log it, serve on.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
+
   const engine = new Engine(config, { logger });
   const started = engine.start();
 

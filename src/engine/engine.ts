@@ -203,7 +203,9 @@ export class Engine implements ModuleHost {
     });
     connection.send({ type: 'workerregistered', worker_id: connection.id, reattach_token: connection.reattachToken });
     socket.on('message', (data, isBinary) => session.onFrame(data, isBinary));
-    socket.on('close', () => void session.cleanup());
+    socket.on('close', () => {
+      session.cleanup().catch((err: unknown) => this.logger.error({ err, worker: connection.id }, 'worker cleanup failed'));
+    });
     socket.on('error', (err) => this.logger.debug({ err, worker: connection.id }, 'worker socket error'));
     this.emitWorkerEvent('worker_connected', connection.id);
   }

@@ -145,6 +145,7 @@ export class WorkerSession {
     if (action?.type === 'enqueue') {
       const queued = this.engine.enqueue(action.queue, message);
       if (invocationId !== undefined) this.answer(queued, message);
+      else queued.catch((err: unknown) => this.engine.logger.warn({ err, functionId }, 'enqueue without a reply failed'));
       return;
     }
     const data = message.data;

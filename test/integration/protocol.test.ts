@@ -66,6 +66,18 @@ describe('wire protocol edges', () => {
       raw.close();
     });
 
+    test('an enqueue without an invocation id that fails is logged, not fatal', async () => {
+      const raw = await RawClient.connect(t.url);
+      raw.send({ type: 'invokefunction', function_id: 'x::y', data: {}, action: { type: 'enqueue', queue: 'q' } });
+      raw.send({ type: 'invokefunction', function_id: 'nobody::home', data: {} });
+      raw.send({ type: 'invokefunction', function_id: 'nobody::home', data: {}, action: { type: 'void' } });
+      await sleep(100);
+      raw.send({ type: 'ping' });
+      await raw.next((m) => m.type === 'pong');
+      expect(raw.received.filter((m) => m.type === 'invocationresult')).toEqual([]);
+      raw.close();
+    });
+
     test('a binary frame holding JSON is a protocol message', async () => {
       const raw = await RawClient.connect(t.url);
       raw.socket.send(Buffer.from(JSON.stringify({ type: 'ping' })), { binary: true });
