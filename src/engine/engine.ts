@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
@@ -268,7 +268,7 @@ export class Engine implements ModuleHost {
   /** Retires a previous connection of a reconnecting worker before its replay (protocol §3.3). */
   async reattach(current: WorkerSession, previousId: string, token: string | undefined): Promise<void> {
     const previous = this.sessions.get(previousId);
-    if (!previous || previous === current || token === undefined || token !== previous.connection.reattachToken) return;
+    if (!previous || previous === current || token === undefined || !sameSecret(token, previous.connection.reattachToken)) return;
     previous.connection.close(CloseCode.normal, 'reattached by a new connection');
     await previous.cleanup();
   }
@@ -287,4 +287,11 @@ export class Engine implements ModuleHost {
     this.registry.apply({ op: 'worker.remove', workerId: id });
     this.emitWorkerEvent('worker_disconnected', id);
   }
+}
+
+/** Compares secrets in time independent of where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
