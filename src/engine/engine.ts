@@ -12,13 +12,14 @@ import { LogModule } from '../modules/log';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
-import type { TelemetrySignal } from '../protocol/codec';
+import { telemetrySignal, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json, RegisterFunction } from '../protocol/messages';
 import { Registry } from '../registry/registry';
 import type { TriggerEntry } from '../registry/types';
 import { Router, type CallOutcome, type CallRequest, type LocalHandler } from '../router/router';
 import { CloseCode, WorkerConnection } from '../transport/connection';
+import { rawDataToBuffer } from '../transport/raw-data';
 import { WorkerServer } from '../transport/worker-server';
 import { TriggerManager, type TriggerProvider } from './triggers';
 import { WorkerSession } from './worker-session';
@@ -211,10 +212,12 @@ export class Engine implements ModuleHost {
   }
 
   private acceptTelemetry(socket: WebSocket): void {
+    // Only binary telemetry frames count on this socket; text frames are ignored, as in the original.
     socket.on('message', (data, isBinary) => {
-      if (!isBinary || !Buffer.isBuffer(data) || data.length < 4) return;
-      const signal = data.toString('latin1', 0, 4);
-      if (signal === 'OTLP' || signal === 'MTRC' || signal === 'LOGS') this.ingestTelemetry(signal, data.subarray(4), undefined);
+      if (!isBinary) return;
+      const frame = rawDataToBuffer(data);
+      const signal = telemetrySignal(frame);
+      if (signal) this.ingestTelemetry(signal, frame.subarray(4), undefined);
     });
     socket.on('error', (err) => this.logger.debug({ err }, 'telemetry socket error'));
   }
@@ -240,10 +243,9 @@ export class Engine implements ModuleHost {
         this.logger.warn({ worker: workerId, functionId: message.id, code: invalid.code, reason: invalid.message }, 'HTTP-invoked function refused');
         return;
       }
-      this.registry.apply({ op: 'function.put', fn: { ...definition, invocation, workerId, nodeId: this.nodeId } });
-      return;
     }
-    this.registry.apply({ op: 'function.put', fn: { ...definition, workerId, nodeId: this.nodeId } });
+    const fn = { ...definition, workerId, nodeId: this.nodeId };
+    this.registry.apply({ op: 'function.put', fn: invocation ? { ...fn, invocation } : fn });
   }
 
   /** The `enqueue` action: handed to `engine::queue::enqueue`, answered with a receipt. */

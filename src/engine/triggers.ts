@@ -52,29 +52,18 @@ export class TriggerManager {
     const entry: TriggerEntry = { ...binding, nodeId: this.nodeId, state: 'parked' };
     if (ownerWorkerId !== undefined) entry.ownerWorkerId = ownerWorkerId;
     const type = this.registry.triggerType(binding.trigger_type);
-    if (type) {
-      const provider = this.providers.get(providerKey(type));
-      if (provider) {
-        try {
-          await provider.registerTrigger(entry);
-        } catch (err) {
-          throw new EngineError(ErrorCode.triggerRegistrationFailed, EngineError.from(err).message);
-        }
-        entry.state = 'live';
-      } else {
-        if (this.sendToProvider(type, registerMessage(entry))) entry.state = 'live';
-        this.registry.apply({ op: 'trigger.put', trigger: entry });
-        // The answer arrives in a later frame, so waiting starts safely after the send.
-        const error = entry.state === 'live' && awaitAckMs !== undefined ? await this.waitForAck(entry.id, awaitAckMs) : undefined;
-        if (error) {
-          // The caller never learns the id of a refused binding, so nothing may be left behind.
-          this.registry.apply({ op: 'trigger.remove', id: entry.id });
-          throw new EngineError(ErrorCode.triggerRegistrationFailed, `${error.code}: ${error.message}`);
-        }
-        return entry;
+    if (type && (await this.activate(type, entry))) entry.state = 'live';
+    this.registry.apply({ op: 'trigger.put', trigger: entry });
+    const workerProvided = type !== undefined && !this.providers.has(providerKey(type));
+    if (workerProvided && entry.state === 'live' && awaitAckMs !== undefined) {
+      // The answer arrives in a later frame, so waiting starts safely after the send.
+      const error = await this.waitForAck(entry.id, awaitAckMs);
+      if (error) {
+        // The caller never learns the id of a refused binding, so nothing may be left behind.
+        this.registry.apply({ op: 'trigger.remove', id: entry.id });
+        throw new EngineError(ErrorCode.triggerRegistrationFailed, `${error.code}: ${error.message}`);
       }
     }
-    this.registry.apply({ op: 'trigger.put', trigger: entry });
     return entry;
   }
 
@@ -165,21 +154,30 @@ export class TriggerManager {
   }
 
   private async deliver(type: TriggerTypeEntry, binding: TriggerEntry): Promise<void> {
-    const provider = this.providers.get(providerKey(type));
-    let delivered: boolean;
-    if (provider) {
-      try {
-        await provider.registerTrigger(binding);
-        delivered = true;
-      } catch (err) {
-        this.park(binding, new EngineError(ErrorCode.triggerRegistrationFailed, EngineError.from(err).message).toBody());
-        return;
-      }
-    } else {
-      delivered = this.sendToProvider(type, registerMessage(binding));
+    let live: boolean;
+    try {
+      live = await this.activate(type, binding);
+    } catch (err) {
+      this.park(binding, EngineError.from(err).toBody());
+      return;
     }
-    const state = delivered ? 'live' : 'parked';
+    const state = live ? 'live' : 'parked';
     if (binding.state !== state) this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state } });
+  }
+
+  /**
+   * Hands a binding to its type's provider: an in-process provider accepts it or throws
+   * `trigger_registration_failed`; a worker provider is sent it (false when it cannot be reached).
+   */
+  private async activate(type: TriggerTypeEntry, binding: TriggerEntry): Promise<boolean> {
+    const provider = this.providers.get(providerKey(type));
+    if (!provider) return this.sendToProvider(type, registerMessage(binding));
+    try {
+      await provider.registerTrigger(binding);
+      return true;
+    } catch (err) {
+      throw new EngineError(ErrorCode.triggerRegistrationFailed, EngineError.from(err).message);
+    }
   }
 
   private park(binding: TriggerEntry, error: ErrorBody): void {

@@ -4,6 +4,7 @@ import { EngineError, ErrorCode } from '../protocol/errors';
 import type { ErrorBody, InboundMessage, InvocationResult, InvokeFunction, Json } from '../protocol/messages';
 import type { CallOutcome } from '../router/router';
 import type { WorkerConnection } from '../transport/connection';
+import { rawDataToBuffer } from '../transport/raw-data';
 import type { Engine } from './engine';
 
 /**
@@ -56,7 +57,7 @@ export class WorkerSession {
 
   /** Handles one frame; returns a promise when later frames must wait for it. */
   private process(data: RawData, isBinary: boolean): Promise<void> | undefined {
-    const decoded = decodeFrame(toBuffer(data), isBinary);
+    const decoded = decodeFrame(rawDataToBuffer(data), isBinary);
     switch (decoded.kind) {
       case 'message':
         return this.handle(decoded.message);
@@ -222,10 +223,4 @@ export class WorkerSession {
     this.cleanedUp ??= this.engine.removeWorker(this);
     return this.cleanedUp;
   }
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }

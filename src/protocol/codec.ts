@@ -34,10 +34,8 @@ type Obj = Record<string, unknown>;
 export function decodeFrame(data: Buffer | string, isBinary: boolean): Decoded {
   let text: string;
   if (isBinary && typeof data !== 'string') {
-    if (data.length >= 4) {
-      const prefix = data.toString('latin1', 0, 4) as TelemetrySignal;
-      if (TELEMETRY_PREFIXES.includes(prefix)) return { kind: 'telemetry', signal: prefix, body: data.subarray(4) };
-    }
+    const signal = telemetrySignal(data);
+    if (signal) return { kind: 'telemetry', signal, body: data.subarray(4) };
     text = data.toString('utf8');
   } else {
     text = typeof data === 'string' ? data : data.toString('utf8');
@@ -69,6 +67,13 @@ export function decodeFrame(data: Buffer | string, isBinary: boolean): Decoded {
     }
     return invalid;
   }
+}
+
+/** The signal of a binary telemetry frame (4-byte ASCII prefix), or undefined for anything else. */
+export function telemetrySignal(frame: Buffer): TelemetrySignal | undefined {
+  if (frame.length < 4) return undefined;
+  const prefix = frame.toString('latin1', 0, 4) as TelemetrySignal;
+  return TELEMETRY_PREFIXES.includes(prefix) ? prefix : undefined;
 }
 
 export function encode(message: OutboundMessage): string {

@@ -135,13 +135,10 @@ function handlerKey(workerId: string, functionId: string): string {
   return `${workerId}\u0000${functionId}`;
 }
 
+/** Errors a handler throws become EngineErrors in `withDeadline`. */
 async function runLocal(handler: LocalHandler, request: CallRequest): Promise<CallOutcome> {
-  try {
-    const value = await handler(request.data, request);
-    return value === undefined ? {} : { result: value };
-  } catch (err) {
-    throw EngineError.from(err);
-  }
+  const value = await handler(request.data, request);
+  return value === undefined ? {} : { result: value };
 }
 
 /** Settles with `work` or with the deadline's error, whichever comes first. */

@@ -1,4 +1,5 @@
 import type { RawData } from 'ws';
+import { rawDataToBuffer } from '../../transport/raw-data';
 
 /** One message travelling through a channel; `binary` keeps the frame kind it arrived with. */
 export interface ChannelItem {
@@ -7,9 +8,5 @@ export interface ChannelItem {
 }
 
 export function toChannelItem(data: RawData, isBinary: boolean): ChannelItem {
-  let buf: Buffer;
-  if (Buffer.isBuffer(data)) buf = data;
-  else if (Array.isArray(data)) buf = Buffer.concat(data);
-  else buf = Buffer.from(data);
-  return { data: buf, binary: isBinary };
+  return { data: rawDataToBuffer(data), binary: isBinary };
 }

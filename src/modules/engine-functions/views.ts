@@ -43,18 +43,16 @@ export function functionSummary(registry: Registry, fn: FunctionEntry): Record<s
 }
 
 export function functionDetail(registry: Registry, fn: FunctionEntry): Record<string, Json> {
-  const out = functionSummary(registry, fn);
+  // The original's key order: metadata after the schemas and triggers.
+  const out: Record<string, Json> = { function_id: fn.id, worker_name: workerName(registry, fn) };
+  if (fn.description !== undefined) out.description = fn.description;
   if (fn.request_format !== undefined) out.request_schema = fn.request_format;
   if (fn.response_format !== undefined) out.response_schema = fn.response_format;
   out.registered_triggers = [...registry.triggers()]
     .filter((t) => t.state === 'live' && t.function_id === fn.id)
     .sort(byId)
     .map((t) => ({ id: t.id, trigger_type: t.trigger_type, config: t.config }));
-  // Keep the key order of the original: metadata after the schemas.
-  if (fn.metadata !== undefined) {
-    delete out.metadata;
-    out.metadata = fn.metadata;
-  }
+  if (fn.metadata !== undefined) out.metadata = fn.metadata;
   return out;
 }
 
