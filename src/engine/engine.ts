@@ -5,10 +5,9 @@ import type WebSocket from 'ws';
 import type { EngineConfig } from '../config/types';
 import { ENGINE_VERSION } from '../config/version';
 import { ChannelManager } from '../modules/channels';
-import { EngineFunctionsModule } from '../modules/engine-functions';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
-import { LogModule } from '../modules/log';
+import { createModules } from '../modules';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
@@ -99,7 +98,7 @@ export class Engine implements ModuleHost {
         }, this.logger),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
-    this.modules = [new EngineFunctionsModule(this), new LogModule()];
+    this.modules = createModules(this, config);
   }
 
   async start(): Promise<void> {
@@ -140,6 +139,11 @@ export class Engine implements ModuleHost {
 
   get metricsPort(): number {
     return this.opsPort;
+  }
+
+  /** A running module by name (`iii-http`, `iii-stream`, ...), for tests and embedding. */
+  module<T extends EngineModule>(name: string): T | undefined {
+    return this.modules.find((m) => m.name === name) as T | undefined;
   }
 
   session(workerId: string): WorkerSession | undefined {

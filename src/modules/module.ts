@@ -1,4 +1,8 @@
+import type { EventEmitter } from 'node:events';
+import type { EngineConfig } from '../config/types';
+import type { ChannelManager } from './channels';
 import type { Logger } from '../observability/logger';
+import type { EngineMetrics } from '../observability/metrics';
 import type { Json } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
 import type { TriggerEntry } from '../registry/types';
@@ -34,6 +38,13 @@ export interface ModuleHost {
   /** Fires a binding: calls its function with `payload` and its metadata; the result is dropped. */
   fire(trigger: TriggerEntry, payload: Json): void;
   logger: Logger;
+  readonly config: EngineConfig;
+  /** Data channels (`engine::channels::create`): modules stream bodies through them. */
+  readonly channels: ChannelManager;
+  /** Prometheus registry and the engine's own metrics; modules add their gauges here. */
+  readonly metrics: EngineMetrics;
+  /** `worker` and `telemetry` events (see Engine). */
+  readonly events: EventEmitter;
 }
 
 /** A built-in module: registered at start, stopped at shutdown. */

@@ -1,0 +1,37 @@
+import type { EngineConfig } from '../config/types';
+import { resolveModuleConfig, type ModuleId } from '../config/workers';
+import { CronModule } from './cron';
+import { EngineFunctionsModule } from './engine-functions';
+import { HttpModule } from './http';
+import { LogModule } from './log';
+import type { EngineModule } from './module';
+import { PubSubModule } from './pubsub';
+import { QueueModule } from './queue';
+import { StateModule } from './state';
+import { StreamModule } from './stream';
+import type { Engine } from '../engine/engine';
+
+type ModuleFactory = (config: Record<string, unknown>) => EngineModule;
+
+/** The optional modules, in start order (a module may call the ones before it). */
+const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
+  ['state', (c) => new StateModule(c)],
+  ['stream', (c) => new StreamModule(c)],
+  ['pubsub', (c) => new PubSubModule(c)],
+  ['queue', (c) => new QueueModule(c)],
+  ['cron', (c) => new CronModule(c)],
+  ['http', (c) => new HttpModule(c)],
+];
+
+/**
+ * The modules one node runs: the mandatory ones, then every optional module the config enables,
+ * each given its block with defaults filled in.
+ */
+export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
+  const modules: EngineModule[] = [new EngineFunctionsModule(engine), new LogModule()];
+  for (const [id, create] of OPTIONAL) {
+    const module = config.modules[id];
+    if (module?.enabled) modules.push(create(resolveModuleConfig(id, module.config)));
+  }
+  return modules;
+}
