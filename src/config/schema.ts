@@ -96,6 +96,7 @@ export const httpSchema: SchemaTree = {
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
   default_timeout: leaf(ms(), 30000, 'Whole-request timeout and per-middleware timeout.'),
   concurrency_request_limit: leaf(intRange(0), 1024, 'Requests served at once (0 is treated as 1).'),
+  body_limit_bytes: leaf(intRange(1, undefined, 'bytes'), 10 * MiB, 'ours: largest request body; a larger one is answered 413.'),
   cors: {
     allowed_origins: leaf(listOf(nonEmptyString, 'origins'), [], 'Empty or containing "*" = any origin.'),
     allowed_methods: leaf(listOf(nonEmptyString, 'methods'), [], 'Empty = any method.'),
