@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { FunctionEntry, RegistryDelta, TriggerEntry, TriggerTypeEntry, WorkerEntry } from './types';
+import type { FunctionEntry, RegistryDelta, RegistryEntry, TriggerEntry, TriggerTypeEntry, WorkerEntry } from './types';
 
 /**
  * The in-memory registry every node keeps: the complete view of the cluster, so choosing a
@@ -16,14 +16,25 @@ export class Registry extends EventEmitter {
   private readonly triggerTypesById = new Map<string, TriggerTypeEntry>();
   private readonly triggersById = new Map<string, TriggerEntry>();
 
+  /**
+   * Applies one change and emits `delta` with the entry it concerns (for a removal, the entry
+   * removed), so a listener can tell whose entry changed. A removal of nothing emits nothing.
+   */
   apply(delta: RegistryDelta): void {
+    const entry = this.applyOne(delta);
+    if (entry) this.emit('delta', delta, entry);
+  }
+
+  private applyOne(delta: RegistryDelta): RegistryEntry | undefined {
     switch (delta.op) {
       case 'worker.put':
         this.workersById.set(delta.worker.id, delta.worker);
-        break;
-      case 'worker.remove':
-        if (!this.workersById.delete(delta.workerId)) return;
-        break;
+        return delta.worker;
+      case 'worker.remove': {
+        const worker = this.workersById.get(delta.workerId);
+        if (worker) this.workersById.delete(delta.workerId);
+        return worker;
+      }
       case 'function.put': {
         let pool = this.pools.get(delta.fn.id);
         if (!pool) this.pools.set(delta.fn.id, (pool = new Map()));
@@ -31,36 +42,39 @@ export class Registry extends EventEmitter {
         pool.delete(delta.fn.workerId);
         pool.set(delta.fn.workerId, delta.fn);
         this.poolArrays.set(delta.fn.id, [...pool.values()]);
-        break;
+        return delta.fn;
       }
       case 'function.remove': {
         const pool = this.pools.get(delta.id);
-        if (!pool || !pool.delete(delta.workerId)) return;
+        const fn = pool?.get(delta.workerId);
+        if (!pool || !fn) return undefined;
+        pool.delete(delta.workerId);
         if (pool.size === 0) {
           this.pools.delete(delta.id);
           this.poolArrays.delete(delta.id);
         } else {
           this.poolArrays.set(delta.id, [...pool.values()]);
         }
-        break;
+        return fn;
       }
       case 'triggertype.put':
         this.triggerTypesById.set(delta.type.id, delta.type);
-        break;
+        return delta.type;
       case 'triggertype.remove': {
         const current = this.triggerTypesById.get(delta.id);
-        if (!current || current.workerId !== delta.workerId) return;
+        if (!current || current.workerId !== delta.workerId) return undefined;
         this.triggerTypesById.delete(delta.id);
-        break;
+        return current;
       }
       case 'trigger.put':
         this.triggersById.set(delta.trigger.id, delta.trigger);
-        break;
-      case 'trigger.remove':
-        if (!this.triggersById.delete(delta.id)) return;
-        break;
+        return delta.trigger;
+      case 'trigger.remove': {
+        const trigger = this.triggersById.get(delta.id);
+        if (trigger) this.triggersById.delete(delta.id);
+        return trigger;
+      }
     }
-    this.emit('delta', delta);
   }
 
   worker(id: string): WorkerEntry | undefined {

@@ -59,6 +59,8 @@ export interface TriggerEntry {
   state: 'live' | 'parked';
 }
 
+export type RegistryEntry = WorkerEntry | FunctionEntry | TriggerTypeEntry | TriggerEntry;
+
 /** Every registry mutation is one of these, so a cluster backend can ship them between nodes. */
 export type RegistryDelta =
   | { op: 'worker.put'; worker: WorkerEntry }

@@ -1,0 +1,38 @@
+import type { ErrorBody, Json } from '../protocol/messages';
+import type { RegistryDelta } from '../registry/types';
+
+/**
+ * What nodes say to each other over the bus. Calls and results go to one node's inbox; registry
+ * news goes to every node. Registry messages carry the sender's incarnation: a node restarted
+ * under the same id is a new incarnation, and its versions start over.
+ */
+export type BusMessage =
+  /** Run `functionId` on `workerId` (a worker connected to the receiving node). */
+  | {
+      type: 'invoke';
+      id: string;
+      functionId: string;
+      workerId: string;
+      data: Json;
+      metadata?: Json;
+      traceparent?: string;
+      baggage?: string;
+      /** Milliseconds the caller still waits; the receiver uses it as its own deadline. */
+      timeoutMs: number;
+      /** No reply wanted (fire-and-forget). */
+      void?: boolean;
+    }
+  | { type: 'result'; id: string; result?: Json; error?: ErrorBody }
+  /** One change of the sender's own registry entries, numbered from 1 per incarnation. */
+  | { type: 'delta'; incarnation: string; version: number; delta: RegistryDelta }
+  /** The sender rewrote its whole snapshot (at start, or after Redis lost its data): reload it. */
+  | { type: 'snapshot'; incarnation: string; version: number }
+  /** The sender is going away (drain): forget its entries and fail calls pending on it now. */
+  | { type: 'leaving' }
+  /** A provider on the sender refused a binding owned by a worker on the receiver. */
+  | { type: 'trigger.refused'; triggerId: string; error: ErrorBody };
+
+export interface Envelope {
+  from: string;
+  message: BusMessage;
+}

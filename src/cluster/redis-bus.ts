@@ -1,0 +1,71 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger';
+import type { Bus, BusHandler } from './bus';
+import type { BusMessage, Envelope } from './messages';
+import { redisConnection } from './redis-connection';
+
+/**
+ * The bus over Redis pub/sub: each node subscribes to its inbox channel and to the broadcast
+ * channel. One PUBLISH per message; a cross-node call costs one PUBLISH there and one back.
+ */
+export class RedisBus implements Bus {
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private handler: BusHandler = () => undefined;
+
+  constructor(
+    url: string,
+    private readonly prefix: string,
+    private readonly nodeId: string,
+    private readonly logger: Logger,
+  ) {
+    this.pub = redisConnection(url, `iii:${nodeId}:bus-pub`, logger);
+    // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
+    this.sub = redisConnection(url, `iii:${nodeId}:bus-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  }
+
+  inbox(nodeId: string): string {
+    return `${this.prefix}inbox:${nodeId}`;
+  }
+
+  get broadcastChannel(): string {
+    return `${this.prefix}broadcast`;
+  }
+
+  async start(handler: BusHandler): Promise<void> {
+    this.handler = handler;
+    this.sub.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.receive(payload));
+    await Promise.all([this.pub.connect(), this.sub.connect()]);
+    await this.sub.subscribe(this.inbox(this.nodeId), this.broadcastChannel);
+  }
+
+  send(nodeId: string, message: BusMessage): Promise<void> {
+    return this.publish(this.inbox(nodeId), message);
+  }
+
+  broadcast(message: BusMessage): Promise<void> {
+    return this.publish(this.broadcastChannel, message);
+  }
+
+  async stop(): Promise<void> {
+    this.sub.disconnect();
+    await this.pub.quit().catch(() => this.pub.disconnect());
+  }
+
+  private async publish(channel: string, message: BusMessage): Promise<void> {
+    const envelope: Envelope = { from: this.nodeId, message };
+    await this.pub.publish(channel, JSON.stringify(envelope));
+  }
+
+  private receive(payload: Buffer): void {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(payload.toString('utf8')) as Envelope;
+    } catch (err) {
+      this.logger.warn({ err }, 'undecodable bus message dropped');
+      return;
+    }
+    if (envelope.from === this.nodeId) return;
+    this.handler(envelope.message, envelope.from);
+  }
+}

@@ -1,0 +1,72 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const INSTALL_HINT =
+  'redis-server is not installed. Tests that need Redis start a private redis-server on a free port; ' +
+  'install it with `apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_SERVER_BIN to its path.';
+
+/** A private redis-server on a free loopback port, never a user's Redis on 6379. */
+export interface TestRedis {
+  url: string;
+  port: number;
+  /** Stops the server (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (after `stop`), for outage tests. */
+  restart(): Promise<void>;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
+  if (spawnSync(bin, ['--version']).error) throw new Error(INSTALL_HINT);
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-redis-'));
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    child = proc;
+    await waitForPort(port, proc);
+  };
+  const stop = async () => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGTERM');
+    await exited;
+  };
+
+  await launch();
+  return { url: `redis://127.0.0.1:${port}`, port, stop, restart: launch };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, proc: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} before listening on ${port}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port} within 10 s`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
