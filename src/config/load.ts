@@ -24,6 +24,7 @@
  * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | no whitespace, <= 128 chars |
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
+ * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -31,7 +32,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
-import { describeValue, isPlainObject, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
+import { describeValue, isPlainObject, nonEmptyString, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
 import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
 import type {
   EngineConfig,
@@ -305,7 +306,10 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
       maxBufferMessages: channels.max_buffer_messages,
     },
     httpFunctions,
-    cluster: typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {},
+    cluster: {
+      keyPrefix: sources.cluster.resolved['key_prefix'] as string,
+      ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
+    },
     modules,
   };
   if (sources.source !== undefined) config.source = sources.source;
@@ -356,7 +360,9 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (metricsPort !== undefined) config.metrics.port = metricsPort as number;
 
   const redis = envValue(env, 'III_REDIS_URL', redisUrl);
-  if (redis !== undefined) config.cluster = { redisUrl: redis as string };
+  if (redis !== undefined) config.cluster.redisUrl = redis as string;
+  const keyPrefix = envValue(env, 'III_REDIS_KEY_PREFIX', nonEmptyString);
+  if (keyPrefix !== undefined) config.cluster.keyPrefix = keyPrefix as string;
 
   const nodeId = envValue(env, 'III_NODE_ID', nodeIdShape) ?? sources.engine.resolved['node_id'];
   config.nodeId = typeof nodeId === 'string' ? nodeId : `${os.hostname()}-${randomBytes(3).toString('hex')}`;

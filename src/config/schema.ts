@@ -310,4 +310,5 @@ export const engineSchema: SchemaTree = {
 
 export const clusterSchema: SchemaTree = {
   redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set.'),
+  key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
 };

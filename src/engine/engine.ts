@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import type { EngineConfig } from '../config/types';
 import { ENGINE_VERSION } from '../config/version';
+import { ClusterNode } from '../cluster/cluster-node';
 import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
@@ -51,6 +52,8 @@ export class Engine implements ModuleHost {
   readonly metrics: EngineMetrics;
   readonly channels: ChannelManager;
   readonly events = new EventEmitter();
+  /** Present in cluster mode (a Redis URL is configured). */
+  readonly cluster: ClusterNode | undefined;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
@@ -73,7 +76,14 @@ export class Engine implements ModuleHost {
       worker: (id) => this.sessions.get(id)?.connection,
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
+      remote: (nodeId, message) => this.cluster!.send(nodeId, message),
     });
+    if (config.cluster.redisUrl !== undefined) {
+      this.cluster = new ClusterNode(this.registry, this.router, this.nodeId, this.logger, {
+        redisUrl: config.cluster.redisUrl,
+        keyPrefix: config.cluster.keyPrefix,
+      });
+    }
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
     this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
     this.channels = new ChannelManager({
@@ -105,6 +115,7 @@ export class Engine implements ModuleHost {
     if (this.state !== 'created') throw new Error(`Engine cannot start from state ${this.state}`);
     this.state = 'starting';
     for (const module of this.modules) await module.start(this);
+    await this.cluster?.start();
     for (const server of this.servers) await server.listen();
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     this.state = 'ready';
@@ -124,6 +135,7 @@ export class Engine implements ModuleHost {
     for (const session of this.sessions.values()) session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
     await Promise.all([...this.sessions.values()].map((session) => session.cleanup()));
     this.router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, 'The engine is shutting down'));
+    await this.cluster?.stop();
     for (const module of [...this.modules].reverse()) await module.stop();
     this.channels.close();
     await Promise.all(this.servers.map((server) => server.close()));
@@ -151,8 +163,9 @@ export class Engine implements ModuleHost {
   }
 
   readiness(): Readiness {
-    const ready = this.state === 'ready';
-    return { ready, checks: { state: this.state } };
+    const clusterReady = this.cluster?.ready ?? true;
+    const ready = this.state === 'ready' && clusterReady;
+    return { ready, checks: this.cluster ? { state: this.state, redis: clusterReady ? 'ok' : 'unreachable' } : { state: this.state } };
   }
 
   // ModuleHost

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json } from '../protocol/messages';
+import type { BusMessage } from '../cluster/messages';
 import type { Registry } from '../registry/registry';
 import type { FunctionEntry } from '../registry/types';
 import { PendingCalls, type CallOutcome } from './pending-calls';
@@ -20,7 +21,11 @@ export interface CallRequest extends CallContext {
   data: Json;
   /** Engine-side deadline in milliseconds; the router's default when absent. */
   timeoutMs?: number;
+  /** The entry to call, already chosen (a call routed here by another node). */
+  pinned?: FunctionEntry;
 }
+
+export type RemoteInvoke = Extract<BusMessage, { type: 'invoke' }>;
 
 /** Added to an HTTP-invoked function's own timeout before the router's backstop deadline fires. */
 const HTTP_DEADLINE_SLACK_MS = 1000;
@@ -41,6 +46,8 @@ export interface RouterDeps {
   worker(workerId: string): WorkerTarget | undefined;
   /** Executes an HTTP-invoked function (module http-functions). */
   httpInvoke(entry: FunctionEntry, request: CallRequest): Promise<CallOutcome>;
+  /** Sends a call to another node (cluster mode); rejects when the bus cannot take it. */
+  remote?(nodeId: string, message: RemoteInvoke): Promise<void>;
   /** Told of every settled call: `outcome` is `ok` or the error code; `startedAt` from performance.now(). */
   observe?(functionId: string, outcome: string, startedAt: number): void;
 }
@@ -79,9 +86,12 @@ export class Router {
   }
 
   private route(request: CallRequest): Promise<CallOutcome> {
-    const pool = this.deps.registry.pool(request.functionId);
-    if (pool.length === 0) return Promise.reject(errors.functionNotFound(request.functionId));
-    const entry = this.pick(pool);
+    let entry = request.pinned;
+    if (!entry) {
+      const pool = this.deps.registry.pool(request.functionId);
+      if (pool.length === 0) return Promise.reject(errors.functionNotFound(request.functionId));
+      entry = this.pick(pool);
+    }
     const timeoutMs = request.timeoutMs ?? this.deps.defaultTimeoutMs;
     const onTimeout = () => errors.timeout(request.functionId, timeoutMs);
 
@@ -94,9 +104,7 @@ export class Router {
     const handler = this.handlers.get(handlerKey(entry.workerId, entry.id));
     if (handler) return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
 
-    if (entry.nodeId !== this.deps.nodeId) {
-      return Promise.reject(new EngineError(ErrorCode.functionNotFound, `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`));
-    }
+    if (entry.nodeId !== this.deps.nodeId) return this.routeRemote(entry, request, timeoutMs, onTimeout);
     const worker = this.deps.worker(entry.workerId);
     if (!worker) return Promise.reject(errors.invocationStopped());
 
@@ -110,6 +118,39 @@ export class Router {
       this.pending.reject(invocationId, new EngineError(ErrorCode.channelSendFailed, `Could not send the call to worker ${entry.workerId}: its connection is closing`));
     }
     return outcome;
+  }
+
+  /**
+   * Sends the call to the node of `entry` and waits for its answer like for a local worker's:
+   * the pending entry is keyed by the remote worker, so the loss of that worker or of its node
+   * settles it at once.
+   */
+  private routeRemote(entry: FunctionEntry, request: CallRequest, timeoutMs: number, onTimeout: () => EngineError): Promise<CallOutcome> {
+    const remote = this.deps.remote;
+    if (!remote) {
+      return Promise.reject(new EngineError(ErrorCode.functionNotFound, `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`));
+    }
+    const id = randomUUID();
+    const outcome = this.pending.add(id, entry.id, entry.workerId, timeoutMs, onTimeout);
+    const message: RemoteInvoke = { type: 'invoke', id, functionId: entry.id, workerId: entry.workerId, data: request.data, timeoutMs };
+    if (request.metadata !== undefined) message.metadata = request.metadata;
+    if (request.traceparent !== undefined) message.traceparent = request.traceparent;
+    if (request.baggage !== undefined) message.baggage = request.baggage;
+    remote(entry.nodeId, message).catch((err: unknown) => {
+      this.pending.reject(id, new EngineError(ErrorCode.channelSendFailed, `Could not reach node ${entry.nodeId} serving ${entry.id}: ${EngineError.from(err).message}`));
+    });
+    return outcome;
+  }
+
+  /**
+   * Runs a call another node routed here to one of this node's workers. The worker was chosen
+   * by the caller's node; if it has left meanwhile, another local member of the pool serves.
+   */
+  invokeLocal(workerId: string, request: CallRequest): Promise<CallOutcome> {
+    const pool = this.deps.registry.pool(request.functionId).filter((e) => e.nodeId === this.deps.nodeId);
+    const entry = pool.find((e) => e.workerId === workerId) ?? pool[0];
+    if (!entry) return Promise.reject(errors.functionNotFound(request.functionId));
+    return this.invoke({ ...request, pinned: entry });
   }
 
   /** Local candidates first, least in-flight among them; otherwise round robin over the pool. */

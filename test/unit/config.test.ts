@@ -81,7 +81,7 @@ describe('built-in defaults (no file)', () => {
     expect(config.invocationTimeoutMs).toBe(30000);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
     expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024 });
-    expect(config.cluster).toEqual({});
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:' });
     expect(config.logLevel).toBe('info');
     expect(config.nodeId).toMatch(new RegExp(`^${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{6}$`));
     expect(warnings).toEqual([]);
@@ -462,7 +462,7 @@ engine:
     expect(config.metrics.port).toBe(9000);
     expect(config.nodeId).toBe('node-7');
     expect(config.logLevel).toBe('debug');
-    expect(config.cluster).toEqual({ redisUrl: 'redis://redis:6379' });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', redisUrl: 'redis://redis:6379' });
   });
 
   it('fall back to the file, then to iii-observability level, then to the built-in defaults', () => {
@@ -567,7 +567,7 @@ describe('the shipped config files', () => {
   it('config/cluster.yaml loads with Redis adapters and cluster mode on', () => {
     const { config, warnings } = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: {} });
     expect(warnings).toEqual([]);
-    expect(config.cluster).toEqual({ redisUrl: 'redis://127.0.0.1:6379' });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', redisUrl: 'redis://127.0.0.1:6379' });
     for (const id of ['stream', 'state', 'pubsub', 'queue', 'cron']) {
       expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
     }

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger';
+import { EngineError, ErrorCode } from '../protocol/errors';
+import type { Registry } from '../registry/registry';
+import type { CallRequest, Router } from '../router/router';
+import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
+import type { BusMessage } from './messages';
+import { RedisBus } from './redis-bus';
+import { redisConnection } from './redis-connection';
+import { RegistrySync } from './registry-sync';
+
+export interface ClusterOptions {
+  redisUrl: string;
+  /** Prepended to every Redis key and channel, so several clusters can share one Redis. */
+  keyPrefix: string;
+  membership?: MembershipOptions;
+}
+
+/**
+ * This node's part in the cluster: it keeps the registry mirror in step with the other nodes
+ * (RegistrySync), knows who is alive (Membership), carries calls to workers on other nodes and
+ * answers the calls they send here (the bus).
+ */
+export class ClusterNode {
+  readonly self: NodeInfo;
+  private readonly redis: Redis;
+  private readonly bus: RedisBus;
+  private readonly membership: Membership;
+  private readonly sync: RegistrySync;
+  private started = false;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly router: Router,
+    nodeId: string,
+    private readonly logger: Logger,
+    options: ClusterOptions,
+  ) {
+    this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
+    this.redis = redisConnection(options.redisUrl, `iii:${nodeId}:registry`, logger);
+    this.bus = new RedisBus(options.redisUrl, options.keyPrefix, nodeId, logger);
+    this.membership = new Membership(options.redisUrl, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
+    this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, this.bus, logger);
+    this.membership.on('up', (info: NodeInfo) => void this.sync.reload(info.nodeId));
+    this.membership.on('down', (nodeId: string) => this.nodeLost(nodeId));
+    // After a reconnect Redis may have lost everything (a restart): rewrite ours, reload theirs.
+    this.redis.on('ready', () => {
+      if (!this.started) return;
+      void this.sync.publishSnapshot();
+      for (const node of this.membership.nodes()) void this.sync.reload(node.nodeId);
+    });
+  }
+
+  /** Sends a call to another node's inbox. */
+  send(nodeId: string, message: BusMessage): Promise<void> {
+    return this.bus.send(nodeId, message);
+  }
+
+  /** Redis answers and this node's heartbeat gets through. */
+  get ready(): boolean {
+    return this.membership.reachable && this.redis.status === 'ready';
+  }
+
+  async start(): Promise<void> {
+    await this.redis.connect();
+    await this.bus.start((message, from) => this.receive(message, from));
+    await this.sync.start();
+    await this.membership.start();
+    this.started = true;
+  }
+
+  /** Tells the others this node is leaving, so they need not wait for its heartbeat to expire. */
+  async stop(): Promise<void> {
+    this.started = false;
+    await this.bus.broadcast({ type: 'leaving' }).catch(() => undefined);
+    this.sync.stop();
+    await this.membership.stop();
+    await this.bus.stop();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private receive(message: BusMessage, from: string): void {
+    switch (message.type) {
+      case 'invoke':
+        this.serve(message, from);
+        return;
+      case 'result':
+        if (message.error) this.router.pending.reject(message.id, new EngineError(message.error.code, message.error.message, message.error.stacktrace));
+        else this.router.pending.resolve(message.id, message.result === undefined ? {} : { result: message.result });
+        return;
+      case 'delta':
+      case 'snapshot':
+        this.sync.onMessage(message, from);
+        return;
+      case 'leaving':
+        this.membership.lose(from, 'drained');
+        return;
+      case 'trigger.refused':
+        return;
+    }
+  }
+
+  private serve(message: Extract<BusMessage, { type: 'invoke' }>, from: string): void {
+    const request = { functionId: message.functionId, data: message.data, timeoutMs: message.timeoutMs, ...optional(message) };
+    const reply = (answer: BusMessage) =>
+      this.bus.send(from, answer).catch((err: unknown) => this.logger.warn({ err, peer: from, invocation: message.id }, 'could not return a result to its node'));
+    this.router.invokeLocal(message.workerId, request).then(
+      (outcome) => (message.void ? undefined : reply({ type: 'result', id: message.id, ...(outcome.result === undefined ? {} : { result: outcome.result }) })),
+      (err: unknown) => (message.void ? undefined : reply({ type: 'result', id: message.id, error: EngineError.from(err).toBody() })),
+    );
+  }
+
+  /** A node is gone: the calls waiting on its workers fail now, its entries leave the mirror. */
+  private nodeLost(nodeId: string): void {
+    const lost = () => new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
+    for (const worker of this.registry.entriesOfNode(nodeId).workers) this.router.pending.rejectWorker(worker.id, lost);
+    this.sync.removeNode(nodeId);
+  }
+}
+
+/** The optional parts of a call, copied only when present (exactOptionalPropertyTypes-safe). */
+function optional(message: Extract<BusMessage, { type: 'invoke' }>): Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> {
+  const out: Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> = {};
+  if (message.metadata !== undefined) out.metadata = message.metadata;
+  if (message.traceparent !== undefined) out.traceparent = message.traceparent;
+  if (message.baggage !== undefined) out.baggage = message.baggage;
+  return out;
+}

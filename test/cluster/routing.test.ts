@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { startEngine, waitFor, type TestEngine } from '../support/engine';
+import { startRedis, type TestRedis } from '../support/redis';
+
+let redis: TestRedis;
+const engines: TestEngine[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.close()));
+});
+
+/** Nodes of one cluster: same Redis, a key prefix of its own per test. */
+async function cluster(count: number): Promise<TestEngine[]> {
+  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
+  const nodes = await Promise.all(
+    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: redis.url, keyPrefix } })),
+  );
+  engines.push(...nodes);
+  return nodes;
+}
+
+describe('calls across nodes', () => {
+  it('reaches a worker connected to another node', async () => {
+    const [a, b] = await cluster(2);
+    const worker = b!.worker('adder');
+    worker.registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
+    await waitFor(() => a!.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
+    const caller = a!.worker('caller');
+    await expect(caller.trigger({ function_id: 'math::add', payload: { a: 2, b: 3 } })).resolves.toEqual({ sum: 5 });
+  });
+
+  it('returns the remote worker\'s error to the caller', async () => {
+    const [a, b] = await cluster(2);
+    b!.worker('failing').registerFunction('boom', async () => {
+      throw new Error('kaput');
+    });
+    await waitFor(() => a!.engine.registry.pool('boom').length === 1, 'boom mirrored');
+    await expect(a!.worker('caller').trigger({ function_id: 'boom', payload: {} })).rejects.toThrow(/kaput/);
+  });
+
+  it('fails a call pending on a node that stops, at once', async () => {
+    const [a, b] = await cluster(2);
+    b!.worker('slow').registerFunction('slow', () => new Promise(() => undefined));
+    await waitFor(() => a!.engine.registry.pool('slow').length === 1, 'slow mirrored');
+    const call = a!.worker('caller').trigger({ function_id: 'slow', payload: {} }).then(
+      () => new Error('the call should have failed'),
+      (err: Error) => err,
+    );
+    await waitFor(() => a!.engine.router.pending.size === 1, 'call pending on node 1');
+    const started = Date.now();
+    await b!.close();
+    engines.splice(engines.indexOf(b!), 1);
+    expect((await call).message).toMatch(/left the cluster|stopped/i);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(a!.engine.registry.pool('slow')).toHaveLength(0);
+  });
+
+  it('lists the workers of the whole cluster', async () => {
+    const [a, b] = await cluster(2);
+    b!.worker('far-away').registerFunction('x', async () => 1);
+    await waitFor(() => a!.engine.registry.pool('x').length === 1, 'x mirrored');
+    const list = (await a!.worker('lister').trigger({ function_id: 'engine::workers::list', payload: {} })) as { workers: { name?: string }[] };
+    expect(list.workers.map((w) => w.name)).toContain('far-away');
+  });
+});
