@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type { Registry } from '../registry/registry';
+import type { TriggerManager } from '../engine/triggers';
 import type { CallRequest, Router } from '../router/router';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
 import type { BusMessage } from './messages';
@@ -33,6 +34,7 @@ export class ClusterNode {
   constructor(
     private readonly registry: Registry,
     private readonly router: Router,
+    private readonly triggers: TriggerManager,
     nodeId: string,
     private readonly logger: Logger,
     options: ClusterOptions,
@@ -42,6 +44,10 @@ export class ClusterNode {
     this.bus = new RedisBus(options.redisUrl, options.keyPrefix, nodeId, logger);
     this.membership = new Membership(options.redisUrl, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
     this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, this.bus, logger);
+    triggers.forwardResult = (node, triggerId, error) => {
+      const message: BusMessage = error ? { type: 'trigger.result', triggerId, error } : { type: 'trigger.result', triggerId };
+      this.bus.send(node, message).catch((err: unknown) => logger.debug({ err, peer: node, trigger: triggerId }, 'trigger result not forwarded'));
+    };
     this.membership.on('up', (info: NodeInfo) => void this.sync.reload(info.nodeId));
     this.membership.on('down', (nodeId: string) => this.nodeLost(nodeId));
     // After a reconnect Redis may have lost everything (a restart): rewrite ours, reload theirs.
@@ -96,7 +102,8 @@ export class ClusterNode {
       case 'leaving':
         this.membership.lose(from, 'drained');
         return;
-      case 'trigger.refused':
+      case 'trigger.result':
+        this.triggers.resultFromPeer(message.triggerId, message.error);
         return;
     }
   }

@@ -29,8 +29,8 @@ export type BusMessage =
   | { type: 'snapshot'; incarnation: string; version: number }
   /** The sender is going away (drain): forget its entries and fail calls pending on it now. */
   | { type: 'leaving' }
-  /** A provider on the sender refused a binding owned by a worker on the receiver. */
-  | { type: 'trigger.refused'; triggerId: string; error: ErrorBody };
+  /** A provider on the sender answered a binding of the receiver (error = refused). */
+  | { type: 'trigger.result'; triggerId: string; error?: ErrorBody };
 
 export interface Envelope {
   from: string;

@@ -76,16 +76,16 @@ export class Engine implements ModuleHost {
       worker: (id) => this.sessions.get(id)?.connection,
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
-      remote: (nodeId, message) => this.cluster!.send(nodeId, message),
+      remote: (nodeId, message) => (this.cluster ? this.cluster.send(nodeId, message) : Promise.reject(new Error('not in cluster mode'))),
     });
+    this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
+    this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
     if (config.cluster.redisUrl !== undefined) {
-      this.cluster = new ClusterNode(this.registry, this.router, this.nodeId, this.logger, {
+      this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, {
         redisUrl: config.cluster.redisUrl,
         keyPrefix: config.cluster.keyPrefix,
       });
     }
-    this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
-    this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
     this.channels = new ChannelManager({
       ttlMs: config.channels.ttlMs,
       defaultBufferMessages: config.channels.defaultBufferMessages,

@@ -2,7 +2,7 @@ import { EngineError, ErrorCode } from '../protocol/errors';
 import type { ErrorBody, Json, RegisterTrigger, TriggerRegistrationResult, UnregisterTrigger } from '../protocol/messages';
 import type { Logger } from '../observability/logger';
 import type { Registry } from '../registry/registry';
-import type { TriggerEntry, TriggerTypeEntry } from '../registry/types';
+import type { RegistryDelta, RegistryEntry, TriggerEntry, TriggerTypeEntry } from '../registry/types';
 
 /** An in-process module that provides a trigger type. Throwing refuses a binding. */
 export interface TriggerProvider {
@@ -34,12 +34,19 @@ export class TriggerManager {
   /** Bindings whose worker provider's answer someone awaits (`engine::register_trigger`). */
   private readonly ackWaiters = new Map<string, (error: ErrorBody | undefined) => void>();
 
+  /** Bindings owned by other nodes that this node's providers hold (cluster mode). */
+  private readonly remoteDelivered = new Set<string>();
+  /** Tells another node a provider's answer to one of its bindings (cluster mode). */
+  forwardResult: (nodeId: string, triggerId: string, error: ErrorBody | undefined) => void = () => undefined;
+
   constructor(
     private readonly registry: Registry,
     private readonly nodeId: string,
     private readonly peer: (workerId: string) => TriggerPeer | undefined,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    registry.on('delta', this.onClusterDelta);
+  }
 
   /**
    * Registers a binding. Refusal by an in-process provider throws `trigger_registration_failed`
@@ -98,6 +105,10 @@ export class TriggerManager {
     if (provider) this.providers.set(providerKey(type), provider);
     this.registry.apply({ op: 'triggertype.put', type });
     for (const binding of this.registry.triggersOfType(type.id)) {
+      if (binding.nodeId !== this.nodeId) {
+        await this.deliverRemote(type, binding);
+        continue;
+      }
       if (binding.state === 'parked' && binding.ownerWorkerId !== undefined && !this.registry.worker(binding.ownerWorkerId)) {
         this.registry.apply({ op: 'trigger.remove', id: binding.id });
         continue;
@@ -112,8 +123,14 @@ export class TriggerManager {
     if (!type || type.workerId !== workerId) return;
     this.providers.delete(providerKey(type));
     this.registry.apply({ op: 'triggertype.remove', id, workerId });
-    for (const binding of this.registry.triggersOfType(id, 'live')) {
-      this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
+    this.parkType(id);
+  }
+
+  /** The bindings of a type that went away wait for it; remote ones are their node's business. */
+  private parkType(typeId: string): void {
+    for (const binding of this.registry.triggersOfType(typeId)) {
+      if (binding.nodeId !== this.nodeId) this.remoteDelivered.delete(binding.id);
+      else if (binding.state === 'live') this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
     }
   }
 
@@ -122,8 +139,72 @@ export class TriggerManager {
     const binding = this.registry.trigger(result.id);
     const type = binding && this.registry.triggerType(binding.trigger_type);
     if (!binding || !type || type.workerId !== fromWorkerId) return;
+    if (binding.nodeId !== this.nodeId) {
+      if (result.error) this.remoteDelivered.delete(binding.id);
+      this.forwardResult(binding.nodeId, binding.id, result.error);
+      return;
+    }
     this.ackWaiters.get(result.id)?.(result.error);
     if (result.error) this.park(binding, result.error);
+  }
+
+  /** A provider on another node answered a binding of this node. */
+  resultFromPeer(triggerId: string, error: ErrorBody | undefined): void {
+    const binding = this.registry.trigger(triggerId);
+    if (!binding || binding.nodeId !== this.nodeId) return;
+    this.ackWaiters.get(triggerId)?.(error);
+    if (error) this.park(binding, error);
+  }
+
+  /**
+   * Cluster mode: the mirror changed on another node's behalf. Bindings of other nodes whose type
+   * is provided here are handed to the provider here (each binding is delivered by the node of
+   * its provider); a type appearing or leaving elsewhere changes the state of this node's bindings.
+   */
+  private readonly onClusterDelta = (delta: RegistryDelta, entry: RegistryEntry): void => {
+    if (entry.nodeId === this.nodeId) return;
+    switch (delta.op) {
+      case 'trigger.put': {
+        const type = this.registry.triggerType(delta.trigger.trigger_type);
+        if (type && type.nodeId === this.nodeId && !this.remoteDelivered.has(delta.trigger.id)) void this.deliverRemote(type, delta.trigger);
+        return;
+      }
+      case 'trigger.remove':
+        if (this.remoteDelivered.delete((entry as TriggerEntry).id)) void this.withdrawRemote(entry as TriggerEntry);
+        return;
+      case 'triggertype.put':
+        for (const binding of this.registry.triggersOfType(delta.type.id, 'parked')) {
+          if (binding.nodeId === this.nodeId) this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'live' } });
+        }
+        return;
+      case 'triggertype.remove':
+        if (!this.registry.triggerType(delta.id)) this.parkType(delta.id);
+        return;
+      default:
+        return;
+    }
+  };
+
+  private async deliverRemote(type: TriggerTypeEntry, binding: TriggerEntry): Promise<void> {
+    this.remoteDelivered.add(binding.id);
+    try {
+      if (!(await this.activate(type, binding))) this.remoteDelivered.delete(binding.id);
+    } catch (err) {
+      this.remoteDelivered.delete(binding.id);
+      this.forwardResult(binding.nodeId, binding.id, EngineError.from(err).toBody());
+    }
+  }
+
+  private async withdrawRemote(binding: TriggerEntry): Promise<void> {
+    const type = this.registry.triggerType(binding.trigger_type);
+    if (!type || type.nodeId !== this.nodeId) return;
+    const provider = this.providers.get(providerKey(type));
+    try {
+      if (provider) await provider.unregisterTrigger(binding);
+      else this.sendToProvider(type, { type: 'unregistertrigger', id: binding.id, trigger_type: binding.trigger_type });
+    } catch (err) {
+      this.logger.warn({ err, trigger: binding.id }, 'provider failed to unregister a binding of another node');
+    }
   }
 
   private waitForAck(id: string, timeoutMs: number): Promise<ErrorBody | undefined> {
@@ -170,6 +251,8 @@ export class TriggerManager {
    * `trigger_registration_failed`; a worker provider is sent it (false when it cannot be reached).
    */
   private async activate(type: TriggerTypeEntry, binding: TriggerEntry): Promise<boolean> {
+    // A provider on another node is handed the binding by its own node (onClusterDelta there).
+    if (type.nodeId !== this.nodeId) return true;
     const provider = this.providers.get(providerKey(type));
     if (!provider) return this.sendToProvider(type, registerMessage(binding));
     try {

@@ -68,4 +68,31 @@ describe('calls across nodes', () => {
     const list = (await a!.worker('lister').trigger({ function_id: 'engine::workers::list', payload: {} })) as { workers: { name?: string }[] };
     expect(list.workers.map((w) => w.name)).toContain('far-away');
   });
+
+  it('hands a binding registered on one node to a trigger-type provider on another', async () => {
+    const [a, b] = await cluster(2);
+    const active = new Map<string, { function_id: string; config: unknown }>();
+    const removed: string[] = [];
+    b!.worker('provider').registerTriggerType(
+      { id: 'webhook', description: 'Fires on webhooks' },
+      {
+        async registerTrigger(binding: { id: string; function_id: string; config: unknown }) {
+          active.set(binding.id, binding);
+        },
+        async unregisterTrigger(binding: { id: string }) {
+          removed.push(binding.id);
+        },
+      },
+    );
+    await waitFor(() => a!.engine.registry.triggerType('webhook'), 'webhook type mirrored on node 1');
+    const consumer = a!.worker('consumer');
+    const got: unknown[] = [];
+    consumer.registerFunction('hooks::on', async (data: unknown) => void got.push(data));
+    const trigger = consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::on', config: { path: '/a' } });
+    const binding = await waitFor(() => [...active.values()][0], 'the provider on node 2 to receive the binding');
+    expect(binding).toMatchObject({ function_id: 'hooks::on', config: { path: '/a' } });
+    expect(a!.engine.registry.trigger([...active.keys()][0]!)?.state).toBe('live');
+    trigger.unregister();
+    await waitFor(() => removed.length === 1, 'the provider to be told of the removal');
+  });
 });
