@@ -10,7 +10,7 @@ export interface MembershipOptions {
   ttlMs: number;
 }
 
-export const DEFAULT_MEMBERSHIP: MembershipOptions = { heartbeatMs: 500, ttlMs: 1500 };
+export const DEFAULT_MEMBERSHIP: MembershipOptions = { heartbeatMs: 250, ttlMs: 1000 };
 
 export interface NodeInfo {
   nodeId: string;

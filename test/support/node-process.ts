@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../..');
+const BIN = path.join(ROOT, 'bin/iii-cluster.js');
+const BUILT = path.join(ROOT, 'dist/src/cli.js');
+
+/** An engine node running as its own process (`bin/iii-cluster.js`), as in production. */
+export interface NodeProcess {
+  nodeId: string;
+  url: string;
+  httpPort: number;
+  streamPort: number;
+  metricsPort: number;
+  /** stderr so far, for failure messages. */
+  output(): string;
+  /** Sends a signal; `SIGKILL` is a crash. Resolves when the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startNodeProcess(options: { nodeId: string; redisUrl: string; keyPrefix: string; env?: NodeJS.ProcessEnv }): Promise<NodeProcess> {
+  if (!fs.existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does it)`);
+  const [wsPort, httpPort, streamPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-'));
+  let output = '';
+  const child: ChildProcess = spawn(process.execPath, [BIN], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      ...process.env,
+      III_WS_PORT: String(wsPort),
+      III_HTTP_PORT: String(httpPort),
+      III_STREAM_PORT: String(streamPort),
+      III_METRICS_PORT: String(metricsPort),
+      III_NODE_ID: options.nodeId,
+      III_REDIS_URL: options.redisUrl,
+      III_REDIS_KEY_PREFIX: options.keyPrefix,
+      LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const node: NodeProcess = {
+    nodeId: options.nodeId,
+    url: `ws://127.0.0.1:${wsPort}`,
+    httpPort,
+    streamPort,
+    metricsPort,
+    output: () => output,
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  const deadline = Date.now() + 15_000;
+  while (!(await ready(metricsPort))) {
+    if (child.exitCode !== null) throw new Error(`node ${options.nodeId} exited with ${child.exitCode}: ${output}`);
+    if (Date.now() > deadline) {
+      await node.kill('SIGKILL');
+      throw new Error(`node ${options.nodeId} not ready within 15 s: ${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return node;
+}
+
+async function ready(metricsPort: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
