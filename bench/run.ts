@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { clusterSuite } from './cluster/suite';
 import { invokeSuite } from './invoke/suite';
 import { killAllChildren } from './lib/child';
 import { envList } from './lib/env';
@@ -14,7 +15,7 @@ import { machineInfo, machineLine } from './lib/machine';
 import { resultsDir } from './lib/paths';
 import type { Suite } from './lib/suite';
 
-const suites: Suite[] = [invokeSuite];
+const suites: Suite[] = [invokeSuite, clusterSuite];
 
 async function main(): Promise<void> {
   const wanted = envList('BENCH_SUITES', suites.map((s) => s.name));

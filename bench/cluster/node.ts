@@ -1,0 +1,26 @@
+/**
+ * Bench child: one engine node in cluster mode, `node node.js <nodeId> <redisUrl> <keyPrefix>`,
+ * logging off, on free loopback ports. Reports `{type:'ready', port}`.
+ */
+import { ephemeralConfig } from '../../src/config/ephemeral';
+import { Engine } from '../../src/engine/engine';
+import { silentLogger } from '../../src/observability/logger';
+import { serveParent, toParent } from '../lib/child';
+import type { ServerCpu, ServerReady } from '../invoke/protocol';
+
+async function main(): Promise<void> {
+  const [nodeId, redisUrl, keyPrefix] = process.argv.slice(2) as [string, string, string];
+  const engine = new Engine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix } }), { logger: silentLogger });
+  await engine.start();
+  serveParent((message) => {
+    if (message.type !== 'cpu') return;
+    const usage = process.cpuUsage();
+    toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system } satisfies ServerCpu);
+  }, () => engine.stop());
+  toParent({ type: 'ready', port: engine.port } satisfies ServerReady);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
