@@ -1,12 +1,46 @@
 import type { EngineModule, ModuleHost } from '../module';
+import { createCronLock } from './adapters/create';
+import type { CronLock } from './adapters/lock';
+import { readCronJob } from './job-config';
+import { CronScheduler } from './scheduler';
+import { CRON_CONFIG_SCHEMA, CRON_PAYLOAD_SCHEMA, runCronTick } from './tick';
 
-/** `iii-cron` (iii-modules.md). Placeholder until the module lands. */
+const MODULE = 'iii-cron';
+
+/**
+ * `iii-cron` (iii-modules.md §7): the `cron` trigger type. Each binding fires its function on a
+ * 6/7-field UTC schedule with `{trigger:"cron", job_id, scheduled_time, actual_time}` and the
+ * binding's metadata; a tick runs only when the adapter's lock is won.
+ */
 export class CronModule implements EngineModule {
-  readonly name = 'iii-cron';
+  readonly name = MODULE;
+  private scheduler: CronScheduler | undefined;
+  private lock: CronLock | undefined;
 
   constructor(readonly config: Record<string, unknown>) {}
 
-  async start(_host: ModuleHost): Promise<void> {}
+  async start(host: ModuleHost): Promise<void> {
+    const lock = createCronLock(this.config['adapter']);
+    const scheduler = new CronScheduler(lock, (job, scheduledTime) => runCronTick(host, job, scheduledTime), host.logger.child({ module: MODULE }));
+    this.lock = lock;
+    this.scheduler = scheduler;
+    await host.registerTriggerType(
+      MODULE,
+      {
+        id: 'cron',
+        description: 'Fires a function on a cron schedule: sec min hour day-of-month month day-of-week [year], UTC, day-of-week 1 = Sunday',
+        trigger_request_format: CRON_CONFIG_SCHEMA,
+        call_request_format: CRON_PAYLOAD_SCHEMA,
+      },
+      {
+        registerTrigger: (trigger) => scheduler.add(readCronJob(trigger)),
+        unregisterTrigger: (trigger) => scheduler.remove(trigger.id),
+      },
+    );
+  }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    await this.scheduler?.stop();
+    await this.lock?.close();
+  }
 }

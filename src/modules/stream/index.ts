@@ -1,12 +1,99 @@
 import type { EngineModule, ModuleHost } from '../module';
+import { createStreamBackend, type StreamBackend } from './adapters';
+import { ClientServer } from './client-server';
+import { readStreamConfig, type StreamModuleConfig } from './config';
+import type { StreamEvent } from './events';
+import { registerStreamFunctions } from './functions';
+import { MembershipTriggers } from './membership-triggers';
+import { StreamService } from './stream-service';
+import { StreamTriggers } from './stream-triggers';
 
-/** `iii-stream` (iii-modules.md). Placeholder until the module lands. */
+const MODULE = 'iii-stream';
+
+/**
+ * `iii-stream` (iii-modules.md §9): items in stream/group/item hierarchy behind the `stream::*`
+ * functions, change events to `stream` triggers and to WebSocket clients on its own port, and
+ * the `stream:join`/`stream:leave` hooks that authorize and observe those clients.
+ */
 export class StreamModule implements EngineModule {
-  readonly name = 'iii-stream';
+  readonly name = MODULE;
+  private readonly settings: StreamModuleConfig;
+  private backend: StreamBackend | undefined;
+  private clients: ClientServer | undefined;
+  private triggers: StreamTriggers | undefined;
+  private unsubscribe: (() => void) | undefined;
 
-  constructor(readonly config: Record<string, unknown>) {}
+  constructor(readonly config: Record<string, unknown>) {
+    this.settings = readStreamConfig(config);
+  }
 
-  async start(_host: ModuleHost): Promise<void> {}
+  /** The bound client port (the config may ask for 0). */
+  get port(): number {
+    if (!this.clients) throw new Error('iii-stream is not started');
+    return this.clients.port;
+  }
 
-  async stop(): Promise<void> {}
+  /** Connected WebSocket clients and their subscriptions on this node. */
+  get clientStats(): { clients: number; subscriptions: number } {
+    return { clients: this.clients?.clientCount ?? 0, subscriptions: this.clients?.subscriptionCount ?? 0 };
+  }
+
+  async start(host: ModuleHost): Promise<void> {
+    const backend = createStreamBackend(this.settings.adapter);
+    this.backend = backend;
+    const triggers = new StreamTriggers(host);
+    this.triggers = triggers;
+    // Local triggers fire where the write happened; clients get the event through the bus,
+    // which in a cluster reaches every node's clients.
+    const emit = (event: StreamEvent) => {
+      triggers.dispatch(event);
+      backend.bus.publish(event).catch((err: unknown) => host.logger.warn({ err }, 'stream event could not be published'));
+    };
+    const service = new StreamService(host, backend.storage, emit);
+    const joins = new MembershipTriggers(host, 'stream:join');
+    const leaves = new MembershipTriggers(host, 'stream:leave');
+    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction });
+    this.clients = clients;
+    this.unsubscribe = backend.bus.subscribe((event) => clients.deliver(event));
+
+    registerStreamFunctions(host, MODULE, service);
+    await host.registerTriggerType(
+      MODULE,
+      {
+        id: 'stream',
+        description: 'Fires on stream::set/update/delete/send in this node',
+        trigger_request_format: {
+          type: 'object',
+          required: ['stream_name'],
+          properties: {
+            stream_name: { type: 'string' },
+            group_id: { type: 'string' },
+            item_id: { type: 'string' },
+            condition_function_id: { type: 'string' },
+          },
+        },
+      },
+      triggers,
+    );
+    const membershipFormat = { type: 'object', properties: { stream_name: { type: 'string' }, condition_function_id: { type: 'string' } } };
+    await host.registerTriggerType(
+      MODULE,
+      { id: 'stream:join', description: 'A client joins a subscription; {unauthorized: true} refuses it', trigger_request_format: membershipFormat },
+      joins,
+    );
+    await host.registerTriggerType(MODULE, { id: 'stream:leave', description: 'A client left a subscription or disconnected', trigger_request_format: membershipFormat }, leaves);
+    try {
+      await clients.listen(this.settings.port, this.settings.host);
+    } catch (err) {
+      throw new Error(`iii-stream: cannot listen on ${this.settings.host}:${this.settings.port}: ${(err as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.triggers?.clear();
+    await this.clients?.close();
+    await this.backend?.bus.close();
+    await this.backend?.storage.close();
+  }
 }

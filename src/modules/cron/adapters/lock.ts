@@ -1,0 +1,13 @@
+/**
+ * Guards one run of a cron job, so that when several nodes schedule the same job only one runs
+ * each tick. The memory lock guards one node; the Redis lock (cluster issue) will use Redlock
+ * plus a dedup key per (job, scheduled time), which is why the scheduled time travels along.
+ */
+export interface CronLock {
+  /** True when this node may run `jobId`'s tick scheduled at `scheduledTimeMs` (epoch ms). */
+  tryAcquire(jobId: string, scheduledTimeMs: number): Promise<boolean>;
+  /** Gives up the lock taken for that tick; releasing a lock not held is a no-op. */
+  release(jobId: string, scheduledTimeMs: number): Promise<void>;
+  /** Releases everything this lock holds. */
+  close(): Promise<void>;
+}

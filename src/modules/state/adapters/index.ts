@@ -1,0 +1,36 @@
+import type { Logger } from '../../../observability/logger';
+import type { StateConfig } from '../config';
+import type { StateAdapter } from './adapter';
+import { FileStateAdapter } from './file';
+import { MemoryStateAdapter } from './memory';
+
+export type { StateAdapter, StateUpdateOutcome } from './adapter';
+
+/** Adapter names this build implements (`redis` and `bridge` come with the cluster issue). */
+export const SUPPORTED_ADAPTERS = ['kv'] as const;
+const STORE_METHODS = ['in_memory', 'file_based'] as const;
+/** The original's default directory for `file_based`, relative to the working directory. */
+const DEFAULT_FILE_PATH = 'kv_store_data.db';
+
+/** The backend named by `adapter.name`; an unknown name or store method throws, listing the known ones. */
+export function createStateAdapter(config: StateConfig, logger: Logger): StateAdapter {
+  const { name, options } = config.adapter;
+  if (!(SUPPORTED_ADAPTERS as readonly string[]).includes(name)) {
+    throw new Error(`iii-state: adapter '${name}' is not supported; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}.`);
+  }
+  const storeMethod = options['store_method'] ?? 'in_memory';
+  if (storeMethod === 'in_memory') {
+    logger.info('iii-state keeps its data in memory only (adapter kv, store_method in_memory): it is lost when the engine stops.');
+    return new MemoryStateAdapter();
+  }
+  if (storeMethod === 'file_based') {
+    const filePath = options['file_path'];
+    const interval = options['save_interval_ms'];
+    return new FileStateAdapter({
+      directory: typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH,
+      saveIntervalMs: typeof interval === 'number' ? interval : config.saveIntervalMs,
+      logger,
+    });
+  }
+  throw new Error(`iii-state: adapter kv has no store_method ${JSON.stringify(storeMethod)}; use one of: ${STORE_METHODS.join(', ')}.`);
+}

@@ -1,0 +1,65 @@
+import type { TriggerProvider } from '../../engine/triggers';
+import type { Json } from '../../protocol/messages';
+import type { TriggerEntry } from '../../registry/types';
+import { conditionPasses } from '../condition';
+import type { ModuleHost } from '../module';
+import { matchesStateTrigger, readStateTriggerConfig, type StateTriggerFilter } from './trigger-config';
+
+export type StateEventType = 'state:created' | 'state:updated' | 'state:deleted';
+
+/** One committed write, as `state` handlers receive it (`old_value` null for creates, `new_value` for deletes). */
+export interface StateEvent {
+  event_type: StateEventType;
+  scope: string;
+  key: string;
+  old_value: Json;
+  new_value: Json;
+}
+
+/**
+ * The `state` trigger type. Bindings fire on writes made through this node (as the original:
+ * not on writes made elsewhere), with the binding's metadata as invocation metadata.
+ */
+export class StateTriggers implements TriggerProvider {
+  private readonly bindings = new Map<string, { binding: TriggerEntry; filter: StateTriggerFilter }>();
+
+  constructor(
+    private readonly host: ModuleHost,
+    private readonly enabled: boolean,
+  ) {}
+
+  registerTrigger(binding: TriggerEntry): void {
+    this.bindings.set(binding.id, { binding, filter: readStateTriggerConfig(binding.config) });
+  }
+
+  unregisterTrigger(binding: TriggerEntry): void {
+    this.bindings.delete(binding.id);
+  }
+
+  /**
+   * Hands one write to the matching bindings in the background: the writer does not wait. The
+   * handlers of one write run one after another (each awaited), in registration order; a
+   * failing condition or handler is logged and the next one runs.
+   */
+  dispatch(event: StateEvent): void {
+    if (!this.enabled) return;
+    const matching = [...this.bindings.values()].filter(({ filter }) => matchesStateTrigger(filter, event.scope, event.key));
+    if (matching.length === 0) return;
+    void this.deliver(matching, { type: 'state', ...event });
+  }
+
+  clear(): void {
+    this.bindings.clear();
+  }
+
+  private async deliver(matching: Array<{ binding: TriggerEntry; filter: StateTriggerFilter }>, payload: Json): Promise<void> {
+    for (const { binding, filter } of matching) {
+      try {
+        if (!(await conditionPasses(this.host, filter.conditionFunctionId, payload, binding.metadata))) continue;
+        await this.host.invoke(binding.metadata === undefined ? { functionId: binding.function_id, data: payload } : { functionId: binding.function_id, data: payload, metadata: binding.metadata });
+      } catch (err) {
+        this.host.logger.warn({ err, trigger: binding.id, functionId: binding.function_id }, 'state trigger handler failed');
+      }
+    }
+  }
+}

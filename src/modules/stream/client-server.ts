@@ -1,0 +1,209 @@
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { EngineError, ErrorCode } from '../../protocol/errors';
+import { rawDataToBuffer } from '../../transport/raw-data';
+import { rejectUpgrade } from '../channels/reject-upgrade';
+import type { ModuleHost } from '../module';
+import { authenticate } from './client-auth';
+import { parseClientFrame, type ClientCommand } from './client-frames';
+import { streamEvent, type StreamEvent } from './events';
+import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
+import type { MembershipEvent, MembershipTriggers } from './membership-triggers';
+import { StreamClient } from './stream-client';
+import type { StreamService } from './stream-service';
+import { SubscriptionIndex, type Subscription } from './subscriptions';
+
+export interface ClientServerDeps {
+  host: ModuleHost;
+  service: StreamService;
+  joins: MembershipTriggers;
+  leaves: MembershipTriggers;
+  /** `auth_function`: called at every upgrade when set. */
+  authFunction: string | undefined;
+}
+
+/**
+ * The stream client port (iii-modules.md §9.4): WebSocket clients on `/` join and leave
+ * subscriptions and receive the events of what they joined.
+ */
+export class ClientServer {
+  private readonly server: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<StreamClient>();
+  private readonly index = new SubscriptionIndex<StreamClient>();
+  /** Upgrades waiting for the auth function: cut at close, so closing never waits on them. */
+  private readonly authenticating = new Set<Duplex>();
+  private stopping = false;
+
+  constructor(private readonly deps: ClientServerDeps) {
+    // ws closes a socket that sends a larger frame with 1009 (message too big).
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_CLIENT_FRAME_BYTES });
+    this.server = http.createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', upgrade: 'websocket', connection: 'Upgrade' });
+      res.end('This port serves stream clients over WebSocket at /.');
+    });
+    this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (_err, socket) => socket.destroy());
+  }
+
+  async listen(port: number, host: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Connected clients, for tests and metrics. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  get subscriptionCount(): number {
+    return this.index.size;
+  }
+
+  /** Hands an event to every matching subscription (serialized once, whatever the fan-out). */
+  deliver(event: StreamEvent): void {
+    const targets = this.index.matching(event);
+    if (targets.length === 0) return;
+    const text = JSON.stringify(event);
+    for (const subscription of targets) subscription.client.sendText(text);
+  }
+
+  /** Cuts every client (no leave handlers run: the node is going away) and closes the port. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    for (const client of this.clients) client.terminate();
+    for (const socket of this.authenticating) socket.destroy();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => this.deps.host.logger.debug({ err }, 'stream client socket error during upgrade'));
+    if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
+    const [path, query = ''] = splitUrl(req.url ?? '/');
+    if (path !== '/') return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/", not "${path}".`);
+    const authFunction = this.deps.authFunction;
+    if (authFunction === undefined) {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null));
+      return;
+    }
+    this.authenticating.add(socket);
+    authenticate(this.deps.host, authFunction, req, path, query)
+      .then((outcome) => {
+        this.authenticating.delete(socket);
+        if (socket.destroyed) return;
+        if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
+        if (!outcome.ok) return rejectUpgrade(socket, 401, outcome.reason);
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, outcome.context));
+      })
+      .catch((err: unknown) => {
+        this.authenticating.delete(socket);
+        this.deps.host.logger.warn({ err }, 'stream client upgrade failed');
+        socket.destroy();
+      });
+  }
+
+  private accept(ws: WebSocket, context: StreamClient['context']): void {
+    if (this.stopping) {
+      ws.terminate();
+      return;
+    }
+    const client = new StreamClient(ws, context, () => this.deps.host.metrics.slowConsumers.inc());
+    this.clients.add(client);
+    ws.on('message', (data: RawData) =>
+      client.serialize(
+        () => this.onFrame(client, data),
+        (err) => this.deps.host.logger.warn({ err }, 'stream client frame failed'),
+      ),
+    );
+    ws.on('close', () => this.onClose(client));
+    ws.on('error', (err) => this.deps.host.logger.debug({ err }, 'stream client socket error'));
+  }
+
+  private async onFrame(client: StreamClient, data: RawData): Promise<void> {
+    if (!client.open) return;
+    const parsed = parseClientFrame(rawDataToBuffer(data).toString('utf8'));
+    if (parsed.kind === 'blank') return;
+    if (parsed.kind === 'invalid') return client.sendError(ErrorCode.invalidMessage, parsed.message, parsed.subscriptionId);
+    if (parsed.command.type === 'join') await this.join(client, parsed.command);
+    else await this.leave(client, parsed.command);
+  }
+
+  private async join(client: StreamClient, command: ClientCommand): Promise<void> {
+    const { subscriptionId, streamName, groupId, id } = command;
+    const previous = client.subscriptions.get(subscriptionId);
+    if (!previous && client.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
+      const message = `A connection may hold at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions; leave one before joining another.`;
+      return client.sendError(ErrorCode.limitExceeded, message, subscriptionId);
+    }
+    const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };
+    const admitted = await this.deps.joins.admits(event);
+    if (!client.open) return;
+    if (!admitted) return client.sendEvent(streamEvent(streamName, groupId, id, { type: 'unauthorized' }));
+    // Joining again under the same id replaces the earlier subscription.
+    if (previous) this.index.remove(previous);
+    const subscription: Subscription<StreamClient> = { client, subscriptionId, streamName, groupId, id };
+    client.subscriptions.set(subscriptionId, subscription);
+    this.index.add(subscription);
+    try {
+      const input = { stream_name: streamName, group_id: groupId };
+      const data =
+        id === null
+          ? await this.deps.service.list(streamName, groupId, input)
+          : await this.deps.service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
+      client.sendEvent(streamEvent(streamName, groupId, id, { type: 'sync', data }));
+    } catch (err) {
+      const cause = EngineError.from(err);
+      client.sendError(cause.code, `Joined, but the initial sync failed: ${cause.message}`, subscriptionId);
+    }
+  }
+
+  /** A leave for a subscription this connection does not hold is ignored. */
+  private async leave(client: StreamClient, command: ClientCommand): Promise<void> {
+    const subscription = client.subscriptions.get(command.subscriptionId);
+    if (!subscription) return;
+    client.subscriptions.delete(command.subscriptionId);
+    this.index.remove(subscription);
+    await this.deps.leaves.notify(membershipEvent(subscription));
+  }
+
+  private onClose(client: StreamClient): void {
+    client.markClosed();
+    this.clients.delete(client);
+    const gone = [...client.subscriptions.values()];
+    client.subscriptions.clear();
+    for (const subscription of gone) this.index.remove(subscription);
+    if (this.stopping || gone.length === 0) return;
+    // Closing leaves every subscription, one after the other.
+    void (async () => {
+      for (const subscription of gone) await this.deps.leaves.notify(membershipEvent(subscription));
+    })();
+  }
+}
+
+function membershipEvent(subscription: Subscription<StreamClient>): MembershipEvent {
+  return {
+    subscription_id: subscription.subscriptionId,
+    stream_name: subscription.streamName,
+    group_id: subscription.groupId,
+    id: subscription.id,
+    context: subscription.client.context,
+  };
+}
+
+function splitUrl(url: string): [string, string?] {
+  const at = url.indexOf('?');
+  return at < 0 ? [url] : [url.slice(0, at), url.slice(at + 1)];
+}

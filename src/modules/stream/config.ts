@@ -1,0 +1,21 @@
+import type { StreamAdapterConfig } from './adapters';
+
+/** The `iii-stream` config block (iii-modules.md §9.1). */
+export interface StreamModuleConfig {
+  port: number;
+  host: string;
+  /** Function called at every client WebSocket upgrade; none when undefined. */
+  authFunction: string | undefined;
+  adapter: StreamAdapterConfig;
+}
+
+/** Types the block; the schema (src/config/schema.ts) has already checked it and filled in defaults. */
+export function readStreamConfig(config: Record<string, unknown>): StreamModuleConfig {
+  const auth = config['auth_function'];
+  return {
+    port: config['port'] as number,
+    host: config['host'] as string,
+    authFunction: typeof auth === 'string' ? auth : undefined,
+    adapter: config['adapter'] as StreamAdapterConfig,
+  };
+}
