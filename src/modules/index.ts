@@ -23,15 +23,22 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['http', (c) => new HttpModule(c)],
 ];
 
+/** Modules whose storage follows the cluster: in cluster mode their default adapter is `redis`. */
+const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue', 'cron'];
+
 /**
  * The modules one node runs: the mandatory ones, then every optional module the config enables,
- * each given its block with defaults filled in.
+ * each given its block with defaults filled in. In cluster mode a module whose block names no
+ * adapter uses Redis (the cluster's URL and key prefix), so N nodes share one state.
  */
 export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
   const modules: EngineModule[] = [new EngineFunctionsModule(engine), new LogModule()];
   for (const [id, create] of OPTIONAL) {
     const module = config.modules[id];
-    if (module?.enabled) modules.push(create(resolveModuleConfig(id, module.config)));
+    if (!module?.enabled) continue;
+    const clustered = config.cluster.redisUrl !== undefined && CLUSTER_BACKED.includes(id) && !('adapter' in module.config);
+    const block = clustered ? { ...module.config, adapter: { name: 'redis' } } : module.config;
+    modules.push(create(resolveModuleConfig(id, block)));
   }
   return modules;
 }
