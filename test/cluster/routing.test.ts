@@ -95,4 +95,19 @@ describe('calls across nodes', () => {
     trigger.unregister();
     await waitFor(() => removed.length === 1, 'the provider to be told of the removal');
   });
+
+  it('delivers a publish on one node to subscribers on every node, once each', async () => {
+    const [a, b, c] = await cluster(3);
+    const got: string[] = [];
+    for (const [node, name] of [[b!, 'sub-b'], [c!, 'sub-c']] as const) {
+      const worker = node.worker(name);
+      worker.registerFunction(`${name}::on`, async (data: { n: number }) => void got.push(`${name}:${data.n}`));
+      worker.registerTrigger({ type: 'subscribe', function_id: `${name}::on`, config: { topic: 'orders' } });
+    }
+    await waitFor(() => a!.engine.registry.triggersOfType('subscribe').length === 2, 'both bindings mirrored on node 1');
+    await a!.worker('publisher').trigger({ function_id: 'publish', payload: { topic: 'orders', data: { n: 1 } } });
+    await waitFor(() => got.length === 2, 'both subscribers called');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got.sort()).toEqual(['sub-b:1', 'sub-c:1']);
+  });
 });
