@@ -17,6 +17,8 @@ export function redisConnection(url: string, name: string, logger: Logger, optio
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
     lazyConnect: true,
+    // After disconnect(), ioredis keeps a timer this long (default 2 s) that would hold the process.
+    disconnectTimeout: 100,
     ...options,
   });
   // ioredis emits `error` on every failed reconnect attempt; they are expected during an outage.

@@ -202,8 +202,8 @@ describe('cron trigger type', () => {
   });
 
   test('an adapter this build does not implement makes start() fail, listing the supported ones', async () => {
-    await expect(new CronModule({ adapter: { name: 'redis', config: null } }).start(t.engine)).rejects.toThrow(
-      "iii-cron: adapter 'redis' is not supported by this build; supported adapters: kv",
+    await expect(new CronModule({ adapter: { name: 'nats', config: null } }).start(t.engine)).rejects.toThrow(
+      "iii-cron: adapter 'nats' is not supported by this build; supported adapters: kv, redis",
     );
   });
 });

@@ -359,7 +359,7 @@ describe('iii-state file_based storage', () => {
 
 describe('iii-state adapter selection', () => {
   test.each([
-    [{ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } }, "iii-state: adapter 'redis' is not supported; supported adapters: kv."],
+    [{ name: 'bridge' }, "iii-state: adapter 'bridge' is not supported; supported adapters: kv, redis."],
     [{ name: 'kv', config: { store_method: 'on_tape' } }, 'iii-state: adapter kv has no store_method "on_tape"; use one of: in_memory, file_based.'],
   ])('%j makes start() fail with the supported names', async (adapter, message) => {
     const engine = new Engine(testConfig(withState({ adapter })), { logger: silentLogger });

@@ -20,8 +20,9 @@ export class CronModule implements EngineModule {
   constructor(readonly config: Record<string, unknown>) {}
 
   async start(host: ModuleHost): Promise<void> {
-    const lock = createCronLock(this.config['adapter']);
-    const scheduler = new CronScheduler(lock, (job, scheduledTime) => runCronTick(host, job, scheduledTime), host.logger.child({ module: MODULE }));
+    const logger = host.logger.child({ module: MODULE });
+    const lock = await createCronLock(this.config['adapter'], { nodeId: host.nodeId, logger, config: host.config });
+    const scheduler = new CronScheduler(lock, (job, scheduledTime) => runCronTick(host, job, scheduledTime), logger);
     this.lock = lock;
     this.scheduler = scheduler;
     await host.registerTriggerType(

@@ -23,7 +23,7 @@ export class StateModule implements EngineModule {
 
   async start(host: ModuleHost): Promise<void> {
     // The adapter opens first: an unknown backend or unreadable data fails before anything is registered.
-    const adapter = createStateAdapter(this.settings, host.logger);
+    const adapter = createStateAdapter(this.settings, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
     await adapter.open();
     this.adapter = adapter;
     const triggers = new StateTriggers(host, this.settings.triggersEnabled);

@@ -39,7 +39,7 @@ export class StreamModule implements EngineModule {
   }
 
   async start(host: ModuleHost): Promise<void> {
-    const backend = createStreamBackend(this.settings.adapter);
+    const backend = await createStreamBackend(this.settings.adapter, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
     this.backend = backend;
     const triggers = new StreamTriggers(host);
     this.triggers = triggers;

@@ -1,6 +1,12 @@
+import type { EngineConfig } from '../../../config/types';
+import { redisConnection } from '../../../cluster/redis-connection';
+import type { Logger } from '../../../observability/logger';
+import { closeRedis, connectRedis, redisTarget } from '../../../cluster/redis-target';
 import type { StreamEventBus } from './event-bus';
 import { LocalEventBus } from './local-event-bus';
 import { MemoryStreamStorage } from './memory-storage';
+import { RedisEventBus } from './redis-event-bus';
+import { RedisStreamStorage } from './redis-storage';
 import type { StreamStorage } from './storage';
 
 export type { StreamEventBus, StreamEventHandler } from './event-bus';
@@ -12,20 +18,33 @@ export interface StreamAdapterConfig {
   config?: Record<string, unknown> | null;
 }
 
+/** What a backend may need from the engine besides its own config block. */
+export interface StreamAdapterContext {
+  logger: Logger;
+  nodeId: string;
+  /** The cluster's Redis URL (if any) and key prefix: the `redis` adapter's defaults. */
+  cluster: EngineConfig['cluster'];
+}
+
 /** A backend: storage and event fan-out, kept apart so a backend may share one and not the other. */
 export interface StreamBackend {
   storage: StreamStorage;
   bus: StreamEventBus;
 }
 
-/** Adapter names this build implements (`redis` and `bridge` come with the cluster issue). */
-export const SUPPORTED_ADAPTERS = ['kv'] as const;
+/** Adapter names this build implements (`bridge` is not implemented). */
+export const SUPPORTED_ADAPTERS = ['kv', 'redis'] as const;
 
 /** `kv` store methods implemented; the original also has a file-backed one. */
 const SUPPORTED_STORE_METHODS = ['in_memory'] as const;
 
-/** Builds the backend named by the config; an unknown name or option throws, naming what is supported. */
-export function createStreamBackend(adapter: StreamAdapterConfig): StreamBackend {
+/**
+ * Builds (and for redis, connects) the backend named by the config; an unknown name or option
+ * throws, naming what is supported. Close the bus before the storage: the redis bus publishes
+ * through the storage's connection.
+ */
+export async function createStreamBackend(adapter: StreamAdapterConfig, context: StreamAdapterContext): Promise<StreamBackend> {
+  if (adapter.name === 'redis') return createRedisBackend(adapter, context);
   if (adapter.name !== 'kv') {
     throw new Error(`iii-stream: adapter '${adapter.name}' is not supported by this build; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
   }
@@ -36,4 +55,21 @@ export function createStreamBackend(adapter: StreamAdapterConfig): StreamBackend
     );
   }
   return { storage: new MemoryStreamStorage(), bus: new LocalEventBus() };
+}
+
+/** Storage and publishing share one data connection; the subscription needs its own. */
+async function createRedisBackend(adapter: StreamAdapterConfig, { logger, nodeId, cluster }: StreamAdapterContext): Promise<StreamBackend> {
+  const { url, keyPrefix } = redisTarget('iii-stream', adapter.config, cluster);
+  const data = await connectRedis(url, `iii:${nodeId}:stream`, logger);
+  // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
+  const subscriber = redisConnection(url, `iii:${nodeId}:stream-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const bus = new RedisEventBus(data, subscriber, `${keyPrefix}stream::events`, logger);
+  try {
+    await bus.start();
+  } catch (err) {
+    subscriber.disconnect();
+    await closeRedis(data);
+    throw new Error(`iii-stream: cannot subscribe to stream events in Redis: ${(err as Error).message}`);
+  }
+  return { storage: new RedisStreamStorage(data, keyPrefix), bus };
 }
