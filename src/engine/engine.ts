@@ -8,6 +8,7 @@ import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
 import { createModules } from '../modules';
+import { ObservabilityModule } from '../modules/observability';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
@@ -55,6 +56,8 @@ export class Engine implements ModuleHost {
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
   private readonly modules: EngineModule[];
+  /** Traces every call (set once modules exist; spans start when it has started). */
+  private readonly observability: ObservabilityModule | undefined;
   private readonly httpFunctionOptions: HttpFunctionOptions;
   private opsPort = 0;
   state: EngineState = 'created';
@@ -73,6 +76,7 @@ export class Engine implements ModuleHost {
       worker: (id) => this.sessions.get(id)?.connection,
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
+      trace: (request) => this.observability?.startSpan(request),
     });
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
     this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
@@ -99,6 +103,7 @@ export class Engine implements ModuleHost {
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
     this.modules = createModules(this, config);
+    this.observability = this.modules.find((m): m is ObservabilityModule => m instanceof ObservabilityModule);
   }
 
   async start(): Promise<void> {

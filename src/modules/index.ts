@@ -3,8 +3,8 @@ import { resolveModuleConfig, type ModuleId } from '../config/workers';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
 import { HttpModule } from './http';
-import { LogModule } from './log';
 import type { EngineModule } from './module';
+import { ObservabilityModule } from './observability';
 import { PubSubModule } from './pubsub';
 import { QueueModule } from './queue';
 import { StateModule } from './state';
@@ -28,7 +28,9 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
  * each given its block with defaults filled in.
  */
 export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
-  const modules: EngineModule[] = [new EngineFunctionsModule(engine), new LogModule()];
+  // iii-observability is mandatory: it gets its block with defaults filled in.
+  const observability = new ObservabilityModule(resolveModuleConfig('observability', config.modules.observability?.config));
+  const modules: EngineModule[] = [new EngineFunctionsModule(engine), observability];
   for (const [id, create] of OPTIONAL) {
     const module = config.modules[id];
     if (module?.enabled) modules.push(create(resolveModuleConfig(id, module.config)));
