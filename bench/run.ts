@@ -8,14 +8,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { clusterSuite } from './cluster/suite';
+import { httpSuite } from './http/suite';
 import { invokeSuite } from './invoke/suite';
 import { killAllChildren } from './lib/child';
 import { envList } from './lib/env';
 import { machineInfo, machineLine } from './lib/machine';
 import { resultsDir } from './lib/paths';
 import type { Suite } from './lib/suite';
+import { queueSuite } from './queue/suite';
 
-const suites: Suite[] = [invokeSuite, clusterSuite];
+const suites: Suite[] = [invokeSuite, httpSuite, queueSuite, clusterSuite];
 
 async function main(): Promise<void> {
   const wanted = envList('BENCH_SUITES', suites.map((s) => s.name));

@@ -47,6 +47,17 @@ const adapterOptions: Shape = record(
     channel_size: intRange(1),
     lock_ttl_ms: ms(),
     lock_index: nonEmptyString,
+    // queue (builtin): defaults for topics, and our limits
+    max_attempts: intRange(1),
+    backoff_ms: ms(0),
+    concurrency: intRange(1),
+    poll_interval_ms: ms(),
+    mode: oneOf(['standard', 'concurrent', 'fifo']),
+    max_depth: intRange(1),
+    max_queue_bytes: intRange(1, undefined, 'bytes'),
+    max_message_bytes: intRange(1, undefined, 'bytes'),
+    max_topic_backlog: intRange(0),
+    max_dead_letters: intRange(0),
   },
   { open: true, noun: 'a mapping of adapter options' },
 );

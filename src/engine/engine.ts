@@ -9,6 +9,7 @@ import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
 import { createModules } from '../modules';
+import { ObservabilityModule } from '../modules/observability';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
@@ -58,6 +59,8 @@ export class Engine implements ModuleHost {
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
   private readonly modules: EngineModule[];
+  /** Traces every call (set once modules exist; spans start when it has started). */
+  private readonly observability: ObservabilityModule | undefined;
   private readonly httpFunctionOptions: HttpFunctionOptions;
   private opsPort = 0;
   state: EngineState = 'created';
@@ -76,6 +79,7 @@ export class Engine implements ModuleHost {
       worker: (id) => this.sessions.get(id)?.connection,
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
+      trace: (request) => this.observability?.startSpan(request),
       remote: (nodeId, message) => (this.cluster ? this.cluster.send(nodeId, message) : Promise.reject(new Error('not in cluster mode'))),
     });
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
@@ -109,6 +113,7 @@ export class Engine implements ModuleHost {
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
     this.modules = createModules(this, config);
+    this.observability = this.modules.find((m): m is ObservabilityModule => m instanceof ObservabilityModule);
   }
 
   async start(): Promise<void> {

@@ -3,8 +3,8 @@ import { resolveModuleConfig, type ModuleId } from '../config/workers';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
 import { HttpModule } from './http';
-import { LogModule } from './log';
 import type { EngineModule } from './module';
+import { ObservabilityModule } from './observability';
 import { PubSubModule } from './pubsub';
 import { QueueModule } from './queue';
 import { StateModule } from './state';
@@ -32,7 +32,9 @@ const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'cron'
  * adapter uses Redis (the cluster's URL and key prefix), so N nodes share one state.
  */
 export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
-  const modules: EngineModule[] = [new EngineFunctionsModule(engine), new LogModule()];
+  // iii-observability is mandatory: it gets its block with defaults filled in.
+  const observability = new ObservabilityModule(resolveModuleConfig('observability', config.modules.observability?.config));
+  const modules: EngineModule[] = [new EngineFunctionsModule(engine), observability];
   for (const [id, create] of OPTIONAL) {
     const module = config.modules[id];
     if (!module?.enabled) continue;

@@ -37,6 +37,13 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  readonly telemetryDropped = new Counter({
+    name: 'iii_telemetry_dropped_total',
+    help: 'SDK telemetry frames (or records in them) dropped as malformed, by signal (OTLP, LOGS, MTRC).',
+    labelNames: ['signal'] as const,
+    registers: [this.registry],
+  });
+
   constructor(pendingCalls: () => number, labels: Record<string, string>) {
     this.registry.setDefaultLabels(labels);
     new Gauge({

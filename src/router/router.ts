@@ -50,6 +50,19 @@ export interface RouterDeps {
   remote?(nodeId: string, message: RemoteInvoke): Promise<void>;
   /** Told of every settled call: `outcome` is `ok` or the error code; `startedAt` from performance.now(). */
   observe?(functionId: string, outcome: string, startedAt: number): void;
+  /** Starts the span of a call (module iii-observability); undefined when tracing is off. */
+  trace?(request: CallRequest): CallSpan | undefined;
+}
+
+/**
+ * The engine's span of one call. Its `traceparent` replaces the caller's on the way to the
+ * target, so the target's spans nest under the engine's; the caller's baggage passes unchanged.
+ */
+export interface CallSpan {
+  readonly traceparent: string;
+  /** The chosen target: the serving worker (or module) and, for a worker, the invocation id sent. */
+  target(workerId: string, invocationId?: string): void;
+  end(error?: EngineError): void;
 }
 
 /**
@@ -75,17 +88,25 @@ export class Router {
 
   invoke(request: CallRequest): Promise<CallOutcome> {
     const observe = this.deps.observe;
-    if (!observe) return this.route(request);
+    const span = this.deps.trace?.(request);
+    if (!observe && !span) return this.route(request, undefined);
     const startedAt = performance.now();
-    const outcome = this.route(request);
+    // The target sees the engine's span as its parent (see CallSpan).
+    const outcome = this.route(span ? { ...request, traceparent: span.traceparent } : request, span);
     outcome.then(
-      () => observe(request.functionId, 'ok', startedAt),
-      (err: EngineError) => observe(request.functionId, err.code, startedAt),
+      () => {
+        span?.end();
+        observe?.(request.functionId, 'ok', startedAt);
+      },
+      (err: EngineError) => {
+        span?.end(err);
+        observe?.(request.functionId, err.code, startedAt);
+      },
     );
     return outcome;
   }
 
-  private route(request: CallRequest): Promise<CallOutcome> {
+  private route(request: CallRequest, span: CallSpan | undefined): Promise<CallOutcome> {
     let entry = request.pinned;
     if (!entry) {
       const pool = this.deps.registry.pool(request.functionId);
@@ -98,17 +119,25 @@ export class Router {
     if (entry.invocation) {
       // The function's own `timeout_ms` governs (the module enforces it); the deadline is a backstop.
       const httpMs = (entry.invocation.timeout_ms ?? timeoutMs) + HTTP_DEADLINE_SLACK_MS;
+      span?.target(entry.workerId);
       return withDeadline(this.deps.httpInvoke(entry, request), httpMs, () => errors.timeout(request.functionId, httpMs));
     }
 
     const handler = this.handlers.get(handlerKey(entry.workerId, entry.id));
-    if (handler) return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
+    if (handler) {
+      span?.target(entry.workerId);
+      return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
+    }
 
-    if (entry.nodeId !== this.deps.nodeId) return this.routeRemote(entry, request, timeoutMs, onTimeout);
+    if (entry.nodeId !== this.deps.nodeId) {
+      span?.target(entry.workerId);
+      return this.routeRemote(entry, request, timeoutMs, onTimeout);
+    }
     const worker = this.deps.worker(entry.workerId);
     if (!worker) return Promise.reject(errors.invocationStopped());
 
     const invocationId = randomUUID();
+    span?.target(entry.workerId, invocationId);
     const message: InvokeFunction = { type: 'invokefunction', invocation_id: invocationId, function_id: entry.id, data: request.data };
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;

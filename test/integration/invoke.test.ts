@@ -1,5 +1,5 @@
 import { InvocationError, TriggerAction } from 'iii-sdk';
-import { functionRegistered, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { functionRegistered, testConfig, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
 
 describe('invocations between iii-sdk workers', () => {
   let t: TestEngine;
@@ -85,6 +85,9 @@ describe('invocations between iii-sdk workers', () => {
   });
 
   test('the enqueue action without a queue module answers enqueue_error', async () => {
+    await t.close();
+    const { modules } = testConfig();
+    t = await startEngine({ modules: { ...modules, queue: { enabled: false, config: {} } } });
     const a = t.worker('a');
     await sleep(100);
     const err = await a.trigger({ function_id: 'x::y', payload: {}, action: TriggerAction.Enqueue({ queue: 'jobs' }) }).catch((e: unknown) => e);

@@ -334,6 +334,11 @@ workers:
 });
 
 describe('validation errors', () => {
+  it('checks queue adapter limits when the file is loaded, not when the module starts', () => {
+    const { message } = loadError('workers:\n  - name: iii-queue\n    config:\n      adapter:\n        name: builtin\n        config:\n          max_depth: 0\n');
+    expect(message).toMatch(/adapter\.config\.max_depth/);
+  });
+
   it('names the file, the key path and the known keys for an unknown key', () => {
     const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
     expect(message).toBe(

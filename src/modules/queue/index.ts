@@ -1,12 +1,55 @@
+import type { Json } from '../../protocol/messages';
+import { Input } from '../input';
 import type { EngineModule, ModuleHost } from '../module';
+import type { QueueAdapter } from './adapters/adapter';
+import { createQueueAdapter } from './adapters';
+import { QueueCatalog } from './catalog';
+import { inspectionFunctions } from './dlq-functions';
+import { DurableTopics } from './durable-topics';
+import { registerQueueGauges } from './metrics';
+import { NamedQueues } from './named-queues';
+import { readSettings } from './settings';
+import { SUBSCRIBER_TYPE } from './subscriber-config';
 
-/** `iii-queue` (iii-modules.md). Placeholder until the module lands. */
+const MODULE = 'iii-queue';
+/** How long `stop()` waits for deliveries in flight, in milliseconds. */
+export const STOP_GRACE_MS = 5000;
+
+/**
+ * `iii-queue` (iii-modules.md §6): named function queues fed by the `enqueue` action
+ * (`engine::queue::enqueue`), durable topics with fan-out (`durable:subscriber`,
+ * `iii::durable::publish`), and dead-letter inspection and redrive.
+ */
 export class QueueModule implements EngineModule {
-  readonly name = 'iii-queue';
+  readonly name = MODULE;
+  private adapter: QueueAdapter | undefined;
+  private removeGauges: (() => void) | undefined;
 
   constructor(readonly config: Record<string, unknown>) {}
 
-  async start(_host: ModuleHost): Promise<void> {}
+  async start(host: ModuleHost): Promise<void> {
+    const settings = readSettings(this.config, host.config.limits.maxMessageBytes);
+    const adapter = createQueueAdapter(settings.adapterName, {
+      deadLetterDropped: (queue, dropped) =>
+        host.logger.warn({ queue, jobId: dropped.job.id, limit: settings.limits.maxDeadLetters }, 'dead-letter queue at max_dead_letters: oldest entry dropped'),
+    });
+    this.adapter = adapter;
+    const named = new NamedQueues(host, adapter, settings);
+    await named.start();
+    const topics = new DurableTopics(host, adapter, settings);
+    const catalog = new QueueCatalog(named, topics, adapter.name);
 
-  async stop(): Promise<void> {}
+    const fn = (id: string, description: string, handler: (input: Input) => Promise<Json>) =>
+      host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data)));
+    fn('engine::queue::enqueue', 'Put a message on a named queue (the enqueue action)', (input) => named.enqueue(input));
+    fn('iii::durable::publish', 'Publish a message to a durable topic', (input) => topics.publish(input));
+    for (const [id, [description, handler]] of Object.entries(inspectionFunctions(catalog, adapter))) fn(id, description, handler);
+    await host.registerTriggerType(MODULE, { id: SUBSCRIBER_TYPE, description: 'Durable topic subscription with retries and a dead-letter queue' }, topics);
+    this.removeGauges = registerQueueGauges(host.metrics.registry, catalog, adapter);
+  }
+
+  async stop(): Promise<void> {
+    this.removeGauges?.();
+    await this.adapter?.close(STOP_GRACE_MS);
+  }
 }

@@ -1,0 +1,49 @@
+/**
+ * Bench child: the server under test. `node server.js engine` runs our Engine (iii-http on a
+ * loopback port, logging off); `node server.js relay` runs the baseline HttpRelay. Reports
+ * `{type:'ready', wsPort, httpPort}`; answers `{type:'route-count'}` and `{type:'cpu'}`.
+ */
+import { ephemeralConfig } from '../../src/config/ephemeral';
+import type { ServerCpu } from '../invoke/protocol';
+import { serveParent, toParent } from '../lib/child';
+import type { RouteCount, ServerKind, ServerReady } from './protocol';
+import { HttpRelay } from './relay';
+
+async function main(): Promise<void> {
+  const kind = process.argv[2] as ServerKind;
+  let ready: ServerReady;
+  let close: () => Promise<void>;
+  let routeCount = () => 0;
+  if (kind === 'engine') {
+    // Loaded only here, so the relay process never contains engine code.
+    const { Engine } = require('../../src/engine/engine') as typeof import('../../src/engine/engine');
+    const { silentLogger } = require('../../src/observability/logger') as typeof import('../../src/observability/logger');
+    const { HttpModule } = require('../../src/modules/http') as typeof import('../../src/modules/http');
+    const engine = new Engine(ephemeralConfig({ nodeId: 'bench-node' }), { logger: silentLogger });
+    await engine.start();
+    const module = engine.module<InstanceType<typeof HttpModule>>('iii-http');
+    if (!module) throw new Error('iii-http is not enabled in the bench config');
+    ready = { type: 'ready', wsPort: engine.port, httpPort: module.port };
+    close = () => engine.stop();
+    routeCount = () => module.routeCount;
+  } else if (kind === 'relay') {
+    const relay = new HttpRelay();
+    ready = { type: 'ready', ...(await relay.listen()) };
+    close = () => relay.close();
+  } else {
+    throw new Error(`unknown server kind ${JSON.stringify(kind)} (engine | relay)`);
+  }
+  serveParent((message) => {
+    if (message.type === 'route-count') toParent({ type: 'route-count', count: routeCount() } satisfies RouteCount);
+    if (message.type === 'cpu') {
+      const usage = process.cpuUsage();
+      toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system } satisfies ServerCpu);
+    }
+  }, close);
+  toParent(ready);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

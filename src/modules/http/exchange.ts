@@ -1,0 +1,250 @@
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Logger } from '../../observability/logger';
+import { EngineError, ErrorCode, isErrorBody } from '../../protocol/errors';
+import type { ChannelRef, Json } from '../../protocol/messages';
+import { conditionPasses } from '../condition';
+import type { ModuleHost } from '../module';
+import { MalformedBodyError, parseBody, readRequestBody } from './body';
+import type { ChannelLink } from './channel-link';
+import { HttpErrorCode, envelope, newErrorId, sendEnvelope, type Envelope, type HttpErrorKind } from './envelope';
+import { callMiddleware, type GlobalMiddleware, type MiddlewareRequest } from './middleware';
+import { requestHeaders } from './request';
+import { ResponseStream } from './response-stream';
+import { sendBuffered, sendMiddlewareResponse } from './response';
+import type { HttpRoute } from './route';
+
+/** Request bodies go to the request-body channel in binary frames of this many bytes (as the SDK writes). */
+export const BODY_FRAME_BYTES = 64 * 1024;
+/** The router's own deadline on a call trails the request's, so the request's 504 is what the client sees. */
+const INVOKE_DEADLINE_SLACK_MS = 1000;
+
+export interface ExchangeDeps {
+  host: ModuleHost;
+  log: Logger;
+  link: ChannelLink;
+  /** `default_timeout`: whole request (from the moment it holds a slot), and each middleware. */
+  timeoutMs: number;
+  bodyLimitBytes: number;
+  middleware: GlobalMiddleware[];
+}
+
+/** What the pipeline is waiting for, to say what timed out. */
+type Stage = { kind: 'body' } | { kind: 'middleware' | 'condition' | 'handler'; functionId: string };
+
+/**
+ * One matched request through the pipeline of §5.3: body (413 over the limit), global middleware,
+ * condition (422), route middleware, handler; then a buffered or streamed response. Every step
+ * first checks that the exchange is still open: a timeout or a client that left ends it.
+ */
+export class Exchange {
+  private finished = false;
+  private stage: Stage = { kind: 'body' };
+  private stream: ResponseStream | undefined;
+  /** The response channel ended abnormally before a response was committed. */
+  private streamBroken: EngineError | undefined;
+  private handlerReturned = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly cancels: Array<() => void> = [];
+  private readonly deadline: number;
+
+  constructor(
+    private readonly deps: ExchangeDeps,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly route: HttpRoute,
+    private readonly pathParams: Record<string, string>,
+    private readonly query: Record<string, string>,
+    private readonly cors: OutgoingHttpHeaders,
+  ) {
+    this.deadline = Date.now() + deps.timeoutMs;
+    this.timer = setTimeout(() => this.timedOut(), deps.timeoutMs);
+    res.once('close', () => this.end());
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.steps();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Ends the exchange from outside (module stopping): the client gets nothing more. */
+  abort(): void {
+    this.end();
+    this.res.destroy();
+  }
+
+  private async steps(): Promise<void> {
+    const { bodyLimitBytes } = this.deps;
+    const raw = await readRequestBody(this.req, bodyLimitBytes);
+    if (this.finished) return;
+    if (raw === 'too_large') {
+      // The rest of the body is not read, so the connection cannot carry another request.
+      this.reply(HttpErrorCode.payloadTooLarge, `Request body is larger than body_limit_bytes (${bodyLimitBytes} bytes)`, { connection: 'close' });
+      return;
+    }
+    const headers = requestHeaders(this.req);
+    const method = (this.req.method ?? 'GET').toUpperCase();
+    const seen: MiddlewareRequest = { path_params: this.pathParams, query_params: this.query, headers, method };
+    for (const { functionId } of this.deps.middleware) {
+      if (!(await this.middleware(functionId, seen))) return;
+    }
+
+    let body: Json;
+    try {
+      body = await parseBody(headers['content-type'], raw);
+    } catch (err) {
+      if (!(err instanceof MalformedBodyError)) throw err;
+      this.reply(HttpErrorCode.badRequest, err.message);
+      return;
+    }
+    const { route } = this;
+    const request: Record<string, Json> = {
+      query_params: this.query,
+      path_params: this.pathParams,
+      headers,
+      path: route.pattern,
+      method,
+      body,
+      trigger: { type: 'http', path: route.pattern, method: route.method },
+    };
+
+    if (route.conditionFunctionId !== undefined) {
+      this.stage = { kind: 'condition', functionId: route.conditionFunctionId };
+      const passes = await conditionPasses(this.deps.host, route.conditionFunctionId, request, route.metadata);
+      if (this.finished) return;
+      if (!passes) {
+        this.send(HttpErrorCode.conditionNotMet.status, { ...envelope(HttpErrorCode.conditionNotMet.code, 'Request condition not met'), skipped: true });
+        return;
+      }
+    }
+    for (const functionId of route.middlewareFunctionIds) {
+      if (!(await this.middleware(functionId, seen))) return;
+    }
+    await this.handler(request, raw);
+  }
+
+  /** Runs one middleware; false when it answered the request (or the exchange ended meanwhile). */
+  private async middleware(functionId: string, seen: MiddlewareRequest): Promise<boolean> {
+    this.stage = { kind: 'middleware', functionId };
+    const outcome = await callMiddleware(this.deps.host, this.deps.log, functionId, seen, this.invokeTimeoutMs());
+    if (this.finished) return false;
+    if (outcome.action === 'continue') return true;
+    this.finished = true;
+    sendMiddlewareResponse(this.res, outcome.response, this.cors);
+    return false;
+  }
+
+  private async handler(request: Record<string, Json>, raw: Buffer): Promise<void> {
+    const { host, link } = this.deps;
+    const bodyChannel = host.channels.create();
+    const responseChannel = host.channels.create();
+    this.cancels.push(link.whenWorkerConnects(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw)));
+    this.cancels.push(link.whenWorkerConnects(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader)));
+    const data: Json = { ...request, request_body: { ...bodyChannel.reader }, response: { ...responseChannel.writer } };
+
+    this.stage = { kind: 'handler', functionId: this.route.functionId };
+    let result: Json | undefined;
+    try {
+      ({ result } = await host.invoke({ functionId: this.route.functionId, data, metadata: this.route.metadata, timeoutMs: this.invokeTimeoutMs() }));
+    } catch (err) {
+      // Once the stream is committed the status is out; the stream runs to its end.
+      if (this.stream?.isCommitted) {
+        this.deps.log.warn({ err: EngineError.from(err).toBody(), function_id: this.route.functionId }, 'handler failed after streaming its response');
+        return;
+      }
+      throw err;
+    }
+    this.handlerReturned = true;
+    if (this.finished || this.stream?.isCommitted) return;
+    if (result === undefined || result === null) {
+      // No value: the response comes through the channel (or the request times out).
+      if (this.streamBroken) throw this.streamBroken;
+      this.startStream(responseChannel.reader);
+      return;
+    }
+    this.stream?.cancel();
+    this.finished = true;
+    sendBuffered(this.res, result, this.cors);
+  }
+
+  private startStream(reader: ChannelRef): void {
+    if (this.stream || this.finished) return;
+    this.stream = new ResponseStream(
+      this.deps.link.open(reader),
+      this.res,
+      this.cors,
+      () => {
+        this.finished = true;
+        clearTimeout(this.timer);
+      },
+      (code, reason) => {
+        // The handler's own outcome (usually invocation_stopped) says more, if it is still to come.
+        this.streamBroken = new EngineError(ErrorCode.channelSendFailed, `The response channel closed (${code}${reason ? ` ${reason}` : ''}) before a response was sent`);
+        if (this.handlerReturned) this.fail(this.streamBroken);
+      },
+    );
+  }
+
+  /** The worker opened the request-body channel: the engine writes the raw body and closes. */
+  private sendBody(writer: ChannelRef, raw: Buffer): void {
+    const socket = this.deps.link.open(writer);
+    socket.on('error', (err) => this.deps.log.debug({ err: err.message }, 'request-body channel failed'));
+    socket.on('open', () => {
+      for (let offset = 0; offset < raw.length; offset += BODY_FRAME_BYTES) socket.send(raw.subarray(offset, offset + BODY_FRAME_BYTES), { binary: true });
+      socket.close(1000);
+    });
+  }
+
+  private invokeTimeoutMs(): number {
+    return Math.max(0, this.deadline - Date.now()) + INVOKE_DEADLINE_SLACK_MS;
+  }
+
+  private timedOut(): void {
+    if (this.finished) return;
+    const { stage } = this;
+    const ms = this.deps.timeoutMs;
+    if (stage.kind === 'middleware') {
+      this.reply(HttpErrorCode.middlewareTimeout, 'Middleware timeout');
+      return;
+    }
+    const waitingFor = stage.kind === 'body' ? 'the request body' : `${stage.kind} function ${stage.functionId}`;
+    this.reply(HttpErrorCode.timeout, `Request timed out after ${ms} ms (default_timeout) waiting for ${waitingFor}`);
+  }
+
+  /**
+   * An error from a function the pipeline called: 500 with its code and message. Anything else
+   * is a bug of ours: 500 INTERNAL_ERROR, details only in the log.
+   */
+  private fail(err: unknown): void {
+    if (this.finished) return;
+    const fromFunction = err instanceof EngineError || isErrorBody(err);
+    const { code, status } = HttpErrorCode.internal;
+    const error = fromFunction ? EngineError.from(err) : new EngineError(code, 'Internal error while serving the request');
+    const errorId = newErrorId();
+    this.deps.log.warn({ error_id: errorId, code: error.code, message: error.message, err: fromFunction ? undefined : err, route: `${this.route.method} ${this.route.pattern}` }, 'http request failed');
+    this.send(status, envelope(error.code, error.message, errorId));
+  }
+
+  private reply(kind: HttpErrorKind, message: string, headers: OutgoingHttpHeaders = {}): void {
+    const errorId = kind.status >= 500 ? newErrorId() : undefined;
+    if (errorId !== undefined) this.deps.log.warn({ error_id: errorId, code: kind.code, route: `${this.route.method} ${this.route.pattern}` }, message);
+    this.send(kind.status, envelope(kind.code, message, errorId), headers);
+  }
+
+  private send(status: number, body: Envelope, headers: OutgoingHttpHeaders = {}): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stream?.cancel();
+    sendEnvelope(this.res, status, body, { ...this.cors, ...headers });
+  }
+
+  /** The response is done or the client left: stop timers, watches and the stream. */
+  private end(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    for (const cancel of this.cancels) cancel();
+    this.stream?.cancel();
+  }
+}

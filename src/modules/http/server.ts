@@ -1,0 +1,96 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../observability/logger';
+import { CorsPolicy } from './cors';
+import { HttpErrorCode, envelope, sendEnvelope } from './envelope';
+import { Exchange, type ExchangeDeps } from './exchange';
+import { decodeParams, requestTarget } from './request';
+import { splitPath } from './route';
+import type { RouteTable } from './route-table';
+import { Slots } from './slots';
+
+/** Largest request head (request line + headers), in bytes; a larger one is answered 431 by Node. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+export interface HttpServerOptions extends ExchangeDeps {
+  routes: RouteTable;
+  cors: CorsPolicy;
+  /** `concurrency_request_limit` (0 is read as 1). */
+  concurrencyLimit: number;
+}
+
+/**
+ * The node:http server of `iii-http`: answers preflights, 404 and 405 itself, then runs each
+ * matched request as an Exchange once it holds one of the server-wide concurrency slots.
+ */
+export class HttpServer {
+  private readonly server: http.Server;
+  private readonly slots: Slots;
+  private readonly live = new Set<Exchange>();
+
+  constructor(private readonly options: HttpServerOptions) {
+    this.slots = new Slots(Math.max(1, options.concurrencyLimit));
+    // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
+    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.dispatch(req, res));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async close(): Promise<void> {
+    for (const exchange of this.live) exchange.abort();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    const { cors, routes, log } = this.options;
+    if (CorsPolicy.isPreflight(req)) {
+      res.writeHead(204, cors.preflightHeaders(req));
+      res.end();
+      return;
+    }
+    const corsHeaders = cors.headers(req);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const target = requestTarget(req.url ?? '/');
+    const match = routes.match(method, splitPath(target.path));
+    if (match.kind === 'not_found') {
+      sendEnvelope(res, HttpErrorCode.notFound.status, envelope(HttpErrorCode.notFound.code, 'Not Found'), corsHeaders);
+      return;
+    }
+    if (match.kind === 'method_not_allowed') {
+      const { code, status } = HttpErrorCode.methodNotAllowed;
+      sendEnvelope(res, status, envelope(code, `Method ${method} is not allowed here; allowed: ${match.allow.join(', ')}`), { ...corsHeaders, allow: match.allow.join(', ') });
+      return;
+    }
+    const decoded = decodeParams(match.params);
+    if (!decoded.ok) {
+      const { code, status } = HttpErrorCode.badRequest;
+      sendEnvelope(res, status, envelope(code, `Path segment ${JSON.stringify(decoded.segment)} is not valid percent-encoding`), corsHeaders);
+      return;
+    }
+    // A request still queued when its client leaves is withdrawn; a granted one holds its slot until its response closes.
+    const withdraw = this.slots.acquire((release) => {
+      const exchange = new Exchange(this.options, req, res, match.value, decoded.params, target.query, corsHeaders);
+      this.live.add(exchange);
+      res.once('close', () => {
+        release();
+        this.live.delete(exchange);
+      });
+      exchange.run().catch((err: unknown) => log.error({ err }, 'http exchange crashed'));
+    });
+    res.once('close', withdraw);
+  }
+}

@@ -1,0 +1,137 @@
+import type { TelemetrySignal } from '../../protocol/codec';
+import type { CallRequest, CallSpan } from '../../router/router';
+import type { EngineModule, ModuleHost } from '../module';
+import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
+import { DeliveryTraces } from './delivery-traces';
+import { registerFunctions, type ObservabilityState } from './functions';
+import { nowUnixNano } from './json';
+import { registerLogFunctions } from './log-functions';
+import { LogStore, type StoredLog } from './log-store';
+import { SdkMetrics } from './sdk-metrics';
+import { SpanStore } from './span-store';
+import type { StoredSpan } from './stored-span';
+import { parseLogs, parseMetrics, parseTraces, type Parsed } from './telemetry-ingest';
+import { CallTracer } from './tracing';
+import { LogTriggers, TRACE_TICK_MS, TraceTriggers } from './triggers';
+
+export const OBSERVABILITY_MODULE = 'iii-observability';
+
+/**
+ * `iii-observability` (iii-modules.md §11): an OpenTelemetry span per call (memory ring and/or
+ * OTLP gRPC), the log ring fed by `engine::log::*` and SDK telemetry frames, `log` and `trace`
+ * trigger types, and the trace/log/metrics/health/baggage functions.
+ */
+export class ObservabilityModule implements EngineModule {
+  readonly name = OBSERVABILITY_MODULE;
+  private host: ModuleHost | undefined;
+  private state: ObservabilityState | undefined;
+  private tracer: CallTracer | undefined;
+  private logTriggers: LogTriggers | undefined;
+  private traceTriggers: TraceTriggers | undefined;
+  private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) => this.ingest(signal, body, workerId);
+
+  constructor(private readonly block: Record<string, unknown>) {}
+
+  async start(host: ModuleHost): Promise<void> {
+    this.host = host;
+    const written = host.config.modules.observability?.config ?? {};
+    const config: ObservabilityConfig = readConfig(this.block, written, process.env);
+    const spans = keepsSpansInMemory(config) ? new SpanStore(config.memoryMaxSpans) : undefined;
+    const state: ObservabilityState = {
+      config,
+      spans,
+      logs: new LogStore(config.logsMaxCount),
+      sdkMetrics: new SdkMetrics(config.metricsMaxCount),
+      telemetry: { ingested: { OTLP: 0, LOGS: 0, MTRC: 0 }, dropped: { OTLP: 0, LOGS: 0, MTRC: 0 } },
+    };
+    this.state = state;
+    const deliveries = new DeliveryTraces(host);
+    this.logTriggers = new LogTriggers(deliveries);
+    this.traceTriggers = new TraceTriggers(deliveries);
+    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined);
+
+    registerLogFunctions(host, this.name, config, state.logs, { record: (log) => this.recordLog(log) });
+    registerFunctions(host, this.name, state);
+    await host.registerTriggerType(
+      this.name,
+      { id: 'log', description: 'Fires for every stored log record at or above `level` (all, trace, debug, info, warn, error)', trigger_request_format: LOG_CONFIG_FORMAT },
+      this.logTriggers,
+    );
+    await host.registerTriggerType(
+      this.name,
+      { id: 'trace', description: `Fires about every ${TRACE_TICK_MS} ms with {trace_ids} of traces that had span activity`, trigger_request_format: TRACE_CONFIG_FORMAT },
+      this.traceTriggers,
+    );
+    host.events.on('telemetry', this.onTelemetry);
+  }
+
+  async stop(): Promise<void> {
+    this.host?.events.off('telemetry', this.onTelemetry);
+    this.traceTriggers?.stop();
+    await this.tracer?.shutdown();
+    this.tracer = undefined;
+  }
+
+  /** The router's tracing hook: the span of one call, or undefined when tracing is off. */
+  startSpan(request: CallRequest): CallSpan | undefined {
+    return this.tracer?.start(request);
+  }
+
+  private spanEnded(span: StoredSpan): void {
+    this.state!.spans!.add(span);
+    const triggers = this.traceTriggers!;
+    if (!triggers.active) return;
+    triggers.spanEnded(span);
+  }
+
+  private recordLog(log: StoredLog): void {
+    this.state!.logs.add(log);
+    this.logTriggers!.publish(log);
+  }
+
+  /** One SDK telemetry frame; a malformed one is counted and dropped, never thrown. */
+  private ingest(signal: TelemetrySignal, body: Buffer, workerId: string | undefined): void {
+    const state = this.state!;
+    const receivedAt = nowUnixNano();
+    let parsed: Parsed<unknown>;
+    try {
+      if (signal === 'OTLP') {
+        const spans = parseTraces(body);
+        if (state.spans) for (const span of spans.items) this.spanEnded(span);
+        parsed = spans;
+      } else if (signal === 'LOGS') {
+        const logs = parseLogs(body, receivedAt);
+        if (state.config.logsEnabled) for (const log of logs.items) this.recordLog(log);
+        parsed = logs;
+      } else {
+        const metrics = parseMetrics(body, receivedAt, workerId);
+        if (state.config.metricsEnabled) for (const metric of metrics.items) state.sdkMetrics.put(metric);
+        parsed = metrics;
+      }
+    } catch (err) {
+      this.dropped(signal, 1, err);
+      return;
+    }
+    state.telemetry.ingested[signal] += parsed.items.length;
+    if (parsed.skipped > 0) this.dropped(signal, parsed.skipped, 'malformed records in an otherwise valid frame');
+  }
+
+  private dropped(signal: TelemetrySignal, count: number, reason: unknown): void {
+    this.state!.telemetry.dropped[signal] += count;
+    this.host!.metrics.telemetryDropped.inc({ signal }, count);
+    this.host!.logger.debug({ signal, count, reason: reason instanceof Error ? reason.message : reason }, 'telemetry dropped');
+  }
+}
+
+const LOG_CONFIG_FORMAT = {
+  type: 'object',
+  properties: { level: { type: 'string', enum: ['all', 'trace', 'debug', 'info', 'warn', 'error'], description: 'Minimum severity (default all)' } },
+};
+
+const TRACE_CONFIG_FORMAT = {
+  type: 'object',
+  properties: {
+    service_name: { type: 'string', description: 'Only spans of this service (case-insensitive)' },
+    status: { type: 'string', enum: ['ok', 'error', 'unset'], description: 'Only spans with this status' },
+  },
+};

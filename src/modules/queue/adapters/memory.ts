@@ -1,0 +1,234 @@
+import { EngineError } from '../../../protocol/errors';
+import { backoffDelayMs } from '../backoff';
+import { QueueErrorCode } from '../errors';
+import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
+import { FifoLine, StandardLine, type JobLine, type StoredJob } from './job-lines';
+
+function lineFor(ordering: QueueSpec['ordering']): JobLine {
+  return ordering === 'fifo' ? new FifoLine() : new StandardLine();
+}
+
+class MemoryQueue {
+  line: JobLine;
+  active = 0;
+  deliver: Deliver | undefined;
+  readonly deadLetters: DeadLetter[] = [];
+  timer: NodeJS.Timeout | undefined;
+  timerDueMs = 0;
+  /** Message data kept, held and dead-lettered, in bytes. */
+  bytes = 0;
+
+  constructor(public spec: QueueSpec) {
+    this.line = lineFor(spec.ordering);
+  }
+
+  get held(): number {
+    return this.line.size + this.active;
+  }
+}
+
+/**
+ * The `builtin` adapter with `store_method: in_memory`: one process, nothing survives a restart.
+ * Delivery is event driven (a new message, a settled delivery or a due backoff starts the next
+ * one), so `poll_interval_ms` costs nothing here.
+ */
+export class MemoryQueueAdapter implements QueueAdapter {
+  readonly name = 'builtin';
+  private readonly queues = new Map<string, MemoryQueue>();
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closed = false;
+
+  /** `onDeadLetterDropped` hears of dead letters pushed out by `maxDeadLetters`. */
+  constructor(private readonly onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void = () => undefined) {}
+
+  async declare(spec: QueueSpec): Promise<void> {
+    const queue = this.queues.get(spec.name);
+    if (!queue) {
+      this.queues.set(spec.name, new MemoryQueue(spec));
+      return;
+    }
+    // The order policy changes only while nothing is held: the lines keep different state.
+    const ordering = queue.held === 0 ? spec.ordering : queue.spec.ordering;
+    if (ordering !== queue.spec.ordering) queue.line = lineFor(ordering);
+    queue.spec = { ...spec, ordering };
+    this.pump(queue);
+  }
+
+  async enqueue(name: string, job: QueueJob): Promise<number> {
+    const queue = this.queue(name);
+    const { maxDepth, maxBytes, label } = queue.spec;
+    const fits = () => queue.held < maxDepth && queue.bytes + job.sizeBytes <= maxBytes;
+    let dropped = 0;
+    while (queue.spec.overflow === 'drop_oldest' && !fits()) {
+      const old = queue.line.dropOldest();
+      if (!old) break;
+      queue.bytes -= old.job.sizeBytes;
+      dropped++;
+    }
+    if (queue.held >= maxDepth) {
+      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
+    }
+    if (queue.bytes + job.sizeBytes > maxBytes) {
+      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it keeps ${queue.bytes} of its ${maxBytes} bytes (max_queue_bytes, dead letters included); this message has ${job.sizeBytes}`);
+    }
+    queue.bytes += job.sizeBytes;
+    queue.line.push({ job, attemptsMade: 0, readyAtMs: 0 });
+    this.pump(queue);
+    return dropped;
+  }
+
+  async startConsumer(name: string, deliver: Deliver): Promise<void> {
+    const queue = this.queue(name);
+    queue.deliver = deliver;
+    this.pump(queue);
+  }
+
+  async stopConsumer(name: string): Promise<void> {
+    const queue = this.queues.get(name);
+    if (!queue) return;
+    queue.deliver = undefined;
+    clearTimeout(queue.timer);
+    queue.timer = undefined;
+  }
+
+  async takeAll(name: string): Promise<QueueJob[]> {
+    const queue = this.queues.get(name);
+    if (!queue) return [];
+    const jobs = queue.line.takeAll().map((stored) => stored.job);
+    for (const job of jobs) queue.bytes -= job.sizeBytes;
+    return jobs;
+  }
+
+  async counts(name: string): Promise<QueueCounts> {
+    const queue = this.queues.get(name);
+    if (!queue) return { waiting: 0, delayed: 0, active: 0, deadLetters: 0 };
+    const delayed = queue.line.delayed();
+    return { waiting: queue.line.size - delayed, delayed, active: queue.active, deadLetters: queue.deadLetters.length };
+  }
+
+  async deadLetters(name: string, offset: number, limit: number): Promise<DeadLetter[]> {
+    return (this.queues.get(name)?.deadLetters ?? []).slice(offset, offset + limit);
+  }
+
+  async redriveAll(name: string): Promise<number> {
+    const queue = this.queues.get(name);
+    if (!queue) return 0;
+    const letters = queue.deadLetters.splice(0);
+    for (const letter of letters) queue.line.push({ job: letter.job, attemptsMade: 0, readyAtMs: 0 });
+    this.pump(queue);
+    return letters.length;
+  }
+
+  async redrive(name: string, jobId: string): Promise<boolean> {
+    const queue = this.queues.get(name);
+    const letter = queue && this.removeDeadLetter(queue, jobId);
+    if (!queue || !letter) return false;
+    queue.line.push({ job: letter.job, attemptsMade: 0, readyAtMs: 0 });
+    this.pump(queue);
+    return true;
+  }
+
+  async discard(name: string, jobId: string): Promise<boolean> {
+    const queue = this.queues.get(name);
+    const letter = queue && this.removeDeadLetter(queue, jobId);
+    if (!queue || !letter) return false;
+    queue.bytes -= letter.job.sizeBytes;
+    return true;
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    for (const queue of this.queues.values()) {
+      queue.deliver = undefined;
+      clearTimeout(queue.timer);
+    }
+    if (this.inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private queue(name: string): MemoryQueue {
+    const queue = this.queues.get(name);
+    if (!queue) throw new Error(`queue ${name} was not declared`);
+    return queue;
+  }
+
+  private removeDeadLetter(queue: MemoryQueue, jobId: string): DeadLetter | undefined {
+    const index = queue.deadLetters.findIndex((letter) => letter.job.id === jobId);
+    return index < 0 ? undefined : queue.deadLetters.splice(index, 1)[0];
+  }
+
+  /** Starts deliveries up to the queue's concurrency, then arms the timer of the next backoff. */
+  private pump(queue: MemoryQueue): void {
+    if (!queue.deliver || this.closed) return;
+    const now = Date.now();
+    while (queue.active < queue.spec.concurrency) {
+      const stored = queue.line.next(now);
+      if (!stored) break;
+      this.run(queue, queue.deliver, stored);
+    }
+    this.arm(queue, now);
+  }
+
+  private arm(queue: MemoryQueue, now: number): void {
+    const due = queue.line.nextDueMs();
+    if (due === undefined || (queue.timer && queue.timerDueMs <= due)) return;
+    clearTimeout(queue.timer);
+    queue.timerDueMs = due;
+    queue.timer = setTimeout(() => {
+      queue.timer = undefined;
+      this.pump(queue);
+    }, Math.max(0, due - now));
+    queue.timer.unref();
+  }
+
+  private run(queue: MemoryQueue, deliver: Deliver, stored: StoredJob): void {
+    queue.active++;
+    this.inFlight++;
+    const attempt = stored.attemptsMade + 1;
+    let outcome: Promise<void>;
+    try {
+      outcome = deliver(stored.job, attempt);
+    } catch (err) {
+      outcome = Promise.reject(err);
+    }
+    outcome.then(
+      () => this.settle(queue, stored, undefined),
+      (err: unknown) => this.settle(queue, stored, err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  private settle(queue: MemoryQueue, stored: StoredJob, error: string | undefined): void {
+    queue.active--;
+    this.inFlight--;
+    if (error === undefined) {
+      queue.line.settled(stored);
+      queue.bytes -= stored.job.sizeBytes;
+    } else {
+      stored.attemptsMade++;
+      if (stored.attemptsMade >= queue.spec.maxAttempts) {
+        queue.line.settled(stored);
+        this.deadLetter(queue, { job: stored.job, error, failedAtMs: Date.now(), attemptsMade: stored.attemptsMade });
+      } else {
+        stored.readyAtMs = Date.now() + backoffDelayMs(queue.spec.backoffMs, stored.attemptsMade);
+        queue.line.retry(stored);
+      }
+    }
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.pump(queue);
+  }
+
+  private deadLetter(queue: MemoryQueue, letter: DeadLetter): void {
+    queue.deadLetters.push(letter);
+    while (queue.deadLetters.length > queue.spec.maxDeadLetters) {
+      const dropped = queue.deadLetters.shift()!;
+      queue.bytes -= dropped.job.sizeBytes;
+      this.onDeadLetterDropped(queue.spec.label, dropped);
+    }
+  }
+}
