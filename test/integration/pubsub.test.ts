@@ -197,8 +197,8 @@ describe('pubsub', () => {
   });
 
   test('an adapter this build does not implement makes start() fail, listing the supported ones', async () => {
-    await expect(new PubSubModule({ adapter: { name: 'redis', config: null } }).start(t.engine)).rejects.toThrow(
-      "iii-pubsub: adapter 'redis' is not supported by this build; supported adapters: local",
+    await expect(new PubSubModule({ adapter: { name: 'nats', config: null } }).start(t.engine)).rejects.toThrow(
+      "iii-pubsub: adapter 'nats' is not supported by this build; supported adapters: local, redis",
     );
   });
 });
