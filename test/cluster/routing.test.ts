@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { HttpModule } from '../../src/modules/http';
 import { startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -109,5 +110,20 @@ describe('calls across nodes', () => {
     await waitFor(() => got.length === 2, 'both subscribers called');
     await new Promise((r) => setTimeout(r, 200));
     expect(got.sort()).toEqual(['sub-b:1', 'sub-c:1']);
+  });
+
+  it('serves an HTTP route on every node, whichever node its worker is connected to', async () => {
+    const [a, b] = await cluster(2);
+    const worker = b!.worker('api');
+    worker.registerFunction('users::get', async (req: { path_params: { id: string } }) => ({ status_code: 200, body: { id: req.path_params.id } }));
+    worker.registerTrigger({ type: 'http', function_id: 'users::get', config: { api_path: '/users/:id', http_method: 'GET' } });
+    for (const node of [a!, b!]) {
+      const port = node.engine.module<HttpModule>('iii-http')!.port;
+      const body = await waitFor(async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/users/42`);
+        return response.status === 200 ? ((await response.json()) as unknown) : undefined;
+      }, `the route on ${node.engine.nodeId}`);
+      expect(body).toEqual({ id: '42' });
+    }
   });
 });
