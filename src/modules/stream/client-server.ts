@@ -11,6 +11,7 @@ import { parseClientFrame, type ClientCommand } from './client-frames';
 import { streamEvent, type StreamEvent } from './events';
 import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
 import type { MembershipEvent, MembershipTriggers } from './membership-triggers';
+import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
 import type { StreamService } from './stream-service';
 import { SubscriptionIndex, type Subscription } from './subscriptions';
@@ -42,7 +43,7 @@ export class ClientServer {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_CLIENT_FRAME_BYTES });
     this.server = http.createServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', upgrade: 'websocket', connection: 'Upgrade' });
-      res.end('This port serves stream clients over WebSocket at /.');
+      res.end(`This port serves stream clients over WebSocket at / and over Socket.IO at ${SOCKET_IO_PATH}.`);
     });
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (_err, socket) => socket.destroy());
@@ -60,6 +61,11 @@ export class ClientServer {
 
   get port(): number {
     return (this.server.address() as AddressInfo).port;
+  }
+
+  /** The port's HTTP server, which Socket.IO shares (it serves /socket.io/); closed by `close`. */
+  get httpServer(): http.Server {
+    return this.server;
   }
 
   /** Connected clients, for tests and metrics. */
@@ -90,6 +96,8 @@ export class ClientServer {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Socket.IO's own upgrade listener on this server answers these.
+    if ((req.url ?? '').startsWith(SOCKET_IO_PATH)) return;
     socket.on('error', (err) => this.deps.host.logger.debug({ err }, 'stream client socket error during upgrade'));
     if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
     const [path, query = ''] = splitUrl(req.url ?? '/');

@@ -1,3 +1,4 @@
+import { redisTarget } from '../../cluster/redis-target';
 import type { EngineModule, ModuleHost } from '../module';
 import { createStreamBackend, type StreamBackend } from './adapters';
 import { ClientServer } from './client-server';
@@ -5,6 +6,8 @@ import { readStreamConfig, type StreamModuleConfig } from './config';
 import type { StreamEvent } from './events';
 import { registerStreamFunctions } from './functions';
 import { MembershipTriggers } from './membership-triggers';
+import { SocketIoRedisLink } from './socketio-redis-adapter';
+import { SocketIoServer } from './socketio-server';
 import { StreamService } from './stream-service';
 import { StreamTriggers } from './stream-triggers';
 
@@ -12,7 +15,7 @@ const MODULE = 'iii-stream';
 
 /**
  * `iii-stream` (iii-modules.md §9): items in stream/group/item hierarchy behind the `stream::*`
- * functions, change events to `stream` triggers and to WebSocket clients on its own port, and
+ * functions, change events to `stream` triggers and to WebSocket and Socket.IO clients on its own port, and
  * the `stream:join`/`stream:leave` hooks that authorize and observe those clients.
  */
 export class StreamModule implements EngineModule {
@@ -20,6 +23,7 @@ export class StreamModule implements EngineModule {
   private readonly settings: StreamModuleConfig;
   private backend: StreamBackend | undefined;
   private clients: ClientServer | undefined;
+  private socketIo: SocketIoServer | undefined;
   private triggers: StreamTriggers | undefined;
   private unsubscribe: (() => void) | undefined;
 
@@ -33,9 +37,12 @@ export class StreamModule implements EngineModule {
     return this.clients.port;
   }
 
-  /** Connected WebSocket clients and their subscriptions on this node. */
+  /** Connected clients (raw WebSocket and Socket.IO) and their subscriptions on this node. */
   get clientStats(): { clients: number; subscriptions: number } {
-    return { clients: this.clients?.clientCount ?? 0, subscriptions: this.clients?.subscriptionCount ?? 0 };
+    return {
+      clients: (this.clients?.clientCount ?? 0) + (this.socketIo?.clientCount ?? 0),
+      subscriptions: (this.clients?.subscriptionCount ?? 0) + (this.socketIo?.subscriptionCount ?? 0),
+    };
   }
 
   async start(host: ModuleHost): Promise<void> {
@@ -54,7 +61,20 @@ export class StreamModule implements EngineModule {
     const leaves = new MembershipTriggers(host, 'stream:leave');
     const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction });
     this.clients = clients;
-    this.unsubscribe = backend.bus.subscribe((event) => clients.deliver(event));
+    const socketIo = new SocketIoServer({
+      host,
+      service,
+      joins,
+      leaves,
+      authFunction: this.settings.authFunction,
+      httpServer: clients.httpServer,
+      redis: await this.socketIoRedis(host),
+    });
+    this.socketIo = socketIo;
+    this.unsubscribe = backend.bus.subscribe((event) => {
+      clients.deliver(event);
+      socketIo.deliver(event);
+    });
 
     registerStreamFunctions(host, MODULE, service);
     await host.registerTriggerType(
@@ -92,8 +112,21 @@ export class StreamModule implements EngineModule {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.triggers?.clear();
+    // Socket.IO first: the raw port's close waits for every connection of the shared HTTP server.
+    await this.socketIo?.close();
     await this.clients?.close();
     await this.backend?.bus.close();
     await this.backend?.storage.close();
+  }
+
+  /**
+   * In cluster mode Socket.IO gets the redis adapter, on the stream's own Redis when its adapter
+   * names one (adapter.config.redis_url), else the cluster's; channels under the cluster prefix.
+   */
+  private async socketIoRedis(host: ModuleHost): Promise<SocketIoRedisLink | undefined> {
+    const cluster = host.config.cluster;
+    if (cluster.redisUrl === undefined) return undefined;
+    const { url, keyPrefix } = redisTarget(MODULE, this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined, cluster);
+    return SocketIoRedisLink.connect(url, keyPrefix, host.nodeId, host.logger);
   }
 }
