@@ -6,6 +6,7 @@ import { envNumber } from '../lib/env';
 import { fmtInt, fmtMs, fmtRatio, fmtUs, table } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
+import { profileTargets, serverExecArgv } from '../lib/profile';
 import type { Suite, SuiteResult } from '../lib/suite';
 import { measureLatency } from './latency-client';
 import { requestPath, type BindRoutes, type RouteCount, type RoutesSent, type ServerKind, type ServerReady, type WorkerReady } from './protocol';
@@ -43,7 +44,8 @@ interface Session {
 
 /** Fresh server and worker processes; the worker binds `SMALL_TABLE` routes and is reachable. */
 async function openSession(kind: ServerKind): Promise<Session> {
-  const server = BenchChild.fork<ServerReady | ServerCpu | RouteCount>(path.join(distBench, 'http', 'server.js'), { name: `${kind} http server`, args: [kind] });
+  const execArgv = serverExecArgv(profileTargets().includes(kind), `http-${kind}`);
+  const server = BenchChild.fork<ServerReady | ServerCpu | RouteCount>(path.join(distBench, 'http', 'server.js'), { name: `${kind} http server`, args: [kind], execArgv });
   const children: Array<{ stop(): Promise<void> }> = [server];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();

@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { BenchChild } from '../lib/child';
-import { envFlag, envList, envNumber } from '../lib/env';
+import { envList, envNumber } from '../lib/env';
 import { fmtInt, fmtMs, fmtRatio, fmtUs, table } from '../lib/markdown';
-import { distBench, resultsDir } from '../lib/paths';
+import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
+import { profileTargets, serverExecArgv } from '../lib/profile';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerKind, ServerReady, WorkerReady } from './protocol';
 
@@ -35,14 +35,6 @@ function settings(): Settings {
   };
 }
 
-function profileTargets(): ServerKind[] {
-  const raw = (process.env.BENCH_PROFILE ?? '').trim().toLowerCase();
-  if (raw === 'both' || raw === 'all') return ['relay', 'engine'];
-  if (raw === 'relay') return ['relay'];
-  if (raw === 'engine' || envFlag('BENCH_PROFILE')) return ['engine'];
-  return [];
-}
-
 const SERVER_ORDER: ServerKind[] = ['relay', 'engine'];
 
 /**
@@ -52,14 +44,7 @@ const SERVER_ORDER: ServerKind[] = ['relay', 'engine'];
 async function session(kind: ServerKind, round: number, s: Settings, log: (line: string) => void): Promise<RunResult[]> {
   const children: { stop(): Promise<void> }[] = [];
   try {
-    // BENCH_SERVER_NODE_ARGS: extra node flags for the server child, e.g. "--trace-gc".
-    const execArgv = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-    if (s.profile.includes(kind)) {
-      const dir = path.join(resultsDir, 'profiles');
-      fs.mkdirSync(dir, { recursive: true });
-      const interval = envNumber('BENCH_PROFILE_INTERVAL_US', 100, 1);
-      execArgv.push('--cpu-prof', `--cpu-prof-interval=${interval}`, `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${kind}-round${round + 1}-${Date.now()}.cpuprofile`);
-    }
+    const execArgv = serverExecArgv(s.profile.includes(kind), `${kind}-round${round + 1}`);
     const server = BenchChild.fork<ServerReady | ServerCpu>(path.join(distBench, 'invoke', 'server.js'), { name: `${kind} server`, args: [kind], execArgv });
     children.push(server);
     const { port } = await server.next<ServerReady>('ready', 15_000);

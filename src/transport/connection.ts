@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { encode } from '../protocol/codec';
 import type { OutboundMessage } from '../protocol/messages';
@@ -23,16 +24,22 @@ export class WorkerConnection {
   readonly reattachToken = randomUUID();
   readonly connectedAtMs = Date.now();
   closing = false;
+  /** The TCP socket under `socket`, corked while frames of the current tick are collected. */
+  private readonly tcp: Socket | undefined;
+  private corked = false;
 
   constructor(
     readonly socket: WebSocket,
     readonly ipAddress: string,
     private readonly maxSendQueueBytes: number,
     private readonly onOverflow: (connection: WorkerConnection) => void,
-  ) {}
+  ) {
+    this.tcp = (socket as unknown as { _socket?: Socket })._socket;
+  }
 
   send(message: OutboundMessage): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return false;
+    this.corkUntilNextTick();
     this.socket.send(encode(message));
     if (this.socket.bufferedAmount > this.maxSendQueueBytes) {
       this.onOverflow(this);
@@ -40,6 +47,21 @@ export class WorkerConnection {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Frames sent in one tick leave in one write: under load a worker gets many calls per tick,
+   * and one system call per frame was the engine's largest cost (bench/invoke profile).
+   */
+  private corkUntilNextTick(): void {
+    const tcp = this.tcp;
+    if (this.corked || !tcp) return;
+    this.corked = true;
+    tcp.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      tcp.uncork();
+    });
   }
 
   close(code: number, reason: string): void {

@@ -508,4 +508,74 @@ describe('http trigger type', () => {
       await stillServing();
     });
   });
+
+  describe('channel lifetime: every request\'s two channels are freed when its exchange ends', () => {
+    /** Channels live in the engine now, once the previous tests' exchanges have wound down. */
+    async function settledChannelCount(): Promise<number> {
+      let last = -1;
+      await waitFor(() => {
+        const now = t.engine.channels.size;
+        const stable = now === last;
+        last = now;
+        return stable;
+      }, 'the channel count to settle');
+      return last;
+    }
+
+    test('after 300 buffered responses the engine holds no more channels than before', async () => {
+      await bind({ api_path: '/no-leak/:n' }, async (req) => ({ body: { n: req.path_params.n } }));
+      const baseline = await settledChannelCount();
+      for (let batch = 0; batch < 10; batch++) {
+        const answers = await Promise.all(
+          Array.from({ length: 30 }, async (_, i) => {
+            const res = await fetch(`${base}/no-leak/${batch * 30 + i}`);
+            return (await json(res)).n;
+          }),
+        );
+        expect(answers).toEqual(Array.from({ length: 30 }, (_, i) => String(batch * 30 + i)));
+      }
+      await waitFor(() => t.engine.channels.size === baseline, `channels back to the baseline of ${baseline}`);
+    });
+
+    test('a request body read by the worker and a streamed (SSE) response still work, and free their channels', async () => {
+      await bind({ api_path: '/echo-events', http_method: 'POST' }, async (req) => {
+        const bytes = await (req.request_body as SdkChannelReader).readAll();
+        const res = req.response as SdkChannelWriter;
+        res.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/event-stream' } }));
+        for (const line of bytes.toString('utf8').split(',')) {
+          res.stream.write(Buffer.from(`data: ${line}\n\n`));
+          await sleep(10);
+        }
+        res.stream.end();
+        return null;
+      });
+      const baseline = await settledChannelCount();
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${base}/echo-events`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `a${i},b${i},c${i}` });
+        expect(res.headers.get('content-type')).toBe('text/event-stream');
+        expect(await res.text()).toBe(`data: a${i}\n\ndata: b${i}\n\ndata: c${i}\n\n`);
+      }
+      await waitFor(() => t.engine.channels.size === baseline, `channels back to the baseline of ${baseline}`);
+    });
+
+    test('a handler that starts writing to the response channel but answers with a value frees it too', async () => {
+      let writersClosed = 0;
+      await bind({ api_path: '/touch-then-answer' }, async (req) => {
+        const res = req.response as SdkChannelWriter & { stream: { on(e: 'close', f: () => void): void } };
+        // Without an 'error' listener: a refused late connection would surface as an unhandled error.
+        res.stream.on('close', () => writersClosed++);
+        res.sendMessage(JSON.stringify({ type: 'set_status', status_code: 500 }));
+        return { body: 'buffered' };
+      });
+      const baseline = await settledChannelCount();
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${base}/touch-then-answer`);
+        expect(res.status).toBe(200);
+        expect(await json(res)).toBe('buffered');
+      }
+      // Each worker-side writer connected (before or after the response) and was closed by the engine.
+      await waitFor(() => writersClosed === 20, 'the 20 response writers to be closed');
+      await waitFor(() => t.engine.channels.size === baseline, `channels back to the baseline of ${baseline}`);
+    });
+  });
 });

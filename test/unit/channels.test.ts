@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import { ChannelManager, type ChannelOptions } from '../../src/modules/channels';
+import { ChannelClose, ChannelManager, type ChannelCloseKind, type ChannelOptions, type LocalReaderHandlers } from '../../src/modules/channels';
 import type { ChannelRef } from '../../src/protocol/messages';
 
 /** A real HTTP server whose upgrades go to the manager, as on a worker port. */
@@ -385,5 +385,222 @@ describe('ChannelManager', () => {
     expect(h.manager.size).toBe(0);
     expect((await refusal(urlOf(h, b.reader))).status).toBe(404);
     expect(() => h.manager.create()).toThrow(expect.objectContaining({ code: 'engine_shutting_down' }));
+  });
+});
+
+/** Records what an in-process reader receives. */
+function localSink(): { handlers: LocalReaderHandlers; items: Item[]; ended: Promise<ChannelCloseKind> } {
+  const items: Item[] = [];
+  let resolveEnd!: (why: ChannelCloseKind) => void;
+  const ended = new Promise<ChannelCloseKind>((resolve) => (resolveEnd = resolve));
+  return { handlers: { message: (item) => items.push(item), end: (why) => resolveEnd(why) }, items, ended };
+}
+
+describe('ChannelManager: in-process ends', () => {
+  test('a local writer reaches a WebSocket reader in order with each frame kind; end() closes it with 1000', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const r = connect(urlOf(h, reader));
+    await r.opened;
+    const end = h.manager.openLocalWriter(writer)!;
+    expect(end).toBeDefined();
+    expect(end.write(Buffer.from('text'), false)).toBe(true);
+    expect(end.write(Buffer.from([1, 2, 3]), true)).toBe(true);
+    end.end();
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items).toEqual([
+      { data: Buffer.from('text'), binary: false },
+      { data: Buffer.from([1, 2, 3]), binary: true },
+    ]);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a local writer that aborts gets its data delivered, then the reader is closed with 1001 writer disconnected', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const end = h.manager.openLocalWriter(writer)!;
+    end.write(Buffer.from('partial'), true);
+    end.abort();
+    const r = connect(urlOf(h, reader));
+    expect(await r.closed).toEqual({ code: 1001, reason: 'writer disconnected' });
+    expect(r.items).toEqual([{ data: Buffer.from('partial'), binary: true }]);
+  });
+
+  test('a local writer is told to wait once the buffer is full, and drains as a slow WebSocket reader reads', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(4);
+    const id = writer.channel_id;
+    const end = h.manager.openLocalWriter(writer)!;
+    const frame = (i: number) => Buffer.alloc(64 * 1024, i);
+    const results = [0, 1, 2, 3].map((i) => end.write(frame(i), true));
+    // The fourth message fills the 4-message buffer: write says "wait".
+    expect(results).toEqual([true, true, true, false]);
+    expect(h.manager.stats(id)).toMatchObject({ buffered: 4, writerPaused: true, writer: 'open' });
+
+    // Write the rest only on drain, as a well-behaved producer does; the buffer never exceeds 4.
+    const count = 200;
+    let next = 4;
+    let drains = 0;
+    let peak = 0;
+    const pump = () => {
+      drains++;
+      while (next < count) {
+        const ok = end.write(frame(next++), true);
+        peak = Math.max(peak, h.manager.stats(id)?.buffered ?? 0);
+        if (!ok) return;
+      }
+      end.end();
+    };
+    end.onDrain = pump;
+    const r = connect(urlOf(h, reader));
+    expect((await r.closed).code).toBe(1000);
+    expect(drains).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(4);
+    expect(r.items).toHaveLength(count);
+    r.items.forEach((item, i) => expect(item.data.equals(frame(i))).toBe(true));
+  });
+
+  test('a WebSocket writer reaches a local reader with each frame kind, then end(complete)', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const sink = localSink();
+    expect(h.manager.openLocalReader(reader, sink.handlers)).toBeDefined();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    w.ws.send('{"type":"set_status"}');
+    w.ws.send(Buffer.from('body'));
+    w.ws.close(1000);
+    expect(await sink.ended).toEqual(ChannelClose.complete);
+    expect(sink.items).toEqual([
+      { data: Buffer.from('{"type":"set_status"}'), binary: false },
+      { data: Buffer.from('body'), binary: true },
+    ]);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a WebSocket writer that vanishes ends a local reader with writerGone after what it sent', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const sink = localSink();
+    h.manager.openLocalReader(reader, sink.handlers);
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    w.ws.send('one');
+    await waitFor(() => sink.items.length === 1);
+    w.ws.terminate();
+    expect(await sink.ended).toEqual(ChannelClose.writerGone);
+    expect(sink.items).toEqual([{ data: Buffer.from('one'), binary: false }]);
+  });
+
+  test('a paused local reader holds the buffer at buffer_size and pauses the WebSocket writer; resume delivers all', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create(4);
+    const id = writer.channel_id;
+    const sink = localSink();
+    const end = h.manager.openLocalReader(reader, sink.handlers)!;
+    end.pause();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    const count = 512;
+    const frame = (i: number) => Buffer.alloc(64 * 1024, i % 128);
+    for (let i = 0; i < count; i++) w.ws.send(frame(i), { binary: true });
+    w.ws.close(1000);
+
+    await waitFor(() => h.manager.stats(id)?.writerPaused === true);
+    const stats = h.manager.stats(id);
+    expect(stats?.buffered).toBeLessThanOrEqual(4);
+    expect(stats?.readAheadBytes).toBeLessThanOrEqual(64 * 1024 + 64 * 1024);
+    expect(sink.items).toHaveLength(0);
+
+    end.resume();
+    expect(await sink.ended).toEqual(ChannelClose.complete);
+    expect(sink.items).toHaveLength(count);
+    sink.items.forEach((item, i) => expect(item.data.equals(frame(i))).toBe(true));
+  });
+
+  test('a local reader that cancels drops the channel and closes the WebSocket writer with 1001 reader disconnected', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const sink = localSink();
+    const end = h.manager.openLocalReader(reader, sink.handlers)!;
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    end.cancel();
+    expect(await w.closed).toEqual({ code: 1001, reason: 'reader disconnected' });
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a local end needs the right direction, the right key and a free end', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    expect(h.manager.openLocalWriter(reader)).toBeUndefined();
+    expect(h.manager.openLocalReader(writer, localSink().handlers)).toBeUndefined();
+    expect(h.manager.openLocalWriter({ ...writer, access_key: 'wrong' })).toBeUndefined();
+    expect(h.manager.openLocalWriter({ ...writer, channel_id: 'nope' })).toBeUndefined();
+    expect(h.manager.openLocalWriter(writer)).toBeDefined();
+    expect(h.manager.openLocalWriter(writer)).toBeUndefined();
+    // The WebSocket writer that comes second is turned away as any extra end is.
+    const w = connect(urlOf(h, writer));
+    expect((await w.closed).code).toBe(1008);
+  });
+
+  test('onAttached fires once when that end connects, not for the other end, and can be cancelled', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    const seen: string[] = [];
+    h.manager.onAttached(writer.channel_id, 'writer', () => seen.push('writer'));
+    const cancelled = h.manager.onAttached(writer.channel_id, 'writer', () => seen.push('cancelled'));
+    h.manager.onAttached(writer.channel_id, 'reader', () => seen.push('reader'));
+    cancelled();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    await waitFor(() => seen.length > 0);
+    expect(seen).toEqual(['writer']);
+    // An end that is already attached answers at once.
+    h.manager.onAttached(writer.channel_id, 'writer', () => seen.push('again'));
+    expect(seen).toEqual(['writer', 'again']);
+    const r = connect(urlOf(h, reader));
+    await r.opened;
+    await waitFor(() => seen.length === 3);
+    expect(seen).toEqual(['writer', 'again', 'reader']);
+  });
+
+  test('release removes a channel no WebSocket end attached to, and keeps one the worker uses', async () => {
+    const h = await start();
+    const unused = h.manager.create();
+    const engineOnly = h.manager.create();
+    const used = h.manager.create();
+    const sink = localSink();
+    h.manager.openLocalReader(engineOnly.reader, sink.handlers);
+    const w = connect(urlOf(h, used.writer));
+    await w.opened;
+    expect(h.manager.size).toBe(3);
+
+    expect(h.manager.release(unused.writer.channel_id)).toBe(true);
+    expect(h.manager.release(engineOnly.writer.channel_id)).toBe(true);
+    expect(h.manager.release(used.writer.channel_id)).toBe(false);
+    expect(h.manager.release('unknown')).toBe(false);
+    expect(h.manager.size).toBe(1);
+    expect(await sink.ended).toEqual(ChannelClose.released);
+    expect(h.manager.stats(used.writer.channel_id)?.writer).toBe('open');
+  });
+
+  test('a WebSocket end arriving just after release gets Close 1001 "channel released", not 404; a wrong key still gets 404', async () => {
+    const h = await start();
+    const { writer, reader } = h.manager.create();
+    h.manager.release(writer.channel_id);
+    const late = connect(urlOf(h, writer));
+    await late.opened;
+    expect(await late.closed).toEqual({ code: 1001, reason: 'channel released' });
+    expect((await refusal(urlOf(h, { ...reader, access_key: 'wrong' }))).status).toBe(404);
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a released channel is forgotten after releasedGraceMs (at most twice that)', async () => {
+    const h = await start({ releasedGraceMs: 50 });
+    const { writer } = h.manager.create();
+    h.manager.release(writer.channel_id);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect((await refusal(urlOf(h, writer))).status).toBe(404);
   });
 });

@@ -5,26 +5,48 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { ChannelRef } from '../../protocol/messages';
 import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Logger } from '../../observability/logger';
-import { Channel, closeSocket, type ChannelStats } from './channel';
+import { Channel, type ChannelStats } from './channel';
+import type { ChannelEndSide } from './channel-end';
+import { LocalReader, LocalWriter, type LocalReaderHandlers } from './local-ends';
+import { WsReaderEnd, WsWriterEnd, closeSocket } from './ws-ends';
 import { parseChannelUrl, type ChannelDirection } from './channel-url';
 import { ChannelClose } from './close-codes';
 import { clampBufferSize, resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from './options';
 import { rejectUpgrade } from './reject-upgrade';
+import { ReleasedChannels } from './released-channels';
+
+/**
+ * A random UUID held as one flat string. Node builds `randomUUID()` by concatenation, and V8
+ * keeps such a string as a tree of pieces (about 490 bytes instead of 67) until something
+ * flattens it; channel ids and keys live as map keys for the channel's life (and its release
+ * grace), so they are flattened at once. `charCodeAt` flattens in place.
+ */
+function flatUuid(): string {
+  const uuid = randomUUID();
+  uuid.charCodeAt(0);
+  return uuid;
+}
 
 /**
  * The engine's data-channel broker (protocol §5): creates channels for `engine::channels::create`,
- * serves `/ws/channels/<id>` upgrades on a worker port, and expires channels nobody connects to
- * (the reference engine leaks them).
+ * serves `/ws/channels/<id>` upgrades on a worker port, gives the engine in-process ends
+ * (`openLocalWriter`, `openLocalReader`), and expires channels nobody connects to (the reference
+ * engine leaks them). A module that made a channel for a worker that never used it `release`s it.
  */
 export class ChannelManager {
   private readonly opts: ResolvedChannelOptions;
   private readonly log: Logger;
   private readonly channels = new Map<string, Channel>();
+  private readonly released: ReleasedChannels;
   /** Every upgraded channel socket until it closes, extra and finishing ones included. */
   private readonly sockets = new Set<WebSocket>();
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
+  /** Drops a channel that is over; one function for all channels rather than a closure each. */
+  private readonly forget = (over: Channel): void => {
+    if (this.channels.get(over.id) === over) this.channels.delete(over.id);
+  };
 
   constructor(opts: Partial<ChannelOptions> = {}) {
     this.opts = resolveChannelOptions(opts);
@@ -35,6 +57,7 @@ export class ChannelManager {
       maxPayload: this.opts.maxMessageBytes,
       clientTracking: false,
     });
+    this.released = new ReleasedChannels(this.opts.releasedGraceMs, Date.now());
     this.sweepTimer = setInterval(() => this.sweep(Date.now()), this.opts.sweepIntervalMs);
     this.sweepTimer.unref();
   }
@@ -42,8 +65,8 @@ export class ChannelManager {
   /** A new channel; both refs carry the same id and access key, only `direction` differs. */
   create(bufferSize?: number): { writer: ChannelRef; reader: ChannelRef } {
     if (this.closed) throw new EngineError(ErrorCode.shuttingDown, 'Channels are closed: the engine is shutting down');
-    const channel_id = randomUUID();
-    const access_key = randomUUID();
+    const channel_id = flatUuid();
+    const access_key = flatUuid();
     const size = clampBufferSize(bufferSize, this.opts.defaultBufferMessages, this.opts.maxBufferMessages);
     const channel = new Channel({
       id: channel_id,
@@ -51,12 +74,11 @@ export class ChannelManager {
       bufferSize: size,
       createdAtMs: Date.now(),
       logger: this.log,
-      onOver: (over) => {
-        if (this.channels.get(over.id) === over) this.channels.delete(over.id);
-      },
+      onOver: this.forget,
     });
     this.channels.set(channel_id, channel);
-    this.log.debug({ channel_id, buffer_size: size }, 'channel created');
+    // Guarded: this runs twice per HTTP request, and an argument object costs even when unlogged.
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ channel_id, buffer_size: size }, 'channel created');
     return {
       writer: { channel_id, access_key, direction: 'write' },
       reader: { channel_id, access_key, direction: 'read' },
@@ -75,11 +97,60 @@ export class ChannelManager {
       return true;
     }
     const channel = this.channels.get(target.channelId);
-    if (!channel || !channel.keyMatches(target.key)) {
+    const known = channel ? channel.keyMatches(target.key) : this.released.matches(target.channelId, target.key, Date.now());
+    if (!known) {
       rejectUpgrade(socket, 404, 'Channel not found');
       return true;
     }
+    // A released channel's late end is accepted and closed at once (onConnection finds no channel).
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, target.channelId, target.direction));
+    return true;
+  }
+
+  /**
+   * The engine's own writing end of the channel `ref` (a `write` ref), in process. Undefined when
+   * the ref does not name a live channel or its writer is already taken.
+   */
+  openLocalWriter(ref: ChannelRef): LocalWriter | undefined {
+    const channel = this.claimable(ref, 'write');
+    if (!channel) return undefined;
+    const end = new LocalWriter(channel);
+    channel.attachWriter(end, false);
+    return end;
+  }
+
+  /**
+   * The engine's own reading end of the channel `ref` (a `read` ref), in process: `handlers` get
+   * each message, then the end. Undefined when the ref does not name a live channel or its reader
+   * is already taken.
+   */
+  openLocalReader(ref: ChannelRef, handlers: LocalReaderHandlers): LocalReader | undefined {
+    const channel = this.claimable(ref, 'read');
+    if (!channel) return undefined;
+    const end = new LocalReader(channel, handlers);
+    channel.attachReader(end, false);
+    return end;
+  }
+
+  /**
+   * Calls `cb` once when the `side` end of the channel attaches (at once if it has). Returns a
+   * cancel; nothing is called for an unknown channel or one that ends first.
+   */
+  onAttached(channelId: string, side: ChannelEndSide, cb: () => void): () => void {
+    const channel = this.channels.get(channelId);
+    return channel ? channel.onAttached(side, cb) : () => undefined;
+  }
+
+  /**
+   * Its creator is done with the channel: removed at once (in-process ends closed) if no
+   * WebSocket end ever attached, since then nobody else can be using it; otherwise it runs to
+   * its end as usual. Returns whether it was removed.
+   */
+  release(channelId: string): boolean {
+    const channel = this.channels.get(channelId);
+    if (!channel || !channel.unclaimed) return false;
+    channel.abort(ChannelClose.released);
+    this.released.add(channelId, channel.accessKey, Date.now());
     return true;
   }
 
@@ -100,6 +171,7 @@ export class ChannelManager {
     clearInterval(this.sweepTimer);
     for (const channel of [...this.channels.values()]) channel.abort(ChannelClose.shutdown);
     this.channels.clear();
+    this.released.clear();
     for (const ws of this.sockets) closeSocket(ws, ChannelClose.shutdown);
     this.wss.close();
   }
@@ -110,11 +182,25 @@ export class ChannelManager {
     ws.on('error', () => undefined); // logged by the channel; a listener keeps it from throwing
     const channel = this.channels.get(channelId);
     if (!channel) {
-      closeSocket(ws, ChannelClose.expired);
+      closeSocket(ws, this.released.has(channelId) ? ChannelClose.released : ChannelClose.expired);
       return;
     }
-    if (direction === 'write') channel.attachWriter(ws);
-    else channel.attachReader(ws);
+    const side: ChannelEndSide = direction === 'write' ? 'writer' : 'reader';
+    if (!channel.canAttach(side)) {
+      channel.log().debug(`extra ${side} socket closed`);
+      closeSocket(ws, ChannelClose.endTaken);
+      return;
+    }
+    if (side === 'writer') channel.attachWriter(new WsWriterEnd(ws, channel, () => channel.log()), true);
+    else channel.attachReader(new WsReaderEnd(ws, channel, () => channel.log()), true);
+  }
+
+  /** The live channel `ref` names, if its key matches and its `direction` end is free. */
+  private claimable(ref: ChannelRef, direction: ChannelDirection): Channel | undefined {
+    if (ref.direction !== direction) return undefined;
+    const channel = this.channels.get(ref.channel_id);
+    if (!channel || !channel.keyMatches(ref.access_key)) return undefined;
+    return channel.canAttach(direction === 'write' ? 'writer' : 'reader') ? channel : undefined;
   }
 
   /** Removes channels whose two ends have not both connected within ttlMs of creation. */

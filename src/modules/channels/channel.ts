@@ -1,8 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
-import { WebSocket, type RawData } from 'ws';
+import { accessKeyMatches } from './access-key';
 import type { Logger } from '../../observability/logger';
-import { toChannelItem, type ChannelItem } from './channel-item';
-import { ChannelClose, type ChannelCloseKind } from './close-codes';
+import type { ChannelEndSide, ChannelReaderEnd, ChannelWriterEnd } from './channel-end';
+import type { ChannelItem } from './channel-item';
+import type { ChannelCloseKind } from './close-codes';
+import { ChannelClose } from './close-codes';
 
 /** One end of a channel: not yet connected, connected, or finished (it never comes back). */
 export type ChannelEndState = 'waiting' | 'open' | 'done';
@@ -37,55 +38,69 @@ export interface ChannelInit {
   onOver: (channel: Channel) => void;
 }
 
+const NO_ITEMS: readonly ChannelItem[] = [];
+
 /**
- * One single-writer, single-reader pipe of WebSocket messages (protocol §5).
+ * One single-writer, single-reader pipe of messages (protocol §5) between two ends, each a
+ * WebSocket on the worker port or the engine's in-process end (channel-end.ts).
  *
- * Memory is bounded: `buffer` never holds more than `bufferSize` messages, counting those written
- * to the reader socket until their write completes, so a slow reader holds up the writer rather
- * than filling the heap. When the buffer is full the writer socket is paused (TCP back-pressure).
+ * Memory is bounded: `buffer` never holds more than `bufferSize` messages, counting those handed
+ * to the reader until their delivery completes, so a slow reader holds up the writer rather than
+ * filling the heap. When the buffer is full the writer is paused (TCP back-pressure for a socket).
  * Pausing a ws socket stops further reads but not the parsing of the read already in hand, so the
  * messages still in that read land in `readAhead`; it is bounded by one socket read (64 KiB) plus
  * the message that read completed. The writer resumes once `readAhead` is empty and a slot is free.
+ *
+ * Most channels are never connected to (a handler that answers with a value ignores its request's
+ * channels), so a fresh channel holds little more than its id and key: buffers, logger and attach
+ * listeners are made when first needed.
  */
 export class Channel {
   readonly id: string;
   readonly bufferSize: number;
   readonly createdAtMs: number;
 
-  private readonly key: Buffer;
-  private readonly log: Logger;
+  private readonly key: string;
+  private readonly parentLog: Logger;
+  private childLog: Logger | undefined;
   private readonly onOver: (channel: Channel) => void;
 
-  private writer: WebSocket | undefined;
-  private reader: WebSocket | undefined;
+  private writer: ChannelWriterEnd | undefined;
+  private reader: ChannelReaderEnd | undefined;
   private writerState: ChannelEndState = 'waiting';
   private readerState: ChannelEndState = 'waiting';
-  /** The writer ended with a Close frame and no error (as opposed to vanishing or failing). */
+  /** A WebSocket end has attached (the worker's, usually); such a channel is not `release`d. */
+  private remoteAttached = false;
+  /** The writer ended cleanly (as opposed to vanishing or failing). */
   private writerFinished = false;
-  private writerFailed = false;
   private writerPaused = false;
 
-  private readonly buffer: ChannelItem[] = [];
-  /** The first `inFlight` items of `buffer` are written to the reader socket, awaiting completion. */
+  private buffer: ChannelItem[] | undefined;
+  /** The first `inFlight` items of `buffer` are handed to the reader, awaiting completion. */
   private inFlight = 0;
-  private readonly readAhead: ChannelItem[] = [];
+  private readAhead: ChannelItem[] | undefined;
   private peakBuffered = 0;
+  private attachListeners: Array<{ side: ChannelEndSide; cb: () => void }> | undefined;
   /** Set when nothing more will be delivered; the channel is then out of the manager's map. */
   private over = false;
 
   constructor(init: ChannelInit) {
     this.id = init.id;
-    this.key = Buffer.from(init.key, 'utf8');
+    this.key = init.key;
     this.bufferSize = init.bufferSize;
     this.createdAtMs = init.createdAtMs;
-    this.log = init.logger.child({ channel_id: init.id });
+    this.parentLog = init.logger;
     this.onOver = init.onOver;
   }
 
   /** Constant-time check of a presented access key. */
   keyMatches(presented: string): boolean {
-    const candidate = Buffer.from(presented, 'utf8');
-    return candidate.length === this.key.length && timingSafeEqual(candidate, this.key);
+    return accessKeyMatches(this.key, presented);
+  }
+
+  /** The access key, for `ReleasedChannels`. */
+  get accessKey(): string {
+    return this.key;
   }
 
   /** Both ends have connected at some point; such a channel no longer expires. */
@@ -93,35 +108,56 @@ export class Channel {
     return this.writerState !== 'waiting' && this.readerState !== 'waiting';
   }
 
-  attachWriter(ws: WebSocket): void {
-    if (this.over || this.writerState !== 'waiting') {
-      this.log.debug('extra writer socket closed');
-      closeSocket(ws, ChannelClose.endTaken);
-      return;
-    }
-    this.writer = ws;
-    this.writerState = 'open';
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onWriterMessage(data, isBinary));
-    ws.on('error', (err: Error) => {
-      this.writerFailed = true;
-      this.log.debug({ err: err.message }, 'writer socket error');
-    });
-    ws.on('close', (code: number) => this.onWriterClose(code));
-    this.log.debug('writer connected');
+  /** No WebSocket end ever attached: nobody outside the engine knows the channel is in use. */
+  get unclaimed(): boolean {
+    return !this.remoteAttached;
   }
 
-  attachReader(ws: WebSocket): void {
-    if (this.over || this.readerState !== 'waiting') {
-      this.log.debug('extra reader socket closed');
-      closeSocket(ws, ChannelClose.endTaken);
-      return;
+  /** The channel's logger, made on first use (most channels never log). */
+  log(): Logger {
+    this.childLog ??= this.parentLog.child({ channel_id: this.id });
+    return this.childLog;
+  }
+
+  /**
+   * Calls `cb` once, when the `side` end attaches (now, if it already has). Returns a cancel.
+   * A channel that ends first drops its listeners.
+   */
+  onAttached(side: ChannelEndSide, cb: () => void): () => void {
+    if ((side === 'writer' ? this.writerState : this.readerState) !== 'waiting') {
+      cb();
+      return () => undefined;
     }
-    this.reader = ws;
+    if (this.over) return () => undefined;
+    const listener = { side, cb };
+    (this.attachListeners ??= []).push(listener);
+    return () => {
+      const at = this.attachListeners?.indexOf(listener) ?? -1;
+      if (at !== -1) this.attachListeners?.splice(at, 1);
+    };
+  }
+
+  /** The `side` end can still attach: it never did and the channel is not over. */
+  canAttach(side: ChannelEndSide): boolean {
+    return !this.over && (side === 'writer' ? this.writerState : this.readerState) === 'waiting';
+  }
+
+  /** Makes `end` the writer; the caller checked `canAttach('writer')`. */
+  attachWriter(end: ChannelWriterEnd, remote: boolean): void {
+    this.writer = end;
+    this.writerState = 'open';
+    if (remote) this.remoteAttached = true;
+    this.log().debug({ remote }, 'writer connected');
+    this.fireAttached('writer');
+  }
+
+  /** Makes `end` the reader; the caller checked `canAttach('reader')`. */
+  attachReader(end: ChannelReaderEnd, remote: boolean): void {
+    this.reader = end;
     this.readerState = 'open';
-    // The reader only receives; anything it sends is ignored, as in the reference engine.
-    ws.on('error', (err: Error) => this.log.debug({ err: err.message }, 'reader socket error'));
-    ws.on('close', () => this.onReaderClose());
-    this.log.debug('reader connected');
+    if (remote) this.remoteAttached = true;
+    this.log().debug({ remote }, 'reader connected');
+    this.fireAttached('reader');
     this.pump();
     this.endReaderIfDrained();
   }
@@ -129,19 +165,20 @@ export class Channel {
   /** Ends the channel now: closes whatever end is connected with `why` and drops buffered data. */
   abort(why: ChannelCloseKind): void {
     if (this.over) return;
-    if (this.writer && this.writerState === 'open') closeSocket(this.writer, why);
-    if (this.reader && this.readerState === 'open') closeSocket(this.reader, why);
+    if (this.writer && this.writerState === 'open') this.writer.close(why);
+    if (this.reader && this.readerState === 'open') this.reader.close(why);
     this.finish(why.reason);
   }
 
   stats(nowMs: number): ChannelStats {
+    const readAhead = this.readAhead ?? NO_ITEMS;
     return {
       channelId: this.id,
       bufferSize: this.bufferSize,
-      buffered: this.buffer.length,
+      buffered: this.buffer?.length ?? 0,
       inFlight: this.inFlight,
-      readAhead: this.readAhead.length,
-      readAheadBytes: this.readAhead.reduce((sum, item) => sum + item.data.length, 0),
+      readAhead: readAhead.length,
+      readAheadBytes: readAhead.reduce((sum, item) => sum + item.data.length, 0),
       peakBuffered: this.peakBuffered,
       writer: this.writerState,
       reader: this.readerState,
@@ -150,62 +187,74 @@ export class Channel {
     };
   }
 
-  private onWriterMessage(data: RawData, isBinary: boolean): void {
+  /** From the writer end: one message. */
+  writerItem(item: ChannelItem): void {
     // After the channel is over the writer may still be read to finish its close handshake.
     if (this.over) return;
-    const item = toChannelItem(data, isBinary);
-    if (this.readAhead.length === 0 && this.buffer.length < this.bufferSize) this.accept(item);
-    else this.readAhead.push(item);
-    if (this.buffer.length >= this.bufferSize) this.pauseWriter();
+    const buffer = (this.buffer ??= []);
+    const readAhead = (this.readAhead ??= []);
+    if (readAhead.length === 0 && buffer.length < this.bufferSize) this.accept(buffer, item);
+    else readAhead.push(item);
+    if (buffer.length >= this.bufferSize) this.pauseWriter();
     this.pump();
   }
 
-  private onWriterClose(code: number): void {
+  /** From the writer end: it is gone; `finished` when it ended cleanly (Close frame, no error). */
+  writerClosed(finished: boolean): void {
     this.writerState = 'done';
     this.writer = undefined;
     this.writerPaused = false;
-    // 1006: the socket went away without a Close frame.
-    this.writerFinished = !this.writerFailed && code !== 1006;
+    this.writerFinished = finished;
     if (this.over) return;
-    this.log.debug({ code, finished: this.writerFinished }, 'writer closed');
+    this.log().debug({ finished }, 'writer closed');
     this.endReaderIfDrained();
   }
 
-  private onReaderClose(): void {
+  /** From the reader end: it is gone. */
+  readerClosed(): void {
     this.readerState = 'done';
     this.reader = undefined;
     if (this.over) return;
     // The stream did not reach its end: what the writer still sends has nowhere to go.
-    this.log.debug('reader went away before the end of the stream');
-    if (this.writer && this.writerState === 'open') closeSocket(this.writer, ChannelClose.readerGone);
+    this.log().debug('reader went away before the end of the stream');
+    if (this.writer && this.writerState === 'open') this.writer.close(ChannelClose.readerGone);
     this.finish('reader gone');
   }
 
-  private accept(item: ChannelItem): void {
-    this.buffer.push(item);
-    if (this.buffer.length > this.peakBuffered) this.peakBuffered = this.buffer.length;
+  private fireAttached(side: ChannelEndSide): void {
+    const listeners = this.attachListeners;
+    if (!listeners) return;
+    this.attachListeners = listeners.filter((l) => l.side !== side);
+    for (const l of listeners) if (l.side === side) l.cb();
   }
 
-  /** Hands every buffered item not yet in flight to the reader socket, in order. */
+  private accept(buffer: ChannelItem[], item: ChannelItem): void {
+    buffer.push(item);
+    if (buffer.length > this.peakBuffered) this.peakBuffered = buffer.length;
+  }
+
+  /** Hands every buffered item not yet in flight to the reader, in order. */
   private pump(): void {
-    const reader = this.reader;
-    if (this.over || !reader || this.readerState !== 'open' || reader.readyState !== WebSocket.OPEN) return;
-    while (this.inFlight < this.buffer.length) {
-      const item = this.buffer[this.inFlight++];
-      reader.send(item.data, { binary: item.binary }, (err) => this.onDelivered(reader, err));
+    const { reader, buffer } = this;
+    if (this.over || !reader || !buffer || this.readerState !== 'open' || !reader.isOpen) return;
+    while (!this.over && this.inFlight < buffer.length) {
+      const item = buffer[this.inFlight++];
+      reader.send(item, (err) => this.onDelivered(reader, err));
     }
   }
 
-  /** A write to the reader completed (callbacks come in send order); frees its slot. */
-  private onDelivered(reader: WebSocket, err: Error | undefined): void {
-    // A failed write means the reader socket is closing; its 'close' handler ends the channel.
-    if (err || this.over || reader !== this.reader) return;
-    this.buffer.shift();
+  /** A delivery to the reader completed (callbacks come in send order); frees its slot. */
+  private onDelivered(reader: ChannelReaderEnd, err: Error | undefined): void {
+    // A failed write means the reader is closing; its close handler ends the channel.
+    const { buffer } = this;
+    if (err || this.over || reader !== this.reader || !buffer) return;
+    buffer.shift();
     this.inFlight--;
-    while (this.readAhead.length > 0 && this.buffer.length < this.bufferSize) {
-      this.accept(this.readAhead.shift() as ChannelItem);
+    const readAhead = this.readAhead ?? [];
+    while (readAhead.length > 0 && buffer.length < this.bufferSize) {
+      this.accept(buffer, readAhead.shift() as ChannelItem);
     }
-    if (this.writerPaused && this.readAhead.length === 0 && this.buffer.length < this.bufferSize) {
+    if (this.writerPaused && readAhead.length === 0 && buffer.length < this.bufferSize) {
       this.resumeWriter();
     }
     this.pump();
@@ -215,16 +264,16 @@ export class Channel {
   /** Once the writer is done and everything it sent is delivered, closes the reader. */
   private endReaderIfDrained(): void {
     if (this.over || this.writerState !== 'done') return;
-    if (this.buffer.length > 0 || this.readAhead.length > 0) return;
+    if ((this.buffer?.length ?? 0) > 0 || (this.readAhead?.length ?? 0) > 0) return;
     if (!this.reader || this.readerState !== 'open') return;
-    closeSocket(this.reader, this.writerFinished ? ChannelClose.complete : ChannelClose.writerGone);
+    this.reader.close(this.writerFinished ? ChannelClose.complete : ChannelClose.writerGone);
     this.finish('delivered');
   }
 
   private pauseWriter(): void {
     if (this.writerPaused || !this.writer || this.writerState !== 'open') return;
-    this.writer.pause();
     this.writerPaused = true;
+    this.writer.pause();
   }
 
   private resumeWriter(): void {
@@ -235,20 +284,11 @@ export class Channel {
   private finish(why: string): void {
     if (this.over) return;
     this.over = true;
-    this.buffer.length = 0;
-    this.readAhead.length = 0;
+    this.buffer = undefined;
+    this.readAhead = undefined;
     this.inFlight = 0;
-    this.log.debug({ why }, 'channel over');
+    this.attachListeners = undefined;
+    if (this.childLog) this.childLog.debug({ why }, 'channel over');
     this.onOver(this);
   }
-}
-
-/**
- * Starts a close handshake. A paused socket is resumed first, or it would never read the peer's
- * Close reply and would hang until ws's 30 s close timeout.
- */
-export function closeSocket(ws: WebSocket, why: ChannelCloseKind): void {
-  if (ws.readyState !== WebSocket.OPEN) return;
-  if (ws.isPaused) ws.resume();
-  ws.close(why.code, why.reason);
 }

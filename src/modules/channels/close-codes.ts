@@ -11,6 +11,8 @@ export const ChannelClose = {
   readerGone: { code: 1001, reason: 'reader disconnected' },
   /** Writer and reader did not both connect within the channel's ttl. */
   expired: { code: 1001, reason: 'channel expired' },
+  /** Its creator released the channel before any WebSocket end attached; a late end gets this at once. */
+  released: { code: 1001, reason: 'channel released' },
   /** The manager is closing. */
   shutdown: { code: 1001, reason: 'engine shutting down' },
   /** The end this socket asked for is already taken (or the channel is over). */

@@ -10,3 +10,5 @@ export {
   type ChannelOptions,
   type ResolvedChannelOptions,
 } from './options';
+export type { ChannelEndSide, ChannelReaderEnd, ChannelWriterEnd } from './channel-end';
+export { LocalReader, LocalWriter, type LocalReaderHandlers } from './local-ends';

@@ -13,6 +13,12 @@ export interface ChannelOptions {
   maxBufferMessages: number;
   /** Largest message accepted from a channel socket, in bytes (ws `maxPayload`). Default 16 MiB. */
   maxMessageBytes: number;
+  /**
+   * A channel released unused (`ChannelManager.release`) is still recognised this many
+   * milliseconds (up to twice as long) so that a worker end already on its way gets a Close
+   * rather than HTTP 404. Default 2000.
+   */
+  releasedGraceMs: number;
   /** How often expired channels are looked for, in milliseconds. Default min(ttlMs, 60000). */
   sweepIntervalMs?: number;
   /** Default: a logger that writes nothing. */
@@ -26,6 +32,7 @@ export const DEFAULT_CHANNEL_OPTIONS: Readonly<Omit<ChannelOptions, 'sweepInterv
   defaultBufferMessages: 64,
   maxBufferMessages: 1024,
   maxMessageBytes: 16 * 1024 * 1024,
+  releasedGraceMs: 2_000,
   logger: silentLogger,
 };
 
@@ -37,6 +44,7 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
   const maxBufferMessages = opts.maxBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.maxBufferMessages;
   const defaultBufferMessages = opts.defaultBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.defaultBufferMessages;
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_CHANNEL_OPTIONS.maxMessageBytes;
+  const releasedGraceMs = opts.releasedGraceMs ?? DEFAULT_CHANNEL_OPTIONS.releasedGraceMs;
   const sweepIntervalMs = opts.sweepIntervalMs ?? Math.min(ttlMs, MAX_SWEEP_INTERVAL_MS);
 
   requirePositiveInteger('ttlMs', ttlMs);
@@ -44,6 +52,7 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
   requirePositiveInteger('defaultBufferMessages', defaultBufferMessages);
   requirePositiveInteger('maxMessageBytes', maxMessageBytes);
   requirePositiveInteger('sweepIntervalMs', sweepIntervalMs);
+  requirePositiveInteger('releasedGraceMs', releasedGraceMs);
   if (defaultBufferMessages > maxBufferMessages) {
     throw new RangeError(
       `channels: defaultBufferMessages (${defaultBufferMessages}) must not exceed maxBufferMessages (${maxBufferMessages})`,
@@ -54,6 +63,7 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
     defaultBufferMessages,
     maxBufferMessages,
     maxMessageBytes,
+    releasedGraceMs,
     sweepIntervalMs,
     logger: opts.logger ?? DEFAULT_CHANNEL_OPTIONS.logger,
   };

@@ -2,10 +2,10 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Logger } from '../../observability/logger';
 import { EngineError, ErrorCode, isErrorBody } from '../../protocol/errors';
 import type { ChannelRef, Json } from '../../protocol/messages';
+import { ChannelClose } from '../channels';
 import { conditionPasses } from '../condition';
 import type { ModuleHost } from '../module';
 import { MalformedBodyError, parseBody, readRequestBody } from './body';
-import type { ChannelLink } from './channel-link';
 import { HttpErrorCode, envelope, newErrorId, sendEnvelope, type Envelope, type HttpErrorKind } from './envelope';
 import { callMiddleware, type GlobalMiddleware, type MiddlewareRequest } from './middleware';
 import { requestHeaders } from './request';
@@ -21,7 +21,6 @@ const INVOKE_DEADLINE_SLACK_MS = 1000;
 export interface ExchangeDeps {
   host: ModuleHost;
   log: Logger;
-  link: ChannelLink;
   /** `default_timeout`: whole request (from the moment it holds a slot), and each middleware. */
   timeoutMs: number;
   bodyLimitBytes: number;
@@ -45,6 +44,8 @@ export class Exchange {
   private handlerReturned = false;
   private readonly timer: NodeJS.Timeout;
   private readonly cancels: Array<() => void> = [];
+  /** The request's two channels, released when the exchange ends (if the worker never used them). */
+  private channelIds: [string, string] | undefined;
   private readonly deadline: number;
 
   constructor(
@@ -137,11 +138,14 @@ export class Exchange {
   }
 
   private async handler(request: Record<string, Json>, raw: Buffer): Promise<void> {
-    const { host, link } = this.deps;
-    const bodyChannel = host.channels.create();
-    const responseChannel = host.channels.create();
-    this.cancels.push(link.whenWorkerConnects(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw)));
-    this.cancels.push(link.whenWorkerConnects(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader)));
+    const { host } = this.deps;
+    const { channels } = host;
+    const bodyChannel = channels.create();
+    const responseChannel = channels.create();
+    this.channelIds = [bodyChannel.reader.channel_id, responseChannel.reader.channel_id];
+    // The engine's ends attach only once the worker's do: most handlers never touch the channels.
+    this.cancels.push(channels.onAttached(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw)));
+    this.cancels.push(channels.onAttached(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader)));
     const data: Json = { ...request, request_body: { ...bodyChannel.reader }, response: { ...responseChannel.writer } };
 
     this.stage = { kind: 'handler', functionId: this.route.functionId };
@@ -171,8 +175,7 @@ export class Exchange {
 
   private startStream(reader: ChannelRef): void {
     if (this.stream || this.finished) return;
-    this.stream = new ResponseStream(
-      this.deps.link.open(reader),
+    const stream = new ResponseStream(
       this.res,
       this.cors,
       () => {
@@ -185,16 +188,28 @@ export class Exchange {
         if (this.handlerReturned) this.fail(this.streamBroken);
       },
     );
+    this.stream = stream;
+    const end = this.deps.host.channels.openLocalReader(reader, stream);
+    // The channel is gone (expired, engine closing): as if its writer had vanished.
+    if (end) stream.attach(end);
+    else stream.end(ChannelClose.writerGone);
   }
 
-  /** The worker opened the request-body channel: the engine writes the raw body and closes. */
+  /** The worker opened the request-body channel: the engine writes the raw body, as the reader takes it, and ends. */
   private sendBody(writer: ChannelRef, raw: Buffer): void {
-    const socket = this.deps.link.open(writer);
-    socket.on('error', (err) => this.deps.log.debug({ err: err.message }, 'request-body channel failed'));
-    socket.on('open', () => {
-      for (let offset = 0; offset < raw.length; offset += BODY_FRAME_BYTES) socket.send(raw.subarray(offset, offset + BODY_FRAME_BYTES), { binary: true });
-      socket.close(1000);
-    });
+    const end = this.deps.host.channels.openLocalWriter(writer);
+    if (!end) return;
+    let offset = 0;
+    const pump = (): void => {
+      while (offset < raw.length) {
+        const frame = raw.subarray(offset, offset + BODY_FRAME_BYTES);
+        offset += frame.length;
+        if (!end.write(frame, true)) return; // resumed by onDrain, unless the channel closed
+      }
+      end.end();
+    };
+    end.onDrain = pump;
+    pump();
   }
 
   private invokeTimeoutMs(): number {
@@ -240,11 +255,17 @@ export class Exchange {
     sendEnvelope(this.res, status, body, { ...this.cors, ...headers });
   }
 
-  /** The response is done or the client left: stop timers, watches and the stream. */
+  /** The response is done or the client left: stop timers, watches and the stream; free unused channels. */
   private end(): void {
     this.finished = true;
     clearTimeout(this.timer);
     for (const cancel of this.cancels) cancel();
+    this.cancels.length = 0;
     this.stream?.cancel();
+    if (this.channelIds) {
+      const { channels } = this.deps.host;
+      for (const id of this.channelIds) channels.release(id);
+      this.channelIds = undefined;
+    }
   }
 }

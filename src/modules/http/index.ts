@@ -1,6 +1,5 @@
 import type { TriggerEntry } from '../../registry/types';
 import type { EngineModule, ModuleHost } from '../module';
-import { ChannelLink } from './channel-link';
 import { CorsPolicy } from './cors';
 import { globalMiddleware } from './middleware';
 import { parseRoute, type HttpRoute } from './route';
@@ -20,13 +19,6 @@ interface HttpConfig {
   middleware: unknown;
 }
 
-/** Hosts a listener bound to every address is reached on loopback. */
-function loopback(host: string): string {
-  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
-  if (host === '::') return '[::1]';
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 /**
  * `iii-http` (iii-modules.md §5): the trigger type `http` and the HTTP server that turns requests
  * into invocations of the bound functions.
@@ -38,7 +30,6 @@ export class HttpModule implements EngineModule {
   /** Bindings accepted, by trigger id, to find what to remove on unregister. */
   private readonly bindings = new Map<string, HttpRoute>();
   private server: HttpServer | undefined;
-  private link: ChannelLink | undefined;
 
   constructor(readonly config: Record<string, unknown>) {
     this.settings = config as unknown as HttpConfig;
@@ -57,12 +48,9 @@ export class HttpModule implements EngineModule {
   async start(host: ModuleHost): Promise<void> {
     const s = this.settings;
     const log = host.logger.child({ module: MODULE });
-    const link = new ChannelLink(host.channels, () => this.channelBaseUrl(host));
-    this.link = link;
     this.server = new HttpServer({
       host,
       log,
-      link,
       timeoutMs: s.default_timeout,
       bodyLimitBytes: s.body_limit_bytes,
       middleware: globalMiddleware(s.middleware),
@@ -84,7 +72,6 @@ export class HttpModule implements EngineModule {
 
   async stop(): Promise<void> {
     await this.server?.close();
-    this.link?.close();
   }
 
   private register(trigger: TriggerEntry): void {
@@ -98,16 +85,5 @@ export class HttpModule implements EngineModule {
     if (!route) return;
     this.bindings.delete(trigger.id);
     this.routes.remove(route);
-  }
-
-  /**
-   * Where the engine's own ends of data channels connect: its first worker listener. The bound
-   * port is read from the engine (the configured one may be 0); ModuleHost does not declare it
-   * yet, hence the optional read.
-   */
-  private channelBaseUrl(host: ModuleHost): string {
-    const listener = host.config.listeners[0];
-    const bound = (host as ModuleHost & { readonly port?: number }).port;
-    return `ws://${loopback(listener.host)}:${bound ?? listener.port}`;
   }
 }

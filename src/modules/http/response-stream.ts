@@ -1,24 +1,23 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type WebSocket from 'ws';
-import type { RawData } from 'ws';
-import { rawDataToBuffer } from '../../transport/raw-data';
+import type { ChannelCloseKind, ChannelItem, LocalReader, LocalReaderHandlers } from '../channels';
 import { addHeader } from './response';
 
 /**
- * A streamed response (§5.5): the worker writes to the response channel, the engine reads it.
- * Text frames before the first binary one are control messages (`set_status`, `set_headers`);
- * the response is committed (status and headers sent) at the first binary frame or when the
- * channel closes, and every binary frame after that is body. Back-pressure: the channel socket
- * is paused while the HTTP response's buffer is full.
+ * A streamed response (§5.5): the worker writes to the response channel, the engine reads it
+ * through its in-process end. Text frames before the first binary one are control messages
+ * (`set_status`, `set_headers`); the response is committed (status and headers sent) at the first
+ * binary frame or when the channel ends, and every binary frame after that is body.
+ * Back-pressure: the engine's end is paused while the HTTP response's buffer is full, so the
+ * channel fills and the worker's writer is paused in turn.
  */
-export class ResponseStream {
+export class ResponseStream implements LocalReaderHandlers {
   private status = 200;
   private readonly headers: OutgoingHttpHeaders;
   private committed = false;
   private ended = false;
+  private reader: LocalReader | undefined;
 
   constructor(
-    private readonly socket: WebSocket,
     private readonly res: ServerResponse,
     extraHeaders: OutgoingHttpHeaders,
     /** Called once, when the status line has been sent. */
@@ -27,31 +26,47 @@ export class ResponseStream {
     private readonly onBroken: (code: number, reason: string) => void,
   ) {
     this.headers = { ...extraHeaders };
-    socket.on('message', (data: RawData, isBinary: boolean) => this.onFrame(rawDataToBuffer(data), isBinary));
-    socket.on('close', (code: number, reason: Buffer) => this.finish(code, reason.toString()));
-    // An error is followed by 'close'; the listener keeps ws from throwing.
-    socket.on('error', () => undefined);
-    res.on('drain', () => socket.resume());
+    res.on('drain', () => this.reader?.resume());
   }
 
   get isCommitted(): boolean {
     return this.committed;
   }
 
+  /** The engine's end of the response channel this stream reads (messages start after this call). */
+  attach(reader: LocalReader): void {
+    this.reader = reader;
+  }
+
   /** Stops reading (the buffered path won, the request timed out or the client left). */
   cancel(): void {
     this.ended = true;
-    if (this.socket.readyState === this.socket.CONNECTING || this.socket.readyState === this.socket.OPEN) this.socket.close();
+    this.reader?.cancel();
   }
 
-  private onFrame(data: Buffer, isBinary: boolean): void {
+  message(item: ChannelItem): void {
     if (this.ended) return;
-    if (!isBinary) {
-      if (!this.committed) this.control(data.toString('utf8'));
+    if (!item.binary) {
+      if (!this.committed) this.control(item.data.toString('utf8'));
       return;
     }
     this.commit();
-    if (!this.res.write(data)) this.socket.pause();
+    if (!this.res.write(item.data)) this.reader?.pause();
+  }
+
+  /** `complete` (1000) is the writer's clean end; any other means it vanished mid-response. */
+  end(why: ChannelCloseKind): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (why.code === 1000) {
+      this.commit();
+      this.res.end();
+    } else if (this.committed) {
+      // A truncated body must not look complete to the client.
+      this.res.destroy();
+    } else {
+      this.onBroken(why.code, why.reason);
+    }
   }
 
   private control(text: string): void {
@@ -77,20 +92,5 @@ export class ResponseStream {
     // Server-sent events and other slow streams must reach the client frame by frame.
     this.res.flushHeaders();
     this.onCommit();
-  }
-
-  /** 1000 is the writer's clean end; any other code means it vanished mid-response. */
-  private finish(code: number, reason: string): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (code === 1000) {
-      this.commit();
-      this.res.end();
-    } else if (this.committed) {
-      // A truncated body must not look complete to the client.
-      this.res.destroy();
-    } else {
-      this.onBroken(code, reason);
-    }
   }
 }
