@@ -5,6 +5,7 @@ import { EngineError, ErrorCode } from '../protocol/errors';
 import type { Registry } from '../registry/registry';
 import type { TriggerManager } from '../engine/triggers';
 import type { CallRequest, Router } from '../router/router';
+import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
 import type { BusMessage } from './messages';
 import { RedisBus } from './redis-bus';
@@ -58,6 +59,15 @@ export class ClusterNode {
     });
   }
 
+  /**
+   * The worker URL of the live node whose channel ids start with `prefix` (channel-relay.ts).
+   * A node that joined after this node last looked is found in Redis's membership list.
+   */
+  async ownerUrl(prefix: string): Promise<string | undefined> {
+    const owns = (node: NodeInfo) => channelPrefix(node.nodeId) === prefix;
+    return (this.membership.nodes().find(owns) ?? (await this.membership.listed()).find(owns))?.url;
+  }
+
   /** Sends a call to another node's inbox. */
   send(nodeId: string, message: BusMessage): Promise<void> {
     return this.bus.send(nodeId, message);
@@ -68,7 +78,9 @@ export class ClusterNode {
     return this.membership.reachable && this.redis.status === 'ready';
   }
 
-  async start(): Promise<void> {
+  /** Starts taking part; `url` is where the other nodes reach this node's worker port. */
+  async start(url: string): Promise<void> {
+    this.self.url = url;
     await this.redis.connect();
     await this.bus.start((message, from) => this.receive(message, from));
     await this.sync.start();

@@ -16,6 +16,8 @@ export interface NodeInfo {
   nodeId: string;
   incarnation: string;
   startedAtMs: number;
+  /** Where other nodes reach this node's worker port (`ws://host:port`), for relayed channels. */
+  url?: string;
 }
 
 /**
@@ -57,6 +59,15 @@ export class Membership extends EventEmitter {
   /** The other nodes currently believed alive. */
   nodes(): NodeInfo[] {
     return [...this.known.values()];
+  }
+
+  /** Every node listed in Redis right now (alive or not yet judged), this one excluded. */
+  async listed(): Promise<NodeInfo[]> {
+    const listed = await this.redis.hgetall(this.nodesKey);
+    return Object.entries(listed)
+      .filter(([id]) => id !== this.self.nodeId)
+      .map(([, text]) => parseInfo(text))
+      .filter((info): info is NodeInfo => info !== undefined);
   }
 
   async start(): Promise<void> {

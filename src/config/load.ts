@@ -25,6 +25,7 @@
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
+ * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -308,6 +309,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     httpFunctions,
     cluster: {
       keyPrefix: sources.cluster.resolved['key_prefix'] as string,
+      ...(typeof sources.cluster.resolved['advertise_host'] === 'string' ? { advertiseHost: sources.cluster.resolved['advertise_host'] } : {}),
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
     },
     modules,
@@ -363,6 +365,8 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (redis !== undefined) config.cluster.redisUrl = redis as string;
   const keyPrefix = envValue(env, 'III_REDIS_KEY_PREFIX', nonEmptyString);
   if (keyPrefix !== undefined) config.cluster.keyPrefix = keyPrefix as string;
+  const advertiseHost = envValue(env, 'III_ADVERTISE_HOST', nonEmptyString);
+  if (advertiseHost !== undefined) config.cluster.advertiseHost = advertiseHost as string;
 
   const nodeId = envValue(env, 'III_NODE_ID', nodeIdShape) ?? sources.engine.resolved['node_id'];
   config.nodeId = typeof nodeId === 'string' ? nodeId : `${os.hostname()}-${randomBytes(3).toString('hex')}`;

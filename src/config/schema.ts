@@ -322,4 +322,5 @@ export const engineSchema: SchemaTree = {
 export const clusterSchema: SchemaTree = {
   redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set.'),
   key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
+  advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels); default: the listener host, or the first non-loopback IPv4 address.'),
 };

@@ -71,7 +71,7 @@ export interface EngineConfig {
   };
   httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
   /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */
-  cluster: { redisUrl?: string; keyPrefix: string };
+  cluster: { redisUrl?: string; keyPrefix: string; advertiseHost?: string };
   /**
    * Modules keyed by canonical name: `http`, `stream`, `state`, `pubsub`, `queue`, `cron`,
    * `observability`, `configuration`, `exec`, `bridge`, `telemetry`.

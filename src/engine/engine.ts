@@ -4,6 +4,8 @@ import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import type { EngineConfig } from '../config/types';
 import { ENGINE_VERSION } from '../config/version';
+import { advertisedUrl } from '../cluster/advertise';
+import { ChannelRelay, channelPrefix } from '../cluster/channel-relay';
 import { ClusterNode } from '../cluster/cluster-node';
 import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
@@ -55,6 +57,8 @@ export class Engine implements ModuleHost {
   readonly events = new EventEmitter();
   /** Present in cluster mode (a Redis URL is configured). */
   readonly cluster: ClusterNode | undefined;
+  /** Cluster mode: carries workers' channel ends to the node that owns the channel. */
+  private readonly channelRelay: ChannelRelay | undefined;
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
@@ -95,8 +99,14 @@ export class Engine implements ModuleHost {
       defaultBufferMessages: config.channels.defaultBufferMessages,
       maxBufferMessages: config.channels.maxBufferMessages,
       maxMessageBytes: config.limits.maxMessageBytes,
+      idPrefix: this.cluster ? channelPrefix(this.nodeId) : '',
       logger: this.logger,
     });
+    if (this.cluster) {
+      const cluster = this.cluster;
+      this.channelRelay = new ChannelRelay(channelPrefix(this.nodeId), (prefix) => cluster.ownerUrl(prefix), config.limits.maxMessageBytes, this.logger);
+      this.channels.forwarder = this.channelRelay.forward;
+    }
     this.httpFunctionOptions = {
       security: config.httpFunctions.security,
       env: options.env ?? process.env,
@@ -120,8 +130,9 @@ export class Engine implements ModuleHost {
     if (this.state !== 'created') throw new Error(`Engine cannot start from state ${this.state}`);
     this.state = 'starting';
     for (const module of this.modules) await module.start(this);
-    await this.cluster?.start();
     for (const server of this.servers) await server.listen();
+    // Workers are refused until `ready`, so listening before joining the cluster is safe.
+    await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     this.state = 'ready';
     this.logger.info(
@@ -143,6 +154,7 @@ export class Engine implements ModuleHost {
     await this.cluster?.stop();
     for (const module of [...this.modules].reverse()) await module.stop();
     this.channels.close();
+    this.channelRelay?.close();
     await Promise.all(this.servers.map((server) => server.close()));
     await this.ops.close();
     this.state = 'stopped';

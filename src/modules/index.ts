@@ -24,7 +24,7 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
 ];
 
 /** Modules whose storage follows the cluster: in cluster mode their default adapter is `redis`. */
-const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'cron'];
+const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue', 'cron'];
 
 /**
  * The modules one node runs: the mandatory ones, then every optional module the config enables,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
 import type { HttpModule } from '../../src/modules/http';
 import { startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
@@ -125,5 +126,36 @@ describe('calls across nodes', () => {
       }, `the route on ${node.engine.nodeId}`);
       expect(body).toEqual({ id: '42' });
     }
+  });
+
+  it('relays data channels whose reader and writer sit on different nodes (an HTTP body and a streamed response)', async () => {
+    const [a, b] = await cluster(2);
+    const worker = b!.worker('echo-stream');
+    worker.registerFunction('echo::stream', async (req: { request_body: { readAll(): Promise<Buffer> }; response: { sendMessage(m: string): void; stream: NodeJS.WritableStream } }) => {
+      const body = await req.request_body.readAll();
+      req.response.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/plain' } }));
+      req.response.stream.write(Buffer.from('echo: '));
+      req.response.stream.end(body);
+      return null;
+    });
+    worker.registerTrigger({ type: 'http', function_id: 'echo::stream', config: { api_path: '/echo', http_method: 'POST' } });
+    const port = a!.engine.module<HttpModule>('iii-http')!.port;
+    await waitFor(() => a!.engine.registry.triggersOfType('http').length === 1, 'the route mirrored on node 1');
+    // The request arrives at node 1, which makes the channels; the worker on node 2 reaches them through node 2.
+    const response = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'across nodes' });
+    const text = await response.text();
+    expect({ status: response.status, text }).toEqual({ status: 200, text: 'echo: across nodes' });
+  });
+
+  it('answers 404 for a relayed channel the owner does not know', async () => {
+    const [a, b] = await cluster(2);
+    const ref = b!.engine.channels.create();
+    const status = await new Promise<number>((resolve) => {
+      const socket = new WebSocket(`${a!.url}/ws/channels/${ref.writer.channel_id}?key=wrong&dir=write`);
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      socket.on('open', () => resolve(101));
+      socket.on('error', () => undefined);
+    });
+    expect(status).toBe(404);
   });
 });

@@ -362,8 +362,7 @@ describe('iii-queue limits', () => {
 
 describe('iii-queue adapter selection', () => {
   test.each([
-    [{ adapter: { name: 'redis' } }, "adapter 'redis' is not supported yet; supported adapters: builtin"],
-    [{ adapter: { name: 'bridge' } }, "adapter 'bridge' is not supported yet; supported adapters: builtin"],
+    [{ adapter: { name: 'bridge' } }, "adapter 'bridge' is not supported yet; supported adapters: builtin, redis, bullmq"],
     [{ adapter: { name: 'builtin', config: { store_method: 'file_based' } } }, "store_method 'file_based' is not supported yet"],
     [{ adapter: { name: 'builtin', config: { max_attempts: 0 } } }, 'adapter.config.max_attempts must be an integer >= 1'],
   ])('start() refuses %j', async (config, message) => {

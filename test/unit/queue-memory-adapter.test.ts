@@ -4,6 +4,7 @@ import { MemoryQueueAdapter } from '../../src/modules/queue/adapters/memory';
 import { MAX_BACKOFF_MS, backoffDelayMs } from '../../src/modules/queue/backoff';
 import { Deque } from '../../src/modules/queue/deque';
 import { DueHeap } from '../../src/modules/queue/due-heap';
+import { silentLogger } from '../../src/observability/logger';
 import { waitFor } from '../support/engine';
 
 /** The in-memory queue adapter on its own: delivery, retries, FIFO lanes, limits, dead letters. */
@@ -71,7 +72,8 @@ describe('MemoryQueueAdapter', () => {
   });
 
   test('an unknown adapter name is refused with the supported names', () => {
-    expect(() => createQueueAdapter('redis', { deadLetterDropped: () => undefined })).toThrow(/adapter 'redis' is not supported yet; supported adapters: builtin/);
+    const context = { logger: silentLogger, nodeId: 'n', cluster: { keyPrefix: 'iii:' } };
+    expect(() => createQueueAdapter('rabbitmq', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'rabbitmq' is not supported yet; supported adapters: builtin, redis, bullmq/);
   });
 
   test('concurrency bounds deliveries in flight', async () => {

@@ -9,7 +9,7 @@ import { Channel, type ChannelStats } from './channel';
 import type { ChannelEndSide } from './channel-end';
 import { LocalReader, LocalWriter, type LocalReaderHandlers } from './local-ends';
 import { WsReaderEnd, WsWriterEnd, closeSocket } from './ws-ends';
-import { parseChannelUrl, type ChannelDirection } from './channel-url';
+import { parseChannelUrl, type ChannelDirection, type ChannelTarget } from './channel-url';
 import { ChannelClose } from './close-codes';
 import { clampBufferSize, resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from './options';
 import { rejectUpgrade } from './reject-upgrade';
@@ -27,6 +27,9 @@ function flatUuid(): string {
   return uuid;
 }
 
+/** Sends a worker's end of a channel this node does not hold to the node that does; false = unknown. */
+export type ChannelForwarder = (target: ChannelTarget, req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
 /**
  * The engine's data-channel broker (protocol §5): creates channels for `engine::channels::create`,
  * serves `/ws/channels/<id>` upgrades on a worker port, gives the engine in-process ends
@@ -43,6 +46,8 @@ export class ChannelManager {
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
+  /** Cluster mode: takes upgrades for channels another node owns (cluster/channel-relay.ts). */
+  forwarder: ChannelForwarder | undefined;
   /** Drops a channel that is over; one function for all channels rather than a closure each. */
   private readonly forget = (over: Channel): void => {
     if (this.channels.get(over.id) === over) this.channels.delete(over.id);
@@ -65,7 +70,7 @@ export class ChannelManager {
   /** A new channel; both refs carry the same id and access key, only `direction` differs. */
   create(bufferSize?: number): { writer: ChannelRef; reader: ChannelRef } {
     if (this.closed) throw new EngineError(ErrorCode.shuttingDown, 'Channels are closed: the engine is shutting down');
-    const channel_id = flatUuid();
+    const channel_id = this.opts.idPrefix + flatUuid();
     const access_key = flatUuid();
     const size = clampBufferSize(bufferSize, this.opts.defaultBufferMessages, this.opts.maxBufferMessages);
     const channel = new Channel({
@@ -99,7 +104,7 @@ export class ChannelManager {
     const channel = this.channels.get(target.channelId);
     const known = channel ? channel.keyMatches(target.key) : this.released.matches(target.channelId, target.key, Date.now());
     if (!known) {
-      rejectUpgrade(socket, 404, 'Channel not found');
+      if (!this.forwarder?.(target, req, socket, head)) rejectUpgrade(socket, 404, 'Channel not found');
       return true;
     }
     // A released channel's late end is accepted and closed at once (onConnection finds no channel).

@@ -8,7 +8,14 @@ export type ChannelUrl =
   | { kind: 'other' }
   /** The channel route with a query that cannot be used: HTTP 400. */
   | { kind: 'invalid'; reason: string }
-  | { kind: 'channel'; channelId: string; key: string; direction: ChannelDirection };
+  | ({ kind: 'channel' } & ChannelTarget);
+
+/** One end of one channel, as a worker asks for it. */
+export interface ChannelTarget {
+  channelId: string;
+  key: string;
+  direction: ChannelDirection;
+}
 
 /**
  * Reads `/ws/channels/<id>?key=<access_key>&dir=read|write` from a request target. Parsed by hand

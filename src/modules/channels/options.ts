@@ -19,6 +19,12 @@ export interface ChannelOptions {
    * rather than HTTP 404. Default 2000.
    */
   releasedGraceMs: number;
+  /**
+   * Starts every channel id this broker makes. In cluster mode it names the node (see
+   * cluster/channel-relay.ts), so another node can send a worker's end of the channel here.
+   * Default '' (one node).
+   */
+  idPrefix: string;
   /** How often expired channels are looked for, in milliseconds. Default min(ttlMs, 60000). */
   sweepIntervalMs?: number;
   /** Default: a logger that writes nothing. */
@@ -33,6 +39,7 @@ export const DEFAULT_CHANNEL_OPTIONS: Readonly<Omit<ChannelOptions, 'sweepInterv
   maxBufferMessages: 1024,
   maxMessageBytes: 16 * 1024 * 1024,
   releasedGraceMs: 2_000,
+  idPrefix: '',
   logger: silentLogger,
 };
 
@@ -65,6 +72,7 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
     maxMessageBytes,
     releasedGraceMs,
     sweepIntervalMs,
+    idPrefix: opts.idPrefix ?? DEFAULT_CHANNEL_OPTIONS.idPrefix,
     logger: opts.logger ?? DEFAULT_CHANNEL_OPTIONS.logger,
   };
 }

@@ -29,10 +29,15 @@ export class QueueModule implements EngineModule {
 
   async start(host: ModuleHost): Promise<void> {
     const settings = readSettings(this.config, host.config.limits.maxMessageBytes);
-    const adapter = createQueueAdapter(settings.adapterName, {
-      deadLetterDropped: (queue, dropped) =>
-        host.logger.warn({ queue, jobId: dropped.job.id, limit: settings.limits.maxDeadLetters }, 'dead-letter queue at max_dead_letters: oldest entry dropped'),
-    });
+    const adapterBlock = this.config['adapter'] as { config?: Record<string, unknown> | null } | undefined;
+    const adapter = createQueueAdapter(
+      settings.adapterName,
+      {
+        deadLetterDropped: (queue, dropped) =>
+          host.logger.warn({ queue, jobId: dropped.job.id, limit: settings.limits.maxDeadLetters }, 'dead-letter queue at max_dead_letters: oldest entry dropped'),
+      },
+      { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster, options: adapterBlock?.config ?? null },
+    );
     this.adapter = adapter;
     const named = new NamedQueues(host, adapter, settings);
     await named.start();

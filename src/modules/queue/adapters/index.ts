@@ -1,16 +1,39 @@
+import type { EngineConfig } from '../../../config/types';
+import { redisTarget } from '../../../cluster/redis-target';
+import type { Logger } from '../../../observability/logger';
 import type { DeadLetter, QueueAdapter } from './adapter';
+import { BullmqQueueAdapter } from './bullmq';
 import { MemoryQueueAdapter } from './memory';
 
-/** Adapter names this build can run; the schema's others (redis, rabbitmq, bridge) are refused. */
-export const SUPPORTED_ADAPTERS = ['builtin'] as const;
+/** Adapter names this build can run (`bullmq` is an alias of `redis`); rabbitmq and bridge are refused. */
+export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq'] as const;
 
 export interface AdapterHooks {
   /** A dead letter was pushed out by the queue's `maxDeadLetters`. */
   deadLetterDropped(queue: string, dropped: DeadLetter): void;
 }
 
+/** What a networked adapter needs from the engine besides its name. */
+export interface AdapterContext {
+  logger: Logger;
+  nodeId: string;
+  /** The cluster's Redis URL (if any) and key prefix: the `redis` adapter's defaults. */
+  cluster: EngineConfig['cluster'];
+  /** `adapter.config` as written (`redis_url` overrides the cluster's URL). */
+  options?: Record<string, unknown> | null;
+}
+
 /** The adapter named by `adapter.name`; an unsupported name throws, listing the supported ones. */
-export function createQueueAdapter(name: string, hooks: AdapterHooks): QueueAdapter {
-  if (name === 'builtin') return new MemoryQueueAdapter((queue, dropped) => hooks.deadLetterDropped(queue, dropped));
+export function createQueueAdapter(name: string, hooks: AdapterHooks, context: AdapterContext): QueueAdapter {
+  const dropped = (queue: string, letter: DeadLetter) => hooks.deadLetterDropped(queue, letter);
+  if (name === 'builtin') return new MemoryQueueAdapter(dropped);
+  if (name === 'redis' || name === 'bullmq') {
+    return new BullmqQueueAdapter({
+      ...redisTarget('iii-queue', context.options, context.cluster),
+      connectionName: `iii:${context.nodeId}:queue`,
+      logger: context.logger,
+      onDeadLetterDropped: dropped,
+    });
+  }
   throw new Error(`iii-queue: adapter '${name}' is not supported yet; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
 }

@@ -1,0 +1,360 @@
+import { Queue, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { closeRedis, connectRedis, type RedisTarget } from '../../../cluster/redis-target';
+import type { Logger } from '../../../observability/logger';
+import { EngineError } from '../../../protocol/errors';
+import { backoffDelayMs } from '../backoff';
+import { QueueErrorCode } from '../errors';
+import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
+import { BullmqConsumer } from './bullmq-consumer';
+import { MAX_FIFO_LANES, bullJobId, bullQueueName, fifoLane, jobOptions, workerConnectionTemplate, type BullJobData } from './bullmq-options';
+
+/** The iii code of a failed `enqueue` action: Redis refused or could not take the message. */
+const ENQUEUE_ERROR = 'enqueue_error';
+
+/** Job states that hold a message not yet delivered (BullMQ 6 has no `paused` list). */
+const HELD_STATES = ['wait', 'prioritized', 'delayed'] as const;
+
+export interface BullmqAdapterOptions extends RedisTarget {
+  /** Names the connections in CLIENT LIST, e.g. `iii:<node>:queue`. */
+  connectionName: string;
+  logger: Logger;
+  /** Hears of dead letters pushed out by `maxDeadLetters`. */
+  onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void;
+}
+
+/** One BullMQ queue and this node's Worker on it. */
+interface Lane {
+  queue: Queue<BullJobData>;
+  consumer?: BullmqConsumer;
+}
+
+/** An adapter queue: one lane (standard) or a fixed set of lanes (FIFO). */
+interface BullLine {
+  spec: QueueSpec;
+  /** The ordering the lanes were laid out for (fixed at the first declaration). */
+  ordering: QueueSpec['ordering'];
+  lanes: Lane[];
+}
+
+/**
+ * `iii-queue` on BullMQ, shared by every node of a cluster: BullMQ queues under
+ * `<keyPrefix>bull:`, a Worker per queue on every node (competing consumers; the delivery is
+ * routed by the engine to wherever the function's worker lives), and BullMQ's failed set as the
+ * dead-letter queue. A node that dies while holding jobs loses their locks; the stalled-job
+ * check on the other nodes puts them back at the head of their queue (at-least-once).
+ *
+ * Standard queues: one BullMQ queue; BullMQ retries (attempts, exponential backoff); a retried
+ * job waits in the delayed set, then rejoins at the tail, so later messages may overtake it.
+ *
+ * FIFO queues: lanes (`<name>#<n>`), a message group always in the same lane; each lane delivers
+ * one message at a time cluster-wide (BullMQ global concurrency 1) and retries inside the
+ * delivery, so a group is strictly ordered even under retry and after a node's death. A retry
+ * blocks its lane: the groups hashed to it wait, the other lanes flow.
+ */
+export class BullmqQueueAdapter implements QueueAdapter {
+  readonly name = 'redis';
+  private readonly lines = new Map<string, BullLine>();
+  private readonly retiring = new Set<BullmqConsumer>();
+  private readonly opening = new Map<string, Promise<void>>();
+  private producer: Promise<Redis> | undefined;
+  private readonly template: Redis;
+  private readonly prefix: string;
+
+  constructor(private readonly options: BullmqAdapterOptions) {
+    this.prefix = `${options.keyPrefix}bull`;
+    this.template = workerConnectionTemplate(options.url, `${options.connectionName}:worker`);
+  }
+
+  async declare(spec: QueueSpec): Promise<void> {
+    // Two declarations at once (bindings registered together) must lay the lanes out once.
+    await this.opening.get(spec.name);
+    const existing = this.lines.get(spec.name);
+    if (existing) {
+      existing.spec = spec;
+      if (existing.ordering === 'standard') for (const lane of existing.lanes) if (lane.consumer) lane.consumer.concurrency = spec.concurrency;
+      return;
+    }
+    const opening = this.open(spec);
+    this.opening.set(spec.name, opening);
+    try {
+      await opening;
+    } finally {
+      this.opening.delete(spec.name);
+    }
+  }
+
+  private async open(spec: QueueSpec): Promise<void> {
+    const redis = await this.connection();
+    const names = spec.ordering === 'fifo' ? await this.laneNames(redis, spec) : [spec.name];
+    const lanes = names.map((name): Lane => {
+      const queue = new Queue<BullJobData>(bullQueueName(name), { connection: redis, prefix: this.prefix });
+      queue.on('error', (err: Error) => this.options.logger.debug({ err, queue: spec.label }, 'queue: redis error'));
+      return { queue };
+    });
+    try {
+      // FIFO: one delivery at a time per lane across the cluster, whatever each node's Worker allows.
+      await this.redis(spec.label, () => Promise.all(lanes.map((l) => (spec.ordering === 'fifo' ? l.queue.setGlobalConcurrency(1) : l.queue.removeGlobalConcurrency()))));
+    } catch (err) {
+      await Promise.all(lanes.map((l) => l.queue.close().catch(() => undefined)));
+      throw err;
+    }
+    this.lines.set(spec.name, { spec, ordering: spec.ordering, lanes });
+  }
+
+  async enqueue(name: string, job: QueueJob): Promise<number> {
+    const line = this.line(name);
+    const lane = line.lanes[line.ordering === 'fifo' ? fifoLane(job.group ?? '', line.lanes.length) : 0]!;
+    try {
+      const dropped = await this.makeRoom(line);
+      await lane.queue.add('message', { job }, jobOptions(line.ordering, line.spec, job));
+      return dropped;
+    } catch (err) {
+      if (err instanceof EngineError) throw err;
+      throw new EngineError(ENQUEUE_ERROR, `Queue '${line.spec.label}': the message was not enqueued, Redis failed: ${(err as Error).message}`);
+    }
+  }
+
+  async startConsumer(name: string, deliver: Deliver): Promise<void> {
+    const line = this.line(name);
+    const fifo = line.ordering === 'fifo';
+    for (const lane of line.lanes) {
+      if (lane.consumer) this.retire(lane.consumer);
+      lane.consumer = new BullmqConsumer(
+        lane.queue.name,
+        this.prefix,
+        this.template,
+        fifo ? 1 : line.spec.concurrency,
+        (job) => (fifo ? this.deliverInOrder(line, deliver, job) : deliver(job.data.job, job.attemptsMade + 1)),
+        this.options.logger,
+        (job) => {
+          if (job && job.finishedOn !== undefined) void this.trimDeadLetters(line);
+        },
+      );
+    }
+  }
+
+  async stopConsumer(name: string): Promise<void> {
+    for (const lane of this.lines.get(name)?.lanes ?? []) {
+      if (lane.consumer) this.retire(lane.consumer);
+      lane.consumer = undefined;
+    }
+  }
+
+  async takeAll(name: string): Promise<QueueJob[]> {
+    const line = this.lines.get(name);
+    if (!line) return [];
+    const taken: QueueJob[] = [];
+    for (const lane of line.lanes) {
+      const held = await this.redis(line.spec.label, () => lane.queue.getJobs([...HELD_STATES], 0, -1, true));
+      for (const job of held) {
+        // REMOVE answers 1 to one caller only: two nodes taking at once split the messages.
+        if ((await this.redis(line.spec.label, () => lane.queue.remove(job.id!))) === 1) taken.push(job.data.job);
+      }
+    }
+    return taken.sort((a, b) => a.enqueuedAtMs - b.enqueuedAtMs);
+  }
+
+  async counts(name: string): Promise<QueueCounts> {
+    const sum: QueueCounts = { waiting: 0, delayed: 0, active: 0, deadLetters: 0 };
+    const line = this.lines.get(name);
+    for (const lane of line?.lanes ?? []) {
+      const c = await this.redis(line!.spec.label, () => lane.queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed'));
+      sum.waiting += (c['wait'] ?? 0) + (c['prioritized'] ?? 0);
+      sum.delayed += c['delayed'] ?? 0;
+      sum.active += c['active'] ?? 0;
+      sum.deadLetters += c['failed'] ?? 0;
+    }
+    return sum;
+  }
+
+  async deadLetters(name: string, offset: number, limit: number): Promise<DeadLetter[]> {
+    const line = this.lines.get(name);
+    if (!line || limit <= 0) return [];
+    const letters = (await this.failedJobs(line, offset + limit)).map(deadLetterOf);
+    return letters.sort((a, b) => a.failedAtMs - b.failedAtMs).slice(offset, offset + limit);
+  }
+
+  async redriveAll(name: string): Promise<number> {
+    const line = this.lines.get(name);
+    if (!line) return 0;
+    // The jobs first: a redriven message that fails again must not be redriven twice.
+    const failed = await this.failedJobs(line, -1);
+    let redriven = 0;
+    for (const job of failed) if (await this.retry(line, job)) redriven++;
+    return redriven;
+  }
+
+  async redrive(name: string, messageId: string): Promise<boolean> {
+    const line = this.lines.get(name);
+    const found = line && (await this.failedJob(line, messageId));
+    return line !== undefined && found !== undefined && this.retry(line, found.job);
+  }
+
+  async discard(name: string, messageId: string): Promise<boolean> {
+    const line = this.lines.get(name);
+    const found = line && (await this.failedJob(line, messageId));
+    if (!line || !found) return false;
+    return (await this.redis(line.spec.label, () => found.lane.queue.remove(found.job.id!))) === 1;
+  }
+
+  async close(graceMs: number): Promise<void> {
+    for (const name of this.lines.keys()) await this.stopConsumer(name);
+    await Promise.all([...this.retiring].map((consumer) => consumer.stop(graceMs)));
+    const queues = [...this.lines.values()].flatMap((line) => line.lanes.map((lane) => lane.queue));
+    await Promise.all(queues.map((queue) => queue.close().catch(() => undefined)));
+    this.lines.clear();
+    const producer = this.producer;
+    this.producer = undefined;
+    if (producer) await producer.then(closeRedis, () => undefined);
+    this.template.disconnect();
+  }
+
+  /**
+   * The lane queues of a FIFO queue. The first node to declare it fixes the lane count in Redis
+   * (SET NX): every node, now and after any restart, hashes a group to the same lane.
+   */
+  private async laneNames(redis: Redis, spec: QueueSpec): Promise<string[]> {
+    const key = `${this.prefix}:${bullQueueName(spec.name)}:lanes`;
+    const wanted = Math.min(Math.max(1, spec.concurrency), MAX_FIFO_LANES);
+    const count = await this.redis(spec.label, async () => {
+      await redis.set(key, String(wanted), 'NX');
+      return Number(await redis.get(key)) || wanted;
+    });
+    return Array.from({ length: count }, (_, n) => `${spec.name}#${n}`);
+  }
+
+  /**
+   * A FIFO delivery: retries run here, after the backoff, before anything else of the lane (its
+   * global concurrency is 1). The attempts answered are kept in the job's progress, so a delivery
+   * taken over after a node's death continues the count. The last failure dead-letters the job.
+   */
+  private async deliverInOrder(line: BullLine, deliver: Deliver, bull: Job<BullJobData>): Promise<void> {
+    let made = typeof bull.progress === 'number' ? bull.progress : 0;
+    for (;;) {
+      try {
+        await deliver(bull.data.job, made + 1);
+        return;
+      } catch (err) {
+        made++;
+        await bull.updateProgress(made);
+        if (made >= line.spec.maxAttempts) throw err;
+        await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(line.spec.backoffMs, made)));
+      }
+    }
+  }
+
+  /** With `drop_oldest`, removes the oldest waiting messages until one more fits; else checks depth. */
+  private async makeRoom(line: BullLine): Promise<number> {
+    const { maxDepth, overflow, label } = line.spec;
+    const held = async () => {
+      const c = await this.counts(line.spec.name);
+      return c.waiting + c.delayed + c.active;
+    };
+    let count = await held();
+    let dropped = 0;
+    while (overflow === 'drop_oldest' && count >= maxDepth) {
+      const oldest = await this.oldestWaiting(line);
+      if (!oldest) break;
+      dropped += await oldest.lane.queue.remove(oldest.job.id!);
+      count = await held();
+    }
+    // Checked, then added: producers on several nodes at once may overshoot by their number.
+    if (count >= maxDepth) {
+      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
+    }
+    return dropped;
+  }
+
+  private async oldestWaiting(line: BullLine): Promise<{ lane: Lane; job: Job<BullJobData> } | undefined> {
+    let oldest: { lane: Lane; job: Job<BullJobData> } | undefined;
+    for (const lane of line.lanes) {
+      const [job] = await lane.queue.getJobs(['wait'], 0, 0, true);
+      if (job && (!oldest || job.data.job.enqueuedAtMs < oldest.job.data.job.enqueuedAtMs)) oldest = { lane, job };
+    }
+    return oldest;
+  }
+
+  /** The oldest `count` dead letters of each lane (-1: all), unsorted across lanes. */
+  private async failedJobs(line: BullLine, count: number): Promise<Job<BullJobData>[]> {
+    const end = count < 0 ? -1 : count - 1;
+    const pages = await this.redis(line.spec.label, () => Promise.all(line.lanes.map((lane) => lane.queue.getJobs(['failed'], 0, end, true))));
+    return pages.flat();
+  }
+
+  private async failedJob(line: BullLine, messageId: string): Promise<{ lane: Lane; job: Job<BullJobData> } | undefined> {
+    for (const lane of line.lanes) {
+      const job = await this.redis(line.spec.label, () => lane.queue.getJob(bullJobId(messageId)));
+      if (job && (await this.redis(line.spec.label, () => job.isFailed()))) return { lane, job };
+    }
+    return undefined;
+  }
+
+  /** Moves a dead letter back to the tail of its lane with its attempts reset. */
+  private async retry(line: BullLine, job: Job<BullJobData>): Promise<boolean> {
+    try {
+      await job.updateProgress(0);
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return true;
+    } catch (err) {
+      // Redriven or discarded meanwhile (by another node): not ours to count.
+      if (!(await job.isFailed().catch(() => true))) return false;
+      throw new Error(`Queue '${line.spec.label}': redrive of ${job.data.job.id} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Drops the oldest dead letters beyond `maxDeadLetters`. */
+  private async trimDeadLetters(line: BullLine): Promise<void> {
+    try {
+      const excess = (await this.counts(line.spec.name)).deadLetters - line.spec.maxDeadLetters;
+      if (excess <= 0) return;
+      const failed = (await this.failedJobs(line, excess)).sort((a, b) => (a.finishedOn ?? 0) - (b.finishedOn ?? 0)).slice(0, excess);
+      for (const job of failed) {
+        const lane = line.lanes.find((l) => l.queue.name === job.queueName)!;
+        if ((await lane.queue.remove(job.id!)) === 1) this.options.onDeadLetterDropped(line.spec.label, deadLetterOf(job));
+      }
+    } catch (err) {
+      this.options.logger.warn({ err, queue: line.spec.label }, 'dead letters beyond max_dead_letters could not be trimmed');
+    }
+  }
+
+  /** Stops a consumer in the background; `close` waits for it (bounded by its grace). */
+  private retire(consumer: BullmqConsumer): void {
+    this.retiring.add(consumer);
+    void consumer.stop(Number.POSITIVE_INFINITY).finally(() => this.retiring.delete(consumer));
+  }
+
+  /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */
+  private connection(): Promise<Redis> {
+    if (!this.producer) {
+      const connecting = connectRedis(this.options.url, this.options.connectionName, this.options.logger);
+      // A failed first connect is retried by the next caller.
+      connecting.catch(() => {
+        if (this.producer === connecting) this.producer = undefined;
+      });
+      this.producer = connecting;
+    }
+    return this.producer;
+  }
+
+  private line(name: string): BullLine {
+    const line = this.lines.get(name);
+    if (!line) throw new Error(`queue ${name} was not declared`);
+    return line;
+  }
+
+  /** Runs a Redis operation, naming the queue in its failure. */
+  private async redis<T>(label: string, what: () => Promise<T>): Promise<T> {
+    try {
+      return await what();
+    } catch (err) {
+      throw new Error(`Queue '${label}': Redis failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+function deadLetterOf(job: Job<BullJobData>): DeadLetter {
+  // FIFO deliveries count their attempts in the progress; BullMQ saw one.
+  const made = Math.max(job.attemptsMade, typeof job.progress === 'number' ? job.progress : 0);
+  return { job: job.data.job, error: job.failedReason, failedAtMs: job.finishedOn ?? Date.now(), attemptsMade: made };
+}
