@@ -178,7 +178,7 @@ export const queueSchema: SchemaTree = {
     null,
     'Named queues (a "default" queue always exists).',
   ),
-  adapter: adapter(['builtin', 'redis', 'rabbitmq', 'bridge'], 'builtin'),
+  adapter: adapter(['builtin', 'redis', 'bullmq', 'rabbitmq', 'bridge'], 'builtin'),
 };
 
 // --- iii-observability (§11.1) ---------------------------------------------------------------

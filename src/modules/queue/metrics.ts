@@ -14,9 +14,13 @@ export function registerQueueGauges(registry: Registry, catalog: QueueCatalog, a
   const fill = async (gauge: Gauge<'queue'>, figure: (counts: QueueCounts) => number): Promise<void> => {
     gauge.reset();
     for (const entry of catalog.all()) {
-      let total = 0;
-      for (const queue of entry.queues) total += figure(await adapter.counts(queue));
-      gauge.set({ queue: entry.name }, total);
+      try {
+        let total = 0;
+        for (const queue of entry.queues) total += figure(await adapter.counts(queue));
+        gauge.set({ queue: entry.name }, total);
+      } catch {
+        // The backend is unreachable (Redis down): leave this queue out rather than fail the whole scrape.
+      }
     }
   };
   new Gauge({
