@@ -51,6 +51,7 @@ export class ClusterNode {
     };
     this.membership.on('up', (info: NodeInfo) => void this.sync.reload(info.nodeId));
     this.membership.on('down', (nodeId: string) => this.nodeLost(nodeId));
+    this.membership.on('judged', (alive: Set<string>) => this.sweepUnknownNodes(alive));
     // After a reconnect Redis may have lost everything (a restart): rewrite ours, reload theirs.
     this.redis.on('ready', () => {
       if (!this.started) return;
@@ -83,16 +84,18 @@ export class ClusterNode {
     this.self.url = url;
     await this.redis.connect();
     await this.bus.start((message, from) => this.receive(message, from));
-    await this.sync.start();
+    // Alive before anything is published: a node whose entries others see is never judged gone.
     await this.membership.start();
+    await this.sync.start();
     this.started = true;
   }
 
   /** Tells the others this node is leaving, so they need not wait for its heartbeat to expire. */
   async stop(): Promise<void> {
     this.started = false;
+    // Changes still on their way go first, so the others adopt this node's latest bindings.
+    await this.sync.stop();
     await this.bus.broadcast({ type: 'leaving' }).catch(() => undefined);
-    this.sync.stop();
     await this.membership.stop();
     await this.bus.stop();
     await this.redis.quit().catch(() => this.redis.disconnect());
@@ -112,7 +115,8 @@ export class ClusterNode {
         this.sync.onMessage(message, from);
         return;
       case 'leaving':
-        this.membership.lose(from, 'drained');
+        // A node not yet seen alive by membership has no `down` coming: forget it directly.
+        if (!this.membership.lose(from, 'drained')) this.nodeLost(from);
         return;
       case 'trigger.result':
         this.triggers.resultFromPeer(message.triggerId, message.error);
@@ -130,11 +134,24 @@ export class ClusterNode {
     );
   }
 
+  /**
+   * Entries of a node that is not alive (it died before membership ever saw it, or its `down`
+   * was missed during an outage) leave the mirror too.
+   */
+  private sweepUnknownNodes(alive: Set<string>): void {
+    const owners = new Set<string>();
+    for (const worker of this.registry.workers()) owners.add(worker.nodeId);
+    for (const trigger of this.registry.triggers()) owners.add(trigger.nodeId);
+    for (const nodeId of owners) if (nodeId !== this.self.nodeId && !alive.has(nodeId)) this.nodeLost(nodeId);
+  }
+
   /** A node is gone: the calls waiting on its workers fail now, its entries leave the mirror. */
   private nodeLost(nodeId: string): void {
     const lost = () => new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
     for (const worker of this.registry.entriesOfNode(nodeId).workers) this.router.pending.rejectWorker(worker.id, lost);
-    this.sync.removeNode(nodeId);
+    // The alive node with the smallest id adopts the lost node's durable bindings.
+    const alive = [this.self.nodeId, ...this.membership.nodes().map((node) => node.nodeId)].sort();
+    this.sync.removeNode(nodeId, alive[0] === this.self.nodeId);
   }
 }
 

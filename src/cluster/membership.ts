@@ -23,7 +23,8 @@ export interface NodeInfo {
 /**
  * Which nodes are alive. Each node renews `alive:<node>` (PX ttl) every heartbeat and lists
  * itself in the `nodes` hash; every node checks the others' keys on the same beat. Emits
- * `up` (NodeInfo) and `down` (nodeId, reason). A node restarted under the same id (new
+ * `up` (NodeInfo), `down` (nodeId, reason) and, after each settled check, `judged` (the set of
+ * other node ids found alive). A node restarted under the same id (new
  * incarnation) is reported down, then up.
  *
  * During a Redis outage nothing is declared down (nobody can beat); after reconnecting, a node
@@ -142,13 +143,15 @@ export class Membership extends EventEmitter {
     });
     if (!settled) return;
     for (const nodeId of [...this.known.keys()]) if (!seen.has(nodeId)) this.lose(nodeId, 'heartbeat expired');
+    this.emit('judged', seen);
   }
 
-  /** Forgets a node now, e.g. when it announced its drain. */
-  lose(nodeId: string, reason: string): void {
-    if (!this.known.delete(nodeId)) return;
+  /** Forgets a node now, e.g. when it announced its drain; false when it was not known. */
+  lose(nodeId: string, reason: string): boolean {
+    if (!this.known.delete(nodeId)) return false;
     this.logger.info({ lostNode: nodeId, reason }, 'node left the cluster');
     this.emit('down', nodeId, reason);
+    return true;
   }
 }
 

@@ -51,8 +51,10 @@ export class RegistrySync {
     await this.publishSnapshot();
   }
 
-  stop(): void {
+  /** Stops publishing, after the changes already made have reached Redis and the others. */
+  async stop(): Promise<void> {
     this.registry.off('delta', this.onLocalDelta);
+    await this.writes;
   }
 
   /** Rewrites this node's whole hash (at start, after a Redis restart) and tells the others. */
@@ -111,11 +113,20 @@ export class RegistrySync {
     }
   }
 
-  /** A node is gone: its entries leave the mirror (calls pending on it are failed elsewhere). */
-  removeNode(nodeId: string): void {
+  /**
+   * A node is gone: its entries leave the mirror (calls pending on it are failed elsewhere).
+   * Its durable bindings (no owning worker: `engine::register_trigger`) are not lost: the
+   * adopting node takes them over as its own, and the others keep them until its delta arrives.
+   */
+  removeNode(nodeId: string, adopter: boolean): void {
     this.peers.delete(nodeId);
     const entries = this.registry.entriesOfNode(nodeId);
-    for (const t of entries.triggers) this.registry.apply({ op: 'trigger.remove', id: t.id });
+    for (const t of entries.triggers) {
+      if (t.ownerWorkerId !== undefined) this.registry.apply({ op: 'trigger.remove', id: t.id });
+      else if (adopter) this.registry.apply({ op: 'trigger.put', trigger: { ...t, nodeId: this.self.nodeId } });
+    }
+    // The adopter also drops the lost node's snapshot, so retired node ids leave nothing behind.
+    if (adopter) this.redis.del(this.hashKey(nodeId)).catch((err: unknown) => this.logger.debug({ err, peer: nodeId }, 'could not delete a lost node snapshot'));
     for (const t of entries.triggerTypes) this.registry.apply({ op: 'triggertype.remove', id: t.id, workerId: t.workerId });
     for (const f of entries.functions) this.registry.apply({ op: 'function.remove', id: f.id, workerId: f.workerId });
     for (const w of entries.workers) this.registry.apply({ op: 'worker.remove', workerId: w.id });

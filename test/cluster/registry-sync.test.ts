@@ -49,7 +49,7 @@ async function node(nodeId: string): Promise<Node> {
     sync,
     bus,
     async stop() {
-      sync.stop();
+      await sync.stop();
       await bus.stop();
       conn.disconnect();
     },
@@ -118,9 +118,33 @@ describe('registry sync over Redis', () => {
     a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
     a.registry.apply({ op: 'function.put', fn: { id: 'f', workerId: 'w1', nodeId: 'a' } });
     await waitFor(() => b.registry.pool('f').length === 1, 'mirrored');
-    b.sync.removeNode('a');
+    b.sync.removeNode('a', false);
     expect(b.registry.pool('f')).toHaveLength(0);
     expect(b.registry.worker('w1')).toBeUndefined();
+  });
+});
+
+describe('durable bindings of a lost node', () => {
+  it('are adopted by one survivor, kept by the others, and the lost snapshot is deleted', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const c = await node('c');
+    a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
+    a.registry.apply({ op: 'trigger.put', trigger: { id: 'owned', trigger_type: 'http', function_id: 'f', config: {}, ownerWorkerId: 'w1', nodeId: 'a', state: 'live' } });
+    a.registry.apply({ op: 'trigger.put', trigger: { id: 'durable', trigger_type: 'http', function_id: 'f', config: {}, nodeId: 'a', state: 'live' } });
+    await waitFor(() => b.registry.trigger('durable') && c.registry.trigger('durable'), 'bindings mirrored');
+    await a.stop();
+    nodes.splice(nodes.indexOf(a), 1);
+    b.sync.removeNode('a', true);
+    c.sync.removeNode('a', false);
+    expect(b.registry.trigger('owned')).toBeUndefined();
+    expect(b.registry.trigger('durable')?.nodeId).toBe('b');
+    await waitFor(() => c.registry.trigger('durable')?.nodeId === 'b', 'the adoption reaches the other survivor');
+    expect(c.registry.trigger('owned')).toBeUndefined();
+    const probe = redisConnection(redis.url, 'probe', silentLogger);
+    await probe.connect();
+    await waitFor(async () => (await probe.exists(`${prefix}registry:a`)) === 0, 'the lost snapshot deleted');
+    probe.disconnect();
   });
 });
 

@@ -158,4 +158,19 @@ describe('calls across nodes', () => {
     });
     expect(status).toBe(404);
   });
+
+  it('keeps a durable binding (engine::register_trigger) alive when the node it was made on leaves', async () => {
+    const [a, b] = await cluster(2);
+    const api = a!.worker('api');
+    api.registerFunction('hello::get', async () => ({ status_code: 200, body: 'hello' }));
+    await waitFor(() => b!.engine.registry.pool('hello::get').length === 1, 'hello::get mirrored on node 2');
+    const admin = b!.worker('admin');
+    await admin.trigger({ function_id: 'engine::register_trigger', payload: { trigger_type: 'http', function_id: 'hello::get', config: { api_path: '/hello' } } });
+    await b!.close();
+    engines.splice(engines.indexOf(b!), 1);
+    await waitFor(() => [...a!.engine.registry.triggers()].find((t) => t.function_id === 'hello::get')?.nodeId === a!.engine.nodeId, 'node 1 adopted the binding');
+    const port = a!.engine.module<HttpModule>('iii-http')!.port;
+    const response = await fetch(`http://127.0.0.1:${port}/hello`);
+    expect(await response.json()).toBe('hello');
+  });
 });
