@@ -20,7 +20,6 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'stream', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'state', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'queue', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
-  { worker: 'queue', key: 'adapter', adapter: 'rabbitmq', what: 'RabbitMQ adapter' },
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
   { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },

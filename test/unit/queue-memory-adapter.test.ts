@@ -73,7 +73,7 @@ describe('MemoryQueueAdapter', () => {
 
   test('an unknown adapter name is refused with the supported names', () => {
     const context = { logger: silentLogger, nodeId: 'n', cluster: { keyPrefix: 'iii:' } };
-    expect(() => createQueueAdapter('rabbitmq', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'rabbitmq' is not supported yet; supported adapters: builtin, redis, bullmq/);
+    expect(() => createQueueAdapter('bridge', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'bridge' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq/);
   });
 
   test('concurrency bounds deliveries in flight', async () => {

@@ -4,9 +4,11 @@ import type { Logger } from '../../../observability/logger';
 import type { DeadLetter, QueueAdapter } from './adapter';
 import { BullmqQueueAdapter } from './bullmq';
 import { MemoryQueueAdapter } from './memory';
+import { RabbitmqQueueAdapter } from './rabbitmq';
+import { rabbitmqOptions } from './rabbitmq-options';
 
-/** Adapter names this build can run (`bullmq` is an alias of `redis`); rabbitmq and bridge are refused. */
-export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq'] as const;
+/** Adapter names this build can run (`bullmq` is an alias of `redis`); bridge is refused. */
+export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq', 'rabbitmq'] as const;
 
 export interface AdapterHooks {
   /** A dead letter was pushed out by the queue's `maxDeadLetters`. */
@@ -35,5 +37,6 @@ export function createQueueAdapter(name: string, hooks: AdapterHooks, context: A
       onDeadLetterDropped: dropped,
     });
   }
+  if (name === 'rabbitmq') return new RabbitmqQueueAdapter(rabbitmqOptions(context, dropped));
   throw new Error(`iii-queue: adapter '${name}' is not supported yet; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
 }

@@ -10,7 +10,7 @@ import { Header } from './rabbitmq-names';
  * in the queue. Limits: while a browse holds messages, other nodes (and consumers) do not see
  * them, so two browses at once each see a part; and each message read costs a round trip.
  */
-export async function browse<T>(model: ChannelModel, visit: (channel: Channel) => Promise<T>): Promise<T> {
+export async function onOwnChannel<T>(model: ChannelModel, visit: (channel: Channel) => Promise<T>): Promise<T> {
   const channel = await model.createChannel();
   // A channel error (e.g. the queue was deleted) surfaces as the operation's rejection.
   channel.on('error', () => undefined);

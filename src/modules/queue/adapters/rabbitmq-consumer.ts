@@ -35,6 +35,8 @@ export class RabbitmqConsumer {
   private channel: Channel | undefined;
   private consumerTag: string | undefined;
   private stopped = false;
+  /** The connection it consumes on (a reconnection replaces consumers of older ones). */
+  private model: ChannelModel | undefined;
   /** This consumer's deliveries in flight (its channel closes when stopped and idle). */
   private inFlight = 0;
 
@@ -47,6 +49,7 @@ export class RabbitmqConsumer {
 
   /** Opens the channel and starts consuming on a (new) connection. */
   async open(model: ChannelModel): Promise<void> {
+    this.model = model;
     const channel = await model.createChannel();
     channel.on('error', (err: Error) => this.logger.debug({ err: err.message, queue: this.queue }, 'queue rabbitmq: consumer channel error'));
     channel.on('close', () => {
@@ -59,6 +62,11 @@ export class RabbitmqConsumer {
       else this.logger.warn({ queue: this.queue }, 'queue rabbitmq: the broker cancelled a consumer (queue deleted?); it restarts on the next connection');
     });
     this.consumerTag = consumerTag;
+  }
+
+  /** Consuming (or about to) on this connection. */
+  isOn(model: ChannelModel): boolean {
+    return this.model === model && !this.stopped;
   }
 
   /** Sets the prefetch from the current policy; per channel, so it applies at once. */

@@ -1,7 +1,7 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type RecoveringChannelModel } from 'amqplib';
 import type { Logger } from '../../../observability/logger';
 
-/** How long the first connection may take before operations fail, in ms. */
+/** How long the first connection may take before operations fail, by default, in ms. */
 export const FIRST_CONNECT_TIMEOUT_MS = 10_000;
 /** Reconnect delays after a lost connection: from the first to the cap, doubling, in ms. */
 const RECONNECT_FIRST_MS = 200;
@@ -33,6 +33,7 @@ export class RabbitmqLink {
     connectionName: string,
     private readonly logger: Logger,
     onConnect: (model: ChannelModel) => Promise<void>,
+    private readonly connectTimeoutMs = FIRST_CONNECT_TIMEOUT_MS,
   ) {
     this.recovering = connect(withHeartbeat(url), {
       clientProperties: { connection_name: connectionName },
@@ -64,7 +65,7 @@ export class RabbitmqLink {
     });
   }
 
-  /** Waits for the first connection, bounded by FIRST_CONNECT_TIMEOUT_MS. */
+  /** Waits for the first connection, bounded by `connectTimeoutMs`. */
   async ready(): Promise<void> {
     if (this.live) return;
     const model = await this.recovering;
@@ -73,7 +74,7 @@ export class RabbitmqLink {
       await Promise.race([
         model.waitForConnect(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no connection to ${redact(this.url)} within ${FIRST_CONNECT_TIMEOUT_MS / 1000} s`)), FIRST_CONNECT_TIMEOUT_MS);
+          timer = setTimeout(() => reject(new Error(`no connection to ${redact(this.url)} within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
         }),
       ]);
     } finally {

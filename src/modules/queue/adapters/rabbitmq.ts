@@ -4,7 +4,7 @@ import { EngineError, ErrorCode } from '../../../protocol/errors';
 import { backoffDelayMs } from '../backoff';
 import { QueueErrorCode } from '../errors';
 import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
-import { browse, letterOf, take } from './rabbitmq-browse';
+import { letterOf, onOwnChannel, take } from './rabbitmq-browse';
 import { RabbitmqConsumer, parseJob } from './rabbitmq-consumer';
 import { RabbitmqLink } from './rabbitmq-link';
 import { DLQ_OPTIONS, Header, MAX_PRIORITY, mainQueueOptions, rabbitNames, retryQueueOptions, type RabbitNames } from './rabbitmq-names';
@@ -24,6 +24,8 @@ export interface RabbitmqAdapterOptions {
   priorityField?: string;
   /** Hears of dead letters pushed out by `maxDeadLetters`. */
   onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void;
+  /** How long the first connection may take before `declare` fails, in ms (default 10 000). */
+  connectTimeoutMs?: number;
 }
 
 /** One adapter queue: its policy, names, and this node's consumer of it. */
@@ -58,7 +60,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   private closed = false;
 
   constructor(private readonly options: RabbitmqAdapterOptions) {
-    this.link = new RabbitmqLink(options.url, options.connectionName, options.logger, (model) => this.reconnected(model));
+    this.link = new RabbitmqLink(options.url, options.connectionName, options.logger, (model) => this.reconnected(model), options.connectTimeoutMs);
   }
 
   async declare(spec: QueueSpec): Promise<void> {
@@ -105,7 +107,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     if (!queue) return [];
     const sources = [queue.names.main, ...this.retryQueues(queue.spec).map((delay) => queue.names.retry(delay))];
     const jobs = await this.broker(queue.spec.label, () =>
-      browse(this.link.model(), async (channel) => {
+      onOwnChannel(this.link.model(), async (channel) => {
         const taken: QueueJob[] = [];
         for (const source of sources) {
           for (let msg = await take(channel, source); msg; msg = await take(channel, source)) {
@@ -139,7 +141,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue || limit <= 0) return [];
     return this.broker(queue.spec.label, () =>
-      browse(this.link.model(), async (channel) => {
+      onOwnChannel(this.link.model(), async (channel) => {
         const letters: DeadLetter[] = [];
         for (let seen = 0; seen < offset + limit; seen++) {
           const msg = await take(channel, queue.names.dlq);
@@ -156,7 +158,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue) return 0;
     return this.broker(queue.spec.label, () =>
-      browse(this.link.model(), async (channel) => {
+      onOwnChannel(this.link.model(), async (channel) => {
         // The letters there now: one that fails again meanwhile is not redriven twice.
         const count = (await channel.checkQueue(queue.names.dlq)).messageCount;
         let redriven = 0;
@@ -174,7 +176,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue) return false;
     return this.broker(queue.spec.label, () =>
-      browse(this.link.model(), async (channel) => {
+      onOwnChannel(this.link.model(), async (channel) => {
         const msg = await this.findLetter(channel, queue, messageId);
         return msg !== undefined && (await this.redriveLetter(queue, channel, msg));
       }),
@@ -185,7 +187,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue) return false;
     return this.broker(queue.spec.label, () =>
-      browse(this.link.model(), async (channel) => {
+      onOwnChannel(this.link.model(), async (channel) => {
         const msg = await this.findLetter(channel, queue, messageId);
         if (msg) channel.ack(msg);
         return msg !== undefined;
@@ -213,7 +215,8 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   private async reconnected(model: ChannelModel): Promise<void> {
     for (const queue of this.queues.values()) {
       await this.assertQueues(queue);
-      if (queue.deliver && !this.closed) {
+      // A consumer started meanwhile (startConsumer during this setup) is on this connection already.
+      if (queue.deliver && !this.closed && !queue.consumer?.isOn(model)) {
         queue.consumer = this.consumerOf(queue, queue.deliver);
         await queue.consumer.open(model);
       }
@@ -244,9 +247,9 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const model = this.link.model();
     try {
       // A channel of its own: a refused declaration (406) closes the channel it ran on.
-      await browse(model, (channel) => channel.assertQueue(names.main, mainQueueOptions(spec.ordering === 'fifo')));
+      await onOwnChannel(model, (channel) => channel.assertQueue(names.main, mainQueueOptions(spec.ordering === 'fifo')));
     } catch (err) {
-      await browse(model, (channel) => channel.checkQueue(names.main));
+      await onOwnChannel(model, (channel) => channel.checkQueue(names.main));
       this.options.logger.warn(
         { queue: spec.label, rabbitQueue: names.main, err: (err as Error).message },
         'queue rabbitmq: the queue exists with other arguments (ordering changed?) and keeps them; delete it in RabbitMQ to apply the new ones',
@@ -294,7 +297,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     try {
       const excess = (await this.passiveDepth(names.dlq)) - spec.maxDeadLetters;
       if (excess <= 0) return;
-      await browse(this.link.model(), async (channel) => {
+      await onOwnChannel(this.link.model(), async (channel) => {
         for (let n = 0; n < excess; n++) {
           const msg = await take(channel, names.dlq);
           if (!msg) return;
@@ -336,7 +339,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     if (overflow === 'reject') {
       throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
     }
-    return browse(this.link.model(), async (channel) => {
+    return onOwnChannel(this.link.model(), async (channel) => {
       let dropped = 0;
       while (depth >= maxDepth) {
         const msg = await take(channel, queue.names.main);
