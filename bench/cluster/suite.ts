@@ -8,6 +8,7 @@ import { envList, envNumber } from '../lib/env';
 import { fmtInt, fmtMs, fmtRatio, table } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
+import { profileTargets, serverExecArgv } from '../lib/profile';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { CallerReady, RunRequest, RunResult, ServerReady, WorkerReady } from '../invoke/protocol';
 
@@ -19,8 +20,14 @@ const CROSS_NODE_TARGET = 0.5;
 const MOLECULER_TARGET = 1.0;
 const COMMANDS_PER_CALL_TARGET = 4;
 
-type Placement = 'same-node' | 'cross-node' | 'moleculer';
-const PLACEMENTS: Placement[] = ['same-node', 'cross-node', 'moleculer'];
+/**
+ * same-node / cross-node: two nodes, the caller on A, the echo worker on A or B. cross-node-large:
+ * the same call with a third node and FILLER_FUNCTIONS more functions registered, to show that
+ * a call's Redis cost does not grow with nodes or functions. moleculer: the peer.
+ */
+type Placement = 'same-node' | 'cross-node' | 'cross-node-large' | 'moleculer';
+const PLACEMENTS: Placement[] = ['same-node', 'cross-node', 'cross-node-large', 'moleculer'];
+const FILLER_FUNCTIONS = 1000;
 
 /** The peer lives in its own package (moleculer 0.15 wants ioredis 5; we use 6). */
 const MOLECULER_DIR = path.resolve(__dirname, '../../../bench/peers/moleculer');
@@ -83,12 +90,18 @@ async function session(placement: Placement, redisUrl: string, s: Settings, log:
     }
     const keyPrefix = `bench${Date.now()}:`;
     const start = async (nodeId: string) => {
-      const node = BenchChild.fork<ServerReady>(path.join(distBench, 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, redisUrl, keyPrefix] });
+      const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${placement}-${nodeId}`);
+      const node = BenchChild.fork<ServerReady>(path.join(distBench, 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, redisUrl, keyPrefix], execArgv });
       children.push(node);
       return `ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`;
     };
     const urlA = await start('a');
     const urlB = await start('b');
+    if (placement === 'cross-node-large') {
+      const filler = BenchChild.fork<WorkerReady>(path.join(distBench, 'cluster', 'filler-worker.js'), { name: 'filler worker', args: [await start('c'), String(FILLER_FUNCTIONS)] });
+      children.push(filler);
+      await filler.next<WorkerReady>('ready', 15_000);
+    }
     const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), { name: 'echo worker', args: [placement === 'same-node' ? urlA : urlB] });
     children.push(worker);
     await worker.next<WorkerReady>('ready', 15_000);
@@ -142,11 +155,15 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     const cross = median(pick('cross-node').map((r) => r.callsPerSec));
     const moleculer = median(pick('moleculer').map((r) => r.callsPerSec));
     const commands = median(pick('cross-node').map((r) => r.redisCommandsPerCall));
+    const commandsLarge = median(pick('cross-node-large').map((r) => r.redisCommandsPerCall));
     const ratio = cross / same;
     const peerRatio = cross / moleculer;
     checks.push({ name: `K=${inflight} cross-node ≥ ${CROSS_NODE_TARGET}× same-node`, pass: ratio >= CROSS_NODE_TARGET });
     checks.push({ name: `K=${inflight} cross-node ≥ ${MOLECULER_TARGET}× Moleculer`, pass: peerRatio >= MOLECULER_TARGET });
-    checks.push({ name: `K=${inflight} ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per cross-node call`, pass: commands <= COMMANDS_PER_CALL_TARGET });
+    checks.push({
+      name: `K=${inflight} ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per cross-node call (2 and 3 nodes)`,
+      pass: commands <= COMMANDS_PER_CALL_TARGET && commandsLarge <= COMMANDS_PER_CALL_TARGET,
+    });
     return [
       inflight,
       fmtInt(same),
@@ -155,6 +172,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       fmtMs(median(pick('same-node').map((r) => r.p50Ms))),
       fmtMs(median(pick('cross-node').map((r) => r.p50Ms))),
       commands.toFixed(2),
+      commandsLarge.toFixed(2),
       fmtInt(moleculer),
       fmtRatio(peerRatio),
       fmtMs(median(pick('moleculer').map((r) => r.p50Ms))),
@@ -171,7 +189,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `Targets: cross-node ≥ ${CROSS_NODE_TARGET}× same-node and ≥ ${MOLECULER_TARGET}× Moleculer throughput, ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per call.`,
     '',
     table(
-      ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis cmds/call', 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call'],
+      ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis cmds/call', `Redis cmds/call, 3 nodes + ${FILLER_FUNCTIONS} functions`, 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call'],
       rows,
     ),
   ].join('\n');
