@@ -13,7 +13,7 @@ import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
 import type { MembershipEvent, MembershipTriggers } from './membership-triggers';
 import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
-import type { StreamService } from './stream-service';
+import { initialSync, type StreamService } from './stream-service';
 import { SubscriptionIndex, type Subscription } from './subscriptions';
 
 export interface ClientServerDeps {
@@ -166,11 +166,7 @@ export class ClientServer {
     client.subscriptions.set(subscriptionId, subscription);
     this.index.add(subscription);
     try {
-      const input = { stream_name: streamName, group_id: groupId };
-      const data =
-        id === null
-          ? await this.deps.service.list(streamName, groupId, input)
-          : await this.deps.service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
+      const data = await initialSync(this.deps.service, streamName, groupId, id);
       client.sendEvent(streamEvent(streamName, groupId, id, { type: 'sync', data }));
     } catch (err) {
       const cause = EngineError.from(err);

@@ -11,7 +11,7 @@ import { SocketIoClient, type StreamClientEvents, type StreamServerEvents, type 
 import { readJoin, readLeave, splitAck, type SocketIoAck } from './socketio-payload';
 import type { SocketIoRedisLink } from './socketio-redis-adapter';
 import { eventRooms } from './socketio-rooms';
-import type { StreamService } from './stream-service';
+import { initialSync, type StreamService } from './stream-service';
 import type { Subscription } from './subscriptions';
 
 /** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
@@ -155,11 +155,7 @@ export class SocketIoServer {
     // Joining again under the same id replaces the earlier subscription.
     client.subscribe({ client, subscriptionId, streamName, groupId, id });
     try {
-      const input = { stream_name: streamName, group_id: groupId };
-      const data =
-        id === null
-          ? await this.deps.service.list(streamName, groupId, input)
-          : await this.deps.service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
+      const data = await initialSync(this.deps.service, streamName, groupId, id);
       client.sendEvent(streamEvent(streamName, groupId, id, { type: 'sync', data }));
       ack({ ok: true });
     } catch (err) {

@@ -162,3 +162,9 @@ function field(result: Json, key: string): Json | undefined {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return undefined;
   return result[key] ?? undefined;
 }
+
+/** What a new subscription is sent first (`sync`): the item when it names one, else the whole group. */
+export function initialSync(service: StreamService, streamName: string, groupId: string, id: string | null): Promise<Json> {
+  const input = { stream_name: streamName, group_id: groupId };
+  return id === null ? service.list(streamName, groupId, input) : service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
+}
