@@ -1,17 +1,10 @@
 import { EngineError } from '../../protocol/errors';
-import type { Json } from '../../protocol/messages';
 import type { CallRequest } from '../../router/router';
 import type { QueueJob } from './adapters/adapter';
 import { QueueErrorCode } from './errors';
 
-export interface JobFields {
-  id: string;
-  functionId: string;
-  data: Json;
-  group?: string;
-  traceparent?: string;
-  baggage?: string;
-}
+/** What a producer gives: a job without the adapter's bookkeeping. */
+export type JobFields = Omit<QueueJob, 'sizeBytes' | 'enqueuedAtMs'>;
 
 /**
  * A message ready for an adapter. `data` larger than `maxMessageBytes` (as JSON) is refused:
