@@ -72,18 +72,26 @@ export interface CallSpan {
  */
 export class Router {
   readonly pending = new PendingCalls();
-  private readonly handlers = new Map<string, LocalHandler>();
+  /**
+   * In-process handlers by module instance, then function id: looked up on every call, so by
+   * the strings the registry already holds rather than a key concatenated (and hashed) per call.
+   */
+  private readonly handlers = new Map<string, Map<string, LocalHandler>>();
   private roundRobin = 0;
 
   constructor(private readonly deps: RouterDeps) {}
 
   /** Serves `functionId` in-process for the module instance `workerId`. */
   setLocalHandler(workerId: string, functionId: string, handler: LocalHandler): void {
-    this.handlers.set(handlerKey(workerId, functionId), handler);
+    let byFunction = this.handlers.get(workerId);
+    if (!byFunction) this.handlers.set(workerId, (byFunction = new Map()));
+    byFunction.set(functionId, handler);
   }
 
   deleteLocalHandler(workerId: string, functionId: string): void {
-    this.handlers.delete(handlerKey(workerId, functionId));
+    const byFunction = this.handlers.get(workerId);
+    if (!byFunction?.delete(functionId) || byFunction.size > 0) return;
+    this.handlers.delete(workerId);
   }
 
   invoke(request: CallRequest): Promise<CallOutcome> {
@@ -123,7 +131,7 @@ export class Router {
       return withDeadline(this.deps.httpInvoke(entry, request), httpMs, () => errors.timeout(request.functionId, httpMs));
     }
 
-    const handler = this.handlers.get(handlerKey(entry.workerId, entry.id));
+    const handler = this.handlers.get(entry.workerId)?.get(entry.id);
     if (handler) {
       span?.target(entry.workerId);
       return withDeadline(runLocal(handler, request), timeoutMs, onTimeout);
@@ -199,10 +207,6 @@ export class Router {
     }
     return best ?? pool[start];
   }
-}
-
-function handlerKey(workerId: string, functionId: string): string {
-  return `${workerId}\u0000${functionId}`;
 }
 
 /** Errors a handler throws become EngineErrors in `withDeadline`. */

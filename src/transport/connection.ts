@@ -24,7 +24,7 @@ export class WorkerConnection {
   readonly reattachToken = randomUUID();
   readonly connectedAtMs = Date.now();
   closing = false;
-  /** The TCP socket under `socket`, corked while frames of the current tick are collected. */
+  /** The TCP socket under `socket`, corked while the frames of one event-loop turn are collected. */
   private readonly tcp: Socket | undefined;
   private corked = false;
 
@@ -39,7 +39,7 @@ export class WorkerConnection {
 
   send(message: OutboundMessage): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return false;
-    this.corkUntilNextTick();
+    this.corkUntilImmediate();
     this.socket.send(encode(message));
     if (this.socket.bufferedAmount > this.maxSendQueueBytes) {
       this.onOverflow(this);
@@ -50,19 +50,24 @@ export class WorkerConnection {
   }
 
   /**
-   * Frames sent in one tick leave in one write: under load a worker gets many calls per tick,
-   * and one system call per frame was the engine's largest cost (bench/invoke profile).
+   * Frames sent in one turn of the event loop leave in one write: one system call per frame was
+   * the engine's largest cost (bench/invoke and bench/http profiles). The socket is uncorked by
+   * `setImmediate`, after every I/O callback of the turn has run, not by `process.nextTick`: each
+   * HTTP request arrives in its own I/O callback, so a per-tick cork wrote once per request.
    */
-  private corkUntilNextTick(): void {
+  private corkUntilImmediate(): void {
     const tcp = this.tcp;
     if (this.corked || !tcp) return;
     this.corked = true;
     tcp.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      tcp.uncork();
-    });
+    setImmediate(this.uncork);
   }
+
+  /** One function per connection rather than a closure per turn. */
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.tcp?.uncork();
+  };
 
   close(code: number, reason: string): void {
     if (this.closing) return;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -12,19 +11,15 @@ import { WsReaderEnd, WsWriterEnd, closeSocket } from './ws-ends';
 import { parseChannelUrl, type ChannelDirection, type ChannelTarget } from './channel-url';
 import { ChannelClose } from './close-codes';
 import { clampBufferSize, resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from './options';
+import { randomUuid } from './random-id';
 import { rejectUpgrade } from './reject-upgrade';
 import { ReleasedChannels } from './released-channels';
 
 /**
- * A random UUID held as one flat string. Node builds `randomUUID()` by concatenation, and V8
- * keeps such a string as a tree of pieces (about 490 bytes instead of 67) until something
- * flattens it; channel ids and keys live as map keys for the channel's life (and its release
- * grace), so they are flattened at once. `charCodeAt` flattens in place.
- */
-function flatUuid(): string {
-  const uuid = randomUUID();
-  uuid.charCodeAt(0);
-  return uuid;
+/** A concatenated string made flat (one piece), as randomUuid() makes its ids: they live as map keys. */
+function flat(text: string): string {
+  text.charCodeAt(0);
+  return text;
 }
 
 /** Sends a worker's end of a channel this node does not hold to the node that does; false = unknown. */
@@ -70,8 +65,8 @@ export class ChannelManager {
   /** A new channel; both refs carry the same id and access key, only `direction` differs. */
   create(bufferSize?: number): { writer: ChannelRef; reader: ChannelRef } {
     if (this.closed) throw new EngineError(ErrorCode.shuttingDown, 'Channels are closed: the engine is shutting down');
-    const channel_id = this.opts.idPrefix + flatUuid();
-    const access_key = flatUuid();
+    const channel_id = this.opts.idPrefix === '' ? randomUuid() : flat(this.opts.idPrefix + randomUuid());
+    const access_key = randomUuid();
     const size = clampBufferSize(bufferSize, this.opts.defaultBufferMessages, this.opts.maxBufferMessages);
     const channel = new Channel({
       id: channel_id,

@@ -5,11 +5,16 @@ import type { Json } from '../../protocol/messages';
 
 const EMPTY = Buffer.alloc(0);
 
+/** Most requests (GET, HEAD, ...) carry no body: no stream machinery, and nothing to wait for. */
+export function hasNoBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
+}
+
 /** The whole request body, or `too_large` once more than `limitBytes` bytes were announced or sent. */
 export function readRequestBody(req: IncomingMessage, limitBytes: number): Promise<Buffer | 'too_large'> {
+  if (hasNoBody(req)) return Promise.resolve(EMPTY);
   const length = req.headers['content-length'];
-  // Most requests (GET, HEAD, ...) carry no body: no stream machinery for them.
-  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return Promise.resolve(EMPTY);
   if (Number(length) > limitBytes) return Promise.resolve('too_large');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -36,13 +41,16 @@ export class MalformedBodyError extends Error {}
  * The request's `body` field: JSON parsed (invalid or empty JSON gives null, as the original),
  * url-encoded forms as an object of fields and multipart forms as `{fields, files}` (both ours;
  * the original gives null), anything else null. The raw bytes also travel on the request-body
- * channel. A repeated form field keeps its last value.
+ * channel. A repeated form field keeps its last value. Only a multipart form is parsed
+ * asynchronously (a promise, rejected with MalformedBodyError); the rest, most requests, are not
+ * made to wait for a microtask.
  */
-export async function parseBody(contentType: string | undefined, raw: Buffer): Promise<Json> {
-  const type = (contentType ?? '').toLowerCase();
+export function parseBody(contentType: string | undefined, raw: Buffer): Json | Promise<Json> {
+  if (contentType === undefined) return null;
+  const type = contentType.toLowerCase();
   if (type.includes('application/json')) return parseJson(raw);
   if (type.includes('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-  if (type.includes('multipart/form-data')) return parseMultipart(contentType as string, raw);
+  if (type.includes('multipart/form-data')) return parseMultipart(contentType, raw);
   return null;
 }
 

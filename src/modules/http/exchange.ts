@@ -5,7 +5,7 @@ import type { ChannelRef, Json } from '../../protocol/messages';
 import { ChannelClose } from '../channels';
 import { conditionPasses } from '../condition';
 import type { ModuleHost } from '../module';
-import { MalformedBodyError, parseBody, readRequestBody } from './body';
+import { MalformedBodyError, hasNoBody, parseBody, readRequestBody } from './body';
 import { HttpErrorCode, envelope, newErrorId, sendEnvelope, type Envelope, type HttpErrorKind } from './envelope';
 import { callMiddleware, type GlobalMiddleware, type MiddlewareRequest } from './middleware';
 import { requestHeaders } from './request';
@@ -27,8 +27,10 @@ export interface ExchangeDeps {
   middleware: GlobalMiddleware[];
 }
 
-/** What the pipeline is waiting for, to say what timed out. */
-type Stage = { kind: 'body' } | { kind: 'middleware' | 'condition' | 'handler'; functionId: string };
+/** What the pipeline is waiting for, to say what timed out (with `stageFunctionId` for a function). */
+type Stage = 'body' | 'middleware' | 'condition' | 'handler';
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
  * One matched request through the pipeline of §5.3: body (413 over the limit), global middleware,
@@ -37,15 +39,21 @@ type Stage = { kind: 'body' } | { kind: 'middleware' | 'condition' | 'handler'; 
  */
 export class Exchange {
   private finished = false;
-  private stage: Stage = { kind: 'body' };
+  /** `end` ran: the response closed or the exchange was aborted. */
+  private ended = false;
+  private stage: Stage = 'body';
+  private stageFunctionId = '';
   private stream: ResponseStream | undefined;
   /** The response channel ended abnormally before a response was committed. */
   private streamBroken: EngineError | undefined;
   private handlerReturned = false;
   private readonly timer: NodeJS.Timeout;
-  private readonly cancels: Array<() => void> = [];
+  /** Stop watching the request's channels for the worker's ends (set while the handler runs). */
+  private cancelBodyWatch: (() => void) | undefined;
+  private cancelResponseWatch: (() => void) | undefined;
   /** The request's two channels, released when the exchange ends (if the worker never used them). */
-  private channelIds: [string, string] | undefined;
+  private bodyChannelId: string | undefined;
+  private responseChannelId: string | undefined;
   private readonly deadline: number;
 
   constructor(
@@ -55,11 +63,15 @@ export class Exchange {
     private readonly route: HttpRoute,
     private readonly pathParams: Record<string, string>,
     private readonly query: Record<string, string>,
-    private readonly cors: OutgoingHttpHeaders,
+    /** Shared between requests: copied, never modified. */
+    private readonly cors: Readonly<OutgoingHttpHeaders>,
+    /** Called once when the exchange ends (response closed, or aborted). */
+    private readonly onEnd: (exchange: Exchange) => void,
   ) {
     this.deadline = Date.now() + deps.timeoutMs;
     this.timer = setTimeout(() => this.timedOut(), deps.timeoutMs);
-    res.once('close', () => this.end());
+    // `close` is emitted once per response; `on` spares the wrapper `once` makes.
+    res.on('close', () => this.end());
   }
 
   async run(): Promise<void> {
@@ -76,9 +88,13 @@ export class Exchange {
     this.res.destroy();
   }
 
+  /**
+   * The steps a request does not need cost nothing: no body to read, no middleware, no condition
+   * and a body that parses synchronously are not awaited (each await is a microtask and a promise).
+   */
   private async steps(): Promise<void> {
-    const { bodyLimitBytes } = this.deps;
-    const raw = await readRequestBody(this.req, bodyLimitBytes);
+    const { bodyLimitBytes, middleware } = this.deps;
+    const raw = hasNoBody(this.req) ? EMPTY_BODY : await readRequestBody(this.req, bodyLimitBytes);
     if (this.finished) return;
     if (raw === 'too_large') {
       // The rest of the body is not read, so the connection cannot carry another request.
@@ -87,21 +103,41 @@ export class Exchange {
     }
     const headers = requestHeaders(this.req);
     const method = (this.req.method ?? 'GET').toUpperCase();
-    const seen: MiddlewareRequest = { path_params: this.pathParams, query_params: this.query, headers, method };
-    for (const { functionId } of this.deps.middleware) {
-      if (!(await this.middleware(functionId, seen))) return;
+    const { route } = this;
+    for (const { functionId } of middleware) {
+      if (!(await this.middleware(functionId, headers, method))) return;
     }
 
     let body: Json;
     try {
-      body = await parseBody(headers['content-type'], raw);
+      const parsed = parseBody(headers['content-type'], raw);
+      body = parsed instanceof Promise ? await parsed : parsed;
     } catch (err) {
       if (!(err instanceof MalformedBodyError)) throw err;
       this.reply(HttpErrorCode.badRequest, err.message);
       return;
     }
+
+    if (route.conditionFunctionId !== undefined) {
+      this.stage = 'condition';
+      this.stageFunctionId = route.conditionFunctionId;
+      const passes = await conditionPasses(this.deps.host, route.conditionFunctionId, this.request(headers, method, body), route.metadata);
+      if (this.finished) return;
+      if (!passes) {
+        this.send(HttpErrorCode.conditionNotMet.status, { ...envelope(HttpErrorCode.conditionNotMet.code, 'Request condition not met'), skipped: true });
+        return;
+      }
+    }
+    for (const functionId of route.middlewareFunctionIds) {
+      if (!(await this.middleware(functionId, headers, method))) return;
+    }
+    await this.handler(headers, method, body, raw);
+  }
+
+  /** The request object of §5.4 as a condition sees it; the handler's gets the channel refs too. */
+  private request(headers: Record<string, string>, method: string, body: Json): Record<string, Json> {
     const { route } = this;
-    const request: Record<string, Json> = {
+    return {
       query_params: this.query,
       path_params: this.pathParams,
       headers,
@@ -110,25 +146,14 @@ export class Exchange {
       body,
       trigger: { type: 'http', path: route.pattern, method: route.method },
     };
-
-    if (route.conditionFunctionId !== undefined) {
-      this.stage = { kind: 'condition', functionId: route.conditionFunctionId };
-      const passes = await conditionPasses(this.deps.host, route.conditionFunctionId, request, route.metadata);
-      if (this.finished) return;
-      if (!passes) {
-        this.send(HttpErrorCode.conditionNotMet.status, { ...envelope(HttpErrorCode.conditionNotMet.code, 'Request condition not met'), skipped: true });
-        return;
-      }
-    }
-    for (const functionId of route.middlewareFunctionIds) {
-      if (!(await this.middleware(functionId, seen))) return;
-    }
-    await this.handler(request, raw);
   }
 
   /** Runs one middleware; false when it answered the request (or the exchange ended meanwhile). */
-  private async middleware(functionId: string, seen: MiddlewareRequest): Promise<boolean> {
-    this.stage = { kind: 'middleware', functionId };
+  private async middleware(functionId: string, headers: Record<string, string>, method: string): Promise<boolean> {
+    this.stage = 'middleware';
+    this.stageFunctionId = functionId;
+    // Made only when a middleware is configured; it sees no body and no channels.
+    const seen: MiddlewareRequest = { path_params: this.pathParams, query_params: this.query, headers, method };
     const outcome = await callMiddleware(this.deps.host, this.deps.log, functionId, seen, this.invokeTimeoutMs());
     if (this.finished) return false;
     if (outcome.action === 'continue') return true;
@@ -137,21 +162,26 @@ export class Exchange {
     return false;
   }
 
-  private async handler(request: Record<string, Json>, raw: Buffer): Promise<void> {
+  private async handler(headers: Record<string, string>, method: string, body: Json, raw: Buffer): Promise<void> {
     const { host } = this.deps;
     const { channels } = host;
+    const { route } = this;
     const bodyChannel = channels.create();
     const responseChannel = channels.create();
-    this.channelIds = [bodyChannel.reader.channel_id, responseChannel.reader.channel_id];
+    this.bodyChannelId = bodyChannel.reader.channel_id;
+    this.responseChannelId = responseChannel.reader.channel_id;
     // The engine's ends attach only once the worker's do: most handlers never touch the channels.
-    this.cancels.push(channels.onAttached(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw)));
-    this.cancels.push(channels.onAttached(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader)));
-    const data: Json = { ...request, request_body: { ...bodyChannel.reader }, response: { ...responseChannel.writer } };
+    this.cancelBodyWatch = channels.onAttached(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw));
+    this.cancelResponseWatch = channels.onAttached(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader));
+    const data = this.request(headers, method, body);
+    data.request_body = { ...bodyChannel.reader };
+    data.response = { ...responseChannel.writer };
 
-    this.stage = { kind: 'handler', functionId: this.route.functionId };
+    this.stage = 'handler';
+    this.stageFunctionId = route.functionId;
     let result: Json | undefined;
     try {
-      ({ result } = await host.invoke({ functionId: this.route.functionId, data, metadata: this.route.metadata, timeoutMs: this.invokeTimeoutMs() }));
+      ({ result } = await host.invoke({ functionId: route.functionId, data, metadata: route.metadata, timeoutMs: this.invokeTimeoutMs() }));
     } catch (err) {
       // Once the stream is committed the status is out; the stream runs to its end.
       if (this.stream?.isCommitted) {
@@ -220,11 +250,11 @@ export class Exchange {
     if (this.finished) return;
     const { stage } = this;
     const ms = this.deps.timeoutMs;
-    if (stage.kind === 'middleware') {
+    if (stage === 'middleware') {
       this.reply(HttpErrorCode.middlewareTimeout, 'Middleware timeout');
       return;
     }
-    const waitingFor = stage.kind === 'body' ? 'the request body' : `${stage.kind} function ${stage.functionId}`;
+    const waitingFor = stage === 'body' ? 'the request body' : `${stage} function ${this.stageFunctionId}`;
     this.reply(HttpErrorCode.timeout, `Request timed out after ${ms} ms (default_timeout) waiting for ${waitingFor}`);
   }
 
@@ -242,30 +272,35 @@ export class Exchange {
     this.send(status, envelope(error.code, error.message, errorId));
   }
 
-  private reply(kind: HttpErrorKind, message: string, headers: OutgoingHttpHeaders = {}): void {
+  private reply(kind: HttpErrorKind, message: string, headers?: OutgoingHttpHeaders): void {
     const errorId = kind.status >= 500 ? newErrorId() : undefined;
     if (errorId !== undefined) this.deps.log.warn({ error_id: errorId, code: kind.code, route: `${this.route.method} ${this.route.pattern}` }, message);
     this.send(kind.status, envelope(kind.code, message, errorId), headers);
   }
 
-  private send(status: number, body: Envelope, headers: OutgoingHttpHeaders = {}): void {
+  private send(status: number, body: Envelope, headers?: OutgoingHttpHeaders): void {
     if (this.finished) return;
     this.finished = true;
     this.stream?.cancel();
-    sendEnvelope(this.res, status, body, { ...this.cors, ...headers });
+    sendEnvelope(this.res, status, body, headers === undefined ? this.cors : { ...this.cors, ...headers });
   }
 
   /** The response is done or the client left: stop timers, watches and the stream; free unused channels. */
   private end(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.finished = true;
     clearTimeout(this.timer);
-    for (const cancel of this.cancels) cancel();
-    this.cancels.length = 0;
+    this.cancelBodyWatch?.();
+    this.cancelResponseWatch?.();
+    this.cancelBodyWatch = this.cancelResponseWatch = undefined;
     this.stream?.cancel();
-    if (this.channelIds) {
+    if (this.bodyChannelId !== undefined) {
       const { channels } = this.deps.host;
-      for (const id of this.channelIds) channels.release(id);
-      this.channelIds = undefined;
+      channels.release(this.bodyChannelId);
+      channels.release(this.responseChannelId!);
+      this.bodyChannelId = this.responseChannelId = undefined;
     }
+    this.onEnd(this);
   }
 }

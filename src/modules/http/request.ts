@@ -28,7 +28,9 @@ export function requestTarget(url: string): RequestTarget {
 /** Path parameters percent-decoded (ours; the original hands over the raw segments). */
 export function decodeParams(raw: Record<string, string>): { ok: true; params: Record<string, string> } | { ok: false; segment: string } {
   const params: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw)) {
+  // for-in rather than Object.entries: no array per parameter on every request.
+  for (const name in raw) {
+    const value = raw[name];
     try {
       params[name] = decodeURIComponent(value);
     } catch {

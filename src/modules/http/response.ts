@@ -21,6 +21,12 @@ export function addHeader(headers: OutgoingHttpHeaders, name: string, value: unk
 /** Handler headers: an object `{Name: value}` or an array of `"Name: value"` strings. */
 export function readHeaders(value: Json | undefined): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
+  addHeaders(headers, value);
+  return headers;
+}
+
+/** Adds handler headers (as `readHeaders` reads them) to `headers`, over what it holds. */
+function addHeaders(headers: OutgoingHttpHeaders, value: Json | undefined): void {
   if (Array.isArray(value)) {
     for (const line of value) {
       if (typeof line !== 'string') continue;
@@ -30,7 +36,6 @@ export function readHeaders(value: Json | undefined): OutgoingHttpHeaders {
   } else if (value !== null && typeof value === 'object') {
     for (const [name, v] of Object.entries(value)) addHeader(headers, name, v);
   }
-  return headers;
 }
 
 /**
@@ -38,10 +43,11 @@ export function readHeaders(value: Json | undefined): OutgoingHttpHeaders {
  * set by the handler a string body goes out raw, a null body as nothing and any other body as
  * JSON text; without one the body is JSON-serialized and typed `application/json`.
  */
-export function sendBuffered(res: ServerResponse, result: Json, extraHeaders: OutgoingHttpHeaders): void {
+export function sendBuffered(res: ServerResponse, result: Json, extraHeaders: Readonly<OutgoingHttpHeaders>): void {
   const fields = result !== null && typeof result === 'object' && !Array.isArray(result) ? result : {};
   const status = validStatus(fields.status_code) ?? 200;
-  const headers = { ...extraHeaders, ...readHeaders(fields.headers) };
+  const headers: OutgoingHttpHeaders = { ...extraHeaders };
+  addHeaders(headers, fields.headers);
   const body: Json = fields.body === undefined ? {} : fields.body;
   let payload: string | Buffer;
   if (headers['content-type'] !== undefined) {
@@ -56,7 +62,7 @@ export function sendBuffered(res: ServerResponse, result: Json, extraHeaders: Ou
 }
 
 /** A middleware's `respond` result: always JSON, with the headers it gave (object form only). */
-export function sendMiddlewareResponse(res: ServerResponse, response: Json | undefined, extraHeaders: OutgoingHttpHeaders): void {
+export function sendMiddlewareResponse(res: ServerResponse, response: Json | undefined, extraHeaders: Readonly<OutgoingHttpHeaders>): void {
   const fields = response !== null && typeof response === 'object' && !Array.isArray(response) ? response : {};
   const headers: OutgoingHttpHeaders = { ...extraHeaders, 'content-type': 'application/json' };
   if (fields.headers !== null && typeof fields.headers === 'object' && !Array.isArray(fields.headers)) Object.assign(headers, readHeaders(fields.headers));

@@ -1,11 +1,10 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../observability/logger';
 import { CorsPolicy } from './cors';
 import { HttpErrorCode, envelope, sendEnvelope } from './envelope';
 import { Exchange, type ExchangeDeps } from './exchange';
 import { decodeParams, requestTarget } from './request';
-import { splitPath } from './route';
+import { splitPath, type HttpRoute } from './route';
 import type { RouteTable } from './route-table';
 import { Slots } from './slots';
 
@@ -27,6 +26,11 @@ export class HttpServer {
   private readonly server: http.Server;
   private readonly slots: Slots;
   private readonly live = new Set<Exchange>();
+  /** An exchange is over (its response closed, or it was aborted): its slot goes to the next request. */
+  private readonly exchangeEnded = (exchange: Exchange): void => {
+    this.live.delete(exchange);
+    this.slots.release();
+  };
 
   constructor(private readonly options: HttpServerOptions) {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit));
@@ -56,7 +60,7 @@ export class HttpServer {
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
-    const { cors, routes, log } = this.options;
+    const { cors, routes } = this.options;
     if (CorsPolicy.isPreflight(req)) {
       res.writeHead(204, cors.preflightHeaders(req));
       res.end();
@@ -81,16 +85,20 @@ export class HttpServer {
       sendEnvelope(res, status, envelope(code, `Path segment ${JSON.stringify(decoded.segment)} is not valid percent-encoding`), corsHeaders);
       return;
     }
-    // A request still queued when its client leaves is withdrawn; a granted one holds its slot until its response closes.
-    const withdraw = this.slots.acquire((release) => {
-      const exchange = new Exchange(this.options, req, res, match.value, decoded.params, target.query, corsHeaders);
-      this.live.add(exchange);
-      res.once('close', () => {
-        release();
-        this.live.delete(exchange);
-      });
-      exchange.run().catch((err: unknown) => log.error({ err }, 'http exchange crashed'));
-    });
-    res.once('close', withdraw);
+    const route = match.value;
+    const { params } = decoded;
+    // A free slot is taken at once; a request still queued when its client leaves is withdrawn.
+    // A granted request holds its slot until its exchange ends (see `exchangeEnded`).
+    if (this.slots.tryTake()) {
+      this.start(req, res, route, params, target.query, corsHeaders);
+      return;
+    }
+    res.on('close', this.slots.acquire(() => this.start(req, res, route, params, target.query, corsHeaders)));
+  }
+
+  private start(req: IncomingMessage, res: ServerResponse, route: HttpRoute, params: Record<string, string>, query: Record<string, string>, cors: Readonly<OutgoingHttpHeaders>): void {
+    const exchange = new Exchange(this.options, req, res, route, params, query, cors, this.exchangeEnded);
+    this.live.add(exchange);
+    exchange.run().catch((err: unknown) => this.options.log.error({ err }, 'http exchange crashed'));
   }
 }

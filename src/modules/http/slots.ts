@@ -9,25 +9,40 @@ export class Slots {
   constructor(private readonly limit: number) {}
 
   /**
-   * Calls `granted` with a release function once a slot is free (at once when one is). Returns a
-   * function that withdraws a request still waiting (the client left); it does nothing after the
-   * grant.
+   * Takes a slot if one is free now; the caller then owes one `release`. The common case, a
+   * server below its limit, costs no closure (`acquire` is for a request that must wait).
    */
-  acquire(granted: (release: () => void) => void): () => void {
+  tryTake(): boolean {
+    if (this.used >= this.limit || this.waiting.size > 0) return false;
+    this.used++;
+    return true;
+  }
+
+  /** Gives back a slot taken by `tryTake` (or granted by `acquire`): the longest waiter gets it. */
+  release(): void {
+    this.used--;
+    const next = this.waiting.values().next();
+    if (!next.done) next.value();
+  }
+
+  /**
+   * Calls `granted` once a slot is free (at once when one is); the granted request then owes one
+   * `release`. Returns a function that withdraws a request still waiting (the client left); it
+   * does nothing after the grant.
+   */
+  acquire(granted: () => void): () => void {
+    if (this.tryTake()) {
+      granted();
+      return NOTHING;
+    }
     const grant = () => {
       this.waiting.delete(grant);
       this.used++;
-      let released = false;
-      granted(() => {
-        if (released) return;
-        released = true;
-        this.used--;
-        const next = this.waiting.values().next();
-        if (!next.done) next.value();
-      });
+      granted();
     };
-    if (this.used < this.limit) grant();
-    else this.waiting.add(grant);
+    this.waiting.add(grant);
     return () => this.waiting.delete(grant);
   }
 }
+
+const NOTHING = (): void => undefined;
