@@ -1,6 +1,5 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../observability/logger';
 import { CorsPolicy } from './cors';
 import { HttpErrorCode, envelope, sendEnvelope } from './envelope';
 import { Exchange, type ExchangeDeps } from './exchange';
