@@ -26,7 +26,12 @@ Options:
   -v, --version        print the version
 
 Environment overrides: III_WS_PORT, III_HTTP_PORT, III_STREAM_PORT, III_METRICS_PORT,
-III_NODE_ID, LOG_LEVEL, III_REDIS_URL (cluster mode). See src/config/load.ts.
+III_NODE_ID, LOG_LEVEL, III_REDIS_URL (cluster mode), III_DRAIN_GRACE_MS. See
+src/config/load.ts.
+
+Signals: the first SIGTERM/SIGINT drains the node (/readyz 503, new connections refused,
+calls in flight finish within engine.drain_grace_ms, default 25 s) and exits 0; a second
+one exits at once with 130.
 `;
 
 /** The file read when no --config is given, as the iii binary does. */
@@ -103,8 +108,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   const engine = new Engine(config, { logger });
   const started = engine.start();
 
-  // First signal: drain and stop (after start has settled, so stop never races it).
-  // Second signal: the operator does not want to wait.
+  // First signal: drain and stop (after start has settled, so stop never races it). The drain
+  // lasts at most engine.drain_grace_ms plus the module and cluster shutdown: keep the
+  // orchestrator's kill timeout (Kubernetes terminationGracePeriodSeconds, 30 s by default)
+  // above it. Second signal: the operator does not want to wait.
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -112,7 +119,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exit(EXIT_INTERRUPTED);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping (send the signal again to exit at once)');
+    logger.info({ signal, drainGraceMs: config.drainGraceMs }, 'draining, then stopping (send the signal again to exit at once)');
     started
       .catch(() => undefined)
       .then(() => engine.stop())

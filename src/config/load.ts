@@ -26,6 +26,7 @@
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
+ * | `III_DRAIN_GRACE_MS` | `drainGraceMs` (`engine.drain_grace_ms`, default 25000) | integer >= 0 (milliseconds) |
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -33,7 +34,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
-import { describeValue, isPlainObject, nonEmptyString, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
+import { describeValue, intRange, isPlainObject, nonEmptyString, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
 import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
 import type {
   EngineConfig,
@@ -298,6 +299,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     nodeId: '',
     logLevel: 'info',
     invocationTimeoutMs: engine['invocation_timeout_ms'] as number,
+    drainGraceMs: engine['drain_grace_ms'] as number,
     listeners,
     limits,
     metrics: { host: metrics.host, port: metrics.port },
@@ -368,6 +370,9 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   const advertiseHost = envValue(env, 'III_ADVERTISE_HOST', nonEmptyString);
   if (advertiseHost !== undefined) config.cluster.advertiseHost = advertiseHost as string;
 
+  const drainGrace = envValue(env, 'III_DRAIN_GRACE_MS', drainGraceShape);
+  if (drainGrace !== undefined) config.drainGraceMs = drainGrace as number;
+
   const nodeId = envValue(env, 'III_NODE_ID', nodeIdShape) ?? sources.engine.resolved['node_id'];
   config.nodeId = typeof nodeId === 'string' ? nodeId : `${os.hostname()}-${randomBytes(3).toString('hex')}`;
 
@@ -378,6 +383,9 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
     'info';
   config.logLevel = level as EngineConfig['logLevel'];
 }
+
+/** `III_DRAIN_GRACE_MS`: 0 fails every call still in flight at once. */
+const drainGraceShape = intRange(0, undefined, 'milliseconds');
 
 const logLevelShape: Shape = {
   expected: `one of ${LOG_LEVELS.join(', ')}`,

@@ -308,6 +308,7 @@ export const engineSchema: SchemaTree = {
   node_id: leaf(nodeId, null, 'This node\'s id (default: <hostname>-<6 hex>).'),
   log_level: leaf(oneOf(LOG_LEVELS), null, 'Log threshold (default: iii-observability level, else info).'),
   invocation_timeout_ms: leaf(ms(), 30000, 'Engine-side deadline of every synchronous call.'),
+  drain_grace_ms: leaf(ms(0), 25000, 'On SIGTERM, how long calls in flight may take to finish before they fail with engine_shutting_down.'),
   metrics: {
     host: leaf(host, '0.0.0.0', 'Prometheus /metrics address.'),
     port: leaf(port, 9464, 'Prometheus /metrics port.'),

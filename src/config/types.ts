@@ -59,6 +59,12 @@ export interface EngineConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** Engine-side deadline of every synchronous call, in milliseconds. */
   invocationTimeoutMs: number;
+  /**
+   * Drain (stop) grace, in milliseconds: calls in flight get this long to finish before they fail
+   * with `engine_shutting_down` and the worker sockets are closed (1012). `engine.drain_grace_ms`,
+   * env `III_DRAIN_GRACE_MS`.
+   */
+  drainGraceMs: number;
   listeners: WorkerListenerConfig[];
   limits: LimitsConfig;
   metrics: { host: string; port: number };

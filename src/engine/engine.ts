@@ -19,8 +19,8 @@ import { telemetrySignal, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json, RegisterFunction } from '../protocol/messages';
 import { Registry } from '../registry/registry';
-import type { TriggerEntry } from '../registry/types';
-import { Router, type CallOutcome, type CallRequest, type LocalHandler } from '../router/router';
+import type { FunctionEntry, TriggerEntry } from '../registry/types';
+import { Router, type CallOutcome, type CallRequest, type LocalHandler, type WorkerTarget } from '../router/router';
 import { CloseCode, WorkerConnection } from '../transport/connection';
 import { rawDataToBuffer } from '../transport/raw-data';
 import { WorkerServer } from '../transport/worker-server';
@@ -29,6 +29,18 @@ import { WorkerSession } from './worker-session';
 
 export { ENGINE_VERSION };
 
+/** How often the drain looks for idle worker sockets and pending calls, in milliseconds. */
+const DRAIN_POLL_MS = 5;
+/**
+ * How long a draining cluster node keeps the entries of a worker it disconnected, in
+ * milliseconds: the SDK reconnects after 1 s (+-30 %), then 2 s if that attempt fails.
+ */
+const DEPARTED_HOLD_MS = 5000;
+/** How often a drain that waits logs what it waits for, in milliseconds. */
+const DRAIN_REPORT_MS = 1000;
+/** How long the stop waits for workers to answer the close frames (1012) before cutting them, in milliseconds. */
+const CLOSE_HANDSHAKE_WAIT_MS = 1000;
+
 export interface EngineOptions {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
@@ -36,7 +48,10 @@ export interface EngineOptions {
 
 export type EngineState = 'created' | 'starting' | 'ready' | 'draining' | 'stopped';
 
-/** Events on `engine.events`: `worker` ({event, worker_id}) and `telemetry` (signal, body, workerId). */
+/**
+ * Events on `engine.events`: `worker` ({event, worker_id}), `telemetry` (signal, body, workerId)
+ * and `draining` (no argument: stop() began; listeners stop taking new work).
+ */
 export interface WorkerEvent {
   event: 'worker_connected' | 'worker_disconnected' | 'worker_metadata_updated';
   worker_id: string;
@@ -67,6 +82,21 @@ export class Engine implements ModuleHost {
   private readonly observability: ObservabilityModule | undefined;
   private readonly httpFunctionOptions: HttpFunctionOptions;
   private opsPort = 0;
+  private stopping: Promise<void> | undefined;
+  /** Worker sockets the drain has closed, until their close handshake is over. */
+  private readonly drained = new Set<WebSocket>();
+  /**
+   * Cluster mode, draining: calls for this node's workers that were not sent to them (so they
+   * can go idle and leave), by invocation id: `parked` until another node serves the function,
+   * then `forwarded` there. Their pending entries stay keyed by the original worker.
+   */
+  private readonly diverted = new Map<string, { workerId: string; message: InvokeFunction; forwarded: boolean }>();
+  /**
+   * Cluster mode, draining: workers whose socket the drain closed, by id, with the time
+   * (performance.now()) until which their registry entries are kept, so the cluster keeps
+   * routing their functions here (parked) rather than failing them while they reconnect elsewhere.
+   */
+  private readonly departed = new Map<string, number>();
   state: EngineState = 'created';
 
   constructor(
@@ -80,7 +110,7 @@ export class Engine implements ModuleHost {
       registry: this.registry,
       nodeId: this.nodeId,
       defaultTimeoutMs: config.invocationTimeoutMs,
-      worker: (id) => this.sessions.get(id)?.connection,
+      worker: (id) => this.workerTarget(id),
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
       trace: (request) => this.observability?.startSpan(request),
@@ -141,16 +171,54 @@ export class Engine implements ModuleHost {
     );
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Drains, then stops (idempotent: every caller waits for the same shutdown).
+   *
+   * 1. `draining`: /readyz answers 503 at once, new worker connections are refused (503), the
+   *    HTTP trigger server refuses new requests (the `draining` event).
+   * 2. Grace (`drainGraceMs`): calls in flight finish. "In flight" is every call in
+   *    `router.pending` (calls this node routed to a worker, local or on another node, and calls
+   *    other nodes routed to this node's workers) plus the calls each connected worker is waiting
+   *    on. Each worker socket is closed (1012, the SDK reconnects through the load balancer) as
+   *    soon as nothing is pending on it either way; until then it is served normally, including
+   *    new calls it makes. In cluster mode new calls for this node's workers are not sent to them
+   *    but forwarded to, or parked until, another node serving the function (`workerTarget`), and
+   *    the entries of a worker closed this way stay up to DEPARTED_HOLD_MS, until it has
+   *    re-registered elsewhere. The grace ends early when no socket, no parked worker and no
+   *    pending call is left.
+   * 3. Calls still pending fail with `engine_shutting_down`; the remaining sockets are closed (1012).
+   * 4. Leave the cluster, stop the modules, close the listeners.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'created') {
       this.state = 'stopped';
       return;
     }
+    const startedAt = performance.now();
     this.state = 'draining';
     for (const server of this.servers) server.stopAccepting();
-    for (const session of this.sessions.values()) session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
-    await Promise.all([...this.sessions.values()].map((session) => session.cleanup()));
-    this.router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, 'The engine is shutting down'));
+    this.events.emit('draining');
+    const settled = await this.drainSessions(startedAt + this.config.drainGraceMs);
+    for (const workerId of [...this.departed.keys()]) this.forgetDeparted(workerId);
+    const failed = this.router.pending.size;
+    this.router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, `The engine is shutting down: the call did not finish within the drain grace (${this.config.drainGraceMs} ms)`));
+    // The rejections above answer their callers from promise callbacks: let them go out first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const sessions = [...this.sessions.values()];
+    for (const session of sessions) {
+      this.drained.add(session.connection.socket);
+      session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
+    }
+    await Promise.all(sessions.map((session) => session.cleanup()));
+    // The answers and close frames are still in the sockets' buffers: closing the listeners now
+    // would cut them (the worker would see 1006 and lose its answers).
+    await this.closeHandshakes(CLOSE_HANDSHAKE_WAIT_MS);
+    const drainMs = Math.round(performance.now() - startedAt);
     await this.cluster?.stop();
     for (const module of [...this.modules].reverse()) await module.stop();
     this.channels.close();
@@ -158,7 +226,123 @@ export class Engine implements ModuleHost {
     await Promise.all(this.servers.map((server) => server.close()));
     await this.ops.close();
     this.state = 'stopped';
-    this.logger.info('iii-cluster engine stopped');
+    this.logger.info({ drainMs, stopMs: Math.round(performance.now() - startedAt), graceExpired: !settled, callsFailed: failed }, 'iii-cluster engine stopped');
+  }
+
+  /**
+   * The router's view of a worker. While a cluster node drains, its workers get no new calls:
+   * each is forwarded to another node serving the function, or parked until one does (the
+   * worker itself reconnects to another node within about a second, SDK backoff), so the worker
+   * goes idle, its socket closes and nothing it was asked fails.
+   */
+  private workerTarget(workerId: string): WorkerTarget | undefined {
+    const session = this.sessions.get(workerId);
+    if (this.state !== 'draining' || !this.cluster) return session?.connection;
+    if (!session && !this.departed.has(workerId)) return undefined;
+    return {
+      send: (message) => {
+        this.diverted.set(message.invocation_id!, { workerId, message, forwarded: false });
+        this.moveDiverted();
+        return true;
+      },
+    };
+  }
+
+  /** Diverted calls of `workerId` still pending. */
+  private divertedOf(workerId: string): number {
+    let count = 0;
+    for (const call of this.diverted.values()) if (call.workerId === workerId) count++;
+    return count;
+  }
+
+  /**
+   * Forwards each parked call whose function another node now serves; forgets settled calls;
+   * drops the entries of departed workers once their functions are served elsewhere (or after
+   * DEPARTED_HOLD_MS), failing what is still parked for them.
+   */
+  private moveDiverted(): void {
+    for (const [id, call] of this.diverted) {
+      if (this.router.pending.workerOf(id) === undefined) {
+        this.diverted.delete(id);
+        continue;
+      }
+      if (call.forwarded) continue;
+      const target = this.servedElsewhere(call.message.function_id);
+      if (!target) continue;
+      call.forwarded = true;
+      const { message } = call;
+      const request: CallRequest = { functionId: message.function_id, data: message.data ?? null, pinned: target };
+      if (message.metadata !== undefined) request.metadata = message.metadata;
+      if (message.traceparent !== undefined) request.traceparent = message.traceparent;
+      if (message.baggage !== undefined) request.baggage = message.baggage;
+      this.router.invoke(request).then(
+        (outcome) => this.router.pending.resolve(id, outcome),
+        (err: unknown) => this.router.pending.reject(id, EngineError.from(err)),
+      );
+    }
+    const now = performance.now();
+    for (const [workerId, holdUntil] of this.departed) {
+      const waiting = this.divertedOf(workerId) > 0;
+      const replaced = this.registry.functionsOf(workerId).every((fn) => this.servedElsewhere(fn.id) !== undefined);
+      if ((replaced && !waiting) || now >= holdUntil) this.forgetDeparted(workerId);
+    }
+  }
+
+  /** A function entry on another node (the workers of a draining node take no new calls). */
+  private servedElsewhere(functionId: string): FunctionEntry | undefined {
+    return this.registry.pool(functionId).find((entry) => entry.nodeId !== this.nodeId);
+  }
+
+  /** Removes a departed worker's entries; calls still parked for it fail. */
+  private forgetDeparted(workerId: string): void {
+    this.departed.delete(workerId);
+    for (const [id, call] of this.diverted) {
+      if (call.workerId !== workerId || call.forwarded) continue;
+      this.diverted.delete(id);
+      this.router.pending.reject(id, new EngineError(ErrorCode.invocationStopped, `Worker ${workerId} left draining node ${this.nodeId} and its function is served nowhere else`));
+    }
+    for (const fn of this.registry.functionsOf(workerId)) this.registry.apply({ op: 'function.remove', id: fn.id, workerId });
+    this.registry.apply({ op: 'worker.remove', workerId });
+  }
+
+  /** Waits until every worker socket closed so far has finished its close handshake, at most `waitMs`. */
+  private async closeHandshakes(waitMs: number): Promise<void> {
+    const open = [...this.drained].filter((socket) => socket.readyState !== socket.CLOSED);
+    this.drained.clear();
+    if (open.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(open.map((socket) => new Promise((resolve) => socket.once('close', resolve)))),
+      new Promise((resolve) => (timer = setTimeout(resolve, waitMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Closes each worker socket once nothing is pending on it, until none is left and no call is
+   * pending, or until `deadline` (a performance.now() time). True when everything settled in time.
+   */
+  private async drainSessions(deadline: number): Promise<boolean> {
+    let nextReportAt = performance.now() + DRAIN_REPORT_MS;
+    for (;;) {
+      this.moveDiverted();
+      for (const session of this.sessions.values()) {
+        if (session.activeInvocations - this.divertedOf(session.id) === 0 && !session.connection.closing) {
+          this.drained.add(session.connection.socket);
+          session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
+          void session.cleanup();
+        }
+      }
+      if (this.sessions.size === 0 && this.departed.size === 0 && this.router.pending.size === 0) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      if (performance.now() >= nextReportAt) {
+        nextReportAt += DRAIN_REPORT_MS;
+        const busy = [...this.sessions.values()].map((session) => ({ worker: session.id, active: session.activeInvocations }));
+        this.logger.info({ pendingCalls: this.router.pending.size, workers: busy, graceLeftMs: Math.round(left) }, 'draining: waiting for calls in flight');
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)));
+    }
   }
 
   /** The port of the first worker listener (the engine's main port). */
@@ -182,7 +366,7 @@ export class Engine implements ModuleHost {
   readiness(): Readiness {
     const clusterReady = this.cluster?.ready ?? true;
     const ready = this.state === 'ready' && clusterReady;
-    return { ready, checks: this.cluster ? { state: this.state, redis: clusterReady ? 'ok' : 'unreachable' } : { state: this.state } };
+    return { ready, draining: this.state === 'draining', checks: this.cluster ? { state: this.state, redis: clusterReady ? 'ok' : 'unreachable' } : { state: this.state } };
   }
 
   // ModuleHost
@@ -316,6 +500,14 @@ export class Engine implements ModuleHost {
     if (this.sessions.get(id) === session) {
       this.sessions.delete(id);
       this.metrics.connectedWorkers.dec();
+    }
+    if (this.state === 'draining' && this.cluster && this.drained.has(session.connection.socket)) {
+      // Its calls in flight are over (the drain closed it idle) or diverted; its entries stay a
+      // while, so calls for it keep coming here and are parked until it serves again elsewhere.
+      this.departed.set(id, performance.now() + DEPARTED_HOLD_MS);
+      await this.triggers.workerGone(id);
+      this.emitWorkerEvent('worker_disconnected', id);
+      return;
     }
     for (const fn of this.registry.functionsOf(id)) this.registry.apply({ op: 'function.remove', id: fn.id, workerId: id });
     this.router.pending.rejectWorker(id, errors.invocationStopped);

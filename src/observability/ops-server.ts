@@ -4,12 +4,16 @@ import type { EngineMetrics } from './metrics';
 
 export interface Readiness {
   ready: boolean;
+  /** The node is stopping: /readyz says `draining` (not `not_ready`) so the cause is plain. */
+  draining?: boolean;
   checks: Record<string, boolean | string>;
 }
 
 /**
  * The operations port: `/healthz` (the process is alive), `/readyz` (it should get traffic)
- * and `/metrics` (Prometheus text format). Kept off the public ports.
+ * and `/metrics` (Prometheus text format). Kept off the public ports. It is the last listener
+ * to close on stop: during a drain `/healthz` stays 200 (the process must not be killed as
+ * unhealthy) while `/readyz` answers 503 `{"status":"draining"}` (take it out of the balancer).
  */
 export class OpsServer {
   private readonly server: http.Server;
@@ -42,7 +46,8 @@ export class OpsServer {
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       const readiness = this.readiness();
-      return json(res, readiness.ready ? 200 : 503, { status: readiness.ready ? 'ready' : 'not_ready', checks: readiness.checks });
+      const status = readiness.ready ? 'ready' : readiness.draining ? 'draining' : 'not_ready';
+      return json(res, readiness.ready ? 200 : 503, { status, checks: readiness.checks });
     }
     if (path === '/metrics') {
       try {

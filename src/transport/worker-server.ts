@@ -21,7 +21,10 @@ export interface WorkerServerHandlers {
 export class WorkerServer {
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
+  /** False once draining: new worker and telemetry sockets are refused. */
   private accepting = true;
+  /** True once closing: every upgrade is refused. */
+  private closed = false;
 
   constructor(
     readonly config: WorkerListenerConfig,
@@ -56,13 +59,18 @@ export class WorkerServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** Refuses new upgrades (503) from now on; established sockets are left to the caller. */
+  /**
+   * Refuses new worker and telemetry sockets (503) from now on (the node is draining).
+   * Established sockets are left to the caller, and data channel upgrades are still accepted:
+   * they carry the streams of calls in flight, which the drain lets finish.
+   */
   stopAccepting(): void {
     this.accepting = false;
   }
 
   async close(): Promise<void> {
     this.accepting = false;
+    this.closed = true;
     for (const client of this.wss.clients) client.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -71,8 +79,9 @@ export class WorkerServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error during upgrade'));
-    if (!this.accepting) return rejectUpgrade(socket, 503, 'Service Unavailable');
     const path = (req.url ?? '/').split('?', 1)[0];
+    const channel = path !== '/' && path !== '' && path !== '/otel';
+    if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
     if (path === '/' || path === '') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {

@@ -37,6 +37,9 @@ export class TcpBalancer {
       if (!client.destroyed) this.accept(client, tried + 1);
     });
     upstream.once('connect', () => {
+      // Forward small frames at once, as production balancers do (TCP_NODELAY).
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
       this.track(client);
       this.track(upstream);
       client.pipe(upstream).pipe(client);

@@ -79,6 +79,7 @@ describe('built-in defaults (no file)', () => {
   it('uses the engine defaults, single-node mode and a generated node id', () => {
     expect(config.source).toBeUndefined();
     expect(config.invocationTimeoutMs).toBe(30000);
+    expect(config.drainGraceMs).toBe(25000);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
     expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024 });
     expect(config.cluster).toEqual({ keyPrefix: 'iii:' });
@@ -489,6 +490,14 @@ engine:
     const { config } = loadConfig({ env: { III_WS_PORT: '4000', III_HTTP_PORT: '4001' } });
     expect(config.listeners[0]!.port).toBe(4000);
     expect(config.modules['http']!.config).toEqual({ port: 4001 });
+  });
+
+  it('set the drain grace from III_DRAIN_GRACE_MS over engine.drain_grace_ms', () => {
+    expect(load('engine:\n  drain_grace_ms: 5000\n').config.drainGraceMs).toBe(5000);
+    expect(load('engine:\n  drain_grace_ms: 5000\n', { III_DRAIN_GRACE_MS: '0' }).config.drainGraceMs).toBe(0);
+    expect(configError(() => loadConfig({ env: { III_DRAIN_GRACE_MS: '-1' } })).message).toBe(
+      'environment variable III_DRAIN_GRACE_MS: expected an integer >= 0 (milliseconds), got "-1"',
+    );
   });
 
   it('refuse a bad value, naming the variable', () => {

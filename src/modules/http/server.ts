@@ -8,6 +8,12 @@ import { splitPath, type HttpRoute } from './route';
 import type { RouteTable } from './route-table';
 import { Slots } from './slots';
 
+/**
+ * The answer to a request that reaches a draining node (on a kept-alive connection: the listener
+ * itself is closed). Ours; the original has no drain.
+ */
+const SHUTTING_DOWN = { code: 'SERVICE_UNAVAILABLE', status: 503 } as const;
+
 /** Largest request head (request line + headers), in bytes; a larger one is answered 431 by Node. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -26,6 +32,8 @@ export class HttpServer {
   private readonly server: http.Server;
   private readonly slots: Slots;
   private readonly live = new Set<Exchange>();
+  /** Set when the engine starts draining: the listener is closed and new requests are refused. */
+  private closed: Promise<void> | undefined;
   /** An exchange is over (its response closed, or it was aborted): its slot goes to the next request. */
   private readonly exchangeEnded = (exchange: Exchange): void => {
     this.live.delete(exchange);
@@ -36,6 +44,18 @@ export class HttpServer {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit));
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.dispatch(req, res));
+    options.host.events.once('draining', () => this.stopAccepting());
+  }
+
+  /**
+   * The engine is draining: new connections are refused (the listener closes), requests on
+   * kept-alive connections are answered 503 with `connection: close`, idle connections are
+   * closed; requests already running finish (until `close`).
+   */
+  stopAccepting(): void {
+    if (this.closed || !this.server.listening) return;
+    this.closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -54,13 +74,22 @@ export class HttpServer {
 
   async close(): Promise<void> {
     for (const exchange of this.live) exchange.abort();
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.stopAccepting();
     this.server.closeAllConnections();
-    await closed;
+    await this.closed;
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
     const { cors, routes } = this.options;
+    if (this.closed) {
+      const { code, status } = SHUTTING_DOWN;
+      sendEnvelope(res, status, envelope(code, 'This engine node is shutting down: retry, the load balancer sends the request to another node'), {
+        ...cors.headers(req),
+        connection: 'close',
+        'retry-after': '1',
+      });
+      return;
+    }
     if (CorsPolicy.isPreflight(req)) {
       res.writeHead(204, cors.preflightHeaders(req));
       res.end();

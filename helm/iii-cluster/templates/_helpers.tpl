@@ -1,0 +1,82 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "iii-cluster.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-qualified name used for every object. */}}
+{{- define "iii-cluster.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object, without the component. */}}
+{{- define "iii-cluster.commonLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "iii-cluster.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of the engine's objects. */}}
+{{- define "iii-cluster.labels" -}}
+{{ include "iii-cluster.commonLabels" . }}
+app.kubernetes.io/component: engine
+{{- end }}
+
+{{/* Engine pods only (the bundled Redis has its own component label). */}}
+{{- define "iii-cluster.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "iii-cluster.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: engine
+{{- end }}
+
+{{- define "iii-cluster.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "iii-cluster.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "iii-cluster.redisName" -}}
+{{- printf "%s-redis" (include "iii-cluster.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The engine's config.yaml, rendered: it feeds both the ConfigMap and the pods' checksum/config
+annotation, so editing `config` (or a port it names) rolls the Deployment.
+*/}}
+{{- define "iii-cluster.config" -}}
+{{- tpl .Values.config . }}
+{{- end }}
+
+{{/*
+Exactly one Redis source: the nodes are stateless and find each other through Redis, so a
+release without one would be N unrelated engines.
+*/}}
+{{- define "iii-cluster.validateRedis" -}}
+{{- $sources := 0 }}
+{{- if .Values.redis.url }}{{ $sources = add1 $sources }}{{ end }}
+{{- if .Values.redis.existingSecret }}{{ $sources = add1 $sources }}{{ end }}
+{{- if .Values.redis.bundled.enabled }}{{ $sources = add1 $sources }}{{ end }}
+{{- if eq $sources 0 }}
+{{- fail "iii-cluster: no Redis: set redis.url (redis://host:6379), redis.existingSecret (a Secret holding the URL under redis.existingSecretKey), or redis.bundled.enabled=true (demo only)" }}
+{{- end }}
+{{- if gt $sources 1 }}
+{{- fail "iii-cluster: set only one of redis.url, redis.existingSecret and redis.bundled.enabled" }}
+{{- end }}
+{{- end }}
+
+{{/* terminationGracePeriodSeconds: preStop sleep + drain grace + margin, in seconds. */}}
+{{- define "iii-cluster.terminationGracePeriodSeconds" -}}
+{{- add (int .Values.preStopSleepSeconds) (int .Values.drainGraceSeconds) (int .Values.terminationMarginSeconds) }}
+{{- end }}

@@ -1,0 +1,344 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { registerWorker } from 'iii-sdk';
+import yaml from 'js-yaml';
+import { io } from 'socket.io-client';
+import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { startRedis, type TestRedis } from '../support/redis';
+
+/**
+ * docker-compose.yml and its balancer config (deploy/haproxy.cfg), checked without a Docker
+ * engine: the real `docker compose config` (or docker-compose v1) normalizes the file and the
+ * assertions read its output; the real `haproxy -c` checks the balancer config as shipped; and
+ * the same config, with the node names pointed at three real engine processes on loopback, runs
+ * in a real haproxy in front of them with the example worker connected through it.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const HAPROXY_CFG = path.join(ROOT, 'deploy/haproxy.cfg');
+const ENGINE_SERVICES = ['engine-1', 'engine-2', 'engine-3'];
+/** The engine's default drain grace (III_DRAIN_GRACE_MS); compose must wait longer than that. */
+const DRAIN_GRACE_MS = 25_000;
+/** Worker WebSocket, HTTP triggers, stream clients: the ports the balancer publishes. */
+const PUBLIC_PORTS = [49134, 3111, 3112];
+const COMPOSE_HINT =
+  'docker compose is not installed: `apt-get install -y --no-install-recommends docker-compose` (Debian; v1 is enough, ' +
+  'no Docker engine needed for `config`), or install the Docker compose v2 plugin.';
+const HAPROXY_HINT = 'haproxy is not installed: `apt-get install -y --no-install-recommends haproxy` (Debian), or set HAPROXY_BIN.';
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile?: string };
+  command?: string[];
+  environment?: Record<string, string | number | null>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  ports?: Array<string | { published: string | number; target: string | number; host_ip?: string }>;
+  volumes?: Array<string | { source: string; target: string }>;
+  stop_grace_period?: string;
+  stop_signal?: string;
+}
+
+/** `docker compose` when the v2 plugin is there, else docker-compose v1. */
+function composeCommand(): string[] {
+  if (spawnSync('docker', ['compose', 'version']).status === 0) return ['docker', 'compose'];
+  if (spawnSync('docker-compose', ['version']).status === 0) return ['docker-compose'];
+  throw new Error(COMPOSE_HINT);
+}
+
+function haproxyBin(): string {
+  const bin = process.env['HAPROXY_BIN'] ?? 'haproxy';
+  if (spawnSync(bin, ['-v']).error) throw new Error(HAPROXY_HINT);
+  return bin;
+}
+
+function composeConfig(): Record<string, ComposeService> {
+  const [cmd, ...args] = composeCommand();
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_')) delete env[key];
+  const run = spawnSync(cmd!, [...args, '-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`${cmd} ${args.join(' ')} config failed (${run.status}): ${run.stderr}`);
+  return (yaml.load(run.stdout) as { services: Record<string, ComposeService> }).services;
+}
+
+/** "30s", "1m30s", "1.5s" in milliseconds. */
+function durationMs(value: string | undefined): number {
+  let total = 0;
+  for (const [, n, unit] of (value ?? '').matchAll(/([\d.]+)(ms|h|m|s)/g)) total += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms']!;
+  return total;
+}
+
+interface PortMapping {
+  hostIp: string | undefined;
+  published: number;
+  target: number;
+}
+
+/** The ports, whatever form they were normalized to: v1 `127.0.0.1:3111:3111/tcp`, v2 `{host_ip, published, target}`. */
+function ports(service: ComposeService): PortMapping[] {
+  return (service.ports ?? []).map((p) => {
+    if (typeof p !== 'string') return { hostIp: p.host_ip, published: Number(p.published), target: Number(p.target) };
+    const parts = p.replace(/\/\w+$/, '').split(':');
+    const [target, published] = [Number(parts.pop()), Number(parts.pop())];
+    return { hostIp: parts.length > 0 ? parts.join(':') : undefined, published, target };
+  });
+}
+
+/** Published -> target port pairs. */
+function portPairs(service: ComposeService): Array<[number, number]> {
+  return ports(service).map((p) => [p.published, p.target]);
+}
+
+/** Backends of an haproxy config: name -> server lines as [name, host:port]. */
+function haproxyBackends(text: string): Map<string, Array<[string, string]>> {
+  const backends = new Map<string, Array<[string, string]>>();
+  let current: Array<[string, string]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    const section = /^(global|defaults|resolvers|frontend|backend|listen)\b\s*(\S*)/.exec(line);
+    if (section) {
+      current = section[1] === 'backend' ? [] : undefined;
+      if (current) backends.set(section[2]!, current);
+    } else if (current && line.startsWith('server ')) {
+      const [, name, address] = line.split(/\s+/);
+      current.push([name!, address!]);
+    }
+  }
+  return backends;
+}
+
+/** Ports the frontends bind (`bind :49134`). */
+function haproxyBinds(text: string): number[] {
+  return [...text.matchAll(/^\s*bind\s+\S*:(\d+)/gm)].map((m) => Number(m[1]));
+}
+
+describe('docker-compose.yml, as normalized by docker compose config', () => {
+  let services: Record<string, ComposeService>;
+  beforeAll(() => {
+    services = composeConfig();
+  });
+
+  test('has redis, three engine nodes, the balancer and the example worker, nothing else', () => {
+    expect(Object.keys(services).sort()).toEqual(['engine-1', 'engine-2', 'engine-3', 'lb', 'redis', 'worker']);
+  });
+
+  test('every engine node is built from deploy/Dockerfile and runs the cluster config', () => {
+    for (const name of ENGINE_SERVICES) {
+      const engine = services[name]!;
+      expect(engine.build).toMatchObject({ context: ROOT, dockerfile: 'deploy/Dockerfile' });
+      expect(engine.command).toEqual(['--config', 'config/cluster.yaml']);
+    }
+  });
+
+  test('the engine nodes share one Redis URL and have distinct node ids, each advertising its service name', () => {
+    const ids = ENGINE_SERVICES.map((name) => {
+      const env = services[name]!.environment!;
+      expect(env['III_REDIS_URL']).toBe('redis://redis:6379');
+      expect(env['III_ADVERTISE_HOST']).toBe(name);
+      return env['III_NODE_ID'];
+    });
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((id) => typeof id === 'string' && id !== '')).toBe(true);
+  });
+
+  test('engine nodes wait for a healthy Redis, probe /healthz, and get longer than the drain grace to stop', () => {
+    for (const name of ENGINE_SERVICES) {
+      const engine = services[name]!;
+      expect(engine.depends_on?.['redis']?.condition).toBe('service_healthy');
+      expect(engine.healthcheck?.test.join(' ')).toContain('http://127.0.0.1:9464/healthz');
+      expect(engine.stop_signal).toBe('SIGTERM');
+      expect(durationMs(engine.stop_grace_period)).toBeGreaterThan(DRAIN_GRACE_MS);
+      expect(Number(engine.environment!['III_DRAIN_GRACE_MS'])).toBe(DRAIN_GRACE_MS);
+    }
+  });
+
+  test('redis is the official image with a redis-cli ping healthcheck', () => {
+    expect(services['redis']!.image).toMatch(/^redis:7/);
+    expect(services['redis']!.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+  });
+
+  test('only the balancer publishes ports: workers, HTTP triggers, streams (and its stats)', () => {
+    for (const [name, service] of Object.entries(services)) if (name !== 'lb') expect([name, service.ports ?? []]).toEqual([name, []]);
+    const lb = services['lb']!;
+    for (const port of PUBLIC_PORTS) expect(portPairs(lb)).toContainEqual([port, port]);
+    // Loopback only: the engine has no authentication of its own yet.
+    expect(ports(lb).map((p) => p.hostIp)).toEqual(ports(lb).map(() => '127.0.0.1'));
+    expect(lb.healthcheck?.test.join(' ')).toContain('/healthz');
+    for (const name of ENGINE_SERVICES) expect(lb.depends_on?.[name]).toBeDefined();
+  });
+
+  test('the balancer runs deploy/haproxy.cfg, and its frontends and backends match the services', () => {
+    const lb = services['lb']!;
+    const mounts = (lb.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
+    expect(mounts.some((m) => m.startsWith(`${HAPROXY_CFG}:/usr/local/etc/haproxy/haproxy.cfg`))).toBe(true);
+    const text = fs.readFileSync(HAPROXY_CFG, 'utf8');
+    expect(haproxyBinds(text).sort()).toEqual(portPairs(lb).map(([, target]) => target).sort());
+    const backends = haproxyBackends(text);
+    for (const port of PUBLIC_PORTS) {
+      const backend = [...backends.values()].find((servers) => servers.some(([, address]) => address.endsWith(`:${port}`)));
+      expect(backend).toEqual(ENGINE_SERVICES.map((name) => [name, `${name}:${port}`]));
+    }
+  });
+
+  test('the example worker connects through the balancer', () => {
+    const worker = services['worker']!;
+    expect(worker.environment?.['III_URL']).toBe('ws://lb:49134');
+    expect(worker.depends_on?.['lb']).toBeDefined();
+    expect(worker.build?.context).toBe(path.join(ROOT, 'examples/compose-worker'));
+  });
+});
+
+describe('deploy/haproxy.cfg', () => {
+  test('haproxy -c accepts it as shipped; the only warnings are the node names that resolve only inside compose', () => {
+    const run = spawnSync(haproxyBin(), ['-c', '-f', HAPROXY_CFG], { encoding: 'utf8' });
+    expect([run.status, run.stdout + run.stderr]).toEqual([0, expect.stringContaining('Configuration file is valid')]);
+    const warnings = (run.stdout + run.stderr).split('\n').filter((l) => l.includes('[WARNING]'));
+    expect(warnings.filter((l) => !/could not resolve address 'engine-[123]'/.test(l))).toEqual([]);
+  });
+});
+
+describe('the balancer config in front of three real engine nodes', () => {
+  let redis: TestRedis;
+  let nodes: NodeProcess[] = [];
+  let lb: ChildProcess | undefined;
+  let worker: ChildProcess | undefined;
+  let lbOutput = '';
+  const lbPorts = { ws: 0, http: 0, stream: 0, stats: 0 };
+
+  beforeAll(async () => {
+    const bin = haproxyBin();
+    redis = await startRedis();
+    const keyPrefix = `compose-${process.pid}:`;
+    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix })));
+    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+
+    // The shipped file with only addresses changed: node names -> 127.0.0.1 and each node's
+    // own ports (health checks on its metrics port), frontends on free loopback ports.
+    const binds: Record<string, number> = { '49134': lbPorts.ws, '3111': lbPorts.http, '3112': lbPorts.stream, '8404': lbPorts.stats };
+    const text = fs
+      .readFileSync(HAPROXY_CFG, 'utf8')
+      .replace(/^(\s*bind\s+):(\d+)/gm, (_, head: string, port: string) => `${head}127.0.0.1:${binds[port]}`)
+      .replace(/^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm, (_, head: string, name: string, index: string, port: string) => {
+        const node = nodes[Number(index) - 1]!;
+        const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
+        return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
+      });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iii-haproxy-')), 'haproxy.cfg');
+    fs.writeFileSync(file, text);
+    lb = spawn(bin, ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    lb.stdout!.on('data', (c: Buffer) => (lbOutput += c.toString()));
+    lb.stderr!.on('data', (c: Buffer) => (lbOutput += c.toString()));
+    await waitFor(async () => {
+      if (lb!.exitCode !== null) throw new Error(`haproxy exited with ${lb!.exitCode}:\n${lbOutput}`);
+      return (await fetch(`http://127.0.0.1:${lbPorts.stats}/healthz`)).status === 200;
+    }, 10_000, () => lbOutput);
+
+    worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
+      cwd: ROOT,
+      env: { ...process.env, III_URL: `ws://127.0.0.1:${lbPorts.ws}` },
+      stdio: 'ignore',
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker!.once('exit', r));
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    if (lb && lb.exitCode === null) {
+      const exited = new Promise((r) => lb!.once('exit', r));
+      lb.kill('SIGTERM');
+      await exited;
+    }
+    await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
+    await redis?.stop();
+  });
+
+  test('the example worker answers through the balancer, and again after its node is stopped', async () => {
+    const hello = async (): Promise<{ status: number; body: { message?: string; greeted?: number } }> => {
+      const res = await fetch(`http://127.0.0.1:${lbPorts.http}/hello/Ada`);
+      return { status: res.status, body: (await res.json()) as { message?: string; greeted?: number } };
+    };
+    await waitFor(async () => (await hello()).status === 200, 15_000, () => lbOutput);
+    const first = await hello();
+    expect(first.body.message).toBe('Hello, Ada!');
+
+    // The node holding the worker drains: the worker reconnects through the balancer to
+    // another node, the balancer stops sending HTTP to the stopped one, and the count (Redis) goes on.
+    const counts = await Promise.all(nodes.map((node) => connectedWorkers(node.metricsPort)));
+    const holder = counts.indexOf(1);
+    expect(counts.filter((c) => c === 1)).toHaveLength(1);
+    await nodes[holder]!.kill('SIGTERM');
+    // The balancer's /readyz probe takes the stopped node out of every backend.
+    await waitFor(async () => (await serverStatuses(lbPorts.stats, ENGINE_SERVICES[holder]!)).every((s) => s.startsWith('DOWN')), 5_000, () => lbOutput);
+    expect(await serverStatuses(lbPorts.stats, ENGINE_SERVICES[(holder + 1) % 3]!)).toEqual(['UP', 'UP', 'UP']);
+    const survivors = nodes.filter((_, i) => i !== holder);
+    await waitFor(async () => (await Promise.all(survivors.map((n) => connectedWorkers(n.metricsPort)))).includes(1), 15_000, () => lbOutput);
+    await waitFor(async () => (await hello()).status === 200, 10_000, () => lbOutput);
+    const before = (await hello()).body.greeted!;
+    for (let i = 0; i < 10; i++) expect(await hello()).toEqual({ status: 200, body: expect.objectContaining({ greeted: before + i + 1 }) });
+    expect(before).toBeGreaterThan(first.body.greeted!);
+  }, 60_000);
+
+  test('a Socket.IO client on long-polling keeps its node through the stream port and gets a change made through the balancer', async () => {
+    // Each polling request is a separate HTTP request: without `balance source` most would
+    // reach a node that does not know the session ("Session ID unknown").
+    const socket = io(`http://127.0.0.1:${lbPorts.stream}`, { transports: ['polling'], reconnection: false, forceNew: true });
+    const writer = registerWorker(`ws://127.0.0.1:${lbPorts.ws}`, { workerName: 'compose-writer', enableMetricsReporting: false, otel: { enabled: false } });
+    try {
+      const events: unknown[] = [];
+      socket.on('stream', (event: unknown) => events.push(event));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('connect_error', reject);
+      });
+      expect(await socket.emitWithAck('join', { subscriptionId: 'sub', streamName: 'lobby', groupId: 'compose' })).toEqual({ ok: true });
+      for (let i = 0; i < 5; i++) {
+        await writer.trigger({ function_id: 'stream::set', payload: { stream_name: 'lobby', group_id: 'compose', item_id: `m${i}`, data: { i } } });
+      }
+      await waitFor(async () => events.filter((e) => JSON.stringify(e).includes('"item_id":"m') || JSON.stringify(e).includes('"id":"m')).length >= 5, 10_000, () => JSON.stringify(events));
+      expect(socket.io.engine.transport.name).toBe('polling');
+      expect(socket.connected).toBe(true);
+    } finally {
+      socket.disconnect();
+      await writer.shutdown();
+    }
+  }, 30_000);
+});
+
+/** The status column (UP, DOWN, ...) of one server in each backend, from the stats CSV. */
+async function serverStatuses(statsPort: number, server: string): Promise<string[]> {
+  const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
+  const [header, ...rows] = csv.replace(/^# /, '').trim().split('\n').map((line) => line.split(','));
+  const column = header!.indexOf('status');
+  return rows.filter((row) => row[1] === server).map((row) => row[column]!);
+}
+
+/** iii_connected_workers of one node. */
+async function connectedWorkers(metricsPort: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('iii_connected_workers'));
+    return line === undefined ? 0 : Number(line.split(/\s+/).pop());
+  } catch {
+    return -1;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let done = false;
+    try {
+      done = await check();
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('haproxy exited')) throw err;
+    }
+    if (done) return;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; haproxy said:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
