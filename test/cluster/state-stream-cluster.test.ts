@@ -6,16 +6,13 @@ import type { StreamModule } from '../../src/modules/stream';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
+import { call, type Any } from '../support/calls';
 
 /**
  * `iii-state` and `iii-stream` on a cluster of in-process nodes sharing one Redis (their default
  * adapter in cluster mode): data written anywhere is read everywhere, triggers fire once per
  * change wherever their worker is, stream clients on every node see every change once.
  */
-
-// Results of built-ins and stream frames are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 /** How long a duplicate delivery would take at most to show up, in ms. */
 const DUPLICATE_WINDOW_MS = 300;
@@ -41,10 +38,6 @@ async function cluster(count: number, url = redis.url): Promise<TestEngine[]> {
   const nodes = await Promise.all(Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: url, keyPrefix } })));
   engines.push(...nodes);
   return nodes;
-}
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
 }
 
 /** Registers `functionId` on `worker` recording its payloads, bound to a trigger seen live on `seenOn`. */

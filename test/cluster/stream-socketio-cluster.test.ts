@@ -1,21 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import type { IIIClient } from 'iii-sdk';
 import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
 import { sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
+import { call, type Any } from '../support/calls';
 
 /**
  * Socket.IO stream subscribers on a cluster of in-process nodes sharing one Redis: every
  * subscriber gets every change exactly once, whichever node it is connected to and whichever
  * node made the change; the nodes' Socket.IO servers are linked by @socket.io/redis-adapter.
  */
-
-// Stream events are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 /** How long a duplicate delivery would take at most to show up, in ms. */
 const DUPLICATE_WINDOW_MS = 300;
@@ -45,10 +41,6 @@ async function cluster(count: number, url = redis.url): Promise<{ nodes: TestEng
 
 function port(node: TestEngine): number {
   return node.engine.module<StreamModule>('iii-stream')!.port;
-}
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
 }
 
 /** A Socket.IO client of `node` joined to a group (or one item), recording the `stream` events after its sync. */

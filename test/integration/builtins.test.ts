@@ -1,29 +1,12 @@
 import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import { functionRegistered, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { call, failure, type Any } from '../support/calls';
 
 /**
  * The engine's built-in functions and trigger types (protocol reference §4), exercised the way
  * workers use them: real iii-sdk workers calling `engine::*` through `trigger()`.
  */
-
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
-}
-
-/** The rejection of a call (fails the test if the call succeeds). */
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  const outcome = await worker.trigger({ function_id: functionId, payload }).then(
-    (value: unknown) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`${functionId} succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
-}
 
 /** Waits until a connected worker has reported `name` via engine::workers::register; returns its id. */
 function workerId(t: TestEngine, name: string): Promise<string> {

@@ -2,6 +2,7 @@ import type { IIIClient } from 'iii-sdk';
 import { CronModule } from '../../src/modules/cron';
 import { MemoryCronLock } from '../../src/modules/cron/adapters/memory-lock';
 import { functionRegistered, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { failure } from '../support/calls';
 
 /**
  * The `cron` trigger type (iii-modules.md §7), driven by real iii-sdk workers: every-second
@@ -35,16 +36,6 @@ function cronFunction(worker: IIIClient, functionId: string, handler: (payload: 
 
 function bindingOf(t: TestEngine, functionId: string) {
   return [...t.engine.registry.triggers()].find((b) => b.function_id === functionId);
-}
-
-/** The error of a call that must fail. */
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<{ code: string; message: string }> {
-  try {
-    const value = await worker.trigger({ function_id: functionId, payload });
-    throw new Error(`${functionId} succeeded with ${JSON.stringify(value)}`);
-  } catch (err) {
-    return err as { code: string; message: string };
-  }
 }
 
 describe('cron trigger type', () => {

@@ -1,19 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import type { ObservabilityModule } from '../../src/modules/observability';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { OtlpCollector } from '../support/otlp-collector';
 import { RawClient } from '../support/raw-client';
+import { call, failure, type Any } from '../support/calls';
 
 /**
  * iii-observability (iii-modules.md §11): a span per call (OTLP gRPC and the memory ring),
  * traceparent/baggage propagation, logs, log/trace triggers, SDK telemetry frames, bounded rings.
  */
-
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
@@ -23,19 +19,6 @@ const CALLER_TRACEPARENT = `00-${TRACE_ID}-${CALLER_SPAN}-01`;
 function startWith(config: Record<string, unknown>): Promise<TestEngine> {
   const base = testConfig();
   return startEngine({ modules: { ...base.modules, observability: { enabled: true, config } } });
-}
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
-}
-
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  const outcome = await worker.trigger({ function_id: functionId, payload }).then(
-    (value: unknown) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`${functionId} succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
 }
 
 /** A raw-protocol caller: sends one invokefunction (with traceparent/baggage) and awaits its result. */

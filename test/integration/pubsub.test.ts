@@ -1,6 +1,7 @@
 import type { IIIClient } from 'iii-sdk';
 import { PubSubModule } from '../../src/modules/pubsub';
 import { functionRegistered, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { failure } from '../support/calls';
 
 /** `publish` and the `subscribe` trigger type (iii-modules.md §10), with real iii-sdk workers. */
 
@@ -28,15 +29,6 @@ function liveBindings(t: TestEngine, functionId: string): number {
 
 function publish(worker: IIIClient, payload: unknown): Promise<unknown> {
   return worker.trigger({ function_id: 'publish', payload });
-}
-
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<{ code: string; message: string }> {
-  try {
-    const value = await worker.trigger({ function_id: functionId, payload });
-    throw new Error(`${functionId} succeeded with ${JSON.stringify(value)}`);
-  } catch (err) {
-    return err as { code: string; message: string };
-  }
 }
 
 describe('pubsub', () => {

@@ -1,32 +1,16 @@
 import type { IIIClient } from 'iii-sdk';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, rejection as failure, type Any } from '../support/calls';
 
 /**
  * iii-queue durable topics (iii-modules.md §6.3): `durable:subscriber` bindings registered by
  * real iii-sdk workers, messages published with `iii::durable::publish`.
  */
 
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
-
 const TYPE = 'durable:subscriber';
-
-function call(w: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return w.trigger({ function_id: functionId, payload });
-}
 
 function publish(w: IIIClient, topic: string, data: unknown): Promise<Any> {
   return call(w, 'iii::durable::publish', { topic, data });
-}
-
-async function failure(call: Promise<unknown>): Promise<Any> {
-  const outcome = await call.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
 }
 
 /** Registers a subscriber binding and waits until the queue module holds it. */

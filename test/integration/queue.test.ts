@@ -4,15 +4,12 @@ import { QueueModule } from '../../src/modules/queue';
 import { MAX_DLQ_PAGE } from '../../src/modules/queue/dlq-functions';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, rejection as failure, type Any } from '../support/calls';
 
 /**
  * iii-queue named queues (iii-modules.md §6.2, §6.4): real iii-sdk workers enqueue with
  * `TriggerAction.Enqueue` and serve the functions the queue delivers to.
  */
-
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 function queueEngine(config: Record<string, unknown>): Promise<TestEngine> {
   const modules = testConfig().modules;
@@ -21,20 +18,6 @@ function queueEngine(config: Record<string, unknown>): Promise<TestEngine> {
 
 function enqueue(w: IIIClient, queue: string, functionId: string, payload: unknown): Promise<Any> {
   return w.trigger({ function_id: functionId, payload, action: TriggerAction.Enqueue({ queue }) });
-}
-
-function call(w: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return w.trigger({ function_id: functionId, payload });
-}
-
-/** The rejection of a call (fails the test if the call succeeds). */
-async function failure(call: Promise<unknown>): Promise<Any> {
-  const outcome = await call.then(
-    (value) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
 }
 
 /** A promise opened from outside. */

@@ -5,29 +5,12 @@ import type { IIIClient } from 'iii-sdk';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, failure, type Any } from '../support/calls';
 
 /**
  * `iii-state` (iii-modules.md §8) driven the way workers use it: a real iii-sdk worker calling
  * `state::*` through `trigger()`, and worker functions bound with `state` triggers.
  */
-
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
-}
-
-/** The rejection of a call (fails the test if the call succeeds). */
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  const outcome = await worker.trigger({ function_id: functionId, payload }).then(
-    (value: unknown) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`${functionId} succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
-}
 
 /** A config whose `iii-state` block is `config` (defaults filled in by the module factory). */
 function withState(config: Record<string, unknown>) {

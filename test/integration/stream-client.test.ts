@@ -3,15 +3,12 @@ import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
 import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, type Any } from '../support/calls';
 
 /**
  * The stream client WebSocket port (iii-modules.md §9.4): real `ws` clients against the port,
  * real iii-sdk workers for writes, join/leave handlers and the auth function.
  */
-
-// Frames and handler payloads are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 /** A stream client that records every frame it receives. */
 class Client {
@@ -81,10 +78,6 @@ function refusedUpgrade(port: number, path = '/', headers: Record<string, string
     });
     ws.once('error', () => undefined);
   });
-}
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
 }
 
 /** Registers a handler recording its payloads (answering with `answer`) behind a trigger of `type`. */

@@ -4,15 +4,12 @@ import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
 import { MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, type Any } from '../support/calls';
 
 /**
  * Stream subscribers over Socket.IO on the stream port (path /socket.io/): real socket.io-client
  * clients, real iii-sdk workers for writes, join/leave handlers and the auth function.
  */
-
-// Events, acks and handler payloads are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 
 /** How long a message that should not come would take at most to show up, in ms. */
 const QUIET_MS = 200;
@@ -71,10 +68,6 @@ class SioClient {
   close(): void {
     this.socket.disconnect();
   }
-}
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
 }
 
 /** Registers a handler recording its payloads (answering with `answer`) behind a trigger of `type`. */

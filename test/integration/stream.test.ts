@@ -3,29 +3,12 @@ import { createStream } from 'iii-sdk/helpers';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call, failure, type Any } from '../support/calls';
 
 /**
  * `iii-stream` functions and the `stream` trigger type (iii-modules.md §9.2, §9.3, §9.5), driven
  * by real iii-sdk workers. The client WebSocket port is in stream-client.test.ts.
  */
-
-// Results of built-ins are plain JSON; the tests read them loosely.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
-
-function call(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  return worker.trigger({ function_id: functionId, payload });
-}
-
-/** The rejection of a call (fails the test if the call succeeds). */
-async function failure(worker: IIIClient, functionId: string, payload: unknown): Promise<Any> {
-  const outcome = await worker.trigger({ function_id: functionId, payload }).then(
-    (value: unknown) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
-  );
-  if (outcome.ok) throw new Error(`${functionId} succeeded with ${JSON.stringify(outcome.value)}, expected an error`);
-  return outcome.err;
-}
 
 /** Registers `functionId` as a handler that records its payloads, bound by a trigger of `type`. */
 async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, type: string, config: unknown): Promise<Any[]> {
