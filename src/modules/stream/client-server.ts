@@ -10,7 +10,7 @@ import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
 import { streamEvent, type StreamEvent } from './events';
 import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
-import type { MembershipEvent, MembershipTriggers } from './membership-triggers';
+import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
 import { initialSync, type StreamService } from './stream-service';
@@ -195,16 +195,6 @@ export class ClientServer {
       for (const subscription of gone) await this.deps.leaves.notify(membershipEvent(subscription));
     })();
   }
-}
-
-function membershipEvent(subscription: Subscription<StreamClient>): MembershipEvent {
-  return {
-    subscription_id: subscription.subscriptionId,
-    stream_name: subscription.streamName,
-    group_id: subscription.groupId,
-    id: subscription.id,
-    context: subscription.client.context,
-  };
 }
 
 function splitUrl(url: string): [string, string?] {

@@ -3,6 +3,7 @@ import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
 import type { ModuleHost } from '../module';
+import type { Subscription } from './subscriptions';
 import { readMembershipTriggerConfig, type MembershipTriggerFilter } from './trigger-config';
 
 /** The payload of `stream:join` and `stream:leave` handlers. */
@@ -13,6 +14,17 @@ export type MembershipEvent = {
   id: string | null;
   context: Json;
 };
+
+/** The membership payload of one subscription of a client (raw WebSocket or Socket.IO). */
+export function membershipEvent(subscription: Subscription<{ readonly context: Json }>): MembershipEvent {
+  return {
+    subscription_id: subscription.subscriptionId,
+    stream_name: subscription.streamName,
+    group_id: subscription.groupId,
+    id: subscription.id,
+    context: subscription.client.context,
+  };
+}
 
 /**
  * One of the trigger types `stream:join` / `stream:leave`. Unlike the original, a binding's

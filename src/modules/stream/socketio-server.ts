@@ -6,13 +6,12 @@ import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { streamEvent, type StreamEvent } from './events';
 import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
-import type { MembershipEvent, MembershipTriggers } from './membership-triggers';
+import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SocketIoClient, type StreamClientEvents, type StreamServerEvents, type StreamSocket, type StreamSocketData } from './socketio-client';
 import { readJoin, readLeave, splitAck, type SocketIoAck } from './socketio-payload';
 import type { SocketIoRedisLink } from './socketio-redis-adapter';
 import { eventRooms } from './socketio-rooms';
 import { initialSync, type StreamService } from './stream-service';
-import type { Subscription } from './subscriptions';
 
 /** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
 export const SOCKET_IO_PATH = '/socket.io/';
@@ -191,14 +190,4 @@ function failure(code: string, message: string): SocketIoAck {
 
 function refusal(code: string, message: string): ExtendedError {
   return Object.assign(new Error(message), { data: { code, message } });
-}
-
-function membershipEvent(subscription: Subscription<SocketIoClient>): MembershipEvent {
-  return {
-    subscription_id: subscription.subscriptionId,
-    stream_name: subscription.streamName,
-    group_id: subscription.groupId,
-    id: subscription.id,
-    context: subscription.client.context,
-  };
 }
