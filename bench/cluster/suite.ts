@@ -4,11 +4,11 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../../test/support/redis';
 import { BenchChild } from '../lib/child';
-import { envList, envNumber } from '../lib/env';
 import { fmtInt, fmtMs, fmtRatio, table } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
 import { profileTargets, serverExecArgv } from '../lib/profile';
+import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { CallerReady, RunRequest, RunResult, ServerReady, WorkerReady } from '../invoke/protocol';
 
@@ -46,12 +46,7 @@ interface Settings {
 }
 
 function settings(): Settings {
-  return {
-    warmupMs: envNumber('BENCH_WARMUP_SECONDS', 1, 0) * 1000,
-    measureMs: envNumber('BENCH_SECONDS', 4, 0.1) * 1000,
-    rounds: Math.floor(envNumber('BENCH_ROUNDS', 3, 1)),
-    inflight: envList('BENCH_INFLIGHT', ['1', '64']).map(Number),
-  };
+  return { ...windowSettings(1), inflight: inflightSettings() };
 }
 
 interface Measured extends RunResult {

@@ -3,10 +3,11 @@ import autocannon from 'autocannon';
 import type { ServerCpu } from '../invoke/protocol';
 import { BenchChild } from '../lib/child';
 import { envNumber } from '../lib/env';
-import { fmtInt, fmtMs, fmtRatio, fmtUs, table } from '../lib/markdown';
+import { fmtInt, fmtMs, fmtRatio, fmtUs, table, joinSection, perRunDetails } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
 import { profileTargets, serverExecArgv } from '../lib/profile';
+import { windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import { measureLatency } from './latency-client';
 import { requestPath, type BindRoutes, type RouteCount, type RoutesSent, type ServerKind, type ServerReady, type WorkerReady } from './protocol';
@@ -27,9 +28,7 @@ interface Settings {
 
 function settings(): Settings {
   return {
-    warmupMs: envNumber('BENCH_WARMUP_SECONDS', 1, 0) * 1000,
-    measureMs: envNumber('BENCH_SECONDS', 4, 0.1) * 1000,
-    rounds: Math.floor(envNumber('BENCH_ROUNDS', 3, 2)),
+    ...windowSettings(2),
     connections: Math.floor(envNumber('BENCH_HTTP_CONNECTIONS', 64, 1)),
     largeTable: Math.floor(envNumber('BENCH_HTTP_ROUTES', 10_000, SMALL_TABLE + 1)),
   };
@@ -174,7 +173,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     { name: `p50 with ${st.largeTable} routes ≤ ${ROUTE_P50_TARGET}× ${SMALL_TABLE} routes`, pass: routeRatio <= ROUTE_P50_TARGET },
   ];
 
-  const markdown = [
+  const markdown = joinSection([
     '### HTTP trigger: engine vs. node:http relay, and route table size',
     '',
     `autocannon (${st.connections} connections) → server → iii-sdk worker \`${'bench::http'}\` (returns \`{status_code: 200, body: {id}}\`) → server → autocannon. ` +
@@ -204,16 +203,8 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       [`p50 ms, ${SMALL_TABLE} routes`, `p50 ms, ${st.largeTable} routes`, 'ratio'],
       [[fmtMs(smallP50), fmtMs(largeP50), `${fmtRatio(routeRatio)} ${mark(checks[1].pass)}`]],
     ),
-    '',
-    failures ? `**${failures} requests failed during measuring windows** (see per-run table).\n` : '',
-    '<details><summary>Per-run figures</summary>',
-    '',
-    table(['round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'failures'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r']),
-    '',
-    '</details>',
-  ]
-    .filter((line, i, all) => !(line === '' && all[i - 1] === ''))
-    .join('\n');
+    ...perRunDetails(failures, 'requests', table(['round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'failures'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r'])),
+  ]);
   return { markdown, checks };
 }
 

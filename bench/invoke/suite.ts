@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { BenchChild } from '../lib/child';
-import { envList, envNumber } from '../lib/env';
-import { fmtInt, fmtMs, fmtRatio, fmtUs, table } from '../lib/markdown';
+import { fmtInt, fmtMs, fmtRatio, fmtUs, table, joinSection, perRunDetails } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
 import { profileTargets, serverExecArgv } from '../lib/profile';
+import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerKind, ServerReady, WorkerReady } from './protocol';
 
@@ -22,17 +22,7 @@ interface Settings {
 }
 
 function settings(): Settings {
-  return {
-    warmupMs: envNumber('BENCH_WARMUP_SECONDS', 1, 0) * 1000,
-    measureMs: envNumber('BENCH_SECONDS', 4, 0.1) * 1000,
-    rounds: Math.floor(envNumber('BENCH_ROUNDS', 3, 2)),
-    inflight: envList('BENCH_INFLIGHT', ['1', '64']).map((k) => {
-      const n = Number(k);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_INFLIGHT: ${k} is not a positive integer`);
-      return n;
-    }),
-    profile: profileTargets(),
-  };
+  return { ...windowSettings(2), inflight: inflightSettings(), profile: profileTargets() };
 }
 
 const SERVER_ORDER: ServerKind[] = ['relay', 'engine'];
@@ -157,7 +147,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   });
   const totalErrors = summaries.reduce((sum, x) => sum + x.errors, 0);
 
-  const markdown = [
+  const markdown = joinSection([
     '### Invocation round trips: engine vs. WebSocket relay',
     '',
     `iii-sdk caller → server → iii-sdk \`bench::echo\` worker → server → caller; payload \`{n, pad: 32-byte string}\`. ` +
@@ -173,16 +163,8 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       ['K (in flight)', 'engine calls/s', 'relay calls/s', 'throughput ratio', 'engine p50 ms', 'relay p50 ms', 'p50 ratio', 'engine p99 ms', 'relay p99 ms', 'engine CPU µs/call', 'relay CPU µs/call'],
       rows,
     ),
-    '',
-    totalErrors ? `**${totalErrors} calls failed during measuring windows** (see per-run table).\n` : '',
-    '<details><summary>Per-run figures</summary>',
-    '',
-    table(['round', 'server', 'K', 'calls/s', 'p50 ms', 'p99 ms', 'server CPU µs/call', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r']),
-    '',
-    '</details>',
-  ]
-    .filter((line, i, all) => !(line === '' && all[i - 1] === ''))
-    .join('\n');
+    ...perRunDetails(totalErrors, 'calls', table(['round', 'server', 'K', 'calls/s', 'p50 ms', 'p99 ms', 'server CPU µs/call', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'])),
+  ]);
   return { markdown, checks };
 }
 

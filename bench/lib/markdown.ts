@@ -19,3 +19,21 @@ export function fmtRatio(value: number): string {
 export function fmtUs(value: number | undefined): string {
   return value !== undefined && Number.isFinite(value) ? value.toFixed(1) : 'n/a';
 }
+
+/** The per-run table folded away, after a line counting what failed (when anything did). */
+export function perRunDetails(failed: number, noun: string, perRunTable: string): string[] {
+  return [
+    '',
+    failed ? `**${failed} ${noun} failed during measuring windows** (see per-run table).\n` : '',
+    '<details><summary>Per-run figures</summary>',
+    '',
+    perRunTable,
+    '',
+    '</details>',
+  ];
+}
+
+/** A suite's markdown from its lines, never two blank lines in a row. */
+export function joinSection(lines: string[]): string {
+  return lines.filter((line, i, all) => !(line === '' && all[i - 1] === '')).join('\n');
+}

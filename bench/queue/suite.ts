@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { BenchChild } from '../lib/child';
-import { envList, envNumber } from '../lib/env';
-import { fmtInt, fmtMs, fmtRatio, fmtUs, table } from '../lib/markdown';
+import { fmtInt, fmtMs, fmtRatio, fmtUs, table, joinSection, perRunDetails } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { median } from '../lib/stats';
+import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { DriverReady, Mode, RunRequest, RunResult, ServerCpu, ServerReady } from './protocol';
 
@@ -18,16 +18,7 @@ interface Settings {
 }
 
 function settings(): Settings {
-  return {
-    warmupMs: envNumber('BENCH_WARMUP_SECONDS', 1, 0) * 1000,
-    measureMs: envNumber('BENCH_SECONDS', 4, 0.1) * 1000,
-    rounds: Math.floor(envNumber('BENCH_ROUNDS', 3, 2)),
-    inflight: envList('BENCH_INFLIGHT', ['1', '64']).map((k) => {
-      const n = Number(k);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_INFLIGHT: ${k} is not a positive integer`);
-      return n;
-    }),
-  };
+  return { ...windowSettings(2), inflight: inflightSettings() };
 }
 
 /**
@@ -116,7 +107,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     ];
   });
 
-  const markdown = [
+  const markdown = joinSection([
     '### Queue throughput: enqueue → worker vs. synchronous calls',
     '',
     `One iii-sdk worker serves \`bench::job\` and produces the load. **queue**: K loops enqueue \`bench::job\` on a named ` +
@@ -129,16 +120,8 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       ['K', 'queue jobs/s', 'sync calls/s', 'ratio', 'queue p50 ms', 'sync p50 ms', 'queue p99 ms', 'sync p99 ms', 'queue CPU µs/job', 'sync CPU µs/job'],
       rows,
     ),
-    '',
-    errors ? `**${errors} calls failed during measuring windows** (see per-run table).\n` : '',
-    '<details><summary>Per-run figures</summary>',
-    '',
-    table(['round', 'mode', 'K', 'jobs/s', 'p50 ms', 'p99 ms', 'server CPU µs/job', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r']),
-    '',
-    '</details>',
-  ]
-    .filter((line, i, lines) => !(line === '' && lines[i - 1] === ''))
-    .join('\n');
+    ...perRunDetails(errors, 'calls', table(['round', 'mode', 'K', 'jobs/s', 'p50 ms', 'p99 ms', 'server CPU µs/job', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'])),
+  ]);
   return { markdown, checks };
 }
 
