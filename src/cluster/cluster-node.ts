@@ -128,7 +128,7 @@ export class ClusterNode {
     const request = { functionId: message.functionId, data: message.data, timeoutMs: message.timeoutMs, ...optional(message) };
     const reply = (answer: BusMessage) =>
       this.bus.send(from, answer).catch((err: unknown) => this.logger.warn({ err, peer: from, invocation: message.id }, 'could not return a result to its node'));
-    this.router.invokeLocal(message.workerId, request).then(
+    this.router.invokeLocal(message.workerId, request, from).then(
       (outcome) => (message.void ? undefined : reply({ type: 'result', id: message.id, ...(outcome.result === undefined ? {} : { result: outcome.result }) })),
       (err: unknown) => (message.void ? undefined : reply({ type: 'result', id: message.id, error: EngineError.from(err).toBody() })),
     );

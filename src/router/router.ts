@@ -180,12 +180,15 @@ export class Router {
   }
 
   /**
-   * Runs a call another node routed here to one of this node's workers. The worker was chosen
-   * by the caller's node; if it has left meanwhile, another local member of the pool serves.
+   * Runs a call node `fromNodeId` routed here to one of this node's workers. The worker was
+   * chosen by the caller's node; if it has left meanwhile, another local member of the pool
+   * serves, else a member on a third node (the worker may have moved there while the caller's
+   * mirror still pointed here, e.g. during a drain). Never back to the sender: no ping-pong.
    */
-  invokeLocal(workerId: string, request: CallRequest): Promise<CallOutcome> {
-    const pool = this.deps.registry.pool(request.functionId).filter((e) => e.nodeId === this.deps.nodeId);
-    const entry = pool.find((e) => e.workerId === workerId) ?? pool[0];
+  invokeLocal(workerId: string, request: CallRequest, fromNodeId: string): Promise<CallOutcome> {
+    const pool = this.deps.registry.pool(request.functionId);
+    const local = pool.filter((e) => e.nodeId === this.deps.nodeId);
+    const entry = local.find((e) => e.workerId === workerId) ?? local[0] ?? pool.find((e) => e.nodeId !== fromNodeId);
     if (!entry) return Promise.reject(errors.functionNotFound(request.functionId));
     return this.invoke({ ...request, pinned: entry });
   }
