@@ -276,6 +276,9 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     maxMessageBytes: first['max_message_bytes'] as number,
     maxPendingCallsPerWorker: first['max_pending_calls_per_worker'] as number,
     maxSendQueueBytes: first['max_send_queue_bytes'] as number,
+    maxPayloadBytes: first['max_payload_bytes'] as number,
+    maxPendingCallsPerNode: first['max_pending_calls_per_node'] as number,
+    maxConnectionsPerAddress: first['max_connections_per_address'] as number,
   };
   for (const other of managers.slice(1)) {
     for (const key of LIMIT_KEYS) {

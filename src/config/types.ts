@@ -32,6 +32,16 @@ export interface LimitsConfig {
   maxPendingCallsPerWorker: number;
   /** Bytes queued for one socket that has stopped reading before it is closed (1008). */
   maxSendQueueBytes: number;
+  /**
+   * Largest `invokefunction` or `invocationresult` frame a worker may send, in bytes (the whole
+   * frame, envelope included). A larger call is answered `payload_too_large`, a larger result
+   * fails its call with it; the socket stays open. Below `maxMessageBytes` to matter.
+   */
+  maxPayloadBytes: number;
+  /** Calls this node may have pending (sent to a worker or another node) at once; more are refused with `limit_exceeded`. */
+  maxPendingCallsPerNode: number;
+  /** Worker and /otel sockets one client address may hold, over every worker listener (0 = unlimited); more get HTTP 429. */
+  maxConnectionsPerAddress: number;
 }
 
 export interface HttpFunctionsSecurity {

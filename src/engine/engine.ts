@@ -21,6 +21,7 @@ import type { InvokeFunction, Json, RegisterFunction } from '../protocol/message
 import { Registry } from '../registry/registry';
 import type { FunctionEntry, TriggerEntry } from '../registry/types';
 import { Router, type CallOutcome, type CallRequest, type LocalHandler, type WorkerTarget } from '../router/router';
+import { AddressLimit } from '../transport/address-limit';
 import { CloseCode, WorkerConnection } from '../transport/connection';
 import { rawDataToBuffer } from '../transport/raw-data';
 import { WorkerServer } from '../transport/worker-server';
@@ -110,6 +111,8 @@ export class Engine implements ModuleHost {
       registry: this.registry,
       nodeId: this.nodeId,
       defaultTimeoutMs: config.invocationTimeoutMs,
+      maxPendingCalls: config.limits.maxPendingCallsPerNode,
+      onPendingLimit: () => this.metrics.limitRefusals.inc({ limit: 'max_pending_calls_per_node' }),
       worker: (id) => this.workerTarget(id),
       httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
@@ -143,9 +146,13 @@ export class Engine implements ModuleHost {
       maxResponseBytes: config.limits.maxMessageBytes,
       defaultTimeoutMs: DEFAULT_HTTP_TIMEOUT_MS,
     };
+    // One count over every worker listener: the limit is per client address, engine-wide.
+    const addresses = new AddressLimit(config.limits.maxConnectionsPerAddress, 'max_connections_per_address', () =>
+      this.metrics.limitRefusals.inc({ limit: 'max_connections_per_address' }),
+    );
     this.servers = config.listeners.map(
       (listener) =>
-        new WorkerServer(listener, config.limits.maxMessageBytes, {
+        new WorkerServer(listener, config.limits.maxMessageBytes, addresses, {
           onWorker: (socket, request) => this.acceptWorker(socket, request),
           onTelemetry: (socket) => this.acceptTelemetry(socket),
           onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),

@@ -57,9 +57,11 @@ export class WorkerSession {
 
   /** Handles one frame; returns a promise when later frames must wait for it. */
   private process(data: RawData, isBinary: boolean): Promise<void> | undefined {
-    const decoded = decodeFrame(rawDataToBuffer(data), isBinary);
+    const frame = rawDataToBuffer(data);
+    const decoded = decodeFrame(frame, isBinary);
     switch (decoded.kind) {
       case 'message':
+        if (frame.length > this.engine.config.limits.maxPayloadBytes && this.refuseOversized(decoded.message, frame.length)) return undefined;
         return this.handle(decoded.message);
       case 'skip':
         return undefined;
@@ -76,6 +78,30 @@ export class WorkerSession {
         }
         return undefined;
     }
+  }
+
+  /**
+   * `max_payload_bytes`, measured on the frame as received (no re-serialisation): a call too
+   * large is answered `payload_too_large` (dropped, if it asked for no answer); a result too
+   * large fails its call with that code, so its caller learns why. The socket stays open. True
+   * when the frame was refused; other message types pass.
+   */
+  private refuseOversized(message: InboundMessage, bytes: number): boolean {
+    if (message.type !== 'invokefunction' && message.type !== 'invocationresult') return false;
+    const limit = this.engine.config.limits.maxPayloadBytes;
+    this.engine.metrics.limitRefusals.inc({ limit: 'max_payload_bytes' });
+    const text = `is ${bytes} bytes, larger than max_payload_bytes (${limit} bytes)`;
+    this.engine.logger.warn({ worker: this.id, type: message.type, function: message.function_id, bytes, limit }, 'frame over max_payload_bytes refused');
+    if (message.type === 'invokefunction') {
+      if (message.invocation_id !== undefined) {
+        this.reply(message.invocation_id, message.function_id, message.traceparent, message.baggage, {
+          error: { code: ErrorCode.payloadTooLarge, message: `The call to ${message.function_id} ${text}` },
+        });
+      }
+    } else if (this.engine.router.pending.workerOf(message.invocation_id) === this.id) {
+      this.engine.router.pending.reject(message.invocation_id, new EngineError(ErrorCode.payloadTooLarge, `The result of ${message.function_id} ${text}`));
+    }
+    return true;
   }
 
   private handle(message: InboundMessage): Promise<void> | undefined {

@@ -37,6 +37,18 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Requests, calls and connections refused by a configured limit, by the limit's key
+   * (`max_payload_bytes`, `max_pending_calls_per_node`, `max_connections_per_address`,
+   * `iii-http.max_header_count`, `iii-http.max_connections_per_address`, `iii-stream.max_connections_per_address`).
+   */
+  readonly limitRefusals = new Counter({
+    name: 'iii_limit_refusals_total',
+    help: 'Requests, calls and connections refused by a configured limit, by limit key.',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+
   readonly telemetryDropped = new Counter({
     name: 'iii_telemetry_dropped_total',
     help: 'SDK telemetry frames (or records in them) dropped as malformed, by signal (OTLP, LOGS, MTRC).',

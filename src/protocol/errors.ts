@@ -29,6 +29,8 @@ export const ErrorCode = {
   invalidMessage: 'invalid_message',
   /** ours: a configured limit (pending calls, payload size) refused the call. */
   limitExceeded: 'limit_exceeded',
+  /** ours: an `invokefunction` or `invocationresult` frame larger than `max_payload_bytes`. */
+  payloadTooLarge: 'payload_too_large',
   /** ours: the node is draining and accepts no new calls. */
   shuttingDown: 'engine_shutting_down',
 } as const;

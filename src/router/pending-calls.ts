@@ -23,8 +23,18 @@ export class PendingCalls {
   private readonly calls = new Map<string, Pending>();
   private readonly byWorker = new Map<string, Set<string>>();
 
+  constructor(
+    /** Calls that may be pending at once (`max_pending_calls_per_node`); Infinity = unbounded. */
+    readonly maxCalls = Infinity,
+  ) {}
+
   get size(): number {
     return this.calls.size;
+  }
+
+  /** True when no further call may be added: the router refuses it with `limit_exceeded`. */
+  get full(): boolean {
+    return this.calls.size >= this.maxCalls;
   }
 
   /** Calls currently executing on `workerId`: the load figure used for balancing. */

@@ -43,6 +43,10 @@ export interface RouterDeps {
   registry: Registry;
   nodeId: string;
   defaultTimeoutMs: number;
+  /** `max_pending_calls_per_node`: calls sent to workers (here or on other nodes) and not settled; unbounded when absent. */
+  maxPendingCalls?: number;
+  /** Told of each call refused because the node's pending calls are at `maxPendingCalls`. */
+  onPendingLimit?(): void;
   worker(workerId: string): WorkerTarget | undefined;
   /** Executes an HTTP-invoked function (module http-functions). */
   httpInvoke(entry: FunctionEntry, request: CallRequest): Promise<CallOutcome>;
@@ -71,7 +75,7 @@ export interface CallSpan {
  * calls, local workers first, ties broken round robin.
  */
 export class Router {
-  readonly pending = new PendingCalls();
+  readonly pending: PendingCalls;
   /**
    * In-process handlers by module instance, then function id: looked up on every call, so by
    * the strings the registry already holds rather than a key concatenated (and hashed) per call.
@@ -79,7 +83,9 @@ export class Router {
   private readonly handlers = new Map<string, Map<string, LocalHandler>>();
   private roundRobin = 0;
 
-  constructor(private readonly deps: RouterDeps) {}
+  constructor(private readonly deps: RouterDeps) {
+    this.pending = new PendingCalls(deps.maxPendingCalls);
+  }
 
   /** Serves `functionId` in-process for the module instance `workerId`. */
   setLocalHandler(workerId: string, functionId: string, handler: LocalHandler): void {
@@ -143,6 +149,7 @@ export class Router {
     }
     const worker = this.deps.worker(entry.workerId);
     if (!worker) return Promise.reject(errors.invocationStopped());
+    if (this.pending.full) return Promise.reject(this.pendingLimit());
 
     const invocationId = randomUUID();
     span?.target(entry.workerId, invocationId);
@@ -167,6 +174,7 @@ export class Router {
     if (!remote) {
       return Promise.reject(new EngineError(ErrorCode.functionNotFound, `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`));
     }
+    if (this.pending.full) return Promise.reject(this.pendingLimit());
     const id = randomUUID();
     const outcome = this.pending.add(id, entry.id, entry.workerId, timeoutMs, onTimeout);
     const message: RemoteInvoke = { type: 'invoke', id, functionId: entry.id, workerId: entry.workerId, data: request.data, timeoutMs };
@@ -191,6 +199,18 @@ export class Router {
     const entry = local.find((e) => e.workerId === workerId) ?? local[0] ?? pool.find((e) => e.nodeId !== fromNodeId);
     if (!entry) return Promise.reject(errors.functionNotFound(request.functionId));
     return this.invoke({ ...request, pinned: entry });
+  }
+
+  /**
+   * The refusal of a call that would take the node past `max_pending_calls_per_node`: every
+   * caller (worker, HTTP trigger, queue, cron, another node) gets it, and nothing is sent.
+   */
+  private pendingLimit(): EngineError {
+    this.deps.onPendingLimit?.();
+    return new EngineError(
+      ErrorCode.limitExceeded,
+      `This node has ${this.pending.size} calls pending, the limit is ${this.pending.maxCalls} (max_pending_calls_per_node); retry when some have finished`,
+    );
   }
 
   /** Local candidates first, least in-flight among them; otherwise round robin over the pool. */

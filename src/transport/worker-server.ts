@@ -4,6 +4,10 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { WorkerListenerConfig } from '../config/types';
 import type { Logger } from '../observability/logger';
+import { refuseUpgradeOverLimit, type AddressLimit } from './address-limit';
+
+/** Longest wait between two checks of the handshake timeout, in milliseconds. */
+const HANDSHAKE_CHECK_MAX_MS = 1000;
 
 export interface WorkerServerHandlers {
   /** A worker protocol socket on `/`. */
@@ -29,11 +33,15 @@ export class WorkerServer {
   constructor(
     readonly config: WorkerListenerConfig,
     maxMessageBytes: number,
+    /** `max_connections_per_address`, shared by every worker listener of the engine. */
+    private readonly addresses: AddressLimit,
     private readonly handlers: WorkerServerHandlers,
     private readonly logger: Logger,
   ) {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: maxMessageBytes });
-    this.server = http.createServer((_req, res) => {
+    // Node enforces headersTimeout only when it checks its connections (every 30 s by default):
+    // checking at least once per handshake timeout keeps a slow handshake within 2x the timeout.
+    this.server = http.createServer({ connectionsCheckingInterval: Math.min(HANDSHAKE_CHECK_MAX_MS, config.handshakeTimeoutMs) }, (_req, res) => {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: this port serves WebSocket upgrades only' } }));
     });
@@ -82,6 +90,9 @@ export class WorkerServer {
     const path = (req.url ?? '/').split('?', 1)[0];
     const channel = path !== '/' && path !== '' && path !== '/otel';
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    // Worker and /otel sockets count per client address; data channels are per call, keyed, and exempt.
+    const address = req.socket.remoteAddress ?? '';
+    if (!channel && !this.addresses.acquire(address, socket)) return refuseUpgradeOverLimit(socket, this.addresses.refusal(address));
     if (path === '/' || path === '') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {

@@ -207,6 +207,15 @@ describe('engine config', () => {
     expect(config.drainGraceMs).toBe(25_000);
   });
 
+  test('the config turns max_connections_per_address off (0) on the three ports: through an ingress every client shares its address', () => {
+    const file = path.join(tmpDir, 'config-limits.yaml');
+    fs.writeFileSync(file, one(rendered['default.yaml']!, 'ConfigMap').data!['config.yaml']!);
+    const { config } = loadConfig({ path: file, env: { III_REDIS_URL: 'redis://redis:6379' } });
+    expect(config.limits.maxConnectionsPerAddress).toBe(0);
+    expect(config.modules['http']!.config['max_connections_per_address']).toBe(0);
+    expect(config.modules['stream']!.config['max_connections_per_address']).toBe(0);
+  });
+
   test('the checksum/config annotation is the SHA-256 of the config and changes with it, not with other values', () => {
     const checksum = (objects: K8sObject[]) => engineDeployment(objects).spec.template.metadata.annotations['checksum/config'] as string;
     const base = rendered['default.yaml']!;

@@ -66,6 +66,9 @@ describe('built-in defaults (no file)', () => {
       maxMessageBytes: 16 * 1024 * 1024,
       maxPendingCallsPerWorker: 10000,
       maxSendQueueBytes: 32 * 1024 * 1024,
+      maxPayloadBytes: 8 * 1024 * 1024,
+      maxPendingCallsPerNode: 100000,
+      maxConnectionsPerAddress: 1024,
     });
   });
 
@@ -206,10 +209,30 @@ workers:
   - name: iii-worker-manager
     config: {port: 49135, max_message_bytes: 4096}
 `);
-    expect(config.limits).toEqual({ maxMessageBytes: 1048576, maxPendingCallsPerWorker: 50, maxSendQueueBytes: 2097152 });
+    expect(config.limits).toMatchObject({ maxMessageBytes: 1048576, maxPendingCallsPerWorker: 50, maxSendQueueBytes: 2097152 });
     expect(warnings).toEqual([
       'iii-worker-manager#1: key "max_message_bytes" is ignored; limits are read from the first iii-worker-manager entry',
     ]);
+  });
+
+  it('reads max_payload_bytes, max_pending_calls_per_node and max_connections_per_address (0 = unlimited) from the first listener', () => {
+    const { config, warnings } = load(`
+workers:
+  - name: iii-worker-manager
+    config: {max_payload_bytes: 65536, max_pending_calls_per_node: 500, max_connections_per_address: 0}
+  - name: iii-worker-manager
+    config: {port: 49135, max_connections_per_address: 3}
+`);
+    expect(config.limits).toMatchObject({ maxPayloadBytes: 65536, maxPendingCallsPerNode: 500, maxConnectionsPerAddress: 0 });
+    expect(warnings).toEqual([
+      'iii-worker-manager#1: key "max_connections_per_address" is ignored; limits are read from the first iii-worker-manager entry',
+    ]);
+  });
+
+  it('refuses a max_pending_calls_per_node of 0 and a negative max_connections_per_address', () => {
+    expect(loadError('workers:\n  - name: iii-worker-manager\n    config: {max_pending_calls_per_node: 0}\n').message).toMatch(/max_pending_calls_per_node/);
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_connections_per_address: -1}\n').message).toMatch(/max_connections_per_address/);
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_header_count: 0}\n').message).toMatch(/max_header_count/);
   });
 
   it('merges the legacy modules: list after workers', () => {
@@ -344,7 +367,7 @@ describe('validation errors', () => {
     const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
     expect(message).toBe(
       `${file}: workers[1] (iii-http).config.prot: unknown key ` +
-        '(expected one of: port, host, default_timeout, concurrency_request_limit, body_limit_bytes, cors, middleware)',
+        '(expected one of: port, host, default_timeout, concurrency_request_limit, body_limit_bytes, max_header_count, max_connections_per_address, cors, middleware)',
     );
   });
 
@@ -576,6 +599,13 @@ describe('the shipped config files', () => {
     expect(rest).toEqual(builtInRest);
     expect(file.config.modules['http']!.config['port']).toBe(3111);
     expect(file.config.modules['stream']!.config['port']).toBe(3112);
+  });
+
+  it('config/cluster.yaml (behind a balancer: one client address) turns max_connections_per_address off on the three ports', () => {
+    const { config } = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: {} });
+    expect(config.limits.maxConnectionsPerAddress).toBe(0);
+    expect(config.modules['http']!.config['max_connections_per_address']).toBe(0);
+    expect(config.modules['stream']!.config['max_connections_per_address']).toBe(0);
   });
 
   it('config/cluster.yaml loads with Redis adapters and cluster mode on', () => {

@@ -13,6 +13,10 @@ export const HttpErrorCode = {
   badRequest: { code: 'BAD_REQUEST', status: 400 },
   /** ours: body over `body_limit_bytes`. */
   payloadTooLarge: { code: 'PAYLOAD_TOO_LARGE', status: 413 },
+  /** ours: more connections from one client address than `max_connections_per_address`. */
+  tooManyConnections: { code: 'TOO_MANY_CONNECTIONS', status: 429 },
+  /** ours: more request headers than `max_header_count`. */
+  tooManyHeaders: { code: 'REQUEST_HEADER_FIELDS_TOO_LARGE', status: 431 },
   conditionNotMet: { code: 'CONDITION_NOT_MET', status: 422 },
   middlewareTimeout: { code: 'MIDDLEWARE_TIMEOUT', status: 504 },
   /** ours: the original's whole-request timeout answers 504 with an empty body. */

@@ -15,6 +15,8 @@ interface HttpConfig {
   default_timeout: number;
   concurrency_request_limit: number;
   body_limit_bytes: number;
+  max_header_count: number;
+  max_connections_per_address: number;
   cors: { allowed_origins: string[]; allowed_methods: string[] };
   middleware: unknown;
 }
@@ -57,6 +59,8 @@ export class HttpModule implements EngineModule {
       routes: this.routes,
       cors: new CorsPolicy(s.cors.allowed_origins, s.cors.allowed_methods),
       concurrencyLimit: s.concurrency_request_limit,
+      maxHeaderCount: s.max_header_count,
+      maxConnectionsPerAddress: s.max_connections_per_address,
     });
     await host.registerTriggerType(
       MODULE,

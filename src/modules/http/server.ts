@@ -1,7 +1,9 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import tls from 'node:tls';
+import { AddressLimit } from '../../transport/address-limit';
 import { CorsPolicy } from './cors';
-import { HttpErrorCode, envelope, sendEnvelope } from './envelope';
+import { HttpErrorCode, envelope, sendEnvelope, type HttpErrorKind } from './envelope';
 import { Exchange, type ExchangeDeps } from './exchange';
 import { decodeParams, requestTarget } from './request';
 import { splitPath, type HttpRoute } from './route';
@@ -22,6 +24,10 @@ export interface HttpServerOptions extends ExchangeDeps {
   cors: CorsPolicy;
   /** `concurrency_request_limit` (0 is read as 1). */
   concurrencyLimit: number;
+  /** `max_header_count`: header lines a request may carry; more are answered 431. */
+  maxHeaderCount: number;
+  /** `max_connections_per_address` (0 = unlimited): connections beyond it are answered 429 and closed. */
+  maxConnectionsPerAddress: number;
 }
 
 /**
@@ -32,6 +38,9 @@ export class HttpServer {
   private readonly server: http.Server;
   private readonly slots: Slots;
   private readonly live = new Set<Exchange>();
+  private readonly addresses: AddressLimit;
+  /** Connections accepted over `max_connections_per_address`: their first request is answered 429. */
+  private readonly overLimit = new WeakSet<Socket>();
   /** Set when the engine starts draining: the listener is closed and new requests are refused. */
   private closed: Promise<void> | undefined;
   /** An exchange is over (its response closed, or it was aborted): its slot goes to the next request. */
@@ -44,6 +53,17 @@ export class HttpServer {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit));
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
     this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.dispatch(req, res));
+    // Node keeps at most maxHeadersCount headers and drops the rest silently: keep one more than
+    // the limit, so a request over it is seen (and refused) rather than quietly truncated.
+    this.server.maxHeadersCount = options.maxHeaderCount + 1;
+    this.addresses = new AddressLimit(options.maxConnectionsPerAddress, 'iii-http.max_connections_per_address', () =>
+      options.host.metrics.limitRefusals.inc({ limit: 'iii-http.max_connections_per_address' }),
+    );
+    // Over TLS a request's socket is the TLSSocket of 'secureConnection', not the TCP socket of 'connection'.
+    const accepted = (this.server as unknown) instanceof tls.Server ? 'secureConnection' : 'connection';
+    this.server.on(accepted as 'connection', (socket: Socket) => {
+      if (!this.addresses.acquire(socket.remoteAddress ?? '', socket)) this.overLimit.add(socket);
+    });
     options.host.events.once('draining', () => this.stopAccepting());
   }
 
@@ -90,6 +110,7 @@ export class HttpServer {
       });
       return;
     }
+    if (this.refusedByLimit(req, res)) return;
     if (CorsPolicy.isPreflight(req)) {
       res.writeHead(204, cors.preflightHeaders(req));
       res.end();
@@ -123,6 +144,22 @@ export class HttpServer {
       return;
     }
     res.on('close', this.slots.acquire(() => this.start(req, res, route, params, target.query, corsHeaders)));
+  }
+
+  /** `max_connections_per_address` (429, connection closed) and `max_header_count` (431); true when answered. */
+  private refusedByLimit(req: IncomingMessage, res: ServerResponse): boolean {
+    let refusal: { kind: HttpErrorKind; message: string };
+    if (this.overLimit.has(req.socket)) {
+      refusal = { kind: HttpErrorCode.tooManyConnections, message: this.addresses.refusal(req.socket.remoteAddress ?? '') };
+    } else if (req.rawHeaders.length / 2 > this.options.maxHeaderCount) {
+      this.options.host.metrics.limitRefusals.inc({ limit: 'iii-http.max_header_count' });
+      refusal = { kind: HttpErrorCode.tooManyHeaders, message: `The request has more than ${this.options.maxHeaderCount} headers (max_header_count); send fewer` };
+    } else {
+      return false;
+    }
+    const { kind, message } = refusal;
+    sendEnvelope(res, kind.status, envelope(kind.code, message), { ...this.options.cors.headers(req), connection: 'close' });
+    return true;
   }
 
   private start(req: IncomingMessage, res: ServerResponse, route: HttpRoute, params: Record<string, string>, query: Record<string, string>, cors: Readonly<OutgoingHttpHeaders>): void {

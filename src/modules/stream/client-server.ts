@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { EngineError, ErrorCode } from '../../protocol/errors';
+import { refuseUpgradeOverLimit, type AddressLimit } from '../../transport/address-limit';
 import { rawDataToBuffer } from '../../transport/raw-data';
 import { rejectUpgrade } from '../channels/reject-upgrade';
 import type { ModuleHost } from '../module';
@@ -23,6 +24,8 @@ export interface ClientServerDeps {
   leaves: MembershipTriggers;
   /** `auth_function`: called at every upgrade when set. */
   authFunction: string | undefined;
+  /** `max_connections_per_address`, shared with the Socket.IO clients of the port. */
+  addresses: AddressLimit;
 }
 
 /**
@@ -102,6 +105,8 @@ export class ClientServer {
     if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
     const [path, query = ''] = splitUrl(req.url ?? '/');
     if (path !== '/') return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/", not "${path}".`);
+    const address = req.socket.remoteAddress ?? '';
+    if (!this.deps.addresses.acquire(address, socket)) return refuseUpgradeOverLimit(socket, this.deps.addresses.refusal(address));
     const authFunction = this.deps.authFunction;
     if (authFunction === undefined) {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null));

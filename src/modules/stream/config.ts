@@ -7,6 +7,8 @@ export interface StreamModuleConfig {
   /** Function called at every client WebSocket upgrade; none when undefined. */
   authFunction: string | undefined;
   adapter: StreamAdapterConfig;
+  /** ours: clients (WebSocket and Socket.IO) one address may hold; 0 = unlimited. */
+  maxConnectionsPerAddress: number;
 }
 
 /** Types the block; the schema (src/config/schema.ts) has already checked it and filled in defaults. */
@@ -17,5 +19,6 @@ export function readStreamConfig(config: Record<string, unknown>): StreamModuleC
     host: config['host'] as string,
     authFunction: typeof auth === 'string' ? auth : undefined,
     adapter: config['adapter'] as StreamAdapterConfig,
+    maxConnectionsPerAddress: config['max_connections_per_address'] as number,
   };
 }

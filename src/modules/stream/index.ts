@@ -1,4 +1,5 @@
 import { redisTarget } from '../../cluster/redis-target';
+import { AddressLimit } from '../../transport/address-limit';
 import type { EngineModule, ModuleHost } from '../module';
 import { createStreamBackend, type StreamBackend } from './adapters';
 import { ClientServer } from './client-server';
@@ -59,7 +60,9 @@ export class StreamModule implements EngineModule {
     const service = new StreamService(host, backend.storage, emit);
     const joins = new MembershipTriggers(host, 'stream:join');
     const leaves = new MembershipTriggers(host, 'stream:leave');
-    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction });
+    const key = `${MODULE}.max_connections_per_address`;
+    const addresses = new AddressLimit(this.settings.maxConnectionsPerAddress, key, () => host.metrics.limitRefusals.inc({ limit: key }));
+    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses });
     this.clients = clients;
     const socketIo = new SocketIoServer({
       host,
@@ -67,6 +70,7 @@ export class StreamModule implements EngineModule {
       joins,
       leaves,
       authFunction: this.settings.authFunction,
+      addresses,
       httpServer: clients.httpServer,
       redis: await this.socketIoRedis(host),
     });

@@ -1,6 +1,8 @@
 /**
- * The limits of the stream client port (port 3112). They are constants, not config keys: the
- * `iii-stream` config block is the original's, and strict.
+ * The fixed limits of the stream client port (port 3112): constants, not config keys, so the
+ * `iii-stream` block stays the original's. The one configurable limit is ours:
+ * `max_connections_per_address` (default 1024, 0 = unlimited), counted over raw WebSocket and
+ * Socket.IO clients together (src/transport/address-limit.ts).
  */
 
 /** Largest frame a client may send, in bytes; a larger one closes the socket with 1009. */

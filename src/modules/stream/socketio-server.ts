@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server, type ExtendedError } from 'socket.io';
 import { EngineError, ErrorCode } from '../../protocol/errors';
+import type { AddressLimit } from '../../transport/address-limit';
 import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { streamEvent, type StreamEvent } from './events';
@@ -23,6 +24,8 @@ export interface SocketIoServerDeps {
   leaves: MembershipTriggers;
   /** `auth_function`: called at every Socket.IO handshake when set. */
   authFunction: string | undefined;
+  /** `max_connections_per_address`, shared with the raw WebSocket clients of the port. */
+  addresses: AddressLimit;
   /** The stream port's HTTP server; the raw port (ClientServer) owns it and closes it. */
   httpServer: http.Server;
   /** Cluster mode: the Redis link whose adapter spans the nodes; closed by `close`. */
@@ -58,6 +61,8 @@ export class SocketIoServer {
     });
     const authFunction = deps.authFunction;
     if (authFunction !== undefined) this.io.use((socket, next) => this.authenticate(authFunction, socket, next));
+    // Last middleware: only a client about to connect is counted (until its connection closes).
+    this.io.use((socket, next) => this.countAddress(socket, next));
     this.io.on('connection', (socket) => this.accept(socket));
     deps.httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
       if (!(req.url ?? '').startsWith(SOCKET_IO_PATH)) return;
@@ -118,6 +123,16 @@ export class SocketIoServer {
         this.deps.host.logger.warn({ err }, 'stream Socket.IO handshake failed');
         next(refusal(ErrorCode.authError, `The stream auth function ${functionId} could not be called.`));
       });
+  }
+
+  /** `max_connections_per_address`: a client over it gets `connect_error` with `data: {code: "limit_exceeded", message}`. */
+  private countAddress(socket: StreamSocket, next: (err?: ExtendedError) => void): void {
+    const address = socket.conn.remoteAddress;
+    const { addresses } = this.deps;
+    // A client gone during the handshake would never emit 'close' to release its count.
+    if (socket.conn.readyState === 'closed') return next(new Error('The connection closed during the handshake.'));
+    if (!addresses.acquire(address, socket.conn)) return next(refusal(ErrorCode.limitExceeded, addresses.refusal(address)));
+    next();
   }
 
   private accept(socket: StreamSocket): void {

@@ -1,0 +1,420 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { IIIClient } from 'iii-sdk';
+import { io } from 'socket.io-client';
+import WebSocket from 'ws';
+import type { EngineConfig } from '../../src/config/types';
+import type { Engine } from '../../src/engine/engine';
+import type { HttpModule } from '../../src/modules/http';
+import type { StreamModule } from '../../src/modules/stream';
+import { MAX_CLIENT_FRAME_BYTES } from '../../src/modules/stream/limits';
+import { AddressLimit } from '../../src/transport/address-limit';
+import { rejection, type Any } from '../support/calls';
+import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { RawClient } from '../support/raw-client';
+
+/**
+ * The engine's limits (docs/PROTOCOL.md, "Limits"): each one hit on a real engine, with real
+ * sockets and the real iii-sdk, then a normal call to show nothing else broke.
+ */
+
+const KiB = 1024;
+
+function limits(overrides: Partial<EngineConfig['limits']>): Pick<EngineConfig, 'limits'> {
+  return { limits: { ...testConfig().limits, ...overrides } };
+}
+
+/** `modules` with the block of `name` replaced by loopback, port 0 and `block`. */
+function withModule(name: 'http' | 'stream', block: Record<string, unknown>): Pick<EngineConfig, 'modules'> {
+  const modules = testConfig().modules;
+  const current = modules[name];
+  return { modules: { ...modules, [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } } } };
+}
+
+/** iii_limit_refusals_total for one limit key. */
+async function refusals(engine: Engine, limit: string): Promise<number> {
+  const metric = await engine.metrics.limitRefusals.get();
+  return metric.values.find((v) => v.labels.limit === limit)?.value ?? 0;
+}
+
+/** The status and body of a refused WebSocket upgrade (fails if the upgrade is accepted). */
+function refusedUpgrade(url: string): Promise<{ status: number; body: string }> {
+  const ws = new WebSocket(url);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.terminate();
+      reject(new Error(`the upgrade to ${url} was accepted`));
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', () => undefined);
+  });
+}
+
+/** Opens a WebSocket, resolving once open (rejects when refused). */
+function openSocket(url: string): Promise<WebSocket> {
+  const ws = new WebSocket(url);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** One GET through `agent` (a keep-alive agent holds the connection open afterwards). */
+function get(port: number, path: string, agent: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** A request written byte by byte: exactly `Host`, `Connection` and `extra` header lines. */
+function rawRequest(port: number, path: string, extra: string[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+      resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
+  });
+}
+
+/** Binds `functionId` (served by `worker`) to GET `path` and waits until the route is live. */
+async function bind(t: TestEngine, worker: IIIClient, functionId: string, path: string, handler: () => Promise<unknown>): Promise<void> {
+  worker.registerFunction(functionId, handler);
+  worker.registerTrigger({ type: 'http', function_id: functionId, config: { api_path: path } });
+  await waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId), `route ${path}`);
+}
+
+describe('limits', () => {
+  let t: TestEngine;
+  afterEach(async () => {
+    await t.close();
+  });
+
+  describe('max_payload_bytes (64 KiB here)', () => {
+    let caller: IIIClient;
+    let server: IIIClient;
+    beforeEach(async () => {
+      t = await startEngine(limits({ maxPayloadBytes: 64 * KiB }));
+      server = t.worker('server');
+      caller = t.worker('caller');
+      server.registerFunction('echo::size', async (data: Any) => ({ length: JSON.stringify(data ?? null).length }));
+      server.registerFunction('big::result', async (data: Any) => 'r'.repeat(data.bytes));
+      await functionRegistered(t.engine, 'echo::size');
+      await functionRegistered(t.engine, 'big::result');
+    });
+
+    test('a larger call is answered payload_too_large naming both numbers; the caller keeps calling', async () => {
+      const err = await rejection(caller.trigger({ function_id: 'echo::size', payload: { pad: 'x'.repeat(100 * KiB) } }));
+      expect(err).toMatchObject({ code: 'payload_too_large' });
+      expect(err.message).toMatch(/The call to echo::size is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/);
+      const fits = await caller.trigger<unknown, { length: number }>({ function_id: 'echo::size', payload: { pad: 'x'.repeat(60 * KiB) } });
+      expect(fits.length).toBeGreaterThan(60 * KiB);
+      expect(await refusals(t.engine, 'max_payload_bytes')).toBe(1);
+    });
+
+    test('a raw oversized invokefunction gets a correlated invocationresult; the socket stays open', async () => {
+      const raw = await RawClient.connect(t.url);
+      const id = '00000000-0000-4000-8000-00000000000a';
+      raw.send({ type: 'invokefunction', invocation_id: id, function_id: 'echo::size', data: { pad: 'x'.repeat(70 * KiB) } });
+      const reply = await raw.next((m) => m.type === 'invocationresult');
+      expect(reply).toMatchObject({ invocation_id: id, function_id: 'echo::size', error: { code: 'payload_too_large', message: expect.stringContaining('65536') } });
+      raw.send({ type: 'ping' });
+      await raw.next((m) => m.type === 'pong');
+      expect(raw.closed).toBeUndefined();
+      raw.close();
+    });
+
+    test('an oversized call without invocation_id is dropped, never delivered', async () => {
+      let delivered = 0;
+      server.registerFunction('count::calls', async () => void delivered++);
+      await functionRegistered(t.engine, 'count::calls');
+      const raw = await RawClient.connect(t.url);
+      raw.send({ type: 'invokefunction', function_id: 'count::calls', data: { pad: 'x'.repeat(70 * KiB) } });
+      raw.send({ type: 'invokefunction', function_id: 'count::calls', data: { small: true } });
+      await waitFor(() => delivered === 1, 'the small fire-and-forget call');
+      await sleep(100);
+      expect(delivered).toBe(1);
+      expect(await refusals(t.engine, 'max_payload_bytes')).toBe(1);
+      raw.close();
+    });
+
+    test('a larger result fails its call with payload_too_large; the worker stays connected and serving', async () => {
+      const workerId = t.engine.registry.pool('big::result')[0]!.workerId;
+      const err = await rejection(caller.trigger({ function_id: 'big::result', payload: { bytes: 100 * KiB } }));
+      expect(err).toMatchObject({ code: 'payload_too_large' });
+      expect(err.message).toMatch(/The result of big::result is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/);
+      await expect(caller.trigger({ function_id: 'big::result', payload: { bytes: 10 } })).resolves.toBe('r'.repeat(10));
+      expect(t.engine.session(workerId)?.connection.closing).toBe(false);
+    });
+  });
+
+  describe('max_message_bytes (64 KiB here): the hard limit', () => {
+    test('a larger message closes that socket with 1009; the engine still serves calls', async () => {
+      t = await startEngine(limits({ maxMessageBytes: 64 * KiB }));
+      const big = await RawClient.connect(t.url);
+      big.send({ type: 'ping', pad: 'x'.repeat(100 * KiB) });
+      await expect(big.waitClosed()).resolves.toMatchObject({ code: 1009 });
+      const server = t.worker('server');
+      server.registerFunction('ok::fn', async () => 'fine');
+      await functionRegistered(t.engine, 'ok::fn');
+      await expect(t.worker('caller').trigger({ function_id: 'ok::fn', payload: {} })).resolves.toBe('fine');
+    });
+  });
+
+  describe('decoding and handshake', () => {
+    test('a call nested deeper than 128 levels is answered invalid_message naming the limit; the socket stays open', async () => {
+      t = await startEngine();
+      const raw = await RawClient.connect(t.url);
+      const id = '00000000-0000-4000-8000-00000000000b';
+      const deep = `${'{"a":'.repeat(200)}1${'}'.repeat(200)}`;
+      raw.send(`{"type":"invokefunction","invocation_id":"${id}","function_id":"any::fn","data":${deep}}`);
+      const reply = await raw.next((m) => m.type === 'invocationresult');
+      expect(reply).toMatchObject({ invocation_id: id, error: { code: 'invalid_message', message: expect.stringContaining('deeper than 128 levels') } });
+      raw.send({ type: 'ping' });
+      await raw.next((m) => m.type === 'pong');
+      raw.close();
+    });
+
+    test('engine::traces::list refuses a limit above 1000 (MAX_TRACES_PAGE), naming it', async () => {
+      t = await startEngine();
+      const err = await rejection(t.worker('reader').trigger({ function_id: 'engine::traces::list', payload: { limit: 1001 } }));
+      expect(err.message).toContain('must be at most 1000');
+    });
+
+    test('handshake_timeout_ms (300 here): an upgrade request never finished is cut within twice the timeout, not 30 s later', async () => {
+      t = await startEngine({ listeners: testConfig().listeners.map((l) => ({ ...l, handshakeTimeoutMs: 300 })) });
+      const socket = net.connect(t.engine.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const startedAt = Date.now();
+      socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n');
+      await new Promise((resolve) => socket.once('close', resolve));
+      expect(Date.now() - startedAt).toBeLessThan(5000);
+      const raw = await RawClient.connect(t.url);
+      await raw.registered();
+      raw.close();
+    });
+  });
+
+  describe('pending calls', () => {
+    /** A worker serving `hang::x`, which never answers. */
+    async function hanger(): Promise<IIIClient> {
+      const w = t.worker('hanger');
+      w.registerFunction('hang::x', () => new Promise(() => undefined));
+      await functionRegistered(t.engine, 'hang::x');
+      return w;
+    }
+
+    test('max_pending_calls_per_node: worker and HTTP callers are refused limit_exceeded until calls settle', async () => {
+      t = await startEngine({ ...limits({ maxPendingCallsPerNode: 3 }), ...withModule('http', {}) });
+      const hang = await hanger();
+      const server = t.worker('server');
+      await bind(t, server, 'ok::fn', 'ok', async () => ({ body: 'fine' }));
+      const httpPort = t.engine.module<HttpModule>('iii-http')!.port;
+      const caller = t.worker('caller');
+      const hung = [1, 2, 3].map(() => rejection(caller.trigger({ function_id: 'hang::x', payload: {} })));
+      await waitFor(() => t.engine.router.pending.size === 3, 'three pending calls');
+
+      const err = await rejection(t.worker('other').trigger({ function_id: 'ok::fn', payload: {} }));
+      expect(err).toMatchObject({ code: 'limit_exceeded', message: expect.stringContaining('the limit is 3 (max_pending_calls_per_node)') });
+      const res = await fetch(`http://127.0.0.1:${httpPort}/ok`);
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as Any).error).toMatchObject({ code: 'limit_exceeded' });
+      expect(t.engine.router.pending.size).toBe(3);
+      expect(await refusals(t.engine, 'max_pending_calls_per_node')).toBe(2);
+
+      await hang.shutdown();
+      for (const outcome of await Promise.all(hung)) expect(outcome).toMatchObject({ code: 'invocation_stopped' });
+      await expect(caller.trigger({ function_id: 'ok::fn', payload: {} })).resolves.toMatchObject({ body: 'fine' });
+      expect(await (await fetch(`http://127.0.0.1:${httpPort}/ok`)).json()).toBe('fine');
+    });
+
+    test('max_pending_calls_per_worker: one caller is refused beyond it, others are served, and it recovers', async () => {
+      t = await startEngine(limits({ maxPendingCallsPerWorker: 3 }));
+      const hang = await hanger();
+      const server = t.worker('server');
+      server.registerFunction('ok::fn', async () => 'fine');
+      await functionRegistered(t.engine, 'ok::fn');
+      const caller = t.worker('caller');
+      const hung = [1, 2, 3].map(() => rejection(caller.trigger({ function_id: 'hang::x', payload: {} })));
+      await waitFor(() => t.engine.router.pending.size === 3, 'three pending calls');
+
+      const err = await rejection(caller.trigger({ function_id: 'ok::fn', payload: {} }));
+      expect(err).toMatchObject({ code: 'limit_exceeded', message: expect.stringContaining('Worker has 3 calls pending, the limit is 3') });
+      await expect(t.worker('other').trigger({ function_id: 'ok::fn', payload: {} })).resolves.toBe('fine');
+
+      await hang.shutdown();
+      for (const outcome of await Promise.all(hung)) expect(outcome).toMatchObject({ code: 'invocation_stopped' });
+      await expect(caller.trigger({ function_id: 'ok::fn', payload: {} })).resolves.toBe('fine');
+    });
+  });
+
+  describe('max_connections_per_address', () => {
+    test('worker port (2 here): the next worker upgrade gets 429 with a JSON body; channels are exempt; a closed socket frees its place', async () => {
+      t = await startEngine(limits({ maxConnectionsPerAddress: 2 }));
+      const first = await RawClient.connect(t.url);
+      const second = await RawClient.connect(t.url);
+      const refused = await refusedUpgrade(t.url);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body)).toEqual({
+        error: { code: 'limit_exceeded', message: expect.stringContaining('at most 2 per client address (max_connections_per_address)') },
+      });
+      expect((await refusedUpgrade(`${t.url}/otel`)).status).toBe(429);
+      expect((await refusedUpgrade(`${t.url}/ws/channels/nope?key=k&dir=read`)).status).toBe(404);
+      expect(await refusals(t.engine, 'max_connections_per_address')).toBe(2);
+
+      first.close();
+      const third = await waitFor(() => RawClient.connect(t.url).catch(() => undefined), 'a place freed by the closed socket');
+      third.send({ type: 'ping' });
+      await third.next((m) => m.type === 'pong');
+      second.send({ type: 'ping' });
+      await second.next((m) => m.type === 'pong');
+      second.close();
+      third.close();
+    });
+
+    test('iii-http (2 here): a third connection is answered 429 TOO_MANY_CONNECTIONS and closed; a closed one frees its place', async () => {
+      t = await startEngine(withModule('http', { max_connections_per_address: 2 }));
+      await bind(t, t.worker('server'), 'ok::fn', 'ok', async () => ({ body: 'fine' }));
+      const port = t.engine.module<HttpModule>('iii-http')!.port;
+      const agents = [1, 2, 3, 4].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+      try {
+        expect((await get(port, '/ok', agents[0]!)).status).toBe(200);
+        expect((await get(port, '/ok', agents[1]!)).status).toBe(200);
+        const refused = await get(port, '/ok', agents[2]!);
+        expect(refused.status).toBe(429);
+        expect(refused.headers.connection).toBe('close');
+        expect(JSON.parse(refused.body)).toEqual({
+          error: { code: 'TOO_MANY_CONNECTIONS', message: expect.stringContaining('at most 2 per client address (iii-http.max_connections_per_address)') },
+        });
+        expect(await refusals(t.engine, 'iii-http.max_connections_per_address')).toBe(1);
+
+        agents[0]!.destroy();
+        await waitFor(async () => (await get(port, '/ok', agents[3]!)).status === 200, 'a place freed by the closed connection');
+        expect((await get(port, '/ok', agents[1]!)).body).toBe('"fine"');
+      } finally {
+        for (const agent of agents) agent.destroy();
+      }
+    });
+
+    test('iii-stream (2 here): the next WebSocket upgrade gets 429 and a Socket.IO client connect_error limit_exceeded', async () => {
+      t = await startEngine(withModule('stream', { max_connections_per_address: 2 }));
+      const port = t.engine.module<StreamModule>('iii-stream')!.port;
+      const first = await openSocket(`ws://127.0.0.1:${port}/`);
+      const second = await openSocket(`ws://127.0.0.1:${port}/`);
+      const refused = await refusedUpgrade(`ws://127.0.0.1:${port}/`);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body).error).toEqual({
+        code: 'limit_exceeded',
+        message: expect.stringContaining('at most 2 per client address (iii-stream.max_connections_per_address)'),
+      });
+      const sioOptions = { transports: ['websocket'], reconnection: false, forceNew: true };
+      const sio = io(`http://127.0.0.1:${port}`, sioOptions);
+      const failure = await new Promise<Any>((resolve) => sio.once('connect_error', resolve));
+      sio.close();
+      expect(failure.data).toMatchObject({ code: 'limit_exceeded' });
+      expect(await refusals(t.engine, 'iii-stream.max_connections_per_address')).toBe(2);
+
+      first.terminate();
+      const joined = await waitFor(async () => {
+        const client = io(`http://127.0.0.1:${port}`, sioOptions);
+        const ok = await new Promise<boolean>((resolve) => {
+          client.once('connect', () => resolve(true));
+          client.once('connect_error', () => resolve(false));
+        });
+        if (!ok) client.close();
+        return ok ? client : undefined;
+      }, 'a place freed by the closed socket');
+      await expect(joined.emitWithAck('join', { subscriptionId: 's1', streamName: 'limits', groupId: 'g' })).resolves.toEqual({ ok: true });
+      joined.close();
+      second.terminate();
+    });
+  });
+
+  describe('iii-stream frame size over Socket.IO', () => {
+    test(`a Socket.IO message larger than MAX_CLIENT_FRAME_BYTES (${MAX_CLIENT_FRAME_BYTES}) drops that client; the port keeps serving`, async () => {
+      t = await startEngine();
+      const port = t.engine.module<StreamModule>('iii-stream')!.port;
+      const sioOptions = { transports: ['websocket'], reconnection: false, forceNew: true };
+      const big = io(`http://127.0.0.1:${port}`, sioOptions);
+      await new Promise<void>((resolve) => big.once('connect', () => resolve()));
+      const gone = new Promise<string>((resolve) => big.once('disconnect', resolve));
+      big.emit('join', { subscriptionId: 'x'.repeat(MAX_CLIENT_FRAME_BYTES), streamName: 's', groupId: 'g' });
+      expect(await gone).toBe('transport close');
+      const fine = io(`http://127.0.0.1:${port}`, sioOptions);
+      await new Promise<void>((resolve) => fine.once('connect', () => resolve()));
+      await expect(fine.emitWithAck('join', { subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200), streamName: 's', groupId: 'g' })).resolves.toEqual({ ok: true });
+      fine.close();
+    });
+  });
+
+  describe('iii-http max_header_count', () => {
+    async function serve(maxHeaderCount: number): Promise<number> {
+      t = await startEngine(withModule('http', { max_header_count: maxHeaderCount }));
+      await bind(t, t.worker('server'), 'ok::fn', 'ok', async () => ({ body: 'fine' }));
+      return t.engine.module<HttpModule>('iii-http')!.port;
+    }
+    const extra = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: v`);
+
+    test('(10 here) 10 headers pass; 11 are answered 431 with an envelope naming the limit; the server keeps serving', async () => {
+      const port = await serve(10);
+      expect(await rawRequest(port, '/ok', extra(8))).toMatchObject({ status: 200, body: '"fine"' });
+      const refused = await rawRequest(port, '/ok', extra(9));
+      expect(refused.status).toBe(431);
+      expect(JSON.parse(refused.body)).toEqual({
+        error: { code: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: 'The request has more than 10 headers (max_header_count); send fewer' },
+      });
+      expect(await refusals(t.engine, 'iii-http.max_header_count')).toBe(1);
+      expect(await (await fetch(`http://127.0.0.1:${port}/ok`)).json()).toBe('fine');
+    });
+
+    test('(2500 here) a limit above Node\'s own 2000 still refuses 2501 headers instead of silently dropping some', async () => {
+      const port = await serve(2500);
+      // Repeated one-letter headers keep 2501 of them under the 16 KiB head limit.
+      expect((await rawRequest(port, '/ok', Array(2498).fill('a:'))).status).toBe(200);
+      const refused = await rawRequest(port, '/ok', Array(2499).fill('a:'));
+      expect(refused.status).toBe(431);
+      expect(JSON.parse(refused.body).error.message).toContain('more than 2500 headers');
+    });
+  });
+});
+
+describe('AddressLimit', () => {
+  const closable = () => {
+    let onClose: () => void = () => undefined;
+    return { once: (_event: 'close', listener: () => void) => void (onClose = listener), close: () => onClose() };
+  };
+
+  test('counts per address, refuses at the limit, and frees a place on close', () => {
+    let refused = 0;
+    const limit = new AddressLimit(2, 'max_connections_per_address', () => refused++);
+    const a = closable();
+    expect(limit.acquire('10.0.0.1', a)).toBe(true);
+    expect(limit.acquire('::ffff:10.0.0.1', closable())).toBe(true);
+    expect(limit.acquire('10.0.0.1', closable())).toBe(false);
+    expect(limit.acquire('10.0.0.2', closable())).toBe(true);
+    expect(refused).toBe(1);
+    a.close();
+    expect(limit.count('10.0.0.1')).toBe(1);
+    expect(limit.acquire('10.0.0.1', closable())).toBe(true);
+  });
+
+  test('0 means unlimited', () => {
+    const limit = new AddressLimit(0, 'max_connections_per_address');
+    for (let i = 0; i < 5000; i++) expect(limit.acquire('10.0.0.1', closable())).toBe(true);
+    expect(limit.count('10.0.0.1')).toBe(0);
+  });
+});
