@@ -4,6 +4,8 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { WorkerListenerConfig } from '../config/types';
 import type { Logger } from '../observability/logger';
+import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
+import { checkUpgrade, type UpgradeRefusal } from '../engine/access/upgrade-gate';
 
 export interface WorkerServerHandlers {
   /** A worker protocol socket on `/`. */
@@ -79,9 +81,18 @@ export class WorkerServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error during upgrade'));
+    // iii-sdk appends a channel path to a worker URL that has a query (?token=): serve it as the channel request it is.
+    const channelUrl = sdkChannelUrl(req.url ?? '/');
+    if (channelUrl !== undefined) req.url = channelUrl;
     const path = (req.url ?? '/').split('?', 1)[0];
     const channel = path !== '/' && path !== '' && path !== '/otel';
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    // Worker and telemetry sockets need the token / pass protected mode; channels carry their own key.
+    const refusal = channel ? undefined : checkUpgrade(this.config, req);
+    if (refusal) {
+      this.logger.warn({ listener: this.config.instanceId, path, peer: req.socket.remoteAddress, status: refusal.status }, refusal.message);
+      return refuseUpgrade(socket, refusal);
+    }
     if (path === '/' || path === '') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {
@@ -94,4 +105,14 @@ export class WorkerServer {
 
 function rejectUpgrade(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** 401/403 with a JSON body `{error: {code, message}}` saying what to do. */
+function refuseUpgrade(socket: Duplex, refusal: UpgradeRefusal): void {
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+  const text = refusal.status === 401 ? 'Unauthorized' : 'Forbidden';
+  const extra = Object.entries(refusal.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${text}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
