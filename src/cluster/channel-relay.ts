@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import type { ChannelTarget } from '../modules/channels';
-import { rejectUpgrade } from '../modules/channels/reject-upgrade';
+import { rejectUpgrade } from '../transport/reject-upgrade';
 import type { Logger } from '../observability/logger';
 
 /** Bytes a relayed socket may have unsent before the other side is paused. */

@@ -27,6 +27,7 @@
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
  * | `III_DRAIN_GRACE_MS` | `drainGraceMs` (`engine.drain_grace_ms`, default 25000) | integer >= 0 (milliseconds) |
+ * | `III_WORKER_TOKEN` | `authToken` of every `iii-worker-manager` listener without its own `auth_token` | non-empty string |
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -330,7 +331,9 @@ function toListener(entry: Listed): WorkerListenerConfig {
     host: r['host'] as string,
     port: r['port'] as number,
     handshakeTimeoutMs: r['handshake_timeout_ms'] as number,
+    protectedMode: r['protected_mode'] as boolean,
   };
+  if (typeof r['auth_token'] === 'string') listener.authToken = r['auth_token'];
   if (typeof r['middleware_function_id'] === 'string') listener.middlewareFunctionId = r['middleware_function_id'];
   if ('rbac' in entry.block.asWritten) {
     const rbac = r['rbac'] as Record<string, unknown>;
@@ -372,6 +375,9 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (keyPrefix !== undefined) config.cluster.keyPrefix = keyPrefix as string;
   const advertiseHost = envValue(env, 'III_ADVERTISE_HOST', nonEmptyString);
   if (advertiseHost !== undefined) config.cluster.advertiseHost = advertiseHost as string;
+
+  const workerToken = envValue(env, 'III_WORKER_TOKEN', nonEmptyString);
+  if (workerToken !== undefined) for (const listener of config.listeners) listener.authToken ??= workerToken as string;
 
   const drainGrace = envValue(env, 'III_DRAIN_GRACE_MS', drainGraceShape);
   if (drainGrace !== undefined) config.drainGraceMs = drainGrace as number;

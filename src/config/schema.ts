@@ -91,6 +91,9 @@ export const workerManagerSchema: SchemaTree = {
     on_trigger_registration_function_id: leaf(functionId, null, 'Hook approving trigger registrations.'),
     on_trigger_type_registration_function_id: leaf(functionId, null, 'Hook approving trigger type registrations.'),
   },
+  // ours: shared token and protected mode (docs/PROTOCOL.md "Access control").
+  auth_token: leaf(nonEmptyString, null, 'ours: workers must present this token (Bearer header or ?token=); default: env III_WORKER_TOKEN.'),
+  protected_mode: leaf(bool, true, 'ours: without a token or auth function, a non-loopback listener accepts loopback peers only.'),
   // ours: limits, read from the first listener only (docs: LimitsConfig).
   max_message_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: largest message a worker may send.'),
   max_pending_calls_per_worker: leaf(intRange(1), 10000, 'ours: calls one connection may have outstanding.'),

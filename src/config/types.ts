@@ -23,6 +23,16 @@ export interface WorkerListenerConfig {
   handshakeTimeoutMs: number;
   middlewareFunctionId?: string;
   rbac?: RbacConfig;
+  /**
+   * The shared worker token: `auth_token` in the block, else `III_WORKER_TOKEN`. When set, `/`
+   * and `/otel` upgrades without it are refused with 401.
+   */
+  authToken?: string;
+  /**
+   * Protected mode (`protected_mode`, default true): bound to a non-loopback address with neither
+   * `authToken` nor `rbac.auth_function_id`, the listener accepts loopback peers only (403).
+   */
+  protectedMode: boolean;
 }
 
 export interface LimitsConfig {

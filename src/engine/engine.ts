@@ -1,8 +1,9 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
-import type { EngineConfig } from '../config/types';
+import type { RawData } from 'ws';
+import type { EngineConfig, WorkerListenerConfig } from '../config/types';
 import { ENGINE_VERSION } from '../config/version';
 import { advertisedUrl } from '../cluster/advertise';
 import { ChannelRelay, channelPrefix } from '../cluster/channel-relay';
@@ -15,7 +16,7 @@ import { ObservabilityModule } from '../modules/observability';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
-import { telemetrySignal, type TelemetrySignal } from '../protocol/codec';
+import { encode, telemetrySignal, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json, RegisterFunction } from '../protocol/messages';
 import { Registry } from '../registry/registry';
@@ -25,6 +26,12 @@ import { AddressLimit } from '../transport/address-limit';
 import { CloseCode, WorkerConnection } from '../transport/connection';
 import { rawDataToBuffer } from '../transport/raw-data';
 import { WorkerServer } from '../transport/worker-server';
+import { authenticate } from './access/authenticate';
+import { FrameHold, MAX_HELD_FRAMES } from './access/frame-hold';
+import type { CallFunction } from './access/hooks';
+import { sameSecret } from './access/secret';
+import { SessionAccess } from './access/session-access';
+import { openListenerWarning } from './access/upgrade-gate';
 import { TriggerManager, type TriggerProvider } from './triggers';
 import { WorkerSession } from './worker-session';
 
@@ -153,8 +160,8 @@ export class Engine implements ModuleHost {
     this.servers = config.listeners.map(
       (listener) =>
         new WorkerServer(listener, config.limits.maxMessageBytes, addresses, {
-          onWorker: (socket, request) => this.acceptWorker(socket, request),
-          onTelemetry: (socket) => this.acceptTelemetry(socket),
+          onWorker: (socket, request) => this.acceptWorker(socket, request, listener),
+          onTelemetry: (socket, request) => this.acceptTelemetry(socket, request, listener),
           onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
         }, this.logger),
     );
@@ -168,6 +175,10 @@ export class Engine implements ModuleHost {
     this.state = 'starting';
     for (const module of this.modules) await module.start(this);
     for (const server of this.servers) await server.listen();
+    for (const listener of this.config.listeners) {
+      const warning = openListenerWarning(listener);
+      if (warning) this.logger.warn({ listener: listener.instanceId, host: listener.host }, warning);
+    }
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
     await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
@@ -244,7 +255,7 @@ export class Engine implements ModuleHost {
    */
   private workerTarget(workerId: string): WorkerTarget | undefined {
     const session = this.sessions.get(workerId);
-    if (this.state !== 'draining' || !this.cluster) return session?.connection;
+    if (this.state !== 'draining' || !this.cluster) return session;
     if (!session && !this.departed.has(workerId)) return undefined;
     return {
       send: (message) => {
@@ -357,6 +368,11 @@ export class Engine implements ModuleHost {
     return this.servers[0].port;
   }
 
+  /** The ports of every worker listener, in config order. */
+  get ports(): number[] {
+    return this.servers.map((server) => server.port);
+  }
+
   get metricsPort(): number {
     return this.opsPort;
   }
@@ -369,6 +385,14 @@ export class Engine implements ModuleHost {
   session(workerId: string): WorkerSession | undefined {
     return this.sessions.get(workerId);
   }
+
+  /** What the connection `workerId` may do; undefined for engine-internal callers (everything). */
+  accessOf(workerId: string | undefined): SessionAccess | undefined {
+    return workerId === undefined ? undefined : this.sessions.get(workerId)?.access;
+  }
+
+  /** Calls a function through the router with a deadline (auth functions, RBAC hooks, middleware). */
+  readonly callFunction: CallFunction = (functionId, data, timeoutMs) => this.router.invoke({ functionId, data, timeoutMs });
 
   readiness(): Readiness {
     const clusterReady = this.cluster?.ready ?? true;
@@ -412,39 +436,84 @@ export class Engine implements ModuleHost {
 
   // Worker connections
 
-  private acceptWorker(socket: WebSocket, request: IncomingMessage): void {
+  private acceptWorker(socket: WebSocket, request: IncomingMessage, listener: WorkerListenerConfig): void {
     if (this.state !== 'ready') {
       socket.close(CloseCode.serviceRestart, 'engine not ready');
       return;
     }
-    const connection = new WorkerConnection(socket, request.socket.remoteAddress ?? '', this.config.limits.maxSendQueueBytes, () =>
-      this.metrics.slowConsumers.inc(),
-    );
-    const session = new WorkerSession(this, connection);
-    this.sessions.set(connection.id, session);
-    this.metrics.connectedWorkers.inc();
-    this.registry.apply({
-      op: 'worker.put',
-      worker: { id: connection.id, nodeId: this.nodeId, kind: 'worker', runtime: 'unknown', ipAddress: connection.ipAddress, connectedAtMs: connection.connectedAtMs },
+    this.admit(socket, request, listener, (access, held) => {
+      const connection = new WorkerConnection(socket, request.socket.remoteAddress ?? '', this.config.limits.maxSendQueueBytes, () =>
+        this.metrics.slowConsumers.inc(),
+      );
+      const session = new WorkerSession(this, connection, access);
+      this.sessions.set(connection.id, session);
+      this.metrics.connectedWorkers.inc();
+      this.registry.apply({
+        op: 'worker.put',
+        worker: { id: connection.id, nodeId: this.nodeId, kind: 'worker', runtime: 'unknown', ipAddress: connection.ipAddress, connectedAtMs: connection.connectedAtMs },
+      });
+      connection.send({ type: 'workerregistered', worker_id: connection.id, reattach_token: connection.reattachToken });
+      for (const [data, isBinary] of held) session.onFrame(data, isBinary);
+      socket.on('message', (data, isBinary) => session.onFrame(data, isBinary));
+      socket.on('close', () => {
+        session.cleanup().catch((err: unknown) => this.logger.error({ err, worker: connection.id }, 'worker cleanup failed'));
+      });
+      this.emitWorkerEvent('worker_connected', connection.id);
     });
-    connection.send({ type: 'workerregistered', worker_id: connection.id, reattach_token: connection.reattachToken });
-    socket.on('message', (data, isBinary) => session.onFrame(data, isBinary));
-    socket.on('close', () => {
-      session.cleanup().catch((err: unknown) => this.logger.error({ err, worker: connection.id }, 'worker cleanup failed'));
-    });
-    socket.on('error', (err) => this.logger.debug({ err, worker: connection.id }, 'worker socket error'));
-    this.emitWorkerEvent('worker_connected', connection.id);
   }
 
-  private acceptTelemetry(socket: WebSocket): void {
+  private acceptTelemetry(socket: WebSocket, request: IncomingMessage, listener: WorkerListenerConfig): void {
     // Only binary telemetry frames count on this socket; text frames are ignored, as in the original.
-    socket.on('message', (data, isBinary) => {
+    const onFrame = (data: RawData, isBinary: boolean): void => {
       if (!isBinary) return;
       const frame = rawDataToBuffer(data);
       const signal = telemetrySignal(frame);
       if (signal) this.ingestTelemetry(signal, frame.subarray(4), undefined);
+    };
+    this.admit(socket, request, listener, (_access, held) => {
+      for (const [data, isBinary] of held) onFrame(data, isBinary);
+      socket.on('message', onFrame);
     });
-    socket.on('error', (err) => this.logger.debug({ err }, 'telemetry socket error'));
+  }
+
+  /**
+   * Lets a new socket in: at once on a port without an RBAC auth function; otherwise once the
+   * auth function (called through the router, deadline `handshake_timeout_ms`) has allowed it.
+   * Until then the connection is nobody (no worker id, no registry entry) and its frames are held
+   * (at most MAX_HELD_FRAMES frames and `max_message_bytes` bytes, else it is closed 1008). A
+   * refusal is the original's `{"type":"error","error":{"code":"AUTH_ERROR",...}}` frame, then
+   * a close (1008).
+   */
+  private admit(socket: WebSocket, request: IncomingMessage, listener: WorkerListenerConfig, admitted: (access: SessionAccess, held: Array<[RawData, boolean]>) => void): void {
+    socket.on('error', (err) => this.logger.debug({ err, listener: listener.instanceId }, 'worker socket error'));
+    const authFunctionId = listener.rbac?.auth_function_id;
+    if (authFunctionId === undefined) return admitted(SessionAccess.permissive(listener), []);
+    const maxBytes = this.config.limits.maxMessageBytes;
+    const hold = new FrameHold(maxBytes);
+    const onHeld = (data: RawData, isBinary: boolean): void => {
+      if (!hold.push(data, isBinary)) socket.close(CloseCode.policy, `over ${MAX_HELD_FRAMES} frames or ${maxBytes} bytes before auth`);
+    };
+    socket.on('message', onHeld);
+    const peer = request.socket.remoteAddress;
+    authenticate(listener, authFunctionId, request, this.callFunction).then(
+      (access) => {
+        socket.off('message', onHeld);
+        if (socket.readyState !== socket.OPEN) return;
+        if (this.state !== 'ready') return socket.close(CloseCode.serviceRestart, 'engine not ready');
+        for (const id of access.forbiddenInfrastructure()) {
+          this.logger.warn({ listener: listener.instanceId, peer, functionId: id }, 'the auth function forbids an infrastructure function the SDKs call on their own');
+        }
+        admitted(access, hold.take());
+      },
+      (err: unknown) => {
+        socket.off('message', onHeld);
+        const message = EngineError.from(err).message;
+        this.logger.warn({ listener: listener.instanceId, peer, reason: message }, 'worker connection refused by the auth function');
+        if (socket.readyState !== socket.OPEN) return;
+        socket.send(encode({ type: 'error', error: { code: ErrorCode.authError, message } }));
+        socket.close(CloseCode.policy, 'authentication failed');
+      },
+    );
   }
 
   /** SDK telemetry frames (OTLP/JSON) go to whoever listens; they are never parsed as protocol. */
@@ -522,11 +591,4 @@ export class Engine implements ModuleHost {
     this.registry.apply({ op: 'worker.remove', workerId: id });
     this.emitWorkerEvent('worker_disconnected', id);
   }
-}
-
-/** Compares secrets in time independent of where they differ. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

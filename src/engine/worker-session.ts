@@ -1,18 +1,31 @@
+import { randomUUID } from 'node:crypto';
 import type { RawData } from 'ws';
 import { decodeFrame } from '../protocol/codec';
 import { EngineError, ErrorCode } from '../protocol/errors';
-import type { ErrorBody, InboundMessage, InvocationResult, InvokeFunction, Json } from '../protocol/messages';
-import type { CallOutcome } from '../router/router';
+import type {
+  ErrorBody,
+  InboundMessage,
+  InvocationResult,
+  InvokeFunction,
+  Json,
+  RegisterFunction,
+  RegisterTrigger,
+  RegisterTriggerType,
+} from '../protocol/messages';
+import type { CallOutcome, WorkerTarget } from '../router/router';
 import type { WorkerConnection } from '../transport/connection';
 import { rawDataToBuffer } from '../transport/raw-data';
+import { functionHook, triggerHook, triggerTypeHook } from './access/hooks';
+import type { SessionAccess } from './access/session-access';
 import type { Engine } from './engine';
 
 /**
  * The worker protocol for one connection: decodes its frames, processes them strictly in
- * arrival order (a registration that awaits a provider holds back the frames behind it), and
- * answers every call it makes exactly once.
+ * arrival order (a registration that awaits a provider or an RBAC hook holds back the frames
+ * behind it), applies what its session may do (`access`), and answers every call it makes
+ * exactly once.
  */
-export class WorkerSession {
+export class WorkerSession implements WorkerTarget {
   /** Calls this connection made that are still pending. */
   private callsOutstanding = 0;
   /** Frames held back while an asynchronous registration completes, in arrival order. */
@@ -22,7 +35,14 @@ export class WorkerSession {
   constructor(
     private readonly engine: Engine,
     readonly connection: WorkerConnection,
+    readonly access: SessionAccess,
   ) {}
+
+  /** Sends this worker a call by the id it registered the function under (its RBAC prefix taken off). */
+  send(message: InvokeFunction): boolean {
+    const functionId = this.access.unprefixed(message.function_id);
+    return this.connection.send(functionId === message.function_id ? message : { ...message, function_id: functionId });
+  }
 
   get id(): string {
     return this.connection.id;
@@ -114,13 +134,12 @@ export class WorkerSession {
         this.result(message);
         return undefined;
       case 'registerfunction':
-        engine.registerWorkerFunction(this.id, message);
-        return undefined;
+        return this.registerFunction(message);
       case 'unregisterfunction':
-        engine.registry.apply({ op: 'function.remove', id: message.id, workerId: this.id });
+        engine.registry.apply({ op: 'function.remove', id: this.access.prefixed(message.id), workerId: this.id });
         return undefined;
       case 'registertriggertype':
-        return engine.triggers.registerType({ ...message, workerId: this.id, nodeId: engine.nodeId });
+        return this.registerTriggerType(message);
       case 'unregistertriggertype':
         engine.triggers.unregisterType(message.id, this.id);
         return undefined;
@@ -143,10 +162,65 @@ export class WorkerSession {
     }
   }
 
-  private async registerTrigger(message: Extract<InboundMessage, { type: 'registertrigger' }>): Promise<void> {
-    const { id, trigger_type, function_id, config, metadata } = message;
+  /** RBAC: the session's gate, then the hook (which may remap it), then the session's prefix. */
+  private registerFunction(message: RegisterFunction): Promise<void> | undefined {
+    const denial = this.access.functionRegistrationDenial();
+    if (denial) return this.refuse(`Function registration '${message.id}' refused: ${denial}`);
+    const register = (fn: RegisterFunction): undefined => {
+      this.engine.registerWorkerFunction(this.id, { ...fn, id: this.access.prefixed(fn.id) });
+      return undefined;
+    };
+    const hook = this.access.hookId('function');
+    if (hook === undefined) return register(message);
+    return functionHook(this.access, hook, message, this.engine.callFunction).then((verdict) =>
+      'denied' in verdict ? this.refuse(`Function registration '${message.id}' refused: ${verdict.denied}`) : register(verdict.approved),
+    );
+  }
+
+  /** RBAC: the session's gate, then the hook (which may remap it). */
+  private registerTriggerType(message: RegisterTriggerType): Promise<void> | undefined {
+    const denial = this.access.triggerTypeRegistrationDenial();
+    if (denial) return this.refuse(`Trigger type registration '${message.id}' refused: ${denial}`);
+    const register = (type: RegisterTriggerType) => this.engine.triggers.registerType({ ...type, workerId: this.id, nodeId: this.engine.nodeId });
+    const hook = this.access.hookId('triggerType');
+    if (hook === undefined) return register(message);
+    return triggerTypeHook(this.access, hook, message, this.engine.callFunction).then((verdict) =>
+      'denied' in verdict ? this.refuse(`Trigger type registration '${message.id}' refused: ${verdict.denied}`) : register(verdict.approved),
+    );
+  }
+
+  /**
+   * A registration the session may not make. The protocol has no answer for it, so the worker
+   * gets a connection-level `error` frame (FORBIDDEN), which the SDKs ignore, and it is logged.
+   */
+  private refuse(message: string): undefined {
+    this.engine.logger.warn({ worker: this.id }, message);
+    this.connection.send({ type: 'error', error: { code: ErrorCode.forbidden, message } });
+    return undefined;
+  }
+
+  /** RBAC: the allowed trigger types, then the hook (which may remap it), then the prefix on `function_id`. */
+  private async registerTrigger(message: RegisterTrigger): Promise<void> {
+    const { id, trigger_type, function_id } = message;
+    const refuse = (reason: string) => {
+      const error = { code: ErrorCode.forbidden, message: `Trigger '${id}' (${trigger_type}) refused: ${reason}` };
+      this.engine.logger.warn({ worker: this.id, trigger: id }, error.message);
+      this.connection.send({ type: 'triggerregistrationresult', id, trigger_type, function_id, error });
+    };
+    const denial = this.access.triggerDenial(trigger_type);
+    if (denial) return refuse(denial);
+    let binding = message;
+    const hook = this.access.hookId('trigger');
+    if (hook !== undefined) {
+      const verdict = await triggerHook(this.access, hook, message, this.engine.callFunction);
+      if ('denied' in verdict) return refuse(verdict.denied);
+      binding = verdict.approved;
+    }
     try {
-      await this.engine.triggers.register({ id, trigger_type, function_id, config, metadata }, this.id);
+      await this.engine.triggers.register(
+        { id: binding.id, trigger_type: binding.trigger_type, function_id: this.access.prefixed(binding.function_id), config: binding.config, metadata: binding.metadata },
+        this.id,
+      );
     } catch (err) {
       const error = EngineError.from(err, ErrorCode.triggerRegistrationFailed).toBody();
       this.connection.send({ type: 'triggerregistrationresult', id, trigger_type, function_id, error });
@@ -167,8 +241,27 @@ export class WorkerSession {
     }
   }
 
+  /**
+   * A call this connection makes: RBAC first (a denied call is answered FORBIDDEN, even `void`
+   * ones, under a fresh id when it has none, as the original does); then the port's middleware,
+   * which takes every non-`engine::` call whatever its action; then the action.
+   */
   private invoke(message: InvokeFunction): void {
     const { invocation_id: invocationId, function_id: functionId, action } = message;
+    const denial = this.access.invokeDenial(functionId, () => this.engine.registry.function(functionId));
+    if (denial !== undefined) {
+      this.reply(invocationId ?? randomUUID(), functionId, message.traceparent, message.baggage, { error: { code: ErrorCode.forbidden, message: denial } });
+      return;
+    }
+    const middleware = this.access.middlewareFunctionId;
+    if (middleware !== undefined && !functionId.startsWith('engine::')) {
+      // The payload as the caller sent it (no _caller_worker_id); the middleware makes the call if it wants.
+      const input = { function_id: functionId, payload: message.data, action: action ?? null, context: this.access.context };
+      this.call(message, invocationId !== undefined, () =>
+        this.engine.router.invoke({ functionId: middleware, data: input, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
+      );
+      return;
+    }
     if (action?.type === 'enqueue') {
       const queued = this.engine.enqueue(action.queue, message);
       if (invocationId !== undefined) this.answer(queued, message);
@@ -177,29 +270,23 @@ export class WorkerSession {
     }
     const data = message.data;
     if (typeof data === 'object' && data !== null && !Array.isArray(data)) data._caller_worker_id = this.id;
-    const wantsReply = invocationId !== undefined && action?.type !== 'void';
-    if (wantsReply && this.callsOutstanding >= this.engine.config.limits.maxPendingCallsPerWorker) {
-      this.reply(invocationId, functionId, message.traceparent, message.baggage, {
-        error: {
-          code: ErrorCode.limitExceeded,
-          message: `Worker has ${this.callsOutstanding} calls pending, the limit is ${this.engine.config.limits.maxPendingCallsPerWorker}`,
-        },
+    this.call(message, invocationId !== undefined && action?.type !== 'void', () =>
+      this.engine.router.invoke({ functionId, data, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
+    );
+  }
+
+  /** Starts a call unless this connection already waits on too many; answers it when `wantsReply`. */
+  private call(message: InvokeFunction, wantsReply: boolean, start: () => Promise<CallOutcome>): void {
+    const limit = this.engine.config.limits.maxPendingCallsPerWorker;
+    if (wantsReply && this.callsOutstanding >= limit) {
+      this.reply(message.invocation_id!, message.function_id, message.traceparent, message.baggage, {
+        error: { code: ErrorCode.limitExceeded, message: `Worker has ${this.callsOutstanding} calls pending, the limit is ${limit}` },
       });
       return;
     }
-    const outcome = this.engine.router.invoke({
-      functionId,
-      data,
-      metadata: message.metadata,
-      traceparent: message.traceparent,
-      baggage: message.baggage,
-      callerWorkerId: this.id,
-    });
-    if (wantsReply) {
-      this.answer(outcome, message);
-    } else {
-      outcome.catch((err: unknown) => this.engine.logger.debug({ err, functionId }, 'fire-and-forget call failed'));
-    }
+    const outcome = start();
+    if (wantsReply) this.answer(outcome, message);
+    else outcome.catch((err: unknown) => this.engine.logger.debug({ err, functionId: message.function_id }, 'fire-and-forget call failed'));
   }
 
   private answer(outcome: Promise<CallOutcome>, message: InvokeFunction): void {

@@ -33,6 +33,8 @@ export const ErrorCode = {
   payloadTooLarge: 'payload_too_large',
   /** ours: the node is draining and accepts no new calls. */
   shuttingDown: 'engine_shutting_down',
+  /** ours: HTTP 401 on a worker-port upgrade without the right shared worker token. */
+  unauthorized: 'UNAUTHORIZED',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,6 +1,3 @@
-import type { Duplex } from 'node:stream';
-import { ErrorCode } from '../protocol/errors';
-
 /** What a counted connection needs: to tell us once when it is gone. */
 export interface Closable {
   once(event: 'close', listener: () => void): unknown;
@@ -65,22 +62,4 @@ export class AddressLimit {
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one client (a dual-stack listener reports the former). */
 function normalize(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-/**
- * Answers an upgrade over the limit: HTTP 429 with `{"error":{code:"limit_exceeded", message}}`,
- * then closes the socket.
- */
-export function refuseUpgradeOverLimit(socket: Duplex, message: string): void {
-  socket.on('error', () => undefined);
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: { code: ErrorCode.limitExceeded, message } });
-  const head =
-    'HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: application/json\r\n' +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
-  socket.once('finish', () => socket.destroy());
-  socket.end(head + body);
 }

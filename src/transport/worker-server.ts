@@ -4,7 +4,11 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { WorkerListenerConfig } from '../config/types';
 import type { Logger } from '../observability/logger';
-import { refuseUpgradeOverLimit, type AddressLimit } from './address-limit';
+import { ErrorCode } from '../protocol/errors';
+import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
+import { checkUpgrade } from '../engine/access/upgrade-gate';
+import type { AddressLimit } from './address-limit';
+import { refuseUpgrade, rejectUpgrade } from './reject-upgrade';
 
 /** Longest wait between two checks of the handshake timeout, in milliseconds. */
 const HANDSHAKE_CHECK_MAX_MS = 1000;
@@ -87,12 +91,21 @@ export class WorkerServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err }, 'socket error during upgrade'));
+    // iii-sdk appends a channel path to a worker URL that has a query (?token=): serve it as the channel request it is.
+    const channelUrl = sdkChannelUrl(req.url ?? '/');
+    if (channelUrl !== undefined) req.url = channelUrl;
     const path = (req.url ?? '/').split('?', 1)[0];
     const channel = path !== '/' && path !== '' && path !== '/otel';
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
+    // Worker and telemetry sockets need the token / pass protected mode; channels carry their own key.
+    const refusal = channel ? undefined : checkUpgrade(this.config, req);
+    if (refusal) {
+      this.logger.warn({ listener: this.config.instanceId, path, peer: req.socket.remoteAddress, status: refusal.status }, refusal.message);
+      return refuseUpgrade(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
+    }
     // Worker and /otel sockets count per client address; data channels are per call, keyed, and exempt.
     const address = req.socket.remoteAddress ?? '';
-    if (!channel && !this.addresses.acquire(address, socket)) return refuseUpgradeOverLimit(socket, this.addresses.refusal(address));
+    if (!channel && !this.addresses.acquire(address, socket)) return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, this.addresses.refusal(address));
     if (path === '/' || path === '') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {
@@ -101,8 +114,4 @@ export class WorkerServer {
       rejectUpgrade(socket, 404, 'Not Found');
     }
   }
-}
-
-function rejectUpgrade(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -60,7 +60,7 @@ describe('built-in defaults (no file)', () => {
 
   it('has one worker listener on 0.0.0.0:49134 and the default limits', () => {
     expect(config.listeners).toEqual([
-      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000 },
+      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000, protectedMode: true },
     ]);
     expect(config.limits).toEqual({
       maxMessageBytes: 16 * 1024 * 1024,
@@ -180,12 +180,13 @@ workers:
   it('makes one listener per iii-worker-manager entry, numbering the repeats', () => {
     const { config } = load(iiiConfig);
     expect(config.listeners).toEqual([
-      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000 },
+      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000, protectedMode: true },
       {
         instanceId: 'iii-worker-manager#1',
         host: '127.0.0.1',
         port: 49135,
         handshakeTimeoutMs: 10000,
+        protectedMode: true,
         middlewareFunctionId: 'gate::check',
         rbac: {
           auth_function_id: 'auth::validate',

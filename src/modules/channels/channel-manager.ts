@@ -12,7 +12,7 @@ import { parseChannelUrl, type ChannelDirection, type ChannelTarget } from './ch
 import { ChannelClose } from './close-codes';
 import { clampBufferSize, resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from './options';
 import { randomUuid } from './random-id';
-import { rejectUpgrade } from './reject-upgrade';
+import { rejectUpgrade } from '../../transport/reject-upgrade';
 import { ReleasedChannels } from './released-channels';
 
 /**

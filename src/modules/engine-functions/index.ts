@@ -3,7 +3,9 @@ import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { RegistryDelta, WorkerEntry } from '../../registry/types';
 import type { Engine, WorkerEvent } from '../../engine/engine';
+import type { SessionAccess } from '../../engine/access/session-access';
 import type { TriggerProvider } from '../../engine/triggers';
+import type { CallContext } from '../../router/router';
 import { Input } from '../input';
 import type { EngineModule } from '../module';
 import {
@@ -50,11 +52,12 @@ export class EngineFunctionsModule implements EngineModule {
 
   async start(): Promise<void> {
     const engine = this.engine;
-    const fn = (id: string, description: string, handler: (input: Input) => Json | undefined | Promise<Json | undefined>) =>
-      engine.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data)));
+    // `caller` is what the calling connection may do (RBAC); undefined for engine-internal calls.
+    const fn = (id: string, description: string, handler: (input: Input, caller: SessionAccess | undefined) => Json | undefined | Promise<Json | undefined>) =>
+      engine.registerFunction(MODULE, { id, description }, (data, ctx: CallContext) => handler(new Input(id, data), engine.accessOf(ctx.callerWorkerId)));
 
-    fn('engine::functions::list', 'List registered functions', (input) => this.listFunctions(input));
-    fn('engine::functions::info', 'Describe one or several functions', (input) => this.functionInfo(input));
+    fn('engine::functions::list', 'List registered functions', (input, caller) => this.listFunctions(input, caller));
+    fn('engine::functions::info', 'Describe one or several functions', (input, caller) => this.functionInfo(input, caller));
     fn('engine::triggers::list', 'List registered trigger types', (input) => this.listTriggerTypes(input));
     fn('engine::triggers::info', 'Describe a trigger type', (input) => {
       const id = input.string('id');
@@ -71,7 +74,7 @@ export class EngineFunctionsModule implements EngineModule {
       const size = input.optNumber('buffer_size');
       return engine.channels.create(size) as unknown as Json;
     });
-    fn('engine::register_trigger', 'Create a durable trigger binding', (input) => this.registerTrigger(input));
+    fn('engine::register_trigger', 'Create a durable trigger binding', (input, caller) => this.registerTrigger(input, caller));
     fn('engine::unregister_trigger', 'Remove a trigger binding', async (input) => ({ removed: await engine.triggers.unregister(input.string('id')) }));
 
     await engine.registerTriggerType(MODULE, { id: 'engine::functions-available', description: 'Fires when the set of registered functions changes' }, ACCEPT_ALL);
@@ -105,7 +108,8 @@ export class EngineFunctionsModule implements EngineModule {
     for (const binding of this.engine.registry.triggersOfType(type, 'live')) this.engine.fire(binding, payload);
   }
 
-  private listFunctions(input: Input): Json {
+  /** Only the functions the caller's RBAC session may call are listed. */
+  private listFunctions(input: Input, caller: SessionAccess | undefined): Json {
     const registry = this.engine.registry;
     const search = input.optString('search')?.toLowerCase();
     const prefix = input.optString('prefix');
@@ -114,6 +118,7 @@ export class EngineFunctionsModule implements EngineModule {
     const ranked: Array<[number, Record<string, Json>]> = [];
     for (const fn of registry.functions()) {
       if (!includeInternal && isInternalFunction(fn)) continue;
+      if (caller && !caller.sees(fn)) continue;
       if (prefix !== undefined && !fn.id.startsWith(prefix)) continue;
       if (workers.length > 0 && !workers.includes(workerName(registry, fn))) continue;
       let rank = 0;
@@ -130,14 +135,17 @@ export class EngineFunctionsModule implements EngineModule {
     return { functions: ranked.map(([, summary]) => summary) };
   }
 
-  private functionInfo(input: Input): Json {
+  /** A function the caller's RBAC session may not call is FORBIDDEN, whether it exists or not. */
+  private functionInfo(input: Input, caller: SessionAccess | undefined): Json {
     const registry = this.engine.registry;
     const single = input.optString('function_id');
     const batch = input.optStringArray('function_ids');
     if ((single === undefined) === (batch === undefined)) {
       throw new EngineError(ErrorCode.invalidArguments, 'Give exactly one of `function_id` or `function_ids`.');
     }
+    const visible = (id: string) => !caller || caller.sees(registry.function(id) ?? { id });
     if (single !== undefined) {
+      if (!visible(single)) throw new EngineError(ErrorCode.forbidden, `Function '${single}' is not visible to this session.`);
       const fn = registry.function(single);
       if (!fn) throw new EngineError(ErrorCode.notFound, `Function '${single}' is not registered.`);
       return functionDetail(registry, fn);
@@ -148,6 +156,7 @@ export class EngineFunctionsModule implements EngineModule {
     }
     return {
       functions: ids.map((id) => {
+        if (!visible(id)) return { function_id: id, error: 'forbidden' };
         const fn = registry.function(id);
         return fn ? functionDetail(registry, fn) : { function_id: id, error: 'not_found' };
       }),
@@ -282,11 +291,16 @@ export class EngineFunctionsModule implements EngineModule {
     return { success: true };
   }
 
-  private async registerTrigger(input: Input): Promise<Json> {
+  /** A caller with an RBAC prefix binds its own (prefixed) function, and only to its allowed trigger types. */
+  private async registerTrigger(input: Input, caller: SessionAccess | undefined): Promise<Json> {
+    const triggerType = input.string('trigger_type');
+    const functionId = input.string('function_id');
+    const denial = caller?.triggerDenial(triggerType);
+    if (denial) throw new EngineError(ErrorCode.forbidden, `Trigger binding refused: ${denial}`);
     const binding = {
       id: randomUUID(),
-      trigger_type: input.string('trigger_type'),
-      function_id: input.string('function_id'),
+      trigger_type: triggerType,
+      function_id: caller ? caller.prefixed(functionId) : functionId,
       config: input.raw('config') ?? null,
       metadata: input.raw('metadata'),
     };

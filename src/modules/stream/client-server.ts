@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { EngineError, ErrorCode } from '../../protocol/errors';
-import { refuseUpgradeOverLimit, type AddressLimit } from '../../transport/address-limit';
+import type { AddressLimit } from '../../transport/address-limit';
 import { rawDataToBuffer } from '../../transport/raw-data';
-import { rejectUpgrade } from '../channels/reject-upgrade';
+import { refuseUpgrade, rejectUpgrade } from '../../transport/reject-upgrade';
 import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
@@ -106,7 +106,7 @@ export class ClientServer {
     const [path, query = ''] = splitUrl(req.url ?? '/');
     if (path !== '/') return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/", not "${path}".`);
     const address = req.socket.remoteAddress ?? '';
-    if (!this.deps.addresses.acquire(address, socket)) return refuseUpgradeOverLimit(socket, this.deps.addresses.refusal(address));
+    if (!this.deps.addresses.acquire(address, socket)) return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, this.deps.addresses.refusal(address));
     const authFunction = this.deps.authFunction;
     if (authFunction === undefined) {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null));
