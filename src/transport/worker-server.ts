@@ -1,9 +1,11 @@
-import http, { type IncomingMessage } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { WorkerListenerConfig } from '../config/types';
 import type { Logger } from '../observability/logger';
+import { createListenerServer } from './tls';
 
 export interface WorkerServerHandlers {
   /** A worker protocol socket on `/`. */
@@ -33,7 +35,8 @@ export class WorkerServer {
     private readonly logger: Logger,
   ) {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: maxMessageBytes });
-    this.server = http.createServer((_req, res) => {
+    // With `tls` the listener serves wss:// only; a connection gets handshakeTimeoutMs for the TLS handshake.
+    this.server = createListenerServer(config.tls, { handshakeTimeoutMs: config.handshakeTimeoutMs, logger }, (_req, res) => {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: this port serves WebSocket upgrades only' } }));
     });

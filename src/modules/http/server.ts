@@ -1,5 +1,7 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createListenerServer } from '../../transport/tls';
 import { CorsPolicy } from './cors';
 import { HttpErrorCode, envelope, sendEnvelope } from './envelope';
 import { Exchange, type ExchangeDeps } from './exchange';
@@ -43,7 +45,10 @@ export class HttpServer {
   constructor(private readonly options: HttpServerOptions) {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit));
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
-    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.dispatch(req, res));
+    // `iii-http.tls` (read at config load): https only.
+    this.server = createListenerServer(options.host.config.tls?.http, { server: { maxHeaderSize: MAX_HEADER_BYTES }, logger: options.log }, (req, res) =>
+      this.dispatch(req, res),
+    );
     options.host.events.once('draining', () => this.stopAccepting());
   }
 
