@@ -6,11 +6,12 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 /**
  * The worker URL other nodes use to reach this node: the configured advertise host, else the
  * listener's own host when it is a real address, else this machine's first non-internal IPv4
- * address (a pod IP in Kubernetes), else loopback.
+ * address (a pod IP in Kubernetes), else loopback. `wss://` when the listener has TLS: the
+ * other nodes then check its certificate, which must name that host (III_ADVERTISE_HOST).
  */
-export function advertisedUrl(listenerHost: string, port: number, configured: string | undefined): string {
+export function advertisedUrl(listenerHost: string, port: number, configured: string | undefined, tls: boolean): string {
   const host = configured ?? (WILDCARD_HOSTS.has(listenerHost) ? firstExternalIPv4() ?? '127.0.0.1' : listenerHost);
-  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function firstExternalIPv4(): string | undefined {

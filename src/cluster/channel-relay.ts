@@ -33,10 +33,12 @@ export class ChannelRelay {
   constructor(
     /** This node's channel id prefix (`channelPrefix(nodeId)`). */
     private readonly ownPrefix: string,
-    /** The worker URL (`ws://host:port`) of the node whose channels start with `prefix`, if alive. */
+    /** The worker URL (`ws://host:port`, `wss://` when it has TLS) of the node whose channels start with `prefix`, if alive. */
     private readonly ownerUrl: (prefix: string) => Promise<string | undefined>,
     private readonly maxMessageBytes: number,
     private readonly logger: Logger,
+    /** CA certificates (PEM, `III_TLS_CA_FILE`) trusted for wss:// owners instead of Node's defaults. */
+    private readonly ca?: Buffer,
   ) {}
 
   /**
@@ -68,6 +70,7 @@ export class ChannelRelay {
       perMessageDeflate: false,
       maxPayload: this.maxMessageBytes,
       handshakeTimeout: OWNER_CONNECT_TIMEOUT_MS,
+      ...(this.ca ? { ca: this.ca } : {}),
     });
     this.track(upstream);
     upstream.once('unexpected-response', (_request, response) => {

@@ -28,6 +28,12 @@
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
  * | `III_DRAIN_GRACE_MS` | `drainGraceMs` (`engine.drain_grace_ms`, default 25000) | integer >= 0 (milliseconds) |
  * | `III_WORKER_TOKEN` | `authToken` of every `iii-worker-manager` listener without its own `auth_token` | non-empty string |
+ * | `III_TLS_CERT_FILE` | with `III_TLS_KEY_FILE`: TLS of every worker, http and stream listener without its own `tls` block | PEM file path (both or neither) |
+ * | `III_TLS_KEY_FILE` | see `III_TLS_CERT_FILE` | PEM file path, unencrypted |
+ * | `III_TLS_CA_FILE` | `tls.ca`: the CA this node trusts when it dials another node's wss:// listener | PEM file path |
+ *
+ * TLS files (a `tls` block's or the variables') are read and checked here, once: a missing,
+ * unreadable or mismatched file is a ConfigError naming the setting and the file.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -44,10 +50,13 @@ import type {
   LimitsConfig,
   ModuleConfig,
   RbacConfig,
+  TlsMaterial,
+  TlsVersion,
   WorkerListenerConfig,
 } from './types';
 import { unimplementedWarnings } from './unimplemented';
 import { validateBlock, type ValidatedBlock } from './validate';
+import { DEFAULT_TLS_MIN_VERSION, readCaFile, readTlsMaterial } from '../transport/tls';
 import {
   BUILTIN_WORKER_NAMES,
   BUILTIN_WORKERS,
@@ -104,6 +113,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const sources = opts.path === undefined ? builtInDefaults() : readFile(opts.path, env, warnings);
   const config = assemble(sources, warnings);
   applyEnvironment(config, sources, env);
+  applyTls(config, sources, env);
   return { config, warnings };
 }
 
@@ -391,6 +401,56 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
     sources.listed.find((l) => l.spec.id === 'observability')?.block.asWritten['level'] ??
     'info';
   config.logLevel = level as EngineConfig['logLevel'];
+}
+
+/**
+ * TLS of each listener: its own `tls` block, else the `III_TLS_CERT_FILE`/`III_TLS_KEY_FILE` pair
+ * (both or neither). Each pair of files is read once, however many listeners share it.
+ */
+function applyTls(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv): void {
+  const label = sources.source ?? DEFAULTS_LABEL;
+  const certEnv = envValue(env, 'III_TLS_CERT_FILE', nonEmptyString) as string | undefined;
+  const keyEnv = envValue(env, 'III_TLS_KEY_FILE', nonEmptyString) as string | undefined;
+  if ((certEnv === undefined) !== (keyEnv === undefined)) {
+    const [set, unset] = certEnv === undefined ? ['III_TLS_KEY_FILE', 'III_TLS_CERT_FILE'] : ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE'];
+    throw new ConfigError(`environment variable ${set} is set but ${unset} is not: TLS needs both the certificate and the key file`);
+  }
+  const read = new Map<string, TlsMaterial>();
+  const material = (block: unknown, at: string): TlsMaterial | undefined => {
+    const written = block as { cert_file: string; key_file: string; min_version?: TlsVersion } | null | undefined;
+    const files = written
+      ? { certFile: written.cert_file, keyFile: written.key_file, minVersion: written.min_version ?? DEFAULT_TLS_MIN_VERSION }
+      : certEnv !== undefined && keyEnv !== undefined
+        ? { certFile: certEnv, keyFile: keyEnv, minVersion: DEFAULT_TLS_MIN_VERSION }
+        : undefined;
+    if (files === undefined) return undefined;
+    const id = `${files.certFile}\0${files.keyFile}\0${files.minVersion}`;
+    let loaded = read.get(id);
+    if (loaded === undefined) {
+      const from = written
+        ? { cert: `${label}: ${at}.tls.cert_file`, key: `${label}: ${at}.tls.key_file` }
+        : { cert: `environment variable III_TLS_CERT_FILE (${at})`, key: `environment variable III_TLS_KEY_FILE (${at})` };
+      loaded = readTlsMaterial(files, from);
+      read.set(id, loaded);
+    }
+    return loaded;
+  };
+
+  for (const listener of config.listeners) {
+    const entry = sources.listed.find((l) => l.spec.id === 'workerManager' && l.instanceId === listener.instanceId);
+    const tls = material(entry?.block.asWritten['tls'], listener.instanceId);
+    if (tls) listener.tls = tls;
+  }
+  const tls: NonNullable<EngineConfig['tls']> = {};
+  for (const id of ['http', 'stream'] as const) {
+    const module = config.modules[id];
+    if (!module?.enabled) continue;
+    const loaded = material(module.config['tls'], module.entryName ?? workerSpec(id).names[0]!);
+    if (loaded) tls[id] = loaded;
+  }
+  const caFile = envValue(env, 'III_TLS_CA_FILE', nonEmptyString) as string | undefined;
+  if (caFile !== undefined) tls.ca = readCaFile(caFile, 'environment variable III_TLS_CA_FILE');
+  if (Object.keys(tls).length > 0) config.tls = tls;
 }
 
 /** `III_DRAIN_GRACE_MS`: 0 fails every call still in flight at once. */

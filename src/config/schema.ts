@@ -17,9 +17,11 @@ import {
   redisUrl,
   ShapeError,
   urlWithScheme,
+  type Leaf,
   type SchemaTree,
   type Shape,
 } from './formats';
+import { TLS_VERSIONS } from '../transport/tls';
 import { ENGINE_VERSION } from './version';
 
 /**
@@ -77,12 +79,25 @@ const functionFilter: Shape = anyOf(
   record({ metadata: { shape: anyMapping, required: true } }),
 );
 
+/**
+ * ours: `tls: {cert_file, key_file, min_version?}` on a listener (worker manager, http, stream):
+ * it serves https:// and wss:// only. Read at config load (src/transport/tls.ts). Without it,
+ * `III_TLS_CERT_FILE` + `III_TLS_KEY_FILE` apply.
+ */
+const tlsBlock: Shape = record({
+  cert_file: { shape: nonEmptyString, required: true },
+  key_file: { shape: nonEmptyString, required: true },
+  min_version: oneOf(TLS_VERSIONS),
+});
+const tls = (): Leaf => leaf(tlsBlock, null, 'ours: serve this listener over TLS with these PEM files (cert_file, key_file, min_version: TLSv1.2 by default).');
+
 // --- iii-worker-manager (§4.1) ---------------------------------------------------------------
 
 export const workerManagerSchema: SchemaTree = {
   port: leaf(port, 49134, 'Port of the worker WebSocket listener; the first listener is the main port.'),
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
-  handshake_timeout_ms: leaf(ms(), 10000, 'Deadline for reading the HTTP upgrade request.'),
+  handshake_timeout_ms: leaf(ms(), 10000, 'Deadline for the TLS handshake and for reading the HTTP upgrade request.'),
+  tls: tls(),
   middleware_function_id: leaf(functionId, null, 'Function every non-engine:: invocation is diverted to.'),
   rbac: {
     auth_function_id: leaf(functionId, null, 'Called on every connection to authenticate it.'),
@@ -139,6 +154,7 @@ export const httpSchema: SchemaTree = {
     [],
     'Global middleware, run in ascending priority (only phase preHandler runs).',
   ),
+  tls: tls(),
 };
 
 // --- iii-stream (§9.1) -----------------------------------------------------------------------
@@ -149,6 +165,7 @@ export const streamSchema: SchemaTree = {
   auth_function: leaf(functionId, null, 'Function called on every client WebSocket upgrade.'),
   adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
   max_connections_per_address: leaf(intRange(0), 1024, 'ours: WebSocket and Socket.IO clients one address may hold (0 = unlimited); more are refused (429).'),
+  tls: tls(),
 };
 
 // --- iii-state (§8.1) ------------------------------------------------------------------------

@@ -14,6 +14,21 @@ export interface RbacConfig {
   on_trigger_type_registration_function_id?: string;
 }
 
+/** Lowest TLS version a listener accepts (`tls.min_version`). */
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * A listener's certificate chain and private key (PEM), read from their files and checked to
+ * match once, at config load (src/transport/tls.ts): a listener with it serves https:// and wss://.
+ */
+export interface TlsMaterial {
+  certFile: string;
+  keyFile: string;
+  cert: Buffer;
+  key: Buffer;
+  minVersion: TlsVersion;
+}
+
 /** One `iii-worker-manager` listener (the first one is the engine's main port). */
 export interface WorkerListenerConfig {
   /** Instance id: `iii-worker-manager`, then `iii-worker-manager#1`, ... */
@@ -33,6 +48,8 @@ export interface WorkerListenerConfig {
    * `authToken` nor `rbac.auth_function_id`, the listener accepts loopback peers only (403).
    */
   protectedMode: boolean;
+  /** `tls`, else `III_TLS_CERT_FILE`/`III_TLS_KEY_FILE`: the listener serves wss:// only. */
+  tls?: TlsMaterial;
 }
 
 export interface LimitsConfig {
@@ -98,6 +115,13 @@ export interface EngineConfig {
   httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
   /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */
   cluster: { redisUrl?: string; keyPrefix: string; advertiseHost?: string };
+  /**
+   * TLS of the module listeners (the worker listeners carry their own): each from its block's
+   * `tls`, else `III_TLS_CERT_FILE`/`III_TLS_KEY_FILE`. `ca` (`III_TLS_CA_FILE`, PEM) is what this
+   * node trusts when it dials another node's wss:// listener (relayed data channels); without
+   * it, Node's default CAs (plus NODE_EXTRA_CA_CERTS). The metrics port is always plain HTTP.
+   */
+  tls?: { http?: TlsMaterial; stream?: TlsMaterial; ca?: Buffer };
   /**
    * Modules keyed by canonical name: `http`, `stream`, `state`, `pubsub`, `queue`, `cron`,
    * `observability`, `configuration`, `exec`, `bridge`, `telemetry`.

@@ -144,7 +144,7 @@ export class Engine implements ModuleHost {
     });
     if (this.cluster) {
       const cluster = this.cluster;
-      this.channelRelay = new ChannelRelay(channelPrefix(this.nodeId), (prefix) => cluster.ownerUrl(prefix), config.limits.maxMessageBytes, this.logger);
+      this.channelRelay = new ChannelRelay(channelPrefix(this.nodeId), (prefix) => cluster.ownerUrl(prefix), config.limits.maxMessageBytes, this.logger, config.tls?.ca);
       this.channels.forwarder = this.channelRelay.forward;
     }
     this.httpFunctionOptions = {
@@ -180,7 +180,7 @@ export class Engine implements ModuleHost {
       if (warning) this.logger.warn({ listener: listener.instanceId, host: listener.host }, warning);
     }
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
-    await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost));
+    await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0]!.tls !== undefined));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     this.state = 'ready';
     this.logger.info(

@@ -1,4 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -8,6 +9,7 @@ import { ErrorCode } from '../protocol/errors';
 import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
 import { checkUpgrade } from '../engine/access/upgrade-gate';
 import type { AddressLimit } from './address-limit';
+import { createListenerServer } from './tls';
 import { refuseUpgrade, rejectUpgrade } from './reject-upgrade';
 
 /** Longest wait between two checks of the handshake timeout, in milliseconds. */
@@ -43,9 +45,14 @@ export class WorkerServer {
     private readonly logger: Logger,
   ) {
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: maxMessageBytes });
-    // Node enforces headersTimeout only when it checks its connections (every 30 s by default):
-    // checking at least once per handshake timeout keeps a slow handshake within 2x the timeout.
-    this.server = http.createServer({ connectionsCheckingInterval: Math.min(HANDSHAKE_CHECK_MAX_MS, config.handshakeTimeoutMs) }, (_req, res) => {
+    // With `tls` the listener serves wss:// only; a connection gets handshakeTimeoutMs for the TLS
+    // handshake. Node enforces headersTimeout only when it checks its connections (every 30 s by
+    // default): checking at least once per handshake timeout keeps a slow handshake within 2x it.
+    this.server = createListenerServer(config.tls, {
+      server: { connectionsCheckingInterval: Math.min(HANDSHAKE_CHECK_MAX_MS, config.handshakeTimeoutMs) },
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      logger,
+    }, (_req, res) => {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: this port serves WebSocket upgrades only' } }));
     });

@@ -1,7 +1,9 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import { AddressLimit } from '../../transport/address-limit';
+import { createListenerServer } from '../../transport/tls';
 import { CorsPolicy } from './cors';
 import { HttpErrorCode, envelope, sendEnvelope, type HttpErrorKind } from './envelope';
 import { Exchange, type ExchangeDeps } from './exchange';
@@ -52,7 +54,10 @@ export class HttpServer {
   constructor(private readonly options: HttpServerOptions) {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit));
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
-    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => this.dispatch(req, res));
+    // `iii-http.tls` (read at config load): https only.
+    this.server = createListenerServer(options.host.config.tls?.http, { server: { maxHeaderSize: MAX_HEADER_BYTES }, logger: options.log }, (req, res) =>
+      this.dispatch(req, res),
+    );
     // Node keeps at most maxHeadersCount headers and drops the rest silently: keep one more than
     // the limit, so a request over it is seen (and refused) rather than quietly truncated.
     this.server.maxHeadersCount = options.maxHeaderCount + 1;

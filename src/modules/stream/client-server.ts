@@ -1,4 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -6,6 +7,7 @@ import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { AddressLimit } from '../../transport/address-limit';
 import { rawDataToBuffer } from '../../transport/raw-data';
 import { refuseUpgrade, rejectUpgrade } from '../../transport/reject-upgrade';
+import { createListenerServer } from '../../transport/tls';
 import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
@@ -44,7 +46,8 @@ export class ClientServer {
   constructor(private readonly deps: ClientServerDeps) {
     // ws closes a socket that sends a larger frame with 1009 (message too big).
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_CLIENT_FRAME_BYTES });
-    this.server = http.createServer((_req, res) => {
+    // `iii-stream.tls` (read at config load): wss:// (and Socket.IO over https) only.
+    this.server = createListenerServer(deps.host.config.tls?.stream, { logger: deps.host.logger }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', upgrade: 'websocket', connection: 'Upgrade' });
       res.end(`This port serves stream clients over WebSocket at / and over Socket.IO at ${SOCKET_IO_PATH}.`);
     });
