@@ -95,6 +95,7 @@ export const workerManagerSchema: SchemaTree = {
   max_message_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: largest message a worker may send.'),
   max_pending_calls_per_worker: leaf(intRange(1), 10000, 'ours: calls one connection may have outstanding.'),
   max_send_queue_bytes: leaf(intRange(1024, undefined, 'bytes'), 32 * MiB, 'ours: bytes queued for a slow reader before it is closed.'),
+  max_connections_per_address: leaf(intRange(0), 1024, 'ours: worker and /otel sockets one client address may hold (0 = unlimited); more get HTTP 429.'),
 };
 
 /** Keys of the worker-manager block that are engine-wide limits (first listener only). */
@@ -108,6 +109,7 @@ export const httpSchema: SchemaTree = {
   default_timeout: leaf(ms(), 30000, 'Whole-request timeout and per-middleware timeout.'),
   concurrency_request_limit: leaf(intRange(0), 1024, 'Requests served at once (0 is treated as 1).'),
   body_limit_bytes: leaf(intRange(1, undefined, 'bytes'), 10 * MiB, 'ours: largest request body; a larger one is answered 413.'),
+  max_connections_per_address: leaf(intRange(0), 1024, 'ours: connections one client address may hold open (0 = unlimited); more are answered 429 and closed.'),
   cors: {
     allowed_origins: leaf(listOf(nonEmptyString, 'origins'), [], 'Empty or containing "*" = any origin.'),
     allowed_methods: leaf(listOf(nonEmptyString, 'methods'), [], 'Empty = any method.'),
@@ -133,6 +135,7 @@ export const streamSchema: SchemaTree = {
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
   auth_function: leaf(functionId, null, 'Function called on every client WebSocket upgrade.'),
   adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
+  max_connections_per_address: leaf(intRange(0), 1024, 'ours: WebSocket and Socket.IO clients one address may hold (0 = unlimited); more are refused (429).'),
 };
 
 // --- iii-state (§8.1) ------------------------------------------------------------------------

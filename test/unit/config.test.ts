@@ -344,7 +344,7 @@ describe('validation errors', () => {
     const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
     expect(message).toBe(
       `${file}: workers[1] (iii-http).config.prot: unknown key ` +
-        '(expected one of: port, host, default_timeout, concurrency_request_limit, body_limit_bytes, cors, middleware)',
+        '(expected one of: port, host, default_timeout, concurrency_request_limit, body_limit_bytes, max_connections_per_address, cors, middleware)',
     );
   });
 
