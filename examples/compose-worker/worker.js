@@ -9,7 +9,20 @@ const os = require('node:os');
 const { registerWorker } = require('iii-sdk');
 
 const url = process.env.III_URL ?? 'ws://127.0.0.1:49134';
-const iii = registerWorker(url, { workerName: `compose-worker-${os.hostname()}` });
+const token = process.env.III_WORKER_TOKEN;
+if (!token) {
+  console.error('III_WORKER_TOKEN is not set: the engine refuses workers without its token (401)');
+  process.exit(1);
+}
+const iii = registerWorker(url, {
+  workerName: `compose-worker-${os.hostname()}`,
+  // The token goes in a header, not in the URL (`?token=`), where access logs would keep it.
+  headers: { Authorization: `Bearer ${token}` },
+  // The SDK opens its telemetry socket (/otel) without these headers, so it would be refused;
+  // this example sends no telemetry. (`?token=` in III_URL would cover both sockets.)
+  otel: { enabled: false },
+  enableMetricsReporting: false,
+});
 
 iii.registerFunction(
   'greeter::hello',

@@ -9,7 +9,7 @@ import { advertisedUrl } from '../cluster/advertise';
 import { ChannelRelay, channelPrefix } from '../cluster/channel-relay';
 import { ClusterNode } from '../cluster/cluster-node';
 import { ChannelManager } from '../modules/channels';
-import { DEFAULT_HTTP_TIMEOUT_MS, invokeHttpFunction, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
+import { DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, invokeHttpFunction, ResponseBudget, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
 import { createModules } from '../modules';
 import { ObservabilityModule } from '../modules/observability';
@@ -152,6 +152,7 @@ export class Engine implements ModuleHost {
       env: options.env ?? process.env,
       maxResponseBytes: config.limits.maxMessageBytes,
       defaultTimeoutMs: DEFAULT_HTTP_TIMEOUT_MS,
+      responseBudget: new ResponseBudget(DEFAULT_MAX_BUFFERED_RESPONSE_BYTES),
     };
     // One count over every worker listener: the limit is per client address, engine-wide.
     const addresses = new AddressLimit(config.limits.maxConnectionsPerAddress, 'max_connections_per_address', () =>

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { registerWorker } from 'iii-sdk';
@@ -54,12 +55,21 @@ function haproxyBin(): string {
   return bin;
 }
 
-function composeConfig(): Record<string, ComposeService> {
+/** What the user exports before `docker compose up` (the file has no default on purpose). */
+const WORKER_TOKEN = 'compose-test-token-7f3a9c';
+
+/** `docker compose config` with `extraEnv` (III_WORKER_TOKEN removed when it maps to undefined). */
+function runComposeConfig(extraEnv: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
   const [cmd, ...args] = composeCommand();
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_')) delete env[key];
+  const env = { ...process.env, ...extraEnv };
+  for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_') || env[key] === undefined) delete env[key];
   const run = spawnSync(cmd!, [...args, '-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`${cmd} ${args.join(' ')} config failed (${run.status}): ${run.stderr}`);
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+function composeConfig(): Record<string, ComposeService> {
+  const run = runComposeConfig({ III_WORKER_TOKEN: WORKER_TOKEN });
+  if (run.status !== 0) throw new Error(`docker compose config failed (${run.status}): ${run.stderr}`);
   return (yaml.load(run.stdout) as { services: Record<string, ComposeService> }).services;
 }
 
@@ -163,7 +173,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
     for (const [name, service] of Object.entries(services)) if (name !== 'lb') expect([name, service.ports ?? []]).toEqual([name, []]);
     const lb = services['lb']!;
     for (const port of PUBLIC_PORTS) expect(portPairs(lb)).toContainEqual([port, port]);
-    // Loopback only: the engine has no authentication of its own yet.
+    // Loopback only: HTTP triggers and streams have no authentication of their own.
     expect(ports(lb).map((p) => p.hostIp)).toEqual(ports(lb).map(() => '127.0.0.1'));
     expect(lb.healthcheck?.test.join(' ')).toContain('/healthz');
     for (const name of ENGINE_SERVICES) expect(lb.depends_on?.[name]).toBeDefined();
@@ -180,6 +190,24 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
       const backend = [...backends.values()].find((servers) => servers.some(([, address]) => address.endsWith(`:${port}`)));
       expect(backend).toEqual(ENGINE_SERVICES.map((name) => [name, `${name}:${port}`]));
     }
+  });
+
+  test('the engine nodes and the example worker get the worker token from the environment', () => {
+    for (const name of [...ENGINE_SERVICES, 'worker']) expect([name, services[name]!.environment?.['III_WORKER_TOKEN']]).toEqual([name, WORKER_TOKEN]);
+  });
+
+  test('without III_WORKER_TOKEN (unset or empty) docker compose refuses the file and says what to set', () => {
+    for (const token of [undefined, '']) {
+      const run = runComposeConfig({ III_WORKER_TOKEN: token });
+      expect(run.status).not.toBe(0);
+      expect(run.stderr).toContain('set III_WORKER_TOKEN');
+    }
+  });
+
+  test('the engines run config/cluster.yaml with no per-address cap on the public listeners (they only see the balancer)', () => {
+    const doc = yaml.load(fs.readFileSync(path.join(ROOT, 'config/cluster.yaml'), 'utf8')) as { workers: Array<{ name: string; config?: Record<string, unknown> }> };
+    const caps = Object.fromEntries(doc.workers.filter((w) => w.config?.['port'] !== undefined).map((w) => [w.name, w.config!['max_connections_per_address']]));
+    expect(caps).toEqual({ 'iii-worker-manager': 0, http: 0, 'iii-stream': 0 });
   });
 
   test('the example worker connects through the balancer', () => {
@@ -211,7 +239,8 @@ describe('the balancer config in front of three real engine nodes', () => {
     const bin = haproxyBin();
     redis = await startRedis();
     const keyPrefix = `compose-${process.pid}:`;
-    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix })));
+    const env = { III_WORKER_TOKEN: WORKER_TOKEN };
+    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix, env })));
     [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
 
     // The shipped file with only addresses changed: node names -> 127.0.0.1 and each node's
@@ -237,7 +266,7 @@ describe('the balancer config in front of three real engine nodes', () => {
 
     worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
       cwd: ROOT,
-      env: { ...process.env, III_URL: `ws://127.0.0.1:${lbPorts.ws}` },
+      env: { ...process.env, III_URL: `ws://127.0.0.1:${lbPorts.ws}`, III_WORKER_TOKEN: WORKER_TOKEN },
       stdio: 'ignore',
     });
   }, 30_000);
@@ -283,11 +312,49 @@ describe('the balancer config in front of three real engine nodes', () => {
     expect(before).toBeGreaterThan(first.body.greeted!);
   }, 60_000);
 
+  test('the balancer caps connections per client address at 1024 over its public ports, and frees a slot when one closes', async () => {
+    const CAP = 1024;
+    const EXTRA = 8;
+    const attempts: Attempt[] = [];
+    try {
+      // Spread over the three frontends (the count is per source address, whatever the port), in
+      // batches, well within the balancer's 10 s `timeout http-request` for idle connections.
+      const ports = [lbPorts.ws, lbPorts.http, lbPorts.stream];
+      for (let i = 0; i < CAP + EXTRA; i += 128) {
+        attempts.push(...Array.from({ length: Math.min(128, CAP + EXTRA - i) }, (_, j) => attempt(ports[(i + j) % 3]!)));
+        await Promise.all(attempts.slice(i).map((a) => a.settled));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      // The example worker already holds a connection from this address, so a few fewer than
+      // CAP of ours fit; every attempt beyond the cap is refused (reset or closed at once).
+      const open = attempts.filter((a) => a.open()).length;
+      expect(open).toBeLessThan(CAP);
+      expect(open).toBeGreaterThanOrEqual(CAP - EXTRA);
+      expect(attempts.length - open).toBeGreaterThanOrEqual(EXTRA);
+
+      attempts.find((a) => a.open())!.socket.destroy();
+      await waitFor(async () => {
+        const again = attempt(lbPorts.http);
+        attempts.push(again);
+        await again.settled;
+        await new Promise((r) => setTimeout(r, 300));
+        return again.open();
+      }, 10_000, () => lbOutput);
+    } finally {
+      for (const a of attempts) a.socket.destroy();
+    }
+  }, 60_000);
+
   test('a Socket.IO client on long-polling keeps its node through the stream port and gets a change made through the balancer', async () => {
     // Each polling request is a separate HTTP request: without `balance source` most would
     // reach a node that does not know the session ("Session ID unknown").
     const socket = io(`http://127.0.0.1:${lbPorts.stream}`, { transports: ['polling'], reconnection: false, forceNew: true });
-    const writer = registerWorker(`ws://127.0.0.1:${lbPorts.ws}`, { workerName: 'compose-writer', enableMetricsReporting: false, otel: { enabled: false } });
+    const writer = registerWorker(`ws://127.0.0.1:${lbPorts.ws}`, {
+      workerName: 'compose-writer',
+      headers: { Authorization: `Bearer ${WORKER_TOKEN}` },
+      enableMetricsReporting: false,
+      otel: { enabled: false },
+    });
     try {
       const events: unknown[] = [];
       socket.on('stream', (event: unknown) => events.push(event));
@@ -308,6 +375,28 @@ describe('the balancer config in front of three real engine nodes', () => {
     }
   }, 30_000);
 });
+
+/** One TCP connection attempt: `settled` once connected or failed; open() while it stays up. */
+interface Attempt {
+  socket: Socket;
+  settled: Promise<void>;
+  open(): boolean;
+}
+
+function attempt(port: number): Attempt {
+  let up = false;
+  const socket = createConnection({ host: '127.0.0.1', port });
+  const settled = new Promise<void>((resolve) => {
+    socket.once('connect', () => {
+      up = true;
+      resolve();
+    });
+    socket.once('error', () => resolve());
+  });
+  socket.on('error', () => undefined);
+  socket.once('close', () => (up = false));
+  return { socket, settled, open: () => up };
+}
 
 /** The status column (UP, DOWN, ...) of one server in each backend, from the stats CSV. */
 async function serverStatuses(statsPort: number, server: string): Promise<string[]> {

@@ -335,6 +335,58 @@ describe('Redis', () => {
   });
 });
 
+describe('worker token (III_WORKER_TOKEN)', () => {
+  const decode = (secret: K8sObject, key: string) => Buffer.from(secret.data![key]!, 'base64').toString('utf8');
+
+  test.each(['default.yaml', 'demo.yaml'])('%s: a generated Secret holds a random 48-character token, passed to the pods by reference', (file) => {
+    const objects = rendered[file]!;
+    const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
+    expect(decode(secret, 'token')).toMatch(/^[A-Za-z0-9]{48}$/);
+    expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({
+      name: 'III_WORKER_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'iii-iii-cluster-worker-token', key: 'token' } },
+    });
+  });
+
+  test('the token appears only in its Secret: not in the Deployment, ConfigMap or any other object, plain or base64', () => {
+    const objects = rendered['default.yaml']!;
+    const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
+    const token = decode(secret, 'token');
+    for (const object of objects.filter((o) => o !== secret)) {
+      const text = JSON.stringify(object);
+      expect([object.kind, text.includes(token), text.includes(secret.data!['token']!)]).toEqual([object.kind, false, false]);
+    }
+  });
+
+  test('every helm template run draws a new token (only an installed release keeps it, through lookup)', () => {
+    const token = (objects: K8sObject[]) => one(objects, 'Secret', 'iii-iii-cluster-worker-token').data!['token'];
+    expect(token(render(['default.yaml']))).not.toBe(token(rendered['default.yaml']!));
+  });
+
+  test('production: workerAuth.existingSecret is referenced, and the chart creates no Secret', () => {
+    const objects = rendered['production.yaml']!;
+    expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({ name: 'III_WORKER_TOKEN', valueFrom: { secretKeyRef: { name: 'iii-worker-token', key: 'token' } } });
+    expect(find(objects, 'Secret')).toHaveLength(0);
+  });
+
+  test('a custom secretKey is used for both the generated Secret and the reference', () => {
+    const objects = render(['default.yaml'], ['--set', 'workerAuth.secretKey=worker-token']);
+    expect(Object.keys(one(objects, 'Secret').data!)).toEqual(['worker-token']);
+    expect(envOf(objects, 'III_WORKER_TOKEN')).toMatchObject({ valueFrom: { secretKeyRef: { key: 'worker-token' } } });
+  });
+
+  test('workerAuth.enabled=false: no Secret and no III_WORKER_TOKEN (protected mode then admits only loopback workers)', () => {
+    const objects = render(['default.yaml'], ['--set', 'workerAuth.enabled=false']);
+    expect(find(objects, 'Secret')).toHaveLength(0);
+    expect(envOf(objects, 'III_WORKER_TOKEN')).toBeUndefined();
+  });
+
+  test('the schema rejects an empty secretKey and unknown workerAuth keys', () => {
+    expect(renderFails(['default.yaml'], ['--set', 'workerAuth.secretKey='])).toMatch(/workerAuth/);
+    expect(renderFails(['default.yaml'], ['--set', 'workerAuth.token=abc'])).toMatch(/workerAuth/);
+  });
+});
+
 describe('values.schema.json', () => {
   test('rejects replicaCount "three"', () => {
     const stderr = renderFails(['default.yaml'], ['--set-string', 'replicaCount=three']);
@@ -384,10 +436,14 @@ describe('the rendered pod, run as a process', () => {
     fs.writeFileSync(path.join(mountDir, 'config.yaml'), one(objects, 'ConfigMap').data!['config.yaml']!);
     const args = (container['args'] as string[]).map((arg) => arg.replace(mountPath, mountDir));
     const fieldValues: Record<string, string> = { 'metadata.name': 'iii-iii-cluster-5d8c7-x2x9q', 'status.podIP': '127.0.0.1' };
+    const secretValue = (ref: { name: string; key: string }) => Buffer.from(one(objects, 'Secret', ref.name).data![ref.key]!, 'base64').toString('utf8');
     const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], LOG_LEVEL: 'warn' };
-    for (const entry of container['env'] as Array<{ name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }>) {
-      env[entry.name] = entry.value ?? fieldValues[entry.valueFrom!.fieldRef.fieldPath];
+    type EnvEntry = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
+    for (const entry of container['env'] as EnvEntry[]) {
+      const from = entry.valueFrom;
+      env[entry.name] = entry.value ?? (from?.secretKeyRef ? secretValue(from.secretKeyRef) : fieldValues[from!.fieldRef!.fieldPath]);
     }
+    expect(env['III_WORKER_TOKEN']).toMatch(/^[A-Za-z0-9]{48}$/);
     env['LOG_LEVEL'] = 'warn';
     const child = spawn(process.execPath, [path.join(ROOT, 'bin/iii-cluster.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

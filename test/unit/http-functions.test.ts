@@ -6,16 +6,19 @@ import type { HttpInvocation, Json } from '../../src/protocol/messages';
 import { EngineError } from '../../src/protocol/errors';
 import {
   AUTH_SECRET_NOT_FOUND,
+  AUTH_SECRET_RESERVED,
   DEFAULT_HTTP_TIMEOUT_MS,
+  DEFAULT_MAX_BUFFERED_RESPONSE_BYTES,
   DEFAULT_MAX_RESPONSE_BYTES,
   type HttpFunctionOptions,
   hostInAllowlist,
   invokeHttpFunction,
   isBlockedAddress,
   matchesHostGlob,
+  ResponseBudget,
   validateRegistration,
 } from '../../src/modules/http-functions';
-import { guardedLookup } from '../../src/modules/http-functions/guarded-lookup';
+import { guardedLookupVia, systemResolver } from '../../src/modules/http-functions/guarded-lookup';
 
 /** What the test server saw of one request. */
 interface Received {
@@ -95,6 +98,7 @@ function options(overrides: Partial<HttpFunctionOptions> = {}): HttpFunctionOpti
     env: {},
     maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
     defaultTimeoutMs: DEFAULT_HTTP_TIMEOUT_MS,
+    responseBudget: new ResponseBudget(DEFAULT_MAX_BUFFERED_RESPONSE_BYTES),
     ...overrides,
   };
 }
@@ -437,19 +441,55 @@ describe('validateRegistration', () => {
     expect(err?.message).toMatch(/^URL not in allowlist/);
   });
 
+  // What the URL parser normalises each spelling to is the address judged and connected to.
   test.each([
     ['http://127.0.0.1/x', '127.0.0.1'],
     ['http://10.0.0.1/x', '10.0.0.1'],
     ['http://169.254.1.1/x', '169.254.1.1'],
+    ['http://169.254.169.254/latest/meta-data/', '169.254.169.254'],
     ['http://[::1]/x', '::1'],
+    ['http://[::]/x', '::'],
     ['http://[::ffff:127.0.0.1]/x', '::ffff:7f00:1'],
+    ['http://[::ffff:7f00:1]/x', '::ffff:7f00:1'],
+    ['http://[0:0:0:0:0:ffff:127.0.0.1]/x', '::ffff:7f00:1'],
+    ['http://[::127.0.0.1]/x', '::7f00:1'],
+    ['http://[64:ff9b::127.0.0.1]/x', '64:ff9b::7f00:1'],
+    ['http://[64:ff9b::a9fe:a9fe]/x', '64:ff9b::a9fe:a9fe'],
+    ['http://[2002:7f00:1::]/x', '2002:7f00:1::'],
     ['http://[fd00::1]/x', 'fd00::1'],
+    ['http://[fe80::1]/x', 'fe80::1'],
     ['http://127.1/x', '127.0.0.1'],
+    ['http://2130706433/x', '127.0.0.1'],
+    ['http://0x7f.1/x', '127.0.0.1'],
+    ['http://0x7f000001/x', '127.0.0.1'],
+    ['http://017700000001/x', '127.0.0.1'],
+    ['http://0177.0.0.1/x', '127.0.0.1'],
+    ['http://%31%32%37.0.0.1/x', '127.0.0.1'],
+    ['http://127.0.0.1./x', '127.0.0.1'],
+    ['http://127\u30020\u30020\u30021/x', '127.0.0.1'],
+    ['http://0/x', '0.0.0.0'],
+    ['http://0.0.0.0/x', '0.0.0.0'],
+    ['http://4294967295/x', '255.255.255.255'],
+    ['http://100.100.100.200/x', '100.100.100.200'],
+    ['http://224.0.0.251/x', '224.0.0.251'],
   ])('a private literal IP is blocked by default: %s', (url, ip) => {
     const err = validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }));
     expect(err?.code).toBe('url_validation_failed');
     expect(err?.message).toMatch(/^Private IP blocked: /);
     expect(err?.message).toContain(`targets ${ip}`);
+  });
+
+  test.each(['http://8.8.8.8/x', 'http://134744072/x', 'http://[2606:4700::1111]/x', 'http://[::ffff:8.8.8.8]/x', 'http://[64:ff9b::808:808]/x'])(
+    'a public literal IP passes: %s',
+    (url) => {
+      expect(validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }))).toBeUndefined();
+    },
+  );
+
+  test.each(['http://4294967296/x', 'http://[fe80::1%25eth0]/x', 'http://[::1/x'])('an address the URL parser rejects → Invalid URL: %s', (url) => {
+    const err = validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }));
+    expect(err?.code).toBe('url_validation_failed');
+    expect(err?.message).toMatch(/^Invalid URL: /);
   });
 
   test('a private literal IP is accepted when block_private_ips is off', () => {
@@ -476,6 +516,22 @@ describe('validateRegistration', () => {
       opts(defaultSecurity, { S: '' }),
     );
     expect(err).toBeUndefined();
+  });
+});
+
+describe('auth secrets the engine keeps for itself', () => {
+  const opts = { security: { url_allowlist: [], block_private_ips: true, require_https: false }, env: { III_REDIS_URL: 'redis://:pw@redis:6379', III_WORKER_TOKEN: 't0k' } };
+
+  test.each([
+    [{ type: 'bearer', token_key: 'III_WORKER_TOKEN' }, 'III_WORKER_TOKEN'],
+    [{ type: 'hmac', secret_key: 'III_REDIS_URL' }, 'III_REDIS_URL'],
+    [{ type: 'api_key', header: 'x-key', value_key: 'iii_redis_password' }, 'iii_redis_password'],
+  ] as const)('an auth block naming an engine variable (%o) → auth_secret_reserved, even when it is set', (auth, envVar) => {
+    const err = validateRegistration({ url: 'https://fn.example.com/run', method: 'POST', auth }, opts);
+    expect(err?.code).toBe(AUTH_SECRET_RESERVED);
+    expect(err?.message).toContain(`environment variable ${envVar}`);
+    expect(err?.message).toContain('III_*');
+    expect(err?.message).not.toContain('pw');
   });
 });
 
@@ -509,38 +565,58 @@ describe('host allowlist globs', () => {
 
 describe('blocked addresses', () => {
   test.each([
-    '127.0.0.1', '127.255.0.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254',
-    '255.255.255.255', '192.0.2.1', '198.51.100.7', '203.0.113.9', '0.0.0.0',
-    '::1', '::', 'fc00::1', 'fdff::1', 'fe80::1', 'fe80::1%eth0', 'ff02::1', '::ffff:10.0.0.1', '::ffff:c0a8:101',
-  ])('%s is blocked', (address) => {
+    ['0.0.0.0', 'unspecified'], ['0.1.2.3', '"this network" 0/8'],
+    ['10.1.2.3', 'RFC 1918 10/8'], ['172.16.0.1', 'RFC 1918 172.16/12'], ['172.31.255.255', 'RFC 1918 172.16/12 (last)'],
+    ['192.168.1.1', 'RFC 1918 192.168/16'],
+    ['100.64.0.1', 'CGNAT 100.64/10'], ['100.127.255.255', 'CGNAT (last)'], ['100.100.100.200', 'Alibaba Cloud metadata (CGNAT)'],
+    ['127.0.0.1', 'loopback'], ['127.255.0.9', 'loopback 127/8'],
+    ['169.254.169.254', 'cloud metadata (link-local)'], ['169.254.0.1', 'link-local'],
+    ['192.0.0.170', 'IETF protocol assignments 192.0.0/24'],
+    ['192.0.2.1', 'TEST-NET-1'], ['198.51.100.7', 'TEST-NET-2'], ['203.0.113.9', 'TEST-NET-3'], ['198.18.0.1', 'benchmarking 198.18/15'],
+    ['224.0.0.1', 'multicast'], ['239.255.255.250', 'multicast (SSDP)'], ['240.0.0.1', 'reserved 240/4'], ['255.255.255.255', 'broadcast'],
+    ['::', 'IPv6 unspecified'], ['::1', 'IPv6 loopback'], ['::7f00:1', 'IPv4-compatible ::127.0.0.1'],
+    ['::ffff:127.0.0.1', 'IPv4-mapped loopback (dotted)'], ['::ffff:7f00:1', 'IPv4-mapped loopback (hex)'],
+    ['::ffff:10.0.0.1', 'IPv4-mapped RFC 1918'], ['::ffff:c0a8:101', 'IPv4-mapped 192.168.1.1'], ['::ffff:a9fe:a9fe', 'IPv4-mapped metadata'],
+    ['64:ff9b::7f00:1', 'NAT64 of 127.0.0.1'], ['64:ff9b::127.0.0.1', 'NAT64 of 127.0.0.1 (dotted)'], ['64:ff9b::a9fe:a9fe', 'NAT64 of metadata'],
+    ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'], ['64:ff9b:1::808:808', 'local-use NAT64 64:ff9b:1::/48'],
+    ['2002:7f00:1::', '6to4 of 127.0.0.1'], ['2002:a9fe:a9fe::1', '6to4 of metadata'],
+    ['100::1', 'discard-only 100::/64'], ['2001:db8::1', 'documentation'],
+    ['fc00::1', 'unique-local'], ['fdff::1', 'unique-local (fd)'], ['fd00::2', 'unique-local (this host)'],
+    ['fe80::1', 'link-local'], ['fe80::1%eth0', 'link-local with zone id'], ['fec0::1', 'site-local (deprecated)'],
+    ['ff02::1', 'multicast'],
+  ])('%s is blocked (%s)', (address) => {
     expect(isBlockedAddress(address)).toBe(true);
   });
 
-  test.each(['8.8.8.8', '172.32.0.1', '100.64.0.1', '224.0.0.1', '2606:4700::1111', '::ffff:8.8.8.8'])(
-    '%s is not blocked',
-    (address) => {
-      expect(isBlockedAddress(address)).toBe(false);
-    },
-  );
+  test.each([
+    '8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '100.63.255.255', '192.0.1.1', '198.20.0.1', '223.255.255.255',
+    '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', '2001:4860:4860::8888',
+  ])('%s is not blocked', (address) => {
+    expect(isBlockedAddress(address)).toBe(false);
+  });
+
+  test('a host name is not an address (names are judged after resolution)', () => {
+    expect(isBlockedAddress('localhost')).toBe(false);
+  });
 });
 
-describe('guardedLookup', () => {
+describe('guardedLookupVia', () => {
   function lookup(hostname: string, all: boolean): Promise<{ err: Error | null; address: unknown; family?: number }> {
     return new Promise((resolve) => {
-      guardedLookup(hostname, { all }, (err, address, family) => resolve({ err, address, family }));
+      guardedLookupVia(systemResolver)(hostname, { all }, (err, address, family) => resolve({ err, address, family }));
     });
   }
 
   test('passes allowed addresses on in the shape net asks for (all: true)', async () => {
-    const { err, address } = await lookup('100.64.0.1', true);
+    const { err, address } = await lookup('8.8.8.8', true);
     expect(err).toBeNull();
-    expect(address).toEqual([{ address: '100.64.0.1', family: 4 }]);
+    expect(address).toEqual([{ address: '8.8.8.8', family: 4 }]);
   });
 
   test('passes allowed addresses on in the shape net asks for (all: false)', async () => {
-    const { err, address, family } = await lookup('100.64.0.1', false);
+    const { err, address, family } = await lookup('8.8.8.8', false);
     expect(err).toBeNull();
-    expect(address).toBe('100.64.0.1');
+    expect(address).toBe('8.8.8.8');
     expect(family).toBe(4);
   });
 
@@ -549,5 +625,19 @@ describe('guardedLookup', () => {
     expect(err).toBeInstanceOf(EngineError);
     expect((err as EngineError).code).toBe('url_validation_failed');
     expect(err?.message).toMatch(/^Private IP blocked: host 169\.254\.169\.254 resolves to 169\.254\.169\.254/);
+  });
+
+  test('refuses a name when any one of its addresses is blocked, even after allowed ones', async () => {
+    const twoFaced = guardedLookupVia((_host, _opts, cb) => cb(null, [{ address: '8.8.8.8', family: 4 }, { address: '::ffff:10.0.0.1', family: 6 }]));
+    const err = await new Promise<Error | null>((resolve) => twoFaced('mixed.example', { all: true }, (e) => resolve(e)));
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err?.message).toBe('Private IP blocked: host mixed.example resolves to ::ffff:10.0.0.1 (security.block_private_ips is on)');
+  });
+
+  test('a name without addresses → DNS lookup failed', async () => {
+    const empty = guardedLookupVia((_host, _opts, cb) => cb(null, []));
+    const err = await new Promise<Error | null>((resolve) => empty('void.example', { all: true }, (e) => resolve(e)));
+    expect((err as EngineError).code).toBe('url_validation_failed');
+    expect(err?.message).toBe('DNS lookup failed: host void.example has no addresses');
   });
 });

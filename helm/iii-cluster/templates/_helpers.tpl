@@ -47,6 +47,15 @@ app.kubernetes.io/component: engine
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the worker token: the user's, or the one the chart generates. */}}
+{{- define "iii-cluster.workerTokenSecretName" -}}
+{{- if .Values.workerAuth.existingSecret }}
+{{- .Values.workerAuth.existingSecret }}
+{{- else }}
+{{- printf "%s-worker-token" (include "iii-cluster.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
 {{- define "iii-cluster.redisName" -}}
 {{- printf "%s-redis" (include "iii-cluster.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -9,6 +9,16 @@ import { EngineError } from '../../protocol/errors';
  */
 export const AUTH_SECRET_NOT_FOUND = 'auth_secret_not_found';
 
+/**
+ * Ours: an `auth` block names one of the engine's own variables. Any worker may register an
+ * HTTP function, and its URL receives the secret, so naming `III_REDIS_URL` (which may carry the
+ * Redis password) or `III_WORKER_TOKEN` would hand the engine's credentials to that worker.
+ */
+export const AUTH_SECRET_RESERVED = 'auth_secret_reserved';
+
+/** Prefix of the engine's own environment variables (case-insensitive, as on Windows). */
+const ENGINE_ENV_PREFIX = 'III_';
+
 /** The env var an auth block names, which field named it, and iii's log code when it is unset. */
 function secretRef(auth: HttpAuth): { envVar: string; field: string; missingCode: string } {
   switch (auth.type) {
@@ -21,9 +31,15 @@ function secretRef(auth: HttpAuth): { envVar: string; field: string; missingCode
   }
 }
 
-/** Reads the secret named by `auth` from `env`; an EngineError when the variable is not set. */
+/** Reads the secret named by `auth` from `env`; an EngineError when the variable is not set or reserved. */
 export function readAuthSecret(auth: HttpAuth, env: NodeJS.ProcessEnv): string | EngineError {
   const ref = secretRef(auth);
+  if (ref.envVar.toUpperCase().startsWith(ENGINE_ENV_PREFIX)) {
+    return new EngineError(
+      AUTH_SECRET_RESERVED,
+      `environment variable ${ref.envVar} (auth.${ref.field} of a ${auth.type} auth) is one of the engine's own settings (${ENGINE_ENV_PREFIX}*), which HTTP functions may not send; store the function's secret under another name`,
+    );
+  }
   const value = env[ref.envVar];
   if (value === undefined) {
     return new EngineError(

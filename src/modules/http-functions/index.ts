@@ -8,9 +8,10 @@ export {
   DEFAULT_MAX_RESPONSE_BYTES,
   defaultHttpFunctionOptions,
 } from './options';
+export { DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, ResponseBudget } from './response-budget';
 export { validateRegistration } from './validate-registration';
 export { invokeHttpFunction } from './invoke';
-export { AUTH_SECRET_NOT_FOUND, hmacSignature } from './auth';
+export { AUTH_SECRET_NOT_FOUND, AUTH_SECRET_RESERVED, hmacSignature } from './auth';
 export { UrlProblem } from './url-validation';
 export { isBlockedAddress } from './blocked-addresses';
 export { matchesHostGlob, hostInAllowlist } from './host-glob';

@@ -1,4 +1,5 @@
 import type { HttpInvocation, Json } from '../../protocol/messages';
+import { guardedLookupVia, systemResolver } from './guarded-lookup';
 import { buildRequestHeaders } from './request-headers';
 import type { HttpFunctionOptions } from './options';
 import { mapResponse } from './response-mapping';
@@ -32,7 +33,8 @@ export async function invokeHttpFunction(
     body,
     timeoutMs: invocation.timeout_ms ?? opts.defaultTimeoutMs,
     maxResponseBytes: opts.maxResponseBytes,
-    guardAddresses: opts.security.block_private_ips,
+    responseBudget: opts.responseBudget,
+    guard: opts.security.block_private_ips ? guardedLookupVia(opts.resolve ?? systemResolver) : undefined,
   });
   return mapResponse(response.status, response.body, displayUrl(url));
 }

@@ -1,4 +1,6 @@
 import type { HttpFunctionsSecurity } from '../../config/types';
+import type { Resolver } from './guarded-lookup';
+import { DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, ResponseBudget } from './response-budget';
 
 /** Largest response body the engine buffers for one call: 16 MiB. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -15,6 +17,13 @@ export interface HttpFunctionOptions {
   maxResponseBytes: number;
   /** Timeout in ms for registrations without `timeout_ms`; default 30000. */
   defaultTimeoutMs: number;
+  /** Response bytes all calls together may hold while reading; one per engine, default 256 MiB. */
+  responseBudget: ResponseBudget;
+  /**
+   * Resolves host names when `block_private_ips` is on; default the system resolver. Another
+   * resolver (a DNS-over-HTTPS client, or a test playing a rebinding DNS server) plugs in here.
+   */
+  resolve?: Resolver;
 }
 
 export function defaultHttpFunctionOptions(
@@ -26,5 +35,6 @@ export function defaultHttpFunctionOptions(
     env,
     maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
     defaultTimeoutMs: DEFAULT_HTTP_TIMEOUT_MS,
+    responseBudget: new ResponseBudget(DEFAULT_MAX_BUFFERED_RESPONSE_BYTES),
   };
 }

@@ -1,9 +1,10 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { LookupFunction } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { EngineError, ErrorCode } from '../../protocol/errors';
 import { guardedAgents } from './agents';
-import { guardedLookup } from './guarded-lookup';
 import { readBody } from './read-body';
+import type { ResponseBudget } from './response-budget';
 import { displayUrl } from './url-validation';
 
 /** setTimeout fires at once for delays above 2^31-1 ms; longer timeouts are capped (~24.8 days). */
@@ -18,8 +19,13 @@ export interface OutgoingCall {
   /** Covers connecting, sending and reading the whole response. */
   timeoutMs: number;
   maxResponseBytes: number;
-  /** Resolve host names through guardedLookup (block_private_ips). */
-  guardAddresses: boolean;
+  /** Engine-wide budget of response bytes being read. */
+  responseBudget: ResponseBudget;
+  /**
+   * The lookup that judges every address before the socket connects (block_private_ips; see
+   * guarded-lookup.ts); undefined connects without a check, through Node's global agents.
+   */
+  guard: LookupFunction | undefined;
 }
 
 export interface RawResponse {
@@ -95,8 +101,8 @@ export function sendRequest(call: OutgoingCall): Promise<RawResponse> {
       ...(call.url.username !== '' || call.url.password !== ''
         ? { auth: `${decodeURIComponent(call.url.username)}:${decodeURIComponent(call.url.password)}` }
         : {}),
-      ...(call.guardAddresses
-        ? { lookup: guardedLookup, agent: guardedAgents[call.url.protocol as 'http:' | 'https:'] }
+      ...(call.guard !== undefined
+        ? { lookup: call.guard, agent: guardedAgents[call.url.protocol as 'http:' | 'https:'] }
         : {}),
     };
 
@@ -113,7 +119,7 @@ export function sendRequest(call: OutgoingCall): Promise<RawResponse> {
     });
     req.on('response', (res) => {
       response = res;
-      readBody(res, call.maxResponseBytes, where).then(
+      readBody(res, call.maxResponseBytes, call.responseBudget, where).then(
         (body) => settle(() => resolve({ status: res.statusCode ?? 0, body })),
         (err: unknown) => settle(() => reject(responseFailed(err))),
       );
