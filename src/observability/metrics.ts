@@ -1,5 +1,16 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * Label values come from callers (function ids, even unknown ones) and workers (error codes), so
+ * the number of series is capped: past these, new ids count as `(other)` and new codes as `other`.
+ */
+export const MAX_FUNCTION_SERIES = 10_000;
+export const MAX_OUTCOME_SERIES = 10_000;
+/** The `function` label of calls to ids nobody serves (`function_not_found`): any caller can make up ids. */
+export const UNKNOWN_FUNCTION = '(unknown)';
+const OTHER_FUNCTION = '(other)';
+const OTHER_OUTCOME = 'other';
+
 /** The engine's Prometheus metrics, one registry per engine (tests run several in a process). */
 export class EngineMetrics {
   readonly registry = new PromRegistry();
@@ -70,16 +81,43 @@ export class EngineMetrics {
   }
 
   /** Labelled children of the hot-path metrics, per function id (label hashing costs per call). */
-  private readonly perFunction = new Map<string, { ok: Counter.Internal; seconds: Histogram.Internal<'function'> }>();
+  private readonly perFunction = new Map<string, FunctionSeries>();
+  /** The series of every id past MAX_FUNCTION_SERIES. */
+  private other: FunctionSeries | undefined;
+  /** Error outcomes seen, as `function + NUL + code` (bounded by MAX_OUTCOME_SERIES). */
+  private readonly outcomes = new Set<string>();
 
   observe(functionId: string, outcome: string, startedAtMs: number): void {
-    let children = this.perFunction.get(functionId);
-    if (!children) {
-      children = { ok: this.invocations.labels(functionId, 'ok'), seconds: this.invocationSeconds.labels(functionId) };
-      this.perFunction.set(functionId, children);
-    }
-    if (outcome === 'ok') children.ok.inc();
-    else this.invocations.inc({ function: functionId, outcome });
-    children.seconds.observe((performance.now() - startedAtMs) / 1000);
+    const series = this.seriesOf(outcome === 'function_not_found' ? UNKNOWN_FUNCTION : functionId);
+    if (outcome === 'ok') series.ok.inc();
+    else this.invocations.inc({ function: series.label, outcome: this.outcomeLabel(series.label, outcome) });
+    series.seconds.observe((performance.now() - startedAtMs) / 1000);
   }
+
+  private seriesOf(functionId: string): FunctionSeries {
+    const known = this.perFunction.get(functionId);
+    if (known) return known;
+    if (this.perFunction.size >= MAX_FUNCTION_SERIES) return (this.other ??= this.newSeries(OTHER_FUNCTION));
+    const series = this.newSeries(functionId);
+    this.perFunction.set(functionId, series);
+    return series;
+  }
+
+  private newSeries(label: string): FunctionSeries {
+    return { label, ok: this.invocations.labels(label, 'ok'), seconds: this.invocationSeconds.labels(label) };
+  }
+
+  private outcomeLabel(fn: string, outcome: string): string {
+    const key = `${fn}\0${outcome}`;
+    if (this.outcomes.has(key)) return outcome;
+    if (this.outcomes.size >= MAX_OUTCOME_SERIES) return OTHER_OUTCOME;
+    this.outcomes.add(key);
+    return outcome;
+  }
+}
+
+interface FunctionSeries {
+  label: string;
+  ok: Counter.Internal;
+  seconds: Histogram.Internal<'function'>;
 }
