@@ -289,6 +289,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     maxSendQueueBytes: first['max_send_queue_bytes'] as number,
     maxPayloadBytes: first['max_payload_bytes'] as number,
     maxPendingCallsPerNode: first['max_pending_calls_per_node'] as number,
+    maxRegistrationsPerWorker: first['max_registrations_per_worker'] as number,
     maxConnectionsPerAddress: first['max_connections_per_address'] as number,
   };
   for (const other of managers.slice(1)) {

@@ -115,6 +115,7 @@ export const workerManagerSchema: SchemaTree = {
   max_send_queue_bytes: leaf(intRange(1024, undefined, 'bytes'), 32 * MiB, 'ours: bytes queued for a slow reader before it is closed.'),
   max_payload_bytes: leaf(intRange(1, undefined, 'bytes'), 8 * MiB, 'ours: largest invokefunction/invocationresult frame; a larger one is answered payload_too_large.'),
   max_pending_calls_per_node: leaf(intRange(1), 100000, 'ours: calls this node may have pending at once; more are refused with limit_exceeded.'),
+  max_registrations_per_worker: leaf(intRange(1), 10000, 'ours: functions, trigger types and triggers one connection may have registered; more are refused with limit_exceeded.'),
   max_connections_per_address: leaf(intRange(0), 1024, 'ours: worker and /otel sockets one client address may hold (0 = unlimited); more get HTTP 429.'),
 };
 
@@ -126,6 +127,7 @@ export const LIMIT_KEYS = [
   'max_payload_bytes',
   'max_pending_calls_per_node',
   'max_connections_per_address',
+  'max_registrations_per_worker',
 ] as const;
 
 // --- iii-http (§5.1) -------------------------------------------------------------------------

@@ -67,6 +67,8 @@ export interface LimitsConfig {
   maxPayloadBytes: number;
   /** Calls this node may have pending (sent to a worker or another node) at once; more are refused with `limit_exceeded`. */
   maxPendingCallsPerNode: number;
+  /** Functions, trigger types and triggers one connection may have registered at once; more are refused `limit_exceeded`. */
+  maxRegistrationsPerWorker: number;
   /** Worker and /otel sockets one client address may hold, over every worker listener (0 = unlimited); more get HTTP 429. */
   maxConnectionsPerAddress: number;
 }

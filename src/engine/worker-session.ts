@@ -31,6 +31,12 @@ export class WorkerSession implements WorkerTarget {
   /** Frames held back while an asynchronous registration completes, in arrival order. */
   private backlog: Array<[RawData, boolean]> | undefined;
   private cleanedUp: Promise<void> | undefined;
+  /**
+   * What this connection has registered, as `f:<id>`, `y:<id>` (trigger types) and `t:<id>`,
+   * bounded by `max_registrations_per_worker`: the registry (and, in a cluster, Redis and every
+   * node's mirror) would otherwise grow with whatever one worker sends.
+   */
+  private readonly registered = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -134,18 +140,23 @@ export class WorkerSession implements WorkerTarget {
         this.result(message);
         return undefined;
       case 'registerfunction':
+        if (!this.admit(`f:${message.id}`)) return this.refuse(`Function registration '${message.id}' refused: ${this.overLimit()}`, ErrorCode.limitExceeded);
         return this.registerFunction(message);
       case 'unregisterfunction':
+        this.registered.delete(`f:${message.id}`);
         engine.registry.apply({ op: 'function.remove', id: this.access.prefixed(message.id), workerId: this.id });
         return undefined;
       case 'registertriggertype':
+        if (!this.admit(`y:${message.id}`)) return this.refuse(`Trigger type registration '${message.id}' refused: ${this.overLimit()}`, ErrorCode.limitExceeded);
         return this.registerTriggerType(message);
       case 'unregistertriggertype':
+        this.registered.delete(`y:${message.id}`);
         engine.triggers.unregisterType(message.id, this.id);
         return undefined;
       case 'registertrigger':
         return this.registerTrigger(message);
       case 'unregistertrigger':
+        this.registered.delete(`t:${message.id}`);
         return this.unregisterTrigger(message.id);
       case 'triggerregistrationresult':
         engine.triggers.providerResult(this.id, message);
@@ -193,20 +204,38 @@ export class WorkerSession implements WorkerTarget {
    * A registration the session may not make. The protocol has no answer for it, so the worker
    * gets a connection-level `error` frame (FORBIDDEN), which the SDKs ignore, and it is logged.
    */
-  private refuse(message: string): undefined {
+  private refuse(message: string, code: string = ErrorCode.forbidden): undefined {
     this.engine.logger.warn({ worker: this.id }, message);
-    this.connection.send({ type: 'error', error: { code: ErrorCode.forbidden, message } });
+    this.connection.send({ type: 'error', error: { code, message } });
     return undefined;
+  }
+
+  /** Counts a registration against `max_registrations_per_worker`; false when it is over (a re-registration always passes). */
+  private admit(key: string): boolean {
+    if (this.registered.has(key)) return true;
+    if (this.registered.size >= this.engine.config.limits.maxRegistrationsPerWorker) {
+      this.engine.metrics.limitRefusals.inc({ limit: 'max_registrations_per_worker' });
+      return false;
+    }
+    this.registered.add(key);
+    return true;
+  }
+
+  private overLimit(): string {
+    const limit = this.engine.config.limits.maxRegistrationsPerWorker;
+    return `this connection has ${this.registered.size} registrations, the limit is ${limit} (max_registrations_per_worker); unregister some first`;
   }
 
   /** RBAC: the allowed trigger types, then the hook (which may remap it), then the prefix on `function_id`. */
   private async registerTrigger(message: RegisterTrigger): Promise<void> {
     const { id, trigger_type, function_id } = message;
-    const refuse = (reason: string) => {
-      const error = { code: ErrorCode.forbidden, message: `Trigger '${id}' (${trigger_type}) refused: ${reason}` };
+    const refuse = (reason: string, code: string = ErrorCode.forbidden) => {
+      this.registered.delete(`t:${id}`);
+      const error = { code, message: `Trigger '${id}' (${trigger_type}) refused: ${reason}` };
       this.engine.logger.warn({ worker: this.id, trigger: id }, error.message);
       this.connection.send({ type: 'triggerregistrationresult', id, trigger_type, function_id, error });
     };
+    if (!this.admit(`t:${id}`)) return refuse(this.overLimit(), ErrorCode.limitExceeded);
     const denial = this.access.triggerDenial(trigger_type);
     if (denial) return refuse(denial);
     let binding = message;
@@ -222,6 +251,7 @@ export class WorkerSession implements WorkerTarget {
         this.id,
       );
     } catch (err) {
+      this.registered.delete(`t:${id}`);
       const error = EngineError.from(err, ErrorCode.triggerRegistrationFailed).toBody();
       this.connection.send({ type: 'triggerregistrationresult', id, trigger_type, function_id, error });
     }

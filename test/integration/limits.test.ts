@@ -262,6 +262,39 @@ describe('limits', () => {
     });
   });
 
+  describe('max_registrations_per_worker (3 here)', () => {
+    test('a fourth registration of any kind is refused limit_exceeded; re-registering and unregistering free nothing wrongly; other workers are unaffected', async () => {
+      t = await startEngine(limits({ maxRegistrationsPerWorker: 3 }));
+      const raw = await RawClient.connect(t.url);
+      await raw.registered();
+      for (const id of ['reg::a', 'reg::b']) raw.send({ type: 'registerfunction', id });
+      raw.send({ type: 'registertriggertype', id: 'reg-type', description: 'a type' });
+      await waitFor(() => t.engine.registry.hasFunction('reg::b') && t.engine.registry.triggerType('reg-type') !== undefined, 'three registrations');
+
+      raw.send({ type: 'registerfunction', id: 'reg::c' });
+      const refused = await raw.next((m) => m.type === 'error');
+      expect(refused).toMatchObject({ error: { code: 'limit_exceeded', message: expect.stringContaining('the limit is 3 (max_registrations_per_worker)') } });
+      raw.send({ type: 'registertrigger', id: 'trig-1', trigger_type: 'reg-type', function_id: 'reg::a', config: {} });
+      const result = await raw.next((m) => m.type === 'triggerregistrationresult');
+      expect(result).toMatchObject({ id: 'trig-1', error: { code: 'limit_exceeded' } });
+      expect(t.engine.registry.hasFunction('reg::c')).toBe(false);
+      expect(await refusals(t.engine, 'max_registrations_per_worker')).toBe(2);
+
+      // Re-registering a function it has is not a new registration; unregistering frees a place.
+      raw.send({ type: 'registerfunction', id: 'reg::a', description: 'again' });
+      raw.send({ type: 'unregisterfunction', id: 'reg::b' });
+      raw.send({ type: 'registerfunction', id: 'reg::c' });
+      await waitFor(() => t.engine.registry.hasFunction('reg::c') && !t.engine.registry.hasFunction('reg::b'), 'reg::c in place of reg::b');
+      expect(await refusals(t.engine, 'max_registrations_per_worker')).toBe(2);
+
+      const other = t.worker('other');
+      other.registerFunction('other::fn', async () => 'fine');
+      await functionRegistered(t.engine, 'other::fn');
+      await expect(other.trigger({ function_id: 'other::fn', payload: {} })).resolves.toBe('fine');
+      raw.close();
+    });
+  });
+
   describe('max_connections_per_address', () => {
     test('worker port (2 here): the next worker upgrade gets 429 with a JSON body; channels are exempt; a closed socket frees its place', async () => {
       t = await startEngine(limits({ maxConnectionsPerAddress: 2 }));

@@ -68,6 +68,7 @@ describe('built-in defaults (no file)', () => {
       maxSendQueueBytes: 32 * 1024 * 1024,
       maxPayloadBytes: 8 * 1024 * 1024,
       maxPendingCallsPerNode: 100000,
+      maxRegistrationsPerWorker: 10000,
       maxConnectionsPerAddress: 1024,
     });
   });
