@@ -9,11 +9,13 @@ import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
 import type { BusMessage } from './messages';
 import { RedisBus } from './redis-bus';
-import { redisConnection } from './redis-connection';
+import { openRedis, redisConnection, redisProblem } from './redis-connection';
+import type { RedisEndpoint } from './redis-options';
 import { RegistrySync } from './registry-sync';
 
 export interface ClusterOptions {
-  redisUrl: string;
+  /** The cluster's Redis: URL, password and TLS (clusterRedis in redis-target.ts). */
+  redis: RedisEndpoint;
   /** Prepended to every Redis key and channel, so several clusters can share one Redis. */
   keyPrefix: string;
   membership?: MembershipOptions;
@@ -41,9 +43,9 @@ export class ClusterNode {
     options: ClusterOptions,
   ) {
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
-    this.redis = redisConnection(options.redisUrl, `iii:${nodeId}:registry`, logger);
-    this.bus = new RedisBus(options.redisUrl, options.keyPrefix, nodeId, logger);
-    this.membership = new Membership(options.redisUrl, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
+    this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
+    this.bus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger);
+    this.membership = new Membership(options.redis, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
     this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, this.bus, logger);
     triggers.forwardResult = (node, triggerId, error) => {
       const message: BusMessage = error ? { type: 'trigger.result', triggerId, error } : { type: 'trigger.result', triggerId };
@@ -79,10 +81,15 @@ export class ClusterNode {
     return this.membership.reachable && this.redis.status === 'ready';
   }
 
+  /** Why Redis is not answering, in words (a refused password, an untrusted certificate...), if known. */
+  get redisProblem(): string | undefined {
+    return redisProblem(this.redis) ?? this.membership.redisProblem;
+  }
+
   /** Starts taking part; `url` is where the other nodes reach this node's worker port. */
   async start(url: string): Promise<void> {
     this.self.url = url;
-    await this.redis.connect();
+    await openRedis(this.redis, 'cluster');
     await this.bus.start((message, from) => this.receive(message, from));
     // Alive before anything is published: a node whose entries others see is never judged gone.
     await this.membership.start();

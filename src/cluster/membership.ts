@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
-import { redisConnection } from './redis-connection';
+import { openRedis, redisConnection, redisProblem } from './redis-connection';
+import type { RedisEndpoint } from './redis-options';
 
 export interface MembershipOptions {
   /** How often this node renews its liveness key and looks at the others', in ms. */
@@ -39,14 +40,14 @@ export class Membership extends EventEmitter {
   private healthy = false;
 
   constructor(
-    url: string,
+    redis: RedisEndpoint,
     private readonly prefix: string,
     readonly self: NodeInfo,
     private readonly logger: Logger,
     private readonly options: MembershipOptions = DEFAULT_MEMBERSHIP,
   ) {
     super();
-    this.redis = redisConnection(url, `iii:${self.nodeId}:membership`, logger);
+    this.redis = redisConnection(redis, `iii:${self.nodeId}:membership`, logger);
     this.redis.on('ready', () => {
       this.connectedAtMs = Date.now();
     });
@@ -55,6 +56,11 @@ export class Membership extends EventEmitter {
   /** True while the last heartbeat reached Redis. */
   get reachable(): boolean {
     return this.healthy;
+  }
+
+  /** Why the heartbeat connection is down, in words, if known. */
+  get redisProblem(): string | undefined {
+    return redisProblem(this.redis);
   }
 
   /** The other nodes currently believed alive. */
@@ -72,7 +78,7 @@ export class Membership extends EventEmitter {
   }
 
   async start(): Promise<void> {
-    await this.redis.connect();
+    await openRedis(this.redis, 'cluster membership');
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.options.heartbeatMs);
     this.timer.unref();

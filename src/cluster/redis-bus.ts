@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import type { Bus, BusHandler } from './bus';
 import type { BusMessage, Envelope } from './messages';
-import { redisConnection } from './redis-connection';
+import { openRedis, redisConnection } from './redis-connection';
+import type { RedisEndpoint } from './redis-options';
 
 /**
  * The bus over Redis pub/sub: each node subscribes to its inbox channel and to the broadcast
@@ -14,14 +15,14 @@ export class RedisBus implements Bus {
   private handler: BusHandler = () => undefined;
 
   constructor(
-    url: string,
+    redis: RedisEndpoint,
     private readonly prefix: string,
     private readonly nodeId: string,
     private readonly logger: Logger,
   ) {
-    this.pub = redisConnection(url, `iii:${nodeId}:bus-pub`, logger);
+    this.pub = redisConnection(redis, `iii:${nodeId}:bus-pub`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    this.sub = redisConnection(url, `iii:${nodeId}:bus-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.sub = redisConnection(redis, `iii:${nodeId}:bus-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   }
 
   inbox(nodeId: string): string {
@@ -35,7 +36,7 @@ export class RedisBus implements Bus {
   async start(handler: BusHandler): Promise<void> {
     this.handler = handler;
     this.sub.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.receive(payload));
-    await Promise.all([this.pub.connect(), this.sub.connect()]);
+    await Promise.all([openRedis(this.pub, 'cluster bus'), openRedis(this.sub, 'cluster bus')]);
     await this.sub.subscribe(this.inbox(this.nodeId), this.broadcastChannel);
   }
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { EngineConfig } from '../config/types';
-import { redisConnection } from './redis-connection';
+import { openRedis, redisConnection } from './redis-connection';
+import type { RedisEndpoint } from './redis-options';
 import type { Logger } from '../observability/logger';
 
 /**
@@ -10,35 +11,54 @@ import type { Logger } from '../observability/logger';
 const COMMAND_TIMEOUT_MS = 5000;
 
 /** Where a `redis` adapter keeps its data. */
-export interface RedisTarget {
-  url: string;
+export interface RedisTarget extends RedisEndpoint {
   /** Starts every key and channel: the cluster's, so one Redis can hold several clusters. */
   keyPrefix: string;
 }
 
 /**
- * The Redis of a module's `redis` adapter: `adapter.config.redis_url`, else the cluster's URL;
- * the key prefix is always the cluster's. Throws when no URL is known.
+ * The cluster's Redis (`cluster.redis_url`), undefined outside cluster mode. III_REDIS_PASSWORD
+ * replaces the URL's password; the CA file applies to rediss://.
+ */
+export function clusterRedis(cluster: EngineConfig['cluster']): RedisEndpoint | undefined {
+  if (cluster.redisUrl === undefined) return undefined;
+  return endpoint(cluster.redisUrl, cluster);
+}
+
+/**
+ * The Redis of a module's `redis` adapter: `adapter.config.redis_url`, else the cluster's;
+ * the key prefix is always the cluster's. A module's own URL is treated as the cluster's:
+ * III_REDIS_PASSWORD replaces its password (config/cluster.yaml repeats the cluster URL in every
+ * module), the CA file applies to rediss://. Throws when no URL is known.
  */
 export function redisTarget(module: string, options: Record<string, unknown> | null | undefined, cluster: EngineConfig['cluster']): RedisTarget {
   const own = options?.['redis_url'];
   const url = typeof own === 'string' && own !== '' ? own : cluster.redisUrl;
   if (url === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`);
-  return { url, keyPrefix: cluster.keyPrefix };
+  return { ...endpoint(url, cluster), keyPrefix: cluster.keyPrefix };
+}
+
+/** A URL with the node-wide password and CA, each present only when set (exactOptionalPropertyTypes). */
+function endpoint(url: string, cluster: EngineConfig['cluster']): RedisEndpoint {
+  return {
+    url,
+    ...(cluster.redisPassword === undefined ? {} : { password: cluster.redisPassword }),
+    ...(cluster.redisTlsCaFile === undefined ? {} : { tlsCaFile: cluster.redisTlsCaFile }),
+  };
 }
 
 /**
  * Opens a data connection (fails commands at once while Redis is down, reconnects forever).
- * Redis unreachable now fails the caller, as the original fails its boot, and leaves no
- * reconnect loop behind.
+ * Redis unreachable, or refusing the password or the TLS handshake, fails the caller with the
+ * reason in words, as the original fails its boot, and leaves no reconnect loop behind.
  */
-export async function connectRedis(url: string, name: string, logger: Logger): Promise<Redis> {
-  const redis = redisConnection(url, name, logger, { commandTimeout: COMMAND_TIMEOUT_MS });
+export async function connectRedis(endpoint: RedisEndpoint, name: string, logger: Logger): Promise<Redis> {
+  const redis = redisConnection(endpoint, name, logger, { commandTimeout: COMMAND_TIMEOUT_MS });
   try {
-    await redis.connect();
+    await openRedis(redis, name);
   } catch (err) {
     redis.disconnect();
-    throw new Error(`${name}: cannot connect to Redis at ${redis.options.host}:${redis.options.port}: ${(err as Error).message}`);
+    throw err;
   }
   return redis;
 }

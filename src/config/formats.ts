@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { redactUrl } from '../cluster/redis-options';
 
 /**
  * The value checks behind our convict schemas.
@@ -118,10 +119,11 @@ export function oneOf(values: readonly string[]): Shape {
   return shape(expected, (v) => typeof v === 'string' && values.includes(v));
 }
 
+/** A URL of one of `schemes`; an error shows the value without its password (redactUrl). */
 export function urlWithScheme(schemes: readonly string[], opts: { allowEmpty?: boolean } = {}): Shape {
   const list = schemes.map((s) => `${s}://`).join(' or ');
   const expected = `a ${list} URL${opts.allowEmpty ? ' (or "" for none)' : ''}`;
-  return shape(expected, (v) => {
+  const valid = (v: unknown): boolean => {
     if (typeof v !== 'string') return false;
     if (v === '') return opts.allowEmpty === true;
     try {
@@ -129,7 +131,14 @@ export function urlWithScheme(schemes: readonly string[], opts: { allowEmpty?: b
     } catch {
       return false;
     }
-  });
+  };
+  return {
+    expected,
+    coercion: 'none',
+    assert(value, path) {
+      if (!valid(value)) throw new ShapeError(path, expected, typeof value === 'string' ? redactUrl(value) : value);
+    },
+  };
 }
 
 export const redisUrl: Shape = urlWithScheme(['redis', 'rediss']);

@@ -24,6 +24,8 @@
  * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | no whitespace, <= 128 chars |
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
+ * | `III_REDIS_PASSWORD` | `cluster.redisPassword`: replaces the password of every Redis URL (cluster's and modules') | any string, taken as is (not trimmed) |
+ * | `III_REDIS_TLS_CA_FILE` | `cluster.redisTlsCaFile` (`cluster.redis_tls_ca_file`): CA trusted for rediss://; default the system store | path of a readable PEM file |
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
  * | `III_DRAIN_GRACE_MS` | `drainGraceMs` (`engine.drain_grace_ms`, default 25000) | integer >= 0 (milliseconds) |
@@ -39,6 +41,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { redactUrl, redisOptions } from '../cluster/redis-options';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
 import { describeValue, intRange, isPlainObject, nonEmptyString, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
@@ -114,6 +117,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const config = assemble(sources, warnings);
   applyEnvironment(config, sources, env);
   applyTls(config, sources, env);
+  checkRedis(config.cluster, warnings);
   return { config, warnings };
 }
 
@@ -309,6 +313,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     );
   }
   const redisUrlValue = sources.cluster.resolved['redis_url'];
+  const redisCaValue = sources.cluster.resolved['redis_tls_ca_file'];
 
   const config: EngineConfig = {
     nodeId: '',
@@ -328,6 +333,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
       keyPrefix: sources.cluster.resolved['key_prefix'] as string,
       ...(typeof sources.cluster.resolved['advertise_host'] === 'string' ? { advertiseHost: sources.cluster.resolved['advertise_host'] } : {}),
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
+      ...(typeof redisCaValue === 'string' ? { redisTlsCaFile: redisCaValue } : {}),
     },
     modules,
   };
@@ -380,8 +386,13 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   const metricsPort = envValue(env, 'III_METRICS_PORT', portShape);
   if (metricsPort !== undefined) config.metrics.port = metricsPort as number;
 
-  const redis = envValue(env, 'III_REDIS_URL', redisUrl);
+  const redis = envValue(env, 'III_REDIS_URL', redisUrl, undefined, redactUrl);
   if (redis !== undefined) config.cluster.redisUrl = redis as string;
+  // A secret is taken exactly as given: Redis compares it byte for byte.
+  const redisPassword = env['III_REDIS_PASSWORD'];
+  if (redisPassword !== undefined && redisPassword !== '') config.cluster.redisPassword = redisPassword;
+  const redisCa = envValue(env, 'III_REDIS_TLS_CA_FILE', nonEmptyString);
+  if (redisCa !== undefined) config.cluster.redisTlsCaFile = redisCa as string;
   const keyPrefix = envValue(env, 'III_REDIS_KEY_PREFIX', nonEmptyString);
   if (keyPrefix !== undefined) config.cluster.keyPrefix = keyPrefix as string;
   const advertiseHost = envValue(env, 'III_ADVERTISE_HOST', nonEmptyString);
@@ -457,6 +468,31 @@ function applyTls(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv
 /** `III_DRAIN_GRACE_MS`: 0 fails every call still in flight at once. */
 const drainGraceShape = intRange(0, undefined, 'milliseconds');
 
+/**
+ * The cluster's Redis URL must be usable (a host, a numeric db) and the CA file readable now,
+ * not at the first connection; a CA file set for a plain redis:// URL is a warning (it is used
+ * for rediss:// only). Messages never show the password.
+ */
+function checkRedis(cluster: EngineConfig['cluster'], warnings: string[]): void {
+  if (cluster.redisUrl !== undefined) {
+    try {
+      redisOptions({ url: cluster.redisUrl });
+    } catch (err) {
+      throw new ConfigError(`cluster.redis_url / III_REDIS_URL: ${(err as Error).message}`);
+    }
+  }
+  const file = cluster.redisTlsCaFile;
+  if (file === undefined) return;
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    throw new ConfigError(`cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (cluster.redisUrl?.startsWith('redis://')) {
+    warnings.push(`cluster.redis_tls_ca_file (${file}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`);
+  }
+}
+
 const logLevelShape: Shape = {
   expected: `one of ${LOG_LEVELS.join(', ')}`,
   assert(value, at) {
@@ -468,13 +504,15 @@ const logLevelShape: Shape = {
 
 /**
  * Reads one override: unset or empty gives undefined; a port is converted from its decimal form.
- * A value of the wrong form is a ConfigError naming the variable.
+ * A value of the wrong form is a ConfigError naming the variable, showing the value as `shown`
+ * makes it (a URL without its password).
  */
 function envValue(
   env: NodeJS.ProcessEnv,
   name: string,
   shape: Shape,
   normalize: (raw: string) => string = (v) => v,
+  shown: (raw: string) => string = (v) => v,
 ): unknown {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
@@ -484,7 +522,7 @@ function envValue(
     shape.assert(value, '');
   } catch (err) {
     if (err instanceof ShapeError) {
-      throw new ConfigError(`environment variable ${name}: expected ${err.expected}, got ${JSON.stringify(raw)}`);
+      throw new ConfigError(`environment variable ${name}: expected ${err.expected}, got ${JSON.stringify(shown(raw))}`);
     }
     throw err;
   }

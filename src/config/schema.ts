@@ -356,7 +356,8 @@ export const engineSchema: SchemaTree = {
 };
 
 export const clusterSchema: SchemaTree = {
-  redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set.'),
+  redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.'),
+  redis_tls_ca_file: leaf(nonEmptyString, null, 'PEM file of the CA(s) trusted for rediss:// connections; default: the system store.'),
   key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
   advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels); default: the listener host, or the first non-loopback IPv4 address.'),
 };

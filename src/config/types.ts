@@ -116,7 +116,15 @@ export interface EngineConfig {
   };
   httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
   /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */
-  cluster: { redisUrl?: string; keyPrefix: string; advertiseHost?: string };
+  cluster: {
+    redisUrl?: string;
+    /** `III_REDIS_PASSWORD`: replaces the password of `redisUrl` and of every module's own `redis_url`. */
+    redisPassword?: string;
+    /** PEM CA file trusted for rediss:// (`cluster.redis_tls_ca_file` or `III_REDIS_TLS_CA_FILE`); default: the system store. */
+    redisTlsCaFile?: string;
+    keyPrefix: string;
+    advertiseHost?: string;
+  };
   /**
    * TLS of the module listeners (the worker listeners carry their own): each from its block's
    * `tls`, else `III_TLS_CERT_FILE`/`III_TLS_KEY_FILE`. `ca` (`III_TLS_CA_FILE`, PEM) is what this

@@ -8,6 +8,7 @@ import { ENGINE_VERSION } from '../config/version';
 import { advertisedUrl } from '../cluster/advertise';
 import { ChannelRelay, channelPrefix } from '../cluster/channel-relay';
 import { ClusterNode } from '../cluster/cluster-node';
+import { clusterRedis } from '../cluster/redis-target';
 import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, invokeHttpFunction, ResponseBudget, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
@@ -128,11 +129,9 @@ export class Engine implements ModuleHost {
     });
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
     this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
-    if (config.cluster.redisUrl !== undefined) {
-      this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, {
-        redisUrl: config.cluster.redisUrl,
-        keyPrefix: config.cluster.keyPrefix,
-      });
+    const redis = clusterRedis(config.cluster);
+    if (redis !== undefined) {
+      this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, { redis, keyPrefix: config.cluster.keyPrefix });
     }
     this.channels = new ChannelManager({
       ttlMs: config.channels.ttlMs,
@@ -398,7 +397,8 @@ export class Engine implements ModuleHost {
   readiness(): Readiness {
     const clusterReady = this.cluster?.ready ?? true;
     const ready = this.state === 'ready' && clusterReady;
-    return { ready, draining: this.state === 'draining', checks: this.cluster ? { state: this.state, redis: clusterReady ? 'ok' : 'unreachable' } : { state: this.state } };
+    const redis = clusterReady ? 'ok' : (this.cluster?.redisProblem ?? 'unreachable');
+    return { ready, draining: this.state === 'draining', checks: this.cluster ? { state: this.state, redis } : { state: this.state } };
   }
 
   // ModuleHost

@@ -40,7 +40,7 @@ interface Node {
 }
 
 async function node(nodeId: string, options: { graceMs?: number; lockTtlMs?: number; url?: string } = {}): Promise<Node> {
-  const connection = redisConnection(options.url ?? redis.url, `test:${nodeId}`, silentLogger);
+  const connection = redisConnection({ url: options.url ?? redis.url }, `test:${nodeId}`, silentLogger);
   await connection.connect();
   const lock = new RedisCronLock(connection, {
     nodeId,

@@ -37,8 +37,8 @@ afterEach(async () => {
 async function node(nodeId: string): Promise<Node> {
   const info: NodeInfo = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
   const registry = new Registry();
-  const bus = new RedisBus(redis.url, prefix, nodeId, silentLogger);
-  const conn = redisConnection(redis.url, `test:${nodeId}`, silentLogger);
+  const bus = new RedisBus({ url: redis.url }, prefix, nodeId, silentLogger);
+  const conn = redisConnection({ url: redis.url }, `test:${nodeId}`, silentLogger);
   await conn.connect();
   const sync = new RegistrySync(conn, prefix, registry, info, bus, silentLogger);
   await bus.start((message, from) => sync.onMessage(message, from));
@@ -141,7 +141,7 @@ describe('durable bindings of a lost node', () => {
     expect(b.registry.trigger('durable')?.nodeId).toBe('b');
     await waitFor(() => c.registry.trigger('durable')?.nodeId === 'b', 'the adoption reaches the other survivor');
     expect(c.registry.trigger('owned')).toBeUndefined();
-    const probe = redisConnection(redis.url, 'probe', silentLogger);
+    const probe = redisConnection({ url: redis.url }, 'probe', silentLogger);
     await probe.connect();
     await waitFor(async () => (await probe.exists(`${prefix}registry:a`)) === 0, 'the lost snapshot deleted');
     probe.disconnect();
@@ -152,8 +152,8 @@ describe('membership', () => {
   it('reports a node down once its heartbeat key expires, and up when it returns', async () => {
     const options = { heartbeatMs: 100, ttlMs: 300 };
     const self = (id: string): NodeInfo => ({ nodeId: id, incarnation: randomUUID(), startedAtMs: Date.now() });
-    const a = new Membership(redis.url, prefix, self('a'), silentLogger, options);
-    const b = new Membership(redis.url, prefix, self('b'), silentLogger, options);
+    const a = new Membership({ url: redis.url }, prefix, self('a'), silentLogger, options);
+    const b = new Membership({ url: redis.url }, prefix, self('b'), silentLogger, options);
     const events: string[] = [];
     a.on('up', (info: NodeInfo) => events.push(`up:${info.nodeId}`));
     a.on('down', (id: string) => events.push(`down:${id}`));
@@ -164,7 +164,7 @@ describe('membership', () => {
     clearInterval(b['timer']);
     b['redis'].disconnect();
     await waitFor(() => events.includes('down:b'), 'b seen down', 3000);
-    const b2 = new Membership(redis.url, prefix, self('b'), silentLogger, options);
+    const b2 = new Membership({ url: redis.url }, prefix, self('b'), silentLogger, options);
     await b2.start();
     await waitFor(() => events.filter((e) => e === 'up:b').length === 2, 'b seen up again');
     await Promise.all([a.stop(), b2.stop()]);

@@ -315,6 +315,18 @@ describe('Redis', () => {
     expect(find(objects, 'Secret')).toHaveLength(0);
   });
 
+  test('redis.passwordSecret and redis.tlsCaSecret are referenced: III_REDIS_PASSWORD from the Secret, the CA mounted as III_REDIS_TLS_CA_FILE', () => {
+    const objects = render(['default.yaml'], ['--set', 'redis.url=rediss://redis:6380', '--set', 'redis.passwordSecret=redis-auth', '--set', 'redis.tlsCaSecret=redis-ca']);
+    expect(envOf(objects, 'III_REDIS_PASSWORD')).toEqual({ name: 'III_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } });
+    expect(envOf(objects, 'III_REDIS_TLS_CA_FILE')).toEqual({ name: 'III_REDIS_TLS_CA_FILE', value: '/etc/iii-redis-ca/ca.crt' });
+    const pod = one(objects, 'Deployment', 'iii-iii-cluster').spec.template.spec;
+    expect(pod.volumes).toContainEqual({ name: 'redis-ca', secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'redis-ca', mountPath: '/etc/iii-redis-ca', readOnly: true });
+    expect(envOf(rendered['default.yaml']!, 'III_REDIS_PASSWORD')).toBeUndefined();
+    // The chart creates no Secret for Redis (only the generated worker token's).
+    expect(find(objects, 'Secret').map((o) => o.metadata.name)).toEqual(['iii-iii-cluster-worker-token']);
+  });
+
   test('the bundled single-instance Redis exists only in the demo, labelled non-production', () => {
     for (const file of ['default.yaml', 'production.yaml']) {
       expect(rendered[file]!.filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'redis-demo')).toHaveLength(0);

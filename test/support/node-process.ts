@@ -15,7 +15,7 @@ export interface NodeProcess {
   httpPort: number;
   streamPort: number;
   metricsPort: number;
-  /** stderr so far, for failure messages. */
+  /** stdout (the JSON log lines) and stderr so far, for failure messages and log checks. */
   output(): string;
   /** Sends a signal; `SIGKILL` is a crash. Resolves when the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -28,7 +28,7 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl: stri
   let output = '';
   const child: ChildProcess = spawn(process.execPath, [BIN], {
     cwd,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
       III_WS_PORT: String(wsPort),
@@ -42,9 +42,11 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl: stri
       ...options.env,
     },
   });
-  child.stderr!.on('data', (chunk: Buffer) => {
+  const capture = (chunk: Buffer) => {
     output += chunk.toString();
-  });
+  };
+  child.stdout!.on('data', capture);
+  child.stderr!.on('data', capture);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const node: NodeProcess = {
     nodeId: options.nodeId,

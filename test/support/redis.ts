@@ -10,23 +10,38 @@ const INSTALL_HINT =
 
 /** A private redis-server on a free loopback port, never a user's Redis on 6379. */
 export interface TestRedis {
+  /** `redis://127.0.0.1:<port>`, or `rediss://` with TLS; never carries the password. */
   url: string;
   port: number;
+  /** The `requirepass` password, if one was set. */
+  password?: string;
   /** Stops the server (SIGTERM) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port (after `stop`), for outage tests. */
   restart(): Promise<void>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+export interface StartRedisOptions {
+  /** Clients must AUTH with this password (`requirepass`). */
+  password?: string;
+  /** Serve TLS only (no plain port) with these PEM files; clients need not present a certificate. */
+  tls?: { cert: string; key: string; ca: string };
+}
+
+export async function startRedis(options: StartRedisOptions = {}): Promise<TestRedis> {
   const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
   if (spawnSync(bin, ['--version']).error) throw new Error(INSTALL_HINT);
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-redis-'));
   let child: ChildProcess | undefined;
 
+  const listen = options.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.cert, '--tls-key-file', options.tls.key, '--tls-ca-cert-file', options.tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
+  const auth = options.password === undefined ? [] : ['--requirepass', options.password];
+
   const launch = async () => {
-    const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    const proc = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
     child = proc;
     await waitForPort(port, proc);
   };
@@ -40,7 +55,8 @@ export async function startRedis(): Promise<TestRedis> {
   };
 
   await launch();
-  return { url: `redis://127.0.0.1:${port}`, port, stop, restart: launch };
+  const scheme = options.tls ? 'rediss' : 'redis';
+  return { url: `${scheme}://127.0.0.1:${port}`, port, ...(options.password === undefined ? {} : { password: options.password }), stop, restart: launch };
 }
 
 function freePort(): Promise<number> {

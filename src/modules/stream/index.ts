@@ -130,7 +130,7 @@ export class StreamModule implements EngineModule {
   private async socketIoRedis(host: ModuleHost): Promise<SocketIoRedisLink | undefined> {
     const cluster = host.config.cluster;
     if (cluster.redisUrl === undefined) return undefined;
-    const { url, keyPrefix } = redisTarget(MODULE, this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined, cluster);
-    return SocketIoRedisLink.connect(url, keyPrefix, host.nodeId, host.logger);
+    const target = redisTarget(MODULE, this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined, cluster);
+    return SocketIoRedisLink.connect(target, target.keyPrefix, host.nodeId, host.logger);
   }
 }

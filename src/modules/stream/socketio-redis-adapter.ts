@@ -1,7 +1,8 @@
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis } from '../../cluster/redis-target';
-import { redisConnection } from '../../cluster/redis-connection';
+import { openRedis, redisConnection } from '../../cluster/redis-connection';
+import type { RedisEndpoint } from '../../cluster/redis-options';
 import type { Logger } from '../../observability/logger';
 
 export type SocketIoAdapterFactory = ReturnType<typeof createAdapter>;
@@ -20,16 +21,16 @@ export class SocketIoRedisLink {
   ) {}
 
   /** Connects both connections; Redis unreachable fails the module's start with a clear error. */
-  static async connect(url: string, keyPrefix: string, nodeId: string, logger: Logger): Promise<SocketIoRedisLink> {
-    const publisher = await connectRedis(url, `iii:${nodeId}:stream-socketio`, logger);
+  static async connect(redis: RedisEndpoint, keyPrefix: string, nodeId: string, logger: Logger): Promise<SocketIoRedisLink> {
+    const publisher = await connectRedis(redis, `iii:${nodeId}:stream-socketio`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    const subscriber = redisConnection(url, `iii:${nodeId}:stream-socketio-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const subscriber = redisConnection(redis, `iii:${nodeId}:stream-socketio-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
     try {
-      await subscriber.connect();
+      await openRedis(subscriber, 'iii-stream: Socket.IO');
     } catch (err) {
       subscriber.disconnect();
       await closeRedis(publisher);
-      throw new Error(`iii-stream: Socket.IO cannot connect to Redis at ${url}: ${(err as Error).message}`);
+      throw err;
     }
     const adapter = createAdapter(guarded(publisher, logger), guarded(subscriber, logger), { key: `${keyPrefix}socket.io` });
     return new SocketIoRedisLink(publisher, subscriber, adapter);

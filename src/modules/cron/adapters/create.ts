@@ -40,9 +40,9 @@ export async function createCronLock(adapter: unknown, host: CronLockHost): Prom
     if (typeof lockTtlMs !== 'number' || !Number.isInteger(lockTtlMs) || lockTtlMs < MIN_LOCK_TTL_MS) {
       throw new Error(`iii-cron: adapter redis: lock_ttl_ms must be a whole number of milliseconds, at least ${MIN_LOCK_TTL_MS}, got ${JSON.stringify(lockTtlMs)}`);
     }
-    const { url, keyPrefix } = redisTarget('iii-cron', options, host.config.cluster);
-    const redis = await connectRedis(url, `iii:${host.nodeId}:cron`, host.logger);
-    return new RedisCronLock(redis, { nodeId: host.nodeId, keyPrefix, lockTtlMs, logger: host.logger });
+    const target = redisTarget('iii-cron', options, host.config.cluster);
+    const redis = await connectRedis(target, `iii:${host.nodeId}:cron`, host.logger);
+    return new RedisCronLock(redis, { nodeId: host.nodeId, keyPrefix: target.keyPrefix, lockTtlMs, logger: host.logger });
   }
   throw new Error(`iii-cron: adapter '${String(name)}' is not supported by this build; supported adapters: ${SUPPORTED_CRON_ADAPTERS.join(', ')}`);
 }

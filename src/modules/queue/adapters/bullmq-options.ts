@@ -1,5 +1,7 @@
 import type { JobsOptions, WorkerOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { scrubErrorsOf } from '../../../cluster/redis-errors';
+import { redisOptions, type RedisEndpoint } from '../../../cluster/redis-options';
 import type { QueueJob, QueueSpec } from './adapter';
 
 /**
@@ -60,18 +62,22 @@ export function jobOptions(ordering: QueueSpec['ordering'], spec: QueueSpec, job
 
 /**
  * A never-connected template for Workers: BullMQ duplicates it into the Worker's own connections
- * (a blocking one for fetching, one for commands) and owns those. Unlike the producer's
- * fail-fast connection, they wait out an outage (`maxRetriesPerRequest: null`, as BullMQ
- * requires for blocking commands) and reconnect forever, so consumers resume by themselves.
+ * (a blocking one for fetching, one for commands) and owns those; a duplicate copies its options,
+ * password and TLS included. Unlike the producer's fail-fast connection, they wait out an outage
+ * (`maxRetriesPerRequest: null`, as BullMQ requires for blocking commands) and reconnect
+ * forever, so consumers resume by themselves.
  */
-export function workerConnectionTemplate(url: string, connectionName: string): Redis {
-  return new Redis(url, {
+export function workerConnectionTemplate(endpoint: RedisEndpoint, connectionName: string): Redis {
+  const template = new Redis({
+    ...redisOptions(endpoint),
     connectionName,
     lazyConnect: true,
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
     disconnectTimeout: 100,
   });
+  // A refused password must not reach the consumer's log line with the credentials.
+  return scrubErrorsOf(template);
 }
 
 export function workerOptions(connection: Redis, prefix: string, concurrency: number): WorkerOptions {

@@ -63,7 +63,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
 
   constructor(private readonly options: BullmqAdapterOptions) {
     this.prefix = `${options.keyPrefix}bull`;
-    this.template = workerConnectionTemplate(options.url, `${options.connectionName}:worker`);
+    this.template = workerConnectionTemplate(options, `${options.connectionName}:worker`);
   }
 
   async declare(spec: QueueSpec): Promise<void> {
@@ -327,7 +327,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
   /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */
   private connection(): Promise<Redis> {
     if (!this.producer) {
-      const connecting = connectRedis(this.options.url, this.options.connectionName, this.options.logger);
+      const connecting = connectRedis(this.options, this.options.connectionName, this.options.logger);
       // A failed first connect is retried by the next caller.
       connecting.catch(() => {
         if (this.producer === connecting) this.producer = undefined;

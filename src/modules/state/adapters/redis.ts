@@ -27,7 +27,7 @@ export class RedisStateAdapter implements StateAdapter {
   constructor(private readonly options: RedisStateOptions) {}
 
   async open(): Promise<void> {
-    this.redis = await connectRedis(this.options.url, this.options.connectionName, this.options.logger);
+    this.redis = await connectRedis(this.options, this.options.connectionName, this.options.logger);
     this.hashes = new RedisHashStore(this.redis, StateErrorCode.update);
   }
 

@@ -59,10 +59,11 @@ export async function createStreamBackend(adapter: StreamAdapterConfig, context:
 
 /** Storage and publishing share one data connection; the subscription needs its own. */
 async function createRedisBackend(adapter: StreamAdapterConfig, { logger, nodeId, cluster }: StreamAdapterContext): Promise<StreamBackend> {
-  const { url, keyPrefix } = redisTarget('iii-stream', adapter.config, cluster);
-  const data = await connectRedis(url, `iii:${nodeId}:stream`, logger);
+  const target = redisTarget('iii-stream', adapter.config, cluster);
+  const { keyPrefix } = target;
+  const data = await connectRedis(target, `iii:${nodeId}:stream`, logger);
   // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-  const subscriber = redisConnection(url, `iii:${nodeId}:stream-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = redisConnection(target, `iii:${nodeId}:stream-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   const bus = new RedisEventBus(data, subscriber, `${keyPrefix}stream::events`, logger);
   try {
     await bus.start();
