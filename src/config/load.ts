@@ -306,7 +306,13 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
 
   const engine = sources.engine.resolved;
   const metrics = engine['metrics'] as { host: string; port: number };
-  const channels = engine['channels'] as { ttl_ms: number; default_buffer_messages: number; max_buffer_messages: number };
+  const channels = engine['channels'] as {
+    ttl_ms: number;
+    default_buffer_messages: number;
+    max_buffer_messages: number;
+    max_buffer_bytes: number;
+    max_open: number;
+  };
   if (channels.default_buffer_messages > channels.max_buffer_messages) {
     throw new ConfigError(
       `${label}: engine.channels.default_buffer_messages: expected at most max_buffer_messages (${channels.max_buffer_messages}), got ${channels.default_buffer_messages}`,
@@ -327,6 +333,8 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
       ttlMs: channels.ttl_ms,
       defaultBufferMessages: channels.default_buffer_messages,
       maxBufferMessages: channels.max_buffer_messages,
+      maxBufferBytes: channels.max_buffer_bytes,
+      maxOpen: channels.max_open,
     },
     httpFunctions,
     cluster: {

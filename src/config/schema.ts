@@ -59,6 +59,7 @@ const adapterOptions: Shape = record(
     max_queue_bytes: intRange(1, undefined, 'bytes'),
     max_message_bytes: intRange(1, undefined, 'bytes'),
     max_topic_backlog: intRange(0),
+    max_topics: intRange(1),
     max_dead_letters: intRange(0),
   },
   { open: true, noun: 'a mapping of adapter options' },
@@ -137,6 +138,7 @@ export const httpSchema: SchemaTree = {
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
   default_timeout: leaf(ms(), 30000, 'Whole-request timeout and per-middleware timeout.'),
   concurrency_request_limit: leaf(intRange(0), 1024, 'Requests served at once (0 is treated as 1).'),
+  max_queued_requests: leaf(intRange(0), 4096, 'ours: requests that may wait for a slot when all are busy (0 = none); more are answered 503 SERVER_BUSY.'),
   body_limit_bytes: leaf(intRange(1, undefined, 'bytes'), 10 * MiB, 'ours: largest request body; a larger one is answered 413.'),
   max_header_count: leaf(intRange(1), 100, 'ours: request headers a request may carry; more are answered 431.'),
   max_connections_per_address: leaf(intRange(0), 1024, 'ours: connections one client address may hold open (0 = unlimited); more are answered 429 and closed.'),
@@ -352,6 +354,8 @@ export const engineSchema: SchemaTree = {
     ttl_ms: leaf(ms(), 300000, 'A channel not fully connected within this is removed.'),
     default_buffer_messages: leaf(intRange(1), 64, 'Messages buffered between writer and reader by default.'),
     max_buffer_messages: leaf(intRange(1), 1024, 'Largest buffer a channel may ask for.'),
+    max_buffer_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: payload bytes a channel buffers before its writer is paused.'),
+    max_open: leaf(intRange(1), 100000, 'ours: channels open on this node at once; more are refused with limit_exceeded.'),
   },
 };
 

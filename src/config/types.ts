@@ -113,6 +113,10 @@ export interface EngineConfig {
     /** Default and maximum number of messages buffered between writer and reader. */
     defaultBufferMessages: number;
     maxBufferMessages: number;
+    /** Payload bytes one channel buffers before its writer is paused (`max_buffer_bytes`). */
+    maxBufferBytes: number;
+    /** Channels open on this node at once; `create` beyond it fails `limit_exceeded` (`max_open`). */
+    maxOpen: number;
   };
   httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
   /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */

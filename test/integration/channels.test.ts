@@ -5,7 +5,9 @@ import type { IIIClient } from 'iii-sdk';
 import type { ChannelReader, ChannelWriter, StreamChannelRef } from 'iii-sdk/channel';
 import { createChannel } from 'iii-sdk/helpers';
 import { WebSocket } from 'ws';
-import { functionRegistered, sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import type { HttpModule } from '../../src/modules/http';
+import { rejection } from '../support/calls';
+import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 
 interface Refs {
   writer: StreamChannelRef;
@@ -214,7 +216,7 @@ describe('data channels between iii-sdk workers', () => {
 describe('data channel expiry', () => {
   let t: TestEngine;
   beforeEach(async () => {
-    t = await startEngine({ channels: { ttlMs: 200, defaultBufferMessages: 64, maxBufferMessages: 1024 } });
+    t = await startEngine({ channels: { ...testConfig().channels, ttlMs: 200 } });
   });
   afterEach(async () => {
     await t.close();
@@ -246,5 +248,107 @@ describe('data channel expiry', () => {
     await done;
     expect(messages).toEqual(['first', 'late']);
     await waitFor(() => t.engine.channels.size === 0, 'the finished channel to be forgotten');
+  });
+});
+
+describe('engine.channels.max_open (2 here) and max_buffer_bytes (256 KiB here)', () => {
+  const maxBufferBytes = 256 * 1024;
+  let t: TestEngine;
+  let base: string;
+  beforeEach(async () => {
+    const config = testConfig();
+    const http = config.modules.http;
+    t = await startEngine({
+      channels: { ...config.channels, maxOpen: 2, maxBufferBytes },
+      modules: { ...config.modules, http: { ...http, enabled: true, config: { ...http?.config, port: 0, host: '127.0.0.1' } } },
+    });
+    base = `http://127.0.0.1:${t.engine.module<HttpModule>('iii-http')!.port}`;
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const refusals = async (): Promise<number> =>
+    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'engine.channels.max_open')?.value ?? 0;
+
+  /** Sends one message through an SDK channel and reads it to its end: the channel is then over. */
+  async function finish(channel: Awaited<ReturnType<typeof createChannel>>): Promise<void> {
+    const done = channel.reader.readAll();
+    channel.writer.sendMessage('done');
+    channel.writer.close();
+    await done;
+  }
+
+  test('engine::channels::create beyond max_open fails limit_exceeded for the calling worker; a finished channel frees its place', async () => {
+    const a = t.worker('a');
+    const first = await createChannel(a);
+    await createRefs(a);
+    const err = await rejection(createRefs(a));
+    expect(err.code).toBe('limit_exceeded');
+    expect(err.message).toContain('This node holds 2 open data channels (engine.channels.max_open = 2)');
+    expect(await refusals()).toBe(1);
+    expect(t.engine.channels.size).toBe(2);
+
+    await finish(first);
+    await waitFor(() => t.engine.channels.size === 1, 'the finished channel to be forgotten');
+    const again = await createRefs(a);
+    expect(again.writer.channel_id).toEqual(expect.any(String));
+  });
+
+  test('an HTTP trigger request gets 503 SERVER_BUSY while the node holds max_open channels, and is served once they finish', async () => {
+    const a = t.worker('a');
+    a.registerFunction('web::hello', async () => ({ status_code: 200, body: { hello: 'world' } }));
+    a.registerTrigger({ type: 'http', function_id: 'web::hello', config: { api_path: 'hello', http_method: 'GET' } });
+    await waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === 'web::hello'), 'the route');
+
+    const held = await createChannel(a);
+    // One channel free: the request makes its body channel, is refused the response channel, and gives the first back.
+    const refused = await fetch(`${base}/hello`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    const body = (await refused.json()) as { error: { code: string; message: string; error_id: string } };
+    expect(body.error.code).toBe('SERVER_BUSY');
+    expect(body.error.message).toContain('(engine.channels.max_open = 2)');
+    expect(body.error.error_id).toMatch(/^[0-9a-f]{16}$/);
+    expect(t.engine.channels.size).toBe(1);
+
+    await finish(held);
+    await waitFor(() => t.engine.channels.size === 0, 'the held channel to be forgotten');
+    const served = await fetch(`${base}/hello`);
+    expect(served.status).toBe(200);
+    expect(await served.json()).toEqual({ hello: 'world' });
+  });
+
+  test('an SDK writer is paused once max_buffer_bytes are buffered (well below the 1024-message count); a slow reader gets every byte', async () => {
+    const a = t.worker('a');
+    const b = t.worker('b');
+    b.registerFunction('blob::digest', async (data: { input: ChannelReader }) => {
+      const hash = createHash('sha256');
+      let length = 0;
+      for await (const chunk of data.input.stream as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        length += chunk.length;
+      }
+      return { sha256: hash.digest('hex'), length };
+    });
+    await functionRegistered(t.engine, 'blob::digest');
+
+    const blob = randomBytes(4 * 1024 * 1024);
+    const channel = await createChannel(a, 1024);
+    const { channel_id } = channel.writerRef;
+    // Nobody reads yet: the engine takes max_buffer_bytes, then stops reading the writer's socket.
+    const written = pipeline(Readable.from([blob]), channel.writer.stream);
+    const held = await waitFor(() => {
+      const stats = t.engine.channels.stats(channel_id);
+      return stats?.writerPaused ? stats : undefined;
+    }, 'the writer to be paused on a full buffer');
+    expect(held).toMatchObject({ bufferSize: 1024, writer: 'open', reader: 'waiting' });
+    expect(held.bufferedBytes).toBeLessThanOrEqual(maxBufferBytes);
+    expect(held.bufferedBytes).toBeGreaterThan(maxBufferBytes / 2);
+    expect(held.buffered).toBeLessThan(1024);
+
+    const digest = a.trigger({ function_id: 'blob::digest', payload: { input: channel.readerRef } });
+    await written;
+    await expect(digest).resolves.toEqual({ sha256: sha256(blob), length: blob.length });
   });
 });

@@ -197,4 +197,109 @@ describe('iii-http config', () => {
       expect(peak).toBe(2);
     });
   });
+
+  /** A handler that holds its request until `open` is called; `entered` counts calls. */
+  function gated(): { handler: () => Promise<unknown>; open: () => void; entered: () => number } {
+    let entered = 0;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    return {
+      handler: async () => {
+        entered++;
+        await gate;
+        return { body: 'done' };
+      },
+      open: () => open(),
+      entered: () => entered,
+    };
+  }
+
+  const queuedRefusals = async (h: Http): Promise<number> =>
+    (await h.t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-http.max_queued_requests')?.value ?? 0;
+  const queued = (h: Http): number => h.t.engine.module<HttpModule>('iii-http')!.queuedRequests;
+
+  describe('max_queued_requests 1 (concurrency_request_limit 1)', () => {
+    let h: Http;
+    beforeAll(async () => {
+      h = await startHttp({ concurrency_request_limit: 1, max_queued_requests: 1 });
+    });
+    afterAll(() => h.t.close());
+
+    test('a request beyond the waiting line is answered 503 SERVER_BUSY with Retry-After: 1; the running and waiting ones complete', async () => {
+      const held = gated();
+      await h.bind('held', held.handler);
+      try {
+        const running = fetch(`${h.base}/held`);
+        await waitFor(() => held.entered() === 1, 'first request running');
+        const waiting = fetch(`${h.base}/held`);
+        await waitFor(() => queued(h) === 1, 'second request waiting');
+        const refused = await fetch(`${h.base}/held`);
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('1');
+        expect(await json(refused)).toEqual({
+          error: {
+            code: 'SERVER_BUSY',
+            message:
+              'Server busy: all 1 request slots (concurrency_request_limit) are taken and 1 requests are already waiting ' +
+              '(iii-http.max_queued_requests = 1); retry later',
+          },
+        });
+        expect(await queuedRefusals(h)).toBe(1);
+        held.open();
+        expect((await Promise.all([running, waiting])).map((r) => r.status)).toEqual([200, 200]);
+        expect(held.entered()).toBe(2);
+        expect(queued(h)).toBe(0);
+      } finally {
+        held.open();
+      }
+    });
+    test('a waiting request whose client leaves gives its place in the line back', async () => {
+      const held = gated();
+      await h.bind('held-again', held.handler);
+      try {
+        const running = fetch(`${h.base}/held-again`);
+        await waitFor(() => held.entered() === 1, 'first request running');
+        const leaving = new AbortController();
+        const left = fetch(`${h.base}/held-again`, { signal: leaving.signal }).catch((err: Error) => err.name);
+        await waitFor(() => queued(h) === 1, 'second request waiting');
+        leaving.abort();
+        expect(await left).toBe('AbortError');
+        await waitFor(() => queued(h) === 0, 'the place given back');
+        const waiting = fetch(`${h.base}/held-again`);
+        await waitFor(() => queued(h) === 1, 'third request waiting, not refused');
+        held.open();
+        expect((await Promise.all([running, waiting])).map((r) => r.status)).toEqual([200, 200]);
+        expect(held.entered()).toBe(2);
+      } finally {
+        held.open();
+      }
+    });
+  });
+
+  describe('max_queued_requests 0 (concurrency_request_limit 1)', () => {
+    let h: Http;
+    beforeAll(async () => {
+      h = await startHttp({ concurrency_request_limit: 1, max_queued_requests: 0 });
+    });
+    afterAll(() => h.t.close());
+
+    test('nothing waits: with the slot busy a request is refused at once, and served once the slot is free', async () => {
+      const held = gated();
+      await h.bind('busy', held.handler);
+      await h.bind('free', async () => ({ body: 'free' }));
+      try {
+        const running = fetch(`${h.base}/busy`);
+        await waitFor(() => held.entered() === 1, 'first request running');
+        const refused = await fetch(`${h.base}/free`);
+        expect(refused.status).toBe(503);
+        expect((await json(refused)).error.code).toBe('SERVER_BUSY');
+        expect(await queuedRefusals(h)).toBe(1);
+        held.open();
+        expect((await running).status).toBe(200);
+        expect(await json(await fetch(`${h.base}/free`))).toBe('free');
+      } finally {
+        held.open();
+      }
+    });
+  });
 });

@@ -184,3 +184,62 @@ describe('iii-queue durable topics', () => {
     expect(ok).toEqual({ id: expect.any(String) });
   });
 });
+
+describe('iii-queue max_topics (3 here)', () => {
+  let t: TestEngine;
+  let w: IIIClient;
+  beforeAll(async () => {
+    const modules = testConfig().modules;
+    t = await startEngine({
+      modules: { ...modules, queue: { enabled: true, config: { adapter: { name: 'builtin', config: { max_topics: 3 } } } } },
+    });
+    w = t.worker('max-topics-tests');
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const refusals = async (): Promise<number> =>
+    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-queue.max_topics')?.value ?? 0;
+  /** The topics the first test managed to create (which 3 of the 5 published at once is not fixed). */
+  let created: string[] = [];
+
+  test('a publish that would create a fourth topic is refused with limit_exceeded naming the key and number; known topics keep working', async () => {
+    // Published at once: creations in flight together still stop at 3 topics.
+    const names = ['one', 'two', 'three', 'four', 'five'];
+    const outcomes = await Promise.allSettled(names.map((topic) => publish(w, topic, { topic })));
+    created = names.filter((_, i) => outcomes[i]!.status === 'fulfilled');
+    expect(created).toHaveLength(3);
+    for (const outcome of outcomes) if (outcome.status === 'rejected') expect((outcome.reason as Any).code).toBe('limit_exceeded');
+    expect(await refusals()).toBe(2);
+    const err = await failure(publish(w, 'six', { lost: false }));
+    expect(err.code).toBe('limit_exceeded');
+    // (The SDK puts the code in front of the message.)
+    expect(err.message).toContain(
+      "Cannot publish to topic 'six': this node already holds 3 durable topics (iii-queue.max_topics = 3); use an existing topic or raise adapter.config.max_topics",
+    );
+    expect(await refusals()).toBe(3);
+    // Nothing of the refused topics was kept; the known ones still take messages.
+    // (`default` is the named queue that always exists.)
+    expect((await call(w, 'engine::queue::list_topics', {})).map((entry: Any) => entry.name).sort()).toEqual(['default', ...created].sort());
+    const known = created[1]!;
+    expect(await publish(w, known, { again: true })).toBeNull();
+    const got: unknown[] = [];
+    w.registerFunction('mt::known', async (data: unknown) => void got.push(data));
+    await subscribe(t, w, 'mt::known', { topic: known });
+    await waitFor(() => got.length === 2, 'backlog of a known topic delivered');
+    expect(got).toEqual(expect.arrayContaining([{ topic: known }, { again: true }]));
+  });
+
+  test('a subscription to a new topic beyond max_topics is refused with trigger_registration_failed naming the limit', async () => {
+    w.registerFunction('mt::new', async () => null);
+    await functionRegistered(t.engine, 'mt::new');
+    const before = await refusals();
+    const err = await failure(call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 'mt::new', config: { topic: 'five' } }));
+    expect(err.code).toBe('trigger_registration_failed');
+    expect(err.message).toContain("Cannot subscribe to topic 'five': this node already holds 3 durable topics (iii-queue.max_topics = 3)");
+    expect(await refusals()).toBe(before + 1);
+    const ok = await call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 'mt::new', config: { topic: created[0] } });
+    expect(ok).toEqual({ id: expect.any(String) });
+  });
+});

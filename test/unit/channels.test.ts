@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { ChannelClose, ChannelManager, type ChannelCloseKind, type ChannelOptions, type LocalReaderHandlers } from '../../src/modules/channels';
+import { EngineError } from '../../src/protocol/errors';
 import type { ChannelRef } from '../../src/protocol/messages';
 
 /** A real HTTP server whose upgrades go to the manager, as on a worker port. */
@@ -602,5 +603,119 @@ describe('ChannelManager: in-process ends', () => {
     h.manager.release(writer.channel_id);
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect((await refusal(urlOf(h, writer))).status).toBe(404);
+  });
+});
+
+describe('ChannelManager: maxOpen and maxBufferBytes', () => {
+  test('create beyond maxOpen fails limit_exceeded naming engine.channels.max_open; a channel that is over frees its place', async () => {
+    const refused: string[] = [];
+    const h = await start({ maxOpen: 2, onLimitRefused: (key) => refused.push(key) });
+    const first = h.manager.create();
+    h.manager.create();
+    let error: unknown;
+    try {
+      h.manager.create();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error).toMatchObject({
+      code: 'limit_exceeded',
+      message: 'This node holds 2 open data channels (engine.channels.max_open = 2): no new channel until some complete, are released or expire; retry later',
+    });
+    expect(refused).toEqual(['engine.channels.max_open']);
+    expect(h.manager.size).toBe(2);
+
+    h.manager.release(first.writer.channel_id);
+    expect(h.manager.create().writer.channel_id).toMatch(UUID);
+    expect(h.manager.size).toBe(2);
+  });
+
+  test('messages written before the reader exists stop at maxBufferBytes (not the 1024-message count), pause the writer, and all arrive', async () => {
+    const maxBufferBytes = 256 * 1024;
+    const h = await start({ maxBufferBytes });
+    const { writer, reader } = h.manager.create(1024);
+    const id = writer.channel_id;
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    const count = 100; // 6.25 MiB in 64 KiB frames
+    const frame = (i: number) => Buffer.alloc(64 * 1024, i);
+    for (let i = 0; i < count; i++) w.ws.send(frame(i), { binary: true });
+    w.ws.close(1000);
+
+    await waitFor(() => h.manager.stats(id)?.writerPaused === true);
+    const held = h.manager.stats(id);
+    expect(held).toMatchObject({ bufferSize: 1024, buffered: 4, bufferedBytes: maxBufferBytes, writer: 'open' });
+    // At most one socket read parsed past the pause, plus the frame that did not fit.
+    expect(held?.readAheadBytes).toBeLessThanOrEqual(2 * 64 * 1024);
+
+    const r = connect(urlOf(h, reader));
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items).toHaveLength(count);
+    r.items.forEach((item, i) => expect(item.data.equals(frame(i))).toBe(true));
+    expect(h.manager.size).toBe(0);
+  });
+
+  test('a paused local reader holds the buffer at maxBufferBytes and pauses the WebSocket writer; resume delivers all', async () => {
+    const maxBufferBytes = 128 * 1024;
+    const h = await start({ maxBufferBytes });
+    const { writer, reader } = h.manager.create(1024);
+    const id = writer.channel_id;
+    const items: Item[] = [];
+    let peakBytes = 0;
+    let resolveEnd!: (why: ChannelCloseKind) => void;
+    const ended = new Promise<ChannelCloseKind>((resolve) => (resolveEnd = resolve));
+    const end = h.manager.openLocalReader(reader, {
+      message: (item) => {
+        items.push(item);
+        peakBytes = Math.max(peakBytes, h.manager.stats(id)?.peakBufferedBytes ?? 0);
+      },
+      end: (why) => resolveEnd(why),
+    })!;
+    end.pause();
+    const w = connect(urlOf(h, writer));
+    await w.opened;
+    const count = 64;
+    const frame = (i: number) => Buffer.alloc(16 * 1024, i);
+    for (let i = 0; i < count; i++) w.ws.send(frame(i), { binary: i % 2 === 0 });
+    w.ws.close(1000);
+
+    await waitFor(() => h.manager.stats(id)?.writerPaused === true);
+    expect(h.manager.stats(id)).toMatchObject({ buffered: 8, bufferedBytes: maxBufferBytes });
+    expect(items).toHaveLength(0);
+    end.resume();
+    expect(await ended).toEqual(ChannelClose.complete);
+    expect(peakBytes).toBe(maxBufferBytes);
+    expect(items).toHaveLength(count);
+    items.forEach((item, i) => {
+      expect(item.binary).toBe(i % 2 === 0);
+      expect(item.data.equals(frame(i))).toBe(true);
+    });
+  });
+
+  test('a single message larger than maxBufferBytes still passes, alone in the buffer', async () => {
+    const h = await start({ maxBufferBytes: 1024 });
+    const { writer, reader } = h.manager.create(16);
+    const id = writer.channel_id;
+    const end = h.manager.openLocalWriter(writer)!;
+    const big = (i: number) => Buffer.alloc(10 * 1024, i);
+    // The first fills (over-fills) the byte bound: write says "wait"; a producer that ignores it is still taken.
+    expect(end.write(big(0), true)).toBe(false);
+    expect(h.manager.stats(id)).toMatchObject({ buffered: 1, bufferedBytes: 10 * 1024, writerPaused: true });
+    end.write(big(1), true);
+    expect(h.manager.stats(id)).toMatchObject({ buffered: 1, readAhead: 1 });
+    end.end();
+    const r = connect(urlOf(h, reader));
+    expect((await r.closed).code).toBe(1000);
+    expect(r.items.map((item) => item.data)).toEqual([big(0), big(1)]);
+  });
+
+  test('a local writer is told to wait once the buffered bytes reach maxBufferBytes', async () => {
+    const h = await start({ maxBufferBytes: 3 * 1000 });
+    const { writer } = h.manager.create(64);
+    const end = h.manager.openLocalWriter(writer)!;
+    const results = [0, 1, 2].map((i) => end.write(Buffer.alloc(1000, i), true));
+    expect(results).toEqual([true, true, false]);
+    expect(h.manager.stats(writer.channel_id)).toMatchObject({ buffered: 3, bufferedBytes: 3000, writerPaused: true });
   });
 });

@@ -85,7 +85,7 @@ describe('built-in defaults (no file)', () => {
     expect(config.invocationTimeoutMs).toBe(30000);
     expect(config.drainGraceMs).toBe(25000);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
-    expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024 });
+    expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024, maxBufferBytes: 16 * 1024 * 1024, maxOpen: 100000 });
     expect(config.cluster).toEqual({ keyPrefix: 'iii:' });
     expect(config.logLevel).toBe('info');
     expect(config.nodeId).toMatch(new RegExp(`^${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{6}$`));
@@ -369,7 +369,7 @@ describe('validation errors', () => {
     const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
     expect(message).toBe(
       `${file}: workers[1] (iii-http).config.prot: unknown key ` +
-        '(expected one of: port, host, default_timeout, concurrency_request_limit, body_limit_bytes, max_header_count, max_connections_per_address, cors, middleware, tls)',
+        '(expected one of: port, host, default_timeout, concurrency_request_limit, max_queued_requests, body_limit_bytes, max_header_count, max_connections_per_address, cors, middleware, tls)',
     );
   });
 
@@ -438,6 +438,15 @@ describe('validation errors', () => {
     expect(loadError('engine:\n  channels: {default_buffer_messages: 2048}\n').message).toContain(
       'engine.channels.default_buffer_messages: expected at most max_buffer_messages (1024), got 2048',
     );
+  });
+
+  it('reads the channel, HTTP waiting-line and topic bounds, and refuses values below their minimum', () => {
+    const { config } = load('engine:\n  channels: {max_open: 10, max_buffer_bytes: 65536}\n');
+    expect(config.channels).toMatchObject({ maxOpen: 10, maxBufferBytes: 65536 });
+    expect(loadError('engine:\n  channels: {max_open: 0}\n').message).toContain('engine.channels.max_open: expected an integer >= 1, got 0');
+    expect(loadError('engine:\n  channels: {max_buffer_bytes: 100}\n').message).toContain('engine.channels.max_buffer_bytes: expected an integer >= 1024 (bytes), got 100');
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_queued_requests: -1}\n').message).toMatch(/max_queued_requests: expected an integer >= 0/);
+    expect(loadError('workers:\n  - name: iii-queue\n    config:\n      adapter: {name: builtin, config: {max_topics: 0}}\n').message).toMatch(/adapter\.config\.max_topics/);
   });
 
   it('refuses an unknown top-level key', () => {

@@ -15,7 +15,9 @@ import { randomUuid } from './random-id';
 import { rejectUpgrade } from '../../transport/reject-upgrade';
 import { ReleasedChannels } from './released-channels';
 
-/**
+/** The config key of the open-channel bound, as refusals and `iii_limit_refusals_total` name it. */
+const MAX_OPEN_KEY = 'engine.channels.max_open';
+
 /** A concatenated string made flat (one piece), as randomUuid() makes its ids: they live as map keys. */
 function flat(text: string): string {
   text.charCodeAt(0);
@@ -65,6 +67,14 @@ export class ChannelManager {
   /** A new channel; both refs carry the same id and access key, only `direction` differs. */
   create(bufferSize?: number): { writer: ChannelRef; reader: ChannelRef } {
     if (this.closed) throw new EngineError(ErrorCode.shuttingDown, 'Channels are closed: the engine is shutting down');
+    if (this.channels.size >= this.opts.maxOpen) {
+      this.opts.onLimitRefused(MAX_OPEN_KEY);
+      throw new EngineError(
+        ErrorCode.limitExceeded,
+        `This node holds ${this.opts.maxOpen} open data channels (${MAX_OPEN_KEY} = ${this.opts.maxOpen}): ` +
+          'no new channel until some complete, are released or expire; retry later',
+      );
+    }
     const channel_id = this.opts.idPrefix === '' ? randomUuid() : flat(this.opts.idPrefix + randomUuid());
     const access_key = randomUuid();
     const size = clampBufferSize(bufferSize, this.opts.defaultBufferMessages, this.opts.maxBufferMessages);
@@ -72,6 +82,7 @@ export class ChannelManager {
       id: channel_id,
       key: access_key,
       bufferSize: size,
+      maxBufferBytes: this.opts.maxBufferBytes,
       createdAtMs: Date.now(),
       logger: this.log,
       onOver: this.forget,

@@ -22,6 +22,10 @@ export interface ChannelStats {
   readAheadBytes: number;
   /** Highest `buffered` seen so far; never above `bufferSize`. */
   peakBuffered: number;
+  /** Payload bytes of `buffered`. */
+  bufferedBytes: number;
+  /** Highest `bufferedBytes` seen so far; above `maxBufferBytes` only by a lone larger message. */
+  peakBufferedBytes: number;
   writer: ChannelEndState;
   reader: ChannelEndState;
   writerPaused: boolean;
@@ -32,6 +36,8 @@ export interface ChannelInit {
   id: string;
   key: string;
   bufferSize: number;
+  /** Payload bytes the buffer holds before the writer is paused (`engine.channels.max_buffer_bytes`). */
+  maxBufferBytes: number;
   createdAtMs: number;
   logger: Logger;
   /** Called once when the channel is over (completed, dropped or aborted), to forget it. */
@@ -44,12 +50,14 @@ const NO_ITEMS: readonly ChannelItem[] = [];
  * One single-writer, single-reader pipe of messages (protocol §5) between two ends, each a
  * WebSocket on the worker port or the engine's in-process end (channel-end.ts).
  *
- * Memory is bounded: `buffer` never holds more than `bufferSize` messages, counting those handed
- * to the reader until their delivery completes, so a slow reader holds up the writer rather than
- * filling the heap. When the buffer is full the writer is paused (TCP back-pressure for a socket).
+ * Memory is bounded: `buffer` never holds more than `bufferSize` messages nor more than
+ * `maxBufferBytes` of payload (unless one message alone is larger), counting those handed to the
+ * reader until their delivery completes, so a slow reader holds up the writer rather than filling
+ * the heap. When the buffer is full the writer is paused (TCP back-pressure for a socket).
  * Pausing a ws socket stops further reads but not the parsing of the read already in hand, so the
  * messages still in that read land in `readAhead`; it is bounded by one socket read (64 KiB) plus
- * the message that read completed. The writer resumes once `readAhead` is empty and a slot is free.
+ * the message that read completed. The writer resumes once `readAhead` is empty and the buffer has
+ * a free slot and is below its byte bound.
  *
  * Most channels are never connected to (a handler that answers with a value ignores its request's
  * channels), so a fresh channel holds little more than its id and key: buffers, logger and attach
@@ -58,6 +66,7 @@ const NO_ITEMS: readonly ChannelItem[] = [];
 export class Channel {
   readonly id: string;
   readonly bufferSize: number;
+  readonly maxBufferBytes: number;
   readonly createdAtMs: number;
 
   private readonly key: string;
@@ -80,6 +89,9 @@ export class Channel {
   private inFlight = 0;
   private readAhead: ChannelItem[] | undefined;
   private peakBuffered = 0;
+  /** Payload bytes of `buffer`, in flight included. */
+  private bufferedBytes = 0;
+  private peakBufferedBytes = 0;
   private attachListeners: Array<{ side: ChannelEndSide; cb: () => void }> | undefined;
   /** Set when nothing more will be delivered; the channel is then out of the manager's map. */
   private over = false;
@@ -88,6 +100,7 @@ export class Channel {
     this.id = init.id;
     this.key = init.key;
     this.bufferSize = init.bufferSize;
+    this.maxBufferBytes = init.maxBufferBytes;
     this.createdAtMs = init.createdAtMs;
     this.parentLog = init.logger;
     this.onOver = init.onOver;
@@ -180,6 +193,8 @@ export class Channel {
       readAhead: readAhead.length,
       readAheadBytes: readAhead.reduce((sum, item) => sum + item.data.length, 0),
       peakBuffered: this.peakBuffered,
+      bufferedBytes: this.bufferedBytes,
+      peakBufferedBytes: this.peakBufferedBytes,
       writer: this.writerState,
       reader: this.readerState,
       writerPaused: this.writerPaused,
@@ -193,9 +208,10 @@ export class Channel {
     if (this.over) return;
     const buffer = (this.buffer ??= []);
     const readAhead = (this.readAhead ??= []);
-    if (readAhead.length === 0 && buffer.length < this.bufferSize) this.accept(buffer, item);
+    if (readAhead.length === 0 && this.hasRoomFor(buffer, item)) this.accept(buffer, item);
     else readAhead.push(item);
-    if (buffer.length >= this.bufferSize) this.pauseWriter();
+    // A message left waiting in readAhead pauses the writer too: the byte bound, not the count, refused it.
+    if (readAhead.length > 0 || this.isFull(buffer)) this.pauseWriter();
     this.pump();
   }
 
@@ -228,9 +244,22 @@ export class Channel {
     for (const l of listeners) if (l.side === side) l.cb();
   }
 
+  /** The buffer takes `item` now: a free slot, and its bytes fit (an empty buffer takes any message). */
+  private hasRoomFor(buffer: ChannelItem[], item: ChannelItem): boolean {
+    if (buffer.length >= this.bufferSize) return false;
+    return buffer.length === 0 || this.bufferedBytes + item.data.length <= this.maxBufferBytes;
+  }
+
+  /** No more messages until the reader takes some: every slot used, or the byte bound reached. */
+  private isFull(buffer: ChannelItem[]): boolean {
+    return buffer.length >= this.bufferSize || this.bufferedBytes >= this.maxBufferBytes;
+  }
+
   private accept(buffer: ChannelItem[], item: ChannelItem): void {
     buffer.push(item);
+    this.bufferedBytes += item.data.length;
     if (buffer.length > this.peakBuffered) this.peakBuffered = buffer.length;
+    if (this.bufferedBytes > this.peakBufferedBytes) this.peakBufferedBytes = this.bufferedBytes;
   }
 
   /** Hands every buffered item not yet in flight to the reader, in order. */
@@ -248,13 +277,14 @@ export class Channel {
     // A failed write means the reader is closing; its close handler ends the channel.
     const { buffer } = this;
     if (err || this.over || reader !== this.reader || !buffer) return;
-    buffer.shift();
+    const delivered = buffer.shift() as ChannelItem;
+    this.bufferedBytes -= delivered.data.length;
     this.inFlight--;
     const readAhead = this.readAhead ?? [];
-    while (readAhead.length > 0 && buffer.length < this.bufferSize) {
+    while (readAhead.length > 0 && this.hasRoomFor(buffer, readAhead[0])) {
       this.accept(buffer, readAhead.shift() as ChannelItem);
     }
-    if (this.writerPaused && readAhead.length === 0 && buffer.length < this.bufferSize) {
+    if (this.writerPaused && readAhead.length === 0 && !this.isFull(buffer)) {
       this.resumeWriter();
     }
     this.pump();
@@ -287,6 +317,7 @@ export class Channel {
     this.buffer = undefined;
     this.readAhead = undefined;
     this.inFlight = 0;
+    this.bufferedBytes = 0;
     this.attachListeners = undefined;
     if (this.childLog) this.childLog.debug({ why }, 'channel over');
     this.onOver(this);

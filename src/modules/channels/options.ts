@@ -14,6 +14,20 @@ export interface ChannelOptions {
   /** Largest message accepted from a channel socket, in bytes (ws `maxPayload`). Default 16 MiB. */
   maxMessageBytes: number;
   /**
+   * Payload bytes one channel's buffer holds before its writer is paused (as a full buffer of
+   * messages pauses it): with 1024 messages of up to 16 MiB each, the message count alone would
+   * let one channel hold 16 GiB. A single message larger than this still passes, alone.
+   * Default 16 MiB (`engine.channels.max_buffer_bytes`).
+   */
+  maxBufferBytes: number;
+  /**
+   * Channels open on this node at once (created and not yet over); `create` beyond it fails
+   * with `limit_exceeded`. Default 100000 (`engine.channels.max_open`).
+   */
+  maxOpen: number;
+  /** Told of each `create` refused by `maxOpen` (the `iii_limit_refusals_total` counter). */
+  onLimitRefused: (limitKey: string) => void;
+  /**
    * A channel released unused (`ChannelManager.release`) is still recognised this many
    * milliseconds (up to twice as long) so that a worker end already on its way gets a Close
    * rather than HTTP 404. Default 2000.
@@ -38,6 +52,9 @@ export const DEFAULT_CHANNEL_OPTIONS: Readonly<Omit<ChannelOptions, 'sweepInterv
   defaultBufferMessages: 64,
   maxBufferMessages: 1024,
   maxMessageBytes: 16 * 1024 * 1024,
+  maxBufferBytes: 16 * 1024 * 1024,
+  maxOpen: 100_000,
+  onLimitRefused: () => undefined,
   releasedGraceMs: 2_000,
   idPrefix: '',
   logger: silentLogger,
@@ -51,6 +68,8 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
   const maxBufferMessages = opts.maxBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.maxBufferMessages;
   const defaultBufferMessages = opts.defaultBufferMessages ?? DEFAULT_CHANNEL_OPTIONS.defaultBufferMessages;
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_CHANNEL_OPTIONS.maxMessageBytes;
+  const maxBufferBytes = opts.maxBufferBytes ?? DEFAULT_CHANNEL_OPTIONS.maxBufferBytes;
+  const maxOpen = opts.maxOpen ?? DEFAULT_CHANNEL_OPTIONS.maxOpen;
   const releasedGraceMs = opts.releasedGraceMs ?? DEFAULT_CHANNEL_OPTIONS.releasedGraceMs;
   const sweepIntervalMs = opts.sweepIntervalMs ?? Math.min(ttlMs, MAX_SWEEP_INTERVAL_MS);
 
@@ -58,6 +77,8 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
   requirePositiveInteger('maxBufferMessages', maxBufferMessages);
   requirePositiveInteger('defaultBufferMessages', defaultBufferMessages);
   requirePositiveInteger('maxMessageBytes', maxMessageBytes);
+  requirePositiveInteger('maxBufferBytes', maxBufferBytes);
+  requirePositiveInteger('maxOpen', maxOpen);
   requirePositiveInteger('sweepIntervalMs', sweepIntervalMs);
   requirePositiveInteger('releasedGraceMs', releasedGraceMs);
   if (defaultBufferMessages > maxBufferMessages) {
@@ -70,6 +91,9 @@ export function resolveChannelOptions(opts: Partial<ChannelOptions>): ResolvedCh
     defaultBufferMessages,
     maxBufferMessages,
     maxMessageBytes,
+    maxBufferBytes,
+    maxOpen,
+    onLimitRefused: opts.onLimitRefused ?? DEFAULT_CHANNEL_OPTIONS.onLimitRefused,
     releasedGraceMs,
     sweepIntervalMs,
     idPrefix: opts.idPrefix ?? DEFAULT_CHANNEL_OPTIONS.idPrefix,

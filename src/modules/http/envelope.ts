@@ -21,6 +21,11 @@ export const HttpErrorCode = {
   middlewareTimeout: { code: 'MIDDLEWARE_TIMEOUT', status: 504 },
   /** ours: the original's whole-request timeout answers 504 with an empty body. */
   timeout: { code: 'TIMEOUT', status: 504 },
+  /**
+   * ours: every slot busy and `max_queued_requests` already waiting, or the node holds
+   * `engine.channels.max_open` data channels; answered with `Retry-After: 1`.
+   */
+  serverBusy: { code: 'SERVER_BUSY', status: 503 },
   internal: { code: 'INTERNAL_ERROR', status: 500 },
 } as const;
 

@@ -32,6 +32,12 @@ type Stage = 'body' | 'middleware' | 'condition' | 'handler';
 
 const EMPTY_BODY = Buffer.alloc(0);
 
+/** The two refs of one data channel, as `ChannelManager.create` makes them. */
+interface ChannelPair {
+  writer: ChannelRef;
+  reader: ChannelRef;
+}
+
 /**
  * One matched request through the pipeline of §5.3: body (413 over the limit), global middleware,
  * condition (422), route middleware, handler; then a buffered or streamed response. Every step
@@ -166,10 +172,9 @@ export class Exchange {
     const { host } = this.deps;
     const { channels } = host;
     const { route } = this;
-    const bodyChannel = channels.create();
-    const responseChannel = channels.create();
-    this.bodyChannelId = bodyChannel.reader.channel_id;
-    this.responseChannelId = responseChannel.reader.channel_id;
+    const created = this.createChannels();
+    if (!created) return;
+    const [bodyChannel, responseChannel] = created;
     // The engine's ends attach only once the worker's do: most handlers never touch the channels.
     this.cancelBodyWatch = channels.onAttached(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw));
     this.cancelResponseWatch = channels.onAttached(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader));
@@ -201,6 +206,27 @@ export class Exchange {
     this.stream?.cancel();
     this.finished = true;
     sendBuffered(this.res, result, this.cors);
+  }
+
+  /**
+   * The request's body and response channels. When the node holds `engine.channels.max_open`
+   * channels the request is answered 503 SERVER_BUSY (Retry-After: 1) and undefined returned; a
+   * channel made before the refusal is released by `end`.
+   */
+  private createChannels(): [ChannelPair, ChannelPair] | undefined {
+    const { channels } = this.deps.host;
+    try {
+      const body = channels.create();
+      this.bodyChannelId = body.reader.channel_id;
+      const response = channels.create();
+      this.responseChannelId = response.reader.channel_id;
+      return [body, response];
+    } catch (err) {
+      const error = EngineError.from(err);
+      if (error.code !== ErrorCode.limitExceeded) throw err;
+      this.reply(HttpErrorCode.serverBusy, error.message, { 'retry-after': '1' });
+      return undefined;
+    }
   }
 
   private startStream(reader: ChannelRef): void {
@@ -295,12 +321,10 @@ export class Exchange {
     this.cancelResponseWatch?.();
     this.cancelBodyWatch = this.cancelResponseWatch = undefined;
     this.stream?.cancel();
-    if (this.bodyChannelId !== undefined) {
-      const { channels } = this.deps.host;
-      channels.release(this.bodyChannelId);
-      channels.release(this.responseChannelId!);
-      this.bodyChannelId = this.responseChannelId = undefined;
-    }
+    const { channels } = this.deps.host;
+    if (this.bodyChannelId !== undefined) channels.release(this.bodyChannelId);
+    if (this.responseChannelId !== undefined) channels.release(this.responseChannelId);
+    this.bodyChannelId = this.responseChannelId = undefined;
     this.onEnd(this);
   }
 }

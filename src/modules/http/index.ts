@@ -14,6 +14,7 @@ interface HttpConfig {
   host: string;
   default_timeout: number;
   concurrency_request_limit: number;
+  max_queued_requests: number;
   body_limit_bytes: number;
   max_header_count: number;
   max_connections_per_address: number;
@@ -42,6 +43,11 @@ export class HttpModule implements EngineModule {
     return this.server?.port ?? 0;
   }
 
+  /** Requests waiting for a concurrency slot now (at most `max_queued_requests`). */
+  get queuedRequests(): number {
+    return this.server?.queuedRequests ?? 0;
+  }
+
   /** Routes currently served. */
   get routeCount(): number {
     return this.routes.size;
@@ -59,6 +65,7 @@ export class HttpModule implements EngineModule {
       routes: this.routes,
       cors: new CorsPolicy(s.cors.allowed_origins, s.cors.allowed_methods),
       concurrencyLimit: s.concurrency_request_limit,
+      maxQueuedRequests: s.max_queued_requests,
       maxHeaderCount: s.max_header_count,
       maxConnectionsPerAddress: s.max_connections_per_address,
     });

@@ -18,6 +18,9 @@ import { Slots } from './slots';
  */
 const SHUTTING_DOWN = { code: 'SERVICE_UNAVAILABLE', status: 503 } as const;
 
+/** The config key of the waiting line's bound, as refusals and `iii_limit_refusals_total` name it. */
+const QUEUED_LIMIT_KEY = 'iii-http.max_queued_requests';
+
 /** Largest request head (request line + headers), in bytes; a larger one is answered 431 by Node. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -26,6 +29,8 @@ export interface HttpServerOptions extends ExchangeDeps {
   cors: CorsPolicy;
   /** `concurrency_request_limit` (0 is read as 1). */
   concurrencyLimit: number;
+  /** `max_queued_requests`: requests that may wait for a slot; more are answered 503 (0 = none wait). */
+  maxQueuedRequests: number;
   /** `max_header_count`: header lines a request may carry; more are answered 431. */
   maxHeaderCount: number;
   /** `max_connections_per_address` (0 = unlimited): connections beyond it are answered 429 and closed. */
@@ -52,7 +57,7 @@ export class HttpServer {
   };
 
   constructor(private readonly options: HttpServerOptions) {
-    this.slots = new Slots(Math.max(1, options.concurrencyLimit));
+    this.slots = new Slots(Math.max(1, options.concurrencyLimit), options.maxQueuedRequests);
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
     // `iii-http.tls` (read at config load): https only.
     this.server = createListenerServer(options.host.config.tls?.http, { server: { maxHeaderSize: MAX_HEADER_BYTES }, logger: options.log }, (req, res) =>
@@ -91,6 +96,11 @@ export class HttpServer {
         resolve((this.server.address() as AddressInfo).port);
       });
     });
+  }
+
+  /** Requests waiting for a slot now. */
+  get queuedRequests(): number {
+    return this.slots.waitingCount;
   }
 
   get port(): number {
@@ -148,7 +158,20 @@ export class HttpServer {
       this.start(req, res, route, params, target.query, corsHeaders);
       return;
     }
-    res.on('close', this.slots.acquire(() => this.start(req, res, route, params, target.query, corsHeaders)));
+    const withdraw = this.slots.acquire(() => this.start(req, res, route, params, target.query, corsHeaders));
+    if (withdraw) res.on('close', withdraw);
+    else this.refuseBusy(res, corsHeaders);
+  }
+
+  /** Every slot is busy and the waiting line is full: 503 now rather than one more waiter held. */
+  private refuseBusy(res: ServerResponse, cors: Readonly<OutgoingHttpHeaders>): void {
+    this.options.host.metrics.limitRefusals.inc({ limit: QUEUED_LIMIT_KEY });
+    const { code, status } = HttpErrorCode.serverBusy;
+    const limit = Math.max(1, this.options.concurrencyLimit);
+    const message =
+      `Server busy: all ${limit} request slots (concurrency_request_limit) are taken and ${this.slots.maxWaiting} requests ` +
+      `are already waiting (${QUEUED_LIMIT_KEY} = ${this.slots.maxWaiting}); retry later`;
+    sendEnvelope(res, status, envelope(code, message), { ...cors, 'retry-after': '1' });
   }
 
   /** `max_connections_per_address` (429, connection closed) and `max_header_count` (431); true when answered. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TriggerProvider } from '../../engine/triggers';
-import { EngineError } from '../../protocol/errors';
+import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
@@ -27,6 +27,10 @@ interface Subscription extends SubscriberConfig {
  *
  * Messages published while a topic has no subscriber are kept in a backlog (at most
  * `max_topic_backlog`, the oldest dropped with a warning) and handed to the first subscriber.
+ *
+ * A topic, once known, is kept (its queues and backlog outlive their bindings), so the number of
+ * topics is bounded by `max_topics`: publishing to random names would otherwise grow a backlog
+ * per name. A publish or subscription that would add a topic beyond it is refused.
  */
 export class DurableTopics implements TriggerProvider {
   /** topic -> function id -> binding id -> subscription (in registration order). */
@@ -35,6 +39,8 @@ export class DurableTopics implements TriggerProvider {
   private readonly queuesByTopic = new Map<string, Set<string>>();
   private readonly byTrigger = new Map<string, Subscription>();
   private readonly backlogs = new Set<string>();
+  /** Every topic anyone has subscribed to or kept a backlog for: what `max_topics` counts. */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly host: ModuleHost,
@@ -44,6 +50,7 @@ export class DurableTopics implements TriggerProvider {
 
   async registerTrigger(trigger: TriggerEntry): Promise<void> {
     const config = readSubscriberConfig(trigger.config, this.settings.subscriberDefaults);
+    this.admitTopic(config.topic, 'subscribe to');
     const sub: Subscription = { ...config, triggerId: trigger.id, functionId: trigger.function_id };
     const functions = this.topics.get(sub.topic) ?? new Map<string, Map<string, Subscription>>();
     this.topics.set(sub.topic, functions);
@@ -108,11 +115,11 @@ export class DurableTopics implements TriggerProvider {
 
   /** A topic anyone has subscribed to or published on. */
   knows(topic: string): boolean {
-    return this.queuesByTopic.has(topic) || this.backlogs.has(topic);
+    return this.known.has(topic);
   }
 
   topicNames(): string[] {
-    return [...new Set([...this.queuesByTopic.keys(), ...this.backlogs])];
+    return [...this.known];
   }
 
   /** The adapter queues holding a topic's messages: the backlog, then one per function. */
@@ -133,6 +140,26 @@ export class DurableTopics implements TriggerProvider {
     const view: Record<string, Json> = {};
     for (const [functionId, bindings] of this.topics.get(topic) ?? []) view[functionId] = subscriberConfigView(latest(bindings)!.policy);
     return view;
+  }
+
+  /**
+   * Counts a new `topic` as known at once (so concurrent creations cannot overshoot), or refuses
+   * it (`limit_exceeded`, counted in `iii_limit_refusals_total`) when `max_topics` topics are
+   * known already. True when the topic is new: a caller whose creation then fails forgets it.
+   */
+  private admitTopic(topic: string, action: string): boolean {
+    if (this.known.has(topic)) return false;
+    const max = this.settings.limits.maxTopics;
+    if (this.known.size >= max) {
+      this.host.metrics.limitRefusals.inc({ limit: MAX_TOPICS_KEY });
+      throw new EngineError(
+        ErrorCode.limitExceeded,
+        `Cannot ${action} topic '${topic}': this node already holds ${max} durable topics (${MAX_TOPICS_KEY} = ${max}); ` +
+          'use an existing topic or raise adapter.config.max_topics',
+      );
+    }
+    this.known.add(topic);
+    return true;
   }
 
   private declare(sub: Subscription): Promise<void> {
@@ -167,23 +194,33 @@ export class DurableTopics implements TriggerProvider {
     }
     const key = topicBacklogKey(topic);
     if (!this.backlogs.has(topic)) {
-      await this.adapter.declare({
-        name: key,
-        label: `backlog of topic ${topic}`,
-        // Never consumed: handed over whole to the first subscriber.
-        ordering: 'standard',
-        concurrency: 1,
-        maxAttempts: 1,
-        backoffMs: 0,
-        maxDepth: limit,
-        maxBytes: this.settings.limits.maxQueueBytes,
-        overflow: 'drop_oldest',
-        maxDeadLetters: 0,
-      });
+      const added = this.admitTopic(topic, 'publish to');
+      try {
+        await this.declareBacklog(topic, limit);
+      } catch (err) {
+        if (added) this.known.delete(topic); // nothing was made: the topic does not count
+        throw err;
+      }
       this.backlogs.add(topic);
     }
     const dropped = await this.adapter.enqueue(key, job);
     if (dropped > 0) this.host.logger.warn({ topic, dropped, limit }, 'topic without subscribers is at max_topic_backlog: oldest messages dropped');
+  }
+
+  private declareBacklog(topic: string, maxDepth: number): Promise<void> {
+    return this.adapter.declare({
+      name: topicBacklogKey(topic),
+      label: `backlog of topic ${topic}`,
+      // Never consumed: handed over whole to the first subscriber.
+      ordering: 'standard',
+      concurrency: 1,
+      maxAttempts: 1,
+      backoffMs: 0,
+      maxDepth,
+      maxBytes: this.settings.limits.maxQueueBytes,
+      overflow: 'drop_oldest',
+      maxDeadLetters: 0,
+    });
   }
 
   /** Moves a topic's backlog, oldest first, to the queue of its first subscriber. */
@@ -198,6 +235,9 @@ export class DurableTopics implements TriggerProvider {
     }
   }
 }
+
+/** The limit's key, as refusals and `iii_limit_refusals_total` name it. */
+const MAX_TOPICS_KEY = 'iii-queue.max_topics';
 
 function latest(bindings: Map<string, Subscription>): Subscription | undefined {
   let last: Subscription | undefined;

@@ -26,6 +26,11 @@ export interface QueueLimits {
   maxDepth: number;
   /** Messages kept for a topic without subscribers (`max_topic_backlog`); the oldest go first. */
   maxTopicBacklog: number;
+  /**
+   * Durable topics this node knows at most (`max_topics`): a publish or subscription that would
+   * add one more is refused with `limit_exceeded`; known topics keep working.
+   */
+  maxTopics: number;
   /** Message data one queue keeps, dead letters included (`max_queue_bytes`); more is `queue_full`. */
   maxQueueBytes: number;
   /** Dead letters kept per queue (`max_dead_letters`); the oldest go first. */
@@ -44,6 +49,7 @@ export interface QueueSettings {
 
 export const DEFAULT_MAX_DEPTH = 100_000;
 export const DEFAULT_MAX_TOPIC_BACKLOG = 10_000;
+export const DEFAULT_MAX_TOPICS = 10_000;
 export const DEFAULT_MAX_DEAD_LETTERS = 10_000;
 export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
 
@@ -84,6 +90,7 @@ export function readSettings(config: Record<string, unknown>, engineMaxMessageBy
   const limits: QueueLimits = {
     maxDepth: int('max_depth', DEFAULT_MAX_DEPTH, 1),
     maxTopicBacklog: int('max_topic_backlog', DEFAULT_MAX_TOPIC_BACKLOG, 0),
+    maxTopics: int('max_topics', DEFAULT_MAX_TOPICS, 1),
     maxQueueBytes: int('max_queue_bytes', DEFAULT_MAX_QUEUE_BYTES, 1),
     maxDeadLetters: int('max_dead_letters', DEFAULT_MAX_DEAD_LETTERS, 0),
     maxMessageBytes: Math.min(int('max_message_bytes', engineMaxMessageBytes, 1), engineMaxMessageBytes),
