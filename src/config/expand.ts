@@ -65,9 +65,43 @@ interface Where {
   path: string;
 }
 
+/**
+ * Values (scalars, lists and mappings) a config may hold once YAML aliases are expanded: an alias
+ * is a reference, so ten levels of ten aliases ("billion laughs") parse from 300 bytes into a tree
+ * of 10^10 values. A real config holds a few hundred; validating 10,000 takes about 0.3 s.
+ */
+export const MAX_CONFIG_VALUES = 10_000;
+
+/** Nesting of lists and mappings a config may reach; the YAML parser stops at 100 without aliases. */
+export const MAX_CONFIG_DEPTH = 128;
+
 /** Expands every placeholder in `value` (a parsed YAML tree), returning a new tree. */
 export function expandTree(value: unknown, env: NodeJS.ProcessEnv, file: string): unknown {
-  return expandValue(value, env, { file, path: '' });
+  assertBounded(value, file);
+  const expanded = expandValue(value, env, { file, path: '' });
+  // A placeholder typed as a list or mapping may carry aliases of its own.
+  assertBounded(expanded, file);
+  return expanded;
+}
+
+/**
+ * Walks the tree as expansion would (an aliased node once per use), without recursion, and
+ * stops at MAX_CONFIG_VALUES values or MAX_CONFIG_DEPTH levels: the cost is bounded whatever the
+ * aliases (or a cycle) make of the tree.
+ */
+function assertBounded(root: unknown, file: string): void {
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  let values = 0;
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (++values > MAX_CONFIG_VALUES) {
+      throw new ConfigError(`${file}: the document expands to more than ${MAX_CONFIG_VALUES} values (YAML aliases are copied at every use; write the values out or use fewer aliases)`);
+    }
+    const children = Array.isArray(value) ? value : isPlainObject(value) ? Object.values(value) : undefined;
+    if (children === undefined) continue;
+    if (depth + 1 > MAX_CONFIG_DEPTH) throw new ConfigError(`${file}: lists and mappings nest deeper than ${MAX_CONFIG_DEPTH} levels`);
+    for (const child of children) stack.push([child, depth + 1]);
+  }
 }
 
 function expandValue(value: unknown, env: NodeJS.ProcessEnv, where: Where): unknown {
@@ -83,6 +117,8 @@ function expandValue(value: unknown, env: NodeJS.ProcessEnv, where: Where): unkn
     for (const [rawKey, item] of Object.entries(value)) {
       const keyWhere = { file: where.file, path: where.path ? `${where.path}.${rawKey}` : rawKey };
       const key = expandString(rawKey.startsWith(PLAIN_MARK) ? rawKey.slice(PLAIN_MARK.length) : rawKey, env, keyWhere);
+      // Assigned, `__proto__` would replace the mapping's prototype instead of adding a key.
+      if (key === '__proto__') throw new ConfigError(`${where.file}: ${keyWhere.path}: "__proto__" cannot be a key`);
       out[key] = expandValue(item, env, { file: where.file, path: where.path ? `${where.path}.${key}` : key });
     }
     return out;
@@ -93,7 +129,8 @@ function expandValue(value: unknown, env: NodeJS.ProcessEnv, where: Where): unkn
 /** Replaces each placeholder; a set variable (even empty) beats the default. */
 export function expandString(text: string, env: NodeJS.ProcessEnv, where: Where): string {
   return text.replace(PLACEHOLDER, (_match, name: string, fallback: string | undefined) => {
-    const set = env[name];
+    // Own variables only: `${constructor}` must not find Object.prototype.constructor.
+    const set = Object.prototype.hasOwnProperty.call(env, name) ? env[name] : undefined;
     if (set !== undefined) return set;
     if (fallback !== undefined) return fallback === ENGINE_VERSION_DEFAULT ? ENGINE_VERSION : fallback;
     const at = where.path ? ` (at ${where.path})` : '';

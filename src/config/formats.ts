@@ -196,7 +196,7 @@ export function record(
       }
       if (!opts.open) {
         for (const key of Object.keys(value)) {
-          if (!(key in specs)) {
+          if (!Object.prototype.hasOwnProperty.call(specs, key)) {
             const known = Object.keys(specs).join(', ');
             throw new ShapeError(`${path}.${key}`, expected, value[key], `unknown key (expected one of: ${known})`);
           }

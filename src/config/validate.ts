@@ -49,6 +49,11 @@ export function withDefaults(schema: SchemaTree, block: Record<string, unknown>)
   return validateBlock(schema, block, { file: '(module)', where: 'config' }).resolved;
 }
 
+/** The schema entry of `key`; never an inherited property (a `constructor:` key is unknown, not Object). */
+function schemaNode(schema: SchemaTree, key: string): SchemaTree[string] | undefined {
+  return Object.prototype.hasOwnProperty.call(schema, key) ? schema[key] : undefined;
+}
+
 interface Problem {
   key: string;
   message: string;
@@ -68,7 +73,7 @@ function toConfigError(problems: Problem[], at: BlockLocation): ConfigError {
 function dropNullSections(block: Record<string, unknown>, schema: SchemaTree): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(block)) {
-    const node = schema[key];
+    const node = schemaNode(schema, key);
     if (node && !isLeaf(node)) {
       if (value === null) continue;
       out[key] = isPlainObject(value) ? dropNullSections(value, node) : value;
@@ -150,7 +155,7 @@ function unknownKey(dotted: string, schema: SchemaTree): Problem {
   let node: SchemaTree = schema;
   const known: string[] = [];
   for (const part of parts) {
-    const child = node[part];
+    const child = schemaNode(node, part);
     if (child === undefined) {
       const allowed = Object.keys(node);
       const expected = allowed.length > 0 ? `expected one of: ${allowed.join(', ')}` : 'this block takes no keys';
@@ -170,7 +175,7 @@ function unknownKey(dotted: string, schema: SchemaTree): Problem {
 function pick(input: Record<string, unknown>, resolved: Record<string, unknown>, schema: SchemaTree): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(input)) {
-    const node = schema[key];
+    const node = schemaNode(schema, key);
     const value = resolved[key];
     if (node && isLeaf(node) && node.nullable && value === null) continue;
     if (node && !isLeaf(node) && isPlainObject(input[key]) && isPlainObject(value)) {

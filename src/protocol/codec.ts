@@ -146,8 +146,17 @@ function toMessage(o: Obj): InboundMessage {
     case 'pong':
       return { type };
     default:
-      throw new InvalidField(typeof type === 'string' ? `unknown message type "${type}"` : 'missing string field "type"');
+      throw new InvalidField(typeof type === 'string' ? `unknown message type ${quoted(type)}` : 'missing string field "type"');
   }
+}
+
+/** Longest piece of a frame quoted in a reason: reasons are logged, a 16 MB `type` must not be. */
+const MAX_QUOTED_CHARS = 64;
+
+/** `value` as a JSON string, cut to MAX_QUOTED_CHARS characters with a note of its length. */
+function quoted(value: string): string {
+  if (value.length <= MAX_QUOTED_CHARS) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, MAX_QUOTED_CHARS))}... (${value.length} characters)`;
 }
 
 /** Copies the defined optional fields onto the message, so absent and null stay absent. */

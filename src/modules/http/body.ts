@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { Json } from '../../protocol/messages';
 
@@ -80,19 +79,35 @@ function parseMultipart(contentType: string, raw: Buffer): Promise<Json> {
       reject(new MalformedBodyError(`Malformed multipart/form-data request: ${(err as Error).message}`));
       return;
     }
-    const fields: Record<string, string> = {};
+    // No prototype: a field named `__proto__` is a field like any other, not a prototype write.
+    const fields = Object.create(null) as Record<string, string>;
     const files: UploadedFile[] = [];
+    const malformed = (err: Error) => reject(new MalformedBodyError(`Malformed multipart/form-data body: ${err.message}`));
+    /** File parts started and not yet ended. */
+    let openFiles = 0;
     parser.on('field', (name, value) => (fields[name] = value));
     parser.on('file', (field, stream, info) => {
+      openFiles++;
       const parts: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => parts.push(chunk));
+      // A body cut inside a file part fails the file stream too; unheard, that error would crash the process.
+      stream.on('error', malformed);
       stream.on('end', () => {
+        openFiles--;
         const data = Buffer.concat(parts);
         files.push({ field, filename: info.filename ?? '', content_type: info.mimeType, size: data.length, data_base64: data.toString('base64') });
       });
     });
-    parser.on('error', (err: Error) => reject(new MalformedBodyError(`Malformed multipart/form-data body: ${err.message}`)));
+    parser.on('error', malformed);
     parser.on('close', () => resolve({ fields, files }));
-    Readable.from([raw]).pipe(parser);
+    parser.write(raw, () => {
+      parser.end();
+      // busboy 1.6 leaves a file part open, and never finishes, when the closing boundary comes
+      // right after the part's headers. The whole body is parsed by now and the streams' events
+      // have run (next ticks), so a file part still open can only be that: refuse the form.
+      setImmediate(() => {
+        if (openFiles > 0) malformed(new Error('a file part has no end'));
+      });
+    });
   });
 }

@@ -42,7 +42,8 @@ export function decodeParams(raw: Record<string, string>): { ok: true; params: R
 
 /** Header names lower-case; a repeated header keeps its last value (as the original). */
 export function requestHeaders(req: IncomingMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
+  // No prototype: a header named `__proto__` is kept like any other instead of being dropped.
+  const headers = Object.create(null) as Record<string, string>;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) headers[raw[i].toLowerCase()] = raw[i + 1];
   return headers;
