@@ -21,7 +21,7 @@
  * | `III_HTTP_PORT`   | `modules.http.config.port`                             | port 0-65535       |
  * | `III_STREAM_PORT` | `modules.stream.config.port`                           | port 0-65535       |
  * | `III_METRICS_PORT`| `metrics.port` (`engine.metrics.port`)                 | port 0-65535       |
- * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | no whitespace, <= 128 chars |
+ * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | printable ASCII, no spaces, <= 128 chars |
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
  * | `III_REDIS_PASSWORD` | `cluster.redisPassword`: replaces the password of every Redis URL (cluster's and modules') | any string, taken as is (not trimmed) |

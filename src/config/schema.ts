@@ -333,11 +333,12 @@ export const engineFunctionsSchema: SchemaTree = {};
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 /** A node id ends up in Redis keys and channel names: no whitespace, at most 128 chars. */
-const NODE_ID_EXPECTED = 'a node id (1-128 characters, no whitespace)';
+/** Node ids end up in Redis keys, channel names, metric labels and logs: printable ASCII only. */
+const NODE_ID_EXPECTED = 'a node id (1-128 printable ASCII characters, no spaces)';
 export const nodeId: Shape = {
   expected: NODE_ID_EXPECTED,
   assert(value, path) {
-    if (typeof value !== 'string' || !/^\S{1,128}$/.test(value)) throw new ShapeError(path, NODE_ID_EXPECTED, value);
+    if (typeof value !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(value)) throw new ShapeError(path, NODE_ID_EXPECTED, value);
   },
 };
 

@@ -514,6 +514,13 @@ engine:
     expect(load('workers: []\n').config.logLevel).toBe('info');
   });
 
+  it('refuse a node id with control characters, non-ASCII or spaces (it ends up in Redis keys, channels and logs)', () => {
+    for (const bad of ['node\u0000one', 'node\u001bone', 'nöde', 'node one', 'x'.repeat(129)]) {
+      expect(() => load(yaml, { III_NODE_ID: bad })).toThrow(/III_NODE_ID.*printable ASCII/s);
+    }
+    expect(load(yaml, { III_NODE_ID: 'engine-1.pod_a:7' }).config.nodeId).toBe('engine-1.pod_a:7');
+  });
+
   it('count an empty value as unset', () => {
     const { config } = load(yaml, { III_WS_PORT: '', III_NODE_ID: '' });
     expect(config.listeners[0]!.port).toBe(49134);
