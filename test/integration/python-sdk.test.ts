@@ -2,7 +2,9 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { InvocationError, type IIIClient } from 'iii-sdk';
-import { functionRegistered, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { readTlsMaterial } from '../../src/transport/tls';
+import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { makeCertificates } from '../support/tls';
 
 /**
  * The official Python iii-sdk (PyPI `iii-sdk`, pinned in test/support/python/requirements.txt) runs
@@ -220,5 +222,44 @@ describe('the official Python iii-sdk as a worker', () => {
     expect({ code: other.child.exitCode, signal: other.child.signalCode, stderr: other.stderr() }).toMatchObject({ code: 0, signal: null });
     await waitFor(() => t.engine.registry.pool('py::echo').length === 1, 'py::echo pool back to 1');
     await expect(node.trigger({ function_id: 'py::echo', payload: { n: 2 } })).resolves.toMatchObject({ echo: { n: 2 }, runtime: 'python' });
+  });
+});
+
+describe('the official Python iii-sdk over wss:// with the worker token', () => {
+  const python = pythonInterpreter();
+  const certs = makeCertificates();
+  const token = 'py-token-0123456789abcdef';
+  let t: TestEngine;
+  const workers: PythonWorker[] = [];
+
+  beforeAll(async () => {
+    checkPythonSdk(python);
+    const tls = readTlsMaterial({ certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' }, { cert: 'test cert', key: 'test key' });
+    t = await startEngine({ listeners: testConfig().listeners.map((l) => ({ ...l, tls, authToken: token })) });
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    await t?.close();
+    certs.remove();
+  });
+
+  test('a Python worker and a Python caller connect with ?token= and trust the CA through SSL_CERT_FILE', async () => {
+    // The Python SDK reads the system trust store; SSL_CERT_FILE replaces it with the test CA.
+    const url = `wss://127.0.0.1:${t.engine.port}?token=${token}`;
+    const env = { SSL_CERT_FILE: certs.caFile };
+    const server = spawnPythonWorker(python, url, env);
+    workers.push(server);
+    await functionRegistered(t.engine, 'py::echo');
+    const caller = spawnPythonWorker(python, url, {
+      ...env,
+      III_PY_WORKER_NAME: 'py-tls-caller',
+      III_PY_CALL_FUNCTION: 'py::echo',
+      III_PY_CALL_PAYLOAD: JSON.stringify({ over: 'wss' }),
+    });
+    workers.push(caller);
+    const line = await caller.waitForLine((l) => l.startsWith('NODE_RESULT ') || l.startsWith('NODE_ERROR '), 'the python call to py::echo over wss');
+    expect(line.startsWith('NODE_RESULT ')).toBe(true);
+    expect(JSON.parse(line.slice('NODE_RESULT '.length))).toMatchObject({ echo: { over: 'wss' }, runtime: 'python' });
   });
 });
