@@ -5,6 +5,9 @@
 //
 // The greeting count lives in the cluster's state module (Redis), so it is shared by every
 // worker replica (`docker compose up --scale worker=3`) whichever node serves the request.
+//
+// With docker-compose.tls.yml, III_URL is wss://lb:49134 and NODE_EXTRA_CA_CERTS names the CA that
+// signed the nodes' certificate: Node adds it to its trust store at start, the SDK needs nothing else.
 const os = require('node:os');
 const { registerWorker } = require('iii-sdk');
 

@@ -1,11 +1,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import { createConnection, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { registerWorker } from 'iii-sdk';
 import yaml from 'js-yaml';
 import { io } from 'socket.io-client';
+import { loadConfig } from '../../src/config/load';
 import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -19,6 +22,8 @@ import { startRedis, type TestRedis } from '../support/redis';
 
 const ROOT = path.resolve(__dirname, '../..');
 const HAPROXY_CFG = path.join(ROOT, 'deploy/haproxy.cfg');
+/** The balancer of docker-compose.tls.yml: TCP pass-through. */
+const HAPROXY_TLS_CFG = path.join(ROOT, 'deploy/haproxy-tls.cfg');
 const ENGINE_SERVICES = ['engine-1', 'engine-2', 'engine-3'];
 /** The engine's default drain grace (III_DRAIN_GRACE_MS); compose must wait longer than that. */
 const DRAIN_GRACE_MS = 25_000;
@@ -37,7 +42,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   ports?: Array<string | { published: string | number; target: string | number; host_ip?: string }>;
-  volumes?: Array<string | { source: string; target: string }>;
+  volumes?: Array<string | { type?: string; source: string; target: string; read_only?: boolean }>;
   stop_grace_period?: string;
   stop_signal?: string;
 }
@@ -58,17 +63,20 @@ function haproxyBin(): string {
 /** What the user exports before `docker compose up` (the file has no default on purpose). */
 const WORKER_TOKEN = 'compose-test-token-7f3a9c';
 
-/** `docker compose config` with `extraEnv` (III_WORKER_TOKEN removed when it maps to undefined). */
-function runComposeConfig(extraEnv: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
+/**
+ * `docker compose -f <file>... config` with `extraEnv` (III_WORKER_TOKEN removed when it maps to
+ * undefined); `files` in the repository root, docker-compose.yml alone by default.
+ */
+function runComposeConfig(extraEnv: NodeJS.ProcessEnv, files: string[] = ['docker-compose.yml']): { status: number | null; stdout: string; stderr: string } {
   const [cmd, ...args] = composeCommand();
   const env = { ...process.env, ...extraEnv };
   for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_') || env[key] === undefined) delete env[key];
-  const run = spawnSync(cmd!, [...args, '-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
+  const run = spawnSync(cmd!, [...args, ...files.flatMap((f) => ['-f', path.join(ROOT, f)]), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-function composeConfig(): Record<string, ComposeService> {
-  const run = runComposeConfig({ III_WORKER_TOKEN: WORKER_TOKEN });
+function composeConfig(files?: string[]): Record<string, ComposeService> {
+  const run = runComposeConfig({ III_WORKER_TOKEN: WORKER_TOKEN }, files);
   if (run.status !== 0) throw new Error(`docker compose config failed (${run.status}): ${run.stderr}`);
   return (yaml.load(run.stdout) as { services: Record<string, ComposeService> }).services;
 }
@@ -117,6 +125,19 @@ function haproxyBackends(text: string): Map<string, Array<[string, string]>> {
     }
   }
   return backends;
+}
+
+/** Sections of an haproxy config ("defaults", "frontend workers", ...) -> their lines, comments removed. */
+function haproxySections(text: string): Map<string, string[]> {
+  const sections = new Map<string, string[]>();
+  let current: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    if (/^(global|defaults|resolvers|frontend|backend|listen)\b/.test(line)) sections.set(line.replace(/\s+/g, ' '), (current = []));
+    else current.push(line);
+  }
+  return sections;
 }
 
 /** Ports the frontends bind (`bind :49134`). */
@@ -243,20 +264,7 @@ describe('the balancer config in front of three real engine nodes', () => {
     nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix, env })));
     [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
 
-    // The shipped file with only addresses changed: node names -> 127.0.0.1 and each node's
-    // own ports (health checks on its metrics port), frontends on free loopback ports.
-    const binds: Record<string, number> = { '49134': lbPorts.ws, '3111': lbPorts.http, '3112': lbPorts.stream, '8404': lbPorts.stats };
-    const text = fs
-      .readFileSync(HAPROXY_CFG, 'utf8')
-      .replace(/^(\s*bind\s+):(\d+)/gm, (_, head: string, port: string) => `${head}127.0.0.1:${binds[port]}`)
-      .replace(/^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm, (_, head: string, name: string, index: string, port: string) => {
-        const node = nodes[Number(index) - 1]!;
-        const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
-        return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
-      });
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iii-haproxy-')), 'haproxy.cfg');
-    fs.writeFileSync(file, text);
-    lb = spawn(bin, ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    lb = spawn(bin, ['-db', '-f', localHaproxyConfig(HAPROXY_CFG, nodes, lbPorts)], { stdio: ['ignore', 'pipe', 'pipe'] });
     lb.stdout!.on('data', (c: Buffer) => (lbOutput += c.toString()));
     lb.stderr!.on('data', (c: Buffer) => (lbOutput += c.toString()));
     await waitFor(async () => {
@@ -375,6 +383,217 @@ describe('the balancer config in front of three real engine nodes', () => {
     }
   }, 30_000);
 });
+
+describe('docker-compose.tls.yml over docker-compose.yml, as normalized by docker compose config', () => {
+  let plain: Record<string, ComposeService>;
+  let services: Record<string, ComposeService>;
+  beforeAll(() => {
+    plain = composeConfig();
+    services = composeConfig(['docker-compose.yml', 'docker-compose.tls.yml']);
+  });
+  const mounts = (service: ComposeService) =>
+    (service.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1]!, readOnly: v.endsWith(':ro') } : { source: v.source, target: v.target, readOnly: v.read_only === true }));
+
+  test('the same services, ports and node names: the override adds TLS and changes nothing else', () => {
+    expect(Object.keys(services).sort()).toEqual(Object.keys(plain).sort());
+    const sorted = (service: ComposeService) => ports(service).sort((a, b) => a.published - b.published);
+    for (const name of Object.keys(plain)) expect([name, sorted(services[name]!)]).toEqual([name, sorted(plain[name]!)]);
+    for (const name of ENGINE_SERVICES) {
+      const { III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE, ...rest } = services[name]!.environment!;
+      expect([III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE]).toEqual(['/etc/iii-tls/tls.crt', '/etc/iii-tls/tls.key', '/etc/iii-tls/ca.crt']);
+      expect(rest).toEqual(plain[name]!.environment);
+      expect(services[name]!.command).toEqual(plain[name]!.command);
+    }
+  });
+
+  test('every engine node mounts ./certs/tls.crt, tls.key and ca.crt read-only where III_TLS_* point', () => {
+    for (const name of ENGINE_SERVICES) {
+      expect(mounts(services[name]!).sort((a, b) => a.target.localeCompare(b.target))).toEqual(
+        ['ca.crt', 'tls.crt', 'tls.key'].map((file) => ({ source: path.join(ROOT, 'certs', file), target: `/etc/iii-tls/${file}`, readOnly: true })),
+      );
+    }
+  });
+
+  test('the balancer runs deploy/haproxy-tls.cfg instead of deploy/haproxy.cfg', () => {
+    expect(mounts(services['lb']!)).toEqual([{ source: HAPROXY_TLS_CFG, target: '/usr/local/etc/haproxy/haproxy.cfg', readOnly: true }]);
+  });
+
+  test('the example worker dials wss://lb:49134 and trusts ./certs/ca.crt (NODE_EXTRA_CA_CERTS), and gets no key', () => {
+    const worker = services['worker']!;
+    expect(worker.environment).toMatchObject({ III_URL: 'wss://lb:49134', NODE_EXTRA_CA_CERTS: '/etc/iii-tls/ca.crt', III_WORKER_TOKEN: WORKER_TOKEN });
+    expect(mounts(worker)).toEqual([{ source: path.join(ROOT, 'certs/ca.crt'), target: '/etc/iii-tls/ca.crt', readOnly: true }]);
+  });
+
+  test('still refuses to run without III_WORKER_TOKEN', () => {
+    const run = runComposeConfig({ III_WORKER_TOKEN: undefined }, ['docker-compose.yml', 'docker-compose.tls.yml']);
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('set III_WORKER_TOKEN');
+  });
+});
+
+describe('deploy/haproxy-tls.cfg (TLS pass-through)', () => {
+  const text = () => fs.readFileSync(HAPROXY_TLS_CFG, 'utf8');
+
+  test('haproxy -c accepts it as shipped; the only warnings are the node names that resolve only inside compose', () => {
+    const run = spawnSync(haproxyBin(), ['-c', '-f', HAPROXY_TLS_CFG], { encoding: 'utf8' });
+    expect([run.status, run.stdout + run.stderr]).toEqual([0, expect.stringContaining('Configuration file is valid')]);
+    const warnings = (run.stdout + run.stderr).split('\n').filter((l) => l.includes('[WARNING]'));
+    expect(warnings.filter((l) => !/could not resolve address 'engine-[123]'/.test(l))).toEqual([]);
+  });
+
+  test('the same frontends, backends and servers as deploy/haproxy.cfg, in TCP mode (only the stats page speaks HTTP)', () => {
+    const plainText = fs.readFileSync(HAPROXY_CFG, 'utf8');
+    expect(haproxyBinds(text())).toEqual(haproxyBinds(plainText));
+    expect([...haproxyBackends(text())]).toEqual([...haproxyBackends(plainText)]);
+    const sections = haproxySections(text());
+    expect(sections.get('defaults')).toContain('mode tcp');
+    // HTTP mode or HTTP-only options would make haproxy read the encrypted bytes as HTTP.
+    for (const [name, lines] of sections) {
+      const httpLines = lines.filter((l) => /^(mode http|option (forwardfor|httplog)|timeout http-request)\b/.test(l));
+      expect([name, httpLines]).toEqual([name, name === 'frontend stats' ? ['mode http', 'option httplog'] : []]);
+    }
+  });
+});
+
+describe('deploy/make-dev-certs.sh', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-dev-certs-'));
+    const run = spawnSync('sh', [path.join(ROOT, 'deploy/make-dev-certs.sh'), path.join(dir, 'certs')], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`make-dev-certs.sh failed (${run.status}): ${run.stderr}`);
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('writes exactly the three files docker-compose.tls.yml mounts (the CA key is not kept)', () => {
+    expect(fs.readdirSync(path.join(dir, 'certs')).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+  });
+
+  test('a certificate signed by ca.crt for every name the nodes and clients dial', () => {
+    const ca = new X509Certificate(fs.readFileSync(path.join(dir, 'certs/ca.crt')));
+    const cert = new X509Certificate(fs.readFileSync(path.join(dir, 'certs/tls.crt')));
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    expect(cert.checkIssued(ca)).toBe(true);
+    for (const host of [...ENGINE_SERVICES, 'lb', 'localhost']) expect([host, cert.checkHost(host)]).toEqual([host, host]);
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(cert.checkHost('engine-4')).toBeUndefined();
+  });
+
+  test('the engine\'s config loader accepts the files through III_TLS_CERT_FILE, III_TLS_KEY_FILE and III_TLS_CA_FILE on every listener', () => {
+    const { config } = loadConfig({
+      path: path.join(ROOT, 'config/cluster.yaml'),
+      env: { III_REDIS_URL: 'redis://redis:6379', III_TLS_CERT_FILE: path.join(dir, 'certs/tls.crt'), III_TLS_KEY_FILE: path.join(dir, 'certs/tls.key'), III_TLS_CA_FILE: path.join(dir, 'certs/ca.crt') },
+    });
+    expect(config.listeners[0]!.tls?.certFile).toBe(path.join(dir, 'certs/tls.crt'));
+    expect(config.tls?.http?.keyFile).toBe(path.join(dir, 'certs/tls.key'));
+    expect(config.tls?.stream?.keyFile).toBe(path.join(dir, 'certs/tls.key'));
+    expect(config.tls?.ca).toEqual(fs.readFileSync(path.join(dir, 'certs/ca.crt')));
+  });
+});
+
+describe('the TLS balancer config in front of three real engine nodes with TLS', () => {
+  let certs: string;
+  let redis: TestRedis;
+  let nodes: NodeProcess[] = [];
+  let lb: ChildProcess | undefined;
+  let worker: ChildProcess | undefined;
+  let lbOutput = '';
+  const lbPorts = { ws: 0, http: 0, stream: 0, stats: 0 };
+  let ca: Buffer;
+
+  beforeAll(async () => {
+    const bin = haproxyBin();
+    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-tls-compose-'));
+    const made = spawnSync('sh', [path.join(ROOT, 'deploy/make-dev-certs.sh'), certs], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`make-dev-certs.sh failed: ${made.stderr}`);
+    ca = fs.readFileSync(path.join(certs, 'ca.crt'));
+    redis = await startRedis();
+    // docker-compose.tls.yml's engine environment, with the files where this test keeps them;
+    // the nodes advertise 127.0.0.1 (in the certificate) instead of their service names.
+    const env = {
+      III_WORKER_TOKEN: WORKER_TOKEN,
+      III_TLS_CERT_FILE: path.join(certs, 'tls.crt'),
+      III_TLS_KEY_FILE: path.join(certs, 'tls.key'),
+      III_TLS_CA_FILE: path.join(certs, 'ca.crt'),
+      III_ADVERTISE_HOST: '127.0.0.1',
+    };
+    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix: `compose-tls-${process.pid}:`, env })));
+    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    lb = spawn(bin, ['-db', '-f', localHaproxyConfig(HAPROXY_TLS_CFG, nodes, lbPorts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    lb.stdout!.on('data', (c: Buffer) => (lbOutput += c.toString()));
+    lb.stderr!.on('data', (c: Buffer) => (lbOutput += c.toString()));
+    await waitFor(async () => {
+      if (lb!.exitCode !== null) throw new Error(`haproxy exited with ${lb!.exitCode}:\n${lbOutput}`);
+      return (await fetch(`http://127.0.0.1:${lbPorts.stats}/healthz`)).status === 200;
+    }, 10_000, () => lbOutput);
+    // The example worker as docker-compose.tls.yml runs it: wss:// and NODE_EXTRA_CA_CERTS.
+    worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
+      cwd: ROOT,
+      env: { ...process.env, III_URL: `wss://127.0.0.1:${lbPorts.ws}`, III_WORKER_TOKEN: WORKER_TOKEN, NODE_EXTRA_CA_CERTS: path.join(certs, 'ca.crt') },
+      stdio: 'ignore',
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const child of [worker, lb]) {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
+    await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
+    await redis?.stop();
+    if (certs) fs.rmSync(certs, { recursive: true, force: true });
+  });
+
+  test('the example worker, on wss:// through the balancer, answers https:// requests made through it; the balancer checks the nodes on their plain metrics port', async () => {
+    const hello = () => httpsGet(lbPorts.http, '/hello/Ada', ca);
+    await waitFor(async () => (await hello()).status === 200, 15_000, () => lbOutput);
+    expect(JSON.parse((await hello()).body)).toMatchObject({ message: 'Hello, Ada!' });
+    // UP in every backend ("UP 1/2" is a node whose last check was slow on this busy machine).
+    for (const server of ENGINE_SERVICES) {
+      expect([server, (await serverStatuses(lbPorts.stats, server)).map((status) => status.split(' ')[0])]).toEqual([server, ['UP', 'UP', 'UP']]);
+    }
+  }, 30_000);
+
+  test('the balancer does not terminate TLS: a plain http:// request through it gets no HTTP answer', async () => {
+    await expect(fetch(`http://127.0.0.1:${lbPorts.http}/hello/Ada`)).rejects.toThrow();
+  });
+});
+
+/** GET https://localhost:<port><path>, trusting `ca`; the status and body. */
+function httpsGet(port: number, urlPath: string, ca: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', servername: 'localhost', port, path: urlPath, ca }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The shipped balancer file with only addresses changed: node names -> 127.0.0.1 and each node's
+ * own ports (health checks on its metrics port), frontends on the given free loopback ports.
+ * Returns the path of the copy (in a temp dir).
+ */
+function localHaproxyConfig(shipped: string, nodes: NodeProcess[], lbPorts: { ws: number; http: number; stream: number; stats: number }): string {
+  const binds: Record<string, number> = { '49134': lbPorts.ws, '3111': lbPorts.http, '3112': lbPorts.stream, '8404': lbPorts.stats };
+  const text = fs
+    .readFileSync(shipped, 'utf8')
+    .replace(/^(\s*bind\s+):(\d+)/gm, (_, head: string, port: string) => `${head}127.0.0.1:${binds[port]}`)
+    .replace(/^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm, (_, head: string, name: string, index: string, port: string) => {
+      const node = nodes[Number(index) - 1]!;
+      const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
+      return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
+    });
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iii-haproxy-')), 'haproxy.cfg');
+  fs.writeFileSync(file, text);
+  return file;
+}
 
 /** One TCP connection attempt: `settled` once connected or failed; open() while it stays up. */
 interface Attempt {

@@ -1,12 +1,16 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import yaml from 'js-yaml';
+import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load';
 import { freePort } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
+import { makeCertificates } from '../support/tls';
 
 /**
  * The Helm chart, checked with a real helm: `helm lint --strict` and `helm template` for each
@@ -423,67 +427,283 @@ describe('values.schema.json', () => {
   });
 });
 
+describe('TLS (tls.*)', () => {
+  const TLS_ON = ['--set', 'tls.enabled=true,tls.existingSecret=iii-tls'];
+  const volumesOf = (objects: K8sObject[]) => engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; secret?: unknown }>;
+  const mountsOf = (objects: K8sObject[]) => engineContainer(objects)['volumeMounts'] as Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+
+  test.each(['default.yaml', 'demo.yaml'])('%s: off, so no III_TLS_* variables, certificate volumes, nodes Service, command or backend-protocol annotation', (file) => {
+    const objects = rendered[file]!;
+    for (const name of ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE', 'III_TLS_CA_FILE', 'POD_IP']) expect([name, envOf(objects, name)]).toEqual([name, undefined]);
+    expect(volumesOf(objects).map((v) => v.name)).not.toEqual(expect.arrayContaining(['tls']));
+    expect(mountsOf(objects).some((m) => m.mountPath.startsWith('/etc/iii-tls'))).toBe(false);
+    expect(find(objects, 'Service', 'iii-iii-cluster-nodes')).toHaveLength(0);
+    expect(engineContainer(objects)['command']).toBeUndefined();
+    const withIngress = render([file], ['--set', 'ingress.enabled=true']);
+    expect(one(withIngress, 'Ingress').metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBeUndefined();
+  });
+
+  test('on: the Secret is mounted read-only (key mode 0440) and named by III_TLS_CERT_FILE/III_TLS_KEY_FILE; caSecret becomes III_TLS_CA_FILE', () => {
+    const objects = render(['default.yaml'], [...TLS_ON, '--set', 'tls.caSecret=iii-ca,tls.caSecretKey=root.pem']);
+    expect(volumesOf(objects)).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'iii-tls', defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+    });
+    expect(volumesOf(objects)).toContainEqual({ name: 'tls-ca', secret: { secretName: 'iii-ca', items: [{ key: 'root.pem', path: 'ca.crt' }] } });
+    expect(mountsOf(objects)).toContainEqual({ name: 'tls', mountPath: '/etc/iii-tls', readOnly: true });
+    expect(mountsOf(objects)).toContainEqual({ name: 'tls-ca', mountPath: '/etc/iii-tls-ca', readOnly: true });
+    expect(envOf(objects, 'III_TLS_CERT_FILE')).toEqual({ name: 'III_TLS_CERT_FILE', value: '/etc/iii-tls/tls.crt' });
+    expect(envOf(objects, 'III_TLS_KEY_FILE')).toEqual({ name: 'III_TLS_KEY_FILE', value: '/etc/iii-tls/tls.key' });
+    expect(envOf(objects, 'III_TLS_CA_FILE')).toEqual({ name: 'III_TLS_CA_FILE', value: '/etc/iii-tls-ca/ca.crt' });
+    // The root filesystem stays read-only: the files arrive through volumes.
+    expect(engineContainer(objects)['securityContext'].readOnlyRootFilesystem).toBe(true);
+    // Without caSecret: no CA variable (the nodes trust Node's public CAs) and no CA volume.
+    const noCa = render(['default.yaml'], TLS_ON);
+    expect(envOf(noCa, 'III_TLS_CA_FILE')).toBeUndefined();
+    expect(volumesOf(noCa).map((v) => v.name)).not.toContain('tls-ca');
+  });
+
+  test('on: each pod advertises <pod IP with dashes>.<fullname>-nodes.<namespace>.svc.<clusterDomain>, from the downward API pod IP', () => {
+    const objects = render(['default.yaml'], [...TLS_ON, '--set', 'clusterDomain=k8s.example']);
+    expect(envOf(objects, 'POD_IP')).toEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    // Set by the command (below), so not also in env, where it would be the bare IP.
+    expect(envOf(objects, 'III_ADVERTISE_HOST')).toBeUndefined();
+    const command = engineContainer(objects)['command'] as string[];
+    expect(command.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    // The kubelet expands $(NAME) in command and args: the script must not contain any.
+    expect(command.join(' ')).not.toContain('$(');
+    for (const [ip, host] of [['10.244.1.17', '10-244-1-17'], ['fd00:10:244::1f', 'fd00-10-244--1f']] as const) {
+      const run = spawnSync(command[0]!, [command[1]!, command[2]!.replace('exec node bin/iii-cluster.js "$@"', 'echo "$III_ADVERTISE_HOST $*"'), ...command.slice(3), '--config', 'x'], { env: { PATH: process.env['PATH'], POD_IP: ip }, encoding: 'utf8' });
+      expect(run.stdout).toBe(`${host}.iii-iii-cluster-nodes.iii.svc.k8s.example --config x\n`);
+    }
+  });
+
+  test('on: the nodes Service is headless, selects the engine pods and publishes not-ready ones (a draining node still owns channels)', () => {
+    const objects = render(['default.yaml'], TLS_ON);
+    const nodes = one(objects, 'Service', 'iii-iii-cluster-nodes');
+    expect(nodes.spec).toEqual({
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: engineDeployment(objects).spec.selector.matchLabels,
+      ports: [{ name: 'ws', port: 49134, targetPort: 'ws', protocol: 'TCP' }],
+    });
+    // The ServiceMonitor still selects the metrics Service alone.
+    expect(nodes.metadata.labels?.['iii-cluster/service']).toBe('nodes');
+  });
+
+  test('on: the Ingress dials the pods with HTTPS (nginx backend-protocol), unless ingress.annotations says otherwise', () => {
+    const ingress = one(rendered['production.yaml']!, 'Ingress');
+    expect(ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('HTTPS');
+    const own = one(render(['production.yaml'], ['--set', 'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=GRPCS']), 'Ingress');
+    expect(own.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('GRPCS');
+  });
+
+  test('production.yaml: TLS from the cert-manager Secret iii-tls, which also holds the CA', () => {
+    const objects = rendered['production.yaml']!;
+    expect(volumesOf(objects)).toContainEqual(expect.objectContaining({ name: 'tls', secret: expect.objectContaining({ secretName: 'iii-tls' }) }));
+    expect(volumesOf(objects)).toContainEqual({ name: 'tls-ca', secret: { secretName: 'iii-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    expect(envOf(objects, 'III_TLS_CA_FILE')).toEqual({ name: 'III_TLS_CA_FILE', value: '/etc/iii-tls-ca/ca.crt' });
+  });
+
+  test('on without tls.existingSecret: rendering fails, saying what Secret to make and what it must name', () => {
+    expect(renderFails(['default.yaml'], ['--set', 'tls.enabled=true'])).toContain(
+      'iii-cluster: tls.enabled needs tls.existingSecret, a kubernetes.io/tls Secret (keys tls.crt, tls.key) whose certificate names *.iii-iii-cluster-nodes.default.svc.cluster.local',
+    );
+  });
+
+  test('the schema rejects unknown tls keys, an empty caSecretKey and a clusterDomain that is not a DNS name', () => {
+    expect(renderFails(['default.yaml'], ['--set', 'tls.certFile=/x'])).toMatch(/tls/);
+    expect(renderFails(['default.yaml'], ['--set', 'tls.caSecretKey='])).toMatch(/caSecretKey/);
+    expect(renderFails(['default.yaml'], ['--set', 'clusterDomain=Cluster Local'])).toMatch(/clusterDomain/);
+  });
+});
+
+/** A Secret's files, by Secret name then key, for secret volumes the chart does not render (existingSecret). */
+type SecretFiles = Record<string, Record<string, string | Buffer>>;
+
+interface RunningPod {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; atMs: number }>;
+  stderr(): string;
+  /** The container's environment after the kubelet resolved it (before the command ran). */
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * What the kubelet does with the engine container, on this machine: each volume becomes a temp
+ * dir (a ConfigMap's data, a Secret's items: the chart's generated Secrets from the manifests,
+ * others from `secrets`) and its mountPath is swapped for that dir in args and env values; env
+ * is resolved (values, downward API `fieldValues`, Secret keys); then the container's command
+ * (else the image's ENTRYPOINT, `node bin/iii-cluster.js`) runs with the args, from the image's
+ * WORKDIR (the repository root holds the same bin/ and dist/).
+ */
+function startPod(objects: K8sObject[], fieldValues: Record<string, string>, secrets: SecretFiles = {}): RunningPod {
+  const container = engineContainer(objects);
+  const pod = engineDeployment(objects).spec.template.spec;
+  type Volume = { name: string; configMap?: { name: string }; secret?: { secretName: string; items?: Array<{ key: string; path: string }> } };
+  const secretData = (name: string): Record<string, string | Buffer> => {
+    const rendered = find(objects, 'Secret', name)[0];
+    if (rendered) return Object.fromEntries(Object.entries(rendered.data!).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    if (!secrets[name]) throw new Error(`the pod mounts Secret ${name}, which the test does not provide`);
+    return secrets[name]!;
+  };
+  const paths: Array<[string, string]> = [];
+  for (const mount of container['volumeMounts'] as Array<{ name: string; mountPath: string }>) {
+    const volume = (pod.volumes as Volume[]).find((v) => v.name === mount.name)!;
+    const dir = fs.mkdtempSync(path.join(tmpDir, `${mount.name}-`));
+    const data = volume.configMap ? one(objects, 'ConfigMap', volume.configMap.name).data! : volume.secret ? secretData(volume.secret.secretName) : {};
+    const items = volume.secret?.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+    for (const item of items) {
+      if (data[item.key] === undefined) throw new Error(`volume ${mount.name}: no key ${item.key}`);
+      fs.writeFileSync(path.join(dir, item.path), data[item.key]!);
+    }
+    paths.push([mount.mountPath, dir]);
+  }
+  const local = (value: string) => {
+    const mount = paths.find(([mountPath]) => value.startsWith(`${mountPath}/`));
+    return mount ? mount[1] + value.slice(mount[0].length) : value;
+  };
+
+  const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env['PATH']}` };
+  type EnvEntry = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
+  for (const entry of container['env'] as EnvEntry[]) {
+    const from = entry.valueFrom;
+    const value = entry.value ?? (from?.secretKeyRef ? secretData(from.secretKeyRef.name)[from.secretKeyRef.key]!.toString() : fieldValues[from!.fieldRef!.fieldPath]);
+    if (value === undefined) throw new Error(`env ${entry.name}: no value for ${JSON.stringify(from)}`);
+    env[entry.name] = local(value);
+  }
+  env['LOG_LEVEL'] = 'warn';
+  const args = (container['args'] as string[]).map(local);
+  const command = (container['command'] as string[] | undefined) ?? ['node', 'bin/iii-cluster.js'];
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() })));
+  return { child, exited, stderr: () => stderr, env };
+}
+
+/** Polls the pod's readiness probe until 200 (15 s at most); throws with its stderr if it exits. */
+async function waitReady(objects: K8sObject[], running: RunningPod): Promise<void> {
+  const container = engineContainer(objects);
+  const probe = container['readinessProbe'] as { httpGet: { path: string; port: string } };
+  const url = `http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (running.child.exitCode !== null) throw new Error(`the engine exited with ${running.child.exitCode}: ${running.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`readiness probe not 200 within 15 s: ${running.stderr()}`);
+    if ((await fetch(url).then((r) => r.status, () => 0)) === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopPod(running: RunningPod): Promise<void> {
+  if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGKILL');
+  await running.exited;
+}
+
 describe('the rendered pod, run as a process', () => {
   let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    const built = path.join(ROOT, 'dist/src/cli.js');
+    if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npx tsc -p tsconfig.build.json\` first (npm test does it)`);
+    redis = await startRedis();
+  });
   afterAll(async () => {
     await redis?.stop();
   });
 
-  test('answers its liveness and readiness probes, then stops cleanly on SIGTERM within the drain grace', async () => {
-    const built = path.join(ROOT, 'dist/src/cli.js');
-    if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npx tsc -p tsconfig.build.json\` first (npm test does it)`);
-    redis = await startRedis();
+  /** The chart rendered on free loopback ports, against the test Redis. */
+  async function renderOnFreePorts(extra: string[]): Promise<{ objects: K8sObject[]; ports: Record<'ws' | 'http' | 'stream' | 'metrics', number> }> {
     const [ws, http, stream, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const objects = render(['default.yaml'], [
-      '--set', `redis.url=${redis.url}`,
+      '--set', `redis.url=${redis!.url}`,
       '--set', `ports.ws=${ws},ports.http=${http},ports.stream=${stream},ports.metrics=${metrics}`,
       '--set', 'redis.keyPrefix=helm-test:',
+      ...extra,
     ]);
+    return { objects, ports: { ws: ws!, http: http!, stream: stream!, metrics: metrics! } };
+  }
+
+  test('answers its liveness and readiness probes, then stops cleanly on SIGTERM within the drain grace', async () => {
+    const { objects, ports } = await renderOnFreePorts([]);
     const container = engineContainer(objects);
     const pod = engineDeployment(objects).spec.template.spec;
-
-    // What the kubelet does: mount the ConfigMap, resolve the env, start ENTRYPOINT + args.
-    const mountDir = fs.mkdtempSync(path.join(tmpDir, 'mount-'));
-    const mountPath = (container['volumeMounts'] as Array<{ name: string; mountPath: string }>).find((m) => m.name === 'config')!.mountPath;
-    fs.writeFileSync(path.join(mountDir, 'config.yaml'), one(objects, 'ConfigMap').data!['config.yaml']!);
-    const args = (container['args'] as string[]).map((arg) => arg.replace(mountPath, mountDir));
-    const fieldValues: Record<string, string> = { 'metadata.name': 'iii-iii-cluster-5d8c7-x2x9q', 'status.podIP': '127.0.0.1' };
-    const secretValue = (ref: { name: string; key: string }) => Buffer.from(one(objects, 'Secret', ref.name).data![ref.key]!, 'base64').toString('utf8');
-    const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], LOG_LEVEL: 'warn' };
-    type EnvEntry = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
-    for (const entry of container['env'] as EnvEntry[]) {
-      const from = entry.valueFrom;
-      env[entry.name] = entry.value ?? (from?.secretKeyRef ? secretValue(from.secretKeyRef) : fieldValues[from!.fieldRef!.fieldPath]);
-    }
-    expect(env['III_WORKER_TOKEN']).toMatch(/^[A-Za-z0-9]{48}$/);
-    env['LOG_LEVEL'] = 'warn';
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/iii-cluster.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() })));
-
+    const running = startPod(objects, { 'metadata.name': 'iii-iii-cluster-5d8c7-x2x9q', 'status.podIP': '127.0.0.1' });
     try {
-      const probeUrl = (probe: { httpGet: { path: string; port: string } }) => `http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`;
-      const deadline = Date.now() + 15_000;
-      let readiness = 0;
-      while (readiness !== 200) {
-        if (child.exitCode !== null) throw new Error(`the engine exited with ${child.exitCode}: ${stderr}`);
-        if (Date.now() > deadline) throw new Error(`readiness probe not 200 within 15 s: ${stderr}`);
-        readiness = await fetch(probeUrl(container['readinessProbe'])).then((r) => r.status, () => 0);
-        if (readiness !== 200) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect((await fetch(probeUrl(container['livenessProbe']))).status).toBe(200);
-      expect(await fetch(`http://127.0.0.1:${metrics}/metrics`).then((r) => r.text())).toMatch(/iii_connected_workers/);
+      expect(running.env['III_WORKER_TOKEN']).toMatch(/^[A-Za-z0-9]{48}$/);
+      await waitReady(objects, running);
+      const probe = container['livenessProbe'] as { httpGet: { path: string; port: string } };
+      expect((await fetch(`http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`)).status).toBe(200);
+      expect(await fetch(`http://127.0.0.1:${ports.metrics}/metrics`).then((r) => r.text())).toMatch(/iii_connected_workers/);
 
       const signalledAtMs = Date.now();
-      child.kill('SIGTERM');
-      const { code, atMs } = await exited;
+      running.child.kill('SIGTERM');
+      const { code, atMs } = await running.exited;
       expect(code).toBe(0);
       // The kubelet SIGKILLs at terminationGracePeriodSeconds (counted from the preStop start).
       expect(atMs - signalledAtMs).toBeLessThan((pod.terminationGracePeriodSeconds - Number(container['lifecycle'].preStop.exec.command[1])) * 1000);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
+      await stopPod(running);
+    }
+  });
+
+  test('with tls.enabled: serves wss:// and https:// from the mounted Secret, probes stay plain, and it advertises its DNS name under the nodes Service, which the README certificate covers', async () => {
+    // A certificate with the README's cert-manager dnsNames, plus 127.0.0.1 to reach it here.
+    const dnsNames = readmeCertificateDnsNames();
+    const certs = makeCertificates([...dnsNames.map((n) => `DNS:${n}`), 'IP:127.0.0.1']);
+    const pem = { ca: certs.ca, cert: fs.readFileSync(certs.certFile), key: fs.readFileSync(certs.keyFile) };
+    const { objects, ports } = await renderOnFreePorts(['--set', 'tls.enabled=true,tls.existingSecret=iii-tls,tls.caSecret=iii-tls']);
+    const running = startPod(
+      objects,
+      { 'metadata.name': 'iii-iii-cluster-5d8c7-tls01', 'status.podIP': '127.0.0.1' },
+      { 'iii-tls': { 'tls.crt': pem.cert, 'tls.key': pem.key, 'ca.crt': pem.ca } },
+    );
+    const redisClient = new Redis(redis!.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await waitReady(objects, running);
+      const token = running.env['III_WORKER_TOKEN']!;
+      const worker = new WebSocket(`wss://127.0.0.1:${ports.ws}`, { ca: certs.ca, headers: { authorization: `Bearer ${token}` } });
+      await new Promise<void>((resolve, reject) => {
+        worker.once('open', resolve);
+        worker.once('error', reject);
+      });
+      await new Promise((resolve) => {
+        worker.once('close', resolve);
+        worker.close();
+      });
+      const status = await new Promise<number>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: ports.http, path: '/nothing-here', ca: certs.ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).once('error', reject);
+      });
+      expect(status).toBe(404);
+
+      await redisClient.connect();
+      // The node lists itself (with its URL) in the cluster's node hash on its heartbeat.
+      let listed: string | null = null;
+      for (let tries = 0; listed === null && tries < 50; tries++) {
+        listed = await redisClient.hget('helm-test:nodes', 'iii-iii-cluster-5d8c7-tls01');
+        if (listed === null) await new Promise((r) => setTimeout(r, 100));
+      }
+      const self = JSON.parse(listed ?? '{}') as { url?: string };
+      const advertised = `127-0-0-1.${one(objects, 'Service', 'iii-iii-cluster-nodes').metadata.name}.iii.svc.cluster.local`;
+      expect(self.url).toBe(`wss://${advertised}:${ports.ws}`);
+      // What another node checks when it relays a channel here: the certificate names that host.
+      expect(new X509Certificate(pem.cert).checkHost(advertised)).toBeDefined();
+      expect(new X509Certificate(pem.cert).checkHost('iii-iii-cluster.iii.svc')).toBeDefined();
+    } finally {
+      redisClient.disconnect();
+      await stopPod(running);
+      certs.remove();
     }
   });
 });
+
+/** The dnsNames of the cert-manager Certificate in the chart README's "TLS" section. */
+function readmeCertificateDnsNames(): string[] {
+  const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
+  const block = /```yaml\n(apiVersion: cert-manager\.io\/v1[\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('helm/iii-cluster/README.md has no cert-manager Certificate example');
+  return (yaml.load(block[1]!) as { spec: { dnsNames: string[] } }).spec.dnsNames;
+}

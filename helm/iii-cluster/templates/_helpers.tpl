@@ -89,3 +89,23 @@ release without one would be N unrelated engines.
 {{- define "iii-cluster.terminationGracePeriodSeconds" -}}
 {{- add (int .Values.preStopSleepSeconds) (int .Values.drainGraceSeconds) (int .Values.terminationMarginSeconds) }}
 {{- end }}
+
+{{/* The headless Service whose per-pod DNS names the nodes advertise to each other (tls.enabled). */}}
+{{- define "iii-cluster.nodesServiceName" -}}
+{{- printf "%s-nodes" (include "iii-cluster.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+What follows a pod's label in the name it advertises: <nodes Service>.<namespace>.svc.<domain>.
+The certificate carries it as a wildcard: *.<this>.
+*/}}
+{{- define "iii-cluster.nodesDomain" -}}
+{{- printf "%s.%s.svc.%s" (include "iii-cluster.nodesServiceName" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
+
+{{/* tls.enabled needs the certificate's Secret: the schema checks types, this the combination. */}}
+{{- define "iii-cluster.validateTls" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail (printf "iii-cluster: tls.enabled needs tls.existingSecret, a kubernetes.io/tls Secret (keys tls.crt, tls.key) whose certificate names *.%s and the names clients use; see the chart README, \"TLS\" (a cert-manager Certificate makes one)" (include "iii-cluster.nodesDomain" .)) }}
+{{- end }}
+{{- end }}
