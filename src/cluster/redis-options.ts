@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { RedisOptions } from 'ioredis';
+import { redactUrl } from '../observability/redact-url';
 
 /** Where a Redis is and how to prove who we are to it. */
 export interface RedisEndpoint {
@@ -44,20 +45,6 @@ export function redisOptions(endpoint: RedisEndpoint): RedisOptions {
   if (password !== undefined) options.password = password;
   if (url.protocol === 'rediss:') options.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
   return options;
-}
-
-/**
- * The URL fit for a log line or an error message: its password replaced by `***`, the user
- * kept. Works on text that is not a valid URL too (a typo must not leak the secret): everything
- * between `://` (or the start) and the last `@` counts as user info.
- */
-export function redactUrl(url: string): string {
-  const at = url.lastIndexOf('@');
-  if (at === -1) return url;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  const userinfo = url.slice(scheme.length, at);
-  const colon = userinfo.indexOf(':');
-  return `${scheme}${colon === -1 ? '***' : `${userinfo.slice(0, colon)}:***`}${url.slice(at)}`;
 }
 
 function parseRedisUrl(text: string): URL {

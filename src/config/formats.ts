@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { redactUrl } from '../cluster/redis-options';
+import { redactUrl } from '../observability/redact-url';
 
 /**
  * The value checks behind our convict schemas.

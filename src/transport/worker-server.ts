@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { WorkerListenerConfig } from '../config/types';
+import { LogLimiter } from '../observability/log-limiter';
 import type { Logger } from '../observability/logger';
 import { ErrorCode } from '../protocol/errors';
 import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
@@ -35,6 +36,8 @@ export class WorkerServer {
   private accepting = true;
   /** True once closing: every upgrade is refused. */
   private closed = false;
+  /** Refusals (401, 403, 429) are warned about once a minute per peer, path and status: SDKs retry forever. */
+  private readonly refusalLog = new LogLimiter();
 
   constructor(
     readonly config: WorkerListenerConfig,
@@ -106,13 +109,17 @@ export class WorkerServer {
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
     // Worker and telemetry sockets need the token / pass protected mode; channels carry their own key.
     const refusal = channel ? undefined : checkUpgrade(this.config, req);
+    const address = req.socket.remoteAddress ?? '';
     if (refusal) {
-      this.logger.warn({ listener: this.config.instanceId, path, peer: req.socket.remoteAddress, status: refusal.status }, refusal.message);
+      this.warnRefused(path, address, refusal.status, refusal.message);
       return refuseUpgrade(socket, refusal.status, refusal.code, refusal.message, refusal.headers);
     }
     // Worker and /otel sockets count per client address; data channels are per call, keyed, and exempt.
-    const address = req.socket.remoteAddress ?? '';
-    if (!channel && !this.addresses.acquire(address, socket)) return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, this.addresses.refusal(address));
+    if (!channel && !this.addresses.acquire(address, socket)) {
+      const message = this.addresses.refusal(address);
+      this.warnRefused(path, address, 429, message);
+      return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, message);
+    }
     if (path === '/' || path === '') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {
@@ -120,5 +127,10 @@ export class WorkerServer {
     } else if (!this.handlers.onChannelUpgrade(req, socket, head)) {
       rejectUpgrade(socket, 404, 'Not Found');
     }
+  }
+
+  private warnRefused(path: string, peer: string, status: number, message: string): void {
+    const fields = { listener: this.config.instanceId, path, peer, status };
+    this.refusalLog.warn(this.logger, `${status} ${path} ${peer}`, fields, message);
   }
 }

@@ -291,6 +291,8 @@ describe('rabbitmq queue adapter', () => {
   test('bad URLs and an unreachable broker give clear errors', async () => {
     expect(() => adapter(prefix(), [], { url: 'not a url' })).toThrow(/amqp_url .* is not a URL/);
     expect(() => adapter(prefix(), [], { url: 'http://localhost:1' })).toThrow(/must start with amqp:\/\//);
+    // A password holding "/" is hidden too (the adapter's own redaction used to miss it).
+    expect(() => adapter(prefix(), [], { url: 'amqp://guest:se/cret@localhost:1' })).toThrow(/amqp_url "amqp:\/\/guest:\*\*\*@localhost:1" is not a URL/);
     const nowhere = adapter(prefix(), [], { url: 'amqp://guest:secret@127.0.0.1:1' });
     await expect(nowhere.declare(spec())).rejects.toThrow(/Queue 'orders': RabbitMQ failed: no connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
   });

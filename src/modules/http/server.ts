@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
+import { LogLimiter } from '../../observability/log-limiter';
 import { AddressLimit } from '../../transport/address-limit';
 import { createListenerServer } from '../../transport/tls';
 import { CorsPolicy } from './cors';
@@ -48,6 +49,8 @@ export class HttpServer {
   private readonly addresses: AddressLimit;
   /** Connections accepted over `max_connections_per_address`: their first request is answered 429. */
   private readonly overLimit = new WeakSet<Socket>();
+  /** 429s are warned about once a minute per client address: a client can retry as fast as it likes. */
+  private readonly refusalLog = new LogLimiter();
   /** Set when the engine starts draining: the listener is closed and new requests are refused. */
   private closed: Promise<void> | undefined;
   /** An exchange is over (its response closed, or it was aborted): its slot goes to the next request. */
@@ -178,7 +181,9 @@ export class HttpServer {
   private refusedByLimit(req: IncomingMessage, res: ServerResponse): boolean {
     let refusal: { kind: HttpErrorKind; message: string };
     if (this.overLimit.has(req.socket)) {
-      refusal = { kind: HttpErrorCode.tooManyConnections, message: this.addresses.refusal(req.socket.remoteAddress ?? '') };
+      const peer = req.socket.remoteAddress ?? '';
+      refusal = { kind: HttpErrorCode.tooManyConnections, message: this.addresses.refusal(peer) };
+      this.refusalLog.warn(this.options.log, `429 ${peer}`, { peer, status: 429 }, refusal.message);
     } else if (req.rawHeaders.length / 2 > this.options.maxHeaderCount) {
       this.options.host.metrics.limitRefusals.inc({ limit: 'iii-http.max_header_count' });
       refusal = { kind: HttpErrorCode.tooManyHeaders, message: `The request has more than ${this.options.maxHeaderCount} headers (max_header_count); send fewer` };

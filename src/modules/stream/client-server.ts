@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { LogLimiter } from '../../observability/log-limiter';
 import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { AddressLimit } from '../../transport/address-limit';
 import { rawDataToBuffer } from '../../transport/raw-data';
@@ -42,6 +43,8 @@ export class ClientServer {
   /** Upgrades waiting for the auth function: cut at close, so closing never waits on them. */
   private readonly authenticating = new Set<Duplex>();
   private stopping = false;
+  /** 429s are warned about once a minute per client address: a client can retry as fast as it likes. */
+  private readonly refusalLog = new LogLimiter();
 
   constructor(private readonly deps: ClientServerDeps) {
     // ws closes a socket that sends a larger frame with 1009 (message too big).
@@ -109,7 +112,11 @@ export class ClientServer {
     const [path, query = ''] = splitUrl(req.url ?? '/');
     if (path !== '/') return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/", not "${path}".`);
     const address = req.socket.remoteAddress ?? '';
-    if (!this.deps.addresses.acquire(address, socket)) return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, this.deps.addresses.refusal(address));
+    if (!this.deps.addresses.acquire(address, socket)) {
+      const message = this.deps.addresses.refusal(address);
+      this.refusalLog.warn(this.deps.host.logger, `429 ${address}`, { peer: address, status: 429 }, message);
+      return refuseUpgrade(socket, 429, ErrorCode.limitExceeded, message);
+    }
     const authFunction = this.deps.authFunction;
     if (authFunction === undefined) {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null));

@@ -1,5 +1,6 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type RecoveringChannelModel } from 'amqplib';
 import type { Logger } from '../../../observability/logger';
+import { redactUrl } from '../../../observability/redact-url';
 
 /** How long the first connection may take before operations fail, by default, in ms. */
 export const FIRST_CONNECT_TIMEOUT_MS = 10_000;
@@ -74,7 +75,7 @@ export class RabbitmqLink {
       await Promise.race([
         model.waitForConnect(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no connection to ${redact(this.url)} within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+          timer = setTimeout(() => reject(new Error(`no connection to ${redactUrl(this.url)} within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
         }),
       ]);
     } finally {
@@ -130,7 +131,7 @@ export class RabbitmqLink {
   }
 
   private unavailable(): Error {
-    return new Error(`RabbitMQ at ${redact(this.url)} is unreachable (reconnecting)`);
+    return new Error(`RabbitMQ at ${redactUrl(this.url)} is unreachable (reconnecting)`);
   }
 }
 
@@ -140,16 +141,11 @@ function withHeartbeat(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`iii-queue: adapter.config.amqp_url ${JSON.stringify(redact(url))} is not a URL; expected amqp://user:password@host:5672/vhost`);
+    throw new Error(`iii-queue: adapter.config.amqp_url ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://user:password@host:5672/vhost`);
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    throw new Error(`iii-queue: adapter.config.amqp_url must start with amqp:// or amqps://, got ${JSON.stringify(redact(url))}`);
+    throw new Error(`iii-queue: adapter.config.amqp_url must start with amqp:// or amqps://, got ${JSON.stringify(redactUrl(url))}`);
   }
   if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(HEARTBEAT_S));
   return parsed.toString();
-}
-
-/** The URL without its password, for messages and logs. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
