@@ -15,6 +15,7 @@ import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinitio
 import { createModules } from '../modules';
 import { ObservabilityModule } from '../modules/observability';
 import { createLogger, type Logger } from '../observability/logger';
+import { LogLimiter } from '../observability/log-limiter';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
 import { encode, telemetrySignal, type TelemetrySignal } from '../protocol/codec';
@@ -107,6 +108,8 @@ export class Engine implements ModuleHost {
    */
   private readonly departed = new Map<string, number>();
   state: EngineState = 'created';
+  /** Auth-function refusals and warnings, at most one line per listener and peer a minute (SDKs reconnect forever). */
+  private readonly authLog = new LogLimiter();
 
   constructor(
     readonly config: EngineConfig,
@@ -505,14 +508,14 @@ export class Engine implements ModuleHost {
         if (socket.readyState !== socket.OPEN) return;
         if (this.state !== 'ready') return socket.close(CloseCode.serviceRestart, 'engine not ready');
         for (const id of access.forbiddenInfrastructure()) {
-          this.logger.warn({ listener: listener.instanceId, peer, functionId: id }, 'the auth function forbids an infrastructure function the SDKs call on their own');
+          this.authLog.warn(this.logger, `infra:${listener.instanceId}:${id}`, { listener: listener.instanceId, peer, functionId: id }, 'the auth function forbids an infrastructure function the SDKs call on their own');
         }
         admitted(access, hold.take());
       },
       (err: unknown) => {
         socket.off('message', onHeld);
         const message = EngineError.from(err).message;
-        this.logger.warn({ listener: listener.instanceId, peer, reason: message }, 'worker connection refused by the auth function');
+        this.authLog.warn(this.logger, `refused:${listener.instanceId}:${peer ?? ''}`, { listener: listener.instanceId, peer, reason: message }, 'worker connection refused by the auth function');
         if (socket.readyState !== socket.OPEN) return;
         socket.send(encode({ type: 'error', error: { code: ErrorCode.authError, message } }));
         socket.close(CloseCode.policy, 'authentication failed');
