@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import type { EngineConfig } from '../../src/config/types';
 import type { Engine } from '../../src/engine/engine';
 import type { HttpModule } from '../../src/modules/http';
+import { OVER_LIMIT_IDLE_MS } from '../../src/modules/http/server';
 import type { StreamModule } from '../../src/modules/stream';
 import { MAX_CLIENT_FRAME_BYTES } from '../../src/modules/stream/limits';
 import { AddressLimit } from '../../src/transport/address-limit';
@@ -341,6 +342,21 @@ describe('limits', () => {
       } finally {
         for (const agent of agents) agent.destroy();
       }
+    });
+
+    test(`iii-http (1 here): a connection over the limit that sends no request is closed after OVER_LIMIT_IDLE_MS (${OVER_LIMIT_IDLE_MS}), not Node's 60 s`, async () => {
+      t = await startEngine(withModule('http', { max_connections_per_address: 1 }));
+      const port = t.engine.module<HttpModule>('iii-http')!.port;
+      const held = net.connect(port, '127.0.0.1');
+      await new Promise((resolve) => held.once('connect', resolve));
+      const silent = net.connect(port, '127.0.0.1');
+      const startedAt = performance.now();
+      await new Promise((resolve) => silent.once('close', resolve));
+      const waitedMs = performance.now() - startedAt;
+      expect(waitedMs).toBeGreaterThanOrEqual(OVER_LIMIT_IDLE_MS - 100);
+      expect(waitedMs).toBeLessThan(OVER_LIMIT_IDLE_MS * 2 + 1000);
+      expect(held.destroyed).toBe(false);
+      held.destroy();
     });
 
     test('iii-stream (2 here): the next WebSocket upgrade gets 429 and a Socket.IO client connect_error limit_exceeded', async () => {

@@ -42,6 +42,9 @@ export interface HttpServerOptions extends ExchangeDeps {
  * The node:http server of `iii-http`: answers preflights, 404 and 405 itself, then runs each
  * matched request as an Exchange once it holds one of the server-wide concurrency slots.
  */
+/** How long a connection over `max_connections_per_address` may wait before its first request, in milliseconds. */
+export const OVER_LIMIT_IDLE_MS = 2000;
+
 export class HttpServer {
   private readonly server: http.Server;
   private readonly slots: Slots;
@@ -75,7 +78,10 @@ export class HttpServer {
     // Over TLS a request's socket is the TLSSocket of 'secureConnection', not the TCP socket of 'connection'.
     const accepted = (this.server as unknown) instanceof tls.Server ? 'secureConnection' : 'connection';
     this.server.on(accepted as 'connection', (socket: Socket) => {
-      if (!this.addresses.acquire(socket.remoteAddress ?? '', socket)) this.overLimit.add(socket);
+      if (this.addresses.acquire(socket.remoteAddress ?? '', socket)) return;
+      this.overLimit.add(socket);
+      // It gets its 429 on its first request; one that sends none is not kept for Node's 60 s headersTimeout.
+      socket.setTimeout(OVER_LIMIT_IDLE_MS, () => socket.destroy());
     });
     options.host.events.once('draining', () => this.stopAccepting());
   }
