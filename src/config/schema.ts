@@ -21,6 +21,7 @@ import {
   type SchemaTree,
   type Shape,
 } from './formats';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../modules/stream/limits';
 import { TLS_VERSIONS } from '../transport/tls';
 import { ENGINE_VERSION } from './version';
 
@@ -169,6 +170,9 @@ export const streamSchema: SchemaTree = {
   auth_function: leaf(functionId, null, 'Function called on every client WebSocket upgrade.'),
   adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
   max_connections_per_address: leaf(intRange(0), 1024, 'ours: WebSocket and Socket.IO clients one address may hold (0 = unlimited); more are refused (429).'),
+  max_frame_bytes: leaf(intRange(1024, undefined, 'bytes'), MAX_CLIENT_FRAME_BYTES, 'ours: largest frame (or Socket.IO message) a client may send; a larger one closes its connection (1009).'),
+  max_subscriptions_per_connection: leaf(intRange(1), MAX_SUBSCRIPTIONS_PER_CLIENT, 'ours: subscriptions one client connection may hold; one more join is refused with limit_exceeded.'),
+  max_send_buffer_bytes: leaf(intRange(1024, undefined, 'bytes'), MAX_CLIENT_SEND_BUFFER_BYTES, 'ours: bytes queued for a client that stopped reading before its connection is cut.'),
   tls: tls(),
 };
 

@@ -8,9 +8,9 @@ import type { Engine } from '../../src/engine/engine';
 import type { HttpModule } from '../../src/modules/http';
 import { OVER_LIMIT_IDLE_MS } from '../../src/modules/http/server';
 import type { StreamModule } from '../../src/modules/stream';
-import { MAX_CLIENT_FRAME_BYTES } from '../../src/modules/stream/limits';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES } from '../../src/modules/stream/limits';
 import { AddressLimit } from '../../src/transport/address-limit';
-import { rejection, type Any } from '../support/calls';
+import { call, rejection, type Any } from '../support/calls';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { RawClient } from '../support/raw-client';
 
@@ -407,6 +407,138 @@ describe('limits', () => {
       await new Promise<void>((resolve) => fine.once('connect', () => resolve()));
       await expect(fine.emitWithAck('join', { subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200), streamName: 's', groupId: 'g' })).resolves.toEqual({ ok: true });
       fine.close();
+    });
+  });
+
+  describe('iii-stream per-connection limits, configured small', () => {
+    const sioOptions = { transports: ['websocket'], reconnection: false, forceNew: true };
+
+    /** A raw stream client on `port` recording every frame it receives and its close code. */
+    async function rawStreamClient(port: number): Promise<{ ws: WebSocket; frames: Any[]; closed: () => number | undefined }> {
+      const ws = await openSocket(`ws://127.0.0.1:${port}/`);
+      const frames: Any[] = [];
+      let closeCode: number | undefined;
+      ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
+      ws.on('close', (code) => (closeCode = code));
+      return { ws, frames, closed: () => closeCode };
+    }
+
+    function sioClient(port: number): Promise<ReturnType<typeof io>> {
+      const client = io(`http://127.0.0.1:${port}`, sioOptions);
+      return new Promise((resolve, reject) => {
+        client.once('connect', () => resolve(client));
+        client.once('connect_error', reject);
+      });
+    }
+
+    const join = (subscriptionId: string, streamName: string, groupId: string) => ({ subscriptionId, streamName, groupId });
+
+    test('max_frame_bytes (1 KiB here): a larger raw frame closes with 1009, a larger Socket.IO message disconnects; smaller ones are served', async () => {
+      t = await startEngine(withModule('stream', { max_frame_bytes: KiB }));
+      const port = t.engine.module<StreamModule>('iii-stream')!.port;
+      const big = await rawStreamClient(port);
+      big.ws.send(JSON.stringify({ type: 'join', data: join('x'.repeat(KiB), 's', 'g') }));
+      await waitFor(() => big.closed(), 'the oversized raw client to be closed');
+      expect(big.closed()).toBe(1009);
+      const fine = await rawStreamClient(port);
+      fine.ws.send(JSON.stringify({ type: 'join', data: join('y'.repeat(KiB - 200), 'frame', 'g') }));
+      await waitFor(() => fine.frames.some((f) => f.event?.type === 'sync'), 'the sync of a frame under the limit');
+
+      const bigSio = await sioClient(port);
+      const gone = new Promise<string>((resolve) => bigSio.once('disconnect', resolve));
+      bigSio.emit('join', join('x'.repeat(KiB), 's', 'g'));
+      expect(await gone).toBe('transport close');
+      const fineSio = await sioClient(port);
+      await expect(fineSio.emitWithAck('join', join('y'.repeat(KiB - 200), 'frame', 'g'))).resolves.toEqual({ ok: true });
+      fineSio.close();
+      fine.ws.terminate();
+    });
+
+    test('max_subscriptions_per_connection (2 here): a third join is refused limit_exceeded naming the number and the key, raw and Socket.IO', async () => {
+      t = await startEngine(withModule('stream', { max_subscriptions_per_connection: 2 }));
+      const port = t.engine.module<StreamModule>('iii-stream')!.port;
+      const expected = 'at most 2 subscriptions (iii-stream.max_subscriptions_per_connection)';
+      const raw = await rawStreamClient(port);
+      for (const id of ['a', 'b', 'c']) raw.ws.send(JSON.stringify({ type: 'join', data: join(id, 'subs', id) }));
+      const refused = await waitFor(() => raw.frames.find((f) => f.type === 'error'), 'the error frame');
+      expect(refused).toEqual({ type: 'error', subscriptionId: 'c', error: { code: 'limit_exceeded', message: expect.stringContaining(expected) } });
+      await waitFor(() => raw.frames.filter((f) => f.event?.type === 'sync').length === 2, 'two syncs');
+      // Leaving makes room again.
+      raw.ws.send(JSON.stringify({ type: 'leave', data: join('a', 'subs', 'a') }));
+      raw.ws.send(JSON.stringify({ type: 'join', data: join('c', 'subs', 'c') }));
+      await waitFor(() => raw.frames.some((f) => f.event?.type === 'sync' && f.groupId === 'c'), 'the sync of c after a leave');
+
+      const sio = await sioClient(port);
+      expect(await sio.emitWithAck('join', join('a', 'subs', 'a'))).toEqual({ ok: true });
+      expect(await sio.emitWithAck('join', join('b', 'subs', 'b'))).toEqual({ ok: true });
+      expect(await sio.emitWithAck('join', join('c', 'subs', 'c'))).toEqual({ ok: false, error: { code: 'limit_exceeded', message: expect.stringContaining(expected) } });
+      sio.close();
+      raw.ws.terminate();
+    });
+
+    test(`max_send_buffer_bytes (64 KiB here): a raw client that stops reading is cut well before the default ${MAX_CLIENT_SEND_BUFFER_BYTES} bytes; others are served`, async () => {
+      t = await startEngine(withModule('stream', { max_send_buffer_bytes: 64 * KiB }));
+      const module = t.engine.module<StreamModule>('iii-stream')!;
+      const writer = t.worker('writer');
+      const slow = await rawStreamClient(module.port);
+      const healthy = await rawStreamClient(module.port);
+      slow.ws.send(JSON.stringify({ type: 'join', data: join('firehose', 'slow', 'g') }));
+      // The healthy client reads the same traffic: only not reading gets a client cut.
+      healthy.ws.send(JSON.stringify({ type: 'join', data: join('same', 'slow', 'g') }));
+      await waitFor(() => slow.frames.length > 0 && healthy.frames.length > 0, 'both syncs');
+      const before = module.clientStats.clients;
+      slow.ws.pause();
+      // Events a quarter of the bound: none is over it alone.
+      const chunk = 'x'.repeat(16 * KiB);
+      // With the default bound, 8 MiB sent could never cut the client: the limit in force is the
+      // configured one. What the kernel holds on top (Linux: the send buffer grows to tcp_wmem's
+      // 4 MiB; a receiver that does not read keeps its 128 KiB) stays well below 8 MiB.
+      let sent = 0;
+      while (sent < MAX_CLIENT_SEND_BUFFER_BYTES && module.clientStats.clients === before) {
+        await call(writer, 'stream::send', { stream_name: 'slow', group_id: 'g', type: 'blob', data: chunk });
+        sent += chunk.length;
+      }
+      await waitFor(() => module.clientStats.clients === before - 1, 'the slow client to be dropped');
+      expect(sent).toBeLessThan(MAX_CLIENT_SEND_BUFFER_BYTES);
+      expect(await t.engine.metrics.slowConsumers.get()).toMatchObject({ values: [expect.objectContaining({ value: 1 })] });
+      slow.ws.resume();
+      await waitFor(() => slow.closed(), 'the slow client to see its socket closed');
+      await call(writer, 'stream::set', { stream_name: 'slow', group_id: 'g', item_id: 'i', data: 'still here' });
+      await waitFor(() => healthy.frames.some((f) => f.event?.type === 'create' && f.event.data === 'still here'), 'the healthy client to be served');
+      expect(healthy.frames.filter((f) => f.event?.event?.type === 'blob')).toHaveLength(sent / chunk.length);
+      healthy.ws.terminate();
+    });
+
+    test('max_send_buffer_bytes (64 KiB here): a Socket.IO client that stops reading is cut well before the default; a reading one is not', async () => {
+      t = await startEngine(withModule('stream', { max_send_buffer_bytes: 64 * KiB }));
+      const module = t.engine.module<StreamModule>('iii-stream')!;
+      const writer = t.worker('writer');
+      const slow = await sioClient(module.port);
+      const healthy = await sioClient(module.port);
+      const received: Any[] = [];
+      healthy.on('stream', (event: Any) => received.push(event));
+      expect(await slow.emitWithAck('join', join('firehose', 'slow', 'g'))).toEqual({ ok: true });
+      expect(await healthy.emitWithAck('join', join('same', 'slow', 'g'))).toEqual({ ok: true });
+      const before = module.clientStats.clients;
+      const disconnected = new Promise((resolve) => slow.once('disconnect', resolve));
+      // The client's own ws socket stops reading: the server's writes back up.
+      const ws = (slow.io.engine.transport as Any).ws as WebSocket;
+      ws.pause();
+      const chunk = 'x'.repeat(16 * KiB);
+      let sent = 0;
+      while (sent < MAX_CLIENT_SEND_BUFFER_BYTES && module.clientStats.clients === before) {
+        await call(writer, 'stream::send', { stream_name: 'slow', group_id: 'g', type: 'blob', data: chunk });
+        sent += chunk.length;
+      }
+      await waitFor(() => module.clientStats.clients === before - 1, 'the slow client to be dropped');
+      expect(sent).toBeLessThan(MAX_CLIENT_SEND_BUFFER_BYTES);
+      ws.resume();
+      await disconnected;
+      await call(writer, 'stream::set', { stream_name: 'slow', group_id: 'g', item_id: 'i', data: 'still here' });
+      await waitFor(() => received.some((e) => e.event.type === 'create' && e.event.data === 'still here'), 'the healthy client to be served');
+      expect(received.filter((e) => e.event.event?.type === 'blob')).toHaveLength(sent / chunk.length);
+      slow.close();
+      healthy.close();
     });
   });
 

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/load';
 import { NOT_IMPLEMENTED_KEYS } from '../../src/config/unimplemented';
 import { ENGINE_VERSION } from '../../src/config/version';
-import { workerSpec } from '../../src/config/workers';
+import { resolveModuleConfig, workerSpec } from '../../src/config/workers';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
 
 const repoRoot = path.resolve(__dirname, '../..');
 let dir: string;
@@ -237,6 +238,24 @@ workers:
     expect(loadError('workers:\n  - name: iii-http\n    config: {max_header_count: 0}\n').message).toMatch(/max_header_count/);
   });
 
+  it('iii-stream: max_frame_bytes, max_subscriptions_per_connection and max_send_buffer_bytes default to the stream/limits.ts constants and are read as written', () => {
+    expect(resolveModuleConfig('stream')).toMatchObject({
+      max_frame_bytes: MAX_CLIENT_FRAME_BYTES,
+      max_subscriptions_per_connection: MAX_SUBSCRIPTIONS_PER_CLIENT,
+      max_send_buffer_bytes: MAX_CLIENT_SEND_BUFFER_BYTES,
+    });
+    const { config, warnings } = load('workers:\n  - name: iii-stream\n    config: {max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024}\n');
+    expect(warnings).toEqual([]);
+    expect(resolveModuleConfig('stream', config.modules['stream']!.config)).toMatchObject({ max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024 });
+  });
+
+  it('iii-stream: refuses a max_frame_bytes or max_send_buffer_bytes below 1024 and a max_subscriptions_per_connection below 1', () => {
+    const stream = (key: string, value: number) => loadError(`workers:\n  - name: iii-stream\n    config: {${key}: ${value}}\n`).message;
+    expect(stream('max_frame_bytes', 1023)).toContain('workers[0] (iii-stream).config.max_frame_bytes: expected an integer >= 1024 (bytes), got 1023');
+    expect(stream('max_send_buffer_bytes', 0)).toContain('workers[0] (iii-stream).config.max_send_buffer_bytes: expected an integer >= 1024 (bytes), got 0');
+    expect(stream('max_subscriptions_per_connection', 0)).toContain('workers[0] (iii-stream).config.max_subscriptions_per_connection: expected an integer >= 1, got 0');
+  });
+
   it('merges the legacy modules: list after workers', () => {
     const { config } = load('workers:\n  - name: iii-http\nmodules:\n  - name: iii-worker-manager\n    config: {port: 40000}\n');
     expect(config.modules['http']!.enabled).toBe(true);
@@ -370,6 +389,14 @@ describe('validation errors', () => {
     expect(message).toBe(
       `${file}: workers[1] (iii-http).config.prot: unknown key ` +
         '(expected one of: port, host, default_timeout, concurrency_request_limit, max_queued_requests, body_limit_bytes, max_header_count, max_connections_per_address, cors, middleware, tls)',
+    );
+  });
+
+  it('names the known keys of iii-stream, ours included', () => {
+    const { message } = loadError('workers:\n  - name: iii-stream\n    config:\n      max_subscriptions: 5\n');
+    expect(message).toContain(
+      'workers[0] (iii-stream).config.max_subscriptions: unknown key ' +
+        '(expected one of: port, host, auth_function, adapter, max_connections_per_address, max_frame_bytes, max_subscriptions_per_connection, max_send_buffer_bytes, tls)',
     );
   });
 

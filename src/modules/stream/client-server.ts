@@ -13,7 +13,7 @@ import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
 import { streamEvent, type StreamEvent } from './events';
-import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
+import type { StreamClientLimits } from './limits';
 import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
@@ -29,6 +29,8 @@ export interface ClientServerDeps {
   authFunction: string | undefined;
   /** `max_connections_per_address`, shared with the Socket.IO clients of the port. */
   addresses: AddressLimit;
+  /** `max_frame_bytes`, `max_subscriptions_per_connection`, `max_send_buffer_bytes`. */
+  limits: StreamClientLimits;
 }
 
 /**
@@ -47,8 +49,8 @@ export class ClientServer {
   private readonly refusalLog = new LogLimiter();
 
   constructor(private readonly deps: ClientServerDeps) {
-    // ws closes a socket that sends a larger frame with 1009 (message too big).
-    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_CLIENT_FRAME_BYTES });
+    // `max_frame_bytes`: ws closes a socket that sends a larger frame with 1009 (message too big).
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: deps.limits.maxFrameBytes });
     // `iii-stream.tls` (read at config load): wss:// (and Socket.IO over https) only.
     this.server = createListenerServer(deps.host.config.tls?.stream, { logger: deps.host.logger }, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain; charset=utf-8', upgrade: 'websocket', connection: 'Upgrade' });
@@ -143,7 +145,7 @@ export class ClientServer {
       ws.terminate();
       return;
     }
-    const client = new StreamClient(ws, context, () => this.deps.host.metrics.slowConsumers.inc());
+    const client = new StreamClient(ws, context, this.deps.limits.maxSendBufferBytes, () => this.deps.host.metrics.slowConsumers.inc());
     this.clients.add(client);
     ws.on('message', (data: RawData) =>
       client.serialize(
@@ -167,8 +169,9 @@ export class ClientServer {
   private async join(client: StreamClient, command: ClientCommand): Promise<void> {
     const { subscriptionId, streamName, groupId, id } = command;
     const previous = client.subscriptions.get(subscriptionId);
-    if (!previous && client.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
-      const message = `A connection may hold at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions; leave one before joining another.`;
+    const max = this.deps.limits.maxSubscriptionsPerConnection;
+    if (!previous && client.subscriptions.size >= max) {
+      const message = `A connection may hold at most ${max} subscriptions (iii-stream.max_subscriptions_per_connection); leave one before joining another.`;
       return client.sendError(ErrorCode.limitExceeded, message, subscriptionId);
     }
     const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };

@@ -62,7 +62,8 @@ export class StreamModule implements EngineModule {
     const leaves = new MembershipTriggers(host, 'stream:leave');
     const key = `${MODULE}.max_connections_per_address`;
     const addresses = new AddressLimit(this.settings.maxConnectionsPerAddress, key, () => host.metrics.limitRefusals.inc({ limit: key }));
-    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses });
+    const limits = this.settings.limits;
+    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses, limits });
     this.clients = clients;
     const socketIo = new SocketIoServer({
       host,
@@ -71,6 +72,7 @@ export class StreamModule implements EngineModule {
       leaves,
       authFunction: this.settings.authFunction,
       addresses,
+      limits,
       httpServer: clients.httpServer,
       redis: await this.socketIoRedis(host),
     });

@@ -1,7 +1,6 @@
 import type { Socket } from 'socket.io';
 import type { Json } from '../../protocol/messages';
 import type { StreamEvent } from './events';
-import { MAX_CLIENT_SEND_BUFFER_BYTES } from './limits';
 import { subscriptionRoom } from './socketio-rooms';
 import type { Subscription } from './subscriptions';
 
@@ -39,6 +38,8 @@ export class SocketIoClient {
 
   constructor(
     private readonly socket: StreamSocket,
+    /** `max_send_buffer_bytes`: unsent bytes past which the connection is cut. */
+    private readonly maxSendBufferBytes: number,
     private readonly onSlowClient: () => void,
   ) {
     // engine.io queues packets while the transport is still writing earlier ones (a client that
@@ -103,7 +104,7 @@ export class SocketIoClient {
 
   private queued(bytes: number): void {
     this.queuedBytes += bytes;
-    if (this.closed || this.queuedBytes <= MAX_CLIENT_SEND_BUFFER_BYTES) return;
+    if (this.closed || this.queuedBytes <= this.maxSendBufferBytes) return;
     // Cut after the packet in hand is queued (this runs inside engine.io's send, and maybe inside
     // a room broadcast); `close(true)` discards the backlog instead of waiting for it to drain.
     this.closed = true;

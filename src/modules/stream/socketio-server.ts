@@ -6,7 +6,7 @@ import type { AddressLimit } from '../../transport/address-limit';
 import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { streamEvent, type StreamEvent } from './events';
-import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './limits';
+import type { StreamClientLimits } from './limits';
 import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SocketIoClient, type StreamClientEvents, type StreamServerEvents, type StreamSocket, type StreamSocketData } from './socketio-client';
 import { readJoin, readLeave, splitAck, type SocketIoAck } from './socketio-payload';
@@ -26,6 +26,8 @@ export interface SocketIoServerDeps {
   authFunction: string | undefined;
   /** `max_connections_per_address`, shared with the raw WebSocket clients of the port. */
   addresses: AddressLimit;
+  /** `max_frame_bytes`, `max_subscriptions_per_connection`, `max_send_buffer_bytes`, as on the raw port. */
+  limits: StreamClientLimits;
   /** The stream port's HTTP server; the raw port (ClientServer) owns it and closes it. */
   httpServer: http.Server;
   /** Cluster mode: the Redis link whose adapter spans the nodes; closed by `close`. */
@@ -52,8 +54,8 @@ export class SocketIoServer {
       // Other upgrades belong to the raw port, some answered only after the auth function:
       // engine.io must not end them after its default 1 s.
       destroyUpgrade: false,
-      // A larger message closes the connection, as a larger frame does on the raw port.
-      maxHttpBufferSize: MAX_CLIENT_FRAME_BYTES,
+      // `max_frame_bytes`: a larger message closes the connection, as a larger frame does on the raw port.
+      maxHttpBufferSize: deps.limits.maxFrameBytes,
       // As open as the raw port, which takes any Origin: auth_function decides who gets in.
       // Without it a browser on another origin could not use the polling transport.
       cors: { origin: true },
@@ -141,7 +143,7 @@ export class SocketIoServer {
       return;
     }
     socket.data.context ??= null;
-    const client = new SocketIoClient(socket, () => this.deps.host.metrics.slowConsumers.inc());
+    const client = new SocketIoClient(socket, this.deps.limits.maxSendBufferBytes, () => this.deps.host.metrics.slowConsumers.inc());
     this.clients.add(client);
     const onError = (err: unknown) => this.deps.host.logger.warn({ err }, 'stream Socket.IO event failed');
     socket.on('join', (...args: unknown[]) => client.serialize(() => this.join(client, args), onError));
@@ -154,8 +156,9 @@ export class SocketIoServer {
     const read = readJoin(payload);
     if (!read.ok) return ack(read.ack);
     const { subscriptionId, streamName, groupId, id } = read.value;
-    if (!client.subscriptions.has(subscriptionId) && client.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
-      const message = `A connection may hold at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions; leave one before joining another.`;
+    const max = this.deps.limits.maxSubscriptionsPerConnection;
+    if (!client.subscriptions.has(subscriptionId) && client.subscriptions.size >= max) {
+      const message = `A connection may hold at most ${max} subscriptions (iii-stream.max_subscriptions_per_connection); leave one before joining another.`;
       return ack(failure(ErrorCode.limitExceeded, message));
     }
     const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };

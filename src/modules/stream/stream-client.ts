@@ -1,13 +1,12 @@
 import WebSocket from 'ws';
 import type { Json } from '../../protocol/messages';
 import type { StreamEvent } from './events';
-import { MAX_CLIENT_SEND_BUFFER_BYTES } from './limits';
 import type { Subscription } from './subscriptions';
 
 /**
  * One WebSocket client of the stream port. Frames are handled one at a time in arrival order
  * (a join's handlers finish before a later leave is looked at). Sending never waits and never
- * grows without bound: past MAX_CLIENT_SEND_BUFFER_BYTES unsent, the socket is cut.
+ * grows without bound: past `max_send_buffer_bytes` unsent, the socket is cut.
  */
 export class StreamClient {
   readonly subscriptions = new Map<string, Subscription<StreamClient>>();
@@ -18,6 +17,8 @@ export class StreamClient {
     private readonly socket: WebSocket,
     /** What the auth function returned as `context`; null without one. */
     readonly context: Json,
+    /** `max_send_buffer_bytes`: unsent bytes past which the socket is cut. */
+    private readonly maxSendBufferBytes: number,
     private readonly onSlowClient: () => void,
   ) {}
 
@@ -44,7 +45,7 @@ export class StreamClient {
   sendText(text: string): void {
     if (!this.open) return;
     this.socket.send(text);
-    if (this.socket.bufferedAmount > MAX_CLIENT_SEND_BUFFER_BYTES) {
+    if (this.socket.bufferedAmount > this.maxSendBufferBytes) {
       // A close frame would queue behind the backlog it is meant to end, so the socket is cut.
       this.closed = true;
       this.onSlowClient();
