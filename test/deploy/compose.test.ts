@@ -264,13 +264,7 @@ describe('the balancer config in front of three real engine nodes', () => {
     nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix, env })));
     [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
 
-    lb = spawn(bin, ['-db', '-f', localHaproxyConfig(HAPROXY_CFG, nodes, lbPorts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    lb.stdout!.on('data', (c: Buffer) => (lbOutput += c.toString()));
-    lb.stderr!.on('data', (c: Buffer) => (lbOutput += c.toString()));
-    await waitFor(async () => {
-      if (lb!.exitCode !== null) throw new Error(`haproxy exited with ${lb!.exitCode}:\n${lbOutput}`);
-      return (await fetch(`http://127.0.0.1:${lbPorts.stats}/healthz`)).status === 200;
-    }, 10_000, () => lbOutput);
+    lb = await startBalancer(bin, localHaproxyConfig(HAPROXY_CFG, nodes, lbPorts), lbPorts.stats, (text) => (lbOutput += text));
 
     worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
       cwd: ROOT,
@@ -280,16 +274,7 @@ describe('the balancer config in front of three real engine nodes', () => {
   }, 30_000);
 
   afterAll(async () => {
-    if (worker && worker.exitCode === null) {
-      const exited = new Promise((r) => worker!.once('exit', r));
-      worker.kill('SIGTERM');
-      await exited;
-    }
-    if (lb && lb.exitCode === null) {
-      const exited = new Promise((r) => lb!.once('exit', r));
-      lb.kill('SIGTERM');
-      await exited;
-    }
+    for (const child of [worker, lb]) await stopChild(child);
     await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
     await redis?.stop();
   });
@@ -518,13 +503,7 @@ describe('the TLS balancer config in front of three real engine nodes with TLS',
     };
     nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix: `compose-tls-${process.pid}:`, env })));
     [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    lb = spawn(bin, ['-db', '-f', localHaproxyConfig(HAPROXY_TLS_CFG, nodes, lbPorts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    lb.stdout!.on('data', (c: Buffer) => (lbOutput += c.toString()));
-    lb.stderr!.on('data', (c: Buffer) => (lbOutput += c.toString()));
-    await waitFor(async () => {
-      if (lb!.exitCode !== null) throw new Error(`haproxy exited with ${lb!.exitCode}:\n${lbOutput}`);
-      return (await fetch(`http://127.0.0.1:${lbPorts.stats}/healthz`)).status === 200;
-    }, 10_000, () => lbOutput);
+    lb = await startBalancer(bin, localHaproxyConfig(HAPROXY_TLS_CFG, nodes, lbPorts), lbPorts.stats, (text) => (lbOutput += text));
     // The example worker as docker-compose.tls.yml runs it: wss:// and NODE_EXTRA_CA_CERTS.
     worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
       cwd: ROOT,
@@ -534,13 +513,7 @@ describe('the TLS balancer config in front of three real engine nodes with TLS',
   }, 30_000);
 
   afterAll(async () => {
-    for (const child of [worker, lb]) {
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-    }
+    for (const child of [worker, lb]) await stopChild(child);
     await Promise.all(nodes.map((node) => node.kill('SIGKILL')));
     await redis?.stop();
     if (certs) fs.rmSync(certs, { recursive: true, force: true });
@@ -573,6 +546,36 @@ function httpsGet(port: number, urlPath: string, ca: Buffer): Promise<{ status: 
     });
     req.on('error', reject);
   });
+}
+
+/** Runs haproxy on `configFile` (its output to `onOutput`) until its stats port answers /healthz. */
+async function startBalancer(bin: string, configFile: string, statsPort: number, onOutput: (text: string) => void): Promise<ChildProcess> {
+  let output = '';
+  const lb = spawn(bin, ['-db', '-f', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const collect = (c: Buffer): void => {
+    output += c.toString();
+    onOutput(c.toString());
+  };
+  lb.stdout!.on('data', collect);
+  lb.stderr!.on('data', collect);
+  try {
+    await waitFor(async () => {
+      if (lb.exitCode !== null) throw new Error(`haproxy exited with ${lb.exitCode}:\n${output}`);
+      return (await fetch(`http://127.0.0.1:${statsPort}/healthz`)).status === 200;
+    }, 10_000, () => output);
+  } catch (err) {
+    await stopChild(lb);
+    throw err;
+  }
+  return lb;
+}
+
+/** SIGTERM to a child still running, then waits for its exit. */
+async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /**

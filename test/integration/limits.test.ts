@@ -11,8 +11,9 @@ import type { StreamModule } from '../../src/modules/stream';
 import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES } from '../../src/modules/stream/limits';
 import { AddressLimit } from '../../src/transport/address-limit';
 import { call, rejection, type Any } from '../support/calls';
-import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { functionRegistered, sleep, startEngine, testConfig, waitFor, withModule, type TestEngine } from '../support/engine';
 import { RawClient } from '../support/raw-client';
+import { openSocket, refusedUpgrade } from '../support/upgrades';
 
 /**
  * The engine's limits (docs/PROTOCOL.md, "Limits"): each one hit on a real engine, with real
@@ -25,43 +26,10 @@ function limits(overrides: Partial<EngineConfig['limits']>): Pick<EngineConfig, 
   return { limits: { ...testConfig().limits, ...overrides } };
 }
 
-/** `modules` with the block of `name` replaced by loopback, port 0 and `block`. */
-function withModule(name: 'http' | 'stream', block: Record<string, unknown>): Pick<EngineConfig, 'modules'> {
-  const modules = testConfig().modules;
-  const current = modules[name];
-  return { modules: { ...modules, [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } } } };
-}
-
 /** iii_limit_refusals_total for one limit key. */
 async function refusals(engine: Engine, limit: string): Promise<number> {
   const metric = await engine.metrics.limitRefusals.get();
   return metric.values.find((v) => v.labels.limit === limit)?.value ?? 0;
-}
-
-/** The status and body of a refused WebSocket upgrade (fails if the upgrade is accepted). */
-function refusedUpgrade(url: string): Promise<{ status: number; body: string }> {
-  const ws = new WebSocket(url);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.terminate();
-      reject(new Error(`the upgrade to ${url} was accepted`));
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once('error', () => undefined);
-  });
-}
-
-/** Opens a WebSocket, resolving once open (rejects when refused). */
-function openSocket(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
 }
 
 /** One GET through `agent` (a keep-alive agent holds the connection open afterwards). */

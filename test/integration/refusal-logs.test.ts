@@ -1,11 +1,11 @@
 import http from 'node:http';
 import pino from 'pino';
-import WebSocket from 'ws';
 import type { EngineConfig } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
 import type { HttpModule } from '../../src/modules/http';
 import type { StreamModule } from '../../src/modules/stream';
-import { testConfig } from '../support/engine';
+import { testConfig, withModule } from '../support/engine';
+import { openSocket, refusedUpgrade } from '../support/upgrades';
 
 /**
  * Refused connections are logged at most once a minute per peer (and reason): iii-sdk retries a
@@ -36,37 +36,6 @@ async function engineWith(config: EngineConfig): Promise<Captured> {
   return { engine, warnings };
 }
 
-/** `modules` with the block of `name` on loopback, port 0, plus `block`. */
-function withModule(name: 'http' | 'stream', block: Record<string, unknown>): Pick<EngineConfig, 'modules'> {
-  const modules = testConfig().modules;
-  const current = modules[name];
-  return { modules: { ...modules, [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } } } };
-}
-
-/** The HTTP status of a refused WebSocket upgrade (fails if the upgrade is accepted). */
-function refusedUpgrade(url: string): Promise<number> {
-  const ws = new WebSocket(url);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => {
-      ws.terminate();
-      reject(new Error(`the upgrade to ${url} was accepted`));
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    ws.once('error', () => undefined);
-  });
-}
-
-function openSocket(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
-
 /** One GET; `agent` false opens (and closes) a connection of its own. */
 function get(port: number, agent: http.Agent | false): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -88,13 +57,13 @@ describe('refusal logs', () => {
     const config = testConfig();
     const { engine, warnings } = await engineWith({ ...config, listeners: [{ ...config.listeners[0]!, authToken: 'the-token' }] });
     const url = `ws://127.0.0.1:${engine.port}`;
-    for (let i = 0; i < REFUSALS; i++) expect(await refusedUpgrade(`${url}/otel`)).toBe(401);
+    for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(`${url}/otel`)).status).toBe(401);
     const lines = matching(warnings, 401);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ path: '/otel', peer: '127.0.0.1', status: 401, msg: expect.stringContaining('requires the worker token') });
     expect(lines[0]).not.toHaveProperty('suppressed');
     // Another reason is another key: a refused worker socket is still reported.
-    expect(await refusedUpgrade(url)).toBe(401);
+    expect((await refusedUpgrade(url)).status).toBe(401);
     expect(matching(warnings, 401).map((w) => w.path)).toEqual(['/otel', '/']);
   });
 
@@ -104,7 +73,7 @@ describe('refusal logs', () => {
     const url = `ws://127.0.0.1:${engine.port}`;
     const held = await openSocket(url);
     try {
-      for (let i = 0; i < REFUSALS; i++) expect(await refusedUpgrade(url)).toBe(429);
+      for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(url)).status).toBe(429);
       const lines = matching(warnings, 429);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ path: '/', peer: '127.0.0.1', msg: expect.stringContaining('at most 1 per client address') });
@@ -133,7 +102,7 @@ describe('refusal logs', () => {
     const url = `ws://127.0.0.1:${engine.module<StreamModule>('iii-stream')!.port}/`;
     const held = await openSocket(url);
     try {
-      for (let i = 0; i < REFUSALS; i++) expect(await refusedUpgrade(url)).toBe(429);
+      for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(url)).status).toBe(429);
       const lines = matching(warnings, 429);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ peer: '127.0.0.1', msg: expect.stringContaining('iii-stream.max_connections_per_address') });

@@ -9,6 +9,13 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
   return ephemeralConfig({ nodeId: 'test-node', ...overrides });
 }
 
+/** `modules` of the test config with module `name` on, on loopback and port 0, and `block` added to its config. */
+export function withModule(name: 'http' | 'stream', block: Record<string, unknown>): Pick<EngineConfig, 'modules'> {
+  const modules = testConfig().modules;
+  const current = modules[name];
+  return { modules: { ...modules, [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } } } };
+}
+
 export interface TestEngine {
   engine: Engine;
   url: string;
