@@ -33,6 +33,10 @@ export class ClusterNode {
   private readonly membership: Membership;
   private readonly sync: RegistrySync;
   private started = false;
+  /** A `reattach.claim` from `from` (set by the engine: it holds calls of closed sockets). */
+  onReattachClaim: ((claim: Extract<BusMessage, { type: 'reattach.claim' }>, from: string) => void) | undefined;
+  /** Calls handed over by another node for a connection of this node (set by the engine). */
+  onReattachCalls: ((workerId: string, calls: Extract<BusMessage, { type: 'reattach.calls' }>['calls']) => void) | undefined;
 
   constructor(
     private readonly registry: Registry,
@@ -74,6 +78,11 @@ export class ClusterNode {
   /** Sends a call to another node's inbox. */
   send(nodeId: string, message: BusMessage): Promise<void> {
     return this.bus.send(nodeId, message);
+  }
+
+  /** Sends a message to every other node. */
+  broadcast(message: BusMessage): Promise<void> {
+    return this.bus.broadcast(message);
   }
 
   /** Redis answers and this node's heartbeat gets through. */
@@ -127,6 +136,12 @@ export class ClusterNode {
         return;
       case 'trigger.result':
         this.triggers.resultFromPeer(message.triggerId, message.error);
+        return;
+      case 'reattach.claim':
+        this.onReattachClaim?.(message, from);
+        return;
+      case 'reattach.calls':
+        this.onReattachCalls?.(message.workerId, message.calls);
         return;
     }
   }

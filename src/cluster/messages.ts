@@ -1,4 +1,4 @@
-import type { ErrorBody, Json } from '../protocol/messages';
+import type { ErrorBody, InvokeFunction, Json } from '../protocol/messages';
 import type { RegistryDelta } from '../registry/types';
 
 /**
@@ -30,7 +30,15 @@ export type BusMessage =
   /** The sender is going away (drain): forget its entries and fail calls pending on it now. */
   | { type: 'leaving' }
   /** A provider on the sender answered a binding of the receiver (error = refused). */
-  | { type: 'trigger.result'; triggerId: string; error?: ErrorBody };
+  | { type: 'trigger.result'; triggerId: string; error?: ErrorBody }
+  /**
+   * Broadcast by the node a worker reconnected to (`reattach`): whoever holds calls that worker
+   * sent on its previous socket while a draining node was closing it, send them to `workerId`
+   * on the sender. `token` is the previous connection's reattach token.
+   */
+  | { type: 'reattach.claim'; previousWorkerId: string; token: string; workerId: string }
+  /** Those calls, for the receiver's connection `workerId` to make as its own. */
+  | { type: 'reattach.calls'; workerId: string; calls: InvokeFunction[] };
 
 export interface Envelope {
   from: string;

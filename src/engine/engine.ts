@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../observability/logger';
 import { LogLimiter } from '../observability/log-limiter';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
-import { encode, telemetrySignal, type TelemetrySignal } from '../protocol/codec';
+import { decodeFrame, encode, telemetrySignal, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json, RegisterFunction } from '../protocol/messages';
 import { Registry } from '../registry/registry';
@@ -46,6 +46,8 @@ const DRAIN_POLL_MS = 5;
  * milliseconds: the SDK reconnects after 1 s (+-30 %), then 2 s if that attempt fails.
  */
 const DEPARTED_HOLD_MS = 5000;
+/** Calls of one closed socket kept for its worker to claim from its next node (see `orphans`). */
+const MAX_ORPHAN_CALLS = 1000;
 /** How often a drain that waits logs what it waits for, in milliseconds. */
 const DRAIN_REPORT_MS = 1000;
 /** How long the stop waits for workers to answer the close frames (1012) before cutting them, in milliseconds. */
@@ -93,8 +95,8 @@ export class Engine implements ModuleHost {
   private readonly httpFunctionOptions: HttpFunctionOptions;
   private opsPort = 0;
   private stopping: Promise<void> | undefined;
-  /** Worker sockets the drain has closed, until their close handshake is over. */
-  private readonly drained = new Set<WebSocket>();
+  /** Worker sockets the drain has closed, with when (performance.now()), until their close handshake is over. */
+  private readonly drained = new Map<WebSocket, number>();
   /**
    * Cluster mode, draining: calls for this node's workers that were not sent to them (so they
    * can go idle and leave), by invocation id: `parked` until another node serves the function,
@@ -107,6 +109,14 @@ export class Engine implements ModuleHost {
    * routing their functions here (parked) rather than failing them while they reconnect elsewhere.
    */
   private readonly departed = new Map<string, number>();
+  /**
+   * Cluster mode, draining: calls a worker sent on a socket the drain had already closed (the
+   * frame crossed our close frame; iii-sdk never re-sends it, but keeps waiting for its answer),
+   * by worker id, with that socket's reattach token. When the worker reconnects to another node,
+   * that node broadcasts a claim (`reattach`) and the calls are handed to it, to be made there as
+   * the new connection's own. Kept at most DEPARTED_HOLD_MS.
+   */
+  private readonly orphans = new Map<string, { token: string; calls: InvokeFunction[]; until: number }>();
   state: EngineState = 'created';
   /** Auth-function refusals and warnings, at most one line per listener and peer a minute (SDKs reconnect forever). */
   private readonly authLog = new LogLimiter();
@@ -149,6 +159,8 @@ export class Engine implements ModuleHost {
     });
     if (this.cluster) {
       const cluster = this.cluster;
+      cluster.onReattachClaim = (claim, from) => this.handOverOrphans(claim.previousWorkerId, claim.token, from, claim.workerId);
+      cluster.onReattachCalls = (workerId, calls) => this.takeOverCalls(workerId, calls);
       this.channelRelay = new ChannelRelay(channelPrefix(this.nodeId), (prefix) => cluster.ownerUrl(prefix), config.limits.maxMessageBytes, this.logger, config.tls?.ca);
       this.channels.forwarder = this.channelRelay.forward;
     }
@@ -229,13 +241,17 @@ export class Engine implements ModuleHost {
     this.events.emit('draining');
     const settled = await this.drainSessions(startedAt + this.config.drainGraceMs);
     for (const workerId of [...this.departed.keys()]) this.forgetDeparted(workerId);
+    for (const [workerId, held] of this.orphans) {
+      this.logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed before the grace ended: lost');
+    }
+    this.orphans.clear();
     const failed = this.router.pending.size;
     this.router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, `The engine is shutting down: the call did not finish within the drain grace (${this.config.drainGraceMs} ms)`));
     // The rejections above answer their callers from promise callbacks: let them go out first.
     await new Promise<void>((resolve) => setImmediate(resolve));
     const sessions = [...this.sessions.values()];
     for (const session of sessions) {
-      this.drained.add(session.connection.socket);
+      this.drained.set(session.connection.socket, performance.now());
       session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
     }
     await Promise.all(sessions.map((session) => session.cleanup()));
@@ -305,6 +321,11 @@ export class Engine implements ModuleHost {
       );
     }
     const now = performance.now();
+    for (const [workerId, held] of this.orphans) {
+      if (now < held.until) continue;
+      this.orphans.delete(workerId);
+      this.logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed by the worker from another node: lost');
+    }
     for (const [workerId, holdUntil] of this.departed) {
       const waiting = this.divertedOf(workerId) > 0;
       const replaced = this.registry.functionsOf(workerId).every((fn) => this.servedElsewhere(fn.id) !== undefined);
@@ -329,9 +350,23 @@ export class Engine implements ModuleHost {
     this.registry.apply({ op: 'worker.remove', workerId });
   }
 
+  /**
+   * Whether a socket the drain closed may still deliver frames: until the worker answers our close
+   * frame (at most CLOSE_HANDSHAKE_WAIT_MS), a call it sent before seeing it can still arrive
+   * (cluster mode keeps such calls in `orphans`). A single node has nowhere to hand them.
+   */
+  private closingHandshakes(): boolean {
+    if (!this.cluster) return false;
+    const now = performance.now();
+    for (const [socket, closedAt] of this.drained) {
+      if (socket.readyState !== socket.CLOSED && now - closedAt < CLOSE_HANDSHAKE_WAIT_MS) return true;
+    }
+    return false;
+  }
+
   /** Waits until every worker socket closed so far has finished its close handshake, at most `waitMs`. */
   private async closeHandshakes(waitMs: number): Promise<void> {
-    const open = [...this.drained].filter((socket) => socket.readyState !== socket.CLOSED);
+    const open = [...this.drained.keys()].filter((socket) => socket.readyState !== socket.CLOSED);
     this.drained.clear();
     if (open.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -352,12 +387,13 @@ export class Engine implements ModuleHost {
       this.moveDiverted();
       for (const session of this.sessions.values()) {
         if (session.activeInvocations - this.divertedOf(session.id) === 0 && !session.connection.closing) {
-          this.drained.add(session.connection.socket);
+          this.drained.set(session.connection.socket, performance.now());
           session.connection.close(CloseCode.serviceRestart, 'engine shutting down');
           void session.cleanup();
         }
       }
-      if (this.sessions.size === 0 && this.departed.size === 0 && this.router.pending.size === 0) return true;
+      const idle = this.sessions.size === 0 && this.departed.size === 0 && this.router.pending.size === 0;
+      if (idle && this.orphans.size === 0 && !this.closingHandshakes()) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
       if (performance.now() >= nextReportAt) {
@@ -571,9 +607,51 @@ export class Engine implements ModuleHost {
   /** Retires a previous connection of a reconnecting worker before its replay (protocol §3.3). */
   async reattach(current: WorkerSession, previousId: string, token: string | undefined): Promise<void> {
     const previous = this.sessions.get(previousId);
+    if (!previous && this.cluster && token !== undefined) {
+      // The previous connection was on another node: if a drain closed it, that node may hold calls it sent.
+      const claim = { type: 'reattach.claim' as const, previousWorkerId: previousId, token, workerId: current.id };
+      this.cluster.broadcast(claim).catch((err: unknown) => this.logger.debug({ err, worker: current.id }, 'reattach claim not broadcast'));
+      return;
+    }
     if (!previous || previous === current || token === undefined || !sameSecret(token, previous.connection.reattachToken)) return;
     previous.connection.close(CloseCode.normal, 'reattached by a new connection');
     await previous.cleanup();
+  }
+
+  /**
+   * A frame that arrived on a socket already closing. A call on a socket the drain closed (cluster
+   * mode) is kept in `orphans` for the worker to claim from its next node; anything else is dropped.
+   */
+  lateFrame(session: WorkerSession, data: RawData, isBinary: boolean): void {
+    if (this.state !== 'draining' || !this.cluster || !this.drained.has(session.connection.socket)) return;
+    const decoded = decodeFrame(rawDataToBuffer(data), isBinary);
+    if (decoded.kind !== 'message' || decoded.message.type !== 'invokefunction') return;
+    let held = this.orphans.get(session.id);
+    if (!held) {
+      held = { token: session.connection.reattachToken, calls: [], until: performance.now() + DEPARTED_HOLD_MS };
+      this.orphans.set(session.id, held);
+    }
+    if (held.calls.length < MAX_ORPHAN_CALLS) held.calls.push(decoded.message);
+  }
+
+  /** A claim for the calls of `previousWorkerId` from node `to`: hands them over if the token matches. */
+  private handOverOrphans(previousWorkerId: string, token: string, to: string, workerId: string): void {
+    const held = this.orphans.get(previousWorkerId);
+    if (!held || !sameSecret(token, held.token)) return;
+    this.orphans.delete(previousWorkerId);
+    this.cluster!.send(to, { type: 'reattach.calls', workerId, calls: held.calls }).catch((err: unknown) =>
+      this.logger.warn({ err, worker: previousWorkerId, calls: held.calls.length, peer: to }, 'calls of a closed socket not handed over to the worker\'s new node: lost'),
+    );
+  }
+
+  /** Calls another node held for a worker now connected here: made as this connection's own. */
+  private takeOverCalls(workerId: string, calls: InvokeFunction[]): void {
+    const session = this.sessions.get(workerId);
+    if (!session) {
+      this.logger.warn({ worker: workerId, calls: calls.length }, 'calls handed over for a connection that is gone: lost');
+      return;
+    }
+    for (const call of calls) session.acceptCall(call);
   }
 
   /** The disconnect cleanup (protocol §3.4), run once per connection. */

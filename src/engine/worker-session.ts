@@ -60,7 +60,7 @@ export class WorkerSession implements WorkerTarget {
   }
 
   onFrame(data: RawData, isBinary: boolean): void {
-    if (this.connection.closing) return;
+    if (this.connection.closing) return this.engine.lateFrame(this, data, isBinary);
     if (this.backlog) this.backlog.push([data, isBinary]);
     else this.holdFor(this.process(data, isBinary), []);
   }
@@ -269,6 +269,11 @@ export class WorkerSession implements WorkerTarget {
     } catch (err) {
       this.engine.logger.warn({ err, trigger: id }, 'provider failed to unregister a binding');
     }
+  }
+
+  /** A call this connection's worker made on its previous socket, handed over by another node. */
+  acceptCall(message: InvokeFunction): void {
+    this.invoke(message);
   }
 
   /**

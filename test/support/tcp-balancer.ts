@@ -19,6 +19,11 @@ export class TcpBalancer {
     return (this.server.address() as net.AddressInfo).port;
   }
 
+  /** Points backend `index` at `port` from the next connection on (a restarted node on a new port). */
+  setBackend(index: number, port: number): void {
+    this.backends[index] = port;
+  }
+
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
