@@ -67,6 +67,8 @@ describe('calls across nodes', () => {
     const [a, b] = await cluster(2);
     b!.worker('far-away').registerFunction('x', async () => 1);
     await waitFor(() => a!.engine.registry.pool('x').length === 1, 'x mirrored');
+    // The name arrives with the SDK's engine::workers::register call, after the registration.
+    await waitFor(() => [...a!.engine.registry.workers()].some((w) => w.name === 'far-away'), 'far-away metadata mirrored');
     const list = (await a!.worker('lister').trigger({ function_id: 'engine::workers::list', payload: {} })) as { workers: { name?: string }[] };
     expect(list.workers.map((w) => w.name)).toContain('far-away');
   });
