@@ -609,6 +609,9 @@ export class Engine implements ModuleHost {
     const previous = this.sessions.get(previousId);
     if (!previous && this.cluster && token !== undefined) {
       // The previous connection was on another node: if a drain closed it, that node may hold calls it sent.
+      // One claim per connection: a worker repeating `reattach` must not turn into a broadcast storm.
+      if (current.claimedPrevious) return;
+      current.claimedPrevious = true;
       const claim = { type: 'reattach.claim' as const, previousWorkerId: previousId, token, workerId: current.id };
       this.cluster.broadcast(claim).catch((err: unknown) => this.logger.debug({ err, worker: current.id }, 'reattach claim not broadcast'));
       return;

@@ -31,6 +31,8 @@ export class WorkerSession implements WorkerTarget {
   /** Frames held back while an asynchronous registration completes, in arrival order. */
   private backlog: Array<[RawData, boolean]> | undefined;
   private cleanedUp: Promise<void> | undefined;
+  /** Set once this connection has claimed the calls of its previous socket from the other nodes. */
+  claimedPrevious = false;
   /**
    * What this connection has registered, as `f:<id>`, `y:<id>` (trigger types) and `t:<id>`,
    * bounded by `max_registrations_per_worker`: the registry (and, in a cluster, Redis and every
