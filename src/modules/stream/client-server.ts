@@ -13,7 +13,7 @@ import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
 import { streamEvent, type StreamEvent } from './events';
-import type { StreamClientLimits } from './limits';
+import { subscriptionLimitRefusal, type StreamClientLimits } from './limits';
 import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
@@ -169,11 +169,8 @@ export class ClientServer {
   private async join(client: StreamClient, command: ClientCommand): Promise<void> {
     const { subscriptionId, streamName, groupId, id } = command;
     const previous = client.subscriptions.get(subscriptionId);
-    const max = this.deps.limits.maxSubscriptionsPerConnection;
-    if (!previous && client.subscriptions.size >= max) {
-      const message = `A connection may hold at most ${max} subscriptions (iii-stream.max_subscriptions_per_connection); leave one before joining another.`;
-      return client.sendError(ErrorCode.limitExceeded, message, subscriptionId);
-    }
+    const refusal = subscriptionLimitRefusal(client.subscriptions, subscriptionId, this.deps.limits);
+    if (refusal) return client.sendError(ErrorCode.limitExceeded, refusal, subscriptionId);
     const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };
     const admitted = await this.deps.joins.admits(event);
     if (!client.open) return;

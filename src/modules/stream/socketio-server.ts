@@ -2,32 +2,22 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Server, type ExtendedError } from 'socket.io';
 import { EngineError, ErrorCode } from '../../protocol/errors';
-import type { AddressLimit } from '../../transport/address-limit';
-import type { ModuleHost } from '../module';
 import { authenticate } from './client-auth';
+import type { ClientServerDeps } from './client-server';
 import { streamEvent, type StreamEvent } from './events';
-import type { StreamClientLimits } from './limits';
-import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
+import { subscriptionLimitRefusal } from './limits';
+import { membershipEvent, type MembershipEvent } from './membership-triggers';
 import { SocketIoClient, type StreamClientEvents, type StreamServerEvents, type StreamSocket, type StreamSocketData } from './socketio-client';
 import { readJoin, readLeave, splitAck, type SocketIoAck } from './socketio-payload';
 import type { SocketIoRedisLink } from './socketio-redis-adapter';
 import { eventRooms } from './socketio-rooms';
-import { initialSync, type StreamService } from './stream-service';
+import { initialSync } from './stream-service';
 
 /** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
 export const SOCKET_IO_PATH = '/socket.io/';
 
-export interface SocketIoServerDeps {
-  host: ModuleHost;
-  service: StreamService;
-  joins: MembershipTriggers;
-  leaves: MembershipTriggers;
-  /** `auth_function`: called at every Socket.IO handshake when set. */
-  authFunction: string | undefined;
-  /** `max_connections_per_address`, shared with the raw WebSocket clients of the port. */
-  addresses: AddressLimit;
-  /** `max_frame_bytes`, `max_subscriptions_per_connection`, `max_send_buffer_bytes`, as on the raw port. */
-  limits: StreamClientLimits;
+/** What the raw port gets (the same auth function, triggers, address count and limits), plus: */
+export interface SocketIoServerDeps extends ClientServerDeps {
   /** The stream port's HTTP server; the raw port (ClientServer) owns it and closes it. */
   httpServer: http.Server;
   /** Cluster mode: the Redis link whose adapter spans the nodes; closed by `close`. */
@@ -156,11 +146,8 @@ export class SocketIoServer {
     const read = readJoin(payload);
     if (!read.ok) return ack(read.ack);
     const { subscriptionId, streamName, groupId, id } = read.value;
-    const max = this.deps.limits.maxSubscriptionsPerConnection;
-    if (!client.subscriptions.has(subscriptionId) && client.subscriptions.size >= max) {
-      const message = `A connection may hold at most ${max} subscriptions (iii-stream.max_subscriptions_per_connection); leave one before joining another.`;
-      return ack(failure(ErrorCode.limitExceeded, message));
-    }
+    const refusal = subscriptionLimitRefusal(client.subscriptions, subscriptionId, this.deps.limits);
+    if (refusal) return ack(failure(ErrorCode.limitExceeded, refusal));
     const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };
     const admitted = await this.deps.joins.admits(event);
     if (!client.open) return;
