@@ -24,7 +24,7 @@ export class AddressLimit {
 
   /** Connections open from `address`. */
   count(address: string): number {
-    return this.open.get(normalize(address)) ?? 0;
+    return this.open.get(unmappedAddress(address)) ?? 0;
   }
 
   /**
@@ -33,7 +33,7 @@ export class AddressLimit {
    */
   acquire(address: string, connection: Closable): boolean {
     if (this.maxPerAddress === 0) return true;
-    const key = normalize(address);
+    const key = unmappedAddress(address);
     const count = this.open.get(key) ?? 0;
     if (count >= this.maxPerAddress) {
       this.onRefused();
@@ -47,7 +47,7 @@ export class AddressLimit {
   /** The message a refused client reads. */
   refusal(address: string): string {
     return (
-      `Too many connections from ${normalize(address)}: at most ${this.maxPerAddress} per client address (${this.key}). ` +
+      `Too many connections from ${unmappedAddress(address)}: at most ${this.maxPerAddress} per client address (${this.key}). ` +
       'Close a connection and retry; behind a proxy every client shares its address, so raise the limit or set it to 0 there.'
     );
   }
@@ -60,6 +60,6 @@ export class AddressLimit {
 }
 
 /** `::ffff:10.0.0.1` and `10.0.0.1` are one client (a dual-stack listener reports the former). */
-function normalize(address: string): string {
+export function unmappedAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { WorkerListenerConfig } from '../../config/types';
 import { ErrorCode } from '../../protocol/errors';
+import { unmappedAddress } from '../../transport/address-limit';
 import { tokenMatches } from './shared-token';
 
 /**
@@ -66,7 +67,7 @@ function isOpenedByAuth(listener: WorkerListenerConfig): boolean {
 
 /** `127.0.0.0/8`, `::1` and their IPv4-mapped forms. */
 export function isLoopbackAddress(address: string): boolean {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  const v4 = unmappedAddress(address);
   if (isIP(v4) === 4) return v4.startsWith('127.');
   return address === '::1' || address === '0:0:0:0:0:0:0:1';
 }
