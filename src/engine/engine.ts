@@ -31,7 +31,7 @@ import { WorkerServer } from '../transport/worker-server';
 import { authenticate } from './access/authenticate';
 import { FrameHold, MAX_HELD_FRAMES } from './access/frame-hold';
 import type { CallFunction } from './access/hooks';
-import { sameSecret } from './access/secret';
+import { sameSecret } from '../transport/secret';
 import { SessionAccess } from './access/session-access';
 import { openListenerWarning } from './access/upgrade-gate';
 import { TriggerManager, type TriggerProvider } from './triggers';

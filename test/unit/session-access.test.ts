@@ -3,7 +3,7 @@ import type { WorkerListenerConfig } from '../../src/config/types';
 import { rawQuery } from '../../src/engine/access/auth-input';
 import { AuthResultError, parseAuthResult } from '../../src/engine/access/auth-result';
 import { sdkChannelUrl } from '../../src/engine/access/sdk-channel-url';
-import { sameSecret } from '../../src/engine/access/secret';
+import { sameSecret } from '../../src/transport/secret';
 import { SessionAccess } from '../../src/engine/access/session-access';
 import { checkUpgrade, isLoopbackAddress, openListenerWarning } from '../../src/engine/access/upgrade-gate';
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { sameSecret } from './secret';
+import { sameSecret } from '../../transport/secret';
 
 /**
  * The shared worker token (`III_WORKER_TOKEN`, or `auth_token` in an `iii-worker-manager`

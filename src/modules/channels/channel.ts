@@ -1,4 +1,4 @@
-import { accessKeyMatches } from './access-key';
+import { sameSecret } from '../../transport/secret';
 import type { Logger } from '../../observability/logger';
 import type { ChannelEndSide, ChannelReaderEnd, ChannelWriterEnd } from './channel-end';
 import type { ChannelItem } from './channel-item';
@@ -108,7 +108,7 @@ export class Channel {
 
   /** Constant-time check of a presented access key. */
   keyMatches(presented: string): boolean {
-    return accessKeyMatches(this.key, presented);
+    return sameSecret(presented, this.key);
   }
 
   /** The access key, for `ReleasedChannels`. */

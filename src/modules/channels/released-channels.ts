@@ -1,4 +1,4 @@
-import { accessKeyMatches } from './access-key';
+import { sameSecret } from '../../transport/secret';
 
 /**
  * One generation of released channels. Every HTTP request releases two channels, and a late end
@@ -61,7 +61,7 @@ export class ReleasedChannels {
   matches(channelId: string, presented: string, nowMs: number): boolean {
     this.rotate(nowMs);
     const key = this.current.key(channelId) ?? this.previous.key(channelId);
-    return key !== undefined && accessKeyMatches(key, presented);
+    return key !== undefined && sameSecret(presented, key);
   }
 
   /** Recognised without a key check (the caller already checked it). */
