@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, waitForPort } from './ports';
 
 const INSTALL_HINT =
   'redis-server is not installed. Tests that need Redis start a private redis-server on a free port; ' +
@@ -43,7 +43,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   const launch = async () => {
     const proc = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
     child = proc;
-    await waitForPort(port, proc);
+    await waitForPort(port, proc, 10_000, 'redis-server');
   };
   const stop = async () => {
     const proc = child;
@@ -57,32 +57,4 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   await launch();
   const scheme = options.tls ? 'rediss' : 'redis';
   return { url: `${scheme}://127.0.0.1:${port}`, port, ...(options.password === undefined ? {} : { password: options.password }), stop, restart: launch };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, proc: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} before listening on ${port}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port} within 10 s`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
