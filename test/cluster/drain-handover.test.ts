@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { sleep, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { RawClient } from '../support/raw-client';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -26,10 +26,9 @@ afterEach(async () => {
 });
 
 async function cluster(): Promise<[TestEngine, TestEngine]> {
-  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const [a, b] = await Promise.all(['node-a', 'node-b'].map((nodeId) => startEngine({ nodeId, cluster: { redisUrl: redis.url, keyPrefix }, drainGraceMs: 10_000 })));
-  engines.push(a!, b!);
-  return [a!, b!];
+  const { nodes } = await startCluster(2, redis.url, { drainGraceMs: 10_000 });
+  engines.push(...nodes);
+  return [nodes[0]!, nodes[1]!];
 }
 
 async function rawClient(url: string): Promise<RawClient> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { TriggerAction, registerWorker, type IIIClient } from 'iii-sdk';
-import { sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { sleep, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -28,10 +28,7 @@ afterEach(async () => {
 });
 
 async function cluster(count: number): Promise<TestEngine[]> {
-  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: redis.url, keyPrefix } })),
-  );
+  const { nodes } = await startCluster(count, redis.url);
   engines.push(...nodes);
   return nodes;
 }

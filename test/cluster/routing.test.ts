@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { HttpModule } from '../../src/modules/http';
-import { startEngine, waitFor, type TestEngine } from '../support/engine';
+import { startCluster, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 
 let redis: TestRedis;
@@ -19,10 +18,7 @@ afterEach(async () => {
 
 /** Nodes of one cluster: same Redis, a key prefix of its own per test. */
 async function cluster(count: number): Promise<TestEngine[]> {
-  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: redis.url, keyPrefix } })),
-  );
+  const { nodes } = await startCluster(count, redis.url);
   engines.push(...nodes);
   return nodes;
 }

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import { Engine } from '../../src/engine/engine';
 import type { StreamModule } from '../../src/modules/stream';
 import { silentLogger } from '../../src/observability/logger';
-import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { functionRegistered, sleep, startCluster, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 import { call, type Any } from '../support/calls';
 
@@ -34,8 +33,7 @@ afterEach(async () => {
 
 /** Nodes of one cluster: same Redis, a key prefix of its own per test. */
 async function cluster(count: number, url = redis.url): Promise<TestEngine[]> {
-  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const nodes = await Promise.all(Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: url, keyPrefix } })));
+  const { nodes } = await startCluster(count, url);
   engines.push(...nodes);
   return nodes;
 }

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
-import { sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
+import { sleep, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 import { call, type Any } from '../support/calls';
 
@@ -33,10 +32,9 @@ afterEach(async () => {
 
 /** Nodes of one cluster: same Redis, a key prefix of its own per test. */
 async function cluster(count: number, url = redis.url): Promise<{ nodes: TestEngine[]; keyPrefix: string }> {
-  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const nodes = await Promise.all(Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl: url, keyPrefix } })));
-  engines.push(...nodes);
-  return { nodes, keyPrefix };
+  const started = await startCluster(count, url);
+  engines.push(...started.nodes);
+  return started;
 }
 
 function port(node: TestEngine): number {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
 import { ephemeralConfig } from '../../src/config/ephemeral';
 import type { EngineConfig } from '../../src/config/types';
@@ -22,6 +23,18 @@ export interface TestEngine {
   /** Starts an iii-sdk worker against this engine; stopped by `close()`. */
   worker(name: string, options?: InitOptions): IIIClient;
   close(): Promise<void>;
+}
+
+/**
+ * `count` in-process nodes of one cluster (node-1, node-2, ...): one Redis, and a key prefix of
+ * their own so tests sharing a Redis never see each other. `overrides` apply to every node.
+ */
+export async function startCluster(count: number, redisUrl: string, overrides: Partial<EngineConfig> = {}): Promise<{ nodes: TestEngine[]; keyPrefix: string }> {
+  const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
+  const nodes = await Promise.all(
+    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl, keyPrefix }, ...overrides })),
+  );
+  return { nodes, keyPrefix };
 }
 
 export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv): Promise<TestEngine> {
