@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { registerWorker } from 'iii-sdk';
 import { serveParent, toParent } from '../lib/child';
-import { Samples, percentileSorted } from '../lib/stats';
+import { closedLoops } from '../lib/loops';
 import { ECHO_FUNCTION_ID, PAD, type CallerReady, type RunRequest, type RunResult } from './protocol';
 
 console.debug = () => undefined; // the SDK logs every (re)connect at debug level
@@ -34,52 +34,11 @@ async function probe(deadlineMs: number): Promise<number> {
   }
 }
 
-async function run(request: RunRequest): Promise<RunResult> {
-  const { inflight, warmupMs, measureMs } = request;
-  const measureStart = performance.now() + warmupMs;
-  const measureEnd = measureStart + measureMs;
-  const samples = new Samples();
-  let errors = 0;
-  let next = 0;
-  let totalCalls = 0;
-
-  const lane = async (): Promise<void> => {
-    for (;;) {
-      const t0 = performance.now();
-      if (t0 >= measureEnd) return;
-      const n = next++;
-      let ok: boolean;
-      try {
-        const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad: PAD } });
-        ok = out?.n === n && out.pad === PAD;
-      } catch {
-        ok = false;
-      }
-      const t1 = performance.now();
-      totalCalls++;
-      if (t1 >= measureStart && t1 < measureEnd) {
-        if (ok) samples.push(t1 - t0);
-        else errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: inflight }, lane));
-
-  const sorted = samples.sorted();
-  let sum = 0;
-  for (let i = 0; i < sorted.length; i++) sum += sorted[i];
-  return {
-    type: 'result',
-    inflight,
-    calls: sorted.length,
-    totalCalls,
-    errors,
-    measureMs,
-    callsPerSec: sorted.length / (measureMs / 1000),
-    p50Ms: percentileSorted(sorted, 50),
-    p99Ms: percentileSorted(sorted, 99),
-    meanMs: sorted.length ? sum / sorted.length : Number.NaN,
-  };
+function run(request: RunRequest): Promise<RunResult> {
+  return closedLoops(request, async (n) => {
+    const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad: PAD } });
+    return out?.n === n && out.pad === PAD;
+  });
 }
 
 serveParent(

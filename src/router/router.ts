@@ -192,13 +192,23 @@ export class Router {
    * chosen by the caller's node; if it has left meanwhile, another local member of the pool
    * serves, else a member on a third node (the worker may have moved there while the caller's
    * mirror still pointed here, e.g. during a drain). Never back to the sender: no ping-pong.
+   *
+   * The calling node traces and counts the call (its span is the `traceparent` the call
+   * carries); this node does neither, so a cross-node call is one span and one observation in
+   * the cluster, as a same-node call is.
    */
   invokeLocal(workerId: string, request: CallRequest, fromNodeId: string): Promise<CallOutcome> {
-    const pool = this.deps.registry.pool(request.functionId);
-    const local = pool.filter((e) => e.nodeId === this.deps.nodeId);
-    const entry = local.find((e) => e.workerId === workerId) ?? local[0] ?? pool.find((e) => e.nodeId !== fromNodeId);
+    let chosen: FunctionEntry | undefined;
+    let otherLocal: FunctionEntry | undefined;
+    let thirdNode: FunctionEntry | undefined;
+    for (const entry of this.deps.registry.pool(request.functionId)) {
+      if (entry.nodeId !== this.deps.nodeId) thirdNode ??= entry.nodeId === fromNodeId ? undefined : entry;
+      else if (entry.workerId === workerId) chosen = entry;
+      else otherLocal ??= entry;
+    }
+    const entry = chosen ?? otherLocal ?? thirdNode;
     if (!entry) return Promise.reject(errors.functionNotFound(request.functionId));
-    return this.invoke({ ...request, pinned: entry });
+    return this.route({ ...request, pinned: entry }, undefined);
   }
 
   /**

@@ -33,6 +33,22 @@ describe('calls across nodes', () => {
     await expect(caller.trigger({ function_id: 'math::add', payload: { a: 2, b: 3 } })).resolves.toEqual({ sum: 5 });
   });
 
+  it('counts and traces a cross-node call once, on the caller\'s node', async () => {
+    const [a, b] = await cluster(2);
+    b!.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
+    await waitFor(() => a!.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
+    const caller = a!.worker('caller');
+    await expect(caller.trigger({ function_id: 'math::add', payload: { a: 2, b: 3 } })).resolves.toEqual({ sum: 5 });
+    const calls = async (node: TestEngine) =>
+      (await node.engine.metrics.invocations.get()).values.filter((v) => v.labels.function === 'math::add').reduce((sum, v) => sum + v.value, 0);
+    expect(await calls(a!)).toBe(1);
+    expect(await calls(b!)).toBe(0);
+    // engine::traces::list is served by each node for its own spans (local members are picked first).
+    const spans = (client: typeof caller) => client.trigger({ function_id: 'engine::traces::list', payload: { name: 'math::add' } });
+    await expect(spans(caller)).resolves.toMatchObject({ total: 1 });
+    await expect(spans(b!.worker('tracer'))).resolves.toMatchObject({ total: 0 });
+  });
+
   it('returns the remote worker\'s error to the caller', async () => {
     const [a, b] = await cluster(2);
     b!.worker('failing').registerFunction('boom', async () => {
