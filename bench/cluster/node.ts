@@ -1,16 +1,17 @@
 /**
- * Bench child: one engine node in cluster mode, `node node.js <nodeId> <redisUrl> <keyPrefix>`,
- * logging off, on free loopback ports. Reports `{type:'ready', port}`.
+ * Bench child: one engine node in cluster mode, `node node.js <nodeId> <redisUrl> <keyPrefix> [redis|direct]`
+ * (the bus, default redis), logging off, on free loopback ports. Reports `{type:'ready', port}`.
  */
 import { ephemeralConfig } from '../../src/config/ephemeral';
+import type { ClusterBus } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 import { serveParent, toParent } from '../lib/child';
 import type { ServerCpu, ServerReady } from '../invoke/protocol';
 
 async function main(): Promise<void> {
-  const [nodeId, redisUrl, keyPrefix] = process.argv.slice(2) as [string, string, string];
-  const engine = new Engine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix } }), { logger: silentLogger });
+  const [nodeId, redisUrl, keyPrefix, bus = 'redis'] = process.argv.slice(2) as [string, string, string, ClusterBus?];
+  const engine = new Engine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), { logger: silentLogger });
   await engine.start();
   serveParent((message) => {
     if (message.type !== 'cpu') return;

@@ -22,15 +22,18 @@ import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerReady, Worker
 const FLOOR_MULTIPLE = 2;
 const MOLECULER_TARGET = 0.8;
 const COMMANDS_PER_CALL_TARGET = 2.1;
+/** Targets of the direct bus: K=1 p50 at most 1.5x same-node's, K=64 throughput at least Moleculer's. */
+const DIRECT_P50_TARGET = 1.5;
+const DIRECT_MOLECULER_TARGET = 1.0;
 
 /**
  * same-node / cross-node: two nodes, the caller on A, the echo worker on A or B. cross-node-large:
  * the same call with a third node and FILLER_FUNCTIONS more functions registered, to show that
  * a call's Redis cost does not grow with nodes or functions. moleculer: the peer. redis-floor:
  * two bare ioredis processes, one PUBLISH there and one back per call (bench/cluster/redis-pingpong.ts).
- * BENCH_PLACEMENTS picks a subset (for profiling one path).
+ * direct: cross-node with `cluster.bus: direct` (node-to-node links). BENCH_PLACEMENTS picks a subset.
  */
-const PLACEMENTS = ['same-node', 'cross-node', 'cross-node-large', 'moleculer', 'redis-floor'] as const;
+const PLACEMENTS = ['same-node', 'cross-node', 'direct', 'cross-node-large', 'moleculer', 'redis-floor'] as const;
 type Placement = (typeof PLACEMENTS)[number];
 
 function placements(): Placement[] {
@@ -126,7 +129,11 @@ async function session(placement: Placement, redisUrl: string, s: Settings, log:
     const keyPrefix = `bench${Date.now()}:`;
     const start = async (nodeId: string) => {
       const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${placement}-${nodeId}`);
-      const node = BenchChild.fork<ServerReady | ServerCpu>(path.join(engineDistBench(), 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, redisUrl, keyPrefix], execArgv });
+      const node = BenchChild.fork<ServerReady | ServerCpu>(path.join(engineDistBench(), 'cluster', 'node.js'), {
+        name: `node ${nodeId}`,
+        args: [nodeId, redisUrl, keyPrefix, placement === 'direct' ? 'direct' : 'redis'],
+        execArgv,
+      });
       children.push(node);
       nodes.push(node);
       return `ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`;
@@ -211,6 +218,11 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     } else {
       checks.push({ name: `K=${inflight} cross-node ≥ ${MOLECULER_TARGET}× Moleculer`, pass: peerRatio >= MOLECULER_TARGET });
     }
+    if (inflight === 1) {
+      checks.push({ name: `K=1 direct p50 ≤ ${DIRECT_P50_TARGET}× same-node p50`, pass: p50('direct') <= DIRECT_P50_TARGET * p50('same-node') });
+    } else {
+      checks.push({ name: `K=${inflight} direct ≥ ${DIRECT_MOLECULER_TARGET}× Moleculer`, pass: rate('direct') / rate('moleculer') >= DIRECT_MOLECULER_TARGET });
+    }
     checks.push({
       name: `K=${inflight} ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per cross-node call (2 and 3 nodes)`,
       pass: commands('cross-node') <= COMMANDS_PER_CALL_TARGET && commands('cross-node-large') <= COMMANDS_PER_CALL_TARGET,
@@ -224,6 +236,10 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       fmtMs(p50('cross-node')),
       commands('cross-node').toFixed(2),
       commands('cross-node-large').toFixed(2),
+      fmtInt(rate('direct')),
+      fmtRatio(rate('direct') / rate('moleculer')),
+      fmtMs(p50('direct')),
+      commands('direct').toFixed(2),
       fmtInt(rate('moleculer')),
       fmtRatio(peerRatio),
       fmtMs(p50('moleculer')),
@@ -240,10 +256,11 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `"Redis cmds/call" counts every command Redis executed during the cross-node run (INFO commandstats), heartbeats included, divided by the calls completed. ` +
       `The peer: the same echo call (payload \`{n, pad}\`, same K) between two Moleculer 0.15 brokers with the Redis transporter on the same redis-server (bench/peers/moleculer). ` +
       `The floor: two bare ioredis processes over the same redis-server, one PUBLISH there and one back per call, same payload size (bench/cluster/redis-pingpong.ts). ` +
-      `Targets: K=1 cross-node p50 ≤ same-node p50 + ${FLOOR_MULTIPLE}× the floor's p50; K=64 cross-node ≥ ${MOLECULER_TARGET}× Moleculer throughput; ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per call.`,
+      `"direct": the cross-node call with \`cluster.bus: direct\` (calls and results over node-to-node WebSocket links). ` +
+      `Targets: K=1 direct p50 ≤ ${DIRECT_P50_TARGET}× same-node p50, K=64 direct ≥ ${DIRECT_MOLECULER_TARGET}× Moleculer; K=1 cross-node p50 ≤ same-node p50 + ${FLOOR_MULTIPLE}× the floor's p50; K=64 cross-node ≥ ${MOLECULER_TARGET}× Moleculer throughput; ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per call.`,
     '',
     table(
-      ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis cmds/call', `Redis cmds/call, 3 nodes + ${FILLER_FUNCTIONS} functions`, 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call', 'Redis floor calls/s', 'Redis floor p50 ms'],
+      ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis cmds/call', `Redis cmds/call, 3 nodes + ${FILLER_FUNCTIONS} functions`, 'direct calls/s', 'direct vs Moleculer', 'direct p50 ms', 'direct Redis cmds/call', 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call', 'Redis floor calls/s', 'Redis floor p50 ms'],
       rows,
     ),
   ].join('\n');

@@ -1,5 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Redis } from 'ioredis';
+import type { ClusterBus } from '../config/types';
 import type { Logger } from '../observability/logger';
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type { Registry } from '../registry/registry';
@@ -7,6 +10,8 @@ import type { TriggerManager } from '../engine/triggers';
 import type { CallRequest, Router } from '../router/router';
 import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
+import type { Bus } from './bus';
+import { DirectBus, type LinkCounts } from './direct-bus';
 import type { BusMessage } from './messages';
 import { RedisBus } from './redis-bus';
 import { openRedis, redisConnection, redisProblem } from './redis-connection';
@@ -19,6 +24,12 @@ export interface ClusterOptions {
   /** Prepended to every Redis key and channel, so several clusters can share one Redis. */
   keyPrefix: string;
   membership?: MembershipOptions;
+  /** How calls and results travel between nodes (`cluster.bus`, default `redis`). */
+  bus?: ClusterBus;
+  /** The worker frame limit, which bounds a direct link's frames. */
+  maxMessageBytes?: number;
+  /** CA certificates trusted when dialing another node's wss:// listener (direct links). */
+  ca?: Buffer;
 }
 
 /**
@@ -29,7 +40,9 @@ export interface ClusterOptions {
 export class ClusterNode {
   readonly self: NodeInfo;
   private readonly redis: Redis;
-  private readonly bus: RedisBus;
+  private readonly bus: Bus;
+  /** Set with `cluster.bus: direct`. */
+  private readonly direct: DirectBus | undefined;
   private readonly membership: Membership;
   private readonly sync: RegistrySync;
   private started = false;
@@ -48,9 +61,22 @@ export class ClusterNode {
   ) {
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
     this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
-    this.bus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger);
+    const redisBus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger);
     this.membership = new Membership(options.redis, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
-    this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, this.bus, logger);
+    if (options.bus === 'direct') {
+      this.self.linkKey = randomBytes(32).toString('hex');
+      this.direct = new DirectBus(redisBus, {
+        nodeId,
+        linkKey: this.self.linkKey,
+        peer: (peer) => this.membership.node(peer),
+        maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LINK_MESSAGE_BYTES,
+        logger,
+        ...(options.ca ? { ca: options.ca } : {}),
+      });
+    }
+    this.bus = this.direct ?? redisBus;
+    // Registry news is broadcast: it always goes over Redis, in the order it was published.
+    this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, redisBus, logger);
     triggers.forwardResult = (node, triggerId, error) => {
       const message: BusMessage = error ? { type: 'trigger.result', triggerId, error } : { type: 'trigger.result', triggerId };
       this.bus.send(node, message).catch((err: unknown) => logger.debug({ err, peer: node, trigger: triggerId }, 'trigger result not forwarded'));
@@ -73,6 +99,21 @@ export class ClusterNode {
   async ownerUrl(prefix: string): Promise<string | undefined> {
     const owns = (node: NodeInfo) => channelPrefix(node.nodeId) === prefix;
     return (this.membership.nodes().find(owns) ?? (await this.membership.listed()).find(owns))?.url;
+  }
+
+  /**
+   * An upgrade on the direct bus's link path: another node opening its link to this one. False
+   * when this node's bus is `redis` (the listener answers 404).
+   */
+  acceptLink(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (!this.direct) return false;
+    this.direct.accept(req, socket, head);
+    return true;
+  }
+
+  /** With `cluster.bus: direct`: open links and the calls and results sent over links and over Redis. */
+  get links(): (LinkCounts & { open: number }) | undefined {
+    return this.direct ? { ...this.direct.counts, open: this.direct.linkCount } : undefined;
   }
 
   /** Sends a call to another node's inbox. */
@@ -169,6 +210,7 @@ export class ClusterNode {
 
   /** A node is gone: the calls waiting on its workers fail now, its entries leave the mirror. */
   private nodeLost(nodeId: string): void {
+    this.direct?.dropPeer(nodeId);
     const lost = () => new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
     for (const worker of this.registry.entriesOfNode(nodeId).workers) this.router.pending.rejectWorker(worker.id, lost);
     // The alive node with the smallest id adopts the lost node's durable bindings.
@@ -176,6 +218,9 @@ export class ClusterNode {
     this.sync.removeNode(nodeId, alive[0] === this.self.nodeId);
   }
 }
+
+/** The frame limit of direct links when the engine names none (the default worker frame limit). */
+const DEFAULT_LINK_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /** The optional parts of a call, copied only when present (exactOptionalPropertyTypes-safe). */
 function optional(message: Extract<BusMessage, { type: 'invoke' }>): Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> {

@@ -17,8 +17,13 @@ export interface NodeInfo {
   nodeId: string;
   incarnation: string;
   startedAtMs: number;
-  /** Where other nodes reach this node's worker port (`ws://host:port`), for relayed channels. */
+  /** Where other nodes reach this node's worker port (`ws://host:port`), for relayed channels and direct links. */
   url?: string;
+  /**
+   * With `cluster.bus: direct`: what another node presents to open a link to this one. Random per
+   * start; as safe as the Redis it is stored in, which every node can read and no worker can.
+   */
+  linkKey?: string;
 }
 
 /**
@@ -61,6 +66,11 @@ export class Membership extends EventEmitter {
   /** Why the heartbeat connection is down, in words, if known. */
   get redisProblem(): string | undefined {
     return redisProblem(this.redis);
+  }
+
+  /** The other node `nodeId`, while it is believed alive. */
+  node(nodeId: string): NodeInfo | undefined {
+    return this.known.get(nodeId);
   }
 
   /** The other nodes currently believed alive. */

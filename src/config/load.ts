@@ -28,6 +28,7 @@
  * | `III_REDIS_TLS_CA_FILE` | `cluster.redisTlsCaFile` (`cluster.redis_tls_ca_file`): CA trusted for rediss://; default the system store | path of a readable PEM file |
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
+ * | `III_CLUSTER_BUS` | `cluster.bus` (default `redis`): `direct` sends calls over node-to-node links | `redis` or `direct` |
  * | `III_DRAIN_GRACE_MS` | `drainGraceMs` (`engine.drain_grace_ms`, default 25000) | integer >= 0 (milliseconds) |
  * | `III_WORKER_TOKEN` | `authToken` of every `iii-worker-manager` listener without its own `auth_token` | non-empty string |
  * | `III_TLS_CERT_FILE` | with `III_TLS_KEY_FILE`: TLS of every worker, http and stream listener without its own `tls` block | PEM file path (both or neither) |
@@ -45,7 +46,7 @@ import { redisOptions } from '../cluster/redis-options';
 import { redactUrl } from '../observability/redact-url';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
-import { describeValue, intRange, isPlainObject, nonEmptyString, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
+import { describeValue, intRange, isPlainObject, nonEmptyString, oneOf, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
 import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
 import type {
   EngineConfig,
@@ -54,10 +55,12 @@ import type {
   LimitsConfig,
   ModuleConfig,
   RbacConfig,
+  ClusterBus,
   TlsMaterial,
   TlsVersion,
   WorkerListenerConfig,
 } from './types';
+import { CLUSTER_BUSES } from './types';
 import { unimplementedWarnings } from './unimplemented';
 import { validateBlock, type ValidatedBlock } from './validate';
 import { DEFAULT_TLS_MIN_VERSION, readCaFile, readTlsMaterial } from '../transport/tls';
@@ -340,6 +343,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     httpFunctions,
     cluster: {
       keyPrefix: sources.cluster.resolved['key_prefix'] as string,
+      bus: sources.cluster.resolved['bus'] as ClusterBus,
       ...(typeof sources.cluster.resolved['advertise_host'] === 'string' ? { advertiseHost: sources.cluster.resolved['advertise_host'] } : {}),
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
       ...(typeof redisCaValue === 'string' ? { redisTlsCaFile: redisCaValue } : {}),
@@ -406,6 +410,8 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (keyPrefix !== undefined) config.cluster.keyPrefix = keyPrefix as string;
   const advertiseHost = envValue(env, 'III_ADVERTISE_HOST', nonEmptyString);
   if (advertiseHost !== undefined) config.cluster.advertiseHost = advertiseHost as string;
+  const bus = envValue(env, 'III_CLUSTER_BUS', oneOf(CLUSTER_BUSES));
+  if (bus !== undefined) config.cluster.bus = bus as ClusterBus;
 
   const workerToken = envValue(env, 'III_WORKER_TOKEN', nonEmptyString);
   if (workerToken !== undefined) for (const listener of config.listeners) listener.authToken ??= workerToken as string;

@@ -23,6 +23,7 @@ import {
 } from './formats';
 import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../modules/stream/limits';
 import { TLS_VERSIONS } from '../transport/tls';
+import { CLUSTER_BUSES } from './types';
 import { ENGINE_VERSION } from './version';
 
 /**
@@ -368,5 +369,6 @@ export const clusterSchema: SchemaTree = {
   redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.'),
   redis_tls_ca_file: leaf(nonEmptyString, null, 'PEM file of the CA(s) trusted for rediss:// connections; default: the system store.'),
   key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
-  advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels); default: the listener host, or the first non-loopback IPv4 address.'),
+  advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels, direct bus links); default: the listener host, or the first non-loopback IPv4 address.'),
+  bus: leaf(oneOf(CLUSTER_BUSES), 'redis', 'ours: how calls and results travel between nodes: redis (pub/sub) or direct (node-to-node WebSocket links, Redis pub/sub when a link is down).'),
 };

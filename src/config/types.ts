@@ -128,6 +128,8 @@ export interface EngineConfig {
     redisTlsCaFile?: string;
     keyPrefix: string;
     advertiseHost?: string;
+    /** `cluster.bus` / `III_CLUSTER_BUS`: how calls and results travel between nodes (default `redis`). */
+    bus?: ClusterBus;
   };
   /**
    * TLS of the module listeners (the worker listeners carry their own): each from its block's
@@ -142,3 +144,11 @@ export interface EngineConfig {
    */
   modules: Record<string, ModuleConfig>;
 }
+
+/**
+ * `redis`: every message between nodes is a Redis PUBLISH. `direct`: calls and results travel
+ * over node-to-node WebSocket links (src/cluster/direct-bus.ts); Redis keeps the registry,
+ * membership, locks, queues and the other messages, and carries calls while a link is down.
+ */
+export const CLUSTER_BUSES = ['redis', 'direct'] as const;
+export type ClusterBus = (typeof CLUSTER_BUSES)[number];

@@ -144,7 +144,13 @@ export class Engine implements ModuleHost {
     this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.sessions.get(id)?.connection, this.logger);
     const redis = clusterRedis(config.cluster);
     if (redis !== undefined) {
-      this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, { redis, keyPrefix: config.cluster.keyPrefix });
+      this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, {
+        redis,
+        keyPrefix: config.cluster.keyPrefix,
+        bus: config.cluster.bus ?? 'redis',
+        maxMessageBytes: config.limits.maxMessageBytes,
+        ...(config.tls?.ca ? { ca: config.tls.ca } : {}),
+      });
     }
     this.channels = new ChannelManager({
       ttlMs: config.channels.ttlMs,
@@ -181,6 +187,7 @@ export class Engine implements ModuleHost {
           onWorker: (socket, request) => this.acceptWorker(socket, request, listener),
           onTelemetry: (socket, request) => this.acceptTelemetry(socket, request, listener),
           onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
+          onLinkUpgrade: (request, socket, head) => this.cluster?.acceptLink(request, socket, head) ?? false,
         }, this.logger),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { encode } from '../protocol/codec';
 import type { OutboundMessage } from '../protocol/messages';
+import { TickCork } from './tick-cork';
 
 /** Close codes the engine uses on worker sockets. */
 export const CloseCode = {
@@ -24,9 +24,8 @@ export class WorkerConnection {
   readonly reattachToken = randomUUID();
   readonly connectedAtMs = Date.now();
   closing = false;
-  /** The TCP socket under `socket`, corked while the frames of one event-loop turn are collected. */
-  private readonly tcp: Socket | undefined;
-  private corked = false;
+  /** The frames of one event-loop turn leave in one write. */
+  private readonly cork: TickCork;
 
   constructor(
     readonly socket: WebSocket,
@@ -34,12 +33,12 @@ export class WorkerConnection {
     private readonly maxSendQueueBytes: number,
     private readonly onOverflow: (connection: WorkerConnection) => void,
   ) {
-    this.tcp = (socket as unknown as { _socket?: Socket })._socket;
+    this.cork = new TickCork(socket);
   }
 
   send(message: OutboundMessage): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return false;
-    this.corkUntilImmediate();
+    this.cork.hold();
     this.socket.send(encode(message));
     if (this.socket.bufferedAmount > this.maxSendQueueBytes) {
       this.onOverflow(this);
@@ -48,26 +47,6 @@ export class WorkerConnection {
     }
     return true;
   }
-
-  /**
-   * Frames sent in one turn of the event loop leave in one write: one system call per frame was
-   * the engine's largest cost (bench/invoke and bench/http profiles). The socket is uncorked by
-   * `setImmediate`, after every I/O callback of the turn has run, not by `process.nextTick`: each
-   * HTTP request arrives in its own I/O callback, so a per-tick cork wrote once per request.
-   */
-  private corkUntilImmediate(): void {
-    const tcp = this.tcp;
-    if (this.corked || !tcp) return;
-    this.corked = true;
-    tcp.cork();
-    setImmediate(this.uncork);
-  }
-
-  /** One function per connection rather than a closure per turn. */
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.tcp?.uncork();
-  };
 
   close(code: number, reason: string): void {
     if (this.closing) return;

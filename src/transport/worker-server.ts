@@ -11,6 +11,7 @@ import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
 import { checkUpgrade } from '../engine/access/upgrade-gate';
 import type { AddressLimit } from './address-limit';
 import { createListenerServer } from './tls';
+import { LINK_PATH } from '../cluster/direct-bus';
 import { refuseUpgrade, rejectUpgrade } from './reject-upgrade';
 
 /** Longest wait between two checks of the handshake timeout, in milliseconds. */
@@ -23,6 +24,8 @@ export interface WorkerServerHandlers {
   onTelemetry(socket: WebSocket, request: IncomingMessage): void;
   /** `/ws/channels/...`: returns false when the path is not a channel path. */
   onChannelUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** LINK_PATH (`/ws/cluster`): another node's direct bus link; false when this node takes none. */
+  onLinkUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
 }
 
 /**
@@ -105,9 +108,11 @@ export class WorkerServer {
     const channelUrl = sdkChannelUrl(req.url ?? '/');
     if (channelUrl !== undefined) req.url = channelUrl;
     const path = (req.url ?? '/').split('?', 1)[0];
+    // Data channels and node links carry their own keys, and stay open to a draining node: they
+    // carry the streams and results of calls in flight, which the drain lets finish.
     const channel = path !== '/' && path !== '' && path !== '/otel';
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
-    // Worker and telemetry sockets need the token / pass protected mode; channels carry their own key.
+    // Worker and telemetry sockets need the token / pass protected mode; channels and links carry their own key.
     const refusal = channel ? undefined : checkUpgrade(this.config, req);
     const address = req.socket.remoteAddress ?? '';
     if (refusal) {
@@ -124,6 +129,8 @@ export class WorkerServer {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onWorker(ws, req));
     } else if (path === '/otel') {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.handlers.onTelemetry(ws, req));
+    } else if (path === LINK_PATH) {
+      if (!this.handlers.onLinkUpgrade(req, socket, head)) rejectUpgrade(socket, 404, 'Not Found');
     } else if (!this.handlers.onChannelUpgrade(req, socket, head)) {
       rejectUpgrade(socket, 404, 'Not Found');
     }
