@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { sleep, startCluster, waitFor, type TestEngine } from '../support/engine';
+import type { ClusterBus } from '../../src/config/types';
+import { BUSES, sleep, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { RawClient } from '../support/raw-client';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -25,8 +26,8 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.close()));
 });
 
-async function cluster(): Promise<[TestEngine, TestEngine]> {
-  const { nodes } = await startCluster(2, redis.url, { drainGraceMs: 10_000 });
+async function cluster(bus: ClusterBus): Promise<[TestEngine, TestEngine]> {
+  const { nodes } = await startCluster(2, redis.url, { drainGraceMs: 10_000 }, bus);
   engines.push(...nodes);
   return [nodes[0]!, nodes[1]!];
 }
@@ -42,9 +43,9 @@ function tcp(client: RawClient): Socket {
   return (client.socket as unknown as { _socket: Socket })._socket;
 }
 
-describe('a call sent as the draining node closes the socket', () => {
+describe.each(BUSES)('a call sent as the draining node closes the socket (%s bus)', (bus) => {
   it('is kept, handed to the node the worker reattaches to, and answered there under its own id', async () => {
-    const [a, b] = await cluster();
+    const [a, b] = await cluster(bus);
     const worker = b.worker('doubler');
     worker.registerFunction('math::double', async (input: { n: number }) => ({ doubled: input.n * 2 }));
     await waitFor(() => a.engine.registry.pool('math::double').length === 1, 'math::double mirrored on node a');
@@ -73,7 +74,7 @@ describe('a call sent as the draining node closes the socket', () => {
   });
 
   it('is not handed to a connection that presents the wrong reattach token', async () => {
-    const [a, b] = await cluster();
+    const [a, b] = await cluster(bus);
     b.worker('doubler').registerFunction('math::double', async (input: { n: number }) => ({ doubled: input.n * 2 }));
     await waitFor(() => a.engine.registry.pool('math::double').length === 1, 'math::double mirrored on node a');
     const before = await rawClient(a.url);

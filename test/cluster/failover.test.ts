@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient } from 'iii-sdk';
-import { waitFor } from '../support/engine';
+import type { ClusterBus } from '../../src/config/types';
+import { BUSES, waitFor } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
 import { TcpBalancer } from '../support/tcp-balancer';
@@ -18,10 +19,10 @@ afterAll(async () => {
   await redis.stop();
 });
 let keyPrefix = '';
-beforeEach(async () => {
+async function startNodes(bus: ClusterBus): Promise<void> {
   keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  nodes = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })));
-});
+  nodes = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus })));
+}
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
   await balancer?.close();
@@ -41,7 +42,9 @@ async function metric(node: NodeProcess, name: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : NaN;
 }
 
-describe('three engine processes over one Redis', () => {
+describe.each(BUSES)('three engine processes over one Redis (%s bus)', (bus) => {
+  beforeEach(() => startNodes(bus));
+
   it('fails a call within 2 s when the worker\'s node is killed, and serves again within 3 s after the worker reconnects elsewhere', async () => {
     const [n1, n2, n3] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     // The balancer sends the worker's first connection to node 3, its reconnection elsewhere.
@@ -105,7 +108,7 @@ describe('three engine processes over one Redis', () => {
     // Redis came back empty: the registry was rebuilt from the nodes' own entries.
     await waitFor(callable, 'echo callable again after the outage', 10_000);
     await waitFor(() => caller.trigger({ function_id: 'late', payload: {} }).then((r) => r === 'late', () => false), 'the registration made during the outage', 10_000);
-    const newcomer = await startNodeProcess({ nodeId: 'node-4', redisUrl: redis.url, keyPrefix });
+    const newcomer = await startNodeProcess({ nodeId: 'node-4', redisUrl: redis.url, keyPrefix, bus });
     nodes.push(newcomer);
     const viaNewcomer = client(newcomer.url, 'caller-4');
     await waitFor(() => viaNewcomer.trigger({ function_id: 'echo', payload: { ok: true } }).then((r) => (r as { ok?: boolean }).ok === true, () => false), 'a node started after the outage sees the rebuilt registry', 10_000);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient } from 'iii-sdk';
-import { sleep, waitFor } from '../support/engine';
+import { BUSES, sleep, waitFor } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
 import { TcpBalancer } from '../support/tcp-balancer';
@@ -75,11 +75,11 @@ function connectionState(c: IIIClient): string {
   return (c as unknown as { connectionState: string }).connectionState;
 }
 
-describe('rolling restart of three nodes', () => {
+describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
   it('every call of a steady load resolves with the right result while each node is restarted in turn', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
     const env = { III_DRAIN_GRACE_MS: String(DRAIN_GRACE_MS) };
-    const started = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, env })));
+    const started = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus, env })));
     nodes.push(...started);
     const ports = started.map(wsPort);
     balancer = new TcpBalancer(ports);
@@ -138,7 +138,7 @@ describe('rolling restart of three nodes', () => {
       events.push(`${stopAt} ${old.nodeId} SIGTERM, exited after ${now() - stopAt} ms`);
       // A new port, as a new pod gets a new address: reusing the old one can collide with an
       // ephemeral port the balancer's outbound connections took meanwhile (EADDRINUSE).
-      nodes[i] = await startNodeProcess({ nodeId: old.nodeId, redisUrl: redis.url, keyPrefix, env });
+      nodes[i] = await startNodeProcess({ nodeId: old.nodeId, redisUrl: redis.url, keyPrefix, bus, env });
       balancer.setBackend(i, wsPort(nodes[i]!));
       events.push(`${now()} ${old.nodeId} restarted, ready`);
       await sleep(2000);

@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
+import type { ClusterBus } from '../../src/config/types';
 import type { HttpModule } from '../../src/modules/http';
-import { startCluster, waitFor, type TestEngine } from '../support/engine';
+import { BUSES, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 
 let redis: TestRedis;
@@ -17,15 +18,15 @@ afterEach(async () => {
 });
 
 /** Nodes of one cluster: same Redis, a key prefix of its own per test. */
-async function cluster(count: number): Promise<TestEngine[]> {
-  const { nodes } = await startCluster(count, redis.url);
+async function cluster(count: number, bus: ClusterBus): Promise<TestEngine[]> {
+  const { nodes } = await startCluster(count, redis.url, {}, bus);
   engines.push(...nodes);
   return nodes;
 }
 
-describe('calls across nodes', () => {
+describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
   it('reaches a worker connected to another node', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const worker = b!.worker('adder');
     worker.registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
     await waitFor(() => a!.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
@@ -34,7 +35,7 @@ describe('calls across nodes', () => {
   });
 
   it('counts and traces a cross-node call once, on the caller\'s node', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     b!.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
     await waitFor(() => a!.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
     const caller = a!.worker('caller');
@@ -50,7 +51,7 @@ describe('calls across nodes', () => {
   });
 
   it('returns the remote worker\'s error to the caller', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     b!.worker('failing').registerFunction('boom', async () => {
       throw new Error('kaput');
     });
@@ -59,7 +60,7 @@ describe('calls across nodes', () => {
   });
 
   it('fails a call pending on a node that stops, at once', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     b!.worker('slow').registerFunction('slow', () => new Promise(() => undefined));
     await waitFor(() => a!.engine.registry.pool('slow').length === 1, 'slow mirrored');
     const call = a!.worker('caller').trigger({ function_id: 'slow', payload: {} }).then(
@@ -76,7 +77,7 @@ describe('calls across nodes', () => {
   });
 
   it('lists the workers of the whole cluster', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     b!.worker('far-away').registerFunction('x', async () => 1);
     await waitFor(() => a!.engine.registry.pool('x').length === 1, 'x mirrored');
     // The name arrives with the SDK's engine::workers::register call, after the registration.
@@ -86,7 +87,7 @@ describe('calls across nodes', () => {
   });
 
   it('hands a binding registered on one node to a trigger-type provider on another', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const active = new Map<string, { function_id: string; config: unknown }>();
     const removed: string[] = [];
     b!.worker('provider').registerTriggerType(
@@ -113,7 +114,7 @@ describe('calls across nodes', () => {
   });
 
   it('delivers a publish on one node to subscribers on every node, once each', async () => {
-    const [a, b, c] = await cluster(3);
+    const [a, b, c] = await cluster(3, bus);
     const got: string[] = [];
     for (const [node, name] of [[b!, 'sub-b'], [c!, 'sub-c']] as const) {
       const worker = node.worker(name);
@@ -128,7 +129,7 @@ describe('calls across nodes', () => {
   });
 
   it('serves an HTTP route on every node, whichever node its worker is connected to', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const worker = b!.worker('api');
     worker.registerFunction('users::get', async (req: { path_params: { id: string } }) => ({ status_code: 200, body: { id: req.path_params.id } }));
     worker.registerTrigger({ type: 'http', function_id: 'users::get', config: { api_path: '/users/:id', http_method: 'GET' } });
@@ -143,7 +144,7 @@ describe('calls across nodes', () => {
   });
 
   it('relays data channels whose reader and writer sit on different nodes (an HTTP body and a streamed response)', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const worker = b!.worker('echo-stream');
     worker.registerFunction('echo::stream', async (req: { request_body: { readAll(): Promise<Buffer> }; response: { sendMessage(m: string): void; stream: NodeJS.WritableStream } }) => {
       const body = await req.request_body.readAll();
@@ -162,7 +163,7 @@ describe('calls across nodes', () => {
   });
 
   it('answers 404 for a relayed channel the owner does not know', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const ref = b!.engine.channels.create();
     const status = await new Promise<number>((resolve) => {
       const socket = new WebSocket(`${a!.url}/ws/channels/${ref.writer.channel_id}?key=wrong&dir=write`);
@@ -174,7 +175,7 @@ describe('calls across nodes', () => {
   });
 
   it('keeps a durable binding (engine::register_trigger) alive when the node it was made on leaves', async () => {
-    const [a, b] = await cluster(2);
+    const [a, b] = await cluster(2, bus);
     const api = a!.worker('api');
     api.registerFunction('hello::get', async () => ({ status_code: 200, body: 'hello' }));
     await waitFor(() => b!.engine.registry.pool('hello::get').length === 1, 'hello::get mirrored on node 2');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
 import { ephemeralConfig } from '../../src/config/ephemeral';
-import type { EngineConfig } from '../../src/config/types';
+import { CLUSTER_BUSES, type ClusterBus, type EngineConfig } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 
@@ -25,14 +25,22 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
+/** Every cluster test runs against each bus (`describe.each(BUSES)`). */
+export const BUSES: readonly ClusterBus[] = CLUSTER_BUSES;
+
 /**
  * `count` in-process nodes of one cluster (node-1, node-2, ...): one Redis, and a key prefix of
  * their own so tests sharing a Redis never see each other. `overrides` apply to every node.
  */
-export async function startCluster(count: number, redisUrl: string, overrides: Partial<EngineConfig> = {}): Promise<{ nodes: TestEngine[]; keyPrefix: string }> {
+export async function startCluster(
+  count: number,
+  redisUrl: string,
+  overrides: Partial<EngineConfig> = {},
+  bus: ClusterBus = 'redis',
+): Promise<{ nodes: TestEngine[]; keyPrefix: string }> {
   const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
   const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl, keyPrefix }, ...overrides })),
+    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl, keyPrefix, bus }, ...overrides })),
   );
   return { nodes, keyPrefix };
 }

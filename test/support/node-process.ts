@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ClusterBus } from '../../src/config/types';
 import { freePort } from './ports';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -21,7 +22,8 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startNodeProcess(options: { nodeId: string; redisUrl: string; keyPrefix: string; env?: NodeJS.ProcessEnv }): Promise<NodeProcess> {
+/** `bus`: the node's `cluster.bus` (III_CLUSTER_BUS), default redis. */
+export async function startNodeProcess(options: { nodeId: string; redisUrl: string; keyPrefix: string; bus?: ClusterBus; env?: NodeJS.ProcessEnv }): Promise<NodeProcess> {
   if (!fs.existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does it)`);
   const [wsPort, httpPort, streamPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-'));
@@ -38,6 +40,7 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl: stri
       III_NODE_ID: options.nodeId,
       III_REDIS_URL: options.redisUrl,
       III_REDIS_KEY_PREFIX: options.keyPrefix,
+      III_CLUSTER_BUS: options.bus ?? 'redis',
       LOG_LEVEL: 'warn',
       ...options.env,
     },
