@@ -407,4 +407,25 @@ describe('two nodes with TLS', () => {
     const answer = await httpsRequest(httpPort(a!), '/upload', { method: 'POST', body });
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 200, body: `received ${body.length} bytes: ${body.toString()}` });
   });
+
+  test('carry calls and results over a wss:// direct bus link (cluster.bus: direct)', async () => {
+    const keyPrefix = `tls${randomUUID().slice(0, 8)}:`;
+    const [a, b] = await Promise.all(
+      ['tls-c', 'tls-d'].map((nodeId) => startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct' } }))),
+    );
+    nodes.push(a!, b!);
+    spawnWorker(wssUrl(b!));
+    await functionRegistered(a!.engine, 'tls::echo');
+    const caller = await RawClient.connect(wssUrl(a!), { ca: certs.ca });
+    try {
+      // The first call opens the link (over wss://, trusting `tls.ca`); the next ones travel on it.
+      for (let n = 0; n < 5; n++) expect(await rawCall(caller, 'tls::echo', { n })).toMatchObject({ result: { echoed: { n } } });
+      await waitFor(() => a!.engine.cluster!.links?.open === 1, 'the wss:// link open');
+      const before = a!.engine.cluster!.links!.link;
+      expect(await rawCall(caller, 'tls::echo', { n: 5 })).toMatchObject({ result: { echoed: { n: 5 } } });
+      expect(a!.engine.cluster!.links!.link).toBe(before + 1);
+    } finally {
+      caller.close();
+    }
+  });
 });

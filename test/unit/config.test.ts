@@ -87,7 +87,7 @@ describe('built-in defaults (no file)', () => {
     expect(config.drainGraceMs).toBe(25000);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
     expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024, maxBufferBytes: 16 * 1024 * 1024, maxOpen: 100000 });
-    expect(config.cluster).toEqual({ keyPrefix: 'iii:' });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis' });
     expect(config.logLevel).toBe('info');
     expect(config.nodeId).toMatch(new RegExp(`^${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{6}$`));
     expect(warnings).toEqual([]);
@@ -529,7 +529,7 @@ engine:
     expect(config.metrics.port).toBe(9000);
     expect(config.nodeId).toBe('node-7');
     expect(config.logLevel).toBe('debug');
-    expect(config.cluster).toEqual({ keyPrefix: 'iii:', redisUrl: 'redis://redis:6379' });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'redis://redis:6379' });
   });
 
   it('fall back to the file, then to iii-observability level, then to the built-in defaults', () => {
@@ -566,6 +566,16 @@ engine:
     expect(configError(() => loadConfig({ env: { III_DRAIN_GRACE_MS: '-1' } })).message).toBe(
       'environment variable III_DRAIN_GRACE_MS: expected an integer >= 0 (milliseconds), got "-1"',
     );
+  });
+
+  it('choose the cluster bus from III_CLUSTER_BUS over cluster.bus, redis by default', () => {
+    expect(load('cluster:\n  redis_url: redis://127.0.0.1:1\n').config.cluster.bus).toBe('redis');
+    expect(load('cluster:\n  bus: direct\n').config.cluster.bus).toBe('direct');
+    expect(load('cluster:\n  bus: direct\n', { III_CLUSTER_BUS: 'redis' }).config.cluster.bus).toBe('redis');
+    expect(configError(() => loadConfig({ env: { III_CLUSTER_BUS: 'kafka' } })).message).toBe(
+      'environment variable III_CLUSTER_BUS: expected one of "redis", "direct", got "kafka"',
+    );
+    expect(loadError('cluster:\n  bus: carrier-pigeon\n').message).toMatch(/cluster\.bus/);
   });
 
   it('refuse a bad value, naming the variable', () => {
@@ -656,7 +666,7 @@ describe('the shipped config files', () => {
   it('config/cluster.yaml loads with Redis adapters and cluster mode on', () => {
     const { config, warnings } = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: {} });
     expect(warnings).toEqual([]);
-    expect(config.cluster).toEqual({ keyPrefix: 'iii:', redisUrl: 'redis://127.0.0.1:6379' });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'redis://127.0.0.1:6379' });
     for (const id of ['stream', 'state', 'pubsub', 'queue', 'cron']) {
       expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
     }
