@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { clusterCostSuite } from './cluster/cost';
 import { clusterSuite } from './cluster/suite';
 import { httpSuite } from './http/suite';
 import { invokeSuite } from './invoke/suite';
@@ -17,7 +18,7 @@ import { resultsDir } from './lib/paths';
 import type { Suite } from './lib/suite';
 import { queueSuite } from './queue/suite';
 
-const suites: Suite[] = [invokeSuite, httpSuite, queueSuite, clusterSuite];
+const suites: Suite[] = [invokeSuite, httpSuite, queueSuite, clusterSuite, clusterCostSuite];
 
 async function main(): Promise<void> {
   const wanted = envList('BENCH_SUITES', suites.map((s) => s.name));

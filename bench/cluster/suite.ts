@@ -8,10 +8,10 @@ import { fmtInt, fmtMs, fmtRatio, table } from '../lib/markdown';
 import { distBench } from '../lib/paths';
 import { envList } from '../lib/env';
 import { median } from '../lib/stats';
-import { profileTargets, serverExecArgv } from '../lib/profile';
 import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
-import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerReady, WorkerReady } from '../invoke/protocol';
+import type { WorkerReady } from '../invoke/protocol';
+import { describeRun, measureRun, startBenchCluster, type Caller, type Measured, type RunningCluster } from './harness';
 
 /**
  * Targets (issue 12, Redis bus): at K=1 the cross-node p50 is at most the same-node p50 plus
@@ -53,15 +53,6 @@ function ensureMoleculer(log: (line: string) => void): void {
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', MOLECULER_DIR], { stdio: 'ignore' });
 }
 
-/**
- * The engine nodes run from this build (BENCH_ENGINE_DIST=<other checkout>/dist, for a
- * before/after pair of builds measured alternately on the same machine); this one by default.
- */
-function engineDistBench(): string {
-  const other = process.env.BENCH_ENGINE_DIST;
-  return other ? path.join(path.resolve(other), 'bench') : distBench;
-}
-
 interface Settings {
   warmupMs: number;
   measureMs: number;
@@ -73,129 +64,73 @@ function settings(): Settings {
   return { ...windowSettings(1), inflight: inflightSettings() };
 }
 
-interface Measured extends RunResult {
+interface PlacedRun extends Measured {
   placement: Placement;
-  /** Redis commands executed during the run (all of them: calls, heartbeats) per completed call. */
-  redisCommandsPerCall: number;
-  /** CPU time (user + system) per completed call: each engine node (A, B, ...) and Redis, in µs. */
-  nodeCpuUsPerCall: number[];
-  redisCpuUsPerCall: number;
-}
-
-/** Redis's CPU time so far (INFO cpu, used_cpu_sys + used_cpu_user), in µs. */
-async function redisCpuSoFar(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
-}
-
-/** An engine node's CPU time so far (its answer to `{type:'cpu'}`), in µs. */
-async function nodeCpuSoFar(node: BenchChild<ServerReady | ServerCpu>): Promise<number> {
-  node.send({ type: 'cpu' });
-  const usage = await node.next<ServerCpu>('cpu', 5000);
-  return usage.userUs + usage.systemUs;
-}
-
-/** All commands Redis has executed so far (sum of `calls=` in INFO commandstats). */
-async function commandsSoFar(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
-  let total = 0;
-  for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
-  return total;
 }
 
 /**
- * Two cluster nodes A and B over one Redis; the caller is on A, the echo worker on A or B. For
- * `moleculer`, two brokers over the same Redis instead: an `echo.echo` service and a caller.
+ * Two cluster nodes A and B over one Redis (three for cross-node-large); the caller is on A, the
+ * echo worker on A or B. For `moleculer` and `redis-floor`, their two processes over the same Redis.
  */
-async function session(placement: Placement, redisUrl: string, s: Settings, log: (line: string) => void): Promise<Measured[]> {
-  const children: { stop(): Promise<void> }[] = [];
-  const nodes: BenchChild<ServerReady | ServerCpu>[] = [];
+async function session(placement: Placement, redisUrl: string, s: Settings, log: (line: string) => void): Promise<PlacedRun[]> {
   const redis = new Redis(redisUrl);
+  let running: RunningCluster | undefined;
   try {
-    if (placement === 'moleculer' || placement === 'redis-floor') {
-      const namespace = `bench${Date.now()}`;
-      const script = placement === 'moleculer' ? path.join(MOLECULER_DIR, 'broker.js') : path.join(distBench, 'cluster', 'redis-pingpong.js');
-      const fork = (role: string) => {
-        const child = BenchChild.fork<IpcOut>(script, { name: `${placement} ${role}`, args: [role, redisUrl, namespace] });
-        children.push(child);
-        return child;
-      };
-      await fork('echo').next<WorkerReady>('ready', 30_000);
-      const caller = fork('caller');
-      await caller.next<WorkerReady>('ready', 30_000);
-      return await measure(placement, caller, redis, [], s, log);
-    }
-    const keyPrefix = `bench${Date.now()}:`;
-    const start = async (nodeId: string) => {
-      const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${placement}-${nodeId}`);
-      const node = BenchChild.fork<ServerReady | ServerCpu>(path.join(engineDistBench(), 'cluster', 'node.js'), {
-        name: `node ${nodeId}`,
-        args: [nodeId, redisUrl, keyPrefix, placement === 'direct' ? 'direct' : 'redis'],
-        execArgv,
+    if (placement === 'moleculer' || placement === 'redis-floor') running = await startPeer(placement, redisUrl);
+    else {
+      running = await startBenchCluster({
+        redisUrl,
+        label: placement,
+        nodes: placement === 'cross-node-large' ? 3 : 2,
+        bus: placement === 'direct' ? 'direct' : 'redis',
+        workerNode: placement === 'same-node' ? 0 : 1,
+        fillerFunctions: placement === 'cross-node-large' ? FILLER_FUNCTIONS : 0,
       });
-      children.push(node);
-      nodes.push(node);
-      return `ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`;
-    };
-    const urlA = await start('a');
-    const urlB = await start('b');
-    if (placement === 'cross-node-large') {
-      const filler = BenchChild.fork<WorkerReady>(path.join(distBench, 'cluster', 'filler-worker.js'), { name: 'filler worker', args: [await start('c'), String(FILLER_FUNCTIONS)] });
-      children.push(filler);
-      await filler.next<WorkerReady>('ready', 15_000);
     }
-    const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), { name: 'echo worker', args: [placement === 'same-node' ? urlA : urlB] });
-    children.push(worker);
-    await worker.next<WorkerReady>('ready', 15_000);
-    const caller = BenchChild.fork<IpcOut>(path.join(distBench, 'invoke', 'caller.js'), { name: 'caller', args: [urlA] });
-    children.push(caller);
-    await caller.next<CallerReady>('ready', 30_000);
-
-    return await measure(placement, caller, redis, nodes, s, log);
+    const results: PlacedRun[] = [];
+    for (const inflight of s.inflight) {
+      const measured = await measureRun(running.caller, redis, running.nodes, inflight, s);
+      log(describeRun(placement, measured));
+      results.push({ ...measured, placement });
+    }
+    return results;
   } finally {
-    for (const child of [...children].reverse()) await child.stop();
+    await running?.stop();
     redis.disconnect();
   }
 }
 
-/** One run per K with the caller ready; Redis commands counted around each. */
-async function measure(
-  placement: Placement,
-  caller: BenchChild<IpcOut>,
-  redis: Redis,
-  nodes: BenchChild<ServerReady | ServerCpu>[],
-  s: Settings,
-  log: (line: string) => void,
-): Promise<Measured[]> {
-  const results: Measured[] = [];
-  const cpuSoFar = () => Promise.all([redisCpuSoFar(redis), ...nodes.map(nodeCpuSoFar)]);
-  for (const inflight of s.inflight) {
-    const cpuBefore = await cpuSoFar();
-    const before = await commandsSoFar(redis);
-    caller.send({ type: 'run', inflight, warmupMs: s.warmupMs, measureMs: s.measureMs } satisfies RunRequest);
-    const result = await caller.next<RunResult>('result', s.warmupMs + s.measureMs + 60_000);
-    // INFO itself counts as one command.
-    const commands = (await commandsSoFar(redis)) - before - 1;
-    const [redisCpu, ...nodeCpu] = (await cpuSoFar()).map((cpu, i) => (cpu - cpuBefore[i]) / result.totalCalls);
-    const measured: Measured = { ...result, placement, redisCommandsPerCall: commands / result.totalCalls, nodeCpuUsPerCall: nodeCpu, redisCpuUsPerCall: redisCpu };
-    const cpu = [...nodeCpu.map((us, i) => `${String.fromCharCode(65 + i)} ${us.toFixed(0)}`), `Redis ${redisCpu.toFixed(0)}`].join(', ');
-    log(
-      `  ${placement.padEnd(10)} K=${String(inflight).padEnd(3)} ${fmtInt(result.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(result.p50Ms)} ms  Redis ${measured.redisCommandsPerCall.toFixed(2)} cmds/call  CPU µs/call ${cpu}`,
-    );
-    results.push(measured);
+/** The peer's two processes: the echo side, then the caller. */
+async function startPeer(placement: 'moleculer' | 'redis-floor', redisUrl: string): Promise<RunningCluster> {
+  const namespace = `bench${Date.now()}`;
+  const script = placement === 'moleculer' ? path.join(MOLECULER_DIR, 'broker.js') : path.join(distBench, 'cluster', 'redis-pingpong.js');
+  const children: Caller[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) await child.stop();
+  };
+  const fork = (role: string) => {
+    const child: Caller = BenchChild.fork(script, { name: `${placement} ${role}`, args: [role, redisUrl, namespace] });
+    children.push(child);
+    return child;
+  };
+  try {
+    await fork('echo').next<WorkerReady>('ready', 30_000);
+    const caller = fork('caller');
+    await caller.next<WorkerReady>('ready', 30_000);
+    return { caller, nodes: [], stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return results;
 }
 
-type IpcOut = CallerReady | WorkerReady | RunResult;
 
 async function run(log: (line: string) => void): Promise<SuiteResult> {
   const s = settings();
   const chosen = placements();
   log(`cluster: ${s.rounds} rounds x [${chosen.join(', ')}], K = ${s.inflight.join(', ')}, private redis-server`);
   let redis: TestRedis | undefined;
-  const runs: Measured[] = [];
+  const runs: PlacedRun[] = [];
   try {
     ensureMoleculer(log);
     redis = await startRedis();

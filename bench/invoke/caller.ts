@@ -16,7 +16,9 @@ interface Echo {
   pad: string;
 }
 
-const url = process.argv[2];
+const [url, padBytes] = process.argv.slice(2) as [string, string?];
+/** The string every call carries: PAD (32 bytes), or `padBytes` of it. */
+const pad = padBytes === undefined ? PAD : PAD.repeat(Math.ceil(Number(padBytes) / PAD.length)).slice(0, Number(padBytes));
 const caller = registerWorker(url, { workerName: 'bench-caller', enableMetricsReporting: false, otel: { enabled: false } });
 
 /** Retries a short-deadline call until bench::echo answers (registration is not acknowledged). */
@@ -24,7 +26,7 @@ async function probe(deadlineMs: number): Promise<number> {
   const started = performance.now();
   for (;;) {
     try {
-      const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n: -1, pad: PAD }, timeoutMs: 250 });
+      const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n: -1, pad }, timeoutMs: 250 });
       if (out?.n === -1) return performance.now() - started;
     } catch {
       // not registered yet (function_not_found from the engine, silence from the relay)
@@ -36,8 +38,8 @@ async function probe(deadlineMs: number): Promise<number> {
 
 function run(request: RunRequest): Promise<RunResult> {
   return closedLoops(request, async (n) => {
-    const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad: PAD } });
-    return out?.n === n && out.pad === PAD;
+    const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad } });
+    return out?.n === n && out.pad === pad;
   });
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
+import { LogLimiter } from '../observability/log-limiter';
 import type { Logger } from '../observability/logger';
 import { ErrorCode } from '../protocol/errors';
 import { refuseUpgrade, rejectUpgrade } from '../transport/reject-upgrade';
@@ -79,6 +80,8 @@ export class DirectBus implements Bus {
   private readonly wss: WebSocketServer;
   private readonly maxFrameBytes: number;
   private stopped = false;
+  /** Refused links are warned about once a minute per address: anyone can knock. */
+  private readonly refusalLog = new LogLimiter();
   readonly counts: LinkCounts = { link: 0, redis: 0 };
 
   constructor(
@@ -123,7 +126,8 @@ export class DirectBus implements Bus {
     const auth = req.headers.authorization ?? '';
     const key = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : '';
     if (peer === '' || peer === this.options.nodeId || !sameSecret(key, this.options.linkKey)) {
-      this.options.logger.warn({ peer: peer || undefined, address: req.socket.remoteAddress }, 'cluster link refused: wrong or missing link key');
+      const address = req.socket.remoteAddress ?? '';
+      this.refusalLog.warn(this.options.logger, address, { peer: peer || undefined, address }, 'cluster link refused: wrong or missing link key');
       return refuseUpgrade(socket, 401, ErrorCode.unauthorized, 'Cluster link refused: wrong or missing link key');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(peer, ws));

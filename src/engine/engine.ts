@@ -151,6 +151,7 @@ export class Engine implements ModuleHost {
         maxMessageBytes: config.limits.maxMessageBytes,
         ...(config.tls?.ca ? { ca: config.tls.ca } : {}),
       });
+      if (config.cluster.bus === 'direct') this.metrics.watchLinks(() => this.cluster?.links);
     }
     this.channels = new ChannelManager({
       ttlMs: config.channels.ttlMs,

@@ -80,6 +80,33 @@ export class EngineMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /**
+   * The direct bus's figures, read when scraped (nothing on the call path): open links, and the
+   * calls and results sent over links and over Redis (no link could take them).
+   */
+  watchLinks(read: () => { open: number; link: number; redis: number } | undefined): void {
+    new Gauge({
+      name: 'iii_cluster_links_open',
+      help: 'Direct bus links this node sends over (cluster.bus: direct).',
+      registers: [this.registry],
+      collect() {
+        this.set(read()?.open ?? 0);
+      },
+    });
+    new Counter({
+      name: 'iii_cluster_bus_messages_total',
+      help: 'Calls and results this node sent to other nodes on the direct bus, by path: link, or redis when no link could take them.',
+      labelNames: ['via'] as const,
+      registers: [this.registry],
+      collect() {
+        const counts = read();
+        this.reset();
+        this.inc({ via: 'link' }, counts?.link ?? 0);
+        this.inc({ via: 'redis' }, counts?.redis ?? 0);
+      },
+    });
+  }
+
   /** Labelled children of the hot-path metrics, per function id (label hashing costs per call). */
   private readonly perFunction = new Map<string, FunctionSeries>();
   /** The series of every id past MAX_FUNCTION_SERIES. */

@@ -90,6 +90,10 @@ describe('the direct bus', () => {
     expect(links(b).link - before.b.link).toBe(50);
     expect(links(a).redis).toBe(before.a.redis);
     expect(links(b).redis).toBe(before.b.redis);
+    const scraped = await fetch(`http://127.0.0.1:${a.engine.metricsPort}/metrics`).then((r) => r.text());
+    expect(scraped).toMatch(/^iii_cluster_links_open\{[^}]*\} 1$/m);
+    expect(scraped).toMatch(new RegExp(`^iii_cluster_bus_messages_total\\{via="link"[^}]*\\} ${links(a).link}$`, 'm'));
+    expect(scraped).toMatch(new RegExp(`^iii_cluster_bus_messages_total\\{via="redis"[^}]*\\} ${links(a).redis}$`, 'm'));
   });
 
   it('refuses a link without the right key (401), and a node on the Redis bus has no link path (404)', async () => {

@@ -119,7 +119,7 @@ describe('cluster and module endpoints', () => {
 describe('config: Redis password and TLS', () => {
   test('III_REDIS_PASSWORD is taken as is (spaces kept); III_REDIS_TLS_CA_FILE sets the CA', () => {
     const { config, warnings } = loadConfig({ env: { III_REDIS_URL: 'rediss://r:6380', III_REDIS_PASSWORD: ` ${SECRET} `, III_REDIS_TLS_CA_FILE: caFile } });
-    expect(config.cluster).toEqual({ keyPrefix: 'iii:', redisUrl: 'rediss://r:6380', redisPassword: ` ${SECRET} `, redisTlsCaFile: caFile });
+    expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'rediss://r:6380', redisPassword: ` ${SECRET} `, redisTlsCaFile: caFile });
     expect(warnings).toEqual([]);
   });
 

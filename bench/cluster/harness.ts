@@ -1,0 +1,131 @@
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { ClusterBus } from '../../src/config/types';
+import { BenchChild } from '../lib/child';
+import { fmtInt, fmtMs } from '../lib/markdown';
+import { distBench } from '../lib/paths';
+import { profileTargets, serverExecArgv } from '../lib/profile';
+import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerReady, WorkerReady } from '../invoke/protocol';
+
+/** The cluster suites' children: engine nodes, iii-sdk workers and callers, peers. */
+export type EngineNode = BenchChild<ServerReady | ServerCpu>;
+export type Caller = BenchChild<CallerReady | WorkerReady | RunResult>;
+
+/**
+ * The engine nodes run from this build (BENCH_ENGINE_DIST=<other checkout>/dist, for a
+ * before/after pair of builds measured alternately on the same machine); this one by default.
+ */
+function engineDistBench(): string {
+  const other = process.env.BENCH_ENGINE_DIST;
+  return other ? path.join(path.resolve(other), 'bench') : distBench;
+}
+
+export interface ClusterLayout {
+  redisUrl: string;
+  /** Names the profiles (`cluster-<label>-<node>`). */
+  label: string;
+  /** Engine nodes a, b, c, ...; at least 2. */
+  nodes: number;
+  bus: ClusterBus;
+  /** The node the echo worker connects to (the caller is always on node a). */
+  workerNode: number;
+  /** Functions a filler worker registers on the last node (none when 0). */
+  fillerFunctions: number;
+  /** Size of the `pad` string each call carries (default 32 bytes). */
+  payloadBytes?: number;
+}
+
+export interface RunningCluster {
+  caller: Caller;
+  nodes: EngineNode[];
+  stop(): Promise<void>;
+}
+
+/** Starts the nodes, the filler and echo workers and the caller of `layout`; `stop` ends them all, in reverse. */
+export async function startBenchCluster(layout: ClusterLayout): Promise<RunningCluster> {
+  const children: { stop(): Promise<void> }[] = [];
+  const nodes: EngineNode[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) await child.stop();
+  };
+  try {
+    const keyPrefix = `bench${Date.now()}:`;
+    const urls: string[] = [];
+    for (let i = 0; i < layout.nodes; i++) {
+      const nodeId = String.fromCharCode(97 + i);
+      const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${layout.label}-${nodeId}`);
+      const node: EngineNode = BenchChild.fork(path.join(engineDistBench(), 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, layout.redisUrl, keyPrefix, layout.bus], execArgv });
+      children.push(node);
+      nodes.push(node);
+      urls.push(`ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`);
+    }
+    const fork = (script: string, name: string, args: string[]) => {
+      const child = BenchChild.fork<CallerReady | WorkerReady | RunResult>(path.join(distBench, script), { name, args });
+      children.push(child);
+      return child;
+    };
+    if (layout.fillerFunctions > 0) await fork('cluster/filler-worker.js', 'filler worker', [urls[layout.nodes - 1]!, String(layout.fillerFunctions)]).next<WorkerReady>('ready', 15_000);
+    await fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]!]).next<WorkerReady>('ready', 15_000);
+    const caller = fork('invoke/caller.js', 'caller', [urls[0]!, String(layout.payloadBytes ?? 32)]);
+    await caller.next<CallerReady>('ready', 30_000);
+    return { caller, nodes, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** One measured run at K `inflight`, with what Redis and each node spent on it. */
+export interface Measured extends RunResult {
+  /** Redis commands executed during the run (all of them: calls, heartbeats) per completed call. */
+  redisCommandsPerCall: number;
+  /** CPU time (user + system) per completed call: each engine node (A, B, ...) and Redis, in µs. */
+  nodeCpuUsPerCall: number[];
+  redisCpuUsPerCall: number;
+}
+
+export interface Window {
+  warmupMs: number;
+  measureMs: number;
+}
+
+/** Runs the caller at K `inflight`; counts Redis commands and the CPU time of Redis and each node around it. */
+export async function measureRun(caller: Caller, redis: Redis, nodes: EngineNode[], inflight: number, window: Window): Promise<Measured> {
+  const cpuSoFar = () => Promise.all([redisCpuSoFar(redis), ...nodes.map(nodeCpuSoFar)]);
+  const cpuBefore = await cpuSoFar();
+  const before = await commandsSoFar(redis);
+  caller.send({ type: 'run', inflight, warmupMs: window.warmupMs, measureMs: window.measureMs } satisfies RunRequest);
+  const result = await caller.next<RunResult>('result', window.warmupMs + window.measureMs + 60_000);
+  // INFO itself counts as one command.
+  const commands = (await commandsSoFar(redis)) - before - 1;
+  const [redisCpu = Number.NaN, ...nodeCpu] = (await cpuSoFar()).map((cpu, i) => (cpu - cpuBefore[i]!) / result.totalCalls);
+  return { ...result, redisCommandsPerCall: commands / result.totalCalls, nodeCpuUsPerCall: nodeCpu, redisCpuUsPerCall: redisCpu };
+}
+
+/** One progress line: throughput, p50, Redis commands and CPU per call. */
+export function describeRun(label: string, m: Measured): string {
+  const cpu = [...m.nodeCpuUsPerCall.map((us, i) => `${String.fromCharCode(65 + i)} ${us.toFixed(0)}`), `Redis ${m.redisCpuUsPerCall.toFixed(0)}`].join(', ');
+  return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call  CPU µs/call ${cpu}`;
+}
+
+/** Redis's CPU time so far (INFO cpu, used_cpu_sys + used_cpu_user), in µs. */
+async function redisCpuSoFar(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
+}
+
+/** An engine node's CPU time so far (its answer to `{type:'cpu'}`), in µs. */
+async function nodeCpuSoFar(node: EngineNode): Promise<number> {
+  node.send({ type: 'cpu' });
+  const usage = await node.next<ServerCpu>('cpu', 5000);
+  return usage.userUs + usage.systemUs;
+}
+
+/** All commands Redis has executed so far (sum of `calls=` in INFO commandstats). */
+async function commandsSoFar(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let total = 0;
+  for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
+  return total;
+}
