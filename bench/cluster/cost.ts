@@ -55,7 +55,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
             // The echo worker is one of the registered functions; the filler registers the rest.
             const cluster = await startBenchCluster({ redisUrl: server.url, label: `cost-${bus}`, nodes: c.nodes, bus, workerNode: 1, fillerFunctions: c.functions - 1, payloadBytes: c.payloadBytes });
             try {
-              const measured = await measureRun(cluster.caller, redis, cluster.nodes, inflight, s);
+              const measured = await measureRun(cluster.caller, redis, cluster.processes, inflight, s);
               log(describeRun(`${bus} ${c.name}`.slice(0, 16), measured));
               runs.push({ ...measured, case: c.name, bus });
             } finally {
@@ -76,7 +76,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   const rows = CASES.flatMap((c) =>
     BUSES.map((bus) => {
       const rs = pick(c.name, bus);
-      const node = (i: number) => (i < c.nodes ? med(rs, (r) => r.nodeCpuUsPerCall[i] ?? Number.NaN).toFixed(1) : '–');
+      const node = (i: number) => (i < c.nodes ? med(rs, (r) => r.cpuUsPerCall[String.fromCharCode(97 + i)] ?? Number.NaN).toFixed(1) : '–');
       return [c.name, bus, fmtInt(med(rs, (r) => r.callsPerSec)), fmtMs(med(rs, (r) => r.p50Ms)), node(0), node(1), node(2), node(3), med(rs, (r) => r.redisCpuUsPerCall).toFixed(1), med(rs, (r) => r.redisCommandsPerCall).toFixed(2)];
     }),
   );
@@ -91,7 +91,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   const base = CASES[0]!.name;
   const projection = BUSES.map((bus) => {
     const rs = pick(base, bus);
-    const engineUs = med(rs, (r) => (r.nodeCpuUsPerCall[0] ?? 0) + (r.nodeCpuUsPerCall[1] ?? 0));
+    const engineUs = med(rs, (r) => (r.cpuUsPerCall['a'] ?? 0) + (r.cpuUsPerCall['b'] ?? 0));
     const redisUs = med(rs, (r) => r.redisCpuUsPerCall);
     return `- **${bus} bus**: ${engineUs.toFixed(1)} µs of engine CPU per cross-node call (caller's node + serving node) → about ${fmtInt(1e6 / engineUs)} calls/s per engine core; Redis ${redisUs.toFixed(1)} µs per call → ${redisUs > 0.5 ? `about ${fmtInt(1e6 / redisUs)} calls/s per Redis core (the ceiling of the whole cluster: Redis runs commands on one core)` : 'Redis is off the call path'}.`;
   });

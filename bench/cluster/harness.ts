@@ -7,9 +7,14 @@ import { distBench } from '../lib/paths';
 import { profileTargets, serverExecArgv } from '../lib/profile';
 import type { CallerReady, RunRequest, RunResult, ServerCpu, ServerReady, WorkerReady } from '../invoke/protocol';
 
-/** The cluster suites' children: engine nodes, iii-sdk workers and callers, peers. */
-export type EngineNode = BenchChild<ServerReady | ServerCpu>;
-export type Caller = BenchChild<CallerReady | WorkerReady | RunResult>;
+/** The cluster suites' children (engine nodes, iii-sdk workers and callers, peers) and what they say. */
+export type Caller = BenchChild<ServerReady | ServerCpu | CallerReady | WorkerReady | RunResult>;
+
+/** A process whose CPU time a run is priced with: engine nodes `a`, `b`..., `caller`, `worker`, a peer's two. */
+export interface Priced {
+  name: string;
+  child: Caller;
+}
 
 /**
  * The engine nodes run from this build (BENCH_ENGINE_DIST=<other checkout>/dist, for a
@@ -37,14 +42,15 @@ export interface ClusterLayout {
 
 export interface RunningCluster {
   caller: Caller;
-  nodes: EngineNode[];
+  /** Every process of the session but the filler worker, engine nodes first. */
+  processes: Priced[];
   stop(): Promise<void>;
 }
 
 /** Starts the nodes, the filler and echo workers and the caller of `layout`; `stop` ends them all, in reverse. */
 export async function startBenchCluster(layout: ClusterLayout): Promise<RunningCluster> {
   const children: { stop(): Promise<void> }[] = [];
-  const nodes: EngineNode[] = [];
+  const processes: Priced[] = [];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();
   };
@@ -54,21 +60,23 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
     for (let i = 0; i < layout.nodes; i++) {
       const nodeId = String.fromCharCode(97 + i);
       const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${layout.label}-${nodeId}`);
-      const node: EngineNode = BenchChild.fork(path.join(engineDistBench(), 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, layout.redisUrl, keyPrefix, layout.bus], execArgv });
+      const node: Caller = BenchChild.fork(path.join(engineDistBench(), 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, layout.redisUrl, keyPrefix, layout.bus], execArgv });
       children.push(node);
-      nodes.push(node);
+      processes.push({ name: nodeId, child: node });
       urls.push(`ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`);
     }
     const fork = (script: string, name: string, args: string[]) => {
-      const child = BenchChild.fork<CallerReady | WorkerReady | RunResult>(path.join(distBench, script), { name, args });
+      const child: Caller = BenchChild.fork(path.join(distBench, script), { name, args });
       children.push(child);
       return child;
     };
     if (layout.fillerFunctions > 0) await fork('cluster/filler-worker.js', 'filler worker', [urls[layout.nodes - 1]!, String(layout.fillerFunctions)]).next<WorkerReady>('ready', 15_000);
-    await fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]!]).next<WorkerReady>('ready', 15_000);
+    const worker = fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]!]);
+    await worker.next<WorkerReady>('ready', 15_000);
     const caller = fork('invoke/caller.js', 'caller', [urls[0]!, String(layout.payloadBytes ?? 32)]);
     await caller.next<CallerReady>('ready', 30_000);
-    return { caller, nodes, stop };
+    processes.push({ name: 'caller', child: caller }, { name: 'worker', child: worker });
+    return { caller, processes, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -79,9 +87,14 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
 export interface Measured extends RunResult {
   /** Redis commands executed during the run (all of them: calls, heartbeats) per completed call. */
   redisCommandsPerCall: number;
-  /** CPU time (user + system) per completed call: each engine node (A, B, ...) and Redis, in µs. */
-  nodeCpuUsPerCall: number[];
+  /** CPU time (user + system) per completed call, in µs: each priced process by name, and Redis. */
+  cpuUsPerCall: Record<string, number>;
   redisCpuUsPerCall: number;
+}
+
+/** The CPU µs per call of every process of the run and Redis together: what the whole call costs the machine. */
+export function totalCpuUs(m: Measured): number {
+  return Object.values(m.cpuUsPerCall).reduce((sum, us) => sum + us, m.redisCpuUsPerCall);
 }
 
 export interface Window {
@@ -90,22 +103,23 @@ export interface Window {
 }
 
 /** Runs the caller at K `inflight`; counts Redis commands and the CPU time of Redis and each node around it. */
-export async function measureRun(caller: Caller, redis: Redis, nodes: EngineNode[], inflight: number, window: Window): Promise<Measured> {
-  const cpuSoFar = () => Promise.all([redisCpuSoFar(redis), ...nodes.map(nodeCpuSoFar)]);
+export async function measureRun(caller: Caller, redis: Redis, processes: Priced[], inflight: number, window: Window): Promise<Measured> {
+  const cpuSoFar = () => Promise.all([redisCpuSoFar(redis), ...processes.map((p) => cpuOf(p.child))]);
   const cpuBefore = await cpuSoFar();
   const before = await commandsSoFar(redis);
   caller.send({ type: 'run', inflight, warmupMs: window.warmupMs, measureMs: window.measureMs } satisfies RunRequest);
   const result = await caller.next<RunResult>('result', window.warmupMs + window.measureMs + 60_000);
   // INFO itself counts as one command.
   const commands = (await commandsSoFar(redis)) - before - 1;
-  const [redisCpu = Number.NaN, ...nodeCpu] = (await cpuSoFar()).map((cpu, i) => (cpu - cpuBefore[i]!) / result.totalCalls);
-  return { ...result, redisCommandsPerCall: commands / result.totalCalls, nodeCpuUsPerCall: nodeCpu, redisCpuUsPerCall: redisCpu };
+  const [redisCpu = Number.NaN, ...cpu] = (await cpuSoFar()).map((us, i) => (us - cpuBefore[i]!) / result.totalCalls);
+  const cpuUsPerCall = Object.fromEntries(processes.map((p, i) => [p.name, cpu[i]!]));
+  return { ...result, redisCommandsPerCall: commands / result.totalCalls, cpuUsPerCall, redisCpuUsPerCall: redisCpu };
 }
 
 /** One progress line: throughput, p50, Redis commands and CPU per call. */
 export function describeRun(label: string, m: Measured): string {
-  const cpu = [...m.nodeCpuUsPerCall.map((us, i) => `${String.fromCharCode(65 + i)} ${us.toFixed(0)}`), `Redis ${m.redisCpuUsPerCall.toFixed(0)}`].join(', ');
-  return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call  CPU µs/call ${cpu}`;
+  const cpu = [...Object.entries(m.cpuUsPerCall).map(([name, us]) => `${name} ${us.toFixed(0)}`), `Redis ${m.redisCpuUsPerCall.toFixed(0)}`].join(', ');
+  return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call  CPU µs/call ${cpu} (total ${totalCpuUs(m).toFixed(0)})`;
 }
 
 /** Redis's CPU time so far (INFO cpu, used_cpu_sys + used_cpu_user), in µs. */
@@ -115,10 +129,10 @@ async function redisCpuSoFar(redis: Redis): Promise<number> {
   return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
 }
 
-/** An engine node's CPU time so far (its answer to `{type:'cpu'}`), in µs. */
-async function nodeCpuSoFar(node: EngineNode): Promise<number> {
-  node.send({ type: 'cpu' });
-  const usage = await node.next<ServerCpu>('cpu', 5000);
+/** A child's CPU time so far (its answer to `{type:'cpu'}`, see serveParent), in µs. */
+async function cpuOf(child: Priced['child']): Promise<number> {
+  child.send({ type: 'cpu' });
+  const usage = await child.next<ServerCpu>('cpu', 5000);
   return usage.userUs + usage.systemUs;
 }
 

@@ -7,17 +7,13 @@ import type { ClusterBus } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
 import { silentLogger } from '../../src/observability/logger';
 import { serveParent, toParent } from '../lib/child';
-import type { ServerCpu, ServerReady } from '../invoke/protocol';
+import type { ServerReady } from '../invoke/protocol';
 
 async function main(): Promise<void> {
   const [nodeId, redisUrl, keyPrefix, bus = 'redis'] = process.argv.slice(2) as [string, string, string, ClusterBus?];
   const engine = new Engine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), { logger: silentLogger });
   await engine.start();
-  serveParent((message) => {
-    if (message.type !== 'cpu') return;
-    const usage = process.cpuUsage();
-    toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system } satisfies ServerCpu);
-  }, () => engine.stop());
+  serveParent(() => undefined, () => engine.stop());
   toParent({ type: 'ready', port: engine.port } satisfies ServerReady);
 }
 

@@ -11,7 +11,7 @@ import { median } from '../lib/stats';
 import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { WorkerReady } from '../invoke/protocol';
-import { describeRun, measureRun, startBenchCluster, type Caller, type Measured, type RunningCluster } from './harness';
+import { describeRun, measureRun, startBenchCluster, totalCpuUs, type Caller, type Measured, type Priced, type RunningCluster } from './harness';
 
 /**
  * Targets (issue 12, Redis bus): at K=1 the cross-node p50 is at most the same-node p50 plus
@@ -89,7 +89,7 @@ async function session(placement: Placement, redisUrl: string, s: Settings, log:
     }
     const results: PlacedRun[] = [];
     for (const inflight of s.inflight) {
-      const measured = await measureRun(running.caller, redis, running.nodes, inflight, s);
+      const measured = await measureRun(running.caller, redis, running.processes, inflight, s);
       log(describeRun(placement, measured));
       results.push({ ...measured, placement });
     }
@@ -105,19 +105,21 @@ async function startPeer(placement: 'moleculer' | 'redis-floor', redisUrl: strin
   const namespace = `bench${Date.now()}`;
   const script = placement === 'moleculer' ? path.join(MOLECULER_DIR, 'broker.js') : path.join(distBench, 'cluster', 'redis-pingpong.js');
   const children: Caller[] = [];
+  const processes: Priced[] = [];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();
   };
   const fork = (role: string) => {
     const child: Caller = BenchChild.fork(script, { name: `${placement} ${role}`, args: [role, redisUrl, namespace] });
     children.push(child);
+    processes.push({ name: role, child });
     return child;
   };
   try {
     await fork('echo').next<WorkerReady>('ready', 30_000);
     const caller = fork('caller');
     await caller.next<WorkerReady>('ready', 30_000);
-    return { caller, nodes: [], stop };
+    return { caller, processes, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -198,8 +200,25 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis cmds/call', `Redis cmds/call, 3 nodes + ${FILLER_FUNCTIONS} functions`, 'direct calls/s', 'direct vs Moleculer', 'direct p50 ms', 'direct Redis cmds/call', 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call', 'Redis floor calls/s', 'Redis floor p50 ms'],
       rows,
     ),
+    '',
+    'CPU per call, in µs of user + system time (medians): the engine nodes (a, b, c), the iii-sdk caller and worker (for the peers, their two processes), Redis, and all of them together (what one call costs the machine).',
+    '',
+    table(['placement', 'K', 'engine nodes', 'caller + worker (peer processes)', 'Redis', 'total'], cpuRows(runs, chosen, s.inflight)),
   ].join('\n');
   return { markdown, checks };
+}
+
+/** One row per placement and K: the medians of its processes' CPU per call, grouped. */
+function cpuRows(runs: PlacedRun[], chosen: Placement[], inflight: number[]): string[][] {
+  const engine = (r: PlacedRun) => Object.entries(r.cpuUsPerCall).reduce((sum, [name, us]) => (name.length === 1 ? sum + us : sum), 0);
+  return chosen.flatMap((placement) =>
+    inflight.map((k) => {
+      const rs = runs.filter((r) => r.placement === placement && r.inflight === k);
+      const m = (f: (r: PlacedRun) => number) => median(rs.map(f)).toFixed(1);
+      const hasEngine = rs.some((r) => 'a' in r.cpuUsPerCall);
+      return [placement, String(k), hasEngine ? m(engine) : '–', m((r) => totalCpuUs(r) - r.redisCpuUsPerCall - engine(r)), m((r) => r.redisCpuUsPerCall), m(totalCpuUs)];
+    }),
+  );
 }
 
 export const clusterSuite: Suite = { name: 'cluster', title: 'Cluster: cross-node calls', run };

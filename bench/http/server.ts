@@ -4,7 +4,6 @@
  * `{type:'ready', wsPort, httpPort}`; answers `{type:'route-count'}` and `{type:'cpu'}`.
  */
 import { ephemeralConfig } from '../../src/config/ephemeral';
-import type { ServerCpu } from '../invoke/protocol';
 import { serveParent, toParent } from '../lib/child';
 import type { RouteCount, ServerKind, ServerReady } from './protocol';
 import { HttpRelay } from './relay';
@@ -38,10 +37,6 @@ async function main(): Promise<void> {
   }
   serveParent((message) => {
     if (message.type === 'route-count') toParent({ type: 'route-count', count: routeCount() } satisfies RouteCount);
-    if (message.type === 'cpu') {
-      const usage = process.cpuUsage();
-      toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system } satisfies ServerCpu);
-    }
   }, close);
   toParent(ready);
 }

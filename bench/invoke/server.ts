@@ -4,7 +4,7 @@
  */
 import { ephemeralConfig } from '../../src/config/ephemeral';
 import { serveParent, toParent } from '../lib/child';
-import type { ServerCpu, ServerKind, ServerReady } from './protocol';
+import type { ServerKind, ServerReady } from './protocol';
 import { Relay } from './relay';
 
 async function main(): Promise<void> {
@@ -26,11 +26,7 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown server kind ${JSON.stringify(kind)} (engine | relay)`);
   }
-  serveParent((message) => {
-    if (message.type !== 'cpu') return;
-    const usage = process.cpuUsage();
-    toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system } satisfies ServerCpu);
-  }, close);
+  serveParent(() => undefined, close);
   toParent({ type: 'ready', port } satisfies ServerReady);
 }
 

@@ -125,7 +125,8 @@ export function toParent<T extends IpcMessage>(message: T): void {
 }
 
 /**
- * Child side: route runner messages to `handler`; `stop` calls `onStop` then exits. The child
+ * Child side: route runner messages to `handler`; `cpu` is answered here (every child's CPU time);
+ * `stop` calls `onStop` then exits. The child
  * also exits when the IPC channel goes away (runner crashed or was killed), so no orphans.
  */
 export function serveParent(handler: (message: IpcMessage) => void | Promise<void>, onStop: () => Promise<void>): void {
@@ -145,6 +146,12 @@ export function serveParent(handler: (message: IpcMessage) => void | Promise<voi
   process.on('message', (message: IpcMessage) => {
     if (message.type === 'stop') {
       void stop(0);
+      return;
+    }
+    // Every child tells its CPU time so far (process.cpuUsage, µs): the runner prices calls with it.
+    if (message.type === 'cpu') {
+      const usage = process.cpuUsage();
+      toParent({ type: 'cpu', userUs: usage.user, systemUs: usage.system });
       return;
     }
     Promise.resolve(handler(message)).catch((err: unknown) => {

@@ -13,6 +13,9 @@ export class RedisBus implements Bus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private handler: BusHandler = () => undefined;
+  /** A PUBLISH was written this event-loop turn: the next ones are corked until the turn ends. */
+  private publishedThisTurn = false;
+  private corkedStream: Redis['stream'] | undefined;
 
   constructor(
     redis: RedisEndpoint,
@@ -55,8 +58,32 @@ export class RedisBus implements Bus {
 
   private async publish(channel: string, message: BusMessage): Promise<void> {
     const envelope: Envelope = { from: this.nodeId, message };
+    this.corkTurn();
     await this.pub.publish(channel, JSON.stringify(envelope));
   }
+
+  /**
+   * The first PUBLISH of an event-loop turn is written at once (one call at a time waits for
+   * nothing); the ones after it are corked and leave together when the turn ends. At K=64 the
+   * socket write per PUBLISH was the largest cost of a node on the call path.
+   */
+  private corkTurn(): void {
+    if (!this.publishedThisTurn) {
+      this.publishedThisTurn = true;
+      setImmediate(this.endTurn);
+      return;
+    }
+    const stream = this.pub.stream;
+    if (this.corkedStream !== undefined || this.pub.status !== 'ready' || stream === undefined) return;
+    this.corkedStream = stream;
+    stream.cork();
+  }
+
+  private readonly endTurn = (): void => {
+    this.publishedThisTurn = false;
+    this.corkedStream?.uncork();
+    this.corkedStream = undefined;
+  };
 
   private receive(payload: Buffer): void {
     let envelope: Envelope;

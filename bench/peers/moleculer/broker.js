@@ -78,6 +78,10 @@ async function main() {
       process.exit(0);
     }
     if (message.type === 'run') process.send(await run(message));
+    if (message.type === 'cpu') {
+      const usage = process.cpuUsage();
+      process.send({ type: 'cpu', userUs: usage.user, systemUs: usage.system });
+    }
   });
   process.on('disconnect', () => process.exit(0));
   process.send({ type: 'ready' });
