@@ -87,6 +87,8 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
 export interface Measured extends RunResult {
   /** Redis commands executed during the run (all of them: calls, heartbeats) per completed call. */
   redisCommandsPerCall: number;
+  /** Of those, the PUBLISHes: the commands the calls themselves cost (heartbeats publish nothing). */
+  redisPublishesPerCall: number;
   /** CPU time (user + system) per completed call, in µs: each priced process by name, and Redis. */
   cpuUsPerCall: Record<string, number>;
   redisCpuUsPerCall: number;
@@ -110,16 +112,23 @@ export async function measureRun(caller: Caller, redis: Redis, processes: Priced
   caller.send({ type: 'run', inflight, warmupMs: window.warmupMs, measureMs: window.measureMs } satisfies RunRequest);
   const result = await caller.next<RunResult>('result', window.warmupMs + window.measureMs + 60_000);
   // INFO itself counts as one command.
-  const commands = (await commandsSoFar(redis)) - before - 1;
+  const after = await commandsSoFar(redis);
+  const commands = after.all - before.all - 1;
   const [redisCpu = Number.NaN, ...cpu] = (await cpuSoFar()).map((us, i) => (us - cpuBefore[i]!) / result.totalCalls);
   const cpuUsPerCall = Object.fromEntries(processes.map((p, i) => [p.name, cpu[i]!]));
-  return { ...result, redisCommandsPerCall: commands / result.totalCalls, cpuUsPerCall, redisCpuUsPerCall: redisCpu };
+  return {
+    ...result,
+    redisCommandsPerCall: commands / result.totalCalls,
+    redisPublishesPerCall: (after.publish - before.publish) / result.totalCalls,
+    cpuUsPerCall,
+    redisCpuUsPerCall: redisCpu,
+  };
 }
 
 /** One progress line: throughput, p50, Redis commands and CPU per call. */
 export function describeRun(label: string, m: Measured): string {
   const cpu = [...Object.entries(m.cpuUsPerCall).map(([name, us]) => `${name} ${us.toFixed(0)}`), `Redis ${m.redisCpuUsPerCall.toFixed(0)}`].join(', ');
-  return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call  CPU µs/call ${cpu} (total ${totalCpuUs(m).toFixed(0)})`;
+  return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call (${m.redisPublishesPerCall.toFixed(2)} PUBLISH)  CPU µs/call ${cpu} (total ${totalCpuUs(m).toFixed(0)})`;
 }
 
 /** Redis's CPU time so far (INFO cpu, used_cpu_sys + used_cpu_user), in µs. */
@@ -136,10 +145,10 @@ async function cpuOf(child: Priced['child']): Promise<number> {
   return usage.userUs + usage.systemUs;
 }
 
-/** All commands Redis has executed so far (sum of `calls=` in INFO commandstats). */
-async function commandsSoFar(redis: Redis): Promise<number> {
+/** The commands Redis has executed so far (sum of `calls=` in INFO commandstats), and the PUBLISHes among them. */
+async function commandsSoFar(redis: Redis): Promise<{ all: number; publish: number }> {
   const info = await redis.info('commandstats');
-  let total = 0;
-  for (const match of info.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
-  return total;
+  let all = 0;
+  for (const match of info.matchAll(/calls=(\d+)/g)) all += Number(match[1]);
+  return { all, publish: Number(/cmdstat_publish:calls=(\d+)/.exec(info)?.[1] ?? 0) };
 }

@@ -1,3 +1,14 @@
+#!/usr/bin/env python3
+"""Where one call's time goes between processes, from a loopback capture.
+
+    tcpdump -i lo -n -tt -q 'tcp and (tcp[tcpflags] & tcp-push != 0)' > /tmp/lo.txt &
+    BENCH_SUITES=cluster BENCH_INFLIGHT=1 BENCH_PLACEMENTS=cross-node npm run bench; pkill tcpdump
+    python3 bench/tools/lo-hops.py /tmp/lo.txt
+
+Splits the capture into sessions (gaps > 0.3 s) and prints, per session, the most frequent
+transitions between consecutive data segments (src>dst ports) with the median gap: at K=1 the
+segments of one call follow each other, so each line is one hop or one process's turnaround.
+"""
 import sys, collections, statistics
 pk=[]
 for line in open(sys.argv[1]):

@@ -27,7 +27,7 @@ export interface ClusterOptions {
   /** How calls and results travel between nodes (`cluster.bus`, default `redis`). */
   bus?: ClusterBus;
   /** The worker frame limit, which bounds a direct link's frames. */
-  maxMessageBytes?: number;
+  maxMessageBytes: number;
   /** CA certificates trusted when dialing another node's wss:// listener (direct links). */
   ca?: Buffer;
 }
@@ -69,7 +69,7 @@ export class ClusterNode {
         nodeId,
         linkKey: this.self.linkKey,
         peer: (peer) => this.membership.node(peer),
-        maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LINK_MESSAGE_BYTES,
+        maxMessageBytes: options.maxMessageBytes,
         logger,
         ...(options.ca ? { ca: options.ca } : {}),
       });
@@ -218,9 +218,6 @@ export class ClusterNode {
     this.sync.removeNode(nodeId, alive[0] === this.self.nodeId);
   }
 }
-
-/** The frame limit of direct links when the engine names none (the default worker frame limit). */
-const DEFAULT_LINK_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /** The optional parts of a call, copied only when present (exactOptionalPropertyTypes-safe). */
 function optional(message: Extract<BusMessage, { type: 'invoke' }>): Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> {

@@ -192,11 +192,14 @@ export class DirectBus implements Bus {
     });
   }
 
-  /** A link is open (dialed or accepted): it sends to `peer` unless one already does, and receives. */
+  /**
+   * A link is open (dialed or accepted): the newest sends to `peer` (an older one may lead to a
+   * previous incarnation of it), and every open one receives.
+   */
   private adopt(peer: string, socket: WebSocket): void {
     const link = new NodeLink(socket, peer, this.maxFrameBytes);
     this.sockets.add(socket);
-    if (!this.links.has(peer)) this.links.set(peer, link);
+    this.links.set(peer, link);
     socket.on('message', (data: RawData, isBinary: boolean) => this.receive(data, isBinary, peer));
     socket.on('error', (err) => this.options.logger.debug({ err, peer }, 'cluster link error'));
     socket.on('close', () => {
