@@ -60,6 +60,10 @@ export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: N
     },
     async close() {
       await Promise.all(workers.map((w) => w.shutdown().catch(() => undefined)));
+      // A worker whose socket is closed before the drain leaves at once; one the drain closes has
+      // its entries held for a reconnection elsewhere (cluster mode, up to 5 s). Wait briefly.
+      const deadline = Date.now() + 1000;
+      while (Date.now() < deadline && (await engine.metrics.connectedWorkers.get()).values.some((v) => v.value > 0)) await sleep(10);
       await engine.stop();
     },
   };
