@@ -39,10 +39,17 @@ interface CostRun extends Measured {
   bus: ClusterBus;
 }
 
+/** BENCH_COST_CASES: the cases whose name contains one of these (comma-separated), all by default. */
+function cases(): CostCase[] {
+  const wanted = envList('BENCH_COST_CASES', []);
+  return wanted.length === 0 ? CASES : CASES.filter((c) => wanted.some((w) => c.name.includes(w)));
+}
+
 async function run(log: (line: string) => void): Promise<SuiteResult> {
   const s = windowSettings(1);
+  const chosen = cases();
   const inflight = Number(envList('BENCH_COST_INFLIGHT', ['64'])[0]);
-  log(`cluster-cost: ${s.rounds} rounds x ${CASES.length} cases x [${BUSES.join(', ')}], K = ${inflight}, private redis-server`);
+  log(`cluster-cost: ${s.rounds} rounds x ${chosen.length} cases x [${BUSES.join(', ')}], K = ${inflight}, private redis-server`);
   let server: TestRedis | undefined;
   const runs: CostRun[] = [];
   try {
@@ -50,7 +57,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     const redis = new Redis(server.url);
     try {
       for (let round = 0; round < s.rounds; round++) {
-        for (const c of CASES) {
+        for (const c of chosen) {
           for (const bus of BUSES) {
             // The echo worker is one of the registered functions; the filler registers the rest.
             const cluster = await startBenchCluster({ redisUrl: server.url, label: `cost-${bus}`, nodes: c.nodes, bus, workerNode: 1, fillerFunctions: c.functions - 1, payloadBytes: c.payloadBytes });
@@ -73,7 +80,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
 
   const pick = (c: string, bus: ClusterBus) => runs.filter((r) => r.case === c && r.bus === bus);
   const med = (rs: CostRun[], f: (r: CostRun) => number) => median(rs.map(f));
-  const rows = CASES.flatMap((c) =>
+  const rows = chosen.flatMap((c) =>
     BUSES.map((bus) => {
       const rs = pick(c.name, bus);
       const node = (i: number) => (i < c.nodes ? med(rs, (r) => r.cpuUsPerCall[String.fromCharCode(97 + i)] ?? Number.NaN).toFixed(1) : '–');
@@ -82,14 +89,14 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   );
 
   const checks: SuiteResult['checks'] = [];
-  for (const c of CASES) {
+  for (const c of chosen) {
     const commands = med(pick(c.name, 'redis'), (r) => r.redisPublishesPerCall);
     checks.push({ name: `cost: ${c.name}, Redis bus ≤ ${REDIS_COMMANDS_TARGET} Redis commands (PUBLISH) per call`, pass: commands <= REDIS_COMMANDS_TARGET });
   }
 
   // The projection: a cross-node call costs node a's and node b's CPU once each, and Redis's.
   const base = CASES[0]!.name;
-  const projection = BUSES.map((bus) => {
+  const projection = !chosen.includes(CASES[0]!) ? [] : BUSES.map((bus) => {
     const rs = pick(base, bus);
     const engineUs = med(rs, (r) => (r.cpuUsPerCall['a'] ?? 0) + (r.cpuUsPerCall['b'] ?? 0));
     const redisUs = med(rs, (r) => r.redisCpuUsPerCall);
