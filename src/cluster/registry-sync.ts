@@ -9,6 +9,13 @@ import { hashChange, snapshotDeltas } from './snapshot';
 
 /** The hash field holding `{incarnation, version}` next to a node's entries. */
 const META_FIELD = 'meta';
+/**
+ * A peer's hash is not written yet (it is starting, or Redis just restarted and it has not
+ * rewritten it): its snapshot notice should come, but a notice sent while this node was
+ * resubscribing is lost, so the hash is read again this often, at most RELOAD_RETRIES times.
+ */
+const RELOAD_RETRY_MS = 500;
+const RELOAD_RETRIES = 20;
 
 interface Peer {
   incarnation: string;
@@ -36,6 +43,9 @@ export class RegistrySync {
   private readonly peers = new Map<string, Peer>();
   /** Writes of this node's hash, in version order. */
   private writes: Promise<void> = Promise.resolve();
+  /** Peers whose hash was missing, with the retry timer and the attempts made. */
+  private readonly retries = new Map<string, { timer: NodeJS.Timeout; attempts: number }>();
+  private stopped = false;
 
   constructor(
     private readonly redis: Redis,
@@ -53,7 +63,9 @@ export class RegistrySync {
 
   /** Stops publishing, after the changes already made have reached Redis and the others. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.registry.off('delta', this.onLocalDelta);
+    for (const nodeId of [...this.retries.keys()]) this.cancelRetry(nodeId);
     await this.writes;
   }
 
@@ -120,6 +132,7 @@ export class RegistrySync {
    */
   removeNode(nodeId: string, adopter: boolean): void {
     this.peers.delete(nodeId);
+    this.cancelRetry(nodeId);
     const entries = this.registry.entriesOfNode(nodeId);
     for (const t of entries.triggers) {
       if (t.ownerWorkerId !== undefined) this.registry.apply({ op: 'trigger.remove', id: t.id });
@@ -154,15 +167,34 @@ export class RegistrySync {
     const buffered = peer.buffered ?? [];
     delete peer.buffered;
     if (metaText === undefined) {
-      // The node has not written its hash yet (it is starting, or Redis just restarted): its snapshot notice will come.
       this.peers.delete(nodeId);
+      this.retryLater(nodeId);
       return;
     }
+    this.cancelRetry(nodeId);
     const meta = JSON.parse(metaText) as { incarnation: string; version: number };
     peer.incarnation = meta.incarnation;
     peer.version = meta.version;
     this.replace(nodeId, snapshotDeltas(hash));
     for (const message of buffered) this.onMessage(message, nodeId);
+  }
+
+  private retryLater(nodeId: string): void {
+    const attempts = (this.retries.get(nodeId)?.attempts ?? 0) + 1;
+    this.cancelRetry(nodeId);
+    if (this.stopped || attempts > RELOAD_RETRIES) return;
+    const timer = setTimeout(() => {
+      if (!this.peers.has(nodeId)) void this.reload(nodeId);
+    }, RELOAD_RETRY_MS);
+    timer.unref();
+    this.retries.set(nodeId, { timer, attempts });
+  }
+
+  private cancelRetry(nodeId: string): void {
+    const retry = this.retries.get(nodeId);
+    if (!retry) return;
+    clearTimeout(retry.timer);
+    this.retries.delete(nodeId);
   }
 
   private replace(nodeId: string, deltas: RegistryDelta[]): void {

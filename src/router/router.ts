@@ -30,7 +30,7 @@ export type RemoteInvoke = Extract<BusMessage, { type: 'invoke' }>;
 /** Added to an HTTP-invoked function's own timeout before the router's backstop deadline fires. */
 const HTTP_DEADLINE_SLACK_MS = 1000;
 
-/** A function served in-process by a module. `undefined` means "no result". */
+/** A function served in-process by a module. `undefined` and `null` mean "no result". */
 export type LocalHandler = (data: Json, ctx: CallContext) => Promise<Json | undefined> | Json | undefined;
 
 /** A connected worker as the router sees it. */
@@ -242,10 +242,14 @@ export class Router {
   }
 }
 
-/** Errors a handler throws become EngineErrors in `withDeadline`. */
+/**
+ * Errors a handler throws become EngineErrors in `withDeadline`. A null value is no result, as a
+ * worker's `result: null` is: the original's built-ins omit the field (state::get of a missing key
+ * resolves `undefined` in the SDK).
+ */
 async function runLocal(handler: LocalHandler, request: CallRequest): Promise<CallOutcome> {
   const value = await handler(request.data, request);
-  return value === undefined ? {} : { result: value };
+  return value === undefined || value === null ? {} : { result: value };
 }
 
 /** Settles with `work` or with the deadline's error, whichever comes first. */

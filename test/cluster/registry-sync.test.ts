@@ -112,6 +112,29 @@ describe('registry sync over Redis', () => {
     await waitFor(() => b.registry.worker('w3') && b.registry.worker('w2'), 'gap repaired from the snapshot');
   });
 
+  it('reads a peer\'s hash again when it was missing and the snapshot notice that followed was lost', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
+    await waitFor(() => b.registry.worker('w1'), 'w1 mirrored');
+    // Redis restarted empty; b reloads a before a has rewritten its hash, and b is still
+    // resubscribing when a's snapshot notice goes out.
+    b.bus['handler'] = () => undefined;
+    const admin = redisConnection({ url: redis.url }, 'test:admin', silentLogger);
+    try {
+      await admin.connect();
+      await admin.del(`${prefix}registry:a`);
+      await b.sync.reload('a');
+      a.sync['dirty'] = true;
+      a.registry.apply({ op: 'worker.put', worker: worker('w2', 'a') });
+      await waitFor(async () => (await admin.hexists(`${prefix}registry:a`, 'meta')) === 1, 'a rewrote its hash');
+    } finally {
+      admin.disconnect();
+    }
+    b.bus['handler'] = (message, from) => b.sync.onMessage(message, from);
+    await waitFor(() => b.registry.worker('w2'), 'the registration made meanwhile, from the hash read again', 3000);
+  });
+
   it('removes every entry of a node that is gone', async () => {
     const a = await node('a');
     const b = await node('b');

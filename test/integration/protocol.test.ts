@@ -66,6 +66,27 @@ describe('wire protocol edges', () => {
       raw.close();
     });
 
+    test('a null result leaves as an invocationresult without `result`, from a worker and from a built-in', async () => {
+      const worker = t.worker('w');
+      worker.registerFunction('nothing::here', async () => null);
+      worker.registerFunction('nothing::at-all', async () => undefined);
+      await functionRegistered(t.engine, 'nothing::at-all');
+      const raw = await RawClient.connect(t.url);
+      const ids = ['nothing::here', 'nothing::at-all', 'state::get'].map((function_id, i) => {
+        const invocation_id = UUID.slice(0, -1) + String(i);
+        raw.send({ type: 'invokefunction', invocation_id, function_id, data: { scope: 'none', key: 'none' } });
+        return invocation_id;
+      });
+      for (const id of ids) {
+        const reply = await raw.next((m) => m.type === 'invocationresult' && m.invocation_id === id);
+        expect(Object.keys(reply).sort()).toEqual(['function_id', 'invocation_id', 'type']);
+      }
+      // What the SDK makes of it: undefined, as against the original.
+      await expect(worker.trigger({ function_id: 'state::get', payload: { scope: 'none', key: 'none' } })).resolves.toBeUndefined();
+      await expect(worker.trigger({ function_id: 'nothing::here', payload: {} })).resolves.toBeUndefined();
+      raw.close();
+    });
+
     test('an enqueue without an invocation id that fails is logged, not fatal', async () => {
       const raw = await RawClient.connect(t.url);
       raw.send({ type: 'invokefunction', function_id: 'x::y', data: {}, action: { type: 'enqueue', queue: 'q' } });

@@ -48,7 +48,7 @@ describe('pubsub', () => {
   test('publish returns null and every subscriber of the topic gets the data itself, without envelope or metadata', async () => {
     const a = await subscriber(t, worker, 'ps::both-a', 'orders');
     const b = await subscriber(t, other, 'ps::both-b', 'orders');
-    expect(await publish(worker, { topic: 'orders', data: { id: 7, items: ['x'] } })).toBeNull();
+    expect(await publish(worker, { topic: 'orders', data: { id: 7, items: ['x'] } })).toBeUndefined();
     await waitFor(() => a.received.length === 1 && b.received.length === 1, 'both subscribers');
     expect(a.received[0]).toEqual({ data: { id: 7, items: ['x'] }, metadata: undefined });
     expect(b.received[0]).toEqual({ data: { id: 7, items: ['x'] }, metadata: undefined });
@@ -129,7 +129,7 @@ describe('pubsub', () => {
     const failing = worker.registerTrigger({ type: 'subscribe', function_id: 'ps::failing', config: { topic: 'slow' } });
     const fine = await subscriber(t, other, 'ps::fine', 'slow');
     await waitFor(() => liveBindings(t, 'ps::blocked') === 1 && liveBindings(t, 'ps::failing') === 1, 'subscriptions');
-    expect(await publish(worker, { topic: 'slow', data: 'go' })).toBeNull();
+    expect(await publish(worker, { topic: 'slow', data: 'go' })).toBeUndefined();
     await waitFor(() => entered && fine.received.length === 1, 'deliveries while one subscriber is still busy');
     release();
     blocked.unregister();
@@ -138,7 +138,7 @@ describe('pubsub', () => {
   });
 
   test('publishing to a topic nobody listens to succeeds', async () => {
-    expect(await publish(worker, { topic: 'nobody-here', data: { x: 1 } })).toBeNull();
+    expect(await publish(worker, { topic: 'nobody-here', data: { x: 1 } })).toBeUndefined();
   });
 
   describe('bad input', () => {

@@ -40,7 +40,7 @@ describe('iii-queue durable topics', () => {
     w.registerFunction('t::mail', async (data: unknown) => void mail.push(data));
     await subscribe(t, w, 't::billing', { topic: 'order.created' });
     await subscribe(t, w, 't::mail', { queue: 'order.created' }); // `queue` is an alias of `topic`
-    for (let i = 0; i < 3; i++) expect(await publish(w, 'order.created', { i })).toBeNull();
+    for (let i = 0; i < 3; i++) expect(await publish(w, 'order.created', { i })).toBeUndefined();
     await waitFor(() => billing.length === 3 && mail.length === 3, 'three copies each');
     expect(billing).toEqual(expect.arrayContaining([{ i: 0 }, { i: 1 }, { i: 2 }]));
     expect(mail).toEqual(expect.arrayContaining([{ i: 0 }, { i: 1 }, { i: 2 }]));
@@ -162,7 +162,7 @@ describe('iii-queue durable topics', () => {
       const err = await failure(call(w, 'iii::durable::publish', payload));
       expect(err.code).toBe('topic_not_set');
     }
-    expect(await publish(w, 'still-fine', {})).toBeNull();
+    expect(await publish(w, 'still-fine', {})).toBeUndefined();
   });
 
   test('bad subscriber configs are refused with trigger_registration_failed and a reason', async () => {
@@ -223,7 +223,7 @@ describe('iii-queue max_topics (3 here)', () => {
     // (`default` is the named queue that always exists.)
     expect((await call(w, 'engine::queue::list_topics', {})).map((entry: Any) => entry.name).sort()).toEqual(['default', ...created].sort());
     const known = created[1]!;
-    expect(await publish(w, known, { again: true })).toBeNull();
+    expect(await publish(w, known, { again: true })).toBeUndefined();
     const got: unknown[] = [];
     w.registerFunction('mt::known', async (data: unknown) => void got.push(data));
     await subscribe(t, w, 'mt::known', { topic: known });

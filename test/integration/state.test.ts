@@ -52,16 +52,16 @@ describe('iii-state with the default in-memory adapter', () => {
   });
 
   test('get of an unknown scope or key is null, not an error', async () => {
-    expect(await call(w, 'state::get', { scope: 'never-written', key: 'x' })).toBeNull();
+    expect(await call(w, 'state::get', { scope: 'never-written', key: 'x' })).toBeUndefined();
     await call(w, 'state::set', { scope: 'known', key: 'a', value: 1 });
-    expect(await call(w, 'state::get', { scope: 'known', key: 'b' })).toBeNull();
+    expect(await call(w, 'state::get', { scope: 'known', key: 'b' })).toBeUndefined();
   });
 
   test('delete returns the raw removed value, then null', async () => {
     await call(w, 'state::set', { scope: 'del', key: 'k', value: { v: [1, 2] } });
     expect(await call(w, 'state::delete', { scope: 'del', key: 'k' })).toEqual({ v: [1, 2] });
-    expect(await call(w, 'state::delete', { scope: 'del', key: 'k' })).toBeNull();
-    expect(await call(w, 'state::get', { scope: 'del', key: 'k' })).toBeNull();
+    expect(await call(w, 'state::delete', { scope: 'del', key: 'k' })).toBeUndefined();
+    expect(await call(w, 'state::get', { scope: 'del', key: 'k' })).toBeUndefined();
   });
 
   test('list returns the values in insertion order (a replaced key keeps its place); unknown scope -> []', async () => {
@@ -187,7 +187,7 @@ describe('the `state` trigger type', () => {
     const got = recorder(handler, 'carts::changed');
     handler.registerTrigger({ type: 'state', function_id: 'carts::changed', config: { scope: 'carts' } });
     await bindingLive(t, 'carts::changed');
-    expect(await call(w, 'state::delete', { scope: 'carts', key: 'ghost' })).toBeNull();
+    expect(await call(w, 'state::delete', { scope: 'carts', key: 'ghost' })).toBeUndefined();
     await call(w, 'state::set', { scope: 'carts', key: 'real', value: 1 });
     await waitFor(() => got.length >= 1, 'the create event');
     await sleep(100); // an event for the earlier delete would have arrived by now
@@ -239,7 +239,7 @@ describe('the `state` trigger type', () => {
     expect(err.message).toMatch(/`scope` in a `state` trigger config must be a string/);
     const list = await failure(w, 'engine::register_trigger', { trigger_type: 'state', function_id: 'any::fn', config: ['x'] });
     expect(list.message).toMatch(/must be an object \{scope\?, key\?, condition_function_id\?\}/);
-    expect(await call(w, 'state::get', { scope: 'x', key: 'y' })).toBeNull();
+    expect(await call(w, 'state::get', { scope: 'x', key: 'y' })).toBeUndefined();
   });
 });
 

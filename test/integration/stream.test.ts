@@ -39,8 +39,8 @@ describe('iii-stream functions', () => {
     expect(await call(w, 'stream::set', { ...item, data: { n: 1 } })).toEqual({ old_value: null, new_value: { n: 1 } });
     expect(await call(w, 'stream::set', { ...item, data: { n: 2 } })).toEqual({ old_value: { n: 1 }, new_value: { n: 2 } });
     expect(await call(w, 'stream::get', item)).toEqual({ n: 2 });
-    expect(await call(w, 'stream::get', { ...item, item_id: 'missing' })).toBeNull();
-    expect(await call(w, 'stream::get', { stream_name: 'no-such-stream', group_id: 'g', item_id: 'a' })).toBeNull();
+    expect(await call(w, 'stream::get', { ...item, item_id: 'missing' })).toBeUndefined();
+    expect(await call(w, 'stream::get', { stream_name: 'no-such-stream', group_id: 'g', item_id: 'a' })).toBeUndefined();
   });
 
   test('delete returns {old_value}: the removed value, or null when nothing was there', async () => {
@@ -48,7 +48,7 @@ describe('iii-stream functions', () => {
     await call(w, 'stream::set', { ...item, data: 'v' });
     expect(await call(w, 'stream::delete', item)).toEqual({ old_value: 'v' });
     expect(await call(w, 'stream::delete', item)).toEqual({ old_value: null });
-    expect(await call(w, 'stream::get', item)).toBeNull();
+    expect(await call(w, 'stream::get', item)).toBeUndefined();
   });
 
   test('list is a bare array of values in insertion order; list_groups a bare sorted array of group ids', async () => {
@@ -176,7 +176,7 @@ describe('the stream trigger type', () => {
 
   test('send fires {type:"event", event:{type, data}} with the id, or null without one, and stores nothing', async () => {
     const seen = await recordTrigger(t, w, 'on::send', 'stream', { stream_name: 'tr-send' });
-    expect(await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', type: 'typing', data: { who: 'ann' } })).toBeNull();
+    expect(await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', type: 'typing', data: { who: 'ann' } })).toBeUndefined();
     await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', id: 'x', type: 'ping', data: 1 });
     await waitFor(() => seen.length >= 2, 'two send events');
     expect(seen[0]).toMatchObject({ streamName: 'tr-send', groupId: 'g', id: null, event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } } });
@@ -226,7 +226,7 @@ describe('the stream trigger type', () => {
       logged.mockRestore();
     }
     expect(t.engine.registry.triggersOfType('stream').some((b) => b.function_id === 'on::nothing')).toBe(false);
-    expect(await call(w, 'stream::get', { stream_name: 'x', group_id: 'g', item_id: 'i' })).toBeNull();
+    expect(await call(w, 'stream::get', { stream_name: 'x', group_id: 'g', item_id: 'i' })).toBeUndefined();
   });
 });
 
@@ -355,7 +355,7 @@ describe('custom streams (stream::<op>(<name>) registered by a worker)', () => {
     const err = await failure(w, 'stream::get', { stream_name: 'broken', group_id: 'g', item_id: 'i' });
     expect(err.code).toBe('STREAM_GET_ERROR');
     expect(err.message).toContain('disk on fire');
-    expect(await call(w, 'stream::get', { stream_name: 'fine', group_id: 'g', item_id: 'i' })).toBeNull();
+    expect(await call(w, 'stream::get', { stream_name: 'fine', group_id: 'g', item_id: 'i' })).toBeUndefined();
   });
 });
 
