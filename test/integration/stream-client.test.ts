@@ -257,16 +257,40 @@ describe('stream client port', () => {
     expect((await healthy.event('c-calm', 'create')).event.data).toBe('still here');
   });
 
-  test('only "/" is served: another path is refused with 404, a plain HTTP request with 426', async () => {
-    const refused = await refusedUpgrade(port, '/stream/s/g/');
-    expect(refused.status).toBe(404);
-    expect(refused.body).toContain('connect to "/"');
+  test('"/" and "/stream/<stream>/<group>/" are served; another path is refused with 404, a plain HTTP request with 426', async () => {
+    for (const path of ['/stream/s', '/stream/s/g/i/extra', '/streams/s/g/', '/elsewhere']) {
+      const refused = await refusedUpgrade(port, path);
+      expect(refused.status).toBe(404);
+      expect(refused.body).toContain('connect to "/" or "/stream/<stream_name>/<group_id>/"');
+    }
     const res = await fetch(`http://127.0.0.1:${port}/`);
     expect(res.status).toBe(426);
     await res.text();
     const c = await open('/?token=abc');
     c.join('q', 'c-query', 'g');
     await c.event('c-query', 'sync');
+  });
+
+  test('a client on "/stream/<stream>/<group>/" is joined to that group at once and may leave it like any subscription', async () => {
+    await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 1', item_id: 'a', data: { n: 1 } });
+    const c = await open('/stream/c-path/room%201/?token=abc');
+    const sync = await c.event('c-path', 'sync');
+    expect(sync).toMatchObject({ groupId: 'room 1', id: null, event: { type: 'sync', data: [{ n: 1 }] } });
+    await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 1', item_id: 'b', data: { n: 2 } });
+    expect((await c.event('c-path', 'create')).event.data).toEqual({ n: 2 });
+    // Other groups are not part of it; more joins work as on "/".
+    c.join('other', 'c-path', 'room 2');
+    await c.event('c-path', 'sync');
+    c.leave('c-path/room 1', 'c-path', 'room 1');
+    await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 2', item_id: 'x', data: 'two' });
+    await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 1', item_id: 'c', data: { n: 3 } });
+    expect((await c.event('c-path', 'create'))).toMatchObject({ groupId: 'room 2', event: { data: 'two' } });
+    await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 2', item_id: 'y', data: 'three' });
+    expect((await c.event('c-path', 'create'))).toMatchObject({ groupId: 'room 2', event: { data: 'three' } });
+    expect(c.frames.filter((f) => f.groupId === 'room 1')).toEqual([]);
+    // The trailing slash is optional.
+    const bare = await open('/stream/c-path/room%201');
+    expect((await bare.event('c-path', 'sync')).event.data).toHaveLength(3);
   });
 });
 

@@ -112,7 +112,10 @@ export class ClientServer {
     socket.on('error', (err) => this.deps.host.logger.debug({ err }, 'stream client socket error during upgrade'));
     if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
     const [path, query = ''] = splitUrl(req.url ?? '/');
-    if (path !== '/') return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/", not "${path}".`);
+    const pathJoin = path === '/' ? null : joinOfPath(path);
+    if (pathJoin === undefined) {
+      return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/" or "/stream/<stream_name>/<group_id>/", not "${path}".`);
+    }
     const address = req.socket.remoteAddress ?? '';
     if (!this.deps.addresses.acquire(address, socket)) {
       const message = this.deps.addresses.refusal(address);
@@ -121,7 +124,7 @@ export class ClientServer {
     }
     const authFunction = this.deps.authFunction;
     if (authFunction === undefined) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, null, pathJoin));
       return;
     }
     this.authenticating.add(socket);
@@ -131,7 +134,7 @@ export class ClientServer {
         if (socket.destroyed) return;
         if (this.stopping) return rejectUpgrade(socket, 503, 'The engine is shutting down.');
         if (!outcome.ok) return rejectUpgrade(socket, 401, outcome.reason);
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, outcome.context));
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, outcome.context, pathJoin));
       })
       .catch((err: unknown) => {
         this.authenticating.delete(socket);
@@ -140,7 +143,8 @@ export class ClientServer {
       });
   }
 
-  private accept(ws: WebSocket, context: StreamClient['context']): void {
+  /** `pathJoin`: the subscription the connection's path names (`/stream/<s>/<g>/`), joined at once. */
+  private accept(ws: WebSocket, context: StreamClient['context'], pathJoin: ClientCommand | null): void {
     if (this.stopping) {
       ws.terminate();
       return;
@@ -155,6 +159,12 @@ export class ClientServer {
     );
     ws.on('close', () => this.onClose(client));
     ws.on('error', (err) => this.deps.host.logger.debug({ err }, 'stream client socket error'));
+    if (pathJoin) {
+      client.serialize(
+        () => this.join(client, pathJoin),
+        (err) => this.deps.host.logger.warn({ err }, 'stream client path join failed'),
+      );
+    }
   }
 
   private async onFrame(client: StreamClient, data: RawData): Promise<void> {
@@ -210,6 +220,25 @@ export class ClientServer {
       for (const subscription of gone) await this.deps.leaves.notify(membershipEvent(subscription));
     })();
   }
+}
+
+/**
+ * The subscription of a `/stream/<stream_name>/<group_id>/` path (the form iii's docs show;
+ * trailing slash optional, segments percent-decoded), under the subscription id
+ * `<stream_name>/<group_id>` so the client can leave it; undefined for any other path.
+ */
+function joinOfPath(path: string): ClientCommand | undefined {
+  const match = /^\/stream\/([^/]+)\/([^/]+)\/?$/.exec(path);
+  if (!match) return undefined;
+  let streamName: string;
+  let groupId: string;
+  try {
+    streamName = decodeURIComponent(match[1]!);
+    groupId = decodeURIComponent(match[2]!);
+  } catch {
+    return undefined;
+  }
+  return { type: 'join', subscriptionId: `${streamName}/${groupId}`, streamName, groupId, id: null };
 }
 
 function splitUrl(url: string): [string, string?] {
