@@ -40,7 +40,7 @@ const backends: Array<[string, () => Promise<Pair>]> = [
   ['file', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'iii-state-conf-'));
     dirs.push(directory);
-    const a = new FileStateAdapter({ directory, saveIntervalMs: 60_000, logger: silentLogger });
+    const a = new FileStateAdapter({ directory, logger: silentLogger });
     return { a, b: a };
   }],
   ['redis', async () => {

@@ -346,7 +346,7 @@ describe('iii-queue limits', () => {
 describe('iii-queue adapter selection', () => {
   test.each([
     [{ adapter: { name: 'bridge' } }, "adapter 'bridge' is not supported yet; supported adapters: builtin, redis, bullmq"],
-    [{ adapter: { name: 'builtin', config: { store_method: 'file_based' } } }, "store_method 'file_based' is not supported yet"],
+    [{ adapter: { name: 'builtin', config: { store_method: 'on_tape' } } }, 'store_method must be "in_memory" or "file_based", got "on_tape"'],
     [{ adapter: { name: 'builtin', config: { max_attempts: 0 } } }, 'adapter.config.max_attempts must be an integer >= 1'],
   ])('start() refuses %j', async (config, message) => {
     const host = new Engine(testConfig(), { logger: silentLogger });

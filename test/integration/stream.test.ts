@@ -370,12 +370,12 @@ describe('iii-stream adapters', () => {
     await engine.stop();
   });
 
-  test('a kv store_method other than in_memory is refused at start', async () => {
+  test('a kv store_method other than in_memory or file_based is refused at start', async () => {
     const base = testConfig();
     const stream = base.modules['stream']!;
-    const adapter = { name: 'kv', config: { store_method: 'file_based', file_path: '/tmp/x' } };
+    const adapter = { name: 'kv', config: { store_method: 'on_tape', file_path: '/tmp/x' } };
     const engine = new Engine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }), { logger: silentLogger });
-    await expect(engine.start()).rejects.toThrow(/store_method 'file_based' is not supported.*in_memory/);
+    await expect(engine.start()).rejects.toThrow(/store_method 'on_tape' is not supported.*in_memory, file_based/);
     await engine.stop();
   });
 });

@@ -22,13 +22,18 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** `bus`: the node's `cluster.bus` (III_CLUSTER_BUS), default redis. */
-export async function startNodeProcess(options: { nodeId: string; redisUrl: string; keyPrefix: string; bus?: ClusterBus; env?: NodeJS.ProcessEnv }): Promise<NodeProcess> {
+/**
+ * `redisUrl` and `keyPrefix`: a cluster node (without them, a single node); `bus`: its
+ * `cluster.bus` (III_CLUSTER_BUS), default redis. `cwd`: its working directory (default a fresh
+ * temporary one), `args`: more command-line arguments (e.g. `--config config.yaml`).
+ */
+export async function startNodeProcess(options: { nodeId: string; redisUrl?: string; keyPrefix?: string; bus?: ClusterBus; env?: NodeJS.ProcessEnv; cwd?: string; args?: string[] }): Promise<NodeProcess> {
   if (!fs.existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does it)`);
   const [wsPort, httpPort, streamPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-'));
+  const cwd = options.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-'));
+  const cluster = options.redisUrl === undefined ? {} : { III_REDIS_URL: options.redisUrl, III_REDIS_KEY_PREFIX: options.keyPrefix ?? '', III_CLUSTER_BUS: options.bus ?? 'redis' };
   let output = '';
-  const child: ChildProcess = spawn(process.execPath, [BIN], {
+  const child: ChildProcess = spawn(process.execPath, [BIN, ...(options.args ?? [])], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -38,9 +43,7 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl: stri
       III_STREAM_PORT: String(streamPort),
       III_METRICS_PORT: String(metricsPort),
       III_NODE_ID: options.nodeId,
-      III_REDIS_URL: options.redisUrl,
-      III_REDIS_KEY_PREFIX: options.keyPrefix,
-      III_CLUSTER_BUS: options.bus ?? 'redis',
+      ...cluster,
       LOG_LEVEL: 'warn',
       ...options.env,
     },

@@ -66,8 +66,12 @@ export function readSettings(config: Record<string, unknown>, engineMaxMessageBy
   const adapterName = typeof adapter['name'] === 'string' ? adapter['name'] : 'builtin';
   const options = asRecord(adapter['config']);
   const storeMethod = options['store_method'] ?? 'in_memory';
-  if (storeMethod !== 'in_memory') {
-    throw new Error(`iii-queue: adapter.config.store_method '${String(storeMethod)}' is not supported yet; supported: in_memory`);
+  if (storeMethod !== 'in_memory' && storeMethod !== 'file_based') {
+    throw new Error(`iii-queue: adapter.config.store_method must be "in_memory" or "file_based", got ${JSON.stringify(storeMethod)}`);
+  }
+  const filePath = options['file_path'];
+  if (filePath !== undefined && (typeof filePath !== 'string' || filePath === '')) {
+    throw new Error(`iii-queue: adapter.config.file_path must be a directory path (a non-empty string), got ${JSON.stringify(filePath)}`);
   }
   const int = (key: string, fallback: number, min: number): number => {
     const value = options[key] ?? fallback;

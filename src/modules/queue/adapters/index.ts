@@ -3,9 +3,13 @@ import { redisTarget } from '../../../cluster/redis-target';
 import type { Logger } from '../../../observability/logger';
 import type { DeadLetter, QueueAdapter } from './adapter';
 import { BullmqQueueAdapter } from './bullmq';
+import { FileQueueJournal } from './journal';
 import { MemoryQueueAdapter } from './memory';
 import { RabbitmqQueueAdapter } from './rabbitmq';
 import { rabbitmqOptions } from './rabbitmq-options';
+
+/** The original's default directory for the builtin adapter's `file_based` store (shared with iii-state's). */
+const DEFAULT_FILE_PATH = 'kv_store_data.db';
 
 /** Adapter names this build can run (`bullmq` is an alias of `redis`); bridge is refused. */
 export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq', 'rabbitmq'] as const;
@@ -28,7 +32,12 @@ export interface AdapterContext {
 /** The adapter named by `adapter.name`; an unsupported name throws, listing the supported ones. */
 export function createQueueAdapter(name: string, hooks: AdapterHooks, context: AdapterContext): QueueAdapter {
   const dropped = (queue: string, letter: DeadLetter) => hooks.deadLetterDropped(queue, letter);
-  if (name === 'builtin') return new MemoryQueueAdapter(dropped);
+  if (name === 'builtin') {
+    const options = context.options ?? {};
+    if (options['store_method'] !== 'file_based') return new MemoryQueueAdapter(dropped);
+    const filePath = options['file_path'];
+    return new MemoryQueueAdapter(dropped, FileQueueJournal.open(typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH, context.logger));
+  }
   if (name === 'redis' || name === 'bullmq') {
     return new BullmqQueueAdapter({
       ...redisTarget('iii-queue', context.options, context.cluster),

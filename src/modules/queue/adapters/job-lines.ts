@@ -20,6 +20,8 @@ export interface JobLine {
   /** Messages waiting for a backoff to pass (FIFO: also those queued behind one). */
   delayed(): number;
   push(stored: StoredJob): void;
+  /** Puts back a message kept by an earlier run, in the order kept; one still backing off waits for `readyAtMs`. */
+  restore(stored: StoredJob, nowMs: number): void;
   next(nowMs: number): StoredJob | undefined;
   retry(stored: StoredJob): void;
   settled(stored: StoredJob): void;
@@ -46,6 +48,11 @@ export class StandardLine implements JobLine {
 
   push(stored: StoredJob): void {
     this.waiting.push(stored);
+  }
+
+  restore(stored: StoredJob, nowMs: number): void {
+    if (stored.readyAtMs > nowMs) this.backoff.push(stored);
+    else this.waiting.push(stored);
   }
 
   next(nowMs: number): StoredJob | undefined {
@@ -109,6 +116,16 @@ export class FifoLine implements JobLine {
     lane.push(stored);
     this.count++;
     if (lane.length === 1 && !this.blocked.has(group)) this.runnable.push(group);
+  }
+
+  restore(stored: StoredJob, nowMs: number): void {
+    this.push(stored);
+    const group = stored.job.group ?? '';
+    // A group's head that was backing off blocks its group until then (its runnable entry goes stale).
+    if (stored.readyAtMs > nowMs && this.groups.get(group)!.length === 1) {
+      this.blocked.add(group);
+      this.backoff.push({ group, readyAtMs: stored.readyAtMs });
+    }
   }
 
   next(nowMs: number): StoredJob | undefined {

@@ -3,6 +3,7 @@ import { backoffDelayMs } from '../backoff';
 import { QueueErrorCode } from '../errors';
 import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
 import { FifoLine, StandardLine, type JobLine, type StoredJob } from './job-lines';
+import type { QueueJournal } from './journal';
 
 function lineFor(ordering: QueueSpec['ordering']): JobLine {
   return ordering === 'fifo' ? new FifoLine() : new StandardLine();
@@ -28,9 +29,12 @@ class MemoryQueue {
 }
 
 /**
- * The `builtin` adapter with `store_method: in_memory`: one process, nothing survives a restart.
- * Delivery is event driven (a new message, a settled delivery or a due backoff starts the next
- * one), so `poll_interval_ms` costs nothing here.
+ * The `builtin` adapter: one process. With `store_method: in_memory` nothing survives a
+ * restart; with `file_based` a journal in the embedded store keeps every message (an enqueue is
+ * acknowledged once it is written), its attempts and backoff, and the dead letters, and a
+ * queue declared again after a restart takes them back (messages that were in flight are
+ * delivered again: at least once). Delivery is event driven (a new message, a settled delivery
+ * or a due backoff starts the next one), so `poll_interval_ms` costs nothing here.
  */
 export class MemoryQueueAdapter implements QueueAdapter {
   readonly name = 'builtin';
@@ -40,12 +44,15 @@ export class MemoryQueueAdapter implements QueueAdapter {
   private closed = false;
 
   /** `onDeadLetterDropped` hears of dead letters pushed out by `maxDeadLetters`. */
-  constructor(private readonly onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void = () => undefined) {}
+  constructor(
+    private readonly onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void = () => undefined,
+    private readonly journal?: QueueJournal,
+  ) {}
 
   async declare(spec: QueueSpec): Promise<void> {
     const queue = this.queues.get(spec.name);
     if (!queue) {
-      this.queues.set(spec.name, new MemoryQueue(spec));
+      this.queues.set(spec.name, this.restored(new MemoryQueue(spec)));
       return;
     }
     // The order policy changes only while nothing is held: the lines keep different state.
@@ -64,6 +71,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
       const old = queue.line.dropOldest();
       if (!old) break;
       queue.bytes -= old.job.sizeBytes;
+      this.journal?.forget(name, old.job.id);
       dropped++;
     }
     if (queue.held >= maxDepth) {
@@ -72,9 +80,12 @@ export class MemoryQueueAdapter implements QueueAdapter {
     if (queue.bytes + job.sizeBytes > maxBytes) {
       throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it keeps ${queue.bytes} of its ${maxBytes} bytes (max_queue_bytes, dead letters included); this message has ${job.sizeBytes}`);
     }
+    const stored: StoredJob = { job, attemptsMade: 0, readyAtMs: 0 };
     queue.bytes += job.sizeBytes;
-    queue.line.push({ job, attemptsMade: 0, readyAtMs: 0 });
+    queue.line.push(stored);
+    const written = this.journal?.hold(name, stored);
     this.pump(queue);
+    await written;
     return dropped;
   }
 
@@ -96,7 +107,10 @@ export class MemoryQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue) return [];
     const jobs = queue.line.takeAll().map((stored) => stored.job);
-    for (const job of jobs) queue.bytes -= job.sizeBytes;
+    for (const job of jobs) {
+      queue.bytes -= job.sizeBytes;
+      this.journal?.forget(name, job.id);
+    }
     return jobs;
   }
 
@@ -115,7 +129,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     if (!queue) return 0;
     const letters = queue.deadLetters.splice(0);
-    for (const letter of letters) queue.line.push({ job: letter.job, attemptsMade: 0, readyAtMs: 0 });
+    for (const letter of letters) this.requeue(queue, letter.job);
     this.pump(queue);
     return letters.length;
   }
@@ -124,7 +138,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
     const queue = this.queues.get(name);
     const letter = queue && this.removeDeadLetter(queue, jobId);
     if (!queue || !letter) return false;
-    queue.line.push({ job: letter.job, attemptsMade: 0, readyAtMs: 0 });
+    this.requeue(queue, letter.job);
     this.pump(queue);
     return true;
   }
@@ -134,6 +148,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
     const letter = queue && this.removeDeadLetter(queue, jobId);
     if (!queue || !letter) return false;
     queue.bytes -= letter.job.sizeBytes;
+    this.journal?.forget(name, jobId);
     return true;
   }
 
@@ -143,13 +158,38 @@ export class MemoryQueueAdapter implements QueueAdapter {
       queue.deliver = undefined;
       clearTimeout(queue.timer);
     }
-    if (this.inFlight === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-    ]);
-    clearTimeout(timer);
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.journal?.close();
+  }
+
+  /** A new queue with what the journal kept of it (nothing in memory). */
+  private restored(queue: MemoryQueue): MemoryQueue {
+    if (!this.journal) return queue;
+    const { held, dead } = this.journal.take(queue.spec.name);
+    const now = Date.now();
+    for (const stored of held) {
+      queue.bytes += stored.job.sizeBytes;
+      queue.line.restore(stored, now);
+    }
+    for (const letter of dead) {
+      queue.bytes += letter.job.sizeBytes;
+      queue.deadLetters.push(letter);
+    }
+    return queue;
+  }
+
+  /** A dead letter back in line with its attempts reset. */
+  private requeue(queue: MemoryQueue, job: QueueJob): void {
+    const stored: StoredJob = { job, attemptsMade: 0, readyAtMs: 0 };
+    queue.line.push(stored);
+    this.journal?.hold(queue.spec.name, stored).catch(() => undefined);
   }
 
   private queue(name: string): MemoryQueue {
@@ -209,6 +249,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
     if (error === undefined) {
       queue.line.settled(stored);
       queue.bytes -= stored.job.sizeBytes;
+      this.journal?.forget(queue.spec.name, stored.job.id);
     } else {
       stored.attemptsMade++;
       if (stored.attemptsMade >= queue.spec.maxAttempts) {
@@ -217,6 +258,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
       } else {
         stored.readyAtMs = Date.now() + backoffDelayMs(queue.spec.backoffMs, stored.attemptsMade);
         queue.line.retry(stored);
+        this.journal?.hold(queue.spec.name, stored).catch(() => undefined);
       }
     }
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -225,9 +267,11 @@ export class MemoryQueueAdapter implements QueueAdapter {
 
   private deadLetter(queue: MemoryQueue, letter: DeadLetter): void {
     queue.deadLetters.push(letter);
+    this.journal?.dead(queue.spec.name, letter);
     while (queue.deadLetters.length > queue.spec.maxDeadLetters) {
       const dropped = queue.deadLetters.shift()!;
       queue.bytes -= dropped.job.sizeBytes;
+      this.journal?.forget(queue.spec.name, dropped.job.id);
       this.onDeadLetterDropped(queue.spec.label, dropped);
     }
   }

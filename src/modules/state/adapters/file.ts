@@ -1,127 +1,83 @@
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../observability/logger';
 import type { Json } from '../../../protocol/messages';
+import { EmbeddedStore } from '../../../store/embedded-store';
+import { OrderedTable, type OrderedRow } from '../../../store/ordered-table';
 import { MemoryStateAdapter } from './memory';
 
-const FILE_SUFFIX = '.json';
-/** Longest file name we derive from a scope name; longer names are hashed (most filesystems stop at 255). */
-const MAX_FILE_NAME_BYTES = 200;
+/** The named database of iii-state in the embedded store. */
+const DB_NAME = 'state';
+/** Scope files of the JSON-file store this adapter replaced; imported once, then renamed. */
+const LEGACY_SUFFIX = '.json';
+const IMPORTED_SUFFIX = '.imported';
 
 export interface FileStateOptions {
-  /** Directory holding one file per scope; created if missing. */
+  /** Directory of the embedded store (`file_path`); created if missing. */
   directory: string;
-  /** How often changed scopes are written out, in milliseconds. */
-  saveIntervalMs: number;
   logger: Logger;
 }
 
 /**
- * State in memory, persisted to a directory (`kv` with `store_method: file_based`): one JSON
- * file per scope, `{"scope": name, "entries": [[key, value], ...]}` (pairs keep insertion
- * order, which an object with numeric-looking keys would not). Changed scopes are written
- * every `saveIntervalMs` and on close, each to a temp file renamed over the old one, so a crash
- * leaves either the old or the new file. All files are read at open.
+ * State in memory and in the embedded store (`kv` with `store_method: file_based`): reads come
+ * from memory, every write is committed to the store before it is acknowledged, so a crash
+ * loses no acknowledged write. Rows are keyed `[scope, key]` and hold the value's JSON text; a
+ * scope lists in insertion order after a restart too.
  */
 export class FileStateAdapter extends MemoryStateAdapter {
-  private readonly dirty = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  /** Flushes run one after another; this is the tail of that chain. */
-  private flushed: Promise<void> = Promise.resolve();
+  private store: EmbeddedStore | undefined;
+  private table: OrderedTable<string> | undefined;
 
   constructor(private readonly options: FileStateOptions) {
     super();
   }
 
   override async open(): Promise<void> {
-    const { directory, saveIntervalMs } = this.options;
-    await mkdir(directory, { recursive: true });
-    for (const name of await readdir(directory)) {
-      if (name.endsWith(FILE_SUFFIX)) this.load(join(directory, name), await readFile(join(directory, name), 'utf8'));
-    }
-    this.timer = setInterval(() => {
-      this.flush().catch(() => undefined);
-    }, saveIntervalMs);
-    this.timer.unref();
+    this.store = EmbeddedStore.open(this.options.directory);
+    this.table = new OrderedTable(this.store.db<OrderedRow<string>>(DB_NAME));
+    for (const { key: [scope, key], value } of this.table.load()) this.remember(scope!, key!, value);
+    await this.importLegacyFiles();
   }
 
   override async close(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush();
+    await this.store?.close();
+    this.store = undefined;
+    this.table = undefined;
   }
 
-  /** Writes every changed scope now. A scope that failed to write stays pending. */
-  flush(): Promise<void> {
-    const run = this.flushed.then(() => this.writeDirty());
-    this.flushed = run.catch(() => undefined);
-    return run;
+  protected override async persist(scope: string, key: string, text: string | undefined): Promise<void> {
+    if (!this.table) throw new Error('iii-state: the store is closed');
+    await (text === undefined ? this.table.remove([scope, key]) : this.table.put([scope, key], text));
   }
 
-  protected override changed(scope: string): void {
-    this.dirty.add(scope);
+  private remember(scope: string, key: string, text: string): void {
+    let entries = this.scopes.get(scope);
+    if (!entries) this.scopes.set(scope, (entries = new Map()));
+    entries.set(key, text);
   }
 
-  private load(path: string, text: string): void {
-    let file: unknown;
-    try {
-      file = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`iii-state: cannot read ${path}: ${(err as Error).message}. Fix or move the file, then restart.`);
-    }
-    if (!isScopeFile(file)) throw new Error(`iii-state: ${path} is not a state file ({"scope": string, "entries": [[key, value], ...]}). Fix or move the file, then restart.`);
-    if (file.entries.length === 0) return;
-    this.scopes.set(file.scope, new Map(file.entries.map(([key, value]) => [key, JSON.stringify(value)])));
-  }
-
-  private async writeDirty(): Promise<void> {
-    const scopes = [...this.dirty];
-    this.dirty.clear();
-    let failure: unknown;
-    for (const scope of scopes) {
-      try {
-        await this.writeScope(scope);
-      } catch (err) {
-        this.dirty.add(scope);
-        failure ??= err;
-        this.options.logger.error({ err, scope, directory: this.options.directory }, 'iii-state could not save a scope; retrying at the next save');
+  /**
+   * Scope files of the JSON-file store earlier versions kept in this directory: loaded into the
+   * store (a key the store already has keeps the store's value), then renamed `*.json.imported`.
+   */
+  private async importLegacyFiles(): Promise<void> {
+    const { directory, logger } = this.options;
+    for (const name of await readdir(directory)) {
+      if (!name.endsWith(LEGACY_SUFFIX)) continue;
+      const path = join(directory, name);
+      const file = parseScopeFile(path, await readFile(path, 'utf8'));
+      let imported = 0;
+      for (const [key, value] of file.entries) {
+        if (this.scopes.get(file.scope)?.has(key)) continue;
+        const text = JSON.stringify(value);
+        this.remember(file.scope, key, text);
+        await this.persist(file.scope, key, text);
+        imported++;
       }
+      await rename(path, `${path}${IMPORTED_SUFFIX}`);
+      logger.info({ file: path, scope: file.scope, keys: imported }, 'iii-state imported a scope file of the earlier JSON-file store');
     }
-    if (failure !== undefined) throw failure;
   }
-
-  private async writeScope(scope: string): Promise<void> {
-    const path = join(this.options.directory, fileName(scope));
-    const entries = this.scopes.get(scope);
-    if (entries === undefined) {
-      await unlink(path).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-      return;
-    }
-    // Stored values are JSON text already: the file is assembled without re-serializing them.
-    const pairs = [...entries].map(([key, text]) => `[${JSON.stringify(key)},${text}]`);
-    const temp = `${path}.tmp`;
-    await writeFile(temp, `{"scope":${JSON.stringify(scope)},"entries":[${pairs.join(',')}]}`);
-    await rename(temp, path);
-  }
-}
-
-/**
- * The file of a scope: its percent-encoded name, or `#<sha256>` when that would be too long or
- * the name cannot be encoded (a lone surrogate). `#` never appears in an encoded name; hashing
- * the UTF-16 code units keeps distinct lone surrogates distinct.
- */
-export function fileName(scope: string): string {
-  let encoded: string | undefined;
-  try {
-    encoded = encodeURIComponent(scope).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  } catch {
-    encoded = undefined;
-  }
-  if (encoded !== undefined && encoded.length + FILE_SUFFIX.length <= MAX_FILE_NAME_BYTES) return `${encoded}${FILE_SUFFIX}`;
-  return `#${createHash('sha256').update(Buffer.from(scope, 'utf16le')).digest('hex')}${FILE_SUFFIX}`;
 }
 
 interface ScopeFile {
@@ -129,8 +85,15 @@ interface ScopeFile {
   entries: Array<[string, Json]>;
 }
 
-function isScopeFile(value: unknown): value is ScopeFile {
-  if (typeof value !== 'object' || value === null) return false;
-  const { scope, entries } = value as Record<string, unknown>;
-  return typeof scope === 'string' && Array.isArray(entries) && entries.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string');
+function parseScopeFile(path: string, text: string): ScopeFile {
+  let file: unknown;
+  try {
+    file = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`iii-state: cannot read ${path}: ${(err as Error).message}. Fix or move the file, then restart.`);
+  }
+  const { scope, entries } = (typeof file === 'object' && file !== null ? file : {}) as Record<string, unknown>;
+  const valid = typeof scope === 'string' && Array.isArray(entries) && entries.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string');
+  if (!valid) throw new Error(`iii-state: ${path} is not a state file ({"scope": string, "entries": [[key, value], ...]}). Fix or move the file, then restart.`);
+  return file as ScopeFile;
 }

@@ -39,12 +39,7 @@ export function createStateAdapter(config: StateConfig, { logger, nodeId, cluste
   }
   if (storeMethod === 'file_based') {
     const filePath = options['file_path'];
-    const interval = options['save_interval_ms'];
-    return new FileStateAdapter({
-      directory: typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH,
-      saveIntervalMs: typeof interval === 'number' ? interval : config.saveIntervalMs,
-      logger,
-    });
+    return new FileStateAdapter({ directory: typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH, logger });
   }
   throw new Error(`iii-state: adapter kv has no store_method ${JSON.stringify(storeMethod)}; use one of: ${STORE_METHODS.join(', ')}.`);
 }

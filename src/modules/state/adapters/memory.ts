@@ -20,7 +20,10 @@ export class MemoryStateAdapter implements StateAdapter {
   }
 
   async set(scope: string, key: string, value: Json, maxValueBytes: number | undefined): Promise<Json | undefined> {
-    return this.write(scope, key, serializeWithin(value, maxValueBytes));
+    const text = serializeWithin(value, maxValueBytes);
+    const old = this.write(scope, key, text);
+    await this.persist(scope, key, text);
+    return old;
   }
 
   async delete(scope: string, key: string): Promise<Json | undefined> {
@@ -29,7 +32,7 @@ export class MemoryStateAdapter implements StateAdapter {
     if (entries === undefined || old === undefined) return undefined;
     entries.delete(key);
     if (entries.size === 0) this.scopes.delete(scope);
-    this.changed(scope);
+    await this.persist(scope, key, undefined);
     return parse(old);
   }
 
@@ -37,7 +40,9 @@ export class MemoryStateAdapter implements StateAdapter {
     // Read, apply and write in one synchronous step: nothing else runs in between.
     const old = parse(this.scopes.get(scope)?.get(key));
     const { value, errors } = applyUpdateOps(old, ops);
-    this.write(scope, key, serializeWithin(value, maxValueBytes));
+    const text = serializeWithin(value, maxValueBytes);
+    this.write(scope, key, text);
+    await this.persist(scope, key, text);
     return { old_value: old, new_value: value, errors };
   }
 
@@ -49,8 +54,11 @@ export class MemoryStateAdapter implements StateAdapter {
     return [...this.scopes.keys()];
   }
 
-  /** Told of every change to a scope (the file adapter marks it dirty). */
-  protected changed(_scope: string): void {}
+  /**
+   * Told of every change, after memory holds it (`text` undefined: the key was removed); the
+   * call is acknowledged when this settles. The file adapter writes it to its store.
+   */
+  protected persist(_scope: string, _key: string, _text: string | undefined): Promise<void> | void {}
 
   private write(scope: string, key: string, text: string): Json | undefined {
     let entries = this.scopes.get(scope);
@@ -60,7 +68,6 @@ export class MemoryStateAdapter implements StateAdapter {
     }
     const old = entries.get(key);
     entries.set(key, text);
-    this.changed(scope);
     return parse(old);
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../../../observability/logger';
 import { closeRedis, connectRedis, redisTarget } from '../../../cluster/redis-target';
 import type { StreamEventBus } from './event-bus';
 import { LocalEventBus } from './local-event-bus';
+import { FileStreamStorage } from './file-storage';
 import { MemoryStreamStorage } from './memory-storage';
 import { RedisEventBus } from './redis-event-bus';
 import { RedisStreamStorage } from './redis-storage';
@@ -35,8 +36,10 @@ export interface StreamBackend {
 /** Adapter names this build implements (`bridge` is not implemented). */
 export const SUPPORTED_ADAPTERS = ['kv', 'redis'] as const;
 
-/** `kv` store methods implemented; the original also has a file-backed one. */
-const SUPPORTED_STORE_METHODS = ['in_memory'] as const;
+/** `kv` store methods. */
+const SUPPORTED_STORE_METHODS = ['in_memory', 'file_based'] as const;
+/** The original's default directory for `file_based` streams, relative to the working directory. */
+const DEFAULT_FILE_PATH = './data/stream_store';
 
 /**
  * Builds (and for redis, connects) the backend named by the config; an unknown name or option
@@ -53,6 +56,13 @@ export async function createStreamBackend(adapter: StreamAdapterConfig, context:
     throw new Error(
       `iii-stream: kv store_method '${String(storeMethod)}' is not supported by this build; supported store methods: ${SUPPORTED_STORE_METHODS.join(', ')}`,
     );
+  }
+  if (storeMethod === 'file_based') {
+    const filePath = adapter.config?.['file_path'];
+    if (filePath !== undefined && (typeof filePath !== 'string' || filePath === '')) {
+      throw new Error(`iii-stream: adapter.config.file_path must be a directory path (a non-empty string), not ${JSON.stringify(filePath)}`);
+    }
+    return { storage: FileStreamStorage.open(filePath ?? DEFAULT_FILE_PATH), bus: new LocalEventBus() };
   }
   return { storage: new MemoryStreamStorage(), bus: new LocalEventBus() };
 }

@@ -19,6 +19,7 @@ export class MemoryStreamStorage implements StreamStorage {
     const group = this.groupFor(streamName, groupId);
     const old = group.get(itemId);
     group.set(itemId, value);
+    await this.persist(streamName, groupId, itemId, value);
     return old;
   }
 
@@ -31,6 +32,7 @@ export class MemoryStreamStorage implements StreamStorage {
     // Empty groups and streams disappear, so list_groups and list_all show only what holds items.
     if (group.size === 0) groups.delete(groupId);
     if (groups.size === 0) this.streams.delete(streamName);
+    if (old !== undefined) await this.persist(streamName, groupId, itemId, undefined);
     return old;
   }
 
@@ -40,6 +42,7 @@ export class MemoryStreamStorage implements StreamStorage {
     // applyUpdateOps works on a copy: the returned old value is the stored one, untouched.
     const { value, errors } = applyUpdateOps(oldValue, ops);
     this.groupFor(streamName, groupId).set(itemId, value);
+    await this.persist(streamName, groupId, itemId, value);
     return { oldValue, newValue: value, errors };
   }
 
@@ -61,7 +64,13 @@ export class MemoryStreamStorage implements StreamStorage {
     this.streams.clear();
   }
 
-  private groupFor(streamName: string, groupId: string): Group {
+  /**
+   * Told of every change, after memory holds it (`value` undefined: the item was removed); the
+   * call is acknowledged when this settles. The file storage writes it to its store.
+   */
+  protected persist(_streamName: string, _groupId: string, _itemId: string, _value: Json | undefined): Promise<void> | void {}
+
+  protected groupFor(streamName: string, groupId: string): Group {
     let groups = this.streams.get(streamName);
     if (!groups) this.streams.set(streamName, (groups = new Map()));
     let group = groups.get(groupId);
