@@ -42,8 +42,4 @@ export class OrderedTable<V> {
     this.seqs.delete(JSON.stringify(key));
     await this.db.remove(key);
   }
-
-  has(key: string[]): boolean {
-    return this.seqs.has(JSON.stringify(key));
-  }
 }

@@ -3,6 +3,7 @@ import { backoffDelayMs } from '../backoff';
 import { QueueErrorCode } from '../errors';
 import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
 import { FifoLine, StandardLine, type JobLine, type StoredJob } from './job-lines';
+import { InFlight } from './in-flight';
 import type { QueueJournal } from './journal';
 
 function lineFor(ordering: QueueSpec['ordering']): JobLine {
@@ -39,8 +40,7 @@ class MemoryQueue {
 export class MemoryQueueAdapter implements QueueAdapter {
   readonly name = 'builtin';
   private readonly queues = new Map<string, MemoryQueue>();
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
   private closed = false;
 
   /** `onDeadLetterDropped` hears of dead letters pushed out by `maxDeadLetters`. */
@@ -158,14 +158,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
       queue.deliver = undefined;
       clearTimeout(queue.timer);
     }
-    if (this.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
-    }
+    await this.inFlight.settled(graceMs);
     await this.journal?.close();
   }
 
@@ -229,7 +222,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
 
   private run(queue: MemoryQueue, deliver: Deliver, stored: StoredJob): void {
     queue.active++;
-    this.inFlight++;
+    this.inFlight.add(1);
     const attempt = stored.attemptsMade + 1;
     let outcome: Promise<void>;
     try {
@@ -245,7 +238,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
 
   private settle(queue: MemoryQueue, stored: StoredJob, error: string | undefined): void {
     queue.active--;
-    this.inFlight--;
+    this.inFlight.add(-1);
     if (error === undefined) {
       queue.line.settled(stored);
       queue.bytes -= stored.job.sizeBytes;
@@ -261,7 +254,6 @@ export class MemoryQueueAdapter implements QueueAdapter {
         this.journal?.hold(queue.spec.name, stored).catch(() => undefined);
       }
     }
-    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     this.pump(queue);
   }
 

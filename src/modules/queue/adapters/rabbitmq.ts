@@ -4,6 +4,7 @@ import { EngineError, ErrorCode } from '../../../protocol/errors';
 import { backoffDelayMs } from '../backoff';
 import { QueueErrorCode } from '../errors';
 import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
+import { InFlight } from './in-flight';
 import { letterOf, onOwnChannel, take } from './rabbitmq-browse';
 import { RabbitmqConsumer, parseJob } from './rabbitmq-consumer';
 import { RabbitmqLink } from './rabbitmq-link';
@@ -55,8 +56,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   readonly name = 'rabbitmq';
   private readonly queues = new Map<string, RabbitQueue>();
   private readonly link: RabbitmqLink;
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
   private closed = false;
 
   constructor(private readonly options: RabbitmqAdapterOptions) {
@@ -199,14 +199,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.queues.values()].map((queue) => this.stopConsumer(queue.spec.name)));
-    if (this.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
-    }
+    await this.inFlight.settled(graceMs);
     // Deliveries still running lose their channel: the broker gives their messages to another node.
     await this.link.close();
   }
@@ -383,8 +376,7 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
 
   private track(queue: RabbitQueue, delta: 1 | -1): void {
     queue.active += delta;
-    this.inFlight += delta;
-    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.inFlight.add(delta);
   }
 
   private queue(name: string): RabbitQueue {

@@ -35,7 +35,7 @@ export class FileStateAdapter extends MemoryStateAdapter {
   override async open(): Promise<void> {
     this.store = EmbeddedStore.open(this.options.directory);
     this.table = new OrderedTable(this.store.db<OrderedRow<string>>(DB_NAME));
-    for (const { key: [scope, key], value } of this.table.load()) this.remember(scope!, key!, value);
+    for (const { key: [scope, key], value } of this.table.load()) this.write(scope!, key!, value);
     await this.importLegacyFiles();
   }
 
@@ -48,12 +48,6 @@ export class FileStateAdapter extends MemoryStateAdapter {
   protected override async persist(scope: string, key: string, text: string | undefined): Promise<void> {
     if (!this.table) throw new Error('iii-state: the store is closed');
     await (text === undefined ? this.table.remove([scope, key]) : this.table.put([scope, key], text));
-  }
-
-  private remember(scope: string, key: string, text: string): void {
-    let entries = this.scopes.get(scope);
-    if (!entries) this.scopes.set(scope, (entries = new Map()));
-    entries.set(key, text);
   }
 
   /**
@@ -70,7 +64,7 @@ export class FileStateAdapter extends MemoryStateAdapter {
       for (const [key, value] of file.entries) {
         if (this.scopes.get(file.scope)?.has(key)) continue;
         const text = JSON.stringify(value);
-        this.remember(file.scope, key, text);
+        this.write(file.scope, key, text);
         await this.persist(file.scope, key, text);
         imported++;
       }

@@ -60,7 +60,8 @@ export class MemoryStateAdapter implements StateAdapter {
    */
   protected persist(_scope: string, _key: string, _text: string | undefined): Promise<void> | void {}
 
-  private write(scope: string, key: string, text: string): Json | undefined {
+  /** Puts `text` under the key in memory only; returns the value it replaced. */
+  protected write(scope: string, key: string, text: string): Json | undefined {
     let entries = this.scopes.get(scope);
     if (entries === undefined) {
       entries = new Map();
