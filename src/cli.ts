@@ -92,7 +92,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.exitCode = EXIT_USAGE;
     return;
   }
-  const { config, warnings } = loaded;
+  const { config, warnings, notices } = loaded;
 
   // The engine puts the node id on its own log lines.
   const logger = createLogger(config.logLevel);
@@ -100,6 +100,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     { node: config.nodeId, config: config.source ?? 'built-in defaults', cluster: config.cluster.redisUrl !== undefined },
     'configuration loaded',
   );
+  for (const notice of notices) logger.info(notice);
   for (const warning of warnings) logger.warn(warning);
 
   // A promise nobody awaited must not take the node (and every worker on it) down: log it, serve on.

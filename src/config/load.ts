@@ -88,6 +88,8 @@ export interface LoadedConfig {
   config: EngineConfig;
   /** Accepted-but-ignored settings, one sentence each, for the caller to log. */
   warnings: string[];
+  /** Where settings came from besides the file (the configuration store), for the caller to log. */
+  notices: string[];
 }
 
 /** Modules on when there is no file. */
@@ -117,12 +119,39 @@ interface Sources {
 export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   const env = opts.env ?? process.env;
   const warnings: string[] = [];
+  const notices: string[] = [];
   const sources = opts.path === undefined ? builtInDefaults() : readFile(opts.path, env, warnings);
+  readStoredSettings(sources, env, warnings, notices);
   const config = assemble(sources, warnings);
   applyEnvironment(config, sources, env);
   applyTls(config, sources, env);
   checkRedis(config.cluster, warnings);
-  return { config, warnings };
+  return { config, warnings, notices };
+}
+
+/**
+ * iii 0.21+ moves each worker's block out of config.yaml into the configuration store on its
+ * first boot (`<store>/<worker name>.yaml`, store `./config` by default) and reads it from there
+ * afterwards. A project that booted under iii keeps its real settings there, so with an `fs`
+ * store, a listed worker whose file exists takes its block from that file, validated as a block
+ * of config.yaml would be. We read the store; we do not move blocks into it.
+ */
+function readStoredSettings(sources: Sources, env: NodeJS.ProcessEnv, warnings: string[], notices: string[]): void {
+  const store = sources.listed.find((l) => l.spec.id === 'configuration')?.block.resolved['adapter'] as { name: string; config?: Record<string, unknown> | null } | undefined;
+  if (store !== undefined && store.name !== 'fs') return;
+  const directory = store?.config?.['directory'];
+  const root = typeof directory === 'string' ? directory : './config';
+  for (const listed of sources.listed) {
+    if (listed.spec.id === 'configuration' || listed.instanceId.includes('#')) continue;
+    const names = [...new Set([listed.entryName ?? listed.spec.names[0]!, ...listed.spec.names])];
+    const file = names.map((name) => path.join(root, `${name}.yaml`)).find((candidate) => fs.existsSync(candidate));
+    if (file === undefined) continue;
+    const doc = expandTree(parseYaml(fs.readFileSync(file, 'utf8'), file), env, file) ?? {};
+    if (!isPlainObject(doc)) throw new ConfigError(`${file}: expected the settings of ${listed.instanceId} as a mapping, got ${describeValue(doc)}`);
+    listed.block = blockOf(listed.spec, doc, file, listed.instanceId);
+    warnings.push(...unimplementedWarnings(listed.spec.id, listed.instanceId, listed.block.asWritten));
+    notices.push(`${listed.instanceId}: settings read from ${path.resolve(file)} (the configuration store, where iii 0.21+ keeps them after its first boot), not from ${sources.source ?? 'the built-in defaults'}`);
+  }
 }
 
 // --- sources ---------------------------------------------------------------------------------

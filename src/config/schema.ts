@@ -290,7 +290,7 @@ export const observabilitySchema: SchemaTree = {
 // --- configuration (§3) ----------------------------------------------------------------------
 
 export const configurationSchema: SchemaTree = {
-  adapter: adapter(['fs', 'bridge'], 'fs'),
+  adapter: adapter(['fs', 'redis', 'memory', 'bridge'], 'fs'),
   ttl_seconds: leaf(intRange(0, undefined, 'seconds'), 0, 'Delete an id this long after its last watcher left (0 = never).'),
 };
 

@@ -1,5 +1,6 @@
 import type { EngineConfig } from '../config/types';
 import { resolveModuleConfig, type ModuleId } from '../config/workers';
+import { ConfigurationModule } from './configuration';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
 import { HttpModule } from './http';
@@ -23,6 +24,13 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['http', (c) => new HttpModule(c)],
 ];
 
+/** `configuration` is mandatory; in cluster mode its default store is Redis, shared by every node. */
+function configurationModule(config: EngineConfig): EngineModule {
+  const block = config.modules.configuration?.config ?? {};
+  const clustered = config.cluster.redisUrl !== undefined && !('adapter' in block);
+  return new ConfigurationModule(resolveModuleConfig('configuration', clustered ? { ...block, adapter: { name: 'redis' } } : block));
+}
+
 /** Modules whose storage follows the cluster: in cluster mode their default adapter is `redis`. */
 const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue', 'cron'];
 
@@ -34,7 +42,7 @@ const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue
 export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
   // iii-observability is mandatory: it gets its block with defaults filled in.
   const observability = new ObservabilityModule(resolveModuleConfig('observability', config.modules.observability?.config));
-  const modules: EngineModule[] = [new EngineFunctionsModule(engine), observability];
+  const modules: EngineModule[] = [new EngineFunctionsModule(engine), observability, configurationModule(config)];
   for (const [id, create] of OPTIONAL) {
     const module = config.modules[id];
     if (!module?.enabled) continue;

@@ -75,6 +75,16 @@ export class RedisHashStore {
     return texts.map((text) => JSON.parse(text) as Json);
   }
 
+  /** Every field of a hash with its value. */
+  async fields(hash: string): Promise<Array<[string, Json]>> {
+    const all = await this.command(() => this.redis.hgetall(hash));
+    return Object.entries(all).map(([field, text]) => [field, JSON.parse(text) as Json]);
+  }
+
+  async fieldNames(hash: string): Promise<string[]> {
+    return this.command(() => this.redis.hkeys(hash));
+  }
+
   /**
    * Every hash whose key starts with `prefix`, deduplicated (SCAN may return a key twice).
    * SCAN, never KEYS: KEYS blocks Redis while it walks the whole keyspace.

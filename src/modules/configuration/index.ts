@@ -1,0 +1,98 @@
+import { resolve } from 'node:path';
+import { redisTarget } from '../../cluster/redis-target';
+import type { Json } from '../../protocol/messages';
+import { Input } from '../input';
+import type { EngineModule, ModuleHost } from '../module';
+import { FsConfigurationStore } from './adapters/fs';
+import { MemoryConfigurationStore } from './adapters/memory';
+import { RedisConfigurationStore } from './adapters/redis';
+import type { ConfigurationStore } from './adapters/store';
+import { ConfigurationService } from './service';
+import { CONFIGURATION_EVENT_SCHEMA, CONFIGURATION_TRIGGER_CONFIG_SCHEMA, ConfigurationTriggers } from './triggers';
+
+const MODULE = 'configuration';
+/** The original's store directory, and the one it used before (moved over once). */
+export const DEFAULT_DIRECTORY = './config';
+const OLD_DIRECTORY = './data/configuration';
+
+/**
+ * `configuration` (mandatory): named settings with JSON Schemas, `configuration::register|set|
+ * get|list|schema`, and the `configuration` trigger type firing on every change. Adapters: `fs`
+ * (default; `<directory>/<id>.yaml`, watched) and, ours, `redis` (the default in cluster mode, so
+ * every node sees the same values) and `memory` (tests, embedded engines).
+ */
+export class ConfigurationModule implements EngineModule {
+  readonly name = MODULE;
+  private store: ConfigurationStore | undefined;
+  private triggers: ConfigurationTriggers | undefined;
+
+  constructor(private readonly config: Record<string, unknown>) {}
+
+  async start(host: ModuleHost): Promise<void> {
+    const block = this.config['adapter'] as { name: string; config?: Record<string, unknown> | null };
+    const store = createStore(block.name, block.config ?? {}, host);
+    const triggers = new ConfigurationTriggers(host, this.config['ttl_seconds'] as number, (id) => void service.expire(id));
+    const service = new ConfigurationService(store, triggers, host.logger);
+    await store.open((id, value) => void service.outsideChange(id, value).catch((err) => host.logger.warn({ err, id }, 'configuration: taking in an outside edit failed')));
+    this.store = store;
+    this.triggers = triggers;
+    registerFunctions(host, service);
+    await host.registerTriggerType(
+      MODULE,
+      {
+        id: 'configuration',
+        description: 'Fires when a configuration is registered, updated or deleted; config {configuration_id?, event_types?, condition_function_id?}',
+        trigger_request_format: CONFIGURATION_TRIGGER_CONFIG_SCHEMA,
+        call_request_format: CONFIGURATION_EVENT_SCHEMA,
+      },
+      triggers,
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.triggers?.clear();
+    await this.store?.close();
+    this.store = undefined;
+  }
+}
+
+function createStore(name: string, options: Record<string, unknown>, host: ModuleHost): ConfigurationStore {
+  if (name === 'redis') {
+    return new RedisConfigurationStore({ ...redisTarget(MODULE, options, host.config.cluster), connectionName: `iii:${host.nodeId}:configuration`, logger: host.logger });
+  }
+  if (name === 'memory') return new MemoryConfigurationStore();
+  if (name === 'fs') {
+    const directory = typeof options['directory'] === 'string' ? options['directory'] : DEFAULT_DIRECTORY;
+    const isDefault = resolve(directory) === resolve(DEFAULT_DIRECTORY);
+    return new FsConfigurationStore({ directory, ...(isDefault ? { migrateFrom: OLD_DIRECTORY } : {}), logger: host.logger });
+  }
+  throw new Error(`configuration: adapter '${name}' is not implemented; use fs (one node), redis (a cluster) or memory.`);
+}
+
+function registerFunctions(host: ModuleHost, service: ConfigurationService): void {
+  const fn = (id: string, description: string, handler: (input: Input, data: Record<string, Json>) => Promise<Json>) =>
+    host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data), data as Record<string, Json>));
+
+  fn('configuration::register', 'Register a configuration id with its JSON Schema; returns the stored entry', (input) => {
+    const schema = input.raw('schema');
+    if (schema === undefined) throw input.fail('missing field `schema`');
+    const initialValue = input.raw('initial_value');
+    const metadata = input.raw('metadata');
+    return service.register({
+      id: input.string('id'),
+      name: input.optString('name') ?? input.string('id'),
+      description: input.optString('description') ?? '',
+      schema,
+      ...(initialValue === undefined ? {} : { initialValue }),
+      ...(metadata === undefined ? {} : { metadata }),
+    });
+  });
+  fn('configuration::set', 'Replace the value of a registered configuration; returns {old_value, new_value}', (input, data) => {
+    const value = data['value']; // null is a value
+    if (value === undefined) throw input.fail('missing field `value`');
+    return service.set(input.string('id'), value);
+  });
+  fn('configuration::get', 'Read a configuration value, ${VAR} expanded unless raw: true; returns {id, value}', (input) => service.get(input.string('id'), input.optBoolean('raw') ?? false));
+  fn('configuration::list', 'Every configuration, sorted by id, without values', () => service.list());
+  fn('configuration::schema', 'The name, description and schema of a configuration', (input) => service.schema(input.string('id')));
+}
