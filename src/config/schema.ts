@@ -311,6 +311,7 @@ export const execSchema: SchemaTree = {
 
 export const bridgeSchema: SchemaTree = {
   url: leaf(urlWithScheme(['ws', 'wss']), 'ws://0.0.0.0:49134', 'Engine to connect to (default: env III_URL).'),
+  auth_token: leaf(nonEmptyString, null, 'Ours: the remote engine\'s worker token (default: env III_BRIDGE_TOKEN).'),
   service_id: leaf(nonEmptyString, null, 'Service id announced to the remote engine.'),
   service_name: leaf(nonEmptyString, null, 'Service name announced to the remote engine.'),
   expose: leaf(

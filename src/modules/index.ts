@@ -1,5 +1,6 @@
 import type { EngineConfig } from '../config/types';
 import { resolveModuleConfig, type ModuleId } from '../config/workers';
+import { BridgeModule } from './bridge';
 import { ConfigurationModule } from './configuration';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
@@ -22,6 +23,7 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['queue', (c) => new QueueModule(c)],
   ['cron', (c) => new CronModule(c)],
   ['http', (c) => new HttpModule(c)],
+  ['bridge', (c) => new BridgeModule(c)],
 ];
 
 /** `configuration` is mandatory; in cluster mode its default store is Redis, shared by every node. */
@@ -47,7 +49,9 @@ export function createModules(engine: Engine, config: EngineConfig): EngineModul
     const module = config.modules[id];
     if (!module?.enabled) continue;
     const clustered = config.cluster.redisUrl !== undefined && CLUSTER_BACKED.includes(id) && !('adapter' in module.config);
-    const block = clustered ? { ...module.config, adapter: { name: 'redis' } } : module.config;
+    let block = clustered ? { ...module.config, adapter: { name: 'redis' } } : module.config;
+    // iii-bridge's url defaults to III_URL, then to the schema's default.
+    if (id === 'bridge' && !('url' in block) && process.env['III_URL']) block = { ...block, url: process.env['III_URL'] };
     modules.push(create(resolveModuleConfig(id, block)));
   }
   return modules;

@@ -33,6 +33,8 @@ export const ErrorCode = {
   payloadTooLarge: 'payload_too_large',
   /** ours: the node is draining and accepts no new calls. */
   shuttingDown: 'engine_shutting_down',
+  /** ours: a bridged call could not reach the other engine (link down at its deadline, or lost while it waited). */
+  bridgeUnavailable: 'bridge_unavailable',
   /** ours: HTTP 401 on a worker-port upgrade without the right shared worker token. */
   unauthorized: 'UNAUTHORIZED',
 } as const;

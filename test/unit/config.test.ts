@@ -619,7 +619,6 @@ workers:
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
       'configuration: key "adapter" (bridge adapter) is accepted but not implemented',
       'iii-exec: worker "iii-exec" (runs shell commands at boot) is accepted but not implemented',
-      'iii-bridge: worker "iii-bridge" (connects this engine to another one as a worker) is accepted but not implemented',
     ]);
   });
 

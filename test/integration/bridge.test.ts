@@ -1,0 +1,139 @@
+import type { IIIClient } from 'iii-sdk';
+import { registerWorker } from 'iii-sdk';
+import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { call, failure, rejection, type Any } from '../support/calls';
+
+/**
+ * `iii-bridge` between two engines: this one (in-process) joins a second iii-cluster engine
+ * running as its own process, as an ordinary worker over the iii protocol.
+ */
+
+let remote: NodeProcess | undefined;
+let remotePort: number;
+const local: TestEngine[] = [];
+const remoteWorkers: IIIClient[] = [];
+
+function bridged(block: Record<string, unknown>): Promise<TestEngine> {
+  const base = testConfig();
+  return startEngine({ modules: { ...base.modules, bridge: { enabled: true, config: { url: `ws://127.0.0.1:${remotePort}`, ...block } } } }).then((t) => {
+    local.push(t);
+    return t;
+  });
+}
+
+async function startRemote(env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
+  remote = await startNodeProcess({ nodeId: 'remote', env: { III_WS_PORT: String(remotePort), ...env } });
+  return remote;
+}
+
+function remoteWorker(name: string, token?: string): IIIClient {
+  const url = `ws://127.0.0.1:${remotePort}`;
+  const worker = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+  remoteWorkers.push(worker);
+  return worker;
+}
+
+/** Waits until the remote engine lists `functionId` (asked through `worker`). */
+async function remoteHas(worker: IIIClient, functionId: string): Promise<void> {
+  await waitFor(async () => {
+    const { functions } = await call(worker, 'engine::functions::list', {});
+    return (functions as Any[]).some((f) => f.function_id === functionId);
+  }, `${functionId} on the remote engine`, 10_000);
+}
+
+beforeEach(async () => {
+  remotePort = await freePort();
+});
+afterEach(async () => {
+  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
+  await Promise.all(local.splice(0).map((t) => t.close()));
+  await remote?.kill('SIGKILL');
+  remote = undefined;
+});
+
+test('bridge.invoke and forwarded functions call the remote engine; exposed functions serve it; invoke_async fires', async () => {
+  await startRemote();
+  const fired: Any[] = [];
+  const rw = remoteWorker('remote-app');
+  rw.registerFunction('remote::echo', async (data: Any) => ({ echoed: data }));
+  rw.registerFunction('remote::nothing', async () => undefined);
+  rw.registerFunction('remote::fail', async () => {
+    throw new Error('remote says no');
+  });
+  rw.registerFunction('remote::record', async (data: Any) => void fired.push(data));
+  await remoteHas(rw, 'remote::record');
+
+  const t = await bridged({
+    forward: [{ local_function: 'local::echo', remote_function: 'remote::echo', timeout_ms: 5000 }],
+    expose: [{ local_function: 'local::greet', remote_function: 'bridged::greet' }],
+  });
+  const lw = t.worker('local-app');
+  lw.registerFunction('local::greet', async (data: Any) => `hello ${data.name}`);
+  await functionRegistered(t.engine, 'local::greet');
+
+  // The remote engine adds its `_caller_worker_id` (the bridge's id there), as to any worker's call.
+  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: { n: 1 } })).toMatchObject({ echoed: { n: 1, _caller_worker_id: expect.any(String) } });
+  expect(await call(lw, 'local::echo', { n: 2 })).toMatchObject({ echoed: { n: 2 } });
+  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::nothing', data: null })).toBeUndefined();
+  const err = await failure(lw, 'bridge.invoke', { function_id: 'remote::fail', data: {} });
+  expect(err.message).toMatch(/remote says no/);
+  expect((await failure(lw, 'bridge.invoke', { function_id: 'remote::missing', data: {} })).code).toBe('function_not_found');
+
+  await remoteHas(rw, 'bridged::greet');
+  expect(await call(rw, 'bridged::greet', { name: 'remote' })).toBe('hello remote');
+
+  expect(await call(lw, 'bridge.invoke_async', { function_id: 'remote::record', data: { id: 7 } })).toBeUndefined();
+  await waitFor(() => fired.length === 1, 'the fire-and-forget call');
+  expect(fired[0]).toMatchObject({ id: 7 });
+});
+
+test('the remote engine going away fails calls with bridge_unavailable by their deadline; after it returns the bridge reconnects and re-registers', async () => {
+  await startRemote();
+  let rw = remoteWorker('remote-app');
+  rw.registerFunction('remote::echo', async (data: Any) => data);
+  await remoteHas(rw, 'remote::echo');
+  const t = await bridged({ expose: [{ local_function: 'local::ping' }] });
+  const lw = t.worker('local-app');
+  lw.registerFunction('local::ping', async () => 'pong');
+  await functionRegistered(t.engine, 'local::ping');
+  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 1 })).toBe(1);
+
+  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
+  await remote!.kill('SIGKILL');
+  const started = Date.now();
+  const down = await failure(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 2, timeout_ms: 500 });
+  expect(down.code).toBe('bridge_unavailable');
+  expect(Date.now() - started).toBeLessThan(3000);
+  expect((await failure(lw, 'bridge.invoke_async', { function_id: 'remote::echo', data: 3 })).code).toBe('bridge_unavailable');
+
+  await startRemote();
+  rw = remoteWorker('remote-app-2');
+  rw.registerFunction('remote::echo', async (data: Any) => data);
+  await remoteHas(rw, 'remote::echo');
+  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 4, timeout_ms: 15_000 })).toBe(4);
+  await remoteHas(rw, 'local::ping');
+  expect(await call(rw, 'local::ping', {})).toBe('pong');
+}, 60_000);
+
+test('a remote engine with a worker token: the bridge presents auth_token; a wrong token is refused and calls fail clearly', async () => {
+  await startRemote({ III_WORKER_TOKEN: 'secret-token' });
+  const rw = remoteWorker('remote-app', 'secret-token');
+  rw.registerFunction('remote::echo', async (data: Any) => data);
+  await remoteHas(rw, 'remote::echo');
+
+  const good = await bridged({ auth_token: 'secret-token' });
+  expect(await call(good.worker('a'), 'bridge.invoke', { function_id: 'remote::echo', data: 'ok', timeout_ms: 5000 })).toBe('ok');
+
+  const bad = await bridged({ auth_token: 'wrong' });
+  const err = await rejection(call(bad.worker('b'), 'bridge.invoke', { function_id: 'remote::echo', data: 'x', timeout_ms: 1000 }));
+  expect(err.code).toBe('bridge_unavailable');
+}, 30_000);
+
+test('bad input: a missing function_id or a bad timeout is refused naming the field', async () => {
+  await startRemote();
+  const t = await bridged({});
+  const lw = t.worker('local-app');
+  expect((await failure(lw, 'bridge.invoke', { data: 1 })).message).toMatch(/missing field `function_id`/);
+  expect((await failure(lw, 'bridge.invoke', { function_id: 'x', timeout_ms: -5 })).message).toMatch(/timeout_ms/);
+});
