@@ -44,6 +44,7 @@ const adapterOptions: Shape = record(
   {
     redis_url: redisUrl,
     bridge_url: urlWithScheme(['ws', 'wss']),
+    auth_token: nonEmptyString,
     directory: nonEmptyString,
     store_method: nonEmptyString,
     file_path: nonEmptyString,

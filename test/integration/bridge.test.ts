@@ -137,3 +137,50 @@ test('bad input: a missing function_id or a bad timeout is refused naming the fi
   expect((await failure(lw, 'bridge.invoke', { data: 1 })).message).toMatch(/missing field `function_id`/);
   expect((await failure(lw, 'bridge.invoke', { function_id: 'x', timeout_ms: -5 })).message).toMatch(/timeout_ms/);
 });
+
+describe('the bridge adapter of iii-state', () => {
+  function stateBridged(): Promise<TestEngine> {
+    const base = testConfig();
+    const state = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}` } } } };
+    return startEngine({ modules: { ...base.modules, state } }).then((t) => {
+      local.push(t);
+      return t;
+    });
+  }
+
+  test('state::* is served by the other engine; its changes, made there or here, fire local state triggers once', async () => {
+    await startRemote();
+    const rw = remoteWorker('remote-app');
+    const t = await stateBridged();
+    const lw = t.worker('local-app');
+    const seen: Any[] = [];
+    lw.registerFunction('local::on-state', async (event: Any) => void seen.push(event));
+    await functionRegistered(t.engine, 'local::on-state');
+    lw.registerTrigger({ type: 'state', function_id: 'local::on-state', config: { scope: 'shared' } });
+    await waitFor(() => t.engine.registry.triggersOfType('state', 'live').some((b) => b.function_id === 'local::on-state'), 'the local state binding');
+    // The mirror binding on the remote engine is in place once a remote write reaches us.
+    await waitFor(async () => {
+      await call(rw, 'state::set', { scope: 'shared', key: 'probe', value: seen.length });
+      return seen.length > 0;
+    }, 'the first mirrored change', 10_000);
+    const changes = () => seen.filter((e) => e.key !== 'probe');
+
+    expect(await call(lw, 'state::set', { scope: 'shared', key: 'k', value: { from: 'local' } })).toEqual({ old_value: null, new_value: { from: 'local' } });
+    expect(await call(rw, 'state::get', { scope: 'shared', key: 'k' })).toEqual({ from: 'local' });
+    await call(rw, 'state::set', { scope: 'shared', key: 'k', value: { from: 'remote' } });
+    expect(await call(lw, 'state::get', { scope: 'shared', key: 'k' })).toEqual({ from: 'remote' });
+    expect(await call(lw, 'state::get', { scope: 'shared', key: 'missing' })).toBeUndefined();
+    expect((await call(lw, 'state::update', { scope: 'shared', key: 'n', ops: [{ type: 'increment', path: 'c', by: 2 }] })).new_value).toEqual({ c: 2 });
+    expect(await call(lw, 'state::list_groups', {})).toEqual({ groups: ['shared'] });
+    expect(await call(lw, 'state::delete', { scope: 'shared', key: 'n' })).toEqual({ c: 2 });
+
+    await waitFor(() => changes().length >= 4, 'four mirrored changes');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(changes().map((e) => [e.event_type, e.key, e.new_value])).toEqual([
+      ['state:created', 'k', { from: 'local' }],
+      ['state:updated', 'k', { from: 'remote' }],
+      ['state:created', 'n', { c: 2 }],
+      ['state:deleted', 'n', null],
+    ]);
+  }, 30_000);
+});

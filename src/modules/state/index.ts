@@ -26,7 +26,8 @@ export class StateModule implements EngineModule {
     const adapter = createStateAdapter(this.settings, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
     await adapter.open();
     this.adapter = adapter;
-    const triggers = new StateTriggers(host, this.settings.triggersEnabled);
+    const triggers = new StateTriggers(host, this.settings.triggersEnabled, adapter.watch !== undefined);
+    adapter.watch?.((event) => triggers.mirror(event));
     this.triggers = triggers;
     registerStateFunctions({ host, adapter, triggers, maxValueBytes: this.settings.maxValueBytes });
     await host.registerTriggerType(

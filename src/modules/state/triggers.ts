@@ -23,9 +23,15 @@ export interface StateEvent {
 export class StateTriggers implements TriggerProvider {
   private readonly bindings = new Map<string, { binding: TriggerEntry; filter: StateTriggerFilter }>();
 
+  /**
+   * @param mirrored the adapter reports every change itself (`StateAdapter.watch`): `dispatch`
+   *   of the module's own writes is ignored and `mirror` fires instead, for this node's bindings
+   *   only (each node of a cluster receives every report).
+   */
   constructor(
     private readonly host: ModuleHost,
     private readonly enabled: boolean,
+    private readonly mirrored = false,
   ) {}
 
   registerTrigger(binding: TriggerEntry): void {
@@ -42,10 +48,22 @@ export class StateTriggers implements TriggerProvider {
    * failing condition or handler is logged and the next one runs.
    */
   dispatch(event: StateEvent): void {
+    if (!this.mirrored) this.fire(event, false);
+  }
+
+  /** A change the adapter reported (see the constructor). */
+  mirror(event: StateEvent): void {
+    if (this.mirrored) this.fire(event, true);
+  }
+
+  private fire(event: StateEvent, ownBindingsOnly: boolean): void {
     if (!this.enabled) return;
-    const matching = [...this.bindings.values()].filter(({ filter }) => matchesStateTrigger(filter, event.scope, event.key));
+    const matching = [...this.bindings.values()].filter(
+      ({ binding, filter }) => (!ownBindingsOnly || binding.nodeId === this.host.nodeId) && matchesStateTrigger(filter, event.scope, event.key),
+    );
     if (matching.length === 0) return;
-    void this.deliver(matching, { type: 'state', ...event });
+    const { event_type, scope, key, old_value, new_value } = event;
+    void this.deliver(matching, { type: 'state', event_type, scope, key, old_value, new_value });
   }
 
   clear(): void {

@@ -1,4 +1,5 @@
 import type { Json } from '../../../protocol/messages';
+import type { StateEvent } from '../triggers';
 import type { UpdateOpError } from '../update-ops';
 
 /** What `update` did; `old_value` undefined means the key did not exist. */
@@ -36,4 +37,9 @@ export interface StateAdapter {
   list(scope: string): Promise<Json[]>;
   /** The scopes holding at least one key, in any order. */
   listGroups(): Promise<string[]>;
+  /**
+   * Present when the backend reports its changes itself (the bridge: changes made on the other
+   * engine too); the module then fires triggers from these reports instead of its own writes.
+   */
+  watch?(onEvent: (event: StateEvent) => void): void;
 }

@@ -2,6 +2,7 @@ import type { EngineConfig } from '../../../config/types';
 import type { Logger } from '../../../observability/logger';
 import type { StateConfig } from '../config';
 import type { StateAdapter } from './adapter';
+import { BridgeStateAdapter } from './bridge';
 import { FileStateAdapter } from './file';
 import { MemoryStateAdapter } from './memory';
 import { RedisStateAdapter } from './redis';
@@ -9,11 +10,13 @@ import { redisTarget } from '../../../cluster/redis-target';
 
 export type { StateAdapter, StateUpdateOutcome } from './adapter';
 
-/** Adapter names this build implements (`bridge` is not implemented). */
-export const SUPPORTED_ADAPTERS = ['kv', 'redis'] as const;
+/** Adapter names this build implements. */
+export const SUPPORTED_ADAPTERS = ['kv', 'redis', 'bridge'] as const;
 const STORE_METHODS = ['in_memory', 'file_based'] as const;
 /** The original's default directory for `file_based`, relative to the working directory. */
 const DEFAULT_FILE_PATH = 'kv_store_data.db';
+/** The original's default `bridge_url`. */
+const DEFAULT_BRIDGE_URL = 'ws://localhost:49134';
 
 /** What an adapter may need from the engine besides its own config block. */
 export interface StateAdapterContext {
@@ -28,6 +31,11 @@ export function createStateAdapter(config: StateConfig, { logger, nodeId, cluste
   const { name, options } = config.adapter;
   if (name === 'redis') {
     return new RedisStateAdapter({ ...redisTarget('iii-state', options, cluster), connectionName: `iii:${nodeId}:state`, logger });
+  }
+  if (name === 'bridge') {
+    const token = typeof options['auth_token'] === 'string' ? options['auth_token'] : process.env['III_BRIDGE_TOKEN'];
+    const url = typeof options['bridge_url'] === 'string' ? options['bridge_url'] : DEFAULT_BRIDGE_URL;
+    return new BridgeStateAdapter({ url, nodeId, logger, ...(token ? { token } : {}) });
   }
   if (name !== 'kv') {
     throw new Error(`iii-state: adapter '${name}' is not supported; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}.`);
