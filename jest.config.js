@@ -1,11 +1,21 @@
-/** Tests use real sockets and processes; each file gets its own engine on free ports. */
-module.exports = {
+/**
+ * Tests use real sockets and processes; each file gets its own engine on free ports.
+ * One project per folder of test/, so a group runs alone (`npm run test:unit`, or
+ * `jest --selectProjects unit`) and plain `jest` runs them all. `testTimeout`, `maxWorkers`
+ * and `reporters` are run-wide options: jest ignores them inside a project.
+ */
+const project = (name) => ({
+  displayName: name,
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
+  roots: [`<rootDir>/test/${name}`],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  setupFiles: ['<rootDir>/test/support/quiet-sdk.ts'],
+});
+
+module.exports = {
   testTimeout: 30000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
-  setupFiles: ['<rootDir>/test/support/quiet-sdk.ts'],
+  projects: ['unit', 'integration', 'cluster', 'fuzz', 'deploy'].map(project),
 };
