@@ -118,8 +118,8 @@ interface Sources {
   listed: Listed[];
   /** Entries for external workers, which nothing starts (external-workers.ts). */
   external: External[];
-  /** `registration_namespace_grace_ms` as written (milliseconds). */
-  namespaceGraceMs?: number;
+  /** `registration_namespace_grace_ms` as written, and where (`config.yaml: registration_namespace_grace_ms`). */
+  namespaceGrace?: { valueMs: number; at: string };
   engine: ValidatedBlock;
   cluster: ValidatedBlock;
 }
@@ -227,7 +227,7 @@ function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sou
   const cluster = sectionOf(doc, 'cluster', clusterSchema, file);
   const sources: Sources = { source: path.resolve(file), listed, external, engine, cluster };
   const grace = topLevelValue(doc, 'registration_namespace_grace_ms', namespaceGraceMs, file);
-  if (grace !== undefined) sources.namespaceGraceMs = grace as number;
+  if (grace !== undefined) sources.namespaceGrace = { valueMs: grace as number, at: `${file}: registration_namespace_grace_ms` };
   return sources;
 }
 
@@ -468,7 +468,7 @@ function toListener(entry: Listed): WorkerListenerConfig {
 function namespaceGraceWarnings(sources: Sources, env: NodeJS.ProcessEnv): string[] {
   const fromEnv = envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs);
   const where = [
-    ...(sources.namespaceGraceMs !== undefined ? [`${sources.source ?? DEFAULTS_LABEL}: registration_namespace_grace_ms`] : []),
+    ...(sources.namespaceGrace !== undefined ? [sources.namespaceGrace.at] : []),
     ...(fromEnv !== undefined ? ['environment variable III_NAMESPACE_GRACE_MS'] : []),
   ];
   if (where.length === 0) return [];
