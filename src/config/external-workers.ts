@@ -9,7 +9,7 @@ import { BUILTIN_WORKER_NAMES } from './workers';
  * The rule for an entry whose `name` is not a built-in:
  * - with an `image:`, or a name with a `/` (`iii-hq/queue`), or one of the daemons iii ships in
  *   its `iii-worker` binary (`iii-sandbox`, `iii-worker-ops`): an external worker;
- * - else a name starting with `iii-`: refused as a misspelt built-in (`iii-stat`, `iii-htpp`),
+ * - else a name starting with `iii-` (any case): refused as a misspelt built-in (`iii-stat`, `iii-htpp`),
  *   with the nearest built-in name, since `iii-` is the prefix of iii's own workers and iii
  *   publishes its registry workers under `iii-hq/`;
  * - else (`todo-worker`): an external worker from the registry.
@@ -28,8 +28,8 @@ export function classifyUnknown(name: string, image: string | undefined): Unknow
   if (image !== undefined) return { kind: 'external', source: `image ${image}` };
   if (name.includes('/')) return { kind: 'external', source: 'registry worker' };
   if (III_WORKER_DAEMONS.includes(name)) return { kind: 'external', source: 'iii-worker daemon' };
-  if (name.startsWith('iii-')) {
-    const suggestion = nearestBuiltin(name, 3);
+  if (name.toLowerCase().startsWith('iii-')) {
+    const suggestion = nearestBuiltin(name.toLowerCase(), 3);
     return suggestion === undefined ? { kind: 'typo' } : { kind: 'typo', suggestion };
   }
   return { kind: 'external', source: 'registry worker' };

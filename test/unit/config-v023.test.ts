@@ -207,6 +207,7 @@ describe('a misspelt built-in (iii- name, no image, no /)', () => {
     const { message, file } = refusal('workers:\n  - name: iii-stat\n');
     expect(message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: workers\\[0\\]: unknown worker "iii-stat": did you mean "iii-state"\\? \\(iii- names are iii's own workers; the built-ins are `));
     expect(refusal('workers:\n  - name: iii-htpp\n').message).toContain('unknown worker "iii-htpp": did you mean "iii-http"?');
+    expect(refusal('workers:\n  - name: III-Http\n').message).toContain('unknown worker "III-Http": did you mean "iii-http"?');
     expect(refusal('modules:\n  - name: iii-worker-manger\n').message).toContain('modules[0]: unknown worker "iii-worker-manger": did you mean "iii-worker-manager"?');
   });
 
