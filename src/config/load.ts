@@ -3,10 +3,12 @@
  * built-in defaults when no path is given; then environment overrides; then validation.
  *
  * The file: top-level `workers:` (list of `{name, config?, image?}`), the legacy `modules:` (same
- * shape, merged after `workers`), and two sections of ours, `engine:` and `cluster:`. Any other
- * top-level key is an error. `${VAR}` / `${VAR:default}` placeholders are expanded (expand.ts).
- * Each `config:` block is checked against its module's convict schema (schema.ts); keys we
- * accept without acting on them yet produce warnings (unimplemented.ts).
+ * shape, merged after `workers`), iii v0.23's `registration_namespace_grace_ms`, and two sections
+ * of ours, `engine:` and `cluster:`. Any other top-level key is an error. `${VAR}` /
+ * `${VAR:default}` placeholders are expanded (expand.ts). Each `config:` block is checked against
+ * its module's convict schema (schema.ts); keys we accept without acting on them yet produce
+ * warnings (unimplemented.ts). An entry naming no built-in is an external worker (started by
+ * nobody, one warning) or a misspelt built-in (an error): the rule is in external-workers.ts.
  *
  * Without a file every built-in module is on with its defaults (one node, in memory). With a
  * file, a module that is not listed is off, except the mandatory ones (worker manager,
@@ -34,6 +36,7 @@
  * | `III_TLS_CERT_FILE` | with `III_TLS_KEY_FILE`: TLS of every worker, http and stream listener without its own `tls` block | PEM file path (both or neither) |
  * | `III_TLS_KEY_FILE` | see `III_TLS_CERT_FILE` | PEM file path, unencrypted |
  * | `III_TLS_CA_FILE` | `tls.ca`: the CA this node trusts when it dials another node's wss:// listener | PEM file path |
+ * | `III_NAMESPACE_GRACE_MS` | `registration_namespace_grace_ms` (iii v0.23): checked, then unused (a warning) | integer >= 0 (milliseconds) |
  *
  * TLS files (a `tls` block's or the variables') are read and checked here, once: a missing,
  * unreadable or mismatched file is a ConfigError naming the setting and the file.
@@ -47,7 +50,8 @@ import { redactUrl } from '../observability/redact-url';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
 import { describeValue, intRange, isPlainObject, nonEmptyString, oneOf, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
-import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, nodeId as nodeIdShape } from './schema';
+import { classifyUnknown, nearestBuiltin } from './external-workers';
+import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, namespaceGraceMs, nodeId as nodeIdShape } from './schema';
 import type {
   EngineConfig,
   FunctionFilter,
@@ -97,7 +101,7 @@ const DEFAULT_ON: readonly WorkerId[] = [
   'http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry', 'httpFunctions',
 ];
 
-const TOP_LEVEL_KEYS = ['workers', 'modules', 'engine', 'cluster'] as const;
+const TOP_LEVEL_KEYS = ['workers', 'modules', 'registration_namespace_grace_ms', 'engine', 'cluster'] as const;
 const ENTRY_KEYS = ['name', 'config', 'image'];
 
 /** One listed (or default-on) worker after validation. */
@@ -112,6 +116,10 @@ interface Listed {
 interface Sources {
   source?: string;
   listed: Listed[];
+  /** Entries for external workers, which nothing starts (external-workers.ts). */
+  external: External[];
+  /** `registration_namespace_grace_ms` as written, and where (`config.yaml: registration_namespace_grace_ms`). */
+  namespaceGrace?: { valueMs: number; at: string };
   engine: ValidatedBlock;
   cluster: ValidatedBlock;
 }
@@ -126,6 +134,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   applyEnvironment(config, sources, env);
   applyTls(config, sources, env);
   checkRedis(config.cluster, warnings);
+  warnings.push(...namespaceGraceWarnings(sources, env), ...externalWarnings(sources, config));
   return { config, warnings, notices };
 }
 
@@ -166,6 +175,7 @@ function builtInDefaults(): Sources {
   }
   return {
     listed,
+    external: [],
     engine: validateBlock(engineSchema, {}, { file: DEFAULTS_LABEL, where: 'engine' }),
     cluster: validateBlock(clusterSchema, {}, { file: DEFAULTS_LABEL, where: 'cluster' }),
   };
@@ -187,12 +197,14 @@ function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sou
   for (const key of Object.keys(doc)) {
     if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
       throw new ConfigError(
-        `${file}: unknown top-level key "${key}" (expected workers, modules (legacy name of workers), engine or cluster)`,
+        `${file}: unknown top-level key "${key}" (expected workers, modules (legacy name of workers), registration_namespace_grace_ms, engine or cluster)`,
       );
     }
   }
 
-  const entries = [...listEntries(doc, 'workers', file), ...listEntries(doc, 'modules', file)];
+  const all = [...listEntries(doc, 'workers', file), ...listEntries(doc, 'modules', file)];
+  const entries = all.filter((e): e is Entry => 'spec' in e);
+  const external = all.filter((e): e is External => !('spec' in e));
   rejectDuplicates(entries, file);
 
   const listed: Listed[] = [];
@@ -213,7 +225,35 @@ function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sou
 
   const engine = sectionOf(doc, 'engine', engineSchema, file);
   const cluster = sectionOf(doc, 'cluster', clusterSchema, file);
-  return { source: path.resolve(file), listed, engine, cluster };
+  const sources: Sources = { source: path.resolve(file), listed, external, engine, cluster };
+  const grace = topLevelValue(doc, 'registration_namespace_grace_ms', namespaceGraceMs, file);
+  if (grace !== undefined) sources.namespaceGrace = { valueMs: grace as number, at: `${file}: registration_namespace_grace_ms` };
+  return sources;
+}
+
+/** A scalar top-level key, converted as a schema leaf would be (`"5000"` from `${VAR}` is 5000). */
+function topLevelValue(doc: Record<string, unknown>, key: string, shape: Shape, file: string): unknown {
+  const raw = doc[key];
+  if (raw === undefined || raw === null) return undefined;
+  const value = shape.coercion === 'int' && typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw;
+  try {
+    shape.assert(value, '');
+  } catch (err) {
+    if (err instanceof ShapeError) throw new ConfigError(`${file}: ${key}: ${err.message}`);
+    throw err;
+  }
+  return value;
+}
+
+/** An entry for a worker iii-cluster does not contain. */
+interface External {
+  name: string;
+  /** `workers[3]` */
+  at: string;
+  /** `image ghcr.io/org/w:1.0`, `registry worker`. */
+  source: string;
+  /** Where the file was read. */
+  file: string;
 }
 
 interface Entry {
@@ -225,7 +265,7 @@ interface Entry {
   raw: Record<string, unknown>;
 }
 
-function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', file: string): Entry[] {
+function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', file: string): Array<Entry | External> {
   if (!(key in doc)) return [];
   const list = doc[key];
   if (!Array.isArray(list)) {
@@ -239,13 +279,20 @@ function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', f
       throw new ConfigError(`${file}: ${at}.name: expected a worker name, got ${describeValue(name)}`);
     }
     const label = `${at} (${name})`;
+    const image = raw['image'];
+    if (image !== undefined && image !== null && (typeof image !== 'string' || image.trim() === '')) {
+      throw new ConfigError(`${file}: ${label}.image: expected an image reference (a non-empty string), got ${describeValue(image)}`);
+    }
     const spec = findWorker(name);
     if (!spec) {
+      const unknown = classifyUnknown(name, typeof image === 'string' ? image : undefined);
+      if (unknown.kind === 'external') return { name, at, source: unknown.source, file };
+      const guess = unknown.suggestion === undefined ? '' : `: did you mean "${unknown.suggestion}"?`;
       throw new ConfigError(
-        `${file}: ${at}: unknown worker "${name}" (iii-cluster runs only built-in workers: ${BUILTIN_WORKER_NAMES.join(', ')})`,
+        `${file}: ${at}: unknown worker ${describeValue(name)}${guess} (iii- names are iii's own workers; the built-ins are ${BUILTIN_WORKER_NAMES.join(', ')}; an external worker takes an image: or a registry name such as org/name)`,
       );
     }
-    if (raw['image'] !== undefined && raw['image'] !== null) {
+    if (image !== undefined && image !== null) {
       throw new ConfigError(`${file}: ${label}.image: "${name}" is a built-in worker and cannot take an image`);
     }
     const config = raw['config'] ?? {};
@@ -410,6 +457,37 @@ function toListener(entry: Listed): WorkerListenerConfig {
     listener.rbac = out;
   }
   return listener;
+}
+
+// --- warnings about what is accepted but not built ------------------------------------------
+
+/**
+ * `registration_namespace_grace_ms` / `III_NAMESPACE_GRACE_MS` (iii v0.23): checked for form,
+ * then unused, with one warning.
+ */
+function namespaceGraceWarnings(sources: Sources, env: NodeJS.ProcessEnv): string[] {
+  const fromEnv = envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs);
+  const where = [
+    ...(sources.namespaceGrace !== undefined ? [sources.namespaceGrace.at] : []),
+    ...(fromEnv !== undefined ? ['environment variable III_NAMESPACE_GRACE_MS'] : []),
+  ];
+  if (where.length === 0) return [];
+  return [
+    `${where.join(' and ')} (iii v0.23) accepted; namespaces are not implemented, so registrations are never held waiting for a worker's namespace and the grace period is unused`,
+  ];
+}
+
+/** One line per external worker entry, with the URL to point the worker at. */
+function externalWarnings(sources: Sources, config: EngineConfig): string[] {
+  const listener = config.listeners[0]!;
+  const wildcard = ['0.0.0.0', '::', '[::]', ''].includes(listener.host);
+  const url = `${listener.tls ? 'wss' : 'ws'}://${wildcard ? 'localhost' : listener.host}:${listener.port}`;
+  return sources.external.map((e) => {
+    // A bare registry name one edit from a built-in (`htttp`, `crons`) may be a typo: say so.
+    const near = e.source === 'registry worker' && !e.name.includes('/') ? nearestBuiltin(e.name, 1) : undefined;
+    const hint = near === undefined ? '' : ` (if you meant the built-in "${near}", correct the name)`;
+    return `${e.file}: ${e.at}: worker ${describeValue(e.name)} (${e.source}): external workers are not started by iii-cluster; run it yourself and point it at this engine (${url})${hint}`;
+  });
 }
 
 // --- environment -----------------------------------------------------------------------------

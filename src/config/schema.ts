@@ -6,6 +6,7 @@ import {
   host,
   integer,
   intRange,
+  isPlainObject,
   leaf,
   listOf,
   mapOf,
@@ -76,12 +77,27 @@ function adapter(names: readonly string[], def: string): SchemaTree {
   };
 }
 
-/** `match("pattern")` / `match('pattern')` or `{metadata: {key: value | match(...)}}` (§4.3). */
-const functionFilter: Shape = anyOf(
-  'a function filter: match("pattern") or {metadata: {...}}',
-  nonEmptyString,
-  record({ metadata: { shape: anyMapping, required: true } }),
-);
+const metadataFilter: Shape = record({ metadata: { shape: anyMapping, required: true } });
+
+/** iii v0.23: `{match: "pattern", namespace?: "ns"}` (see src/engine/access/function-filter.ts). */
+const namespacedFilter: Shape = record({ match: { shape: nonEmptyString, required: true }, namespace: nonEmptyString });
+
+const FUNCTION_FILTER_EXPECTED = 'a function filter: match("pattern"), {metadata: {...}} or {match: "pattern", namespace: "ns"}';
+const anyFunctionFilter: Shape = anyOf(FUNCTION_FILTER_EXPECTED, nonEmptyString, metadataFilter, namespacedFilter);
+
+/**
+ * `match("pattern")` / `match('pattern')`, `{metadata: {key: value | match(...)}}` (§4.3), or
+ * `{match, namespace}` (v0.23). A mapping with a `match` or `metadata` key is checked as that
+ * form, so the error names the field that is wrong (`[0].namespace: expected ...`).
+ */
+const functionFilter: Shape = {
+  expected: FUNCTION_FILTER_EXPECTED,
+  assert(value, path) {
+    if (isPlainObject(value) && 'match' in value) namespacedFilter.assert(value, path);
+    else if (isPlainObject(value) && 'metadata' in value) metadataFilter.assert(value, path);
+    else anyFunctionFilter.assert(value, path);
+  },
+};
 
 /**
  * ours: `tls: {cert_file, key_file, min_version?}` on a listener (worker manager, http, stream):
@@ -254,6 +270,21 @@ const samplingConfig: Shape = record({
   rate_limit: record({ max_traces_per_second: { shape: numberRange(0), required: true } }),
 });
 
+/**
+ * iii v0.23 `trace_storage`: traces kept on disk. Accepted and type-checked (unimplemented.ts
+ * warns); other keys are let through, as v0.23 may add more than the ones listed here.
+ */
+const traceStorage: Shape = record(
+  {
+    enabled: bool,
+    directory: nonEmptyString,
+    max_disk_bytes: intRange(0, undefined, 'bytes'),
+    retention_seconds: intRange(0, undefined, 'seconds'),
+    memory_max_bytes: intRange(0, undefined, 'bytes'),
+  },
+  { open: true, noun: 'a mapping {enabled?, directory?, max_disk_bytes?, retention_seconds?, memory_max_bytes?, ...}' },
+);
+
 /** Defaults are the original's "no block at all" defaults (a partial block differs: §11.1). */
 export const observabilitySchema: SchemaTree = {
   enabled: leaf(bool, true, 'Master switch.'),
@@ -286,6 +317,7 @@ export const observabilitySchema: SchemaTree = {
     'Spans folded into their parent.',
   ),
   alerts: leaf(listOf(alertRule, 'alert rules'), [], 'Metric alerts, evaluated every 10 s.'),
+  trace_storage: leaf(traceStorage, null, 'iii v0.23: traces on disk (accepted, not implemented).'),
 };
 
 // --- configuration (§3) ----------------------------------------------------------------------
@@ -366,6 +398,12 @@ export const engineSchema: SchemaTree = {
     max_open: leaf(intRange(1), 100000, 'ours: channels open on this node at once; more are refused with limit_exceeded.'),
   },
 };
+
+/**
+ * iii v0.23 top-level `registration_namespace_grace_ms` (env `III_NAMESPACE_GRACE_MS`, default
+ * 5000): how long registrations wait for their worker's namespace. Checked, then unused.
+ */
+export const namespaceGraceMs: Shape = intRange(0, undefined, 'milliseconds');
 
 export const clusterSchema: SchemaTree = {
   redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.'),

@@ -4,7 +4,23 @@
  * overrides and validation. Every number carries its unit in its name.
  */
 
-export type FunctionFilter = string | { metadata: Record<string, unknown> };
+/**
+ * An `rbac.expose_functions` rule: a `match("pattern")` string, `{metadata: {...}}`, or the
+ * iii v0.23 form `{match: "pattern", namespace?: "ns"}` (src/engine/access/function-filter.ts).
+ */
+export type FunctionFilter = string | { metadata: Record<string, unknown> } | NamespacedFilter;
+
+/** iii v0.23: functions of namespace `namespace` whose id matches `match`. */
+export interface NamespacedFilter {
+  match: string;
+  namespace?: string;
+}
+
+/**
+ * The one namespace iii-cluster has. Namespaces (iii v0.23) are not implemented: every function
+ * counts as registered in this one, whatever namespace its worker declares.
+ */
+export const DEFAULT_NAMESPACE = 'default';
 
 export interface RbacConfig {
   auth_function_id?: string;

@@ -1,5 +1,6 @@
 import type { WorkerId } from './workers';
 import { isPlainObject } from './formats';
+import { DEFAULT_NAMESPACE } from './types';
 
 /**
  * Config the original defines and we accept (so an iii config.yaml loads unchanged) but do not
@@ -12,8 +13,31 @@ export interface UnimplementedKey {
   key: string;
   /** Only when the block's `adapter.name` is this. */
   adapter?: string;
+  /** Only when this holds for the key's value (as written). */
+  when?: (value: unknown) => boolean;
   /** What the key does, for the warning. */
   what: string;
+  /**
+   * What is not built and what happens instead, replacing "is accepted but not implemented"
+   * (the iii v0.23 keys, whose users expect a behaviour we do not have yet).
+   */
+  consequence?: (value: unknown) => string;
+}
+
+/** The namespaces named by v0.23 `{match, namespace}` rules of an `rbac` block, in order. */
+function ruleNamespaces(rbac: unknown): string[] {
+  const rules = isPlainObject(rbac) ? rbac['expose_functions'] : undefined;
+  if (!Array.isArray(rules)) return [];
+  const names = rules.filter((r): r is { namespace: string } => isPlainObject(r) && typeof r['namespace'] === 'string').map((r) => r.namespace);
+  return [...new Set(names)];
+}
+
+function namespacedRulesConsequence(rbac: unknown): string {
+  const others = ruleNamespaces(rbac).filter((ns) => ns !== DEFAULT_NAMESPACE);
+  const fate = others.length === 0
+    ? 'they match by pattern alone'
+    : `rules naming "${DEFAULT_NAMESPACE}" match by pattern alone and rules naming ${others.map((ns) => JSON.stringify(ns)).join(', ')} match nothing`;
+  return `namespaces are not implemented, so every function counts as in namespace "${DEFAULT_NAMESPACE}" (whatever namespace its worker declares): ${fate}`;
 }
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
@@ -23,6 +47,19 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
   { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
+  {
+    worker: 'observability',
+    key: 'trace_storage',
+    what: 'iii v0.23 on-disk traces',
+    consequence: () => 'trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',
+  },
+  {
+    worker: 'workerManager',
+    key: 'rbac',
+    when: (rbac) => ruleNamespaces(rbac).length > 0,
+    what: 'iii v0.23 expose_functions rules with a namespace',
+    consequence: namespacedRulesConsequence,
+  },
   { worker: 'exec', key: '*', what: 'runs shell commands at boot' },
   { worker: 'telemetry', key: '*', what: 'anonymous usage telemetry; we send none' },
 ];
@@ -37,11 +74,11 @@ export function unimplementedWarnings(worker: WorkerId, entryName: string, block
       continue;
     }
     if (!(rule.key in block)) continue;
-    if (rule.adapter !== undefined) {
-      const adapter = block[rule.key];
-      if (!isPlainObject(adapter) || adapter['name'] !== rule.adapter) continue;
-    }
-    warnings.push(`${entryName}: key "${rule.key}" (${rule.what}) is accepted but not implemented`);
+    const value = block[rule.key];
+    if (rule.adapter !== undefined && (!isPlainObject(value) || value['name'] !== rule.adapter)) continue;
+    if (rule.when !== undefined && !rule.when(value)) continue;
+    const tail = rule.consequence === undefined ? 'is accepted but not implemented' : `accepted; ${rule.consequence(value)}`;
+    warnings.push(`${entryName}: key "${rule.key}" (${rule.what}) ${tail}`);
   }
   return warnings;
 }

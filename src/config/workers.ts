@@ -20,7 +20,7 @@ import {
  * The built-in worker names a config file may list (iii v0.22.1, iii-modules.md §1.2), each
  * resolved to one of our parts. The five modules renamed in 0.22 (`iii-http` -> `http`, ...) take
  * both names; listing both names of one pair is refused, as the original does. Any other name
- * is refused too: we do not start external workers.
+ * is an external worker, which we do not start, or a misspelt built-in (external-workers.ts).
  */
 
 /** Keys of `EngineConfig.modules`. */

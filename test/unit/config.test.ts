@@ -311,9 +311,17 @@ workers:
     expect(message).toContain('workers[1] (iii-stream): "iii-stream" is listed more than once');
   });
 
-  it('refuses an unknown worker, naming it', () => {
-    const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: my-orders-worker\n');
-    expect(message).toContain(`${file}: workers[1]: unknown worker "my-orders-worker"`);
+  it('loads a worker that is not a built-in as an external worker, starting nothing and warning once', () => {
+    const { config, warnings, file } = load('workers:\n  - name: iii-http\n  - name: my-orders-worker\n');
+    expect(warnings).toEqual([
+      `${file}: workers[1]: worker "my-orders-worker" (registry worker): external workers are not started by iii-cluster; run it yourself and point it at this engine (ws://localhost:49134)`,
+    ]);
+    expect(config.modules['http']!.enabled).toBe(true);
+  });
+
+  it('refuses an unknown iii- name as a misspelt built-in, naming it', () => {
+    const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: iii-orders-worker\n');
+    expect(message).toContain(`${file}: workers[1]: unknown worker "iii-orders-worker" (iii- names are iii's own workers; the built-ins are iii-worker-manager,`);
   });
 
   it('refuses an image on a built-in worker', () => {
@@ -479,7 +487,7 @@ describe('validation errors', () => {
   it('refuses an unknown top-level key', () => {
     const { message, file } = loadError('workers: []\nservices: {}\n');
     expect(message).toBe(
-      `${file}: unknown top-level key "services" (expected workers, modules (legacy name of workers), engine or cluster)`,
+      `${file}: unknown top-level key "services" (expected workers, modules (legacy name of workers), registration_namespace_grace_ms, engine or cluster)`,
     );
   });
 

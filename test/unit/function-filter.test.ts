@@ -74,3 +74,22 @@ describe('function filters', () => {
     expect(anyFilterMatches([], { id: 'a::1' })).toBe(false);
   });
 });
+
+describe('iii v0.23 {match, namespace} filters (namespaces not implemented: every function is in "default")', () => {
+  it('match by pattern (bare or match(...)) when they name "default" or no namespace', () => {
+    expect(filterMatches({ match: 'api::*', namespace: 'default' }, { id: 'api::users' })).toBe(true);
+    expect(filterMatches({ match: 'match("api::*")', namespace: 'default' }, { id: 'api::users' })).toBe(true);
+    expect(filterMatches({ match: 'api::*' }, { id: 'api::users' })).toBe(true);
+    expect(filterMatches({ match: 'api::*', namespace: 'default' }, { id: 'other::users' })).toBe(false);
+  });
+
+  it('match nothing when they name another namespace (the allow-list fails closed)', () => {
+    expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'api::users' })).toBe(false);
+    expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'api::users', metadata: { match: '*' } })).toBe(false);
+  });
+
+  it('compare against the target namespace when one is given', () => {
+    expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'x', namespace: 'internal' })).toBe(true);
+    expect(filterMatches({ match: '*', namespace: 'default' }, { id: 'x', namespace: 'internal' })).toBe(false);
+  });
+});

@@ -42,6 +42,11 @@ describe('the auth function result', () => {
     });
   });
 
+  it('ignores an iii v0.23 namespaces: {ns: [grants]} field (namespaces are not implemented)', () => {
+    const result = parseAuthResult({ allowed_functions: ['a'], namespaces: { billing: ['billing::*'], default: ['*'] } });
+    expect(result).toEqual(parseAuthResult({ allowed_functions: ['a'] }));
+  });
+
   it('is an error when missing or of the wrong shape, naming the field', () => {
     expect(() => parseAuthResult(undefined)).toThrow(new AuthResultError('auth function returned no result'));
     expect(() => parseAuthResult(null)).toThrow('auth function returned no result');

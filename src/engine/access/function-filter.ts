@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { FunctionFilter } from '../../config/types';
+import { DEFAULT_NAMESPACE, type FunctionFilter } from '../../config/types';
 import type { Json } from '../../protocol/messages';
 
 /**
@@ -8,6 +8,10 @@ import type { Json } from '../../protocol/messages';
  * the pattern is anchored at both ends, `*` alone matches every id. A bare string (no `match(...)`)
  * is taken as the same pattern. `{metadata: {key: value}}` matches a function whose registration
  * metadata has every key, each equal as JSON, or matching a `match(...)` pattern for a string.
+ * `{match: "pattern", namespace: "ns"}` (iii v0.23) matches a function of namespace `ns` whose id
+ * matches the pattern (bare or `match(...)`); without `namespace`, any namespace. Namespaces are
+ * not implemented, so every function is in `DEFAULT_NAMESPACE`: a rule naming another namespace
+ * matches nothing (an allow-list fails closed; loadConfig warns about it).
  * Filters are OR-ed by the caller.
  */
 
@@ -43,10 +47,16 @@ export function wildcardMatches(pattern: string, value: string): boolean {
 export interface FilterTarget {
   id: string;
   metadata?: Json;
+  /** Default `DEFAULT_NAMESPACE`, the only one there is until namespaces are implemented. */
+  namespace?: string;
 }
 
 export function filterMatches(filter: FunctionFilter, target: FilterTarget): boolean {
   if (typeof filter === 'string') return wildcardMatches(matchPattern(filter) ?? filter, target.id);
+  if ('match' in filter) {
+    if (filter.namespace !== undefined && filter.namespace !== (target.namespace ?? DEFAULT_NAMESPACE)) return false;
+    return wildcardMatches(matchPattern(filter.match) ?? filter.match, target.id);
+  }
   const metadata = target.metadata;
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return false;
   return Object.entries(filter.metadata).every(([key, expected]) => key in metadata && valueMatches(expected, metadata[key]!));
