@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load';
 import { ENGINE_VERSION } from './config/version';
 import { Engine } from './engine/engine';
+import { SettingsReloader } from './engine/settings-reloader';
 import { createLogger } from './observability/logger';
 
 /**
@@ -107,7 +108,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
 
   const engine = new Engine(config, { logger });
-  const started = engine.start();
+  const reloader = new SettingsReloader(engine, path, logger);
+  const started = engine.start().then(() => reloader.start());
 
   // First signal: drain and stop (after start has settled, so stop never races it). The drain
   // lasts at most engine.drain_grace_ms plus the module and cluster shutdown: keep the
@@ -123,6 +125,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     logger.info({ signal, drainGraceMs: config.drainGraceMs }, 'draining, then stopping (send the signal again to exit at once)');
     started
       .catch(() => undefined)
+      .then(() => reloader.stop())
       .then(() => engine.stop())
       .then(
         () => process.exit(0),

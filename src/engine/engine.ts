@@ -12,7 +12,8 @@ import { clusterRedis } from '../cluster/redis-target';
 import { ChannelManager } from '../modules/channels';
 import { DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, invokeHttpFunction, ResponseBudget, validateRegistration, type HttpFunctionOptions } from '../modules/http-functions';
 import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinition } from '../modules/module';
-import { createModules } from '../modules';
+import { createModules, reconfigureModules } from '../modules';
+import { compareEngineSettings } from './settings';
 import { ObservabilityModule } from '../modules/observability';
 import { createLogger, type Logger } from '../observability/logger';
 import { LogLimiter } from '../observability/log-limiter';
@@ -182,11 +183,12 @@ export class Engine implements ModuleHost {
     const addresses = new AddressLimit(config.limits.maxConnectionsPerAddress, 'max_connections_per_address', () =>
       this.metrics.limitRefusals.inc({ limit: 'max_connections_per_address' }),
     );
+    // Connections read their listener's settings when they arrive: RBAC rules reload live.
     this.servers = config.listeners.map(
-      (listener) =>
+      (listener, i) =>
         new WorkerServer(listener, config.limits.maxMessageBytes, addresses, {
-          onWorker: (socket, request) => this.acceptWorker(socket, request, listener),
-          onTelemetry: (socket, request) => this.acceptTelemetry(socket, request, listener),
+          onWorker: (socket, request) => this.acceptWorker(socket, request, this.config.listeners[i]!),
+          onTelemetry: (socket, request) => this.acceptTelemetry(socket, request, this.config.listeners[i]!),
           onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
           onLinkUpgrade: (request, socket, head) => this.cluster?.acceptLink(request, socket, head) ?? false,
         }, this.logger),
@@ -411,6 +413,25 @@ export class Engine implements ModuleHost {
       }
       await new Promise<void>((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)));
     }
+  }
+
+  /**
+   * Hot reload: applies `next`'s settings where they apply live (module settings through each
+   * module's `reconfigure`, listeners' RBAC rules for connections made from now on) and says
+   * what needs a restart. Nothing running is stopped.
+   */
+  async applySettings(next: EngineConfig): Promise<{ applied: string[]; restart: string[] }> {
+    const { rbac, restart } = compareEngineSettings(this.config, next);
+    const applied: string[] = [];
+    for (const [i, rules] of rbac) {
+      const listener = { ...this.config.listeners[i]! };
+      if (rules === undefined) delete listener.rbac;
+      else listener.rbac = rules;
+      this.config.listeners[i] = listener;
+      applied.push(`${listener.instanceId} rbac`);
+    }
+    const modules = await reconfigureModules(this.modules, next);
+    return { applied: [...applied, ...modules.applied], restart: [...restart, ...modules.restart] };
   }
 
   /** The port of the first worker listener (the engine's main port). */

@@ -26,33 +26,81 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['bridge', (c) => new BridgeModule(c)],
 ];
 
-/** `configuration` is mandatory; in cluster mode its default store is Redis, shared by every node. */
-function configurationModule(config: EngineConfig): EngineModule {
-  const block = config.modules.configuration?.config ?? {};
-  const clustered = config.cluster.redisUrl !== undefined && !('adapter' in block);
-  return new ConfigurationModule(resolveModuleConfig('configuration', clustered ? { ...block, adapter: { name: 'redis' } } : block));
-}
-
 /** Modules whose storage follows the cluster: in cluster mode their default adapter is `redis`. */
-const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue', 'cron'];
+const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue', 'cron', 'configuration'];
 
 /**
- * The modules one node runs: the mandatory ones, then every optional module the config enables,
- * each given its block with defaults filled in. In cluster mode a module whose block names no
- * adapter uses Redis (the cluster's URL and key prefix), so N nodes share one state.
+ * The block module `id` runs with: its config with defaults filled in. In cluster mode a module
+ * whose block names no adapter uses Redis (the cluster's URL and key prefix), so N nodes share
+ * one state; iii-bridge's url defaults to III_URL.
+ */
+function blockFor(id: ModuleId, config: EngineConfig): Record<string, unknown> {
+  let block = config.modules[id]?.config ?? {};
+  if (config.cluster.redisUrl !== undefined && CLUSTER_BACKED.includes(id) && !('adapter' in block)) block = { ...block, adapter: { name: 'redis' } };
+  if (id === 'bridge' && !('url' in block) && process.env['III_URL']) block = { ...block, url: process.env['III_URL'] };
+  return resolveModuleConfig(id, block);
+}
+
+/** The config id of each module made here, and the block it runs with now. */
+const running = new WeakMap<EngineModule, { id: ModuleId; block: string }>();
+
+function made(module: EngineModule, id: ModuleId, block: Record<string, unknown>): EngineModule {
+  running.set(module, { id, block: JSON.stringify(block) });
+  return module;
+}
+
+/**
+ * The modules one node runs: the mandatory ones (engine functions, observability,
+ * configuration), then every optional module the config enables, each given its block.
  */
 export function createModules(engine: Engine, config: EngineConfig): EngineModule[] {
-  // iii-observability is mandatory: it gets its block with defaults filled in.
-  const observability = new ObservabilityModule(resolveModuleConfig('observability', config.modules.observability?.config));
-  const modules: EngineModule[] = [new EngineFunctionsModule(engine), observability, configurationModule(config)];
+  const observability = blockFor('observability', config);
+  const configuration = blockFor('configuration', config);
+  const modules: EngineModule[] = [
+    new EngineFunctionsModule(engine),
+    made(new ObservabilityModule(observability), 'observability', observability),
+    made(new ConfigurationModule(configuration), 'configuration', configuration),
+  ];
   for (const [id, create] of OPTIONAL) {
-    const module = config.modules[id];
-    if (!module?.enabled) continue;
-    const clustered = config.cluster.redisUrl !== undefined && CLUSTER_BACKED.includes(id) && !('adapter' in module.config);
-    let block = clustered ? { ...module.config, adapter: { name: 'redis' } } : module.config;
-    // iii-bridge's url defaults to III_URL, then to the schema's default.
-    if (id === 'bridge' && !('url' in block) && process.env['III_URL']) block = { ...block, url: process.env['III_URL'] };
-    modules.push(create(resolveModuleConfig(id, block)));
+    if (!config.modules[id]?.enabled) continue;
+    const block = blockFor(id, config);
+    modules.push(made(create(block), id, block));
   }
   return modules;
+}
+
+/**
+ * Applies `config`'s module settings to running modules: a module whose block changed gets it
+ * through `reconfigure` and names what it could not apply. Returns the modules that took their
+ * change, and one sentence per change that needs a restart (a module without `reconfigure`,
+ * one turned on or off, keys it could not apply).
+ */
+export async function reconfigureModules(modules: readonly EngineModule[], config: EngineConfig): Promise<{ applied: string[]; restart: string[] }> {
+  const applied: string[] = [];
+  const restart: string[] = [];
+  const ids = new Set<ModuleId>();
+  for (const module of modules) {
+    const state = running.get(module);
+    if (!state) continue;
+    ids.add(state.id);
+    if (!config.modules[state.id]?.enabled && !['observability', 'configuration'].includes(state.id)) {
+      restart.push(`${module.name} is no longer listed; restart the engine to stop it`);
+      continue;
+    }
+    const block = blockFor(state.id, config);
+    const text = JSON.stringify(block);
+    if (text === state.block) continue;
+    if (!module.reconfigure) {
+      restart.push(`${module.name}: its settings changed; restart the engine to apply them`);
+      continue;
+    }
+    const refused = await module.reconfigure(block);
+    state.block = text;
+    if (refused.length === 0) applied.push(module.name);
+    else restart.push(`${module.name}: ${refused.join(', ')} changed; restart the engine to apply ${refused.length === 1 ? 'it' : 'them'}`);
+  }
+  for (const [id] of OPTIONAL) {
+    if (config.modules[id]?.enabled && !ids.has(id)) restart.push(`${config.modules[id]?.entryName ?? id} is newly listed; restart the engine to start it`);
+  }
+  return { applied, restart };
 }

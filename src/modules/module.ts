@@ -52,4 +52,10 @@ export interface EngineModule {
   readonly name: string;
   start(host: ModuleHost): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Hot reload: takes a changed block (defaults filled in) while running, applying what can
+   * change live without losing anything in flight; resolves with the keys that need a restart.
+   * Without it, any change needs a restart.
+   */
+  reconfigure?(config: Record<string, unknown>): Promise<string[]>;
 }

@@ -51,7 +51,8 @@ describe.each(BUSES)('configuration in a cluster (%s bus)', (bus) => {
     expect(await call(reader, 'configuration::schema', { id: 'shared' })).toEqual({ id: 'shared', name: 'Shared', description: '', schema: { type: 'integer', minimum: 0 } });
     expect((await failure(reader, 'configuration::set', { id: 'shared', value: -1 })).code).toBe('SCHEMA_INVALID');
     expect(await call(reader, 'configuration::set', { id: 'shared', value: 2 })).toEqual({ old_value: 1, new_value: 2 });
-    expect((await call(watcher, 'configuration::list', {})).configurations.map((e: Any) => e.id)).toEqual(['shared']);
+    const ids = (await call(watcher, 'configuration::list', {})).configurations.map((e: Any) => e.id);
+    expect(ids.filter((id: string) => !id.startsWith('iii-'))).toEqual(['shared']);
 
     await waitFor(() => seen.length >= 2, 'both change events');
     await sleep(DUPLICATE_WINDOW_MS);

@@ -19,6 +19,11 @@ const PORT_SCHEMA = {
   properties: { port: { type: 'integer', minimum: 1, maximum: 65535 }, host: { type: 'string' } },
 };
 
+/** `configuration::list` without the engine's own ids (its workers' settings, `iii-*`). */
+function ownEntries(listed: Any): Any[] {
+  return (listed.configurations as Any[]).filter((c) => !c.id.startsWith('iii-'));
+}
+
 function withConfiguration(config: Record<string, unknown>) {
   const base = testConfig();
   return { modules: { ...base.modules, configuration: { enabled: true, config } } };
@@ -56,7 +61,11 @@ describe('configuration functions (memory store)', () => {
     expect(await call(w, 'configuration::get', { id: 'web' })).toEqual({ id: 'web', value: { port: 8080 } });
     expect(await call(w, 'configuration::get', { id: 'a-first' })).toEqual({ id: 'a-first', value: null });
     expect(await call(w, 'configuration::schema', { id: 'web' })).toEqual({ id: 'web', name: 'Web server', description: 'Where it listens', schema: PORT_SCHEMA, metadata: { team: 'edge' } });
-    const { configurations } = await call(w, 'configuration::list', {});
+    const listed = (await call(w, 'configuration::list', {})).configurations;
+    // The engine's workers' settings are ids too (iii-http, iii-state, ...), sorted among them.
+    expect(listed.map((c: Any) => c.id)).toEqual([...listed.map((c: Any) => c.id)].sort());
+    expect(listed.map((c: Any) => c.id)).toContain('iii-http');
+    const configurations = listed.filter((c: Any) => !c.id.startsWith('iii-'));
     expect(configurations.map((c: Any) => c.id)).toEqual(['a-first', 'web']);
     expect(configurations[1]).toEqual({ id: 'web', name: 'Web server', description: 'Where it listens', schema: PORT_SCHEMA, metadata: { team: 'edge' } });
     expect(configurations[0]).toEqual({ id: 'a-first', name: 'A', description: '', schema: { type: 'number' } });
@@ -172,7 +181,7 @@ describe('configuration with the fs store', () => {
     expect(await call(w, 'configuration::get', { id: 'db' })).toEqual({ id: 'db', value: { pool: 8, url: 'postgres://localhost' } });
     expect((await failure(w, 'configuration::set', { id: 'db', value: { pool: 1 } })).code).toBe('SCHEMA_UNAVAILABLE');
     expect((await failure(w, 'configuration::schema', { id: 'db' })).code).toBe('SCHEMA_UNAVAILABLE');
-    expect((await call(w, 'configuration::list', {})).configurations).toEqual([{ id: 'db', name: 'db', description: '', schema: null }]);
+    expect(ownEntries(await call(w, 'configuration::list', {}))).toEqual([{ id: 'db', name: 'db', description: '', schema: null }]);
     const seen = await recordChanges(t, w, 'cfg::db', { configuration_id: 'db' });
     const again = await call(w, 'configuration::register', { id: 'db', name: 'DB', schema: { type: 'object' } });
     expect(again.value).toEqual({ pool: 8, url: 'postgres://localhost' });

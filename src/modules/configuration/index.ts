@@ -1,5 +1,8 @@
 import { resolve } from 'node:path';
 import { redisTarget } from '../../cluster/redis-target';
+import { validateBlock } from '../../config/validate';
+import { workerSpec, type ModuleId } from '../../config/workers';
+import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
 import type { EngineModule, ModuleHost } from '../module';
@@ -7,10 +10,13 @@ import { FsConfigurationStore } from './adapters/fs';
 import { MemoryConfigurationStore } from './adapters/memory';
 import { RedisConfigurationStore } from './adapters/redis';
 import type { ConfigurationStore } from './adapters/store';
+import { ConfigurationErrorCode } from './errors';
 import { ConfigurationService } from './service';
 import { CONFIGURATION_EVENT_SCHEMA, CONFIGURATION_TRIGGER_CONFIG_SCHEMA, ConfigurationTriggers } from './triggers';
 
 const MODULE = 'configuration';
+/** Engine event (`host.events`) emitted with the id after every accepted change. */
+export const CONFIGURATION_CHANGED = 'configuration:changed';
 /** The original's store directory, and the one it used before (moved over once). */
 export const DEFAULT_DIRECTORY = './config';
 const OLD_DIRECTORY = './data/configuration';
@@ -36,6 +42,8 @@ export class ConfigurationModule implements EngineModule {
     await store.open((id, value) => void service.outsideChange(id, value).catch((err) => host.logger.warn({ err, id }, 'configuration: taking in an outside edit failed')));
     this.store = store;
     this.triggers = triggers;
+    await registerWorkerSettings(host, service);
+    service.onChange((id) => host.events.emit(CONFIGURATION_CHANGED, id));
     registerFunctions(host, service);
     await host.registerTriggerType(
       MODULE,
@@ -53,6 +61,34 @@ export class ConfigurationModule implements EngineModule {
     this.triggers?.clear();
     await this.store?.close();
     this.store = undefined;
+  }
+}
+
+/**
+ * Each listed built-in worker's settings are an id of their own, named as the worker is listed
+ * (`iii-http`, `http`, ...), as iii 0.21+ keeps them: `configuration::set` checks a value as a
+ * config.yaml block and stores it in `<directory>/<name>.yaml`, which the engine reads at boot and
+ * applies live where it can (src/engine/settings-reloader.ts). Until set, their value is null:
+ * the settings come from config.yaml.
+ */
+async function registerWorkerSettings(host: ModuleHost, service: ConfigurationService): Promise<void> {
+  const listed = Object.entries(host.config.modules).filter(([, module]) => module.enabled);
+  for (const [id, module] of listed) {
+    const spec = workerSpec(id as ModuleId);
+    if (spec.schema === null || id === 'configuration') continue;
+    const schema = spec.schema;
+    const name = module.entryName ?? spec.names[0]!;
+    const meta = { name, description: `Settings of the ${name} worker, as its config.yaml block`, schema: { type: 'object' } };
+    await service.registerBuiltin(name, meta, (value) => {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new EngineError(ConfigurationErrorCode.schemaInvalid, `The settings of ${name} must be a mapping, as its config.yaml block.`);
+      }
+      try {
+        validateBlock(schema, value, { file: 'configuration', where: name });
+      } catch (err) {
+        throw new EngineError(ConfigurationErrorCode.schemaInvalid, (err as Error).message);
+      }
+    });
   }
 }
 

@@ -17,9 +17,16 @@ export interface Registration extends ConfigurationMeta {
  * The configuration registry over a store: validation, `${VAR}` expansion on read, and one
  * change event per accepted change (calls and outside edits alike).
  */
+/** Checks a value of a built-in id (a worker's settings); throws SCHEMA_INVALID with the reason. */
+export type BuiltinCheck = (value: Json) => void;
+
 export class ConfigurationService {
   /** Compiled schemas by id, with the schema text they were compiled from. */
   private readonly validators = new Map<string, { text: string; validate: ValidateFunction }>();
+  /** Ids the engine registered for itself, checked by their own validator instead of ajv. */
+  private readonly builtins = new Map<string, BuiltinCheck>();
+  /** In-process listeners of every accepted change (the settings reloader). */
+  private readonly listeners: Array<(id: string) => void> = [];
 
   constructor(
     private readonly store: ConfigurationStore,
@@ -27,7 +34,18 @@ export class ConfigurationService {
     private readonly logger: Logger,
   ) {}
 
+  /** Registers an id of the engine's own (a worker's settings), its values checked by `check`. */
+  async registerBuiltin(id: string, meta: ConfigurationMeta, check: BuiltinCheck): Promise<void> {
+    this.builtins.set(id, check);
+    await this.store.putMeta(id, meta);
+  }
+
+  onChange(listener: (id: string) => void): void {
+    this.listeners.push(listener);
+  }
+
   async register({ id, initialValue, ...meta }: Registration): Promise<Json> {
+    if (this.builtins.has(id)) throw new EngineError(ConfigurationErrorCode.invalidId, `'${id}' holds the settings of the engine's ${id} worker; pick another id.`);
     checkId(id);
     const validate = this.validator(id, meta.schema);
     if (initialValue !== undefined) checkValue(id, validate, expandValue(initialValue));
@@ -50,7 +68,7 @@ export class ConfigurationService {
       if (stored === undefined) throw new EngineError(ConfigurationErrorCode.notRegistered, `Configuration '${id}' is not registered: a worker must call configuration::register first.`);
       throw new EngineError(ConfigurationErrorCode.schemaUnavailable, `Configuration '${id}' has a stored value but no schema yet: its worker has not registered it since the engine started.`);
     }
-    checkValue(id, this.validator(id, meta.schema), expandValue(value));
+    this.check(id, meta, value);
     const old = await this.adapter(() => this.store.putValue(id, value));
     this.fire('configuration:updated', id, meta, old, value);
     return { old_value: old === undefined ? null : expandValue(old), new_value: expandValue(value) };
@@ -84,7 +102,7 @@ export class ConfigurationService {
     const meta = await this.store.meta(id);
     if (value !== undefined && meta !== undefined) {
       try {
-        checkValue(id, this.validator(id, meta.schema), expandValue(value));
+        this.check(id, meta, value);
       } catch (err) {
         this.logger.warn({ id, reason: (err as Error).message }, `configuration: an outside edit of '${id}' was refused; the last good value stays`);
         return;
@@ -111,7 +129,14 @@ export class ConfigurationService {
     }
   }
 
+  private check(id: string, meta: ConfigurationMeta, value: Json): void {
+    const builtin = this.builtins.get(id);
+    if (builtin) builtin(expandValue(value));
+    else checkValue(id, this.validator(id, meta.schema), expandValue(value));
+  }
+
   private fire(eventType: ConfigurationEventType, id: string, meta: ConfigurationMeta, old: Json | undefined, value: Json): void {
+    for (const listener of this.listeners) listener(id);
     this.triggers.dispatch({
       event_type: eventType,
       id,

@@ -5,8 +5,11 @@ import { globalMiddleware } from './middleware';
 import { parseRoute, type HttpRoute } from './route';
 import { RouteTable } from './route-table';
 import { HttpServer } from './server';
+import { needsRestart } from '../reconfigure';
 
 const MODULE = 'iii-http';
+/** Keys a running server takes without a restart (for requests that start afterwards). */
+const LIVE_KEYS = ['default_timeout', 'body_limit_bytes', 'cors'] as const;
 
 /** The `iii-http` block, defaults filled in by the config schema (src/config/schema.ts). */
 interface HttpConfig {
@@ -28,7 +31,7 @@ interface HttpConfig {
  */
 export class HttpModule implements EngineModule {
   readonly name = MODULE;
-  private readonly settings: HttpConfig;
+  private settings: HttpConfig;
   private readonly routes = new RouteTable();
   /** Bindings accepted, by trigger id, to find what to remove on unregister. */
   private readonly bindings = new Map<string, HttpRoute>();
@@ -83,6 +86,16 @@ export class HttpModule implements EngineModule {
 
   async stop(): Promise<void> {
     await this.server?.close();
+  }
+
+  /** Hot reload: the timeout, body limit and CORS apply to requests that start from now on. */
+  async reconfigure(config: Record<string, unknown>): Promise<string[]> {
+    const next = config as unknown as HttpConfig;
+    const restart = needsRestart(this.settings, next, LIVE_KEYS);
+    const { default_timeout, body_limit_bytes, cors } = next;
+    this.server?.retune({ timeoutMs: default_timeout, bodyLimitBytes: body_limit_bytes, cors: new CorsPolicy(cors.allowed_origins, cors.allowed_methods) });
+    this.settings = { ...this.settings, default_timeout, body_limit_bytes, cors };
+    return restart;
   }
 
   private register(trigger: TriggerEntry): void {

@@ -112,6 +112,11 @@ export class HttpServer {
     return this.slots.waitingCount;
   }
 
+  /** Hot reload: requests that start from now on use these (those in flight keep their deadline). */
+  retune(changes: Pick<HttpServerOptions, 'timeoutMs' | 'bodyLimitBytes' | 'cors'>): void {
+    Object.assign(this.options, changes);
+  }
+
   get port(): number {
     return (this.server.address() as AddressInfo | null)?.port ?? 0;
   }

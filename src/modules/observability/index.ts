@@ -1,6 +1,7 @@
 import type { TelemetrySignal } from '../../protocol/codec';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { EngineModule, ModuleHost } from '../module';
+import { needsRestart } from '../reconfigure';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
 import { DeliveryTraces } from './delivery-traces';
 import { registerFunctions, type ObservabilityState } from './functions';
@@ -21,6 +22,9 @@ export const OBSERVABILITY_MODULE = 'iii-observability';
  * OTLP gRPC), the log ring fed by `engine::log::*` and SDK telemetry frames, `log` and `trace`
  * trigger types, and the trace/log/metrics/health/baggage functions.
  */
+/** Keys applied without a restart. */
+const LIVE_KEYS = ['sampling_ratio', 'logs_sampling_ratio', 'logs_console_output'] as const;
+
 export class ObservabilityModule implements EngineModule {
   readonly name = OBSERVABILITY_MODULE;
   private host: ModuleHost | undefined;
@@ -30,7 +34,22 @@ export class ObservabilityModule implements EngineModule {
   private traceTriggers: TraceTriggers | undefined;
   private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) => this.ingest(signal, body, workerId);
 
-  constructor(private readonly block: Record<string, unknown>) {}
+  constructor(private block: Record<string, unknown>) {}
+
+  /** Hot reload: the sampling ratios and console output apply at once; the rest needs a restart. */
+  async reconfigure(block: Record<string, unknown>): Promise<string[]> {
+    const restart = needsRestart(this.block, block, LIVE_KEYS);
+    const state = this.state;
+    if (state && this.host) {
+      const next = readConfig(block, this.host.config.modules.observability?.config ?? {}, process.env);
+      state.config.samplingRatio = next.samplingRatio;
+      state.config.logsSamplingRatio = next.logsSamplingRatio;
+      state.config.logsConsoleOutput = next.logsConsoleOutput;
+      this.tracer?.setSamplingRatio(next.samplingRatio);
+    }
+    this.block = { ...this.block, ...Object.fromEntries(LIVE_KEYS.map((key) => [key, block[key]])) };
+    return restart;
+  }
 
   async start(host: ModuleHost): Promise<void> {
     this.host = host;

@@ -37,6 +37,7 @@ const SHUTDOWN_FLUSH_MS = 3000;
 export class CallTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
+  private readonly sampler: RetunableSampler;
 
   constructor(config: ObservabilityConfig, nodeId: string, onEnd: ((span: StoredSpan) => void) | undefined) {
     const spanProcessors: SpanProcessor[] = [];
@@ -57,12 +58,18 @@ export class CallTracer {
       const json = resourceJson(resource.attributes);
       spanProcessors.unshift(new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))));
     }
+    this.sampler = new RetunableSampler(rootSampler(config.samplingRatio));
     this.provider = new BasicTracerProvider({
       resource,
-      sampler: new ParentBasedSampler({ root: rootSampler(config.samplingRatio) }),
+      sampler: new ParentBasedSampler({ root: this.sampler }),
       spanProcessors,
     });
     this.tracer = this.provider.getTracer(TRACER_NAME, config.serviceVersion);
+  }
+
+  /** Hot reload of `sampling_ratio`: roots started from now on. */
+  setSamplingRatio(ratio: number): void {
+    this.sampler.current = rootSampler(ratio);
   }
 
   /** The span of one call: SERVER for a worker's call, INTERNAL for a module's. */
@@ -83,6 +90,19 @@ export class CallTracer {
     });
     await Promise.race([this.provider.shutdown().catch(() => undefined), deadline]);
     clearTimeout(timer);
+  }
+}
+
+/** A root sampler that can be replaced while the provider runs. */
+class RetunableSampler implements Sampler {
+  constructor(public current: Sampler) {}
+
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
+    return this.current.shouldSample(...args);
+  }
+
+  toString(): string {
+    return this.current.toString();
   }
 }
 

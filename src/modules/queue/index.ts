@@ -10,6 +10,7 @@ import { registerQueueGauges } from './metrics';
 import { NamedQueues } from './named-queues';
 import { readSettings } from './settings';
 import { SUBSCRIBER_TYPE } from './subscriber-config';
+import { needsRestart } from '../reconfigure';
 
 const MODULE = 'iii-queue';
 /** How long `stop()` waits for deliveries in flight, in milliseconds. */
@@ -23,12 +24,15 @@ export const STOP_GRACE_MS = 5000;
 export class QueueModule implements EngineModule {
   readonly name = MODULE;
   private adapter: QueueAdapter | undefined;
+  private named: NamedQueues | undefined;
+  private maxMessageBytes = 0;
   private removeGauges: (() => void) | undefined;
 
-  constructor(readonly config: Record<string, unknown>) {}
+  constructor(private config: Record<string, unknown>) {}
 
   async start(host: ModuleHost): Promise<void> {
-    const settings = readSettings(this.config, host.config.limits.maxMessageBytes);
+    this.maxMessageBytes = host.config.limits.maxMessageBytes;
+    const settings = readSettings(this.config, this.maxMessageBytes);
     const adapterBlock = this.config['adapter'] as { config?: Record<string, unknown> | null } | undefined;
     const adapter = createQueueAdapter(
       settings.adapterName,
@@ -40,6 +44,7 @@ export class QueueModule implements EngineModule {
     );
     this.adapter = adapter;
     const named = new NamedQueues(host, adapter, settings);
+    this.named = named;
     await named.start();
     const topics = new DurableTopics(host, adapter, settings);
     const catalog = new QueueCatalog(named, topics, adapter.name);
@@ -51,6 +56,17 @@ export class QueueModule implements EngineModule {
     for (const [id, [description, handler]] of Object.entries(inspectionFunctions(catalog, adapter))) fn(id, description, handler);
     await host.registerTriggerType(MODULE, { id: SUBSCRIBER_TYPE, description: 'Durable topic subscription with retries and a dead-letter queue' }, topics);
     this.removeGauges = registerQueueGauges(host.metrics.registry, catalog, adapter);
+  }
+
+  /** Hot reload: `queue_configs` applies live (see NamedQueues.reconfigure); the rest needs a restart. */
+  async reconfigure(config: Record<string, unknown>): Promise<string[]> {
+    const restart = needsRestart(this.config, config, ['queue_configs']);
+    if (this.named && !restart.includes('queue_configs')) {
+      const removed = await this.named.reconfigure(readSettings(config, this.maxMessageBytes).named);
+      restart.push(...removed.map((name) => `queue_configs.${name} (removed)`));
+    }
+    this.config = { ...this.config, queue_configs: config['queue_configs'] };
+    return restart;
   }
 
   async stop(): Promise<void> {

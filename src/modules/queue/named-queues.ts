@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { Input } from '../input';
@@ -21,13 +22,30 @@ export class NamedQueues {
   ) {}
 
   async start(): Promise<void> {
-    for (const queue of this.settings.named.values()) {
-      const key = namedQueueKey(queue.name);
-      await this.adapter.declare(this.spec(queue));
-      await this.adapter.startConsumer(key, async (job) => {
-        await this.host.invoke(deliveryCall(job));
-      });
+    for (const queue of this.settings.named.values()) await this.open(queue);
+  }
+
+  /**
+   * Hot reload of `queue_configs`: a changed queue takes its new policy from its next delivery,
+   * a new queue opens; messages queued or in flight are untouched. Resolves with the names of
+   * queues no longer configured: they keep running until a restart.
+   */
+  async reconfigure(named: ReadonlyMap<string, NamedQueueSettings>): Promise<string[]> {
+    for (const [name, queue] of named) {
+      const current = this.settings.named.get(name);
+      if (current && isDeepStrictEqual(current, queue)) continue;
+      this.settings.named.set(name, queue);
+      if (current) await this.adapter.declare(this.spec(queue));
+      else await this.open(queue);
     }
+    return [...this.settings.named.keys()].filter((name) => !named.has(name));
+  }
+
+  private async open(queue: NamedQueueSettings): Promise<void> {
+    await this.adapter.declare(this.spec(queue));
+    await this.adapter.startConsumer(namedQueueKey(queue.name), async (job) => {
+      await this.host.invoke(deliveryCall(job));
+    });
   }
 
   get(name: string): NamedQueueSettings | undefined {

@@ -1,0 +1,40 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { EngineConfig, WorkerListenerConfig } from '../config/types';
+
+/** Top-level settings that only a restart applies, with the names users know them by. */
+const RESTART_ONLY: ReadonlyArray<[keyof EngineConfig, string]> = [
+  ['logLevel', 'the log level'],
+  ['invocationTimeoutMs', 'engine.invocation_timeout_ms'],
+  ['drainGraceMs', 'engine.drain_grace_ms'],
+  ['limits', 'the iii-worker-manager limits'],
+  ['metrics', 'engine.metrics'],
+  ['channels', 'engine.channels'],
+  ['httpFunctions', 'iii-http-functions'],
+  ['cluster', 'cluster'],
+];
+
+/**
+ * What changed between the running settings and `next` outside the modules, split into the
+ * listeners' RBAC rules (applied live, to connections made from then on) and the rest, which
+ * needs a restart (one sentence each).
+ */
+export function compareEngineSettings(current: EngineConfig, next: EngineConfig): { rbac: Map<number, WorkerListenerConfig['rbac']>; restart: string[] } {
+  const restart: string[] = [];
+  for (const [key, name] of RESTART_ONLY) {
+    if (!isDeepStrictEqual(current[key], next[key])) restart.push(`${name} changed; restart the engine to apply it`);
+  }
+  const rbac = new Map<number, WorkerListenerConfig['rbac']>();
+  if (current.listeners.length !== next.listeners.length) {
+    restart.push('the iii-worker-manager listeners changed; restart the engine to apply them');
+    return { rbac, restart };
+  }
+  current.listeners.forEach((listener, i) => {
+    const { rbac: before, tls: _t1, ...rest } = listener;
+    const { rbac: after, tls: _t2, ...nextRest } = next.listeners[i]!;
+    if (!isDeepStrictEqual(rest, nextRest) || !isDeepStrictEqual(listener.tls?.certFile, next.listeners[i]!.tls?.certFile)) {
+      restart.push(`iii-worker-manager ${listener.instanceId}: listener settings changed; restart the engine to apply them (its rbac rules apply live)`);
+    }
+    if (!isDeepStrictEqual(before, after)) rbac.set(i, after);
+  });
+  return { rbac, restart };
+}
