@@ -78,7 +78,7 @@ cors: {allowed_origins: ["https://b.example"], allowed_methods: [GET]}
   expect(await allowedOrigin('https://a.example')).toBeNull();
   const slow = await get('/slow', 'https://b.example');
   expect(slow.status).toBe(504);
-  expect((await slow.json()).error.code).toBe('TIMEOUT');
+  expect(((await slow.json()) as Any).error.code).toBe('TIMEOUT');
   expect(node.output()).toContain('iii-http: concurrency_request_limit changed; restart the engine to apply it');
 
   await writeFile(join(dir, 'config.yaml'), config(`

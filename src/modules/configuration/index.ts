@@ -42,7 +42,8 @@ export class ConfigurationModule implements EngineModule {
     await store.open((id, value) => void service.outsideChange(id, value).catch((err) => host.logger.warn({ err, id }, 'configuration: taking in an outside edit failed')));
     this.store = store;
     this.triggers = triggers;
-    await registerWorkerSettings(host, service);
+    // Only the fs store is where the engine reads workers' settings at boot and on reload.
+    if (block.name === 'fs') await registerWorkerSettings(host, service);
     service.onChange((id) => host.events.emit(CONFIGURATION_CHANGED, id));
     registerFunctions(host, service);
     await host.registerTriggerType(
@@ -69,7 +70,8 @@ export class ConfigurationModule implements EngineModule {
  * (`iii-http`, `http`, ...), as iii 0.21+ keeps them: `configuration::set` checks a value as a
  * config.yaml block and stores it in `<directory>/<name>.yaml`, which the engine reads at boot and
  * applies live where it can (src/engine/settings-reloader.ts). Until set, their value is null:
- * the settings come from config.yaml.
+ * the settings come from config.yaml. With the redis store (a cluster) each node's config file
+ * is the place to change them (it is watched too).
  */
 async function registerWorkerSettings(host: ModuleHost, service: ConfigurationService): Promise<void> {
   const listed = Object.entries(host.config.modules).filter(([, module]) => module.enabled);
