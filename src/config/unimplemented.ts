@@ -24,7 +24,6 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
   { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
-  { worker: 'exec', key: '*', what: 'runs shell commands at boot' },
   { worker: 'bridge', key: '*', what: 'connects this engine to another one as a worker' },
   { worker: 'telemetry', key: '*', what: 'anonymous usage telemetry; we send none' },
 ];

@@ -3,6 +3,7 @@ import { resolveModuleConfig, type ModuleId } from '../config/workers';
 import { ConfigurationModule } from './configuration';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
+import { ExecModule } from './exec';
 import { HttpModule } from './http';
 import type { EngineModule } from './module';
 import { ObservabilityModule } from './observability';
@@ -22,6 +23,8 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['queue', (c) => new QueueModule(c)],
   ['cron', (c) => new CronModule(c)],
   ['http', (c) => new HttpModule(c)],
+  // Last: its commands start once the engine is ready, and are stopped first (modules stop in reverse).
+  ['exec', (c) => new ExecModule(c)],
 ];
 
 /** `configuration` is mandatory; in cluster mode its default store is Redis, shared by every node. */
