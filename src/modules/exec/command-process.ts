@@ -41,6 +41,8 @@ export class CommandProcess {
    */
   readonly done: Promise<CommandExit>;
   private exited = false;
+  /** Shell exited and group empty: its id may be reused, so it is never signalled again. */
+  private ended = false;
   private terminating: Promise<void> | undefined;
   private readonly logger: Logger;
 
@@ -66,6 +68,7 @@ export class CommandProcess {
       this.exited = true;
       const ranMs = Math.round(performance.now() - startedAt);
       if (this.pid !== undefined && groupAlive(this.pid)) await this.terminate();
+      this.ended = true;
       return { ...result, ranMs };
     });
   }
@@ -74,6 +77,11 @@ export class CommandProcess {
   terminate(): Promise<void> {
     this.terminating ??= this.stopGroup();
     return this.terminating;
+  }
+
+  /** SIGKILL to the whole group, now and synchronously: for a process that is exiting and cannot wait. */
+  killNow(): void {
+    if (this.pid !== undefined && !this.ended) signalGroup(this.pid, 'SIGKILL');
   }
 
   private async stopGroup(): Promise<void> {
@@ -92,7 +100,10 @@ export class CommandProcess {
   private async gone(pgid: number, timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      if (this.exited && !groupAlive(pgid)) return true;
+      if (this.exited && !groupAlive(pgid)) {
+        this.ended = true;
+        return true;
+      }
       if (performance.now() >= deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS));
     }

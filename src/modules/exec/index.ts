@@ -20,6 +20,12 @@ export class ExecModule implements EngineModule {
   private watcher: FileWatcher | undefined;
   private onReady: (() => void) | undefined;
   private host: ModuleHost | undefined;
+  /**
+   * The children are in process groups of their own, so a terminal's Ctrl-C does not reach them
+   * and they would outlive an engine that exits without stop() (a second signal, process.exit):
+   * on the way out they get SIGKILL.
+   */
+  private readonly onExit = (): void => this.pipeline?.killNow();
 
   constructor(readonly config: Record<string, unknown>) {}
 
@@ -51,11 +57,14 @@ export class ExecModule implements EngineModule {
       pipeline.start();
     };
     host.events.once('ready', this.onReady);
+    process.once('exit', this.onExit);
   }
 
   async stop(): Promise<void> {
     if (this.onReady) this.host?.events.off('ready', this.onReady);
     this.watcher?.close();
     await this.pipeline?.stop();
+    // Only now: the process may exit while the stop waits (a second signal).
+    process.off('exit', this.onExit);
   }
 }

@@ -62,6 +62,12 @@ export class ExecPipeline {
     await this.supervising;
   }
 
+  /** SIGKILL to the running command's group, synchronously: the engine process is exiting without a stop(). */
+  killNow(): void {
+    this.stopping = true;
+    this.current?.killNow();
+  }
+
   private async supervise(): Promise<void> {
     const last = this.options.commands.length - 1;
     let from = 0;

@@ -49,6 +49,6 @@ function readExtensions(text: string): string[] | undefined {
 /** Whether `file` (absolute) is one the pattern watches. */
 export function watchPatternMatches(pattern: WatchPattern, file: string): boolean {
   const relative = path.relative(pattern.root, file);
-  if (relative.startsWith('..') || path.isAbsolute(relative)) return false;
+  if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) return false;
   return pattern.extensions === undefined || pattern.extensions.includes(path.extname(file).slice(1));
 }
