@@ -29,11 +29,6 @@ export class ExecModule implements EngineModule {
 
   constructor(readonly config: Record<string, unknown>) {}
 
-  /** The running command's shell pid (its process group id), for tests and embedding. */
-  get pid(): number | undefined {
-    return this.pipeline?.pid;
-  }
-
   async start(host: ModuleHost): Promise<void> {
     const logger = host.logger.child({ module: MODULE });
     const commands = this.config['exec'] as string[];

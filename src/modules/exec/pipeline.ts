@@ -37,11 +37,6 @@ export class ExecPipeline {
     if (options.commands.length === 0) throw new Error('iii-exec: `exec` needs at least one command');
   }
 
-  /** The running command's shell pid (the group id), if one is running. */
-  get pid(): number | undefined {
-    return this.current?.pid;
-  }
-
   start(): void {
     this.supervising ??= this.supervise();
   }
