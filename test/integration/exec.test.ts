@@ -233,6 +233,42 @@ describe('iii-exec: watch', () => {
   });
 });
 
+describe('iii-exec: backoff', () => {
+  // The worker starts only once src/ok.ts exists: until then the kept-running command exits 1.
+  const gated = (dir: string) => `cd '${dir}' && test -f src/ok.ts && exec node worker.js`;
+  let t: ExecEngine;
+  beforeAll(async () => {
+    t = await startExecEngine((dir) => [gated(dir)], (dir) => [`${dir}/src/**/*.ts`]);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test('doubles while the last command keeps exiting; a watched change cuts the wait short', async () => {
+    const retries = () => about(t.logs, gated(t.dir)).filter((r) => r.level === WARN).map((r) => r['retryInMs']);
+    await waitFor(() => retries().length >= 3, 'three exits of the gated command', 10_000);
+    expect(retries().slice(0, 3)).toEqual([1000, 2000, 4000]);
+    // Now a 4 s (or longer) pause runs: the change restarts without waiting for it.
+    const changedAt = Date.now();
+    fs.writeFileSync(path.join(t.dir, 'src/ok.ts'), 'export {};\n');
+    await t.whoami(undefined, 10_000);
+    expect(Date.now() - changedAt).toBeLessThan(3000);
+  });
+});
+
+describe('iii-exec: engine stop during the backoff', () => {
+  test('returns at once, and nothing is started afterwards', async () => {
+    const t = await startExecEngine(() => ['exit 3']);
+    await waitFor(() => t.logs.some((r) => r['retryInMs'] === 2000), 'the second exit of `exit 3`', 5000);
+    const startedAt = Date.now();
+    await t.close();
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    const starts = t.logs.filter((r) => typeof r['step'] === 'string').length;
+    await sleep(2500); // past the pending 2 s restart
+    expect(t.logs.filter((r) => typeof r['step'] === 'string').length).toBe(starts);
+  });
+});
+
 describe('iii-exec: engine stop with a command that ignores SIGTERM', () => {
   // The shell ignores TERM (and so does the `sleep` it leaves in the background); the worker
   // it becomes (exec) catches it. Only SIGKILL ends them.
