@@ -14,6 +14,14 @@ export function advertisedUrl(listenerHost: string, port: number, configured: st
   return `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/**
+ * The worker URL a process on this machine uses to reach a listener bound to `listenerHost`:
+ * loopback when it listens on every interface (`protected_mode` lets loopback peers in).
+ */
+export function localUrl(listenerHost: string, port: number, tls: boolean): string {
+  return advertisedUrl(listenerHost, port, WILDCARD_HOSTS.has(listenerHost) ? '127.0.0.1' : undefined, tls);
+}
+
 function firstExternalIPv4(): string | undefined {
   for (const addresses of Object.values(os.networkInterfaces())) {
     for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;

@@ -337,9 +337,18 @@ export const httpFunctionsSchema: SchemaTree = {
   },
 };
 
+/** At least one command: the last one is the process iii-exec keeps running. */
+const execCommands: Shape = {
+  expected: 'a non-empty list of shell commands',
+  assert(value, path) {
+    listOf(nonEmptyString, 'shell commands').assert(value, path);
+    if ((value as unknown[]).length === 0) throw new ShapeError(path, this.expected, value, 'expected at least one shell command, got an empty list');
+  },
+};
+
 export const execSchema: SchemaTree = {
-  exec: leaf(listOf(nonEmptyString, 'shell commands'), null, 'Commands run in order at boot.', { required: true }),
-  watch: leaf(listOf(nonEmptyString, 'glob patterns'), [], 'Files that restart the pipeline.'),
+  exec: leaf(execCommands, null, 'Commands run in order at boot; each must exit 0 before the next starts; the last is kept running.', { required: true }),
+  watch: leaf(listOf(nonEmptyString, 'glob patterns'), [], 'Files that restart the pipeline (matched by root directory and extension).'),
 };
 
 export const bridgeSchema: SchemaTree = {

@@ -60,7 +60,6 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
     what: 'iii v0.23 expose_functions rules with a namespace',
     consequence: namespacedRulesConsequence,
   },
-  { worker: 'exec', key: '*', what: 'runs shell commands at boot' },
   { worker: 'telemetry', key: '*', what: 'anonymous usage telemetry; we send none' },
 ];
 

@@ -62,8 +62,9 @@ export interface EngineOptions {
 export type EngineState = 'created' | 'starting' | 'ready' | 'draining' | 'stopped';
 
 /**
- * Events on `engine.events`: `worker` ({event, worker_id}), `telemetry` (signal, body, workerId)
- * and `draining` (no argument: stop() began; listeners stop taking new work).
+ * Events on `engine.events`: `worker` ({event, worker_id}), `telemetry` (signal, body, workerId),
+ * `ready` (no argument: start() is done, the listeners take workers) and `draining` (no argument:
+ * stop() began; listeners stop taking new work).
  */
 export interface WorkerEvent {
   event: 'worker_connected' | 'worker_disconnected' | 'worker_metadata_updated';
@@ -215,6 +216,7 @@ export class Engine implements ModuleHost {
       { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, version: ENGINE_VERSION },
       'iii-cluster engine ready',
     );
+    this.events.emit('ready');
   }
 
   /**

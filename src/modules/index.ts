@@ -4,6 +4,7 @@ import { BridgeModule } from './bridge';
 import { ConfigurationModule } from './configuration';
 import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
+import { ExecModule } from './exec';
 import { HttpModule } from './http';
 import type { EngineModule } from './module';
 import { ObservabilityModule } from './observability';
@@ -24,6 +25,8 @@ const OPTIONAL: ReadonlyArray<[ModuleId, ModuleFactory]> = [
   ['cron', (c) => new CronModule(c)],
   ['http', (c) => new HttpModule(c)],
   ['bridge', (c) => new BridgeModule(c)],
+  // Last: its commands start once the engine is ready, and are stopped first (modules stop in reverse).
+  ['exec', (c) => new ExecModule(c)],
 ];
 
 /** Modules whose storage follows the cluster: in cluster mode their default adapter is `redis`. */

@@ -39,11 +39,13 @@ export interface ModuleHost {
   fire(trigger: TriggerEntry, payload: Json): void;
   logger: Logger;
   readonly config: EngineConfig;
+  /** The bound port of the first worker listener (config port 0 picks one): known once the `ready` event has fired. */
+  readonly port: number;
   /** Data channels (`engine::channels::create`): modules stream bodies through them. */
   readonly channels: ChannelManager;
   /** Prometheus registry and the engine's own metrics; modules add their gauges here. */
   readonly metrics: EngineMetrics;
-  /** `worker` and `telemetry` events (see Engine). */
+  /** `ready`, `draining`, `worker` and `telemetry` events (see Engine). */
   readonly events: EventEmitter;
 }
 

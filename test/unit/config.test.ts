@@ -613,9 +613,6 @@ workers:
   - name: configuration
     config:
       adapter: {name: bridge}
-  - name: iii-exec
-    config:
-      exec: [npm run dev]
   - name: iii-bridge
     config:
       url: ws://other:49134
@@ -626,8 +623,19 @@ workers:
       'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
       'configuration: key "adapter" (bridge adapter) is accepted but not implemented',
-      'iii-exec: worker "iii-exec" (runs shell commands at boot) is accepted but not implemented',
     ]);
+  });
+
+  it('does not warn for iii-exec, which is implemented', () => {
+    const { config, warnings } = load('workers:\n  - name: iii-exec\n    config:\n      exec: [npm run build, npm start]\n      watch: ["src/**/*.ts"]\n');
+    expect(warnings).toEqual([]);
+    expect(config.modules['exec']).toEqual({ enabled: true, entryName: 'iii-exec', config: { exec: ['npm run build', 'npm start'], watch: ['src/**/*.ts'] } });
+  });
+
+  it('refuses an iii-exec block without commands, naming the key', () => {
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: []\n').message).toMatch(/\(iii-exec\)\.config\.exec: expected at least one shell command, got an empty list/);
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      watch: [src]\n').message).toMatch(/\(iii-exec\)\.config\.exec: missing; expected a non-empty list of shell commands/);
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: npm start\n').message).toMatch(/config\.exec: expected a list of shell commands, got "npm start"/);
   });
 
   it('does not warn for the implemented adapters', () => {
