@@ -141,6 +141,9 @@ test('jobs enqueued and published on the other engine are consumed here: named q
 
   // Durable topic: a publish there reaches the subscriber here, and one here reaches both, once each.
   await remoteSubscribers(rw, 'news', 2);
+  // The local binding's queue_config is the policy of its subscription there.
+  const { config } = await call(rw, 'engine::queue::topic_stats', { topic: 'news' });
+  expect(config['iii-bridge::queue::test-node::news::local::news']).toMatchObject({ maxRetries: 1, backoffDelayMs: 10 });
   await call(rw, 'iii::durable::publish', { topic: 'news', data: { n: 1 } });
   await call(lw, 'iii::durable::publish', { topic: 'news', data: { n: 2 } });
   await waitFor(() => news.length === 2 && remoteNews.length === 2, 'both publishes at both subscribers', 10_000);
@@ -148,7 +151,15 @@ test('jobs enqueued and published on the other engine are consumed here: named q
   expect(news.map((d) => d.n).sort()).toEqual([1, 2]);
   expect(remoteNews.map((d) => d.n).sort()).toEqual([1, 2]);
 
-  // The local binding going away removes its subscription there; the remote one keeps receiving.
+  // A newer local binding of the same function sets the policy there (one subscription, bound again).
+  const newer = lw.registerTrigger({ type: 'durable:subscriber', function_id: 'local::news', config: { topic: 'news', queue_config: { maxRetries: 4 } } });
+  const policyThere = async () => (await call(rw, 'engine::queue::topic_stats', { topic: 'news' })).config['iii-bridge::queue::test-node::news::local::news'];
+  await waitFor(async () => (await policyThere())?.maxRetries === 4, 'the newer policy there');
+  newer.unregister();
+  await waitFor(async () => (await policyThere())?.maxRetries === 1, 'the older policy back there');
+  expect((await call(rw, 'engine::queue::topic_stats', { topic: 'news' })).consumer_count).toBe(2);
+
+  // The last local binding going away removes its subscription there; the remote one keeps receiving.
   binding.unregister();
   await remoteSubscribers(rw, 'news', 1);
   await call(lw, 'iii::durable::publish', { topic: 'news', data: { n: 3 } });
