@@ -20,6 +20,8 @@ export interface BridgeQueueOptions {
   timeoutMs: number;
   /** Local functions served there from the start, for named-queue jobs enqueued there. */
   serveFunctions: readonly string[];
+  /** Distinct functions served for named-queue jobs at most (default MAX_SERVED_FUNCTIONS). */
+  maxServedFunctions?: number;
 }
 
 interface BridgedQueue {
@@ -162,10 +164,11 @@ export class BridgeQueueAdapter implements QueueAdapter {
   /** Serves `functionId` there for named-queue jobs: each call goes to a local named-queue consumer. */
   private serveNamed(functionId: string): void {
     if (this.served.has(functionId)) return;
-    if (this.served.size >= MAX_SERVED_FUNCTIONS) {
+    const max = this.options.maxServedFunctions ?? MAX_SERVED_FUNCTIONS;
+    if (this.served.size >= max) {
       throw new EngineError(
         ErrorCode.limitExceeded,
-        `iii-queue (bridge): ${MAX_SERVED_FUNCTIONS} distinct functions are served to ${this.options.url} for queue jobs already; ${functionId} cannot be added`,
+        `iii-queue (bridge): ${max} distinct functions are served to ${this.options.url} for queue jobs already; a job for ${functionId} cannot be enqueued (enqueue for the functions already served)`,
       );
     }
     this.served.add(functionId);
