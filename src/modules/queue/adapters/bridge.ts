@@ -182,18 +182,20 @@ export class BridgeQueueAdapter implements QueueAdapter {
   /** Binds (or binds again, with a changed policy) a consumed topic queue there. */
   private bindTopic(name: string): void {
     const queue = this.queue(name);
-    if (queue.source.kind !== 'topic') return;
-    const { spec } = queue;
+    const { source, spec } = queue;
+    if (source.kind !== 'topic') return;
     const config: Json = {
-      topic: queue.source.topic,
+      topic: source.topic,
       queue_config: { type: spec.ordering, maxRetries: spec.maxAttempts - 1, concurrency: spec.concurrency, backoffDelayMs: spec.backoffMs },
     };
     const text = JSON.stringify(config);
     if (queue.bound === text) return;
     const id = servedId(this.options.nodeId, name);
     if (queue.bound === undefined) {
-      this.remote.serve(id, (data, context) => this.run(this.queues.get(name)?.deliver, queue.source.kind === 'topic' ? queue.source.functionId : '', data, context, `${spec.label} is not consumed here now`), `Deliveries of ${spec.label}, served by iii-queue on ${this.options.nodeId}`);
+      const notConsumed = `${spec.label} is not consumed here now`;
+      this.remote.serve(id, (data, context) => this.run(this.queues.get(name)?.deliver, source.functionId, data, context, notConsumed), `Deliveries of ${spec.label}, served by iii-queue on ${this.options.nodeId}`);
     } else {
+      // A binding's config cannot be changed in place: remove it, then bind it again (in order on one socket).
       this.remote.unbind(id);
     }
     this.remote.bind(id, 'durable:subscriber', id, config);
