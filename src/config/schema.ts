@@ -65,6 +65,8 @@ const adapterOptions: Shape = record(
     max_topic_backlog: intRange(0),
     max_topics: intRange(1),
     max_dead_letters: intRange(0),
+    // queue (bridge), ours
+    timeout_ms: ms(),
   },
   { open: true, noun: 'a mapping of adapter options' },
 );

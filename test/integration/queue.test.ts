@@ -345,7 +345,8 @@ describe('iii-queue limits', () => {
 
 describe('iii-queue adapter selection', () => {
   test.each([
-    [{ adapter: { name: 'bridge' } }, "adapter 'bridge' is not supported yet; supported adapters: builtin, redis, bullmq"],
+    [{ adapter: { name: 'kafka' } }, "adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge"],
+    [{ adapter: { name: 'bridge', config: { timeout_ms: 0 } } }, 'adapter.config.timeout_ms must be an integer >= 1'],
     [{ adapter: { name: 'builtin', config: { store_method: 'on_tape' } } }, 'store_method must be "in_memory" or "file_based", got "on_tape"'],
     [{ adapter: { name: 'builtin', config: { max_attempts: 0 } } }, 'adapter.config.max_attempts must be an integer >= 1'],
   ])('start() refuses %j', async (config, message) => {

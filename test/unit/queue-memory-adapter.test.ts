@@ -73,7 +73,7 @@ describe('MemoryQueueAdapter', () => {
 
   test('an unknown adapter name is refused with the supported names', () => {
     const context = { logger: silentLogger, nodeId: 'n', cluster: { keyPrefix: 'iii:' } };
-    expect(() => createQueueAdapter('bridge', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'bridge' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq/);
+    expect(() => createQueueAdapter('kafka', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge/);
   });
 
   test('concurrency bounds deliveries in flight', async () => {

@@ -21,8 +21,14 @@ export interface RemoteEngineOptions {
   logger: Logger;
 }
 
+/** The W3C trace context the remote engine sent with an invocation of a served function. */
+export interface ServedContext {
+  traceparent?: string;
+  baggage?: string;
+}
+
 /** A function served to the remote engine: its payload in, our result (undefined = none) out. */
-export type ServedHandler = (data: Json) => Promise<Json | undefined>;
+export type ServedHandler = (data: Json, context: ServedContext) => Promise<Json | undefined>;
 
 interface Pending {
   functionId: string;
@@ -71,6 +77,14 @@ export class RemoteEngine {
   bind(id: string, triggerType: string, functionId: string, config: Json): void {
     this.bindings.set(id, { trigger_type: triggerType, function_id: functionId, config });
     this.send({ type: 'registertrigger', id, trigger_type: triggerType, function_id: functionId, config });
+  }
+
+  /** Removes a binding made with `bind` (now, and from the registrations sent after a reconnection). */
+  unbind(id: string): void {
+    const binding = this.bindings.get(id);
+    if (!binding) return;
+    this.bindings.delete(id);
+    this.send({ type: 'unregistertrigger', id, trigger_type: binding.trigger_type });
   }
 
   /** Calls a remote function and resolves with its result (undefined when it returned none). */
@@ -170,8 +184,14 @@ export class RemoteEngine {
       case 'error':
         this.options.logger.warn({ url: this.options.url, error: message['error'] }, 'bridge: the remote engine reported an error');
         return;
+      case 'triggerregistrationresult':
+        // Only a refusal carries news; the binding stays listed and is sent again after a reconnection.
+        if (message['error'] !== undefined && message['error'] !== null) {
+          this.options.logger.warn({ url: this.options.url, trigger: message['id'], error: message['error'] }, 'bridge: the remote engine refused a trigger binding');
+        }
+        return;
       default:
-        return; // workerregistered, triggerregistrationresult, pong: nothing to do
+        return; // workerregistered, pong: nothing to do
     }
   }
 
@@ -196,7 +216,10 @@ export class RemoteEngine {
     let reply: InboundMessage;
     try {
       if (!served) throw new EngineError(ErrorCode.functionNotFound, `${functionId} is not served over this bridge.`);
-      const result = await served.handler((message['data'] ?? null) as Json);
+      const context: ServedContext = {};
+      if (typeof message['traceparent'] === 'string') context.traceparent = message['traceparent'];
+      if (typeof message['baggage'] === 'string') context.baggage = message['baggage'];
+      const result = await served.handler((message['data'] ?? null) as Json, context);
       reply = { type: 'invocationresult', invocation_id: invocationId ?? '', function_id: functionId, ...(result === undefined || result === null ? {} : { result }) };
     } catch (err) {
       const { code, message: text } = EngineError.from(err);

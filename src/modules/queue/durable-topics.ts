@@ -91,6 +91,11 @@ export class DurableTopics implements TriggerProvider {
     if (topic === '') throw new EngineError(QueueErrorCode.topicNotSet, 'iii::durable::publish needs a non-empty `topic`');
     // Checked and measured once; each subscribed function gets a copy with its own id.
     const message = newJob({ id: randomUUID(), functionId: '', data: input.raw('data') ?? null }, this.settings.limits.maxMessageBytes);
+    if (this.adapter.publishTopic) {
+      // The topic lives in another engine, which fans out (and keeps a backlog) by its own rules.
+      await this.adapter.publishTopic(topic, message.data);
+      return null;
+    }
     const functions = [...(this.topics.get(topic)?.keys() ?? [])];
     if (functions.length === 0) {
       await this.keepInBacklog(topic, message);
@@ -166,6 +171,7 @@ export class DurableTopics implements TriggerProvider {
     const limits = this.settings.limits;
     return this.adapter.declare({
       name: subscriberQueueKey(sub.topic, sub.functionId),
+      source: { kind: 'topic', topic: sub.topic, functionId: sub.functionId },
       label: `topic ${sub.topic} -> ${sub.functionId}`,
       ...sub.policy,
       maxDepth: limits.maxDepth,
@@ -210,6 +216,7 @@ export class DurableTopics implements TriggerProvider {
   private declareBacklog(topic: string, maxDepth: number): Promise<void> {
     return this.adapter.declare({
       name: topicBacklogKey(topic),
+      source: { kind: 'backlog', topic },
       label: `backlog of topic ${topic}`,
       // Never consumed: handed over whole to the first subscriber.
       ordering: 'standard',

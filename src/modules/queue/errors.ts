@@ -14,6 +14,8 @@ export const QueueErrorCode = {
   queueNotFound: 'queue_not_found',
   /** ours: the queue holds its maximum number of messages or bytes. */
   queueFull: 'queue_full',
+  /** ours: the `bridge` adapter cannot do this: the other engine's queue functions offer no way to. */
+  bridgeUnsupported: 'queue_bridge_unsupported',
   /** ours: a FIFO message lacks its group field, or a message is larger than allowed. */
   invalidMessage: 'invalid_queue_message',
 } as const;

@@ -53,7 +53,11 @@ export class QueueModule implements EngineModule {
       host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data)));
     fn('engine::queue::enqueue', 'Put a message on a named queue (the enqueue action)', (input) => named.enqueue(input));
     fn('iii::durable::publish', 'Publish a message to a durable topic', (input) => topics.publish(input));
-    for (const [id, [description, handler]] of Object.entries(inspectionFunctions(catalog, adapter))) fn(id, description, handler);
+    for (const [id, [description, handler]] of Object.entries(inspectionFunctions(catalog, adapter))) {
+      const inspect = adapter.inspect?.bind(adapter);
+      if (inspect) host.registerFunction(MODULE, { id, description: `${description} (answered by the bridged engine)` }, (data) => inspect(id, data));
+      else fn(id, description, handler);
+    }
     await host.registerTriggerType(MODULE, { id: SUBSCRIBER_TYPE, description: 'Durable topic subscription with retries and a dead-letter queue' }, topics);
     this.removeGauges = registerQueueGauges(host.metrics.registry, catalog, adapter);
   }

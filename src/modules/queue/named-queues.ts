@@ -85,6 +85,7 @@ export class NamedQueues {
   private spec(queue: NamedQueueSettings): QueueSpec {
     return {
       name: namedQueueKey(queue.name),
+      source: { kind: 'named', queue: queue.name },
       label: queue.name,
       ...queue.policy,
       maxDepth: this.settings.limits.maxDepth,

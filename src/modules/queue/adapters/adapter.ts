@@ -24,10 +24,18 @@ export interface QueueJob {
   enqueuedAtMs: number;
 }
 
+/** What an adapter queue holds, in the module's terms (the adapter-level name alone is ambiguous). */
+export type QueueSource =
+  | { kind: 'named'; queue: string }
+  | { kind: 'topic'; topic: string; functionId: string }
+  | { kind: 'backlog'; topic: string };
+
 /** How a queue delivers, retries and bounds its messages. */
 export interface QueueSpec {
   /** The adapter-level name (`__fn_queue::<name>`, `<topic>::<function_id>`, ...). */
   name: string;
+  /** What the queue is for; set by the module (an adapter that only stores messages ignores it). */
+  source?: QueueSource;
   /** The name users know, for messages: `orders`, `topic user.created -> fn::id`. */
   label: string;
   /** `fifo`: one delivery at a time per message group, a retry blocks only its own group. */
@@ -96,4 +104,16 @@ export interface QueueAdapter {
   discard(queue: string, jobId: string): Promise<boolean>;
   /** Stops every consumer and waits up to `graceMs` for deliveries in flight. */
   close(graceMs: number): Promise<void>;
+  /**
+   * Only an adapter whose queues live in another engine (`bridge`): a durable publish goes there
+   * whole, and that engine fans it out to its subscribers (this engine's among them), so the
+   * module does not enqueue a copy per local subscriber.
+   */
+  publishTopic?(topic: string, data: Json): Promise<void>;
+  /**
+   * Only an adapter whose queues live in another engine: the module's inspection and dead-letter
+   * functions (`engine::queue::dlq_messages`, `iii::queue::redrive`, ...) are answered there,
+   * under the same id and with the same payload, instead of from this engine's view of its queues.
+   */
+  inspect?(functionId: string, data: Json): Promise<Json>;
 }

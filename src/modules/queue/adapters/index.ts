@@ -1,7 +1,9 @@
 import type { EngineConfig } from '../../../config/types';
 import { redisTarget } from '../../../cluster/redis-target';
 import type { Logger } from '../../../observability/logger';
+import { DEFAULT_BRIDGE_TIMEOUT_MS } from '../../bridge';
 import type { DeadLetter, QueueAdapter } from './adapter';
+import { BridgeQueueAdapter } from './bridge';
 import { BullmqQueueAdapter } from './bullmq';
 import { FileQueueJournal } from './journal';
 import { MemoryQueueAdapter } from './memory';
@@ -11,8 +13,11 @@ import { rabbitmqOptions } from './rabbitmq-options';
 /** The original's default directory for the builtin adapter's `file_based` store (shared with iii-state's). */
 const DEFAULT_FILE_PATH = 'kv_store_data.db';
 
-/** Adapter names this build can run (`bullmq` is an alias of `redis`); bridge is refused. */
-export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq', 'rabbitmq'] as const;
+/** The original's default `bridge_url`. */
+const DEFAULT_BRIDGE_URL = 'ws://localhost:49134';
+
+/** Adapter names this build can run (`bullmq` is an alias of `redis`). */
+export const SUPPORTED_ADAPTERS = ['builtin', 'redis', 'bullmq', 'rabbitmq', 'bridge'] as const;
 
 export interface AdapterHooks {
   /** A dead letter was pushed out by the queue's `maxDeadLetters`. */
@@ -47,5 +52,22 @@ export function createQueueAdapter(name: string, hooks: AdapterHooks, context: A
     });
   }
   if (name === 'rabbitmq') return new RabbitmqQueueAdapter(rabbitmqOptions(context, dropped));
+  if (name === 'bridge') return new BridgeQueueAdapter(bridgeOptions(context));
   throw new Error(`iii-queue: adapter '${name}' is not supported yet; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
+}
+
+/** `bridge_url`, `auth_token` (default `III_BRIDGE_TOKEN`), and ours: `timeout_ms`, `serve_functions`. */
+function bridgeOptions({ logger, nodeId, options }: AdapterContext): ConstructorParameters<typeof BridgeQueueAdapter>[0] {
+  const config = options ?? {};
+  const token = typeof config['auth_token'] === 'string' ? config['auth_token'] : process.env['III_BRIDGE_TOKEN'];
+  const url = typeof config['bridge_url'] === 'string' ? config['bridge_url'] : DEFAULT_BRIDGE_URL;
+  const timeoutMs = config['timeout_ms'] ?? DEFAULT_BRIDGE_TIMEOUT_MS;
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    throw new Error(`iii-queue: adapter.config.timeout_ms must be an integer >= 1 (milliseconds), got ${JSON.stringify(timeoutMs)}`);
+  }
+  const serve = config['serve_functions'] ?? [];
+  if (!Array.isArray(serve) || !serve.every((id) => typeof id === 'string' && id !== '')) {
+    throw new Error(`iii-queue: adapter.config.serve_functions must be a list of function ids, got ${JSON.stringify(serve)}`);
+  }
+  return { url, nodeId, logger, timeoutMs, serveFunctions: serve as string[], ...(token ? { token } : {}) };
 }
