@@ -45,6 +45,8 @@ const adapterOptions: Shape = record(
     redis_url: redisUrl,
     bridge_url: urlWithScheme(['ws', 'wss']),
     auth_token: nonEmptyString,
+    // bridge (ours, iii-stream): how long a call waits for the other engine
+    timeout_ms: ms(),
     directory: nonEmptyString,
     store_method: nonEmptyString,
     file_path: nonEmptyString,

@@ -17,7 +17,6 @@ export interface UnimplementedKey {
 }
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
-  { worker: 'stream', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'queue', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },

@@ -360,13 +360,13 @@ describe('custom streams (stream::<op>(<name>) registered by a worker)', () => {
 });
 
 describe('iii-stream adapters', () => {
-  test.each(['bridge'])('adapter %s is refused at start with the supported names', async (name) => {
+  test.each(['nats'])('adapter %s is refused at start with the supported names', async (name) => {
     const base = testConfig();
     const stream = base.modules['stream']!;
     const engine = new Engine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter: { name } } } } }), {
       logger: silentLogger,
     });
-    await expect(engine.start()).rejects.toThrow(`iii-stream: adapter '${name}' is not supported by this build; supported adapters: kv`);
+    await expect(engine.start()).rejects.toThrow(`iii-stream: adapter '${name}' is not supported by this build; supported adapters: kv, redis, bridge`);
     await engine.stop();
   });
 

@@ -73,6 +73,14 @@ export class RemoteEngine {
     this.send({ type: 'registertrigger', id, trigger_type: triggerType, function_id: functionId, config });
   }
 
+  /** Removes a binding made with `bind` (now, and from what is sent again after a reconnection). */
+  unbind(id: string): void {
+    const binding = this.bindings.get(id);
+    if (!binding) return;
+    this.bindings.delete(id);
+    this.send({ type: 'unregistertrigger', id, trigger_type: binding.trigger_type });
+  }
+
   /** Calls a remote function and resolves with its result (undefined when it returned none). */
   async call(functionId: string, data: Json, timeoutMs: number): Promise<Json | undefined> {
     const deadline = Date.now() + timeoutMs;
@@ -170,8 +178,14 @@ export class RemoteEngine {
       case 'error':
         this.options.logger.warn({ url: this.options.url, error: message['error'] }, 'bridge: the remote engine reported an error');
         return;
+      case 'triggerregistrationresult':
+        // Sent on a refusal (ours sends nothing on success; an answer without error is one too).
+        if (message['error'] !== undefined && message['error'] !== null) {
+          this.options.logger.warn({ url: this.options.url, trigger: message['id'], error: message['error'] }, 'bridge: the remote engine refused a trigger binding');
+        }
+        return;
       default:
-        return; // workerregistered, triggerregistrationresult, pong: nothing to do
+        return; // workerregistered, pong: nothing to do
     }
   }
 
