@@ -1,5 +1,6 @@
 import type { IIIClient } from 'iii-sdk';
 import { registerWorker } from 'iii-sdk';
+import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { silentLogger } from '../../src/observability/logger';
 import type { StreamModule } from '../../src/modules/stream';
@@ -25,6 +26,7 @@ const locals: TestEngine[] = [];
 const remoteWorkers: IIIClient[] = [];
 const clients: Client[] = [];
 const storages: BridgeStreamStorage[] = [];
+const sockets: Socket[] = [];
 
 /** A raw stream client that records every frame it receives. */
 class Client {
@@ -107,6 +109,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   for (const c of clients.splice(0)) c.ws.terminate();
+  for (const socket of sockets.splice(0)) socket.disconnect();
   await Promise.all(storages.splice(0).map((s) => s.close()));
   await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
   await Promise.all(locals.splice(0).map((t) => t.close()));
@@ -199,6 +202,30 @@ test('a write through the local engine reaches the local client and the local tr
   expect(kinds(client.events())).toEqual(expected);
   expect(kinds(fired)).toEqual(expected);
   expect(kinds(remoteClient.events())).toEqual(expected);
+}, 30_000);
+
+test('a Socket.IO subscriber of the local port is followed too: a change made on the other engine reaches it once', async () => {
+  await startRemote();
+  const rw = remoteWorker('remote-app');
+  const t = await bridgedEngine();
+  const socket = io(`http://127.0.0.1:${streamPort(t)}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+  sockets.push(socket);
+  const events: Any[] = [];
+  socket.on('stream', (event: Any) => events.push(event));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('connect_error', reject);
+  });
+  expect(await socket.emitWithAck('join', { subscriptionId: 'io-1', streamName: 'board', groupId: 'g' })).toEqual({ ok: true });
+  expect(await remoteBoundStreams(rw)).toEqual(['board']);
+
+  await call(rw, 'stream::set', { stream_name: 'board', group_id: 'g', item_id: 'card', data: { title: 'x' } });
+  await waitFor(() => events.some((e) => e.event.type === 'create'), 'the mirrored change over Socket.IO');
+  await sleep(QUIET_MS);
+  expect(events.map((e) => [e.streamName, e.id, e.event.type])).toEqual([
+    ['board', null, 'sync'],
+    ['board', 'card', 'create'],
+  ]);
 }, 30_000);
 
 test('a local stream trigger alone makes the other engine report its stream; its changes fire it once', async () => {
