@@ -97,7 +97,7 @@ export class StreamModule implements EngineModule {
       MODULE,
       {
         id: 'stream',
-        description: 'Fires on stream::set/update/delete/send in this node',
+        description: backend.mirror ? 'Fires on every change of the bridged engine\'s streams, made there or here' : 'Fires on stream::set/update/delete/send in this node',
         trigger_request_format: {
           type: 'object',
           required: ['stream_name'],
