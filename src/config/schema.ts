@@ -46,6 +46,8 @@ const adapterOptions: Shape = record(
     redis_url: redisUrl,
     bridge_url: urlWithScheme(['ws', 'wss']),
     auth_token: nonEmptyString,
+    // bridge (ours, iii-stream and iii-queue): how long a call waits for the other engine
+    timeout_ms: ms(),
     directory: nonEmptyString,
     store_method: nonEmptyString,
     file_path: nonEmptyString,
@@ -65,8 +67,6 @@ const adapterOptions: Shape = record(
     max_topic_backlog: intRange(0),
     max_topics: intRange(1),
     max_dead_letters: intRange(0),
-    // queue (bridge), ours
-    timeout_ms: ms(),
   },
   { open: true, noun: 'a mapping of adapter options' },
 );

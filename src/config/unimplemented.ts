@@ -41,7 +41,6 @@ function namespacedRulesConsequence(rbac: unknown): string {
 }
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
-  { worker: 'stream', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
   { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },

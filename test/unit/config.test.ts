@@ -618,7 +618,6 @@ workers:
       url: ws://other:49134
 `);
     expect(warnings).toEqual([
-      'iii-stream: key "adapter" (bridge adapter) is accepted but not implemented',
       'iii-observability: key "alerts" (metric alerts) is accepted but not implemented',
       'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
@@ -640,6 +639,7 @@ workers:
 
   it('does not warn for the implemented adapters', () => {
     expect(load('workers:\n  - name: iii-stream\n    config:\n      adapter: {name: redis}\n').warnings).toEqual([]);
+    expect(load('workers:\n  - name: iii-stream\n    config:\n      adapter: {name: bridge, config: {bridge_url: "ws://other:49134", timeout_ms: 5000}}\n').warnings).toEqual([]);
   });
 
   it('lists only keys the module schemas accept', () => {

@@ -17,6 +17,7 @@ import { subscriptionLimitRefusal, type StreamClientLimits } from './limits';
 import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
 import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
+import type { StreamInterest } from './interest';
 import { initialSync, type StreamService } from './stream-service';
 import { SubscriptionIndex, type Subscription } from './subscriptions';
 
@@ -31,6 +32,8 @@ export interface ClientServerDeps {
   addresses: AddressLimit;
   /** `max_frame_bytes`, `max_subscriptions_per_connection`, `max_send_buffer_bytes`. */
   limits: StreamClientLimits;
+  /** Held once per subscription, from before its sync until it ends (the bridge follows these streams). */
+  interest: StreamInterest;
 }
 
 /**
@@ -190,6 +193,9 @@ export class ClientServer {
     const subscription: Subscription<StreamClient> = { client, subscriptionId, streamName, groupId, id };
     client.subscriptions.set(subscriptionId, subscription);
     this.index.add(subscription);
+    // Held before the sync is read: with the bridge, the change reports start no later than it.
+    this.deps.interest.hold(streamName);
+    if (previous) this.deps.interest.release(previous.streamName);
     try {
       const data = await initialSync(this.deps.service, streamName, groupId, id);
       client.sendEvent(streamEvent(streamName, groupId, id, { type: 'sync', data }));
@@ -205,6 +211,7 @@ export class ClientServer {
     if (!subscription) return;
     client.subscriptions.delete(command.subscriptionId);
     this.index.remove(subscription);
+    this.deps.interest.release(subscription.streamName);
     await this.deps.leaves.notify(membershipEvent(subscription));
   }
 
@@ -213,7 +220,10 @@ export class ClientServer {
     this.clients.delete(client);
     const gone = [...client.subscriptions.values()];
     client.subscriptions.clear();
-    for (const subscription of gone) this.index.remove(subscription);
+    for (const subscription of gone) {
+      this.index.remove(subscription);
+      this.deps.interest.release(subscription.streamName);
+    }
     if (this.stopping || gone.length === 0) return;
     // Closing leaves every subscription, one after the other.
     void (async () => {

@@ -6,6 +6,7 @@ import { ClientServer } from './client-server';
 import { readStreamConfig, type StreamModuleConfig } from './config';
 import type { StreamEvent } from './events';
 import { registerStreamFunctions } from './functions';
+import { StreamInterest } from './interest';
 import { MembershipTriggers } from './membership-triggers';
 import { SocketIoRedisLink } from './socketio-redis-adapter';
 import { SocketIoServer } from './socketio-server';
@@ -49,21 +50,29 @@ export class StreamModule implements EngineModule {
   async start(host: ModuleHost): Promise<void> {
     const backend = await createStreamBackend(this.settings.adapter, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
     this.backend = backend;
-    const triggers = new StreamTriggers(host);
+    // The streams this node's clients and bindings need: the bridge follows them on the other engine.
+    const interest = new StreamInterest(backend.mirror);
+    const triggers = new StreamTriggers(host, interest);
     this.triggers = triggers;
+    const publish = (event: StreamEvent) => backend.bus.publish(event).catch((err: unknown) => host.logger.warn({ err }, 'stream event could not be published'));
     // Local triggers fire where the write happened; clients get the event through the bus,
-    // which in a cluster reaches every node's clients.
+    // which in a cluster reaches every node's clients. A mirrored adapter (the bridge) reports
+    // its changes itself, made here or there: this node's bindings and clients get those.
     const emit = (event: StreamEvent) => {
       triggers.dispatch(event);
-      backend.bus.publish(event).catch((err: unknown) => host.logger.warn({ err }, 'stream event could not be published'));
+      void publish(event);
     };
-    const service = new StreamService(host, backend.storage, emit);
+    backend.mirror?.watch((event) => {
+      triggers.mirror(event);
+      void publish(event);
+    });
+    const service = new StreamService(host, backend.storage, emit, backend.mirror);
     const joins = new MembershipTriggers(host, 'stream:join');
     const leaves = new MembershipTriggers(host, 'stream:leave');
     const key = `${MODULE}.max_connections_per_address`;
     const addresses = new AddressLimit(this.settings.maxConnectionsPerAddress, key, () => host.metrics.limitRefusals.inc({ limit: key }));
     const limits = this.settings.limits;
-    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses, limits });
+    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses, limits, interest });
     this.clients = clients;
     const socketIo = new SocketIoServer({
       host,
@@ -73,6 +82,7 @@ export class StreamModule implements EngineModule {
       authFunction: this.settings.authFunction,
       addresses,
       limits,
+      interest,
       httpServer: clients.httpServer,
       redis: await this.socketIoRedis(host),
     });
@@ -87,7 +97,7 @@ export class StreamModule implements EngineModule {
       MODULE,
       {
         id: 'stream',
-        description: 'Fires on stream::set/update/delete/send in this node',
+        description: backend.mirror ? 'Fires on every change of the bridged engine\'s streams, made there or here' : 'Fires on stream::set/update/delete/send in this node',
         trigger_request_format: {
           type: 'object',
           required: ['stream_name'],

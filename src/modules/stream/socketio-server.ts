@@ -157,7 +157,11 @@ export class SocketIoServer {
       return ack(failure(ErrorCode.forbidden, `A stream:join handler refused subscription ${subscriptionId} to ${streamName}/${groupId}.`));
     }
     // Joining again under the same id replaces the earlier subscription.
+    const previous = client.subscriptions.get(subscriptionId);
     client.subscribe({ client, subscriptionId, streamName, groupId, id });
+    // Held before the sync is read: with the bridge, the change reports start no later than it.
+    this.deps.interest.hold(streamName);
+    if (previous) this.deps.interest.release(previous.streamName);
     try {
       const data = await initialSync(this.deps.service, streamName, groupId, id);
       client.sendEvent(streamEvent(streamName, groupId, id, { type: 'sync', data }));
@@ -175,12 +179,15 @@ export class SocketIoServer {
     if (!read.ok) return ack(read.ack);
     const subscription = client.unsubscribe(read.value);
     ack({ ok: true });
-    if (subscription) await this.deps.leaves.notify(membershipEvent(subscription));
+    if (!subscription) return;
+    this.deps.interest.release(subscription.streamName);
+    await this.deps.leaves.notify(membershipEvent(subscription));
   }
 
   private onDisconnect(client: SocketIoClient): void {
     this.clients.delete(client);
     const gone = client.close();
+    for (const subscription of gone) this.deps.interest.release(subscription.streamName);
     if (this.stopping || gone.length === 0) return;
     // Disconnecting leaves every subscription, one after the other.
     void (async () => {

@@ -2,7 +2,7 @@ import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { applyUpdateOps } from '../state/update-ops';
 import type { ModuleHost } from '../module';
-import type { ItemUpdate, StreamStorage } from './adapters';
+import type { ItemUpdate, StreamMirror, StreamStorage } from './adapters';
 import { StreamErrorCode } from './error-codes';
 import { streamEvent, type StreamEvent, type StreamEventDetail } from './events';
 
@@ -19,13 +19,20 @@ type CustomOp = 'get' | 'set' | 'delete' | 'list' | 'list_groups' | 'send' | 'up
  * The stream operations behind the `stream::*` functions and the client port's sync. Each one
  * first looks for a worker-registered `stream::<op>(<stream_name>)` (how the SDK's
  * `createStream` plugs in custom storage) and calls it with the caller's input; otherwise it
- * uses the adapter. Writes then emit their event, whichever storage took them.
+ * uses the adapter. Writes then emit their event, whichever storage took them, except writes
+ * to a mirrored adapter (the bridge): that one reports them itself, so emitting here too would
+ * deliver them twice.
  */
 export class StreamService {
+  /**
+   * @param mirror present when the adapter is mirrored: its writes emit nothing here, and
+   *   `stream::send` (of a stream without a custom `send`) is made through it.
+   */
   constructor(
     private readonly host: ModuleHost,
     private readonly storage: StreamStorage,
     private readonly emit: (event: StreamEvent) => void,
+    private readonly mirror?: Pick<StreamMirror, 'send'>,
   ) {}
 
   async get(ref: ItemRef, input: Json): Promise<Json> {
@@ -44,7 +51,7 @@ export class StreamService {
         return result;
       }
       const old = await this.storage.set(ref.streamName, ref.groupId, ref.itemId, data);
-      this.emitChange(ref, old, data);
+      if (!this.mirror) this.emitChange(ref, old, data);
       return { old_value: old ?? null, new_value: data };
     });
   }
@@ -55,7 +62,7 @@ export class StreamService {
       const result = custom ? await this.call(custom, input) : { old_value: (await this.storage.delete(ref.streamName, ref.groupId, ref.itemId)) ?? null };
       const old = field(result, 'old_value');
       // Only a delete that removed something is an event (as the original).
-      if (old !== undefined) this.emitItem(ref, { type: 'delete', data: old });
+      if (old !== undefined && (custom || !this.mirror)) this.emitItem(ref, { type: 'delete', data: old });
       return result;
     });
   }
@@ -76,11 +83,9 @@ export class StreamService {
         if (newValue !== undefined) this.emitChange(ref, field(result, 'old_value'), newValue);
         return result;
       }
-      const change =
-        customGet && customSet
-          ? await this.updateThrough(customGet, customSet, ref, ops)
-          : await this.storage.update(ref.streamName, ref.groupId, ref.itemId, ops);
-      this.emitChange(ref, change.oldValue, change.newValue);
+      const through = customGet !== undefined && customSet !== undefined;
+      const change = through ? await this.updateThrough(customGet, customSet, ref, ops) : await this.storage.update(ref.streamName, ref.groupId, ref.itemId, ops);
+      if (through || !this.mirror) this.emitChange(ref, change.oldValue, change.newValue);
       const out: Record<string, Json> = { old_value: change.oldValue ?? null, new_value: change.newValue };
       if (change.errors.length > 0) out.errors = change.errors.map((error) => ({ ...error }));
       return out;
@@ -109,12 +114,13 @@ export class StreamService {
     });
   }
 
-  /** A broadcast to the group's subscribers; nothing is stored. */
+  /** A broadcast to the group's subscribers; nothing is stored. Mirrored: made on the other engine, which reports it back. */
   async send(streamName: string, groupId: string, id: string | null, event: { type: string; data: Json }, input: Json): Promise<null> {
     const custom = this.custom('send', streamName);
     return this.attempt(StreamErrorCode.send, 'stream::send', async () => {
       if (custom) await this.call(custom, input);
-      this.emit(streamEvent(streamName, groupId, id, { type: 'event', event }));
+      if (!custom && this.mirror) await this.mirror.send(streamName, groupId, id, event);
+      else this.emit(streamEvent(streamName, groupId, id, { type: 'event', event }));
       return null;
     });
   }

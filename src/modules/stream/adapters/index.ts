@@ -2,6 +2,8 @@ import type { EngineConfig } from '../../../config/types';
 import { redisConnection } from '../../../cluster/redis-connection';
 import type { Logger } from '../../../observability/logger';
 import { closeRedis, connectRedis, redisTarget } from '../../../cluster/redis-target';
+import { DEFAULT_BRIDGE_TIMEOUT_MS } from '../../bridge';
+import { BridgeStreamStorage } from './bridge-storage';
 import type { StreamEventBus } from './event-bus';
 import { LocalEventBus } from './local-event-bus';
 import { FileStreamStorage } from './file-storage';
@@ -9,8 +11,10 @@ import { MemoryStreamStorage } from './memory-storage';
 import { RedisEventBus } from './redis-event-bus';
 import { RedisStreamStorage } from './redis-storage';
 import type { StreamStorage } from './storage';
+import type { StreamMirror } from './mirror';
 
 export type { StreamEventBus, StreamEventHandler } from './event-bus';
+export type { StreamMirror } from './mirror';
 export type { ItemUpdate, StreamStorage, StreamSummary } from './storage';
 
 /** The `adapter` block of the `iii-stream` config (iii-modules.md §1.5, §9.1). */
@@ -31,15 +35,19 @@ export interface StreamAdapterContext {
 export interface StreamBackend {
   storage: StreamStorage;
   bus: StreamEventBus;
+  /** Present when another engine holds the items and reports their changes (the bridge); see StreamMirror. */
+  mirror?: StreamMirror;
 }
 
-/** Adapter names this build implements (`bridge` is not implemented). */
-export const SUPPORTED_ADAPTERS = ['kv', 'redis'] as const;
+/** Adapter names this build implements. */
+export const SUPPORTED_ADAPTERS = ['kv', 'redis', 'bridge'] as const;
 
 /** `kv` store methods. */
 const SUPPORTED_STORE_METHODS = ['in_memory', 'file_based'] as const;
 /** The original's default directory for `file_based` streams, relative to the working directory. */
 const DEFAULT_FILE_PATH = './data/stream_store';
+/** The original's default `bridge_url`. */
+const DEFAULT_BRIDGE_URL = 'ws://localhost:49134';
 
 /**
  * Builds (and for redis, connects) the backend named by the config; an unknown name or option
@@ -48,6 +56,7 @@ const DEFAULT_FILE_PATH = './data/stream_store';
  */
 export async function createStreamBackend(adapter: StreamAdapterConfig, context: StreamAdapterContext): Promise<StreamBackend> {
   if (adapter.name === 'redis') return createRedisBackend(adapter, context);
+  if (adapter.name === 'bridge') return createBridgeBackend(adapter, context);
   if (adapter.name !== 'kv') {
     throw new Error(`iii-stream: adapter '${adapter.name}' is not supported by this build; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
   }
@@ -83,4 +92,18 @@ async function createRedisBackend(adapter: StreamAdapterConfig, { logger, nodeId
     throw new Error(`iii-stream: cannot subscribe to stream events in Redis: ${(err as Error).message}`);
   }
   return { storage: new RedisStreamStorage(data, keyPrefix), bus };
+}
+
+/**
+ * Items and events on another engine. Its reports reach this node's own clients only (a local
+ * bus): in a cluster every node follows, for its own clients and bindings, what it needs.
+ */
+function createBridgeBackend(adapter: StreamAdapterConfig, { logger, nodeId }: StreamAdapterContext): StreamBackend {
+  const options = adapter.config ?? {};
+  const url = typeof options['bridge_url'] === 'string' ? options['bridge_url'] : DEFAULT_BRIDGE_URL;
+  const token = typeof options['auth_token'] === 'string' ? options['auth_token'] : process.env['III_BRIDGE_TOKEN'];
+  const timeoutMs = typeof options['timeout_ms'] === 'number' ? options['timeout_ms'] : DEFAULT_BRIDGE_TIMEOUT_MS;
+  const storage = new BridgeStreamStorage({ url, nodeId, logger, timeoutMs, ...(token ? { token } : {}) });
+  storage.start();
+  return { storage, bus: new LocalEventBus(), mirror: storage };
 }
