@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../../observability/logger';
 import type { Json } from '../../../protocol/messages';
 import { DEFAULT_BRIDGE_TIMEOUT_MS } from '../../bridge';
@@ -26,7 +27,8 @@ export class BridgeStateAdapter implements StateAdapter {
 
   constructor(options: BridgeStateOptions) {
     this.remote = new RemoteEngine({ url: options.url, ...(options.token ? { token: options.token } : {}), workerName: `iii-state@${options.nodeId}`, logger: options.logger });
-    this.eventsFunction = `iii-bridge::${options.nodeId}::state-events`;
+    // Unique per engine process: two engines bridged to one remote must not pool their reports.
+    this.eventsFunction = `iii-bridge::${options.nodeId}::state-events::${randomUUID()}`;
   }
 
   /** Hands every change on the remote engine to `onEvent`. */
