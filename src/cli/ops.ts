@@ -20,7 +20,7 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 
 export const OPS_USAGE = `Operator commands (talk to a running engine over its worker port):
   iii-cluster trigger <function_id> [json|-]  call a function with a JSON payload (default {};
-                                              - reads it from stdin), print its result
+                                              - reads it from stdin), print its result (alias: t)
   iii-cluster functions [--all]               registered functions (--all: engine internals too)
   iii-cluster workers                         connected workers and in-process modules
   iii-cluster nodes                           cluster nodes: state (ready/draining), uptime, workers
@@ -31,7 +31,8 @@ export const OPS_USAGE = `Operator commands (talk to a running engine over its w
   iii-cluster config check <file>             validate a config file without starting (no engine needed)
 
 Options of the operator commands:
-  --url <ws://host:port>  the engine's worker port (default: env III_URL, else ${DEFAULT_URL})
+  --url <ws://host:port>  the engine's worker port (default: env III_URL, else ${DEFAULT_URL});
+                          wss:// trusts the system CAs and NODE_EXTRA_CA_CERTS
   --token <token>         the worker token, sent as "Authorization: Bearer <token>"
                           (default: env III_WORKER_TOKEN)
   --json                  raw JSON on stdout, for scripts (default: tables for people)

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
@@ -115,6 +116,22 @@ describe('trigger', () => {
     expect(run.code).toBe(3);
     expect(run.stderr).toContain(`cannot connect to ws://127.0.0.1:${port}: ECONNREFUSED`);
     expect(run.elapsedMs).toBeLessThan(5000);
+  });
+
+  test('a server that accepts but never answers the upgrade: exit 3 with "timeout" at --timeout', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const run = await runCli(['nodes', '--timeout', '700', '--url', `ws://127.0.0.1:${port}`], withToken);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain(`timeout: no connection to ws://127.0.0.1:${port}`);
+      expect(run.elapsedMs).toBeLessThan(5000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test('a function that never answers: exit 3 with "timeout" at --timeout', async () => {
