@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { ExitCode } from './cli/exit-codes';
+import { isOpsCommand, OPS_USAGE, runOps } from './cli/ops';
 import { ConfigError, loadConfig } from './config/load';
 import { ENGINE_VERSION } from './config/version';
 import { Engine } from './engine/engine';
@@ -7,15 +9,18 @@ import { SettingsReloader } from './engine/settings-reloader';
 import { createLogger } from './observability/logger';
 
 /**
- * The `iii-cluster` command: load the configuration, start one engine node, stop it on
- * SIGINT/SIGTERM.
+ * The `iii-cluster` command. Without a subcommand: load the configuration, start one engine
+ * node, stop it on SIGINT/SIGTERM. With one (`trigger`, `functions`, `workers`, `nodes`,
+ * `queues`, `dlq`, `config check`): an operator command against a running engine (cli/ops.ts).
  *
- * Exit codes: 0 after a clean stop (or --help/--version); 1 when the engine fails to start or
- * to stop; 2 for a bad command line or configuration (the message goes to stderr, no stack
- * trace); 130 when a second signal arrives while stopping.
+ * Exit codes of a node: 0 after a clean stop (or --help/--version); 1 when the engine fails to
+ * start or to stop; 2 for a bad command line or configuration (the message goes to stderr, no
+ * stack trace); 130 when a second signal arrives while stopping. Those of the operator
+ * commands are in cli/exit-codes.ts.
  */
 
 const USAGE = `Usage: iii-cluster [--config|-c <file>] [--help|-h] [--version|-v]
+       iii-cluster <command> [arguments] [--url <ws://host:port>] [--token <token>] [--json] [--timeout <ms>]
 
 Runs one node of an iii v0.22 wire-compatible engine.
 
@@ -33,13 +38,14 @@ src/config/load.ts.
 Signals: the first SIGTERM/SIGINT drains the node (/readyz 503, new connections refused,
 calls in flight finish within engine.drain_grace_ms, default 25 s) and exits 0; a second
 one exits at once with 130.
-`;
+
+${OPS_USAGE}`;
 
 /** The file read when no --config is given, as the iii binary does. */
 const DEFAULT_CONFIG_FILE = 'config.yaml';
 
 /** Exit code for a bad command line or configuration. */
-const EXIT_USAGE = 2;
+const EXIT_USAGE = ExitCode.usage;
 /** Exit code when a second signal cuts the shutdown short (128 + SIGINT). */
 const EXIT_INTERRUPTED = 130;
 
@@ -66,6 +72,11 @@ function parseCommandLine(argv: readonly string[]): CliOptions {
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
+  if (isOpsCommand(argv)) {
+    // process.exitCode, not process.exit(): a piped stdout is flushed before the process ends.
+    process.exitCode = await runOps(argv);
+    return;
+  }
   let options: CliOptions;
   try {
     options = parseCommandLine(argv);

@@ -116,6 +116,22 @@ export class ClusterNode {
     return this.direct ? { ...this.direct.counts, open: this.direct.linkCount } : undefined;
   }
 
+  /**
+   * This node, then every other node believed alive as it last described itself in Redis (its
+   * drain state is written there on each heartbeat); what membership knew when Redis does not answer.
+   */
+  async members(): Promise<NodeInfo[]> {
+    const alive = this.membership.nodes();
+    const listed = await this.membership.listed().catch(() => [] as NodeInfo[]);
+    const fresh = new Map(listed.map((info) => [info.nodeId, info]));
+    return [this.self, ...alive.map((info) => (fresh.get(info.nodeId)?.incarnation === info.incarnation ? fresh.get(info.nodeId)! : info))];
+  }
+
+  /** From the start of the drain: the other nodes read `state: draining` at the next heartbeat. */
+  markDraining(): void {
+    this.self.state = 'draining';
+  }
+
   /** Sends a call to another node's inbox. */
   send(nodeId: string, message: BusMessage): Promise<void> {
     return this.bus.send(nodeId, message);

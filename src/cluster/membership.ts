@@ -24,6 +24,11 @@ export interface NodeInfo {
    * start; as safe as the Redis it is stored in, which every node can read and no worker can.
    */
   linkKey?: string;
+  /**
+   * `draining` from the start of this node's drain until it leaves (the next heartbeat writes
+   * it); absent while it serves normally.
+   */
+  state?: 'draining';
 }
 
 /**

@@ -120,6 +120,8 @@ export class Engine implements ModuleHost {
    */
   private readonly orphans = new Map<string, { token: string; calls: InvokeFunction[]; until: number }>();
   state: EngineState = 'created';
+  /** When this node was made, in ms since the epoch: `engine::cluster::nodes` counts its uptime from here. */
+  readonly createdAtMs = Date.now();
   /** Auth-function refusals and warnings, at most one line per listener and peer a minute (SDKs reconnect forever). */
   private readonly authLog = new LogLimiter();
 
@@ -249,6 +251,7 @@ export class Engine implements ModuleHost {
     }
     const startedAt = performance.now();
     this.state = 'draining';
+    this.cluster?.markDraining();
     for (const server of this.servers) server.stopAccepting();
     this.events.emit('draining');
     const settled = await this.drainSessions(startedAt + this.config.drainGraceMs);

@@ -7,6 +7,7 @@ import type { SessionAccess } from '../../engine/access/session-access';
 import type { TriggerProvider } from '../../engine/triggers';
 import type { CallContext } from '../../router/router';
 import { Input } from '../input';
+import { clusterNodes } from './nodes';
 import type { EngineModule } from '../module';
 import {
   bindingRow,
@@ -34,7 +35,7 @@ const ACCEPT_ALL: TriggerProvider = { registerTrigger() {}, unregisterTrigger() 
 
 /**
  * `iii-engine-functions`: introspection of the whole registry (`engine::functions|workers|
- * triggers|registered-triggers::*`), worker metadata, data channels, durable trigger bindings,
+ * triggers|registered-triggers::*`), the cluster's nodes (`engine::cluster::nodes`), worker metadata, data channels, durable trigger bindings,
  * and the trigger types `engine::functions-available` and `engine::workers-available`.
  */
 export class EngineFunctionsModule implements EngineModule {
@@ -70,6 +71,9 @@ export class EngineFunctionsModule implements EngineModule {
     fn('engine::workers::list', 'List connected workers and in-process modules', (input) => this.listWorkers(input));
     fn('engine::workers::info', 'Describe a worker by name', (input) => this.workerInfo(input));
     fn('engine::workers::register', 'Record the calling worker\'s metadata', (input) => this.registerWorker(input));
+    engine.registerFunction(MODULE, { id: 'engine::cluster::nodes', description: 'List the nodes of the cluster: state, uptime, worker count' }, (_data, ctx: CallContext) =>
+      clusterNodes(engine, ctx.callerWorkerId),
+    );
     fn('engine::channels::create', 'Create a data channel', (input) => {
       const size = input.optNumber('buffer_size');
       return engine.channels.create(size) as unknown as Json;
