@@ -36,7 +36,7 @@
  * | `III_TLS_CERT_FILE` | with `III_TLS_KEY_FILE`: TLS of every worker, http and stream listener without its own `tls` block | PEM file path (both or neither) |
  * | `III_TLS_KEY_FILE` | see `III_TLS_CERT_FILE` | PEM file path, unencrypted |
  * | `III_TLS_CA_FILE` | `tls.ca`: the CA this node trusts when it dials another node's wss:// listener | PEM file path |
- * | `III_NAMESPACE_GRACE_MS` | `registration_namespace_grace_ms` (iii v0.23): checked, then unused (a warning) | integer >= 0 (milliseconds) |
+ * | `III_NAMESPACE_GRACE_MS` | `registration_namespace_grace_ms` (iii v0.23) | integer >= 0 (milliseconds) |
  *
  * TLS files (a `tls` block's or the variables') are read and checked here, once: a missing,
  * unreadable or mismatched file is a ConfigError naming the setting and the file.
@@ -101,6 +101,9 @@ const DEFAULT_ON: readonly WorkerId[] = [
   'http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry', 'httpFunctions',
 ];
 
+/** iii v0.23's default `registration_namespace_grace_ms`. */
+const DEFAULT_NAMESPACE_GRACE_MS = 5000;
+
 const TOP_LEVEL_KEYS = ['workers', 'modules', 'registration_namespace_grace_ms', 'engine', 'cluster'] as const;
 const ENTRY_KEYS = ['name', 'config', 'image'];
 
@@ -134,7 +137,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   applyEnvironment(config, sources, env);
   applyTls(config, sources, env);
   checkRedis(config.cluster, warnings);
-  warnings.push(...namespaceGraceWarnings(sources, env), ...externalWarnings(sources, config));
+  config.namespaceGraceMs = (envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs) as number | undefined) ?? sources.namespaceGrace?.valueMs ?? DEFAULT_NAMESPACE_GRACE_MS;
+  warnings.push(...externalWarnings(sources, config));
   return { config, warnings, notices };
 }
 
@@ -405,6 +409,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     nodeId: '',
     logLevel: 'info',
     invocationTimeoutMs: engine['invocation_timeout_ms'] as number,
+    namespaceGraceMs: DEFAULT_NAMESPACE_GRACE_MS,
     drainGraceMs: engine['drain_grace_ms'] as number,
     listeners,
     limits,
@@ -460,22 +465,6 @@ function toListener(entry: Listed): WorkerListenerConfig {
 }
 
 // --- warnings about what is accepted but not built ------------------------------------------
-
-/**
- * `registration_namespace_grace_ms` / `III_NAMESPACE_GRACE_MS` (iii v0.23): checked for form,
- * then unused, with one warning.
- */
-function namespaceGraceWarnings(sources: Sources, env: NodeJS.ProcessEnv): string[] {
-  const fromEnv = envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs);
-  const where = [
-    ...(sources.namespaceGrace !== undefined ? [sources.namespaceGrace.at] : []),
-    ...(fromEnv !== undefined ? ['environment variable III_NAMESPACE_GRACE_MS'] : []),
-  ];
-  if (where.length === 0) return [];
-  return [
-    `${where.join(' and ')} (iii v0.23) accepted; namespaces are not implemented, so registrations are never held waiting for a worker's namespace and the grace period is unused`,
-  ];
-}
 
 /** One line per external worker entry, with the URL to point the worker at. */
 function externalWarnings(sources: Sources, config: EngineConfig): string[] {

@@ -16,11 +16,7 @@ export interface NamespacedFilter {
   namespace?: string;
 }
 
-/**
- * The one namespace iii-cluster has. Namespaces (iii v0.23) are not implemented: every function
- * counts as registered in this one, whatever namespace its worker declares.
- */
-export const DEFAULT_NAMESPACE = 'default';
+export { DEFAULT_NAMESPACE } from '../registry/namespaces';
 
 export interface RbacConfig {
   auth_function_id?: string;
@@ -114,6 +110,11 @@ export interface EngineConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** Engine-side deadline of every synchronous call, in milliseconds. */
   invocationTimeoutMs: number;
+  /**
+   * iii v0.23 `registration_namespace_grace_ms` (`III_NAMESPACE_GRACE_MS`, default 5000): how long
+   * after connecting a worker may still declare its namespace and have its registrations moved there.
+   */
+  namespaceGraceMs: number;
   /**
    * Drain (stop) grace, in milliseconds: calls in flight get this long to finish before they fail
    * with `engine_shutting_down` and the worker sockets are closed (1012). `engine.drain_grace_ms`,

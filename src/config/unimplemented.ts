@@ -1,6 +1,5 @@
 import type { WorkerId } from './workers';
 import { isPlainObject } from './formats';
-import { DEFAULT_NAMESPACE } from './types';
 
 /**
  * Config the original defines and we accept (so an iii config.yaml loads unchanged) but do not
@@ -24,22 +23,6 @@ export interface UnimplementedKey {
   consequence?: (value: unknown) => string;
 }
 
-/** The namespaces named by v0.23 `{match, namespace}` rules of an `rbac` block, in order. */
-function ruleNamespaces(rbac: unknown): string[] {
-  const rules = isPlainObject(rbac) ? rbac['expose_functions'] : undefined;
-  if (!Array.isArray(rules)) return [];
-  const names = rules.filter((r): r is { namespace: string } => isPlainObject(r) && typeof r['namespace'] === 'string').map((r) => r.namespace);
-  return [...new Set(names)];
-}
-
-function namespacedRulesConsequence(rbac: unknown): string {
-  const others = ruleNamespaces(rbac).filter((ns) => ns !== DEFAULT_NAMESPACE);
-  const fate = others.length === 0
-    ? 'they match by pattern alone'
-    : `rules naming "${DEFAULT_NAMESPACE}" match by pattern alone and rules naming ${others.map((ns) => JSON.stringify(ns)).join(', ')} match nothing`;
-  return `namespaces are not implemented, so every function counts as in namespace "${DEFAULT_NAMESPACE}" (whatever namespace its worker declares): ${fate}`;
-}
-
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
@@ -50,13 +33,6 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
     key: 'trace_storage',
     what: 'iii v0.23 on-disk traces',
     consequence: () => 'trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',
-  },
-  {
-    worker: 'workerManager',
-    key: 'rbac',
-    when: (rbac) => ruleNamespaces(rbac).length > 0,
-    what: 'iii v0.23 expose_functions rules with a namespace',
-    consequence: namespacedRulesConsequence,
   },
   { worker: 'telemetry', key: '*', what: 'anonymous usage telemetry; we send none' },
 ];

@@ -1,6 +1,7 @@
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type { ErrorBody, Json, RegisterTrigger, TriggerRegistrationResult, UnregisterTrigger } from '../protocol/messages';
 import type { Logger } from '../observability/logger';
+import { bareId } from '../registry/namespaces';
 import type { Registry } from '../registry/registry';
 import type { RegistryDelta, RegistryEntry, TriggerEntry, TriggerTypeEntry } from '../registry/types';
 
@@ -90,7 +91,7 @@ export class TriggerManager {
         throw new EngineError(ErrorCode.unregisterFailed, EngineError.from(err).message);
       }
     } else {
-      this.sendToProvider(type, { type: 'unregistertrigger', id: entry.id, trigger_type: entry.trigger_type });
+      this.sendToProvider(type, { type: 'unregistertrigger', id: entry.id, trigger_type: bareId(entry.trigger_type) });
     }
     return true;
   }
@@ -201,7 +202,7 @@ export class TriggerManager {
     const provider = this.providers.get(providerKey(type));
     try {
       if (provider) await provider.unregisterTrigger(binding);
-      else this.sendToProvider(type, { type: 'unregistertrigger', id: binding.id, trigger_type: binding.trigger_type });
+      else this.sendToProvider(type, { type: 'unregistertrigger', id: binding.id, trigger_type: bareId(binding.trigger_type) });
     } catch (err) {
       this.logger.warn({ err, trigger: binding.id }, 'provider failed to unregister a binding of another node');
     }
@@ -284,12 +285,13 @@ function providerKey(type: TriggerTypeEntry): string {
   return `${type.workerId}\u0000${type.id}`;
 }
 
+/** A binding as its provider worker sees it: bare ids (the namespaces are the engine's business). */
 function registerMessage(binding: TriggerEntry): RegisterTrigger {
   const message: RegisterTrigger = {
     type: 'registertrigger',
     id: binding.id,
-    trigger_type: binding.trigger_type,
-    function_id: binding.function_id,
+    trigger_type: bareId(binding.trigger_type),
+    function_id: bareId(binding.function_id),
     config: binding.config,
   };
   if (binding.metadata !== undefined) message.metadata = binding.metadata;

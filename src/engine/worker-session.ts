@@ -18,6 +18,8 @@ import { rawDataToBuffer } from '../transport/raw-data';
 import { functionHook, triggerHook, triggerTypeHook } from './access/hooks';
 import type { SessionAccess } from './access/session-access';
 import type { Engine } from './engine';
+import { DEFAULT_NAMESPACE, isEngineOwned, namespacedKey, splitKey } from '../registry/namespaces';
+import { CloseCode } from '../transport/connection';
 
 /**
  * The worker protocol for one connection: decodes its frames, processes them strictly in
@@ -39,6 +41,15 @@ export class WorkerSession implements WorkerTarget {
    * node's mirror) would otherwise grow with whatever one worker sends.
    */
   private readonly registered = new Set<string>();
+  /**
+   * iii v0.23: the namespace this connection's registrations and calls live in. Registrations
+   * are placed at once (in `default` until the worker says otherwise, so nothing waits); a
+   * namespace declared through `engine::workers::register` within `registration_namespace_grace_ms`
+   * of the connection moves them there (see `declareNamespace`).
+   */
+  private namespace = DEFAULT_NAMESPACE;
+  private namespaceDeclared = false;
+  private readonly connectedAt = Date.now();
 
   constructor(
     private readonly engine: Engine,
@@ -146,14 +157,14 @@ export class WorkerSession implements WorkerTarget {
         return this.registerFunction(message);
       case 'unregisterfunction':
         this.registered.delete(`f:${message.id}`);
-        engine.registry.apply({ op: 'function.remove', id: this.access.prefixed(message.id), workerId: this.id });
+        engine.registry.apply({ op: 'function.remove', id: this.key(message.id), workerId: this.id });
         return undefined;
       case 'registertriggertype':
         if (!this.admit(`y:${message.id}`)) return this.refuse(`Trigger type registration '${message.id}' refused: ${this.overLimit()}`, ErrorCode.limitExceeded);
         return this.registerTriggerType(message);
       case 'unregistertriggertype':
         this.registered.delete(`y:${message.id}`);
-        engine.triggers.unregisterType(message.id, this.id);
+        engine.triggers.unregisterType(namespacedKey(message.namespace ?? this.namespace, message.id), this.id);
         return undefined;
       case 'registertrigger':
         return this.registerTrigger(message);
@@ -180,7 +191,9 @@ export class WorkerSession implements WorkerTarget {
     const denial = this.access.functionRegistrationDenial();
     if (denial) return this.refuse(`Function registration '${message.id}' refused: ${denial}`);
     const register = (fn: RegisterFunction): undefined => {
-      this.engine.registerWorkerFunction(this.id, { ...fn, id: this.access.prefixed(fn.id) });
+      const key = this.key(fn.id);
+      if (this.namespaceRefusal(fn.id, key)) return undefined;
+      this.engine.registerWorkerFunction(this.id, { ...fn, id: key });
       return undefined;
     };
     const hook = this.access.hookId('function');
@@ -194,7 +207,8 @@ export class WorkerSession implements WorkerTarget {
   private registerTriggerType(message: RegisterTriggerType): Promise<void> | undefined {
     const denial = this.access.triggerTypeRegistrationDenial();
     if (denial) return this.refuse(`Trigger type registration '${message.id}' refused: ${denial}`);
-    const register = (type: RegisterTriggerType) => this.engine.triggers.registerType({ ...type, workerId: this.id, nodeId: this.engine.nodeId });
+    const register = ({ namespace, ...type }: RegisterTriggerType) =>
+      this.engine.triggers.registerType({ ...type, id: namespacedKey(namespace ?? this.namespace, type.id), workerId: this.id, nodeId: this.engine.nodeId });
     const hook = this.access.hookId('triggerType');
     if (hook === undefined) return register(message);
     return triggerTypeHook(this.access, hook, message, this.engine.callFunction).then((verdict) =>
@@ -249,7 +263,13 @@ export class WorkerSession implements WorkerTarget {
     }
     try {
       await this.engine.triggers.register(
-        { id: binding.id, trigger_type: binding.trigger_type, function_id: this.access.prefixed(binding.function_id), config: binding.config, metadata: binding.metadata },
+        {
+          id: binding.id,
+          trigger_type: this.triggerTypeKey(binding),
+          function_id: this.key(binding.function_id, binding.namespace ?? this.namespace),
+          config: binding.config,
+          metadata: binding.metadata,
+        },
         this.id,
       );
     } catch (err) {
@@ -285,7 +305,13 @@ export class WorkerSession implements WorkerTarget {
    */
   private invoke(message: InvokeFunction): void {
     const { invocation_id: invocationId, function_id: functionId, action } = message;
-    const denial = this.access.invokeDenial(functionId, () => this.engine.registry.function(functionId));
+    // Strict: a call resolves in the namespace it names (absent: `default`); engine-owned ids live in `default` only.
+    const namespace = message.namespace === undefined || isEngineOwned(functionId) ? DEFAULT_NAMESPACE : message.namespace;
+    const key = namespacedKey(namespace, functionId);
+    const denial = this.access.invokeDenial(functionId, () => {
+      const entry = this.engine.registry.function(key);
+      return entry && { ...entry, id: functionId, namespace };
+    });
     if (denial !== undefined) {
       this.reply(invocationId ?? randomUUID(), functionId, message.traceparent, message.baggage, { error: { code: ErrorCode.forbidden, message: denial } });
       return;
@@ -300,7 +326,7 @@ export class WorkerSession implements WorkerTarget {
       return;
     }
     if (action?.type === 'enqueue') {
-      const queued = this.engine.enqueue(action.queue, message);
+      const queued = this.engine.enqueue(action.queue, key === functionId ? message : { ...message, function_id: key });
       if (invocationId !== undefined) this.answer(queued, message);
       else queued.catch((err: unknown) => this.engine.logger.warn({ err, functionId }, 'enqueue without a reply failed'));
       return;
@@ -308,8 +334,97 @@ export class WorkerSession implements WorkerTarget {
     const data = message.data;
     if (typeof data === 'object' && data !== null && !Array.isArray(data)) data._caller_worker_id = this.id;
     this.call(message, invocationId !== undefined && action?.type !== 'void', () =>
-      this.engine.router.invoke({ functionId, data, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
+      this.engine.router.invoke({ functionId: key, data, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
     );
+  }
+
+  /** The registry key of one of this worker's ids: its RBAC prefix, in `namespace`. */
+  private key(id: string, namespace = this.namespace): string {
+    return namespacedKey(namespace, this.access.prefixed(id));
+  }
+
+  /**
+   * The trigger type a binding names: in `trigger_namespace` when it names one (strict), else
+   * the worker's namespace when a provider serves the type there, else `default` (where the
+   * engine's own types are).
+   */
+  private triggerTypeKey(binding: RegisterTrigger): string {
+    if (binding.trigger_namespace !== undefined) return namespacedKey(binding.trigger_namespace, binding.trigger_type);
+    const own = namespacedKey(this.namespace, binding.trigger_type);
+    return this.engine.registry.triggerType(own) ? own : binding.trigger_type;
+  }
+
+  /**
+   * iii v0.23 refusals of one function: an engine-owned id outside `default`, or (once the worker
+   * has declared its namespace) an id that workers of another name serve in that namespace; our
+   * pools are the replicas of one worker. Sends `registrationrejected` and returns true.
+   */
+  private namespaceRefusal(id: string, key: string): boolean {
+    const { namespace } = splitKey(key);
+    let owner: string | undefined;
+    if (namespace !== DEFAULT_NAMESPACE && isEngineOwned(id)) owner = 'the engine';
+    else if (this.namespaceDeclared) owner = this.otherOwner(key);
+    if (owner === undefined) return false;
+    const message = `${id} is already served in namespace '${namespace}' by ${owner === 'the engine' ? 'the engine (engine-owned ids live in default)' : `worker ${owner}`}`;
+    this.engine.logger.warn({ worker: this.id, functionId: id, namespace, owner }, `registration refused: ${message}`);
+    this.connection.send({ type: 'registrationrejected', code: 'FUNCTION_NAMESPACE_CONFLICT', namespace, function_id: id, owner_worker_id: owner, message });
+    return true;
+  }
+
+  /** A worker of another name that serves `key`, if any. */
+  private otherOwner(key: string): string | undefined {
+    const registry = this.engine.registry;
+    const name = registry.worker(this.id)?.name;
+    for (const entry of registry.pool(key)) {
+      if (entry.workerId === this.id) continue;
+      const owner = registry.worker(entry.workerId);
+      if (owner?.kind === 'worker' && owner.name !== name) return entry.workerId;
+    }
+    return undefined;
+  }
+
+  /**
+   * `engine::workers::register` named this connection's namespace. Within the grace period its
+   * registrations move there (each checked as a new one); later, or after an earlier
+   * declaration of another namespace, the worker is refused with `WORKER_NAMESPACE_CONFLICT`
+   * and its connection closed, as the SDKs expect.
+   */
+  async declareNamespace(namespace: string): Promise<void> {
+    const from = this.namespace;
+    const wasDeclared = this.namespaceDeclared;
+    this.namespaceDeclared = true;
+    if (namespace === from) return;
+    const graceMs = this.engine.config.namespaceGraceMs;
+    if (wasDeclared || Date.now() - this.connectedAt > graceMs) {
+      const name = this.engine.registry.worker(this.id)?.name ?? '';
+      const message = wasDeclared
+        ? `worker '${name}' declared namespace '${namespace}' after '${from}'; a connection has one namespace`
+        : `worker '${name}' declared namespace '${namespace}' more than registration_namespace_grace_ms (${graceMs} ms) after connecting; its registrations are in '${from}'`;
+      this.engine.logger.warn({ worker: this.id, namespace, from }, `worker refused: ${message}`);
+      this.connection.send({ type: 'registrationrejected', code: 'WORKER_NAMESPACE_CONFLICT', namespace, worker_name: name, owner_worker_id: this.id, message });
+      this.connection.close(CloseCode.policy, 'WORKER_NAMESPACE_CONFLICT');
+      return;
+    }
+    this.namespace = namespace;
+    const registry = this.engine.registry;
+    for (const fn of registry.functionsOf(this.id)) {
+      const { namespace: current, id } = splitKey(fn.id);
+      if (current !== from) continue;
+      registry.apply({ op: 'function.remove', id: fn.id, workerId: this.id });
+      const key = namespacedKey(namespace, id);
+      if (!this.namespaceRefusal(this.access.unprefixed(id), key)) registry.apply({ op: 'function.put', fn: { ...fn, id: key } });
+    }
+    for (const type of [...registry.triggerTypes()].filter((t) => t.workerId === this.id && splitKey(t.id).namespace === from)) {
+      this.engine.triggers.unregisterType(type.id, this.id);
+      await this.engine.triggers.registerType({ ...type, id: namespacedKey(namespace, splitKey(type.id).id) });
+    }
+    for (const binding of [...registry.triggers()].filter((t) => t.ownerWorkerId === this.id && splitKey(t.function_id).namespace === from)) {
+      const { id, trigger_type, config, metadata } = binding;
+      const function_id = namespacedKey(namespace, splitKey(binding.function_id).id);
+      await this.engine.triggers.register(metadata === undefined ? { id, trigger_type, function_id, config } : { id, trigger_type, function_id, config, metadata }, this.id).catch((err: unknown) =>
+        this.engine.logger.warn({ err, worker: this.id, trigger: id }, 'moving a binding to the declared namespace failed'),
+      );
+    }
   }
 
   /** Starts a call unless this connection already waits on too many; answers it when `wantsReply`. */

@@ -101,7 +101,8 @@ function toMessage(o: Obj): InboundMessage {
         // undefined payload); we take it as null so such calls work instead of hanging.
         { type, function_id, data: (o.data ?? null) as Json },
         { invocation_id: optUuid(o, 'invocation_id'), traceparent: optString(o, 'traceparent'),
-          baggage: optString(o, 'baggage'), action: toAction(o.action), metadata: optJson(o, 'metadata') },
+          baggage: optString(o, 'baggage'), action: toAction(o.action), metadata: optJson(o, 'metadata'),
+          namespace: optString(o, 'namespace') },
       );
     }
     case 'invocationresult':
@@ -113,15 +114,16 @@ function toMessage(o: Obj): InboundMessage {
     case 'registertriggertype':
       return withOptional(
         { type, id: reqString(o, 'id'), description: reqString(o, 'description') },
-        { trigger_request_format: optJson(o, 'trigger_request_format'), call_request_format: optJson(o, 'call_request_format') },
+        { trigger_request_format: optJson(o, 'trigger_request_format'), call_request_format: optJson(o, 'call_request_format'),
+          namespace: optString(o, 'namespace') },
       );
     case 'unregistertriggertype':
-      return { type, id: reqString(o, 'id') };
+      return withOptional({ type, id: reqString(o, 'id') }, { namespace: optString(o, 'namespace') });
     case 'registertrigger':
       return withOptional(
         { type, id: reqString(o, 'id'), trigger_type: reqString(o, 'trigger_type'),
           function_id: reqString(o, 'function_id'), config: (o.config ?? null) as Json },
-        { metadata: optJson(o, 'metadata') },
+        { metadata: optJson(o, 'metadata'), namespace: optString(o, 'namespace'), trigger_namespace: optString(o, 'trigger_namespace') },
       );
     case 'unregistertrigger':
       return withOptional({ type, id: reqString(o, 'id') }, { trigger_type: optString(o, 'trigger_type') });

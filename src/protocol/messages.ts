@@ -54,6 +54,8 @@ export interface InvokeFunction {
   baggage?: string;
   action?: InvokeAction;
   metadata?: Json;
+  /** iii v0.23: the namespace the call resolves in (absent: `default`). */
+  namespace?: string;
 }
 
 export interface InvocationResult {
@@ -72,11 +74,14 @@ export interface RegisterTriggerType {
   description: string;
   trigger_request_format?: Json;
   call_request_format?: Json;
+  /** iii v0.23: the namespace the type serves (absent: the worker's). */
+  namespace?: string;
 }
 
 export interface UnregisterTriggerType {
   type: 'unregistertriggertype';
   id: string;
+  namespace?: string;
 }
 
 export interface RegisterTrigger {
@@ -86,6 +91,10 @@ export interface RegisterTrigger {
   function_id: string;
   config: Json;
   metadata?: Json;
+  /** iii v0.23: the namespace of `function_id` (absent: the worker's). */
+  namespace?: string;
+  /** iii v0.23: where the trigger type's provider is (absent: the worker's namespace, then `default`). */
+  trigger_namespace?: string;
 }
 
 export interface UnregisterTrigger {
@@ -130,6 +139,21 @@ export interface Pong {
   type: 'pong';
 }
 
+/**
+ * iii v0.23: a registration refused for a namespace conflict. `FUNCTION_NAMESPACE_CONFLICT`
+ * refuses one function and keeps the connection; `WORKER_NAMESPACE_CONFLICT` is followed by the
+ * close of the connection (the SDKs then stop reconnecting).
+ */
+export interface RegistrationRejected {
+  type: 'registrationrejected';
+  code: 'FUNCTION_NAMESPACE_CONFLICT' | 'WORKER_NAMESPACE_CONFLICT';
+  namespace: string;
+  function_id?: string;
+  worker_name?: string;
+  owner_worker_id?: string;
+  message: string;
+}
+
 export interface ConnectionError {
   type: 'error';
   error: ErrorBody;
@@ -161,6 +185,7 @@ export type OutboundMessage =
   | TriggerRegistrationResult
   | WorkerRegistered
   | Pong
+  | RegistrationRejected
   | ConnectionError;
 
 /** A reference to one end of a data channel, as it travels inside payloads. */

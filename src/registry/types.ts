@@ -19,6 +19,8 @@ export interface WorkerEntry {
   pid?: number;
   isolation?: string;
   telemetry?: Json;
+  /** iii v0.23: the namespace the worker declared (absent: default). */
+  namespace?: string;
   ipAddress?: string;
   connectedAtMs: number;
 }

@@ -5,6 +5,7 @@ import type { BusMessage } from '../cluster/messages';
 import type { Registry } from '../registry/registry';
 import type { FunctionEntry } from '../registry/types';
 import { PendingCalls, type CallOutcome } from './pending-calls';
+import { bareId, DEFAULT_NAMESPACE, splitKey } from '../registry/namespaces';
 
 export type { CallOutcome } from './pending-calls';
 
@@ -124,7 +125,7 @@ export class Router {
     let entry = request.pinned;
     if (!entry) {
       const pool = this.deps.registry.pool(request.functionId);
-      if (pool.length === 0) return Promise.reject(errors.functionNotFound(request.functionId));
+      if (pool.length === 0) return Promise.reject(this.notFound(request.functionId));
       entry = this.pick(pool);
     }
     const timeoutMs = request.timeoutMs ?? this.deps.defaultTimeoutMs;
@@ -153,7 +154,8 @@ export class Router {
 
     const invocationId = randomUUID();
     span?.target(entry.workerId, invocationId);
-    const message: InvokeFunction = { type: 'invokefunction', invocation_id: invocationId, function_id: entry.id, data: request.data };
+    // The worker knows its functions by their bare ids (the namespace is its connection's).
+    const message: InvokeFunction = { type: 'invokefunction', invocation_id: invocationId, function_id: bareId(entry.id), data: request.data };
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;
     if (request.baggage !== undefined) message.baggage = request.baggage;
@@ -162,6 +164,18 @@ export class Router {
       this.pending.reject(invocationId, new EngineError(ErrorCode.channelSendFailed, `Could not send the call to worker ${entry.workerId}: its connection is closing`));
     }
     return outcome;
+  }
+
+  /**
+   * `function_not_found` for a registry key: strict routing never falls back to another
+   * namespace, so the message names the namespaces that do have the id.
+   */
+  private notFound(key: string): EngineError {
+    const { namespace, id } = splitKey(key);
+    const elsewhere = [...this.deps.registry.functionIds()].filter((k) => k !== key && bareId(k) === id).map((k) => splitKey(k).namespace);
+    if (namespace === DEFAULT_NAMESPACE && elsewhere.length === 0) return errors.functionNotFound(id);
+    const hint = elsewhere.length === 0 ? '' : `; it is registered in namespace${elsewhere.length > 1 ? 's' : ''} ${elsewhere.sort().map((n) => `'${n}'`).join(', ')}`;
+    return new EngineError(ErrorCode.functionNotFound, `Function ${id} not found in namespace '${namespace}'${hint}`);
   }
 
   /**
@@ -207,7 +221,7 @@ export class Router {
       else otherLocal ??= entry;
     }
     const entry = chosen ?? otherLocal ?? thirdNode;
-    if (!entry) return Promise.reject(errors.functionNotFound(request.functionId));
+    if (!entry) return Promise.reject(this.notFound(request.functionId));
     return this.route({ ...request, pinned: entry }, undefined);
   }
 

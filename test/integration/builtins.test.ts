@@ -57,8 +57,8 @@ describe('engine built-in functions and trigger types', () => {
       const out = await call(w, 'engine::functions::list', {});
       expect(Object.keys(out)).toEqual(['functions']);
       const byId = new Map<string, Any>(out.functions.map((f: Any) => [f.function_id, f]));
-      expect(byId.get('alpha::one')).toEqual({ function_id: 'alpha::one', worker_name: 'lister', description: 'First one', metadata: { team: 'a' } });
-      expect(byId.get('alpha::two')).toEqual({ function_id: 'alpha::two', worker_name: 'lister' });
+      expect(byId.get('alpha::one')).toEqual({ function_id: 'alpha::one', namespace: 'default', worker_name: 'lister', description: 'First one', metadata: { team: 'a' } });
+      expect(byId.get('alpha::two')).toEqual({ function_id: 'alpha::two', namespace: 'default', worker_name: 'lister' });
     });
 
     test('is sorted by function_id without a search', async () => {
@@ -98,7 +98,7 @@ describe('engine built-in functions and trigger types', () => {
       expect(plain).not.toContain('secret::fn');
       expect(plain).toContain('notsecret::fn');
       const all: Any[] = (await call(w, 'engine::functions::list', { include_internal: true })).functions;
-      expect(all.find((f) => f.function_id === 'secret::fn')).toEqual({ function_id: 'secret::fn', worker_name: 'meta-internal', metadata: { internal: true } });
+      expect(all.find((f) => f.function_id === 'secret::fn')).toEqual({ function_id: 'secret::fn', namespace: 'default', worker_name: 'meta-internal', metadata: { internal: true } });
     });
 
     test('prefix keeps ids that start with it', async () => {
@@ -119,7 +119,7 @@ describe('engine built-in functions and trigger types', () => {
       c.registerFunction('wc::fn', async () => null);
       await Promise.all([workerId(t, 'team-a'), workerId(t, 'team-b'), workerId(t, 'team-c')]);
       const one = (await call(a, 'engine::functions::list', { worker: 'team-b' })).functions;
-      expect(one).toEqual([{ function_id: 'wb::fn', worker_name: 'team-b' }]);
+      expect(one).toEqual([{ function_id: 'wb::fn', namespace: 'default', worker_name: 'team-b' }]);
       const two = (await call(a, 'engine::functions::list', { workers: ['team-a', 'team-c'] })).functions.map((f: Any) => f.function_id);
       expect(two).toEqual(['wa::fn', 'wc::fn']);
       const prefixOnly = (await call(a, 'engine::functions::list', { worker: 'team' })).functions;
@@ -176,6 +176,7 @@ describe('engine built-in functions and trigger types', () => {
       const out = await call(w, 'engine::functions::info', { function_id: 'orders::create' });
       expect(out).toEqual({
         function_id: 'orders::create',
+        namespace: 'default',
         worker_name: 'detailer',
         description: 'Create an order',
         request_schema: requestFormat,
@@ -201,9 +202,9 @@ describe('engine built-in functions and trigger types', () => {
       const out = await call(w, 'engine::functions::info', { function_ids: ['b::two', 'b::missing', 'b::one', 'b::two'] });
       expect(out).toEqual({
         functions: [
-          { function_id: 'b::two', worker_name: 'batcher', registered_triggers: [] },
+          { function_id: 'b::two', namespace: 'default', worker_name: 'batcher', registered_triggers: [] },
           { function_id: 'b::missing', error: 'not_found' },
-          { function_id: 'b::one', worker_name: 'batcher', description: 'one', registered_triggers: [] },
+          { function_id: 'b::one', namespace: 'default', worker_name: 'batcher', description: 'one', registered_triggers: [] },
         ],
       });
     });
@@ -250,7 +251,7 @@ describe('engine built-in functions and trigger types', () => {
       await workerId(t, 'hook-provider');
       await waitFor(() => t.engine.registry.triggerType('test::webhook'), 'type registered');
       const plain: Any[] = (await call(p, 'engine::triggers::list', {})).triggers;
-      expect(plain.find((x) => x.id === 'test::webhook')).toEqual({ id: 'test::webhook', worker_name: 'hook-provider', description: 'Webhook trigger' });
+      expect(plain.find((x) => x.id === 'test::webhook')).toEqual({ id: 'test::webhook', namespace: 'default', worker_name: 'hook-provider', description: 'Webhook trigger' });
       expect(plain.filter((x) => x.id.startsWith('engine::'))).toEqual([]);
       const ids = plain.map((x) => x.id);
       expect(ids).toEqual([...ids].sort());
@@ -258,8 +259,8 @@ describe('engine built-in functions and trigger types', () => {
       const all: Any[] = (await call(p, 'engine::triggers::list', { include_internal: true })).triggers;
       expect(all).toEqual(
         expect.arrayContaining([
-          { id: 'engine::functions-available', worker_name: 'iii-engine-functions', description: expect.any(String) },
-          { id: 'engine::workers-available', worker_name: 'iii-engine-functions', description: expect.any(String) },
+          { id: 'engine::functions-available', namespace: 'default', worker_name: 'iii-engine-functions', description: expect.any(String) },
+          { id: 'engine::workers-available', namespace: 'default', worker_name: 'iii-engine-functions', description: expect.any(String) },
         ]),
       );
     });
@@ -291,6 +292,7 @@ describe('engine built-in functions and trigger types', () => {
       const info = await call(w, 'engine::triggers::info', { id: 'test::webhook' });
       expect(info).toEqual({
         id: 'test::webhook',
+        namespace: 'default',
         worker_name: 'hook-provider',
         description: 'Webhook trigger',
         configuration_schema: configSchema,
@@ -306,7 +308,7 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('asker');
       await workerId(t, 'asker');
       const builtin = await call(w, 'engine::triggers::info', { id: 'engine::workers-available' });
-      expect(builtin).toMatchObject({ id: 'engine::workers-available', worker_name: 'iii-engine-functions', instance_count: 0 });
+      expect(builtin).toMatchObject({ id: 'engine::workers-available', namespace: 'default', worker_name: 'iii-engine-functions', instance_count: 0 });
       const err = await failure(w, 'engine::triggers::info', { id: 'no::such-type' });
       expect(err).toMatchObject({ code: 'NOT_FOUND', message: "NOT_FOUND: Trigger type 'no::such-type' is not registered." });
     });
@@ -334,11 +336,12 @@ describe('engine built-in functions and trigger types', () => {
       const longJson = JSON.stringify({ text: 'x'.repeat(100) });
       expect(rows).toEqual(
         expect.arrayContaining([
-          { id: expect.any(String), trigger_type: 'rt::hook', function_id: 'rt::target', worker_name: 'binder', config: { path: '/a' }, config_summary: '{"path":"/a"}' },
+          { id: expect.any(String), trigger_type: 'rt::hook', function_id: 'rt::target', namespace: 'default', worker_name: 'binder', config: { path: '/a' }, config_summary: '{"path":"/a"}' },
           {
             id: expect.any(String),
             trigger_type: 'rt::hook',
             function_id: 'rt::target',
+            namespace: 'default',
             worker_name: 'binder',
             config: { text: 'x'.repeat(100) },
             config_summary: `${longJson.slice(0, 80)}…`,
@@ -385,6 +388,7 @@ describe('engine built-in functions and trigger types', () => {
         id,
         trigger_type: 'i::hook',
         function_id: 'i::target',
+        namespace: 'default',
         worker_name: 'iuser',
         config: { path: '/x' },
         metadata: { owner: 'team-i' },
@@ -447,6 +451,7 @@ describe('engine built-in functions and trigger types', () => {
         active_invocations: 0,
         isolation: null,
         ip_address: '127.0.0.1',
+        namespace: 'default',
       });
       expect(workers.find((w) => w.name === 'wl-beta')).toMatchObject({ id: bId, function_count: 0, status: 'connected', runtime: 'node' });
 
@@ -464,6 +469,7 @@ describe('engine built-in functions and trigger types', () => {
         active_invocations: 0,
         isolation: 'in-process',
         ip_address: null,
+        namespace: 'default',
       });
       expect(module.function_count).toBeGreaterThanOrEqual(12);
       expect(workers.find((w) => w.name === 'iii-observability')).toMatchObject({ runtime: 'engine', status: 'available', isolation: 'in-process' });
@@ -491,6 +497,7 @@ describe('engine built-in functions and trigger types', () => {
           status: 'connected',
           function_count: 0,
           ip_address: '127.0.0.1',
+          namespace: 'default',
         });
       } finally {
         raw.close();
@@ -566,16 +573,17 @@ describe('engine built-in functions and trigger types', () => {
           active_invocations: 0,
           isolation: null,
           ip_address: '127.0.0.1',
+          namespace: 'default',
           pid: process.pid,
           internal: false,
         },
         functions: [
-          { function_id: 'iw::a', worker_name: 'info-worker' },
-          { function_id: 'iw::b', worker_name: 'info-worker', description: 'B' },
+          { function_id: 'iw::a', namespace: 'default', worker_name: 'info-worker' },
+          { function_id: 'iw::b', namespace: 'default', worker_name: 'info-worker', description: 'B' },
         ],
-        trigger_types: [{ id: 'iw::type', worker_name: 'info-worker', description: 'IW type' }],
+        trigger_types: [{ id: 'iw::type', namespace: 'default', worker_name: 'info-worker', description: 'IW type' }],
         registered_triggers: [
-          { id: bindingOnA.id, trigger_type: 'iw::type', function_id: 'iw::a', worker_name: 'info-worker', config: { k: 1 }, config_summary: '{"k":1}' },
+          { id: bindingOnA.id, trigger_type: 'iw::type', function_id: 'iw::a', namespace: 'default', worker_name: 'info-worker', config: { k: 1 }, config_summary: '{"k":1}' },
         ],
       });
     });

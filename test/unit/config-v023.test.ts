@@ -46,21 +46,20 @@ function refusal(yaml: string, env: NodeJS.ProcessEnv = {}): { message: string; 
 }
 
 describe('registration_namespace_grace_ms (top level) and III_NAMESPACE_GRACE_MS', () => {
-  const warning = "(iii v0.23) accepted; namespaces are not implemented, so registrations are never held waiting for a worker's namespace and the grace period is unused";
-
-  it('loads from the file with one warning naming the key', () => {
-    const { warnings, file } = load('registration_namespace_grace_ms: 5000\nworkers: []\n');
-    expect(warnings).toEqual([`${file}: registration_namespace_grace_ms ${warning}`]);
+  it('loads from the file, without a warning: namespaces are built', () => {
+    const { config, warnings } = load('registration_namespace_grace_ms: 1200\nworkers: []\n');
+    expect(warnings).toEqual([]);
+    expect(config.namespaceGraceMs).toBe(1200);
   });
 
   it('takes a ${VAR:default} placeholder as the integer it expands to', () => {
-    expect(load('registration_namespace_grace_ms: ${GRACE:2500}\n').warnings).toHaveLength(1);
+    expect(load('registration_namespace_grace_ms: ${GRACE:2500}\n').config.namespaceGraceMs).toBe(2500);
   });
 
-  it('loads from the environment (with or without a file) with one warning, also when both set it', () => {
-    expect(loadConfig({ env: { III_NAMESPACE_GRACE_MS: '100' } }).warnings).toEqual([`environment variable III_NAMESPACE_GRACE_MS ${warning}`]);
-    const { warnings, file } = load('registration_namespace_grace_ms: 0\n', { III_NAMESPACE_GRACE_MS: '100' });
-    expect(warnings).toEqual([`${file}: registration_namespace_grace_ms and environment variable III_NAMESPACE_GRACE_MS ${warning}`]);
+  it('defaults to 5000; the environment wins over the file', () => {
+    expect(loadConfig({ env: {} }).config.namespaceGraceMs).toBe(5000);
+    expect(loadConfig({ env: { III_NAMESPACE_GRACE_MS: '100' } }).config.namespaceGraceMs).toBe(100);
+    expect(load('registration_namespace_grace_ms: 0\n', { III_NAMESPACE_GRACE_MS: '100' }).config.namespaceGraceMs).toBe(100);
   });
 
   it('refuses a value that is not an integer >= 0, naming the key or the variable', () => {
@@ -73,9 +72,6 @@ describe('registration_namespace_grace_ms (top level) and III_NAMESPACE_GRACE_MS
     );
   });
 
-  it('warns about nothing when neither sets it', () => {
-    expect(load('workers: []\n').warnings).toEqual([]);
-  });
 });
 
 describe('iii-observability trace_storage', () => {
@@ -123,22 +119,16 @@ workers:
 ${rules}
 `;
 
-  it('loads with one warning per listener; a rule naming "default" matches by pattern, another namespace matches nothing', () => {
-    const { config, warnings } = load(rbac('          - match("public::*")\n          - {match: "api::*", namespace: default}\n          - {match: "*", namespace: internal}\n          - {match: "billing::*", namespace: internal}'));
-    expect(warnings).toEqual([
-      'iii-worker-manager: key "rbac" (iii v0.23 expose_functions rules with a namespace) accepted; namespaces are not implemented, so every function counts as in namespace "default" (whatever namespace its worker declares): rules naming "default" match by pattern alone and rules naming "internal" match nothing',
-    ]);
+  it('loads without a warning; a rule matches the functions of its namespace, one without a namespace any', () => {
+    const { config, warnings } = load(rbac('          - match("public::*")\n          - {match: "api::*", namespace: default}\n          - {match: "*", namespace: internal}\n          - {match: "billing::*"}'));
+    expect(warnings).toEqual([]);
     const filters = config.listeners[0]!.rbac!.expose_functions;
-    expect(filters).toEqual(['match("public::*")', { match: 'api::*', namespace: 'default' }, { match: '*', namespace: 'internal' }, { match: 'billing::*', namespace: 'internal' }]);
+    expect(filters).toEqual(['match("public::*")', { match: 'api::*', namespace: 'default' }, { match: '*', namespace: 'internal' }, { match: 'billing::*' }]);
     expect(anyFilterMatches(filters, { id: 'api::users' })).toBe(true);
-    expect(anyFilterMatches(filters, { id: 'public::x' })).toBe(true);
-    expect(anyFilterMatches(filters, { id: 'billing::charge' })).toBe(false);
-  });
-
-  it('says the rules match by pattern alone when every one names "default"', () => {
-    const { warnings } = load(rbac('          - {match: "api::*", namespace: default}'));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/: they match by pattern alone$/);
+    expect(anyFilterMatches(filters, { id: 'api::users', namespace: 'shop' })).toBe(false);
+    expect(anyFilterMatches(filters, { id: 'anything', namespace: 'internal' })).toBe(true);
+    expect(anyFilterMatches(filters, { id: 'billing::charge', namespace: 'shop' })).toBe(true);
+    expect(anyFilterMatches(filters, { id: 'other::x' })).toBe(false);
   });
 
   it('refuses a rule field of the wrong type, naming it', () => {

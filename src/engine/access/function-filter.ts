@@ -9,9 +9,7 @@ import type { Json } from '../../protocol/messages';
  * is taken as the same pattern. `{metadata: {key: value}}` matches a function whose registration
  * metadata has every key, each equal as JSON, or matching a `match(...)` pattern for a string.
  * `{match: "pattern", namespace: "ns"}` (iii v0.23) matches a function of namespace `ns` whose id
- * matches the pattern (bare or `match(...)`); without `namespace`, any namespace. Namespaces are
- * not implemented, so every function is in `DEFAULT_NAMESPACE`: a rule naming another namespace
- * matches nothing (an allow-list fails closed; loadConfig warns about it).
+ * matches the pattern (bare or `match(...)`); without `namespace`, any namespace.
  * Filters are OR-ed by the caller.
  */
 
@@ -47,7 +45,7 @@ export function wildcardMatches(pattern: string, value: string): boolean {
 export interface FilterTarget {
   id: string;
   metadata?: Json;
-  /** Default `DEFAULT_NAMESPACE`, the only one there is until namespaces are implemented. */
+  /** The function's namespace (default `DEFAULT_NAMESPACE`). */
   namespace?: string;
 }
 

@@ -1,3 +1,4 @@
+import { splitKey } from '../../registry/namespaces';
 import type { WorkerListenerConfig } from '../../config/types';
 import type { Json } from '../../protocol/messages';
 import { PERMISSIVE, type AuthResult } from './auth-result';
@@ -78,7 +79,9 @@ export class SessionAccess {
 
   /** Whether `engine::functions::list/info` show this function to this connection. */
   sees(fn: FilterTarget): boolean {
-    return this.invokeDenial(fn.id, () => fn) === undefined;
+    // Registry entries carry namespaced keys; the filters see the bare id and its namespace.
+    const { namespace, id } = splitKey(fn.id);
+    return this.invokeDenial(id, () => ({ ...fn, id, namespace })) === undefined;
   }
 
   /** Infrastructure ids the auth function forbade (worth a warning: the SDK needs them). */

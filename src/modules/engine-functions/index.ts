@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
+import { DEFAULT_NAMESPACE, namespacedKey, validNamespace } from '../../registry/namespaces';
 import type { RegistryDelta, WorkerEntry } from '../../registry/types';
 import type { Engine, WorkerEvent } from '../../engine/engine';
 import type { SessionAccess } from '../../engine/access/session-access';
@@ -147,10 +148,13 @@ export class EngineFunctionsModule implements EngineModule {
     if ((single === undefined) === (batch === undefined)) {
       throw new EngineError(ErrorCode.invalidArguments, 'Give exactly one of `function_id` or `function_ids`.');
     }
-    const visible = (id: string) => !caller || caller.sees(registry.function(id) ?? { id });
+    // iii v0.23: the ids are looked up in `namespace` (default `default`).
+    const namespace = input.optString('namespace') ?? DEFAULT_NAMESPACE;
+    const lookup = (id: string) => registry.function(namespacedKey(namespace, id));
+    const visible = (id: string) => !caller || caller.sees(lookup(id) ?? { id: namespacedKey(namespace, id) });
     if (single !== undefined) {
       if (!visible(single)) throw new EngineError(ErrorCode.forbidden, `Function '${single}' is not visible to this session.`);
-      const fn = registry.function(single);
+      const fn = lookup(single);
       if (!fn) throw new EngineError(ErrorCode.notFound, `Function '${single}' is not registered.`);
       return functionDetail(registry, fn);
     }
@@ -161,7 +165,7 @@ export class EngineFunctionsModule implements EngineModule {
     return {
       functions: ids.map((id) => {
         if (!visible(id)) return { function_id: id, error: 'forbidden' };
-        const fn = registry.function(id);
+        const fn = lookup(id);
         return fn ? functionDetail(registry, fn) : { function_id: id, error: 'not_found' };
       }),
     };
@@ -272,7 +276,7 @@ export class EngineFunctionsModule implements EngineModule {
     };
   }
 
-  private registerWorker(input: Input): Json {
+  private async registerWorker(input: Input): Promise<Json> {
     const registry = this.engine.registry;
     const workerId = input.optString('_caller_worker_id');
     const current = workerId === undefined ? undefined : registry.worker(workerId);
@@ -290,7 +294,12 @@ export class EngineFunctionsModule implements EngineModule {
     if (isolation !== undefined) next.isolation = isolation;
     next.version = input.optString('version');
     next.telemetry = input.raw('telemetry');
+    // iii v0.23: the worker's namespace (SDK option `namespace` / III_NAMESPACE); absent: default.
+    const namespace = input.optString('namespace');
+    if (namespace !== undefined && !validNamespace(namespace)) throw input.fail('field `namespace` must be a non-blank name of at most 128 characters, without control characters');
+    if (namespace !== undefined) next.namespace = namespace;
     registry.apply({ op: 'worker.put', worker: next });
+    if (namespace !== undefined) await this.engine.session(current.id)?.declareNamespace(namespace);
     this.engine.emitWorkerEvent('worker_metadata_updated', current.id);
     return { success: true };
   }

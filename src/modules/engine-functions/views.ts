@@ -1,4 +1,5 @@
 import type { Json } from '../../protocol/messages';
+import { bareId, DEFAULT_NAMESPACE, splitKey } from '../../registry/namespaces';
 import type { Registry } from '../../registry/registry';
 import type { FunctionEntry, TriggerEntry, TriggerTypeEntry, WorkerEntry } from '../../registry/types';
 
@@ -28,15 +29,22 @@ function firstSegment(id: string): string {
 }
 
 export function workerName(registry: Registry, fn: FunctionEntry): string {
-  return registry.worker(fn.workerId)?.name ?? firstSegment(fn.id);
+  return registry.worker(fn.workerId)?.name ?? firstSegment(bareId(fn.id));
+}
+
+/** `function_id` (bare) and `namespace` of a registry key, as every introspection row carries them (iii v0.23). */
+function named(key: string): { function_id: string; namespace: string } {
+  const { namespace, id } = splitKey(key);
+  return { function_id: id, namespace };
 }
 
 export function triggerTypeOwner(registry: Registry, type: TriggerTypeEntry): string {
-  return registry.worker(type.workerId)?.name ?? BUILTIN_TYPE_OWNERS[type.id] ?? firstSegment(type.id);
+  const id = bareId(type.id);
+  return registry.worker(type.workerId)?.name ?? BUILTIN_TYPE_OWNERS[id] ?? firstSegment(id);
 }
 
 export function functionSummary(registry: Registry, fn: FunctionEntry): Record<string, Json> {
-  const out: Record<string, Json> = { function_id: fn.id, worker_name: workerName(registry, fn) };
+  const out: Record<string, Json> = { ...named(fn.id), worker_name: workerName(registry, fn) };
   if (fn.description !== undefined) out.description = fn.description;
   if (fn.metadata !== undefined) out.metadata = fn.metadata;
   return out;
@@ -44,20 +52,21 @@ export function functionSummary(registry: Registry, fn: FunctionEntry): Record<s
 
 export function functionDetail(registry: Registry, fn: FunctionEntry): Record<string, Json> {
   // The original's key order: metadata after the schemas and triggers.
-  const out: Record<string, Json> = { function_id: fn.id, worker_name: workerName(registry, fn) };
+  const out: Record<string, Json> = { ...named(fn.id), worker_name: workerName(registry, fn) };
   if (fn.description !== undefined) out.description = fn.description;
   if (fn.request_format !== undefined) out.request_schema = fn.request_format;
   if (fn.response_format !== undefined) out.response_schema = fn.response_format;
   out.registered_triggers = [...registry.triggers()]
     .filter((t) => t.state === 'live' && t.function_id === fn.id)
     .sort(byId)
-    .map((t) => ({ id: t.id, trigger_type: t.trigger_type, config: t.config }));
+    .map((t) => ({ id: t.id, trigger_type: bareId(t.trigger_type), config: t.config }));
   if (fn.metadata !== undefined) out.metadata = fn.metadata;
   return out;
 }
 
 export function triggerTypeSummary(registry: Registry, type: TriggerTypeEntry): Record<string, Json> {
-  return { id: type.id, worker_name: triggerTypeOwner(registry, type), description: type.description };
+  const { namespace, id } = splitKey(type.id);
+  return { id, namespace, worker_name: triggerTypeOwner(registry, type), description: type.description };
 }
 
 export function triggerTypeDetail(registry: Registry, type: TriggerTypeEntry): Record<string, Json> {
@@ -73,9 +82,9 @@ export function bindingRow(registry: Registry, t: TriggerEntry): Record<string, 
   const configJson = JSON.stringify(t.config) ?? 'null';
   return {
     id: t.id,
-    trigger_type: t.trigger_type,
-    function_id: t.function_id,
-    worker_name: fn ? workerName(registry, fn) : firstSegment(t.function_id),
+    trigger_type: bareId(t.trigger_type),
+    ...named(t.function_id),
+    worker_name: fn ? workerName(registry, fn) : firstSegment(bareId(t.function_id)),
     config: t.config,
     config_summary: truncate(configJson, 80),
   };
@@ -96,6 +105,7 @@ export function workerSummary(w: WorkerEntry, functionCount: number, activeInvoc
     active_invocations: activeInvocations,
     isolation: w.isolation ?? null,
     ip_address: w.ipAddress ?? null,
+    namespace: w.namespace ?? DEFAULT_NAMESPACE,
   };
 }
 
