@@ -240,6 +240,7 @@ describe('configuration with the fs store', () => {
     await watcher.shutdown();
     const gone = () => call(w, 'configuration::get', { id: 'temp' }).then(() => false, (err: Any) => err.code === 'NOT_FOUND');
     await waitFor(gone, 'the id to expire', 5000);
-    await expect(stat(join(dir, 'config', 'temp.yaml'))).rejects.toThrow(/ENOENT/);
+    // The file goes right after the id (the removal is written through once memory is updated).
+    await waitFor(() => stat(join(dir, 'config', 'temp.yaml')).then(() => false, (err: Any) => err.code === 'ENOENT'), 'temp.yaml to go', 2000);
   });
 });

@@ -177,7 +177,7 @@ describe('listings', () => {
     // Aligned: every column starts at the same offset on every line.
     expect(echo!.indexOf('ops-app')).toBe(lines[0]!.indexOf('WORKER'));
     const json = await runCli(['functions', '--json', ...target], withToken);
-    expect(JSON.parse(json.stdout)).toEqual(expect.arrayContaining([{ function_id: 'ops::echo', worker_name: 'ops-app', description: 'Answers with its payload' }]));
+    expect(JSON.parse(json.stdout)).toEqual(expect.arrayContaining([{ function_id: 'ops::echo', namespace: 'default', worker_name: 'ops-app', description: 'Answers with its payload' }]));
   });
 
   test('workers: the worker and the modules, not the command\'s own connection', async () => {
