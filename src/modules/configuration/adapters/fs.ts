@@ -22,9 +22,10 @@ export interface FsStoreOptions {
 
 /**
  * The `fs` adapter, in the original's layout: one `<id>.yaml` per id holding the value as YAML,
- * in `directory` (default `./config`, created by the first write). Registrations (name, description, schema) live in memory:
- * the schema is known again once its worker registers. Writes go to a temporary file that is
- * renamed over the old one, so a crash leaves the old value or the new one, never half a file.
+ * in `directory` (default `./config`, created by the first write). Registrations (name,
+ * description, schema) live in memory, as MemoryConfigurationStore keeps them: the schema is
+ * known again once its worker registers. Writes go to a temporary file that is renamed over the
+ * old one, so a crash leaves the old value or the new one, never half a file.
  *
  * The directory is watched: an edit, a new file or a removal, once quiet for WATCH_DEBOUNCE_MS,
  * is handed to `onOutsideChange` (the module validates it and calls `adopt`). Our own writes
