@@ -184,8 +184,8 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
       const functions = records(field(answer, 'functions'));
       return void out(functions, () =>
         formatTable(
-          ['FUNCTION', 'WORKER', 'DESCRIPTION'],
-          functions.map((f) => [text(f.function_id), text(f.worker_name), text(f.description)]),
+          ['FUNCTION', 'NAMESPACE', 'WORKER', 'DESCRIPTION'],
+          functions.map((f) => [text(f.function_id), text(f.namespace), text(f.worker_name), text(f.description)]),
         ),
       );
     }

@@ -171,7 +171,7 @@ describe('listings', () => {
     const table = await runCli(['functions', ...target], withToken);
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^FUNCTION +WORKER +DESCRIPTION$/);
+    expect(lines[0]).toMatch(/^FUNCTION +NAMESPACE +WORKER +DESCRIPTION$/);
     const echo = lines.find((line) => line.startsWith('ops::echo '));
     expect(echo).toMatch(/^ops::echo +ops-app +Answers with its payload$/);
     // Aligned: every column starts at the same offset on every line.
