@@ -173,7 +173,7 @@ describe('listings', () => {
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^FUNCTION +NAMESPACE +WORKER +DESCRIPTION$/);
     const echo = lines.find((line) => line.startsWith('ops::echo '));
-    expect(echo).toMatch(/^ops::echo +ops-app +Answers with its payload$/);
+    expect(echo).toMatch(/^ops::echo +default +ops-app +Answers with its payload$/);
     // Aligned: every column starts at the same offset on every line.
     expect(echo!.indexOf('ops-app')).toBe(lines[0]!.indexOf('WORKER'));
     const json = await runCli(['functions', '--json', ...target], withToken);
