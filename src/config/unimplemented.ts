@@ -24,7 +24,6 @@ export interface UnimplementedKey {
 }
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
-  { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'alerts', what: 'metric alerts' },
   { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },

@@ -184,3 +184,34 @@ describe('the bridge adapter of iii-state', () => {
     ]);
   }, 30_000);
 });
+
+describe('the bridge adapter of configuration', () => {
+  test('configuration::* is served by the other engine; its changes, made there or here, fire local configuration triggers once', async () => {
+    await startRemote();
+    const rw = remoteWorker('remote-app');
+    const base = testConfig();
+    const configuration = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}` } } } };
+    const t = await startEngine({ modules: { ...base.modules, configuration } });
+    local.push(t);
+    const lw = t.worker('local-app');
+    const seen: Any[] = [];
+    lw.registerFunction('local::on-config', async (event: Any) => void seen.push(event));
+    await functionRegistered(t.engine, 'local::on-config');
+    lw.registerTrigger({ type: 'configuration', function_id: 'local::on-config', config: { configuration_id: 'feature' } });
+    await waitFor(() => t.engine.registry.triggersOfType('configuration', 'live').some((b) => b.function_id === 'local::on-config'), 'the local binding');
+
+    // The first call waits for the link; the mirror binding is sent right after connecting.
+    const schema = { type: 'object', properties: { on: { type: 'boolean' } } };
+    await call(lw, 'configuration::register', { id: 'feature', name: 'Feature', schema, initial_value: { on: false } });
+    expect(await call(rw, 'configuration::get', { id: 'feature' })).toEqual({ id: 'feature', value: { on: false } });
+    expect((await failure(lw, 'configuration::set', { id: 'feature', value: { on: 'yes' } })).code).toBe('SCHEMA_INVALID');
+    await call(rw, 'configuration::set', { id: 'feature', value: { on: true } });
+    expect(await call(lw, 'configuration::get', { id: 'feature' })).toEqual({ id: 'feature', value: { on: true } });
+
+    await waitFor(() => seen.some((e) => e.event_type === 'configuration:updated'), 'the mirrored update', 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const updates = seen.filter((e) => e.event_type === 'configuration:updated');
+    expect(updates).toHaveLength(1);
+    expect(updates[0]).toMatchObject({ type: 'configuration', id: 'feature', old_value: { on: false }, new_value: { on: true } });
+  }, 30_000);
+});

@@ -621,7 +621,6 @@ workers:
       'iii-observability: key "alerts" (metric alerts) is accepted but not implemented',
       'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
-      'configuration: key "adapter" (bridge adapter) is accepted but not implemented',
     ]);
   });
 

@@ -11,7 +11,8 @@ import { MemoryConfigurationStore } from './adapters/memory';
 import { RedisConfigurationStore } from './adapters/redis';
 import type { ConfigurationStore } from './adapters/store';
 import { ConfigurationErrorCode } from './errors';
-import { ConfigurationService } from './service';
+import { BridgedConfiguration } from './bridge';
+import { ConfigurationService, type ConfigurationApi } from './service';
 import { CONFIGURATION_EVENT_SCHEMA, CONFIGURATION_TRIGGER_CONFIG_SCHEMA, ConfigurationTriggers } from './triggers';
 
 const MODULE = 'configuration';
@@ -20,6 +21,8 @@ export const CONFIGURATION_CHANGED = 'configuration:changed';
 /** The original's store directory, and the one it used before (moved over once). */
 export const DEFAULT_DIRECTORY = './config';
 const OLD_DIRECTORY = './data/configuration';
+/** The original's default `bridge_url`. */
+const DEFAULT_BRIDGE_URL = 'ws://localhost:49134';
 
 /**
  * `configuration` (mandatory): named settings with JSON Schemas, `configuration::register|set|
@@ -30,12 +33,14 @@ const OLD_DIRECTORY = './data/configuration';
 export class ConfigurationModule implements EngineModule {
   readonly name = MODULE;
   private store: ConfigurationStore | undefined;
+  private bridged: BridgedConfiguration | undefined;
   private triggers: ConfigurationTriggers | undefined;
 
   constructor(private readonly config: Record<string, unknown>) {}
 
   async start(host: ModuleHost): Promise<void> {
     const block = this.config['adapter'] as { name: string; config?: Record<string, unknown> | null };
+    if (block.name === 'bridge') return this.startBridged(host, block.config ?? {});
     const store = createStore(block.name, block.config ?? {}, host);
     const triggers = new ConfigurationTriggers(host, this.config['ttl_seconds'] as number, (id) => void service.expire(id));
     const service = new ConfigurationService(store, triggers, host.logger);
@@ -46,22 +51,27 @@ export class ConfigurationModule implements EngineModule {
     if (block.name === 'fs') await registerWorkerSettings(host, service);
     service.onChange((id) => host.events.emit(CONFIGURATION_CHANGED, id));
     registerFunctions(host, service);
-    await host.registerTriggerType(
-      MODULE,
-      {
-        id: 'configuration',
-        description: 'Fires when a configuration is registered, updated or deleted; config {configuration_id?, event_types?, condition_function_id?}',
-        trigger_request_format: CONFIGURATION_TRIGGER_CONFIG_SCHEMA,
-        call_request_format: CONFIGURATION_EVENT_SCHEMA,
-      },
-      triggers,
-    );
+    await registerTriggerType(host, triggers);
+  }
+
+  /** The `bridge` adapter: the other engine holds everything (ttl_seconds is its business). */
+  private async startBridged(host: ModuleHost, options: Record<string, unknown>): Promise<void> {
+    if ((this.config['ttl_seconds'] as number) > 0) host.logger.warn('configuration: ttl_seconds does not apply with the bridge adapter (the other engine keeps the values; it cannot be asked to delete them)');
+    const triggers = new ConfigurationTriggers(host, 0, () => undefined);
+    const token = typeof options['auth_token'] === 'string' ? options['auth_token'] : process.env['III_BRIDGE_TOKEN'];
+    const url = typeof options['bridge_url'] === 'string' ? options['bridge_url'] : DEFAULT_BRIDGE_URL;
+    this.bridged = new BridgedConfiguration({ url, nodeId: host.nodeId, logger: host.logger, ...(token ? { token } : {}) }, triggers);
+    this.triggers = triggers;
+    registerFunctions(host, this.bridged);
+    await registerTriggerType(host, triggers);
   }
 
   async stop(): Promise<void> {
     this.triggers?.clear();
     await this.store?.close();
+    await this.bridged?.close();
     this.store = undefined;
+    this.bridged = undefined;
   }
 }
 
@@ -94,6 +104,19 @@ async function registerWorkerSettings(host: ModuleHost, service: ConfigurationSe
   }
 }
 
+async function registerTriggerType(host: ModuleHost, triggers: ConfigurationTriggers): Promise<void> {
+  await host.registerTriggerType(
+    MODULE,
+    {
+      id: 'configuration',
+      description: 'Fires when a configuration is registered, updated or deleted; config {configuration_id?, event_types?, condition_function_id?}',
+      trigger_request_format: CONFIGURATION_TRIGGER_CONFIG_SCHEMA,
+      call_request_format: CONFIGURATION_EVENT_SCHEMA,
+    },
+    triggers,
+  );
+}
+
 function createStore(name: string, options: Record<string, unknown>, host: ModuleHost): ConfigurationStore {
   if (name === 'redis') {
     return new RedisConfigurationStore({ ...redisTarget(MODULE, options, host.config.cluster), connectionName: `iii:${host.nodeId}:configuration`, logger: host.logger });
@@ -104,10 +127,10 @@ function createStore(name: string, options: Record<string, unknown>, host: Modul
     const isDefault = resolve(directory) === resolve(DEFAULT_DIRECTORY);
     return new FsConfigurationStore({ directory, ...(isDefault ? { migrateFrom: OLD_DIRECTORY } : {}), logger: host.logger });
   }
-  throw new Error(`configuration: adapter '${name}' is not implemented; use fs (one node), redis (a cluster) or memory.`);
+  throw new Error(`configuration: adapter '${name}' is not implemented; use fs (one node), redis (a cluster), memory or bridge.`);
 }
 
-function registerFunctions(host: ModuleHost, service: ConfigurationService): void {
+function registerFunctions(host: ModuleHost, service: ConfigurationApi): void {
   const fn = (id: string, description: string, handler: (input: Input, data: Record<string, Json>) => Promise<Json>) =>
     host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data), data as Record<string, Json>));
 

@@ -17,10 +17,19 @@ export interface Registration extends ConfigurationMeta {
  * The configuration registry over a store: validation, `${VAR}` expansion on read, and one
  * change event per accepted change (calls and outside edits alike).
  */
+/** What the `configuration::*` functions call: this engine's registry, or the bridged engine's. */
+export interface ConfigurationApi {
+  register(registration: Registration): Promise<Json>;
+  set(id: string, value: Json): Promise<Json>;
+  get(id: string, raw: boolean): Promise<Json>;
+  schema(id: string): Promise<Json>;
+  list(): Promise<Json>;
+}
+
 /** Checks a value of a built-in id (a worker's settings); throws SCHEMA_INVALID with the reason. */
 export type BuiltinCheck = (value: Json) => void;
 
-export class ConfigurationService {
+export class ConfigurationService implements ConfigurationApi {
   /** Compiled schemas by id, with the schema text they were compiled from. */
   private readonly validators = new Map<string, { text: string; validate: ValidateFunction }>();
   /** Ids the engine registered for itself, checked by their own validator instead of ajv. */

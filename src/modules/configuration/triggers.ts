@@ -91,8 +91,22 @@ export class ConfigurationTriggers implements TriggerProvider {
 
   /** Hands one change to the matching bindings in the background, one after another. */
   dispatch(event: ConfigurationEvent): void {
-    const matching = [...this.bindings.values()].filter(({ filter }) => matches(filter, event));
-    if (matching.length > 0) void this.deliver(matching, { type: 'configuration', ...event });
+    this.fire(event, false);
+  }
+
+  /**
+   * A change the bridged engine reported: every node of a cluster receives each report, so each
+   * fires only the bindings it owns.
+   */
+  mirror(event: ConfigurationEvent): void {
+    this.fire(event, true);
+  }
+
+  private fire(event: ConfigurationEvent, ownBindingsOnly: boolean): void {
+    const matching = [...this.bindings.values()].filter(({ binding, filter }) => (!ownBindingsOnly || binding.nodeId === this.host.nodeId) && matches(filter, event));
+    if (matching.length === 0) return;
+    const { event_type, id, name, description, schema, old_value, new_value } = event;
+    void this.deliver(matching, { type: 'configuration', event_type, id, name, description, schema, old_value, new_value });
   }
 
   clear(): void {
