@@ -40,13 +40,45 @@ function namespacedRulesConsequence(rbac: unknown): string {
   return `namespaces are not implemented, so every function counts as in namespace "${DEFAULT_NAMESPACE}" (whatever namespace its worker declares): ${fate}`;
 }
 
+/** Names of the alert rules whose action is a webhook (not implemented). */
+function webhookAlerts(alerts: unknown): string[] {
+  if (!Array.isArray(alerts)) return [];
+  return alerts
+    .filter((r) => isPlainObject(r) && isPlainObject(r['action']) && r['action']['type'] === 'webhook')
+    .map((r) => String((r as Record<string, unknown>)['name']));
+}
+
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'stream', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'queue', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
-  { worker: 'observability', key: 'alerts', what: 'metric alerts' },
-  { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
+  {
+    worker: 'observability',
+    key: 'alerts',
+    when: (alerts) => webhookAlerts(alerts).length > 0,
+    what: 'metric alerts',
+    consequence: (alerts) =>
+      `the webhook action is not implemented, so ${webhookAlerts(alerts).map((n) => JSON.stringify(n)).join(', ')} only change state (engine::alerts::list) when they fire; actions log and function are`,
+  },
+  { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
+  {
+    worker: 'observability',
+    key: 'metrics_exporter',
+    when: (value) => value === 'otlp',
+    what: 'OTLP export of metrics',
+    consequence: () => 'OTLP metrics export is not implemented, so metrics stay in memory (engine::metrics::list) and on the Prometheus endpoint',
+  },
+  {
+    worker: 'observability',
+    key: 'logs_exporter',
+    when: (value) => value === 'otlp' || value === 'both',
+    what: 'OTLP export of logs',
+    consequence: () => 'OTLP logs export is not implemented, so logs stay in memory only (engine::logs::list)',
+  },
+  { worker: 'observability', key: 'logs_batch_size', what: 'OTLP log batch size', consequence: () => 'OTLP logs export is not implemented, so it has no effect' },
+  { worker: 'observability', key: 'logs_flush_interval_ms', what: 'OTLP log flush interval', consequence: () => 'OTLP logs export is not implemented, so it has no effect' },
+
   {
     worker: 'observability',
     key: 'trace_storage',

@@ -568,6 +568,7 @@ describe('engine built-in functions and trigger types', () => {
           ip_address: '127.0.0.1',
           pid: process.pid,
           internal: false,
+          latest_metrics: null, // OTel is off in these workers: no MTRC frames
         },
         functions: [
           { function_id: 'iw::a', worker_name: 'info-worker' },
@@ -590,6 +591,16 @@ describe('engine built-in functions and trigger types', () => {
       expect(ids).toEqual([...ids].sort());
       expect(out.trigger_types.map((x: Any) => x.id)).toEqual(['engine::functions-available', 'engine::workers-available']);
       expect(out.registered_triggers).toEqual([]);
+    });
+
+    test('info by worker_id answers the same worker as by name', async () => {
+      const w = t.worker('by-id');
+      const id = await workerId(t, 'by-id');
+      const byId = await call(w, 'engine::workers::info', { worker_id: id });
+      expect(byId).toEqual(await call(w, 'engine::workers::info', { name: 'by-id' }));
+      expect(byId.worker).toMatchObject({ id, name: 'by-id' });
+      const err = await failure(w, 'engine::workers::info', { worker_id: 'no-such-id' });
+      expect(err).toMatchObject({ code: 'NOT_FOUND' });
     });
 
     test('info of an unknown name: NOT_FOUND', async () => {

@@ -622,12 +622,39 @@ workers:
 `);
     expect(warnings).toEqual([
       'iii-stream: key "adapter" (bridge adapter) is accepted but not implemented',
-      'iii-observability: key "alerts" (metric alerts) is accepted but not implemented',
-      'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
       'configuration: key "adapter" (bridge adapter) is accepted but not implemented',
       'iii-exec: worker "iii-exec" (runs shell commands at boot) is accepted but not implemented',
     ]);
+  });
+
+  it('warns for the observability options still not acted on, and not for sampling rules or log/function alerts', () => {
+    const { warnings } = load(`
+workers:
+  - name: iii-observability
+    config:
+      sampling: {default: 0.5, parent_based: false, rules: [{operation: "orders::*", rate: 0}], rate_limit: {max_traces_per_second: 10}}
+      alerts:
+        - {name: errors, metric: invocations.error, threshold: 0, operator: ">", action: {type: log}}
+        - {name: pager, metric: latency.p99_ms, threshold: 500, operator: ">=", action: {type: webhook, url: "https://hooks.example/p"}}
+        - {name: call, metric: workers.connected, threshold: 1, operator: "<", action: {type: function, path: ops::page}}
+      live_spans: true
+      metrics_exporter: otlp
+      metrics_retention_seconds: 600
+      logs_exporter: both
+      logs_batch_size: 50
+      logs_flush_interval_ms: 1000
+      logs_retention_seconds: 60
+`);
+    expect(warnings).toEqual([
+      'iii-observability: key "alerts" (metric alerts) accepted; the webhook action is not implemented, so "pager" only change state (engine::alerts::list) when they fire; actions log and function are',
+      'iii-observability: key "live_spans" (pending spans visible in the memory store) accepted; spans are stored when they end, never while pending',
+      'iii-observability: key "metrics_exporter" (OTLP export of metrics) accepted; OTLP metrics export is not implemented, so metrics stay in memory (engine::metrics::list) and on the Prometheus endpoint',
+      'iii-observability: key "logs_exporter" (OTLP export of logs) accepted; OTLP logs export is not implemented, so logs stay in memory only (engine::logs::list)',
+      'iii-observability: key "logs_batch_size" (OTLP log batch size) accepted; OTLP logs export is not implemented, so it has no effect',
+      'iii-observability: key "logs_flush_interval_ms" (OTLP log flush interval) accepted; OTLP logs export is not implemented, so it has no effect',
+    ]);
+    expect(load('workers:\n  - name: iii-observability\n    config:\n      metrics_exporter: memory\n      logs_exporter: memory\n').warnings).toEqual([]);
   });
 
   it('does not warn for the implemented adapters', () => {

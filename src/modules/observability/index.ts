@@ -2,7 +2,13 @@ import type { TelemetrySignal } from '../../protocol/codec';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { EngineModule, ModuleHost } from '../module';
 import { needsRestart } from '../reconfigure';
+import type { WorkerEvent } from '../../engine/engine';
+import type { Json } from '../../protocol/messages';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
+import { registerConsoleFunctions } from './console-functions';
+import { ConsoleMetrics } from './console-metrics';
+import { EngineSnapshot } from './engine-snapshot';
+import { isSeriesMetric, SERIES_METRICS } from './metric-series';
 import { DeliveryTraces } from './delivery-traces';
 import { registerFunctions, type ObservabilityState } from './functions';
 import { nowUnixNano } from './json';
@@ -14,6 +20,7 @@ import type { StoredSpan } from './stored-span';
 import { parseLogs, parseMetrics, parseTraces, type Parsed } from './telemetry-ingest';
 import { CallTracer } from './tracing';
 import { LogTriggers, TRACE_TICK_MS, TraceTriggers } from './triggers';
+import { WorkerMetrics } from './worker-metrics';
 
 export const OBSERVABILITY_MODULE = 'iii-observability';
 
@@ -32,7 +39,11 @@ export class ObservabilityModule implements EngineModule {
   private tracer: CallTracer | undefined;
   private logTriggers: LogTriggers | undefined;
   private traceTriggers: TraceTriggers | undefined;
+  private readonly workerMetrics = new WorkerMetrics();
   private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) => this.ingest(signal, body, workerId);
+  private readonly onWorker = (event: WorkerEvent) => {
+    if (event.event === 'worker_disconnected') this.workerMetrics.forget(event.worker_id);
+  };
 
   constructor(private block: Record<string, unknown>) {}
 
@@ -56,21 +67,25 @@ export class ObservabilityModule implements EngineModule {
     const written = host.config.modules.observability?.config ?? {};
     const config: ObservabilityConfig = readConfig(this.block, written, process.env);
     const spans = keepsSpansInMemory(config) ? new SpanStore(config.memoryMaxSpans) : undefined;
+    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined);
+    const snapshot = new EngineSnapshot(host.metrics, host.registry, host.nodeId);
     const state: ObservabilityState = {
       config,
       spans,
-      logs: new LogStore(config.logsMaxCount),
+      logs: new LogStore(config.logsMaxCount, config.logsRetentionSeconds * 1000),
       sdkMetrics: new SdkMetrics(config.metricsMaxCount),
       telemetry: { ingested: { OTLP: 0, LOGS: 0, MTRC: 0 }, dropped: { OTLP: 0, LOGS: 0, MTRC: 0 } },
+      console: new ConsoleMetrics(config, snapshot, host.logger, (rule, alert) => this.alertFunction(rule.action, alert)),
+      sampler: this.tracer?.sampler,
     };
     this.state = state;
     const deliveries = new DeliveryTraces(host);
     this.logTriggers = new LogTriggers(deliveries);
     this.traceTriggers = new TraceTriggers(deliveries);
-    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined);
 
     registerLogFunctions(host, this.name, config, state.logs, { record: (log) => this.recordLog(log) });
     registerFunctions(host, this.name, state);
+    registerConsoleFunctions(host, this.name, state);
     await host.registerTriggerType(
       this.name,
       { id: 'log', description: 'Fires for every stored log record at or above `level` (all, trace, debug, info, warn, error)', trigger_request_format: LOG_CONFIG_FORMAT },
@@ -82,10 +97,15 @@ export class ObservabilityModule implements EngineModule {
       this.traceTriggers,
     );
     host.events.on('telemetry', this.onTelemetry);
+    host.events.on('worker', this.onWorker);
+    this.warnAtStart(config);
+    await state.console.start();
   }
 
   async stop(): Promise<void> {
     this.host?.events.off('telemetry', this.onTelemetry);
+    this.host?.events.off('worker', this.onWorker);
+    this.state?.console.stop();
     this.traceTriggers?.stop();
     await this.tracer?.shutdown();
     this.tracer = undefined;
@@ -94,6 +114,31 @@ export class ObservabilityModule implements EngineModule {
   /** The router's tracing hook: the span of one call, or undefined when tracing is off. */
   startSpan(request: CallRequest): CallSpan | undefined {
     return this.tracer?.start(request);
+  }
+
+  /** What the config asks for and this module cannot do (the config loader warns about the rest). */
+  private warnAtStart(config: ObservabilityConfig): void {
+    const logger = this.host!.logger;
+    for (const rule of config.alerts) {
+      if (!isSeriesMetric(rule.metric)) {
+        logger.warn({ alert: rule.name, metric: rule.metric }, `iii-observability: alert "${rule.name}" names metric "${rule.metric}", which is not in the engine series (${SERIES_METRICS.join(', ')}); it never fires`);
+      }
+    }
+    const protocol = process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
+    if (config.enabled && config.exporter !== 'memory' && protocol !== undefined && protocol !== 'grpc') {
+      logger.warn({ protocol }, `iii-observability: OTLP over ${protocol} is not implemented; spans are exported over gRPC to ${config.endpoint}`);
+    }
+  }
+
+  /** The latest resource metrics the worker's SDK reported to this node (`engine::workers::info`). */
+  latestWorkerMetrics(workerId: string): Record<string, Json> | undefined {
+    return this.workerMetrics.of(workerId);
+  }
+
+  /** An alert's `function` action: the alert is the payload; a failure is logged. */
+  private alertFunction(action: { type: string; path?: string }, alert: Json): void {
+    if (action.type !== 'function' || !action.path) return;
+    this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) => this.host!.logger.warn({ err, functionId: action.path }, 'alert function failed'));
   }
 
   private spanEnded(span: StoredSpan): void {
@@ -124,7 +169,12 @@ export class ObservabilityModule implements EngineModule {
         parsed = logs;
       } else {
         const metrics = parseMetrics(body, receivedAt, workerId);
-        if (state.config.metricsEnabled) for (const metric of metrics.items) state.sdkMetrics.put(metric);
+        if (state.config.metricsEnabled) {
+          for (const metric of metrics.items) {
+            state.sdkMetrics.put(metric);
+            this.workerMetrics.record(metric);
+          }
+        }
         parsed = metrics;
       }
     } catch (err) {

@@ -2,20 +2,11 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer }
 import { parseTraceParent } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type ReadableSpan,
-  type Sampler,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { EngineError } from '../../protocol/errors';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { ObservabilityConfig } from './config';
+import { RuleSampler } from './sampling';
 import { fromReadableSpan, resourceJson, type StoredSpan } from './stored-span';
 
 const TRACER_NAME = 'iii-engine';
@@ -31,13 +22,13 @@ const SHUTDOWN_FLUSH_MS = 3000;
 /**
  * The engine's tracer: one OpenTelemetry span per call routed by this node, parented on the
  * caller's W3C `traceparent`. Each engine has its own provider (nothing is registered globally,
- * so several engines can share a process). Sampling is parent-based with `sampling_ratio` for
- * roots.
+ * so several engines can share a process). Sampling is RuleSampler's: `sampling` rules by
+ * function id and service, else `sampling_ratio`, parent-based unless `sampling.parent_based` is false.
  */
 export class CallTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
-  private readonly sampler: RetunableSampler;
+  readonly sampler: RuleSampler;
 
   constructor(config: ObservabilityConfig, nodeId: string, onEnd: ((span: StoredSpan) => void) | undefined) {
     const spanProcessors: SpanProcessor[] = [];
@@ -58,18 +49,14 @@ export class CallTracer {
       const json = resourceJson(resource.attributes);
       spanProcessors.unshift(new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))));
     }
-    this.sampler = new RetunableSampler(rootSampler(config.samplingRatio));
-    this.provider = new BasicTracerProvider({
-      resource,
-      sampler: new ParentBasedSampler({ root: this.sampler }),
-      spanProcessors,
-    });
+    this.sampler = new RuleSampler(config.sampling, config.serviceName, config.samplingRatio);
+    this.provider = new BasicTracerProvider({ resource, sampler: this.sampler, spanProcessors });
     this.tracer = this.provider.getTracer(TRACER_NAME, config.serviceVersion);
   }
 
-  /** Hot reload of `sampling_ratio`: roots started from now on. */
+  /** Hot reload of `sampling_ratio`: roots started from now on (unless `sampling.default` is set). */
   setSamplingRatio(ratio: number): void {
-    this.sampler.current = rootSampler(ratio);
+    this.sampler.setSamplingRatio(ratio);
   }
 
   /** The span of one call: SERVER for a worker's call, INTERNAL for a module's. */
@@ -91,26 +78,6 @@ export class CallTracer {
     await Promise.race([this.provider.shutdown().catch(() => undefined), deadline]);
     clearTimeout(timer);
   }
-}
-
-/** A root sampler that can be replaced while the provider runs. */
-class RetunableSampler implements Sampler {
-  constructor(public current: Sampler) {}
-
-  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
-    return this.current.shouldSample(...args);
-  }
-
-  toString(): string {
-    return this.current.toString();
-  }
-}
-
-/** Ratios 1 and 0 skip the per-span trace-id arithmetic. */
-function rootSampler(ratio: number): Sampler {
-  if (ratio >= 1) return new AlwaysOnSampler();
-  if (ratio <= 0) return new AlwaysOffSampler();
-  return new TraceIdRatioBasedSampler(ratio);
 }
 
 class EngineCallSpan implements CallSpan {
