@@ -64,23 +64,6 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
   {
     worker: 'observability',
-    key: 'metrics_exporter',
-    when: (value) => value === 'otlp',
-    what: 'OTLP export of metrics',
-    consequence: () => 'OTLP metrics export is not implemented, so metrics stay in memory (engine::metrics::list) and on the Prometheus endpoint',
-  },
-  {
-    worker: 'observability',
-    key: 'logs_exporter',
-    when: (value) => value === 'otlp' || value === 'both',
-    what: 'OTLP export of logs',
-    consequence: () => 'OTLP logs export is not implemented, so logs stay in memory only (engine::logs::list)',
-  },
-  { worker: 'observability', key: 'logs_batch_size', what: 'OTLP log batch size', consequence: () => 'OTLP logs export is not implemented, so it has no effect' },
-  { worker: 'observability', key: 'logs_flush_interval_ms', what: 'OTLP log flush interval', consequence: () => 'OTLP logs export is not implemented, so it has no effect' },
-
-  {
-    worker: 'observability',
     key: 'trace_storage',
     what: 'iii v0.23 on-disk traces',
     consequence: () => 'trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',

@@ -141,22 +141,29 @@ describe('console built-ins', () => {
     });
 
     test('engine::traces::group_by: spans by attribute value with counts, errors, traces and times', async () => {
-      const since = Date.now();
-      await call(w, 'cm::ok', {});
-      await call(w, 'cm::ok', {});
-      await failure(w, 'cm::fail', {});
+      // Functions of this test alone: span times come from OTel's clock, which may drift a few ms from Date.now().
+      await serving(t, 'grouped', 'gb');
+      const since = Date.now() - 60_000;
+      await call(w, 'gb::ok', {});
+      await call(w, 'gb::ok', {});
+      await failure(w, 'gb::fail', {});
       const out = await call(w, 'engine::traces::group_by', { attribute: 'iii.function.id', since_ms: since });
-      const ok = out.groups.find((g: Any) => g.value === 'cm::ok');
-      const fail = out.groups.find((g: Any) => g.value === 'cm::fail');
-      expect(ok).toMatchObject({ label: 'cm::ok', span_count: 2, error_count: 0 });
+      const ok = out.groups.find((g: Any) => g.value === 'gb::ok');
+      const fail = out.groups.find((g: Any) => g.value === 'gb::fail');
+      expect(ok).toMatchObject({ label: 'gb::ok', span_count: 2, error_count: 0 });
       expect(ok.trace_ids).toHaveLength(2);
       expect(ok.first_seen_ms).toBeGreaterThanOrEqual(since);
       expect(ok.last_seen_ms).toBeGreaterThanOrEqual(ok.first_seen_ms);
       expect(ok.duration_ms).toBeCloseTo(ok.last_seen_ms - ok.first_seen_ms, 6);
       expect(fail).toMatchObject({ span_count: 1, error_count: 1 });
       expect(out.groups.some((g: Any) => g.value.startsWith('engine::'))).toBe(false);
+      // Newest group first, `limit` groups at most, the label from another attribute when asked.
       const labelled = await call(w, 'engine::traces::group_by', { attribute: 'iii.function.id', since_ms: since, label_attribute: 'iii.error.code', limit: 1 });
       expect(labelled.groups).toHaveLength(1);
+      expect(labelled.groups[0]).toMatchObject({ value: 'gb::fail', label: expect.any(String) });
+      expect(labelled.groups[0].label).not.toBe('gb::fail');
+      const future = await call(w, 'engine::traces::group_by', { attribute: 'iii.function.id', since_ms: Date.now() + 60_000 });
+      expect(future.groups).toEqual([]);
       expect((await failure(w, 'engine::traces::group_by', {})).code).toBe('deserialization_error');
     });
   });

@@ -628,7 +628,7 @@ workers:
     ]);
   });
 
-  it('warns for the observability options still not acted on, and not for sampling rules or log/function alerts', () => {
+  it('warns for the observability options still not acted on, and not for sampling rules, log/function alerts or OTLP logs and metrics', () => {
     const { warnings } = load(`
 workers:
   - name: iii-observability
@@ -649,12 +649,7 @@ workers:
     expect(warnings).toEqual([
       'iii-observability: key "alerts" (metric alerts) accepted; the webhook action is not implemented, so "pager" only change state (engine::alerts::list) when they fire; actions log and function are',
       'iii-observability: key "live_spans" (pending spans visible in the memory store) accepted; spans are stored when they end, never while pending',
-      'iii-observability: key "metrics_exporter" (OTLP export of metrics) accepted; OTLP metrics export is not implemented, so metrics stay in memory (engine::metrics::list) and on the Prometheus endpoint',
-      'iii-observability: key "logs_exporter" (OTLP export of logs) accepted; OTLP logs export is not implemented, so logs stay in memory only (engine::logs::list)',
-      'iii-observability: key "logs_batch_size" (OTLP log batch size) accepted; OTLP logs export is not implemented, so it has no effect',
-      'iii-observability: key "logs_flush_interval_ms" (OTLP log flush interval) accepted; OTLP logs export is not implemented, so it has no effect',
     ]);
-    expect(load('workers:\n  - name: iii-observability\n    config:\n      metrics_exporter: memory\n      logs_exporter: memory\n').warnings).toEqual([]);
   });
 
   it('does not warn for the implemented adapters', () => {

@@ -18,7 +18,8 @@ import { SdkMetrics } from './sdk-metrics';
 import { SpanStore } from './span-store';
 import type { StoredSpan } from './stored-span';
 import { parseLogs, parseMetrics, parseTraces, type Parsed } from './telemetry-ingest';
-import { CallTracer } from './tracing';
+import { OtlpSignals } from './otlp-signals';
+import { CallTracer, engineResource } from './tracing';
 import { LogTriggers, TRACE_TICK_MS, TraceTriggers } from './triggers';
 import { WorkerMetrics } from './worker-metrics';
 
@@ -37,6 +38,7 @@ export class ObservabilityModule implements EngineModule {
   private host: ModuleHost | undefined;
   private state: ObservabilityState | undefined;
   private tracer: CallTracer | undefined;
+  private otlp: OtlpSignals | undefined;
   private logTriggers: LogTriggers | undefined;
   private traceTriggers: TraceTriggers | undefined;
   private readonly workerMetrics = new WorkerMetrics();
@@ -67,7 +69,8 @@ export class ObservabilityModule implements EngineModule {
     const written = host.config.modules.observability?.config ?? {};
     const config: ObservabilityConfig = readConfig(this.block, written, process.env);
     const spans = keepsSpansInMemory(config) ? new SpanStore(config.memoryMaxSpans) : undefined;
-    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined);
+    const exportFailed = (err: unknown) => host.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'OTLP span export failed');
+    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined, process.env, exportFailed);
     const snapshot = new EngineSnapshot(host.metrics, host.registry, host.nodeId);
     const state: ObservabilityState = {
       config,
@@ -100,12 +103,15 @@ export class ObservabilityModule implements EngineModule {
     host.events.on('worker', this.onWorker);
     this.warnAtStart(config);
     await state.console.start();
+    this.otlp = OtlpSignals.start(config, engineResource(config, host.nodeId), state.console, host.logger, process.env);
   }
 
   async stop(): Promise<void> {
     this.host?.events.off('telemetry', this.onTelemetry);
     this.host?.events.off('worker', this.onWorker);
     this.state?.console.stop();
+    await this.otlp?.shutdown();
+    this.otlp = undefined;
     this.traceTriggers?.stop();
     await this.tracer?.shutdown();
     this.tracer = undefined;
@@ -123,10 +129,6 @@ export class ObservabilityModule implements EngineModule {
       if (!isSeriesMetric(rule.metric)) {
         logger.warn({ alert: rule.name, metric: rule.metric }, `iii-observability: alert "${rule.name}" names metric "${rule.metric}", which is not in the engine series (${SERIES_METRICS.join(', ')}); it never fires`);
       }
-    }
-    const protocol = process.env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
-    if (config.enabled && config.exporter !== 'memory' && protocol !== undefined && protocol !== 'grpc') {
-      logger.warn({ protocol }, `iii-observability: OTLP over ${protocol} is not implemented; spans are exported over gRPC to ${config.endpoint}`);
     }
   }
 
@@ -149,7 +151,8 @@ export class ObservabilityModule implements EngineModule {
   }
 
   private recordLog(log: StoredLog): void {
-    this.state!.logs.add(log);
+    if (this.state!.config.logsExporter !== 'otlp') this.state!.logs.add(log);
+    this.otlp?.log(log);
     this.logTriggers!.publish(log);
   }
 

@@ -1,11 +1,13 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { parseTraceParent } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { EngineError } from '../../protocol/errors';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { ObservabilityConfig } from './config';
+import { OtlpHttpSpanExporter } from './otlp-exporters';
+import { OtlpPush, otlpTarget } from './otlp-transport';
 import { RuleSampler } from './sampling';
 import { fromReadableSpan, resourceJson, type StoredSpan } from './stored-span';
 
@@ -30,21 +32,27 @@ export class CallTracer {
   private readonly tracer: Tracer;
   readonly sampler: RuleSampler;
 
-  constructor(config: ObservabilityConfig, nodeId: string, onEnd: ((span: StoredSpan) => void) | undefined) {
+  /**
+   * Spans go to OTLP over gRPC (OTLPTraceExporter), or over HTTP/protobuf to `<endpoint>/v1/traces`
+   * when `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` say `http/...`.
+   */
+  constructor(
+    config: ObservabilityConfig,
+    nodeId: string,
+    onEnd: ((span: StoredSpan) => void) | undefined,
+    env: NodeJS.ProcessEnv = process.env,
+    onExportError: (err: unknown) => void = () => undefined,
+  ) {
     const spanProcessors: SpanProcessor[] = [];
     if (config.exporter !== 'memory') {
-      const exporter = new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS });
+      const target = otlpTarget('traces', config.endpoint, env);
+      const exporter =
+        target.protocol === 'grpc' ? new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS }) : new OtlpHttpSpanExporter(new OtlpPush(target), onExportError);
       spanProcessors.push(
         new BatchSpanProcessor(exporter, { scheduledDelayMillis: OTLP_EXPORT_DELAY_MS, exportTimeoutMillis: OTLP_EXPORT_TIMEOUT_MS, maxQueueSize: OTLP_MAX_QUEUE_SPANS }),
       );
     }
-    const attributes: Record<string, string> = {
-      'service.name': config.serviceName,
-      'service.version': config.serviceVersion,
-      'service.instance.id': nodeId,
-    };
-    if (config.serviceNamespace !== undefined) attributes['service.namespace'] = config.serviceNamespace;
-    const resource = resourceFromAttributes(attributes);
+    const resource = engineResource(config, nodeId);
     if (onEnd) {
       const json = resourceJson(resource.attributes);
       spanProcessors.unshift(new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))));
@@ -102,6 +110,17 @@ class EngineCallSpan implements CallSpan {
     }
     this.span.end();
   }
+}
+
+/** The engine's OTel resource (spans, metrics and logs it exports): service identity and node id. */
+export function engineResource(config: ObservabilityConfig, nodeId: string): Resource {
+  const attributes: Record<string, string> = {
+    'service.name': config.serviceName,
+    'service.version': config.serviceVersion,
+    'service.instance.id': nodeId,
+  };
+  if (config.serviceNamespace !== undefined) attributes['service.namespace'] = config.serviceNamespace;
+  return resourceFromAttributes(attributes);
 }
 
 /** Hands every ended (sampled) span to the memory store, in its compact form. */
