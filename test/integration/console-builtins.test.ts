@@ -275,6 +275,7 @@ describe('console built-ins', () => {
         const alert = await waitFor(() => paged[0], 'the alert function called');
         expect(alert).toMatchObject({ name: 'paged', state: 'firing', value: 3, triggered_at_ms: expect.any(Number) });
 
+        expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({ status: 'healthy', rules: 4, firing: 2 });
         // Within the cooldown it stays firing without another warning.
         await call(w, 'engine::alerts::evaluate', {});
         expect(lines.filter((l) => String(l.msg).startsWith('alert "errors" firing'))).toHaveLength(1);

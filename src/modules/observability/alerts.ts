@@ -131,6 +131,12 @@ export class AlertRules {
     return firing;
   }
 
+  get firingCount(): number {
+    let n = 0;
+    for (const state of this.states.values()) if (state.status === 'firing') n++;
+    return n;
+  }
+
   list(): Json[] {
     return this.rules.map((rule) => this.view(rule));
   }

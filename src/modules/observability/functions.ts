@@ -66,8 +66,9 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
       status: 'healthy',
       components: {
         otel: component(config.enabled, { exporter: config.exporter, service_name: config.serviceName, sampling_ratio: config.samplingRatio }),
-        metrics: component(config.metricsEnabled, { sdk_metrics: state.sdkMetrics.size }),
-        logs: component(config.logsEnabled, { count: state.logs.size, capacity: config.logsMaxCount }),
+        metrics: component(config.metricsEnabled, { sdk_metrics: state.sdkMetrics.size, series_samples: state.console.series.size, exporter: config.metricsExporter }),
+        alerts: { status: 'healthy', rules: state.console.alerts.rules.length, firing: state.console.alerts.firingCount },
+        logs: component(config.logsEnabled, { count: state.logs.size, capacity: config.logsMaxCount, exporter: config.logsExporter }),
         spans: component(state.spans !== undefined, { count: state.spans?.size ?? 0, capacity: config.memoryMaxSpans }),
         telemetry: { status: 'healthy', ingested: state.telemetry.ingested, dropped: state.telemetry.dropped },
       },
