@@ -101,7 +101,8 @@ function seriesNames(name: string | undefined): readonly SeriesMetric[] {
 function timeMs(input: Input, key: string): number | undefined {
   const value = input.optNumber(key);
   if (value === undefined) return undefined;
-  return value > 1e16 ? Math.floor(value / 1e6) : value;
+  // Rounded: unix nanoseconds today are past 2^53, so `ms * 1e6` is not exact as a double.
+  return value > 1e16 ? Math.round(value / 1e6) : value;
 }
 
 function queryEcho(fields: Record<string, string | number | undefined>): Json {
