@@ -568,7 +568,6 @@ describe('engine built-in functions and trigger types', () => {
           ip_address: '127.0.0.1',
           pid: process.pid,
           internal: false,
-          latest_metrics: null, // OTel is off in these workers: no MTRC frames
         },
         functions: [
           { function_id: 'iw::a', worker_name: 'info-worker' },
@@ -599,6 +598,7 @@ describe('engine built-in functions and trigger types', () => {
       const byId = await call(w, 'engine::workers::info', { worker_id: id });
       expect(byId).toEqual(await call(w, 'engine::workers::info', { name: 'by-id' }));
       expect(byId.worker).toMatchObject({ id, name: 'by-id' });
+      expect(byId.worker.latest_metrics).toBeUndefined(); // OTel is off in these workers: no MTRC frames
       const err = await failure(w, 'engine::workers::info', { worker_id: 'no-such-id' });
       expect(err).toMatchObject({ code: 'NOT_FOUND' });
     });

@@ -246,7 +246,8 @@ export class EngineFunctionsModule implements EngineModule {
 
   /**
    * `{name}` (a module first, then the first worker of that name) or `{worker_id}`. `latest_metrics`
-   * is what the worker's SDK last reported in its `iii.worker.*` gauges to this node, else null.
+   * (absent when there is none) is what the worker's SDK last reported in its `iii.worker.*`
+   * gauges to this node, with the worker's runtime (iii-protocol.md `engine::workers::info`).
    */
   private workerInfo(input: Input): Json {
     const registry = this.engine.registry;
@@ -265,7 +266,8 @@ export class EngineFunctionsModule implements EngineModule {
     const functions = registry.functionsOf(w.id);
     const worker: Record<string, Json> = { ...workerSummary(w, functions.length, this.activeInvocations(w)), internal: w.kind === 'module' };
     if (w.pid !== undefined) worker.pid = w.pid;
-    worker.latest_metrics = (w.kind === 'worker' ? this.engine.latestWorkerMetrics(w.id) : undefined) ?? null;
+    const metrics = w.kind === 'worker' ? this.engine.latestWorkerMetrics(w.id) : undefined;
+    if (metrics) worker.latest_metrics = { ...metrics, runtime: w.runtime };
     const functionIds = new Set(functions.map((f) => f.id));
     return {
       worker,
