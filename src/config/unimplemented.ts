@@ -59,7 +59,7 @@ export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
     when: (alerts) => webhookAlerts(alerts).length > 0,
     what: 'metric alerts',
     consequence: (alerts) =>
-      `the webhook action is not implemented, so ${webhookAlerts(alerts).map((n) => JSON.stringify(n)).join(', ')} only change state (engine::alerts::list) when they fire; actions log and function are`,
+      `the webhook action is not implemented: when ${webhookAlerts(alerts).map((n) => JSON.stringify(n)).join(', ')} fire, only their state changes (engine::alerts::list); the log and function actions are implemented`,
   },
   { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
   {

@@ -647,7 +647,7 @@ workers:
       logs_retention_seconds: 60
 `);
     expect(warnings).toEqual([
-      'iii-observability: key "alerts" (metric alerts) accepted; the webhook action is not implemented, so "pager" only change state (engine::alerts::list) when they fire; actions log and function are',
+      'iii-observability: key "alerts" (metric alerts) accepted; the webhook action is not implemented: when "pager" fire, only their state changes (engine::alerts::list); the log and function actions are implemented',
       'iii-observability: key "live_spans" (pending spans visible in the memory store) accepted; spans are stored when they end, never while pending',
     ]);
   });
