@@ -40,27 +40,11 @@ function namespacedRulesConsequence(rbac: unknown): string {
   return `namespaces are not implemented, so every function counts as in namespace "${DEFAULT_NAMESPACE}" (whatever namespace its worker declares): ${fate}`;
 }
 
-/** Names of the alert rules whose action is a webhook (not implemented). */
-function webhookAlerts(alerts: unknown): string[] {
-  if (!Array.isArray(alerts)) return [];
-  return alerts
-    .filter((r) => isPlainObject(r) && isPlainObject(r['action']) && r['action']['type'] === 'webhook')
-    .map((r) => String((r as Record<string, unknown>)['name']));
-}
-
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'stream', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'queue', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'configuration', key: 'adapter', adapter: 'bridge', what: 'bridge adapter' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
-  {
-    worker: 'observability',
-    key: 'alerts',
-    when: (alerts) => webhookAlerts(alerts).length > 0,
-    what: 'metric alerts',
-    consequence: (alerts) =>
-      `the webhook action is not implemented: when ${webhookAlerts(alerts).map((n) => JSON.stringify(n)).join(', ')} fire, only their state changes (engine::alerts::list); the log and function actions are implemented`,
-  },
   { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
   {
     worker: 'observability',

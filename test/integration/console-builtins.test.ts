@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import type { IIIClient } from 'iii-sdk';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
@@ -219,13 +221,25 @@ describe('console built-ins', () => {
   });
 
   describe('alerts', () => {
-    test('a rule crossed by real failing calls fires in engine::alerts::evaluate and list, logs its warning once per cooldown, and calls a function action', async () => {
+    test('a rule crossed by real failing calls fires in engine::alerts::evaluate and list, logs its warning once per cooldown, calls a function action and POSTs a webhook', async () => {
       const lines: Array<Record<string, unknown>> = [];
+      const hooked: Any[] = [];
+      const hook = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          hooked.push({ path: req.url, type: req.headers['content-type'], alert: JSON.parse(body) });
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+      const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hooks/secret-token`;
       const t = await startWith(
         {
           alerts: [
             { name: 'errors', metric: 'invocations.error', threshold: 2, operator: '>=', window_seconds: 60, cooldown_seconds: 600, action: { type: 'log' } },
             { name: 'paged', metric: 'invocations.error', threshold: 1, operator: 'greaterthan', action: { type: 'function', path: 'alerted::page' } },
+            { name: 'hooked', metric: 'invocations.error', threshold: 3, operator: '==', action: { type: 'webhook', url: hookUrl } },
             { name: 'crowd', metric: 'workers.connected', threshold: 100, operator: '>' },
             { name: 'typo', metric: 'no.such.metric', threshold: 1, operator: '>' },
           ],
@@ -244,12 +258,12 @@ describe('console built-ins', () => {
 
         const before = await call(w, 'engine::alerts::evaluate', {});
         expect(before.firing).toEqual([]);
-        expect(before.evaluated).toBe(3);
+        expect(before.evaluated).toBe(4);
         await failure(w, 'al::fail', {});
         await failure(w, 'al::fail', {});
         await failure(w, 'al::fail', {});
         const evaluated = await call(w, 'engine::alerts::evaluate', {});
-        expect(evaluated.firing).toEqual(['errors', 'paged']);
+        expect(evaluated.firing).toEqual(['errors', 'paged', 'hooked']);
 
         const listed = await call(w, 'engine::alerts::list', {});
         const byName = (name: string) => listed.alerts.find((a: Any) => a.name === name);
@@ -274,14 +288,18 @@ describe('console built-ins', () => {
         expect(warned[0]).toMatchObject({ level: 40, alert: 'errors', value: 3 });
         const alert = await waitFor(() => paged[0], 'the alert function called');
         expect(alert).toMatchObject({ name: 'paged', state: 'firing', value: 3, triggered_at_ms: expect.any(Number) });
+        const posted = await waitFor(() => hooked[0], 'the alert webhook called');
+        expect(posted).toMatchObject({ path: '/hooks/secret-token', type: 'application/json', alert: { name: 'hooked', operator: 'equal', value: 3, firing: true } });
 
-        expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({ status: 'healthy', rules: 4, firing: 2 });
+        expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({ status: 'healthy', rules: 5, firing: 3 });
         // Within the cooldown it stays firing without another warning.
         await call(w, 'engine::alerts::evaluate', {});
         expect(lines.filter((l) => String(l.msg).startsWith('alert "errors" firing'))).toHaveLength(1);
         expect((await call(w, 'engine::alerts::list', {})).alerts[0]).toMatchObject({ state: 'firing', trigger_count: 1 });
+        expect(hooked).toHaveLength(1);
       } finally {
         await t.close();
+        await new Promise<void>((resolve) => hook.close(() => resolve()));
       }
     });
   });

@@ -628,7 +628,7 @@ workers:
     ]);
   });
 
-  it('warns for the observability options still not acted on, and not for sampling rules, log/function alerts or OTLP logs and metrics', () => {
+  it('warns for the observability options still not acted on, and not for sampling rules, alerts or OTLP logs and metrics', () => {
     const { warnings } = load(`
 workers:
   - name: iii-observability
@@ -647,7 +647,6 @@ workers:
       logs_retention_seconds: 60
 `);
     expect(warnings).toEqual([
-      'iii-observability: key "alerts" (metric alerts) accepted; the webhook action is not implemented: when "pager" fire, only their state changes (engine::alerts::list); the log and function actions are implemented',
       'iii-observability: key "live_spans" (pending spans visible in the memory store) accepted; spans are stored when they end, never while pending',
     ]);
   });

@@ -74,7 +74,7 @@ export function readAlerts(value: unknown): AlertRule[] {
   });
 }
 
-/** What firing does beyond the state change: `function` calls a function with the alert. */
+/** The `function` and `webhook` actions: deliver `alert` as the rule's action says. */
 export type AlertDispatch = (rule: AlertRule, alert: Json) => void;
 
 /**
@@ -82,8 +82,8 @@ export type AlertDispatch = (rule: AlertRule, alert: Json) => void;
  * `engine::alerts::evaluate`. A rule fires while `value operator threshold` holds, the value
  * being a counter's increase over `window_seconds` or a gauge's average over it. Its action runs
  * when it starts firing and again at most once per `cooldown_seconds` while it keeps firing;
- * `log` writes a warning, `function` calls the function `path` with the alert, `webhook` is not
- * implemented (warned about at startup) and only changes the state.
+ * `log` writes a warning, `function` calls the function `path` with the alert, `webhook` POSTs
+ * the alert as JSON to `url` (the dispatcher does both).
  */
 export class AlertRules {
   private readonly states = new Map<string, AlertState>();
@@ -148,7 +148,7 @@ export class AlertRules {
         { alert: rule.name, metric: rule.metric, value, operator: rule.operator, threshold: rule.threshold, window_seconds: rule.windowSeconds },
         `alert "${rule.name}" firing: ${rule.metric} = ${value} (${rule.operator} ${rule.threshold} over ${rule.windowSeconds} s)`,
       );
-    } else if (rule.action.type === 'function') {
+    } else {
       this.dispatch(rule, { ...(alert as Record<string, Json>), triggered_at_ms: now });
     }
   }

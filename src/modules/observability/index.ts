@@ -4,6 +4,7 @@ import type { EngineModule, ModuleHost } from '../module';
 import { needsRestart } from '../reconfigure';
 import type { WorkerEvent } from '../../engine/engine';
 import type { Json } from '../../protocol/messages';
+import type { AlertAction } from './alerts';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
 import { registerConsoleFunctions } from './console-functions';
 import { ConsoleMetrics } from './console-metrics';
@@ -24,6 +25,8 @@ import { LogTriggers, TRACE_TICK_MS, TraceTriggers } from './triggers';
 import { WorkerMetrics } from './worker-metrics';
 
 export const OBSERVABILITY_MODULE = 'iii-observability';
+/** An alert webhook gets this long to answer, in milliseconds. */
+const ALERT_WEBHOOK_TIMEOUT_MS = 10_000;
 
 /**
  * `iii-observability` (iii-modules.md §11): an OpenTelemetry span per call (memory ring and/or
@@ -78,7 +81,7 @@ export class ObservabilityModule implements EngineModule {
       logs: new LogStore(config.logsMaxCount, config.logsRetentionSeconds * 1000),
       sdkMetrics: new SdkMetrics(config.metricsMaxCount),
       telemetry: { ingested: { OTLP: 0, LOGS: 0, MTRC: 0 }, dropped: { OTLP: 0, LOGS: 0, MTRC: 0 } },
-      console: new ConsoleMetrics(config, snapshot, host.logger, (rule, alert) => this.alertFunction(rule.action, alert)),
+      console: new ConsoleMetrics(config, snapshot, host.logger, (rule, alert) => this.alertAction(rule.action, alert)),
       sampler: this.tracer?.sampler,
     };
     this.state = state;
@@ -137,10 +140,28 @@ export class ObservabilityModule implements EngineModule {
     return this.workerMetrics.of(workerId);
   }
 
-  /** An alert's `function` action: the alert is the payload; a failure is logged. */
-  private alertFunction(action: { type: string; path?: string }, alert: Json): void {
-    if (action.type !== 'function' || !action.path) return;
-    this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) => this.host!.logger.warn({ err, functionId: action.path }, 'alert function failed'));
+  /**
+   * An alert's `function` action (the alert is the payload) or `webhook` action (the alert POSTed
+   * as JSON, ALERT_WEBHOOK_TIMEOUT_MS at most, redirects not followed); a failure is logged.
+   */
+  private alertAction(action: AlertAction, alert: Json): void {
+    const logger = this.host!.logger;
+    if (action.type === 'function' && action.path) {
+      this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) => logger.warn({ err, functionId: action.path }, 'alert function failed'));
+    } else if (action.type === 'webhook' && action.url) {
+      fetch(action.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alert),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(ALERT_WEBHOOK_TIMEOUT_MS),
+      })
+        .then(async (response) => {
+          await response.arrayBuffer().catch(() => undefined);
+          if (!response.ok) logger.warn({ url: originOf(action.url), status: response.status }, 'alert webhook answered an error');
+        })
+        .catch((err: unknown) => logger.warn({ url: originOf(action.url), err: err instanceof Error ? err.message : String(err) }, 'alert webhook failed'));
+    }
   }
 
   private spanEnded(span: StoredSpan): void {
@@ -207,3 +228,12 @@ const TRACE_CONFIG_FORMAT = {
     status: { type: 'string', enum: ['ok', 'error', 'unset'], description: 'Only spans with this status' },
   },
 };
+
+/** A webhook URL's origin, for logs: its path and query often hold the hook's secret. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
+  }
+}
