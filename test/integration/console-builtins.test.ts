@@ -290,6 +290,8 @@ describe('console built-ins', () => {
         expect(alert).toMatchObject({ name: 'paged', state: 'firing', value: 3, triggered_at_ms: expect.any(Number) });
         const posted = await waitFor(() => hooked[0], 'the alert webhook called');
         expect(posted).toMatchObject({ path: '/hooks/secret-token', type: 'application/json', alert: { name: 'hooked', operator: 'equal', value: 3, firing: true } });
+        expect(posted.alert.action).toEqual({ type: 'webhook', url: new URL(hookUrl).origin });
+        expect(JSON.stringify(byName('hooked'))).not.toContain('secret-token');
 
         expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({ status: 'healthy', rules: 5, firing: 3 });
         // Within the cooldown it stays firing without another warning.

@@ -163,7 +163,8 @@ export class AlertRules {
       window_seconds: rule.windowSeconds,
       cooldown_seconds: rule.cooldownSeconds,
       enabled: rule.enabled,
-      action: rule.action,
+      // A hook URL's path often is its secret: only the origin leaves the engine.
+      action: rule.action.type === 'webhook' ? { type: 'webhook', url: originOf(rule.action.url) } : rule.action,
       state: s.status,
       firing: s.status === 'firing',
       value: s.value,
@@ -178,4 +179,13 @@ export class AlertRules {
 function initialStatus(rule: AlertRule): AlertStatus {
   if (!rule.enabled) return 'disabled';
   return isSeriesMetric(rule.metric) ? 'no_data' : 'unknown_metric';
+}
+
+/** A URL's origin (for lists and logs); `(not a URL)` when it does not parse. */
+export function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
+  }
 }

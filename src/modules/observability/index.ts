@@ -4,7 +4,7 @@ import type { EngineModule, ModuleHost } from '../module';
 import { needsRestart } from '../reconfigure';
 import type { WorkerEvent } from '../../engine/engine';
 import type { Json } from '../../protocol/messages';
-import type { AlertAction } from './alerts';
+import { originOf, type AlertAction } from './alerts';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
 import { registerConsoleFunctions } from './console-functions';
 import { ConsoleMetrics } from './console-metrics';
@@ -228,12 +228,3 @@ const TRACE_CONFIG_FORMAT = {
     status: { type: 'string', enum: ['ok', 'error', 'unset'], description: 'Only spans with this status' },
   },
 };
-
-/** A webhook URL's origin, for logs: its path and query often hold the hook's secret. */
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '(not a URL)';
-  }
-}
