@@ -24,9 +24,8 @@ export interface UnimplementedKey {
 }
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
-  { worker: 'observability', key: 'alerts', what: 'metric alerts' },
-  { worker: 'observability', key: 'sampling', what: 'trace sampling rules' },
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
+  { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
   {
     worker: 'observability',
     key: 'trace_storage',

@@ -462,6 +462,11 @@ export class Engine implements ModuleHost {
     return this.sessions.get(workerId);
   }
 
+  /** The latest resource metrics (memory, CPU, event loop) the worker's SDK sent to this node, if any. */
+  latestWorkerMetrics(workerId: string): Record<string, Json> | undefined {
+    return this.observability?.latestWorkerMetrics(workerId);
+  }
+
   /** What the connection `workerId` may do; undefined for engine-internal callers (everything). */
   accessOf(workerId: string | undefined): SessionAccess | undefined {
     return workerId === undefined ? undefined : this.sessions.get(workerId)?.access;

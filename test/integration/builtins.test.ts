@@ -600,6 +600,17 @@ describe('engine built-in functions and trigger types', () => {
       expect(out.registered_triggers).toEqual([]);
     });
 
+    test('info by worker_id answers the same worker as by name', async () => {
+      const w = t.worker('by-id');
+      const id = await workerId(t, 'by-id');
+      const byId = await call(w, 'engine::workers::info', { worker_id: id });
+      expect(byId).toEqual(await call(w, 'engine::workers::info', { name: 'by-id' }));
+      expect(byId.worker).toMatchObject({ id, name: 'by-id' });
+      expect(byId.worker.latest_metrics).toBeUndefined(); // OTel is off in these workers: no MTRC frames
+      const err = await failure(w, 'engine::workers::info', { worker_id: 'no-such-id' });
+      expect(err).toMatchObject({ code: 'NOT_FOUND' });
+    });
+
     test('info of an unknown name: NOT_FOUND', async () => {
       const w = t.worker('asker');
       await workerId(t, 'asker');

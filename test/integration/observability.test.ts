@@ -424,8 +424,8 @@ describe('iii-observability', () => {
       await functionRegistered(t.engine, 'metered::fail');
       const err = await failure(w, 'metered::fail', {});
       const listed = await call(w, 'engine::metrics::list', { metric_name: 'iii_invocations_total' });
-      expect(listed.engine_metrics).toHaveLength(1);
-      expect(listed.engine_metrics[0].values).toContainEqual(expect.objectContaining({ labels: expect.objectContaining({ function: 'metered::fail', outcome: err.code }), value: 1 }));
+      expect(listed.engine_metrics.prometheus).toHaveLength(1);
+      expect(listed.engine_metrics.prometheus[0].values).toContainEqual(expect.objectContaining({ labels: expect.objectContaining({ function: 'metered::fail', outcome: err.code }), value: 1 }));
       const text = await fetch(`http://127.0.0.1:${t.engine.metricsPort}/metrics`).then((r) => r.text());
       expect(text).toContain(`iii_invocations_total{function="metered::fail",outcome="${err.code}"`);
       expect(text).toMatch(/iii_invocation_duration_seconds_count\{[^}]*function="metered::fail"[^}]*\} 1/);

@@ -3,7 +3,7 @@ import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
 import { ephemeralConfig } from '../../src/config/ephemeral';
 import { CLUSTER_BUSES, type ClusterBus, type EngineConfig } from '../../src/config/types';
 import { Engine } from '../../src/engine/engine';
-import { silentLogger } from '../../src/observability/logger';
+import { silentLogger, type Logger } from '../../src/observability/logger';
 
 /** One node, in memory, on free loopback ports: what every integration test starts from. */
 export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
@@ -45,8 +45,9 @@ export async function startCluster(
   return { nodes, keyPrefix };
 }
 
-export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv): Promise<TestEngine> {
-  const engine = new Engine(testConfig(overrides), { logger: silentLogger, env });
+/** `logger` (default: silent) lets a test read what the engine logs. */
+export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv, logger: Logger = silentLogger): Promise<TestEngine> {
+  const engine = new Engine(testConfig(overrides), { logger, env });
   await engine.start();
   const url = `ws://127.0.0.1:${engine.port}`;
   const workers: IIIClient[] = [];

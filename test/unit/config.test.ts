@@ -618,8 +618,6 @@ workers:
       url: ws://other:49134
 `);
     expect(warnings).toEqual([
-      'iii-observability: key "alerts" (metric alerts) is accepted but not implemented',
-      'iii-observability: key "sampling" (trace sampling rules) is accepted but not implemented',
       'iii-observability: key "collapse_spans" (span collapsing) is accepted but not implemented',
     ]);
   });
@@ -634,6 +632,29 @@ workers:
     expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: []\n').message).toMatch(/\(iii-exec\)\.config\.exec: expected at least one shell command, got an empty list/);
     expect(loadError('workers:\n  - name: iii-exec\n    config:\n      watch: [src]\n').message).toMatch(/\(iii-exec\)\.config\.exec: missing; expected a non-empty list of shell commands/);
     expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: npm start\n').message).toMatch(/config\.exec: expected a list of shell commands, got "npm start"/);
+  });
+
+  it('warns for the observability options still not acted on, and not for sampling rules, alerts or OTLP logs and metrics', () => {
+    const { warnings } = load(`
+workers:
+  - name: iii-observability
+    config:
+      sampling: {default: 0.5, parent_based: false, rules: [{operation: "orders::*", rate: 0}], rate_limit: {max_traces_per_second: 10}}
+      alerts:
+        - {name: errors, metric: invocations.error, threshold: 0, operator: ">", action: {type: log}}
+        - {name: pager, metric: latency.p99_ms, threshold: 500, operator: ">=", action: {type: webhook, url: "https://hooks.example/p"}}
+        - {name: call, metric: workers.connected, threshold: 1, operator: "<", action: {type: function, path: ops::page}}
+      live_spans: true
+      metrics_exporter: otlp
+      metrics_retention_seconds: 600
+      logs_exporter: both
+      logs_batch_size: 50
+      logs_flush_interval_ms: 1000
+      logs_retention_seconds: 60
+`);
+    expect(warnings).toEqual([
+      'iii-observability: key "live_spans" (pending spans visible in the memory store) accepted; spans are stored when they end, never while pending',
+    ]);
   });
 
   it('does not warn for the implemented adapters', () => {

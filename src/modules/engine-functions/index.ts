@@ -70,7 +70,7 @@ export class EngineFunctionsModule implements EngineModule {
     fn('engine::registered-triggers::list', 'List trigger bindings', (input) => this.listBindings(input));
     fn('engine::registered-triggers::info', 'Describe a trigger binding', (input) => this.bindingInfo(input));
     fn('engine::workers::list', 'List connected workers and in-process modules', (input) => this.listWorkers(input));
-    fn('engine::workers::info', 'Describe a worker by name', (input) => this.workerInfo(input));
+    fn('engine::workers::info', 'Describe a worker by name or worker_id, with its latest reported metrics', (input) => this.workerInfo(input));
     fn('engine::workers::register', 'Record the calling worker\'s metadata', (input) => this.registerWorker(input));
     engine.registerFunction(MODULE, { id: 'engine::cluster::nodes', description: 'List the nodes of the cluster: state, uptime, worker count' }, (_data, ctx: CallContext) =>
       clusterNodes(engine, ctx.callerWorkerId),
@@ -252,15 +252,30 @@ export class EngineFunctionsModule implements EngineModule {
     return w.kind === 'worker' ? (this.engine.session(w.id)?.activeInvocations ?? 0) : 0;
   }
 
+  /**
+   * `{name}` (a module first, then the first worker of that name) or `{worker_id}`. `latest_metrics`
+   * (absent when there is none) is what the worker's SDK last reported in its `iii.worker.*`
+   * gauges to this node, with the worker's runtime (iii-protocol.md `engine::workers::info`).
+   */
   private workerInfo(input: Input): Json {
     const registry = this.engine.registry;
-    const name = input.string('name');
+    const workerId = input.optString('worker_id');
     const all = [...registry.workers()];
-    const w = all.find((x) => x.kind === 'module' && x.name === name) ?? all.find((x) => x.kind === 'worker' && x.name === name);
-    if (!w) throw new EngineError(ErrorCode.notFound, `Worker '${name}' is not connected.`);
+    let w: WorkerEntry | undefined;
+    if (workerId !== undefined) {
+      w = registry.worker(workerId) ?? all.find((x) => x.kind === 'module' && x.name === workerId);
+      if (!w) throw new EngineError(ErrorCode.notFound, `Worker '${workerId}' is not connected.`);
+    } else {
+      const name = input.string('name');
+      w = all.find((x) => x.kind === 'module' && x.name === name) ?? all.find((x) => x.kind === 'worker' && x.name === name);
+      if (!w) throw new EngineError(ErrorCode.notFound, `Worker '${name}' is not connected.`);
+    }
+    const name = w.name ?? w.id;
     const functions = registry.functionsOf(w.id);
     const worker: Record<string, Json> = { ...workerSummary(w, functions.length, this.activeInvocations(w)), internal: w.kind === 'module' };
     if (w.pid !== undefined) worker.pid = w.pid;
+    const metrics = w.kind === 'worker' ? this.engine.latestWorkerMetrics(w.id) : undefined;
+    if (metrics) worker.latest_metrics = { ...metrics, runtime: w.runtime };
     const functionIds = new Set(functions.map((f) => f.id));
     return {
       worker,

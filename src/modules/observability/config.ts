@@ -4,6 +4,9 @@
  * and ratios are clamped to 0..1, as in the original.
  */
 
+import { readAlerts, type AlertRule } from './alerts';
+import { readSampling, type SamplingConfig } from './sampling';
+
 export type SpanExporterKind = 'memory' | 'otlp' | 'both';
 
 export interface ObservabilityConfig {
@@ -26,6 +29,19 @@ export interface ObservabilityConfig {
   logsSamplingRatio: number;
   /** `engine::log::*` records are also written to the engine's own (pino) log. */
   logsConsoleOutput: boolean;
+  /** `otlp` also pushes the engine series over OTLP (otlp-signals.ts). */
+  metricsExporter: 'memory' | 'otlp';
+  /** `otlp` sends stored log records over OTLP/HTTP instead of keeping them; `both` does both. */
+  logsExporter: SpanExporterKind;
+  /** OTLP log batches: at most this many records, sent at least this often (milliseconds). */
+  logsBatchSize: number;
+  logsFlushIntervalMs: number;
+  /** Records stored longer ago than this are no longer listed, in seconds. */
+  logsRetentionSeconds: number;
+  /** Age of the oldest sample of the engine metric series, in seconds. */
+  metricsRetentionSeconds: number;
+  sampling: SamplingConfig;
+  alerts: AlertRule[];
 }
 
 /**
@@ -42,6 +58,10 @@ export const MAX_SDK_METRICS = 10_000;
 const DEFAULT_MEMORY_SPANS = 1_000_000;
 const DEFAULT_LOGS = 1000;
 const DEFAULT_SDK_METRICS = 10_000;
+const DEFAULT_METRICS_RETENTION_SECONDS = 3600;
+const DEFAULT_LOGS_RETENTION_SECONDS = 3600;
+const DEFAULT_LOGS_BATCH = 100;
+const DEFAULT_LOGS_FLUSH_MS = 5000;
 
 /**
  * Reads the resolved block. `written` is the block as the user wrote it: an endpoint left out
@@ -63,6 +83,14 @@ export function readConfig(block: Record<string, unknown>, written: Record<strin
     logsMaxCount: count(block.logs_max_count, DEFAULT_LOGS, MAX_MEMORY_LOGS),
     logsSamplingRatio: ratio(block.logs_sampling_ratio),
     logsConsoleOutput: block.logs_console_output !== false,
+    metricsExporter: block.metrics_exporter === 'otlp' ? 'otlp' : 'memory',
+    logsExporter: exporterKind(block.logs_exporter),
+    logsBatchSize: count(block.logs_batch_size, DEFAULT_LOGS_BATCH, Number.MAX_SAFE_INTEGER),
+    logsFlushIntervalMs: count(block.logs_flush_interval_ms, DEFAULT_LOGS_FLUSH_MS, Number.MAX_SAFE_INTEGER),
+    logsRetentionSeconds: count(block.logs_retention_seconds, DEFAULT_LOGS_RETENTION_SECONDS, Number.MAX_SAFE_INTEGER),
+    metricsRetentionSeconds: count(block.metrics_retention_seconds, DEFAULT_METRICS_RETENTION_SECONDS, Number.MAX_SAFE_INTEGER),
+    sampling: readSampling(block.sampling),
+    alerts: readAlerts(block.alerts),
   };
   if (typeof block.service_namespace === 'string') config.serviceNamespace = block.service_namespace;
   return config;

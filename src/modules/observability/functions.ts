@@ -8,8 +8,10 @@ import { formatBaggage, parseBaggage } from './baggage';
 import type { ObservabilityConfig } from './config';
 import { asJson } from './json';
 import type { LogStore } from './log-store';
+import type { ConsoleMetrics } from './console-metrics';
 import type { SdkMetrics } from './sdk-metrics';
 import type { SpanQuery, SpanStore } from './span-store';
+import type { RuleSampler } from './sampling';
 
 /** The original's error code for trace queries when spans are not kept in memory. */
 export const MEMORY_EXPORTER_NOT_ENABLED = 'memory_exporter_not_enabled';
@@ -31,11 +33,15 @@ export interface ObservabilityState {
   logs: LogStore;
   sdkMetrics: SdkMetrics;
   telemetry: TelemetryCounts;
+  /** The engine metric series and alert rules (engine::metrics::list, rollups, alerts). */
+  console: ConsoleMetrics;
+  /** Undefined when tracing is disabled. */
+  sampler: RuleSampler | undefined;
 }
 
 type Handler = (input: Input, ctx: CallContext) => Json | undefined | Promise<Json | undefined>;
 
-/** `engine::traces::*`, `engine::metrics::list`, `engine::health::check`, `engine::baggage::*`. */
+/** `engine::traces::list|tree|clear`, `engine::health::check`, `engine::baggage::*` (the console's in console-functions.ts). */
 export function registerFunctions(host: ModuleHost, module: string, state: ObservabilityState): void {
   const fn = (id: string, description: string, handler: Handler) =>
     host.registerFunction(module, { id, description }, (data, ctx) => handler(new Input(id, data), ctx));
@@ -53,14 +59,6 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
     return { success: true, cleared };
   });
 
-  fn('engine::metrics::list', 'Engine metrics and the latest SDK metrics', async (input) => {
-    const name = input.optString('metric_name');
-    const engine = (await host.metrics.registry.getMetricsAsJSON())
-      .filter((m) => m.name.startsWith('iii_') && (name === undefined || m.name === name))
-      .map((m) => ({ name: m.name, help: m.help, type: String(m.type), values: m.values.map((v) => ({ labels: v.labels, value: v.value })) }));
-    return { engine_metrics: asJson(engine), sdk_metrics: asJson(state.sdkMetrics.list(name)), timestamp: Date.now() };
-  });
-
   fn('engine::health::check', 'Health of the observability pipeline', () => {
     const { config } = state;
     const component = (enabled: boolean, details: Record<string, Json>) => (enabled ? { status: 'healthy', ...details } : { status: 'disabled' });
@@ -68,8 +66,9 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
       status: 'healthy',
       components: {
         otel: component(config.enabled, { exporter: config.exporter, service_name: config.serviceName, sampling_ratio: config.samplingRatio }),
-        metrics: component(config.metricsEnabled, { sdk_metrics: state.sdkMetrics.size }),
-        logs: component(config.logsEnabled, { count: state.logs.size, capacity: config.logsMaxCount }),
+        metrics: component(config.metricsEnabled, { sdk_metrics: state.sdkMetrics.size, series_samples: state.console.series.size, exporter: config.metricsExporter }),
+        alerts: { status: 'healthy', rules: state.console.alerts.rules.length, firing: state.console.alerts.firingCount },
+        logs: component(config.logsEnabled, { count: state.logs.size, capacity: config.logsMaxCount, exporter: config.logsExporter }),
         spans: component(state.spans !== undefined, { count: state.spans?.size ?? 0, capacity: config.memoryMaxSpans }),
         telemetry: { status: 'healthy', ingested: state.telemetry.ingested, dropped: state.telemetry.dropped },
       },
@@ -91,7 +90,7 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
   });
 }
 
-function spanStore(state: ObservabilityState): SpanStore {
+export function spanStore(state: ObservabilityState): SpanStore {
   if (state.spans) return state.spans;
   const why = state.config.enabled ? `the exporter is "${state.config.exporter}"` : 'tracing is disabled (enabled: false)';
   throw new EngineError(MEMORY_EXPORTER_NOT_ENABLED, `Spans are not kept in memory: ${why}. Set iii-observability exporter to "memory" or "both" to query traces.`);
@@ -116,12 +115,36 @@ function spanQuery(input: Input): SpanQuery {
     limit,
   };
   if (ids.length > 0) query.traceIds = new Set(ids.map((id) => id.toLowerCase()));
+  const attributes = attributePairs(input, 'attributes', false);
+  if (attributes !== undefined) query.attributes = attributes as Array<[string, string]>;
+  const excluded = attributePairs(input, 'exclude_attributes', true);
+  if (excluded !== undefined) query.excludeAttributes = excluded;
   const status = oneOf(input, 'status', ['ok', 'error', 'unset'] as const);
   if (status !== undefined) query.status = status;
   return query;
 }
 
-function oneOf<T extends string>(input: Input, key: string, allowed: readonly T[]): T | undefined {
+/**
+ * `[[key, value], ...]` (values compared as text), or `{key: value}`; with `keysAlone`, a bare
+ * `key` (or `[key]`) means "has the attribute".
+ */
+function attributePairs(input: Input, key: string, keysAlone: boolean): Array<[string, string?]> | undefined {
+  const raw = input.raw(key);
+  if (raw === undefined) return undefined;
+  const text = (v: Json) => (typeof v === 'string' ? v : JSON.stringify(v));
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) return Object.entries(raw).map(([k, v]) => [k, text(v ?? null)]);
+  const shape = keysAlone ? '[[key, value], ...], [key, ...] or {key: value}' : '[[key, value], ...] or {key: value}';
+  if (!Array.isArray(raw)) throw input.fail(`field \`${key}\` must be ${shape}`);
+  return raw.map((item) => {
+    if (keysAlone && typeof item === 'string') return [item];
+    if (!Array.isArray(item) || typeof item[0] !== 'string' || item.length > 2 || (item.length === 1 && !keysAlone) || item.length === 0) {
+      throw input.fail(`field \`${key}\` must be ${shape}`);
+    }
+    return item.length === 1 ? [item[0]] : [item[0], text(item[1] ?? null)];
+  });
+}
+
+export function oneOf<T extends string>(input: Input, key: string, allowed: readonly T[]): T | undefined {
   const value = input.optString(key)?.toLowerCase();
   if (value === undefined) return undefined;
   if (!allowed.includes(value as T)) throw input.fail(`field \`${key}\` must be one of ${allowed.join(', ')}; got "${value}"`);

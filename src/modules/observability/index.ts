@@ -2,7 +2,14 @@ import type { TelemetrySignal } from '../../protocol/codec';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { EngineModule, ModuleHost } from '../module';
 import { needsRestart } from '../reconfigure';
+import type { WorkerEvent } from '../../engine/engine';
+import type { Json } from '../../protocol/messages';
+import { originOf, type AlertAction } from './alerts';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
+import { registerConsoleFunctions } from './console-functions';
+import { ConsoleMetrics } from './console-metrics';
+import { EngineSnapshot } from './engine-snapshot';
+import { isSeriesMetric, SERIES_METRICS } from './metric-series';
 import { DeliveryTraces } from './delivery-traces';
 import { registerFunctions, type ObservabilityState } from './functions';
 import { nowUnixNano } from './json';
@@ -12,10 +19,14 @@ import { SdkMetrics } from './sdk-metrics';
 import { SpanStore } from './span-store';
 import type { StoredSpan } from './stored-span';
 import { parseLogs, parseMetrics, parseTraces, type Parsed } from './telemetry-ingest';
-import { CallTracer } from './tracing';
+import { OtlpSignals } from './otlp-signals';
+import { CallTracer, engineResource } from './tracing';
 import { LogTriggers, TRACE_TICK_MS, TraceTriggers } from './triggers';
+import { WorkerMetrics } from './worker-metrics';
 
 export const OBSERVABILITY_MODULE = 'iii-observability';
+/** An alert webhook gets this long to answer, in milliseconds. */
+const ALERT_WEBHOOK_TIMEOUT_MS = 10_000;
 
 /**
  * `iii-observability` (iii-modules.md §11): an OpenTelemetry span per call (memory ring and/or
@@ -30,9 +41,14 @@ export class ObservabilityModule implements EngineModule {
   private host: ModuleHost | undefined;
   private state: ObservabilityState | undefined;
   private tracer: CallTracer | undefined;
+  private otlp: OtlpSignals | undefined;
   private logTriggers: LogTriggers | undefined;
   private traceTriggers: TraceTriggers | undefined;
+  private readonly workerMetrics = new WorkerMetrics();
   private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) => this.ingest(signal, body, workerId);
+  private readonly onWorker = (event: WorkerEvent) => {
+    if (event.event === 'worker_disconnected') this.workerMetrics.forget(event.worker_id);
+  };
 
   constructor(private block: Record<string, unknown>) {}
 
@@ -56,21 +72,26 @@ export class ObservabilityModule implements EngineModule {
     const written = host.config.modules.observability?.config ?? {};
     const config: ObservabilityConfig = readConfig(this.block, written, process.env);
     const spans = keepsSpansInMemory(config) ? new SpanStore(config.memoryMaxSpans) : undefined;
+    const exportFailed = (err: unknown) => host.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'OTLP span export failed');
+    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined, process.env, exportFailed);
+    const snapshot = new EngineSnapshot(host.metrics, host.registry, host.nodeId);
     const state: ObservabilityState = {
       config,
       spans,
-      logs: new LogStore(config.logsMaxCount),
+      logs: new LogStore(config.logsMaxCount, config.logsRetentionSeconds * 1000),
       sdkMetrics: new SdkMetrics(config.metricsMaxCount),
       telemetry: { ingested: { OTLP: 0, LOGS: 0, MTRC: 0 }, dropped: { OTLP: 0, LOGS: 0, MTRC: 0 } },
+      console: new ConsoleMetrics(config, snapshot, host.logger, (rule, alert) => this.alertAction(rule.action, alert)),
+      sampler: this.tracer?.sampler,
     };
     this.state = state;
     const deliveries = new DeliveryTraces(host);
     this.logTriggers = new LogTriggers(deliveries);
     this.traceTriggers = new TraceTriggers(deliveries);
-    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined);
 
     registerLogFunctions(host, this.name, config, state.logs, { record: (log) => this.recordLog(log) });
     registerFunctions(host, this.name, state);
+    registerConsoleFunctions(host, this.name, state);
     await host.registerTriggerType(
       this.name,
       { id: 'log', description: 'Fires for every stored log record at or above `level` (all, trace, debug, info, warn, error)', trigger_request_format: LOG_CONFIG_FORMAT },
@@ -82,10 +103,18 @@ export class ObservabilityModule implements EngineModule {
       this.traceTriggers,
     );
     host.events.on('telemetry', this.onTelemetry);
+    host.events.on('worker', this.onWorker);
+    this.warnAtStart(config);
+    await state.console.start();
+    this.otlp = OtlpSignals.start(config, engineResource(config, host.nodeId), state.console, host.logger, process.env);
   }
 
   async stop(): Promise<void> {
     this.host?.events.off('telemetry', this.onTelemetry);
+    this.host?.events.off('worker', this.onWorker);
+    this.state?.console.stop();
+    await this.otlp?.shutdown();
+    this.otlp = undefined;
     this.traceTriggers?.stop();
     await this.tracer?.shutdown();
     this.tracer = undefined;
@@ -96,6 +125,45 @@ export class ObservabilityModule implements EngineModule {
     return this.tracer?.start(request);
   }
 
+  /** What the config asks for and this module cannot do (the config loader warns about the rest). */
+  private warnAtStart(config: ObservabilityConfig): void {
+    const logger = this.host!.logger;
+    for (const rule of config.alerts) {
+      if (!isSeriesMetric(rule.metric)) {
+        logger.warn({ alert: rule.name, metric: rule.metric }, `iii-observability: alert "${rule.name}" names metric "${rule.metric}", which is not in the engine series (${SERIES_METRICS.join(', ')}); it never fires`);
+      }
+    }
+  }
+
+  /** The latest resource metrics the worker's SDK reported to this node (`engine::workers::info`). */
+  latestWorkerMetrics(workerId: string): Record<string, Json> | undefined {
+    return this.workerMetrics.of(workerId);
+  }
+
+  /**
+   * An alert's `function` action (the alert is the payload) or `webhook` action (the alert POSTed
+   * as JSON, ALERT_WEBHOOK_TIMEOUT_MS at most, redirects not followed); a failure is logged.
+   */
+  private alertAction(action: AlertAction, alert: Json): void {
+    const logger = this.host!.logger;
+    if (action.type === 'function' && action.path) {
+      this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) => logger.warn({ err, functionId: action.path }, 'alert function failed'));
+    } else if (action.type === 'webhook' && action.url) {
+      fetch(action.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alert),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(ALERT_WEBHOOK_TIMEOUT_MS),
+      })
+        .then(async (response) => {
+          await response.arrayBuffer().catch(() => undefined);
+          if (!response.ok) logger.warn({ url: originOf(action.url), status: response.status }, 'alert webhook answered an error');
+        })
+        .catch((err: unknown) => logger.warn({ url: originOf(action.url), err: err instanceof Error ? err.message : String(err) }, 'alert webhook failed'));
+    }
+  }
+
   private spanEnded(span: StoredSpan): void {
     this.state!.spans!.add(span);
     const triggers = this.traceTriggers!;
@@ -104,7 +172,8 @@ export class ObservabilityModule implements EngineModule {
   }
 
   private recordLog(log: StoredLog): void {
-    this.state!.logs.add(log);
+    if (this.state!.config.logsExporter !== 'otlp') this.state!.logs.add(log);
+    this.otlp?.log(log);
     this.logTriggers!.publish(log);
   }
 
@@ -124,7 +193,12 @@ export class ObservabilityModule implements EngineModule {
         parsed = logs;
       } else {
         const metrics = parseMetrics(body, receivedAt, workerId);
-        if (state.config.metricsEnabled) for (const metric of metrics.items) state.sdkMetrics.put(metric);
+        if (state.config.metricsEnabled) {
+          for (const metric of metrics.items) {
+            state.sdkMetrics.put(metric);
+            this.workerMetrics.record(metric);
+          }
+        }
         parsed = metrics;
       }
     } catch (err) {

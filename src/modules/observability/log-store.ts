@@ -40,11 +40,19 @@ export interface LogQuery {
   limit: number;
 }
 
-/** The newest `capacity` log records (engine::log::* and SDK logs). Lists are newest first. */
+/**
+ * The newest `capacity` log records (engine::log::* and SDK logs). Lists are newest first and
+ * leave out records stored more than `retentionMs` ago (`logs_retention_seconds`); those stay in
+ * the ring until newer ones push them out. Age counts from when this node stored the record, not
+ * from the SDK's timestamps (a worker's clock may be off).
+ */
 export class LogStore {
-  private readonly ring: Ring<StoredLog>;
+  private readonly ring: Ring<{ record: StoredLog; storedAtMs: number }>;
 
-  constructor(capacity: number) {
+  constructor(
+    capacity: number,
+    private readonly retentionMs = Infinity,
+  ) {
     this.ring = new Ring(capacity);
   }
 
@@ -53,7 +61,7 @@ export class LogStore {
   }
 
   add(record: StoredLog): void {
-    this.ring.push(record);
+    this.ring.push({ record, storedAtMs: Date.now() });
   }
 
   clear(): void {
@@ -62,7 +70,10 @@ export class LogStore {
 
   list(q: LogQuery): { logs: StoredLog[]; total: number } {
     const text = q.severityText?.toLowerCase();
+    const oldestMs = Date.now() - this.retentionMs;
     const matches = [...this.ring]
+      .filter((entry) => entry.storedAtMs >= oldestMs)
+      .map((entry) => entry.record)
       .filter(
         (l) =>
           (q.startTime === undefined || l.timestamp_unix_nano >= q.startTime) &&

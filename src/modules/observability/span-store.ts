@@ -15,10 +15,37 @@ export interface SpanQuery {
   includeInternal: boolean;
   /** Match every span, not only roots. */
   searchAllSpans: boolean;
+  /** Every pair must hold: the span's attribute (or resource attribute) `key`, as text, is `value`. */
+  attributes?: ReadonlyArray<readonly [string, string]>;
+  /** A span matching any entry is left out: `[key, value]` as above, or `[key]` for "has the key". */
+  excludeAttributes?: ReadonlyArray<readonly [string, string?]>;
   sortBy: 'start_time' | 'duration' | 'name';
   sortOrder: 'asc' | 'desc';
   offset: number;
   limit: number;
+}
+
+export interface GroupQuery {
+  attribute: string;
+  /** Only spans that started at or after this, unix milliseconds. */
+  sinceMs?: number;
+  limit: number;
+  includeInternal: boolean;
+  /** The group's label: the first value of this attribute among its spans (else the value). */
+  labelAttribute?: string;
+}
+
+export interface SpanGroup {
+  value: string;
+  label: string;
+  trace_ids: string[];
+  span_count: number;
+  /** Unix milliseconds: the first span's start and the last span's end. */
+  first_seen_ms: number;
+  last_seen_ms: number;
+  /** last_seen_ms - first_seen_ms. */
+  duration_ms: number;
+  error_count: number;
 }
 
 export interface SpanTreeNode extends StoredSpan {
@@ -63,6 +90,35 @@ export class SpanStore {
     return { spans: matches.slice(query.offset, query.offset + query.limit), total: matches.length };
   }
 
+  /** Spans by the value of one attribute, the group seen last first (`engine::traces::group_by`). */
+  groupBy(query: GroupQuery): SpanGroup[] {
+    const groups = new Map<string, SpanGroup & { traces: Set<string> }>();
+    const sinceNs = query.sinceMs === undefined ? undefined : query.sinceMs * 1e6;
+    for (const span of this.ring) {
+      if (!query.includeInternal && isInternalSpanName(span.name)) continue;
+      if (sinceNs !== undefined && span.start_time_unix_nano < sinceNs) continue;
+      const value = attributeText(span, query.attribute);
+      if (value === undefined) continue;
+      let group = groups.get(value);
+      const startMs = span.start_time_unix_nano / 1e6;
+      const endMs = span.end_time_unix_nano / 1e6;
+      if (!group) {
+        group = { value, label: value, trace_ids: [], traces: new Set(), span_count: 0, first_seen_ms: startMs, last_seen_ms: endMs, duration_ms: 0, error_count: 0 };
+        groups.set(value, group);
+      }
+      if (query.labelAttribute !== undefined && group.label === value) group.label = attributeText(span, query.labelAttribute) ?? value;
+      group.traces.add(span.trace_id);
+      group.span_count++;
+      group.first_seen_ms = Math.min(group.first_seen_ms, startMs);
+      group.last_seen_ms = Math.max(group.last_seen_ms, endMs);
+      if (span.status === 'error') group.error_count++;
+    }
+    return [...groups.values()]
+      .sort((a, b) => b.last_seen_ms - a.last_seen_ms)
+      .slice(0, query.limit)
+      .map(({ traces, ...group }) => ({ ...group, trace_ids: [...traces], duration_ms: group.last_seen_ms - group.first_seen_ms }));
+  }
+
   /** The spans of one trace as trees, roots oldest first. */
   tree(traceId: string): SpanTreeNode[] {
     const nodes = new Map<string, SpanTreeNode>();
@@ -91,7 +147,16 @@ function matchesQuery(s: StoredSpan, q: SpanQuery): boolean {
   if (q.maxDurationMs !== undefined && s.duration_ms > q.maxDurationMs) return false;
   if (q.startTime !== undefined && s.start_time_unix_nano < q.startTime) return false;
   if (q.endTime !== undefined && s.start_time_unix_nano > q.endTime) return false;
+  if (q.attributes && !q.attributes.every(([key, value]) => attributeText(s, key) === value)) return false;
+  if (q.excludeAttributes?.some(([key, value]) => (value === undefined ? attributeText(s, key) !== undefined : attributeText(s, key) === value))) return false;
   return true;
+}
+
+/** A span attribute (else resource attribute) as text; arrays as JSON. Undefined when absent. */
+function attributeText(s: StoredSpan, key: string): string | undefined {
+  const value = key in s.attributes ? s.attributes[key] : s.resource[key];
+  if (value === undefined || value === null) return undefined;
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
 function comparator(q: SpanQuery): (a: StoredSpan, b: StoredSpan) => number {

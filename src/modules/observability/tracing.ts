@@ -1,21 +1,14 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { parseTraceParent } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type ReadableSpan,
-  type Sampler,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { EngineError } from '../../protocol/errors';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { ObservabilityConfig } from './config';
+import { OtlpHttpSpanExporter } from './otlp-exporters';
+import { OtlpPush, otlpTarget } from './otlp-transport';
+import { RuleSampler } from './sampling';
 import { fromReadableSpan, resourceJson, type StoredSpan } from './stored-span';
 
 const TRACER_NAME = 'iii-engine';
@@ -31,45 +24,47 @@ const SHUTDOWN_FLUSH_MS = 3000;
 /**
  * The engine's tracer: one OpenTelemetry span per call routed by this node, parented on the
  * caller's W3C `traceparent`. Each engine has its own provider (nothing is registered globally,
- * so several engines can share a process). Sampling is parent-based with `sampling_ratio` for
- * roots.
+ * so several engines can share a process). Sampling is RuleSampler's: `sampling` rules by
+ * function id and service, else `sampling_ratio`, parent-based unless `sampling.parent_based` is false.
  */
 export class CallTracer {
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
-  private readonly sampler: RetunableSampler;
+  readonly sampler: RuleSampler;
 
-  constructor(config: ObservabilityConfig, nodeId: string, onEnd: ((span: StoredSpan) => void) | undefined) {
+  /**
+   * Spans go to OTLP over gRPC (OTLPTraceExporter), or over HTTP/protobuf to `<endpoint>/v1/traces`
+   * when `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` say `http/...`.
+   */
+  constructor(
+    config: ObservabilityConfig,
+    nodeId: string,
+    onEnd: ((span: StoredSpan) => void) | undefined,
+    env: NodeJS.ProcessEnv = process.env,
+    onExportError: (err: unknown) => void = () => undefined,
+  ) {
     const spanProcessors: SpanProcessor[] = [];
     if (config.exporter !== 'memory') {
-      const exporter = new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS });
+      const target = otlpTarget('traces', config.endpoint, env);
+      const exporter =
+        target.protocol === 'grpc' ? new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS }) : new OtlpHttpSpanExporter(new OtlpPush(target), onExportError);
       spanProcessors.push(
         new BatchSpanProcessor(exporter, { scheduledDelayMillis: OTLP_EXPORT_DELAY_MS, exportTimeoutMillis: OTLP_EXPORT_TIMEOUT_MS, maxQueueSize: OTLP_MAX_QUEUE_SPANS }),
       );
     }
-    const attributes: Record<string, string> = {
-      'service.name': config.serviceName,
-      'service.version': config.serviceVersion,
-      'service.instance.id': nodeId,
-    };
-    if (config.serviceNamespace !== undefined) attributes['service.namespace'] = config.serviceNamespace;
-    const resource = resourceFromAttributes(attributes);
+    const resource = engineResource(config, nodeId);
     if (onEnd) {
       const json = resourceJson(resource.attributes);
       spanProcessors.unshift(new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))));
     }
-    this.sampler = new RetunableSampler(rootSampler(config.samplingRatio));
-    this.provider = new BasicTracerProvider({
-      resource,
-      sampler: new ParentBasedSampler({ root: this.sampler }),
-      spanProcessors,
-    });
+    this.sampler = new RuleSampler(config.sampling, config.serviceName, config.samplingRatio);
+    this.provider = new BasicTracerProvider({ resource, sampler: this.sampler, spanProcessors });
     this.tracer = this.provider.getTracer(TRACER_NAME, config.serviceVersion);
   }
 
-  /** Hot reload of `sampling_ratio`: roots started from now on. */
+  /** Hot reload of `sampling_ratio`: roots started from now on (unless `sampling.default` is set). */
   setSamplingRatio(ratio: number): void {
-    this.sampler.current = rootSampler(ratio);
+    this.sampler.setSamplingRatio(ratio);
   }
 
   /** The span of one call: SERVER for a worker's call, INTERNAL for a module's. */
@@ -91,26 +86,6 @@ export class CallTracer {
     await Promise.race([this.provider.shutdown().catch(() => undefined), deadline]);
     clearTimeout(timer);
   }
-}
-
-/** A root sampler that can be replaced while the provider runs. */
-class RetunableSampler implements Sampler {
-  constructor(public current: Sampler) {}
-
-  shouldSample(...args: Parameters<Sampler['shouldSample']>): ReturnType<Sampler['shouldSample']> {
-    return this.current.shouldSample(...args);
-  }
-
-  toString(): string {
-    return this.current.toString();
-  }
-}
-
-/** Ratios 1 and 0 skip the per-span trace-id arithmetic. */
-function rootSampler(ratio: number): Sampler {
-  if (ratio >= 1) return new AlwaysOnSampler();
-  if (ratio <= 0) return new AlwaysOffSampler();
-  return new TraceIdRatioBasedSampler(ratio);
 }
 
 class EngineCallSpan implements CallSpan {
@@ -135,6 +110,17 @@ class EngineCallSpan implements CallSpan {
     }
     this.span.end();
   }
+}
+
+/** The engine's OTel resource (spans, metrics and logs it exports): service identity and node id. */
+export function engineResource(config: ObservabilityConfig, nodeId: string): Resource {
+  const attributes: Record<string, string> = {
+    'service.name': config.serviceName,
+    'service.version': config.serviceVersion,
+    'service.instance.id': nodeId,
+  };
+  if (config.serviceNamespace !== undefined) attributes['service.namespace'] = config.serviceNamespace;
+  return resourceFromAttributes(attributes);
 }
 
 /** Hands every ended (sampled) span to the memory store, in its compact form. */
