@@ -15,7 +15,7 @@ import type { EngineModule, FunctionDefinition, ModuleHost, TriggerTypeDefinitio
 import { createModules, reconfigureModules } from '../modules';
 import { compareEngineSettings } from './settings';
 import { ObservabilityModule } from '../modules/observability';
-import { createLogger, type Logger } from '../observability/logger';
+import { createLogger, setLogLevel, type Logger } from '../observability/logger';
 import { LogLimiter } from '../observability/log-limiter';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
@@ -428,6 +428,14 @@ export class Engine implements ModuleHost {
   async applySettings(next: EngineConfig): Promise<{ applied: string[]; restart: string[] }> {
     const { rbac, restart } = compareEngineSettings(this.config, next);
     const applied: string[] = [];
+    if (next.logLevel !== this.config.logLevel) {
+      if (setLogLevel(this.logger, next.logLevel)) {
+        this.config.logLevel = next.logLevel;
+        applied.push(`log level ${next.logLevel}`);
+      } else {
+        restart.push('the log level changed; restart the engine to apply it (this engine logs through a logger of its embedder)');
+      }
+    }
     for (const [i, rules] of rbac) {
       const listener = { ...this.config.listeners[i]! };
       if (rules === undefined) delete listener.rbac;

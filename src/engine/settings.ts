@@ -3,7 +3,6 @@ import type { EngineConfig, WorkerListenerConfig } from '../config/types';
 
 /** Top-level settings that only a restart applies, with the names users know them by. */
 const RESTART_ONLY: ReadonlyArray<[keyof EngineConfig, string]> = [
-  ['logLevel', 'the log level'],
   ['invocationTimeoutMs', 'engine.invocation_timeout_ms'],
   ['drainGraceMs', 'engine.drain_grace_ms'],
   ['limits', 'the iii-worker-manager limits'],

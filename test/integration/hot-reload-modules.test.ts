@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
 import { loadConfig } from '../../src/config/load';
 import { Engine } from '../../src/engine/engine';
-import { silentLogger } from '../../src/observability/logger';
+import { createLogger, silentLogger } from '../../src/observability/logger';
 import { functionRegistered, waitFor } from '../support/engine';
 import { call, failure, rejection, type Any } from '../support/calls';
 
@@ -117,4 +117,26 @@ test('observability sampling applies at once; a key that needs a restart is name
   const count = await traces();
   for (let i = 0; i < 5; i++) await call(w, 'app::traced', {});
   expect(await traces()).toBe(count);
+});
+
+test('the log level applies live to every logger of the engine, children made before the change included', async () => {
+  const file = join(dir, 'config.yaml');
+  const env = { ...ENV, LOG_LEVEL: '' };
+  const withLevel = async (level: string) => {
+    await writeFile(file, `workers:\n  - name: iii-observability\n    config: {level: ${level}}\n`);
+    const { config } = loadConfig({ path: file, env });
+    config.listeners = config.listeners.map((l) => ({ ...l, host: '127.0.0.1' }));
+    config.metrics = { host: '127.0.0.1', port: 0 };
+    return config;
+  };
+  const root = createLogger('error');
+  const earlierChild = root.child({ module: 'made-before' });
+  engine = new Engine(await withLevel('error'), { logger: root });
+  await engine.start();
+  const result = await engine.applySettings(await withLevel('debug'));
+  expect(result.applied).toEqual(expect.arrayContaining(['log level debug', 'iii-observability']));
+  expect(result.restart).toEqual([]);
+  expect([root.level, earlierChild.level, earlierChild.child({ later: true }).level]).toEqual(['debug', 'debug', 'debug']);
+  await engine.applySettings(await withLevel('fatal'));
+  expect(earlierChild.level).toBe('fatal');
 });

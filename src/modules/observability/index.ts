@@ -34,7 +34,7 @@ const ALERT_WEBHOOK_TIMEOUT_MS = 10_000;
  * trigger types, and the trace/log/metrics/health/baggage functions.
  */
 /** Keys applied without a restart. */
-const LIVE_KEYS = ['sampling_ratio', 'logs_sampling_ratio', 'logs_console_output'] as const;
+const LIVE_KEYS = ['sampling_ratio', 'logs_sampling_ratio', 'logs_console_output', 'level'] as const;
 
 export class ObservabilityModule implements EngineModule {
   readonly name = OBSERVABILITY_MODULE;
@@ -52,7 +52,10 @@ export class ObservabilityModule implements EngineModule {
 
   constructor(private block: Record<string, unknown>) {}
 
-  /** Hot reload: the sampling ratios and console output apply at once; the rest needs a restart. */
+  /**
+   * Hot reload: the sampling ratios and console output apply at once (`level` too: the engine
+   * sets the log level itself, see Engine.applySettings); the rest needs a restart.
+   */
   async reconfigure(block: Record<string, unknown>): Promise<string[]> {
     const restart = needsRestart(this.block, block, LIVE_KEYS);
     const state = this.state;
