@@ -1,7 +1,5 @@
-import type { IIIClient } from 'iii-sdk';
-import { registerWorker } from 'iii-sdk';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
-import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { OtherEngine } from '../support/other-engine';
 import { call, failure, rejection, type Any } from '../support/calls';
 
 /**
@@ -9,60 +7,37 @@ import { call, failure, rejection, type Any } from '../support/calls';
  * running as its own process, as an ordinary worker over the iii protocol.
  */
 
-let remote: NodeProcess | undefined;
-let remotePort: number;
+const other = new OtherEngine();
 const local: TestEngine[] = [];
-const remoteWorkers: IIIClient[] = [];
 
 function bridged(block: Record<string, unknown>): Promise<TestEngine> {
   const base = testConfig();
-  return startEngine({ modules: { ...base.modules, bridge: { enabled: true, config: { url: `ws://127.0.0.1:${remotePort}`, ...block } } } }).then((t) => {
+  return startEngine({ modules: { ...base.modules, bridge: { enabled: true, config: { url: other.url, ...block } } } }).then((t) => {
     local.push(t);
     return t;
   });
 }
 
-async function startRemote(env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
-  remote = await startNodeProcess({ nodeId: 'remote', env: { III_WS_PORT: String(remotePort), ...env } });
-  return remote;
-}
-
-function remoteWorker(name: string, token?: string): IIIClient {
-  const url = `ws://127.0.0.1:${remotePort}`;
-  const worker = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
-  remoteWorkers.push(worker);
-  return worker;
-}
-
-/** Waits until the remote engine lists `functionId` (asked through `worker`). */
-async function remoteHas(worker: IIIClient, functionId: string): Promise<void> {
-  await waitFor(async () => {
-    const { functions } = await call(worker, 'engine::functions::list', {});
-    return (functions as Any[]).some((f) => f.function_id === functionId);
-  }, `${functionId} on the remote engine`, 10_000);
-}
-
 beforeEach(async () => {
-  remotePort = await freePort();
+  await other.pickPort();
 });
 afterEach(async () => {
-  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
+  await other.stopWorkers();
   await Promise.all(local.splice(0).map((t) => t.close()));
-  await remote?.kill('SIGKILL');
-  remote = undefined;
+  await other.kill();
 });
 
 test('bridge.invoke and forwarded functions call the remote engine; exposed functions serve it; invoke_async fires', async () => {
-  await startRemote();
+  await other.start();
   const fired: Any[] = [];
-  const rw = remoteWorker('remote-app');
+  const rw = other.worker('remote-app');
   rw.registerFunction('remote::echo', async (data: Any) => ({ echoed: data }));
   rw.registerFunction('remote::nothing', async () => undefined);
   rw.registerFunction('remote::fail', async () => {
     throw new Error('remote says no');
   });
   rw.registerFunction('remote::record', async (data: Any) => void fired.push(data));
-  await remoteHas(rw, 'remote::record');
+  await other.has(rw, 'remote::record');
 
   const t = await bridged({
     forward: [{ local_function: 'local::echo', remote_function: 'remote::echo', timeout_ms: 5000 }],
@@ -80,7 +55,7 @@ test('bridge.invoke and forwarded functions call the remote engine; exposed func
   expect(err.message).toMatch(/remote says no/);
   expect((await failure(lw, 'bridge.invoke', { function_id: 'remote::missing', data: {} })).code).toBe('function_not_found');
 
-  await remoteHas(rw, 'bridged::greet');
+  await other.has(rw, 'bridged::greet');
   expect(await call(rw, 'bridged::greet', { name: 'remote' })).toBe('hello remote');
 
   expect(await call(lw, 'bridge.invoke_async', { function_id: 'remote::record', data: { id: 7 } })).toBeUndefined();
@@ -89,38 +64,38 @@ test('bridge.invoke and forwarded functions call the remote engine; exposed func
 });
 
 test('the remote engine going away fails calls with bridge_unavailable by their deadline; after it returns the bridge reconnects and re-registers', async () => {
-  await startRemote();
-  let rw = remoteWorker('remote-app');
+  await other.start();
+  let rw = other.worker('remote-app');
   rw.registerFunction('remote::echo', async (data: Any) => data);
-  await remoteHas(rw, 'remote::echo');
+  await other.has(rw, 'remote::echo');
   const t = await bridged({ expose: [{ local_function: 'local::ping' }] });
   const lw = t.worker('local-app');
   lw.registerFunction('local::ping', async () => 'pong');
   await functionRegistered(t.engine, 'local::ping');
   expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 1 })).toBe(1);
 
-  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
-  await remote!.kill('SIGKILL');
+  await other.stopWorkers();
+  await other.kill();
   const started = Date.now();
   const down = await failure(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 2, timeout_ms: 500 });
   expect(down.code).toBe('bridge_unavailable');
   expect(Date.now() - started).toBeLessThan(3000);
   expect((await failure(lw, 'bridge.invoke_async', { function_id: 'remote::echo', data: 3 })).code).toBe('bridge_unavailable');
 
-  await startRemote();
-  rw = remoteWorker('remote-app-2');
+  await other.start();
+  rw = other.worker('remote-app-2');
   rw.registerFunction('remote::echo', async (data: Any) => data);
-  await remoteHas(rw, 'remote::echo');
+  await other.has(rw, 'remote::echo');
   expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 4, timeout_ms: 15_000 })).toBe(4);
-  await remoteHas(rw, 'local::ping');
+  await other.has(rw, 'local::ping');
   expect(await call(rw, 'local::ping', {})).toBe('pong');
 }, 60_000);
 
 test('a remote engine with a worker token: the bridge presents auth_token; a wrong token is refused and calls fail clearly', async () => {
-  await startRemote({ III_WORKER_TOKEN: 'secret-token' });
-  const rw = remoteWorker('remote-app', 'secret-token');
+  await other.start({ III_WORKER_TOKEN: 'secret-token' });
+  const rw = other.worker('remote-app', 'secret-token');
   rw.registerFunction('remote::echo', async (data: Any) => data);
-  await remoteHas(rw, 'remote::echo');
+  await other.has(rw, 'remote::echo');
 
   const good = await bridged({ auth_token: 'secret-token' });
   expect(await call(good.worker('a'), 'bridge.invoke', { function_id: 'remote::echo', data: 'ok', timeout_ms: 5000 })).toBe('ok');
@@ -131,7 +106,7 @@ test('a remote engine with a worker token: the bridge presents auth_token; a wro
 }, 30_000);
 
 test('bad input: a missing function_id or a bad timeout is refused naming the field', async () => {
-  await startRemote();
+  await other.start();
   const t = await bridged({});
   const lw = t.worker('local-app');
   expect((await failure(lw, 'bridge.invoke', { data: 1 })).message).toMatch(/missing field `function_id`/);
@@ -141,7 +116,7 @@ test('bad input: a missing function_id or a bad timeout is refused naming the fi
 describe('the bridge adapter of iii-state', () => {
   function stateBridged(): Promise<TestEngine> {
     const base = testConfig();
-    const state = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}` } } } };
+    const state = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: other.url } } } };
     return startEngine({ modules: { ...base.modules, state } }).then((t) => {
       local.push(t);
       return t;
@@ -149,8 +124,8 @@ describe('the bridge adapter of iii-state', () => {
   }
 
   test('state::* is served by the other engine; its changes, made there or here, fire local state triggers once', async () => {
-    await startRemote();
-    const rw = remoteWorker('remote-app');
+    await other.start();
+    const rw = other.worker('remote-app');
     const t = await stateBridged();
     const lw = t.worker('local-app');
     const seen: Any[] = [];
@@ -187,10 +162,10 @@ describe('the bridge adapter of iii-state', () => {
 
 describe('the bridge adapter of configuration', () => {
   test('configuration::* is served by the other engine; its changes, made there or here, fire local configuration triggers once', async () => {
-    await startRemote();
-    const rw = remoteWorker('remote-app');
+    await other.start();
+    const rw = other.worker('remote-app');
     const base = testConfig();
-    const configuration = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}` } } } };
+    const configuration = { enabled: true, config: { adapter: { name: 'bridge', config: { bridge_url: other.url } } } };
     const t = await startEngine({ modules: { ...base.modules, configuration } });
     local.push(t);
     const lw = t.worker('local-app');

@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
+import { TriggerAction, type IIIClient } from 'iii-sdk';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
-import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { OtherEngine } from '../support/other-engine';
 import { call, failure, rejection, type Any } from '../support/calls';
 
 /**
@@ -25,32 +25,26 @@ workers:
 const BRIDGE_TIMEOUT_MS = 1000;
 
 let dir: string;
-let remote: NodeProcess | undefined;
-let remotePort: number;
 const local: TestEngine[] = [];
-const remoteWorkers: IIIClient[] = [];
+
+let other: OtherEngine;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'iii-queue-bridge-'));
   await writeFile(join(dir, 'config.yaml'), REMOTE_CONFIG);
+  other = new OtherEngine({ cwd: dir, args: ['--config', 'config.yaml'] });
 });
 beforeEach(async () => {
-  remotePort = await freePort();
+  await other.pickPort();
 });
 afterEach(async () => {
-  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
+  await other.stopWorkers();
   await Promise.all(local.splice(0).map((t) => t.close()));
-  await remote?.kill('SIGKILL');
-  remote = undefined;
+  await other.kill();
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function startRemote(): Promise<NodeProcess> {
-  remote = await startNodeProcess({ nodeId: 'remote', cwd: dir, args: ['--config', 'config.yaml'], env: { III_WS_PORT: String(remotePort) } });
-  return remote;
-}
 
 /** A local engine whose iii-queue is bridged; its own `jobs` policy (1 attempt) must not apply. */
 async function bridged(extra: Record<string, unknown> = {}): Promise<TestEngine> {
@@ -59,7 +53,7 @@ async function bridged(extra: Record<string, unknown> = {}): Promise<TestEngine>
     enabled: true,
     config: {
       queue_configs: { jobs: { max_retries: 1, backoff_ms: 5000 }, only_here: {} },
-      adapter: { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}`, timeout_ms: BRIDGE_TIMEOUT_MS, ...extra } },
+      adapter: { name: 'bridge', config: { bridge_url: other.url, timeout_ms: BRIDGE_TIMEOUT_MS, ...extra } },
     },
   };
   const t = await startEngine({ modules: { ...base.modules, queue } });
@@ -67,22 +61,8 @@ async function bridged(extra: Record<string, unknown> = {}): Promise<TestEngine>
   return t;
 }
 
-function remoteWorker(name: string): IIIClient {
-  const worker = registerWorker(`ws://127.0.0.1:${remotePort}`, { workerName: name, enableMetricsReporting: false, otel: { enabled: false } });
-  remoteWorkers.push(worker);
-  return worker;
-}
-
 function enqueue(w: IIIClient, queue: string, functionId: string, payload: unknown): Promise<Any> {
   return w.trigger({ function_id: functionId, payload, action: TriggerAction.Enqueue({ queue }) });
-}
-
-/** Waits until the remote engine lists `functionId` (asked through `worker`). */
-async function remoteHas(worker: IIIClient, functionId: string): Promise<void> {
-  await waitFor(async () => {
-    const { functions } = await call(worker, 'engine::functions::list', {});
-    return (functions as Any[]).some((f) => f.function_id === functionId);
-  }, `${functionId} on the remote engine`, 10_000);
 }
 
 /** Waits until the remote engine's topic has `count` subscriptions (ours arrive over the bridge). */
@@ -94,8 +74,8 @@ async function remoteSubscribers(worker: IIIClient, topic: string, count: number
 }
 
 test('a job enqueued here lands in the other engine and is delivered from there to a consumer here', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridged();
   const lw = t.worker('local-app');
   const got: Any[] = [];
@@ -107,7 +87,7 @@ test('a job enqueued here lands in the other engine and is delivered from there 
   await waitFor(() => got.length === 1, 'the delivery from the other engine', 10_000);
   expect(got).toEqual([{ n: 1, nested: { ok: true } }]);
   // The job went through the other engine: this engine serves local::work there for its queue.
-  await remoteHas(rw, 'local::work');
+  await other.has(rw, 'local::work');
   // A queue only this engine lists is refused by the other one, and the refusal reaches the producer.
   const refused = await rejection(enqueue(lw, 'only_here', 'local::work', { n: 2 }));
   expect(refused.code).toBe('enqueue_error');
@@ -117,11 +97,11 @@ test('a job enqueued here lands in the other engine and is delivered from there 
 }, 30_000);
 
 test('jobs enqueued and published on the other engine are consumed here: named queue (serve_functions) and durable:subscriber', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const remoteNews: Any[] = [];
   rw.registerFunction('remote::news', async (data: Any) => void remoteNews.push(data));
-  await remoteHas(rw, 'remote::news');
+  await other.has(rw, 'remote::news');
   rw.registerTrigger({ type: 'durable:subscriber', function_id: 'remote::news', config: { topic: 'news' } });
 
   const t = await bridged({ serve_functions: ['local::served'] });
@@ -134,7 +114,7 @@ test('jobs enqueued and published on the other engine are consumed here: named q
   const binding = lw.registerTrigger({ type: 'durable:subscriber', function_id: 'local::news', config: { topic: 'news', queue_config: { maxRetries: 1, backoffDelayMs: 10 } } });
 
   // Named queue: a worker there enqueues for a function that lives here.
-  await remoteHas(rw, 'local::served');
+  await other.has(rw, 'local::served');
   expect(await enqueue(rw, 'jobs', 'local::served', { from: 'remote' })).toEqual({ messageReceiptId: expect.any(String) });
   await waitFor(() => served.length === 1, 'the remote job delivered here', 10_000);
   expect(served).toEqual([{ from: 'remote' }]);
@@ -169,8 +149,8 @@ test('jobs enqueued and published on the other engine are consumed here: named q
 }, 30_000);
 
 test("a failing consumer here gets the other engine's retries; the job lands in its DLQ, which this engine's DLQ functions show and redrive", async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridged();
   const lw = t.worker('local-app');
   const attempts: number[] = [];
@@ -205,7 +185,7 @@ test("a failing consumer here gets the other engine's retries; the job lands in 
 }, 30_000);
 
 test('an enqueue while the other engine is down fails with bridge_unavailable by its deadline; after it returns, enqueues are delivered again', async () => {
-  await startRemote();
+  await other.start();
   const t = await bridged();
   const lw = t.worker('local-app');
   const got: Any[] = [];
@@ -214,8 +194,7 @@ test('an enqueue while the other engine is down fails with bridge_unavailable by
   await enqueue(lw, 'jobs', 'local::work', { n: 1 });
   await waitFor(() => got.length === 1, 'the first delivery', 10_000);
 
-  await remote!.kill('SIGKILL');
-  remote = undefined;
+  await other.kill();
   let started = Date.now();
   const direct = await failure(lw, 'engine::queue::enqueue', { queue: 'jobs', function_id: 'local::work', data: { n: 2 } });
   expect(direct.code).toBe('bridge_unavailable');
@@ -229,7 +208,7 @@ test('an enqueue while the other engine is down fails with bridge_unavailable by
   const publish = await failure(lw, 'iii::durable::publish', { topic: 'news', data: {} });
   expect(publish.code).toBe('bridge_unavailable');
 
-  await startRemote();
+  await other.start();
   // Reconnection backoff is at most a few seconds here: retry the enqueue until the link is back.
   await waitFor(() => enqueue(lw, 'jobs', 'local::work', { n: 4 }).then(() => true, () => false), 'an accepted enqueue after the restart', 20_000);
   await waitFor(() => got.some((d) => d.n === 4), 'the delivery after the restart', 10_000);

@@ -1,12 +1,11 @@
 import type { IIIClient } from 'iii-sdk';
-import { registerWorker } from 'iii-sdk';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { silentLogger } from '../../src/observability/logger';
 import type { StreamModule } from '../../src/modules/stream';
 import { BridgeStreamStorage } from '../../src/modules/stream/adapters/bridge-storage';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
-import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { OtherEngine } from '../support/other-engine';
 import { call, failure, type Any } from '../support/calls';
 
 /**
@@ -20,10 +19,8 @@ const CALL_TIMEOUT_MS = 1000;
 /** How long "nothing more arrives" is watched for, in ms. */
 const QUIET_MS = 400;
 
-let remote: NodeProcess | undefined;
-let remotePort: number;
+const other = new OtherEngine();
 const locals: TestEngine[] = [];
-const remoteWorkers: IIIClient[] = [];
 const clients: Client[] = [];
 const storages: BridgeStreamStorage[] = [];
 const sockets: Socket[] = [];
@@ -64,21 +61,10 @@ class Client {
   }
 }
 
-async function startRemote(): Promise<NodeProcess> {
-  remote = await startNodeProcess({ nodeId: 'remote', env: { III_WS_PORT: String(remotePort) } });
-  return remote;
-}
-
-function remoteWorker(name: string): IIIClient {
-  const worker = registerWorker(`ws://127.0.0.1:${remotePort}`, { workerName: name, enableMetricsReporting: false, otel: { enabled: false } });
-  remoteWorkers.push(worker);
-  return worker;
-}
-
 async function bridgedEngine(): Promise<TestEngine> {
   const base = testConfig();
   const stream = base.modules['stream']!;
-  const adapter = { name: 'bridge', config: { bridge_url: `ws://127.0.0.1:${remotePort}`, timeout_ms: CALL_TIMEOUT_MS } };
+  const adapter = { name: 'bridge', config: { bridge_url: other.url, timeout_ms: CALL_TIMEOUT_MS } };
   const t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } });
   locals.push(t);
   return t;
@@ -105,21 +91,20 @@ async function localStreamTrigger(t: TestEngine, worker: IIIClient, functionId: 
 }
 
 beforeEach(async () => {
-  remotePort = await freePort();
+  await other.pickPort();
 });
 afterEach(async () => {
   for (const c of clients.splice(0)) c.ws.terminate();
   for (const socket of sockets.splice(0)) socket.disconnect();
   await Promise.all(storages.splice(0).map((s) => s.close()));
-  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
+  await other.stopWorkers();
   await Promise.all(locals.splice(0).map((t) => t.close()));
-  await remote?.kill('SIGKILL');
-  remote = undefined;
+  await other.kill();
 });
 
 test('stream::* through the local engine is served by the other engine, both ways', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const item = { stream_name: 'docs', group_id: 'g1', item_id: 'a' };
@@ -141,8 +126,8 @@ test('stream::* through the local engine is served by the other engine, both way
 }, 30_000);
 
 test('a change made on the other engine reaches a client of the local stream port and fires a local stream trigger, once each', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   await call(rw, 'stream::set', { stream_name: 'rooms', group_id: 'lobby', item_id: 'old', data: { n: 0 } });
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
@@ -171,15 +156,15 @@ test('a change made on the other engine reaches a client of the local stream por
 }, 30_000);
 
 test('a write through the local engine reaches the local client and the local trigger once, and the other engine\'s clients too', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const fired = await localStreamTrigger(t, lw, 'local::on-chat', 'chat');
   const client = await Client.open(streamPort(t));
   client.join('s1', 'chat', 'room');
   await client.sync();
-  const remoteClient = await Client.open(remote!.streamPort);
+  const remoteClient = await Client.open(other.node!.streamPort);
   remoteClient.join('r1', 'chat', 'room');
   await remoteClient.sync();
 
@@ -205,8 +190,8 @@ test('a write through the local engine reaches the local client and the local tr
 }, 30_000);
 
 test('a Socket.IO subscriber of the local port is followed too: a change made on the other engine reaches it once', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridgedEngine();
   const socket = io(`http://127.0.0.1:${streamPort(t)}`, { transports: ['websocket'], reconnection: false, forceNew: true });
   sockets.push(socket);
@@ -229,8 +214,8 @@ test('a Socket.IO subscriber of the local port is followed too: a change made on
 }, 30_000);
 
 test('a local stream trigger alone makes the other engine report its stream; its changes fire it once', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
+  await other.start();
+  const rw = other.worker('remote-app');
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const fired = await localStreamTrigger(t, lw, 'local::on-orders', 'orders');
@@ -243,8 +228,8 @@ test('a local stream trigger alone makes the other engine report its stream; its
 }, 30_000);
 
 test('the other engine going away fails calls with bridge_unavailable by their deadline; after it restarts the mirror resumes', async () => {
-  await startRemote();
-  let rw = remoteWorker('remote-app');
+  await other.start();
+  let rw = other.worker('remote-app');
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const fired = await localStreamTrigger(t, lw, 'local::on-live', 'live');
@@ -252,8 +237,8 @@ test('the other engine going away fails calls with bridge_unavailable by their d
   client.join('s1', 'live', 'g');
   await client.sync();
 
-  await Promise.all(remoteWorkers.splice(0).map((w) => w.shutdown().catch(() => undefined)));
-  await remote!.kill('SIGKILL');
+  await other.stopWorkers();
+  await other.kill();
   const started = Date.now();
   const down = await failure(lw, 'stream::set', { stream_name: 'live', group_id: 'g', item_id: 'i', data: 1 });
   expect(Date.now() - started).toBeLessThan(CALL_TIMEOUT_MS + 2000);
@@ -261,8 +246,8 @@ test('the other engine going away fails calls with bridge_unavailable by their d
   expect(down.message).toMatch(/bridge_unavailable/);
   expect((await failure(lw, 'stream::send', { stream_name: 'live', group_id: 'g', type: 't', data: null })).message).toMatch(/bridge_unavailable/);
 
-  await startRemote();
-  rw = remoteWorker('remote-app-2');
+  await other.start();
+  rw = other.worker('remote-app-2');
   // The bridge reconnects with backoff and binds again what it follows; probe until a change arrives.
   await waitFor(async () => {
     await call(rw, 'stream::set', { stream_name: 'live', group_id: 'g', item_id: 'probe', data: Date.now() });
@@ -282,9 +267,9 @@ test('the other engine going away fails calls with bridge_unavailable by their d
 }, 60_000);
 
 test('a stream nobody follows any more is unbound on the other engine after the linger, and not in between', async () => {
-  await startRemote();
-  const rw = remoteWorker('remote-app');
-  const storage = new BridgeStreamStorage({ url: `ws://127.0.0.1:${remotePort}`, nodeId: 'linger-test', logger: silentLogger, timeoutMs: CALL_TIMEOUT_MS, unfollowAfterMs: 300 });
+  await other.start();
+  const rw = other.worker('remote-app');
+  const storage = new BridgeStreamStorage({ url: other.url, nodeId: 'linger-test', logger: silentLogger, timeoutMs: CALL_TIMEOUT_MS, unfollowAfterMs: 300 });
   storages.push(storage);
   const seen: Any[] = [];
   storage.watch((event) => seen.push(event));
