@@ -44,6 +44,9 @@ ${OPS_USAGE}`;
 /** The file read when no --config is given, as the iii binary does. */
 const DEFAULT_CONFIG_FILE = 'config.yaml';
 
+/** How long after the drain grace a stopping node may take to close everything before it exits anyway, in ms. */
+export const STOP_SLACK_MS = 5000;
+
 /** Exit code for a bad command line or configuration. */
 const EXIT_USAGE = ExitCode.usage;
 /** Exit code when a second signal cuts the shutdown short (128 + SIGINT). */
@@ -134,6 +137,11 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
     stopping = true;
     logger.info({ signal, drainGraceMs: config.drainGraceMs }, 'draining, then stopping (send the signal again to exit at once)');
+    // Whatever Redis, the workers or a module do, one signal ends the process in bounded time.
+    setTimeout(() => {
+      logger.error({ deadlineMs: config.drainGraceMs + STOP_SLACK_MS }, 'the engine did not stop within drain_grace_ms + 5 s; exiting');
+      process.exit(1);
+    }, config.drainGraceMs + STOP_SLACK_MS).unref();
     started
       .catch(() => undefined)
       .then(() => reloader.stop())

@@ -258,9 +258,11 @@ export class Engine implements ModuleHost {
     for (const workerId of [...this.departed.keys()]) this.forgetDeparted(workerId);
     for (const [workerId, held] of this.orphans) {
       this.logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed before the grace ended: lost');
+      this.metrics.drainFailedCalls.inc({ reason: 'unclaimed' }, held.calls.length);
     }
     this.orphans.clear();
     const failed = this.router.pending.size;
+    if (failed > 0) this.metrics.drainFailedCalls.inc({ reason: 'grace_expired' }, failed);
     this.router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, `The engine is shutting down: the call did not finish within the drain grace (${this.config.drainGraceMs} ms)`));
     // The rejections above answer their callers from promise callbacks: let them go out first.
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -340,6 +342,7 @@ export class Engine implements ModuleHost {
       if (now < held.until) continue;
       this.orphans.delete(workerId);
       this.logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed by the worker from another node: lost');
+      this.metrics.drainFailedCalls.inc({ reason: 'unclaimed' }, held.calls.length);
     }
     for (const [workerId, holdUntil] of this.departed) {
       const waiting = this.divertedOf(workerId) > 0;
@@ -359,6 +362,7 @@ export class Engine implements ModuleHost {
     for (const [id, call] of this.diverted) {
       if (call.workerId !== workerId || call.forwarded) continue;
       this.diverted.delete(id);
+      this.metrics.drainFailedCalls.inc({ reason: 'no_target' });
       this.router.pending.reject(id, new EngineError(ErrorCode.invocationStopped, `Worker ${workerId} left draining node ${this.nodeId} and its function is served nowhere else`));
     }
     for (const fn of this.registry.functionsOf(workerId)) this.registry.apply({ op: 'function.remove', id: fn.id, workerId });

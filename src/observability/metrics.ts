@@ -60,6 +60,19 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Calls a stopping node failed because it could not finish or hand them over: `grace_expired`
+   * (still pending when `drain_grace_ms` ended, answered `engine_shutting_down`), `unclaimed`
+   * (sent on a socket the drain closed, never claimed from another node), `no_target` (for a
+   * worker that left, with its function served nowhere else).
+   */
+  readonly drainFailedCalls = new Counter({
+    name: 'iii_drain_failed_calls_total',
+    help: 'Calls a stopping node failed instead of finishing or handing them over, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly telemetryDropped = new Counter({
     name: 'iii_telemetry_dropped_total',
     help: 'SDK telemetry frames (or records in them) dropped as malformed, by signal (OTLP, LOGS, MTRC).',

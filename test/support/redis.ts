@@ -19,6 +19,9 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** Starts it again on the same port (after `stop`), for outage tests. */
   restart(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections and answers nothing (a hung Redis), until `resume`. */
+  pause(): void;
+  resume(): void;
 }
 
 export interface StartRedisOptions {
@@ -50,11 +53,20 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     child = undefined;
     if (!proc || proc.exitCode !== null) return;
     const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGCONT'); // a paused server acts on SIGTERM only once it runs again
     proc.kill('SIGTERM');
     await exited;
   };
 
   await launch();
   const scheme = options.tls ? 'rediss' : 'redis';
-  return { url: `${scheme}://127.0.0.1:${port}`, port, ...(options.password === undefined ? {} : { password: options.password }), stop, restart: launch };
+  return {
+    url: `${scheme}://127.0.0.1:${port}`,
+    port,
+    ...(options.password === undefined ? {} : { password: options.password }),
+    stop,
+    restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+  };
 }
