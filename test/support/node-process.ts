@@ -5,7 +5,11 @@ import path from 'node:path';
 import type { ClusterBus } from '../../src/config/types';
 import { freePort } from './ports';
 
-const ROOT = path.resolve(__dirname, '../..');
+/** The repository root, from test/support or from its build under dist/ (the chaos runner). */
+const ROOT = ((dir: string): string => {
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+})(__dirname);
 const BIN = path.join(ROOT, 'bin/iii-cluster.js');
 const BUILT = path.join(ROOT, 'dist/src/cli.js');
 
@@ -20,6 +24,8 @@ export interface NodeProcess {
   output(): string;
   /** Sends a signal; `SIGKILL` is a crash. Resolves when the process has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Resolves when the process exits, however that happens. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /**
@@ -53,8 +59,9 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl?: str
   };
   child.stdout!.on('data', capture);
   child.stderr!.on('data', capture);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const node: NodeProcess = {
+    exited,
     nodeId: options.nodeId,
     url: `ws://127.0.0.1:${wsPort}`,
     httpPort,

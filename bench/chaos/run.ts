@@ -1,0 +1,419 @@
+/**
+ * `npm run chaos`: three engine processes over one private redis-server, iii-sdk workers and
+ * callers on each, queue producers and consumers, one durable cron binding; for CHAOS_SECONDS
+ * (default 60), a fault every CHAOS_FAULT_EVERY_MS (default 6000), chosen at random
+ * (CHAOS_SEED) from: kill -9 of a node and its restart, SIGSTOP of Redis for 5 s, a restart
+ * of Redis with its data lost, a worker that stops reading for 5 s. Loopback only, bounded in
+ * time; every process it starts is stopped, on errors too.
+ *
+ * Every call and job carries a unique id. The summary counts calls ok / failed by code / hung
+ * (no answer within the deadline + 2 s), jobs lost (acknowledged, never delivered; those lost
+ * with Redis's own data are shown apart) and duplicated (at least once is allowed), cron
+ * seconds fired twice or missed, nodes that exited by themselves, and the time from the end of
+ * each fault until calls through every node succeed again. It is printed, written between the
+ * chaos markers of docs/RELIABILITY.md (unless CHAOS_WRITE_DOCS=0), and sent as one line
+ * `CHAOS_SUMMARY <json>` for test/cluster/chaos.test.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
+import WebSocket from 'ws';
+import { freePort, startNodeProcess, type NodeProcess } from '../../test/support/node-process';
+import { startRedis, type TestRedis } from '../../test/support/redis';
+import { envNumber } from '../lib/env';
+import { table } from '../lib/markdown';
+import { repoRoot } from '../lib/paths';
+
+const NODES = 3;
+/** A call's deadline, and how long past it a call counts as hung, in ms. */
+const CALL_TIMEOUT_MS = 3000;
+const HUNG_AFTER_MS = CALL_TIMEOUT_MS + 2000;
+/** Faults that pause something last this long, in ms. */
+const PAUSE_MS = 5000;
+/** After the run, acknowledged jobs have this long to be delivered, in ms. */
+const SETTLE_MS = 20_000;
+/** Recovery is "every node answers a call", probed this often, in ms, for at most RECOVERY_MAX_MS. */
+const PROBE_EVERY_MS = 100;
+const RECOVERY_MAX_MS = 30_000;
+
+const FAULTS = ['kill-node', 'pause-redis', 'redis-data-loss', 'worker-stops-reading'] as const;
+type Fault = (typeof FAULTS)[number];
+
+const CONFIG = `
+workers:
+  - name: iii-worker-manager
+  - name: iii-queue
+    config:
+      queue_configs:
+        chaos: { max_retries: 50, backoff_ms: 200 }
+  - name: iii-cron
+`;
+
+interface FaultRecord {
+  fault: Fault;
+  target: string;
+  startedMs: number;
+  endedMs: number;
+  recoveryMs: number | undefined;
+}
+
+export interface ChaosSummary {
+  seconds: number;
+  seed: number;
+  calls: { ok: number; failed: Record<string, number>; hung: number };
+  jobs: { acknowledged: number; delivered: number; lost: number; lostWithRedisData: number; duplicated: number };
+  cron: { seconds: number; firedTwice: number; missed: number; missedOutsideFaults: number };
+  unexpectedExits: string[];
+  faults: FaultRecord[];
+}
+
+/** A small deterministic PRNG (mulberry32), so a seed replays the same faults. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The echo function served by the workers of node i only. */
+const echoOf = (i: number) => `chaos::echo-${i}`;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function sdk(url: string, name: string): IIIClient {
+  return registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, invocationTimeoutMs: CALL_TIMEOUT_MS });
+}
+
+class Chaos {
+  private redis: TestRedis | undefined;
+  private readonly nodes: Array<NodeProcess | undefined> = [];
+  private readonly ports: number[] = [];
+  private readonly clients: IIIClient[] = [];
+  private readonly raws: WebSocket[] = [];
+  private readonly dir = mkdtempSync(join(tmpdir(), 'iii-chaos-'));
+  private readonly keyPrefix = `chaos${randomUUID().slice(0, 8)}:`;
+  private readonly killing = new Set<number>();
+  private running = true;
+
+  readonly calls = { ok: 0, failed: new Map<string, number>(), hung: 0 };
+  readonly acked = new Map<string, number>();
+  readonly delivered = new Map<string, number>();
+  readonly ticks = new Map<number, number>();
+  readonly unexpectedExits: string[] = [];
+  readonly faults: FaultRecord[] = [];
+  /** When Redis lost its data: jobs acknowledged before are not the engine's to keep. */
+  private readonly dataLosses: number[] = [];
+
+  async start(): Promise<void> {
+    writeFileSync(join(this.dir, 'config.yaml'), CONFIG);
+    this.redis = await startRedis();
+    for (let i = 0; i < NODES; i++) this.ports.push(await freePort());
+    for (let i = 0; i < NODES; i++) await this.startNode(i);
+    for (let i = 0; i < NODES; i++) {
+      const worker = sdk(this.url(i), `chaos-worker`);
+      // Callers call the next node's echo: every call crosses nodes, through Redis.
+      worker.registerFunction(echoOf(i), async (data: { id: string }) => ({ id: data.id, node: i }));
+      worker.registerFunction('chaos::job', async (data: { id: string }) => void this.delivered.set(data.id, (this.delivered.get(data.id) ?? 0) + 1));
+      worker.registerFunction('chaos::tick', async () => {
+        const second = Math.floor(Date.now() / 1000);
+        this.ticks.set(second, (this.ticks.get(second) ?? 0) + 1);
+      });
+      this.clients.push(worker);
+    }
+    const first = sdk(this.url(0), 'chaos-setup');
+    this.clients.push(first);
+    await this.until(async () => (await Promise.all(Array.from({ length: NODES }, (_, i) => this.probe(first, i)))).every(Boolean), 'the workers');
+    // One durable binding: survivors adopt it when its node dies; the cron lock fires each second once.
+    await first.trigger({ function_id: 'engine::register_trigger', payload: { trigger_type: 'cron', function_id: 'chaos::tick', config: { expression: '* * * * * *' } } });
+  }
+
+  private url(i: number): string {
+    return `ws://127.0.0.1:${this.ports[i]}`;
+  }
+
+  private async startNode(i: number): Promise<void> {
+    const node = await startNodeProcess({
+      nodeId: `chaos-${i + 1}`,
+      redisUrl: this.redis!.url,
+      keyPrefix: this.keyPrefix,
+      cwd: this.dir,
+      args: ['--config', 'config.yaml'],
+      env: { III_WS_PORT: String(this.ports[i]), III_DRAIN_GRACE_MS: '1000', LOG_LEVEL: 'error' },
+    });
+    this.nodes[i] = node;
+    void node.exited.then(({ code, signal }) => {
+      if (!this.killing.has(i) && this.running) this.unexpectedExits.push(`chaos-${i + 1} exited by itself (code ${code}, signal ${signal}): ${node.output().slice(-500)}`);
+    });
+  }
+
+  /** Closed-loop callers, one per node, with a unique id per call. */
+  async callLoop(i: number): Promise<void> {
+    const caller = sdk(this.url(i), `chaos-caller-${i}`);
+    this.clients.push(caller);
+    while (this.running) {
+      const id = randomUUID();
+      let settled = false;
+      const hung = setTimeout(() => {
+        if (!settled) this.calls.hung++;
+      }, HUNG_AFTER_MS);
+      try {
+        await caller.trigger({ function_id: echoOf((i + 1) % NODES), payload: { id }, timeoutMs: CALL_TIMEOUT_MS });
+        this.calls.ok++;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'error';
+        this.calls.failed.set(code, (this.calls.failed.get(code) ?? 0) + 1);
+        await sleep(50);
+      } finally {
+        settled = true;
+        clearTimeout(hung);
+      }
+      await sleep(5);
+    }
+  }
+
+  /** A producer per node: a job with a unique id every 50 ms; acknowledged once the enqueue answers. */
+  async produceLoop(i: number): Promise<void> {
+    const producer = sdk(this.url(i), `chaos-producer-${i}`);
+    this.clients.push(producer);
+    while (this.running) {
+      const id = randomUUID();
+      try {
+        await producer.trigger({ function_id: 'chaos::job', payload: { id }, action: TriggerAction.Enqueue({ queue: 'chaos' }), timeoutMs: CALL_TIMEOUT_MS });
+        this.acked.set(id, Date.now());
+      } catch {
+        // Not acknowledged: the producer knows it failed, nothing is owed.
+      }
+      await sleep(50);
+    }
+  }
+
+  async inject(fault: Fault, pick: () => number): Promise<void> {
+    const startedMs = Date.now();
+    let target = 'redis';
+    switch (fault) {
+      case 'kill-node': {
+        const i = Math.floor(pick() * NODES);
+        target = `chaos-${i + 1}`;
+        this.killing.add(i);
+        await this.nodes[i]?.kill('SIGKILL');
+        await sleep(1000);
+        await this.startNode(i);
+        this.killing.delete(i);
+        break;
+      }
+      case 'pause-redis':
+        this.redis!.pause();
+        await sleep(PAUSE_MS);
+        this.redis!.resume();
+        break;
+      case 'redis-data-loss':
+        this.dataLosses.push(Date.now());
+        await this.redis!.stop();
+        await this.redis!.restart();
+        break;
+      case 'worker-stops-reading': {
+        const i = Math.floor(pick() * NODES);
+        target = `a worker on chaos-${i + 1}`;
+        await this.stalledWorker(i);
+        break;
+      }
+    }
+    const endedMs = Date.now();
+    const recoveryMs = await this.recovery();
+    this.faults.push({ fault, target, startedMs, endedMs, recoveryMs });
+  }
+
+  /** A raw worker in node i's echo pool that stops reading its socket for PAUSE_MS, then leaves. */
+  private async stalledWorker(i: number): Promise<void> {
+    const ws = new WebSocket(this.url(i));
+    this.raws.push(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'registerfunction', id: echoOf(i) }));
+    await sleep(200);
+    (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await sleep(PAUSE_MS);
+    ws.terminate();
+  }
+
+  /** Time until a cross-node call from every node succeeds; undefined when not within RECOVERY_MAX_MS. */
+  private async recovery(): Promise<number | undefined> {
+    const started = Date.now();
+    // The first NODES clients are the workers, one per node: each probes the next node's echo.
+    const probes = this.clients.slice(0, NODES);
+    while (Date.now() - started < RECOVERY_MAX_MS) {
+      const answers = await Promise.all(probes.map((c, i) => this.probe(c, (i + 1) % NODES)));
+      if (answers.every(Boolean)) return Date.now() - started;
+      await sleep(PROBE_EVERY_MS);
+    }
+    return undefined;
+  }
+
+  private async probe(client: IIIClient, node: number): Promise<boolean> {
+    try {
+      await client.trigger({ function_id: echoOf(node), payload: { id: 'probe' }, timeoutMs: 1000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async until(check: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`chaos: ${what} not ready within 30 s`);
+      await sleep(200);
+    }
+  }
+
+  stopLoad(): void {
+    this.running = false;
+  }
+
+  async settle(): Promise<void> {
+    const deadline = Date.now() + SETTLE_MS;
+    while (Date.now() < deadline && [...this.acked.keys()].some((id) => !this.delivered.has(id) && !this.lostWithRedis(id))) await sleep(200);
+  }
+
+  lostWithRedis(id: string): boolean {
+    const at = this.acked.get(id)!;
+    return this.dataLosses.some((loss) => at <= loss);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const ws of this.raws) ws.terminate();
+    await Promise.all(this.clients.map((c) => c.shutdown().catch(() => undefined)));
+    for (let i = 0; i < this.nodes.length; i++) {
+      this.killing.add(i);
+      await this.nodes[i]?.kill('SIGKILL');
+    }
+    this.redis?.resume();
+    await this.redis?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function summarize(chaos: Chaos, seconds: number, seed: number, runStart: number, runEnd: number): ChaosSummary {
+  let lost = 0;
+  let lostWithRedisData = 0;
+  for (const id of chaos.acked.keys()) {
+    if (chaos.delivered.has(id)) continue;
+    if (chaos.lostWithRedis(id)) lostWithRedisData++;
+    else lost++;
+  }
+  const duplicated = [...chaos.delivered.values()].filter((n) => n > 1).length;
+  // Cron: every whole second of the run but the first and last two.
+  const first = Math.floor(runStart / 1000) + 2;
+  const last = Math.floor(runEnd / 1000) - 2;
+  const inFault = (second: number) => chaos.faults.some((f) => second * 1000 >= f.startedMs - 1000 && second * 1000 <= f.endedMs + (f.recoveryMs ?? RECOVERY_MAX_MS) + 1000);
+  let firedTwice = 0;
+  let missed = 0;
+  let missedOutsideFaults = 0;
+  for (let s = first; s <= last; s++) {
+    const n = chaos.ticks.get(s) ?? 0;
+    if (n > 1) firedTwice++;
+    if (n === 0) {
+      missed++;
+      if (!inFault(s)) missedOutsideFaults++;
+    }
+  }
+  return {
+    seconds,
+    seed,
+    calls: { ok: chaos.calls.ok, failed: Object.fromEntries(chaos.calls.failed), hung: chaos.calls.hung },
+    jobs: { acknowledged: chaos.acked.size, delivered: chaos.delivered.size, lost, lostWithRedisData, duplicated },
+    cron: { seconds: Math.max(0, last - first + 1), firedTwice, missed, missedOutsideFaults },
+    unexpectedExits: chaos.unexpectedExits,
+    faults: chaos.faults.map((f) => ({ ...f, startedMs: f.startedMs - runStart, endedMs: f.endedMs - runStart })),
+  };
+}
+
+function markdown(s: ChaosSummary, command: string): string {
+  const failed = Object.entries(s.calls.failed).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
+  const faultRows = s.faults.map((f) => [f.fault, f.target, (f.startedMs / 1000).toFixed(1), ((f.endedMs - f.startedMs) / 1000).toFixed(1), f.recoveryMs === undefined ? 'NOT RECOVERED' : (f.recoveryMs / 1000).toFixed(2)]);
+  return [
+    `Command: \`${command}\` (seed ${s.seed}, ${s.seconds} s; ${new Date().toISOString()}).`,
+    '',
+    table(
+      ['measure', 'value', 'goal'],
+      [
+        ['calls ok', s.calls.ok, ''],
+        ['calls failed, by code', failed, 'clear errors'],
+        ['calls hung (no answer within deadline + 2 s)', s.calls.hung, '0'],
+        ['jobs acknowledged / delivered', `${s.jobs.acknowledged} / ${s.jobs.delivered}`, ''],
+        ['acknowledged jobs lost', s.jobs.lost, '0'],
+        ['jobs lost with Redis\'s own data (restart without persistence)', s.jobs.lostWithRedisData, 'shown apart'],
+        ['jobs delivered more than once', s.jobs.duplicated, 'counted'],
+        ['cron seconds fired twice', s.cron.firedTwice, '0'],
+        [`cron seconds missed (of ${s.cron.seconds}); outside fault windows`, `${s.cron.missed}; ${s.cron.missedOutsideFaults}`, '0 outside faults'],
+        ['nodes that exited by themselves', s.unexpectedExits.length, '0'],
+        ['slowest recovery after a fault, s', s.faults.length === 0 ? '-' : Math.max(...s.faults.map((f) => (f.recoveryMs ?? Infinity) / 1000)).toFixed(2), '<= 5'],
+      ],
+      ['l', 'r', 'l'],
+    ),
+    '',
+    table(['fault', 'target', 'at s', 'lasted s', 'recovered after s'], faultRows, ['l', 'l', 'r', 'r', 'r']),
+  ].join('\n');
+}
+
+function writeDocs(section: string): void {
+  const file = join(repoRoot, 'docs', 'RELIABILITY.md');
+  const start = '<!-- chaos:start -->';
+  const end = '<!-- chaos:end -->';
+  const body = `${start}\n${section}\n${end}`;
+  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Reliability\n';
+  const next = current.includes(start)
+    ? current.slice(0, current.indexOf(start)) + body + current.slice(current.indexOf(end) + end.length)
+    : `${current.trimEnd()}\n\n## Chaos run (\`npm run chaos\`)\n\nThe last run of bench/chaos/run.ts on this machine:\n\n${body}\n`;
+  writeFileSync(file, next);
+}
+
+async function main(): Promise<void> {
+  const seconds = envNumber('CHAOS_SECONDS', 60, 5);
+  const faultEvery = envNumber('CHAOS_FAULT_EVERY_MS', 6000, 1000);
+  const seed = envNumber('CHAOS_SEED', Date.now() % 1_000_000);
+  const pick = random(seed);
+  const chaos = new Chaos();
+  const onSignal = () => void chaos.stop().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await chaos.start();
+    const runStart = Date.now();
+    const load = [...Array.from({ length: NODES }, (_, i) => chaos.callLoop(i)), ...Array.from({ length: NODES }, (_, i) => chaos.produceLoop(i))];
+    while (Date.now() - runStart < seconds * 1000) {
+      await sleep(faultEvery);
+      if (Date.now() - runStart >= seconds * 1000) break;
+      await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)]!, pick);
+    }
+    const runEnd = Date.now();
+    chaos.stopLoad();
+    await Promise.all(load);
+    await chaos.settle();
+    const summary = summarize(chaos, seconds, seed, runStart, runEnd);
+    const command = `CHAOS_SECONDS=${seconds} CHAOS_FAULT_EVERY_MS=${faultEvery} CHAOS_SEED=${seed} npm run chaos`;
+    const text = markdown(summary, command);
+    process.stdout.write(`${text}\n`);
+    if (process.env['CHAOS_WRITE_DOCS'] !== '0') writeDocs(text);
+    process.stdout.write(`CHAOS_SUMMARY ${JSON.stringify(summary)}\n`);
+  } finally {
+    await chaos.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
