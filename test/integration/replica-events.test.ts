@@ -1,3 +1,4 @@
+import { failure } from '../support/calls';
 import { startEngine, waitFor, type TestEngine } from '../support/engine';
 import { currentOwner, expectCronTicks, expectHandled, handlersOf, liveBindings, makeEvents, REPLICA_TYPES, startReplicas } from '../support/replicas';
 
@@ -50,4 +51,10 @@ describe('events of a worker scaled to three replicas on one engine', () => {
     await expectCronTicks(set, since, 3, 1);
     for (const type of REPLICA_TYPES) expect(handlersOf(set, type, from[type])).not.toContain(leaving);
   }, 30_000);
+
+  it.each(REPLICA_TYPES)('a %s binding whose fan_out is not a boolean is refused', async (type) => {
+    const err = await failure(t.worker('binder'), 'engine::register_trigger', { trigger_type: type, function_id: 'any::fn', config: { fan_out: 'yes' } });
+    expect(err.code).toBe('trigger_registration_failed');
+    expect(err.message).toMatch(/`fan_out` in a trigger config must be true/);
+  });
 });
