@@ -35,6 +35,7 @@ import type { CallFunction } from './access/hooks';
 import { sameSecret } from '../transport/secret';
 import { SessionAccess } from './access/session-access';
 import { openListenerWarning } from './access/upgrade-gate';
+import { bindingCall } from './binding-groups';
 import { TriggerManager, type TriggerProvider } from './triggers';
 import { WorkerSession } from './worker-session';
 
@@ -512,7 +513,7 @@ export class Engine implements ModuleHost {
 
   fire(trigger: TriggerEntry, payload: Json): void {
     this.router
-      .invoke({ functionId: trigger.function_id, data: payload, metadata: trigger.metadata })
+      .invoke(bindingCall(this.registry, trigger, payload, trigger.metadata))
       .catch((err: unknown) => this.logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id }, 'trigger handler failed'));
   }
 

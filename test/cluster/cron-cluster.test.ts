@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient } from 'iii-sdk';
 import { Redis } from 'ioredis';
+import { bindingGroupKey } from '../../src/engine/binding-groups';
 import { sleep, startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { startRedis, type TestRedis } from '../support/redis';
@@ -58,9 +59,17 @@ function expectEverySecondOnce(ticks: CronPayload[]): void {
   expect({ duplicates, missing }).toEqual({ duplicates: [], missing: [] });
 }
 
+/**
+ * What the cron lock of the tests' binding guards: its binding group (docs/PROTOCOL.md), the
+ * same for every binding of `cron::record` every second, whatever its id (`job_id`).
+ */
+function lockId(jobId: string): string {
+  return bindingGroupKey({ id: jobId, trigger_type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
+}
+
 /** The node that claimed the job's latest tick: the lease holder, unless it has just died. */
 async function lastClaimant(jobId: string): Promise<string | null> {
-  return inspector.hget(`${keyPrefix}cron:tick:{${jobId}}`, 'by');
+  return inspector.hget(`${keyPrefix}cron:tick:{${lockId(jobId)}}`, 'by');
 }
 
 describe('cron on three in-process nodes', () => {
@@ -110,7 +119,7 @@ describe('cron on three engine processes', () => {
     // the lease away so that the next tick elects a leader afresh, until another node leads.
     let leader = await lastClaimant(jobId);
     for (let round = 0; leader === 'node-1' && round < 10; round++) {
-      await inspector.del(`${keyPrefix}cron:lease:{${jobId}}`);
+      await inspector.del(`${keyPrefix}cron:lease:{${lockId(jobId)}}`);
       const seen = ticks.length;
       await waitFor(() => ticks.length >= seen + 2, 'two ticks after the lease was taken away', 10_000);
       leader = await lastClaimant(jobId);

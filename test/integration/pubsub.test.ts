@@ -87,11 +87,29 @@ describe('pubsub', () => {
     staying.trigger.unregister();
   });
 
-  test('two bindings of one function each get a delivery', async () => {
+  // Until binding groups, each of the two got a delivery: two replicas of a worker (a pool)
+  // make such bindings, and must not get each message twice (docs/PROTOCOL.md).
+  test('two bindings of one function with the same config are one binding group: one delivery', async () => {
     const first = await subscriber(t, worker, 'ps::twice', 'twice');
     const second = await subscriber(t, worker, 'ps::twice', 'twice');
     await publish(worker, { topic: 'twice', data: 'x' });
+    await waitFor(() => first.received.length === 1, 'one delivery');
+    await sleep(200);
+    expect(first.received.map((r) => r.data)).toEqual(['x']);
+    first.trigger.unregister();
+    await waitFor(() => liveBindings(t, 'ps::twice') === 1, 'one binding left');
+    await publish(worker, { topic: 'twice', data: 'y' });
+    await waitFor(() => first.received.length === 2, 'the remaining binding delivers');
+    second.trigger.unregister();
+  });
+
+  test('two bindings of one function with fan_out: true each get a delivery', async () => {
+    const first = await subscriber(t, worker, 'ps::fan-out', 'fan-out', { fan_out: true });
+    const second = await subscriber(t, worker, 'ps::fan-out', 'fan-out', { fan_out: true });
+    await publish(worker, { topic: 'fan-out', data: 'x' });
     await waitFor(() => first.received.length === 2, 'two deliveries');
+    await sleep(200);
+    expect(first.received.map((r) => r.data)).toEqual(['x', 'x']);
     first.trigger.unregister();
     second.trigger.unregister();
   });

@@ -229,7 +229,7 @@ describe('the `state` trigger type', () => {
 
   test('engine::triggers::info describes the `state` config and payload', async () => {
     const info = await call(w, 'engine::triggers::info', { id: 'state' });
-    expect(Object.keys(info.configuration_schema.properties)).toEqual(['scope', 'key', 'condition_function_id']);
+    expect(Object.keys(info.configuration_schema.properties)).toEqual(['scope', 'key', 'condition_function_id', 'fan_out']);
     expect(info.request_schema.properties.event_type).toEqual({ enum: ['state:created', 'state:updated', 'state:deleted'] });
   });
 

@@ -1,3 +1,4 @@
+import { BindingGroups } from '../../engine/binding-groups';
 import type { EngineModule, ModuleHost } from '../module';
 import { createCronLock } from './adapters/create';
 import type { CronLock } from './adapters/lock';
@@ -10,7 +11,8 @@ const MODULE = 'iii-cron';
 /**
  * `iii-cron` (iii-modules.md §7): the `cron` trigger type. Each binding fires its function on a
  * 6/7-field UTC schedule with `{trigger:"cron", job_id, scheduled_time, actual_time}` and the
- * binding's metadata; a tick runs only when the adapter's lock is won.
+ * binding's metadata; a tick runs only when the adapter's lock is won. The bindings of one group
+ * (the replicas of a worker, docs/PROTOCOL.md) are one job whose lock is the group's.
  */
 export class CronModule implements EngineModule {
   readonly name = MODULE;
@@ -33,10 +35,10 @@ export class CronModule implements EngineModule {
         trigger_request_format: CRON_CONFIG_SCHEMA,
         call_request_format: CRON_PAYLOAD_SCHEMA,
       },
-      {
+      new BindingGroups({
         registerTrigger: (trigger) => scheduler.add(readCronJob(trigger)),
         unregisterTrigger: (trigger) => scheduler.remove(trigger.id),
-      },
+      }),
     );
   }
 

@@ -1,3 +1,4 @@
+import { bindingGroupKey } from '../../engine/binding-groups';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { Input } from '../input';
@@ -5,7 +6,7 @@ import { CronExpression, CronSyntaxError } from './expression';
 import type { CronJob } from './scheduler';
 
 /**
- * Reads a `cron` binding's config `{expression, condition_function_id?}`; throws (refusing the
+ * Reads a `cron` binding's config `{expression, condition_function_id?, fan_out?}`; throws (refusing the
  * binding) with the original's messages: "Cron expression is required" and
  * "Invalid cron expression '<expr>': <reason>".
  */
@@ -21,7 +22,8 @@ export function readCronJob(trigger: TriggerEntry): CronJob {
     throw err;
   }
   const conditionFunctionId = input.optString('condition_function_id');
-  return conditionFunctionId === undefined ? { trigger, expression } : { trigger, expression, conditionFunctionId };
+  const lockId = bindingGroupKey(trigger);
+  return conditionFunctionId === undefined ? { trigger, lockId, expression } : { trigger, lockId, expression, conditionFunctionId };
 }
 
 function isObject(value: Json): value is Record<string, Json> {

@@ -13,6 +13,11 @@ export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** A `cron` binding, checked and parsed. */
 export interface CronJob {
   readonly trigger: TriggerEntry;
+  /**
+   * What the lock guards: the binding's group (`bindingGroupKey`), so that a tick of the bindings
+   * of one group fires once on one node, whichever member each node holds at that moment.
+   */
+  readonly lockId: string;
   readonly expression: CronExpression;
   readonly conditionFunctionId?: string;
 }
@@ -111,9 +116,10 @@ class ScheduledJob {
 
   private async tick(scheduledTime: Date): Promise<void> {
     const id = this.job.trigger.id;
+    const lockId = this.job.lockId;
     const at = scheduledTime.getTime();
     try {
-      if (!(await this.lock.tryAcquire(id, at))) return;
+      if (!(await this.lock.tryAcquire(lockId, at))) return;
     } catch (err) {
       this.logger.warn({ err, job: id }, 'cron lock unavailable; tick skipped');
       return;
@@ -123,7 +129,7 @@ class ScheduledJob {
     } catch (err) {
       this.logger.warn({ err, job: id, functionId: this.job.trigger.function_id }, 'cron run failed (not retried)');
     } finally {
-      await this.lock.release(id, at).catch((err: unknown) => this.logger.warn({ err, job: id }, 'cron lock release failed'));
+      await this.lock.release(lockId, at).catch((err: unknown) => this.logger.warn({ err, job: id }, 'cron lock release failed'));
     }
   }
 }

@@ -1,3 +1,4 @@
+import { bindingCall } from '../../engine/binding-groups';
 import type { Json } from '../../protocol/messages';
 import { conditionPasses } from '../condition';
 import type { ModuleHost } from '../module';
@@ -16,7 +17,7 @@ export async function runCronTick(host: ModuleHost, job: CronJob, scheduledTime:
     actual_time: new Date().toISOString(),
   };
   if (!(await conditionPasses(host, job.conditionFunctionId, payload, trigger.metadata))) return;
-  await host.invoke({ functionId: trigger.function_id, data: payload, metadata: trigger.metadata });
+  await host.invoke(bindingCall(host.registry, trigger, payload, trigger.metadata));
 }
 
 /** `trigger_request_format` of the `cron` type. */
@@ -25,6 +26,7 @@ export const CRON_CONFIG_SCHEMA: Json = {
   properties: {
     expression: { type: 'string', description: 'sec min hour day-of-month month day-of-week [year], UTC; day-of-week 1 = Sunday' },
     condition_function_id: { type: 'string' },
+    fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' },
   },
   required: ['expression'],
 };

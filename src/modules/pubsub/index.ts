@@ -1,3 +1,4 @@
+import { bindingCall, BindingGroups } from '../../engine/binding-groups';
 import type { Logger } from '../../observability/logger';
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
@@ -15,7 +16,8 @@ const TOPIC_NOT_SET = 'topic_not_set';
 
 /**
  * `iii-pubsub` (iii-modules.md §10): `publish {topic, data}` hands `data` to every `subscribe`
- * binding of the topic, fire-and-forget. Handlers get `data` itself, no envelope, no metadata.
+ * binding of the topic, fire-and-forget, once per binding group (docs/PROTOCOL.md): the replicas
+ * of a worker get each message once. Handlers get `data` itself, no envelope, no metadata.
  */
 export class PubSubModule implements EngineModule {
   readonly name = MODULE;
@@ -47,7 +49,7 @@ export class PubSubModule implements EngineModule {
     await host.registerTriggerType(
       MODULE,
       { id: 'subscribe', description: 'Calls a function with the data of every message published to a topic', trigger_request_format: SUBSCRIBE_CONFIG_SCHEMA },
-      {
+      new BindingGroups({
         registerTrigger: async (trigger) => {
           const subscription = readSubscription(trigger);
           await this.subscriptions.get(trigger.id)?.();
@@ -59,7 +61,7 @@ export class PubSubModule implements EngineModule {
           this.subscriptions.delete(trigger.id);
           await unsubscribe?.();
         },
-      },
+      }),
     );
   }
 
@@ -83,7 +85,7 @@ async function deliver(host: ModuleHost, logger: Logger, subscription: Subscript
   const { trigger } = subscription;
   try {
     if (!(await conditionPasses(host, subscription.conditionFunctionId, data))) return;
-    await host.invoke({ functionId: trigger.function_id, data });
+    await host.invoke(bindingCall(host.registry, trigger, data));
   } catch (err) {
     logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id, topic: subscription.topic }, 'pubsub delivery failed');
   }

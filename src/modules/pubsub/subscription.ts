@@ -25,6 +25,6 @@ export function readSubscription(trigger: TriggerEntry): Subscription {
 /** `trigger_request_format` of the `subscribe` type. */
 export const SUBSCRIBE_CONFIG_SCHEMA: Json = {
   type: 'object',
-  properties: { topic: { type: 'string', minLength: 1 }, condition_function_id: { type: 'string' } },
+  properties: { topic: { type: 'string', minLength: 1 }, condition_function_id: { type: 'string' }, fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' } },
   required: ['topic'],
 };

@@ -1,3 +1,4 @@
+import { BindingGroups } from '../../engine/binding-groups';
 import type { EngineModule, ModuleHost } from '../module';
 import { createStateAdapter, type StateAdapter } from './adapters';
 import { readStateConfig, type StateConfig } from './config';
@@ -38,7 +39,7 @@ export class StateModule implements EngineModule {
         trigger_request_format: STATE_TRIGGER_CONFIG_SCHEMA,
         call_request_format: STATE_EVENT_SCHEMA,
       },
-      triggers,
+      new BindingGroups(triggers),
     );
   }
 

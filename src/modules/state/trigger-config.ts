@@ -11,7 +11,7 @@ export interface StateTriggerFilter {
 /** `trigger_request_format` of the `state` type. */
 export const STATE_TRIGGER_CONFIG_SCHEMA: Json = {
   type: 'object',
-  properties: { scope: { type: 'string' }, key: { type: 'string' }, condition_function_id: { type: 'string' } },
+  properties: { scope: { type: 'string' }, key: { type: 'string' }, condition_function_id: { type: 'string' }, fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' } },
 };
 
 /** `call_request_format` of the `state` type: the payload a handler receives. */

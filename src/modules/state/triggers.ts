@@ -1,3 +1,4 @@
+import { bindingCall } from '../../engine/binding-groups';
 import type { TriggerProvider } from '../../engine/triggers';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
@@ -74,7 +75,7 @@ export class StateTriggers implements TriggerProvider {
     for (const { binding, filter } of matching) {
       try {
         if (!(await conditionPasses(this.host, filter.conditionFunctionId, payload, binding.metadata))) continue;
-        await this.host.invoke(binding.metadata === undefined ? { functionId: binding.function_id, data: payload } : { functionId: binding.function_id, data: payload, metadata: binding.metadata });
+        await this.host.invoke(bindingCall(this.host.registry, binding, payload, binding.metadata));
       } catch (err) {
         this.host.logger.warn({ err, trigger: binding.id, functionId: binding.function_id }, 'state trigger handler failed');
       }

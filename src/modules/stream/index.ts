@@ -1,3 +1,4 @@
+import { BindingGroups } from '../../engine/binding-groups';
 import { redisTarget } from '../../cluster/redis-target';
 import { AddressLimit } from '../../transport/address-limit';
 import type { EngineModule, ModuleHost } from '../module';
@@ -106,10 +107,11 @@ export class StreamModule implements EngineModule {
             group_id: { type: 'string' },
             item_id: { type: 'string' },
             condition_function_id: { type: 'string' },
+            fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' },
           },
         },
       },
-      triggers,
+      new BindingGroups(triggers),
     );
     const membershipFormat = { type: 'object', properties: { stream_name: { type: 'string' }, condition_function_id: { type: 'string' } } };
     await host.registerTriggerType(
