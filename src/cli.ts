@@ -4,7 +4,7 @@ import { ExitCode } from './cli/exit-codes';
 import { isOpsCommand, OPS_USAGE, runOps } from './cli/ops';
 import { ConfigError, loadConfig } from './config/load';
 import { ENGINE_VERSION } from './config/version';
-import { Engine } from './engine/engine';
+import { createEngine } from './create-engine';
 import { SettingsReloader } from './engine/settings-reloader';
 import { createLogger } from './observability/logger';
 
@@ -121,7 +121,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   // A promise nobody awaited must not take the node (and every worker on it) down: log it, serve on.
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
 
-  const engine = new Engine(config, { logger });
+  const engine = createEngine(config, { logger });
   const reloader = new SettingsReloader(engine, path, logger);
   const started = engine.start().then(() => reloader.start());
 

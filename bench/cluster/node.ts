@@ -4,14 +4,14 @@
  */
 import { ephemeralConfig } from '../../src/config/ephemeral';
 import type { ClusterBus } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { serveParent, toParent } from '../lib/child';
 import type { ServerReady } from '../invoke/protocol';
 
 async function main(): Promise<void> {
   const [nodeId, redisUrl, keyPrefix, bus = 'redis'] = process.argv.slice(2) as [string, string, string, ClusterBus?];
-  const engine = new Engine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), { logger: silentLogger });
+  const engine = createEngine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), { logger: silentLogger });
   await engine.start();
   serveParent(() => undefined, () => engine.stop());
   toParent({ type: 'ready', port: engine.port } satisfies ServerReady);

@@ -13,9 +13,9 @@ async function main(): Promise<void> {
   let close: () => Promise<void>;
   if (kind === 'engine') {
     // Loaded only here, so the relay process never contains engine code.
-    const { Engine } = require('../../src/engine/engine') as typeof import('../../src/engine/engine');
+    const { createEngine } = require('../../src/create-engine') as typeof import('../../src/create-engine');
     const { silentLogger } = require('../../src/observability/logger') as typeof import('../../src/observability/logger');
-    const engine = new Engine(ephemeralConfig({ nodeId: 'bench-node' }), { logger: silentLogger });
+    const engine = createEngine(ephemeralConfig({ nodeId: 'bench-node' }), { logger: silentLogger });
     await engine.start();
     port = engine.port;
     close = () => engine.stop();

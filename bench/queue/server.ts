@@ -3,7 +3,7 @@
  * (`bench_k<K>`, concurrency K). `node server.js 1,64`. Reports `{type:'ready', port}`.
  */
 import { ephemeralConfig } from '../../src/config/ephemeral';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { serveParent, toParent } from '../lib/child';
 import { queueName, type ServerCpu, type ServerReady } from './protocol';
@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const inflight = (process.argv[2] ?? '').split(',').map(Number);
   const base = ephemeralConfig({ nodeId: 'bench-node' });
   const queueConfigs = Object.fromEntries(inflight.map((k) => [queueName(k), { concurrency: k, max_retries: 1 }]));
-  const engine = new Engine({ ...base, modules: { ...base.modules, queue: { enabled: true, config: { queue_configs: queueConfigs } } } }, { logger: silentLogger });
+  const engine = createEngine({ ...base, modules: { ...base.modules, queue: { enabled: true, config: { queue_configs: queueConfigs } } } }, { logger: silentLogger });
   await engine.start();
   serveParent(
     (message) => {

@@ -12,9 +12,9 @@
  */
 import path from 'node:path';
 import { ephemeralConfig } from '../../src/config/ephemeral';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
-import { readTlsMaterial } from '../../src/transport/tls';
+import { readTlsMaterial } from '../../src/config/tls-files';
 import { makeCertificates } from '../../test/support/tls';
 import { BenchChild, killAllChildren } from '../lib/child';
 import { distBench } from '../lib/paths';
@@ -38,7 +38,7 @@ async function measure(tls: boolean, certs: ReturnType<typeof makeCertificates>,
     const material = readTlsMaterial({ certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' }, { cert: 'bench cert', key: 'bench key' });
     config.listeners = config.listeners.map((l) => ({ ...l, tls: material }));
   }
-  const engine = new Engine(config, { logger: silentLogger });
+  const engine = createEngine(config, { logger: silentLogger });
   await engine.start();
   const url = `${tls ? 'wss' : 'ws'}://127.0.0.1:${engine.port}`;
   const env = { NODE_EXTRA_CA_CERTS: certs.caFile };

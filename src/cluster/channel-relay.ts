@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
-import type { ChannelTarget } from '../modules/channels';
+import type { ChannelTarget } from '../transport/channels';
 import { rejectUpgrade } from '../transport/reject-upgrade';
 import type { Logger } from '../observability/logger';
 

@@ -5,8 +5,8 @@ import type { Redis } from 'ioredis';
 import type { ClusterBus } from '../config/types';
 import type { Logger } from '../observability/logger';
 import { EngineError, ErrorCode } from '../protocol/errors';
+import type { ErrorBody } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
-import type { TriggerManager } from '../engine/triggers';
 import type { CallRequest, Router } from '../router/router';
 import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
@@ -33,6 +33,15 @@ export interface ClusterOptions {
 }
 
 /**
+ * Where the answers of trigger providers cross nodes (the engine's TriggerManager): a provider
+ * here answering a binding made on another node, and answers coming back from other nodes.
+ */
+export interface RemoteTriggerResults {
+  forwardResult: (nodeId: string, triggerId: string, error: ErrorBody | undefined) => void;
+  resultFromPeer(triggerId: string, error: ErrorBody | undefined): void;
+}
+
+/**
  * This node's part in the cluster: it keeps the registry mirror in step with the other nodes
  * (RegistrySync), knows who is alive (Membership), carries calls to workers on other nodes and
  * answers the calls they send here (the bus).
@@ -54,7 +63,7 @@ export class ClusterNode {
   constructor(
     private readonly registry: Registry,
     private readonly router: Router,
-    private readonly triggers: TriggerManager,
+    private readonly triggers: RemoteTriggerResults,
     nodeId: string,
     private readonly logger: Logger,
     options: ClusterOptions,

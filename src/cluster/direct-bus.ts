@@ -10,9 +10,8 @@ import { TickCork } from '../transport/tick-cork';
 import type { Bus, BusHandler } from './bus';
 import type { BusMessage } from './messages';
 import type { RedisBus } from './redis-bus';
+import { LINK_PATH } from '../transport/worker-server';
 
-/** The upgrade path of node-to-node links on the worker listener. */
-export const LINK_PATH = '/ws/cluster';
 /** How long a peer may take to accept a link, in milliseconds. */
 const LINK_CONNECT_TIMEOUT_MS = 5000;
 /** Wait before redialing a peer after a failed attempt: doubles per failure, from the first to the cap. */

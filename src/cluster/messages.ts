@@ -1,5 +1,6 @@
 import type { ErrorBody, InvokeFunction, Json } from '../protocol/messages';
 import type { RegistryDelta } from '../registry/types';
+import type { RemoteInvoke } from '../router/router';
 
 /**
  * What nodes say to each other over the bus. Calls and results go to one node's inbox; registry
@@ -8,20 +9,7 @@ import type { RegistryDelta } from '../registry/types';
  */
 export type BusMessage =
   /** Run `functionId` on `workerId` (a worker connected to the receiving node). */
-  | {
-      type: 'invoke';
-      id: string;
-      functionId: string;
-      workerId: string;
-      data: Json;
-      metadata?: Json;
-      traceparent?: string;
-      baggage?: string;
-      /** Milliseconds the caller still waits; the receiver uses it as its own deadline. */
-      timeoutMs: number;
-      /** No reply wanted (fire-and-forget). */
-      void?: boolean;
-    }
+  | RemoteInvoke
   | { type: 'result'; id: string; result?: Json; error?: ErrorBody }
   /** One change of the sender's own registry entries, numbered from 1 per incarnation. */
   | { type: 'delta'; incarnation: string; version: number; delta: RegistryDelta }

@@ -67,7 +67,7 @@ import type {
 import { CLUSTER_BUSES } from './types';
 import { unimplementedWarnings } from './unimplemented';
 import { validateBlock, type ValidatedBlock } from './validate';
-import { DEFAULT_TLS_MIN_VERSION, readCaFile, readTlsMaterial } from '../transport/tls';
+import { DEFAULT_TLS_MIN_VERSION, readCaFile, readTlsMaterial } from './tls-files';
 import {
   BUILTIN_WORKER_NAMES,
   BUILTIN_WORKERS,

@@ -22,8 +22,8 @@ import {
   type SchemaTree,
   type Shape,
 } from './formats';
-import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../modules/stream/limits';
-import { TLS_VERSIONS } from '../transport/tls';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from './stream-limits';
+import { TLS_VERSIONS } from './tls-files';
 import { CLUSTER_BUSES } from './types';
 import { ENGINE_VERSION } from './version';
 

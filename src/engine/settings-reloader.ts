@@ -3,9 +3,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { ConfigError } from '../config/errors';
 import { loadConfig } from '../config/load';
 import { findWorker } from '../config/workers';
-import { CONFIGURATION_CHANGED } from '../modules/configuration';
 import type { Logger } from '../observability/logger';
-import type { Engine } from './engine';
+import { CONFIGURATION_CHANGED, type Engine } from './engine';
 
 /** Changes are taken in once the file (or the store) has been quiet this long, in ms. */
 export const RELOAD_DEBOUNCE_MS = 300;

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { EngineConfig, WorkerListenerConfig } from '../config/types';
+import { setLogLevel, type Logger } from '../observability/logger';
 
 /** Top-level settings that only a restart applies, with the names users know them by. */
 const RESTART_ONLY: ReadonlyArray<[keyof EngineConfig, string]> = [
@@ -36,4 +37,30 @@ export function compareEngineSettings(current: EngineConfig, next: EngineConfig)
     if (!isDeepStrictEqual(before, after)) rbac.set(i, after);
   });
   return { rbac, restart };
+}
+
+/**
+ * Applies to `current`, in place, what of `next` outside the modules applies live: the log level
+ * (of every logger of `logger`'s family) and the listeners' RBAC rules (for connections made from
+ * then on). Says what it applied, and what needs a restart.
+ */
+export function applyEngineSettings(current: EngineConfig, next: EngineConfig, logger: Logger): { applied: string[]; restart: string[] } {
+  const { rbac, restart } = compareEngineSettings(current, next);
+  const applied: string[] = [];
+  if (next.logLevel !== current.logLevel) {
+    if (setLogLevel(logger, next.logLevel)) {
+      current.logLevel = next.logLevel;
+      applied.push(`log level ${next.logLevel}`);
+    } else {
+      restart.push('the log level changed; restart the engine to apply it (this engine logs through a logger of its embedder)');
+    }
+  }
+  for (const [i, rules] of rbac) {
+    const listener = { ...current.listeners[i]! };
+    if (rules === undefined) delete listener.rbac;
+    else listener.rbac = rules;
+    current.listeners[i] = listener;
+    applied.push(`${listener.instanceId} rbac`);
+  }
+  return { applied, restart };
 }

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { RawData } from 'ws';
-import { decodeFrame } from '../protocol/codec';
+import type { EngineConfig } from '../config/types';
+import type { Logger } from '../observability/logger';
+import type { EngineMetrics } from '../observability/metrics';
+import { decodeFrame, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type {
   ErrorBody,
@@ -12,14 +15,40 @@ import type {
   RegisterTrigger,
   RegisterTriggerType,
 } from '../protocol/messages';
-import type { CallOutcome, WorkerTarget } from '../router/router';
+import type { Registry } from '../registry/registry';
+import type { CallOutcome, Router, WorkerTarget } from '../router/router';
 import type { WorkerConnection } from '../transport/connection';
 import { rawDataToBuffer } from '../transport/raw-data';
 import { functionHook, triggerHook, triggerTypeHook } from './access/hooks';
+import type { CallFunction } from './access/hooks';
 import type { SessionAccess } from './access/session-access';
-import type { Engine } from './engine';
+import type { TriggerManager } from './triggers';
 import { DEFAULT_NAMESPACE, isEngineOwned, namespacedKey, splitKey } from '../registry/namespaces';
 import { CloseCode } from '../transport/connection';
+
+/** What a session needs from the node that hosts it (the engine). */
+export interface SessionHost {
+  readonly nodeId: string;
+  readonly config: Pick<EngineConfig, 'limits' | 'namespaceGraceMs'>;
+  readonly logger: Logger;
+  readonly metrics: EngineMetrics;
+  readonly registry: Registry;
+  readonly router: Router;
+  readonly triggers: TriggerManager;
+  readonly callFunction: CallFunction;
+  /** The `enqueue` action of a call. */
+  enqueue(queue: string, message: InvokeFunction): Promise<CallOutcome>;
+  /** An SDK telemetry frame arrived on the session. */
+  ingestTelemetry(signal: TelemetrySignal, body: Buffer, workerId: string | undefined): void;
+  /** A frame that arrived after the connection began to close. */
+  lateFrame(session: WorkerSession, data: RawData, isBinary: boolean): void;
+  /** `reattach`: retires the worker's previous connection. */
+  reattach(current: WorkerSession, previousId: string, token: string | undefined): Promise<void>;
+  /** A `registerfunction` the session accepted, under its registry key. */
+  registerWorkerFunction(workerId: string, message: RegisterFunction): void;
+  /** The disconnect cleanup, run once per connection. */
+  removeWorker(session: WorkerSession): Promise<void>;
+}
 
 /**
  * The worker protocol for one connection: decodes its frames, processes them strictly in
@@ -52,7 +81,7 @@ export class WorkerSession implements WorkerTarget {
   private readonly connectedAt = Date.now();
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: SessionHost,
     readonly connection: WorkerConnection,
     readonly access: SessionAccess,
   ) {}

@@ -1,5 +1,5 @@
 import type { Json } from '../protocol/messages';
-import type { ModuleHost } from './module';
+import type { ModuleHost } from '../engine/module';
 
 /**
  * The `condition_function_id` contract shared by the trigger types (iii-modules.md, conventions):

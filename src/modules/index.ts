@@ -6,13 +6,14 @@ import { CronModule } from './cron';
 import { EngineFunctionsModule } from './engine-functions';
 import { ExecModule } from './exec';
 import { HttpModule } from './http';
-import type { EngineModule } from './module';
+import type { EngineModule } from '../engine/module';
 import { ObservabilityModule } from './observability';
 import { PubSubModule } from './pubsub';
 import { QueueModule } from './queue';
 import { StateModule } from './state';
 import { StreamModule } from './stream';
 import type { Engine } from '../engine/engine';
+import type { ModuleSet } from '../engine/module';
 
 type ModuleFactory = (config: Record<string, unknown>) => EngineModule;
 
@@ -107,3 +108,12 @@ export async function reconfigureModules(modules: readonly EngineModule[], confi
   }
   return { applied, restart };
 }
+
+/** The built-in modules, as the engine's caller hands them to it (`createEngine`). */
+export const builtinModules: ModuleSet<Engine> = {
+  create(engine, config) {
+    const modules = createModules(engine, config);
+    return { modules, observer: modules.find((m): m is ObservabilityModule => m instanceof ObservabilityModule) };
+  },
+  reconfigure: reconfigureModules,
+};

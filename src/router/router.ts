@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json } from '../protocol/messages';
-import type { BusMessage } from '../cluster/messages';
 import type { Registry } from '../registry/registry';
 import type { FunctionEntry } from '../registry/types';
 import { PendingCalls, type CallOutcome } from './pending-calls';
@@ -26,7 +25,22 @@ export interface CallRequest extends CallContext {
   pinned?: FunctionEntry;
 }
 
-export type RemoteInvoke = Extract<BusMessage, { type: 'invoke' }>;
+/** A call the router sends to the node of the worker (the bus's `invoke` message). */
+export interface RemoteInvoke {
+  type: 'invoke';
+  id: string;
+  functionId: string;
+  /** A worker connected to the receiving node. */
+  workerId: string;
+  data: Json;
+  metadata?: Json;
+  traceparent?: string;
+  baggage?: string;
+  /** Milliseconds the caller still waits; the receiver uses it as its own deadline. */
+  timeoutMs: number;
+  /** No reply wanted (fire-and-forget). */
+  void?: boolean;
+}
 
 /** Added to an HTTP-invoked function's own timeout before the router's backstop deadline fires. */
 const HTTP_DEADLINE_SLACK_MS = 1000;

@@ -1,5 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ErrorCode } from '../protocol/errors';
+
+/** Why a worker or telemetry socket may not upgrade (the listener's token or protected mode). */
+export interface UpgradeRefusal {
+  status: 401 | 403;
+  code: typeof ErrorCode.unauthorized | typeof ErrorCode.forbidden;
+  message: string;
+  headers: Record<string, string>;
+}
 
 /** Answers an upgrade request with a plain-text HTTP error on the raw socket and closes it. */
 export function rejectUpgrade(socket: Duplex, status: number, message: string): void {

@@ -7,17 +7,20 @@ import type { WorkerListenerConfig } from '../config/types';
 import { LogLimiter } from '../observability/log-limiter';
 import type { Logger } from '../observability/logger';
 import { ErrorCode } from '../protocol/errors';
-import { sdkChannelUrl } from '../engine/access/sdk-channel-url';
-import { checkUpgrade } from '../engine/access/upgrade-gate';
+import { sdkChannelUrl } from './sdk-channel-url';
 import type { AddressLimit } from './address-limit';
 import { createListenerServer } from './tls';
-import { LINK_PATH } from '../cluster/direct-bus';
-import { refuseUpgrade, rejectUpgrade } from './reject-upgrade';
+import { refuseUpgrade, rejectUpgrade, type UpgradeRefusal } from './reject-upgrade';
+
+/** The path of another node's direct bus link (src/cluster/direct-bus.ts). */
+export const LINK_PATH = '/ws/cluster';
 
 /** Longest wait between two checks of the handshake timeout, in milliseconds. */
 const HANDSHAKE_CHECK_MAX_MS = 1000;
 
 export interface WorkerServerHandlers {
+  /** Whether a worker or telemetry socket may upgrade (token, protected mode); channels and links carry their own key. */
+  checkUpgrade(request: IncomingMessage): UpgradeRefusal | undefined;
   /** A worker protocol socket on `/`. */
   onWorker(socket: WebSocket, request: IncomingMessage): void;
   /** The SDK's telemetry socket on `/otel`. */
@@ -113,7 +116,7 @@ export class WorkerServer {
     const channel = path !== '/' && path !== '' && path !== '/otel';
     if (this.closed || (!this.accepting && !channel)) return rejectUpgrade(socket, 503, 'Service Unavailable');
     // Worker and telemetry sockets need the token / pass protected mode; channels and links carry their own key.
-    const refusal = channel ? undefined : checkUpgrade(this.config, req);
+    const refusal = channel ? undefined : this.handlers.checkUpgrade(req);
     const address = req.socket.remoteAddress ?? '';
     if (refusal) {
       this.warnRefused(path, address, refusal.status, refusal.message);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { registerWorker } from 'iii-sdk';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -18,7 +18,7 @@ describe('config/cluster.yaml', () => {
   it('starts a node whose modules all keep their data in Redis', async () => {
     const env = { III_REDIS_URL: redis.url, III_WS_PORT: '0', III_HTTP_PORT: '0', III_STREAM_PORT: '0', III_METRICS_PORT: '0', III_NODE_ID: 'from-file', LOG_LEVEL: 'silent' };
     const { config } = loadConfig({ path: path.resolve(__dirname, '../../config/cluster.yaml'), env });
-    const engine = new Engine(config, { logger: silentLogger, env });
+    const engine = createEngine(config, { logger: silentLogger, env });
     await engine.start();
     try {
       expect(engine.readiness().ready).toBe(true);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { LINK_PATH } from '../../src/cluster/direct-bus';
+import { LINK_PATH } from '../../src/transport/worker-server';
 import { startCluster, startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { redisOptions, type RedisEndpoint } from '../../src/cluster/redis-options';
 import type { EngineConfig } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import type { StreamModule } from '../../src/modules/stream';
 import { call, rejection } from '../support/calls';
 import { sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
@@ -59,7 +60,7 @@ async function cluster(settings: Array<Omit<EngineConfig['cluster'], 'keyPrefix'
 /** An engine with a logger writing JSON lines (debug and up) into `lines`. */
 function loggedEngine(config: EngineConfig, lines: string[]): Engine {
   const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
-  return new Engine(config, { logger });
+  return createEngine(config, { logger });
 }
 
 /** Starts `engine`, expecting it to fail; stops it (nothing may keep reconnecting) and returns the error. */
@@ -101,7 +102,7 @@ describe('Redis with a password', () => {
   });
 
   test('no password at all fails the start with NOAUTH, saying where to put it', async () => {
-    const err = await failedStart(new Engine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url, keyPrefix: newPrefix() } })));
+    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url, keyPrefix: newPrefix() } })));
     expect(err.message).toMatch(/Redis requires a password \(NOAUTH\): put it in the URL \(redis:\/\/:PASSWORD@host:port\) or in III_REDIS_PASSWORD/);
   });
 
@@ -193,25 +194,25 @@ describe('Redis over TLS (rediss://) with a password', () => {
   });
 
   test('without the CA file the start fails: the certificate is not trusted, set III_REDIS_TLS_CA_FILE', async () => {
-    const err = await failedStart(new Engine(testConfig({ nodeId: 'n1', cluster: { redisUrl: tls.url, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
+    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: tls.url, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
     expect(err.message).toMatch(/at 127\.0\.0\.1:\d+ \(TLS\): Redis's TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set III_REDIS_TLS_CA_FILE/);
   });
 
   test('redis:// against the TLS port fails the start, hinting at rediss://', async () => {
     const plainUrl = tls.url.replace('rediss://', 'redis://');
-    const err = await failedStart(new Engine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plainUrl, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
+    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plainUrl, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
     expect(err.message).toMatch(/Redis reset the connection \(ECONNRESET\); if this port serves TLS, use a rediss:\/\/ URL/);
   });
 
   test('rediss:// against a plain port fails the start once the handshake times out (ioredis connectTimeout, 10 s), hinting at redis://', async () => {
-    const err = await failedStart(new Engine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url.replace('redis://', 'rediss://'), redisPassword: PASSWORD, redisTlsCaFile: certs.ca, keyPrefix: newPrefix() } })));
+    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url.replace('redis://', 'rediss://'), redisPassword: PASSWORD, redisTlsCaFile: certs.ca, keyPrefix: newPrefix() } })));
     expect(err.message).toMatch(/\(TLS\): the TLS handshake with Redis failed \(ETIMEDOUT\): a rediss:\/\/ URL needs a port serving TLS .*for a plain port use redis:\/\//);
   }, 30_000);
 
   test("a module's own adapter.config.redis_url (rediss://, no password) gets TLS, the CA file and III_REDIS_PASSWORD", async () => {
     const config = testConfig({ nodeId: 'solo', cluster: { keyPrefix: newPrefix(), redisPassword: PASSWORD, redisTlsCaFile: certs.ca } });
     config.modules['state']!.config['adapter'] = { name: 'redis', config: { redis_url: tls.url } };
-    const engine = new Engine(config);
+    const engine = createEngine(config);
     await engine.start();
     const probe = await admin(endpoint());
     try {

@@ -1,6 +1,6 @@
 import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import type { StreamModule } from '../../src/modules/stream';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, sleep, startCluster, testConfig, waitFor, type TestEngine } from '../support/engine';
@@ -164,7 +164,7 @@ describe('Redis outages and configuration', () => {
     const base = testConfig();
     const block = base.modules[id]!;
     const modules = { ...base.modules, [id]: { ...block, config: { ...block.config, adapter: { name: 'redis' } } } };
-    const engine = new Engine(testConfig({ modules }), { logger: silentLogger });
+    const engine = createEngine(testConfig({ modules }), { logger: silentLogger });
     await expect(engine.start()).rejects.toThrow(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`);
     await engine.stop();
   });

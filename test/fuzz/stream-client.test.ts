@@ -3,7 +3,7 @@ import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
 import { parseClientFrame } from '../../src/modules/stream/client-frames';
-import { MAX_CLIENT_FRAME_BYTES } from '../../src/modules/stream/limits';
+import { MAX_CLIENT_FRAME_BYTES } from '../../src/config/stream-limits';
 import { call, type Any } from '../support/calls';
 import { startEngine, waitFor, type TestEngine } from '../support/engine';
 import { jsonText, prototypeSnapshot, prototypeUnchanged } from './arbitraries/hostile-json';

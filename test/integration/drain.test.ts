@@ -145,7 +145,7 @@ describe('graceful drain (engine.stop)', () => {
       return { status_code: 200, body: { done: true } };
     });
     server.registerTrigger({ type: 'http', function_id: 'drain::http', config: { api_path: '/drain', http_method: 'GET' } });
-    const httpPort = t.engine.module<{ port: number } & import('../../src/modules/module').EngineModule>('iii-http')!.port;
+    const httpPort = t.engine.module<{ port: number } & import('../../src/engine/module').EngineModule>('iii-http')!.port;
     await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/nope`)).status === 404 && [...t.engine.registry.triggers()].some((binding) => binding.function_id === 'drain::http'), 'the route');
     const inFlight = fetch(`http://127.0.0.1:${httpPort}/drain`);
     await waitFor(() => called, 'the request to reach the worker');

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { registerWorker, type IIIClient } from 'iii-sdk';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { TERM_GRACE_MS } from '../../src/modules/exec/command-process';
 import { RESTART_INITIAL_DELAY_MS } from '../../src/modules/exec/restart-backoff';
 import { call, type Any } from '../support/calls';
@@ -75,7 +76,7 @@ async function startExecEngine(exec: (dir: string) => string[], watch: (dir: str
   });
   const base = testConfig();
   const config = testConfig({ modules: { ...base.modules, exec: { enabled: true, config: { exec: exec(dir), watch: watch(dir) } } } });
-  const engine = new Engine(config, { logger: pino({ level: 'info' }, sink) });
+  const engine = createEngine(config, { logger: pino({ level: 'info' }, sink) });
   await engine.start();
   const client = registerWorker(`ws://127.0.0.1:${engine.port}`, { workerName: 'exec-test', enableMetricsReporting: false, otel: { enabled: false } });
   const whoami = (not?: number, timeoutMs = 15_000): Promise<Any> =>

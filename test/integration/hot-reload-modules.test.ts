@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
 import { loadConfig } from '../../src/config/load';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { createLogger, silentLogger } from '../../src/observability/logger';
 import { functionRegistered, waitFor } from '../support/engine';
 import { call, failure, rejection, type Any } from '../support/calls';
@@ -60,7 +61,7 @@ afterEach(async () => {
 });
 
 test('queue_configs: a new queue opens, a changed one takes its policy, queued jobs are kept; a removed one needs a restart', async () => {
-  engine = new Engine(await load(yaml('        orders: {max_retries: 1, backoff_ms: 10}', '"*"', 1)), { logger: silentLogger });
+  engine = createEngine(await load(yaml('        orders: {max_retries: 1, backoff_ms: 10}', '"*"', 1)), { logger: silentLogger });
   await engine.start();
   const w = worker('queue-app');
   const got: Any[] = [];
@@ -84,7 +85,7 @@ test('queue_configs: a new queue opens, a changed one takes its policy, queued j
 });
 
 test('rbac rules apply to connections made after the change; connections already open keep theirs', async () => {
-  engine = new Engine(await load(yaml('        q: {}', 'match("public::*")', 1)), { logger: silentLogger });
+  engine = createEngine(await load(yaml('        q: {}', 'match("public::*")', 1)), { logger: silentLogger });
   await engine.start();
   const owner = worker('owner');
   owner.registerFunction('secret::thing', async () => 'secret');
@@ -101,7 +102,7 @@ test('rbac rules apply to connections made after the change; connections already
 });
 
 test('observability sampling applies at once; a key that needs a restart is named; an unchanged config changes nothing', async () => {
-  engine = new Engine(await load(yaml('        q: {}', '"*"', 1)), { logger: silentLogger });
+  engine = createEngine(await load(yaml('        q: {}', '"*"', 1)), { logger: silentLogger });
   await engine.start();
   const w = worker('traced');
   w.registerFunction('app::traced', async () => 'ok');
@@ -131,7 +132,7 @@ test('the log level applies live to every logger of the engine, children made be
   };
   const root = createLogger('error');
   const earlierChild = root.child({ module: 'made-before' });
-  engine = new Engine(await withLevel('error'), { logger: root });
+  engine = createEngine(await withLevel('error'), { logger: root });
   await engine.start();
   const result = await engine.applySettings(await withLevel('debug'));
   expect(result.applied).toEqual(expect.arrayContaining(['log level debug', 'iii-observability']));

@@ -8,7 +8,7 @@ import type { Engine } from '../../src/engine/engine';
 import type { HttpModule } from '../../src/modules/http';
 import { OVER_LIMIT_IDLE_MS } from '../../src/modules/http/server';
 import type { StreamModule } from '../../src/modules/stream';
-import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES } from '../../src/modules/stream/limits';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES } from '../../src/config/stream-limits';
 import { AddressLimit } from '../../src/transport/address-limit';
 import { call, rejection, type Any } from '../support/calls';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, withModule, type TestEngine } from '../support/engine';

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { InvocationError, type IIIClient } from 'iii-sdk';
-import { readTlsMaterial } from '../../src/transport/tls';
+import { readTlsMaterial } from '../../src/config/tls-files';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { makeCertificates } from '../support/tls';
 

@@ -1,5 +1,5 @@
 import { TriggerAction, type IIIClient } from 'iii-sdk';
-import { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { QueueModule } from '../../src/modules/queue';
 import { MAX_DLQ_PAGE } from '../../src/modules/queue/dlq-functions';
 import { silentLogger } from '../../src/observability/logger';
@@ -350,7 +350,7 @@ describe('iii-queue adapter selection', () => {
     [{ adapter: { name: 'builtin', config: { store_method: 'on_tape' } } }, 'store_method must be "in_memory" or "file_based", got "on_tape"'],
     [{ adapter: { name: 'builtin', config: { max_attempts: 0 } } }, 'adapter.config.max_attempts must be an integer >= 1'],
   ])('start() refuses %j', async (config, message) => {
-    const host = new Engine(testConfig(), { logger: silentLogger });
+    const host = createEngine(testConfig(), { logger: silentLogger });
     try {
       await expect(new QueueModule(config).start(host)).rejects.toThrow(message);
     } finally {

@@ -2,7 +2,8 @@ import * as net from 'node:net';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
 import { createChannel } from 'iii-sdk/helpers';
 import type { WorkerListenerConfig } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { call, failure, type Any } from '../support/calls';
 import { functionRegistered, sleep, testConfig, waitFor } from '../support/engine';
@@ -62,7 +63,7 @@ beforeAll(async () => {
       on_trigger_type_registration_function_id: 'hook::type',
     },
   };
-  engine = new Engine({ ...config, listeners: [open, rbac] }, { logger: silentLogger });
+  engine = createEngine({ ...config, listeners: [open, rbac] }, { logger: silentLogger });
   await engine.start();
   rbacPort = engine.ports[1]!;
   rbacUrl = `ws://127.0.0.1:${rbacPort}`;

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import pino from 'pino';
 import type { EngineConfig } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import type { HttpModule } from '../../src/modules/http';
 import type { StreamModule } from '../../src/modules/stream';
 import { testConfig, withModule } from '../support/engine';
@@ -30,7 +31,7 @@ afterEach(async () => {
 async function engineWith(config: EngineConfig): Promise<Captured> {
   const warnings: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
-  const engine = new Engine(config, { logger });
+  const engine = createEngine(config, { logger });
   await engine.start();
   running = engine;
   return { engine, warnings };

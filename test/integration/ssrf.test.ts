@@ -3,8 +3,8 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import type { HttpFunctionsSecurity } from '../../src/config/types';
 import type { EngineConfig } from '../../src/config/types';
 import { EngineError } from '../../src/protocol/errors';
-import { DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, type HttpFunctionOptions, invokeHttpFunction, ResponseBudget, validateRegistration } from '../../src/modules/http-functions';
-import type { Resolver } from '../../src/modules/http-functions/guarded-lookup';
+import { DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, type HttpFunctionOptions, invokeHttpFunction, ResponseBudget, validateRegistration } from '../../src/router/http-functions';
+import type { Resolver } from '../../src/router/http-functions/guarded-lookup';
 import { failure } from '../support/calls';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 

@@ -2,7 +2,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IIIClient } from 'iii-sdk';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, failure, type Any } from '../support/calls';
@@ -331,7 +332,7 @@ describe('iii-state file_based storage', () => {
 
   test('an unreadable state file stops the start with its path', async () => {
     await writeFile(join(dir, 'broken.json'), '{"scope": "broken", "entries": [');
-    const engine = new Engine(testConfig(fileBased(1000)), { logger: silentLogger });
+    const engine = createEngine(testConfig(fileBased(1000)), { logger: silentLogger });
     await expect(engine.start()).rejects.toThrow(`iii-state: cannot read ${join(dir, 'broken.json')}`);
     await engine.stop();
   });
@@ -345,7 +346,7 @@ describe('iii-state adapter selection', () => {
     // The schema refuses an unknown name while the engine is built, a bad store method at start.
     let engine: Engine | undefined;
     const starting = Promise.resolve().then(async () => {
-      engine = new Engine(testConfig(withState({ adapter })), { logger: silentLogger });
+      engine = createEngine(testConfig(withState({ adapter })), { logger: silentLogger });
       await engine.start();
     });
     await expect(starting).rejects.toThrow(message);

@@ -157,7 +157,7 @@ test('a change made on the other engine reaches a client of the local stream por
 
 test('a write through the local engine reaches the local client and the local trigger once, and the other engine\'s clients too', async () => {
   await other.start();
-  const rw = other.worker('remote-app');
+  other.worker('remote-app');
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const fired = await localStreamTrigger(t, lw, 'local::on-chat', 'chat');

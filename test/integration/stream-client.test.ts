@@ -1,7 +1,7 @@
 import type { IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
-import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
+import { MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/config/stream-limits';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, type Any } from '../support/calls';
 

@@ -2,7 +2,7 @@ import type { IIIClient } from 'iii-sdk';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { StreamModule } from '../../src/modules/stream';
-import { MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
+import { MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/config/stream-limits';
 import { functionRegistered, sleep, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, type Any } from '../support/calls';
 

@@ -1,6 +1,7 @@
 import type { IIIClient } from 'iii-sdk';
 import { createStream } from 'iii-sdk/helpers';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger } from '../../src/observability/logger';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, failure, type Any } from '../support/calls';
@@ -366,7 +367,7 @@ describe('iii-stream adapters', () => {
     // The schema refuses it while the engine is built.
     let engine: Engine | undefined;
     const starting = Promise.resolve().then(async () => {
-      engine = new Engine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter: { name: 'nats' } } } } }), { logger: silentLogger });
+      engine = createEngine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter: { name: 'nats' } } } } }), { logger: silentLogger });
       await engine.start();
     });
     await expect(starting).rejects.toThrow('config.adapter.name: expected one of "kv", "redis", "bridge", got "nats"');
@@ -377,7 +378,7 @@ describe('iii-stream adapters', () => {
     const base = testConfig();
     const stream = base.modules['stream']!;
     const adapter = { name: 'kv', config: { store_method: 'on_tape', file_path: '/tmp/x' } };
-    const engine = new Engine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }), { logger: silentLogger });
+    const engine = createEngine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }), { logger: silentLogger });
     await expect(engine.start()).rejects.toThrow(/store_method 'on_tape' is not supported.*in_memory, file_based/);
     await engine.stop();
   });

@@ -12,7 +12,7 @@ import { ConfigError, loadConfig } from '../../src/config/load';
 import type { EngineConfig, TlsMaterial, TlsVersion } from '../../src/config/types';
 import type { HttpModule } from '../../src/modules/http';
 import type { StreamModule } from '../../src/modules/stream';
-import { readTlsMaterial } from '../../src/transport/tls';
+import { readTlsMaterial } from '../../src/config/tls-files';
 import type { Any } from '../support/calls';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { startNodeProcess } from '../support/node-process';

@@ -9,7 +9,8 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/load';
 import type { WorkerListenerConfig } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import type { HttpModule } from '../../src/modules/http';
 import { silentLogger } from '../../src/observability/logger';
 import { call } from '../support/calls';
@@ -36,7 +37,7 @@ afterEach(async () => {
 
 async function engineWith(listener: Partial<WorkerListenerConfig>, logger = silentLogger, extra: Parameters<typeof testConfig>[0] = {}): Promise<Engine> {
   const config = testConfig(extra);
-  const engine = new Engine({ ...config, listeners: [{ ...config.listeners[0]!, ...listener }] }, { logger });
+  const engine = createEngine({ ...config, listeners: [{ ...config.listeners[0]!, ...listener }] }, { logger });
   await engine.start();
   engines.push(engine);
   return engine;

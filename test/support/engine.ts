@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { registerWorker, type IIIClient, type InitOptions } from 'iii-sdk';
 import { ephemeralConfig } from '../../src/config/ephemeral';
 import { CLUSTER_BUSES, type ClusterBus, type EngineConfig } from '../../src/config/types';
-import { Engine } from '../../src/engine/engine';
+import type { Engine } from '../../src/engine/engine';
+import { createEngine } from '../../src/create-engine';
 import { silentLogger, type Logger } from '../../src/observability/logger';
 
 /** One node, in memory, on free loopback ports: what every integration test starts from. */
@@ -47,7 +48,7 @@ export async function startCluster(
 
 /** `logger` (default: silent) lets a test read what the engine logs. */
 export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv, logger: Logger = silentLogger): Promise<TestEngine> {
-  const engine = new Engine(testConfig(overrides), { logger, env });
+  const engine = createEngine(testConfig(overrides), { logger, env });
   await engine.start();
   const url = `ws://127.0.0.1:${engine.port}`;
   const workers: IIIClient[] = [];

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import { ChannelClose, ChannelManager, type ChannelCloseKind, type ChannelOptions, type LocalReaderHandlers } from '../../src/modules/channels';
+import { ChannelClose, ChannelManager, type ChannelCloseKind, type ChannelOptions, type LocalReaderHandlers } from '../../src/transport/channels';
 import { EngineError } from '../../src/protocol/errors';
 import type { ChannelRef } from '../../src/protocol/messages';
 

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/loa
 import { NOT_IMPLEMENTED_KEYS } from '../../src/config/unimplemented';
 import { ENGINE_VERSION } from '../../src/config/version';
 import { resolveModuleConfig, workerSpec } from '../../src/config/workers';
-import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/modules/stream/limits';
+import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/config/stream-limits';
 
 const repoRoot = path.resolve(__dirname, '../..');
 let dir: string;

@@ -17,8 +17,8 @@ import {
   matchesHostGlob,
   ResponseBudget,
   validateRegistration,
-} from '../../src/modules/http-functions';
-import { guardedLookupVia, systemResolver } from '../../src/modules/http-functions/guarded-lookup';
+} from '../../src/router/http-functions';
+import { guardedLookupVia, systemResolver } from '../../src/router/http-functions/guarded-lookup';
 
 /** What the test server saw of one request. */
 interface Received {

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WorkerListenerConfig } from '../../src/config/types';
 import { rawQuery } from '../../src/engine/access/auth-input';
 import { AuthResultError, parseAuthResult } from '../../src/engine/access/auth-result';
-import { sdkChannelUrl } from '../../src/engine/access/sdk-channel-url';
+import { sdkChannelUrl } from '../../src/transport/sdk-channel-url';
 import { sameSecret } from '../../src/transport/secret';
 import { SessionAccess } from '../../src/engine/access/session-access';
 import { checkUpgrade, isLoopbackAddress, openListenerWarning } from '../../src/engine/access/upgrade-gate';

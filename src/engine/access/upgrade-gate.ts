@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { WorkerListenerConfig } from '../../config/types';
 import { ErrorCode } from '../../protocol/errors';
 import { unmappedAddress } from '../../transport/address-limit';
+import type { UpgradeRefusal } from '../../transport/reject-upgrade';
 import { tokenMatches } from './shared-token';
 
 /**
@@ -17,13 +18,6 @@ import { tokenMatches } from './shared-token';
  *
  * Data-channel paths are not gated here: their access key authenticates them.
  */
-
-export interface UpgradeRefusal {
-  status: 401 | 403;
-  code: typeof ErrorCode.unauthorized | typeof ErrorCode.forbidden;
-  message: string;
-  headers: Record<string, string>;
-}
 
 export function checkUpgrade(listener: WorkerListenerConfig, request: IncomingMessage): UpgradeRefusal | undefined {
   if (listener.authToken !== undefined) {

@@ -1,6 +1,6 @@
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { RemoteEngine } from './remote-engine';
 
 const MODULE = 'iii-bridge';

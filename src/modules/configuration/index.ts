@@ -5,19 +5,18 @@ import { workerSpec, type ModuleId } from '../../config/workers';
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { FsConfigurationStore } from './adapters/fs';
 import { MemoryConfigurationStore } from './adapters/memory';
 import { RedisConfigurationStore } from './adapters/redis';
 import type { ConfigurationStore } from './adapters/store';
 import { ConfigurationErrorCode } from './errors';
 import { BridgedConfiguration } from './bridge';
+import { CONFIGURATION_CHANGED } from '../../engine/engine';
 import { ConfigurationService, type ConfigurationApi } from './service';
 import { CONFIGURATION_EVENT_SCHEMA, CONFIGURATION_TRIGGER_CONFIG_SCHEMA, ConfigurationTriggers } from './triggers';
 
 const MODULE = 'configuration';
-/** Engine event (`host.events`) emitted with the id after every accepted change. */
-export const CONFIGURATION_CHANGED = 'configuration:changed';
 /** The original's store directory, and the one it used before (moved over once). */
 export const DEFAULT_DIRECTORY = './config';
 const OLD_DIRECTORY = './data/configuration';

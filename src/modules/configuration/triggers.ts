@@ -3,7 +3,7 @@ import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 
 export const CONFIGURATION_EVENT_TYPES = ['configuration:registered', 'configuration:updated', 'configuration:deleted'] as const;
 export type ConfigurationEventType = (typeof CONFIGURATION_EVENT_TYPES)[number];

@@ -1,5 +1,5 @@
 import { BindingGroups } from '../../engine/binding-groups';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { createCronLock } from './adapters/create';
 import type { CronLock } from './adapters/lock';
 import { readCronJob } from './job-config';

@@ -1,7 +1,7 @@
 import { bindingCall } from '../../engine/binding-groups';
 import type { Json } from '../../protocol/messages';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { CronJob } from './scheduler';
 
 /**

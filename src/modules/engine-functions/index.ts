@@ -3,13 +3,14 @@ import { EngineError, ErrorCode } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { DEFAULT_NAMESPACE, namespacedKey, validNamespace } from '../../registry/namespaces';
 import type { RegistryDelta, WorkerEntry } from '../../registry/types';
-import type { Engine, WorkerEvent } from '../../engine/engine';
+import type { Engine } from '../../engine/engine';
+import type { WorkerEvent } from '../../engine/workers';
 import type { SessionAccess } from '../../engine/access/session-access';
 import type { TriggerProvider } from '../../engine/triggers';
 import type { CallContext } from '../../router/router';
 import { Input } from '../input';
 import { clusterNodes } from './nodes';
-import type { EngineModule } from '../module';
+import type { EngineModule } from '../../engine/module';
 import {
   bindingRow,
   byId,

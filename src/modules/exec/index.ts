@@ -1,5 +1,5 @@
 import { localUrl } from '../../cluster/advertise';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { FileWatcher } from './file-watcher';
 import { ExecPipeline } from './pipeline';
 import { parseWatchPattern } from './watch-pattern';

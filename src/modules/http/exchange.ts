@@ -2,9 +2,9 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Logger } from '../../observability/logger';
 import { EngineError, ErrorCode, isErrorBody } from '../../protocol/errors';
 import type { ChannelRef, Json } from '../../protocol/messages';
-import { ChannelClose } from '../channels';
+import { ChannelClose } from '../../transport/channels';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import { MalformedBodyError, hasNoBody, parseBody, readRequestBody } from './body';
 import { HttpErrorCode, envelope, newErrorId, sendEnvelope, type Envelope, type HttpErrorKind } from './envelope';
 import { callMiddleware, type GlobalMiddleware, type MiddlewareRequest } from './middleware';

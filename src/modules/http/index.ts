@@ -1,5 +1,5 @@
 import type { TriggerEntry } from '../../registry/types';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { CorsPolicy } from './cors';
 import { globalMiddleware } from './middleware';
 import { parseRoute, type HttpRoute } from './route';

@@ -1,6 +1,6 @@
 import type { Json } from '../../protocol/messages';
 import type { Logger } from '../../observability/logger';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 
 /** Global middleware entries run only in this phase (others are skipped, as in the original). */
 export const PRE_HANDLER = 'preHandler';

@@ -1,5 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { ChannelCloseKind, ChannelItem, LocalReader, LocalReaderHandlers } from '../channels';
+import type { ChannelCloseKind, ChannelItem, LocalReader, LocalReaderHandlers } from '../../transport/channels';
 import { addHeader } from './response';
 
 /**

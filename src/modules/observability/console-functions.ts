@@ -1,6 +1,6 @@
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import { MAX_TRACES_PAGE, oneOf, spanStore, type ObservabilityState } from './functions';
 import { asJson } from './json';
 import { isSeriesMetric, SERIES_METRICS, type SeriesMetric } from './metric-series';

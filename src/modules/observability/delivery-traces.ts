@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 
 /** Trace ids of recent trigger deliveries remembered, oldest forgotten first. */
 const DELIVERY_TRACES_KEPT = 1024;

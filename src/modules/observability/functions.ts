@@ -3,7 +3,7 @@ import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { CallContext } from '../../router/router';
 import { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import { formatBaggage, parseBaggage } from './baggage';
 import type { ObservabilityConfig } from './config';
 import { asJson } from './json';

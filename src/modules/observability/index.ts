@@ -1,8 +1,8 @@
 import type { TelemetrySignal } from '../../protocol/codec';
 import type { CallRequest, CallSpan } from '../../router/router';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { needsRestart } from '../reconfigure';
-import type { WorkerEvent } from '../../engine/engine';
+import type { WorkerEvent } from '../../engine/workers';
 import type { Json } from '../../protocol/messages';
 import { originOf, type AlertAction } from './alerts';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';

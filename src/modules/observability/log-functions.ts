@@ -2,7 +2,7 @@ import { parseTraceParent } from '@opentelemetry/core';
 import type { Json } from '../../protocol/messages';
 import type { CallContext } from '../../router/router';
 import { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { ObservabilityConfig } from './config';
 import { asJson, nowUnixNano } from './json';
 import { LOG_LEVELS, SEVERITY, type LogLevel, type LogStore, type StoredLog } from './log-store';

@@ -4,7 +4,7 @@ import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { conditionPasses } from '../condition';
 import { Input } from '../input';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import type { PubSubAdapter, Unsubscribe } from './adapters/adapter';
 import { createPubSubAdapter } from './adapters/create';
 import { readSubscription, SUBSCRIBE_CONFIG_SCHEMA, type Subscription } from './subscription';

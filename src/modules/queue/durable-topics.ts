@@ -5,7 +5,7 @@ import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
 import type { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { QueueAdapter, QueueJob } from './adapters/adapter';
 import { QueueErrorCode } from './errors';
 import { deliveryCall, newJob } from './jobs';

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import type { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { QueueAdapter, QueueSpec } from './adapters/adapter';
 import { QueueErrorCode } from './errors';
 import { deliveryCall, newJob } from './jobs';

@@ -1,7 +1,7 @@
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { StateAdapter } from './adapters';
 import { StateErrorCode } from './errors';
 import type { StateTriggers } from './triggers';

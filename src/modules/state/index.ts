@@ -1,5 +1,5 @@
 import { BindingGroups } from '../../engine/binding-groups';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { createStateAdapter, type StateAdapter } from './adapters';
 import { readStateConfig, type StateConfig } from './config';
 import { registerStateFunctions } from './functions';

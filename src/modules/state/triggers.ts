@@ -3,7 +3,7 @@ import type { TriggerProvider } from '../../engine/triggers';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import { matchesStateTrigger, readStateTriggerConfig, type StateTriggerFilter } from './trigger-config';
 
 export type StateEventType = 'state:created' | 'state:updated' | 'state:deleted';

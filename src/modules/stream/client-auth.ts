@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 
 export type AuthOutcome = { ok: true; context: Json } | { ok: false; reason: string };
 

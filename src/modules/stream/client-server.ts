@@ -9,13 +9,12 @@ import type { AddressLimit } from '../../transport/address-limit';
 import { rawDataToBuffer } from '../../transport/raw-data';
 import { refuseUpgrade, rejectUpgrade } from '../../transport/reject-upgrade';
 import { createListenerServer } from '../../transport/tls';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import { authenticate } from './client-auth';
 import { parseClientFrame, type ClientCommand } from './client-frames';
 import { streamEvent, type StreamEvent } from './events';
 import { subscriptionLimitRefusal, type StreamClientLimits } from './limits';
 import { membershipEvent, type MembershipEvent, type MembershipTriggers } from './membership-triggers';
-import { SOCKET_IO_PATH } from './socketio-server';
 import { StreamClient } from './stream-client';
 import type { StreamInterest } from './interest';
 import { initialSync, type StreamService } from './stream-service';
@@ -35,6 +34,10 @@ export interface ClientServerDeps {
   /** Held once per subscription, from before its sync until it ends (the bridge follows these streams). */
   interest: StreamInterest;
 }
+
+
+/** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
+export const SOCKET_IO_PATH = '/socket.io/';
 
 /**
  * The stream client port (iii-modules.md §9.4): WebSocket clients on `/` join and leave

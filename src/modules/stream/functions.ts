@@ -1,7 +1,7 @@
 import type { Json } from '../../protocol/messages';
 import { Input } from '../input';
 import { parseUpdateOps } from '../state/update-ops';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { ItemRef, StreamService } from './stream-service';
 
 /** The `stream::*` functions (iii-modules.md §9.2): input checks here, the work in StreamService. */

@@ -1,7 +1,7 @@
 import { BindingGroups } from '../../engine/binding-groups';
 import { redisTarget } from '../../cluster/redis-target';
 import { AddressLimit } from '../../transport/address-limit';
-import type { EngineModule, ModuleHost } from '../module';
+import type { EngineModule, ModuleHost } from '../../engine/module';
 import { createStreamBackend, type StreamBackend } from './adapters';
 import { ClientServer } from './client-server';
 import { readStreamConfig, type StreamModuleConfig } from './config';

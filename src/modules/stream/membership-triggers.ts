@@ -2,7 +2,7 @@ import type { TriggerProvider } from '../../engine/triggers';
 import type { Json } from '../../protocol/messages';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { Subscription } from './subscriptions';
 import { readMembershipTriggerConfig, type MembershipTriggerFilter } from './trigger-config';
 

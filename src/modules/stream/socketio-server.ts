@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Server, type ExtendedError } from 'socket.io';
 import { EngineError, ErrorCode } from '../../protocol/errors';
 import { authenticate } from './client-auth';
-import type { ClientServerDeps } from './client-server';
+import { SOCKET_IO_PATH, type ClientServerDeps } from './client-server';
 import { streamEvent, type StreamEvent } from './events';
 import { subscriptionLimitRefusal } from './limits';
 import { membershipEvent, type MembershipEvent } from './membership-triggers';
@@ -13,8 +13,6 @@ import type { SocketIoRedisLink } from './socketio-redis-adapter';
 import { eventRooms } from './socketio-rooms';
 import { initialSync } from './stream-service';
 
-/** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
-export const SOCKET_IO_PATH = '/socket.io/';
 
 /** What the raw port gets (the same auth function, triggers, address count and limits), plus: */
 export interface SocketIoServerDeps extends ClientServerDeps {

@@ -1,7 +1,7 @@
 import { EngineError } from '../../protocol/errors';
 import type { Json } from '../../protocol/messages';
 import { applyUpdateOps } from '../state/update-ops';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { ItemUpdate, StreamMirror, StreamStorage } from './adapters';
 import { StreamErrorCode } from './error-codes';
 import { streamEvent, type StreamEvent, type StreamEventDetail } from './events';

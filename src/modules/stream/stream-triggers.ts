@@ -1,7 +1,7 @@
 import type { TriggerProvider } from '../../engine/triggers';
 import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
-import type { ModuleHost } from '../module';
+import type { ModuleHost } from '../../engine/module';
 import type { StreamEvent } from './events';
 import type { StreamInterest } from './interest';
 import { matchesStreamTrigger, readStreamTriggerConfig, type StreamTriggerFilter } from './trigger-config';

@@ -1,4 +1,4 @@
-import { sameSecret } from '../../transport/secret';
+import { sameSecret } from '../secret';
 import type { Logger } from '../../observability/logger';
 import type { ChannelEndSide, ChannelReaderEnd, ChannelWriterEnd } from './channel-end';
 import type { ChannelItem } from './channel-item';

@@ -1,5 +1,5 @@
 import type { RawData } from 'ws';
-import { rawDataToBuffer } from '../../transport/raw-data';
+import { rawDataToBuffer } from '../raw-data';
 
 /** One message travelling through a channel; `binary` keeps the frame kind it arrived with. */
 export interface ChannelItem {

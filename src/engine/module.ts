@@ -1,13 +1,13 @@
 import type { EventEmitter } from 'node:events';
 import type { EngineConfig } from '../config/types';
-import type { ChannelManager } from './channels';
+import type { ChannelManager } from '../transport/channels';
 import type { Logger } from '../observability/logger';
 import type { EngineMetrics } from '../observability/metrics';
 import type { Json } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
 import type { TriggerEntry } from '../registry/types';
-import type { CallOutcome, CallRequest, LocalHandler } from '../router/router';
-import type { TriggerProvider } from '../engine/triggers';
+import type { CallOutcome, CallRequest, CallSpan, LocalHandler } from '../router/router';
+import type { TriggerProvider } from './triggers';
 
 export interface FunctionDefinition {
   id: string;
@@ -60,4 +60,17 @@ export interface EngineModule {
    * Without it, any change needs a restart.
    */
   reconfigure?(config: Record<string, unknown>): Promise<string[]>;
+}
+
+/** The modules of a node, made by the engine's caller (`createEngine`): the engine does not know them. */
+export interface ModuleSet<Host> {
+  create(host: Host, config: EngineConfig): { modules: EngineModule[]; observer?: CallObserver };
+  /** Hot reload: applies `next`'s module settings; names what needs a restart. */
+  reconfigure(modules: readonly EngineModule[], next: EngineConfig): Promise<{ applied: string[]; restart: string[] }>;
+}
+
+/** The module that traces calls and keeps what workers report of themselves (iii-observability). */
+export interface CallObserver {
+  startSpan(request: CallRequest): CallSpan | undefined;
+  latestWorkerMetrics(workerId: string): Record<string, Json> | undefined;
 }

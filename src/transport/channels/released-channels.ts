@@ -1,4 +1,4 @@
-import { sameSecret } from '../../transport/secret';
+import { sameSecret } from '../secret';
 
 /**
  * One generation of released channels. Every HTTP request releases two channels, and a late end

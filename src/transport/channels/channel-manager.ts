@@ -12,7 +12,7 @@ import { parseChannelUrl, type ChannelDirection, type ChannelTarget } from './ch
 import { ChannelClose } from './close-codes';
 import { clampBufferSize, resolveChannelOptions, type ChannelOptions, type ResolvedChannelOptions } from './options';
 import { randomUuid } from './random-id';
-import { rejectUpgrade } from '../../transport/reject-upgrade';
+import { rejectUpgrade } from '../reject-upgrade';
 import { ReleasedChannels } from './released-channels';
 
 /** The config key of the open-channel bound, as refusals and `iii_limit_refusals_total` name it. */
