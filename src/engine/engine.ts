@@ -19,6 +19,7 @@ import { createLogger, setLogLevel, type Logger } from '../observability/logger'
 import { LogLimiter } from '../observability/log-limiter';
 import { EngineMetrics } from '../observability/metrics';
 import { OpsServer, type Readiness } from '../observability/ops-server';
+import { ConsoleServer } from '../console/server';
 import { decodeFrame, encode, telemetrySignal, type TelemetrySignal } from '../protocol/codec';
 import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json, RegisterFunction } from '../protocol/messages';
@@ -92,6 +93,8 @@ export class Engine implements ModuleHost {
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
+  /** The web console (`engine.console.port` set), else undefined. */
+  private readonly console: ConsoleServer | undefined;
   private readonly modules: EngineModule[];
   /** Traces every call (set once modules exist; spans start when it has started). */
   private readonly observability: ObservabilityModule | undefined;
@@ -198,6 +201,17 @@ export class Engine implements ModuleHost {
         }, this.logger),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
+    if (config.console.port !== undefined) {
+      this.console = new ConsoleServer(
+        // In-process and as the engine itself: the console needs no worker connection of its own.
+        {
+          nodeId: this.nodeId,
+          call: async (functionId, data, observed) => (await (observed ? this.router.invoke({ functionId, data }) : this.router.invokeUnobserved({ functionId, data }))).result,
+          readiness: () => this.readiness(),
+        },
+        { host: config.console.host, port: config.console.port, readOnly: config.console.readOnly, token: config.listeners[0]?.authToken, logger: this.logger },
+      );
+    }
     this.modules = createModules(this, config);
     this.observability = this.modules.find((m): m is ObservabilityModule => m instanceof ObservabilityModule);
   }
@@ -214,9 +228,10 @@ export class Engine implements ModuleHost {
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
     await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0]!.tls !== undefined));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
+    await this.console?.listen();
     this.state = 'ready';
     this.logger.info(
-      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, version: ENGINE_VERSION },
+      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, consolePort: this.console?.port, version: ENGINE_VERSION },
       'iii-cluster engine ready',
     );
     this.events.emit('ready');
@@ -277,6 +292,8 @@ export class Engine implements ModuleHost {
     // would cut them (the worker would see 1006 and lose its answers).
     await this.closeHandshakes(CLOSE_HANDSHAKE_WAIT_MS);
     const drainMs = Math.round(performance.now() - startedAt);
+    // Before the modules stop: the console calls their functions.
+    await this.console?.close();
     await this.cluster?.stop();
     for (const module of [...this.modules].reverse()) await module.stop();
     this.channels.close();
@@ -464,6 +481,11 @@ export class Engine implements ModuleHost {
 
   get metricsPort(): number {
     return this.opsPort;
+  }
+
+  /** The web console's port; undefined when the console is off. */
+  get consolePort(): number | undefined {
+    return this.console?.port;
   }
 
   /** A running module by name (`iii-http`, `iii-stream`, ...), for tests and embedding. */
