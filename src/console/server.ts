@@ -72,6 +72,7 @@ export const READ_FUNCTIONS: ReadonlySet<string> = new Set([
   'engine::rollups::list',
   'engine::alerts::list',
   'engine::health::check',
+  'engine::cron::jobs',
   'state::get',
   'state::list',
   'state::list_groups',
