@@ -110,7 +110,7 @@ export class ConsoleServer {
     private readonly host: ConsoleHost,
     private readonly options: ConsoleOptions,
   ) {
-    this.assetsDir = options.assetsDir ?? path.join(__dirname, '../../console');
+    this.assetsDir = options.assetsDir ?? defaultAssetsDir();
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.logger.warn({ err }, 'console request failed');
@@ -272,6 +272,13 @@ export class ConsoleServer {
       bus: busMessages(engineMetrics?.['prometheus']),
     };
   }
+}
+
+/** dist/console of this checkout or package: from dist/src/console here, or src/console when run from source (tests). */
+function defaultAssetsDir(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.join(dir, 'dist/console');
 }
 
 /** The direct bus's counts of calls sent to other nodes, by path (absent on the redis bus). */

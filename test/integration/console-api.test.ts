@@ -1,0 +1,138 @@
+import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
+import { call } from '../support/calls';
+
+/**
+ * The console server's API (src/console/server.ts) against a real engine with real iii-sdk
+ * workers: the worker token as login, read-only mode, and clear 4xx answers to bad input.
+ */
+
+const TOKEN = 'console-test-token-0123456789';
+
+function consoleEngine(readOnly: boolean): Promise<TestEngine> {
+  const base = testConfig();
+  return startEngine({
+    console: { host: '127.0.0.1', port: 0, readOnly },
+    listeners: base.listeners.map((l) => ({ ...l, authToken: TOKEN })),
+  });
+}
+
+describe('console API', () => {
+  let t: TestEngine;
+  let ro: TestEngine;
+  let base: string;
+  let roBase: string;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const post = (url: string, body: unknown, headers: Record<string, string> = auth) =>
+    fetch(`${url}/api/call`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  beforeAll(async () => {
+    [t, ro] = await Promise.all([consoleEngine(false), consoleEngine(true)]);
+    base = `http://127.0.0.1:${t.engine.consolePort}`;
+    roBase = `http://127.0.0.1:${ro.engine.consolePort}`;
+    const w = t.worker('console-api', { headers: auth });
+    w.registerFunction('demo::double', async (d: { n: number }) => ({ n: d.n * 2 }));
+    await waitFor(async () => (await t.engine.registry.pool('demo::double')).length > 0, 'demo::double registered');
+  });
+  afterAll(async () => {
+    await Promise.all([t.close(), ro.close()]);
+  });
+
+  test('the console is off unless engine.console.port is set', () => {
+    expect(testConfig().console.port).toBeUndefined();
+  });
+
+  test('without the token: the page is the login form (401), the API 401, a wrong token 401', async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(401);
+    expect(await page.text()).toContain('name="token"');
+    const api = await fetch(`${base}/api/session`);
+    expect(api.status).toBe(401);
+    expect((await api.json()).error.code).toBe('UNAUTHORIZED');
+    expect((await fetch(`${base}/api/session`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await fetch(`${base}/?token=wrong`, { redirect: 'manual' })).status).toBe(401);
+    const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=wrong', redirect: 'manual' });
+    expect(login.status).toBe(401);
+    expect(login.headers.get('set-cookie')).toBeNull();
+  });
+
+  test('?token= and the login form set an HttpOnly SameSite=Strict cookie that is not the token, and it opens the API', async () => {
+    const viaQuery = await fetch(`${base}/?token=${TOKEN}`, { redirect: 'manual' });
+    expect(viaQuery.status).toBe(303);
+    expect(viaQuery.headers.get('location')).toBe('/');
+    const cookie = viaQuery.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).not.toContain(TOKEN);
+    const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TOKEN}`, redirect: 'manual' });
+    expect(login.status).toBe(303);
+    const session = await fetch(`${base}/api/session`, { headers: { cookie: cookie.split(';')[0]! } });
+    expect(session.status).toBe(200);
+    expect(await session.json()).toEqual({ node_id: 'test-node', read_only: false });
+    expect(session.headers.get('cache-control')).toBe('no-store');
+    expect(session.headers.get('content-security-policy')).toContain("default-src 'none'");
+  });
+
+  test('the shell page and the bundle are served, the bundle without a session', async () => {
+    const page = await fetch(`${base}/`, { headers: auth });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script src="/app.js">');
+    const js = await fetch(`${base}/app.js`);
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/javascript/);
+    expect((await js.text()).length).toBeGreaterThan(1000);
+  });
+
+  test('POST /api/call calls a real worker and the built-ins', async () => {
+    const res = await post(base, { function_id: 'demo::double', payload: { n: 21 } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ result: { n: 42 } });
+    const fns = await (await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } })).json();
+    const row = fns.result.functions.find((f: { function_id: string }) => f.function_id === 'demo::double');
+    expect(row.pool).toEqual([{ worker_id: expect.any(String), worker_name: 'console-api', node_id: 'test-node' }]);
+  });
+
+  test('bad input gets a clear 4xx', async () => {
+    const notJson = await post(base, '{nope');
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error.message).toMatch(/not JSON/);
+    const noId = await post(base, { payload: {} });
+    expect(noId.status).toBe(400);
+    expect((await noId.json()).error.message).toMatch(/function_id/);
+    const unknown = await post(base, { function_id: 'no::such', payload: {} });
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error.code).toBe('function_not_found');
+    const badQueue = await post(base, { function_id: 'engine::queue::dlq_messages', payload: { topic: 'nope' } });
+    expect(badQueue.status).toBe(400);
+    expect((await badQueue.json()).error.message).toMatch(/nope/);
+    const form = await fetch(`${base}/api/call`, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' });
+    expect(form.status).toBe(415);
+    const big = await post(base, { function_id: 'demo::double', payload: { pad: 'x'.repeat(1024 * 1024 + 10) } });
+    expect(big.status).toBe(413);
+    expect((await fetch(`${base}/api/nothing`, { headers: auth })).status).toBe(404);
+  });
+
+  test('read-only: reads answer, every change is refused with 403 and nothing changes', async () => {
+    const reads = await post(roBase, { function_id: 'engine::functions::list', payload: {} });
+    expect(reads.status).toBe(200);
+    expect(await (await fetch(`${roBase}/api/session`, { headers: auth })).json()).toMatchObject({ read_only: true });
+    const set = await post(roBase, { function_id: 'state::set', payload: { scope: 's', key: 'k', value: 1 } });
+    expect(set.status).toBe(403);
+    expect((await set.json()).error.message).toMatch(/read-only/);
+    expect((await post(roBase, { function_id: 'iii::queue::redrive', payload: { queue: 'default' } })).status).toBe(403);
+    const worker = ro.worker('ro-check', { headers: auth });
+    expect((await call(worker, 'state::get', { scope: 's', key: 'k' })) ?? null).toBeNull();
+  });
+
+  test('the live feed sends snapshots with every node and this node\'s figures', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}/api/events`, { headers: auth, signal: controller.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('event: snapshot')) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    const data = JSON.parse(text.slice(text.indexOf('data: ') + 6).split('\n')[0]!);
+    expect(data.nodes).toEqual([expect.objectContaining({ node_id: 'test-node', state: 'ready', self: true })]);
+    expect(data.invocations.total).toEqual(expect.any(Number));
+  });
+});
