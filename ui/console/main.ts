@@ -48,4 +48,7 @@ function App() {
   `;
 }
 
-render(html`<${App} />`, document.getElementById('app')!);
+// Preact renders next to what is there: clear the shell's "Loading…" first.
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(html`<${App} />`, root);
