@@ -1,3 +1,4 @@
+import { loadConfig } from '../../src/config/load';
 import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call } from '../support/calls';
 
@@ -37,8 +38,11 @@ describe('console API', () => {
     await Promise.all([t.close(), ro.close()]);
   });
 
-  test('the console is off unless engine.console.port is set', () => {
+  test('the console is off unless engine.console.port is set; III_CONSOLE_PORT and III_CONSOLE_READ_ONLY set it, a bad value stops startup', () => {
     expect(testConfig().console.port).toBeUndefined();
+    expect(loadConfig({ env: { III_CONSOLE_PORT: '4000', III_CONSOLE_READ_ONLY: 'TRUE' } }).config.console).toEqual({ host: '0.0.0.0', port: 4000, readOnly: true });
+    expect(() => loadConfig({ env: { III_CONSOLE_READ_ONLY: 'yes' } })).toThrow(/III_CONSOLE_READ_ONLY: expected one of "true", "false"/);
+    expect(() => loadConfig({ env: { III_CONSOLE_PORT: '70000' } })).toThrow(/III_CONSOLE_PORT/);
   });
 
   test('without the token: the page is the login form (401), the API 401, a wrong token 401', async () => {
