@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Any } from '../support/calls';
 import { waitFor } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { freePort } from '../support/ports';
@@ -23,6 +24,10 @@ const SCREENSHOTS = process.env['CONSOLE_SCREENSHOTS'] === '1';
 const SHOTS_DIR = path.join(__dirname, '../../docs/console');
 
 jest.setTimeout(60_000);
+
+// The callbacks of page.evaluate / waitForFunction run in the browser, where these exist; the
+// test project has no DOM types.
+declare const document: Any;
 
 let redis: TestRedis;
 let nodes: NodeProcess[] = [];
@@ -141,7 +146,7 @@ test('a wrong token is refused (401, login form again); the right one signs in',
 test('Cluster: the three nodes, ready, with their workers and Redis ok; the live call counter moves while calls flow', async () => {
   await open('cluster');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tbody tr').length === 3);
-  const rows = await page.$$eval('[data-testid=nodes] tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).innerText));
+  const rows = await page.$$eval('[data-testid=nodes] tbody tr', (trs: Any[]) => trs.map((tr) => (tr as { innerText: string }).innerText));
   expect(rows.map((r) => r.split('\t')[0]!.trim())).toEqual(['node-1 (this node)', 'node-2', 'node-3']);
   for (const row of rows) expect(row).toContain('ready');
   expect(await page.textContent('[data-testid=redis]')).toBe('ok');
@@ -248,7 +253,7 @@ test('read-only console (node-3): no change buttons, and a change sent anyway is
   expect(await page.locator('[data-testid=item-editor]').count()).toBe(0);
   const refused = await page.evaluate(async () => {
     const res = await fetch('/api/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function_id: 'state::set', payload: { scope: 'users', key: 'ada', value: 'x' } }) });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as Any };
   });
   expect(refused.status).toBe(403);
   expect(refused.body.error.message).toMatch(/read-only/);

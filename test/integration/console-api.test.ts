@@ -1,6 +1,9 @@
 import { loadConfig } from '../../src/config/load';
 import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
-import { call } from '../support/calls';
+import { call, type Any } from '../support/calls';
+
+/** Response bodies of the console API, read loosely. */
+const body = (res: Response): Promise<Any> => res.json() as Promise<Any>;
 
 /**
  * The console server's API (src/console/server.ts) against a real engine with real iii-sdk
@@ -51,7 +54,7 @@ describe('console API', () => {
     expect(await page.text()).toContain('name="token"');
     const api = await fetch(`${base}/api/session`);
     expect(api.status).toBe(401);
-    expect((await api.json()).error.code).toBe('UNAUTHORIZED');
+    expect((await body(api)).error.code).toBe('UNAUTHORIZED');
     expect((await fetch(`${base}/api/session`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     expect((await fetch(`${base}/?token=wrong`, { redirect: 'manual' })).status).toBe(401);
     const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=wrong', redirect: 'manual' });
@@ -71,7 +74,7 @@ describe('console API', () => {
     expect(login.status).toBe(303);
     const session = await fetch(`${base}/api/session`, { headers: { cookie: cookie.split(';')[0]! } });
     expect(session.status).toBe(200);
-    expect(await session.json()).toEqual({ node_id: 'test-node', read_only: false });
+    expect(await body(session)).toEqual({ node_id: 'test-node', read_only: false });
     expect(session.headers.get('cache-control')).toBe('no-store');
     expect(session.headers.get('content-security-policy')).toContain("default-src 'none'");
   });
@@ -89,8 +92,8 @@ describe('console API', () => {
   test('POST /api/call calls a real worker and the built-ins', async () => {
     const res = await post(base, { function_id: 'demo::double', payload: { n: 21 } });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ result: { n: 42 } });
-    const fns = await (await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } })).json();
+    expect(await body(res)).toEqual({ result: { n: 42 } });
+    const fns = await body(await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } }));
     const row = fns.result.functions.find((f: { function_id: string }) => f.function_id === 'demo::double');
     expect(row.pool).toEqual([{ worker_id: expect.any(String), worker_name: 'console-api', node_id: 'test-node' }]);
   });
@@ -98,16 +101,16 @@ describe('console API', () => {
   test('bad input gets a clear 4xx', async () => {
     const notJson = await post(base, '{nope');
     expect(notJson.status).toBe(400);
-    expect((await notJson.json()).error.message).toMatch(/not JSON/);
+    expect((await body(notJson)).error.message).toMatch(/not JSON/);
     const noId = await post(base, { payload: {} });
     expect(noId.status).toBe(400);
-    expect((await noId.json()).error.message).toMatch(/function_id/);
+    expect((await body(noId)).error.message).toMatch(/function_id/);
     const unknown = await post(base, { function_id: 'no::such', payload: {} });
     expect(unknown.status).toBe(404);
-    expect((await unknown.json()).error.code).toBe('function_not_found');
+    expect((await body(unknown)).error.code).toBe('function_not_found');
     const badQueue = await post(base, { function_id: 'engine::queue::dlq_messages', payload: { topic: 'nope' } });
     expect(badQueue.status).toBe(400);
-    expect((await badQueue.json()).error.message).toMatch(/nope/);
+    expect((await body(badQueue)).error.message).toMatch(/nope/);
     const form = await fetch(`${base}/api/call`, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' });
     expect(form.status).toBe(415);
     const big = await post(base, { function_id: 'demo::double', payload: { pad: 'x'.repeat(1024 * 1024 + 10) } });
@@ -118,10 +121,10 @@ describe('console API', () => {
   test('read-only: reads answer, every change is refused with 403 and nothing changes', async () => {
     const reads = await post(roBase, { function_id: 'engine::functions::list', payload: {} });
     expect(reads.status).toBe(200);
-    expect(await (await fetch(`${roBase}/api/session`, { headers: auth })).json()).toMatchObject({ read_only: true });
+    expect(await body(await fetch(`${roBase}/api/session`, { headers: auth }))).toMatchObject({ read_only: true });
     const set = await post(roBase, { function_id: 'state::set', payload: { scope: 's', key: 'k', value: 1 } });
     expect(set.status).toBe(403);
-    expect((await set.json()).error.message).toMatch(/read-only/);
+    expect((await body(set)).error.message).toMatch(/read-only/);
     expect((await post(roBase, { function_id: 'iii::queue::redrive', payload: { queue: 'default' } })).status).toBe(403);
     const worker = ro.worker('ro-check', { headers: auth });
     expect((await call(worker, 'state::get', { scope: 's', key: 'k' })) ?? null).toBeNull();
