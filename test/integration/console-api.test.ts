@@ -98,6 +98,31 @@ describe('console API', () => {
     expect(row.pool).toEqual([{ worker_id: expect.any(String), worker_name: 'console-api', node_id: 'test-node' }]);
   });
 
+  test('engine::workers::list {include_node} names each worker\'s node; engine::cron::jobs and engine::cron::fire', async () => {
+    const workers = await body(await post(base, { function_id: 'engine::workers::list', payload: { include_node: true } }));
+    expect(workers.result.workers.find((w: Any) => w.name === 'console-api').node_id).toBe('test-node');
+    expect(workers.result.workers.find((w: Any) => w.name === 'iii-cron').node_id).toBeNull();
+    const w = t.worker('console-cron', { headers: auth });
+    let ticks = 0;
+    w.registerFunction('demo::nightly', async () => {
+      ticks++;
+      return null;
+    });
+    w.registerTrigger({ type: 'cron', function_id: 'demo::nightly', config: { expression: '0 30 2 * * *' } });
+    const jobs = await waitFor(async () => {
+      const r = await body(await post(base, { function_id: 'engine::cron::jobs', payload: {} }));
+      return r.result.jobs.find((j: Any) => j.function_id === 'demo::nightly');
+    }, 'the cron job');
+    expect(jobs).toMatchObject({ expression: '0 30 2 * * *', last_fired_here_at: null });
+    expect(new Date(jobs.next_fire_at).toISOString().slice(11, 19)).toBe('02:30:00');
+    const fired = await post(base, { function_id: 'engine::cron::fire', payload: { trigger_id: jobs.trigger_id } });
+    expect(fired.status).toBe(200);
+    expect(ticks).toBe(1);
+    const missing = await post(base, { function_id: 'engine::cron::fire', payload: { trigger_id: 'nope' } });
+    expect(missing.status).toBe(404);
+    expect((await body(missing)).error.message).toMatch(/No cron binding 'nope'/);
+  });
+
   test('bad input gets a clear 4xx', async () => {
     const notJson = await post(base, '{nope');
     expect(notJson.status).toBe(400);
