@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import type { Json } from '../protocol/messages';
 import { EngineError, ErrorCode } from '../protocol/errors';
@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger';
 import type { Readiness } from '../observability/ops-server';
 import { CLEARED_COOKIE, decide, sessionCookie } from './auth';
 import { sameSecret } from '../transport/secret';
+import { AddressLimit } from '../transport/address-limit';
 import { loginPage, shellPage } from './pages';
 
 /**
@@ -47,6 +48,10 @@ export interface ConsoleOptions {
   logger: Logger;
   /** Where app.js and app.css are (default: dist/console next to this build). */
   assetsDir?: string;
+  /** Connections one client address may hold open (the worker listener's `max_connections_per_address`; 0 = unlimited). */
+  maxConnectionsPerAddress?: number;
+  /** Told of each refusal by that limit (`iii_limit_refusals_total`). */
+  onLimitRefused?: () => void;
 }
 
 /** Functions the console may call in read-only mode: each only reads. */
@@ -89,6 +94,9 @@ export const MAX_EVENT_STREAMS = 64;
 /** How often a live feed gets a snapshot, in ms. */
 const SNAPSHOT_MS = 1000;
 
+/** A connection over the per-address limit gets its 429 on its first request, or is closed after this long idle. */
+const OVER_LIMIT_IDLE_MS = 5000;
+
 const ASSETS: Record<string, string> = { '/app.js': 'text/javascript; charset=utf-8', '/app.css': 'text/css; charset=utf-8' };
 
 /** Same-origin only: the app loads nothing from elsewhere and runs no inline script. */
@@ -105,6 +113,8 @@ export class ConsoleServer {
   private readonly streams = new Set<http.ServerResponse>();
   private timer: NodeJS.Timeout | undefined;
   private readonly assetsDir: string;
+  private readonly addresses: AddressLimit;
+  private readonly overLimit = new WeakSet<Socket>();
 
   constructor(
     private readonly host: ConsoleHost,
@@ -117,6 +127,13 @@ export class ConsoleServer {
         if (!res.headersSent) sendJson(res, 500, { error: { code: 'console_error', message: (err as Error).message } });
         else res.destroy();
       });
+    });
+    // The same per-address ceiling as the worker listeners, so one client cannot take every socket.
+    this.addresses = new AddressLimit(options.maxConnectionsPerAddress ?? 0, 'max_connections_per_address', options.onLimitRefused);
+    this.server.on('connection', (socket: Socket) => {
+      if (this.addresses.acquire(socket.remoteAddress ?? '', socket)) return;
+      this.overLimit.add(socket);
+      socket.setTimeout(OVER_LIMIT_IDLE_MS, () => socket.destroy());
     });
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
@@ -146,6 +163,10 @@ export class ConsoleServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.overLimit.has(req.socket)) {
+      res.writeHead(429, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      return void res.end(JSON.stringify({ error: { code: ErrorCode.limitExceeded, message: this.addresses.refusal(req.socket.remoteAddress ?? '') } }));
+    }
     const url = new URL(req.url ?? '/', 'http://console');
     const route = `${req.method} ${url.pathname}`;
     // The bundle and its stylesheet hold no data: the login page needs the stylesheet.

@@ -209,7 +209,15 @@ export class Engine implements ModuleHost {
           call: async (functionId, data, observed) => (await (observed ? this.router.invoke({ functionId, data }) : this.router.invokeUnobserved({ functionId, data }))).result,
           readiness: () => this.readiness(),
         },
-        { host: config.console.host, port: config.console.port, readOnly: config.console.readOnly, token: config.listeners[0]?.authToken, logger: this.logger },
+        {
+          host: config.console.host,
+          port: config.console.port,
+          readOnly: config.console.readOnly,
+          token: config.listeners[0]?.authToken,
+          logger: this.logger,
+          maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
+          onLimitRefused: () => this.metrics.limitRefusals.inc({ limit: 'engine.console.max_connections_per_address' }),
+        },
       );
     }
     this.modules = createModules(this, config);

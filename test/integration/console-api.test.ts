@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { loadConfig } from '../../src/config/load';
 import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, type Any } from '../support/calls';
@@ -12,10 +13,11 @@ const body = (res: Response): Promise<Any> => res.json() as Promise<Any>;
 
 const TOKEN = 'console-test-token-0123456789';
 
-function consoleEngine(readOnly: boolean): Promise<TestEngine> {
+function consoleEngine(readOnly: boolean, maxConnectionsPerAddress = 1024): Promise<TestEngine> {
   const base = testConfig();
   return startEngine({
     console: { host: '127.0.0.1', port: 0, readOnly },
+    limits: { ...base.limits, maxConnectionsPerAddress },
     listeners: base.listeners.map((l) => ({ ...l, authToken: TOKEN })),
   });
 }
@@ -166,5 +168,33 @@ describe('console API', () => {
     const data = JSON.parse(text.slice(text.indexOf('data: ') + 6).split('\n')[0]!);
     expect(data.nodes).toEqual([expect.objectContaining({ node_id: 'test-node', state: 'ready', self: true })]);
     expect(data.invocations.total).toEqual(expect.any(Number));
+  });
+
+  test('max_connections_per_address (2 here) holds on the console port: the third connection gets 429, the others keep working', async () => {
+    const small = await consoleEngine(false, 2);
+    const port = small.engine.consolePort!;
+    const sockets: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect(port, '127.0.0.1');
+        await new Promise((resolve) => s.once('connect', resolve));
+        sockets.push(s);
+      }
+      const third = net.connect(port, '127.0.0.1');
+      sockets.push(third);
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        third.on('data', (d) => (text += d.toString()));
+        third.on('close', () => resolve(text));
+        third.write(`GET /api/session HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`);
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 429/);
+      expect(answer).toContain('max_connections_per_address');
+      sockets[0]!.destroy();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/session`, { headers: auth })).status === 200, 'a connection once one closed');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
   });
 });
