@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isLoopbackAddress } from '../engine/access/upgrade-gate';
+import { isIP } from 'node:net';
+import { unmappedAddress } from '../transport/address-limit';
 import { sameSecret } from '../transport/secret';
 
 /**
@@ -61,4 +62,11 @@ export function decide(request: IncomingMessage, token: string | undefined): Aut
   const bearer = bearerOf(request);
   if (bearer !== undefined && sameSecret(bearer, token)) return { ok: true };
   return { ok: false, status: 401, message: 'sign in with the worker token (login form, ?token=, or Authorization: Bearer <token>)' };
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms (as the worker listener's protected mode; kept here so console/ imports nothing of engine/). */
+function isLoopbackAddress(address: string): boolean {
+  const v4 = unmappedAddress(address);
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return address === '::1';
 }

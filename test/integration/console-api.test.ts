@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { loadConfig } from '../../src/config/load';
+import { MAX_EVENT_STREAMS } from '../../src/console/server';
 import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
 import { call, type Any } from '../support/calls';
 
@@ -195,6 +196,22 @@ describe('console API', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await small.close();
+    }
+  });
+
+  test('at most MAX_EVENT_STREAMS live feeds per node: one more is 503 limit_exceeded', async () => {
+    const controllers: AbortController[] = [];
+    try {
+      for (let i = 0; i < MAX_EVENT_STREAMS; i++) {
+        const c = new AbortController();
+        controllers.push(c);
+        expect((await fetch(`${base}/api/events`, { headers: auth, signal: c.signal })).status).toBe(200);
+      }
+      const over = await fetch(`${base}/api/events`, { headers: auth });
+      expect(over.status).toBe(503);
+      expect((await body(over)).error.code).toBe('limit_exceeded');
+    } finally {
+      for (const c of controllers) c.abort();
     }
   });
 });
