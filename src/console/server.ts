@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -19,7 +20,8 @@ import { loginPage, shellPage } from './pages';
  *
  * API:
  * - `GET /api/session`: `{node_id, read_only}`.
- * - `POST /api/call` `{function_id, payload}`: calls one function and answers `{result}`. The
+ * - `POST /api/call` `{function_id, payload}`: calls one function and answers `{result}` (and
+ *   `trace_id` for a change, traced like any call: reads are neither traced nor counted). The
  *   functions in READ_FUNCTIONS only read; any other call (the invoke form, redrive, discard,
  *   state::set...) is a change and is refused with 403 in read-only mode.
  * - `GET /api/events`: server-sent events, one `snapshot` a second (nodes, this node's
@@ -35,7 +37,7 @@ export interface ConsoleHost {
    * Calls a function through the router as the engine (no RBAC session), with its deadline.
    * `observed`: traced and counted like any call (the operator's own calls); reads are not.
    */
-  call(functionId: string, data: Json, observed?: boolean): Promise<Json | undefined>;
+  call(functionId: string, data: Json, observed?: boolean, traceparent?: string): Promise<Json | undefined>;
   readiness(): Readiness;
 }
 
@@ -243,12 +245,17 @@ export class ConsoleServer {
     if (this.options.readOnly && !READ_FUNCTIONS.has(functionId)) {
       return fail(res, 403, ErrorCode.forbidden, `the console is read-only (engine.console.read_only): ${functionId} is not one of the functions it may call`);
     }
+    // An operator's call gets a trace of its own, whose id the answer carries, so the page can show it.
+    const observed = !READ_FUNCTIONS.has(functionId);
+    const traceId = observed ? randomBytes(16).toString('hex') : undefined;
+    const traceparent = traceId === undefined ? undefined : `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const trace = traceId === undefined ? {} : { trace_id: traceId };
     try {
-      const result = await this.host.call(functionId, (payload ?? {}) as Json, !READ_FUNCTIONS.has(functionId));
-      sendJson(res, 200, { result: result ?? null });
+      const result = await this.host.call(functionId, (payload ?? {}) as Json, observed, traceparent);
+      sendJson(res, 200, { result: result ?? null, ...trace });
     } catch (err) {
       const error = EngineError.from(err);
-      sendJson(res, statusOf(error.code), { error: error.toBody() });
+      sendJson(res, statusOf(error.code), { error: error.toBody(), ...trace });
     }
   }
 

@@ -206,7 +206,8 @@ export class Engine implements ModuleHost {
         // In-process and as the engine itself: the console needs no worker connection of its own.
         {
           nodeId: this.nodeId,
-          call: async (functionId, data, observed) => (await (observed ? this.router.invoke({ functionId, data }) : this.router.invokeUnobserved({ functionId, data }))).result,
+          call: async (functionId, data, observed, traceparent) =>
+            (await (observed ? this.router.invoke({ functionId, data, ...(traceparent === undefined ? {} : { traceparent }) }) : this.router.invokeUnobserved({ functionId, data }))).result,
           readiness: () => this.readiness(),
         },
         {

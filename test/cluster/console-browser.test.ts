@@ -181,6 +181,10 @@ test('Functions & workers: the pool of demo::hello spans node-1 and node-2; the 
   await page.waitForSelector('[data-testid=invoke-result]');
   expect(await page.textContent('[data-testid=invoke-result]')).toContain('Hello, Grace!');
   await shot('functions');
+  // The call's own trace, one click away.
+  await page.click('[data-testid=invoke-trace]');
+  await page.waitForSelector('main[data-page="traces"] [data-testid=waterfall] .span-bar');
+  expect(await page.locator('[data-testid=waterfall]').innerText()).toContain('demo::hello');
 });
 
 test('Queues: the dead letter shows its error and attempts; Redrive from the page runs the real job again and empties the DLQ', async () => {

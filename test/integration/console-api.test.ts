@@ -95,7 +95,11 @@ describe('console API', () => {
   test('POST /api/call calls a real worker and the built-ins', async () => {
     const res = await post(base, { function_id: 'demo::double', payload: { n: 21 } });
     expect(res.status).toBe(200);
-    expect(await body(res)).toEqual({ result: { n: 42 } });
+    // A change is traced: the answer names its trace, which the engine keeps.
+    const answer = await body(res);
+    expect(answer).toEqual({ result: { n: 42 }, trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    const traces = await body(await post(base, { function_id: 'engine::traces::list', payload: { trace_id: answer.trace_id } }));
+    expect(traces.result.spans.map((s: Any) => s.name)).toEqual(['demo::double']);
     const fns = await body(await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } }));
     const row = fns.result.functions.find((f: { function_id: string }) => f.function_id === 'demo::double');
     expect(row.pool).toEqual([{ worker_id: expect.any(String), worker_name: 'console-api', node_id: 'test-node' }]);

@@ -19,7 +19,8 @@ const PAGES = [
   { path: 'traces', title: 'Traces & logs', page: TracesPage },
 ];
 
-const currentPath = (): string => location.hash.replace(/^#\/?/, '') || 'cluster';
+/** The page part of the hash (`#/traces?trace_id=...` is the traces page; the page reads its query). */
+const currentPath = (): string => location.hash.replace(/^#\/?/, '').split('?')[0] || 'cluster';
 
 function App() {
   const [me, setMe] = useState<Session | undefined>(undefined);

@@ -1,6 +1,6 @@
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
-import { call } from '../api';
+import { ApiError, call, callTraced } from '../api';
 import { duration, ErrorNote, json, num, parseJson, useLoad, useSession } from '../common';
 
 interface PoolMember {
@@ -89,17 +89,18 @@ function InvokeForm({ functions, onDone }: { functions: string[]; onDone: () => 
   const { read_only } = useSession();
   const [functionId, setFunctionId] = useState('');
   const [payload, setPayload] = useState('{}');
-  const [outcome, setOutcome] = useState<{ ok: boolean; text: string } | undefined>(undefined);
+  const [outcome, setOutcome] = useState<{ ok: boolean; text: string; traceId?: string } | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   if (read_only) return null;
   const submit = async (event: Event) => {
     event.preventDefault();
     setBusy(true);
     try {
-      const result = await call(functionId.trim(), parseJson(payload, 'The payload'));
-      setOutcome({ ok: true, text: json(result) });
+      const { result, traceId } = await callTraced(functionId.trim(), parseJson(payload, 'The payload'));
+      setOutcome({ ok: true, text: json(result), ...(traceId ? { traceId } : {}) });
     } catch (err) {
-      setOutcome({ ok: false, text: (err as Error).message });
+      const traceId = err instanceof ApiError ? err.traceId : undefined;
+      setOutcome({ ok: false, text: (err as Error).message, ...(traceId ? { traceId } : {}) });
     } finally {
       setBusy(false);
       onDone();
@@ -113,6 +114,7 @@ function InvokeForm({ functions, onDone }: { functions: string[]; onDone: () => 
       <label>Payload (JSON) <textarea name="payload" rows="4" value=${payload} onInput=${(e: Event) => setPayload((e.target as HTMLTextAreaElement).value)}></textarea></label>
       <button type="submit" disabled=${busy}>Invoke</button>
       ${outcome ? html`<pre class=${outcome.ok ? 'result' : 'result error'} data-testid="invoke-result">${outcome.text}</pre>` : null}
+      ${outcome?.traceId ? html`<p><a data-testid="invoke-trace" href=${`#/traces?trace_id=${outcome.traceId}`}>Its trace: ${outcome.traceId}</a></p>` : null}
     </form>
   `;
 }

@@ -24,9 +24,11 @@ interface Log {
 
 /** Root spans this node keeps, filtered by function name and trace id; one trace as a waterfall with its logs. */
 export function TracesPage() {
-  const [filter, setFilter] = useState({ name: '', trace_id: '' });
+  // `#/traces?trace_id=<id>` (the invoke form's link) opens that trace.
+  const linked = new URLSearchParams(location.hash.split('?')[1] ?? '').get('trace_id') ?? '';
+  const [filter, setFilter] = useState({ name: '', trace_id: linked });
   const [form, setForm] = useState(filter);
-  const [traceId, setTraceId] = useState<string | undefined>(undefined);
+  const [traceId, setTraceId] = useState<string | undefined>(linked || undefined);
   const list = useLoad(() => {
     const query: Record<string, unknown> = { limit: 50 };
     if (filter.name.trim()) query.name = filter.name.trim();
