@@ -263,3 +263,15 @@ test('read-only console (node-3): no change buttons, and a change sent anyway is
   expect(refused.body.error.message).toMatch(/read-only/);
   expect(await clients[2]!.trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'ada' } })).toEqual({ name: 'Ada Lovelace' });
 });
+
+test('Cluster: a node that dies is shown gone, live, while the others stay ready', async () => {
+  await page.goto(`${consoles[0]}/#/cluster`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tbody tr').length === 3);
+  // Its worker leaves first, so it does not retry a dead port for the rest of the file.
+  await clients[1]!.shutdown();
+  await nodes[1]!.kill('SIGKILL');
+  // Membership drops it once its alive key expires (1 s); the page keeps it, marked gone.
+  await page.waitForSelector('[data-node="node-2"] .state.gone', { timeout: 15_000 });
+  expect(await page.textContent('[data-testid=node-count]')).toBe('2');
+  expect(await page.textContent('[data-node="node-3"] .state')).toBe('ready');
+});
