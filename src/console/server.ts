@@ -279,7 +279,7 @@ export class ConsoleServer {
   private async broadcast(to: http.ServerResponse[]): Promise<void> {
     if (to.length === 0) return;
     const frame = `event: snapshot\ndata: ${JSON.stringify(await this.snapshot())}\n\n`;
-    for (const res of to) if (!res.writableEnded) res.write(frame);
+    for (const res of to) if (!res.writableEnded && !res.destroyed) res.write(frame);
   }
 
   /** What the cluster page shows: every node, this node's figures and its readiness. */
