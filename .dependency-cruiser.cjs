@@ -7,7 +7,7 @@ const LAYERS = [
   ['protocol', 'store'],
   ['observability', 'registry', 'config'],
   ['transport'],
-  ['router'],
+  ['router', 'console'],
   ['cluster'],
   ['engine'],
   ['modules'],

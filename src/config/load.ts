@@ -23,6 +23,8 @@
  * | `III_HTTP_PORT`   | `modules.http.config.port`                             | port 0-65535       |
  * | `III_STREAM_PORT` | `modules.stream.config.port`                           | port 0-65535       |
  * | `III_METRICS_PORT`| `metrics.port` (`engine.metrics.port`)                 | port 0-65535       |
+ * | `III_CONSOLE_PORT`| `console.port` (`engine.console.port`): turns the web console on | port 0-65535 |
+ * | `III_CONSOLE_READ_ONLY` | `console.readOnly` (`engine.console.read_only`)  | `true` or `false`  |
  * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | printable ASCII, no spaces, <= 128 chars |
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
@@ -390,6 +392,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
 
   const engine = sources.engine.resolved;
   const metrics = engine['metrics'] as { host: string; port: number };
+  const consoleBlock = engine['console'] as { host: string; port: number | null; read_only: boolean };
   const channels = engine['channels'] as {
     ttl_ms: number;
     default_buffer_messages: number;
@@ -414,6 +417,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     listeners,
     limits,
     metrics: { host: metrics.host, port: metrics.port },
+    console: { host: consoleBlock.host, readOnly: consoleBlock.read_only, ...(consoleBlock.port === null ? {} : { port: consoleBlock.port }) },
     channels: {
       ttlMs: channels.ttl_ms,
       defaultBufferMessages: channels.default_buffer_messages,
@@ -494,6 +498,11 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
 
   const metricsPort = envValue(env, 'III_METRICS_PORT', portShape);
   if (metricsPort !== undefined) config.metrics.port = metricsPort as number;
+
+  const consolePort = envValue(env, 'III_CONSOLE_PORT', portShape);
+  if (consolePort !== undefined) config.console.port = consolePort as number;
+  const consoleReadOnly = envValue(env, 'III_CONSOLE_READ_ONLY', oneOf(['true', 'false']), (v) => v.toLowerCase());
+  if (consoleReadOnly !== undefined) config.console.readOnly = consoleReadOnly === 'true';
 
   const redis = envValue(env, 'III_REDIS_URL', redisUrl, undefined, redactUrl);
   if (redis !== undefined) config.cluster.redisUrl = redis as string;

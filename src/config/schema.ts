@@ -401,6 +401,11 @@ export const engineSchema: SchemaTree = {
     host: leaf(host, '0.0.0.0', 'Prometheus /metrics address.'),
     port: leaf(port, 9464, 'Prometheus /metrics port.'),
   },
+  console: {
+    host: leaf(host, '0.0.0.0', 'ours: web console address (like the other listeners).'),
+    port: leaf(port, null, 'ours: web console port; off unless set (env III_CONSOLE_PORT; 0 picks a free port).'),
+    read_only: leaf(bool, false, 'ours: the console shows everything but refuses every change (403); env III_CONSOLE_READ_ONLY=true.'),
+  },
   channels: {
     ttl_ms: leaf(ms(), 300000, 'A channel not fully connected within this is removed.'),
     default_buffer_messages: leaf(intRange(1), 64, 'Messages buffered between writer and reader by default.'),

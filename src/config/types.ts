@@ -124,6 +124,11 @@ export interface EngineConfig {
   listeners: WorkerListenerConfig[];
   limits: LimitsConfig;
   metrics: { host: string; port: number };
+  /**
+   * The web console (`engine.console`, env `III_CONSOLE_PORT`, `III_CONSOLE_READ_ONLY`): off while
+   * `port` is undefined. It takes the first worker listener's token (docs in src/console/server.ts).
+   */
+  console: { host: string; port?: number; readOnly: boolean };
   channels: {
     /** A channel that is not fully connected within this many milliseconds is removed. */
     ttlMs: number;

@@ -7,6 +7,7 @@ import { ClusterNode } from '../cluster/cluster-node';
 import { clusterRedis } from '../cluster/redis-target';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
+import type { ConsoleServer } from '../console/server';
 import { OpsServer, type Readiness } from '../observability/ops-server';
 import type { Json } from '../protocol/messages';
 import { Registry } from '../registry/registry';
@@ -21,6 +22,7 @@ import type { SessionAccess } from './access/session-access';
 import { checkUpgrade, openListenerWarning } from './access/upgrade-gate';
 import { bindingCall } from './binding-groups';
 import { nodeChannels } from './channels';
+import { nodeConsole } from './console';
 import type { CallObserver, EngineModule, FunctionDefinition, ModuleHost, ModuleSet, TriggerTypeDefinition } from './module';
 import { applyEngineSettings } from './settings';
 import { TriggerManager, type TriggerProvider } from './triggers';
@@ -65,6 +67,8 @@ export class Engine implements ModuleHost {
   private readonly workers: Workers;
   private readonly servers: WorkerServer[];
   private readonly ops: OpsServer;
+  /** The web console (`engine.console.port` set), else undefined. */
+  private readonly console: ConsoleServer | undefined;
   private readonly modules: EngineModule[];
   private readonly moduleSet: ModuleSet<Engine> | undefined;
   /** Traces every call (set once modules exist; spans start when it has started). */
@@ -134,6 +138,7 @@ export class Engine implements ModuleHost {
         }, this.logger),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
+    this.console = nodeConsole(config, this.router, this.metrics, this.logger, () => this.readiness());
     this.moduleSet = options.modules;
     const made = this.moduleSet?.create(this, config);
     this.modules = made?.modules ?? [];
@@ -152,9 +157,10 @@ export class Engine implements ModuleHost {
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
     await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0]!.tls !== undefined));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
+    await this.console?.listen();
     this.state = 'ready';
     this.logger.info(
-      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, version: ENGINE_VERSION },
+      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, consolePort: this.console?.port, version: ENGINE_VERSION },
       'iii-cluster engine ready',
     );
     this.events.emit('ready');
@@ -196,6 +202,8 @@ export class Engine implements ModuleHost {
     this.events.emit('draining');
     const { settled, failed } = await this.workers.drain.run(startedAt + this.config.drainGraceMs, this.config.drainGraceMs);
     const drainMs = Math.round(performance.now() - startedAt);
+    // Before the modules stop: the console calls their functions.
+    await this.console?.close();
     await this.cluster?.stop();
     for (const module of [...this.modules].reverse()) await module.stop();
     this.channels.close();
@@ -229,6 +237,11 @@ export class Engine implements ModuleHost {
 
   get metricsPort(): number {
     return this.opsPort;
+  }
+
+  /** The web console's port; undefined when the console is off. */
+  get consolePort(): number | undefined {
+    return this.console?.port;
   }
 
   /** A running module by name (`iii-http`, `iii-stream`, ...), for tests and embedding. */

@@ -51,7 +51,7 @@ export class EngineMetrics {
   /**
    * Requests, calls and connections refused by a configured limit, by the limit's key
    * (`max_payload_bytes`, `max_pending_calls_per_node`, `max_connections_per_address`,
-   * `iii-http.max_header_count`, `iii-http.max_connections_per_address`, `iii-stream.max_connections_per_address`).
+   * `iii-http.max_header_count`, `iii-http.max_connections_per_address`, `iii-stream.max_connections_per_address`, `engine.console.max_connections_per_address`).
    */
   readonly limitRefusals = new Counter({
     name: 'iii_limit_refusals_total',

@@ -150,6 +150,10 @@ describe('deploy/Dockerfile replayed on the file system', () => {
     const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: buildDir, encoding: 'utf8' });
     expect([tsc.status, tsc.stdout]).toEqual([0, '']);
     expect(fs.existsSync(path.join(buildDir, 'dist/src/cli.js'))).toBe(true);
+    // The stage's second step: the web console's bundle (scripts/build-console.mjs).
+    const bundle = spawnSync(process.execPath, ['scripts/build-console.mjs'], { cwd: buildDir, encoding: 'utf8' });
+    expect([bundle.status, bundle.stdout + bundle.stderr]).toEqual([0, '']);
+    expect(fs.existsSync(path.join(buildDir, 'dist/console/app.js'))).toBe(true);
   }, 120_000);
 
   test('the final layout, with production dependencies only, runs a cluster node that its HEALTHCHECK finds healthy', async () => {

@@ -62,6 +62,10 @@ describe('iii-queue durable topics', () => {
     expect(handled.map((h) => Number(h.slice(1))).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(await call(w, 'engine::queue::topic_stats', { topic: 'jobs' })).toEqual({
       depth: 0,
+      // ours, for the console: depth split into waiting and delayed, and the jobs in flight.
+      waiting: 0,
+      delayed: 0,
+      in_flight: 0,
       consumer_count: 2,
       dlq_depth: 0,
       config: { 't::shared': { type: 'standard', maxRetries: 2, concurrency: 10, backoffDelayMs: 10 } },

@@ -226,6 +226,10 @@ describe('iii-queue named queues', () => {
     const stats = await call(w, 'engine::queue::topic_stats', { topic: 'retry3' });
     expect(stats).toEqual({
       depth: 0,
+      // ours, for the console: depth split into waiting and delayed, and the jobs in flight.
+      waiting: 0,
+      delayed: 0,
+      in_flight: 0,
       consumer_count: 10,
       dlq_depth: 1,
       config: expect.objectContaining({ max_retries: 3, backoff_ms: 20, type: 'standard', concurrency: 10 }),

@@ -1,5 +1,8 @@
 import { BindingGroups } from '../../engine/binding-groups';
 import type { EngineModule, ModuleHost } from '../../engine/module';
+import { EngineError, ErrorCode } from '../../protocol/errors';
+import { bareId } from '../../registry/namespaces';
+import { Input } from '../input';
 import { createCronLock } from './adapters/create';
 import type { CronLock } from './adapters/lock';
 import { readCronJob } from './job-config';
@@ -40,6 +43,26 @@ export class CronModule implements EngineModule {
         unregisterTrigger: (trigger) => scheduler.remove(trigger.id),
       }),
     );
+
+    // ours (the web console): the schedule as this node holds it, and a tick on demand.
+    host.registerFunction(MODULE, { id: 'engine::cron::jobs', description: 'Cron jobs this node schedules: expression, next fire time, last tick this node fired' }, () => ({
+      jobs: scheduler.list().map(({ job, nextAt, lastFiredAt }) => ({
+        trigger_id: job.trigger.id,
+        function_id: job.trigger.function_id,
+        expression: job.expression.source,
+        next_fire_at: nextAt?.toISOString() ?? null,
+        last_fired_here_at: lastFiredAt?.toISOString() ?? null,
+      })),
+      node_id: host.nodeId,
+    }));
+    host.registerFunction(MODULE, { id: 'engine::cron::fire', description: 'Fire a cron binding now, once, on this node (no lock: an operator\'s request)' }, async (data) => {
+      const id = new Input('engine::cron::fire', data).string('trigger_id');
+      const trigger = host.registry.trigger(id);
+      if (!trigger || bareId(trigger.trigger_type) !== 'cron') throw new EngineError(ErrorCode.notFound, `No cron binding '${id}'`);
+      const scheduledTime = new Date();
+      await runCronTick(host, readCronJob(trigger), scheduledTime);
+      return { trigger_id: id, function_id: trigger.function_id, scheduled_time: scheduledTime.toISOString() };
+    });
   }
 
   async stop(): Promise<void> {

@@ -54,6 +54,11 @@ export class CronScheduler {
     this.jobs.delete(jobId);
   }
 
+  /** The jobs this node schedules, with their next occurrence and the last tick this node fired. */
+  list(): Array<{ job: CronJob; nextAt: Date | undefined; lastFiredAt: Date | undefined }> {
+    return [...this.jobs.values()].map((s) => ({ job: s.job, nextAt: s.nextAt, lastFiredAt: s.lastFiredAt }));
+  }
+
   /** Cancels every job and waits for runs in progress to settle. */
   async stop(): Promise<void> {
     const jobs = [...this.jobs.values()];
@@ -69,9 +74,13 @@ class ScheduledJob {
   private cancelled = false;
   /** The previous occurrence (or the creation time): the next one is strictly after it. */
   private last = new Date();
+  /** The occurrence the timer waits for (undefined: none left, or a run in progress). */
+  nextAt: Date | undefined;
+  /** The last tick this node won the lock for and ran. */
+  lastFiredAt: Date | undefined;
 
   constructor(
-    private readonly job: CronJob,
+    readonly job: CronJob,
     private readonly lock: CronLock,
     private readonly runTick: RunTick,
     private readonly logger: Logger,
@@ -81,6 +90,7 @@ class ScheduledJob {
     if (this.cancelled) return;
     const now = new Date();
     const next = this.job.expression.nextAfter(now > this.last ? now : this.last);
+    this.nextAt = next;
     if (next === undefined) {
       this.logger.info({ job: this.job.trigger.id, expression: this.job.expression.source }, `cron job has no further occurrence up to ${LAST_YEAR}; it will not run again`);
       return;
@@ -124,6 +134,7 @@ class ScheduledJob {
       this.logger.warn({ err, job: id }, 'cron lock unavailable; tick skipped');
       return;
     }
+    this.lastFiredAt = scheduledTime;
     try {
       await this.runTick(this.job, scheduledTime);
     } catch (err) {

@@ -121,6 +121,7 @@ export class EngineFunctionsModule implements EngineModule {
     const prefix = input.optString('prefix');
     const workers = [...(input.optStringArray('workers') ?? []), ...(input.has('worker') ? [input.string('worker')] : [])];
     const includeInternal = input.optBoolean('include_internal') ?? false;
+    const includePool = input.optBoolean('include_pool') ?? false;
     const ranked: Array<[number, Record<string, Json>]> = [];
     for (const fn of registry.functions()) {
       if (!includeInternal && isInternalFunction(fn)) continue;
@@ -135,7 +136,10 @@ export class EngineFunctionsModule implements EngineModule {
         else if (fn.description?.toLowerCase().includes(search)) rank = 2;
         else continue;
       }
-      ranked.push([rank, functionSummary(registry, fn)]);
+      const summary = functionSummary(registry, fn);
+      // ours (the web console): every member of the function's pool and the node it is on.
+      if (includePool) summary.pool = registry.pool(fn.id).map((m) => ({ worker_id: m.workerId, worker_name: workerName(registry, m), node_id: m.nodeId }));
+      ranked.push([rank, summary]);
     }
     ranked.sort(([ra, a], [rb, b]) => ra - rb || compare(a.function_id as string, b.function_id as string));
     return { functions: ranked.map(([, summary]) => summary) };
@@ -226,7 +230,8 @@ export class EngineFunctionsModule implements EngineModule {
     const search = input.optString('search')?.toLowerCase();
     const runtime = input.optString('runtime');
     const status = input.optString('status');
-    const workers = this.workerSummaries()
+    const includeNode = input.optBoolean('include_node') ?? false;
+    const workers = this.workerSummaries(includeNode)
       .filter((w) => runtime === undefined || w.runtime === runtime)
       .filter((w) => status === undefined || w.status === status)
       .filter((w) => search === undefined || String(w.name ?? '').toLowerCase().includes(search))
@@ -234,7 +239,8 @@ export class EngineFunctionsModule implements EngineModule {
     return { workers };
   }
 
-  private workerSummaries(): Array<Record<string, Json>> {
+  /** `includeNode` (ours, the web console): the node a worker is connected to; null for in-process modules, which every node runs. */
+  private workerSummaries(includeNode = false): Array<Record<string, Json>> {
     const registry = this.engine.registry;
     const seenModules = new Set<string>();
     const out: Array<Record<string, Json>> = [];
@@ -244,7 +250,9 @@ export class EngineFunctionsModule implements EngineModule {
         if (seenModules.has(w.name ?? w.id)) continue;
         seenModules.add(w.name ?? w.id);
       }
-      out.push(workerSummary(w, registry.functionsOf(w.id).length, this.activeInvocations(w)));
+      const summary = workerSummary(w, registry.functionsOf(w.id).length, this.activeInvocations(w));
+      if (includeNode) summary.node_id = w.kind === 'module' ? null : w.nodeId;
+      out.push(summary);
     }
     return out;
   }

@@ -71,7 +71,16 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
       async (input) => {
         const entry = find(topicName(input));
         const counts = await totals(entry);
-        return { depth: counts.waiting + counts.delayed, consumer_count: entry.consumerCount, dlq_depth: counts.deadLetters, config: entry.config };
+        // waiting / delayed / in_flight are ours (the web console shows them); depth is the original's.
+        return {
+          depth: counts.waiting + counts.delayed,
+          waiting: counts.waiting,
+          delayed: counts.delayed,
+          in_flight: counts.active,
+          consumer_count: entry.consumerCount,
+          dlq_depth: counts.deadLetters,
+          config: entry.config,
+        };
       },
     ],
     'engine::queue::dlq_topics': [
