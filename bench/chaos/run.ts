@@ -393,7 +393,7 @@ async function main(): Promise<void> {
     while (Date.now() - runStart < seconds * 1000) {
       await sleep(faultEvery);
       if (Date.now() - runStart >= seconds * 1000) break;
-      await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)]!, pick);
+      await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)], pick);
     }
     const runEnd = Date.now();
     chaos.stopLoad();

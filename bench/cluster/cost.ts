@@ -95,8 +95,8 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   }
 
   // The projection: a cross-node call costs node a's and node b's CPU once each, and Redis's.
-  const base = CASES[0]!.name;
-  const projection = !chosen.includes(CASES[0]!) ? [] : BUSES.map((bus) => {
+  const base = CASES[0].name;
+  const projection = !chosen.includes(CASES[0]) ? [] : BUSES.map((bus) => {
     const rs = pick(base, bus);
     const engineUs = med(rs, (r) => (r.cpuUsPerCall['a'] ?? 0) + (r.cpuUsPerCall['b'] ?? 0));
     const redisUs = med(rs, (r) => r.redisCpuUsPerCall);

@@ -70,10 +70,10 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
       children.push(child);
       return child;
     };
-    if (layout.fillerFunctions > 0) await fork('cluster/filler-worker.js', 'filler worker', [urls[layout.nodes - 1]!, String(layout.fillerFunctions)]).next<WorkerReady>('ready', 15_000);
-    const worker = fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]!]);
+    if (layout.fillerFunctions > 0) await fork('cluster/filler-worker.js', 'filler worker', [urls[layout.nodes - 1], String(layout.fillerFunctions)]).next<WorkerReady>('ready', 15_000);
+    const worker = fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]]);
     await worker.next<WorkerReady>('ready', 15_000);
-    const caller = fork('invoke/caller.js', 'caller', [urls[0]!, String(layout.payloadBytes ?? 32)]);
+    const caller = fork('invoke/caller.js', 'caller', [urls[0], String(layout.payloadBytes ?? 32)]);
     await caller.next<CallerReady>('ready', 30_000);
     processes.push({ name: 'caller', child: caller }, { name: 'worker', child: worker });
     return { caller, processes, stop };
@@ -114,8 +114,8 @@ export async function measureRun(caller: Caller, redis: Redis, processes: Priced
   // INFO itself counts as one command.
   const after = await commandsSoFar(redis);
   const commands = after.all - before.all - 1;
-  const [redisCpu = Number.NaN, ...cpu] = (await cpuSoFar()).map((us, i) => (us - cpuBefore[i]!) / result.totalCalls);
-  const cpuUsPerCall = Object.fromEntries(processes.map((p, i) => [p.name, cpu[i]!]));
+  const [redisCpu = Number.NaN, ...cpu] = (await cpuSoFar()).map((us, i) => (us - cpuBefore[i]) / result.totalCalls);
+  const cpuUsPerCall = Object.fromEntries(processes.map((p, i) => [p.name, cpu[i]]));
   return {
     ...result,
     redisCommandsPerCall: commands / result.totalCalls,

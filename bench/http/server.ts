@@ -17,13 +17,12 @@ async function main(): Promise<void> {
     // Loaded only here, so the relay process never contains engine code.
     const { createEngine } = require('../../src/create-engine') as typeof import('../../src/create-engine');
     const { silentLogger } = require('../../src/observability/logger') as typeof import('../../src/observability/logger');
-    const { HttpModule } = require('../../src/modules/http') as typeof import('../../src/modules/http');
     const base = ephemeralConfig({ nodeId: 'bench-node' });
     // The route-table figure binds BENCH_HTTP_ROUTES (10,000) routes from one worker connection.
     const limits = { ...base.limits, maxRegistrationsPerWorker: Number.MAX_SAFE_INTEGER };
     const engine = createEngine({ ...base, limits }, { logger: silentLogger });
     await engine.start();
-    const module = engine.module<InstanceType<typeof HttpModule>>('iii-http');
+    const module = engine.module<import('../../src/modules/http').HttpModule>('iii-http');
     if (!module) throw new Error('iii-http is not enabled in the bench config');
     ready = { type: 'ready', wsPort: engine.port, httpPort: module.port };
     close = () => engine.stop();

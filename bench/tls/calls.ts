@@ -74,17 +74,17 @@ async function main(): Promise<void> {
       for (const mode of ['ws', 'wss'] as const) {
         const rates = await measure(mode === 'wss', certs, measureMs);
         runs[mode].push(rates);
-        process.stderr.write(`round ${round + 1} ${mode.padEnd(3)} ${INFLIGHT.map((k, i) => `K=${k}: ${Math.round(rates[i]!)} calls/s`).join('  ')}\n`);
+        process.stderr.write(`round ${round + 1} ${mode.padEnd(3)} ${INFLIGHT.map((k, i) => `K=${k}: ${Math.round(rates[i])} calls/s`).join('  ')}\n`);
       }
     }
   } finally {
     certs.remove();
   }
-  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
   process.stdout.write(`| K | ws calls/s | wss calls/s | wss / ws |\n|---|---|---|---|\n`);
   INFLIGHT.forEach((k, i) => {
-    const ws = median(runs.ws.map((r) => r[i]!));
-    const wss = median(runs.wss.map((r) => r[i]!));
+    const ws = median(runs.ws.map((r) => r[i]));
+    const wss = median(runs.wss.map((r) => r[i]));
     process.stdout.write(`| ${k} | ${Math.round(ws)} | ${Math.round(wss)} | ${(wss / ws).toFixed(2)} |\n`);
   });
 }

@@ -50,7 +50,7 @@ const COMMANDS = new Set(['trigger', 't', 'functions', 'workers', 'nodes', 'queu
 
 /** True when `argv` starts with an operator subcommand (else `iii-cluster` runs an engine node). */
 export function isOpsCommand(argv: readonly string[]): boolean {
-  return argv.length > 0 && COMMANDS.has(argv[0]!);
+  return argv.length > 0 && COMMANDS.has(argv[0]);
 }
 
 /** Where a command reads and writes (the process's, or a test's). */
@@ -167,12 +167,12 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
   switch (command) {
     case 'config': {
       if (rest[0] !== 'check' || rest.length !== 2) throw new UsageError('usage: iii-cluster config check <file>');
-      return configCheck(rest[1]!, options, io);
+      return configCheck(rest[1], options, io);
     }
     case 'trigger':
     case 't': {
       arity(1, 2, 'trigger <function_id> [json|-]');
-      const functionId = rest[0]!;
+      const functionId = rest[0];
       const payload = await readPayload(rest[1], io, deadlineMs);
       const result = await withEngine(options, deadlineMs, (client) => client.call(functionId, payload));
       // The result is JSON whatever the mode: indented for people, one line for scripts.

@@ -5,13 +5,13 @@
  * break a line or move the cursor.
  */
 export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const clean = (cell: string) => cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' '); // eslint-disable-line no-control-regex
+  const clean = (cell: string) => cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');  
   const lines = [headers.map(clean), ...rows.map((row) => headers.map((_, i) => clean(row[i] ?? '')))];
-  const widths = headers.map((_, i) => Math.max(...lines.map((line) => Array.from(line[i]!).length)));
+  const widths = headers.map((_, i) => Math.max(...lines.map((line) => Array.from(line[i]).length)));
   return lines
     .map((line) =>
       line
-        .map((cell, i) => (i === line.length - 1 ? cell : cell + ' '.repeat(widths[i]! - Array.from(cell).length)))
+        .map((cell, i) => (i === line.length - 1 ? cell : cell + ' '.repeat(widths[i] - Array.from(cell).length)))
         .join('  ')
         .trimEnd(),
     )

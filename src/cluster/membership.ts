@@ -153,7 +153,7 @@ export class Membership extends EventEmitter {
         if (settled) void this.redis.hdel(this.nodesKey, nodeId).catch(() => undefined);
         return;
       }
-      const info = parseInfo(listed[nodeId]!);
+      const info = parseInfo(listed[nodeId]);
       if (!info || info.incarnation !== incarnation) return;
       seen.add(nodeId);
       const previous = this.known.get(nodeId);

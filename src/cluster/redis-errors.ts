@@ -62,11 +62,11 @@ export function explainRedisError(err: unknown, tls: boolean): RedisProblem {
  */
 export function scrubRedisError(err: unknown): void {
   if (typeof err !== 'object' || err === null || !('command' in err)) return;
-  const command = (err as { command: unknown }).command;
+  const command = (err).command;
   if (typeof command !== 'object' || command === null) return;
   const { name, args } = command as { name?: unknown; args?: unknown };
   if (typeof name === 'string' && /^(auth|hello)$/i.test(name) && Array.isArray(args)) {
-    (err as { command: unknown }).command = { name, args: args.map(() => '***') };
+    (err).command = { name, args: args.map(() => '***') };
   }
 }
 

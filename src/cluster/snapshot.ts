@@ -32,7 +32,7 @@ export function snapshotDeltas(hash: Record<string, string>): RegistryDelta[] {
   const order = { w: 0, f: 1, tt: 2, t: 3 } as const;
   const fields = Object.keys(hash).sort((a, b) => order[kindOf(a)] - order[kindOf(b)]);
   return fields.map((field) => {
-    const value = JSON.parse(hash[field]!) as never;
+    const value = JSON.parse(hash[field]) as never;
     switch (kindOf(field)) {
       case 'w':
         return { op: 'worker.put', worker: value };

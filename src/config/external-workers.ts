@@ -62,8 +62,8 @@ export function editDistance(a: string, b: string, limit: number): number {
     let rowMin = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      let d = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2] + 1);
       row.push(d);
       rowMin = Math.min(rowMin, d);
     }
@@ -71,5 +71,5 @@ export function editDistance(a: string, b: string, limit: number): number {
     prev2 = prev;
     prev = row;
   }
-  return Math.min(prev[b.length]!, limit);
+  return Math.min(prev[b.length], limit);
 }

@@ -179,7 +179,7 @@ export function record(
 ): Shape {
   const specs: Record<string, FieldSpec> = {};
   for (const [key, f] of Object.entries(fields)) specs[key] = 'assert' in f ? { shape: f } : f;
-  const keys = Object.keys(specs).map((k) => (specs[k]!.required ? k : `${k}?`));
+  const keys = Object.keys(specs).map((k) => (specs[k].required ? k : `${k}?`));
   const expected = opts.noun ?? `a mapping {${keys.join(', ')}}`;
   return {
     expected,

@@ -158,7 +158,7 @@ function readStoredSettings(sources: Sources, env: NodeJS.ProcessEnv, warnings: 
   const root = typeof directory === 'string' ? directory : './config';
   for (const listed of sources.listed) {
     if (listed.spec.id === 'configuration' || listed.instanceId.includes('#')) continue;
-    const names = [...new Set([listed.entryName ?? listed.spec.names[0]!, ...listed.spec.names])];
+    const names = [...new Set([listed.entryName ?? listed.spec.names[0], ...listed.spec.names])];
     const file = names.map((name) => path.join(root, `${name}.yaml`)).find((candidate) => fs.existsSync(candidate));
     if (file === undefined) continue;
     const doc = expandTree(parseYaml(fs.readFileSync(file, 'utf8'), file), env, file) ?? {};
@@ -177,7 +177,7 @@ function builtInDefaults(): Sources {
   const listed: Listed[] = [];
   for (const id of [...DEFAULT_ON, 'workerManager' as const]) {
     const spec = workerSpec(id);
-    listed.push({ spec, instanceId: spec.names[0]!, block: blockOf(spec, {}, DEFAULTS_LABEL, spec.names[0]!) });
+    listed.push({ spec, instanceId: spec.names[0], block: blockOf(spec, {}, DEFAULTS_LABEL, spec.names[0]) });
   }
   return {
     listed,
@@ -369,10 +369,10 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
   let managers = byId('workerManager');
   if (managers.length === 0) {
     const spec = workerSpec('workerManager');
-    managers = [{ spec, instanceId: spec.names[0]!, block: blockOf(spec, {}, label, 'iii-worker-manager') }];
+    managers = [{ spec, instanceId: spec.names[0], block: blockOf(spec, {}, label, 'iii-worker-manager') }];
   }
   const listeners = managers.map(toListener);
-  const first = managers[0]!.block.resolved;
+  const first = managers[0].block.resolved;
   const limits: LimitsConfig = {
     maxMessageBytes: first['max_message_bytes'] as number,
     maxPendingCallsPerWorker: first['max_pending_calls_per_worker'] as number,
@@ -472,7 +472,7 @@ function toListener(entry: Listed): WorkerListenerConfig {
 
 /** One line per external worker entry, with the URL to point the worker at. */
 function externalWarnings(sources: Sources, config: EngineConfig): string[] {
-  const listener = config.listeners[0]!;
+  const listener = config.listeners[0];
   const wildcard = ['0.0.0.0', '::', '[::]', ''].includes(listener.host);
   const url = `${listener.tls ? 'wss' : 'ws'}://${wildcard ? 'localhost' : listener.host}:${listener.port}`;
   return sources.external.map((e) => {
@@ -488,13 +488,13 @@ function externalWarnings(sources: Sources, config: EngineConfig): string[] {
 /** The override table at the top of this file. */
 function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv): void {
   const wsPort = envValue(env, 'III_WS_PORT', portShape);
-  if (wsPort !== undefined) config.listeners[0]!.port = wsPort as number;
+  if (wsPort !== undefined) config.listeners[0].port = wsPort as number;
 
   const httpPort = envValue(env, 'III_HTTP_PORT', portShape);
-  if (httpPort !== undefined) config.modules['http']!.config['port'] = httpPort;
+  if (httpPort !== undefined) config.modules['http'].config['port'] = httpPort;
 
   const streamPort = envValue(env, 'III_STREAM_PORT', portShape);
-  if (streamPort !== undefined) config.modules['stream']!.config['port'] = streamPort;
+  if (streamPort !== undefined) config.modules['stream'].config['port'] = streamPort;
 
   const metricsPort = envValue(env, 'III_METRICS_PORT', portShape);
   if (metricsPort !== undefined) config.metrics.port = metricsPort as number;
@@ -577,7 +577,7 @@ function applyTls(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv
   for (const id of ['http', 'stream'] as const) {
     const module = config.modules[id];
     if (!module?.enabled) continue;
-    const loaded = material(module.config['tls'], module.entryName ?? workerSpec(id).names[0]!);
+    const loaded = material(module.config['tls'], module.entryName ?? workerSpec(id).names[0]);
     if (loaded) tls[id] = loaded;
   }
   const caFile = envValue(env, 'III_TLS_CA_FILE', nonEmptyString) as string | undefined;

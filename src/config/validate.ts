@@ -33,7 +33,7 @@ export function validateBlock(schema: SchemaTree, block: Record<string, unknown>
   precheck(input, schema, '', problems);
   if (problems.length > 0) throw toConfigError(problems, at);
 
-  const conf = convict<Record<string, unknown>>(schema as convict.Schema<Record<string, unknown>>, { env: {}, args: [] });
+  const conf = convict<Record<string, unknown>>(schema, { env: {}, args: [] });
   try {
     conf.load(input);
     conf.validate({ allowed: 'strict' });
@@ -124,21 +124,21 @@ function translateConvictError(err: unknown, schema: SchemaTree): Problem[] {
   for (const line of text.split('\n')) {
     const undeclared = /^configuration param '(.+)' not declared in the schema$/.exec(line);
     if (undeclared) {
-      problems.push(unknownKey(undeclared[1]!, schema));
+      problems.push(unknownKey(undeclared[1], schema));
       continue;
     }
     const missing = /^configuration param '(.+)' missing from config/.exec(line);
     if (missing) {
-      problems.push({ key: missing[1]!, message: 'expected a mapping' });
+      problems.push({ key: missing[1], message: 'expected a mapping' });
       continue;
     }
     const invalid = /^([^:]+): (.*)$/.exec(line);
     if (invalid) {
-      let key = invalid[1]!;
-      let message = invalid[2]!.replace(/: value was .*$/, '');
+      let key = invalid[1];
+      let message = invalid[2].replace(/: value was .*$/, '');
       const sub = /^((?:\[\d+\]|\.[^.[:\s]+)+): (.*)$/.exec(message);
       if (sub) {
-        key += sub[1]!;
+        key += sub[1];
         message = sub[2]!;
       }
       problems.push({ key, message });
@@ -179,7 +179,7 @@ function pick(input: Record<string, unknown>, resolved: Record<string, unknown>,
     const value = resolved[key];
     if (node && isLeaf(node) && node.nullable && value === null) continue;
     if (node && !isLeaf(node) && isPlainObject(input[key]) && isPlainObject(value)) {
-      out[key] = pick(input[key] as Record<string, unknown>, value, node);
+      out[key] = pick(input[key], value, node);
     } else {
       out[key] = value;
     }

@@ -45,7 +45,7 @@ export function cookieOf(request: IncomingMessage, name: string): string | undef
 
 export function bearerOf(request: IncomingMessage): string | undefined {
   const match = /^bearer\s+(.+)$/i.exec(request.headers.authorization?.trim() ?? '');
-  return match ? match[1]!.trim() : undefined;
+  return match ? match[1].trim() : undefined;
 }
 
 export function decide(request: IncomingMessage, token: string | undefined): AuthDecision {

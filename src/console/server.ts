@@ -208,7 +208,7 @@ export class ConsoleServer {
     const file = path.join(this.assetsDir, name.slice(1));
     fs.readFile(file, (err, body) => {
       if (err) return sendJson(res, 500, { error: { code: 'console_not_built', message: `${file} is missing: run npm run build` } });
-      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': ASSETS[name]!, 'cache-control': 'no-cache' });
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': ASSETS[name], 'cache-control': 'no-cache' });
       res.end(body);
     });
   }
@@ -294,9 +294,9 @@ export class ConsoleServer {
       at_ms: Date.now(),
       readiness: this.host.readiness() as unknown as Json,
       nodes: ((nodes as { nodes?: Json[] } | undefined)?.nodes ?? []) as Json,
-      invocations: (engineMetrics?.['invocations'] ?? null) as Json,
-      workers: (engineMetrics?.['workers'] ?? null) as Json,
-      performance: (engineMetrics?.['performance'] ?? null) as Json,
+      invocations: (engineMetrics?.['invocations'] ?? null),
+      workers: (engineMetrics?.['workers'] ?? null),
+      performance: (engineMetrics?.['performance'] ?? null),
       bus: busMessages(engineMetrics?.['prometheus']),
     };
   }

@@ -130,9 +130,9 @@ export class Engine implements ModuleHost {
     this.servers = config.listeners.map(
       (listener, i) =>
         new WorkerServer(listener, config.limits.maxMessageBytes, addresses, {
-          checkUpgrade: (request) => checkUpgrade(this.config.listeners[i]!, request),
-          onWorker: (socket, request) => this.workers.acceptWorker(socket, request, this.config.listeners[i]!),
-          onTelemetry: (socket, request) => this.workers.acceptTelemetry(socket, request, this.config.listeners[i]!),
+          checkUpgrade: (request) => checkUpgrade(this.config.listeners[i], request),
+          onWorker: (socket, request) => this.workers.acceptWorker(socket, request, this.config.listeners[i]),
+          onTelemetry: (socket, request) => this.workers.acceptTelemetry(socket, request, this.config.listeners[i]),
           onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
           onLinkUpgrade: (request, socket, head) => this.cluster?.acceptLink(request, socket, head) ?? false,
         }, this.logger),
@@ -155,7 +155,7 @@ export class Engine implements ModuleHost {
       if (warning) this.logger.warn({ listener: listener.instanceId, host: listener.host }, warning);
     }
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
-    await this.cluster?.start(advertisedUrl(this.config.listeners[0]!.host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0]!.tls !== undefined));
+    await this.cluster?.start(advertisedUrl(this.config.listeners[0].host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0].tls !== undefined));
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     await this.console?.listen();
     this.state = 'ready';
@@ -301,7 +301,7 @@ export class Engine implements ModuleHost {
 
   /** The registry id of an in-process module on this node. */
   moduleWorkerId(moduleName: string): string {
-    let id = `${moduleName}@${this.nodeId}`;
+    const id = `${moduleName}@${this.nodeId}`;
     if (!this.registry.worker(id)) {
       this.registry.apply({
         op: 'worker.put',

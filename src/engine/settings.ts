@@ -30,8 +30,8 @@ export function compareEngineSettings(current: EngineConfig, next: EngineConfig)
   }
   current.listeners.forEach((listener, i) => {
     const { rbac: before, tls: _t1, ...rest } = listener;
-    const { rbac: after, tls: _t2, ...nextRest } = next.listeners[i]!;
-    if (!isDeepStrictEqual(rest, nextRest) || !isDeepStrictEqual(listener.tls?.certFile, next.listeners[i]!.tls?.certFile)) {
+    const { rbac: after, tls: _t2, ...nextRest } = next.listeners[i];
+    if (!isDeepStrictEqual(rest, nextRest) || !isDeepStrictEqual(listener.tls?.certFile, next.listeners[i].tls?.certFile)) {
       restart.push(`iii-worker-manager ${listener.instanceId}: listener settings changed; restart the engine to apply them (its rbac rules apply live)`);
     }
     if (!isDeepStrictEqual(before, after)) rbac.set(i, after);
@@ -56,7 +56,7 @@ export function applyEngineSettings(current: EngineConfig, next: EngineConfig, l
     }
   }
   for (const [i, rules] of rbac) {
-    const listener = { ...current.listeners[i]! };
+    const listener = { ...current.listeners[i] };
     if (rules === undefined) delete listener.rbac;
     else listener.rbac = rules;
     current.listeners[i] = listener;

@@ -37,7 +37,7 @@ export class Registry extends EventEmitter {
       }
       case 'function.put': {
         let pool = this.pools.get(delta.fn.id);
-        if (!pool) this.pools.set(delta.fn.id, (pool = new Map()));
+        if (!pool) this.pools.set(delta.fn.id, (pool = new Map<string, FunctionEntry>()));
         // Re-registration moves the entry to the end: the latest registration describes the pool.
         pool.delete(delta.fn.workerId);
         pool.set(delta.fn.workerId, delta.fn);

@@ -66,9 +66,9 @@ export interface RouterDeps {
   /** Executes an HTTP-invoked function (module http-functions). */
   httpInvoke(entry: FunctionEntry, request: CallRequest): Promise<CallOutcome>;
   /** Sends a call to another node (cluster mode); rejects when the bus cannot take it. */
-  remote?(nodeId: string, message: RemoteInvoke): Promise<void>;
+  remote?: (nodeId: string, message: RemoteInvoke) => Promise<void>;
   /** Told of every settled call: `outcome` is `ok` or the error code; `startedAt` from performance.now(). */
-  observe?(functionId: string, outcome: string, startedAt: number): void;
+  observe?: (functionId: string, outcome: string, startedAt: number) => void;
   /** Starts the span of a call (module iii-observability); undefined when tracing is off. */
   trace?(request: CallRequest): CallSpan | undefined;
 }
@@ -105,7 +105,7 @@ export class Router {
   /** Serves `functionId` in-process for the module instance `workerId`. */
   setLocalHandler(workerId: string, functionId: string, handler: LocalHandler): void {
     let byFunction = this.handlers.get(workerId);
-    if (!byFunction) this.handlers.set(workerId, (byFunction = new Map()));
+    if (!byFunction) this.handlers.set(workerId, (byFunction = new Map<string, LocalHandler>()));
     byFunction.set(functionId, handler);
   }
 

@@ -83,11 +83,11 @@ beforeAll(async () => {
   consoles = ports.map((p) => `http://127.0.0.1:${p}`);
 
   // demo::hello is a pool across node-1 and node-2.
-  for (const [i, node] of [nodes[0]!, nodes[1]!].entries()) {
+  for (const [i, node] of [nodes[0], nodes[1]].entries()) {
     const w = client(node, `greeter-${i + 1}`);
     w.registerFunction('demo::hello', async (d: { name?: string }) => ({ message: `Hello, ${d.name ?? 'you'}!` }));
   }
-  const w1 = clients[0]!;
+  const w1 = clients[0];
   w1.registerFunction('demo::flaky', async (d: unknown) => {
     if (!fixed) throw new Error('flaky is broken until fixed');
     flakyDone.push(d);
@@ -98,7 +98,7 @@ beforeAll(async () => {
     return null;
   });
   w1.registerTrigger({ type: 'cron', function_id: 'demo::tick', config: { expression: '0 0 0 * * *' } });
-  const caller = client(nodes[0]!, 'caller');
+  const caller = client(nodes[0], 'caller');
   await waitFor(async () => {
     const fns = (await caller.trigger({ function_id: 'engine::functions::list', payload: { include_pool: true } })) as { functions: Array<{ function_id: string; pool: unknown[] }> };
     return fns.functions.find((f) => f.function_id === 'demo::hello')?.pool.length === 2 && fns.functions.some((f) => f.function_id === 'demo::tick');
@@ -147,13 +147,13 @@ test('Cluster: the three nodes, ready, with their workers and Redis ok; the live
   await open('cluster');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tbody tr').length === 3);
   const rows = await page.$$eval('[data-testid=nodes] tbody tr', (trs: Any[]) => trs.map((tr) => (tr as { innerText: string }).innerText));
-  expect(rows.map((r) => r.split('\t')[0]!.trim())).toEqual(['node-1 (this node)', 'node-2', 'node-3']);
+  expect(rows.map((r) => r.split('\t')[0].trim())).toEqual(['node-1 (this node)', 'node-2', 'node-3']);
   for (const row of rows) expect(row).toContain('ready');
   expect(await page.textContent('[data-testid=redis]')).toBe('ok');
   await shot('cluster');
 
   const before = Number(await page.textContent('[data-testid=calls-total]'));
-  const caller = clients[2]!;
+  const caller = clients[2];
   let flowing = true;
   const flow = (async () => {
     while (flowing) await caller.trigger({ function_id: 'demo::hello', payload: { name: 'live' } });
@@ -202,7 +202,7 @@ test('Queues: the dead letter shows its error and attempts; Redrive from the pag
   await page.waitForSelector('[data-testid=dlq-note]');
   await waitFor(() => flakyDone.length === 1, 'the redriven job to run', 10_000);
   expect(flakyDone).toEqual([{ order: 7 }]);
-  const dlq = (await clients[2]!.trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic: 'dead' } })) as unknown[];
+  const dlq = (await clients[2].trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic: 'dead' } })) as unknown[];
   expect(dlq).toEqual([]);
 });
 
@@ -227,7 +227,7 @@ test('State & streams: the users scope and its item; an edit from the page is st
   await page.fill('[data-testid=item-editor] textarea[name=value]', '{"name": "Grace Hopper"}');
   await page.click('[data-testid=item-editor] button[type=submit]');
   await page.waitForSelector('[data-testid=editor-note] >> text=Saved.');
-  expect(await clients[2]!.trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'grace' } })).toEqual({ name: 'Grace Hopper' });
+  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'grace' } })).toEqual({ name: 'Grace Hopper' });
   await page.waitForSelector('[data-testid=state-items] >> text=Grace Hopper');
   await shot('state');
 });
@@ -261,15 +261,15 @@ test('read-only console (node-3): no change buttons, and a change sent anyway is
   });
   expect(refused.status).toBe(403);
   expect(refused.body.error.message).toMatch(/read-only/);
-  expect(await clients[2]!.trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'ada' } })).toEqual({ name: 'Ada Lovelace' });
+  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'ada' } })).toEqual({ name: 'Ada Lovelace' });
 });
 
 test('Cluster: a node that dies is shown gone, live, while the others stay ready', async () => {
   await page.goto(`${consoles[0]}/#/cluster`);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tbody tr').length === 3);
   // Its worker leaves first, so it does not retry a dead port for the rest of the file.
-  await clients[1]!.shutdown();
-  await nodes[1]!.kill('SIGKILL');
+  await clients[1].shutdown();
+  await nodes[1].kill('SIGKILL');
   // Membership drops it once its alive key expires (1 s); the page keeps it, marked gone.
   await page.waitForSelector('[data-node="node-2"] .state.gone', { timeout: 15_000 });
   expect(await page.textContent('[data-testid=node-count]')).toBe('2');

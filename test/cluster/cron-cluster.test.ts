@@ -55,7 +55,7 @@ function expectEverySecondOnce(ticks: CronPayload[]): void {
   const fired = times(ticks);
   const duplicates = fired.filter((t, i) => i > 0 && fired[i - 1] === t).map((t) => new Date(t).toISOString());
   const missing: string[] = [];
-  for (let t = fired[0]!; t <= fired[fired.length - 1]!; t += 1000) if (!fired.includes(t)) missing.push(new Date(t).toISOString());
+  for (let t = fired[0]; t <= fired[fired.length - 1]; t += 1000) if (!fired.includes(t)) missing.push(new Date(t).toISOString());
   expect({ duplicates, missing }).toEqual({ duplicates: [], missing: [] });
 }
 
@@ -81,7 +81,7 @@ describe('cron on three in-process nodes', () => {
   it('a binding every node schedules fires once per tick, with no tick missed', async () => {
     const nodes = await Promise.all([1, 2, 3].map((i) => startEngine({ nodeId: `node-${i}`, cluster: { redisUrl: redis.url, keyPrefix } })));
     engines.push(...nodes);
-    const worker = nodes[0]!.worker('cron-worker');
+    const worker = nodes[0].worker('cron-worker');
     const ticks = recorder(worker, 'cron::record');
     await waitFor(() => nodes.every((n) => n.engine.registry.pool('cron::record').length === 1), 'the function mirrored on every node');
     const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
@@ -93,7 +93,7 @@ describe('cron on three in-process nodes', () => {
     // A run claimed just before the removal may still be on its way.
     await sleep(300);
     expectEverySecondOnce(ticks);
-    expect(['node-1', 'node-2', 'node-3']).toContain(await lastClaimant(ticks[0]!.job_id));
+    expect(['node-1', 'node-2', 'node-3']).toContain(await lastClaimant(ticks[0].job_id));
   }, 30_000);
 });
 
@@ -108,12 +108,12 @@ describe('cron on three engine processes', () => {
 
   it('every second fires exactly once, also across a kill -9 of the lease holder', async () => {
     nodes = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })));
-    const worker = registerWorker(nodes[0]!.url, { workerName: 'cron-worker', enableMetricsReporting: false, otel: { enabled: false } });
+    const worker = registerWorker(nodes[0].url, { workerName: 'cron-worker', enableMetricsReporting: false, otel: { enabled: false } });
     clients.push(worker);
     const ticks = recorder(worker, 'cron::record');
     const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
     await waitFor(() => ticks.length >= 3, 'three ticks', 15_000);
-    const jobId = ticks[0]!.job_id;
+    const jobId = ticks[0].job_id;
 
     // The worker's node must survive (the binding is its worker's). If it holds the lease, take
     // the lease away so that the next tick elects a leader afresh, until another node leads.
@@ -124,7 +124,7 @@ describe('cron on three engine processes', () => {
       await waitFor(() => ticks.length >= seen + 2, 'two ticks after the lease was taken away', 10_000);
       leader = await lastClaimant(jobId);
     }
-    const victim = nodes.find((n) => n.nodeId === leader && n !== nodes[0]) ?? nodes[1]!;
+    const victim = nodes.find((n) => n.nodeId === leader && n !== nodes[0]) ?? nodes[1];
 
     // Kill it between two ticks (x.500 s), not in the middle of a run.
     await sleep(1500 - (Date.now() % 1000));

@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } } as never);
+  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
   clients.push(c);
   return c;
 }

@@ -29,7 +29,7 @@ afterEach(async () => {
 async function cluster(bus: ClusterBus): Promise<[TestEngine, TestEngine]> {
   const { nodes } = await startCluster(2, redis.url, { drainGraceMs: 10_000 }, bus);
   engines.push(...nodes);
-  return [nodes[0]!, nodes[1]!];
+  return [nodes[0], nodes[1]];
 }
 
 async function rawClient(url: string): Promise<RawClient> {

@@ -71,7 +71,7 @@ describe.each(BUSES)('three engine processes over one Redis (%s bus)', (bus) => 
     const reconnectedWithin = await waitFor(
       async () => {
         try {
-          await caller.trigger({ function_id: 'echo', payload: { n: 2 }, timeoutMs: 500 } as never);
+          await caller.trigger({ function_id: 'echo', payload: { n: 2 }, timeoutMs: 500 });
           return Date.now() - killedAt;
         } catch {
           return undefined;

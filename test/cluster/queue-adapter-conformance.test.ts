@@ -64,7 +64,7 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     await sleep(100);
     expect(attempts).toEqual([1, 2, 3]);
     expect(letter).toMatchObject({ job: { id: 'a', data: { id: 'a' } }, error: 'boom 3', attemptsMade: 3 });
-    expect(letter!.failedAtMs).toBeGreaterThan(Date.now() - 10_000);
+    expect(letter.failedAtMs).toBeGreaterThan(Date.now() - 10_000);
     expect(await adapter.counts('q::one')).toEqual({ waiting: 0, delayed: 0, active: 0, deadLetters: 1 });
   });
 
@@ -90,7 +90,7 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     });
     await adapter.enqueue('q::one', job('a'));
     await waitFor(() => at.length === 3, 'three attempts');
-    const [first, second] = [at[1]! - at[0]!, at[2]! - at[1]!];
+    const [first, second] = [at[1] - at[0], at[2] - at[1]];
     expect(first).toBeGreaterThanOrEqual(140);
     expect(second).toBeGreaterThanOrEqual(290);
   });
@@ -132,7 +132,7 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     await waitFor(async () => (await adapter.counts('q::one')).deadLetters === 1, 'a dead');
     await adapter.enqueue('q::one', job('b'));
     await waitFor(() => dropped.length === 1, 'a dropped');
-    expect(dropped[0]!.job.id).toBe('a');
+    expect(dropped[0].job.id).toBe('a');
     expect((await adapter.deadLetters('q::one', 0, 10)).map((l) => l.job.id)).toEqual(['b']);
   });
 

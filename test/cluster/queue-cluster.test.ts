@@ -52,12 +52,12 @@ describe('queue on an in-process cluster', () => {
   it('a message enqueued on node 1 reaches the function\'s worker on node 2', async () => {
     const [a, b] = await cluster(2);
     const got: unknown[] = [];
-    b!.worker('consumer').registerFunction('q::job', async (input: unknown) => {
+    b.worker('consumer').registerFunction('q::job', async (input: unknown) => {
       got.push(input);
       return null;
     });
-    await waitFor(() => a!.engine.registry.pool('q::job').length === 1, 'q::job mirrored on node 1');
-    await enqueue(a!.worker('producer'), 'q::job', { n: 1 });
+    await waitFor(() => a.engine.registry.pool('q::job').length === 1, 'q::job mirrored on node 1');
+    await enqueue(a.worker('producer'), 'q::job', { n: 1 });
     await waitFor(() => got.length === 1, 'delivery on node 2');
     expect(got).toEqual([{ n: 1 }]);
   });
@@ -65,37 +65,37 @@ describe('queue on an in-process cluster', () => {
   it('100 messages enqueued across both nodes are each handled exactly once', async () => {
     const [a, b] = await cluster(2);
     const handled = new Map<number, number>();
-    for (const [node, name] of [[a!, 'w1'], [b!, 'w2']] as const) {
+    for (const [node, name] of [[a, 'w1'], [b, 'w2']] as const) {
       node.worker(name).registerFunction('q::count', async (input: { i: number }) => {
         handled.set(input.i, (handled.get(input.i) ?? 0) + 1);
         return null;
       });
     }
-    await waitFor(() => a!.engine.registry.pool('q::count').length === 2 && b!.engine.registry.pool('q::count').length === 2, 'both workers mirrored');
-    const producers = [a!.worker('p1'), b!.worker('p2')];
-    await Promise.all(Array.from({ length: 100 }, (_, i) => enqueue(producers[i % 2]!, 'q::count', { i })));
+    await waitFor(() => a.engine.registry.pool('q::count').length === 2 && b.engine.registry.pool('q::count').length === 2, 'both workers mirrored');
+    const producers = [a.worker('p1'), b.worker('p2')];
+    await Promise.all(Array.from({ length: 100 }, (_, i) => enqueue(producers[i % 2], 'q::count', { i })));
     await waitFor(() => handled.size === 100, '100 messages handled', 15_000);
     await sleep(300);
     expect([...handled.values()].every((n) => n === 1)).toBe(true);
-    const stats = (await a!.worker('inspector').trigger({ function_id: 'engine::queue::topic_stats', payload: { queue: 'default' } })) as Stats;
+    const stats = (await a.worker('inspector').trigger({ function_id: 'engine::queue::topic_stats', payload: { queue: 'default' } })) as Stats;
     expect(stats).toMatchObject({ depth: 0, dlq_depth: 0 });
   });
 
   it('iii_queue_depth and iii_queue_dlq_size count the shared queue on every node', async () => {
     const [a, b] = await cluster(2);
-    const producer = a!.worker('producer');
+    const producer = a.worker('producer');
     // No function yet: the deliveries fail and, after 3 attempts 1 s apart, the message is dead.
     await enqueue(producer, 'q::missing', { n: 1 });
-    for (const node of [a!, b!]) {
+    for (const node of [a, b]) {
       await waitFor(async () => gauge(await node.engine.metrics.registry.metrics(), 'iii_queue_dlq_size') === 1, `dlq gauge on ${node.engine.nodeId}`, 15_000);
     }
-    expect(gauge(await b!.engine.metrics.registry.metrics(), 'iii_queue_depth')).toBe(0);
+    expect(gauge(await b.engine.metrics.registry.metrics(), 'iii_queue_depth')).toBe(0);
   }, 30_000);
 
   it('a durable topic published on node 1 fans out once per subscribed function, wherever it lives', async () => {
     const [a, b] = await cluster(2);
     const seen: string[] = [];
-    const sub = b!.worker('subscriber');
+    const sub = b.worker('subscriber');
     for (const fn of ['topic::audit', 'topic::mail']) {
       sub.registerFunction(fn, async (input: { n: number }) => {
         seen.push(`${fn}:${input.n}`);
@@ -103,8 +103,8 @@ describe('queue on an in-process cluster', () => {
       });
       sub.registerTrigger({ type: 'durable:subscriber', function_id: fn, config: { topic: 'user.created' } });
     }
-    await waitFor(() => a!.engine.registry.pool('topic::mail').length === 1 && [...a!.engine.registry.triggers()].length >= 2, 'bindings mirrored on node 1');
-    const publisher = a!.worker('publisher');
+    await waitFor(() => a.engine.registry.pool('topic::mail').length === 1 && [...a.engine.registry.triggers()].length >= 2, 'bindings mirrored on node 1');
+    const publisher = a.worker('publisher');
     for (let n = 0; n < 5; n++) await publisher.trigger({ function_id: 'iii::durable::publish', payload: { topic: 'user.created', data: { n } } });
     await waitFor(() => seen.length === 10, 'ten deliveries', 10_000);
     await sleep(300);

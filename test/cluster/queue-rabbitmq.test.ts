@@ -80,7 +80,7 @@ describe('rabbitmq queue adapter', () => {
     await sleep(200);
     expect(attempts).toEqual([1, 2, 3]);
     expect(letter).toMatchObject({ job: { id: 'm1', data: { id: 'm1' } }, error: 'boom 3', attemptsMade: 3 });
-    expect(letter!.failedAtMs).toBeGreaterThan(Date.now() - 10_000);
+    expect(letter.failedAtMs).toBeGreaterThan(Date.now() - 10_000);
     expect(await a.counts(Q)).toEqual({ waiting: 0, delayed: 0, active: 0, deadLetters: 1 });
   });
 
@@ -108,13 +108,13 @@ describe('rabbitmq queue adapter', () => {
     });
     await a.enqueue(Q, job('m1'));
     await waitFor(async () => (await letters(a)).length === 1, 'a dead letter', 10_000);
-    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    const gaps = at.slice(1).map((t, i) => t - at[i]);
     expect(gaps).toHaveLength(3);
     // 150, 300, 600 ms: lower bounds only (a busy machine delays, never hastens).
     expect(gaps[0]).toBeGreaterThanOrEqual(140);
     expect(gaps[1]).toBeGreaterThanOrEqual(290);
     expect(gaps[2]).toBeGreaterThanOrEqual(590);
-    expect(gaps[2]!).toBeGreaterThan(gaps[0]!);
+    expect(gaps[2]).toBeGreaterThan(gaps[0]);
   });
 
   test('counts: waiting without a consumer, delayed in a retry queue, dead letters', async () => {
@@ -185,7 +185,7 @@ describe('rabbitmq queue adapter', () => {
     });
     for (const id of ['x1', 'x2', 'x3']) await a.enqueue(Q, job(id));
     await waitFor(() => dropped.length === 1, 'one dropped');
-    expect(dropped[0]!.job.id).toBe('x1');
+    expect(dropped[0].job.id).toBe('x1');
     expect((await letters(a)).map((l) => l.job.id)).toEqual(['x2', 'x3']);
   });
 

@@ -86,7 +86,7 @@ async function crossNodeCall(a: TestEngine, b: TestEngine): Promise<void> {
 describe('Redis with a password', () => {
   test('nodes with the password in the URL or in III_REDIS_PASSWORD (replacing a wrong one) route a call across the cluster', async () => {
     const [a, b] = await cluster([{ redisUrl: withPassword(plain) }, { redisUrl: withPassword(plain, 'stale'), redisPassword: PASSWORD }]);
-    await crossNodeCall(a!, b!);
+    await crossNodeCall(a, b);
   });
 
   test('a wrong password fails the start with WRONGPASS in words, and neither error nor logs hold the password', async () => {
@@ -111,21 +111,21 @@ describe('Redis with a password', () => {
     const connections: Redis[] = [];
     try {
       const [node] = await cluster([{ redisUrl: own.url, redisPassword: PASSWORD }]);
-      expect(node!.engine.readiness()).toMatchObject({ ready: true, checks: { redis: 'ok' } });
+      expect(node.engine.readiness()).toMatchObject({ ready: true, checks: { redis: 'ok' } });
       const rotated = `rotated-${randomUUID()}`;
       const before = await admin({ url: own.url, password: PASSWORD });
       connections.push(before);
       await before.config('SET', 'requirepass', rotated);
       await before.call('CLIENT', 'KILL', 'TYPE', 'normal').catch(() => undefined);
       const down = await waitFor(() => {
-        const readiness = node!.engine.readiness();
+        const readiness = node.engine.readiness();
         return !readiness.ready && String(readiness.checks['redis']).includes('WRONGPASS') && readiness;
       }, 'not ready, naming WRONGPASS');
       expect(down.checks['redis']).toMatch(/^Redis refused the user name or password \(WRONGPASS\)/);
       const after = await admin({ url: own.url, password: rotated });
       connections.push(after);
       await after.config('SET', 'requirepass', PASSWORD);
-      await waitFor(() => node!.engine.readiness().ready, 'ready again', 10_000);
+      await waitFor(() => node.engine.readiness().ready, 'ready again', 10_000);
     } finally {
       for (const connection of connections) connection.disconnect();
       await Promise.all(engines.splice(0).map((e) => e.close()));
@@ -149,25 +149,25 @@ describe('Redis over TLS (rediss://) with a password', () => {
   });
 
   test('a call is routed across the nodes', async () => {
-    await crossNodeCall(nodes[0]!, nodes[1]!);
+    await crossNodeCall(nodes[0], nodes[1]);
   });
 
   test('a state value set through one node is read through the other', async () => {
-    await call(nodes[0]!.worker('writer'), 'state::set', { scope: 'tls', key: 'k', value: { ok: true } });
-    expect(await call(nodes[1]!.worker('reader'), 'state::get', { scope: 'tls', key: 'k' })).toEqual({ ok: true });
+    await call(nodes[0].worker('writer'), 'state::set', { scope: 'tls', key: 'k', value: { ok: true } });
+    expect(await call(nodes[1].worker('reader'), 'state::get', { scope: 'tls', key: 'k' })).toEqual({ ok: true });
   });
 
   test('a job enqueued on one node is handled by the worker on the other (BullMQ)', async () => {
     const got: unknown[] = [];
-    nodes[1]!.worker('consumer').registerFunction('tls::job', async (input: unknown) => void got.push(input));
-    await waitFor(() => nodes[0]!.engine.registry.pool('tls::job').length === 1, 'tls::job mirrored on node 1');
-    await nodes[0]!.worker('producer').trigger({ function_id: 'tls::job', payload: { n: 1 }, action: TriggerAction.Enqueue({ queue: 'default' }) });
+    nodes[1].worker('consumer').registerFunction('tls::job', async (input: unknown) => void got.push(input));
+    await waitFor(() => nodes[0].engine.registry.pool('tls::job').length === 1, 'tls::job mirrored on node 1');
+    await nodes[0].worker('producer').trigger({ function_id: 'tls::job', payload: { n: 1 }, action: TriggerAction.Enqueue({ queue: 'default' }) });
     await waitFor(() => got.length === 1, 'the delivery on node 2', 10_000);
     expect(got).toEqual([{ n: 1 }]);
   });
 
   test('a cron job both nodes schedule fires once per tick (the Redlock lease and tick claims over TLS)', async () => {
-    const worker = nodes[0]!.worker('cron-worker');
+    const worker = nodes[0].worker('cron-worker');
     const ticks: string[] = [];
     worker.registerFunction('tls::tick', async (payload: { scheduled_time: string }) => void ticks.push(payload.scheduled_time));
     await waitFor(() => nodes.every((n) => n.engine.registry.pool('tls::tick').length === 1), 'tls::tick on both nodes');
@@ -187,7 +187,7 @@ describe('Redis over TLS (rediss://) with a password', () => {
       const requestChannel = `${keyPrefix}socket.io-request#/#`;
       const [, subscribers] = (await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number];
       expect(subscribers).toBe(2);
-      expect(nodes[1]!.engine.module<StreamModule>('iii-stream')!.port).toBeGreaterThan(0);
+      expect(nodes[1].engine.module<StreamModule>('iii-stream')!.port).toBeGreaterThan(0);
     } finally {
       probe.disconnect();
     }
@@ -211,7 +211,7 @@ describe('Redis over TLS (rediss://) with a password', () => {
 
   test("a module's own adapter.config.redis_url (rediss://, no password) gets TLS, the CA file and III_REDIS_PASSWORD", async () => {
     const config = testConfig({ nodeId: 'solo', cluster: { keyPrefix: newPrefix(), redisPassword: PASSWORD, redisTlsCaFile: certs.ca } });
-    config.modules['state']!.config['adapter'] = { name: 'redis', config: { redis_url: tls.url } };
+    config.modules['state'].config['adapter'] = { name: 'redis', config: { redis_url: tls.url } };
     const engine = createEngine(config);
     await engine.start();
     const probe = await admin(endpoint());
@@ -231,14 +231,14 @@ describe('key prefix', () => {
   test("two clusters with different prefixes on one Redis do not see each other's functions", async () => {
     const [x1, x2] = await cluster([{ redisUrl: withPassword(plain) }, { redisUrl: withPassword(plain) }], newPrefix());
     const [y1] = await cluster([{ redisUrl: withPassword(plain) }], newPrefix());
-    x2!.worker('x-worker').registerFunction('iso::who', async () => ({ cluster: 'x' }));
-    y1!.worker('y-worker').registerFunction('iso::who', async () => ({ cluster: 'y' }));
-    x2!.worker('x-only').registerFunction('iso::x_only', async () => ({}));
-    await waitFor(() => x1!.engine.registry.pool('iso::x_only').length === 1, 'iso::x_only mirrored inside cluster x');
-    expect(x1!.engine.registry.pool('iso::who')).toHaveLength(1);
-    expect(y1!.engine.registry.pool('iso::x_only')).toHaveLength(0);
-    expect(await call(x1!.worker('x-caller'), 'iso::who', {})).toEqual({ cluster: 'x' });
-    expect(await call(y1!.worker('y-caller'), 'iso::who', {})).toEqual({ cluster: 'y' });
+    x2.worker('x-worker').registerFunction('iso::who', async () => ({ cluster: 'x' }));
+    y1.worker('y-worker').registerFunction('iso::who', async () => ({ cluster: 'y' }));
+    x2.worker('x-only').registerFunction('iso::x_only', async () => ({}));
+    await waitFor(() => x1.engine.registry.pool('iso::x_only').length === 1, 'iso::x_only mirrored inside cluster x');
+    expect(x1.engine.registry.pool('iso::who')).toHaveLength(1);
+    expect(y1.engine.registry.pool('iso::x_only')).toHaveLength(0);
+    expect(await call(x1.worker('x-caller'), 'iso::who', {})).toEqual({ cluster: 'x' });
+    expect(await call(y1.worker('y-caller'), 'iso::who', {})).toEqual({ cluster: 'y' });
   });
 });
 

@@ -51,8 +51,8 @@ describe.each(BUSES)('events of a worker scaled to three replicas on three nodes
     const writers = nodes.map((n) => n.worker('writer'));
     await expectHandled(set, await makeEvents(writers, set, 'before', 3), 1);
 
-    const leaving = currentOwner(nodes[0]!, set, 'cron');
-    await set.clients[leaving]!.shutdown();
+    const leaving = currentOwner(nodes[0], set, 'cron');
+    await set.clients[leaving].shutdown();
     for (const node of nodes) {
       await waitFor(() => REPLICA_TYPES.every((type) => liveBindings(node, set.functionIds[type]).length === 2), `the leaving replica's bindings gone on ${node.engine.nodeId}`, 10_000);
     }

@@ -132,14 +132,14 @@ describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
 
     await sleep(1000);
     for (let i = 0; i < nodes.length; i++) {
-      const old = nodes[i]!;
+      const old = nodes[i];
       const stopAt = now();
       await old.kill('SIGTERM');
       events.push(`${stopAt} ${old.nodeId} SIGTERM, exited after ${now() - stopAt} ms`);
       // A new port, as a new pod gets a new address: reusing the old one can collide with an
       // ephemeral port the balancer's outbound connections took meanwhile (EADDRINUSE).
       nodes[i] = await startNodeProcess({ nodeId: old.nodeId, redisUrl: redis.url, keyPrefix, bus, env });
-      balancer.setBackend(i, wsPort(nodes[i]!));
+      balancer.setBackend(i, wsPort(nodes[i]));
       events.push(`${now()} ${old.nodeId} restarted, ready`);
       await sleep(2000);
     }

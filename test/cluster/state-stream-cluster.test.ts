@@ -70,15 +70,15 @@ async function streamClient(node: TestEngine, streamName: string, groupId: strin
 describe('state on a cluster', () => {
   test('a value set through one node is read through another', async () => {
     const [a, b] = await cluster(2);
-    await call(a!.worker('writer'), 'state::set', { scope: 'users', key: 'u1', value: { name: 'Ada', tags: [] } });
-    expect(await call(b!.worker('reader'), 'state::get', { scope: 'users', key: 'u1' })).toEqual({ name: 'Ada', tags: [] });
-    expect(await call(b!.worker('lister'), 'state::list_groups', {})).toEqual({ groups: ['users'] });
+    await call(a.worker('writer'), 'state::set', { scope: 'users', key: 'u1', value: { name: 'Ada', tags: [] } });
+    expect(await call(b.worker('reader'), 'state::get', { scope: 'users', key: 'u1' })).toEqual({ name: 'Ada', tags: [] });
+    expect(await call(b.worker('lister'), 'state::list_groups', {})).toEqual({ groups: ['users'] });
   });
 
   test('a state trigger registered on a third node fires exactly once per write', async () => {
     const [a, , c] = await cluster(3);
-    const seen = await recordTrigger(c!, c!.worker('watcher'), a!, 'watch::users', 'state', { scope: 'users' });
-    const writer = a!.worker('writer');
+    const seen = await recordTrigger(c, c.worker('watcher'), a, 'watch::users', 'state', { scope: 'users' });
+    const writer = a.worker('writer');
     await call(writer, 'state::set', { scope: 'users', key: 'u1', value: 1 });
     await call(writer, 'state::update', { scope: 'users', key: 'u1', ops: [{ type: 'increment', path: '', by: 1 }] });
     await waitFor(() => seen.length >= 2, 'both state events');
@@ -93,17 +93,17 @@ describe('state on a cluster', () => {
     const nodes = await cluster(3);
     const workers = nodes.map((node, i) => node.worker(`incrementer-${i}`));
     const ops = [{ type: 'increment', path: 'hits', by: 1 }];
-    await Promise.all(Array.from({ length: 30 }, (_, i) => call(workers[i % 3]!, 'state::update', { scope: 'counters', key: 'page', ops })));
-    expect(await call(workers[0]!, 'state::get', { scope: 'counters', key: 'page' })).toEqual({ hits: 30 });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => call(workers[i % 3], 'state::update', { scope: 'counters', key: 'page', ops })));
+    expect(await call(workers[0], 'state::get', { scope: 'counters', key: 'page' })).toEqual({ hits: 30 });
   });
 });
 
 describe('stream on a cluster', () => {
   test('a change made through one node reaches clients on every node exactly once', async () => {
     const [a, b] = await cluster(2);
-    const onA = await streamClient(a!, 'chat', 'room');
-    const onB = await streamClient(b!, 'chat', 'room');
-    await call(a!.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
+    const onA = await streamClient(a, 'chat', 'room');
+    const onB = await streamClient(b, 'chat', 'room');
+    await call(a.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
     const changes = (frames: Any[]) => frames.filter((f) => f.event?.type === 'create');
     await waitFor(() => changes(onA).length >= 1 && changes(onB).length >= 1, 'the create on both nodes');
     await sleep(DUPLICATE_WINDOW_MS);
@@ -115,10 +115,10 @@ describe('stream on a cluster', () => {
 
   test('a stream trigger fires once per change, whichever node made it', async () => {
     const [a, b, c] = await cluster(3);
-    const seen = await recordTrigger(c!, c!.worker('watcher'), a!, 'watch::chat', 'stream', { stream_name: 'chat' });
-    await waitFor(() => b!.engine.registry.triggersOfType('stream', 'live').length === 1, 'the binding on node 2');
-    await call(a!.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
-    await call(b!.worker('writer-b'), 'stream::update', { stream_name: 'chat', group_id: 'room', item_id: 'm1', ops: [{ type: 'increment', path: '', by: 1 }] });
+    const seen = await recordTrigger(c, c.worker('watcher'), a, 'watch::chat', 'stream', { stream_name: 'chat' });
+    await waitFor(() => b.engine.registry.triggersOfType('stream', 'live').length === 1, 'the binding on node 2');
+    await call(a.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
+    await call(b.worker('writer-b'), 'stream::update', { stream_name: 'chat', group_id: 'room', item_id: 'm1', ops: [{ type: 'increment', path: '', by: 1 }] });
     await waitFor(() => seen.length >= 2, 'both stream events');
     await sleep(DUPLICATE_WINDOW_MS);
     expect(seen.map((e) => [e.event.type, e.event.data])).toEqual([
@@ -133,7 +133,7 @@ describe('Redis outages and configuration', () => {
     const own = await startRedis();
     try {
       const [node] = await cluster(1, own.url);
-      const worker = node!.worker('writer');
+      const worker = node.worker('writer');
       await call(worker, 'state::set', { scope: 's', key: 'k', value: 1 });
       await own.stop();
       const started = Date.now();
@@ -162,7 +162,7 @@ describe('Redis outages and configuration', () => {
     ['stream', 'iii-stream'],
   ] as const)('the %s redis adapter without any Redis URL makes start() fail, saying where to put one', async (id, module) => {
     const base = testConfig();
-    const block = base.modules[id]!;
+    const block = base.modules[id];
     const modules = { ...base.modules, [id]: { ...block, config: { ...block.config, adapter: { name: 'redis' } } } };
     const engine = createEngine(testConfig({ modules }), { logger: silentLogger });
     await expect(engine.start()).rejects.toThrow(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`);

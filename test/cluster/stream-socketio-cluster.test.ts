@@ -80,8 +80,8 @@ function changes(events: Any[]): Array<[string, string | null, Any]> {
 describe('Socket.IO stream subscribers on a cluster', () => {
   test('a Socket.IO client on node B receives a change made through node A exactly once', async () => {
     const { nodes: [a, b] } = await cluster(2);
-    const onB = await sioSubscriber(b!, 'chat', 'room');
-    await call(a!.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
+    const onB = await sioSubscriber(b, 'chat', 'room');
+    await call(a.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
     await waitFor(() => onB.events.length >= 1, 'the create on node B');
     await sleep(DUPLICATE_WINDOW_MS);
     expect(onB.events).toEqual([{ type: 'stream', timestamp: expect.any(Number), streamName: 'chat', groupId: 'room', id: 'm1', event: { type: 'create', data: { text: 'hi' } } }]);
@@ -89,13 +89,13 @@ describe('Socket.IO stream subscribers on a cluster', () => {
 
   test('Socket.IO and raw clients on both nodes each get every change once, whichever node made it', async () => {
     const { nodes: [a, b] } = await cluster(2);
-    const sioA = await sioSubscriber(a!, 'chat', 'room');
-    const sioB = await sioSubscriber(b!, 'chat', 'room');
-    const itemOnB = await sioSubscriber(b!, 'chat', 'room', 'm2');
-    const rawB = await rawSubscriber(b!, 'chat', 'room');
-    await call(a!.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
-    await call(b!.worker('writer-b'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm2', data: 2 });
-    await call(a!.worker('sender-a'), 'stream::send', { stream_name: 'chat', group_id: 'room', type: 'typing', data: 'ann' });
+    const sioA = await sioSubscriber(a, 'chat', 'room');
+    const sioB = await sioSubscriber(b, 'chat', 'room');
+    const itemOnB = await sioSubscriber(b, 'chat', 'room', 'm2');
+    const rawB = await rawSubscriber(b, 'chat', 'room');
+    await call(a.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
+    await call(b.worker('writer-b'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm2', data: 2 });
+    await call(a.worker('sender-a'), 'stream::send', { stream_name: 'chat', group_id: 'room', type: 'typing', data: 'ann' });
     const expected = [
       ['create', 'm1', 1],
       ['create', 'm2', 2],
@@ -120,8 +120,8 @@ describe('Socket.IO stream subscribers on a cluster', () => {
     const channels = (await probe.call('PUBSUB', 'CHANNELS', '*socket.io*')) as string[];
     expect(channels.length).toBeGreaterThan(0);
     expect(channels.filter((channel) => !channel.startsWith(keyPrefix))).toEqual([]);
-    await a!.close();
-    engines.splice(engines.indexOf(a!), 1);
+    await a.close();
+    engines.splice(engines.indexOf(a), 1);
     await waitFor(async () => (await subscribers()) === 1, 'the stopped node to unsubscribe');
   });
 
@@ -132,9 +132,9 @@ describe('Socket.IO stream subscribers on a cluster', () => {
     process.on('unhandledRejection', onUnhandled);
     try {
       const { nodes: [a, b], keyPrefix } = await cluster(2, own.url);
-      const onA = await sioSubscriber(a!, 'chat', 'room');
-      const onB = await sioSubscriber(b!, 'chat', 'room');
-      const writer = a!.worker('writer');
+      const onA = await sioSubscriber(a, 'chat', 'room');
+      const onB = await sioSubscriber(b, 'chat', 'room');
+      const writer = a.worker('writer');
       await own.stop();
       // send stores nothing: it only needs the event path, which is local for A's own clients.
       await call(writer, 'stream::send', { stream_name: 'chat', group_id: 'room', type: 'during', data: 1 });
@@ -157,7 +157,7 @@ describe('Socket.IO stream subscribers on a cluster', () => {
       await waitFor(async () => Number(((await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number])[1]) === 2, 'both adapters to re-subscribe');
       expect(onA.events[0].event).toEqual({ type: 'event', event: { type: 'during', data: 1 } });
       expect(onB.events.some((e) => e.event.event?.type === 'during')).toBe(false);
-      expect(a!.engine.module<StreamModule>('iii-stream')!.clientStats.clients).toBe(1);
+      expect(a.engine.module<StreamModule>('iii-stream')!.clientStats.clients).toBe(1);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);

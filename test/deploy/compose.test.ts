@@ -71,7 +71,7 @@ function runComposeConfig(extraEnv: NodeJS.ProcessEnv, files: string[] = ['docke
   const [cmd, ...args] = composeCommand();
   const env = { ...process.env, ...extraEnv };
   for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_') || env[key] === undefined) delete env[key];
-  const run = spawnSync(cmd!, [...args, ...files.flatMap((f) => ['-f', path.join(ROOT, f)]), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
+  const run = spawnSync(cmd, [...args, ...files.flatMap((f) => ['-f', path.join(ROOT, f)]), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -84,7 +84,7 @@ function composeConfig(files?: string[]): Record<string, ComposeService> {
 /** "30s", "1m30s", "1.5s" in milliseconds. */
 function durationMs(value: string | undefined): number {
   let total = 0;
-  for (const [, n, unit] of (value ?? '').matchAll(/([\d.]+)(ms|h|m|s)/g)) total += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms']!;
+  for (const [, n, unit] of (value ?? '').matchAll(/([\d.]+)(ms|h|m|s)/g)) total += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms'];
   return total;
 }
 
@@ -118,10 +118,10 @@ function haproxyBackends(text: string): Map<string, Array<[string, string]>> {
     const section = /^(global|defaults|resolvers|frontend|backend|listen)\b\s*(\S*)/.exec(line);
     if (section) {
       current = section[1] === 'backend' ? [] : undefined;
-      if (current) backends.set(section[2]!, current);
+      if (current) backends.set(section[2], current);
     } else if (current && line.startsWith('server ')) {
       const [, name, address] = line.split(/\s+/);
-      current.push([name!, address!]);
+      current.push([name, address]);
     }
   }
   return backends;
@@ -157,7 +157,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
 
   test('every engine node is built from deploy/Dockerfile and runs the cluster config', () => {
     for (const name of ENGINE_SERVICES) {
-      const engine = services[name]!;
+      const engine = services[name];
       expect(engine.build).toMatchObject({ context: ROOT, dockerfile: 'deploy/Dockerfile' });
       expect(engine.command).toEqual(['--config', 'config/cluster.yaml']);
     }
@@ -165,7 +165,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
 
   test('the engine nodes share one Redis URL and have distinct node ids, each advertising its service name', () => {
     const ids = ENGINE_SERVICES.map((name) => {
-      const env = services[name]!.environment!;
+      const env = services[name].environment!;
       expect(env['III_REDIS_URL']).toBe('redis://redis:6379');
       expect(env['III_ADVERTISE_HOST']).toBe(name);
       return env['III_NODE_ID'];
@@ -176,7 +176,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
 
   test('engine nodes wait for a healthy Redis, probe /healthz, and get longer than the drain grace to stop', () => {
     for (const name of ENGINE_SERVICES) {
-      const engine = services[name]!;
+      const engine = services[name];
       expect(engine.depends_on?.['redis']?.condition).toBe('service_healthy');
       expect(engine.healthcheck?.test.join(' ')).toContain('http://127.0.0.1:9464/healthz');
       expect(engine.stop_signal).toBe('SIGTERM');
@@ -186,13 +186,13 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('redis is the official image with a redis-cli ping healthcheck', () => {
-    expect(services['redis']!.image).toMatch(/^redis:7/);
-    expect(services['redis']!.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(services['redis'].image).toMatch(/^redis:7/);
+    expect(services['redis'].healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
   });
 
   test('only the balancer publishes ports: workers, HTTP triggers, streams (and its stats)', () => {
     for (const [name, service] of Object.entries(services)) if (name !== 'lb') expect([name, service.ports ?? []]).toEqual([name, []]);
-    const lb = services['lb']!;
+    const lb = services['lb'];
     for (const port of PUBLIC_PORTS) expect(portPairs(lb)).toContainEqual([port, port]);
     // Loopback only: HTTP triggers and streams have no authentication of their own.
     expect(ports(lb).map((p) => p.hostIp)).toEqual(ports(lb).map(() => '127.0.0.1'));
@@ -201,7 +201,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('the balancer runs deploy/haproxy.cfg, and its frontends and backends match the services', () => {
-    const lb = services['lb']!;
+    const lb = services['lb'];
     const mounts = (lb.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
     expect(mounts.some((m) => m.startsWith(`${HAPROXY_CFG}:/usr/local/etc/haproxy/haproxy.cfg`))).toBe(true);
     const text = fs.readFileSync(HAPROXY_CFG, 'utf8');
@@ -214,7 +214,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('the engine nodes and the example worker get the worker token from the environment', () => {
-    for (const name of [...ENGINE_SERVICES, 'worker']) expect([name, services[name]!.environment?.['III_WORKER_TOKEN']]).toEqual([name, WORKER_TOKEN]);
+    for (const name of [...ENGINE_SERVICES, 'worker']) expect([name, services[name].environment?.['III_WORKER_TOKEN']]).toEqual([name, WORKER_TOKEN]);
   });
 
   test('without III_WORKER_TOKEN (unset or empty) docker compose refuses the file and says what to set', () => {
@@ -232,7 +232,7 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('the example worker connects through the balancer', () => {
-    const worker = services['worker']!;
+    const worker = services['worker'];
     expect(worker.environment?.['III_URL']).toBe('ws://lb:49134');
     expect(worker.depends_on?.['lb']).toBeDefined();
     expect(worker.build?.context).toBe(path.join(ROOT, 'examples/compose-worker'));
@@ -293,10 +293,10 @@ describe('the balancer config in front of three real engine nodes', () => {
     const counts = await Promise.all(nodes.map((node) => connectedWorkers(node.metricsPort)));
     const holder = counts.indexOf(1);
     expect(counts.filter((c) => c === 1)).toHaveLength(1);
-    await nodes[holder]!.kill('SIGTERM');
+    await nodes[holder].kill('SIGTERM');
     // The balancer's /readyz probe takes the stopped node out of every backend.
-    await waitFor(async () => (await serverStatuses(lbPorts.stats, ENGINE_SERVICES[holder]!)).every((s) => s.startsWith('DOWN')), 5_000, () => lbOutput);
-    expect(await serverStatuses(lbPorts.stats, ENGINE_SERVICES[(holder + 1) % 3]!)).toEqual(['UP', 'UP', 'UP']);
+    await waitFor(async () => (await serverStatuses(lbPorts.stats, ENGINE_SERVICES[holder])).every((s) => s.startsWith('DOWN')), 5_000, () => lbOutput);
+    expect(await serverStatuses(lbPorts.stats, ENGINE_SERVICES[(holder + 1) % 3])).toEqual(['UP', 'UP', 'UP']);
     const survivors = nodes.filter((_, i) => i !== holder);
     await waitFor(async () => (await Promise.all(survivors.map((n) => connectedWorkers(n.metricsPort)))).includes(1), 15_000, () => lbOutput);
     await waitFor(async () => (await hello()).status === 200, 10_000, () => lbOutput);
@@ -314,7 +314,7 @@ describe('the balancer config in front of three real engine nodes', () => {
       // batches, well within the balancer's 10 s `timeout http-request` for idle connections.
       const ports = [lbPorts.ws, lbPorts.http, lbPorts.stream];
       for (let i = 0; i < CAP + EXTRA; i += 128) {
-        attempts.push(...Array.from({ length: Math.min(128, CAP + EXTRA - i) }, (_, j) => attempt(ports[(i + j) % 3]!)));
+        attempts.push(...Array.from({ length: Math.min(128, CAP + EXTRA - i) }, (_, j) => attempt(ports[(i + j) % 3])));
         await Promise.all(attempts.slice(i).map((a) => a.settled));
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -377,34 +377,34 @@ describe('docker-compose.tls.yml over docker-compose.yml, as normalized by docke
     services = composeConfig(['docker-compose.yml', 'docker-compose.tls.yml']);
   });
   const mounts = (service: ComposeService) =>
-    (service.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1]!, readOnly: v.endsWith(':ro') } : { source: v.source, target: v.target, readOnly: v.read_only === true }));
+    (service.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1], readOnly: v.endsWith(':ro') } : { source: v.source, target: v.target, readOnly: v.read_only === true }));
 
   test('the same services, ports and node names: the override adds TLS and changes nothing else', () => {
     expect(Object.keys(services).sort()).toEqual(Object.keys(plain).sort());
     const sorted = (service: ComposeService) => ports(service).sort((a, b) => a.published - b.published);
-    for (const name of Object.keys(plain)) expect([name, sorted(services[name]!)]).toEqual([name, sorted(plain[name]!)]);
+    for (const name of Object.keys(plain)) expect([name, sorted(services[name])]).toEqual([name, sorted(plain[name])]);
     for (const name of ENGINE_SERVICES) {
-      const { III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE, ...rest } = services[name]!.environment!;
+      const { III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE, ...rest } = services[name].environment!;
       expect([III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE]).toEqual(['/etc/iii-tls/tls.crt', '/etc/iii-tls/tls.key', '/etc/iii-tls/ca.crt']);
-      expect(rest).toEqual(plain[name]!.environment);
-      expect(services[name]!.command).toEqual(plain[name]!.command);
+      expect(rest).toEqual(plain[name].environment);
+      expect(services[name].command).toEqual(plain[name].command);
     }
   });
 
   test('every engine node mounts ./certs/tls.crt, tls.key and ca.crt read-only where III_TLS_* point', () => {
     for (const name of ENGINE_SERVICES) {
-      expect(mounts(services[name]!).sort((a, b) => a.target.localeCompare(b.target))).toEqual(
+      expect(mounts(services[name]).sort((a, b) => a.target.localeCompare(b.target))).toEqual(
         ['ca.crt', 'tls.crt', 'tls.key'].map((file) => ({ source: path.join(ROOT, 'certs', file), target: `/etc/iii-tls/${file}`, readOnly: true })),
       );
     }
   });
 
   test('the balancer runs deploy/haproxy-tls.cfg instead of deploy/haproxy.cfg', () => {
-    expect(mounts(services['lb']!)).toEqual([{ source: HAPROXY_TLS_CFG, target: '/usr/local/etc/haproxy/haproxy.cfg', readOnly: true }]);
+    expect(mounts(services['lb'])).toEqual([{ source: HAPROXY_TLS_CFG, target: '/usr/local/etc/haproxy/haproxy.cfg', readOnly: true }]);
   });
 
   test('the example worker dials wss://lb:49134 and trusts ./certs/ca.crt (NODE_EXTRA_CA_CERTS), and gets no key', () => {
-    const worker = services['worker']!;
+    const worker = services['worker'];
     expect(worker.environment).toMatchObject({ III_URL: 'wss://lb:49134', NODE_EXTRA_CA_CERTS: '/etc/iii-tls/ca.crt', III_WORKER_TOKEN: WORKER_TOKEN });
     expect(mounts(worker)).toEqual([{ source: path.join(ROOT, 'certs/ca.crt'), target: '/etc/iii-tls/ca.crt', readOnly: true }]);
   });
@@ -468,7 +468,7 @@ describe('deploy/make-dev-certs.sh', () => {
       path: path.join(ROOT, 'config/cluster.yaml'),
       env: { III_REDIS_URL: 'redis://redis:6379', III_TLS_CERT_FILE: path.join(dir, 'certs/tls.crt'), III_TLS_KEY_FILE: path.join(dir, 'certs/tls.key'), III_TLS_CA_FILE: path.join(dir, 'certs/ca.crt') },
     });
-    expect(config.listeners[0]!.tls?.certFile).toBe(path.join(dir, 'certs/tls.crt'));
+    expect(config.listeners[0].tls?.certFile).toBe(path.join(dir, 'certs/tls.crt'));
     expect(config.tls?.http?.keyFile).toBe(path.join(dir, 'certs/tls.key'));
     expect(config.tls?.stream?.keyFile).toBe(path.join(dir, 'certs/tls.key'));
     expect(config.tls?.ca).toEqual(fs.readFileSync(path.join(dir, 'certs/ca.crt')));
@@ -556,8 +556,8 @@ async function startBalancer(bin: string, configFile: string, statsPort: number,
     output += c.toString();
     onOutput(c.toString());
   };
-  lb.stdout!.on('data', collect);
-  lb.stderr!.on('data', collect);
+  lb.stdout.on('data', collect);
+  lb.stderr.on('data', collect);
   try {
     await waitFor(async () => {
       if (lb.exitCode !== null) throw new Error(`haproxy exited with ${lb.exitCode}:\n${output}`);
@@ -589,7 +589,7 @@ function localHaproxyConfig(shipped: string, nodes: NodeProcess[], lbPorts: { ws
     .readFileSync(shipped, 'utf8')
     .replace(/^(\s*bind\s+):(\d+)/gm, (_, head: string, port: string) => `${head}127.0.0.1:${binds[port]}`)
     .replace(/^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm, (_, head: string, name: string, index: string, port: string) => {
-      const node = nodes[Number(index) - 1]!;
+      const node = nodes[Number(index) - 1];
       const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
       return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
     });
@@ -624,8 +624,8 @@ function attempt(port: number): Attempt {
 async function serverStatuses(statsPort: number, server: string): Promise<string[]> {
   const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
   const [header, ...rows] = csv.replace(/^# /, '').trim().split('\n').map((line) => line.split(','));
-  const column = header!.indexOf('status');
-  return rows.filter((row) => row[1] === server).map((row) => row[column]!);
+  const column = header.indexOf('status');
+  return rows.filter((row) => row[1] === server).map((row) => row[column]);
 }
 
 /** iii_connected_workers of one node. */

@@ -37,10 +37,10 @@ function parseDockerfile(text: string): Stage[] {
   const logical = text.replace(/\\\r?\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   for (const line of logical) {
     const [, keyword, args] = /^(\S+)\s*(.*)$/.exec(line)!;
-    const instruction = { keyword: keyword!.toUpperCase(), args: args!.trim() };
+    const instruction = { keyword: keyword.toUpperCase(), args: args.trim() };
     if (instruction.keyword === 'FROM') {
       const [, image, name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(instruction.args)!;
-      stages.push({ image: image!, ...(name ? { name } : {}), instructions: [] });
+      stages.push({ image: image, ...(name ? { name } : {}), instructions: [] });
     } else {
       stages.at(-1)?.instructions.push(instruction);
     }
@@ -83,7 +83,7 @@ describe('deploy/Dockerfile', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     // Build arguments declared before the first FROM (`ARG NODE_IMAGE=...`) and their defaults.
     const text = fs.readFileSync(DOCKERFILE, 'utf8');
-    const globals = Object.fromEntries([...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1]!, m[2]!]));
+    const globals = Object.fromEntries([...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
     for (const stage of stages) expect(stage.image.replace(/^\$\{(\w+)\}$/, (_, v: string) => globals[v] ?? v)).toMatch(/^node:20(\.\d+)*-(bookworm-slim|alpine)/);
     expect(final.name).toBeUndefined();
   });
@@ -106,7 +106,7 @@ describe('deploy/Dockerfile', () => {
   test('the final stage takes node_modules from a stage that installed production dependencies only', () => {
     const modules = copies(final).filter((c) => c.sources.some((s) => s.includes('node_modules')));
     expect(modules).toHaveLength(1);
-    const source = stages.find((s) => s.name === modules[0]!.from)!;
+    const source = stages.find((s) => s.name === modules[0].from)!;
     expect(all(source, 'RUN').join(' ')).toMatch(/npm ci [^&]*--omit=dev/);
   });
 
@@ -119,7 +119,7 @@ describe('deploy/Dockerfile', () => {
   test('.dockerignore keeps node_modules, dist, .git and tests out of the context, and nothing the build copies', () => {
     for (const entry of ['node_modules', 'dist', '.git', 'test', '.venv']) expect(ignored).toContain(entry);
     const fromContext = stages.flatMap((s) => copies(s).filter((c) => !c.from).flatMap((c) => c.sources));
-    for (const source of fromContext) expect([source, ignored.includes(source.split('/')[0]!)]).toEqual([source, false]);
+    for (const source of fromContext) expect([source, ignored.includes(source.split('/')[0])]).toEqual([source, false]);
   });
 
   test('hadolint finds nothing in the engine and example worker Dockerfiles', () => {
@@ -170,7 +170,7 @@ describe('deploy/Dockerfile replayed on the file system', () => {
     const top = new Set(
       prod.stdout.split('\n').slice(1).filter(Boolean).map((p) => {
         const parts = path.relative(path.join(ROOT, 'node_modules'), p).split(path.sep);
-        return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
+        return parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
       }),
     );
     expect(top.has('iii-sdk')).toBe(false);
@@ -194,14 +194,14 @@ describe('deploy/Dockerfile replayed on the file system', () => {
       III_METRICS_PORT: String(metrics),
       LOG_LEVEL: 'warn',
     };
-    const healthcheck = JSON.parse(all(final, 'HEALTHCHECK')[0]!.replace(/^.*?CMD\s+/, '')) as string[];
-    const probe = () => spawnSync(healthcheck[0] === 'node' ? process.execPath : healthcheck[0]!, healthcheck.slice(1), { cwd: appDir, env }).status;
+    const healthcheck = JSON.parse(all(final, 'HEALTHCHECK')[0].replace(/^.*?CMD\s+/, '')) as string[];
+    const probe = () => spawnSync(healthcheck[0] === 'node' ? process.execPath : healthcheck[0], healthcheck.slice(1), { cwd: appDir, env }).status;
     expect(probe()).toBe(1);
 
-    const entrypoint = JSON.parse(all(final, 'ENTRYPOINT')[0]!) as string[];
+    const entrypoint = JSON.parse(all(final, 'ENTRYPOINT')[0]) as string[];
     const node = spawn(process.execPath, [...entrypoint.slice(1), '--config', 'config/cluster.yaml'], { cwd: appDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
     let output = '';
-    node.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    node.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => node.once('exit', (code) => resolve(code)));
     try {
       const deadline = Date.now() + 15_000;

@@ -83,7 +83,7 @@ function find(objects: K8sObject[], kind: string, name?: string): K8sObject[] {
 function one(objects: K8sObject[], kind: string, name?: string): K8sObject {
   const found = find(objects, kind, name);
   if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
-  return found[0]!;
+  return found[0];
 }
 
 /** The engine Deployment (the bundled demo Redis has its own). */
@@ -94,7 +94,7 @@ function engineDeployment(objects: K8sObject[]): K8sObject {
 function engineContainer(objects: K8sObject[]) {
   const containers = engineDeployment(objects).spec.template.spec.containers as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
   expect(containers).toHaveLength(1);
-  return containers[0]!;
+  return containers[0];
 }
 
 function envOf(objects: K8sObject[], name: string): Record<string, unknown> | undefined {
@@ -131,7 +131,7 @@ describe('helm lint --strict', () => {
 
 describe('engine pods', () => {
   test.each(VALUES_FILES)('probe /healthz (liveness) and /readyz (readiness) on the metrics port 9464 (%s)', (file) => {
-    const objects = rendered[file]!;
+    const objects = rendered[file];
     const container = engineContainer(objects);
     expect(container['livenessProbe'].httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(container['readinessProbe'].httpGet).toEqual({ path: '/readyz', port: 'metrics' });
@@ -140,7 +140,7 @@ describe('engine pods', () => {
   });
 
   test('expose the worker, HTTP, stream and metrics ports', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     expect(['ws', 'http', 'stream', 'metrics'].map((name) => portNumber(objects, name))).toEqual([49134, 3111, 3112, 9464]);
   });
 
@@ -148,7 +148,7 @@ describe('engine pods', () => {
     ['default.yaml', 5, 25, 10],
     ['production.yaml', 10, 60, 15],
   ])('%s: preStop sleeps %i s, the drain grace is %i s, terminationGracePeriodSeconds covers both plus %i s', (file, sleepS, drainS, marginS) => {
-    const objects = rendered[file]!;
+    const objects = rendered[file];
     const pod = engineDeployment(objects).spec.template.spec;
     expect(engineContainer(objects)['lifecycle'].preStop.exec.command).toEqual(['sleep', String(sleepS)]);
     expect(envOf(objects, 'III_DRAIN_GRACE_MS')).toEqual({ name: 'III_DRAIN_GRACE_MS', value: String(drainS * 1000) });
@@ -157,7 +157,7 @@ describe('engine pods', () => {
   });
 
   test('run as non-root with a read-only root filesystem and no capabilities', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     const pod = engineDeployment(objects).spec.template.spec;
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
     expect(engineContainer(objects)['securityContext']).toMatchObject({
@@ -172,23 +172,23 @@ describe('engine pods', () => {
   test('run as the uid the image declares (deploy/Dockerfile USER), so runAsNonRoot can verify it', () => {
     const user = /^USER\s+(\d+)/m.exec(fs.readFileSync(path.join(ROOT, 'deploy/Dockerfile'), 'utf8'));
     expect(user).not.toBeNull();
-    expect(engineDeployment(rendered['default.yaml']!).spec.template.spec.securityContext.runAsUser).toBe(Number(user![1]));
+    expect(engineDeployment(rendered['default.yaml']).spec.template.spec.securityContext.runAsUser).toBe(Number(user![1]));
   });
 
   test('take their node id from the pod name and advertise the pod IP', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     expect(envOf(objects, 'III_NODE_ID')).toEqual({ name: 'III_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
     expect(envOf(objects, 'III_ADVERTISE_HOST')).toEqual({ name: 'III_ADVERTISE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
   });
 
   test('spread over zones and hosts', () => {
-    const constraints = engineDeployment(rendered['default.yaml']!).spec.template.spec.topologySpreadConstraints as Array<{ topologyKey: string; labelSelector: unknown }>;
+    const constraints = engineDeployment(rendered['default.yaml']).spec.template.spec.topologySpreadConstraints as Array<{ topologyKey: string; labelSelector: unknown }>;
     expect(constraints.map((c) => c.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
-    for (const c of constraints) expect(c.labelSelector).toEqual({ matchLabels: engineDeployment(rendered['default.yaml']!).spec.selector.matchLabels });
+    for (const c of constraints) expect(c.labelSelector).toEqual({ matchLabels: engineDeployment(rendered['default.yaml']).spec.selector.matchLabels });
   });
 
   test('start with --config on the mounted ConfigMap', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     expect(engineContainer(objects)['args']).toEqual(['--config', '/etc/iii-cluster/config.yaml']);
     const volume = (engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.name === 'config');
     expect(volume?.configMap?.name).toBe(one(objects, 'ConfigMap').metadata.name);
@@ -197,33 +197,33 @@ describe('engine pods', () => {
 
 describe('engine config', () => {
   test('the ConfigMap config.yaml is accepted by the engine and runs it in cluster mode on the chart ports', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     const file = path.join(tmpDir, 'config.yaml');
-    fs.writeFileSync(file, one(objects, 'ConfigMap').data!['config.yaml']!);
+    fs.writeFileSync(file, one(objects, 'ConfigMap').data!['config.yaml']);
     const env = { III_REDIS_URL: 'redis://redis:6379', III_NODE_ID: 'iii-iii-cluster-7d9f-abcde', III_DRAIN_GRACE_MS: envOf(objects, 'III_DRAIN_GRACE_MS')!['value'] as string };
     const { config, warnings } = loadConfig({ path: file, env });
     expect(warnings).toEqual([]);
     expect(config.cluster.redisUrl).toBe('redis://redis:6379');
-    expect(config.listeners[0]!.port).toBe(49134);
-    expect(config.modules['http']!.config['port']).toBe(3111);
-    expect(config.modules['stream']!.config['port']).toBe(3112);
+    expect(config.listeners[0].port).toBe(49134);
+    expect(config.modules['http'].config['port']).toBe(3111);
+    expect(config.modules['stream'].config['port']).toBe(3112);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
     expect(config.drainGraceMs).toBe(25_000);
   });
 
   test('the config turns max_connections_per_address off (0) on the three ports: through an ingress every client shares its address', () => {
     const file = path.join(tmpDir, 'config-limits.yaml');
-    fs.writeFileSync(file, one(rendered['default.yaml']!, 'ConfigMap').data!['config.yaml']!);
+    fs.writeFileSync(file, one(rendered['default.yaml'], 'ConfigMap').data!['config.yaml']);
     const { config } = loadConfig({ path: file, env: { III_REDIS_URL: 'redis://redis:6379' } });
     expect(config.limits.maxConnectionsPerAddress).toBe(0);
-    expect(config.modules['http']!.config['max_connections_per_address']).toBe(0);
-    expect(config.modules['stream']!.config['max_connections_per_address']).toBe(0);
+    expect(config.modules['http'].config['max_connections_per_address']).toBe(0);
+    expect(config.modules['stream'].config['max_connections_per_address']).toBe(0);
   });
 
   test('the checksum/config annotation is the SHA-256 of the config and changes with it, not with other values', () => {
     const checksum = (objects: K8sObject[]) => engineDeployment(objects).spec.template.metadata.annotations['checksum/config'] as string;
-    const base = rendered['default.yaml']!;
-    const configText = one(base, 'ConfigMap').data!['config.yaml']!;
+    const base = rendered['default.yaml'];
+    const configText = one(base, 'ConfigMap').data!['config.yaml'];
     expect(checksum(base)).toBe(createHash('sha256').update(configText).digest('hex'));
 
     const changed = path.join(tmpDir, 'changed-config.yaml');
@@ -237,7 +237,7 @@ describe('engine config', () => {
 
 describe('Services', () => {
   test('the public Service carries the worker, HTTP and stream ports; the headless one carries metrics', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     const selector = engineDeployment(objects).spec.selector.matchLabels;
     const publicService = one(objects, 'Service', 'iii-iii-cluster');
     expect(publicService.spec.selector).toEqual(selector);
@@ -251,7 +251,7 @@ describe('Services', () => {
 
 describe('optional objects', () => {
   test('default: no HPA, ServiceMonitor or Ingress; a PDB; a fixed replica count', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     expect(find(objects, 'HorizontalPodAutoscaler')).toHaveLength(0);
     expect(find(objects, 'ServiceMonitor')).toHaveLength(0);
     expect(find(objects, 'Ingress')).toHaveLength(0);
@@ -260,7 +260,7 @@ describe('optional objects', () => {
   });
 
   test('autoscaling: an HPA on CPU and connected workers per pod, and the Deployment leaves replicas to it', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     const hpa = one(objects, 'HorizontalPodAutoscaler');
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: engineDeployment(objects).metadata.name });
     expect(hpa.spec).toMatchObject({ minReplicas: 3, maxReplicas: 12 });
@@ -272,15 +272,15 @@ describe('optional objects', () => {
   });
 
   test('a PDB with minAvailable when set, none when disabled', () => {
-    expect(one(rendered['production.yaml']!, 'PodDisruptionBudget').spec).toEqual({
+    expect(one(rendered['production.yaml'], 'PodDisruptionBudget').spec).toEqual({
       minAvailable: 2,
-      selector: { matchLabels: engineDeployment(rendered['production.yaml']!).spec.selector.matchLabels },
+      selector: { matchLabels: engineDeployment(rendered['production.yaml']).spec.selector.matchLabels },
     });
-    expect(find(rendered['demo.yaml']!, 'PodDisruptionBudget')).toHaveLength(0);
+    expect(find(rendered['demo.yaml'], 'PodDisruptionBudget')).toHaveLength(0);
   });
 
   test('a ServiceMonitor that selects only the metrics Service, when enabled', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     const monitor = one(objects, 'ServiceMonitor');
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.metadata.labels?.['release']).toBe('kube-prometheus-stack');
@@ -291,14 +291,14 @@ describe('optional objects', () => {
   });
 
   test('an Ingress with WebSocket-friendly nginx timeouts and one host per public port', () => {
-    const ingress = one(rendered['production.yaml']!, 'Ingress');
+    const ingress = one(rendered['production.yaml'], 'Ingress');
     expect(ingress.metadata.annotations).toMatchObject({
       'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
       'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
     });
     expect(ingress.spec.ingressClassName).toBe('nginx');
     const backends = (ingress.spec.rules as Array<{ host: string; http: { paths: Array<{ backend: { service: { name: string; port: { name: string } } } }> } }>)
-      .map((r) => [r.host, r.http.paths[0]!.backend.service.name, r.http.paths[0]!.backend.service.port.name]);
+      .map((r) => [r.host, r.http.paths[0].backend.service.name, r.http.paths[0].backend.service.port.name]);
     expect(backends).toEqual([
       ['workers.iii.example.com', 'iii-iii-cluster', 'ws'],
       ['api.iii.example.com', 'iii-iii-cluster', 'http'],
@@ -309,11 +309,11 @@ describe('optional objects', () => {
 
 describe('Redis', () => {
   test('redis.url is passed as III_REDIS_URL', () => {
-    expect(envOf(rendered['default.yaml']!, 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', value: 'redis://redis.data.svc.cluster.local:6379' });
+    expect(envOf(rendered['default.yaml'], 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', value: 'redis://redis.data.svc.cluster.local:6379' });
   });
 
   test('redis.existingSecret is referenced, never copied into the manifests', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     expect(envOf(objects, 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', valueFrom: { secretKeyRef: { name: 'iii-redis', key: 'url' } } });
     expect(envOf(objects, 'III_REDIS_KEY_PREFIX')).toEqual({ name: 'III_REDIS_KEY_PREFIX', value: 'iii-prod:' });
     expect(find(objects, 'Secret')).toHaveLength(0);
@@ -326,16 +326,16 @@ describe('Redis', () => {
     const pod = one(objects, 'Deployment', 'iii-iii-cluster').spec.template.spec;
     expect(pod.volumes).toContainEqual({ name: 'redis-ca', secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
     expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'redis-ca', mountPath: '/etc/iii-redis-ca', readOnly: true });
-    expect(envOf(rendered['default.yaml']!, 'III_REDIS_PASSWORD')).toBeUndefined();
+    expect(envOf(rendered['default.yaml'], 'III_REDIS_PASSWORD')).toBeUndefined();
     // The chart creates no Secret for Redis (only the generated worker token's).
     expect(find(objects, 'Secret').map((o) => o.metadata.name)).toEqual(['iii-iii-cluster-worker-token']);
   });
 
   test('the bundled single-instance Redis exists only in the demo, labelled non-production', () => {
     for (const file of ['default.yaml', 'production.yaml']) {
-      expect(rendered[file]!.filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'redis-demo')).toHaveLength(0);
+      expect(rendered[file].filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'redis-demo')).toHaveLength(0);
     }
-    const objects = rendered['demo.yaml']!;
+    const objects = rendered['demo.yaml'];
     const redis = one(objects, 'Deployment', 'iii-iii-cluster-redis');
     expect(redis.spec.replicas).toBe(1);
     expect(redis.metadata.annotations?.['iii-cluster/non-production']).toMatch(/demos/);
@@ -352,10 +352,10 @@ describe('Redis', () => {
 });
 
 describe('worker token (III_WORKER_TOKEN)', () => {
-  const decode = (secret: K8sObject, key: string) => Buffer.from(secret.data![key]!, 'base64').toString('utf8');
+  const decode = (secret: K8sObject, key: string) => Buffer.from(secret.data![key], 'base64').toString('utf8');
 
   test.each(['default.yaml', 'demo.yaml'])('%s: a generated Secret holds a random 48-character token, passed to the pods by reference', (file) => {
-    const objects = rendered[file]!;
+    const objects = rendered[file];
     const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
     expect(decode(secret, 'token')).toMatch(/^[A-Za-z0-9]{48}$/);
     expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({
@@ -365,22 +365,22 @@ describe('worker token (III_WORKER_TOKEN)', () => {
   });
 
   test('the token appears only in its Secret: not in the Deployment, ConfigMap or any other object, plain or base64', () => {
-    const objects = rendered['default.yaml']!;
+    const objects = rendered['default.yaml'];
     const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
     const token = decode(secret, 'token');
     for (const object of objects.filter((o) => o !== secret)) {
       const text = JSON.stringify(object);
-      expect([object.kind, text.includes(token), text.includes(secret.data!['token']!)]).toEqual([object.kind, false, false]);
+      expect([object.kind, text.includes(token), text.includes(secret.data!['token'])]).toEqual([object.kind, false, false]);
     }
   });
 
   test('every helm template run draws a new token (only an installed release keeps it, through lookup)', () => {
     const token = (objects: K8sObject[]) => one(objects, 'Secret', 'iii-iii-cluster-worker-token').data!['token'];
-    expect(token(render(['default.yaml']))).not.toBe(token(rendered['default.yaml']!));
+    expect(token(render(['default.yaml']))).not.toBe(token(rendered['default.yaml']));
   });
 
   test('production: workerAuth.existingSecret is referenced, and the chart creates no Secret', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({ name: 'III_WORKER_TOKEN', valueFrom: { secretKeyRef: { name: 'iii-worker-token', key: 'token' } } });
     expect(find(objects, 'Secret')).toHaveLength(0);
   });
@@ -433,7 +433,7 @@ describe('TLS (tls.*)', () => {
   const mountsOf = (objects: K8sObject[]) => engineContainer(objects)['volumeMounts'] as Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 
   test.each(['default.yaml', 'demo.yaml'])('%s: off, so no III_TLS_* variables, certificate volumes, nodes Service, command or backend-protocol annotation', (file) => {
-    const objects = rendered[file]!;
+    const objects = rendered[file];
     for (const name of ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE', 'III_TLS_CA_FILE', 'POD_IP']) expect([name, envOf(objects, name)]).toEqual([name, undefined]);
     expect(volumesOf(objects).map((v) => v.name)).not.toEqual(expect.arrayContaining(['tls']));
     expect(mountsOf(objects).some((m) => m.mountPath.startsWith('/etc/iii-tls'))).toBe(false);
@@ -473,7 +473,7 @@ describe('TLS (tls.*)', () => {
     // The kubelet expands $(NAME) in command and args: the script must not contain any.
     expect(command.join(' ')).not.toContain('$(');
     for (const [ip, host] of [['10.244.1.17', '10-244-1-17'], ['fd00:10:244::1f', 'fd00-10-244--1f']] as const) {
-      const run = spawnSync(command[0]!, [command[1]!, command[2]!.replace('exec node bin/iii-cluster.js "$@"', 'echo "$III_ADVERTISE_HOST $*"'), ...command.slice(3), '--config', 'x'], { env: { PATH: process.env['PATH'], POD_IP: ip }, encoding: 'utf8' });
+      const run = spawnSync(command[0], [command[1], command[2].replace('exec node bin/iii-cluster.js "$@"', 'echo "$III_ADVERTISE_HOST $*"'), ...command.slice(3), '--config', 'x'], { env: { PATH: process.env['PATH'], POD_IP: ip }, encoding: 'utf8' });
       expect(run.stdout).toBe(`${host}.iii-iii-cluster-nodes.iii.svc.k8s.example --config x\n`);
     }
   });
@@ -492,14 +492,14 @@ describe('TLS (tls.*)', () => {
   });
 
   test('on: the Ingress dials the pods with HTTPS (nginx backend-protocol), unless ingress.annotations says otherwise', () => {
-    const ingress = one(rendered['production.yaml']!, 'Ingress');
+    const ingress = one(rendered['production.yaml'], 'Ingress');
     expect(ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('HTTPS');
     const own = one(render(['production.yaml'], ['--set', 'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=GRPCS']), 'Ingress');
     expect(own.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('GRPCS');
   });
 
   test('production.yaml: TLS from the cert-manager Secret iii-tls, which also holds the CA', () => {
-    const objects = rendered['production.yaml']!;
+    const objects = rendered['production.yaml'];
     expect(volumesOf(objects)).toContainEqual(expect.objectContaining({ name: 'tls', secret: expect.objectContaining({ secretName: 'iii-tls' }) }));
     expect(volumesOf(objects)).toContainEqual({ name: 'tls-ca', secret: { secretName: 'iii-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
     expect(envOf(objects, 'III_TLS_CA_FILE')).toEqual({ name: 'III_TLS_CA_FILE', value: '/etc/iii-tls-ca/ca.crt' });
@@ -545,7 +545,7 @@ function startPod(objects: K8sObject[], fieldValues: Record<string, string>, sec
     const rendered = find(objects, 'Secret', name)[0];
     if (rendered) return Object.fromEntries(Object.entries(rendered.data!).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     if (!secrets[name]) throw new Error(`the pod mounts Secret ${name}, which the test does not provide`);
-    return secrets[name]!;
+    return secrets[name];
   };
   const paths: Array<[string, string]> = [];
   for (const mount of container['volumeMounts'] as Array<{ name: string; mountPath: string }>) {
@@ -555,7 +555,7 @@ function startPod(objects: K8sObject[], fieldValues: Record<string, string>, sec
     const items = volume.secret?.items ?? Object.keys(data).map((key) => ({ key, path: key }));
     for (const item of items) {
       if (data[item.key] === undefined) throw new Error(`volume ${mount.name}: no key ${item.key}`);
-      fs.writeFileSync(path.join(dir, item.path), data[item.key]!);
+      fs.writeFileSync(path.join(dir, item.path), data[item.key]);
     }
     paths.push([mount.mountPath, dir]);
   }
@@ -568,16 +568,16 @@ function startPod(objects: K8sObject[], fieldValues: Record<string, string>, sec
   type EnvEntry = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
   for (const entry of container['env'] as EnvEntry[]) {
     const from = entry.valueFrom;
-    const value = entry.value ?? (from?.secretKeyRef ? secretData(from.secretKeyRef.name)[from.secretKeyRef.key]!.toString() : fieldValues[from!.fieldRef!.fieldPath]);
+    const value = entry.value ?? (from?.secretKeyRef ? secretData(from.secretKeyRef.name)[from.secretKeyRef.key].toString() : fieldValues[from!.fieldRef!.fieldPath]);
     if (value === undefined) throw new Error(`env ${entry.name}: no value for ${JSON.stringify(from)}`);
     env[entry.name] = local(value);
   }
   env['LOG_LEVEL'] = 'warn';
   const args = (container['args'] as string[]).map(local);
   const command = (container['command'] as string[] | undefined) ?? ['node', 'bin/iii-cluster.js'];
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(command[0], [...command.slice(1), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() })));
   return { child, exited, stderr: () => stderr, env };
 }
@@ -621,7 +621,7 @@ describe('the rendered pod, run as a process', () => {
       '--set', 'redis.keyPrefix=helm-test:',
       ...extra,
     ]);
-    return { objects, ports: { ws: ws!, http: http!, stream: stream!, metrics: metrics! } };
+    return { objects, ports: { ws: ws, http: http, stream: stream, metrics: metrics } };
   }
 
   test('answers its liveness and readiness probes, then stops cleanly on SIGTERM within the drain grace', async () => {
@@ -705,5 +705,5 @@ function readmeCertificateDnsNames(): string[] {
   const readme = fs.readFileSync(path.join(CHART, 'README.md'), 'utf8');
   const block = /```yaml\n(apiVersion: cert-manager\.io\/v1[\s\S]*?)```/.exec(readme);
   if (!block) throw new Error('helm/iii-cluster/README.md has no cert-manager Certificate example');
-  return (yaml.load(block[1]!) as { spec: { dnsNames: string[] } }).spec.dnsNames;
+  return (yaml.load(block[1]) as { spec: { dnsNames: string[] } }).spec.dnsNames;
 }

@@ -180,7 +180,7 @@ class ReferenceRoutes {
     const fits = this.routes.filter((r) => r.segments.length === path.length && r.segments.every((s, i) => (s.kind === 'static' ? s.text === path[i] : path[i] !== '')));
     if (fits.length === 0) return { kind: 'not_found' };
     // Lowest shape first: at the first position where two shapes differ, the static one wins.
-    const best = fits.map((r) => shapeOf(r.segments)).sort(preferStatic)[0]!;
+    const best = fits.map((r) => shapeOf(r.segments)).sort(preferStatic)[0];
     const atBest = fits.filter((r) => shapeOf(r.segments) === best);
     const stored = atBest.find((r) => r.method === method) ?? (method === 'HEAD' ? atBest.find((r) => r.method === 'GET') : undefined);
     if (!stored) {
@@ -213,7 +213,7 @@ function preferStatic(a: string, b: string): number {
   const [x, y] = [a.split('|'), b.split('|')];
   for (let i = 0; i < x.length; i++) {
     if (x[i] === y[i]) continue;
-    const [xs, ys] = [x[i]!.startsWith('s:'), y[i]!.startsWith('s:')];
+    const [xs, ys] = [x[i].startsWith('s:'), y[i].startsWith('s:')];
     if (xs !== ys) return xs ? -1 : 1;
   }
   return 0;

@@ -44,7 +44,7 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
 
   beforeAll(async () => {
     const base = testConfig();
-    const httpModule = base.modules['http']!;
+    const httpModule = base.modules['http'];
     t = await startEngine({
       modules: { ...base.modules, http: { ...httpModule, config: { ...httpModule.config, host: '127.0.0.1', body_limit_bytes: 4096, default_timeout: 3000 } } },
     });
@@ -135,7 +135,7 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fuzzRequest, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
         const answers = await Promise.all(batch.map((r) => send(r)));
-        answers.forEach((answer, i) => checkAnswer(batch[i]!, answer));
+        answers.forEach((answer, i) => checkAnswer(batch[i], answer));
         await normalRequestWorks();
       }),
       fuzzParams(scaledRuns(14_000 / BATCH)),

@@ -129,7 +129,7 @@ describe('stream client port fuzzing over real WebSockets (8,050 frames)', () =>
     const existing = clients[index];
     if (existing && existing.closeCode === undefined) return existing;
     clients[index] = await FuzzClient.open(port);
-    return clients[index]!;
+    return clients[index];
   }
 
   /** A write reaches the untouched subscriber: delivery still works. */

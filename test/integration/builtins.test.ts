@@ -24,7 +24,7 @@ function provideType(
   options: { reject?: string } = {},
 ): { active: Map<string, Any> } {
   const active = new Map<string, Any>();
-  provider.registerTriggerType(type as never, {
+  provider.registerTriggerType(type, {
     async registerTrigger(binding: Any) {
       if (options.reject) throw new Error(options.reject);
       active.set(binding.id, binding);

@@ -38,7 +38,7 @@ describe('console API', () => {
     roBase = `http://127.0.0.1:${ro.engine.consolePort}`;
     const w = t.worker('console-api', { headers: auth });
     w.registerFunction('demo::double', async (d: { n: number }) => ({ n: d.n * 2 }));
-    await waitFor(async () => (await t.engine.registry.pool('demo::double')).length > 0, 'demo::double registered');
+    await waitFor(() => t.engine.registry.pool('demo::double').length > 0, 'demo::double registered');
   });
   afterAll(async () => {
     await Promise.all([t.close(), ro.close()]);
@@ -75,7 +75,7 @@ describe('console API', () => {
     expect(cookie).not.toContain(TOKEN);
     const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TOKEN}`, redirect: 'manual' });
     expect(login.status).toBe(303);
-    const session = await fetch(`${base}/api/session`, { headers: { cookie: cookie.split(';')[0]! } });
+    const session = await fetch(`${base}/api/session`, { headers: { cookie: cookie.split(';')[0] } });
     expect(session.status).toBe(200);
     expect(await body(session)).toEqual({ node_id: 'test-node', read_only: false });
     expect(session.headers.get('cache-control')).toBe('no-store');
@@ -170,7 +170,7 @@ describe('console API', () => {
     let text = '';
     while (!text.includes('event: snapshot')) text += new TextDecoder().decode((await reader.read()).value);
     controller.abort();
-    const data = JSON.parse(text.slice(text.indexOf('data: ') + 6).split('\n')[0]!);
+    const data = JSON.parse(text.slice(text.indexOf('data: ') + 6).split('\n')[0]);
     expect(data.nodes).toEqual([expect.objectContaining({ node_id: 'test-node', state: 'ready', self: true })]);
     expect(data.invocations.total).toEqual(expect.any(Number));
   });
@@ -195,7 +195,7 @@ describe('console API', () => {
       });
       expect(answer).toMatch(/^HTTP\/1.1 429/);
       expect(answer).toContain('max_connections_per_address');
-      sockets[0]!.destroy();
+      sockets[0].destroy();
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/session`, { headers: auth })).status === 200, 'a connection once one closed');
     } finally {
       for (const s of sockets) s.destroy();

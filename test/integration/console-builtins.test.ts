@@ -310,7 +310,7 @@ describe('console built-ins', () => {
   test('engine::workers::info: latest_metrics holds what the worker SDK reports in its iii.worker.* gauges', async () => {
     const t = await startWith({});
     try {
-      const w = t.worker('reporting', { otel: { enabled: true, metricsExportIntervalMs: 200 } as never, enableMetricsReporting: true });
+      const w = t.worker('reporting', { otel: { enabled: true, metricsExportIntervalMs: 200 }, enableMetricsReporting: true });
       w.registerFunction('rep::fn', async () => null);
       await functionRegistered(t.engine, 'rep::fn');
       const reader = t.worker('reader');

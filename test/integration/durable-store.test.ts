@@ -69,7 +69,7 @@ async function start(): Promise<NodeProcess> {
 }
 
 function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } } as never);
+  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
   clients.push(c);
   return c;
 }

@@ -193,7 +193,7 @@ describe('iii-exec: a failing prep command', () => {
     const failed = about(t.logs, flaky(t.dir)).filter((r) => r.level === ERROR);
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ code: 1, signal: null, retryInMs: RESTART_INITIAL_DELAY_MS });
-    expect(failed[0]!.msg).toContain('exited with code 1; running the commands again from the first in 1000 ms');
+    expect(failed[0].msg).toContain('exited with code 1; running the commands again from the first in 1000 ms');
     // Its stderr was logged too, once per try.
     expect(about(t.logs, flaky(t.dir)).filter((r) => r.stream === 'stderr').map((r) => r.msg)).toEqual(['try 1', 'try 2']);
   });

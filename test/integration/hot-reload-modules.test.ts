@@ -107,7 +107,7 @@ test('observability sampling applies at once; a key that needs a restart is name
   const w = worker('traced');
   w.registerFunction('app::traced', async () => 'ok');
   await functionRegistered(engine, 'app::traced');
-  const traces = async () => ((await call(w, 'engine::traces::list', { function_id: 'app::traced' })) as Any).spans?.length ?? 0;
+  const traces = async () => ((await call(w, 'engine::traces::list', { function_id: 'app::traced' }))).spans?.length ?? 0;
   await call(w, 'app::traced', {});
   await waitFor(async () => (await traces()) >= 1, 'a sampled span');
 

@@ -104,7 +104,7 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     await functionRegistered(t.engine, 'ext::bearer');
 
     const before = Math.floor(Date.now() / 1000);
-    const result = await caller.trigger({ function_id: 'ext::bearer', payload: { order: 42, items: ['x', 'y'] }, metadata: { secret_meta: 'm' } } as never);
+    const result = await caller.trigger({ function_id: 'ext::bearer', payload: { order: 42, items: ['x', 'y'] }, metadata: { secret_meta: 'm' } });
     const after = Math.floor(Date.now() / 1000);
 
     expect(server.received).toHaveLength(1);

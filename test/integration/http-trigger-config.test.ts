@@ -96,7 +96,7 @@ describe('iii-http config', () => {
           controller.close();
         },
       });
-      const res = await fetch(`${h.base}/chunked`, { method: 'POST', body: chunks, duplex: 'half' } as RequestInit);
+      const res = await fetch(`${h.base}/chunked`, { method: 'POST', body: chunks, duplex: 'half' });
       expect(res.status).toBe(413);
       expect(handled).toBe(0);
       await stillServing();

@@ -15,7 +15,7 @@ describe('invocations between iii-sdk workers', () => {
     const b = t.worker('b');
     b.registerFunction('math::add', async (data: { x: number; y: number }, metadata?: unknown) => ({ sum: data.x + data.y, metadata }));
     await functionRegistered(t.engine, 'math::add');
-    const out = await a.trigger({ function_id: 'math::add', payload: { x: 2, y: 3 }, metadata: { tenant: 't1' } } as never);
+    const out = await a.trigger({ function_id: 'math::add', payload: { x: 2, y: 3 }, metadata: { tenant: 't1' } });
     expect(out).toEqual({ sum: 5, metadata: { tenant: 't1' } });
   });
 

@@ -18,7 +18,7 @@ describe('worker connection lifecycle', () => {
     const child = spawn(process.execPath, [path.join(__dirname, '../support/workers/hang-worker.js'), t.url], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
     let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await functionRegistered(t.engine, 'hang::forever');
     const caller = t.worker('caller');
     const call = caller.trigger({ function_id: 'hang::forever', payload: {} }).catch((e: unknown) => e);

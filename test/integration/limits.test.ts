@@ -122,7 +122,7 @@ describe('limits', () => {
     });
 
     test('a larger result fails its call with payload_too_large; the worker stays connected and serving', async () => {
-      const workerId = t.engine.registry.pool('big::result')[0]!.workerId;
+      const workerId = t.engine.registry.pool('big::result')[0].workerId;
       const err = await rejection(caller.trigger({ function_id: 'big::result', payload: { bytes: 100 * KiB } }));
       expect(err).toMatchObject({ code: 'payload_too_large' });
       expect(err.message).toMatch(/The result of big::result is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/);
@@ -294,9 +294,9 @@ describe('limits', () => {
       const port = t.engine.module<HttpModule>('iii-http')!.port;
       const agents = [1, 2, 3, 4].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
       try {
-        expect((await get(port, '/ok', agents[0]!)).status).toBe(200);
-        expect((await get(port, '/ok', agents[1]!)).status).toBe(200);
-        const refused = await get(port, '/ok', agents[2]!);
+        expect((await get(port, '/ok', agents[0])).status).toBe(200);
+        expect((await get(port, '/ok', agents[1])).status).toBe(200);
+        const refused = await get(port, '/ok', agents[2]);
         expect(refused.status).toBe(429);
         expect(refused.headers.connection).toBe('close');
         expect(JSON.parse(refused.body)).toEqual({
@@ -304,9 +304,9 @@ describe('limits', () => {
         });
         expect(await refusals(t.engine, 'iii-http.max_connections_per_address')).toBe(1);
 
-        agents[0]!.destroy();
-        await waitFor(async () => (await get(port, '/ok', agents[3]!)).status === 200, 'a place freed by the closed connection');
-        expect((await get(port, '/ok', agents[1]!)).body).toBe('"fine"');
+        agents[0].destroy();
+        await waitFor(async () => (await get(port, '/ok', agents[3])).status === 200, 'a place freed by the closed connection');
+        expect((await get(port, '/ok', agents[1])).body).toBe('"fine"');
       } finally {
         for (const agent of agents) agent.destroy();
       }

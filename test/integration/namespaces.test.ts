@@ -158,7 +158,7 @@ test('a namespace declared after the grace period is WORKER_NAMESPACE_CONFLICT a
 test('rbac rules {match, namespace} expose the functions of that namespace only', async () => {
   await t.close();
   const base = testConfig();
-  const listener = { ...base.listeners[0]!, rbac: { expose_functions: [{ match: 'cart::*', namespace: 'shop' }] } };
+  const listener = { ...base.listeners[0], rbac: { expose_functions: [{ match: 'cart::*', namespace: 'shop' }] } };
   t = await startEngine({ listeners: [listener], namespaceGraceMs: 1500 });
   await pyWorker('shop-worker', 'shop', 'cart::add', 'python-shop');
   const node = t.worker('node-default');

@@ -487,7 +487,7 @@ describe('iii-observability', () => {
     const t = await startEngine();
     const caller = await RawClient.connect(t.url);
     try {
-      const w = t.worker('otel-sdk', { otel: { enabled: true } as never });
+      const w = t.worker('otel-sdk', { otel: { enabled: true } });
       w.registerFunction('sdk::traced', async () => 'traced');
       await functionRegistered(t.engine, 'sdk::traced');
       expect((await rawCall(caller, 'sdk::traced', {}, { traceparent: CALLER_TRACEPARENT })).result).toBe('traced');

@@ -175,7 +175,7 @@ describe('listings', () => {
     const echo = lines.find((line) => line.startsWith('ops::echo '));
     expect(echo).toMatch(/^ops::echo +default +ops-app +Answers with its payload$/);
     // Aligned: every column starts at the same offset on every line.
-    expect(echo!.indexOf('ops-app')).toBe(lines[0]!.indexOf('WORKER'));
+    expect(echo!.indexOf('ops-app')).toBe(lines[0].indexOf('WORKER'));
     const json = await runCli(['functions', '--json', ...target], withToken);
     expect(JSON.parse(json.stdout)).toEqual(expect.arrayContaining([{ function_id: 'ops::echo', namespace: 'default', worker_name: 'ops-app', description: 'Answers with its payload' }]));
   });

@@ -142,7 +142,7 @@ describe('wire protocol edges', () => {
     test('an SDK worker with OpenTelemetry on connects its /otel socket without disturbing calls', async () => {
       const signals: string[] = [];
       t.engine.events.on('telemetry', (signal: string) => signals.push(signal));
-      const worker = t.worker('otel-on', { otel: { enabled: true } as never, enableMetricsReporting: true });
+      const worker = t.worker('otel-on', { otel: { enabled: true }, enableMetricsReporting: true });
       worker.registerFunction('otel::echo', async (data: unknown) => data);
       await functionRegistered(t.engine, 'otel::echo');
       await expect(worker.trigger({ function_id: 'otel::echo', payload: { a: 1 } })).resolves.toMatchObject({ a: 1 });

@@ -32,7 +32,7 @@ function pinnedVersion(): string {
     .map((l) => l.trim())
     .find((l) => /^iii-sdk\s*==/.test(l));
   if (!line) throw new Error(`${REQUIREMENTS} does not pin iii-sdk`);
-  return line.split('==')[1]!.trim();
+  return line.split('==')[1].trim();
 }
 
 /** Fails (never skips) when the interpreter lacks the pinned Python SDK. */

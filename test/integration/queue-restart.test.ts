@@ -57,7 +57,7 @@ async function restart(signal: NodeJS.Signals): Promise<NodeProcess> {
 
 /** A worker serving `jobs::run`: it records every attempt and fails the ids in `failing`. */
 function consumer(url: string, attempts: string[], failing: (id: string) => boolean): IIIClient {
-  const c = registerWorker(url, { workerName: 'jobs', enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } } as never);
+  const c = registerWorker(url, { workerName: 'jobs', enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
   clients.push(c);
   c.registerFunction('jobs::run', async (job: { id: string }) => {
     attempts.push(job.id);
@@ -93,11 +93,11 @@ test('retries, dead letters, redrive and discard survive restarts of a file_base
   expect(count(after, 'doomed')).toBe(0);
   const [doomed] = await letters(c);
   const [interrupted] = await letters(c, 'slow');
-  expect([doomed!.payload.id, doomed!.retries, interrupted!.payload.id, interrupted!.retries]).toEqual(['doomed', MAX_ATTEMPTS, 'interrupted', SLOW_ATTEMPTS]);
-  expect(JSON.stringify(doomed!.error)).toContain('cannot run doomed');
+  expect([doomed.payload.id, doomed.retries, interrupted.payload.id, interrupted.retries]).toEqual(['doomed', MAX_ATTEMPTS, 'interrupted', SLOW_ATTEMPTS]);
+  expect(JSON.stringify(doomed.error)).toContain('cannot run doomed');
 
   // Redrive doomed: the worker now runs it; it is acknowledged and leaves the DLQ.
-  const doomedId = doomed!.id;
+  const doomedId = doomed.id;
   await expect(c.trigger({ function_id: 'iii::queue::redrive_message', payload: { queue: 'jobs', message_id: doomedId } })).resolves.toMatchObject({ redriven: 1 });
   await waitFor(() => count(after, 'doomed') === 1, 'the redriven doomed delivered');
 
@@ -107,7 +107,7 @@ test('retries, dead letters, redrive and discard survive restarts of a file_base
   c = consumer(engine.url, third, () => false);
   expect(await letters(c)).toEqual([]);
   expect((await letters(c, 'slow')).map((l) => [l.payload.id, l.retries])).toEqual([['interrupted', SLOW_ATTEMPTS]]);
-  await expect(c.trigger({ function_id: 'iii::queue::discard_message', payload: { queue: 'slow', message_id: interrupted!.id } })).resolves.toMatchObject({ message_id: interrupted!.id });
+  await expect(c.trigger({ function_id: 'iii::queue::discard_message', payload: { queue: 'slow', message_id: interrupted.id } })).resolves.toMatchObject({ message_id: interrupted.id });
   await new Promise((r) => setTimeout(r, 1000));
   expect(third).toEqual([]);
 

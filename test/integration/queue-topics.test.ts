@@ -212,9 +212,9 @@ describe('iii-queue max_topics (3 here)', () => {
     // Published at once: creations in flight together still stop at 3 topics.
     const names = ['one', 'two', 'three', 'four', 'five'];
     const outcomes = await Promise.allSettled(names.map((topic) => publish(w, topic, { topic })));
-    created = names.filter((_, i) => outcomes[i]!.status === 'fulfilled');
+    created = names.filter((_, i) => outcomes[i].status === 'fulfilled');
     expect(created).toHaveLength(3);
-    for (const outcome of outcomes) if (outcome.status === 'rejected') expect((outcome.reason as Any).code).toBe('limit_exceeded');
+    for (const outcome of outcomes) if (outcome.status === 'rejected') expect((outcome.reason).code).toBe('limit_exceeded');
     expect(await refusals()).toBe(2);
     const err = await failure(publish(w, 'six', { lost: false }));
     expect(err.code).toBe('limit_exceeded');
@@ -226,7 +226,7 @@ describe('iii-queue max_topics (3 here)', () => {
     // Nothing of the refused topics was kept; the known ones still take messages.
     // (`default` is the named queue that always exists.)
     expect((await call(w, 'engine::queue::list_topics', {})).map((entry: Any) => entry.name).sort()).toEqual(['default', ...created].sort());
-    const known = created[1]!;
+    const known = created[1];
     expect(await publish(w, known, { again: true })).toBeUndefined();
     const got: unknown[] = [];
     w.registerFunction('mt::known', async (data: unknown) => void got.push(data));

@@ -48,7 +48,7 @@ const never = new Promise<never>(() => undefined);
 
 beforeAll(async () => {
   const config = testConfig();
-  const open = config.listeners[0]!;
+  const open = config.listeners[0];
   const rbac: WorkerListenerConfig = {
     ...open,
     instanceId: 'iii-worker-manager#1',

@@ -56,7 +56,7 @@ function matching(warnings: Array<Record<string, unknown>>, status: number): Arr
 describe('refusal logs', () => {
   it(`worker port: ${REFUSALS} refused /otel upgrades from one peer write one warn line; the worker path has its own`, async () => {
     const config = testConfig();
-    const { engine, warnings } = await engineWith({ ...config, listeners: [{ ...config.listeners[0]!, authToken: 'the-token' }] });
+    const { engine, warnings } = await engineWith({ ...config, listeners: [{ ...config.listeners[0], authToken: 'the-token' }] });
     const url = `ws://127.0.0.1:${engine.port}`;
     for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(`${url}/otel`)).status).toBe(401);
     const lines = matching(warnings, 401);

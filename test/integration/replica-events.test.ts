@@ -42,7 +42,7 @@ describe('events of a worker scaled to three replicas on one engine', () => {
     await expectHandled(set, await makeEvents([writer], set, 'before', 3), 1);
 
     const leaving = currentOwner(t, set, 'cron');
-    await set.clients[leaving]!.shutdown();
+    await set.clients[leaving].shutdown();
     await waitFor(() => REPLICA_TYPES.every((type) => liveBindings(t, set.functionIds[type]).length === 2), 'the leaving replica\'s bindings gone');
     const since = Date.now();
     const from = Object.fromEntries(REPLICA_TYPES.map((type) => [type, set.handled[type].length]));

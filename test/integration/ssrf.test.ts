@@ -142,7 +142,7 @@ async function rejection(promise: Promise<unknown>): Promise<EngineError> {
 function scriptedResolver(...answers: string[][]): Resolver & { queries: string[] } {
   const queries: string[] = [];
   const resolve: Resolver = (hostname, _options, callback) => {
-    const answer = answers[Math.min(queries.length, answers.length - 1)]!;
+    const answer = answers[Math.min(queries.length, answers.length - 1)];
     queries.push(hostname);
     setImmediate(() => callback(null, answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))));
   };
@@ -365,12 +365,12 @@ describe('HTTP-invoked functions through the engine, private IPs allowed (the lo
     };
     await caller.trigger({ function_id: 'ext::auth', payload: hostile });
     const [req] = target.requests;
-    const named = (name: string) => req!.rawHeaders.filter((_, i) => i % 2 === 0 && req!.rawHeaders[i]!.toLowerCase() === name).length;
-    expect(req!.headers['authorization']).toBe('Bearer tok');
+    const named = (name: string) => req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i].toLowerCase() === name).length;
+    expect(req.headers['authorization']).toBe('Bearer tok');
     expect(named('authorization')).toBe(1);
-    expect(req!.headers['host']).toBe(`127.0.0.1:${target.port}`);
-    expect(req!.headers['x-iii-function-path']).toBe('ext::auth');
-    expect(req!.headers['x-team']).toBe('a');
+    expect(req.headers['host']).toBe(`127.0.0.1:${target.port}`);
+    expect(req.headers['x-iii-function-path']).toBe('ext::auth');
+    expect(req.headers['x-team']).toBe('a');
     expect(elsewhere.connections).toBe(0);
   });
 });

@@ -167,7 +167,7 @@ describe('the `state` trigger type', () => {
   test('set, update and delete fire created/updated/deleted with the trigger metadata, in write order', async () => {
     const handler = t.worker('state-handler');
     const got = recorder(handler, 'orders::changed');
-    handler.registerTrigger({ type: 'state', function_id: 'orders::changed', config: { scope: 'orders' }, metadata: { team: 'billing' } } as never);
+    handler.registerTrigger({ type: 'state', function_id: 'orders::changed', config: { scope: 'orders' }, metadata: { team: 'billing' } });
     await bindingLive(t, 'orders::changed');
 
     await call(w, 'state::set', { scope: 'orders', key: 'o1', value: { total: 1 } });

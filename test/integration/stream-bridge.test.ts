@@ -63,7 +63,7 @@ class Client {
 
 async function bridgedEngine(): Promise<TestEngine> {
   const base = testConfig();
-  const stream = base.modules['stream']!;
+  const stream = base.modules['stream'];
   const adapter = { name: 'bridge', config: { bridge_url: other.url, timeout_ms: CALL_TIMEOUT_MS } };
   const t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } });
   locals.push(t);

@@ -403,7 +403,7 @@ describe('auth_function', () => {
 
   beforeAll(async () => {
     const base = testConfig();
-    const stream = base.modules['stream']!;
+    const stream = base.modules['stream'];
     t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, auth_function: 'auth::check' } } } });
     port = streamPort(t);
     w = t.worker('stream-auth');

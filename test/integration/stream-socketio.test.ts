@@ -293,7 +293,7 @@ describe('Socket.IO and auth_function', () => {
 
   beforeAll(async () => {
     const base = testConfig();
-    const stream = base.modules['stream']!;
+    const stream = base.modules['stream'];
     t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, auth_function: 'sio-auth::check' } } } });
     port = streamModule(t).port;
     w = t.worker('sio-auth');

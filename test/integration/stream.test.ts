@@ -363,7 +363,7 @@ describe('custom streams (stream::<op>(<name>) registered by a worker)', () => {
 describe('iii-stream adapters', () => {
   test('an unknown adapter name is refused with the supported names', async () => {
     const base = testConfig();
-    const stream = base.modules['stream']!;
+    const stream = base.modules['stream'];
     // The schema refuses it while the engine is built.
     let engine: Engine | undefined;
     const starting = Promise.resolve().then(async () => {
@@ -376,7 +376,7 @@ describe('iii-stream adapters', () => {
 
   test('a kv store_method other than in_memory or file_based is refused at start', async () => {
     const base = testConfig();
-    const stream = base.modules['stream']!;
+    const stream = base.modules['stream'];
     const adapter = { name: 'kv', config: { store_method: 'on_tape', file_path: '/tmp/x' } };
     const engine = createEngine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }), { logger: silentLogger });
     await expect(engine.start()).rejects.toThrow(/store_method 'on_tape' is not supported.*in_memory, file_based/);

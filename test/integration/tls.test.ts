@@ -287,7 +287,7 @@ describe('configuration', () => {
 
   test('without tls blocks or variables nothing is TLS', () => {
     const config = load('workers:\n  - name: iii-http\n  - name: iii-stream\n');
-    expect(config.listeners[0]!.tls).toBeUndefined();
+    expect(config.listeners[0].tls).toBeUndefined();
     expect(config.tls).toBeUndefined();
   });
 
@@ -396,15 +396,15 @@ describe('two nodes with TLS', () => {
     const [a, b] = await Promise.all(
       ['tls-a', 'tls-b'].map((nodeId) => startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix } }))),
     );
-    nodes.push(a!, b!);
+    nodes.push(a, b);
     // Nodes advertise wss:// to each other; the relay trusts the CA of `tls.ca` (the jest process
     // does not trust the test CA otherwise, so without it the relay would fail).
-    await expect(b!.engine.cluster!.ownerUrl(channelPrefix(a!.engine.nodeId))).resolves.toBe(`wss://127.0.0.1:${a!.engine.port}`);
-    spawnWorker(wssUrl(b!));
-    await waitFor(() => a!.engine.registry.triggersOfType('http').length === 2, 'the worker\'s routes mirrored on node a', 10_000);
+    await expect(b.engine.cluster!.ownerUrl(channelPrefix(a.engine.nodeId))).resolves.toBe(`wss://127.0.0.1:${a.engine.port}`);
+    spawnWorker(wssUrl(b));
+    await waitFor(() => a.engine.registry.triggersOfType('http').length === 2, 'the worker\'s routes mirrored on node a', 10_000);
     // The request arrives at node a, which makes the channels; the worker reaches them through node b.
     const body = Buffer.from('across nodes, encrypted');
-    const answer = await httpsRequest(httpPort(a!), '/upload', { method: 'POST', body });
+    const answer = await httpsRequest(httpPort(a), '/upload', { method: 'POST', body });
     expect({ status: answer.status, body: answer.body }).toEqual({ status: 200, body: `received ${body.length} bytes: ${body.toString()}` });
   });
 
@@ -413,17 +413,17 @@ describe('two nodes with TLS', () => {
     const [a, b] = await Promise.all(
       ['tls-c', 'tls-d'].map((nodeId) => startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct' } }))),
     );
-    nodes.push(a!, b!);
-    spawnWorker(wssUrl(b!));
-    await functionRegistered(a!.engine, 'tls::echo');
-    const caller = await RawClient.connect(wssUrl(a!), { ca: certs.ca });
+    nodes.push(a, b);
+    spawnWorker(wssUrl(b));
+    await functionRegistered(a.engine, 'tls::echo');
+    const caller = await RawClient.connect(wssUrl(a), { ca: certs.ca });
     try {
       // The first call opens the link (over wss://, trusting `tls.ca`); the next ones travel on it.
       for (let n = 0; n < 5; n++) expect(await rawCall(caller, 'tls::echo', { n })).toMatchObject({ result: { echoed: { n } } });
-      await waitFor(() => a!.engine.cluster!.links?.open === 1, 'the wss:// link open');
-      const before = a!.engine.cluster!.links!.link;
+      await waitFor(() => a.engine.cluster!.links?.open === 1, 'the wss:// link open');
+      const before = a.engine.cluster!.links!.link;
       expect(await rawCall(caller, 'tls::echo', { n: 5 })).toMatchObject({ result: { echoed: { n: 5 } } });
-      expect(a!.engine.cluster!.links!.link).toBe(before + 1);
+      expect(a.engine.cluster!.links!.link).toBe(before + 1);
     } finally {
       caller.close();
     }

@@ -42,7 +42,7 @@ describe('worker-provided trigger types', () => {
     const consumer = t.worker('consumer');
     const got: unknown[] = [];
     consumer.registerFunction('hooks::on', async (data: unknown) => void got.push(data));
-    consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::on', config: { path: '/a' }, metadata: { src: 'crm' } } as never);
+    consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::on', config: { path: '/a' }, metadata: { src: 'crm' } });
     const binding = await waitFor(() => [...active.values()][0], 'the provider to receive the binding');
     expect(binding).toMatchObject({ function_id: 'hooks::on', config: { path: '/a' } });
     await provider.trigger({ function_id: binding.function_id, payload: { fired: true } });

@@ -37,7 +37,7 @@ afterEach(async () => {
 
 async function engineWith(listener: Partial<WorkerListenerConfig>, logger = silentLogger, extra: Parameters<typeof testConfig>[0] = {}): Promise<Engine> {
   const config = testConfig(extra);
-  const engine = createEngine({ ...config, listeners: [{ ...config.listeners[0]!, ...listener }] }, { logger });
+  const engine = createEngine({ ...config, listeners: [{ ...config.listeners[0], ...listener }] }, { logger });
   await engine.start();
   engines.push(engine);
   return engine;
@@ -146,7 +146,7 @@ describe('the shared worker token', () => {
       ['from-env', true],
       ['own-token', false],
     ]);
-    expect(loadConfig({ path: file, env: {} }).config.listeners[0]!.authToken).toBeUndefined();
+    expect(loadConfig({ path: file, env: {} }).config.listeners[0].authToken).toBeUndefined();
   });
 
   it('leaves the cluster channel relay working: nodes reach each other on the exempt channel paths', async () => {

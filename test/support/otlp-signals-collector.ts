@@ -64,7 +64,6 @@ export interface CollectedHttpSpan {
   serviceName: unknown;
 }
 
-type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const root = protobuf.parse(OTLP_PROTO, { keepCase: false }).root;
 const METRICS = root.lookupType('otlp.ExportMetricsServiceRequest');
@@ -153,7 +152,7 @@ export class OtlpSignalsCollector {
   }
 
   private collectMetrics(body: Buffer, via: 'grpc' | 'http'): void {
-    const request = METRICS.toObject(METRICS.decode(body), { longs: Number }) as Any;
+    const request = METRICS.toObject(METRICS.decode(body), { longs: Number });
     for (const rm of request.resourceMetrics ?? []) {
       const serviceName = attributes(rm.resource?.attributes)['service.name'];
       for (const sm of rm.scopeMetrics ?? []) {
@@ -168,7 +167,7 @@ export class OtlpSignalsCollector {
   }
 
   private collectLogs(body: Buffer, via: 'grpc' | 'http'): void {
-    const request = LOGS.toObject(LOGS.decode(body), { longs: Number }) as Any;
+    const request = LOGS.toObject(LOGS.decode(body), { longs: Number });
     for (const rl of request.resourceLogs ?? []) {
       const serviceName = attributes(rl.resource?.attributes)['service.name'];
       for (const sl of rl.scopeLogs ?? []) {
@@ -189,7 +188,7 @@ export class OtlpSignalsCollector {
   }
 
   private collectSpans(body: Buffer): void {
-    const request = TRACES.toObject(TRACES.decode(body), { longs: Number }) as Any;
+    const request = TRACES.toObject(TRACES.decode(body), { longs: Number });
     for (const rs of request.resourceSpans ?? []) {
       const serviceName = attributes(rs.resource?.attributes)['service.name'];
       for (const ss of rs.scopeSpans ?? []) {

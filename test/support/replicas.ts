@@ -76,7 +76,7 @@ export async function startReplicas(nodes: TestEngine[], name: string, count: nu
   const clients: IIIClient[] = [];
   const workerIds: string[] = [];
   for (let replica = 0; replica < count; replica++) {
-    const node = nodes[replica % nodes.length]!;
+    const node = nodes[replica % nodes.length];
     const client = node.worker(name);
     clients.push(client);
     for (const type of REPLICA_TYPES) {
@@ -107,7 +107,7 @@ export function liveBindings(node: TestEngine, functionId: string) {
 /** The replica owning the group's current member: the binding with the smallest id. */
 export function currentOwner(node: TestEngine, set: ReplicaSet, type: ReplicaType): number {
   const ids = liveBindings(node, set.functionIds[type]).sort((a, b) => (a.id < b.id ? -1 : 1));
-  return set.workerIds.indexOf(ids[0]!.ownerWorkerId!);
+  return set.workerIds.indexOf(ids[0].ownerWorkerId!);
 }
 
 /**
@@ -117,7 +117,7 @@ export function currentOwner(node: TestEngine, set: ReplicaSet, type: ReplicaTyp
 export async function makeEvents(writers: IIIClient[], set: ReplicaSet, label: string, count: number): Promise<string[]> {
   const keys = Array.from({ length: count }, (_, n) => `${label}-${n}`);
   for (const [n, key] of keys.entries()) {
-    const writer = writers[n % writers.length]!;
+    const writer = writers[n % writers.length];
     await call(writer, 'publish', { topic: set.topic, data: { seq: key } });
     await call(writer, 'state::set', { scope: set.topic, key, value: n });
     await call(writer, 'stream::set', { stream_name: set.topic, group_id: 'g', item_id: key, data: n });
@@ -158,7 +158,7 @@ export async function expectCronTicks(set: ReplicaSet, sinceMs: number, ticks: n
   const counts = Object.fromEntries(Object.entries(cronCounts(set, sinceMs)).filter(([key]) => Date.parse(key) <= last - 1000));
   const seconds = Object.keys(counts).map((key) => Date.parse(key)).sort((a, b) => a - b);
   const expected: Record<string, number> = {};
-  for (let t = seconds[0]!; t <= seconds[seconds.length - 1]!; t += 1000) expected[new Date(t).toISOString()] = times;
+  for (let t = seconds[0]; t <= seconds[seconds.length - 1]; t += 1000) expected[new Date(t).toISOString()] = times;
   expect(counts).toEqual(expected);
 }
 

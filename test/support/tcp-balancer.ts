@@ -34,7 +34,7 @@ export class TcpBalancer {
       client.destroy();
       return;
     }
-    const port = this.backends[this.next++ % this.backends.length]!;
+    const port = this.backends[this.next++ % this.backends.length];
     const upstream = net.connect(port, '127.0.0.1');
     client.pause();
     upstream.once('error', () => {

@@ -94,7 +94,7 @@ workers:
     expect(warnings).toEqual([
       'iii-observability: key "trace_storage" (iii v0.23 on-disk traces) accepted; trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',
     ]);
-    expect(config.modules['observability']!.config['exporter']).toBe('memory');
+    expect(config.modules['observability'].config['exporter']).toBe('memory');
   });
 
   it('refuses a key of the wrong type, naming it', () => {
@@ -122,7 +122,7 @@ ${rules}
   it('loads without a warning; a rule matches the functions of its namespace, one without a namespace any', () => {
     const { config, warnings } = load(rbac('          - match("public::*")\n          - {match: "api::*", namespace: default}\n          - {match: "*", namespace: internal}\n          - {match: "billing::*"}'));
     expect(warnings).toEqual([]);
-    const filters = config.listeners[0]!.rbac!.expose_functions;
+    const filters = config.listeners[0].rbac!.expose_functions;
     expect(filters).toEqual(['match("public::*")', { match: 'api::*', namespace: 'default' }, { match: '*', namespace: 'internal' }, { match: 'billing::*' }]);
     expect(anyFilterMatches(filters, { id: 'api::users' })).toBe(true);
     expect(anyFilterMatches(filters, { id: 'api::users', namespace: 'shop' })).toBe(false);

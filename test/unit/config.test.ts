@@ -55,8 +55,8 @@ describe('built-in defaults (no file)', () => {
     for (const id of ['http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry']) {
       expect(config.modules[id]).toEqual({ enabled: true, config: {} });
     }
-    expect(config.modules['exec']!.enabled).toBe(false);
-    expect(config.modules['bridge']!.enabled).toBe(false);
+    expect(config.modules['exec'].enabled).toBe(false);
+    expect(config.modules['bridge'].enabled).toBe(false);
   });
 
   it('has one worker listener on 0.0.0.0:49134 and the default limits', () => {
@@ -161,22 +161,22 @@ workers:
         middleware: [{ function_id: 'mw::auth', phase: 'preHandler', priority: 1 }],
       },
     });
-    expect(config.modules['state']!.config).toEqual({
+    expect(config.modules['state'].config).toEqual({
       adapter: { name: 'kv', config: { store_method: 'file_based', file_path: './data/state_store' } },
     });
     expect(config.modules['cron']).toEqual({ enabled: true, entryName: 'iii-cron', config: { adapter: { name: 'kv' } } });
-    expect(config.modules['stream']!.config['port']).toBe(3112);
+    expect(config.modules['stream'].config['port']).toBe(3112);
     expect(warnings).toEqual([]);
   });
 
   it('turns off unlisted optional modules and keeps the mandatory ones on', () => {
     const { config } = load(iiiConfig);
     expect(config.modules['pubsub']).toEqual({ enabled: false, config: {} });
-    expect(config.modules['queue']!.enabled).toBe(false);
+    expect(config.modules['queue'].enabled).toBe(false);
     expect(config.httpFunctions.enabled).toBe(false);
     expect(config.modules['observability']).toEqual({ enabled: true, config: {} });
-    expect(config.modules['configuration']!.enabled).toBe(true);
-    expect(config.modules['telemetry']!.enabled).toBe(true);
+    expect(config.modules['configuration'].enabled).toBe(true);
+    expect(config.modules['telemetry'].enabled).toBe(true);
   });
 
   it('makes one listener per iii-worker-manager entry, numbering the repeats', () => {
@@ -246,7 +246,7 @@ workers:
     });
     const { config, warnings } = load('workers:\n  - name: iii-stream\n    config: {max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024}\n');
     expect(warnings).toEqual([]);
-    expect(resolveModuleConfig('stream', config.modules['stream']!.config)).toMatchObject({ max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024 });
+    expect(resolveModuleConfig('stream', config.modules['stream'].config)).toMatchObject({ max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024 });
   });
 
   it('iii-stream: refuses a max_frame_bytes or max_send_buffer_bytes below 1024 and a max_subscriptions_per_connection below 1', () => {
@@ -258,8 +258,8 @@ workers:
 
   it('merges the legacy modules: list after workers', () => {
     const { config } = load('workers:\n  - name: iii-http\nmodules:\n  - name: iii-worker-manager\n    config: {port: 40000}\n');
-    expect(config.modules['http']!.enabled).toBe(true);
-    expect(config.listeners[0]!.port).toBe(40000);
+    expect(config.modules['http'].enabled).toBe(true);
+    expect(config.listeners[0].port).toBe(40000);
   });
 
   it('treats an empty worker list as "mandatory workers only"', () => {
@@ -316,7 +316,7 @@ workers:
     expect(warnings).toEqual([
       `${file}: workers[1]: worker "my-orders-worker" (registry worker): external workers are not started by iii-cluster; run it yourself and point it at this engine (ws://localhost:49134)`,
     ]);
-    expect(config.modules['http']!.enabled).toBe(true);
+    expect(config.modules['http'].enabled).toBe(true);
   });
 
   it('refuses an unknown iii- name as a misspelt built-in, naming it', () => {
@@ -333,14 +333,14 @@ workers:
 describe('${VAR} expansion', () => {
   it('uses the default when the variable is unset and the value when it is set', () => {
     const yaml = 'workers:\n  - name: iii-http\n    config:\n      host: ${HTTP_HOST:127.0.0.1}\n';
-    expect(load(yaml).config.modules['http']!.config['host']).toBe('127.0.0.1');
-    expect(load(yaml, { HTTP_HOST: '10.0.0.5' }).config.modules['http']!.config['host']).toBe('10.0.0.5');
+    expect(load(yaml).config.modules['http'].config['host']).toBe('127.0.0.1');
+    expect(load(yaml, { HTTP_HOST: '10.0.0.5' }).config.modules['http'].config['host']).toBe('10.0.0.5');
   });
 
   it('lets a set-but-empty variable beat the default', () => {
     const yaml = 'workers:\n  - name: iii-observability\n    config:\n      service_name: "svc${SUFFIX:-default}"\n';
-    expect(load(yaml, { SUFFIX: '' }).config.modules['observability']!.config['service_name']).toBe('svc');
-    expect(load(yaml).config.modules['observability']!.config['service_name']).toBe('svc-default');
+    expect(load(yaml, { SUFFIX: '' }).config.modules['observability'].config['service_name']).toBe('svc');
+    expect(load(yaml).config.modules['observability'].config['service_name']).toBe('svc-default');
   });
 
   it('fails on an unset variable without default, naming the variable and the file', () => {
@@ -351,11 +351,11 @@ describe('${VAR} expansion', () => {
   it('re-types an unquoted value that is exactly one placeholder', () => {
     const yaml = 'workers:\n  - name: iii-http\n    config:\n      port: ${PORT:3111}\n  - name: iii-state\n    config:\n      triggers_enabled: ${TRIGGERS:true}\n';
     const defaults = load(yaml).config;
-    expect(defaults.modules['http']!.config['port']).toBe(3111);
-    expect(defaults.modules['state']!.config['triggers_enabled']).toBe(true);
+    expect(defaults.modules['http'].config['port']).toBe(3111);
+    expect(defaults.modules['state'].config['triggers_enabled']).toBe(true);
     const fromEnv = load(yaml, { PORT: '8080', TRIGGERS: 'false' }).config;
-    expect(fromEnv.modules['http']!.config['port']).toBe(8080);
-    expect(fromEnv.modules['state']!.config['triggers_enabled']).toBe(false);
+    expect(fromEnv.modules['http'].config['port']).toBe(8080);
+    expect(fromEnv.modules['state'].config['triggers_enabled']).toBe(false);
   });
 
   it('keeps quoted placeholders and placeholders inside longer strings as strings', () => {
@@ -366,22 +366,22 @@ workers:
       service_version: "\${VERSION:1.0}"
       service_name: api-\${N:7}
 `);
-    expect(config.modules['observability']!.config['service_version']).toBe('1.0');
-    expect(config.modules['observability']!.config['service_name']).toBe('api-7');
+    expect(config.modules['observability'].config['service_version']).toBe('1.0');
+    expect(config.modules['observability'].config['service_name']).toBe('api-7');
   });
 
   it('keeps ":" and "#" in expanded values intact', () => {
     const { config } = load('cluster:\n  redis_url: ${REDIS:redis://cache:6379/0}\n', {});
     expect(config.cluster.redisUrl).toBe('redis://cache:6379/0');
     const withHash = load('workers:\n  - name: iii-observability\n    config:\n      service_name: ${NAME}\n', { NAME: 'a # b: c' });
-    expect(withHash.config.modules['observability']!.config['service_name']).toBe('a # b: c');
+    expect(withHash.config.modules['observability'].config['service_name']).toBe('a # b: c');
   });
 
   it('expands the __III_ENGINE_VERSION__ default to the package version', () => {
     const { config } = load(
       'workers:\n  - name: iii-observability\n    config:\n      service_version: ${SERVICE_VERSION:__III_ENGINE_VERSION__}\n',
     );
-    expect(config.modules['observability']!.config['service_version']).toBe(ENGINE_VERSION);
+    expect(config.modules['observability'].config['service_version']).toBe(ENGINE_VERSION);
     expect(ENGINE_VERSION).toBe(JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version);
   });
 });
@@ -433,12 +433,12 @@ describe('validation errors', () => {
     const { config } = load(
       'workers:\n  - name: iii-stream\n    config:\n      auth_function:\n      adapter: {name: redis, config: ~}\n  - name: iii-http\n    config:\n      cors:\n',
     );
-    expect(config.modules['stream']!.config).toEqual({ adapter: { name: 'redis' } });
-    expect(config.modules['http']!.config).toEqual({});
+    expect(config.modules['stream'].config).toEqual({ adapter: { name: 'redis' } });
+    expect(config.modules['http'].config).toEqual({});
   });
 
   it('converts a quoted decimal port', () => {
-    expect(load('workers:\n  - name: iii-http\n    config:\n      port: "8080"\n').config.modules['http']!.config['port']).toBe(8080);
+    expect(load('workers:\n  - name: iii-http\n    config:\n      port: "8080"\n').config.modules['http'].config['port']).toBe(8080);
   });
 
   it('names the item and field of a bad free-form list entry', () => {
@@ -532,8 +532,8 @@ engine:
       III_REDIS_URL: 'redis://redis:6379',
     });
     expect(config.listeners.map((l) => l.port)).toEqual([50000, 49135]);
-    expect(config.modules['http']!.config['port']).toBe(8080);
-    expect(config.modules['stream']!.config['port']).toBe(8081);
+    expect(config.modules['http'].config['port']).toBe(8080);
+    expect(config.modules['stream'].config['port']).toBe(8081);
     expect(config.metrics.port).toBe(9000);
     expect(config.nodeId).toBe('node-7');
     expect(config.logLevel).toBe('debug');
@@ -558,14 +558,14 @@ engine:
 
   it('count an empty value as unset', () => {
     const { config } = load(yaml, { III_WS_PORT: '', III_NODE_ID: '' });
-    expect(config.listeners[0]!.port).toBe(49134);
+    expect(config.listeners[0].port).toBe(49134);
     expect(config.nodeId).toBe('from-file');
   });
 
   it('apply to the built-in defaults too', () => {
     const { config } = loadConfig({ env: { III_WS_PORT: '4000', III_HTTP_PORT: '4001' } });
-    expect(config.listeners[0]!.port).toBe(4000);
-    expect(config.modules['http']!.config).toEqual({ port: 4001 });
+    expect(config.listeners[0].port).toBe(4000);
+    expect(config.modules['http'].config).toEqual({ port: 4001 });
   });
 
   it('set the drain grace from III_DRAIN_GRACE_MS over engine.drain_grace_ms', () => {
@@ -687,15 +687,15 @@ describe('the shipped config files', () => {
     const { source: _source, nodeId: _a, modules: _m, ...rest } = file.config;
     const { nodeId: _b, modules: _n, ...builtInRest } = builtIn.config;
     expect(rest).toEqual(builtInRest);
-    expect(file.config.modules['http']!.config['port']).toBe(3111);
-    expect(file.config.modules['stream']!.config['port']).toBe(3112);
+    expect(file.config.modules['http'].config['port']).toBe(3111);
+    expect(file.config.modules['stream'].config['port']).toBe(3112);
   });
 
   it('config/cluster.yaml (behind a balancer: one client address) turns max_connections_per_address off on the three ports', () => {
     const { config } = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: {} });
     expect(config.limits.maxConnectionsPerAddress).toBe(0);
-    expect(config.modules['http']!.config['max_connections_per_address']).toBe(0);
-    expect(config.modules['stream']!.config['max_connections_per_address']).toBe(0);
+    expect(config.modules['http'].config['max_connections_per_address']).toBe(0);
+    expect(config.modules['stream'].config['max_connections_per_address']).toBe(0);
   });
 
   it('config/cluster.yaml loads with Redis adapters and cluster mode on', () => {
@@ -703,10 +703,10 @@ describe('the shipped config files', () => {
     expect(warnings).toEqual([]);
     expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'redis://127.0.0.1:6379' });
     for (const id of ['stream', 'state', 'pubsub', 'queue', 'cron']) {
-      expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
+      expect(config.modules[id].config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
     }
     const moved = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: { III_REDIS_URL: 'redis://r:6380' } });
     expect(moved.config.cluster.redisUrl).toBe('redis://r:6380');
-    expect(moved.config.modules['state']!.config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://r:6380' } });
+    expect(moved.config.modules['state'].config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://r:6380' } });
   });
 });

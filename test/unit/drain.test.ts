@@ -93,7 +93,7 @@ test('a call for a draining worker is parked, then forwarded to the node that se
   n.add(session('w2'), OTHER);
   const run = n.drain.run(performance.now() + 2000, 2000);
   await waitUntil(() => n.remote.length === 1);
-  const [to, message] = n.remote[0]!;
+  const [to, message] = n.remote[0];
   expect([to, message.functionId, message.workerId, message.data]).toEqual([OTHER, 'work', 'w2', { n: 1 }]);
   n.router.pending.resolve(message.id, { result: 42 });
   await expect(call).resolves.toEqual({ result: 42 });

@@ -41,9 +41,9 @@ describe('MetricSeries', () => {
       [60_000, 120_000, 2],
       [240_000, 300_000, 1],
     ]);
-    expect(buckets[0]!.metrics['invocations.total']).toMatchObject({ last: 8, increase: 8 });
-    expect(buckets[1]!.metrics['invocations.total']).toMatchObject({ last: 20, increase: 12 });
-    expect(buckets[0]!.metrics['memory.rss_bytes']).toEqual({ count: 2, min: 100, max: 300, avg: 200, last: 300 });
+    expect(buckets[0].metrics['invocations.total']).toMatchObject({ last: 8, increase: 8 });
+    expect(buckets[1].metrics['invocations.total']).toMatchObject({ last: 20, increase: 12 });
+    expect(buckets[0].metrics['memory.rss_bytes']).toEqual({ count: 2, min: 100, max: 300, avg: 200, last: 300 });
   });
 
   test('samples older than the retention, or past the capacity, are dropped; counters then start from the oldest kept', () => {

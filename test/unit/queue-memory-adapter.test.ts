@@ -94,7 +94,7 @@ describe('MemoryQueueAdapter', () => {
     expect(await adapter.counts('q')).toEqual({ waiting: 4, delayed: 0, active: 2, deadLetters: 0 });
     for (let done = 0; done < 6; done++) {
       await waitFor(() => gates[done], `delivery ${done}`);
-      gates[done]!.open();
+      gates[done].open();
     }
     await waitFor(async () => (await adapter.counts('q')).active === 0 && gates.length === 6, 'all delivered');
     expect(peak).toBe(2);
@@ -191,7 +191,7 @@ describe('MemoryQueueAdapter', () => {
     await waitFor(async () => (await adapter.counts('q')).deadLetters === 2, 'two dead letters');
     await expect(adapter.enqueue('q', sized(10))).rejects.toMatchObject({ code: 'queue_full', message: expect.stringContaining('keeps 20 of its 25 bytes (max_queue_bytes') });
     const [first] = await adapter.deadLetters('q', 0, 1);
-    expect(await adapter.discard('q', first!.job.id)).toBe(true);
+    expect(await adapter.discard('q', first.job.id)).toBe(true);
     await adapter.enqueue('q', sized(10));
 
     await adapter.declare(spec({ name: 'backlog', maxBytes: 25, overflow: 'drop_oldest' }));
@@ -209,8 +209,8 @@ describe('MemoryQueueAdapter', () => {
     const jobs = [job(1), job(2), job(3)];
     for (const j of jobs) await adapter.enqueue('q', j);
     await waitFor(() => dropped.length === 1, 'drop');
-    expect(dropped).toEqual([jobs[0]!.id]);
-    expect((await adapter.deadLetters('q', 0, 10)).map((l) => l.job.id)).toEqual([jobs[1]!.id, jobs[2]!.id]);
+    expect(dropped).toEqual([jobs[0].id]);
+    expect((await adapter.deadLetters('q', 0, 10)).map((l) => l.job.id)).toEqual([jobs[1].id, jobs[2].id]);
   });
 
   test('redrive (one and all) resets attempts; discard deletes', async () => {
@@ -225,9 +225,9 @@ describe('MemoryQueueAdapter', () => {
     for (const j of jobs) await adapter.enqueue('q', j);
     await waitFor(async () => (await adapter.counts('q')).deadLetters === 4, 'four dead letters');
     healthy = true;
-    expect(await adapter.discard('q', jobs[0]!.id)).toBe(true);
-    expect(await adapter.discard('q', jobs[0]!.id)).toBe(false);
-    expect(await adapter.redrive('q', jobs[1]!.id)).toBe(true);
+    expect(await adapter.discard('q', jobs[0].id)).toBe(true);
+    expect(await adapter.discard('q', jobs[0].id)).toBe(false);
+    expect(await adapter.redrive('q', jobs[1].id)).toBe(true);
     await waitFor(() => delivered.length === 1, 'one redriven');
     expect(delivered).toEqual([['b', 1]]);
     expect(await adapter.redriveAll('q')).toBe(2);

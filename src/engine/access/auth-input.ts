@@ -15,7 +15,7 @@ export function authInput(request: IncomingMessage, sharedToken: boolean): Json 
   // No prototype: a header or parameter named `__proto__` is just a name.
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   const raw = request.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) headers[raw[i]!.toLowerCase()] = raw[i + 1]!;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers[raw[i].toLowerCase()] = raw[i + 1]!;
   const query = rawQuery(request.url ?? '/');
   if (sharedToken) {
     delete query[TOKEN_QUERY_PARAM];
@@ -34,7 +34,7 @@ export function rawQuery(url: string): Record<string, string[]> {
     const eq = pair.indexOf('=');
     const name = eq === -1 ? pair : pair.slice(0, eq);
     const value = eq === -1 ? '' : pair.slice(eq + 1);
-    (Object.hasOwn(params, name) ? params[name]! : (params[name] = [])).push(value);
+    (Object.hasOwn(params, name) ? params[name] : (params[name] = [])).push(value);
   }
   return params;
 }

@@ -57,7 +57,7 @@ function strings(obj: Record<string, Json>, key: string): string[] | undefined {
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw wrong(key, 'a list of strings', v);
-  return v as string[];
+  return v;
 }
 
 function boolean(obj: Record<string, Json>, key: string): boolean | undefined {

@@ -26,14 +26,14 @@ export function matchPattern(text: string): string | undefined {
 export function wildcardMatches(pattern: string, value: string): boolean {
   const parts = pattern.split('*');
   if (parts.length === 1) return pattern === value;
-  const first = parts[0]!;
-  const last = parts[parts.length - 1]!;
+  const first = parts[0];
+  const last = parts[parts.length - 1];
   if (value.length < first.length + last.length || !value.startsWith(first) || !value.endsWith(last)) return false;
   // Greedy left-to-right search of the middle parts between the fixed head and tail.
   let at = first.length;
   const end = value.length - last.length;
   for (let i = 1; i < parts.length - 1; i++) {
-    const part = parts[i]!;
+    const part = parts[i];
     const found = value.indexOf(part, at);
     if (found === -1 || found + part.length > end) return false;
     at = found + part.length;
@@ -57,7 +57,7 @@ export function filterMatches(filter: FunctionFilter, target: FilterTarget): boo
   }
   const metadata = target.metadata;
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return false;
-  return Object.entries(filter.metadata).every(([key, expected]) => key in metadata && valueMatches(expected, metadata[key]!));
+  return Object.entries(filter.metadata).every(([key, expected]) => key in metadata && valueMatches(expected, metadata[key]));
 }
 
 function valueMatches(expected: unknown, actual: Json): boolean {

@@ -13,7 +13,7 @@ export const TOKEN_QUERY_PARAM = 'token';
 export function presentedToken(request: IncomingMessage): string | undefined {
   const header = request.headers.authorization;
   const bearer = header === undefined ? undefined : /^bearer\s+(.+)$/i.exec(header.trim());
-  if (bearer) return bearer[1]!.trim();
+  if (bearer) return bearer[1].trim();
   const url = request.url ?? '/';
   const at = url.indexOf('?');
   if (at === -1) return undefined;

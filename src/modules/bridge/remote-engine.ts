@@ -135,7 +135,7 @@ export class RemoteEngine {
       this.connected = true;
       this.attempt = 0;
       this.options.logger.info({ url: this.options.url }, 'bridge: connected to the remote engine');
-      this.send({ type: 'registerservice', id: this.options.workerName, name: this.options.workerName } as InboundMessage);
+      this.send({ type: 'registerservice', id: this.options.workerName, name: this.options.workerName });
       for (const [id, { description }] of this.served) this.send(registration(id, description));
       for (const [id, binding] of this.bindings) this.send({ type: 'registertrigger', id, ...binding });
       for (const wake of this.waiting) wake();

@@ -88,7 +88,7 @@ async function registerWorkerSettings(host: ModuleHost, service: ConfigurationSe
     const spec = workerSpec(id as ModuleId);
     if (spec.schema === null || id === 'configuration') continue;
     const schema = spec.schema;
-    const name = module.entryName ?? spec.names[0]!;
+    const name = module.entryName ?? spec.names[0];
     const meta = { name, description: `Settings of the ${name} worker, as its config.yaml block`, schema: { type: 'object' } };
     await service.registerBuiltin(name, meta, (value) => {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {

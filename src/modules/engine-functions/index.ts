@@ -349,7 +349,7 @@ export class EngineFunctionsModule implements EngineModule {
 /** Control characters, bidi overrides/isolates and line/paragraph separators removed; 280 chars. */
 function sanitize(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  // eslint-disable-next-line no-control-regex
+   
   const clean = truncate(value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, ''), 280, '').trim();
   return clean === '' ? undefined : clean;
 }

@@ -31,7 +31,7 @@ export async function clusterNodes(engine: Engine, callerWorkerId: string | unde
   const [self, ...others] = await engine.cluster.members();
   return {
     nodes: [
-      row(self!.nodeId, ownState, true, self!.url, self!.startedAtMs),
+      row(self.nodeId, ownState, true, self.url, self.startedAtMs),
       // The linkKey of a node is a secret between nodes: never copied here.
       ...others.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)).map((n) => row(n.nodeId, n.state ?? 'ready', false, n.url, n.startedAtMs)),
     ],

@@ -86,7 +86,7 @@ export class ExecPipeline {
     const { commands } = this.options;
     for (let i = from; i < commands.length; i++) {
       if (this.stopping || this.restartPending) return { kind: 'interrupted' };
-      const command = commands[i]!;
+      const command = commands[i];
       const keptRunning = i === commands.length - 1;
       const logger = this.options.logger.child({ command });
       const step = new CommandProcess(command, { env: this.options.env, cwd: this.options.cwd, logger });

@@ -23,7 +23,7 @@ const GLOB_CHARS = /[*?[\]{}]/;
  */
 export function parseWatchPattern(glob: string, cwd: string): WatchPattern {
   const segments = glob.split('/');
-  const last = segments[segments.length - 1]!;
+  const last = segments[segments.length - 1];
   const firstGlob = segments.findIndex((segment) => GLOB_CHARS.test(segment));
   let rootSegments: string[];
   let extensions: string[] | undefined;
@@ -42,7 +42,7 @@ export function parseWatchPattern(glob: string, cwd: string): WatchPattern {
 /** `ts` -> [ts]; `{ts,tsx}` -> [ts, tsx]; anything else with glob characters (`*`, `t?`) -> any. */
 function readExtensions(text: string): string[] | undefined {
   const braces = /^\{([^{}*?[\]]+)\}$/.exec(text);
-  if (braces) return braces[1]!.split(',').filter((e) => e !== '');
+  if (braces) return braces[1].split(',').filter((e) => e !== '');
   return text === '' || GLOB_CHARS.test(text) ? undefined : [text];
 }
 

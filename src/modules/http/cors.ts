@@ -39,7 +39,7 @@ export class CorsPolicy {
   preflightHeaders(req: IncomingMessage): OutgoingHttpHeaders {
     const headers = { ...this.headers(req) };
     if (headers['access-control-allow-origin'] === undefined) return headers;
-    headers['access-control-allow-methods'] = this.methods || (req.headers['access-control-request-method'] as string);
+    headers['access-control-allow-methods'] = this.methods || (req.headers['access-control-request-method']);
     headers['access-control-allow-headers'] = req.headers['access-control-request-headers'] ?? '*';
     return headers;
   }

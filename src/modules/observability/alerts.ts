@@ -1,6 +1,6 @@
 import type { Logger } from '../../observability/logger';
 import type { Json } from '../../protocol/messages';
-import { isSeriesMetric, type MetricSeries, type SeriesMetric } from './metric-series';
+import { isSeriesMetric, type MetricSeries } from './metric-series';
 
 /** Canonical operator names (iii-modules.md §11.1); the YAML symbols map onto them. */
 export type AlertOperator = 'greaterthan' | 'greaterthanorequal' | 'lessthan' | 'lessthanorequal' | 'equal' | 'notequal';
@@ -105,7 +105,7 @@ export class AlertRules {
     for (const rule of this.rules) {
       const state = this.states.get(rule.name)!;
       if (!rule.enabled || !isSeriesMetric(rule.metric)) continue;
-      const value = this.series.windowValue(rule.metric as SeriesMetric, rule.windowSeconds * 1000, now);
+      const value = this.series.windowValue(rule.metric, rule.windowSeconds * 1000, now);
       state.value = value;
       state.lastEvaluatedMs = now;
       if (value === null) {

@@ -243,7 +243,7 @@ function subtract(current: Buckets, previous: Buckets): Buckets {
  */
 export function quantileMs(buckets: Buckets, q: number): number | null {
   const bounds = [...buckets.keys()].sort((a, b) => a - b);
-  const total = buckets.get(Infinity) ?? (bounds.length > 0 ? buckets.get(bounds[bounds.length - 1]!)! : 0);
+  const total = buckets.get(Infinity) ?? (bounds.length > 0 ? buckets.get(bounds[bounds.length - 1])! : 0);
   if (total <= 0) return null;
   const rank = q * total;
   let lower = 0;

@@ -87,7 +87,7 @@ export class MetricSeries {
     this.samples.push(sample);
     const oldest = sample.timestamp_ms - this.retentionMs;
     let drop = 0;
-    while (drop < this.samples.length - 1 && this.samples[drop]!.timestamp_ms < oldest) drop++;
+    while (drop < this.samples.length - 1 && this.samples[drop].timestamp_ms < oldest) drop++;
     drop = Math.max(drop, this.samples.length - this.capacity);
     if (drop > 0) {
       this.samples.splice(0, drop);
@@ -141,7 +141,7 @@ export class MetricSeries {
       min: values.length === 0 ? null : Math.min(...values),
       max: values.length === 0 ? null : Math.max(...values),
       avg: values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length,
-      last: values.length === 0 ? null : values[values.length - 1]!,
+      last: values.length === 0 ? null : values[values.length - 1],
     };
     if (isCounter(name)) agg.increase = agg.last === null ? 0 : agg.last - this.counterBefore(name, bucketStart);
     return agg;

@@ -121,7 +121,7 @@ function logRecord(record: StoredLog, engineService: string): Parameters<ReturnT
     observedTimestamp: hrTime(record.observed_timestamp_unix_nano),
     severityNumber: record.severity_number,
     severityText: record.severity_text,
-    body: record.body as string,
+    body: record.body,
     attributes: attributes as never,
   };
   const context = traceContext(record.trace_id, record.span_id);

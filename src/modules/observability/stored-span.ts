@@ -43,7 +43,7 @@ const KINDS: Record<number, StoredSpan['kind']> = {
 
 const NO_EVENTS: StoredSpanEvent[] = [];
 
-export function statusText(code: number): SpanStatusText {
+export function statusText(code: SpanStatusCode): SpanStatusText {
   return code === SpanStatusCode.ERROR ? 'error' : code === SpanStatusCode.OK ? 'ok' : 'unset';
 }
 

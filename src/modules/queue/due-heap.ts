@@ -19,7 +19,7 @@ export class DueHeap<T extends { readyAtMs: number }> {
     let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (items[parent]!.readyAtMs <= item.readyAtMs) break;
+      if (items[parent].readyAtMs <= item.readyAtMs) break;
       items[i] = items[parent]!;
       i = parent;
     }
@@ -36,8 +36,8 @@ export class DueHeap<T extends { readyAtMs: number }> {
       const left = 2 * i + 1;
       if (left >= items.length) break;
       const right = left + 1;
-      const child = right < items.length && items[right]!.readyAtMs < items[left]!.readyAtMs ? right : left;
-      if (items[child]!.readyAtMs >= last.readyAtMs) break;
+      const child = right < items.length && items[right].readyAtMs < items[left].readyAtMs ? right : left;
+      if (items[child].readyAtMs >= last.readyAtMs) break;
       items[i] = items[child]!;
       i = child;
     }
@@ -47,7 +47,7 @@ export class DueHeap<T extends { readyAtMs: number }> {
 
   /** Pops every item due at `nowMs`, earliest first. */
   *popDue(nowMs: number): IterableIterator<T> {
-    while (this.items.length > 0 && this.items[0]!.readyAtMs <= nowMs) yield this.pop()!;
+    while (this.items.length > 0 && this.items[0].readyAtMs <= nowMs) yield this.pop()!;
   }
 
   /** Removes and returns everything, in no particular order. */

@@ -66,7 +66,7 @@ function parseOp(raw: Json, index: number): UpdateOp {
   const segmentPath = (): string | string[] | undefined => {
     const v = field('path');
     if (v === undefined || v === null || typeof v === 'string') return v ?? undefined;
-    if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
+    if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v;
     throw invalid(`${at}.path must be a string or an array of strings, got ${kind(v)}`);
   };
   switch (type as UpdateOp['type']) {

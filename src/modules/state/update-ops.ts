@@ -127,7 +127,7 @@ function applyAppend(working: Json | undefined, op: AppendOp): Outcome {
   const root = rootObject(working);
   if (!root) return { error: targetNotObject('append', working) };
   const parent = descend(root, segments.slice(0, -1));
-  const key = segments[segments.length - 1]!;
+  const key = segments[segments.length - 1];
   // A single first-level key keeps the root rule (a string starts a string); deeper leaves are always arrays.
   const next = appendTo(parent[key], op.value, segments.length === 1);
   if ('error' in next) return next;

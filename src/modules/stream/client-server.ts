@@ -246,8 +246,8 @@ function joinOfPath(path: string): ClientCommand | undefined {
   let streamName: string;
   let groupId: string;
   try {
-    streamName = decodeURIComponent(match[1]!);
-    groupId = decodeURIComponent(match[2]!);
+    streamName = decodeURIComponent(match[1]);
+    groupId = decodeURIComponent(match[2]);
   } catch {
     return undefined;
   }

@@ -56,7 +56,7 @@ blocked.addSubnet('ff00::', 8, 'ipv6'); // multicast
 
 /** True when `address` (an IP literal, IPv6 without brackets, zone id allowed) is blocked. */
 export function isBlockedAddress(address: string): boolean {
-  const bare = address.split('%')[0]!;
+  const bare = address.split('%')[0];
   const family = isIP(bare);
   if (family === 4) return blocked.check(bare, 'ipv4');
   if (family === 6) return blocked.check(bare, 'ipv6');

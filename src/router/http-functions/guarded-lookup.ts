@@ -47,7 +47,7 @@ export function guardedLookupVia(resolve: Resolver): LookupFunction {
       if (options.all === true) {
         callback(null, addresses);
       } else {
-        const first: LookupAddress = addresses[0]!;
+        const first: LookupAddress = addresses[0];
         callback(null, first.address, first.family);
       }
     });

@@ -16,7 +16,7 @@ function tokenize(pattern: string): Token[] | undefined {
   const chars = Array.from(pattern);
   const tokens: Token[] = [];
   for (let i = 0; i < chars.length; i++) {
-    const c = chars[i]!;
+    const c = chars[i];
     if (c === '*') {
       if (tokens[tokens.length - 1]?.kind !== 'star') tokens.push({ kind: 'star' });
     } else if (c === '?') {
@@ -29,9 +29,9 @@ function tokenize(pattern: string): Token[] | undefined {
       // A `]` right after `[` or `[!` is a member, not the end of the set.
       let first = true;
       while (j < chars.length && (first || chars[j] !== ']')) {
-        const lo = chars[j]!;
+        const lo = chars[j];
         if (chars[j + 1] === '-' && j + 2 < chars.length && chars[j + 2] !== ']') {
-          ranges.push([lo, chars[j + 2]!]);
+          ranges.push([lo, chars[j + 2]]);
           j += 3;
         } else {
           ranges.push([lo, lo]);
@@ -73,7 +73,7 @@ export function matchesHostGlob(host: string, pattern: string): boolean {
   let starT = 0;
   while (t < text.length) {
     const token = tokens[p];
-    if (token !== undefined && token.kind !== 'star' && matchesOne(token, text[t]!)) {
+    if (token !== undefined && token.kind !== 'star' && matchesOne(token, text[t])) {
       t++;
       p++;
     } else if (token?.kind === 'star') {

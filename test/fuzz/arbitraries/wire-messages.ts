@@ -94,24 +94,24 @@ function apply(entries: Entries, path: string[], m: Mutation): void {
   const [head, ...rest] = path;
   const index = entries.findIndex(([k]) => k === JSON.stringify(head));
   if (index < 0) return;
-  const child = entries[index]![1];
+  const child = entries[index][1];
   if (rest.length > 0) {
     if (typeof child !== 'string') apply(child, rest, m);
     return;
   }
-  if (m.op === 'replace') entries[index] = [entries[index]![0], m.value];
+  if (m.op === 'replace') entries[index] = [entries[index][0], m.value];
   else if (m.op === 'delete') entries.splice(index, 1);
-  else if (m.op === 'duplicate') entries.push([entries[index]![0], m.value]);
+  else if (m.op === 'duplicate') entries.push([entries[index][0], m.value]);
   else if (typeof child !== 'string') child.push([m.key, m.value]);
   else entries.push([m.key, m.value]);
 }
 
 /** A mutated message of `type`, as the text a worker would send. */
 function mutatedMessage(type: string, mutations: Mutation[]): string {
-  const template = TEMPLATES[type]!;
+  const template = TEMPLATES[type];
   const all = paths(template);
   const entries = toEntries(template);
-  for (const m of mutations) apply(entries, all[m.at % all.length]!, m);
+  for (const m of mutations) apply(entries, all[m.at % all.length], m);
   return render(entries);
 }
 
@@ -137,7 +137,7 @@ const BREAKING: Record<string, readonly string[]> = {
 export const brokenInvokeFunction = (invocationId: fc.Arbitrary<string>): fc.Arbitrary<{ text: string; invocationId: string }> =>
   fc
     .tuple(invocationId, fc.constantFrom(...Object.keys(BREAKING)))
-    .chain(([id, field]) => fc.constantFrom(...BREAKING[field]!).map((bad) => ({ id, field, bad })))
+    .chain(([id, field]) => fc.constantFrom(...BREAKING[field]).map((bad) => ({ id, field, bad })))
     .map(({ id, field, bad }) => {
       const fields: Record<string, string> = { type: s('invokefunction'), invocation_id: JSON.stringify(id), function_id: s('svc::fn'), data: 'null' };
       fields[field] = bad;

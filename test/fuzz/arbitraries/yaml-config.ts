@@ -70,8 +70,17 @@ function isMapping(v: Value): v is { [key: string]: Value } {
 
 /** Every container-and-key of a tree: where a mutation can land. */
 function slots(v: Value, out: Array<[Value[] | { [key: string]: Value }, string | number]> = []): typeof out {
-  if (Array.isArray(v)) v.forEach((item, i) => (out.push([v, i]), slots(item, out)));
-  else if (isMapping(v)) for (const key of Object.keys(v)) out.push([v, key]), slots(v[key]!, out);
+  if (Array.isArray(v)) {
+    v.forEach((item, i) => {
+      out.push([v, i]);
+      slots(item, out);
+    });
+  } else if (isMapping(v)) {
+    for (const key of Object.keys(v)) {
+      out.push([v, key]);
+      slots(v[key], out);
+    }
+  }
   return out;
 }
 
@@ -80,7 +89,7 @@ function clone(v: Value): Value {
   if (Array.isArray(v)) return v.map(clone);
   if (!isMapping(v)) return v;
   const out: { [key: string]: Value } = {};
-  for (const key of Object.keys(v)) Object.defineProperty(out, key, { value: clone(v[key]!), enumerable: true, writable: true, configurable: true });
+  for (const key of Object.keys(v)) Object.defineProperty(out, key, { value: clone(v[key]), enumerable: true, writable: true, configurable: true });
   return out;
 }
 
@@ -89,10 +98,12 @@ function mutate(base: Value, mutations: Mutation[]): Value {
   for (const m of mutations) {
     const all = slots(tree);
     if (all.length === 0) break;
-    const [container, key] = all[m.at % all.length]!;
+    const [container, key] = all[m.at % all.length];
     if (m.op === 'replace') (container as Record<string | number, Value>)[key] = clone(m.value);
-    else if (m.op === 'delete') Array.isArray(container) ? container.splice(key as number, 1) : delete container[key as string];
-    else {
+    else if (m.op === 'delete') {
+      if (Array.isArray(container)) container.splice(key as number, 1);
+      else delete container[key as string];
+    } else {
       const target = (container as Record<string | number, Value>)[key]!;
       // defineProperty: `__proto__` must become a key of the file, not this tree's prototype.
       const into = isMapping(target) ? target : Array.isArray(container) ? undefined : container;
@@ -108,7 +119,7 @@ function toYaml(v: Value, indent = 0): string {
   if (Array.isArray(v)) return v.length === 0 ? ' []' : v.map((item) => `\n${pad}-${toYaml(item, indent + 2)}`).join('');
   if (isMapping(v)) {
     const keys = Object.keys(v);
-    return keys.length === 0 ? ' {}' : keys.map((k) => `\n${pad}${JSON.stringify(k)}:${toYaml(v[k]!, indent + 2)}`).join('');
+    return keys.length === 0 ? ' {}' : keys.map((k) => `\n${pad}${JSON.stringify(k)}:${toYaml(v[k], indent + 2)}`).join('');
   }
   return ` ${scalar(v)}`;
 }
@@ -122,7 +133,7 @@ function scalar(v: Raw | string | number | boolean | null): string {
 /** A shipped config with one to four mutations, as YAML text. */
 export const mutatedConfig: fc.Arbitrary<string> = fc
   .tuple(fc.constantFrom(...BASES.keys()), fc.array(mutation, { minLength: 1, maxLength: 4 }))
-  .map(([base, mutations]) => toYaml(mutate(BASES[base]!, mutations)).trimStart() + '\n');
+  .map(([base, mutations]) => toYaml(mutate(BASES[base], mutations)).trimStart() + '\n');
 
 /** Text from YAML's own punctuation and our keys: mostly invalid, sometimes surprising. */
 export const yamlSoup: fc.Arbitrary<string> = fc

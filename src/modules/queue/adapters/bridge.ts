@@ -244,8 +244,8 @@ function servedId(nodeId: string, queueName: string): string {
 /** A spec without `source`: only the unambiguous prefixes can be read back. */
 function sourceOf(name: string): QueueSource {
   const named = /^__fn_queue::(.*)$/s.exec(name);
-  if (named) return { kind: 'named', queue: named[1]! };
+  if (named) return { kind: 'named', queue: named[1] };
   const backlog = /^__topic_backlog::(.*)$/s.exec(name);
-  if (backlog) return { kind: 'backlog', topic: backlog[1]! };
+  if (backlog) return { kind: 'backlog', topic: backlog[1] };
   throw new EngineError(QueueErrorCode.bridgeUnsupported, `iii-queue (bridge): queue ${name} was declared without its source; cannot tell its topic and function apart`);
 }

@@ -104,7 +104,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
 
   async enqueue(name: string, job: QueueJob): Promise<number> {
     const line = this.line(name);
-    const lane = line.lanes[line.ordering === 'fifo' ? fifoLane(job.group ?? '', line.lanes.length) : 0]!;
+    const lane = line.lanes[line.ordering === 'fifo' ? fifoLane(job.group ?? '', line.lanes.length) : 0];
     try {
       const dropped = await this.makeRoom(line);
       await lane.queue.add('message', { job }, jobOptions(line.ordering, line.spec, job));

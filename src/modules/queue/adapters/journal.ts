@@ -46,8 +46,8 @@ export class FileQueueJournal implements QueueJournal {
   ) {
     this.table = new OrderedTable(store.db<OrderedRow<Row>>(DB_NAME));
     for (const { key: [queue], value } of this.table.load()) {
-      let kept = this.kept.get(queue!);
-      if (!kept) this.kept.set(queue!, (kept = { held: [], dead: [] }));
+      let kept = this.kept.get(queue);
+      if (!kept) this.kept.set(queue, (kept = { held: [], dead: [] }));
       if ('held' in value) kept.held.push(value.held);
       else kept.dead.push(value.dead);
     }

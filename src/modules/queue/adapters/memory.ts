@@ -228,7 +228,7 @@ export class MemoryQueueAdapter implements QueueAdapter {
     try {
       outcome = deliver(stored.job, attempt);
     } catch (err) {
-      outcome = Promise.reject(err);
+      outcome = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     outcome.then(
       () => this.settle(queue, stored, undefined),

@@ -31,7 +31,7 @@ export async function take(channel: Channel, queue: string): Promise<GetMessage 
 export function letterOf(msg: GetMessage): DeadLetter | undefined {
   const job = parseJob(msg);
   if (!job) return undefined;
-  const headers = msg.properties.headers ?? {};
+  const headers: Record<string, unknown> = msg.properties.headers ?? {};
   const error = headers[Header.error];
   const failedAt = headers[Header.failedAt];
   return {

@@ -35,7 +35,7 @@ export class FileStateAdapter extends MemoryStateAdapter {
   override async open(): Promise<void> {
     this.store = EmbeddedStore.open(this.options.directory);
     this.table = new OrderedTable(this.store.db<OrderedRow<string>>(DB_NAME));
-    for (const { key: [scope, key], value } of this.table.load()) this.write(scope!, key!, value);
+    for (const { key: [scope, key], value } of this.table.load()) this.write(scope, key, value);
     await this.importLegacyFiles();
   }
 

@@ -17,7 +17,7 @@ export class FileStreamStorage extends MemoryStreamStorage {
   private constructor(private readonly store: EmbeddedStore) {
     super();
     this.table = new OrderedTable(store.db<OrderedRow<Json>>(DB_NAME));
-    for (const { key: [streamName, groupId, itemId], value } of this.table.load()) this.groupFor(streamName!, groupId!).set(itemId!, value);
+    for (const { key: [streamName, groupId, itemId], value } of this.table.load()) this.groupFor(streamName, groupId).set(itemId, value);
   }
 
   /** Opens the store in `directory` (created if missing) and loads what it holds. */

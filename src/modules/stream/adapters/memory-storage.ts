@@ -72,9 +72,9 @@ export class MemoryStreamStorage implements StreamStorage {
 
   protected groupFor(streamName: string, groupId: string): Group {
     let groups = this.streams.get(streamName);
-    if (!groups) this.streams.set(streamName, (groups = new Map()));
+    if (!groups) this.streams.set(streamName, (groups = new Map<string, Group>()));
     let group = groups.get(groupId);
-    if (!group) groups.set(groupId, (group = new Map()));
+    if (!group) groups.set(groupId, (group = new Map<string, Json>()));
     return group;
   }
 }
