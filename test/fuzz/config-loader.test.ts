@@ -125,7 +125,7 @@ describe('config loader regressions found by fuzzing', () => {
 
   it('names an inherited member used as a key an unknown key, listing the known ones', () => {
     expect(refusal('engine:\n  constructor: {a: 1}\n')).toBe(
-      `${file}: engine.constructor: unknown key (expected one of: node_id, log_level, invocation_timeout_ms, drain_grace_ms, metrics, channels)`,
+      `${file}: engine.constructor: unknown key (expected one of: node_id, log_level, invocation_timeout_ms, drain_grace_ms, metrics, console, channels)`,
     );
     expect(refusal('workers:\n  - name: iii-http\n    config:\n      middleware: [{function_id: f, toString: 1}]\n')).toContain('toString: unknown key');
   });
