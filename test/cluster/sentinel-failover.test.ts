@@ -20,7 +20,7 @@ import { startSentinel, type TestSentinel } from '../support/sentinel';
 const DEADLINE_MS = 5000;
 /** No call may take longer than its deadline plus this. */
 const HANG_SLACK_MS = 2000;
-/** Calls must succeed again within this long of the promotion, in ms (measured: 1-3 s here). */
+/** Calls must succeed again within this long of the promotion, in ms (measured here: 0.05-3 s; 3 s when calls published just before the kill run into their 5 s deadline). */
 const RECOVERY_BOUND_MS = 10_000;
 const CALLERS = 4;
 
@@ -173,10 +173,12 @@ describe('engine processes in Sentinel mode', () => {
     const late = client(n2.url, 'late');
     late.registerFunction('late', async () => 'late');
     let lastLateError = '';
-    await waitFor(() => caller.trigger({ function_id: 'late', payload: {} }).then((r) => r === 'late', (err: Error) => { lastLateError = err.message; return false; }), 'a function registered after the failover', 10_000).catch(async (err) => {
-      const list = await caller.trigger({ function_id: 'engine::functions::list', payload: {} }).catch((e: Error) => e.message);
-      process.stdout.write(`DEBUG last error: ${lastLateError}\nlist: ${JSON.stringify(list).slice(0, 2000)}\nnode1: ${n1.output().slice(-4000)}\nnode2: ${n2.output().slice(-4000)}\n`);
-      throw err;
+    await waitFor(
+      () => caller.trigger({ function_id: 'late', payload: {} }).then((r) => r === 'late', (err: Error) => ((lastLateError = err.message), false)),
+      'a function registered after the failover',
+      10_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message} (last error: ${lastLateError})\nnode 1: ${n1.output().slice(-3000)}\nnode 2: ${n2.output().slice(-3000)}`);
     });
     client(n1.url, 'back').registerFunction('back', async () => 'back');
     const reverse = client(n2.url, 'reverse');
