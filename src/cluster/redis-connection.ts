@@ -28,7 +28,8 @@ const targets = new WeakMap<Redis, string>();
 export function redisConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions = {}): Redis {
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
-  const where = describeEndpoint(endpoint);
+  // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
+  const where = endpoint.sentinel !== undefined ? describeEndpoint(endpoint) : `${target.host}:${target.port}`;
   const redis = new Redis({
     ...target,
     connectionName: name,
@@ -41,7 +42,7 @@ export function redisConnection(endpoint: RedisEndpoint, name: string, logger: L
     ...options,
   });
   scrubErrorsOf(redis);
-  targets.set(redis, where);
+  if (endpoint.sentinel !== undefined) targets.set(redis, where);
   redis.on('error', (err: Error) => {
     const problem = explainRedisError(err, tls);
     if (problem.kind !== 'other' && problem.text !== problems.get(redis)) logger.warn({ connection: name, redis: where, tls }, problem.text);
