@@ -52,7 +52,7 @@ export function redisTarget(module: string, options: Record<string, unknown> | n
   const own = options?.['redis_url'];
   if (typeof own === 'string' && own !== '') return { ...endpoint(own, cluster), keyPrefix: cluster.keyPrefix };
   const shared = clusterRedis(cluster);
-  if (shared === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL (or III_REDIS_SENTINELS) or adapter.config.redis_url`);
+  if (shared === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME)`);
   return { ...shared, keyPrefix: cluster.keyPrefix };
 }
 
