@@ -7,6 +7,7 @@ import { ENGINE_VERSION } from './config/version';
 import { createEngine } from './create-engine';
 import { SettingsReloader } from './engine/settings-reloader';
 import { createLogger } from './observability/logger';
+import { isClusterMode } from './cluster/redis-target';
 
 /**
  * The `iii-cluster` command. Without a subcommand: load the configuration, start one engine
@@ -112,7 +113,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   // The engine puts the node id on its own log lines.
   const logger = createLogger(config.logLevel);
   logger.info(
-    { node: config.nodeId, config: config.source ?? 'built-in defaults', cluster: config.cluster.redisUrl !== undefined },
+    { node: config.nodeId, config: config.source ?? 'built-in defaults', cluster: isClusterMode(config.cluster) },
     'configuration loaded',
   );
   for (const notice of notices) logger.info(notice);

@@ -194,6 +194,7 @@ export class ClusterNode {
         return;
       case 'delta':
       case 'snapshot':
+      case 'snapshot.request':
         this.sync.onMessage(message, from);
         return;
       case 'leaving':

@@ -15,6 +15,11 @@ export type BusMessage =
   | { type: 'delta'; incarnation: string; version: number; delta: RegistryDelta }
   /** The sender rewrote its whole snapshot (at start, or after Redis lost its data): reload it. */
   | { type: 'snapshot'; incarnation: string; version: number }
+  /**
+   * The receiver's snapshot is missing from Redis (another node deleted it while it judged the
+   * receiver lost, e.g. during a Redis failover): rewrite it.
+   */
+  | { type: 'snapshot.request' }
   /** The sender is going away (drain): forget its entries and fail calls pending on it now. */
   | { type: 'leaving' }
   /** A provider on the sender answered a binding of the receiver (error = refused). */

@@ -6,6 +6,17 @@ import { openRedis, redisConnection } from './redis-connection';
 import type { RedisEndpoint } from './redis-options';
 
 /**
+ * How long a message to one node may wait for the way to it, in ms: for this node's publishing
+ * connection to be ready again, or for the other node to be subscribed again (PUBLISH reached
+ * nobody). Both happen for a second or two after a Sentinel failover or a Redis restart, while
+ * the connections find the new primary; a call then waits that long instead of being lost (and
+ * running into its deadline) or failing at once. Longer, it fails with a clear error.
+ */
+const SEND_WAIT_MS = 1500;
+/** Pause between two PUBLISHes of a message that reached nobody, in ms. */
+const SEND_RETRY_MS = 50;
+
+/**
  * The bus over Redis pub/sub: each node subscribes to its inbox channel and to the broadcast
  * channel. One PUBLISH per message; a cross-node call costs one PUBLISH there and one back.
  */
@@ -43,12 +54,27 @@ export class RedisBus implements Bus {
     await this.sub.subscribe(this.inbox(this.nodeId), this.broadcastChannel);
   }
 
-  send(nodeId: string, message: BusMessage): Promise<void> {
-    return this.publish(this.inbox(nodeId), message);
+  /**
+   * Publishes to `nodeId`'s inbox. A message is published again only when it surely reached
+   * no one (PUBLISH counted 0 subscribers, or the connection was not ready and nothing was
+   * written), so a call is never delivered twice; see SEND_WAIT_MS.
+   */
+  async send(nodeId: string, message: BusMessage): Promise<void> {
+    const until = Date.now() + SEND_WAIT_MS;
+    for (;;) {
+      if (!(await ready(this.pub, until))) {
+        throw new Error(`the Redis connection is ${this.pub.status} (reconnecting, e.g. during a failover)`);
+      }
+      if ((await this.publish(this.inbox(nodeId), message)) > 0) return;
+      if (Date.now() >= until) {
+        throw new Error(`node ${nodeId} is not subscribed to its Redis inbox (gone, or still reconnecting after a Redis failover or restart)`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, SEND_RETRY_MS));
+    }
   }
 
-  broadcast(message: BusMessage): Promise<void> {
-    return this.publish(this.broadcastChannel, message);
+  async broadcast(message: BusMessage): Promise<void> {
+    await this.publish(this.broadcastChannel, message);
   }
 
   async stop(): Promise<void> {
@@ -56,10 +82,11 @@ export class RedisBus implements Bus {
     await this.pub.quit().catch(() => this.pub.disconnect());
   }
 
-  private async publish(channel: string, message: BusMessage): Promise<void> {
+  /** Resolves with the number of subscribers that got it. */
+  private async publish(channel: string, message: BusMessage): Promise<number> {
     const envelope: Envelope = { from: this.nodeId, message };
     this.corkTurn();
-    await this.pub.publish(channel, JSON.stringify(envelope));
+    return this.pub.publish(channel, JSON.stringify(envelope));
   }
 
   /**
@@ -96,4 +123,25 @@ export class RedisBus implements Bus {
     if (envelope.from === this.nodeId) return;
     this.handler(envelope.message, envelope.from);
   }
+}
+
+/**
+ * Whether `redis` is ready, or becomes ready before `until` (epoch ms). A connection being
+ * closed (ioredis's failover detector drops it when the sentinels announce a new primary) is
+ * still `ready` until its socket closes, but takes no command: that counts as not ready.
+ */
+async function ready(redis: Redis, until: number): Promise<boolean> {
+  if (redis.status === 'ready' && redis.stream?.writable !== false) return true;
+  const wait = until - Date.now();
+  if (wait <= 0) return false;
+  return new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(redis.status === 'ready' && redis.stream?.writable !== false), wait);
+    redis.on('ready', onReady);
+  });
 }

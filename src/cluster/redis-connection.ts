@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { explainRedisError, scrubErrorsOf } from './redis-errors';
-import { redisOptions, type RedisEndpoint } from './redis-options';
+import { describeEndpoint, redisOptions, type RedisEndpoint } from './redis-options';
 
 /** Wait between reconnect attempts, growing by this step per attempt up to the cap, in ms. */
 const RECONNECT_STEP_MS = 100;
@@ -10,10 +10,16 @@ const RECONNECT_MAX_MS = 2000;
 /** Why each connection is down, in words (see explainRedisError); cleared when it is ready. */
 const problems = new WeakMap<Redis, string>();
 
+/** Where each connection goes, for messages: `redis://:***@host:port`, or the sentinels and the primary's name. */
+const targets = new WeakMap<Redis, string>();
+
 /**
  * An ioredis connection as every cluster part wants it: password and TLS from the endpoint,
  * reconnects forever with a capped backoff, and fails commands at once while disconnected (no
  * offline queue), so a call in flight gets a clear error instead of waiting for Redis to come back.
+ *
+ * In Sentinel mode every reconnect asks the sentinels where the primary is now, so a connection
+ * follows a failover by itself (see redisOptions).
  *
  * A connection error that is a configuration mistake (NOAUTH, WRONGPASS, an untrusted
  * certificate, TLS against a plain port) is logged as a warning, once per change; others (the
@@ -22,6 +28,8 @@ const problems = new WeakMap<Redis, string>();
 export function redisConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions = {}): Redis {
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
+  // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
+  const where = endpoint.sentinel !== undefined ? describeEndpoint(endpoint) : `${target.host}:${target.port}`;
   const redis = new Redis({
     ...target,
     connectionName: name,
@@ -34,9 +42,10 @@ export function redisConnection(endpoint: RedisEndpoint, name: string, logger: L
     ...options,
   });
   scrubErrorsOf(redis);
+  if (endpoint.sentinel !== undefined) targets.set(redis, where);
   redis.on('error', (err: Error) => {
     const problem = explainRedisError(err, tls);
-    if (problem.kind !== 'other' && problem.text !== problems.get(redis)) logger.warn({ connection: name, redis: `${target.host}:${target.port}`, tls }, problem.text);
+    if (problem.kind !== 'other' && problem.text !== problems.get(redis)) logger.warn({ connection: name, redis: where, tls }, problem.text);
     else logger.debug({ err, connection: name }, 'redis connection error');
     problems.set(redis, problem.text);
   });
@@ -49,16 +58,31 @@ export function redisProblem(redis: Redis): string | undefined {
   return redis.status === 'ready' ? undefined : problems.get(redis);
 }
 
+/** Where a connection goes, for messages (never with the password): the endpoint it was made for, else host:port. */
+export function redisWhere(redis: Redis): string {
+  return targets.get(redis) ?? `${redis.options.host}:${redis.options.port}${redis.options.tls ? ' (TLS)' : ''}`;
+}
+
 /**
  * Connects a connection made by redisConnection; a failure rejects with what went wrong in words
  * (`<name>: cannot connect to Redis at host:port: Redis refused the ... (WRONGPASS) ...`).
  * ioredis keeps retrying after a failed first attempt: the caller disconnects if it gives up.
+ * In Sentinel mode ioredis's connect() never fails (it goes round the sentinels for ever), so
+ * the first error fails it here, as a refused connection does with a URL.
  */
 export async function openRedis(redis: Redis, name: string): Promise<void> {
+  let onError: ((err: Error) => void) | undefined;
   try {
-    await redis.connect();
+    await Promise.race([
+      redis.connect(),
+      new Promise<never>((_, reject) => {
+        onError = reject;
+        if (redis.options.sentinels) redis.once('error', onError);
+      }),
+    ]);
   } catch (err) {
-    const where = `${redis.options.host}:${redis.options.port}${redis.options.tls ? ' (TLS)' : ''}`;
-    throw new Error(`${name}: cannot connect to Redis at ${where}: ${problems.get(redis) ?? (err as Error).message}`);
+    throw new Error(`${name}: cannot connect to Redis at ${redisWhere(redis)}: ${problems.get(redis) ?? (err as Error).message}`);
+  } finally {
+    if (onError) redis.off('error', onError);
   }
 }

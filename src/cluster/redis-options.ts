@@ -2,21 +2,81 @@ import fs from 'node:fs';
 import type { RedisOptions } from 'ioredis';
 import { redactUrl } from '../observability/redact-url';
 
-/** Where a Redis is and how to prove who we are to it. */
+/** One Redis Sentinel. */
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
+
+/** A primary found through Redis Sentinel (cluster.redis_sentinels + cluster.redis_sentinel_name). */
+export interface SentinelSpec {
+  sentinels: SentinelAddress[];
+  /** The primary's name in the sentinels' config (`sentinel monitor <name> ...`). */
+  name: string;
+  /** The sentinels' own password (III_REDIS_SENTINEL_PASSWORD); the data nodes take `password`. */
+  password?: string;
+}
+
+/** Where a Redis is and how to prove who we are to it: a URL, or a Sentinel-managed primary. */
 export interface RedisEndpoint {
   /**
    * `redis://[user[:password]@]host[:port][/db]`, or `rediss://...` for TLS. User and password
-   * are percent-encoded, as in any URL.
+   * are percent-encoded, as in any URL. Absent in Sentinel mode.
    */
-  url: string;
-  /** Replaces the URL's password (III_REDIS_PASSWORD), so the secret need not be in the URL. */
+  url?: string;
+  /** Sentinel mode: connections ask these sentinels for the primary, and again after every failover. */
+  sentinel?: SentinelSpec;
+  /** Replaces the URL's password (III_REDIS_PASSWORD); in Sentinel mode, the data nodes' password. */
   password?: string;
-  /** PEM file of the CA certificate(s) trusted for rediss:// (cluster.redis_tls_ca_file); default: the system store. */
+  /** Sentinel mode only (with a URL, rediss:// decides): TLS to the sentinels and the data nodes. */
+  tls?: boolean;
+  /** PEM file of the CA certificate(s) trusted for TLS (cluster.redis_tls_ca_file); default: the system store. */
   tlsCaFile?: string;
 }
 
 /** The port of a URL that names none, as every Redis client assumes. */
 const DEFAULT_PORT = 6379;
+
+/** The port of a sentinel entry that names none, as Redis Sentinel's own default. */
+const DEFAULT_SENTINEL_PORT = 26379;
+
+/**
+ * How often a connection's failover watcher (one subscription to `+switch-master` per sentinel)
+ * redials a sentinel it lost, in ms. ioredis's default is a minute, during which a failover
+ * that leaves the old primary reachable would go unnoticed until a write meets READONLY.
+ */
+const SENTINEL_RECONNECT_MS = 1000;
+
+/** Wait between rounds over every sentinel while none answers, growing per round up to the cap, in ms. */
+const SENTINEL_RETRY_STEP_MS = 100;
+const SENTINEL_RETRY_MAX_MS = 2000;
+
+/**
+ * `host:port,host:port` (III_REDIS_SENTINELS), or the entries of a YAML list; the port defaults
+ * to 26379, an IPv6 address goes in brackets (`[::1]:26379`). Throws, naming the bad entry, on
+ * an empty list or entry, a URL, a missing host or a port that is not 1-65535.
+ */
+export function parseSentinels(value: string | readonly string[]): SentinelAddress[] {
+  const entries = typeof value === 'string' ? value.split(',').map((e) => e.trim()) : value.map((e) => e.trim());
+  if (entries.length === 0 || (entries.length === 1 && entries[0] === '')) throw new Error('no sentinel given (expected host:port,host:port...)');
+  return entries.map((entry) => {
+    const match = /^(?:\[([^\]]+)\]|([^\s:/@[\]]+))(?::(\d+))?$/.exec(entry);
+    const port = match?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(match[3]);
+    if (match === null || port < 1 || port > 65535) {
+      throw new Error(`sentinel ${JSON.stringify(entry)} is not host:port (expected e.g. 10.0.0.5:26379 or [::1]:26379, entries separated by commas)`);
+    }
+    return { host: (match[1] ?? match[2]), port };
+  });
+}
+
+/** An endpoint for a log line or an error message: the URL without its password, or the sentinels and the primary's name. */
+export function describeEndpoint(endpoint: RedisEndpoint): string {
+  if (endpoint.sentinel !== undefined) {
+    const sentinels = endpoint.sentinel.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)).join(',');
+    return `primary "${endpoint.sentinel.name}" of sentinels ${sentinels}${endpoint.tls ? ' (TLS)' : ''}`;
+  }
+  return redactUrl(endpoint.url ?? '');
+}
 
 /**
  * ioredis options for an endpoint: host, port, db, user and password from the URL, the
@@ -26,22 +86,56 @@ const DEFAULT_PORT = 6379;
  * password.
  */
 export function redisOptions(endpoint: RedisEndpoint): RedisOptions {
-  const url = parseRedisUrl(endpoint.url);
+  if (endpoint.sentinel !== undefined) return sentinelOptions(endpoint, endpoint.sentinel);
+  if (endpoint.url === undefined) throw new Error('no Redis given (expected a redis:// URL or sentinels and a primary name)');
+  return urlOptions(endpoint, endpoint.url);
+}
+
+/**
+ * Sentinel mode: ioredis asks the sentinels for the primary at every (re)connect and checks the
+ * node it reaches still has the master role. Two ways a connection could stay on a node that is
+ * no longer the primary are closed here: the sentinels' `+switch-master` announcement drops it
+ * (failoverDetector), and a write answered READONLY (an old primary that came back as a
+ * replica) drops it and resends the command once it is on the new primary (reconnectOnError).
+ */
+function sentinelOptions(endpoint: RedisEndpoint, sentinel: SentinelSpec): RedisOptions {
+  const options: RedisOptions = {
+    sentinels: sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: sentinel.name,
+    role: 'master',
+    failoverDetector: true,
+    sentinelReconnectStrategy: () => SENTINEL_RECONNECT_MS,
+    sentinelRetryStrategy: (round) => Math.min(round * SENTINEL_RETRY_STEP_MS, SENTINEL_RETRY_MAX_MS),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
+  if (sentinel.password !== undefined) options.sentinelPassword = sentinel.password;
+  if (endpoint.password !== undefined) options.password = endpoint.password;
+  if (endpoint.tls === true) {
+    const tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
+    options.tls = tls;
+    options.sentinelTLS = tls;
+    options.enableTLSForSentinelMode = true;
+  }
+  return options;
+}
+
+function urlOptions(endpoint: RedisEndpoint, text: string): RedisOptions {
+  const url = parseRedisUrl(text);
   const options: RedisOptions = {};
   url.searchParams.forEach((value, key) => {
     (options as Record<string, unknown>)[key] = key === 'family' ? Number(value) : value;
   });
-  if (url.hostname === '') throw new Error(`Redis URL ${redactUrl(endpoint.url)}: no host (expected redis://host:port)`);
+  if (url.hostname === '') throw new Error(`Redis URL ${redactUrl(text)}: no host (expected redis://host:port)`);
   options.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   options.port = url.port === '' ? DEFAULT_PORT : Number(url.port);
   // The path is not echoed: in a mistyped URL it may hold the password.
   const db = url.pathname.slice(1);
   if (db !== '') {
-    if (!/^\d+$/.test(db)) throw new Error(`Redis URL ${redactUrl(endpoint.url)}: the path must be a database number (/0, /1...)`);
+    if (!/^\d+$/.test(db)) throw new Error(`Redis URL ${redactUrl(text)}: the path must be a database number (/0, /1...)`);
     options.db = Number(db);
   }
-  if (url.username !== '') options.username = decoded(url.username, endpoint.url);
-  const password = endpoint.password ?? (url.password === '' ? undefined : decoded(url.password, endpoint.url));
+  if (url.username !== '') options.username = decoded(url.username, text);
+  const password = endpoint.password ?? (url.password === '' ? undefined : decoded(url.password, text));
   if (password !== undefined) options.password = password;
   if (url.protocol === 'rediss:') options.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
   return options;

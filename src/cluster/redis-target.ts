@@ -16,11 +16,28 @@ export interface RedisTarget extends RedisEndpoint {
   keyPrefix: string;
 }
 
+/** Whether the node runs in cluster mode: a Redis URL, or sentinels (Sentinel mode). */
+export function isClusterMode(cluster: EngineConfig['cluster']): boolean {
+  return cluster.redisUrl !== undefined || cluster.redisSentinels !== undefined;
+}
+
 /**
- * The cluster's Redis (`cluster.redis_url`), undefined outside cluster mode. III_REDIS_PASSWORD
- * replaces the URL's password; the CA file applies to rediss://.
+ * The cluster's Redis (`cluster.redis_url`, or `cluster.redis_sentinels` with the primary's
+ * name), undefined outside cluster mode. III_REDIS_PASSWORD replaces the URL's password (in
+ * Sentinel mode it is the data nodes'); the CA file applies to TLS.
  */
 export function clusterRedis(cluster: EngineConfig['cluster']): RedisEndpoint | undefined {
+  if (cluster.redisSentinels !== undefined && cluster.redisSentinelName !== undefined) {
+    return {
+      sentinel: {
+        sentinels: cluster.redisSentinels,
+        name: cluster.redisSentinelName,
+        ...(cluster.redisSentinelPassword === undefined ? {} : { password: cluster.redisSentinelPassword }),
+      },
+      ...(cluster.redisTls === true ? { tls: true } : {}),
+      ...secrets(cluster),
+    };
+  }
   if (cluster.redisUrl === undefined) return undefined;
   return endpoint(cluster.redisUrl, cluster);
 }
@@ -33,15 +50,20 @@ export function clusterRedis(cluster: EngineConfig['cluster']): RedisEndpoint | 
  */
 export function redisTarget(module: string, options: Record<string, unknown> | null | undefined, cluster: EngineConfig['cluster']): RedisTarget {
   const own = options?.['redis_url'];
-  const url = typeof own === 'string' && own !== '' ? own : cluster.redisUrl;
-  if (url === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`);
-  return { ...endpoint(url, cluster), keyPrefix: cluster.keyPrefix };
+  if (typeof own === 'string' && own !== '') return { ...endpoint(own, cluster), keyPrefix: cluster.keyPrefix };
+  const shared = clusterRedis(cluster);
+  if (shared === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME)`);
+  return { ...shared, keyPrefix: cluster.keyPrefix };
 }
 
-/** A URL with the node-wide password and CA, each present only when set (exactOptionalPropertyTypes). */
+/** A URL with the node-wide password and CA. */
 function endpoint(url: string, cluster: EngineConfig['cluster']): RedisEndpoint {
+  return { url, ...secrets(cluster) };
+}
+
+/** The node-wide password and CA, each present only when set (exactOptionalPropertyTypes). */
+function secrets(cluster: EngineConfig['cluster']): Pick<RedisEndpoint, 'password' | 'tlsCaFile'> {
   return {
-    url,
     ...(cluster.redisPassword === undefined ? {} : { password: cluster.redisPassword }),
     ...(cluster.redisTlsCaFile === undefined ? {} : { tlsCaFile: cluster.redisTlsCaFile }),
   };

@@ -109,6 +109,10 @@ export class RegistrySync {
       void this.reload(from);
       return;
     }
+    if (message.type === 'snapshot.request') {
+      void this.publishSnapshot();
+      return;
+    }
     if (message.type !== 'delta') return;
     const peer = this.peers.get(from);
     if (peer?.buffered) {
@@ -168,6 +172,12 @@ export class RegistrySync {
     delete peer.buffered;
     if (metaText === undefined) {
       this.peers.delete(nodeId);
+      // The peer may not know its hash is gone: when Redis was out long enough for this node to
+      // judge it lost (a failover takes seconds), this node deleted it as the adopter, after the
+      // peer had rewritten it on reconnecting. Ask for it; the retry reads it when written.
+      if (!this.stopped) {
+        this.bus.send(nodeId, { type: 'snapshot.request' }).catch((err: unknown) => this.logger.debug({ err, peer: nodeId }, 'could not ask a node for its registry snapshot'));
+      }
       this.retryLater(nodeId);
       return;
     }

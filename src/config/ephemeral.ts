@@ -12,6 +12,6 @@ export function ephemeralConfig(overrides: Partial<EngineConfig> = {}): EngineCo
   config.listeners = config.listeners.map((listener) => ({ ...listener, host: '127.0.0.1' }));
   config.metrics = { host: '127.0.0.1', port: 0 };
   // Configuration in memory, unless a cluster shares it through Redis: nothing under ./config.
-  if (overrides.cluster?.redisUrl === undefined) config.modules['configuration'] = { enabled: true, config: { adapter: { name: 'memory' } } };
+  if (overrides.cluster?.redisUrl === undefined && overrides.cluster?.redisSentinels === undefined) config.modules['configuration'] = { enabled: true, config: { adapter: { name: 'memory' } } };
   return { ...config, ...overrides };
 }

@@ -28,7 +28,11 @@
  * | `III_NODE_ID`     | `nodeId`; else `engine.node_id`; else `<hostname>-<6 random hex>` | printable ASCII, no spaces, <= 128 chars |
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
- * | `III_REDIS_PASSWORD` | `cluster.redisPassword`: replaces the password of every Redis URL (cluster's and modules') | any string, taken as is (not trimmed) |
+ * | `III_REDIS_SENTINELS` | `cluster.redisSentinels` (`cluster.redis_sentinels`): Sentinel mode, with `III_REDIS_SENTINEL_NAME`; replaces a `redis_url` of the file | host:port,host:port... |
+ * | `III_REDIS_SENTINEL_NAME` | `cluster.redisSentinelName` (`cluster.redis_sentinel_name`): the primary's name in the sentinels | non-empty string |
+ * | `III_REDIS_SENTINEL_PASSWORD` | `cluster.redisSentinelPassword`: the sentinels' password | any string, taken as is |
+ * | `III_REDIS_TLS` | `cluster.redisTls` (`cluster.redis_tls`): Sentinel mode, TLS to sentinels and data nodes | true or false |
+ * | `III_REDIS_PASSWORD` | `cluster.redisPassword`: replaces the password of every Redis URL (cluster's and modules'); the data nodes' in Sentinel mode | any string, taken as is (not trimmed) |
  * | `III_REDIS_TLS_CA_FILE` | `cluster.redisTlsCaFile` (`cluster.redis_tls_ca_file`): CA trusted for rediss://; default the system store | path of a readable PEM file |
  * | `III_REDIS_KEY_PREFIX` | `cluster.keyPrefix` (`cluster.key_prefix`, default `iii:`) | non-empty string |
  * | `III_ADVERTISE_HOST` | `cluster.advertiseHost` (`cluster.advertise_host`) | host name or address |
@@ -47,7 +51,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { redisOptions } from '../cluster/redis-options';
+import { parseSentinels, redisOptions } from '../cluster/redis-options';
 import { redactUrl } from '../observability/redact-url';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
@@ -407,6 +411,10 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
   }
   const redisUrlValue = sources.cluster.resolved['redis_url'];
   const redisCaValue = sources.cluster.resolved['redis_tls_ca_file'];
+  const sentinelsValue = sources.cluster.resolved['redis_sentinels'];
+  const sentinelNameValue = sources.cluster.resolved['redis_sentinel_name'];
+  const where = `${sources.source ?? 'built-in defaults'}: cluster`;
+  const sentinels = sentinelsValue === null || sentinelsValue === undefined || sentinelsValue === '' ? undefined : sentinelAddresses(sentinelsValue as string | string[], `${where}.redis_sentinels`);
 
   const config: EngineConfig = {
     nodeId: '',
@@ -432,6 +440,9 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
       ...(typeof sources.cluster.resolved['advertise_host'] === 'string' ? { advertiseHost: sources.cluster.resolved['advertise_host'] } : {}),
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
       ...(typeof redisCaValue === 'string' ? { redisTlsCaFile: redisCaValue } : {}),
+      ...(sentinels === undefined ? {} : { redisSentinels: sentinels }),
+      ...(typeof sentinelNameValue === 'string' && sentinelNameValue !== '' ? { redisSentinelName: sentinelNameValue } : {}),
+      ...(sources.cluster.resolved['redis_tls'] === true ? { redisTls: true } : {}),
     },
     modules,
   };
@@ -505,7 +516,27 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (consoleReadOnly !== undefined) config.console.readOnly = consoleReadOnly === 'true';
 
   const redis = envValue(env, 'III_REDIS_URL', redisUrl, undefined, redactUrl);
-  if (redis !== undefined) config.cluster.redisUrl = redis as string;
+  const sentinels = env['III_REDIS_SENTINELS']?.trim() ? sentinelAddresses(env['III_REDIS_SENTINELS'], 'environment variable III_REDIS_SENTINELS') : undefined;
+  if (redis !== undefined && sentinels !== undefined) {
+    throw new ConfigError('environment variables III_REDIS_URL and III_REDIS_SENTINELS are both set: give one Redis, a URL or sentinels (with III_REDIS_SENTINEL_NAME)');
+  }
+  // The environment overrides the file: a URL given there replaces the file's sentinels, and
+  // sentinels replace the file's URL (config/cluster.yaml writes a default redis_url).
+  if (redis !== undefined) {
+    config.cluster.redisUrl = redis as string;
+    delete config.cluster.redisSentinels;
+    delete config.cluster.redisSentinelName;
+  }
+  if (sentinels !== undefined) {
+    config.cluster.redisSentinels = sentinels;
+    delete config.cluster.redisUrl;
+  }
+  const sentinelName = envValue(env, 'III_REDIS_SENTINEL_NAME', nonEmptyString);
+  if (sentinelName !== undefined) config.cluster.redisSentinelName = sentinelName as string;
+  const sentinelPassword = env['III_REDIS_SENTINEL_PASSWORD'];
+  if (sentinelPassword !== undefined && sentinelPassword !== '') config.cluster.redisSentinelPassword = sentinelPassword;
+  const redisTls = envValue(env, 'III_REDIS_TLS', oneOf(['true', 'false']), (v) => v.toLowerCase());
+  if (redisTls !== undefined) config.cluster.redisTls = redisTls === 'true';
   // A secret is taken exactly as given: Redis compares it byte for byte.
   const redisPassword = env['III_REDIS_PASSWORD'];
   if (redisPassword !== undefined && redisPassword !== '') config.cluster.redisPassword = redisPassword;
@@ -594,6 +625,7 @@ const drainGraceShape = intRange(0, undefined, 'milliseconds');
  * for rediss:// only). Messages never show the password.
  */
 function checkRedis(cluster: EngineConfig['cluster'], warnings: string[]): void {
+  checkSentinelMode(cluster);
   if (cluster.redisUrl !== undefined) {
     try {
       redisOptions({ url: cluster.redisUrl });
@@ -608,8 +640,41 @@ function checkRedis(cluster: EngineConfig['cluster'], warnings: string[]): void 
   } catch (err) {
     throw new ConfigError(`cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${file}: ${(err as Error).message}`);
   }
+  if (cluster.redisSentinels !== undefined && cluster.redisTls !== true) {
+    warnings.push(`cluster.redis_tls_ca_file (${file}) is used with TLS only; Sentinel mode without cluster.redis_tls / III_REDIS_TLS is plain TCP`);
+  }
   if (cluster.redisUrl?.startsWith('redis://')) {
     warnings.push(`cluster.redis_tls_ca_file (${file}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`);
+  }
+}
+
+/**
+ * Sentinel mode needs both the sentinels and the primary's name, and is never combined with a
+ * URL; cluster.redis_tls belongs to it (with a URL, rediss:// says TLS).
+ */
+function checkSentinelMode(cluster: EngineConfig['cluster']): void {
+  const hasSentinels = cluster.redisSentinels !== undefined;
+  const hasName = cluster.redisSentinelName !== undefined;
+  if (hasSentinels && !hasName) {
+    throw new ConfigError('cluster.redis_sentinels / III_REDIS_SENTINELS is set without the primary\'s name: set cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME too (the name in `sentinel monitor <name> ...`)');
+  }
+  if (hasName && !hasSentinels) {
+    throw new ConfigError('cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME is set without sentinels: set cluster.redis_sentinels / III_REDIS_SENTINELS too (host:port,host:port...)');
+  }
+  if (hasSentinels && cluster.redisUrl !== undefined) {
+    throw new ConfigError('cluster.redis_url and cluster.redis_sentinels are both set: give one Redis, a URL or sentinels with a primary name');
+  }
+  if (cluster.redisTls === true && !hasSentinels) {
+    throw new ConfigError('cluster.redis_tls / III_REDIS_TLS is for Sentinel mode; with a URL, write rediss:// to turn TLS on');
+  }
+}
+
+/** A sentinel list (III_REDIS_SENTINELS or cluster.redis_sentinels) parsed, or a ConfigError naming where it was set. */
+function sentinelAddresses(value: string | string[], where: string): Array<{ host: string; port: number }> {
+  try {
+    return parseSentinels(value);
+  } catch (err) {
+    throw new ConfigError(`${where}: ${(err as Error).message}`);
   }
 }
 

@@ -421,9 +421,24 @@ export const engineSchema: SchemaTree = {
  */
 export const namespaceGraceMs: Shape = intRange(0, undefined, 'milliseconds');
 
+/** Any string, "" included (a `${VAR:}` that expands to nothing means unset). */
+const anyString: Shape = {
+  expected: 'a string',
+  coercion: 'none',
+  assert(value, path) {
+    if (typeof value !== 'string') throw new ShapeError(path, 'a string', value);
+  },
+};
+
+/** The form only; each entry is parsed (host, port) when the config is assembled. */
+const sentinelList: Shape = anyOf('host:port,host:port... or a list of host:port (or "" for none)', anyString, listOf(nonEmptyString));
+
 export const clusterSchema: SchemaTree = {
   redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.'),
-  redis_tls_ca_file: leaf(nonEmptyString, null, 'PEM file of the CA(s) trusted for rediss:// connections; default: the system store.'),
+  redis_sentinels: leaf(sentinelList, null, 'ours: Sentinel mode, instead of redis_url: the sentinels (host:port, port default 26379) asked for the primary, with redis_sentinel_name. Sentinel password: III_REDIS_SENTINEL_PASSWORD; the data nodes\' password: III_REDIS_PASSWORD.'),
+  redis_sentinel_name: leaf(anyString, null, 'ours: Sentinel mode: the primary\'s name in the sentinels (sentinel monitor <name> ...).'),
+  redis_tls: leaf(bool, false, 'ours: Sentinel mode only: TLS to the sentinels and the data nodes (with redis_url, rediss:// decides).'),
+  redis_tls_ca_file: leaf(nonEmptyString, null, 'PEM file of the CA(s) trusted for rediss:// connections (and redis_tls); default: the system store.'),
   key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
   advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels, direct bus links); default: the listener host, or the first non-loopback IPv4 address.'),
   bus: leaf(oneOf(CLUSTER_BUSES), 'redis', 'ours: how calls and results travel between nodes: redis (pub/sub) or direct (node-to-node WebSocket links, Redis pub/sub when a link is down).'),

@@ -141,10 +141,21 @@ export interface EngineConfig {
     maxOpen: number;
   };
   httpFunctions: { enabled: boolean; security: HttpFunctionsSecurity };
-  /** Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`). */
+  /**
+   * Cluster mode is on when `redisUrl` is set (config `cluster.redis_url` or `III_REDIS_URL`), or
+   * `redisSentinels` with `redisSentinelName` (Sentinel mode; never both).
+   */
   cluster: {
     redisUrl?: string;
-    /** `III_REDIS_PASSWORD`: replaces the password of `redisUrl` and of every module's own `redis_url`. */
+    /** `cluster.redis_sentinels` / `III_REDIS_SENTINELS`: the sentinels that know the primary. */
+    redisSentinels?: Array<{ host: string; port: number }>;
+    /** `cluster.redis_sentinel_name` / `III_REDIS_SENTINEL_NAME`: the primary's name in the sentinels. */
+    redisSentinelName?: string;
+    /** `III_REDIS_SENTINEL_PASSWORD`: the sentinels' password (the data nodes take `redisPassword`). */
+    redisSentinelPassword?: string;
+    /** `cluster.redis_tls` / `III_REDIS_TLS`: Sentinel mode only, TLS to the sentinels and the data nodes. */
+    redisTls?: boolean;
+    /** `III_REDIS_PASSWORD`: replaces the password of `redisUrl` and of every module's own `redis_url`; the data nodes' password in Sentinel mode. */
     redisPassword?: string;
     /** PEM CA file trusted for rediss:// (`cluster.redis_tls_ca_file` or `III_REDIS_TLS_CA_FILE`); default: the system store. */
     redisTlsCaFile?: string;

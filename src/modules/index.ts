@@ -14,6 +14,7 @@ import { StateModule } from './state';
 import { StreamModule } from './stream';
 import type { Engine } from '../engine/engine';
 import type { ModuleSet } from '../engine/module';
+import { isClusterMode } from '../cluster/redis-target';
 
 type ModuleFactory = (config: Record<string, unknown>) => EngineModule;
 
@@ -40,7 +41,7 @@ const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue
  */
 function blockFor(id: ModuleId, config: EngineConfig): Record<string, unknown> {
   let block = config.modules[id]?.config ?? {};
-  if (config.cluster.redisUrl !== undefined && CLUSTER_BACKED.includes(id) && !('adapter' in block)) block = { ...block, adapter: { name: 'redis' } };
+  if (isClusterMode(config.cluster) && CLUSTER_BACKED.includes(id) && !('adapter' in block)) block = { ...block, adapter: { name: 'redis' } };
   if (id === 'bridge' && !('url' in block) && process.env['III_URL']) block = { ...block, url: process.env['III_URL'] };
   return resolveModuleConfig(id, block);
 }

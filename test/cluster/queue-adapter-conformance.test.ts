@@ -7,6 +7,8 @@ import { silentLogger } from '../../src/observability/logger';
 import { EngineError } from '../../src/protocol/errors';
 import { sleep, waitFor } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
+import { startSentinel, type TestSentinel } from '../support/sentinel';
+import { parseSentinels } from '../../src/cluster/redis-options';
 
 /**
  * One contract, both backends: the same cases run against the memory adapter and the BullMQ
@@ -14,11 +16,12 @@ import { startRedis, type TestRedis } from '../support/redis';
  */
 
 let redis: TestRedis;
+let sentinel: TestSentinel;
 beforeAll(async () => {
-  redis = await startRedis();
-});
+  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+}, 60_000);
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis?.stop(), sentinel?.stop()]);
 });
 
 function bullmq(keyPrefix = `t${randomUUID().slice(0, 8)}:`, dropped: DeadLetter[] = []): BullmqQueueAdapter {
@@ -28,6 +31,8 @@ function bullmq(keyPrefix = `t${randomUUID().slice(0, 8)}:`, dropped: DeadLetter
 const backends: Array<[string, (dropped: DeadLetter[]) => QueueAdapter]> = [
   ['memory', (dropped) => new MemoryQueueAdapter((_q, d) => dropped.push(d))],
   ['bullmq', (dropped) => bullmq(undefined, dropped)],
+  // BullMQ on a primary found through Redis Sentinel (issue 14 #1): enqueues also WAIT for a replica.
+  ['bullmq (Sentinel)', (dropped) => new BullmqQueueAdapter({ sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name }, keyPrefix: `t${randomUUID().slice(0, 8)}:`, connectionName: 'test', logger: silentLogger, onDeadLetterDropped: (_q, d) => dropped.push(d) })],
 ];
 
 function spec(overrides: Partial<QueueSpec> = {}): QueueSpec {

@@ -9,6 +9,8 @@ import { RedisStateAdapter } from '../../src/modules/state/adapters/redis';
 import { silentLogger } from '../../src/observability/logger';
 import type { Json } from '../../src/protocol/messages';
 import { startRedis, type TestRedis } from '../support/redis';
+import { startSentinel, type TestSentinel } from '../support/sentinel';
+import { parseSentinels } from '../../src/cluster/redis-options';
 
 /**
  * One contract, every backend: the same cases run against the memory, file and redis state
@@ -17,13 +19,14 @@ import { startRedis, type TestRedis } from '../support/redis';
  */
 
 let redis: TestRedis;
+let sentinel: TestSentinel;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-});
+  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+}, 60_000);
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis?.stop(), sentinel?.stop()]);
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
@@ -46,6 +49,13 @@ const backends: Array<[string, () => Promise<Pair>]> = [
   ['redis', async () => {
     const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
     const make = (node: string) => new RedisStateAdapter({ url: redis.url, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
+    return { a: make('a'), b: make('b') };
+  }],
+  // The same adapter on a primary found through Redis Sentinel (issue 14 #1).
+  ['redis (Sentinel)', async () => {
+    const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
+    const target = { sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name } };
+    const make = (node: string) => new RedisStateAdapter({ ...target, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
     return { a: make('a'), b: make('b') };
   }],
 ];

@@ -5,6 +5,8 @@ import { silentLogger } from '../../src/observability/logger';
 import type { Json } from '../../src/protocol/messages';
 import { waitFor, sleep } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
+import { startSentinel, type TestSentinel } from '../support/sentinel';
+import { parseSentinels } from '../../src/cluster/redis-options';
 
 /**
  * One contract, every backend: the same cases run against the `kv` (memory) and `redis` stream
@@ -13,12 +15,13 @@ import { startRedis, type TestRedis } from '../support/redis';
  */
 
 let redis: TestRedis;
+let sentinel: TestSentinel;
 
 beforeAll(async () => {
-  redis = await startRedis();
-});
+  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+}, 60_000);
 afterAll(async () => {
-  await redis.stop();
+  await Promise.all([redis?.stop(), sentinel?.stop()]);
 });
 
 interface Pair {
@@ -33,6 +36,13 @@ const backends: Array<[string, () => Promise<Pair>]> = [
   }],
   ['redis', async () => {
     const cluster = { redisUrl: redis.url, keyPrefix: `c${randomUUID().slice(0, 8)}:` };
+    const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
+    const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
+    return { a, b };
+  }],
+  // The same backends on a primary found through Redis Sentinel (issue 14 #1).
+  ['redis (Sentinel)', async () => {
+    const cluster = { redisSentinels: parseSentinels(sentinel.sentinels), redisSentinelName: sentinel.name, keyPrefix: `c${randomUUID().slice(0, 8)}:` };
     const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
     const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
     return { a, b };

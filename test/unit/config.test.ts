@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { redisTarget } from '../../src/cluster/redis-target';
 import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/load';
 import { NOT_IMPLEMENTED_KEYS } from '../../src/config/unimplemented';
 import { ENGINE_VERSION } from '../../src/config/version';
@@ -703,10 +704,12 @@ describe('the shipped config files', () => {
     expect(warnings).toEqual([]);
     expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'redis://127.0.0.1:6379' });
     for (const id of ['stream', 'state', 'pubsub', 'queue', 'cron']) {
-      expect(config.modules[id].config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:6379' } });
+      // No URL of its own: the module uses the cluster's Redis (URL or sentinels).
+      expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis' });
     }
     const moved = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: { III_REDIS_URL: 'redis://r:6380' } });
     expect(moved.config.cluster.redisUrl).toBe('redis://r:6380');
-    expect(moved.config.modules['state'].config['adapter']).toEqual({ name: 'redis', config: { redis_url: 'redis://r:6380' } });
+    const adapter = moved.config.modules['state']!.config['adapter'] as { config?: Record<string, unknown> };
+    expect(redisTarget('iii-state', adapter.config, moved.config.cluster)).toMatchObject({ url: 'redis://r:6380' });
   });
 });

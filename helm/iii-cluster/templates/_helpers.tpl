@@ -77,11 +77,19 @@ release without one would be N unrelated engines.
 {{- if .Values.redis.url }}{{ $sources = add1 $sources }}{{ end }}
 {{- if .Values.redis.existingSecret }}{{ $sources = add1 $sources }}{{ end }}
 {{- if .Values.redis.bundled.enabled }}{{ $sources = add1 $sources }}{{ end }}
+{{- $sentinel := .Values.redis.sentinel | default dict }}
+{{- if $sentinel.hosts }}{{ $sources = add1 $sources }}{{ end }}
 {{- if eq $sources 0 }}
-{{- fail "iii-cluster: no Redis: set redis.url (redis://host:6379), redis.existingSecret (a Secret holding the URL under redis.existingSecretKey), or redis.bundled.enabled=true (demo only)" }}
+{{- fail "iii-cluster: no Redis: set redis.url (redis://host:6379), redis.existingSecret (a Secret holding the URL under redis.existingSecretKey), redis.sentinel.hosts with redis.sentinel.name, or redis.bundled.enabled=true (demo only)" }}
 {{- end }}
 {{- if gt $sources 1 }}
-{{- fail "iii-cluster: set only one of redis.url, redis.existingSecret and redis.bundled.enabled" }}
+{{- fail "iii-cluster: set only one of redis.url, redis.existingSecret, redis.sentinel.hosts and redis.bundled.enabled" }}
+{{- end }}
+{{- if and $sentinel.hosts (not $sentinel.name) }}
+{{- fail "iii-cluster: redis.sentinel.hosts needs redis.sentinel.name (the primary's name in the sentinels, e.g. mymaster)" }}
+{{- end }}
+{{- if and $sentinel.name (not $sentinel.hosts) }}
+{{- fail "iii-cluster: redis.sentinel.name needs redis.sentinel.hosts (host:port,host:port...)" }}
 {{- end }}
 {{- end }}
 

@@ -1,5 +1,5 @@
 import { BindingGroups } from '../../engine/binding-groups';
-import { redisTarget } from '../../cluster/redis-target';
+import { isClusterMode, redisTarget } from '../../cluster/redis-target';
 import { AddressLimit } from '../../transport/address-limit';
 import type { EngineModule, ModuleHost } from '../../engine/module';
 import { createStreamBackend, type StreamBackend } from './adapters';
@@ -143,7 +143,7 @@ export class StreamModule implements EngineModule {
    */
   private async socketIoRedis(host: ModuleHost): Promise<SocketIoRedisLink | undefined> {
     const cluster = host.config.cluster;
-    if (cluster.redisUrl === undefined) return undefined;
+    if (!isClusterMode(cluster)) return undefined;
     const target = redisTarget(MODULE, this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined, cluster);
     return SocketIoRedisLink.connect(target, target.keyPrefix, host.nodeId, host.logger);
   }

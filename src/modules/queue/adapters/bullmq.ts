@@ -15,6 +15,9 @@ const ENQUEUE_ERROR = 'enqueue_error';
 /** Job states that hold a message not yet delivered (BullMQ 6 has no `paused` list). */
 const HELD_STATES = ['wait', 'prioritized', 'delayed'] as const;
 
+/** Sentinel mode: how long an enqueue waits for a replica to confirm the job, in ms (see replicated()). */
+const REPLICA_WAIT_MS = 1000;
+
 export interface BullmqAdapterOptions extends RedisTarget {
   /** Names the connections in CLIENT LIST, e.g. `iii:<node>:queue`. */
   connectionName: string;
@@ -58,6 +61,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
   private readonly retiring = new Set<BullmqConsumer>();
   private readonly opening = new Map<string, Promise<void>>();
   private producer: Promise<Redis> | undefined;
+  /** A "no replica confirmed" warning was logged and no replica has confirmed since. */
+  private unreplicatedWarned = false;
   private readonly template: Redis;
   private readonly prefix: string;
 
@@ -108,6 +113,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
     try {
       const dropped = await this.makeRoom(line);
       await lane.queue.add('message', { job }, jobOptions(line.ordering, line.spec, job));
+      if (this.options.sentinel !== undefined) await this.replicated();
       return dropped;
     } catch (err) {
       if (err instanceof EngineError) throw err;
@@ -322,6 +328,26 @@ export class BullmqQueueAdapter implements QueueAdapter {
   private retire(consumer: BullmqConsumer): void {
     this.retiring.add(consumer);
     void consumer.stop(Number.POSITIVE_INFINITY).finally(() => this.retiring.delete(consumer));
+  }
+
+  /**
+   * Sentinel mode: a job is acknowledged once a replica has it too. Replication is
+   * asynchronous, so a primary killed right after answering would take the job with it; the
+   * sentinels promote the replica that is furthest ahead, so one replica holding it is enough
+   * (WAIT covers every earlier write of this connection). When no replica answers within
+   * REPLICA_WAIT_MS (all of them down), the job is still acknowledged, durable as on a single
+   * Redis, and a warning says so once per outage.
+   */
+  private async replicated(): Promise<void> {
+    const redis = await this.connection();
+    const replicas = Number(await redis.call('WAIT', 1, REPLICA_WAIT_MS));
+    if (replicas > 0) {
+      this.unreplicatedWarned = false;
+      return;
+    }
+    if (this.unreplicatedWarned) return;
+    this.unreplicatedWarned = true;
+    this.options.logger.warn({ waitedMs: REPLICA_WAIT_MS }, 'queue: no Redis replica confirmed an enqueued job; jobs are acknowledged from the primary alone until one does');
   }
 
   /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */

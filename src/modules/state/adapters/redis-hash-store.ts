@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { EngineError } from '../../../protocol/errors';
+import { redisWhere } from '../../../cluster/redis-connection';
 import type { Json } from '../../../protocol/messages';
 import { applyUpdateOps, parseUpdateOps, type UpdateOpError } from '../update-ops';
 import { ABSENT, COMPARE_AND_SET, DELETE_RETURNING_OLD, runScript, SET_RETURNING_OLD } from './redis-scripts';
@@ -140,9 +141,9 @@ export class RedisHashStore {
       return await call();
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
-      const { host, port } = this.redis.options;
-      if (this.redis.status !== 'ready') throw new Error(`Redis at ${host}:${port} is unreachable (connection ${this.redis.status}): ${detail}`);
-      throw new Error(`Redis at ${host}:${port} refused the command: ${detail}`);
+      const where = redisWhere(this.redis);
+      if (this.redis.status !== 'ready') throw new Error(`Redis at ${where} is unreachable (connection ${this.redis.status}): ${detail}`);
+      throw new Error(`Redis at ${where} refused the command: ${detail}`);
     }
   }
 }
