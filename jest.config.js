@@ -17,5 +17,6 @@ module.exports = {
   testTimeout: 30000,
   maxWorkers: 2,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
-  projects: ['unit', 'integration', 'cluster', 'fuzz', 'deploy'].map(project),
+  // `chaos` runs alone (`npm run test:chaos`): npm test leaves it out while it loses an acknowledged job in about 1 run of 4.
+  projects: ['unit', 'integration', 'cluster', 'fuzz', 'deploy', 'chaos'].map(project),
 };
