@@ -26,8 +26,8 @@ import type { TriggerManager } from './triggers';
 import { DEFAULT_NAMESPACE, isEngineOwned, namespacedKey, splitKey } from '../registry/namespaces';
 import { CloseCode } from '../transport/connection';
 
-/** What a session needs from the node that hosts it (the engine). */
-export interface SessionHost {
+/** The parts of its node a session reads. */
+export interface SessionParts {
   readonly nodeId: string;
   readonly config: Pick<EngineConfig, 'limits' | 'namespaceGraceMs'>;
   readonly logger: Logger;
@@ -36,6 +36,10 @@ export interface SessionHost {
   readonly router: Router;
   readonly triggers: TriggerManager;
   readonly callFunction: CallFunction;
+}
+
+/** What a session needs from the node that hosts it (the engine's Workers). */
+export interface SessionHost extends SessionParts {
   /** The `enqueue` action of a call. */
   enqueue(queue: string, message: InvokeFunction): Promise<CallOutcome>;
   /** An SDK telemetry frame arrived on the session. */

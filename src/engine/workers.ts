@@ -20,7 +20,7 @@ import { Admission } from './access/admission';
 import type { CallFunction } from './access/hooks';
 import { Drain } from './drain';
 import type { TriggerManager } from './triggers';
-import { WorkerSession, type SessionHost } from './worker-session';
+import { WorkerSession, type SessionHost, type SessionParts } from './worker-session';
 
 /** `worker` events on `engine.events`. */
 export interface WorkerEvent {
@@ -28,18 +28,11 @@ export interface WorkerEvent {
   worker_id: string;
 }
 
-/** What the worker connections need from their node. */
-export interface WorkersHost {
-  readonly nodeId: string;
+/** What the worker connections need from their node: what their sessions read, and more. */
+export interface WorkersHost extends SessionParts {
   readonly config: EngineConfig;
-  readonly logger: Logger;
-  readonly metrics: EngineMetrics;
-  readonly registry: Registry;
-  readonly router: Router;
-  readonly triggers: TriggerManager;
   readonly events: EventEmitter;
   readonly cluster: ClusterNode | undefined;
-  readonly callFunction: CallFunction;
   readonly httpFunctions: HttpFunctionOptions;
   /** Whether the node takes new workers. */
   ready(): boolean;

@@ -1,9 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
+import { TriggerAction } from 'iii-sdk';
 import { waitFor } from '../support/engine';
-import { startNodeProcess, type NodeProcess } from '../support/node-process';
+import { useProjectNode } from '../support/project-node';
 
 /**
  * `file_based` state, stream and builtin queue in one embedded store, against a real engine
@@ -46,33 +43,9 @@ const ACKS_BEFORE_KILL = 150;
 /** Writes of each kind in flight at once. */
 const IN_FLIGHT = 16;
 
-let dir: string;
-let node: NodeProcess | undefined;
-const clients: IIIClient[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'iii-durable-'));
-  await writeFile(join(dir, 'config.yaml'), CONFIG);
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
-  await node?.kill('SIGKILL');
-  node = undefined;
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function start(): Promise<NodeProcess> {
-  node = await startNodeProcess({ nodeId: 'durable', cwd: dir, args: ['--config', 'config.yaml'] });
-  return node;
-}
-
-function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
-  clients.push(c);
-  return c;
-}
+const project = useProjectNode('durable', CONFIG);
+const start = () => project.restart();
+const client = (url: string, name: string) => project.client(url, name);
 
 /**
  * Runs `write(n)` for n = 0, 1, ... with IN_FLIGHT at once until the engine dies; resolves with
@@ -117,7 +90,7 @@ describe('file_based state, stream and queue across kill -9', () => {
       for (const n of acks.state) state.set(`r${round}/k${n}`, n);
       for (const n of acks.stream) items.set(`r${round}/i${n}`, n);
       for (const n of acks.queue) enqueued.add(`r${round}-${n}`);
-      await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
+      await project.closeClients();
     }
 
     const engine = await start();

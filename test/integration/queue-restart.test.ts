@@ -1,9 +1,6 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
+import { TriggerAction, type IIIClient } from 'iii-sdk';
 import { waitFor } from '../support/engine';
-import { startNodeProcess, type NodeProcess } from '../support/node-process';
+import { useProjectNode } from '../support/project-node';
 
 /**
  * A single node whose builtin queue is `file_based` is a durable queue: a message part-way
@@ -30,35 +27,12 @@ workers:
 
 type Letter = { id: string; payload: { id: string }; error: unknown; retries: number };
 
-let dir: string;
-let node: NodeProcess | undefined;
-const clients: IIIClient[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'iii-queue-restart-'));
-  await writeFile(join(dir, 'config.yaml'), CONFIG);
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
-  await node?.kill('SIGKILL');
-  node = undefined;
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** Starts the engine on the test's project folder (the previous run's store included). */
-async function restart(signal: NodeJS.Signals): Promise<NodeProcess> {
-  await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
-  await node?.kill(signal);
-  node = await startNodeProcess({ nodeId: 'queue-restart', cwd: dir, args: ['--config', 'config.yaml'] });
-  return node;
-}
+const project = useProjectNode('queue-restart', CONFIG);
+const restart = (signal: NodeJS.Signals) => project.restart(signal);
 
 /** A worker serving `jobs::run`: it records every attempt and fails the ids in `failing`. */
 function consumer(url: string, attempts: string[], failing: (id: string) => boolean): IIIClient {
-  const c = registerWorker(url, { workerName: 'jobs', enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
-  clients.push(c);
+  const c = project.client(url, 'jobs');
   c.registerFunction('jobs::run', async (job: { id: string }) => {
     attempts.push(job.id);
     if (failing(job.id)) throw new Error(`cannot run ${job.id}`);

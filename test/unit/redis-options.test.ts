@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { explainRedisError } from '../../src/cluster/redis-errors';
 import { redisOptions } from '../../src/cluster/redis-options';
 import { clusterRedis, redisTarget } from '../../src/cluster/redis-target';
-import { ConfigError, loadConfig } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
+import { configError, loadYamlIn } from '../support/config-files';
 
 /**
  * Redis URLs, passwords and TLS settings, from config and environment to ioredis options; and
@@ -22,21 +23,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
-
-function loadYaml(yaml: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof loadConfig> {
-  const file = path.join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-  fs.writeFileSync(file, yaml);
-  return loadConfig({ path: file, env });
-}
+const loadYaml = (yaml: string, env?: NodeJS.ProcessEnv) => loadYamlIn(dir, yaml, env);
 
 describe('redisOptions', () => {
   test('reads host, port, database, user and percent-encoded password from the URL', () => {

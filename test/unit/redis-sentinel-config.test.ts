@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeEndpoint, parseSentinels, redisOptions } from '../../src/cluster/redis-options';
 import { clusterRedis, isClusterMode, redisTarget } from '../../src/cluster/redis-target';
-import { ConfigError, loadConfig } from '../../src/config/load';
+import { loadConfig } from '../../src/config/load';
+import { configError, loadYamlIn } from '../support/config-files';
 
 /**
  * Sentinel mode, from config and environment to ioredis options: the sentinels and the
@@ -20,21 +21,7 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
-
-function loadYaml(yaml: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof loadConfig> {
-  const file = path.join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-  fs.writeFileSync(file, yaml);
-  return loadConfig({ path: file, env });
-}
+const loadYaml = (yaml: string, env?: NodeJS.ProcessEnv) => loadYamlIn(dir, yaml, env);
 
 const SENTINEL_ENV = { III_REDIS_SENTINELS: 's1:26379, s2:26380,[::1]:26381', III_REDIS_SENTINEL_NAME: 'mymaster' };
 
