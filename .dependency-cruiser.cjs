@@ -31,7 +31,9 @@ const exact = (file) => `^${file.replace(/\./g, '\\.')}$`;
 
 const layerRules = LAYERS.slice(0, -1).map((layer, i) => ({
   name: `layer-${layer[0]}`,
-  comment: `${layer.join('/')} must not import a layer above it (${LAYERS.slice(i + 1).flat().join(', ')})`,
+  comment: `${layer.join('/')} must not import a layer above it (${LAYERS.slice(i + 1)
+    .flat()
+    .join(', ')})`,
   severity: 'error',
   from: { path: path(layer), pathNot: ALLOWED_UPWARD.map(([from]) => exact(from)) },
   to: { path: path(LAYERS.slice(i + 1).flat()) },
@@ -49,7 +51,13 @@ const exceptionRules = ALLOWED_UPWARD.map(([from, to]) => {
 
 module.exports = {
   forbidden: [
-    { name: 'no-circular', comment: 'no import circles, type-only imports included', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'no-circular',
+      comment: 'no import circles, type-only imports included',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
     ...layerRules,
     ...exceptionRules,
   ],

@@ -21,9 +21,13 @@ import { queueSuite } from './queue/suite';
 const suites: Suite[] = [invokeSuite, httpSuite, queueSuite, clusterSuite, clusterCostSuite];
 
 async function main(): Promise<void> {
-  const wanted = envList('BENCH_SUITES', suites.map((s) => s.name));
+  const wanted = envList(
+    'BENCH_SUITES',
+    suites.map((s) => s.name),
+  );
   const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));
-  if (unknown.length) throw new Error(`unknown suite(s) ${unknown.join(', ')}; available: ${suites.map((s) => s.name).join(', ')}`);
+  if (unknown.length)
+    throw new Error(`unknown suite(s) ${unknown.join(', ')}; available: ${suites.map((s) => s.name).join(', ')}`);
   const selected = suites.filter((s) => wanted.includes(s.name));
 
   const log = (line: string) => process.stderr.write(`${line}\n`);

@@ -55,23 +55,28 @@ export interface EngineNode extends Child {
 
 export async function startEngineNode(nodeId: string, redisUrl: string, keyPrefix: string): Promise<EngineNode> {
   const built = path.join(ROOT, 'dist/src/cli.js');
-  if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` first (\`npm run loadtest\` does it)`);
+  if (!fs.existsSync(built))
+    throw new Error(`${built} is missing: run \`npm run build\` first (\`npm run loadtest\` does it)`);
   const [ws, httpPort, stream, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/iii-cluster.js'), '--config', path.join(ROOT, 'config/cluster.yaml')], {
-    cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'iii-loadtest-node-')),
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: {
-      ...process.env,
-      III_WS_PORT: String(ws),
-      III_HTTP_PORT: String(httpPort),
-      III_STREAM_PORT: String(stream),
-      III_METRICS_PORT: String(metrics),
-      III_NODE_ID: nodeId,
-      III_REDIS_URL: redisUrl,
-      III_REDIS_KEY_PREFIX: keyPrefix,
-      LOG_LEVEL: 'warn',
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'bin/iii-cluster.js'), '--config', path.join(ROOT, 'config/cluster.yaml')],
+    {
+      cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'iii-loadtest-node-')),
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {
+        ...process.env,
+        III_WS_PORT: String(ws),
+        III_HTTP_PORT: String(httpPort),
+        III_STREAM_PORT: String(stream),
+        III_METRICS_PORT: String(metrics),
+        III_NODE_ID: nodeId,
+        III_REDIS_URL: redisUrl,
+        III_REDIS_KEY_PREFIX: keyPrefix,
+        LOG_LEVEL: 'warn',
+      },
     },
-  });
+  );
   const node: EngineNode = {
     ...track(nodeId, child),
     wsUrl: `ws://127.0.0.1:${ws}`,

@@ -34,5 +34,8 @@ export const options = {
 export default function () {
   const i = exec.scenario.iterationInTest;
   const res = http.get(`${nodeFor(HTTP, i)}/lt/hello?name=k6`);
-  check(res, { 'status 200': (r) => r.status === 200, 'worker answered': (r) => r.status === 200 && r.json('message') === 'hello k6' });
+  check(res, {
+    'status 200': (r) => r.status === 200,
+    'worker answered': (r) => r.status === 200 && r.json('message') === 'hello k6',
+  });
 }

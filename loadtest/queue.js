@@ -28,8 +28,21 @@ const handledPerS = new Gauge('queue_handled_per_s');
 
 export const options = {
   scenarios: {
-    enqueuers: { executor: 'per-vu-iterations', exec: 'enqueue', vus: knob('LT_ENQUEUERS', 3, 6), iterations: 1, maxDuration: `${ENQUEUE_MS / 1000 + 15}s` },
-    drain: { executor: 'per-vu-iterations', exec: 'drain', vus: 1, iterations: 1, startTime: `${ENQUEUE_MS + 1000}ms`, maxDuration: `${DRAIN_LIMIT_MS / 1000 + 10}s` },
+    enqueuers: {
+      executor: 'per-vu-iterations',
+      exec: 'enqueue',
+      vus: knob('LT_ENQUEUERS', 3, 6),
+      iterations: 1,
+      maxDuration: `${ENQUEUE_MS / 1000 + 15}s`,
+    },
+    drain: {
+      executor: 'per-vu-iterations',
+      exec: 'drain',
+      vus: 1,
+      iterations: 1,
+      startTime: `${ENQUEUE_MS + 1000}ms`,
+      maxDuration: `${DRAIN_LIMIT_MS / 1000 + 10}s`,
+    },
   },
   thresholds: {
     queue_enqueue_ms: latency(100, 200),
@@ -44,7 +57,11 @@ export function enqueue() {
   const deadline = now() + ENQUEUE_MS;
   let n = 0;
   const send = () => {
-    const id = worker.call(JOB, { run: RUN, id: `${__VU}-${n++}`, sentAt: Date.now() }, { type: 'enqueue', queue: 'default' });
+    const id = worker.call(
+      JOB,
+      { run: RUN, id: `${__VU}-${n++}`, sentAt: Date.now() },
+      { type: 'enqueue', queue: 'default' },
+    );
     sentAt.set(id, now());
   };
   const worker = connectWorker(nodeFor(WS, __VU), {

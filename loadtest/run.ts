@@ -35,7 +35,8 @@ export interface LoadtestReport {
   passed: boolean;
 }
 
-const INSTALL_HINT = 'k6 is not installed: run `bash scripts/install-k6.sh` (builds the pinned k6 into .cache/bin with `go install`), or set K6_BIN to a k6 binary';
+const INSTALL_HINT =
+  'k6 is not installed: run `bash scripts/install-k6.sh` (builds the pinned k6 into .cache/bin with `go install`), or set K6_BIN to a k6 binary';
 
 /** K6_BIN, else .cache/bin/k6 (scripts/install-k6.sh), else k6 on the PATH. */
 export function findK6(): string {
@@ -51,7 +52,8 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const scripts = options.scripts ?? SCRIPTS;
   for (const script of scripts) {
-    if (!fs.existsSync(path.join(ROOT, 'loadtest', `${script}.js`))) throw new Error(`no loadtest/${script}.js (known: ${SCRIPTS.join(', ')})`);
+    if (!fs.existsSync(path.join(ROOT, 'loadtest', `${script}.js`)))
+      throw new Error(`no loadtest/${script}.js (known: ${SCRIPTS.join(', ')})`);
   }
   const k6 = findK6();
   const k6Version = spawnSync(k6, ['version'], { encoding: 'utf8' }).stdout.trim().split('\n')[0] ?? 'k6';
@@ -103,12 +105,23 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     for (const script of scripts) {
       if (stopping) throw new Error('interrupted');
       const outcome = await runK6(k6, script, env, resultsDir, children);
-      log(`loadtest: ${script}: k6 exit ${outcome.exitCode}, ${outcome.thresholds.filter((t) => t.passed).length}/${outcome.thresholds.length} thresholds passed (${outcome.seconds.toFixed(1)} s)`);
-      for (const check of outcome.derived) log(`loadtest: ${script}: ${check.passed ? 'ok' : 'FAILED'}: ${check.name} ${check.value}`);
+      log(
+        `loadtest: ${script}: k6 exit ${outcome.exitCode}, ${outcome.thresholds.filter((t) => t.passed).length}/${outcome.thresholds.length} thresholds passed (${outcome.seconds.toFixed(1)} s)`,
+      );
+      for (const check of outcome.derived)
+        log(`loadtest: ${script}: ${check.passed ? 'ok' : 'FAILED'}: ${check.name} ${check.value}`);
       outcomes.push(outcome);
     }
     const summaryPath = path.join(resultsDir, 'summary.md');
-    fs.writeFileSync(summaryPath, renderMarkdown(outcomes, { profile: options.profile, nodes: nodeCount, date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', k6: k6Version }));
+    fs.writeFileSync(
+      summaryPath,
+      renderMarkdown(outcomes, {
+        profile: options.profile,
+        nodes: nodeCount,
+        date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+        k6: k6Version,
+      }),
+    );
     log(`loadtest: wrote ${path.relative(ROOT, summaryPath)}`);
     const passed = outcomes.every((o) => o.exitCode === 0 && o.derived.every((d) => d.passed));
     return { outcomes, summaryPath, passed };
@@ -125,21 +138,43 @@ function isNode(child: Child): child is EngineNode {
 function ensureBuilt(log: (line: string) => void): void {
   if (fs.existsSync(path.join(ROOT, 'dist/src/cli.js'))) return;
   log('loadtest: building (tsc -p tsconfig.build.json)');
-  const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  const build = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
   if (build.status !== 0) throw new Error('the build failed (tsc -p tsconfig.build.json)');
 }
 
 /** Runs one script; the k6 process sits in `children` while it runs, so an interrupt stops it too. */
-async function runK6(k6: string, script: string, env: Record<string, string>, resultsDir: string, children: Child[]): Promise<ScriptOutcome> {
+async function runK6(
+  k6: string,
+  script: string,
+  env: Record<string, string>,
+  resultsDir: string,
+  children: Child[],
+): Promise<ScriptOutcome> {
   const exportPath = path.join(resultsDir, `${script}.json`);
   fs.rmSync(exportPath, { force: true });
-  const args = ['run', '--no-color', '--quiet', '--summary-export', exportPath, '--summary-trend-stats', 'avg,min,med,max,p(90),p(95),p(99)'];
+  const args = [
+    'run',
+    '--no-color',
+    '--quiet',
+    '--summary-export',
+    exportPath,
+    '--summary-trend-stats',
+    'avg,min,med,max,p(90),p(95),p(99)',
+  ];
   for (const [key, value] of Object.entries(env)) args.push('-e', `${key}=${value}`);
   args.push(path.join(ROOT, 'loadtest', `${script}.js`));
   const logFile = fs.openSync(path.join(resultsDir, `${script}.log`), 'w');
   const started = Date.now();
   const exitCode = await new Promise<number>((resolve, reject) => {
-    const child = spawn(k6, args, { cwd: ROOT, stdio: ['ignore', logFile, logFile], env: { ...process.env, K6_NO_USAGE_REPORT: 'true' } });
+    const child = spawn(k6, args, {
+      cwd: ROOT,
+      stdio: ['ignore', logFile, logFile],
+      env: { ...process.env, K6_NO_USAGE_REPORT: 'true' },
+    });
     const tracked = track(`k6 ${script}`, child);
     children.push(tracked);
     child.once('error', reject);
@@ -149,7 +184,9 @@ async function runK6(k6: string, script: string, env: Record<string, string>, re
     const index = children.findIndex((c) => c.name === `k6 ${script}`);
     if (index >= 0) children.splice(index, 1);
   });
-  const summary = fs.existsSync(exportPath) ? (JSON.parse(fs.readFileSync(exportPath, 'utf8')) as K6Summary) : undefined;
+  const summary = fs.existsSync(exportPath)
+    ? (JSON.parse(fs.readFileSync(exportPath, 'utf8')) as K6Summary)
+    : undefined;
   return {
     script,
     exitCode,

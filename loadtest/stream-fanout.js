@@ -30,8 +30,21 @@ const joined = new Counter('stream_subscribers_joined');
 
 export const options = {
   scenarios: {
-    subscribers: { executor: 'per-vu-iterations', exec: 'subscribe', vus: SUBSCRIBERS, iterations: 1, maxDuration: `${(JOIN_MS + PUBLISH_MS + DRAIN_MS) / 1000 + 15}s` },
-    publishers: { executor: 'per-vu-iterations', exec: 'publish', vus: PUBLISHERS, iterations: 1, startTime: `${JOIN_MS}ms`, maxDuration: `${PUBLISH_MS / 1000 + 15}s` },
+    subscribers: {
+      executor: 'per-vu-iterations',
+      exec: 'subscribe',
+      vus: SUBSCRIBERS,
+      iterations: 1,
+      maxDuration: `${(JOIN_MS + PUBLISH_MS + DRAIN_MS) / 1000 + 15}s`,
+    },
+    publishers: {
+      executor: 'per-vu-iterations',
+      exec: 'publish',
+      vus: PUBLISHERS,
+      iterations: 1,
+      startTime: `${JOIN_MS}ms`,
+      maxDuration: `${PUBLISH_MS / 1000 + 15}s`,
+    },
   },
   thresholds: {
     stream_delivery_ms: latency(50, 100),
@@ -44,7 +57,9 @@ export const options = {
 export function subscribe() {
   const socket = new WebSocket(`${nodeFor(STREAMS, __VU)}/`);
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: 'join', data: { subscriptionId: `sub-${__VU}`, streamName: STREAM, groupId: GROUP } }));
+    socket.send(
+      JSON.stringify({ type: 'join', data: { subscriptionId: `sub-${__VU}`, streamName: STREAM, groupId: GROUP } }),
+    );
   };
   socket.onmessage = (event) => {
     const frame = JSON.parse(event.data);

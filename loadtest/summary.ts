@@ -46,7 +46,8 @@ export interface ScriptOutcome {
 export function thresholdResults(summary: K6Summary): ThresholdResult[] {
   const out: ThresholdResult[] = [];
   for (const [metric, data] of Object.entries(summary.metrics)) {
-    for (const [expression, crossed] of Object.entries(data.thresholds ?? {})) out.push({ metric, expression, passed: !crossed });
+    for (const [expression, crossed] of Object.entries(data.thresholds ?? {}))
+      out.push({ metric, expression, passed: !crossed });
   }
   // k6 writes them in no stable order; sorted, two summaries diff cleanly.
   return out.sort((a, b) => `${a.metric} ${a.expression}`.localeCompare(`${b.metric} ${b.expression}`));
@@ -61,12 +62,24 @@ export function derivedChecks(script: string, summary: K6Summary): DerivedCheck[
   if (script === 'stream-fanout') {
     const expected = count(summary, 'stream_published') * count(summary, 'stream_subscribers_joined');
     const delivered = count(summary, 'stream_deliveries');
-    return [{ name: 'fan-out (deliveries / published x subscribers)', value: `${fmtInt(delivered)} / ${fmtInt(expected)}`, passed: expected > 0 && delivered === expected }];
+    return [
+      {
+        name: 'fan-out (deliveries / published x subscribers)',
+        value: `${fmtInt(delivered)} / ${fmtInt(expected)}`,
+        passed: expected > 0 && delivered === expected,
+      },
+    ];
   }
   if (script === 'queue') {
     const enqueued = count(summary, 'queue_enqueued');
     const handled = count(summary, 'queue_handled');
-    return [{ name: 'jobs handled / enqueued', value: `${fmtInt(handled)} / ${fmtInt(enqueued)}`, passed: enqueued > 0 && handled === enqueued }];
+    return [
+      {
+        name: 'jobs handled / enqueued',
+        value: `${fmtInt(handled)} / ${fmtInt(enqueued)}`,
+        passed: enqueued > 0 && handled === enqueued,
+      },
+    ];
   }
   return [];
 }
@@ -76,13 +89,33 @@ const HEADLINE: Record<string, string[]> = {
   smoke: ['http_reqs', 'http_req_duration', 'http_req_failed', 'checks'],
   'http-trigger': ['http_reqs', 'http_req_duration', 'http_req_failed', 'dropped_iterations'],
   'ws-workers': ['ws_calls', 'ws_rtt', 'ws_call_errors', 'ws_served'],
-  'stream-fanout': ['stream_published', 'stream_deliveries', 'stream_delivery_ms', 'stream_publish_errors', 'stream_subscribers_joined'],
-  queue: ['queue_enqueued', 'queue_enqueue_ms', 'queue_enqueue_errors', 'queue_handled', 'queue_handled_per_s', 'queue_wait_p95_ms', 'queue_drain_ms'],
+  'stream-fanout': [
+    'stream_published',
+    'stream_deliveries',
+    'stream_delivery_ms',
+    'stream_publish_errors',
+    'stream_subscribers_joined',
+  ],
+  queue: [
+    'queue_enqueued',
+    'queue_enqueue_ms',
+    'queue_enqueue_errors',
+    'queue_handled',
+    'queue_handled_per_s',
+    'queue_wait_p95_ms',
+    'queue_drain_ms',
+  ],
 };
 
 function describe(metric: K6Metric): string[] {
   if (metric['p(95)'] !== undefined) {
-    return ['', fmtMs(metric.med ?? NaN), fmtMs(metric['p(95)']), fmtMs(metric['p(99)'] ?? NaN), fmtMs(metric.max ?? NaN)];
+    return [
+      '',
+      fmtMs(metric.med ?? NaN),
+      fmtMs(metric['p(95)']),
+      fmtMs(metric['p(99)'] ?? NaN),
+      fmtMs(metric.max ?? NaN),
+    ];
   }
   if (metric.passes !== undefined || (metric.rate !== undefined && metric.count === undefined)) {
     return [`${((metric.value ?? metric.rate ?? 0) * 100).toFixed(2)} %`, '', '', '', ''];
@@ -91,7 +124,10 @@ function describe(metric: K6Metric): string[] {
   return [fmtInt(metric.value ?? NaN), '', '', '', ''];
 }
 
-export function renderMarkdown(outcomes: ScriptOutcome[], context: { profile: string; nodes: number; date: string; k6: string }): string {
+export function renderMarkdown(
+  outcomes: ScriptOutcome[],
+  context: { profile: string; nodes: number; date: string; k6: string },
+): string {
   const lines = [
     `# Load test results (${context.profile})`,
     '',
@@ -104,7 +140,9 @@ export function renderMarkdown(outcomes: ScriptOutcome[], context: { profile: st
         o.script,
         o.exitCode,
         `${o.thresholds.filter((t) => t.passed).length}/${o.thresholds.length} passed`,
-        o.derived.length === 0 ? '' : o.derived.map((d) => `${d.passed ? 'ok' : 'FAILED'}: ${d.name} ${d.value}`).join('; '),
+        o.derived.length === 0
+          ? ''
+          : o.derived.map((d) => `${d.passed ? 'ok' : 'FAILED'}: ${d.name} ${d.value}`).join('; '),
         o.seconds.toFixed(1),
       ]),
       ['l', 'r', 'l', 'l', 'r'],
@@ -116,9 +154,27 @@ export function renderMarkdown(outcomes: ScriptOutcome[], context: { profile: st
       lines.push(`k6 wrote no summary (exit ${o.exitCode}); see loadtest/results/${o.script}.log.`);
       continue;
     }
-    const rows = (HEADLINE[o.script] ?? []).filter((name) => o.summary!.metrics[name]).map((name) => [name, ...describe(o.summary!.metrics[name]!)]);
-    lines.push(table(['metric', 'value (count: per s of the whole k6 run)', 'median', 'p95', 'p99', 'max'], rows, ['l', 'r', 'r', 'r', 'r', 'r']));
-    lines.push('', table(['threshold', 'result'], o.thresholds.map((t) => [`${t.metric}: ${t.expression}`, t.passed ? 'passed' : 'FAILED']), ['l', 'l']));
+    const rows = (HEADLINE[o.script] ?? [])
+      .filter((name) => o.summary!.metrics[name])
+      .map((name) => [name, ...describe(o.summary!.metrics[name]!)]);
+    lines.push(
+      table(['metric', 'value (count: per s of the whole k6 run)', 'median', 'p95', 'p99', 'max'], rows, [
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]),
+    );
+    lines.push(
+      '',
+      table(
+        ['threshold', 'result'],
+        o.thresholds.map((t) => [`${t.metric}: ${t.expression}`, t.passed ? 'passed' : 'FAILED']),
+        ['l', 'l'],
+      ),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

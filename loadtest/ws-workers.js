@@ -22,8 +22,21 @@ const served = new Counter('ws_served');
 
 export const options = {
   scenarios: {
-    servers: { executor: 'per-vu-iterations', exec: 'serve', vus: knob('LT_SERVERS', 3, 6), iterations: 1, maxDuration: `${(START_MS + CALL_MS) / 1000 + 15}s` },
-    callers: { executor: 'per-vu-iterations', exec: 'callLoop', vus: knob('LT_CALLERS', 3, 6), iterations: 1, startTime: `${START_MS}ms`, maxDuration: `${CALL_MS / 1000 + 15}s` },
+    servers: {
+      executor: 'per-vu-iterations',
+      exec: 'serve',
+      vus: knob('LT_SERVERS', 3, 6),
+      iterations: 1,
+      maxDuration: `${(START_MS + CALL_MS) / 1000 + 15}s`,
+    },
+    callers: {
+      executor: 'per-vu-iterations',
+      exec: 'callLoop',
+      vus: knob('LT_CALLERS', 3, 6),
+      iterations: 1,
+      startTime: `${START_MS}ms`,
+      maxDuration: `${CALL_MS / 1000 + 15}s`,
+    },
   },
   thresholds: {
     ws_rtt: latency(25, 50),

@@ -120,7 +120,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   for (const warning of warnings) logger.warn(warning);
 
   // A promise nobody awaited must not take the node (and every worker on it) down: log it, serve on.
-  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
+  process.on('unhandledRejection', (reason) =>
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'),
+  );
 
   const engine = createEngine(config, { logger });
   const reloader = new SettingsReloader(engine, path, logger);
@@ -137,10 +139,16 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exit(EXIT_INTERRUPTED);
     }
     stopping = true;
-    logger.info({ signal, drainGraceMs: config.drainGraceMs }, 'draining, then stopping (send the signal again to exit at once)');
+    logger.info(
+      { signal, drainGraceMs: config.drainGraceMs },
+      'draining, then stopping (send the signal again to exit at once)',
+    );
     // Whatever Redis, the workers or a module do, one signal ends the process in bounded time.
     setTimeout(() => {
-      logger.error({ deadlineMs: config.drainGraceMs + STOP_SLACK_MS }, 'the engine did not stop within drain_grace_ms + 5 s; exiting');
+      logger.error(
+        { deadlineMs: config.drainGraceMs + STOP_SLACK_MS },
+        'the engine did not stop within drain_grace_ms + 5 s; exiting',
+      );
       process.exit(1);
     }, config.drainGraceMs + STOP_SLACK_MS).unref();
     started

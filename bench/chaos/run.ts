@@ -87,7 +87,12 @@ const echoOf = (i: number) => `chaos::echo-${i}`;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function sdk(url: string, name: string): IIIClient {
-  return registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, invocationTimeoutMs: CALL_TIMEOUT_MS });
+  return registerWorker(url, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    invocationTimeoutMs: CALL_TIMEOUT_MS,
+  });
 }
 
 class Chaos {
@@ -119,7 +124,10 @@ class Chaos {
       const worker = sdk(this.url(i), `chaos-worker`);
       // Callers call the next node's echo: every call crosses nodes, through Redis.
       worker.registerFunction(echoOf(i), async (data: { id: string }) => ({ id: data.id, node: i }));
-      worker.registerFunction('chaos::job', async (data: { id: string }) => void this.delivered.set(data.id, (this.delivered.get(data.id) ?? 0) + 1));
+      worker.registerFunction(
+        'chaos::job',
+        async (data: { id: string }) => void this.delivered.set(data.id, (this.delivered.get(data.id) ?? 0) + 1),
+      );
       worker.registerFunction('chaos::tick', async () => {
         const second = Math.floor(Date.now() / 1000);
         this.ticks.set(second, (this.ticks.get(second) ?? 0) + 1);
@@ -128,9 +136,15 @@ class Chaos {
     }
     const first = sdk(this.url(0), 'chaos-setup');
     this.clients.push(first);
-    await this.until(async () => (await Promise.all(Array.from({ length: NODES }, (_, i) => this.probe(first, i)))).every(Boolean), 'the workers');
+    await this.until(
+      async () => (await Promise.all(Array.from({ length: NODES }, (_, i) => this.probe(first, i)))).every(Boolean),
+      'the workers',
+    );
     // One durable binding: survivors adopt it when its node dies; the cron lock fires each second once.
-    await first.trigger({ function_id: 'engine::register_trigger', payload: { trigger_type: 'cron', function_id: 'chaos::tick', config: { expression: '* * * * * *' } } });
+    await first.trigger({
+      function_id: 'engine::register_trigger',
+      payload: { trigger_type: 'cron', function_id: 'chaos::tick', config: { expression: '* * * * * *' } },
+    });
   }
 
   private url(i: number): string {
@@ -148,7 +162,10 @@ class Chaos {
     });
     this.nodes[i] = node;
     void node.exited.then(({ code, signal }) => {
-      if (!this.killing.has(i) && this.running) this.unexpectedExits.push(`chaos-${i + 1} exited by itself (code ${code}, signal ${signal}): ${node.output().slice(-500)}`);
+      if (!this.killing.has(i) && this.running)
+        this.unexpectedExits.push(
+          `chaos-${i + 1} exited by itself (code ${code}, signal ${signal}): ${node.output().slice(-500)}`,
+        );
     });
   }
 
@@ -184,7 +201,12 @@ class Chaos {
     while (this.running) {
       const id = randomUUID();
       try {
-        await producer.trigger({ function_id: 'chaos::job', payload: { id }, action: TriggerAction.Enqueue({ queue: 'chaos' }), timeoutMs: CALL_TIMEOUT_MS });
+        await producer.trigger({
+          function_id: 'chaos::job',
+          payload: { id },
+          action: TriggerAction.Enqueue({ queue: 'chaos' }),
+          timeoutMs: CALL_TIMEOUT_MS,
+        });
         this.acked.set(id, Date.now());
       } catch {
         // Not acknowledged: the producer knows it failed, nothing is owed.
@@ -280,7 +302,11 @@ class Chaos {
 
   async settle(): Promise<void> {
     const deadline = Date.now() + SETTLE_MS;
-    while (Date.now() < deadline && [...this.acked.keys()].some((id) => !this.delivered.has(id) && !this.lostWithRedis(id))) await sleep(200);
+    while (
+      Date.now() < deadline &&
+      [...this.acked.keys()].some((id) => !this.delivered.has(id) && !this.lostWithRedis(id))
+    )
+      await sleep(200);
   }
 
   lostWithRedis(id: string): boolean {
@@ -314,7 +340,11 @@ function summarize(chaos: Chaos, seconds: number, seed: number, runStart: number
   // Cron: every whole second of the run but the first and last two.
   const first = Math.floor(runStart / 1000) + 2;
   const last = Math.floor(runEnd / 1000) - 2;
-  const inFault = (second: number) => chaos.faults.some((f) => second * 1000 >= f.startedMs - 1000 && second * 1000 <= f.endedMs + (f.recoveryMs ?? RECOVERY_MAX_MS) + 1000);
+  const inFault = (second: number) =>
+    chaos.faults.some(
+      (f) =>
+        second * 1000 >= f.startedMs - 1000 && second * 1000 <= f.endedMs + (f.recoveryMs ?? RECOVERY_MAX_MS) + 1000,
+    );
   let firedTwice = 0;
   let missed = 0;
   let missedOutsideFaults = 0;
@@ -338,8 +368,17 @@ function summarize(chaos: Chaos, seconds: number, seed: number, runStart: number
 }
 
 function markdown(s: ChaosSummary, command: string): string {
-  const failed = Object.entries(s.calls.failed).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
-  const faultRows = s.faults.map((f) => [f.fault, f.target, (f.startedMs / 1000).toFixed(1), ((f.endedMs - f.startedMs) / 1000).toFixed(1), f.recoveryMs === undefined ? 'NOT RECOVERED' : (f.recoveryMs / 1000).toFixed(2)]);
+  const failed =
+    Object.entries(s.calls.failed)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ') || 'none';
+  const faultRows = s.faults.map((f) => [
+    f.fault,
+    f.target,
+    (f.startedMs / 1000).toFixed(1),
+    ((f.endedMs - f.startedMs) / 1000).toFixed(1),
+    f.recoveryMs === undefined ? 'NOT RECOVERED' : (f.recoveryMs / 1000).toFixed(2),
+  ]);
   return [
     `Command: \`${command}\` (seed ${s.seed}, ${s.seconds} s; ${new Date().toISOString()}).`,
     '',
@@ -351,12 +390,20 @@ function markdown(s: ChaosSummary, command: string): string {
         ['calls hung (no answer within deadline + 2 s)', s.calls.hung, '0'],
         ['jobs acknowledged / delivered', `${s.jobs.acknowledged} / ${s.jobs.delivered}`, ''],
         ['acknowledged jobs lost', s.jobs.lost, '0'],
-        ['jobs lost with Redis\'s own data (restart without persistence)', s.jobs.lostWithRedisData, 'shown apart'],
+        ["jobs lost with Redis's own data (restart without persistence)", s.jobs.lostWithRedisData, 'shown apart'],
         ['jobs delivered more than once', s.jobs.duplicated, 'counted'],
         ['cron seconds fired twice', s.cron.firedTwice, '0'],
-        [`cron seconds missed (of ${s.cron.seconds}); outside fault windows`, `${s.cron.missed}; ${s.cron.missedOutsideFaults}`, '0 outside faults'],
+        [
+          `cron seconds missed (of ${s.cron.seconds}); outside fault windows`,
+          `${s.cron.missed}; ${s.cron.missedOutsideFaults}`,
+          '0 outside faults',
+        ],
         ['nodes that exited by themselves', s.unexpectedExits.length, '0'],
-        ['slowest recovery after a fault, s', s.faults.length === 0 ? '-' : Math.max(...s.faults.map((f) => (f.recoveryMs ?? Infinity) / 1000)).toFixed(2), '<= 5'],
+        [
+          'slowest recovery after a fault, s',
+          s.faults.length === 0 ? '-' : Math.max(...s.faults.map((f) => (f.recoveryMs ?? Infinity) / 1000)).toFixed(2),
+          '<= 5',
+        ],
       ],
       ['l', 'r', 'l'],
     ),
@@ -389,7 +436,10 @@ async function main(): Promise<void> {
   try {
     await chaos.start();
     const runStart = Date.now();
-    const load = [...Array.from({ length: NODES }, (_, i) => chaos.callLoop(i)), ...Array.from({ length: NODES }, (_, i) => chaos.produceLoop(i))];
+    const load = [
+      ...Array.from({ length: NODES }, (_, i) => chaos.callLoop(i)),
+      ...Array.from({ length: NODES }, (_, i) => chaos.produceLoop(i)),
+    ];
     while (Date.now() - runStart < seconds * 1000) {
       await sleep(faultEvery);
       if (Date.now() - runStart >= seconds * 1000) break;

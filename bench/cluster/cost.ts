@@ -49,7 +49,9 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   const s = windowSettings(1);
   const chosen = cases();
   const inflight = Number(envList('BENCH_COST_INFLIGHT', ['64'])[0]);
-  log(`cluster-cost: ${s.rounds} rounds x ${chosen.length} cases x [${BUSES.join(', ')}], K = ${inflight}, private redis-server`);
+  log(
+    `cluster-cost: ${s.rounds} rounds x ${chosen.length} cases x [${BUSES.join(', ')}], K = ${inflight}, private redis-server`,
+  );
   let server: TestRedis | undefined;
   const runs: CostRun[] = [];
   try {
@@ -60,7 +62,15 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
         for (const c of chosen) {
           for (const bus of BUSES) {
             // The echo worker is one of the registered functions; the filler registers the rest.
-            const cluster = await startBenchCluster({ redisUrl: server.url, label: `cost-${bus}`, nodes: c.nodes, bus, workerNode: 1, fillerFunctions: c.functions - 1, payloadBytes: c.payloadBytes });
+            const cluster = await startBenchCluster({
+              redisUrl: server.url,
+              label: `cost-${bus}`,
+              nodes: c.nodes,
+              bus,
+              workerNode: 1,
+              fillerFunctions: c.functions - 1,
+              payloadBytes: c.payloadBytes,
+            });
             try {
               const measured = await measureRun(cluster.caller, redis, cluster.processes, inflight, s);
               log(describeRun(`${bus} ${c.name}`.slice(0, 16), measured));
@@ -83,25 +93,43 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   const rows = chosen.flatMap((c) =>
     BUSES.map((bus) => {
       const rs = pick(c.name, bus);
-      const node = (i: number) => (i < c.nodes ? med(rs, (r) => r.cpuUsPerCall[String.fromCharCode(97 + i)] ?? Number.NaN).toFixed(1) : '–');
-      return [c.name, bus, fmtInt(med(rs, (r) => r.callsPerSec)), fmtMs(med(rs, (r) => r.p50Ms)), node(0), node(1), node(2), node(3), med(rs, (r) => r.redisCpuUsPerCall).toFixed(1), med(rs, (r) => r.redisPublishesPerCall).toFixed(2), med(rs, (r) => r.redisCommandsPerCall).toFixed(2)];
+      const node = (i: number) =>
+        i < c.nodes ? med(rs, (r) => r.cpuUsPerCall[String.fromCharCode(97 + i)] ?? Number.NaN).toFixed(1) : '–';
+      return [
+        c.name,
+        bus,
+        fmtInt(med(rs, (r) => r.callsPerSec)),
+        fmtMs(med(rs, (r) => r.p50Ms)),
+        node(0),
+        node(1),
+        node(2),
+        node(3),
+        med(rs, (r) => r.redisCpuUsPerCall).toFixed(1),
+        med(rs, (r) => r.redisPublishesPerCall).toFixed(2),
+        med(rs, (r) => r.redisCommandsPerCall).toFixed(2),
+      ];
     }),
   );
 
   const checks: SuiteResult['checks'] = [];
   for (const c of chosen) {
     const commands = med(pick(c.name, 'redis'), (r) => r.redisPublishesPerCall);
-    checks.push({ name: `cost: ${c.name}, Redis bus ≤ ${REDIS_COMMANDS_TARGET} Redis commands (PUBLISH) per call`, pass: commands <= REDIS_COMMANDS_TARGET });
+    checks.push({
+      name: `cost: ${c.name}, Redis bus ≤ ${REDIS_COMMANDS_TARGET} Redis commands (PUBLISH) per call`,
+      pass: commands <= REDIS_COMMANDS_TARGET,
+    });
   }
 
   // The projection: a cross-node call costs node a's and node b's CPU once each, and Redis's.
   const base = CASES[0].name;
-  const projection = !chosen.includes(CASES[0]) ? [] : BUSES.map((bus) => {
-    const rs = pick(base, bus);
-    const engineUs = med(rs, (r) => (r.cpuUsPerCall['a'] ?? 0) + (r.cpuUsPerCall['b'] ?? 0));
-    const redisUs = med(rs, (r) => r.redisCpuUsPerCall);
-    return `- **${bus} bus**: ${engineUs.toFixed(1)} µs of engine CPU per cross-node call (caller's node + serving node) → about ${fmtInt(1e6 / engineUs)} calls/s per engine core; Redis ${redisUs.toFixed(1)} µs per call → ${redisUs > 0.5 ? `about ${fmtInt(1e6 / redisUs)} calls/s per Redis core (the ceiling of the whole cluster: Redis runs commands on one core)` : 'Redis is off the call path'}.`;
-  });
+  const projection = !chosen.includes(CASES[0])
+    ? []
+    : BUSES.map((bus) => {
+        const rs = pick(base, bus);
+        const engineUs = med(rs, (r) => (r.cpuUsPerCall['a'] ?? 0) + (r.cpuUsPerCall['b'] ?? 0));
+        const redisUs = med(rs, (r) => r.redisCpuUsPerCall);
+        return `- **${bus} bus**: ${engineUs.toFixed(1)} µs of engine CPU per cross-node call (caller's node + serving node) → about ${fmtInt(1e6 / engineUs)} calls/s per engine core; Redis ${redisUs.toFixed(1)} µs per call → ${redisUs > 0.5 ? `about ${fmtInt(1e6 / redisUs)} calls/s per Redis core (the ceiling of the whole cluster: Redis runs commands on one core)` : 'Redis is off the call path'}.`;
+      });
 
   const markdown = [
     '### Cluster: cost as the work grows (cluster-cost)',
@@ -110,7 +138,22 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `Median of ${s.rounds} rounds; ${s.warmupMs / 1000} s warm-up + ${s.measureMs / 1000} s window. CPU µs per call: \`process.cpuUsage()\` of each node and \`INFO cpu\` of Redis over warm-up + window, divided by the calls completed. ` +
       'All processes share the 2-core machine, so absolute figures include contention; compare rows with each other.',
     '',
-    table(['case', 'bus', 'calls/s', 'p50 ms', 'CPU µs/call a (caller)', 'b (worker)', 'c', 'd', 'Redis CPU µs/call', 'PUBLISH/call', 'all Redis cmds/call (with heartbeats)'], rows),
+    table(
+      [
+        'case',
+        'bus',
+        'calls/s',
+        'p50 ms',
+        'CPU µs/call a (caller)',
+        'b (worker)',
+        'c',
+        'd',
+        'Redis CPU µs/call',
+        'PUBLISH/call',
+        'all Redis cmds/call (with heartbeats)',
+      ],
+      rows,
+    ),
     '',
     'Projection from the first case (each node on its own machine, CPU-bound):',
     '',

@@ -9,7 +9,14 @@ import type { WorkerReady } from '../invoke/protocol';
 console.debug = () => undefined;
 
 const [url, countText] = process.argv.slice(2) as [string, string];
-const worker = registerWorker(url, { workerName: 'bench-filler', enableMetricsReporting: false, otel: { enabled: false } });
+const worker = registerWorker(url, {
+  workerName: 'bench-filler',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 for (let i = 0; i < Number(countText); i++) worker.registerFunction(`filler::${i}`, async () => null);
-serveParent(() => undefined, () => worker.shutdown());
+serveParent(
+  () => undefined,
+  () => worker.shutdown(),
+);
 toParent({ type: 'ready' } satisfies WorkerReady);

@@ -60,7 +60,11 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
     for (let i = 0; i < layout.nodes; i++) {
       const nodeId = String.fromCharCode(97 + i);
       const execArgv = serverExecArgv(profileTargets().includes('engine'), `cluster-${layout.label}-${nodeId}`);
-      const node: Caller = BenchChild.fork(path.join(engineDistBench(), 'cluster', 'node.js'), { name: `node ${nodeId}`, args: [nodeId, layout.redisUrl, keyPrefix, layout.bus], execArgv });
+      const node: Caller = BenchChild.fork(path.join(engineDistBench(), 'cluster', 'node.js'), {
+        name: `node ${nodeId}`,
+        args: [nodeId, layout.redisUrl, keyPrefix, layout.bus],
+        execArgv,
+      });
       children.push(node);
       processes.push({ name: nodeId, child: node });
       urls.push(`ws://127.0.0.1:${(await node.next<ServerReady>('ready', 15_000)).port}`);
@@ -70,7 +74,11 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
       children.push(child);
       return child;
     };
-    if (layout.fillerFunctions > 0) await fork('cluster/filler-worker.js', 'filler worker', [urls[layout.nodes - 1], String(layout.fillerFunctions)]).next<WorkerReady>('ready', 15_000);
+    if (layout.fillerFunctions > 0)
+      await fork('cluster/filler-worker.js', 'filler worker', [
+        urls[layout.nodes - 1],
+        String(layout.fillerFunctions),
+      ]).next<WorkerReady>('ready', 15_000);
     const worker = fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]]);
     await worker.next<WorkerReady>('ready', 15_000);
     const caller = fork('invoke/caller.js', 'caller', [urls[0], String(layout.payloadBytes ?? 32)]);
@@ -105,7 +113,13 @@ export interface Window {
 }
 
 /** Runs the caller at K `inflight`; counts Redis commands and the CPU time of Redis and each node around it. */
-export async function measureRun(caller: Caller, redis: Redis, processes: Priced[], inflight: number, window: Window): Promise<Measured> {
+export async function measureRun(
+  caller: Caller,
+  redis: Redis,
+  processes: Priced[],
+  inflight: number,
+  window: Window,
+): Promise<Measured> {
   const cpuSoFar = () => Promise.all([redisCpuSoFar(redis), ...processes.map((p) => cpuOf(p.child))]);
   const cpuBefore = await cpuSoFar();
   const before = await commandsSoFar(redis);
@@ -127,7 +141,10 @@ export async function measureRun(caller: Caller, redis: Redis, processes: Priced
 
 /** One progress line: throughput, p50, Redis commands and CPU per call. */
 export function describeRun(label: string, m: Measured): string {
-  const cpu = [...Object.entries(m.cpuUsPerCall).map(([name, us]) => `${name} ${us.toFixed(0)}`), `Redis ${m.redisCpuUsPerCall.toFixed(0)}`].join(', ');
+  const cpu = [
+    ...Object.entries(m.cpuUsPerCall).map(([name, us]) => `${name} ${us.toFixed(0)}`),
+    `Redis ${m.redisCpuUsPerCall.toFixed(0)}`,
+  ].join(', ');
   return `  ${label.padEnd(16)} K=${String(m.inflight).padEnd(3)} ${fmtInt(m.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(m.p50Ms)} ms  Redis ${m.redisCommandsPerCall.toFixed(2)} cmds/call (${m.redisPublishesPerCall.toFixed(2)} PUBLISH)  CPU µs/call ${cpu} (total ${totalCpuUs(m).toFixed(0)})`;
 }
 

@@ -11,9 +11,14 @@ import type { ServerReady } from '../invoke/protocol';
 
 async function main(): Promise<void> {
   const [nodeId, redisUrl, keyPrefix, bus = 'redis'] = process.argv.slice(2) as [string, string, string, ClusterBus?];
-  const engine = createEngine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), { logger: silentLogger });
+  const engine = createEngine(ephemeralConfig({ nodeId, cluster: { redisUrl, keyPrefix, bus } }), {
+    logger: silentLogger,
+  });
   await engine.start();
-  serveParent(() => undefined, () => engine.stop());
+  serveParent(
+    () => undefined,
+    () => engine.stop(),
+  );
   toParent({ type: 'ready', port: engine.port } satisfies ServerReady);
 }
 

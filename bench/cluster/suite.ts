@@ -11,7 +11,16 @@ import { median } from '../lib/stats';
 import { inflightSettings, windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import type { WorkerReady } from '../invoke/protocol';
-import { describeRun, measureRun, startBenchCluster, totalCpuUs, type Caller, type Measured, type Priced, type RunningCluster } from './harness';
+import {
+  describeRun,
+  measureRun,
+  startBenchCluster,
+  totalCpuUs,
+  type Caller,
+  type Measured,
+  type Priced,
+  type RunningCluster,
+} from './harness';
 
 /**
  * Targets (issue 12, Redis bus): at K=1 the cross-node p50 is at most the same-node p50 plus
@@ -39,7 +48,8 @@ type Placement = (typeof PLACEMENTS)[number];
 function placements(): Placement[] {
   const wanted = envList('BENCH_PLACEMENTS', [...PLACEMENTS]);
   const unknown = wanted.filter((p) => !(PLACEMENTS as readonly string[]).includes(p));
-  if (unknown.length) throw new Error(`BENCH_PLACEMENTS: unknown ${unknown.join(', ')}; available: ${PLACEMENTS.join(', ')}`);
+  if (unknown.length)
+    throw new Error(`BENCH_PLACEMENTS: unknown ${unknown.join(', ')}; available: ${PLACEMENTS.join(', ')}`);
   return PLACEMENTS.filter((p) => wanted.includes(p));
 }
 const FILLER_FUNCTIONS = 1000;
@@ -72,7 +82,12 @@ interface PlacedRun extends Measured {
  * Two cluster nodes A and B over one Redis (three for cross-node-large); the caller is on A, the
  * echo worker on A or B. For `moleculer` and `redis-floor`, their two processes over the same Redis.
  */
-async function session(placement: Placement, redisUrl: string, s: Settings, log: (line: string) => void): Promise<PlacedRun[]> {
+async function session(
+  placement: Placement,
+  redisUrl: string,
+  s: Settings,
+  log: (line: string) => void,
+): Promise<PlacedRun[]> {
   const redis = new Redis(redisUrl);
   let running: RunningCluster | undefined;
   try {
@@ -103,7 +118,10 @@ async function session(placement: Placement, redisUrl: string, s: Settings, log:
 /** The peer's two processes: the echo side, then the caller. */
 async function startPeer(placement: 'moleculer' | 'redis-floor', redisUrl: string): Promise<RunningCluster> {
   const namespace = `bench${Date.now()}`;
-  const script = placement === 'moleculer' ? path.join(MOLECULER_DIR, 'broker.js') : path.join(distBench, 'cluster', 'redis-pingpong.js');
+  const script =
+    placement === 'moleculer'
+      ? path.join(MOLECULER_DIR, 'broker.js')
+      : path.join(distBench, 'cluster', 'redis-pingpong.js');
   const children: Caller[] = [];
   const processes: Priced[] = [];
   const stop = async () => {
@@ -125,7 +143,6 @@ async function startPeer(placement: 'moleculer' | 'redis-floor', redisUrl: strin
     throw err;
   }
 }
-
 
 async function run(log: (line: string) => void): Promise<SuiteResult> {
   const s = settings();
@@ -152,18 +169,32 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     const peerRatio = rate('cross-node') / rate('moleculer');
     if (inflight === 1) {
       const bound = p50('same-node') + FLOOR_MULTIPLE * p50('redis-floor');
-      checks.push({ name: `K=1 cross-node p50 ≤ same-node p50 + ${FLOOR_MULTIPLE}× Redis ping-pong (${fmtMs(bound)} ms)`, pass: p50('cross-node') <= bound });
+      checks.push({
+        name: `K=1 cross-node p50 ≤ same-node p50 + ${FLOOR_MULTIPLE}× Redis ping-pong (${fmtMs(bound)} ms)`,
+        pass: p50('cross-node') <= bound,
+      });
     } else {
-      checks.push({ name: `K=${inflight} cross-node ≥ ${MOLECULER_TARGET}× Moleculer`, pass: peerRatio >= MOLECULER_TARGET });
+      checks.push({
+        name: `K=${inflight} cross-node ≥ ${MOLECULER_TARGET}× Moleculer`,
+        pass: peerRatio >= MOLECULER_TARGET,
+      });
     }
     if (inflight === 1) {
-      checks.push({ name: `K=1 direct p50 ≤ ${DIRECT_P50_TARGET}× same-node p50`, pass: p50('direct') <= DIRECT_P50_TARGET * p50('same-node') });
+      checks.push({
+        name: `K=1 direct p50 ≤ ${DIRECT_P50_TARGET}× same-node p50`,
+        pass: p50('direct') <= DIRECT_P50_TARGET * p50('same-node'),
+      });
     } else {
-      checks.push({ name: `K=${inflight} direct ≥ ${DIRECT_MOLECULER_TARGET}× Moleculer`, pass: rate('direct') / rate('moleculer') >= DIRECT_MOLECULER_TARGET });
+      checks.push({
+        name: `K=${inflight} direct ≥ ${DIRECT_MOLECULER_TARGET}× Moleculer`,
+        pass: rate('direct') / rate('moleculer') >= DIRECT_MOLECULER_TARGET,
+      });
     }
     checks.push({
       name: `K=${inflight} ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands (PUBLISH) per cross-node call (2 and 3 nodes)`,
-      pass: publishes('cross-node') <= COMMANDS_PER_CALL_TARGET && publishes('cross-node-large') <= COMMANDS_PER_CALL_TARGET,
+      pass:
+        publishes('cross-node') <= COMMANDS_PER_CALL_TARGET &&
+        publishes('cross-node-large') <= COMMANDS_PER_CALL_TARGET,
     });
     return [
       inflight,
@@ -198,26 +229,56 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `Targets: K=1 direct p50 ≤ ${DIRECT_P50_TARGET}× same-node p50, K=64 direct ≥ ${DIRECT_MOLECULER_TARGET}× Moleculer; K=1 cross-node p50 ≤ same-node p50 + ${FLOOR_MULTIPLE}× the floor's p50; K=64 cross-node ≥ ${MOLECULER_TARGET}× Moleculer throughput; ≤ ${COMMANDS_PER_CALL_TARGET} Redis commands per call.`,
     '',
     table(
-      ['K (in flight)', 'same-node calls/s', 'cross-node calls/s', 'ratio', 'same-node p50 ms', 'cross-node p50 ms', 'Redis PUBLISH / all cmds per call', `the same, 3 nodes + ${FILLER_FUNCTIONS} functions`, 'direct calls/s', 'direct vs Moleculer', 'direct p50 ms', 'direct Redis cmds/call', 'Moleculer calls/s', 'cross-node vs Moleculer', 'Moleculer p50 ms', 'Moleculer Redis cmds/call', 'Redis floor calls/s', 'Redis floor p50 ms'],
+      [
+        'K (in flight)',
+        'same-node calls/s',
+        'cross-node calls/s',
+        'ratio',
+        'same-node p50 ms',
+        'cross-node p50 ms',
+        'Redis PUBLISH / all cmds per call',
+        `the same, 3 nodes + ${FILLER_FUNCTIONS} functions`,
+        'direct calls/s',
+        'direct vs Moleculer',
+        'direct p50 ms',
+        'direct Redis cmds/call',
+        'Moleculer calls/s',
+        'cross-node vs Moleculer',
+        'Moleculer p50 ms',
+        'Moleculer Redis cmds/call',
+        'Redis floor calls/s',
+        'Redis floor p50 ms',
+      ],
       rows,
     ),
     '',
     'CPU per call, in µs of user + system time (medians): the engine nodes (a, b, c), the iii-sdk caller and worker (for the peers, their two processes), Redis, and all of them together (what one call costs the machine).',
     '',
-    table(['placement', 'K', 'engine nodes', 'caller + worker (peer processes)', 'Redis', 'total'], cpuRows(runs, chosen, s.inflight)),
+    table(
+      ['placement', 'K', 'engine nodes', 'caller + worker (peer processes)', 'Redis', 'total'],
+      cpuRows(runs, chosen, s.inflight),
+    ),
   ].join('\n');
   return { markdown, checks };
 }
 
 /** One row per placement and K: the medians of its processes' CPU per call, grouped. */
 function cpuRows(runs: PlacedRun[], chosen: Placement[], inflight: number[]): string[][] {
-  const engine = (r: PlacedRun) => Object.entries(r.cpuUsPerCall).reduce((sum, [name, us]) => (name.length === 1 ? sum + us : sum), 0);
+  const engine = (r: PlacedRun) =>
+    Object.entries(r.cpuUsPerCall).reduce((sum, [name, us]) => (name.length === 1 ? sum + us : sum), 0);
   return chosen.flatMap((placement) =>
     inflight.map((k) => {
       const rs = runs.filter((r) => r.placement === placement && r.inflight === k);
       const m = (f: (r: PlacedRun) => number) => median(rs.map(f)).toFixed(1);
       const hasEngine = rs.some((r) => 'a' in r.cpuUsPerCall);
-      return [placement, String(k), hasEngine ? m(engine) : '–', m((r) => totalCpuUs(r) - r.redisCpuUsPerCall - engine(r)), m((r) => r.redisCpuUsPerCall), m(totalCpuUs)];
+      return [
+        placement,
+        String(k),
+        hasEngine ? m(engine) : '–',
+        m((r) => totalCpuUs(r) - r.redisCpuUsPerCall - engine(r)),
+        m((r) => r.redisCpuUsPerCall),
+        m(totalCpuUs),
+      ];
     }),
   );
 }

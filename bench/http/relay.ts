@@ -46,7 +46,12 @@ export class HttpRelay {
   }
 
   private onFrame(socket: WebSocket, data: Buffer): void {
-    let message: { type?: string; id?: string; invocation_id?: string; result?: { status_code?: number; body?: unknown } };
+    let message: {
+      type?: string;
+      id?: string;
+      invocation_id?: string;
+      result?: { status_code?: number; body?: unknown };
+    };
     try {
       message = JSON.parse(data.toString('utf8')) as typeof message;
     } catch {
@@ -58,7 +63,10 @@ export class HttpRelay {
     if (!res) return;
     this.pending.delete(message.invocation_id);
     const body = JSON.stringify(message.result?.body ?? {});
-    res.writeHead(message.result?.status_code ?? 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(message.result?.status_code ?? 200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   }
 
@@ -84,7 +92,9 @@ export class HttpRelay {
       body: null,
       trigger: { type: 'http', path: `/${segments[1]}/${segments[2]}/:id`, method: req.method },
     };
-    this.worker.send(JSON.stringify({ type: 'invokefunction', invocation_id: invocationId, function_id: HANDLER_FUNCTION_ID, data }));
+    this.worker.send(
+      JSON.stringify({ type: 'invokefunction', invocation_id: invocationId, function_id: HANDLER_FUNCTION_ID, data }),
+    );
     req.resume();
   }
 }

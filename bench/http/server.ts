@@ -16,7 +16,8 @@ async function main(): Promise<void> {
   if (kind === 'engine') {
     // Loaded only here, so the relay process never contains engine code.
     const { createEngine } = require('../../src/create-engine') as typeof import('../../src/create-engine');
-    const { silentLogger } = require('../../src/observability/logger') as typeof import('../../src/observability/logger');
+    const { silentLogger } =
+      require('../../src/observability/logger') as typeof import('../../src/observability/logger');
     const base = ephemeralConfig({ nodeId: 'bench-node' });
     // The route-table figure binds BENCH_HTTP_ROUTES (10,000) routes from one worker connection.
     const limits = { ...base.limits, maxRegistrationsPerWorker: Number.MAX_SAFE_INTEGER };

@@ -10,7 +10,15 @@ import { profileTargets, serverExecArgv } from '../lib/profile';
 import { windowSettings } from '../lib/settings';
 import type { Suite, SuiteResult } from '../lib/suite';
 import { measureLatency } from './latency-client';
-import { requestPath, type BindRoutes, type RouteCount, type RoutesSent, type ServerKind, type ServerReady, type WorkerReady } from './protocol';
+import {
+  requestPath,
+  type BindRoutes,
+  type RouteCount,
+  type RoutesSent,
+  type ServerKind,
+  type ServerReady,
+  type WorkerReady,
+} from './protocol';
 
 /** Targets: engine req/s >= 0.8x the relay's; p50 with the large route table <= 1.1x the small one. */
 const THROUGHPUT_TARGET = 0.8;
@@ -44,14 +52,21 @@ interface Session {
 /** Fresh server and worker processes; the worker binds `SMALL_TABLE` routes and is reachable. */
 async function openSession(kind: ServerKind): Promise<Session> {
   const execArgv = serverExecArgv(profileTargets().includes(kind), `http-${kind}`);
-  const server = BenchChild.fork<ServerReady | ServerCpu | RouteCount>(path.join(distBench, 'http', 'server.js'), { name: `${kind} http server`, args: [kind], execArgv });
+  const server = BenchChild.fork<ServerReady | ServerCpu | RouteCount>(path.join(distBench, 'http', 'server.js'), {
+    name: `${kind} http server`,
+    args: [kind],
+    execArgv,
+  });
   const children: Array<{ stop(): Promise<void> }> = [server];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();
   };
   try {
     const { wsPort, httpPort } = await server.next<ServerReady>('ready', 15_000);
-    const worker = BenchChild.fork<WorkerReady | RoutesSent>(path.join(distBench, 'http', 'worker.js'), { name: 'http worker', args: [`ws://127.0.0.1:${wsPort}`] });
+    const worker = BenchChild.fork<WorkerReady | RoutesSent>(path.join(distBench, 'http', 'worker.js'), {
+      name: 'http worker',
+      args: [`ws://127.0.0.1:${wsPort}`],
+    });
     children.push(worker);
     await worker.next<WorkerReady>('ready', 15_000);
     const session = { server, worker, base: `http://127.0.0.1:${httpPort}`, stop };
@@ -146,7 +161,9 @@ const mark = (pass: boolean) => (pass ? 'PASS' : 'MISS');
 
 async function run(log: (line: string) => void): Promise<SuiteResult> {
   const st = settings();
-  log(`http: ${st.rounds} rounds x [relay, engine] at ${st.connections} connections, ${st.warmupMs / 1000} s warm-up + ${st.measureMs / 1000} s measure; route table ${SMALL_TABLE} vs ${st.largeTable}`);
+  log(
+    `http: ${st.rounds} rounds x [relay, engine] at ${st.connections} connections, ${st.warmupMs / 1000} s warm-up + ${st.measureMs / 1000} s measure; route table ${SMALL_TABLE} vs ${st.largeTable}`,
+  );
   const runs: Record<ServerKind, ThroughputRun[]> = { relay: [], engine: [] };
   const routeRuns: RouteRun[] = [];
   const detail: (string | number)[][] = [];
@@ -154,12 +171,24 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
     for (const kind of ['relay', 'engine'] as ServerKind[]) {
       const r = await throughputSession(kind, st);
       runs[kind].push(r);
-      detail.push([round + 1, kind, fmtInt(r.reqPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtUs(r.cpuUsPerReq), r.failures]);
-      log(`  round ${round + 1} ${kind.padEnd(6)} ${fmtInt(r.reqPerSec).padStart(7)} req/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms  server CPU ${fmtUs(r.cpuUsPerReq)} µs/req${r.failures ? `  failures ${r.failures}` : ''}`);
+      detail.push([
+        round + 1,
+        kind,
+        fmtInt(r.reqPerSec),
+        fmtMs(r.p50Ms),
+        fmtMs(r.p99Ms),
+        fmtUs(r.cpuUsPerReq),
+        r.failures,
+      ]);
+      log(
+        `  round ${round + 1} ${kind.padEnd(6)} ${fmtInt(r.reqPerSec).padStart(7)} req/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms  server CPU ${fmtUs(r.cpuUsPerReq)} µs/req${r.failures ? `  failures ${r.failures}` : ''}`,
+      );
     }
     const rr = await routeSession(st);
     routeRuns.push(rr);
-    log(`  round ${round + 1} routes ${SMALL_TABLE}: p50 ${fmtMs(rr.smallP50Ms)} ms, ${st.largeTable}: p50 ${fmtMs(rr.largeP50Ms)} ms${rr.errors ? `  errors ${rr.errors}` : ''}`);
+    log(
+      `  round ${round + 1} routes ${SMALL_TABLE}: p50 ${fmtMs(rr.smallP50Ms)} ms, ${st.largeTable}: p50 ${fmtMs(rr.largeP50Ms)} ms${rr.errors ? `  errors ${rr.errors}` : ''}`,
+    );
   }
 
   const pick = (kind: ServerKind, key: keyof ThroughputRun) => median(runs[kind].map((r) => r[key]));
@@ -167,10 +196,15 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
   const smallP50 = median(routeRuns.map((r) => r.smallP50Ms));
   const largeP50 = median(routeRuns.map((r) => r.largeP50Ms));
   const routeRatio = median(routeRuns.map((r) => r.largeP50Ms / r.smallP50Ms));
-  const failures = [...runs.engine, ...runs.relay].reduce((sum, r) => sum + r.failures, 0) + routeRuns.reduce((sum, r) => sum + r.errors, 0);
+  const failures =
+    [...runs.engine, ...runs.relay].reduce((sum, r) => sum + r.failures, 0) +
+    routeRuns.reduce((sum, r) => sum + r.errors, 0);
   const checks = [
     { name: `HTTP throughput ≥ ${THROUGHPUT_TARGET}× relay`, pass: ratio >= THROUGHPUT_TARGET },
-    { name: `p50 with ${st.largeTable} routes ≤ ${ROUTE_P50_TARGET}× ${SMALL_TABLE} routes`, pass: routeRatio <= ROUTE_P50_TARGET },
+    {
+      name: `p50 with ${st.largeTable} routes ≤ ${ROUTE_P50_TARGET}× ${SMALL_TABLE} routes`,
+      pass: routeRatio <= ROUTE_P50_TARGET,
+    },
   ];
 
   const markdown = joinSection([
@@ -182,18 +216,30 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `"CPU µs/req": the server process's user+system CPU per completed request.`,
     '',
     table(
-      ['engine req/s', 'relay req/s', 'ratio', 'engine p50 ms', 'relay p50 ms', 'engine p99 ms', 'relay p99 ms', 'engine CPU µs/req', 'relay CPU µs/req'],
-      [[
-        fmtInt(pick('engine', 'reqPerSec')),
-        fmtInt(pick('relay', 'reqPerSec')),
-        `${fmtRatio(ratio)} ${mark(checks[0].pass)}`,
-        fmtMs(pick('engine', 'p50Ms')),
-        fmtMs(pick('relay', 'p50Ms')),
-        fmtMs(pick('engine', 'p99Ms')),
-        fmtMs(pick('relay', 'p99Ms')),
-        fmtUs(pick('engine', 'cpuUsPerReq')),
-        fmtUs(pick('relay', 'cpuUsPerReq')),
-      ]],
+      [
+        'engine req/s',
+        'relay req/s',
+        'ratio',
+        'engine p50 ms',
+        'relay p50 ms',
+        'engine p99 ms',
+        'relay p99 ms',
+        'engine CPU µs/req',
+        'relay CPU µs/req',
+      ],
+      [
+        [
+          fmtInt(pick('engine', 'reqPerSec')),
+          fmtInt(pick('relay', 'reqPerSec')),
+          `${fmtRatio(ratio)} ${mark(checks[0].pass)}`,
+          fmtMs(pick('engine', 'p50Ms')),
+          fmtMs(pick('relay', 'p50Ms')),
+          fmtMs(pick('engine', 'p99Ms')),
+          fmtMs(pick('relay', 'p99Ms')),
+          fmtUs(pick('engine', 'cpuUsPerReq')),
+          fmtUs(pick('relay', 'cpuUsPerReq')),
+        ],
+      ],
     ),
     '',
     `Route table: one request at a time over a keep-alive connection to \`GET ${requestPath(SMALL_TABLE >> 1)}\`, ` +
@@ -203,7 +249,19 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       [`p50 ms, ${SMALL_TABLE} routes`, `p50 ms, ${st.largeTable} routes`, 'ratio'],
       [[fmtMs(smallP50), fmtMs(largeP50), `${fmtRatio(routeRatio)} ${mark(checks[1].pass)}`]],
     ),
-    ...perRunDetails(failures, 'requests', table(['round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'failures'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r'])),
+    ...perRunDetails(
+      failures,
+      'requests',
+      table(['round', 'server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'failures'], detail, [
+        'r',
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]),
+    ),
   ]);
   return { markdown, checks };
 }

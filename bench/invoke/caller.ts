@@ -18,20 +18,30 @@ interface Echo {
 
 const [url, padBytes] = process.argv.slice(2) as [string, string?];
 /** The string every call carries: PAD (32 bytes), or `padBytes` of it. */
-const pad = padBytes === undefined ? PAD : PAD.repeat(Math.ceil(Number(padBytes) / PAD.length)).slice(0, Number(padBytes));
-const caller = registerWorker(url, { workerName: 'bench-caller', enableMetricsReporting: false, otel: { enabled: false } });
+const pad =
+  padBytes === undefined ? PAD : PAD.repeat(Math.ceil(Number(padBytes) / PAD.length)).slice(0, Number(padBytes));
+const caller = registerWorker(url, {
+  workerName: 'bench-caller',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 
 /** Retries a short-deadline call until bench::echo answers (registration is not acknowledged). */
 async function probe(deadlineMs: number): Promise<number> {
   const started = performance.now();
   for (;;) {
     try {
-      const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n: -1, pad }, timeoutMs: 250 });
+      const out = await caller.trigger<Echo, Echo>({
+        function_id: ECHO_FUNCTION_ID,
+        payload: { n: -1, pad },
+        timeoutMs: 250,
+      });
       if (out?.n === -1) return performance.now() - started;
     } catch {
       // not registered yet (function_not_found from the engine, silence from the relay)
     }
-    if (performance.now() - started > deadlineMs) throw new Error(`${ECHO_FUNCTION_ID} not reachable within ${deadlineMs} ms`);
+    if (performance.now() - started > deadlineMs)
+      throw new Error(`${ECHO_FUNCTION_ID} not reachable within ${deadlineMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -6,8 +6,15 @@ import { ECHO_FUNCTION_ID, type WorkerReady } from './protocol';
 console.debug = () => undefined; // the SDK logs every (re)connect at debug level
 
 const url = process.argv[2];
-const worker = registerWorker(url, { workerName: 'bench-echo', enableMetricsReporting: false, otel: { enabled: false } });
+const worker = registerWorker(url, {
+  workerName: 'bench-echo',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 worker.registerFunction(ECHO_FUNCTION_ID, async (input: unknown) => input);
-serveParent(() => undefined, () => worker.shutdown());
+serveParent(
+  () => undefined,
+  () => worker.shutdown(),
+);
 // Registration has no ack on the wire: the caller probes until a round trip succeeds.
 toParent({ type: 'ready' } satisfies WorkerReady);

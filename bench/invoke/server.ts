@@ -14,7 +14,8 @@ async function main(): Promise<void> {
   if (kind === 'engine') {
     // Loaded only here, so the relay process never contains engine code.
     const { createEngine } = require('../../src/create-engine') as typeof import('../../src/create-engine');
-    const { silentLogger } = require('../../src/observability/logger') as typeof import('../../src/observability/logger');
+    const { silentLogger } =
+      require('../../src/observability/logger') as typeof import('../../src/observability/logger');
     const engine = createEngine(ephemeralConfig({ nodeId: 'bench-node' }), { logger: silentLogger });
     await engine.start();
     port = engine.port;

@@ -31,20 +31,35 @@ const SERVER_ORDER: ServerKind[] = ['relay', 'engine'];
  * One session: fresh server, echo worker and caller processes; one measurement per K; then
  * everything is stopped (and SIGKILLed if it lingers) before the next session starts.
  */
-async function session(kind: ServerKind, round: number, s: Settings, log: (line: string) => void): Promise<RunResult[]> {
+async function session(
+  kind: ServerKind,
+  round: number,
+  s: Settings,
+  log: (line: string) => void,
+): Promise<RunResult[]> {
   const children: { stop(): Promise<void> }[] = [];
   try {
     const execArgv = serverExecArgv(s.profile.includes(kind), `${kind}-round${round + 1}`);
-    const server = BenchChild.fork<ServerReady | ServerCpu>(path.join(distBench, 'invoke', 'server.js'), { name: `${kind} server`, args: [kind], execArgv });
+    const server = BenchChild.fork<ServerReady | ServerCpu>(path.join(distBench, 'invoke', 'server.js'), {
+      name: `${kind} server`,
+      args: [kind],
+      execArgv,
+    });
     children.push(server);
     const { port } = await server.next<ServerReady>('ready', 15_000);
     const url = `ws://127.0.0.1:${port}`;
 
-    const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), { name: 'echo worker', args: [url] });
+    const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), {
+      name: 'echo worker',
+      args: [url],
+    });
     children.push(worker);
     await worker.next<WorkerReady>('ready', 15_000);
 
-    const caller = BenchChild.fork<CallerReady | RunResult>(path.join(distBench, 'invoke', 'caller.js'), { name: 'caller', args: [url] });
+    const caller = BenchChild.fork<CallerReady | RunResult>(path.join(distBench, 'invoke', 'caller.js'), {
+      name: 'caller',
+      args: [url],
+    });
     children.push(caller);
     await caller.next<CallerReady>('ready', 30_000);
 
@@ -119,7 +134,16 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       const results = await session(kind, round, s, log);
       runs.get(kind)!.push(...results);
       for (const r of results) {
-        detail.push([round + 1, kind, r.inflight, fmtInt(r.callsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtUs(r.serverCpuUsPerCall), r.errors]);
+        detail.push([
+          round + 1,
+          kind,
+          r.inflight,
+          fmtInt(r.callsPerSec),
+          fmtMs(r.p50Ms),
+          fmtMs(r.p99Ms),
+          fmtUs(r.serverCpuUsPerCall),
+          r.errors,
+        ]);
       }
     }
   }
@@ -160,10 +184,35 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       ? `> **Instrumented run** (BENCH_PROFILE / BENCH_SERVER_NODE_ARGS set): timings are not representative.\n`
       : '',
     table(
-      ['K (in flight)', 'engine calls/s', 'relay calls/s', 'throughput ratio', 'engine p50 ms', 'relay p50 ms', 'p50 ratio', 'engine p99 ms', 'relay p99 ms', 'engine CPU µs/call', 'relay CPU µs/call'],
+      [
+        'K (in flight)',
+        'engine calls/s',
+        'relay calls/s',
+        'throughput ratio',
+        'engine p50 ms',
+        'relay p50 ms',
+        'p50 ratio',
+        'engine p99 ms',
+        'relay p99 ms',
+        'engine CPU µs/call',
+        'relay CPU µs/call',
+      ],
       rows,
     ),
-    ...perRunDetails(totalErrors, 'calls', table(['round', 'server', 'K', 'calls/s', 'p50 ms', 'p99 ms', 'server CPU µs/call', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'])),
+    ...perRunDetails(
+      totalErrors,
+      'calls',
+      table(['round', 'server', 'K', 'calls/s', 'p50 ms', 'p99 ms', 'server CPU µs/call', 'errors'], detail, [
+        'r',
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]),
+    ),
   ]);
   return { markdown, checks };
 }

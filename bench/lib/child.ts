@@ -20,7 +20,8 @@ export interface ForkOptions {
  */
 export class BenchChild<Out extends IpcMessage = IpcMessage> {
   private readonly queue: Out[] = [];
-  private waiters: { type: string; resolve: (m: Out) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
+  private waiters: { type: string; resolve: (m: Out) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] =
+    [];
   private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitPromise: Promise<void>;
   private failure: Error | undefined;
@@ -55,7 +56,11 @@ export class BenchChild<Out extends IpcMessage = IpcMessage> {
         this.exited = { code, signal };
         for (const waiter of this.waiters) {
           clearTimeout(waiter.timer);
-          waiter.reject(new Error(`${this.name} exited (code ${code}, signal ${signal}) while the runner waited for "${waiter.type}"`));
+          waiter.reject(
+            new Error(
+              `${this.name} exited (code ${code}, signal ${signal}) while the runner waited for "${waiter.type}"`,
+            ),
+          );
         }
         this.waiters = [];
         resolve();
@@ -88,7 +93,10 @@ export class BenchChild<Out extends IpcMessage = IpcMessage> {
     if (this.failure) return Promise.reject(this.failure);
     const index = this.queue.findIndex((m) => m.type === type);
     if (index >= 0) return Promise.resolve(this.queue.splice(index, 1)[0] as T);
-    if (this.exited) return Promise.reject(new Error(`${this.name} has exited (code ${this.exited.code}, signal ${this.exited.signal})`));
+    if (this.exited)
+      return Promise.reject(
+        new Error(`${this.name} has exited (code ${this.exited.code}, signal ${this.exited.signal})`),
+      );
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.timer !== timer);

@@ -4,7 +4,8 @@ export function envNumber(name: string, fallback: number, min = 0): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
+  if (!Number.isFinite(value) || value < min)
+    throw new Error(`${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
   return value;
 }
 

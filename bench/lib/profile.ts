@@ -22,7 +22,12 @@ export function serverExecArgv(profiled: boolean, label: string): string[] {
     const dir = path.join(resultsDir, 'profiles');
     fs.mkdirSync(dir, { recursive: true });
     const interval = envNumber('BENCH_PROFILE_INTERVAL_US', 100, 1);
-    execArgv.push('--cpu-prof', `--cpu-prof-interval=${interval}`, `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`);
+    execArgv.push(
+      '--cpu-prof',
+      `--cpu-prof-interval=${interval}`,
+      `--cpu-prof-dir=${dir}`,
+      `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`,
+    );
   }
   return execArgv;
 }

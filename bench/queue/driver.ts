@@ -27,7 +27,11 @@ const OUTSTANDING_PER_LOOP = 4;
 const DRAIN_MS = 30_000;
 
 const url = process.argv[2];
-const worker = registerWorker(url, { workerName: 'bench-queue-driver', enableMetricsReporting: false, otel: { enabled: false } });
+const worker = registerWorker(url, {
+  workerName: 'bench-queue-driver',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 
 /** What the handler does with each job; set per run. */
 let onJob: (job: Job) => void = () => undefined;
@@ -45,7 +49,8 @@ async function probe(deadlineMs: number): Promise<void> {
     } catch {
       // not registered yet
     }
-    if (performance.now() - started > deadlineMs) throw new Error(`${JOB_FUNCTION_ID} not reachable within ${deadlineMs} ms`);
+    if (performance.now() - started > deadlineMs)
+      throw new Error(`${JOB_FUNCTION_ID} not reachable within ${deadlineMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -57,7 +62,10 @@ interface Window {
 
 const inWindow = (t: number, w: Window) => t >= w.start && t < w.end;
 
-async function runSync(inflight: number, w: Window): Promise<Omit<RunResult, 'type' | 'mode' | 'inflight' | 'jobsPerSec'>> {
+async function runSync(
+  inflight: number,
+  w: Window,
+): Promise<Omit<RunResult, 'type' | 'mode' | 'inflight' | 'jobsPerSec'>> {
   const samples = new Samples();
   let errors = 0;
   let totalJobs = 0;
@@ -79,10 +87,19 @@ async function runSync(inflight: number, w: Window): Promise<Omit<RunResult, 'ty
   };
   await Promise.all(Array.from({ length: inflight }, lane));
   const sorted = samples.sorted();
-  return { jobs: sorted.length, totalJobs, errors, p50Ms: percentileSorted(sorted, 50), p99Ms: percentileSorted(sorted, 99) };
+  return {
+    jobs: sorted.length,
+    totalJobs,
+    errors,
+    p50Ms: percentileSorted(sorted, 50),
+    p99Ms: percentileSorted(sorted, 99),
+  };
 }
 
-async function runQueue(inflight: number, w: Window): Promise<Omit<RunResult, 'type' | 'mode' | 'inflight' | 'jobsPerSec'>> {
+async function runQueue(
+  inflight: number,
+  w: Window,
+): Promise<Omit<RunResult, 'type' | 'mode' | 'inflight' | 'jobsPerSec'>> {
   const samples = new Samples();
   const queue = queueName(inflight);
   let errors = 0;
@@ -111,7 +128,11 @@ async function runQueue(inflight: number, w: Window): Promise<Omit<RunResult, 't
       outstanding++;
       const t = performance.now();
       try {
-        await worker.trigger({ function_id: JOB_FUNCTION_ID, payload: { t, pad: PAD }, action: TriggerAction.Enqueue({ queue }) });
+        await worker.trigger({
+          function_id: JOB_FUNCTION_ID,
+          payload: { t, pad: PAD },
+          action: TriggerAction.Enqueue({ queue }),
+        });
       } catch {
         if (inWindow(performance.now(), w)) errors++;
         release();
@@ -120,18 +141,34 @@ async function runQueue(inflight: number, w: Window): Promise<Omit<RunResult, 't
   };
   await Promise.all(Array.from({ length: inflight }, lane));
   if (outstanding > 0) {
-    await Promise.race([new Promise<void>((resolve) => (drained = resolve)), new Promise((resolve) => setTimeout(resolve, DRAIN_MS))]);
+    await Promise.race([
+      new Promise<void>((resolve) => (drained = resolve)),
+      new Promise((resolve) => setTimeout(resolve, DRAIN_MS)),
+    ]);
   }
   onJob = () => undefined;
   const sorted = samples.sorted();
-  return { jobs: sorted.length, totalJobs, errors, p50Ms: percentileSorted(sorted, 50), p99Ms: percentileSorted(sorted, 99) };
+  return {
+    jobs: sorted.length,
+    totalJobs,
+    errors,
+    p50Ms: percentileSorted(sorted, 50),
+    p99Ms: percentileSorted(sorted, 99),
+  };
 }
 
 async function run(request: RunRequest): Promise<RunResult> {
   const start = performance.now() + request.warmupMs;
   const window = { start, end: start + request.measureMs };
-  const outcome = request.mode === 'sync' ? await runSync(request.inflight, window) : await runQueue(request.inflight, window);
-  return { type: 'result', mode: request.mode, inflight: request.inflight, ...outcome, jobsPerSec: outcome.jobs / (request.measureMs / 1000) };
+  const outcome =
+    request.mode === 'sync' ? await runSync(request.inflight, window) : await runQueue(request.inflight, window);
+  return {
+    type: 'result',
+    mode: request.mode,
+    inflight: request.inflight,
+    ...outcome,
+    jobsPerSec: outcome.jobs / (request.measureMs / 1000),
+  };
 }
 
 serveParent(

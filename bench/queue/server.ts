@@ -12,7 +12,10 @@ async function main(): Promise<void> {
   const inflight = (process.argv[2] ?? '').split(',').map(Number);
   const base = ephemeralConfig({ nodeId: 'bench-node' });
   const queueConfigs = Object.fromEntries(inflight.map((k) => [queueName(k), { concurrency: k, max_retries: 1 }]));
-  const engine = createEngine({ ...base, modules: { ...base.modules, queue: { enabled: true, config: { queue_configs: queueConfigs } } } }, { logger: silentLogger });
+  const engine = createEngine(
+    { ...base, modules: { ...base.modules, queue: { enabled: true, config: { queue_configs: queueConfigs } } } },
+    { logger: silentLogger },
+  );
   await engine.start();
   serveParent(
     (message) => {

@@ -28,10 +28,16 @@ function settings(): Settings {
 async function session(round: number, s: Settings, log: (line: string) => void): Promise<RunResult[]> {
   const children: { stop(): Promise<void> }[] = [];
   try {
-    const server = BenchChild.fork<ServerReady | ServerCpu>(path.join(distBench, 'queue', 'server.js'), { name: 'queue engine', args: [s.inflight.join(',')] });
+    const server = BenchChild.fork<ServerReady | ServerCpu>(path.join(distBench, 'queue', 'server.js'), {
+      name: 'queue engine',
+      args: [s.inflight.join(',')],
+    });
     children.push(server);
     const { port } = await server.next<ServerReady>('ready', 15_000);
-    const driver = BenchChild.fork<DriverReady | RunResult>(path.join(distBench, 'queue', 'driver.js'), { name: 'queue driver', args: [`ws://127.0.0.1:${port}`] });
+    const driver = BenchChild.fork<DriverReady | RunResult>(path.join(distBench, 'queue', 'driver.js'), {
+      name: 'queue driver',
+      args: [`ws://127.0.0.1:${port}`],
+    });
     children.push(driver);
     await driver.next<DriverReady>('ready', 30_000);
 
@@ -65,13 +71,24 @@ const mark = (pass: boolean) => (pass ? 'PASS' : 'MISS');
 
 async function run(log: (line: string) => void): Promise<SuiteResult> {
   const s = settings();
-  log(`queue: ${s.rounds} rounds x [sync, queue], K = ${s.inflight.join(', ')}, ${s.warmupMs / 1000} s warm-up + ${s.measureMs / 1000} s measure per run`);
+  log(
+    `queue: ${s.rounds} rounds x [sync, queue], K = ${s.inflight.join(', ')}, ${s.warmupMs / 1000} s warm-up + ${s.measureMs / 1000} s measure per run`,
+  );
   const all: RunResult[] = [];
   const detail: (string | number)[][] = [];
   for (let round = 0; round < s.rounds; round++) {
     for (const r of await session(round, s, log)) {
       all.push(r);
-      detail.push([round + 1, r.mode, r.inflight, fmtInt(r.jobsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtUs(r.serverCpuUsPerJob), r.errors]);
+      detail.push([
+        round + 1,
+        r.mode,
+        r.inflight,
+        fmtInt(r.jobsPerSec),
+        fmtMs(r.p50Ms),
+        fmtMs(r.p99Ms),
+        fmtUs(r.serverCpuUsPerJob),
+        r.errors,
+      ]);
     }
   }
 
@@ -117,10 +134,34 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
       `${s.warmupMs / 1000} s warm-up + ${s.measureMs / 1000} s window per run. Target: queue ≥ ${THROUGHPUT_TARGET}× sync.`,
     '',
     table(
-      ['K', 'queue jobs/s', 'sync calls/s', 'ratio', 'queue p50 ms', 'sync p50 ms', 'queue p99 ms', 'sync p99 ms', 'queue CPU µs/job', 'sync CPU µs/job'],
+      [
+        'K',
+        'queue jobs/s',
+        'sync calls/s',
+        'ratio',
+        'queue p50 ms',
+        'sync p50 ms',
+        'queue p99 ms',
+        'sync p99 ms',
+        'queue CPU µs/job',
+        'sync CPU µs/job',
+      ],
       rows,
     ),
-    ...perRunDetails(errors, 'calls', table(['round', 'mode', 'K', 'jobs/s', 'p50 ms', 'p99 ms', 'server CPU µs/job', 'errors'], detail, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'])),
+    ...perRunDetails(
+      errors,
+      'calls',
+      table(['round', 'mode', 'K', 'jobs/s', 'p50 ms', 'p99 ms', 'server CPU µs/job', 'errors'], detail, [
+        'r',
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+      ]),
+    ),
   ]);
   return { markdown, checks };
 }

@@ -28,14 +28,18 @@ function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   return value;
 }
 
 async function measure(tls: boolean, certs: ReturnType<typeof makeCertificates>, measureMs: number): Promise<number[]> {
   const config = ephemeralConfig({ nodeId: 'bench-tls' });
   if (tls) {
-    const material = readTlsMaterial({ certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' }, { cert: 'bench cert', key: 'bench key' });
+    const material = readTlsMaterial(
+      { certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' },
+      { cert: 'bench cert', key: 'bench key' },
+    );
     config.listeners = config.listeners.map((l) => ({ ...l, tls: material }));
   }
   const engine = createEngine(config, { logger: silentLogger });
@@ -44,10 +48,18 @@ async function measure(tls: boolean, certs: ReturnType<typeof makeCertificates>,
   const env = { NODE_EXTRA_CA_CERTS: certs.caFile };
   const children: { stop(): Promise<void> }[] = [];
   try {
-    const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), { name: 'echo worker', args: [url], env });
+    const worker = BenchChild.fork<WorkerReady>(path.join(distBench, 'invoke', 'echo-worker.js'), {
+      name: 'echo worker',
+      args: [url],
+      env,
+    });
     children.push(worker);
     await worker.next<WorkerReady>('ready', 15_000);
-    const caller = BenchChild.fork<CallerReady | RunResult>(path.join(distBench, 'invoke', 'caller.js'), { name: 'caller', args: [url], env });
+    const caller = BenchChild.fork<CallerReady | RunResult>(path.join(distBench, 'invoke', 'caller.js'), {
+      name: 'caller',
+      args: [url],
+      env,
+    });
     children.push(caller);
     await caller.next<CallerReady>('ready', 30_000);
     const rates: number[] = [];
@@ -74,7 +86,9 @@ async function main(): Promise<void> {
       for (const mode of ['ws', 'wss'] as const) {
         const rates = await measure(mode === 'wss', certs, measureMs);
         runs[mode].push(rates);
-        process.stderr.write(`round ${round + 1} ${mode.padEnd(3)} ${INFLIGHT.map((k, i) => `K=${k}: ${Math.round(rates[i])} calls/s`).join('  ')}\n`);
+        process.stderr.write(
+          `round ${round + 1} ${mode.padEnd(3)} ${INFLIGHT.map((k, i) => `K=${k}: ${Math.round(rates[i])} calls/s`).join('  ')}\n`,
+        );
       }
     }
   } finally {

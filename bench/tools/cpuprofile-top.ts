@@ -50,7 +50,9 @@ function main(): void {
     selfUs.set(profile.samples[i], (selfUs.get(profile.samples[i]) ?? 0) + dt);
   }
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = [...selfUs.entries()].filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)').reduce((a, [, v]) => a + v, 0);
+  const idle = [...selfUs.entries()]
+    .filter(([id]) => byId.get(id)!.callFrame.functionName === '(idle)')
+    .reduce((a, [, v]) => a + v, 0);
   const busy = total - idle;
 
   const self = new Map<string, number>();
@@ -69,11 +71,21 @@ function main(): void {
     }
   }
   const pct = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
-  console.log(`profile ${path.basename(file)}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (percentages are of busy time)\n`);
+  console.log(
+    `profile ${path.basename(file)}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (percentages are of busy time)\n`,
+  );
   console.log(`Top ${topN} by self time:`);
-  for (const [k, us] of [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, topN)) console.log(`  ${pct(us)}  ${k}`);
+  for (const [k, us] of [...self]
+    .filter(([k]) => !k.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, topN))
+    console.log(`  ${pct(us)}  ${k}`);
   console.log(`\nProject code (dist/src) by inclusive time:`);
-  for (const [k, us] of [...inclusive].filter(([k]) => k.includes('dist/src/')).sort((a, b) => b[1] - a[1]).slice(0, topN)) console.log(`  ${pct(us)}  ${k}`);
+  for (const [k, us] of [...inclusive]
+    .filter(([k]) => k.includes('dist/src/'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, topN))
+    console.log(`  ${pct(us)}  ${k}`);
 }
 
 main();

@@ -39,7 +39,11 @@ iii.registerFunction(
   },
   { description: 'Greets someone by name and counts the greetings across the cluster' },
 );
-iii.registerTrigger({ type: 'http', function_id: 'greeter::hello', config: { api_path: '/hello/:name', http_method: 'GET' } });
+iii.registerTrigger({
+  type: 'http',
+  function_id: 'greeter::hello',
+  config: { api_path: '/hello/:name', http_method: 'GET' },
+});
 
 console.log(`compose worker ${os.hostname()} serving GET /hello/:name via ${url}`);
 

@@ -6,8 +6,14 @@
 /** A comma-separated list from `__ENV[name]`; fails the run at init when it is missing. */
 export function urls(name) {
   const value = __ENV[name];
-  if (!value) throw new Error(`${name} is not set: start the scripts through \`npm run loadtest\` (loadtest/run.ts), or pass -e ${name}=<url>[,<url>...]`);
-  return value.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  if (!value)
+    throw new Error(
+      `${name} is not set: start the scripts through \`npm run loadtest\` (loadtest/run.ts), or pass -e ${name}=<url>[,<url>...]`,
+    );
+  return value
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
 }
 
 /** `LT_PROFILE=smoke` (a few seconds per script, what CI runs) or `full` (the default). */

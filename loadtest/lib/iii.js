@@ -55,7 +55,12 @@ export function connectWorker(url, handlers) {
       if (handlers.registered) handlers.registered(message);
     } else if (message.type === 'invokefunction') {
       const answer = handlers.invoke ? handlers.invoke(message) : undefined;
-      worker.send({ type: 'invocationresult', invocation_id: message.invocation_id, function_id: message.function_id, result: answer });
+      worker.send({
+        type: 'invocationresult',
+        invocation_id: message.invocation_id,
+        function_id: message.function_id,
+        result: answer,
+      });
     } else if (message.type === 'invocationresult') {
       if (handlers.result) handlers.result(message);
     }

@@ -10,7 +10,9 @@ console.debug = () => undefined; // the SDK's per-connection chatter
 function connectAll(workerName) {
   const urls = (process.env.III_WS_URLS || '').split(',').filter((url) => url !== '');
   if (urls.length === 0) throw new Error('III_WS_URLS is not set (comma-separated worker URLs, one per node)');
-  return urls.map((url) => registerWorker(url, { workerName, enableMetricsReporting: false, otel: { enabled: false } }));
+  return urls.map((url) =>
+    registerWorker(url, { workerName, enableMetricsReporting: false, otel: { enabled: false } }),
+  );
 }
 
 /** Resolves once `functionId` answers through every client, i.e. every node sees the pool. */

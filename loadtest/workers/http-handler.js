@@ -12,7 +12,11 @@ async function main() {
       body: { message: `hello ${(req && req.query_params && req.query_params.name) || 'world'}` },
     }));
   }
-  clients[0].registerTrigger({ type: 'http', function_id: 'lt::http::hello', config: { api_path: '/lt/hello', http_method: 'GET' } });
+  clients[0].registerTrigger({
+    type: 'http',
+    function_id: 'lt::http::hello',
+    config: { api_path: '/lt/hello', http_method: 'GET' },
+  });
   await waitCallable(clients, 'lt::http::hello', { query_params: { name: 'probe' } });
   announceReady(clients);
 }

@@ -73,9 +73,16 @@ export class EngineClient {
     socket.on('close', (code, reason) => {
       const text = reason.toString();
       // 1008 (policy violation): the engine's answer to a refused authentication.
-      this.fail(new ConnectionFailure(code === 1008 ? 'auth' : 'closed', `the engine at ${options.url} closed the connection before answering (code ${code}${text ? `: ${text}` : ''})`));
+      this.fail(
+        new ConnectionFailure(
+          code === 1008 ? 'auth' : 'closed',
+          `the engine at ${options.url} closed the connection before answering (code ${code}${text ? `: ${text}` : ''})`,
+        ),
+      );
     });
-    socket.on('error', (err) => this.fail(new ConnectionFailure('closed', `the connection to ${options.url} failed: ${err.message}`)));
+    socket.on('error', (err) =>
+      this.fail(new ConnectionFailure('closed', `the connection to ${options.url} failed: ${err.message}`)),
+    );
   }
 
   /** Opens the connection; rejects with a ConnectionFailure (unreachable, auth, refused, timeout). */
@@ -89,7 +96,9 @@ export class EngineClient {
         ...(options.token === undefined ? {} : { headers: { authorization: `Bearer ${options.token}` } }),
       });
     } catch (err) {
-      return Promise.reject(new ConnectionFailure('unreachable', `cannot connect to ${options.url}: ${(err as Error).message}`));
+      return Promise.reject(
+        new ConnectionFailure('unreachable', `cannot connect to ${options.url}: ${(err as Error).message}`),
+      );
     }
     return new Promise<EngineClient>((resolve, reject) => {
       let settled = false;
@@ -111,7 +120,11 @@ export class EngineClient {
       socket.once('open', () => settle(new EngineClient(socket, options)));
       socket.once('error', (err: NodeJS.ErrnoException) => {
         const timedOut = /timed out|timeout/i.test(err.message);
-        settle(timedOut ? timeoutFailure(options, 'connecting') : new ConnectionFailure('unreachable', `cannot connect to ${options.url}: ${err.code ?? err.message}`));
+        settle(
+          timedOut
+            ? timeoutFailure(options, 'connecting')
+            : new ConnectionFailure('unreachable', `cannot connect to ${options.url}: ${err.code ?? err.message}`),
+        );
       });
       socket.once('unexpected-response', (_request, response) => {
         void refusal(options.url, response).then(settle);
@@ -130,12 +143,16 @@ export class EngineClient {
         this.pending.delete(invocationId);
         reject(timeoutFailure(this.options, functionId));
       }, left);
-      const done = <T>(settle: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
-        settle(value);
-      };
+      const done =
+        <T>(settle: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          settle(value);
+        };
       this.pending.set(invocationId, { functionId, resolve: done(resolve), reject: done(reject) });
-      this.socket.send(JSON.stringify({ type: 'invokefunction', invocation_id: invocationId, function_id: functionId, data }));
+      this.socket.send(
+        JSON.stringify({ type: 'invokefunction', invocation_id: invocationId, function_id: functionId, data }),
+      );
     });
   }
 
@@ -170,7 +187,12 @@ export class EngineClient {
     if (message['type'] === 'error' && isErrorBody(message['error']) && message['error'].code === ErrorCode.authError) {
       // The RBAC auth function refused this connection; the engine closes it next. (Other
       // `error` frames answer registrations, which this client never makes.)
-      this.fail(new ConnectionFailure('auth', `auth refused by ${this.options.url}: ${message['error'].code}: ${message['error'].message}`));
+      this.fail(
+        new ConnectionFailure(
+          'auth',
+          `auth refused by ${this.options.url}: ${message['error'].code}: ${message['error'].message}`,
+        ),
+      );
       return;
     }
     if (message['type'] !== 'invocationresult') return;
@@ -180,7 +202,12 @@ export class EngineClient {
     this.pending.delete(id as string);
     const error = message['error'];
     if (error !== undefined && error !== null) {
-      const body = isErrorBody(error) ? error : { code: 'invalid_message', message: `${call.functionId} failed with a malformed error: ${JSON.stringify(error)}` };
+      const body = isErrorBody(error)
+        ? error
+        : {
+            code: 'invalid_message',
+            message: `${call.functionId} failed with a malformed error: ${JSON.stringify(error)}`,
+          };
       call.reject(new FunctionFailure(call.functionId, body.code, body.message));
       return;
     }
@@ -197,7 +224,10 @@ export class EngineClient {
 }
 
 function timeoutFailure(options: ConnectOptions, what: string): ConnectionFailure {
-  return new ConnectionFailure('timeout', `timeout: ${what === 'connecting' ? `no connection to ${options.url}` : `no answer from ${what} on ${options.url}`} before the deadline (--timeout)`);
+  return new ConnectionFailure(
+    'timeout',
+    `timeout: ${what === 'connecting' ? `no connection to ${options.url}` : `no answer from ${what} on ${options.url}`} before the deadline (--timeout)`,
+  );
 }
 
 /** An HTTP answer instead of the upgrade: 401/403 are the token (or protected mode), the rest a refusal. */
@@ -212,7 +242,10 @@ async function refusal(url: string, response: IncomingMessage): Promise<Connecti
     // not JSON: the text as it came
   }
   const what = status === 401 || status === 403 ? 'auth refused' : 'connection refused';
-  return new ConnectionFailure(status === 401 || status === 403 ? 'auth' : 'refused', `${what} by ${url} (HTTP ${status})${detail ? `: ${detail}` : ''}`);
+  return new ConnectionFailure(
+    status === 401 || status === 403 ? 'auth' : 'refused',
+    `${what} by ${url} (HTTP ${status})${detail ? `: ${detail}` : ''}`,
+  );
 }
 
 /** The body of a refusal, at most 4 KiB, and never waiting more than a moment for it. */

@@ -118,7 +118,10 @@ export async function runOps(argv: readonly string[], io: OpsIo = processIo()): 
 
 const HELP = new Error('help');
 
-function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { options: OpsOptions; positionals: string[] } {
+function parseCommandLine(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { options: OpsOptions; positionals: string[] } {
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
@@ -140,7 +143,8 @@ function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { op
   } catch {
     throw new Error(`--url: "${url}" is not a URL (expected ws://host:port or wss://host:port)`);
   }
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new Error(`--url: "${url}" is not a ws:// or wss:// URL`);
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')
+    throw new Error(`--url: "${url}" is not a ws:// or wss:// URL`);
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   if (values.timeout !== undefined) {
     timeoutMs = Number(values.timeout);
@@ -149,7 +153,13 @@ function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): { op
     }
   }
   return {
-    options: { url, token: values.token ?? nonEmpty(env['III_WORKER_TOKEN']), json: values.json === true, timeoutMs, all: values.all === true },
+    options: {
+      url,
+      token: values.token ?? nonEmpty(env['III_WORKER_TOKEN']),
+      json: values.json === true,
+      timeoutMs,
+      all: values.all === true,
+    },
     positionals,
   };
 }
@@ -163,7 +173,8 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
   const arity = (min: number, max: number, usage: string) => {
     if (rest.length < min || rest.length > max) throw new UsageError(`usage: iii-cluster ${usage}`);
   };
-  const out = (value: Json | undefined, human: () => string) => io.stdout.write(options.json ? `${JSON.stringify(value ?? null)}\n` : human());
+  const out = (value: Json | undefined, human: () => string) =>
+    io.stdout.write(options.json ? `${JSON.stringify(value ?? null)}\n` : human());
   switch (command) {
     case 'config': {
       if (rest[0] !== 'check' || rest.length !== 2) throw new UsageError('usage: iii-cluster config check <file>');
@@ -176,11 +187,15 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
       const payload = await readPayload(rest[1], io, deadlineMs);
       const result = await withEngine(options, deadlineMs, (client) => client.call(functionId, payload));
       // The result is JSON whatever the mode: indented for people, one line for scripts.
-      return void io.stdout.write(options.json ? `${JSON.stringify(result ?? null)}\n` : `${JSON.stringify(result ?? null, null, 2)}\n`);
+      return void io.stdout.write(
+        options.json ? `${JSON.stringify(result ?? null)}\n` : `${JSON.stringify(result ?? null, null, 2)}\n`,
+      );
     }
     case 'functions': {
       arity(0, 0, 'functions [--all]');
-      const answer = await withEngine(options, deadlineMs, (client) => client.call('engine::functions::list', options.all ? { include_internal: true } : {}));
+      const answer = await withEngine(options, deadlineMs, (client) =>
+        client.call('engine::functions::list', options.all ? { include_internal: true } : {}),
+      );
       const functions = records(field(answer, 'functions'));
       return void out(functions, () =>
         formatTable(
@@ -191,7 +206,10 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
     }
     case 'workers': {
       arity(0, 0, 'workers');
-      const { answer, self } = await withEngine(options, deadlineMs, async (client) => ({ answer: await client.call('engine::workers::list', {}), self: client.workerId }));
+      const { answer, self } = await withEngine(options, deadlineMs, async (client) => ({
+        answer: await client.call('engine::workers::list', {}),
+        self: client.workerId,
+      }));
       // This command's own connection is not one of the operator's workers.
       const workers = records(field(answer, 'workers')).filter((w) => self === undefined || w.id !== self);
       const now = Date.now();
@@ -212,11 +230,19 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
     }
     case 'nodes': {
       arity(0, 0, 'nodes');
-      const nodes = records(field(await withEngine(options, deadlineMs, (client) => client.call('engine::cluster::nodes', {})), 'nodes'));
+      const nodes = records(
+        field(await withEngine(options, deadlineMs, (client) => client.call('engine::cluster::nodes', {})), 'nodes'),
+      );
       return void out(nodes, () =>
         formatTable(
           ['NODE', 'STATE', 'UPTIME', 'WORKERS', 'URL'],
-          nodes.map((n) => [`${text(n.node_id)}${n.self === true ? ' *' : ''}`, text(n.state), typeof n.uptime_ms === 'number' ? formatDuration(n.uptime_ms) : '', text(n.worker_count), text(n.url)]),
+          nodes.map((n) => [
+            `${text(n.node_id)}${n.self === true ? ' *' : ''}`,
+            text(n.state),
+            typeof n.uptime_ms === 'number' ? formatDuration(n.uptime_ms) : '',
+            text(n.worker_count),
+            text(n.url),
+          ]),
         ).concat('(* the node that answered)\n'),
       );
     }
@@ -227,14 +253,26 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
         return Promise.all(
           topics.map(async (topic) => {
             const stats = asRecord(await client.call('engine::queue::topic_stats', { topic: topic.name ?? null }));
-            return { name: topic.name ?? null, broker_type: topic.broker_type ?? null, depth: stats.depth ?? null, consumer_count: stats.consumer_count ?? null, dlq_depth: stats.dlq_depth ?? null };
+            return {
+              name: topic.name ?? null,
+              broker_type: topic.broker_type ?? null,
+              depth: stats.depth ?? null,
+              consumer_count: stats.consumer_count ?? null,
+              dlq_depth: stats.dlq_depth ?? null,
+            };
           }),
         );
       });
       return void out(queues, () =>
         formatTable(
           ['QUEUE', 'TYPE', 'DEPTH', 'CONSUMERS', 'DEAD LETTERS'],
-          queues.map((q) => [text(q.name), text(q.broker_type), text(q.depth), text(q.consumer_count), text(q.dlq_depth)]),
+          queues.map((q) => [
+            text(q.name),
+            text(q.broker_type),
+            text(q.depth),
+            text(q.consumer_count),
+            text(q.dlq_depth),
+          ]),
         ),
       );
     }
@@ -245,23 +283,45 @@ async function dispatch(args: string[], options: OpsOptions, io: OpsIo, deadline
   }
 }
 
-async function dlq(rest: string[], options: OpsOptions, io: OpsIo, deadlineMs: number, out: (value: Json | undefined, human: () => string) => void): Promise<void> {
+async function dlq(
+  rest: string[],
+  options: OpsOptions,
+  io: OpsIo,
+  deadlineMs: number,
+  out: (value: Json | undefined, human: () => string) => void,
+): Promise<void> {
   const [action, queue, id, ...extra] = rest;
   if (action === 'list' && queue !== undefined && id === undefined) {
-    const letters = records(await withEngine(options, deadlineMs, (client) => client.call('engine::queue::dlq_messages', { topic: queue, limit: MAX_DLQ_PAGE })));
+    const letters = records(
+      await withEngine(options, deadlineMs, (client) =>
+        client.call('engine::queue::dlq_messages', { topic: queue, limit: MAX_DLQ_PAGE }),
+      ),
+    );
     return out(letters, () =>
       formatTable(
         ['ID', 'FAILED AT', 'RETRIES', 'ERROR'],
-        letters.map((l) => [text(l.id), typeof l.failed_at === 'number' ? new Date(l.failed_at * 1000).toISOString() : '', text(l.retries), text(l.error)]),
+        letters.map((l) => [
+          text(l.id),
+          typeof l.failed_at === 'number' ? new Date(l.failed_at * 1000).toISOString() : '',
+          text(l.retries),
+          text(l.error),
+        ]),
       ),
     );
   }
-  if (action !== 'redrive' || queue === undefined || extra.length > 0) throw new UsageError('usage: iii-cluster dlq list <queue> | dlq redrive <queue> [id]');
+  if (action !== 'redrive' || queue === undefined || extra.length > 0)
+    throw new UsageError('usage: iii-cluster dlq list <queue> | dlq redrive <queue> [id]');
   if (id === undefined) {
-    const answer = asRecord(await withEngine(options, deadlineMs, (client) => client.call('iii::queue::redrive', { queue })));
+    const answer = asRecord(
+      await withEngine(options, deadlineMs, (client) => client.call('iii::queue::redrive', { queue })),
+    );
     return out(answer, () => `${text(answer.redriven)} dead letter(s) of ${queue} moved back to the queue\n`);
   }
-  const answer = asRecord(await withEngine(options, deadlineMs, (client) => client.call('iii::queue::redrive_message', { queue, message_id: id })));
+  const answer = asRecord(
+    await withEngine(options, deadlineMs, (client) =>
+      client.call('iii::queue::redrive_message', { queue, message_id: id }),
+    ),
+  );
   out(answer, () => (answer.redriven === 1 ? `dead letter ${id} of ${queue} moved back to the queue\n` : ''));
   if (answer.redriven !== 1) {
     io.stderr.write(`iii-cluster: ${queue} has no dead letter ${id} (see iii-cluster dlq list ${queue})\n`);
@@ -287,12 +347,22 @@ function configCheck(file: string, options: OpsOptions, io: OpsIo): void {
   }
   for (const notice of notices) io.stderr.write(`note: ${notice}\n`);
   for (const warning of warnings) io.stderr.write(`warning: ${warning}\n`);
-  io.stdout.write(`${file}: valid${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`);
+  io.stdout.write(
+    `${file}: valid${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}\n`,
+  );
 }
 
 /** Connects, runs `use`, closes: the connection never outlives the command. */
-async function withEngine<T>(options: OpsOptions, deadlineMs: number, use: (client: EngineClient) => Promise<T>): Promise<T> {
-  const client = await EngineClient.connect({ url: options.url, deadlineMs, ...(options.token === undefined ? {} : { token: options.token }) });
+async function withEngine<T>(
+  options: OpsOptions,
+  deadlineMs: number,
+  use: (client: EngineClient) => Promise<T>,
+): Promise<T> {
+  const client = await EngineClient.connect({
+    url: options.url,
+    deadlineMs,
+    ...(options.token === undefined ? {} : { token: options.token }),
+  });
   try {
     return await use(client);
   } finally {
@@ -315,11 +385,21 @@ async function readPayload(arg: string | undefined, io: OpsIo, deadlineMs: numbe
 function readStdin(io: OpsIo, deadlineMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      io.stdin.destroy?.();
-      reject(new ConnectionFailure('timeout', 'timeout: stdin was not closed before the deadline (--timeout); pipe the payload in, or give it as an argument'));
-    }, Math.max(0, deadlineMs - Date.now()));
-    io.stdin.on('data', (chunk: Buffer | string) => chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    const timer = setTimeout(
+      () => {
+        io.stdin.destroy?.();
+        reject(
+          new ConnectionFailure(
+            'timeout',
+            'timeout: stdin was not closed before the deadline (--timeout); pipe the payload in, or give it as an argument',
+          ),
+        );
+      },
+      Math.max(0, deadlineMs - Date.now()),
+    );
+    io.stdin.on('data', (chunk: Buffer | string) =>
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk),
+    );
     io.stdin.once('end', () => {
       clearTimeout(timer);
       resolve(Buffer.concat(chunks).toString('utf8'));

@@ -5,7 +5,7 @@
  * break a line or move the cursor.
  */
 export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const clean = (cell: string) => cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');  
+  const clean = (cell: string) => cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
   const lines = [headers.map(clean), ...rows.map((row) => headers.map((_, i) => clean(row[i] ?? '')))];
   const widths = headers.map((_, i) => Math.max(...lines.map((line) => Array.from(line[i]).length)));
   return lines

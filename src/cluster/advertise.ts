@@ -9,8 +9,13 @@ const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
  * address (a pod IP in Kubernetes), else loopback. `wss://` when the listener has TLS: the
  * other nodes then check its certificate, which must name that host (III_ADVERTISE_HOST).
  */
-export function advertisedUrl(listenerHost: string, port: number, configured: string | undefined, tls: boolean): string {
-  const host = configured ?? (WILDCARD_HOSTS.has(listenerHost) ? firstExternalIPv4() ?? '127.0.0.1' : listenerHost);
+export function advertisedUrl(
+  listenerHost: string,
+  port: number,
+  configured: string | undefined,
+  tls: boolean,
+): string {
+  const host = configured ?? (WILDCARD_HOSTS.has(listenerHost) ? (firstExternalIPv4() ?? '127.0.0.1') : listenerHost);
   return `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 

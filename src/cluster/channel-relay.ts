@@ -74,7 +74,11 @@ export class ChannelRelay {
     });
     this.track(upstream);
     upstream.once('unexpected-response', (_request, response) => {
-      rejectUpgrade(socket, response.statusCode ?? 502, response.statusCode === 404 ? 'Channel not found' : 'Channel owner refused the connection');
+      rejectUpgrade(
+        socket,
+        response.statusCode ?? 502,
+        response.statusCode === 404 ? 'Channel not found' : 'Channel owner refused the connection',
+      );
       upstream.terminate();
     });
     upstream.once('error', (err) => {

@@ -58,7 +58,8 @@ export class ClusterNode {
   /** A `reattach.claim` from `from` (set by the engine: it holds calls of closed sockets). */
   onReattachClaim: ((claim: Extract<BusMessage, { type: 'reattach.claim' }>, from: string) => void) | undefined;
   /** Calls handed over by another node for a connection of this node (set by the engine). */
-  onReattachCalls: ((workerId: string, calls: Extract<BusMessage, { type: 'reattach.calls' }>['calls']) => void) | undefined;
+  onReattachCalls:
+    ((workerId: string, calls: Extract<BusMessage, { type: 'reattach.calls' }>['calls']) => void) | undefined;
 
   constructor(
     private readonly registry: Registry,
@@ -71,7 +72,13 @@ export class ClusterNode {
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
     this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
     const redisBus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger);
-    this.membership = new Membership(options.redis, options.keyPrefix, this.self, logger, options.membership ?? DEFAULT_MEMBERSHIP);
+    this.membership = new Membership(
+      options.redis,
+      options.keyPrefix,
+      this.self,
+      logger,
+      options.membership ?? DEFAULT_MEMBERSHIP,
+    );
     if (options.bus === 'direct') {
       this.self.linkKey = randomBytes(32).toString('hex');
       this.direct = new DirectBus(redisBus, {
@@ -87,8 +94,12 @@ export class ClusterNode {
     // Registry news is broadcast: it always goes over Redis, in the order it was published.
     this.sync = new RegistrySync(this.redis, options.keyPrefix, registry, this.self, redisBus, logger);
     triggers.forwardResult = (node, triggerId, error) => {
-      const message: BusMessage = error ? { type: 'trigger.result', triggerId, error } : { type: 'trigger.result', triggerId };
-      this.bus.send(node, message).catch((err: unknown) => logger.debug({ err, peer: node, trigger: triggerId }, 'trigger result not forwarded'));
+      const message: BusMessage = error
+        ? { type: 'trigger.result', triggerId, error }
+        : { type: 'trigger.result', triggerId };
+      this.bus
+        .send(node, message)
+        .catch((err: unknown) => logger.debug({ err, peer: node, trigger: triggerId }, 'trigger result not forwarded'));
     };
     this.membership.on('up', (info: NodeInfo) => void this.sync.reload(info.nodeId));
     this.membership.on('down', (nodeId: string) => this.nodeLost(nodeId));
@@ -133,7 +144,12 @@ export class ClusterNode {
     const alive = this.membership.nodes();
     const listed = await this.membership.listed().catch(() => [] as NodeInfo[]);
     const fresh = new Map(listed.map((info) => [info.nodeId, info]));
-    return [this.self, ...alive.map((info) => (fresh.get(info.nodeId)?.incarnation === info.incarnation ? fresh.get(info.nodeId)! : info))];
+    return [
+      this.self,
+      ...alive.map((info) =>
+        fresh.get(info.nodeId)?.incarnation === info.incarnation ? fresh.get(info.nodeId)! : info,
+      ),
+    ];
   }
 
   /** From the start of the drain: the other nodes read `state: draining` at the next heartbeat. */
@@ -189,7 +205,11 @@ export class ClusterNode {
         this.serve(message, from);
         return;
       case 'result':
-        if (message.error) this.router.pending.reject(message.id, new EngineError(message.error.code, message.error.message, message.error.stacktrace));
+        if (message.error)
+          this.router.pending.reject(
+            message.id,
+            new EngineError(message.error.code, message.error.message, message.error.stacktrace),
+          );
         else this.router.pending.resolve(message.id, message.result === undefined ? {} : { result: message.result });
         return;
       case 'delta':
@@ -214,12 +234,29 @@ export class ClusterNode {
   }
 
   private serve(message: Extract<BusMessage, { type: 'invoke' }>, from: string): void {
-    const request = { functionId: message.functionId, data: message.data, timeoutMs: message.timeoutMs, ...optional(message) };
+    const request = {
+      functionId: message.functionId,
+      data: message.data,
+      timeoutMs: message.timeoutMs,
+      ...optional(message),
+    };
     const reply = (answer: BusMessage) =>
-      this.bus.send(from, answer).catch((err: unknown) => this.logger.warn({ err, peer: from, invocation: message.id }, 'could not return a result to its node'));
+      this.bus
+        .send(from, answer)
+        .catch((err: unknown) =>
+          this.logger.warn({ err, peer: from, invocation: message.id }, 'could not return a result to its node'),
+        );
     this.router.invokeLocal(message.workerId, request, from).then(
-      (outcome) => (message.void ? undefined : reply({ type: 'result', id: message.id, ...(outcome.result === undefined ? {} : { result: outcome.result }) })),
-      (err: unknown) => (message.void ? undefined : reply({ type: 'result', id: message.id, error: EngineError.from(err).toBody() })),
+      (outcome) =>
+        message.void
+          ? undefined
+          : reply({
+              type: 'result',
+              id: message.id,
+              ...(outcome.result === undefined ? {} : { result: outcome.result }),
+            }),
+      (err: unknown) =>
+        message.void ? undefined : reply({ type: 'result', id: message.id, error: EngineError.from(err).toBody() }),
     );
   }
 
@@ -237,7 +274,8 @@ export class ClusterNode {
   /** A node is gone: the calls waiting on its workers fail now, its entries leave the mirror. */
   private nodeLost(nodeId: string): void {
     this.direct?.dropPeer(nodeId);
-    const lost = () => new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
+    const lost = () =>
+      new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
     for (const worker of this.registry.entriesOfNode(nodeId).workers) this.router.pending.rejectWorker(worker.id, lost);
     // The alive node with the smallest id adopts the lost node's durable bindings.
     const alive = [this.self.nodeId, ...this.membership.nodes().map((node) => node.nodeId)].sort();
@@ -246,7 +284,9 @@ export class ClusterNode {
 }
 
 /** The optional parts of a call, copied only when present (exactOptionalPropertyTypes-safe). */
-function optional(message: Extract<BusMessage, { type: 'invoke' }>): Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> {
+function optional(
+  message: Extract<BusMessage, { type: 'invoke' }>,
+): Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> {
   const out: Pick<CallRequest, 'metadata' | 'traceparent' | 'baggage'> = {};
   if (message.metadata !== undefined) out.metadata = message.metadata;
   if (message.traceparent !== undefined) out.traceparent = message.traceparent;

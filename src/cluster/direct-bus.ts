@@ -88,7 +88,12 @@ export class DirectBus implements Bus {
     private readonly options: DirectBusOptions,
   ) {
     this.maxFrameBytes = options.maxMessageBytes + LINK_FRAME_SLACK_BYTES;
-    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: this.maxFrameBytes });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: this.maxFrameBytes,
+    });
   }
 
   start(handler: BusHandler): Promise<void> {
@@ -126,7 +131,12 @@ export class DirectBus implements Bus {
     const key = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : '';
     if (peer === '' || peer === this.options.nodeId || !sameSecret(key, this.options.linkKey)) {
       const address = req.socket.remoteAddress ?? '';
-      this.refusalLog.warn(this.options.logger, address, { peer: peer || undefined, address }, 'cluster link refused: wrong or missing link key');
+      this.refusalLog.warn(
+        this.options.logger,
+        address,
+        { peer: peer || undefined, address },
+        'cluster link refused: wrong or missing link key',
+      );
       return refuseUpgrade(socket, 401, ErrorCode.unauthorized, 'Cluster link refused: wrong or missing link key');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.adopt(peer, ws));
@@ -177,9 +187,15 @@ export class DirectBus implements Bus {
       this.sockets.delete(socket);
       socket.terminate();
       const log = state.failures === 1 ? this.options.logger.warn : this.options.logger.debug;
-      log.call(this.options.logger, { peer: nodeId, url: peer.url, failures: state.failures }, `cluster link not opened (${reason}): calls to this node go over Redis meanwhile`);
+      log.call(
+        this.options.logger,
+        { peer: nodeId, url: peer.url, failures: state.failures },
+        `cluster link not opened (${reason}): calls to this node go over Redis meanwhile`,
+      );
     };
-    socket.once('unexpected-response', (_request, response) => failed(`the peer answered HTTP ${response.statusCode ?? '?'}`));
+    socket.once('unexpected-response', (_request, response) =>
+      failed(`the peer answered HTTP ${response.statusCode ?? '?'}`),
+    );
     socket.once('error', (err) => failed(err.message));
     socket.once('close', () => failed('closed during the handshake'));
     socket.once('open', () => {
@@ -212,7 +228,8 @@ export class DirectBus implements Bus {
     try {
       if (isBinary) throw new Error('binary frame');
       message = JSON.parse(data.toString()) as BusMessage;
-      if (message.type !== 'invoke' && message.type !== 'result') throw new Error(`unexpected message type ${String(message.type)}`);
+      if (message.type !== 'invoke' && message.type !== 'result')
+        throw new Error(`unexpected message type ${String(message.type)}`);
     } catch (err) {
       this.options.logger.warn({ err, peer }, 'undecodable cluster link message dropped');
       return;

@@ -36,7 +36,10 @@ export class RedisBus implements Bus {
   ) {
     this.pub = redisConnection(redis, `iii:${nodeId}:bus-pub`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    this.sub = redisConnection(redis, `iii:${nodeId}:bus-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.sub = redisConnection(redis, `iii:${nodeId}:bus-sub`, logger, {
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
   }
 
   inbox(nodeId: string): string {
@@ -67,7 +70,9 @@ export class RedisBus implements Bus {
       }
       if ((await this.publish(this.inbox(nodeId), message)) > 0) return;
       if (Date.now() >= until) {
-        throw new Error(`node ${nodeId} is not subscribed to its Redis inbox (gone, or still reconnecting after a Redis failover or restart)`);
+        throw new Error(
+          `node ${nodeId} is not subscribed to its Redis inbox (gone, or still reconnecting after a Redis failover or restart)`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, SEND_RETRY_MS));
     }

@@ -25,7 +25,12 @@ const targets = new WeakMap<Redis, string>();
  * certificate, TLS against a plain port) is logged as a warning, once per change; others (the
  * reconnect attempts of an outage) at debug. No log line holds the password.
  */
-export function redisConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions = {}): Redis {
+export function redisConnection(
+  endpoint: RedisEndpoint,
+  name: string,
+  logger: Logger,
+  options: RedisOptions = {},
+): Redis {
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
   // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
@@ -45,7 +50,8 @@ export function redisConnection(endpoint: RedisEndpoint, name: string, logger: L
   if (endpoint.sentinel !== undefined) targets.set(redis, where);
   redis.on('error', (err: Error) => {
     const problem = explainRedisError(err, tls);
-    if (problem.kind !== 'other' && problem.text !== problems.get(redis)) logger.warn({ connection: name, redis: where, tls }, problem.text);
+    if (problem.kind !== 'other' && problem.text !== problems.get(redis))
+      logger.warn({ connection: name, redis: where, tls }, problem.text);
     else logger.debug({ err, connection: name }, 'redis connection error');
     problems.set(redis, problem.text);
   });
@@ -81,7 +87,9 @@ export async function openRedis(redis: Redis, name: string): Promise<void> {
       }),
     ]);
   } catch (err) {
-    throw new Error(`${name}: cannot connect to Redis at ${redisWhere(redis)}: ${problems.get(redis) ?? (err as Error).message}`);
+    throw new Error(
+      `${name}: cannot connect to Redis at ${redisWhere(redis)}: ${problems.get(redis) ?? (err as Error).message}`,
+    );
   } finally {
     if (onError) redis.off('error', onError);
   }

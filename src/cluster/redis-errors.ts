@@ -31,10 +31,16 @@ const UNTRUSTED_CERT_CODES = new Set([
 export function explainRedisError(err: unknown, tls: boolean): RedisProblem {
   const { code, message } = codeAndMessage(err);
   if (message.startsWith('NOAUTH')) {
-    return { kind: 'auth', text: 'Redis requires a password (NOAUTH): put it in the URL (redis://:PASSWORD@host:port) or in III_REDIS_PASSWORD' };
+    return {
+      kind: 'auth',
+      text: 'Redis requires a password (NOAUTH): put it in the URL (redis://:PASSWORD@host:port) or in III_REDIS_PASSWORD',
+    };
   }
   if (message.startsWith('WRONGPASS') || /invalid password/i.test(message)) {
-    return { kind: 'auth', text: 'Redis refused the user name or password (WRONGPASS): check III_REDIS_PASSWORD, or the user and password in the Redis URL' };
+    return {
+      kind: 'auth',
+      text: 'Redis refused the user name or password (WRONGPASS): check III_REDIS_PASSWORD, or the user and password in the Redis URL',
+    };
   }
   if (UNTRUSTED_CERT_CODES.has(code)) {
     return {
@@ -49,7 +55,10 @@ export function explainRedisError(err: unknown, tls: boolean): RedisProblem {
     };
   }
   if (!tls && code === 'ECONNRESET') {
-    return { kind: 'other', text: `Redis reset the connection (ECONNRESET); if this port serves TLS, use a rediss:// URL` };
+    return {
+      kind: 'other',
+      text: `Redis reset the connection (ECONNRESET); if this port serves TLS, use a rediss:// URL`,
+    };
   }
   return { kind: 'other', text: code !== '' && !message.includes(code) ? `${code}: ${message}` : message };
 }
@@ -62,11 +71,11 @@ export function explainRedisError(err: unknown, tls: boolean): RedisProblem {
  */
 export function scrubRedisError(err: unknown): void {
   if (typeof err !== 'object' || err === null || !('command' in err)) return;
-  const command = (err).command;
+  const command = err.command;
   if (typeof command !== 'object' || command === null) return;
   const { name, args } = command as { name?: unknown; args?: unknown };
   if (typeof name === 'string' && /^(auth|hello)$/i.test(name) && Array.isArray(args)) {
-    (err).command = { name, args: args.map(() => '***') };
+    err.command = { name, args: args.map(() => '***') };
   }
 }
 

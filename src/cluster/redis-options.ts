@@ -58,21 +58,26 @@ const SENTINEL_RETRY_MAX_MS = 2000;
  */
 export function parseSentinels(value: string | readonly string[]): SentinelAddress[] {
   const entries = typeof value === 'string' ? value.split(',').map((e) => e.trim()) : value.map((e) => e.trim());
-  if (entries.length === 0 || (entries.length === 1 && entries[0] === '')) throw new Error('no sentinel given (expected host:port,host:port...)');
+  if (entries.length === 0 || (entries.length === 1 && entries[0] === ''))
+    throw new Error('no sentinel given (expected host:port,host:port...)');
   return entries.map((entry) => {
     const match = /^(?:\[([^\]]+)\]|([^\s:/@[\]]+))(?::(\d+))?$/.exec(entry);
     const port = match?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(match[3]);
     if (match === null || port < 1 || port > 65535) {
-      throw new Error(`sentinel ${JSON.stringify(entry)} is not host:port (expected e.g. 10.0.0.5:26379 or [::1]:26379, entries separated by commas)`);
+      throw new Error(
+        `sentinel ${JSON.stringify(entry)} is not host:port (expected e.g. 10.0.0.5:26379 or [::1]:26379, entries separated by commas)`,
+      );
     }
-    return { host: (match[1] ?? match[2]), port };
+    return { host: match[1] ?? match[2], port };
   });
 }
 
 /** An endpoint for a log line or an error message: the URL without its password, or the sentinels and the primary's name. */
 export function describeEndpoint(endpoint: RedisEndpoint): string {
   if (endpoint.sentinel !== undefined) {
-    const sentinels = endpoint.sentinel.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)).join(',');
+    const sentinels = endpoint.sentinel.sentinels
+      .map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`))
+      .join(',');
     return `primary "${endpoint.sentinel.name}" of sentinels ${sentinels}${endpoint.tls ? ' (TLS)' : ''}`;
   }
   return redactUrl(endpoint.url ?? '');
@@ -87,7 +92,8 @@ export function describeEndpoint(endpoint: RedisEndpoint): string {
  */
 export function redisOptions(endpoint: RedisEndpoint): RedisOptions {
   if (endpoint.sentinel !== undefined) return sentinelOptions(endpoint, endpoint.sentinel);
-  if (endpoint.url === undefined) throw new Error('no Redis given (expected a redis:// URL or sentinels and a primary name)');
+  if (endpoint.url === undefined)
+    throw new Error('no Redis given (expected a redis:// URL or sentinels and a primary name)');
   return urlOptions(endpoint, endpoint.url);
 }
 
@@ -131,13 +137,15 @@ function urlOptions(endpoint: RedisEndpoint, text: string): RedisOptions {
   // The path is not echoed: in a mistyped URL it may hold the password.
   const db = url.pathname.slice(1);
   if (db !== '') {
-    if (!/^\d+$/.test(db)) throw new Error(`Redis URL ${redactUrl(text)}: the path must be a database number (/0, /1...)`);
+    if (!/^\d+$/.test(db))
+      throw new Error(`Redis URL ${redactUrl(text)}: the path must be a database number (/0, /1...)`);
     options.db = Number(db);
   }
   if (url.username !== '') options.username = decoded(url.username, text);
   const password = endpoint.password ?? (url.password === '' ? undefined : decoded(url.password, text));
   if (password !== undefined) options.password = password;
-  if (url.protocol === 'rediss:') options.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
+  if (url.protocol === 'rediss:')
+    options.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
   return options;
 }
 
@@ -167,6 +175,8 @@ function readCa(file: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new Error(`cannot read the Redis TLS CA file ${file} (III_REDIS_TLS_CA_FILE / cluster.redis_tls_ca_file): ${(err as Error).message}`);
+    throw new Error(
+      `cannot read the Redis TLS CA file ${file} (III_REDIS_TLS_CA_FILE / cluster.redis_tls_ca_file): ${(err as Error).message}`,
+    );
   }
 }

@@ -48,11 +48,18 @@ export function clusterRedis(cluster: EngineConfig['cluster']): RedisEndpoint | 
  * III_REDIS_PASSWORD replaces its password (config/cluster.yaml repeats the cluster URL in every
  * module), the CA file applies to rediss://. Throws when no URL is known.
  */
-export function redisTarget(module: string, options: Record<string, unknown> | null | undefined, cluster: EngineConfig['cluster']): RedisTarget {
+export function redisTarget(
+  module: string,
+  options: Record<string, unknown> | null | undefined,
+  cluster: EngineConfig['cluster'],
+): RedisTarget {
   const own = options?.['redis_url'];
   if (typeof own === 'string' && own !== '') return { ...endpoint(own, cluster), keyPrefix: cluster.keyPrefix };
   const shared = clusterRedis(cluster);
-  if (shared === undefined) throw new Error(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME)`);
+  if (shared === undefined)
+    throw new Error(
+      `${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME)`,
+    );
   return { ...shared, keyPrefix: cluster.keyPrefix };
 }
 

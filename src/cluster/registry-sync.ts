@@ -143,8 +143,12 @@ export class RegistrySync {
       else if (adopter) this.registry.apply({ op: 'trigger.put', trigger: { ...t, nodeId: this.self.nodeId } });
     }
     // The adopter also drops the lost node's snapshot, so retired node ids leave nothing behind.
-    if (adopter) this.redis.del(this.hashKey(nodeId)).catch((err: unknown) => this.logger.debug({ err, peer: nodeId }, 'could not delete a lost node snapshot'));
-    for (const t of entries.triggerTypes) this.registry.apply({ op: 'triggertype.remove', id: t.id, workerId: t.workerId });
+    if (adopter)
+      this.redis
+        .del(this.hashKey(nodeId))
+        .catch((err: unknown) => this.logger.debug({ err, peer: nodeId }, 'could not delete a lost node snapshot'));
+    for (const t of entries.triggerTypes)
+      this.registry.apply({ op: 'triggertype.remove', id: t.id, workerId: t.workerId });
     for (const f of entries.functions) this.registry.apply({ op: 'function.remove', id: f.id, workerId: f.workerId });
     for (const w of entries.workers) this.registry.apply({ op: 'worker.remove', workerId: w.id });
   }
@@ -156,13 +160,20 @@ export class RegistrySync {
       if (first) existing.buffered.push(first);
       return;
     }
-    const peer: Peer = { incarnation: existing?.incarnation ?? '', version: existing?.version ?? 0, buffered: first ? [first] : [] };
+    const peer: Peer = {
+      incarnation: existing?.incarnation ?? '',
+      version: existing?.version ?? 0,
+      buffered: first ? [first] : [],
+    };
     this.peers.set(nodeId, peer);
     let hash: Record<string, string>;
     try {
       hash = await this.redis.hgetall(this.hashKey(nodeId));
     } catch (err) {
-      this.logger.warn({ err, peer: nodeId }, 'could not load a node registry snapshot; will retry on its next message');
+      this.logger.warn(
+        { err, peer: nodeId },
+        'could not load a node registry snapshot; will retry on its next message',
+      );
       this.peers.delete(nodeId);
       return;
     }
@@ -176,7 +187,11 @@ export class RegistrySync {
       // judge it lost (a failover takes seconds), this node deleted it as the adopter, after the
       // peer had rewritten it on reconnecting. Ask for it; the retry reads it when written.
       if (!this.stopped) {
-        this.bus.send(nodeId, { type: 'snapshot.request' }).catch((err: unknown) => this.logger.debug({ err, peer: nodeId }, 'could not ask a node for its registry snapshot'));
+        this.bus
+          .send(nodeId, { type: 'snapshot.request' })
+          .catch((err: unknown) =>
+            this.logger.debug({ err, peer: nodeId }, 'could not ask a node for its registry snapshot'),
+          );
       }
       this.retryLater(nodeId);
       return;

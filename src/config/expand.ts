@@ -95,11 +95,14 @@ function assertBounded(root: unknown, file: string): void {
   while (stack.length > 0) {
     const [value, depth] = stack.pop()!;
     if (++values > MAX_CONFIG_VALUES) {
-      throw new ConfigError(`${file}: the document expands to more than ${MAX_CONFIG_VALUES} values (YAML aliases are copied at every use; write the values out or use fewer aliases)`);
+      throw new ConfigError(
+        `${file}: the document expands to more than ${MAX_CONFIG_VALUES} values (YAML aliases are copied at every use; write the values out or use fewer aliases)`,
+      );
     }
     const children = Array.isArray(value) ? value : isPlainObject(value) ? Object.values(value) : undefined;
     if (children === undefined) continue;
-    if (depth + 1 > MAX_CONFIG_DEPTH) throw new ConfigError(`${file}: lists and mappings nest deeper than ${MAX_CONFIG_DEPTH} levels`);
+    if (depth + 1 > MAX_CONFIG_DEPTH)
+      throw new ConfigError(`${file}: lists and mappings nest deeper than ${MAX_CONFIG_DEPTH} levels`);
     for (const child of children) stack.push([child, depth + 1]);
   }
 }

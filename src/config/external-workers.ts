@@ -19,9 +19,7 @@ import { BUILTIN_WORKER_NAMES } from './workers';
 /** Daemons of the `iii-worker` binary that iii resolves by name (iii-modules.md §1.1). */
 export const III_WORKER_DAEMONS: readonly string[] = ['iii-sandbox', 'iii-worker-ops'];
 
-export type UnknownEntry =
-  | { kind: 'external'; source: string }
-  | { kind: 'typo'; suggestion?: string };
+export type UnknownEntry = { kind: 'external'; source: string } | { kind: 'typo'; suggestion?: string };
 
 /** What an entry that names no built-in is; `image` is the entry's image, if any. */
 export function classifyUnknown(name: string, image: string | undefined): UnknownEntry {

@@ -85,10 +85,7 @@ export function numberRange(min?: number, max?: number): Shape {
   return shape(
     `a number${range}`,
     (v) =>
-      typeof v === 'number' &&
-      Number.isFinite(v) &&
-      (min === undefined || v >= min) &&
-      (max === undefined || v <= max),
+      typeof v === 'number' && Number.isFinite(v) && (min === undefined || v >= min) && (max === undefined || v <= max),
     'number',
   );
 }

@@ -55,7 +55,18 @@ import { parseSentinels, redisOptions } from '../cluster/redis-options';
 import { redactUrl } from '../observability/redact-url';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
-import { describeValue, intRange, isPlainObject, nonEmptyString, oneOf, port as portShape, redisUrl, ShapeError, type SchemaTree, type Shape } from './formats';
+import {
+  describeValue,
+  intRange,
+  isPlainObject,
+  nonEmptyString,
+  oneOf,
+  port as portShape,
+  redisUrl,
+  ShapeError,
+  type SchemaTree,
+  type Shape,
+} from './formats';
 import { classifyUnknown, nearestBuiltin } from './external-workers';
 import { clusterSchema, engineSchema, LIMIT_KEYS, LOG_LEVELS, namespaceGraceMs, nodeId as nodeIdShape } from './schema';
 import type {
@@ -104,7 +115,16 @@ export interface LoadedConfig {
 
 /** Modules on when there is no file. */
 const DEFAULT_ON: readonly WorkerId[] = [
-  'http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry', 'httpFunctions',
+  'http',
+  'stream',
+  'state',
+  'pubsub',
+  'queue',
+  'cron',
+  'observability',
+  'configuration',
+  'telemetry',
+  'httpFunctions',
 ];
 
 /** iii v0.23's default `registration_namespace_grace_ms`. */
@@ -143,7 +163,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   applyEnvironment(config, sources, env);
   applyTls(config, sources, env);
   checkRedis(config.cluster, warnings);
-  config.namespaceGraceMs = (envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs) as number | undefined) ?? sources.namespaceGrace?.valueMs ?? DEFAULT_NAMESPACE_GRACE_MS;
+  config.namespaceGraceMs =
+    (envValue(env, 'III_NAMESPACE_GRACE_MS', namespaceGraceMs) as number | undefined) ??
+    sources.namespaceGrace?.valueMs ??
+    DEFAULT_NAMESPACE_GRACE_MS;
   warnings.push(...externalWarnings(sources, config));
   return { config, warnings, notices };
 }
@@ -156,7 +179,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
  * of config.yaml would be. We read the store; we do not move blocks into it.
  */
 function readStoredSettings(sources: Sources, env: NodeJS.ProcessEnv, warnings: string[], notices: string[]): void {
-  const store = sources.listed.find((l) => l.spec.id === 'configuration')?.block.resolved['adapter'] as { name: string; config?: Record<string, unknown> | null } | undefined;
+  const store = sources.listed.find((l) => l.spec.id === 'configuration')?.block.resolved['adapter'] as
+    { name: string; config?: Record<string, unknown> | null } | undefined;
   if (store !== undefined && store.name !== 'fs') return;
   const directory = store?.config?.['directory'];
   const root = typeof directory === 'string' ? directory : './config';
@@ -166,10 +190,15 @@ function readStoredSettings(sources: Sources, env: NodeJS.ProcessEnv, warnings: 
     const file = names.map((name) => path.join(root, `${name}.yaml`)).find((candidate) => fs.existsSync(candidate));
     if (file === undefined) continue;
     const doc = expandTree(parseYaml(fs.readFileSync(file, 'utf8'), file), env, file) ?? {};
-    if (!isPlainObject(doc)) throw new ConfigError(`${file}: expected the settings of ${listed.instanceId} as a mapping, got ${describeValue(doc)}`);
+    if (!isPlainObject(doc))
+      throw new ConfigError(
+        `${file}: expected the settings of ${listed.instanceId} as a mapping, got ${describeValue(doc)}`,
+      );
     listed.block = blockOf(listed.spec, doc, file, listed.instanceId);
     warnings.push(...unimplementedWarnings(listed.spec.id, listed.instanceId, listed.block.asWritten));
-    notices.push(`${listed.instanceId}: settings read from ${path.resolve(file)} (the configuration store, where iii 0.21+ keeps them after its first boot), not from ${sources.source ?? 'the built-in defaults'}`);
+    notices.push(
+      `${listed.instanceId}: settings read from ${path.resolve(file)} (the configuration store, where iii 0.21+ keeps them after its first boot), not from ${sources.source ?? 'the built-in defaults'}`,
+    );
   }
 }
 
@@ -225,7 +254,9 @@ function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sou
     const instanceId = n === 0 ? entry.name : `${entry.name}#${n}`;
     for (const key of Object.keys(entry.raw)) {
       if (!ENTRY_KEYS.includes(key)) {
-        warnings.push(`${file}: ${entry.label}: key "${key}" of the worker entry is ignored (entries take name, config, image)`);
+        warnings.push(
+          `${file}: ${entry.label}: key "${key}" of the worker entry is ignored (entries take name, config, image)`,
+        );
       }
     }
     const block = blockOf(entry.spec, entry.config, file, `${entry.label}.config`);
@@ -237,7 +268,8 @@ function readFile(file: string, env: NodeJS.ProcessEnv, warnings: string[]): Sou
   const cluster = sectionOf(doc, 'cluster', clusterSchema, file);
   const sources: Sources = { source: path.resolve(file), listed, external, engine, cluster };
   const grace = topLevelValue(doc, 'registration_namespace_grace_ms', namespaceGraceMs, file);
-  if (grace !== undefined) sources.namespaceGrace = { valueMs: grace as number, at: `${file}: registration_namespace_grace_ms` };
+  if (grace !== undefined)
+    sources.namespaceGrace = { valueMs: grace as number, at: `${file}: registration_namespace_grace_ms` };
   return sources;
 }
 
@@ -279,11 +311,14 @@ function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', f
   if (!(key in doc)) return [];
   const list = doc[key];
   if (!Array.isArray(list)) {
-    throw new ConfigError(`${file}: ${key}: expected a list (write \`${key}: []\` for an empty one), got ${describeValue(list)}`);
+    throw new ConfigError(
+      `${file}: ${key}: expected a list (write \`${key}: []\` for an empty one), got ${describeValue(list)}`,
+    );
   }
   return list.map((raw, i) => {
     const at = `${key}[${i}]`;
-    if (!isPlainObject(raw)) throw new ConfigError(`${file}: ${at}: expected a mapping {name, config?}, got ${describeValue(raw)}`);
+    if (!isPlainObject(raw))
+      throw new ConfigError(`${file}: ${at}: expected a mapping {name, config?}, got ${describeValue(raw)}`);
     const name = raw['name'];
     if (typeof name !== 'string' || name === '') {
       throw new ConfigError(`${file}: ${at}.name: expected a worker name, got ${describeValue(name)}`);
@@ -291,7 +326,9 @@ function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', f
     const label = `${at} (${name})`;
     const image = raw['image'];
     if (image !== undefined && image !== null && (typeof image !== 'string' || image.trim() === '')) {
-      throw new ConfigError(`${file}: ${label}.image: expected an image reference (a non-empty string), got ${describeValue(image)}`);
+      throw new ConfigError(
+        `${file}: ${label}.image: expected an image reference (a non-empty string), got ${describeValue(image)}`,
+      );
     }
     const spec = findWorker(name);
     if (!spec) {
@@ -306,7 +343,8 @@ function listEntries(doc: Record<string, unknown>, key: 'workers' | 'modules', f
       throw new ConfigError(`${file}: ${label}.image: "${name}" is a built-in worker and cannot take an image`);
     }
     const config = raw['config'] ?? {};
-    if (!isPlainObject(config)) throw new ConfigError(`${file}: ${label}.config: expected a mapping, got ${describeValue(config)}`);
+    if (!isPlainObject(config))
+      throw new ConfigError(`${file}: ${label}.config: expected a mapping, got ${describeValue(config)}`);
     return { spec, name, label, config, raw };
   });
 }
@@ -317,12 +355,16 @@ function rejectDuplicates(entries: Entry[], file: string): void {
   const pairs = BUILTIN_WORKERS.filter((w) => w.names.length > 1 && w.names.every((n) => names.has(n)));
   if (pairs.length > 0) {
     const listing = pairs.map((w) => w.names.map((n) => `"${n}"`).join(' and ')).join('; ');
-    throw new ConfigError(`${file}: Duplicate worker configurations: ${listing} (each pair names the same worker; keep one)`);
+    throw new ConfigError(
+      `${file}: Duplicate worker configurations: ${listing} (each pair names the same worker; keep one)`,
+    );
   }
   const seen = new Set<string>();
   for (const entry of entries) {
     if (seen.has(entry.name) && !entry.spec.repeatable) {
-      throw new ConfigError(`${file}: ${entry.label}: "${entry.name}" is listed more than once (only iii-worker-manager may repeat)`);
+      throw new ConfigError(
+        `${file}: ${entry.label}: "${entry.name}" is listed more than once (only iii-worker-manager may repeat)`,
+      );
     }
     seen.add(entry.name);
   }
@@ -333,7 +375,12 @@ function blockOf(spec: WorkerSpec, config: Record<string, unknown>, file: string
   return validateBlock(spec.schema, config, { file, where });
 }
 
-function sectionOf(doc: Record<string, unknown>, key: 'engine' | 'cluster', schema: SchemaTree, file: string): ValidatedBlock {
+function sectionOf(
+  doc: Record<string, unknown>,
+  key: 'engine' | 'cluster',
+  schema: SchemaTree,
+  file: string,
+): ValidatedBlock {
   const value = doc[key] ?? {};
   if (!isPlainObject(value)) throw new ConfigError(`${file}: ${key}: expected a mapping, got ${describeValue(value)}`);
   return validateBlock(schema, value, { file, where: key });
@@ -389,7 +436,9 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
   for (const other of managers.slice(1)) {
     for (const key of LIMIT_KEYS) {
       if (key in other.block.asWritten) {
-        warnings.push(`${other.instanceId}: key "${key}" is ignored; limits are read from the first iii-worker-manager entry`);
+        warnings.push(
+          `${other.instanceId}: key "${key}" is ignored; limits are read from the first iii-worker-manager entry`,
+        );
       }
     }
   }
@@ -414,7 +463,10 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
   const sentinelsValue = sources.cluster.resolved['redis_sentinels'];
   const sentinelNameValue = sources.cluster.resolved['redis_sentinel_name'];
   const where = `${sources.source ?? 'built-in defaults'}: cluster`;
-  const sentinels = sentinelsValue === null || sentinelsValue === undefined || sentinelsValue === '' ? undefined : sentinelAddresses(sentinelsValue as string | string[], `${where}.redis_sentinels`);
+  const sentinels =
+    sentinelsValue === null || sentinelsValue === undefined || sentinelsValue === ''
+      ? undefined
+      : sentinelAddresses(sentinelsValue as string | string[], `${where}.redis_sentinels`);
 
   const config: EngineConfig = {
     nodeId: '',
@@ -425,7 +477,11 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     listeners,
     limits,
     metrics: { host: metrics.host, port: metrics.port },
-    console: { host: consoleBlock.host, readOnly: consoleBlock.read_only, ...(consoleBlock.port === null ? {} : { port: consoleBlock.port }) },
+    console: {
+      host: consoleBlock.host,
+      readOnly: consoleBlock.read_only,
+      ...(consoleBlock.port === null ? {} : { port: consoleBlock.port }),
+    },
     channels: {
       ttlMs: channels.ttl_ms,
       defaultBufferMessages: channels.default_buffer_messages,
@@ -437,11 +493,15 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
     cluster: {
       keyPrefix: sources.cluster.resolved['key_prefix'] as string,
       bus: sources.cluster.resolved['bus'] as ClusterBus,
-      ...(typeof sources.cluster.resolved['advertise_host'] === 'string' ? { advertiseHost: sources.cluster.resolved['advertise_host'] } : {}),
+      ...(typeof sources.cluster.resolved['advertise_host'] === 'string'
+        ? { advertiseHost: sources.cluster.resolved['advertise_host'] }
+        : {}),
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
       ...(typeof redisCaValue === 'string' ? { redisTlsCaFile: redisCaValue } : {}),
       ...(sentinels === undefined ? {} : { redisSentinels: sentinels }),
-      ...(typeof sentinelNameValue === 'string' && sentinelNameValue !== '' ? { redisSentinelName: sentinelNameValue } : {}),
+      ...(typeof sentinelNameValue === 'string' && sentinelNameValue !== ''
+        ? { redisSentinelName: sentinelNameValue }
+        : {}),
       ...(sources.cluster.resolved['redis_tls'] === true ? { redisTls: true } : {}),
     },
     modules,
@@ -516,9 +576,13 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   if (consoleReadOnly !== undefined) config.console.readOnly = consoleReadOnly === 'true';
 
   const redis = envValue(env, 'III_REDIS_URL', redisUrl, undefined, redactUrl);
-  const sentinels = env['III_REDIS_SENTINELS']?.trim() ? sentinelAddresses(env['III_REDIS_SENTINELS'], 'environment variable III_REDIS_SENTINELS') : undefined;
+  const sentinels = env['III_REDIS_SENTINELS']?.trim()
+    ? sentinelAddresses(env['III_REDIS_SENTINELS'], 'environment variable III_REDIS_SENTINELS')
+    : undefined;
   if (redis !== undefined && sentinels !== undefined) {
-    throw new ConfigError('environment variables III_REDIS_URL and III_REDIS_SENTINELS are both set: give one Redis, a URL or sentinels (with III_REDIS_SENTINEL_NAME)');
+    throw new ConfigError(
+      'environment variables III_REDIS_URL and III_REDIS_SENTINELS are both set: give one Redis, a URL or sentinels (with III_REDIS_SENTINEL_NAME)',
+    );
   }
   // The environment overrides the file: a URL given there replaces the file's sentinels, and
   // sentinels replace the file's URL (config/cluster.yaml writes a default redis_url).
@@ -534,7 +598,8 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
   const sentinelName = envValue(env, 'III_REDIS_SENTINEL_NAME', nonEmptyString);
   if (sentinelName !== undefined) config.cluster.redisSentinelName = sentinelName as string;
   const sentinelPassword = env['III_REDIS_SENTINEL_PASSWORD'];
-  if (sentinelPassword !== undefined && sentinelPassword !== '') config.cluster.redisSentinelPassword = sentinelPassword;
+  if (sentinelPassword !== undefined && sentinelPassword !== '')
+    config.cluster.redisSentinelPassword = sentinelPassword;
   const redisTls = envValue(env, 'III_REDIS_TLS', oneOf(['true', 'false']), (v) => v.toLowerCase());
   if (redisTls !== undefined) config.cluster.redisTls = redisTls === 'true';
   // A secret is taken exactly as given: Redis compares it byte for byte.
@@ -575,14 +640,21 @@ function applyTls(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv
   const certEnv = envValue(env, 'III_TLS_CERT_FILE', nonEmptyString) as string | undefined;
   const keyEnv = envValue(env, 'III_TLS_KEY_FILE', nonEmptyString) as string | undefined;
   if ((certEnv === undefined) !== (keyEnv === undefined)) {
-    const [set, unset] = certEnv === undefined ? ['III_TLS_KEY_FILE', 'III_TLS_CERT_FILE'] : ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE'];
-    throw new ConfigError(`environment variable ${set} is set but ${unset} is not: TLS needs both the certificate and the key file`);
+    const [set, unset] =
+      certEnv === undefined ? ['III_TLS_KEY_FILE', 'III_TLS_CERT_FILE'] : ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE'];
+    throw new ConfigError(
+      `environment variable ${set} is set but ${unset} is not: TLS needs both the certificate and the key file`,
+    );
   }
   const read = new Map<string, TlsMaterial>();
   const material = (block: unknown, at: string): TlsMaterial | undefined => {
     const written = block as { cert_file: string; key_file: string; min_version?: TlsVersion } | null | undefined;
     const files = written
-      ? { certFile: written.cert_file, keyFile: written.key_file, minVersion: written.min_version ?? DEFAULT_TLS_MIN_VERSION }
+      ? {
+          certFile: written.cert_file,
+          keyFile: written.key_file,
+          minVersion: written.min_version ?? DEFAULT_TLS_MIN_VERSION,
+        }
       : certEnv !== undefined && keyEnv !== undefined
         ? { certFile: certEnv, keyFile: keyEnv, minVersion: DEFAULT_TLS_MIN_VERSION }
         : undefined;
@@ -592,7 +664,10 @@ function applyTls(config: EngineConfig, sources: Sources, env: NodeJS.ProcessEnv
     if (loaded === undefined) {
       const from = written
         ? { cert: `${label}: ${at}.tls.cert_file`, key: `${label}: ${at}.tls.key_file` }
-        : { cert: `environment variable III_TLS_CERT_FILE (${at})`, key: `environment variable III_TLS_KEY_FILE (${at})` };
+        : {
+            cert: `environment variable III_TLS_CERT_FILE (${at})`,
+            key: `environment variable III_TLS_KEY_FILE (${at})`,
+          };
       loaded = readTlsMaterial(files, from);
       read.set(id, loaded);
     }
@@ -638,13 +713,19 @@ function checkRedis(cluster: EngineConfig['cluster'], warnings: string[]): void 
   try {
     fs.accessSync(file, fs.constants.R_OK);
   } catch (err) {
-    throw new ConfigError(`cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${file}: ${(err as Error).message}`);
+    throw new ConfigError(
+      `cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${file}: ${(err as Error).message}`,
+    );
   }
   if (cluster.redisSentinels !== undefined && cluster.redisTls !== true) {
-    warnings.push(`cluster.redis_tls_ca_file (${file}) is used with TLS only; Sentinel mode without cluster.redis_tls / III_REDIS_TLS is plain TCP`);
+    warnings.push(
+      `cluster.redis_tls_ca_file (${file}) is used with TLS only; Sentinel mode without cluster.redis_tls / III_REDIS_TLS is plain TCP`,
+    );
   }
   if (cluster.redisUrl?.startsWith('redis://')) {
-    warnings.push(`cluster.redis_tls_ca_file (${file}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`);
+    warnings.push(
+      `cluster.redis_tls_ca_file (${file}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`,
+    );
   }
 }
 
@@ -656,16 +737,24 @@ function checkSentinelMode(cluster: EngineConfig['cluster']): void {
   const hasSentinels = cluster.redisSentinels !== undefined;
   const hasName = cluster.redisSentinelName !== undefined;
   if (hasSentinels && !hasName) {
-    throw new ConfigError('cluster.redis_sentinels / III_REDIS_SENTINELS is set without the primary\'s name: set cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME too (the name in `sentinel monitor <name> ...`)');
+    throw new ConfigError(
+      "cluster.redis_sentinels / III_REDIS_SENTINELS is set without the primary's name: set cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME too (the name in `sentinel monitor <name> ...`)",
+    );
   }
   if (hasName && !hasSentinels) {
-    throw new ConfigError('cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME is set without sentinels: set cluster.redis_sentinels / III_REDIS_SENTINELS too (host:port,host:port...)');
+    throw new ConfigError(
+      'cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME is set without sentinels: set cluster.redis_sentinels / III_REDIS_SENTINELS too (host:port,host:port...)',
+    );
   }
   if (hasSentinels && cluster.redisUrl !== undefined) {
-    throw new ConfigError('cluster.redis_url and cluster.redis_sentinels are both set: give one Redis, a URL or sentinels with a primary name');
+    throw new ConfigError(
+      'cluster.redis_url and cluster.redis_sentinels are both set: give one Redis, a URL or sentinels with a primary name',
+    );
   }
   if (cluster.redisTls === true && !hasSentinels) {
-    throw new ConfigError('cluster.redis_tls / III_REDIS_TLS is for Sentinel mode; with a URL, write rediss:// to turn TLS on');
+    throw new ConfigError(
+      'cluster.redis_tls / III_REDIS_TLS is for Sentinel mode; with a URL, write rediss:// to turn TLS on',
+    );
   }
 }
 
@@ -707,7 +796,9 @@ function envValue(
     shape.assert(value, '');
   } catch (err) {
     if (err instanceof ShapeError) {
-      throw new ConfigError(`environment variable ${name}: expected ${err.expected}, got ${JSON.stringify(shown(raw))}`);
+      throw new ConfigError(
+        `environment variable ${name}: expected ${err.expected}, got ${JSON.stringify(shown(raw))}`,
+      );
     }
     throw err;
   }

@@ -84,7 +84,8 @@ const metadataFilter: Shape = record({ metadata: { shape: anyMapping, required: 
 /** iii v0.23: `{match: "pattern", namespace?: "ns"}` (see src/engine/access/function-filter.ts). */
 const namespacedFilter: Shape = record({ match: { shape: nonEmptyString, required: true }, namespace: nonEmptyString });
 
-const FUNCTION_FILTER_EXPECTED = 'a function filter: match("pattern"), {metadata: {...}} or {match: "pattern", namespace: "ns"}';
+const FUNCTION_FILTER_EXPECTED =
+  'a function filter: match("pattern"), {metadata: {...}} or {match: "pattern", namespace: "ns"}';
 const anyFunctionFilter: Shape = anyOf(FUNCTION_FILTER_EXPECTED, nonEmptyString, metadataFilter, namespacedFilter);
 
 /**
@@ -111,7 +112,12 @@ const tlsBlock: Shape = record({
   key_file: { shape: nonEmptyString, required: true },
   min_version: oneOf(TLS_VERSIONS),
 });
-const tls = (): Leaf => leaf(tlsBlock, null, 'ours: serve this listener over TLS with these PEM files (cert_file, key_file, min_version: TLSv1.2 by default).');
+const tls = (): Leaf =>
+  leaf(
+    tlsBlock,
+    null,
+    'ours: serve this listener over TLS with these PEM files (cert_file, key_file, min_version: TLSv1.2 by default).',
+  );
 
 // --- iii-worker-manager (§4.1) ---------------------------------------------------------------
 
@@ -129,16 +135,44 @@ export const workerManagerSchema: SchemaTree = {
     on_trigger_type_registration_function_id: leaf(functionId, null, 'Hook approving trigger type registrations.'),
   },
   // ours: shared token and protected mode (docs/PROTOCOL.md "Access control").
-  auth_token: leaf(nonEmptyString, null, 'ours: workers must present this token (Bearer header or ?token=); default: env III_WORKER_TOKEN.'),
-  protected_mode: leaf(bool, true, 'ours: without a token or auth function, a non-loopback listener accepts loopback peers only.'),
+  auth_token: leaf(
+    nonEmptyString,
+    null,
+    'ours: workers must present this token (Bearer header or ?token=); default: env III_WORKER_TOKEN.',
+  ),
+  protected_mode: leaf(
+    bool,
+    true,
+    'ours: without a token or auth function, a non-loopback listener accepts loopback peers only.',
+  ),
   // ours: limits, read from the first listener only (docs: LimitsConfig).
   max_message_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: largest message a worker may send.'),
   max_pending_calls_per_worker: leaf(intRange(1), 10000, 'ours: calls one connection may have outstanding.'),
-  max_send_queue_bytes: leaf(intRange(1024, undefined, 'bytes'), 32 * MiB, 'ours: bytes queued for a slow reader before it is closed.'),
-  max_payload_bytes: leaf(intRange(1, undefined, 'bytes'), 8 * MiB, 'ours: largest invokefunction/invocationresult frame; a larger one is answered payload_too_large.'),
-  max_pending_calls_per_node: leaf(intRange(1), 100000, 'ours: calls this node may have pending at once; more are refused with limit_exceeded.'),
-  max_registrations_per_worker: leaf(intRange(1), 10000, 'ours: functions, trigger types and triggers one connection may have registered; more are refused with limit_exceeded.'),
-  max_connections_per_address: leaf(intRange(0), 1024, 'ours: worker and /otel sockets one client address may hold (0 = unlimited); more get HTTP 429.'),
+  max_send_queue_bytes: leaf(
+    intRange(1024, undefined, 'bytes'),
+    32 * MiB,
+    'ours: bytes queued for a slow reader before it is closed.',
+  ),
+  max_payload_bytes: leaf(
+    intRange(1, undefined, 'bytes'),
+    8 * MiB,
+    'ours: largest invokefunction/invocationresult frame; a larger one is answered payload_too_large.',
+  ),
+  max_pending_calls_per_node: leaf(
+    intRange(1),
+    100000,
+    'ours: calls this node may have pending at once; more are refused with limit_exceeded.',
+  ),
+  max_registrations_per_worker: leaf(
+    intRange(1),
+    10000,
+    'ours: functions, trigger types and triggers one connection may have registered; more are refused with limit_exceeded.',
+  ),
+  max_connections_per_address: leaf(
+    intRange(0),
+    1024,
+    'ours: worker and /otel sockets one client address may hold (0 = unlimited); more get HTTP 429.',
+  ),
 };
 
 /** Keys of the worker-manager block that are engine-wide limits (first listener only). */
@@ -159,10 +193,22 @@ export const httpSchema: SchemaTree = {
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
   default_timeout: leaf(ms(), 30000, 'Whole-request timeout and per-middleware timeout.'),
   concurrency_request_limit: leaf(intRange(0), 1024, 'Requests served at once (0 is treated as 1).'),
-  max_queued_requests: leaf(intRange(0), 4096, 'ours: requests that may wait for a slot when all are busy (0 = none); more are answered 503 SERVER_BUSY.'),
-  body_limit_bytes: leaf(intRange(1, undefined, 'bytes'), 10 * MiB, 'ours: largest request body; a larger one is answered 413.'),
+  max_queued_requests: leaf(
+    intRange(0),
+    4096,
+    'ours: requests that may wait for a slot when all are busy (0 = none); more are answered 503 SERVER_BUSY.',
+  ),
+  body_limit_bytes: leaf(
+    intRange(1, undefined, 'bytes'),
+    10 * MiB,
+    'ours: largest request body; a larger one is answered 413.',
+  ),
   max_header_count: leaf(intRange(1), 100, 'ours: request headers a request may carry; more are answered 431.'),
-  max_connections_per_address: leaf(intRange(0), 1024, 'ours: connections one client address may hold open (0 = unlimited); more are answered 429 and closed.'),
+  max_connections_per_address: leaf(
+    intRange(0),
+    1024,
+    'ours: connections one client address may hold open (0 = unlimited); more are answered 429 and closed.',
+  ),
   cors: {
     allowed_origins: leaf(listOf(nonEmptyString, 'origins'), [], 'Empty or containing "*" = any origin.'),
     allowed_methods: leaf(listOf(nonEmptyString, 'methods'), [], 'Empty = any method.'),
@@ -189,10 +235,26 @@ export const streamSchema: SchemaTree = {
   host: leaf(host, '0.0.0.0', 'Address to bind.'),
   auth_function: leaf(functionId, null, 'Function called on every client WebSocket upgrade.'),
   adapter: adapter(['kv', 'redis', 'bridge'], 'kv'),
-  max_connections_per_address: leaf(intRange(0), 1024, 'ours: WebSocket and Socket.IO clients one address may hold (0 = unlimited); more are refused (429).'),
-  max_frame_bytes: leaf(intRange(1024, undefined, 'bytes'), MAX_CLIENT_FRAME_BYTES, 'ours: largest frame (or Socket.IO message) a client may send; a larger one closes its connection (1009).'),
-  max_subscriptions_per_connection: leaf(intRange(1), MAX_SUBSCRIPTIONS_PER_CLIENT, 'ours: subscriptions one client connection may hold; one more join is refused with limit_exceeded.'),
-  max_send_buffer_bytes: leaf(intRange(1024, undefined, 'bytes'), MAX_CLIENT_SEND_BUFFER_BYTES, 'ours: bytes queued for a client that stopped reading before its connection is cut.'),
+  max_connections_per_address: leaf(
+    intRange(0),
+    1024,
+    'ours: WebSocket and Socket.IO clients one address may hold (0 = unlimited); more are refused (429).',
+  ),
+  max_frame_bytes: leaf(
+    intRange(1024, undefined, 'bytes'),
+    MAX_CLIENT_FRAME_BYTES,
+    'ours: largest frame (or Socket.IO message) a client may send; a larger one closes its connection (1009).',
+  ),
+  max_subscriptions_per_connection: leaf(
+    intRange(1),
+    MAX_SUBSCRIPTIONS_PER_CLIENT,
+    'ours: subscriptions one client connection may hold; one more join is refused with limit_exceeded.',
+  ),
+  max_send_buffer_bytes: leaf(
+    intRange(1024, undefined, 'bytes'),
+    MAX_CLIENT_SEND_BUFFER_BYTES,
+    'ours: bytes queued for a client that stopped reading before its connection is cut.',
+  ),
   tls: tls(),
 };
 
@@ -250,8 +312,18 @@ const alertRule: Shape = record({
   threshold: { shape: numberRange(), required: true },
   operator: {
     shape: oneOf([
-      '>', '>=', '<', '<=', '==', '!=',
-      'greaterthan', 'greaterthanorequal', 'lessthan', 'lessthanorequal', 'equal', 'notequal',
+      '>',
+      '>=',
+      '<',
+      '<=',
+      '==',
+      '!=',
+      'greaterthan',
+      'greaterthanorequal',
+      'lessthan',
+      'lessthanorequal',
+      'equal',
+      'notequal',
     ]),
     required: true,
   },
@@ -268,7 +340,9 @@ const alertRule: Shape = record({
 const samplingConfig: Shape = record({
   default: numberRange(),
   parent_based: bool,
-  rules: listOf(record({ operation: nonEmptyString, service: nonEmptyString, rate: { shape: numberRange(), required: true } })),
+  rules: listOf(
+    record({ operation: nonEmptyString, service: nonEmptyString, rate: { shape: numberRange(), required: true } }),
+  ),
   rate_limit: record({ max_traces_per_second: { shape: numberRange(0), required: true } }),
 });
 
@@ -326,7 +400,11 @@ export const observabilitySchema: SchemaTree = {
 
 export const configurationSchema: SchemaTree = {
   adapter: adapter(['fs', 'redis', 'memory', 'bridge'], 'fs'),
-  ttl_seconds: leaf(intRange(0, undefined, 'seconds'), 0, 'Delete an id this long after its last watcher left (0 = never).'),
+  ttl_seconds: leaf(
+    intRange(0, undefined, 'seconds'),
+    0,
+    'Delete an id this long after its last watcher left (0 = never).',
+  ),
 };
 
 // --- iii-http-functions, iii-exec, iii-bridge, iii-engine-functions (§12) --------------------
@@ -344,18 +422,28 @@ const execCommands: Shape = {
   expected: 'a non-empty list of shell commands',
   assert(value, path) {
     listOf(nonEmptyString, 'shell commands').assert(value, path);
-    if ((value as unknown[]).length === 0) throw new ShapeError(path, this.expected, value, 'expected at least one shell command, got an empty list');
+    if ((value as unknown[]).length === 0)
+      throw new ShapeError(path, this.expected, value, 'expected at least one shell command, got an empty list');
   },
 };
 
 export const execSchema: SchemaTree = {
-  exec: leaf(execCommands, null, 'Commands run in order at boot; each must exit 0 before the next starts; the last is kept running.', { required: true }),
-  watch: leaf(listOf(nonEmptyString, 'glob patterns'), [], 'Files that restart the pipeline (matched by root directory and extension).'),
+  exec: leaf(
+    execCommands,
+    null,
+    'Commands run in order at boot; each must exit 0 before the next starts; the last is kept running.',
+    { required: true },
+  ),
+  watch: leaf(
+    listOf(nonEmptyString, 'glob patterns'),
+    [],
+    'Files that restart the pipeline (matched by root directory and extension).',
+  ),
 };
 
 export const bridgeSchema: SchemaTree = {
   url: leaf(urlWithScheme(['ws', 'wss']), 'ws://0.0.0.0:49134', 'Engine to connect to (default: env III_URL).'),
-  auth_token: leaf(nonEmptyString, null, 'Ours: the remote engine\'s worker token (default: env III_BRIDGE_TOKEN).'),
+  auth_token: leaf(nonEmptyString, null, "Ours: the remote engine's worker token (default: env III_BRIDGE_TOKEN)."),
   service_id: leaf(nonEmptyString, null, 'Service id announced to the remote engine.'),
   service_name: leaf(nonEmptyString, null, 'Service name announced to the remote engine.'),
   expose: leaf(
@@ -388,15 +476,20 @@ const NODE_ID_EXPECTED = 'a node id (1-128 printable ASCII characters, no spaces
 export const nodeId: Shape = {
   expected: NODE_ID_EXPECTED,
   assert(value, path) {
-    if (typeof value !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(value)) throw new ShapeError(path, NODE_ID_EXPECTED, value);
+    if (typeof value !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(value))
+      throw new ShapeError(path, NODE_ID_EXPECTED, value);
   },
 };
 
 export const engineSchema: SchemaTree = {
-  node_id: leaf(nodeId, null, 'This node\'s id (default: <hostname>-<6 hex>).'),
+  node_id: leaf(nodeId, null, "This node's id (default: <hostname>-<6 hex>)."),
   log_level: leaf(oneOf(LOG_LEVELS), null, 'Log threshold (default: iii-observability level, else info).'),
   invocation_timeout_ms: leaf(ms(), 30000, 'Engine-side deadline of every synchronous call.'),
-  drain_grace_ms: leaf(ms(0), 25000, 'On SIGTERM, how long calls in flight may take to finish before they fail with engine_shutting_down.'),
+  drain_grace_ms: leaf(
+    ms(0),
+    25000,
+    'On SIGTERM, how long calls in flight may take to finish before they fail with engine_shutting_down.',
+  ),
   metrics: {
     host: leaf(host, '0.0.0.0', 'Prometheus /metrics address.'),
     port: leaf(port, 9464, 'Prometheus /metrics port.'),
@@ -404,14 +497,26 @@ export const engineSchema: SchemaTree = {
   console: {
     host: leaf(host, '0.0.0.0', 'ours: web console address (like the other listeners).'),
     port: leaf(port, null, 'ours: web console port; off unless set (env III_CONSOLE_PORT; 0 picks a free port).'),
-    read_only: leaf(bool, false, 'ours: the console shows everything but refuses every change (403); env III_CONSOLE_READ_ONLY=true.'),
+    read_only: leaf(
+      bool,
+      false,
+      'ours: the console shows everything but refuses every change (403); env III_CONSOLE_READ_ONLY=true.',
+    ),
   },
   channels: {
     ttl_ms: leaf(ms(), 300000, 'A channel not fully connected within this is removed.'),
     default_buffer_messages: leaf(intRange(1), 64, 'Messages buffered between writer and reader by default.'),
     max_buffer_messages: leaf(intRange(1), 1024, 'Largest buffer a channel may ask for.'),
-    max_buffer_bytes: leaf(intRange(1024, undefined, 'bytes'), 16 * MiB, 'ours: payload bytes a channel buffers before its writer is paused.'),
-    max_open: leaf(intRange(1), 100000, 'ours: channels open on this node at once; more are refused with limit_exceeded.'),
+    max_buffer_bytes: leaf(
+      intRange(1024, undefined, 'bytes'),
+      16 * MiB,
+      'ours: payload bytes a channel buffers before its writer is paused.',
+    ),
+    max_open: leaf(
+      intRange(1),
+      100000,
+      'ours: channels open on this node at once; more are refused with limit_exceeded.',
+    ),
   },
 };
 
@@ -431,15 +536,51 @@ const anyString: Shape = {
 };
 
 /** The form only; each entry is parsed (host, port) when the config is assembled. */
-const sentinelList: Shape = anyOf('host:port,host:port... or a list of host:port (or "" for none)', anyString, listOf(nonEmptyString));
+const sentinelList: Shape = anyOf(
+  'host:port,host:port... or a list of host:port (or "" for none)',
+  anyString,
+  listOf(nonEmptyString),
+);
 
 export const clusterSchema: SchemaTree = {
-  redis_url: leaf(urlWithScheme(['redis', 'rediss'], { allowEmpty: true }), null, 'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.'),
-  redis_sentinels: leaf(sentinelList, null, 'ours: Sentinel mode, instead of redis_url: the sentinels (host:port, port default 26379) asked for the primary, with redis_sentinel_name. Sentinel password: III_REDIS_SENTINEL_PASSWORD; the data nodes\' password: III_REDIS_PASSWORD.'),
-  redis_sentinel_name: leaf(anyString, null, 'ours: Sentinel mode: the primary\'s name in the sentinels (sentinel monitor <name> ...).'),
-  redis_tls: leaf(bool, false, 'ours: Sentinel mode only: TLS to the sentinels and the data nodes (with redis_url, rediss:// decides).'),
-  redis_tls_ca_file: leaf(nonEmptyString, null, 'PEM file of the CA(s) trusted for rediss:// connections (and redis_tls); default: the system store.'),
-  key_prefix: leaf(nonEmptyString, 'iii:', 'Prepended to every Redis key and channel, so clusters can share one Redis.'),
-  advertise_host: leaf(nonEmptyString, null, 'Host other nodes use to reach this node (relayed data channels, direct bus links); default: the listener host, or the first non-loopback IPv4 address.'),
-  bus: leaf(oneOf(CLUSTER_BUSES), 'redis', 'ours: how calls and results travel between nodes: redis (pub/sub) or direct (node-to-node WebSocket links, Redis pub/sub when a link is down).'),
+  redis_url: leaf(
+    urlWithScheme(['redis', 'rediss'], { allowEmpty: true }),
+    null,
+    'Cluster mode is on when set; rediss:// turns TLS on. The password may be in the URL or in III_REDIS_PASSWORD.',
+  ),
+  redis_sentinels: leaf(
+    sentinelList,
+    null,
+    "ours: Sentinel mode, instead of redis_url: the sentinels (host:port, port default 26379) asked for the primary, with redis_sentinel_name. Sentinel password: III_REDIS_SENTINEL_PASSWORD; the data nodes' password: III_REDIS_PASSWORD.",
+  ),
+  redis_sentinel_name: leaf(
+    anyString,
+    null,
+    "ours: Sentinel mode: the primary's name in the sentinels (sentinel monitor <name> ...).",
+  ),
+  redis_tls: leaf(
+    bool,
+    false,
+    'ours: Sentinel mode only: TLS to the sentinels and the data nodes (with redis_url, rediss:// decides).',
+  ),
+  redis_tls_ca_file: leaf(
+    nonEmptyString,
+    null,
+    'PEM file of the CA(s) trusted for rediss:// connections (and redis_tls); default: the system store.',
+  ),
+  key_prefix: leaf(
+    nonEmptyString,
+    'iii:',
+    'Prepended to every Redis key and channel, so clusters can share one Redis.',
+  ),
+  advertise_host: leaf(
+    nonEmptyString,
+    null,
+    'Host other nodes use to reach this node (relayed data channels, direct bus links); default: the listener host, or the first non-loopback IPv4 address.',
+  ),
+  bus: leaf(
+    oneOf(CLUSTER_BUSES),
+    'redis',
+    'ours: how calls and results travel between nodes: redis (pub/sub) or direct (node-to-node WebSocket links, Redis pub/sub when a link is down).',
+  ),
 };

@@ -26,14 +26,19 @@ export interface TlsSources {
  * setting), the key belongs to the certificate, and Node builds a TLS context from them.
  * Throws a ConfigError naming the setting and the file.
  */
-export function readTlsMaterial(files: { certFile: string; keyFile: string; minVersion: TlsVersion }, from: TlsSources): TlsMaterial {
+export function readTlsMaterial(
+  files: { certFile: string; keyFile: string; minVersion: TlsVersion },
+  from: TlsSources,
+): TlsMaterial {
   const cert = readPem(files.certFile, from.cert);
   const key = readPem(files.keyFile, from.key);
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);
   } catch {
-    throw new ConfigError(`${from.cert}: "${files.certFile}" is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)`);
+    throw new ConfigError(
+      `${from.cert}: "${files.certFile}" is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)`,
+    );
   }
   let privateKey: KeyObject;
   try {
@@ -47,12 +52,16 @@ export function readTlsMaterial(files: { certFile: string; keyFile: string; minV
     );
   }
   if (!certificate.checkPrivateKey(privateKey)) {
-    throw new ConfigError(`${from.key}: the private key in "${files.keyFile}" does not match the certificate in "${files.certFile}" (${from.cert})`);
+    throw new ConfigError(
+      `${from.key}: the private key in "${files.keyFile}" does not match the certificate in "${files.certFile}" (${from.cert})`,
+    );
   }
   try {
     createSecureContext({ cert, key, minVersion: files.minVersion });
   } catch (err) {
-    throw new ConfigError(`${from.cert}: "${files.certFile}" and "${files.keyFile}" cannot serve TLS: ${(err as Error).message}`);
+    throw new ConfigError(
+      `${from.cert}: "${files.certFile}" and "${files.keyFile}" cannot serve TLS: ${(err as Error).message}`,
+    );
   }
   return { certFile: files.certFile, keyFile: files.keyFile, cert, key, minVersion: files.minVersion };
 }
@@ -73,7 +82,14 @@ function readPem(file: string, from: string): Buffer {
     return fs.readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (err as Error).message;
     throw new ConfigError(`${from}: cannot read "${file}": ${why}`);
   }
 }

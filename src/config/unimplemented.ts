@@ -25,12 +25,18 @@ export interface UnimplementedKey {
 
 export const NOT_IMPLEMENTED_KEYS: readonly UnimplementedKey[] = [
   { worker: 'observability', key: 'collapse_spans', what: 'span collapsing' },
-  { worker: 'observability', key: 'live_spans', what: 'pending spans visible in the memory store', consequence: () => 'spans are stored when they end, never while pending' },
+  {
+    worker: 'observability',
+    key: 'live_spans',
+    what: 'pending spans visible in the memory store',
+    consequence: () => 'spans are stored when they end, never while pending',
+  },
   {
     worker: 'observability',
     key: 'trace_storage',
     what: 'iii v0.23 on-disk traces',
-    consequence: () => 'trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',
+    consequence: () =>
+      'trace storage on disk is not implemented, so traces stay in memory only (memory_max_spans) and are gone after a restart',
   },
   { worker: 'telemetry', key: '*', what: 'anonymous usage telemetry; we send none' },
 ];
@@ -48,7 +54,8 @@ export function unimplementedWarnings(worker: WorkerId, entryName: string, block
     const value = block[rule.key];
     if (rule.adapter !== undefined && (!isPlainObject(value) || value['name'] !== rule.adapter)) continue;
     if (rule.when !== undefined && !rule.when(value)) continue;
-    const tail = rule.consequence === undefined ? 'is accepted but not implemented' : `accepted; ${rule.consequence(value)}`;
+    const tail =
+      rule.consequence === undefined ? 'is accepted but not implemented' : `accepted; ${rule.consequence(value)}`;
     warnings.push(`${entryName}: key "${rule.key}" (${rule.what}) ${tail}`);
   }
   return warnings;

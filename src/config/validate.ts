@@ -1,6 +1,14 @@
 import convict from 'convict';
 import { ConfigError } from './errors';
-import { describeValue, isLeaf, isPlainObject, registerFormats, ShapeError, type Leaf, type SchemaTree } from './formats';
+import {
+  describeValue,
+  isLeaf,
+  isPlainObject,
+  registerFormats,
+  ShapeError,
+  type Leaf,
+  type SchemaTree,
+} from './formats';
 
 /**
  * Validates one config block against its convict schema: `.load(block)` then
@@ -96,7 +104,11 @@ function precheck(value: Record<string, unknown>, schema: SchemaTree, prefix: st
       }
     } else if (v !== undefined) {
       if (isPlainObject(v)) precheck(v, node, `${path}.`, problems);
-      else problems.push({ key: path, message: `expected a mapping with keys ${Object.keys(node).join(', ')}, got ${describeValue(v)}` });
+      else
+        problems.push({
+          key: path,
+          message: `expected a mapping with keys ${Object.keys(node).join(', ')}, got ${describeValue(v)}`,
+        });
     }
   }
 }
@@ -172,7 +184,11 @@ function unknownKey(dotted: string, schema: SchemaTree): Problem {
  * Keeps the keys that were written, taking the converted values from convict. An optional key
  * written as null (`auth_function: ~`) means unset, so it is left out.
  */
-function pick(input: Record<string, unknown>, resolved: Record<string, unknown>, schema: SchemaTree): Record<string, unknown> {
+function pick(
+  input: Record<string, unknown>,
+  resolved: Record<string, unknown>,
+  schema: SchemaTree,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(input)) {
     const node = schemaNode(schema, key);

@@ -56,10 +56,28 @@ export interface WorkerSpec {
 }
 
 export const BUILTIN_WORKERS: readonly WorkerSpec[] = [
-  { id: 'workerManager', names: ['iii-worker-manager'], mandatory: true, repeatable: true, schema: workerManagerSchema },
+  {
+    id: 'workerManager',
+    names: ['iii-worker-manager'],
+    mandatory: true,
+    repeatable: true,
+    schema: workerManagerSchema,
+  },
   { id: 'configuration', names: ['configuration'], mandatory: true, repeatable: false, schema: configurationSchema },
-  { id: 'engineFunctions', names: ['iii-engine-functions'], mandatory: true, repeatable: false, schema: engineFunctionsSchema },
-  { id: 'observability', names: ['iii-observability'], mandatory: true, repeatable: false, schema: observabilitySchema },
+  {
+    id: 'engineFunctions',
+    names: ['iii-engine-functions'],
+    mandatory: true,
+    repeatable: false,
+    schema: engineFunctionsSchema,
+  },
+  {
+    id: 'observability',
+    names: ['iii-observability'],
+    mandatory: true,
+    repeatable: false,
+    schema: observabilitySchema,
+  },
   // The original documents no keys for telemetry; we send none, so its block is only warned about.
   { id: 'telemetry', names: ['iii-telemetry'], mandatory: true, repeatable: false, schema: null },
   { id: 'http', names: ['iii-http', 'http'], mandatory: false, repeatable: false, schema: httpSchema },
@@ -68,7 +86,13 @@ export const BUILTIN_WORKERS: readonly WorkerSpec[] = [
   { id: 'cron', names: ['iii-cron', 'cron'], mandatory: false, repeatable: false, schema: cronSchema },
   { id: 'pubsub', names: ['iii-pubsub', 'pubsub'], mandatory: false, repeatable: false, schema: pubsubSchema },
   { id: 'queue', names: ['iii-queue', 'queue'], mandatory: false, repeatable: false, schema: queueSchema },
-  { id: 'httpFunctions', names: ['iii-http-functions'], mandatory: false, repeatable: false, schema: httpFunctionsSchema },
+  {
+    id: 'httpFunctions',
+    names: ['iii-http-functions'],
+    mandatory: false,
+    repeatable: false,
+    schema: httpFunctionsSchema,
+  },
   { id: 'exec', names: ['iii-exec'], mandatory: false, repeatable: false, schema: execSchema },
   { id: 'bridge', names: ['iii-bridge'], mandatory: false, repeatable: false, schema: bridgeSchema },
 ];

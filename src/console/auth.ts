@@ -54,14 +54,19 @@ export function decide(request: IncomingMessage, token: string | undefined): Aut
     return {
       ok: false,
       status: 403,
-      message: 'the console has no token to check (set III_WORKER_TOKEN or auth_token of the first iii-worker-manager), so it serves loopback peers only',
+      message:
+        'the console has no token to check (set III_WORKER_TOKEN or auth_token of the first iii-worker-manager), so it serves loopback peers only',
     };
   }
   const cookie = cookieOf(request, COOKIE_NAME);
   if (cookie !== undefined && sameSecret(cookie, sessionValue(token))) return { ok: true };
   const bearer = bearerOf(request);
   if (bearer !== undefined && sameSecret(bearer, token)) return { ok: true };
-  return { ok: false, status: 401, message: 'sign in with the worker token (login form, ?token=, or Authorization: Bearer <token>)' };
+  return {
+    ok: false,
+    status: 401,
+    message: 'sign in with the worker token (login form, ?token=, or Authorization: Bearer <token>)',
+  };
 }
 
 /** 127.0.0.0/8, ::1 and their IPv4-mapped forms (as the worker listener's protected mode; kept here so console/ imports nothing of engine/). */

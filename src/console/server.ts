@@ -99,11 +99,15 @@ const SNAPSHOT_MS = 1000;
 /** A connection over the per-address limit gets its 429 on its first request, or is closed after this long idle. */
 const OVER_LIMIT_IDLE_MS = 5000;
 
-const ASSETS: Record<string, string> = { '/app.js': 'text/javascript; charset=utf-8', '/app.css': 'text/css; charset=utf-8' };
+const ASSETS: Record<string, string> = {
+  '/app.js': 'text/javascript; charset=utf-8',
+  '/app.css': 'text/css; charset=utf-8',
+};
 
 /** Same-origin only: the app loads nothing from elsewhere and runs no inline script. */
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
@@ -131,7 +135,11 @@ export class ConsoleServer {
       });
     });
     // The same per-address ceiling as the worker listeners, so one client cannot take every socket.
-    this.addresses = new AddressLimit(options.maxConnectionsPerAddress ?? 0, 'max_connections_per_address', options.onLimitRefused);
+    this.addresses = new AddressLimit(
+      options.maxConnectionsPerAddress ?? 0,
+      'max_connections_per_address',
+      options.onLimitRefused,
+    );
     this.server.on('connection', (socket: Socket) => {
       if (this.addresses.acquire(socket.remoteAddress ?? '', socket)) return;
       this.overLimit.add(socket);
@@ -166,8 +174,16 @@ export class ConsoleServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (this.overLimit.has(req.socket)) {
-      res.writeHead(429, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', connection: 'close' });
-      return void res.end(JSON.stringify({ error: { code: ErrorCode.limitExceeded, message: this.addresses.refusal(req.socket.remoteAddress ?? '') } }));
+      res.writeHead(429, {
+        ...SECURITY_HEADERS,
+        'content-type': 'application/json; charset=utf-8',
+        connection: 'close',
+      });
+      return void res.end(
+        JSON.stringify({
+          error: { code: ErrorCode.limitExceeded, message: this.addresses.refusal(req.socket.remoteAddress ?? '') },
+        }),
+      );
     }
     const url = new URL(req.url ?? '/', 'http://console');
     const route = `${req.method} ${url.pathname}`;
@@ -185,21 +201,36 @@ export class ConsoleServer {
       // ?token= signs the browser in, then leaves the address bar (and its history) at once.
       if (token === undefined || !sameSecret(given, token)) return sendHtml(res, 401, loginPage('Wrong token.'));
       url.searchParams.delete('token');
-      res.writeHead(303, { ...SECURITY_HEADERS, location: url.pathname + url.search, 'set-cookie': sessionCookie(token, false) });
+      res.writeHead(303, {
+        ...SECURITY_HEADERS,
+        location: url.pathname + url.search,
+        'set-cookie': sessionCookie(token, false),
+      });
       return void res.end();
     }
 
     const auth = decide(req, token);
     if (!auth.ok) {
-      if (url.pathname.startsWith('/api/')) return sendJson(res, auth.status, { error: { code: auth.status === 401 ? ErrorCode.unauthorized : ErrorCode.forbidden, message: auth.message } });
+      if (url.pathname.startsWith('/api/'))
+        return sendJson(res, auth.status, {
+          error: { code: auth.status === 401 ? ErrorCode.unauthorized : ErrorCode.forbidden, message: auth.message },
+        });
       return sendHtml(res, auth.status, auth.status === 401 ? loginPage() : loginPage(auth.message, false));
     }
 
-    if (route === 'GET /api/session') return sendJson(res, 200, { node_id: this.host.nodeId, read_only: this.options.readOnly });
+    if (route === 'GET /api/session')
+      return sendJson(res, 200, { node_id: this.host.nodeId, read_only: this.options.readOnly });
     if (route === 'GET /api/events') return this.events(req, res);
     if (route === 'POST /api/call') return this.call(req, res);
-    if (url.pathname.startsWith('/api/')) return sendJson(res, 404, { error: { code: ErrorCode.notFound, message: `No console API ${route}: try GET /api/session, POST /api/call, GET /api/events` } });
-    if (req.method !== 'GET') return sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not served here` } });
+    if (url.pathname.startsWith('/api/'))
+      return sendJson(res, 404, {
+        error: {
+          code: ErrorCode.notFound,
+          message: `No console API ${route}: try GET /api/session, POST /api/call, GET /api/events`,
+        },
+      });
+    if (req.method !== 'GET')
+      return sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${req.method} is not served here` } });
     // Every other path is a page of the app (client-side routing by the hash).
     return sendHtml(res, 200, shellPage());
   }
@@ -207,7 +238,10 @@ export class ConsoleServer {
   private asset(res: http.ServerResponse, name: string): void {
     const file = path.join(this.assetsDir, name.slice(1));
     fs.readFile(file, (err, body) => {
-      if (err) return sendJson(res, 500, { error: { code: 'console_not_built', message: `${file} is missing: run npm run build` } });
+      if (err)
+        return sendJson(res, 500, {
+          error: { code: 'console_not_built', message: `${file} is missing: run npm run build` },
+        });
       res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': ASSETS[name], 'cache-control': 'no-cache' });
       res.end(body);
     });
@@ -217,7 +251,12 @@ export class ConsoleServer {
     const body = await readBody(req).catch(() => undefined);
     const given = body === undefined ? null : new URLSearchParams(body.toString('utf8')).get('token');
     const token = this.options.token;
-    if (token === undefined) return sendHtml(res, 400, loginPage('This console has no token to check: it serves loopback peers without one.', false));
+    if (token === undefined)
+      return sendHtml(
+        res,
+        400,
+        loginPage('This console has no token to check: it serves loopback peers without one.', false),
+      );
     if (given === null || !sameSecret(given, token)) return sendHtml(res, 401, loginPage('Wrong token.'));
     res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': sessionCookie(token, false) });
     res.end();
@@ -239,11 +278,18 @@ export class ConsoleServer {
     } catch (err) {
       return fail(res, 400, ErrorCode.invalidArguments, `the body is not JSON: ${(err as Error).message}`);
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fail(res, 400, ErrorCode.invalidArguments, 'the body must be an object {function_id, payload}');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return fail(res, 400, ErrorCode.invalidArguments, 'the body must be an object {function_id, payload}');
     const { function_id: functionId, payload } = parsed as { function_id?: unknown; payload?: unknown };
-    if (typeof functionId !== 'string' || functionId.trim() === '') return fail(res, 400, ErrorCode.invalidArguments, 'field `function_id` must be a non-empty string');
+    if (typeof functionId !== 'string' || functionId.trim() === '')
+      return fail(res, 400, ErrorCode.invalidArguments, 'field `function_id` must be a non-empty string');
     if (this.options.readOnly && !READ_FUNCTIONS.has(functionId)) {
-      return fail(res, 403, ErrorCode.forbidden, `the console is read-only (engine.console.read_only): ${functionId} is not one of the functions it may call`);
+      return fail(
+        res,
+        403,
+        ErrorCode.forbidden,
+        `the console is read-only (engine.console.read_only): ${functionId} is not one of the functions it may call`,
+      );
     }
     // An operator's call gets a trace of its own, whose id the answer carries, so the page can show it.
     const observed = !READ_FUNCTIONS.has(functionId);
@@ -260,7 +306,8 @@ export class ConsoleServer {
   }
 
   private events(req: http.IncomingMessage, res: http.ServerResponse): void {
-    if (this.streams.size >= MAX_EVENT_STREAMS) return fail(res, 503, ErrorCode.limitExceeded, `at most ${MAX_EVENT_STREAMS} live feeds per node`);
+    if (this.streams.size >= MAX_EVENT_STREAMS)
+      return fail(res, 503, ErrorCode.limitExceeded, `at most ${MAX_EVENT_STREAMS} live feeds per node`);
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     this.streams.add(res);
@@ -285,7 +332,9 @@ export class ConsoleServer {
   /** What the cluster page shows: every node, this node's figures and its readiness. */
   async snapshot(): Promise<Json> {
     const [nodes, metrics] = await Promise.all([
-      this.host.call('engine::cluster::nodes', {}).catch((err: unknown) => ({ error: EngineError.from(err).toBody() }) as unknown as Json),
+      this.host
+        .call('engine::cluster::nodes', {})
+        .catch((err: unknown) => ({ error: EngineError.from(err).toBody() }) as unknown as Json),
       this.host.call('engine::metrics::list', {}).catch(() => null),
     ]);
     const engineMetrics = (metrics as { engine_metrics?: Record<string, Json> } | null)?.engine_metrics;
@@ -294,9 +343,9 @@ export class ConsoleServer {
       at_ms: Date.now(),
       readiness: this.host.readiness() as unknown as Json,
       nodes: ((nodes as { nodes?: Json[] } | undefined)?.nodes ?? []) as Json,
-      invocations: (engineMetrics?.['invocations'] ?? null),
-      workers: (engineMetrics?.['workers'] ?? null),
-      performance: (engineMetrics?.['performance'] ?? null),
+      invocations: engineMetrics?.['invocations'] ?? null,
+      workers: engineMetrics?.['workers'] ?? null,
+      performance: engineMetrics?.['performance'] ?? null,
       bus: busMessages(engineMetrics?.['prometheus']),
     };
   }
@@ -311,9 +360,9 @@ function defaultAssetsDir(): string {
 
 /** The direct bus's counts of calls sent to other nodes, by path (absent on the redis bus). */
 function busMessages(prometheus: Json | undefined): Json {
-  const metric = (Array.isArray(prometheus) ? prometheus : []).find((m) => (m as { name?: string }).name === 'iii_cluster_bus_messages_total') as
-    | { values: Array<{ labels: { via?: string }; value: number }> }
-    | undefined;
+  const metric = (Array.isArray(prometheus) ? prometheus : []).find(
+    (m) => (m as { name?: string }).name === 'iii_cluster_bus_messages_total',
+  ) as { values: Array<{ labels: { via?: string }; value: number }> } | undefined;
   if (!metric) return null;
   return Object.fromEntries(metric.values.map((v) => [v.labels.via ?? 'unknown', v.value]));
 }
@@ -351,7 +400,11 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) chunks.push(chunk);
     });
-    req.on('end', () => (size > MAX_BODY_BYTES ? reject(new Error(`the body is larger than ${MAX_BODY_BYTES} bytes`)) : resolve(Buffer.concat(chunks))));
+    req.on('end', () =>
+      size > MAX_BODY_BYTES
+        ? reject(new Error(`the body is larger than ${MAX_BODY_BYTES} bytes`))
+        : resolve(Buffer.concat(chunks)),
+    );
     req.on('error', reject);
   });
 }

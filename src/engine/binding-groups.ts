@@ -34,7 +34,10 @@ export function fansOut(config: Json): boolean {
   if (!isObject(config) || config[FAN_OUT_KEY] === undefined) return false;
   const value = config[FAN_OUT_KEY];
   if (typeof value !== 'boolean') {
-    throw new EngineError(ErrorCode.invalidArguments, `\`${FAN_OUT_KEY}\` in a trigger config must be true (fire on every replica's binding) or false, got ${JSON.stringify(value)}.`);
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      `\`${FAN_OUT_KEY}\` in a trigger config must be true (fire on every replica's binding) or false, got ${JSON.stringify(value)}.`,
+    );
   }
   return value;
 }

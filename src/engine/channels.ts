@@ -9,7 +9,12 @@ import { ChannelManager } from '../transport/channels';
  * The data channels of a node. In cluster mode channel ids carry the node's prefix, and the
  * relay carries a worker's channel end to the node that owns the channel.
  */
-export function nodeChannels(config: EngineConfig, cluster: ClusterNode | undefined, metrics: EngineMetrics, logger: Logger): { channels: ChannelManager; relay: ChannelRelay | undefined } {
+export function nodeChannels(
+  config: EngineConfig,
+  cluster: ClusterNode | undefined,
+  metrics: EngineMetrics,
+  logger: Logger,
+): { channels: ChannelManager; relay: ChannelRelay | undefined } {
   const prefix = channelPrefix(config.nodeId);
   const channels = new ChannelManager({
     ttlMs: config.channels.ttlMs,
@@ -23,7 +28,13 @@ export function nodeChannels(config: EngineConfig, cluster: ClusterNode | undefi
     logger,
   });
   if (!cluster) return { channels, relay: undefined };
-  const relay = new ChannelRelay(prefix, (owner) => cluster.ownerUrl(owner), config.limits.maxMessageBytes, logger, config.tls?.ca);
+  const relay = new ChannelRelay(
+    prefix,
+    (owner) => cluster.ownerUrl(owner),
+    config.limits.maxMessageBytes,
+    logger,
+    config.tls?.ca,
+  );
   channels.forwarder = relay.forward;
   return { channels, relay };
 }

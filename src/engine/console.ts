@@ -6,14 +6,24 @@ import type { Readiness } from '../observability/ops-server';
 import type { Router } from '../router/router';
 
 /** The node's web console when `engine.console.port` is set; it calls the node's functions in-process. */
-export function nodeConsole(config: EngineConfig, router: Router, metrics: EngineMetrics, logger: Logger, readiness: () => Readiness): ConsoleServer | undefined {
+export function nodeConsole(
+  config: EngineConfig,
+  router: Router,
+  metrics: EngineMetrics,
+  logger: Logger,
+  readiness: () => Readiness,
+): ConsoleServer | undefined {
   if (config.console.port === undefined) return undefined;
   return new ConsoleServer(
     // In-process and as the engine itself: the console needs no worker connection of its own.
     {
       nodeId: config.nodeId,
       call: async (functionId, data, observed, traceparent) =>
-        (await (observed ? router.invoke({ functionId, data, ...(traceparent === undefined ? {} : { traceparent }) }) : router.invokeUnobserved({ functionId, data }))).result,
+        (
+          await (observed
+            ? router.invoke({ functionId, data, ...(traceparent === undefined ? {} : { traceparent }) })
+            : router.invokeUnobserved({ functionId, data }))
+        ).result,
       readiness,
     },
     {

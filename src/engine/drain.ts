@@ -97,13 +97,22 @@ export class Drain {
     const settled = await this.closeIdleSessions(deadline);
     for (const workerId of [...this.departed.keys()]) this.forgetDeparted(workerId);
     for (const [workerId, held] of this.orphans) {
-      logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed before the grace ended: lost');
+      logger.warn(
+        { worker: workerId, calls: held.calls.length },
+        'calls sent on a socket the drain closed were not claimed before the grace ended: lost',
+      );
       metrics.drainFailedCalls.inc({ reason: 'unclaimed' }, held.calls.length);
     }
     this.orphans.clear();
     const failed = router.pending.size;
     if (failed > 0) metrics.drainFailedCalls.inc({ reason: 'grace_expired' }, failed);
-    router.pending.rejectAll(() => new EngineError(ErrorCode.shuttingDown, `The engine is shutting down: the call did not finish within the drain grace (${graceMs} ms)`));
+    router.pending.rejectAll(
+      () =>
+        new EngineError(
+          ErrorCode.shuttingDown,
+          `The engine is shutting down: the call did not finish within the drain grace (${graceMs} ms)`,
+        ),
+    );
     // The rejections above answer their callers from promise callbacks: let them go out first.
     await new Promise<void>((resolve) => setImmediate(resolve));
     const sessions = [...this.host.sessions.values()];
@@ -166,16 +175,24 @@ export class Drain {
     const held = this.orphans.get(previousWorkerId);
     if (!held || !sameSecret(token, held.token)) return;
     this.orphans.delete(previousWorkerId);
-    this.host.cluster!.send(to, { type: 'reattach.calls', workerId, calls: held.calls }).catch((err: unknown) =>
-      this.host.logger.warn({ err, worker: previousWorkerId, calls: held.calls.length, peer: to }, "calls of a closed socket not handed over to the worker's new node: lost"),
-    );
+    this.host
+      .cluster!.send(to, { type: 'reattach.calls', workerId, calls: held.calls })
+      .catch((err: unknown) =>
+        this.host.logger.warn(
+          { err, worker: previousWorkerId, calls: held.calls.length, peer: to },
+          "calls of a closed socket not handed over to the worker's new node: lost",
+        ),
+      );
   }
 
   /** Calls another node held for a worker now connected here: made as this connection's own. */
   takeOverCalls(workerId: string, calls: InvokeFunction[]): void {
     const session = this.host.sessions.get(workerId);
     if (!session) {
-      this.host.logger.warn({ worker: workerId, calls: calls.length }, 'calls handed over for a connection that is gone: lost');
+      this.host.logger.warn(
+        { worker: workerId, calls: calls.length },
+        'calls handed over for a connection that is gone: lost',
+      );
       return;
     }
     for (const call of calls) session.acceptCall(call);
@@ -218,7 +235,10 @@ export class Drain {
     for (const [workerId, held] of this.orphans) {
       if (now < held.until) continue;
       this.orphans.delete(workerId);
-      logger.warn({ worker: workerId, calls: held.calls.length }, 'calls sent on a socket the drain closed were not claimed by the worker from another node: lost');
+      logger.warn(
+        { worker: workerId, calls: held.calls.length },
+        'calls sent on a socket the drain closed were not claimed by the worker from another node: lost',
+      );
       metrics.drainFailedCalls.inc({ reason: 'unclaimed' }, held.calls.length);
     }
     for (const [workerId, holdUntil] of this.departed) {
@@ -241,7 +261,13 @@ export class Drain {
       if (call.workerId !== workerId || call.forwarded) continue;
       this.diverted.delete(id);
       metrics.drainFailedCalls.inc({ reason: 'no_target' });
-      router.pending.reject(id, new EngineError(ErrorCode.invocationStopped, `Worker ${workerId} left draining node ${nodeId} and its function is served nowhere else`));
+      router.pending.reject(
+        id,
+        new EngineError(
+          ErrorCode.invocationStopped,
+          `Worker ${workerId} left draining node ${nodeId} and its function is served nowhere else`,
+        ),
+      );
     }
     for (const fn of registry.functionsOf(workerId)) registry.apply({ op: 'function.remove', id: fn.id, workerId });
     registry.apply({ op: 'worker.remove', workerId });
@@ -300,8 +326,14 @@ export class Drain {
       if (left <= 0) return false;
       if (performance.now() >= nextReportAt) {
         nextReportAt += DRAIN_REPORT_MS;
-        const busy = [...sessions.values()].map((session) => ({ worker: session.id, active: session.activeInvocations }));
-        logger.info({ pendingCalls: router.pending.size, workers: busy, graceLeftMs: Math.round(left) }, 'draining: waiting for calls in flight');
+        const busy = [...sessions.values()].map((session) => ({
+          worker: session.id,
+          active: session.activeInvocations,
+        }));
+        logger.info(
+          { pendingCalls: router.pending.size, workers: busy, graceLeftMs: Math.round(left) },
+          'draining: waiting for calls in flight',
+        );
       }
       await new Promise<void>((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, left)));
     }

@@ -23,7 +23,14 @@ import { checkUpgrade, openListenerWarning } from './access/upgrade-gate';
 import { bindingCall } from './binding-groups';
 import { nodeChannels } from './channels';
 import { nodeConsole } from './console';
-import type { CallObserver, EngineModule, FunctionDefinition, ModuleHost, ModuleSet, TriggerTypeDefinition } from './module';
+import type {
+  CallObserver,
+  EngineModule,
+  FunctionDefinition,
+  ModuleHost,
+  ModuleSet,
+  TriggerTypeDefinition,
+} from './module';
 import { applyEngineSettings } from './settings';
 import { TriggerManager, type TriggerProvider } from './triggers';
 import type { WorkerSession } from './worker-session';
@@ -94,13 +101,20 @@ export class Engine implements ModuleHost {
       maxPendingCalls: config.limits.maxPendingCallsPerNode,
       onPendingLimit: () => this.metrics.limitRefusals.inc({ limit: 'max_pending_calls_per_node' }),
       worker: (id) => this.workers.drain.target(id),
-      httpInvoke: (entry, request) => invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
+      httpInvoke: (entry, request) =>
+        invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
       trace: (request) => this.observer?.startSpan(request),
-      remote: (nodeId, message) => (this.cluster ? this.cluster.send(nodeId, message) : Promise.reject(new Error('not in cluster mode'))),
+      remote: (nodeId, message) =>
+        this.cluster ? this.cluster.send(nodeId, message) : Promise.reject(new Error('not in cluster mode')),
     });
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
-    this.triggers = new TriggerManager(this.registry, this.nodeId, (id) => this.workers.sessions.get(id)?.connection, this.logger);
+    this.triggers = new TriggerManager(
+      this.registry,
+      this.nodeId,
+      (id) => this.workers.sessions.get(id)?.connection,
+      this.logger,
+    );
     const redis = clusterRedis(config.cluster);
     if (redis !== undefined) {
       this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, {
@@ -112,16 +126,38 @@ export class Engine implements ModuleHost {
       });
       if (config.cluster.bus === 'direct') this.metrics.watchLinks(() => this.cluster?.links);
     }
-    ({ channels: this.channels, relay: this.channelRelay } = nodeChannels(config, this.cluster, this.metrics, this.logger));
+    ({ channels: this.channels, relay: this.channelRelay } = nodeChannels(
+      config,
+      this.cluster,
+      this.metrics,
+      this.logger,
+    ));
     if (this.cluster) {
-      this.cluster.onReattachClaim = (claim, from) => this.workers.drain.handOverOrphans(claim.previousWorkerId, claim.token, from, claim.workerId);
+      this.cluster.onReattachClaim = (claim, from) =>
+        this.workers.drain.handOverOrphans(claim.previousWorkerId, claim.token, from, claim.workerId);
       this.cluster.onReattachCalls = (workerId, calls) => this.workers.drain.takeOverCalls(workerId, calls);
     }
     // A response may be as large as a message.
-    const httpFunctions = { ...defaultHttpFunctionOptions(config.httpFunctions.security, options.env), maxResponseBytes: config.limits.maxMessageBytes };
+    const httpFunctions = {
+      ...defaultHttpFunctionOptions(config.httpFunctions.security, options.env),
+      maxResponseBytes: config.limits.maxMessageBytes,
+    };
     this.httpFunctionOptions = httpFunctions;
     const { registry, router, triggers, metrics, logger, events, cluster, callFunction } = this;
-    this.workers = new Workers({ nodeId: this.nodeId, config, registry, router, triggers, metrics, logger, events, cluster, callFunction, httpFunctions, ready: () => this.state === 'ready' });
+    this.workers = new Workers({
+      nodeId: this.nodeId,
+      config,
+      registry,
+      router,
+      triggers,
+      metrics,
+      logger,
+      events,
+      cluster,
+      callFunction,
+      httpFunctions,
+      ready: () => this.state === 'ready',
+    });
     // One count over every worker listener: the limit is per client address, engine-wide.
     const addresses = new AddressLimit(config.limits.maxConnectionsPerAddress, 'max_connections_per_address', () =>
       this.metrics.limitRefusals.inc({ limit: 'max_connections_per_address' }),
@@ -129,13 +165,19 @@ export class Engine implements ModuleHost {
     // Connections read their listener's settings when they arrive: RBAC rules reload live.
     this.servers = config.listeners.map(
       (listener, i) =>
-        new WorkerServer(listener, config.limits.maxMessageBytes, addresses, {
-          checkUpgrade: (request) => checkUpgrade(this.config.listeners[i], request),
-          onWorker: (socket, request) => this.workers.acceptWorker(socket, request, this.config.listeners[i]),
-          onTelemetry: (socket, request) => this.workers.acceptTelemetry(socket, request, this.config.listeners[i]),
-          onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
-          onLinkUpgrade: (request, socket, head) => this.cluster?.acceptLink(request, socket, head) ?? false,
-        }, this.logger),
+        new WorkerServer(
+          listener,
+          config.limits.maxMessageBytes,
+          addresses,
+          {
+            checkUpgrade: (request) => checkUpgrade(this.config.listeners[i], request),
+            onWorker: (socket, request) => this.workers.acceptWorker(socket, request, this.config.listeners[i]),
+            onTelemetry: (socket, request) => this.workers.acceptTelemetry(socket, request, this.config.listeners[i]),
+            onChannelUpgrade: (request, socket, head) => this.channels.handleUpgrade(request, socket, head),
+            onLinkUpgrade: (request, socket, head) => this.cluster?.acceptLink(request, socket, head) ?? false,
+          },
+          this.logger,
+        ),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
     this.console = nodeConsole(config, this.router, this.metrics, this.logger, () => this.readiness());
@@ -155,12 +197,24 @@ export class Engine implements ModuleHost {
       if (warning) this.logger.warn({ listener: listener.instanceId, host: listener.host }, warning);
     }
     // Workers are refused until `ready`, so listening before joining the cluster is safe.
-    await this.cluster?.start(advertisedUrl(this.config.listeners[0].host, this.port, this.config.cluster.advertiseHost, this.config.listeners[0].tls !== undefined));
+    await this.cluster?.start(
+      advertisedUrl(
+        this.config.listeners[0].host,
+        this.port,
+        this.config.cluster.advertiseHost,
+        this.config.listeners[0].tls !== undefined,
+      ),
+    );
     this.opsPort = await this.ops.listen(this.config.metrics.port, this.config.metrics.host);
     await this.console?.listen();
     this.state = 'ready';
     this.logger.info(
-      { workerPorts: this.servers.map((s) => s.port), metricsPort: this.opsPort, consolePort: this.console?.port, version: ENGINE_VERSION },
+      {
+        workerPorts: this.servers.map((s) => s.port),
+        metricsPort: this.opsPort,
+        consolePort: this.console?.port,
+        version: ENGINE_VERSION,
+      },
       'iii-cluster engine ready',
     );
     this.events.emit('ready');
@@ -200,7 +254,10 @@ export class Engine implements ModuleHost {
     this.cluster?.markDraining();
     for (const server of this.servers) server.stopAccepting();
     this.events.emit('draining');
-    const { settled, failed } = await this.workers.drain.run(startedAt + this.config.drainGraceMs, this.config.drainGraceMs);
+    const { settled, failed } = await this.workers.drain.run(
+      startedAt + this.config.drainGraceMs,
+      this.config.drainGraceMs,
+    );
     const drainMs = Math.round(performance.now() - startedAt);
     // Before the modules stop: the console calls their functions.
     await this.console?.close();
@@ -211,7 +268,10 @@ export class Engine implements ModuleHost {
     await Promise.all(this.servers.map((server) => server.close()));
     await this.ops.close();
     this.state = 'stopped';
-    this.logger.info({ drainMs, stopMs: Math.round(performance.now() - startedAt), graceExpired: !settled, callsFailed: failed }, 'iii-cluster engine stopped');
+    this.logger.info(
+      { drainMs, stopMs: Math.round(performance.now() - startedAt), graceExpired: !settled, callsFailed: failed },
+      'iii-cluster engine stopped',
+    );
   }
 
   /**
@@ -221,7 +281,9 @@ export class Engine implements ModuleHost {
    */
   async applySettings(next: EngineConfig): Promise<{ applied: string[]; restart: string[] }> {
     const { applied, restart } = applyEngineSettings(this.config, next, this.logger);
-    const modules = this.moduleSet ? await this.moduleSet.reconfigure(this.modules, next) : { applied: [], restart: [] };
+    const modules = this.moduleSet
+      ? await this.moduleSet.reconfigure(this.modules, next)
+      : { applied: [], restart: [] };
     return { applied: [...applied, ...modules.applied], restart: [...restart, ...modules.restart] };
   }
 
@@ -264,13 +326,18 @@ export class Engine implements ModuleHost {
   }
 
   /** Calls a function through the router with a deadline (auth functions, RBAC hooks, middleware). */
-  readonly callFunction: CallFunction = (functionId, data, timeoutMs) => this.router.invoke({ functionId, data, timeoutMs });
+  readonly callFunction: CallFunction = (functionId, data, timeoutMs) =>
+    this.router.invoke({ functionId, data, timeoutMs });
 
   readiness(): Readiness {
     const clusterReady = this.cluster?.ready ?? true;
     const ready = this.state === 'ready' && clusterReady;
     const redis = clusterReady ? 'ok' : (this.cluster?.redisProblem ?? 'unreachable');
-    return { ready, draining: this.state === 'draining', checks: this.cluster ? { state: this.state, redis } : { state: this.state } };
+    return {
+      ready,
+      draining: this.state === 'draining',
+      checks: this.cluster ? { state: this.state, redis } : { state: this.state },
+    };
   }
 
   emitWorkerEvent(event: WorkerEvent['event'], workerId: string): void {
@@ -286,7 +353,10 @@ export class Engine implements ModuleHost {
   }
 
   registerTriggerType(moduleName: string, definition: TriggerTypeDefinition, provider: TriggerProvider): Promise<void> {
-    return this.triggers.registerType({ ...definition, workerId: this.moduleWorkerId(moduleName), nodeId: this.nodeId }, provider);
+    return this.triggers.registerType(
+      { ...definition, workerId: this.moduleWorkerId(moduleName), nodeId: this.nodeId },
+      provider,
+    );
   }
 
   invoke(request: CallRequest): Promise<CallOutcome> {
@@ -296,7 +366,9 @@ export class Engine implements ModuleHost {
   fire(trigger: TriggerEntry, payload: Json): void {
     this.router
       .invoke(bindingCall(this.registry, trigger, payload, trigger.metadata))
-      .catch((err: unknown) => this.logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id }, 'trigger handler failed'));
+      .catch((err: unknown) =>
+        this.logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id }, 'trigger handler failed'),
+      );
   }
 
   /** The registry id of an in-process module on this node. */
@@ -305,7 +377,16 @@ export class Engine implements ModuleHost {
     if (!this.registry.worker(id)) {
       this.registry.apply({
         op: 'worker.put',
-        worker: { id, nodeId: this.nodeId, kind: 'module', name: moduleName, runtime: 'engine', version: ENGINE_VERSION, isolation: 'in-process', connectedAtMs: Date.now() },
+        worker: {
+          id,
+          nodeId: this.nodeId,
+          kind: 'module',
+          name: moduleName,
+          runtime: 'engine',
+          version: ENGINE_VERSION,
+          isolation: 'in-process',
+          connectedAtMs: Date.now(),
+        },
       });
     }
     return id;

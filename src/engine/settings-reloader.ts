@@ -38,7 +38,9 @@ export class SettingsReloader {
     this.watcher = watch(dirname(resolve(this.path)), (_event, name) => {
       if (name?.toString() === file) this.schedule();
     });
-    this.watcher.on('error', (err) => this.logger.warn({ err, file: this.path }, 'watching the config file failed; edits now need a restart'));
+    this.watcher.on('error', (err) =>
+      this.logger.warn({ err, file: this.path }, 'watching the config file failed; edits now need a restart'),
+    );
   }
 
   async stop(): Promise<void> {
@@ -69,13 +71,17 @@ export class SettingsReloader {
       next = loadConfig({ ...(this.path === undefined ? {} : { path: this.path }), env }).config;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      this.logger.error({ config: source, reason: err.message }, 'the changed configuration is invalid; the running settings stay');
+      this.logger.error(
+        { config: source, reason: err.message },
+        'the changed configuration is invalid; the running settings stay',
+      );
       return;
     }
     try {
       const { applied, restart } = await this.engine.applySettings(next);
       for (const line of restart) this.logger.warn({ config: source }, line);
-      if (applied.length > 0) this.logger.info({ config: source, applied }, `settings applied without a restart: ${applied.join(', ')}`);
+      if (applied.length > 0)
+        this.logger.info({ config: source, applied }, `settings applied without a restart: ${applied.join(', ')}`);
     } catch (err) {
       this.logger.error({ err, config: source }, 'applying the changed configuration failed');
     }

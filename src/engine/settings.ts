@@ -18,7 +18,10 @@ const RESTART_ONLY: ReadonlyArray<[keyof EngineConfig, string]> = [
  * listeners' RBAC rules (applied live, to connections made from then on) and the rest, which
  * needs a restart (one sentence each).
  */
-export function compareEngineSettings(current: EngineConfig, next: EngineConfig): { rbac: Map<number, WorkerListenerConfig['rbac']>; restart: string[] } {
+export function compareEngineSettings(
+  current: EngineConfig,
+  next: EngineConfig,
+): { rbac: Map<number, WorkerListenerConfig['rbac']>; restart: string[] } {
   const restart: string[] = [];
   for (const [key, name] of RESTART_ONLY) {
     if (!isDeepStrictEqual(current[key], next[key])) restart.push(`${name} changed; restart the engine to apply it`);
@@ -31,8 +34,13 @@ export function compareEngineSettings(current: EngineConfig, next: EngineConfig)
   current.listeners.forEach((listener, i) => {
     const { rbac: before, tls: _t1, ...rest } = listener;
     const { rbac: after, tls: _t2, ...nextRest } = next.listeners[i];
-    if (!isDeepStrictEqual(rest, nextRest) || !isDeepStrictEqual(listener.tls?.certFile, next.listeners[i].tls?.certFile)) {
-      restart.push(`iii-worker-manager ${listener.instanceId}: listener settings changed; restart the engine to apply them (its rbac rules apply live)`);
+    if (
+      !isDeepStrictEqual(rest, nextRest) ||
+      !isDeepStrictEqual(listener.tls?.certFile, next.listeners[i].tls?.certFile)
+    ) {
+      restart.push(
+        `iii-worker-manager ${listener.instanceId}: listener settings changed; restart the engine to apply them (its rbac rules apply live)`,
+      );
     }
     if (!isDeepStrictEqual(before, after)) rbac.set(i, after);
   });
@@ -44,7 +52,11 @@ export function compareEngineSettings(current: EngineConfig, next: EngineConfig)
  * (of every logger of `logger`'s family) and the listeners' RBAC rules (for connections made from
  * then on). Says what it applied, and what needs a restart.
  */
-export function applyEngineSettings(current: EngineConfig, next: EngineConfig, logger: Logger): { applied: string[]; restart: string[] } {
+export function applyEngineSettings(
+  current: EngineConfig,
+  next: EngineConfig,
+  logger: Logger,
+): { applied: string[]; restart: string[] } {
   const { rbac, restart } = compareEngineSettings(current, next);
   const applied: string[] = [];
   if (next.logLevel !== current.logLevel) {
@@ -52,7 +64,9 @@ export function applyEngineSettings(current: EngineConfig, next: EngineConfig, l
       current.logLevel = next.logLevel;
       applied.push(`log level ${next.logLevel}`);
     } else {
-      restart.push('the log level changed; restart the engine to apply it (this engine logs through a logger of its embedder)');
+      restart.push(
+        'the log level changed; restart the engine to apply it (this engine logs through a logger of its embedder)',
+      );
     }
   }
   for (const [i, rules] of rbac) {

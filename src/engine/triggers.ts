@@ -1,5 +1,11 @@
 import { EngineError, ErrorCode } from '../protocol/errors';
-import type { ErrorBody, Json, RegisterTrigger, TriggerRegistrationResult, UnregisterTrigger } from '../protocol/messages';
+import type {
+  ErrorBody,
+  Json,
+  RegisterTrigger,
+  TriggerRegistrationResult,
+  UnregisterTrigger,
+} from '../protocol/messages';
 import type { Logger } from '../observability/logger';
 import { bareId } from '../registry/namespaces';
 import type { Registry } from '../registry/registry';
@@ -54,7 +60,11 @@ export class TriggerManager {
    * and nothing is stored; a missing type parks the binding silently. With `awaitAckMs`, a
    * worker provider's refusal within that time throws too (its silence counts as acceptance).
    */
-  async register(binding: TriggerBinding, ownerWorkerId: string | undefined, awaitAckMs?: number): Promise<TriggerEntry> {
+  async register(
+    binding: TriggerBinding,
+    ownerWorkerId: string | undefined,
+    awaitAckMs?: number,
+  ): Promise<TriggerEntry> {
     const previous = this.registry.trigger(binding.id);
     if (previous) await this.unregister(previous.id);
     const entry: TriggerEntry = { ...binding, nodeId: this.nodeId, state: 'parked' };
@@ -110,7 +120,11 @@ export class TriggerManager {
         await this.deliverRemote(type, binding);
         continue;
       }
-      if (binding.state === 'parked' && binding.ownerWorkerId !== undefined && !this.registry.worker(binding.ownerWorkerId)) {
+      if (
+        binding.state === 'parked' &&
+        binding.ownerWorkerId !== undefined &&
+        !this.registry.worker(binding.ownerWorkerId)
+      ) {
         this.registry.apply({ op: 'trigger.remove', id: binding.id });
         continue;
       }
@@ -131,7 +145,8 @@ export class TriggerManager {
   private parkType(typeId: string): void {
     for (const binding of this.registry.triggersOfType(typeId)) {
       if (binding.nodeId !== this.nodeId) this.remoteDelivered.delete(binding.id);
-      else if (binding.state === 'live') this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
+      else if (binding.state === 'live')
+        this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'parked' } });
     }
   }
 
@@ -167,7 +182,8 @@ export class TriggerManager {
     switch (delta.op) {
       case 'trigger.put': {
         const type = this.registry.triggerType(delta.trigger.trigger_type);
-        if (type && type.nodeId === this.nodeId && !this.remoteDelivered.has(delta.trigger.id)) void this.deliverRemote(type, delta.trigger);
+        if (type && type.nodeId === this.nodeId && !this.remoteDelivered.has(delta.trigger.id))
+          void this.deliverRemote(type, delta.trigger);
         return;
       }
       case 'trigger.remove':
@@ -175,7 +191,8 @@ export class TriggerManager {
         return;
       case 'triggertype.put':
         for (const binding of this.registry.triggersOfType(delta.type.id, 'parked')) {
-          if (binding.nodeId === this.nodeId) this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'live' } });
+          if (binding.nodeId === this.nodeId)
+            this.registry.apply({ op: 'trigger.put', trigger: { ...binding, state: 'live' } });
         }
         return;
       case 'triggertype.remove':
@@ -202,7 +219,12 @@ export class TriggerManager {
     const provider = this.providers.get(providerKey(type));
     try {
       if (provider) await provider.unregisterTrigger(binding);
-      else this.sendToProvider(type, { type: 'unregistertrigger', id: binding.id, trigger_type: bareId(binding.trigger_type) });
+      else
+        this.sendToProvider(type, {
+          type: 'unregistertrigger',
+          id: binding.id,
+          trigger_type: bareId(binding.trigger_type),
+        });
     } catch (err) {
       this.logger.warn({ err, trigger: binding.id }, 'provider failed to unregister a binding of another node');
     }

@@ -133,7 +133,11 @@ export class WorkerSession implements WorkerTarget {
     const decoded = decodeFrame(frame, isBinary);
     switch (decoded.kind) {
       case 'message':
-        if (frame.length > this.engine.config.limits.maxPayloadBytes && this.refuseOversized(decoded.message, frame.length)) return undefined;
+        if (
+          frame.length > this.engine.config.limits.maxPayloadBytes &&
+          this.refuseOversized(decoded.message, frame.length)
+        )
+          return undefined;
         return this.handle(decoded.message);
       case 'skip':
         return undefined;
@@ -163,7 +167,10 @@ export class WorkerSession implements WorkerTarget {
     const limit = this.engine.config.limits.maxPayloadBytes;
     this.engine.metrics.limitRefusals.inc({ limit: 'max_payload_bytes' });
     const text = `is ${bytes} bytes, larger than max_payload_bytes (${limit} bytes)`;
-    this.engine.logger.warn({ worker: this.id, type: message.type, function: message.function_id, bytes, limit }, 'frame over max_payload_bytes refused');
+    this.engine.logger.warn(
+      { worker: this.id, type: message.type, function: message.function_id, bytes, limit },
+      'frame over max_payload_bytes refused',
+    );
     if (message.type === 'invokefunction') {
       if (message.invocation_id !== undefined) {
         this.reply(message.invocation_id, message.function_id, message.traceparent, message.baggage, {
@@ -171,7 +178,10 @@ export class WorkerSession implements WorkerTarget {
         });
       }
     } else if (this.engine.router.pending.workerOf(message.invocation_id) === this.id) {
-      this.engine.router.pending.reject(message.invocation_id, new EngineError(ErrorCode.payloadTooLarge, `The result of ${message.function_id} ${text}`));
+      this.engine.router.pending.reject(
+        message.invocation_id,
+        new EngineError(ErrorCode.payloadTooLarge, `The result of ${message.function_id} ${text}`),
+      );
     }
     return true;
   }
@@ -186,14 +196,22 @@ export class WorkerSession implements WorkerTarget {
         this.result(message);
         return undefined;
       case 'registerfunction':
-        if (!this.admit(`f:${message.id}`)) return this.refuse(`Function registration '${message.id}' refused: ${this.overLimit()}`, ErrorCode.limitExceeded);
+        if (!this.admit(`f:${message.id}`))
+          return this.refuse(
+            `Function registration '${message.id}' refused: ${this.overLimit()}`,
+            ErrorCode.limitExceeded,
+          );
         return this.registerFunction(message);
       case 'unregisterfunction':
         this.registered.delete(`f:${message.id}`);
         engine.registry.apply({ op: 'function.remove', id: this.key(message.id), workerId: this.id });
         return undefined;
       case 'registertriggertype':
-        if (!this.admit(`y:${message.id}`)) return this.refuse(`Trigger type registration '${message.id}' refused: ${this.overLimit()}`, ErrorCode.limitExceeded);
+        if (!this.admit(`y:${message.id}`))
+          return this.refuse(
+            `Trigger type registration '${message.id}' refused: ${this.overLimit()}`,
+            ErrorCode.limitExceeded,
+          );
         return this.registerTriggerType(message);
       case 'unregistertriggertype':
         this.registered.delete(`y:${message.id}`);
@@ -232,7 +250,9 @@ export class WorkerSession implements WorkerTarget {
     const hook = this.access.hookId('function');
     if (hook === undefined) return register(message);
     return functionHook(this.access, hook, message, this.engine.callFunction).then((verdict) =>
-      'denied' in verdict ? this.refuse(`Function registration '${message.id}' refused: ${verdict.denied}`) : register(verdict.approved),
+      'denied' in verdict
+        ? this.refuse(`Function registration '${message.id}' refused: ${verdict.denied}`)
+        : register(verdict.approved),
     );
   }
 
@@ -241,11 +261,18 @@ export class WorkerSession implements WorkerTarget {
     const denial = this.access.triggerTypeRegistrationDenial();
     if (denial) return this.refuse(`Trigger type registration '${message.id}' refused: ${denial}`);
     const register = ({ namespace, ...type }: RegisterTriggerType) =>
-      this.engine.triggers.registerType({ ...type, id: namespacedKey(namespace ?? this.namespace, type.id), workerId: this.id, nodeId: this.engine.nodeId });
+      this.engine.triggers.registerType({
+        ...type,
+        id: namespacedKey(namespace ?? this.namespace, type.id),
+        workerId: this.id,
+        nodeId: this.engine.nodeId,
+      });
     const hook = this.access.hookId('triggerType');
     if (hook === undefined) return register(message);
     return triggerTypeHook(this.access, hook, message, this.engine.callFunction).then((verdict) =>
-      'denied' in verdict ? this.refuse(`Trigger type registration '${message.id}' refused: ${verdict.denied}`) : register(verdict.approved),
+      'denied' in verdict
+        ? this.refuse(`Trigger type registration '${message.id}' refused: ${verdict.denied}`)
+        : register(verdict.approved),
     );
   }
 
@@ -316,7 +343,10 @@ export class WorkerSession implements WorkerTarget {
     const binding = this.engine.registry.trigger(id);
     // Only the owner (or anyone, for an ownerless durable binding) may remove a binding.
     if (binding?.ownerWorkerId !== undefined && binding.ownerWorkerId !== this.id) {
-      this.engine.logger.warn({ worker: this.id, trigger: id }, 'unregistertrigger for a binding owned by another worker ignored');
+      this.engine.logger.warn(
+        { worker: this.id, trigger: id },
+        'unregistertrigger for a binding owned by another worker ignored',
+      );
       return;
     }
     try {
@@ -339,35 +369,58 @@ export class WorkerSession implements WorkerTarget {
   private invoke(message: InvokeFunction): void {
     const { invocation_id: invocationId, function_id: functionId, action } = message;
     // Strict: a call resolves in the namespace it names (absent: `default`); engine-owned ids live in `default` only.
-    const namespace = message.namespace === undefined || isEngineOwned(functionId) ? DEFAULT_NAMESPACE : message.namespace;
+    const namespace =
+      message.namespace === undefined || isEngineOwned(functionId) ? DEFAULT_NAMESPACE : message.namespace;
     const key = namespacedKey(namespace, functionId);
     const denial = this.access.invokeDenial(functionId, () => {
       const entry = this.engine.registry.function(key);
       return entry && { ...entry, id: functionId, namespace };
     });
     if (denial !== undefined) {
-      this.reply(invocationId ?? randomUUID(), functionId, message.traceparent, message.baggage, { error: { code: ErrorCode.forbidden, message: denial } });
+      this.reply(invocationId ?? randomUUID(), functionId, message.traceparent, message.baggage, {
+        error: { code: ErrorCode.forbidden, message: denial },
+      });
       return;
     }
     const middleware = this.access.middlewareFunctionId;
     if (middleware !== undefined && !functionId.startsWith('engine::')) {
       // The payload as the caller sent it (no _caller_worker_id); the middleware makes the call if it wants.
-      const input = { function_id: functionId, payload: message.data, action: action ?? null, context: this.access.context };
+      const input = {
+        function_id: functionId,
+        payload: message.data,
+        action: action ?? null,
+        context: this.access.context,
+      };
       this.call(message, invocationId !== undefined, () =>
-        this.engine.router.invoke({ functionId: middleware, data: input, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
+        this.engine.router.invoke({
+          functionId: middleware,
+          data: input,
+          metadata: message.metadata,
+          traceparent: message.traceparent,
+          baggage: message.baggage,
+          callerWorkerId: this.id,
+        }),
       );
       return;
     }
     if (action?.type === 'enqueue') {
       const queued = this.engine.enqueue(action.queue, key === functionId ? message : { ...message, function_id: key });
       if (invocationId !== undefined) this.answer(queued, message);
-      else queued.catch((err: unknown) => this.engine.logger.warn({ err, functionId }, 'enqueue without a reply failed'));
+      else
+        queued.catch((err: unknown) => this.engine.logger.warn({ err, functionId }, 'enqueue without a reply failed'));
       return;
     }
     const data = message.data;
     if (typeof data === 'object' && data !== null && !Array.isArray(data)) data._caller_worker_id = this.id;
     this.call(message, invocationId !== undefined && action?.type !== 'void', () =>
-      this.engine.router.invoke({ functionId: key, data, metadata: message.metadata, traceparent: message.traceparent, baggage: message.baggage, callerWorkerId: this.id }),
+      this.engine.router.invoke({
+        functionId: key,
+        data,
+        metadata: message.metadata,
+        traceparent: message.traceparent,
+        baggage: message.baggage,
+        callerWorkerId: this.id,
+      }),
     );
   }
 
@@ -400,7 +453,14 @@ export class WorkerSession implements WorkerTarget {
     if (owner === undefined) return false;
     const message = `${id} is already served in namespace '${namespace}' by ${owner === 'the engine' ? 'the engine (engine-owned ids live in default)' : `worker ${owner}`}`;
     this.engine.logger.warn({ worker: this.id, functionId: id, namespace, owner }, `registration refused: ${message}`);
-    this.connection.send({ type: 'registrationrejected', code: 'FUNCTION_NAMESPACE_CONFLICT', namespace, function_id: id, owner_worker_id: owner, message });
+    this.connection.send({
+      type: 'registrationrejected',
+      code: 'FUNCTION_NAMESPACE_CONFLICT',
+      namespace,
+      function_id: id,
+      owner_worker_id: owner,
+      message,
+    });
     return true;
   }
 
@@ -434,7 +494,14 @@ export class WorkerSession implements WorkerTarget {
         ? `worker '${name}' declared namespace '${namespace}' after '${from}'; a connection has one namespace`
         : `worker '${name}' declared namespace '${namespace}' more than registration_namespace_grace_ms (${graceMs} ms) after connecting; its registrations are in '${from}'`;
       this.engine.logger.warn({ worker: this.id, namespace, from }, `worker refused: ${message}`);
-      this.connection.send({ type: 'registrationrejected', code: 'WORKER_NAMESPACE_CONFLICT', namespace, worker_name: name, owner_worker_id: this.id, message });
+      this.connection.send({
+        type: 'registrationrejected',
+        code: 'WORKER_NAMESPACE_CONFLICT',
+        namespace,
+        worker_name: name,
+        owner_worker_id: this.id,
+        message,
+      });
       this.connection.close(CloseCode.policy, 'WORKER_NAMESPACE_CONFLICT');
       return;
     }
@@ -445,18 +512,33 @@ export class WorkerSession implements WorkerTarget {
       if (current !== from) continue;
       registry.apply({ op: 'function.remove', id: fn.id, workerId: this.id });
       const key = namespacedKey(namespace, id);
-      if (!this.namespaceRefusal(this.access.unprefixed(id), key)) registry.apply({ op: 'function.put', fn: { ...fn, id: key } });
+      if (!this.namespaceRefusal(this.access.unprefixed(id), key))
+        registry.apply({ op: 'function.put', fn: { ...fn, id: key } });
     }
-    for (const type of [...registry.triggerTypes()].filter((t) => t.workerId === this.id && splitKey(t.id).namespace === from)) {
+    for (const type of [...registry.triggerTypes()].filter(
+      (t) => t.workerId === this.id && splitKey(t.id).namespace === from,
+    )) {
       this.engine.triggers.unregisterType(type.id, this.id);
       await this.engine.triggers.registerType({ ...type, id: namespacedKey(namespace, splitKey(type.id).id) });
     }
-    for (const binding of [...registry.triggers()].filter((t) => t.ownerWorkerId === this.id && splitKey(t.function_id).namespace === from)) {
+    for (const binding of [...registry.triggers()].filter(
+      (t) => t.ownerWorkerId === this.id && splitKey(t.function_id).namespace === from,
+    )) {
       const { id, trigger_type, config, metadata } = binding;
       const function_id = namespacedKey(namespace, splitKey(binding.function_id).id);
-      await this.engine.triggers.register(metadata === undefined ? { id, trigger_type, function_id, config } : { id, trigger_type, function_id, config, metadata }, this.id).catch((err: unknown) =>
-        this.engine.logger.warn({ err, worker: this.id, trigger: id }, 'moving a binding to the declared namespace failed'),
-      );
+      await this.engine.triggers
+        .register(
+          metadata === undefined
+            ? { id, trigger_type, function_id, config }
+            : { id, trigger_type, function_id, config, metadata },
+          this.id,
+        )
+        .catch((err: unknown) =>
+          this.engine.logger.warn(
+            { err, worker: this.id, trigger: id },
+            'moving a binding to the declared namespace failed',
+          ),
+        );
     }
   }
 
@@ -465,13 +547,19 @@ export class WorkerSession implements WorkerTarget {
     const limit = this.engine.config.limits.maxPendingCallsPerWorker;
     if (wantsReply && this.callsOutstanding >= limit) {
       this.reply(message.invocation_id!, message.function_id, message.traceparent, message.baggage, {
-        error: { code: ErrorCode.limitExceeded, message: `Worker has ${this.callsOutstanding} calls pending, the limit is ${limit}` },
+        error: {
+          code: ErrorCode.limitExceeded,
+          message: `Worker has ${this.callsOutstanding} calls pending, the limit is ${limit}`,
+        },
       });
       return;
     }
     const outcome = start();
     if (wantsReply) this.answer(outcome, message);
-    else outcome.catch((err: unknown) => this.engine.logger.debug({ err, functionId: message.function_id }, 'fire-and-forget call failed'));
+    else
+      outcome.catch((err: unknown) =>
+        this.engine.logger.debug({ err, functionId: message.function_id }, 'fire-and-forget call failed'),
+      );
   }
 
   private answer(outcome: Promise<CallOutcome>, message: InvokeFunction): void {
@@ -496,7 +584,11 @@ export class WorkerSession implements WorkerTarget {
     baggage: string | undefined,
     outcome: { result?: Json; error?: ErrorBody },
   ): void {
-    const message: InvocationResult = { type: 'invocationresult', invocation_id: invocationId, function_id: functionId };
+    const message: InvocationResult = {
+      type: 'invocationresult',
+      invocation_id: invocationId,
+      function_id: functionId,
+    };
     if (outcome.error) message.error = outcome.error;
     else if (outcome.result !== undefined) message.result = outcome.result;
     if (traceparent !== undefined) message.traceparent = traceparent;
@@ -509,10 +601,16 @@ export class WorkerSession implements WorkerTarget {
     // Only the worker a call was sent to may settle it (the original accepts a result from anyone).
     if (pending.workerOf(message.invocation_id) !== this.id) return;
     if (message.error) {
-      pending.reject(message.invocation_id, new EngineError(message.error.code, message.error.message, message.error.stacktrace));
+      pending.reject(
+        message.invocation_id,
+        new EngineError(message.error.code, message.error.message, message.error.stacktrace),
+      );
     } else {
       // A null result travels as an absent one, as the original does.
-      pending.resolve(message.invocation_id, message.result === null || message.result === undefined ? {} : { result: message.result });
+      pending.resolve(
+        message.invocation_id,
+        message.result === null || message.result === undefined ? {} : { result: message.result },
+      );
     }
   }
 

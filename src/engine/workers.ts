@@ -57,9 +57,23 @@ export class Workers implements SessionHost {
   private readonly admission: Admission;
 
   constructor(private readonly host: WorkersHost) {
-    ({ nodeId: this.nodeId, config: this.config, logger: this.logger, metrics: this.metrics, registry: this.registry, router: this.router, triggers: this.triggers, callFunction: this.callFunction } = host);
+    ({
+      nodeId: this.nodeId,
+      config: this.config,
+      logger: this.logger,
+      metrics: this.metrics,
+      registry: this.registry,
+      router: this.router,
+      triggers: this.triggers,
+      callFunction: this.callFunction,
+    } = host);
     this.drain = new Drain({ ...host, sessions: this.sessions });
-    this.admission = new Admission({ logger: host.logger, maxMessageBytes: host.config.limits.maxMessageBytes, callFunction: host.callFunction, ready: () => host.ready() });
+    this.admission = new Admission({
+      logger: host.logger,
+      maxMessageBytes: host.config.limits.maxMessageBytes,
+      callFunction: host.callFunction,
+      ready: () => host.ready(),
+    });
   }
 
   /** A socket on a listener's `/`: a worker once admitted. */
@@ -69,21 +83,33 @@ export class Workers implements SessionHost {
       return;
     }
     this.admission.admit(socket, request, listener, (access, held) => {
-      const connection = new WorkerConnection(socket, request.socket.remoteAddress ?? '', this.config.limits.maxSendQueueBytes, () =>
-        this.metrics.slowConsumers.inc(),
+      const connection = new WorkerConnection(
+        socket,
+        request.socket.remoteAddress ?? '',
+        this.config.limits.maxSendQueueBytes,
+        () => this.metrics.slowConsumers.inc(),
       );
       const session = new WorkerSession(this, connection, access);
       this.sessions.set(connection.id, session);
       this.metrics.connectedWorkers.inc();
       this.registry.apply({
         op: 'worker.put',
-        worker: { id: connection.id, nodeId: this.nodeId, kind: 'worker', runtime: 'unknown', ipAddress: connection.ipAddress, connectedAtMs: connection.connectedAtMs },
+        worker: {
+          id: connection.id,
+          nodeId: this.nodeId,
+          kind: 'worker',
+          runtime: 'unknown',
+          ipAddress: connection.ipAddress,
+          connectedAtMs: connection.connectedAtMs,
+        },
       });
       connection.send({ type: 'workerregistered', worker_id: connection.id, reattach_token: connection.reattachToken });
       for (const [data, isBinary] of held) session.onFrame(data, isBinary);
       socket.on('message', (data, isBinary) => session.onFrame(data, isBinary));
       socket.on('close', () => {
-        session.cleanup().catch((err: unknown) => this.logger.error({ err, worker: connection.id }, 'worker cleanup failed'));
+        session
+          .cleanup()
+          .catch((err: unknown) => this.logger.error({ err, worker: connection.id }, 'worker cleanup failed'));
       });
       this.emitWorkerEvent('worker_connected', connection.id);
     });
@@ -117,12 +143,18 @@ export class Workers implements SessionHost {
     const { type: _type, invocation, ...definition } = message;
     if (invocation) {
       if (!this.config.httpFunctions.enabled) {
-        this.logger.warn({ worker: workerId, functionId: message.id }, 'HTTP-invoked function ignored: the iii-http-functions module is disabled');
+        this.logger.warn(
+          { worker: workerId, functionId: message.id },
+          'HTTP-invoked function ignored: the iii-http-functions module is disabled',
+        );
         return;
       }
       const invalid = validateRegistration(invocation, this.host.httpFunctions);
       if (invalid) {
-        this.logger.warn({ worker: workerId, functionId: message.id, code: invalid.code, reason: invalid.message }, 'HTTP-invoked function refused');
+        this.logger.warn(
+          { worker: workerId, functionId: message.id, code: invalid.code, reason: invalid.message },
+          'HTTP-invoked function refused',
+        );
         return;
       }
     }
@@ -133,7 +165,12 @@ export class Workers implements SessionHost {
   /** The `enqueue` action: handed to `engine::queue::enqueue`, answered with a receipt. */
   async enqueue(queue: string, message: InvokeFunction): Promise<CallOutcome> {
     const messageReceiptId = randomUUID();
-    const data: Record<string, Json> = { queue, function_id: message.function_id, data: message.data, messageReceiptId };
+    const data: Record<string, Json> = {
+      queue,
+      function_id: message.function_id,
+      data: message.data,
+      messageReceiptId,
+    };
     if (message.traceparent !== undefined) data.traceparent = message.traceparent;
     if (message.baggage !== undefined) data.baggage = message.baggage;
     try {
@@ -159,10 +196,18 @@ export class Workers implements SessionHost {
       if (current.claimedPrevious) return;
       current.claimedPrevious = true;
       const claim = { type: 'reattach.claim' as const, previousWorkerId: previousId, token, workerId: current.id };
-      cluster.broadcast(claim).catch((err: unknown) => this.logger.debug({ err, worker: current.id }, 'reattach claim not broadcast'));
+      cluster
+        .broadcast(claim)
+        .catch((err: unknown) => this.logger.debug({ err, worker: current.id }, 'reattach claim not broadcast'));
       return;
     }
-    if (!previous || previous === current || token === undefined || !sameSecret(token, previous.connection.reattachToken)) return;
+    if (
+      !previous ||
+      previous === current ||
+      token === undefined ||
+      !sameSecret(token, previous.connection.reattachToken)
+    )
+      return;
     previous.connection.close(CloseCode.normal, 'reattached by a new connection');
     await previous.cleanup();
   }
@@ -187,7 +232,8 @@ export class Workers implements SessionHost {
       this.emitWorkerEvent('worker_disconnected', id);
       return;
     }
-    for (const fn of this.registry.functionsOf(id)) this.registry.apply({ op: 'function.remove', id: fn.id, workerId: id });
+    for (const fn of this.registry.functionsOf(id))
+      this.registry.apply({ op: 'function.remove', id: fn.id, workerId: id });
     this.router.pending.rejectWorker(id, errors.invocationStopped);
     await this.triggers.workerGone(id);
     this.registry.apply({ op: 'worker.remove', workerId: id });

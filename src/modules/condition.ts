@@ -7,9 +7,17 @@ import type { ModuleHost } from '../engine/module';
  * `false` skips the handler. An error from the condition rejects (the caller decides what a failed
  * condition means: HTTP answers 500, the queue counts a failed attempt, the others skip).
  */
-export async function conditionPasses(host: ModuleHost, conditionFunctionId: string | undefined, payload: Json, metadata?: Json): Promise<boolean> {
+export async function conditionPasses(
+  host: ModuleHost,
+  conditionFunctionId: string | undefined,
+  payload: Json,
+  metadata?: Json,
+): Promise<boolean> {
   if (conditionFunctionId === undefined) return true;
-  const request = metadata === undefined ? { functionId: conditionFunctionId, data: payload } : { functionId: conditionFunctionId, data: payload, metadata };
+  const request =
+    metadata === undefined
+      ? { functionId: conditionFunctionId, data: payload }
+      : { functionId: conditionFunctionId, data: payload, metadata };
   const { result } = await host.invoke(request);
   return result !== false;
 }

@@ -41,7 +41,8 @@ const CLUSTER_BACKED: readonly ModuleId[] = ['state', 'stream', 'pubsub', 'queue
  */
 function blockFor(id: ModuleId, config: EngineConfig): Record<string, unknown> {
   let block = config.modules[id]?.config ?? {};
-  if (isClusterMode(config.cluster) && CLUSTER_BACKED.includes(id) && !('adapter' in block)) block = { ...block, adapter: { name: 'redis' } };
+  if (isClusterMode(config.cluster) && CLUSTER_BACKED.includes(id) && !('adapter' in block))
+    block = { ...block, adapter: { name: 'redis' } };
   if (id === 'bridge' && !('url' in block) && process.env['III_URL']) block = { ...block, url: process.env['III_URL'] };
   return resolveModuleConfig(id, block);
 }
@@ -80,7 +81,10 @@ export function createModules(engine: Engine, config: EngineConfig): EngineModul
  * change, and one sentence per change that needs a restart (a module without `reconfigure`,
  * one turned on or off, keys it could not apply).
  */
-export async function reconfigureModules(modules: readonly EngineModule[], config: EngineConfig): Promise<{ applied: string[]; restart: string[] }> {
+export async function reconfigureModules(
+  modules: readonly EngineModule[],
+  config: EngineConfig,
+): Promise<{ applied: string[]; restart: string[] }> {
   const applied: string[] = [];
   const restart: string[] = [];
   const ids = new Set<ModuleId>();
@@ -102,10 +106,14 @@ export async function reconfigureModules(modules: readonly EngineModule[], confi
     const refused = await module.reconfigure(block);
     state.block = text;
     if (refused.length === 0) applied.push(module.name);
-    else restart.push(`${module.name}: ${refused.join(', ')} changed; restart the engine to apply ${refused.length === 1 ? 'it' : 'them'}`);
+    else
+      restart.push(
+        `${module.name}: ${refused.join(', ')} changed; restart the engine to apply ${refused.length === 1 ? 'it' : 'them'}`,
+      );
   }
   for (const [id] of OPTIONAL) {
-    if (config.modules[id]?.enabled && !ids.has(id)) restart.push(`${config.modules[id]?.entryName ?? id} is newly listed; restart the engine to start it`);
+    if (config.modules[id]?.enabled && !ids.has(id))
+      restart.push(`${config.modules[id]?.entryName ?? id} is newly listed; restart the engine to start it`);
   }
   return { applied, restart };
 }

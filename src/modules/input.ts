@@ -56,18 +56,23 @@ export class Input {
   /** An unsigned 32-bit integer, like a process id. */
   optU32(key: string): number | undefined {
     const v = this.optNumber(key);
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffffffff)) throw this.fail(`field \`${key}\` must be an integer from 0 to 4294967295`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 0xffffffff))
+      throw this.fail(`field \`${key}\` must be an integer from 0 to 4294967295`);
     return v;
   }
 
   optStringArray(key: string): string[] | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((item) => typeof item !== 'string')) throw this.fail(`field \`${key}\` must be an array of strings`);
+    if (!Array.isArray(v) || v.some((item) => typeof item !== 'string'))
+      throw this.fail(`field \`${key}\` must be an array of strings`);
     return v as string[];
   }
 
   fail(detail: string): EngineError {
-    return new EngineError(ErrorCode.deserializationError, `Failed to deserialize input for ${this.functionId}: ${detail}`);
+    return new EngineError(
+      ErrorCode.deserializationError,
+      `Failed to deserialize input for ${this.functionId}: ${detail}`,
+    );
   }
 }

@@ -54,7 +54,8 @@ export function decodeFrame(data: Buffer | string, isBinary: boolean): Decoded {
   const obj = parsed as Obj;
   try {
     // Nesting deeper than the limit needs at least two characters per level.
-    if (text.length > 2 * MAX_JSON_DEPTH && depthExceeds(obj, MAX_JSON_DEPTH)) throw new InvalidField(`JSON nesting deeper than ${MAX_JSON_DEPTH} levels`);
+    if (text.length > 2 * MAX_JSON_DEPTH && depthExceeds(obj, MAX_JSON_DEPTH))
+      throw new InvalidField(`JSON nesting deeper than ${MAX_JSON_DEPTH} levels`);
     return { kind: 'message', message: toMessage(obj) };
   } catch (err) {
     if (!(err instanceof InvalidField)) throw err;
@@ -87,9 +88,13 @@ function toMessage(o: Obj): InboundMessage {
       const id = reqString(o, 'id');
       return withOptional(
         { type, id },
-        { description: optString(o, 'description'), request_format: optJson(o, 'request_format'),
-          response_format: optJson(o, 'response_format'), metadata: optJson(o, 'metadata'),
-          invocation: o.invocation == null ? undefined : toInvocation(o.invocation) },
+        {
+          description: optString(o, 'description'),
+          request_format: optJson(o, 'request_format'),
+          response_format: optJson(o, 'response_format'),
+          metadata: optJson(o, 'metadata'),
+          invocation: o.invocation == null ? undefined : toInvocation(o.invocation),
+        },
       );
     }
     case 'unregisterfunction':
@@ -100,36 +105,62 @@ function toMessage(o: Obj): InboundMessage {
         // Missing `data` is a parse failure in the original (the SDK drops the key for an
         // undefined payload); we take it as null so such calls work instead of hanging.
         { type, function_id, data: (o.data ?? null) as Json },
-        { invocation_id: optUuid(o, 'invocation_id'), traceparent: optString(o, 'traceparent'),
-          baggage: optString(o, 'baggage'), action: toAction(o.action), metadata: optJson(o, 'metadata'),
-          namespace: optString(o, 'namespace') },
+        {
+          invocation_id: optUuid(o, 'invocation_id'),
+          traceparent: optString(o, 'traceparent'),
+          baggage: optString(o, 'baggage'),
+          action: toAction(o.action),
+          metadata: optJson(o, 'metadata'),
+          namespace: optString(o, 'namespace'),
+        },
       );
     }
     case 'invocationresult':
       return withOptional(
         { type, invocation_id: reqString(o, 'invocation_id'), function_id: reqString(o, 'function_id') },
-        { result: optJson(o, 'result'), error: o.error == null ? undefined : toErrorBody(o.error, 'error'),
-          traceparent: optString(o, 'traceparent'), baggage: optString(o, 'baggage') },
+        {
+          result: optJson(o, 'result'),
+          error: o.error == null ? undefined : toErrorBody(o.error, 'error'),
+          traceparent: optString(o, 'traceparent'),
+          baggage: optString(o, 'baggage'),
+        },
       );
     case 'registertriggertype':
       return withOptional(
         { type, id: reqString(o, 'id'), description: reqString(o, 'description') },
-        { trigger_request_format: optJson(o, 'trigger_request_format'), call_request_format: optJson(o, 'call_request_format'),
-          namespace: optString(o, 'namespace') },
+        {
+          trigger_request_format: optJson(o, 'trigger_request_format'),
+          call_request_format: optJson(o, 'call_request_format'),
+          namespace: optString(o, 'namespace'),
+        },
       );
     case 'unregistertriggertype':
       return withOptional({ type, id: reqString(o, 'id') }, { namespace: optString(o, 'namespace') });
     case 'registertrigger':
       return withOptional(
-        { type, id: reqString(o, 'id'), trigger_type: reqString(o, 'trigger_type'),
-          function_id: reqString(o, 'function_id'), config: (o.config ?? null) as Json },
-        { metadata: optJson(o, 'metadata'), namespace: optString(o, 'namespace'), trigger_namespace: optString(o, 'trigger_namespace') },
+        {
+          type,
+          id: reqString(o, 'id'),
+          trigger_type: reqString(o, 'trigger_type'),
+          function_id: reqString(o, 'function_id'),
+          config: (o.config ?? null) as Json,
+        },
+        {
+          metadata: optJson(o, 'metadata'),
+          namespace: optString(o, 'namespace'),
+          trigger_namespace: optString(o, 'trigger_namespace'),
+        },
       );
     case 'unregistertrigger':
       return withOptional({ type, id: reqString(o, 'id') }, { trigger_type: optString(o, 'trigger_type') });
     case 'triggerregistrationresult':
       return withOptional(
-        { type, id: reqString(o, 'id'), trigger_type: reqString(o, 'trigger_type'), function_id: reqString(o, 'function_id') },
+        {
+          type,
+          id: reqString(o, 'id'),
+          trigger_type: reqString(o, 'trigger_type'),
+          function_id: reqString(o, 'function_id'),
+        },
         { error: o.error == null ? undefined : toErrorBody(o.error, 'error') },
       );
     case 'workerregistered':
@@ -142,13 +173,19 @@ function toMessage(o: Obj): InboundMessage {
     case 'registerservice':
       return withOptional(
         { type, id: reqString(o, 'id') },
-        { name: optString(o, 'name'), description: optString(o, 'description'), parent_service_id: optString(o, 'parent_service_id') },
+        {
+          name: optString(o, 'name'),
+          description: optString(o, 'description'),
+          parent_service_id: optString(o, 'parent_service_id'),
+        },
       );
     case 'ping':
     case 'pong':
       return { type };
     default:
-      throw new InvalidField(typeof type === 'string' ? `unknown message type ${quoted(type)}` : 'missing string field "type"');
+      throw new InvalidField(
+        typeof type === 'string' ? `unknown message type ${quoted(type)}` : 'missing string field "type"',
+      );
   }
 }
 
@@ -230,7 +267,8 @@ function toInvocation(v: unknown): HttpInvocation {
     out.timeout_ms = i.timeout_ms;
   }
   if (i.headers != null) {
-    if (typeof i.headers !== 'object' || Array.isArray(i.headers)) throw new InvalidField('field "invocation.headers" must be an object');
+    if (typeof i.headers !== 'object' || Array.isArray(i.headers))
+      throw new InvalidField('field "invocation.headers" must be an object');
     for (const value of Object.values(i.headers as Obj)) {
       if (typeof value !== 'string') throw new InvalidField('field "invocation.headers" must map names to strings');
     }

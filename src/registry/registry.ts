@@ -143,9 +143,15 @@ export class Registry extends EventEmitter {
   }
 
   /** Everything owned by one node: what survivors sweep when that node disappears. */
-  entriesOfNode(nodeId: string): { workers: WorkerEntry[]; functions: FunctionEntry[]; triggerTypes: TriggerTypeEntry[]; triggers: TriggerEntry[] } {
+  entriesOfNode(nodeId: string): {
+    workers: WorkerEntry[];
+    functions: FunctionEntry[];
+    triggerTypes: TriggerTypeEntry[];
+    triggers: TriggerEntry[];
+  } {
     const functions: FunctionEntry[] = [];
-    for (const pool of this.pools.values()) for (const fn of pool.values()) if (fn.nodeId === nodeId) functions.push(fn);
+    for (const pool of this.pools.values())
+      for (const fn of pool.values()) if (fn.nodeId === nodeId) functions.push(fn);
     return {
       workers: [...this.workersById.values()].filter((w) => w.nodeId === nodeId),
       functions,

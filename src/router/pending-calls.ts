@@ -45,7 +45,13 @@ export class PendingCalls {
   /**
    * Registers a call and returns its promise; `onTimeout` builds the error the deadline raises.
    */
-  add(id: string, functionId: string, workerId: string, timeoutMs: number, onTimeout: () => EngineError): Promise<CallOutcome> {
+  add(
+    id: string,
+    functionId: string,
+    workerId: string,
+    timeoutMs: number,
+    onTimeout: () => EngineError,
+  ): Promise<CallOutcome> {
     return new Promise<CallOutcome>((resolve, reject) => {
       const timer = setTimeout(() => this.reject(id, onTimeout()), timeoutMs);
       this.calls.set(id, { id, functionId, workerId, timer, resolve, reject });

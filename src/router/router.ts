@@ -157,7 +157,9 @@ export class Router {
       // The function's own `timeout_ms` governs (the module enforces it); the deadline is a backstop.
       const httpMs = (entry.invocation.timeout_ms ?? timeoutMs) + HTTP_DEADLINE_SLACK_MS;
       span?.target(entry.workerId);
-      return withDeadline(this.deps.httpInvoke(entry, request), httpMs, () => errors.timeout(request.functionId, httpMs));
+      return withDeadline(this.deps.httpInvoke(entry, request), httpMs, () =>
+        errors.timeout(request.functionId, httpMs),
+      );
     }
 
     const handler = this.handlers.get(entry.workerId)?.get(entry.id);
@@ -177,13 +179,24 @@ export class Router {
     const invocationId = randomUUID();
     span?.target(entry.workerId, invocationId);
     // The worker knows its functions by their bare ids (the namespace is its connection's).
-    const message: InvokeFunction = { type: 'invokefunction', invocation_id: invocationId, function_id: bareId(entry.id), data: request.data };
+    const message: InvokeFunction = {
+      type: 'invokefunction',
+      invocation_id: invocationId,
+      function_id: bareId(entry.id),
+      data: request.data,
+    };
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;
     if (request.baggage !== undefined) message.baggage = request.baggage;
     const outcome = this.pending.add(invocationId, entry.id, entry.workerId, timeoutMs, onTimeout);
     if (!worker.send(message)) {
-      this.pending.reject(invocationId, new EngineError(ErrorCode.channelSendFailed, `Could not send the call to worker ${entry.workerId}: its connection is closing`));
+      this.pending.reject(
+        invocationId,
+        new EngineError(
+          ErrorCode.channelSendFailed,
+          `Could not send the call to worker ${entry.workerId}: its connection is closing`,
+        ),
+      );
     }
     return outcome;
   }
@@ -194,9 +207,17 @@ export class Router {
    */
   private notFound(key: string): EngineError {
     const { namespace, id } = splitKey(key);
-    const elsewhere = [...this.deps.registry.functionIds()].filter((k) => k !== key && bareId(k) === id).map((k) => splitKey(k).namespace);
+    const elsewhere = [...this.deps.registry.functionIds()]
+      .filter((k) => k !== key && bareId(k) === id)
+      .map((k) => splitKey(k).namespace);
     if (namespace === DEFAULT_NAMESPACE && elsewhere.length === 0) return errors.functionNotFound(id);
-    const hint = elsewhere.length === 0 ? '' : `; it is registered in namespace${elsewhere.length > 1 ? 's' : ''} ${elsewhere.sort().map((n) => `'${n}'`).join(', ')}`;
+    const hint =
+      elsewhere.length === 0
+        ? ''
+        : `; it is registered in namespace${elsewhere.length > 1 ? 's' : ''} ${elsewhere
+            .sort()
+            .map((n) => `'${n}'`)
+            .join(', ')}`;
     return new EngineError(ErrorCode.functionNotFound, `Function ${id} not found in namespace '${namespace}'${hint}`);
   }
 
@@ -205,20 +226,43 @@ export class Router {
    * the pending entry is keyed by the remote worker, so the loss of that worker or of its node
    * settles it at once.
    */
-  private routeRemote(entry: FunctionEntry, request: CallRequest, timeoutMs: number, onTimeout: () => EngineError): Promise<CallOutcome> {
+  private routeRemote(
+    entry: FunctionEntry,
+    request: CallRequest,
+    timeoutMs: number,
+    onTimeout: () => EngineError,
+  ): Promise<CallOutcome> {
     const remote = this.deps.remote;
     if (!remote) {
-      return Promise.reject(new EngineError(ErrorCode.functionNotFound, `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`));
+      return Promise.reject(
+        new EngineError(
+          ErrorCode.functionNotFound,
+          `Function ${request.functionId} is served by node ${entry.nodeId}, which this node cannot reach`,
+        ),
+      );
     }
     if (this.pending.full) return Promise.reject(this.pendingLimit());
     const id = randomUUID();
     const outcome = this.pending.add(id, entry.id, entry.workerId, timeoutMs, onTimeout);
-    const message: RemoteInvoke = { type: 'invoke', id, functionId: entry.id, workerId: entry.workerId, data: request.data, timeoutMs };
+    const message: RemoteInvoke = {
+      type: 'invoke',
+      id,
+      functionId: entry.id,
+      workerId: entry.workerId,
+      data: request.data,
+      timeoutMs,
+    };
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;
     if (request.baggage !== undefined) message.baggage = request.baggage;
     remote(entry.nodeId, message).catch((err: unknown) => {
-      this.pending.reject(id, new EngineError(ErrorCode.channelSendFailed, `Could not reach node ${entry.nodeId} serving ${entry.id}: ${EngineError.from(err).message}`));
+      this.pending.reject(
+        id,
+        new EngineError(
+          ErrorCode.channelSendFailed,
+          `Could not reach node ${entry.nodeId} serving ${entry.id}: ${EngineError.from(err).message}`,
+        ),
+      );
     });
     return outcome;
   }
@@ -289,7 +333,11 @@ async function runLocal(handler: LocalHandler, request: CallRequest): Promise<Ca
 }
 
 /** Settles with `work` or with the deadline's error, whichever comes first. */
-function withDeadline(work: Promise<CallOutcome>, timeoutMs: number, onTimeout: () => EngineError): Promise<CallOutcome> {
+function withDeadline(
+  work: Promise<CallOutcome>,
+  timeoutMs: number,
+  onTimeout: () => EngineError,
+): Promise<CallOutcome> {
   return new Promise<CallOutcome>((resolve, reject) => {
     const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
     work.then(

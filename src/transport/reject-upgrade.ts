@@ -16,18 +16,38 @@ export function rejectUpgrade(socket: Duplex, status: number, message: string): 
 }
 
 /** Answers an upgrade request with `{"error":{code, message}}` and closes it (401, 403, 429...). */
-export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  writeRefusal(socket, status, 'application/json', Buffer.from(JSON.stringify({ error: { code, message } }), 'utf8'), headers);
+export function refuseUpgrade(
+  socket: Duplex,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  writeRefusal(
+    socket,
+    status,
+    'application/json',
+    Buffer.from(JSON.stringify({ error: { code, message } }), 'utf8'),
+    headers,
+  );
 }
 
-function writeRefusal(socket: Duplex, status: number, contentType: string, body: Buffer, headers: Record<string, string>): void {
+function writeRefusal(
+  socket: Duplex,
+  status: number,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string>,
+): void {
   // A client that hangs up first must not turn into an unhandled 'error'.
   socket.on('error', () => undefined);
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   const head =
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
     `Connection: close\r\n${extra}` +

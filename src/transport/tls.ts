@@ -29,7 +29,11 @@ export interface ListenerServerOptions {
  * text on a TLS port, a TLS version below `minVersion`) has its socket destroyed; nothing else
  * is affected.
  */
-export function createListenerServer(tls: TlsMaterial | undefined, options: ListenerServerOptions, handler: http.RequestListener): http.Server {
+export function createListenerServer(
+  tls: TlsMaterial | undefined,
+  options: ListenerServerOptions,
+  handler: http.RequestListener,
+): http.Server {
   if (tls === undefined) return http.createServer(options.server ?? {}, handler);
   const server = https.createServer(
     {

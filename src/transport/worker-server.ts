@@ -57,14 +57,22 @@ export class WorkerServer {
     // With `tls` the listener serves wss:// only; a connection gets handshakeTimeoutMs for the TLS
     // handshake. Node enforces headersTimeout only when it checks its connections (every 30 s by
     // default): checking at least once per handshake timeout keeps a slow handshake within 2x it.
-    this.server = createListenerServer(config.tls, {
-      server: { connectionsCheckingInterval: Math.min(HANDSHAKE_CHECK_MAX_MS, config.handshakeTimeoutMs) },
-      handshakeTimeoutMs: config.handshakeTimeoutMs,
-      logger,
-    }, (_req, res) => {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: this port serves WebSocket upgrades only' } }));
-    });
+    this.server = createListenerServer(
+      config.tls,
+      {
+        server: { connectionsCheckingInterval: Math.min(HANDSHAKE_CHECK_MAX_MS, config.handshakeTimeoutMs) },
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        logger,
+      },
+      (_req, res) => {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            error: { code: 'NOT_FOUND', message: 'Not found: this port serves WebSocket upgrades only' },
+          }),
+        );
+      },
+    );
     // A connection gets this long to finish its request headers (the original's handshake timeout).
     this.server.headersTimeout = config.handshakeTimeoutMs;
     this.server.requestTimeout = config.handshakeTimeoutMs;

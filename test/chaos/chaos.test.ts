@@ -17,7 +17,12 @@ const RUN_MS = 120_000;
 function runChaos(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
   if (!existsSync(RUNNER)) throw new Error(`${RUNNER} is missing: run \`npm run build\` first (npm test does it)`);
   // Its own process group: on a timeout the runner and every engine node it started go together.
-  const child = spawn(process.execPath, [RUNNER], { cwd: ROOT, detached: true, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [RUNNER], {
+    cwd: ROOT,
+    detached: true,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -36,19 +41,28 @@ function runChaos(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output
   });
 }
 
-test('a short chaos run: 0 hung calls, 0 lost acknowledged jobs, 0 double cron ticks, 0 unexpected exits, recovery within 5 s', async () => {
-  const { code, output } = await runChaos({ CHAOS_SECONDS: '18', CHAOS_FAULT_EVERY_MS: '3000', CHAOS_SEED: '7', CHAOS_WRITE_DOCS: '0' });
-  const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
-  if (code !== 0 || !line) throw new Error(`the chaos run failed (exit ${code}):\n${output.slice(-3000)}`);
-  const summary = JSON.parse(line.slice('CHAOS_SUMMARY '.length)) as ChaosSummary;
-  expect(summary.faults.length).toBeGreaterThanOrEqual(3);
-  expect(summary.calls.ok).toBeGreaterThan(0);
-  expect({
-    hung: summary.calls.hung,
-    lost: summary.jobs.lost,
-    firedTwice: summary.cron.firedTwice,
-    missedOutsideFaults: summary.cron.missedOutsideFaults,
-    exits: summary.unexpectedExits,
-    slowRecoveries: summary.faults.filter((f) => f.recoveryMs === undefined || f.recoveryMs > 5000),
-  }).toEqual({ hung: 0, lost: 0, firedTwice: 0, missedOutsideFaults: 0, exits: [], slowRecoveries: [] });
-}, RUN_MS + 10_000);
+test(
+  'a short chaos run: 0 hung calls, 0 lost acknowledged jobs, 0 double cron ticks, 0 unexpected exits, recovery within 5 s',
+  async () => {
+    const { code, output } = await runChaos({
+      CHAOS_SECONDS: '18',
+      CHAOS_FAULT_EVERY_MS: '3000',
+      CHAOS_SEED: '7',
+      CHAOS_WRITE_DOCS: '0',
+    });
+    const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
+    if (code !== 0 || !line) throw new Error(`the chaos run failed (exit ${code}):\n${output.slice(-3000)}`);
+    const summary = JSON.parse(line.slice('CHAOS_SUMMARY '.length)) as ChaosSummary;
+    expect(summary.faults.length).toBeGreaterThanOrEqual(3);
+    expect(summary.calls.ok).toBeGreaterThan(0);
+    expect({
+      hung: summary.calls.hung,
+      lost: summary.jobs.lost,
+      firedTwice: summary.cron.firedTwice,
+      missedOutsideFaults: summary.cron.missedOutsideFaults,
+      exits: summary.unexpectedExits,
+      slowRecoveries: summary.faults.filter((f) => f.recoveryMs === undefined || f.recoveryMs > 5000),
+    }).toEqual({ hung: 0, lost: 0, firedTwice: 0, missedOutsideFaults: 0, exits: [], slowRecoveries: [] });
+  },
+  RUN_MS + 10_000,
+);

@@ -24,13 +24,22 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.close()));
 });
 
-async function bound(owner: TestEngine, others: TestEngine[], worker: IIIClient, functionId: string, config: unknown): Promise<Any[]> {
+async function bound(
+  owner: TestEngine,
+  others: TestEngine[],
+  worker: IIIClient,
+  functionId: string,
+  config: unknown,
+): Promise<Any[]> {
   const seen: Any[] = [];
   worker.registerFunction(functionId, async (payload: Any) => void seen.push(payload));
   await functionRegistered(owner.engine, functionId);
   worker.registerTrigger({ type: 'configuration', function_id: functionId, config });
   await waitFor(
-    () => [owner, ...others].every((t) => t.engine.registry.triggersOfType('configuration', 'live').some((b) => b.function_id === functionId)),
+    () =>
+      [owner, ...others].every((t) =>
+        t.engine.registry.triggersOfType('configuration', 'live').some((b) => b.function_id === functionId),
+      ),
     `a live configuration binding for ${functionId} on every node`,
   );
   return seen;
@@ -46,11 +55,24 @@ describe.each(BUSES)('configuration in a cluster (%s bus)', (bus) => {
     const watcher = c.worker('watcher');
     const seen = await bound(c, [a, b], watcher, 'cfg::watch', { configuration_id: 'shared' });
 
-    await call(owner, 'configuration::register', { id: 'shared', name: 'Shared', schema: { type: 'integer', minimum: 0 }, initial_value: 1 });
+    await call(owner, 'configuration::register', {
+      id: 'shared',
+      name: 'Shared',
+      schema: { type: 'integer', minimum: 0 },
+      initial_value: 1,
+    });
     expect(await call(reader, 'configuration::get', { id: 'shared' })).toEqual({ id: 'shared', value: 1 });
-    expect(await call(reader, 'configuration::schema', { id: 'shared' })).toEqual({ id: 'shared', name: 'Shared', description: '', schema: { type: 'integer', minimum: 0 } });
+    expect(await call(reader, 'configuration::schema', { id: 'shared' })).toEqual({
+      id: 'shared',
+      name: 'Shared',
+      description: '',
+      schema: { type: 'integer', minimum: 0 },
+    });
     expect((await failure(reader, 'configuration::set', { id: 'shared', value: -1 })).code).toBe('SCHEMA_INVALID');
-    expect(await call(reader, 'configuration::set', { id: 'shared', value: 2 })).toEqual({ old_value: 1, new_value: 2 });
+    expect(await call(reader, 'configuration::set', { id: 'shared', value: 2 })).toEqual({
+      old_value: 1,
+      new_value: 2,
+    });
     const ids = (await call(watcher, 'configuration::list', {})).configurations.map((e: Any) => e.id);
     expect(ids.filter((id: string) => !id.startsWith('iii-'))).toEqual(['shared']);
 

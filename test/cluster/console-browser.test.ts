@@ -41,7 +41,11 @@ const flakyDone: unknown[] = [];
 let ticks = 0;
 
 function client(node: NodeProcess, name: string): IIIClient {
-  const c = registerWorker(`${node.url}?token=${TOKEN}`, { workerName: name, enableMetricsReporting: false, otel: { enabled: false } });
+  const c = registerWorker(`${node.url}?token=${TOKEN}`, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+  });
   clients.push(c);
   return c;
 }
@@ -61,7 +65,10 @@ workers:
 `;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: the console browser test needs Debian's chromium (apt-get install -y chromium), or CHROMIUM_BIN pointing at one`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(
+      `${CHROMIUM} is missing: the console browser test needs Debian's chromium (apt-get install -y chromium), or CHROMIUM_BIN pointing at one`,
+    );
   redis = await startRedis();
   const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
   const ports = await Promise.all([freePort(), freePort(), freePort()]);
@@ -76,7 +83,11 @@ beforeAll(async () => {
         cwd,
         args: ['--config', 'config.yaml'],
         // node-3's console is read-only.
-        env: { III_WORKER_TOKEN: TOKEN, III_CONSOLE_PORT: String(ports[i - 1]), ...(i === 3 ? { III_CONSOLE_READ_ONLY: 'true' } : {}) },
+        env: {
+          III_WORKER_TOKEN: TOKEN,
+          III_CONSOLE_PORT: String(ports[i - 1]),
+          ...(i === 3 ? { III_CONSOLE_READ_ONLY: 'true' } : {}),
+        },
       });
     }),
   );
@@ -99,16 +110,43 @@ beforeAll(async () => {
   });
   w1.registerTrigger({ type: 'cron', function_id: 'demo::tick', config: { expression: '0 0 0 * * *' } });
   const caller = client(nodes[0], 'caller');
-  await waitFor(async () => {
-    const fns = (await caller.trigger({ function_id: 'engine::functions::list', payload: { include_pool: true } })) as { functions: Array<{ function_id: string; pool: unknown[] }> };
-    return fns.functions.find((f) => f.function_id === 'demo::hello')?.pool.length === 2 && fns.functions.some((f) => f.function_id === 'demo::tick');
-  }, 'demo::hello on two nodes', 15_000);
-  await caller.trigger({ function_id: 'state::set', payload: { scope: 'users', key: 'ada', value: { name: 'Ada Lovelace' } } });
-  await caller.trigger({ function_id: 'demo::flaky', payload: { order: 7 }, action: TriggerAction.Enqueue({ queue: 'dead' }) });
-  await waitFor(async () => ((await caller.trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic: 'dead' } })) as unknown[]).length === 1, 'the flaky job in the DLQ', 15_000);
+  await waitFor(
+    async () => {
+      const fns = (await caller.trigger({
+        function_id: 'engine::functions::list',
+        payload: { include_pool: true },
+      })) as { functions: Array<{ function_id: string; pool: unknown[] }> };
+      return (
+        fns.functions.find((f) => f.function_id === 'demo::hello')?.pool.length === 2 &&
+        fns.functions.some((f) => f.function_id === 'demo::tick')
+      );
+    },
+    'demo::hello on two nodes',
+    15_000,
+  );
+  await caller.trigger({
+    function_id: 'state::set',
+    payload: { scope: 'users', key: 'ada', value: { name: 'Ada Lovelace' } },
+  });
+  await caller.trigger({
+    function_id: 'demo::flaky',
+    payload: { order: 7 },
+    action: TriggerAction.Enqueue({ queue: 'dead' }),
+  });
+  await waitFor(
+    async () =>
+      ((await caller.trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic: 'dead' } })) as unknown[])
+        .length === 1,
+    'the flaky job in the DLQ',
+    15_000,
+  );
   for (let i = 0; i < 5; i++) await caller.trigger({ function_id: 'demo::hello', payload: { name: `n${i}` } });
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
   page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
 }, 90_000);
 
@@ -146,7 +184,9 @@ test('a wrong token is refused (401, login form again); the right one signs in',
 test('Cluster: the three nodes, ready, with their workers and Redis ok; the live call counter moves while calls flow', async () => {
   await open('cluster');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=nodes] tbody tr').length === 3);
-  const rows = await page.$$eval('[data-testid=nodes] tbody tr', (trs: Any[]) => trs.map((tr) => (tr as { innerText: string }).innerText));
+  const rows = await page.$$eval('[data-testid=nodes] tbody tr', (trs: Any[]) =>
+    trs.map((tr) => (tr as { innerText: string }).innerText),
+  );
   expect(rows.map((r) => r.split('\t')[0].trim())).toEqual(['node-1 (this node)', 'node-2', 'node-3']);
   for (const row of rows) expect(row).toContain('ready');
   expect(await page.textContent('[data-testid=redis]')).toBe('ok');
@@ -160,7 +200,11 @@ test('Cluster: the three nodes, ready, with their workers and Redis ok; the live
   })();
   try {
     // No reload: the number changes over the SSE feed.
-    await page.waitForFunction((b) => Number(document.querySelector('[data-testid=calls-total]')!.textContent) > b + 20, before, { timeout: 15_000 });
+    await page.waitForFunction(
+      (b) => Number(document.querySelector('[data-testid=calls-total]')!.textContent) > b + 20,
+      before,
+      { timeout: 15_000 },
+    );
   } finally {
     flowing = false;
     await flow;
@@ -202,7 +246,10 @@ test('Queues: the dead letter shows its error and attempts; Redrive from the pag
   await page.waitForSelector('[data-testid=dlq-note]');
   await waitFor(() => flakyDone.length === 1, 'the redriven job to run', 10_000);
   expect(flakyDone).toEqual([{ order: 7 }]);
-  const dlq = (await clients[2].trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic: 'dead' } })) as unknown[];
+  const dlq = (await clients[2].trigger({
+    function_id: 'engine::queue::dlq_messages',
+    payload: { topic: 'dead' },
+  })) as unknown[];
   expect(dlq).toEqual([]);
 });
 
@@ -227,7 +274,9 @@ test('State & streams: the users scope and its item; an edit from the page is st
   await page.fill('[data-testid=item-editor] textarea[name=value]', '{"name": "Grace Hopper"}');
   await page.click('[data-testid=item-editor] button[type=submit]');
   await page.waitForSelector('[data-testid=editor-note] >> text=Saved.');
-  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'grace' } })).toEqual({ name: 'Grace Hopper' });
+  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'grace' } })).toEqual({
+    name: 'Grace Hopper',
+  });
   await page.waitForSelector('[data-testid=state-items] >> text=Grace Hopper');
   await shot('state');
 });
@@ -256,12 +305,18 @@ test('read-only console (node-3): no change buttons, and a change sent anyway is
   await page.waitForSelector('[data-testid=scopes] button');
   expect(await page.locator('[data-testid=item-editor]').count()).toBe(0);
   const refused = await page.evaluate(async () => {
-    const res = await fetch('/api/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ function_id: 'state::set', payload: { scope: 'users', key: 'ada', value: 'x' } }) });
+    const res = await fetch('/api/call', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ function_id: 'state::set', payload: { scope: 'users', key: 'ada', value: 'x' } }),
+    });
     return { status: res.status, body: (await res.json()) as Any };
   });
   expect(refused.status).toBe(403);
   expect(refused.body.error.message).toMatch(/read-only/);
-  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'ada' } })).toEqual({ name: 'Ada Lovelace' });
+  expect(await clients[2].trigger({ function_id: 'state::get', payload: { scope: 'users', key: 'ada' } })).toEqual({
+    name: 'Ada Lovelace',
+  });
 });
 
 test('Cluster: a node that dies is shown gone, live, while the others stay ready', async () => {

@@ -55,7 +55,8 @@ function expectEverySecondOnce(ticks: CronPayload[]): void {
   const fired = times(ticks);
   const duplicates = fired.filter((t, i) => i > 0 && fired[i - 1] === t).map((t) => new Date(t).toISOString());
   const missing: string[] = [];
-  for (let t = fired[0]; t <= fired[fired.length - 1]; t += 1000) if (!fired.includes(t)) missing.push(new Date(t).toISOString());
+  for (let t = fired[0]; t <= fired[fired.length - 1]; t += 1000)
+    if (!fired.includes(t)) missing.push(new Date(t).toISOString());
   expect({ duplicates, missing }).toEqual({ duplicates: [], missing: [] });
 }
 
@@ -64,7 +65,12 @@ function expectEverySecondOnce(ticks: CronPayload[]): void {
  * same for every binding of `cron::record` every second, whatever its id (`job_id`).
  */
 function lockId(jobId: string): string {
-  return bindingGroupKey({ id: jobId, trigger_type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
+  return bindingGroupKey({
+    id: jobId,
+    trigger_type: 'cron',
+    function_id: 'cron::record',
+    config: { expression: EVERY_SECOND },
+  });
 }
 
 /** The node that claimed the job's latest tick: the lease holder, unless it has just died. */
@@ -79,17 +85,30 @@ describe('cron on three in-process nodes', () => {
   });
 
   it('a binding every node schedules fires once per tick, with no tick missed', async () => {
-    const nodes = await Promise.all([1, 2, 3].map((i) => startEngine({ nodeId: `node-${i}`, cluster: { redisUrl: redis.url, keyPrefix } })));
+    const nodes = await Promise.all(
+      [1, 2, 3].map((i) => startEngine({ nodeId: `node-${i}`, cluster: { redisUrl: redis.url, keyPrefix } })),
+    );
     engines.push(...nodes);
     const worker = nodes[0].worker('cron-worker');
     const ticks = recorder(worker, 'cron::record');
-    await waitFor(() => nodes.every((n) => n.engine.registry.pool('cron::record').length === 1), 'the function mirrored on every node');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
-    const onEveryNode = () => nodes.every((n) => [...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record'));
+    await waitFor(
+      () => nodes.every((n) => n.engine.registry.pool('cron::record').length === 1),
+      'the function mirrored on every node',
+    );
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::record',
+      config: { expression: EVERY_SECOND },
+    });
+    const onEveryNode = () =>
+      nodes.every((n) => [...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record'));
     await waitFor(onEveryNode, 'the binding on every node');
     await waitFor(() => ticks.length >= 4, 'four ticks', 10_000);
     trigger.unregister();
-    await waitFor(() => nodes.every((n) => ![...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record')), 'the binding gone everywhere');
+    await waitFor(
+      () => nodes.every((n) => ![...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record')),
+      'the binding gone everywhere',
+    );
     // A run claimed just before the removal may still be on its way.
     await sleep(300);
     expectEverySecondOnce(ticks);
@@ -107,11 +126,21 @@ describe('cron on three engine processes', () => {
   });
 
   it('every second fires exactly once, also across a kill -9 of the lease holder', async () => {
-    nodes = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })));
-    const worker = registerWorker(nodes[0].url, { workerName: 'cron-worker', enableMetricsReporting: false, otel: { enabled: false } });
+    nodes = await Promise.all(
+      [1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })),
+    );
+    const worker = registerWorker(nodes[0].url, {
+      workerName: 'cron-worker',
+      enableMetricsReporting: false,
+      otel: { enabled: false },
+    });
     clients.push(worker);
     const ticks = recorder(worker, 'cron::record');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::record', config: { expression: EVERY_SECOND } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::record',
+      config: { expression: EVERY_SECOND },
+    });
     await waitFor(() => ticks.length >= 3, 'three ticks', 15_000);
     const jobId = ticks[0].job_id;
 

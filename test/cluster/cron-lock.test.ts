@@ -39,7 +39,10 @@ interface Node {
   connection: Redis;
 }
 
-async function node(nodeId: string, options: { graceMs?: number; lockTtlMs?: number; url?: string } = {}): Promise<Node> {
+async function node(
+  nodeId: string,
+  options: { graceMs?: number; lockTtlMs?: number; url?: string } = {},
+): Promise<Node> {
   const connection = redisConnection({ url: options.url ?? redis.url }, `test:${nodeId}`, silentLogger);
   await connection.connect();
   const lock = new RedisCronLock(connection, {
@@ -117,7 +120,10 @@ describe('redis cron lock', () => {
 
     // Both try the next tick: the holder at once, the other after the grace, and it loses.
     const second = Date.now() + 10;
-    const [fromA, fromB] = await Promise.all([timed(a.lock.tryAcquire('job', second)), timed(b.lock.tryAcquire('job', second))]);
+    const [fromA, fromB] = await Promise.all([
+      timed(a.lock.tryAcquire('job', second)),
+      timed(b.lock.tryAcquire('job', second)),
+    ]);
     expect(fromA.value).toBe(true);
     expect(fromA.ms).toBeLessThan(graceMs);
     expect(fromB.value).toBe(false);
@@ -197,7 +203,11 @@ describe('redis cron lock', () => {
     const a = await node('a');
     const job = `job-${randomUUID()}`;
     expect(await a.lock.tryAcquire(job, Date.now())).toBe(true);
-    expect((await inspector.keys(`*${job}*`)).sort()).toEqual([`${keyPrefix}cron:lease:{${job}}`, `${keyPrefix}cron:run:{${job}}`, `${keyPrefix}cron:tick:{${job}}`]);
+    expect((await inspector.keys(`*${job}*`)).sort()).toEqual([
+      `${keyPrefix}cron:lease:{${job}}`,
+      `${keyPrefix}cron:run:{${job}}`,
+      `${keyPrefix}cron:tick:{${job}}`,
+    ]);
     await a.lock.release(job, 0);
     // The run mark goes with the run; the lease and the tick key stay.
     expect(await inspector.exists(`${keyPrefix}cron:run:{${job}}`)).toBe(0);
@@ -212,7 +222,12 @@ describe('redis cron lock', () => {
       await a.lock.release('job', at);
       await own.stop();
       await waitFor(() => a.connection.status !== 'ready', 'the connection to notice');
-      const failed = await timed(a.lock.tryAcquire('job', at + 1000).then(() => undefined, (err: Error) => err));
+      const failed = await timed(
+        a.lock.tryAcquire('job', at + 1000).then(
+          () => undefined,
+          (err: Error) => err,
+        ),
+      );
       expect(failed.value?.message).toMatch(/Redis is unreachable/);
       expect(failed.ms).toBeLessThan(1000);
       await own.restart();
@@ -230,23 +245,32 @@ describe('redis cron lock', () => {
 
 describe('createCronLock', () => {
   const host = (redisUrl: string | undefined) => {
-    const config = ephemeralConfig({ nodeId: 'n1', cluster: redisUrl === undefined ? { keyPrefix: 'iii:' } : { redisUrl, keyPrefix } });
+    const config = ephemeralConfig({
+      nodeId: 'n1',
+      cluster: redisUrl === undefined ? { keyPrefix: 'iii:' } : { redisUrl, keyPrefix },
+    });
     return { nodeId: 'n1', logger: silentLogger, config };
   };
 
   it('redis without a URL (no cluster, no redis_url) fails with a message naming both settings', async () => {
-    await expect(createCronLock({ name: 'redis' }, host(undefined))).rejects.toThrow(/iii-cron: adapter redis needs cluster.redis_url .*adapter.config.redis_url/);
+    await expect(createCronLock({ name: 'redis' }, host(undefined))).rejects.toThrow(
+      /iii-cron: adapter redis needs cluster.redis_url .*adapter.config.redis_url/,
+    );
   });
 
   it('a bad lock_ttl_ms is refused, naming the option and the value', async () => {
     await expect(createCronLock({ name: 'redis', config: { lock_ttl_ms: 'soon' } }, host(redis.url))).rejects.toThrow(
       'iii-cron: adapter redis: lock_ttl_ms must be a whole number of milliseconds, at least 100, got "soon"',
     );
-    await expect(createCronLock({ name: 'redis', config: { lock_ttl_ms: 50 } }, host(redis.url))).rejects.toThrow(/at least 100, got 50/);
+    await expect(createCronLock({ name: 'redis', config: { lock_ttl_ms: 50 } }, host(redis.url))).rejects.toThrow(
+      /at least 100, got 50/,
+    );
   });
 
   it('an unreachable Redis fails at start with a clear error and leaves no reconnect loop', async () => {
-    await expect(createCronLock({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:1' } }, host(undefined))).rejects.toThrow(/cannot connect to Redis at 127.0.0.1:1/);
+    await expect(
+      createCronLock({ name: 'redis', config: { redis_url: 'redis://127.0.0.1:1' } }, host(undefined)),
+    ).rejects.toThrow(/cannot connect to Redis at 127.0.0.1:1/);
     // ioredis keeps its disconnect timer (disconnectTimeout, 2 s) for the socket that never
     // opened; let it pass so that jest exits cleanly.
     await sleep(2100);

@@ -83,7 +83,9 @@ describe('the direct bus', () => {
     await waitFor(() => links(a).open === 1 && links(b).open === 1, 'the link open on both nodes');
 
     const before = { published: await publishes(), a: links(a), b: links(b) };
-    const results = await Promise.all(Array.from({ length: 50 }, (_, n) => caller.trigger({ function_id: 'direct::echo', payload: { n } })));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => caller.trigger({ function_id: 'direct::echo', payload: { n } })),
+    );
     expect(results).toEqual(Array.from({ length: 50 }, (_, n) => ({ n })));
     expect(await publishes()).toBe(before.published);
     expect(links(a).link - before.a.link).toBe(50);
@@ -93,31 +95,41 @@ describe('the direct bus', () => {
     const scraped = await fetch(`http://127.0.0.1:${a.engine.metricsPort}/metrics`).then((r) => r.text());
     expect(scraped).toMatch(/^iii_cluster_links_open\{[^}]*\} 1$/m);
     expect(scraped).toMatch(new RegExp(`^iii_cluster_bus_messages_total\\{via="link"[^}]*\\} ${links(a).link}$`, 'm'));
-    expect(scraped).toMatch(new RegExp(`^iii_cluster_bus_messages_total\\{via="redis"[^}]*\\} ${links(a).redis}$`, 'm'));
+    expect(scraped).toMatch(
+      new RegExp(`^iii_cluster_bus_messages_total\\{via="redis"[^}]*\\} ${links(a).redis}$`, 'm'),
+    );
   });
 
   it('refuses a link without the right key (401), and a node on the Redis bus has no link path (404)', async () => {
     const [a] = await directCluster();
     await expect(linkStatus(a.url, {})).resolves.toBe(401);
     await expect(linkStatus(a.url, { authorization: `Bearer ${'0'.repeat(64)}` })).resolves.toBe(401);
-    const plain = await startEngine({ nodeId: 'plain', cluster: { redisUrl: redis.url, keyPrefix: `t${randomUUID().slice(0, 8)}:` } });
+    const plain = await startEngine({
+      nodeId: 'plain',
+      cluster: { redisUrl: redis.url, keyPrefix: `t${randomUUID().slice(0, 8)}:` },
+    });
     engines.push(plain);
     await expect(linkStatus(plain.url, {})).resolves.toBe(404);
     // Both go on serving.
-    await expect(a.worker('after').trigger({ function_id: 'engine::functions::list', payload: {} })).resolves.toBeDefined();
+    await expect(
+      a.worker('after').trigger({ function_id: 'engine::functions::list', payload: {} }),
+    ).resolves.toBeDefined();
   });
 
   it('sends calls and results over Redis when the peers cannot dial each other, and every call settles', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
     // Both advertise an address where nothing listens (they listen on 127.0.0.1 only).
-    const node = (nodeId: string) => startEngine({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct', advertiseHost: '127.0.0.2' } });
+    const node = (nodeId: string) =>
+      startEngine({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct', advertiseHost: '127.0.0.2' } });
     const [a, b] = await Promise.all([node('node-1'), node('node-2')]);
     engines.push(a, b);
     const echo = echoOn(b, 'direct::unreachable');
     await waitFor(() => a.engine.registry.pool('direct::unreachable').length === 1, 'mirrored on node 1');
     const caller = a.worker('caller');
     for (let round = 0; round < 3; round++) {
-      const results = await Promise.all(Array.from({ length: 10 }, (_, n) => caller.trigger({ function_id: 'direct::unreachable', payload: { n } })));
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, n) => caller.trigger({ function_id: 'direct::unreachable', payload: { n } })),
+      );
       expect(results).toEqual(Array.from({ length: 10 }, (_, n) => ({ n })));
       await new Promise((resolve) => setTimeout(resolve, 150));
     }

@@ -28,18 +28,34 @@ afterEach(async () => {
 });
 
 function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
+  const c = registerWorker(url, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    reconnectionConfig: { maxRetries: 0 },
+  });
   clients.push(c);
   return c;
 }
 
 test(`a node whose Redis hangs (SIGSTOP) while a call never finishes exits within drain_grace_ms + 5 s of one SIGTERM; the call is answered engine_shutting_down`, async () => {
   redis = await startRedis();
-  node = await startNodeProcess({ nodeId: 'drain-faults', redisUrl: redis.url, keyPrefix: `t${randomUUID().slice(0, 8)}:`, env: { III_DRAIN_GRACE_MS: String(GRACE_MS) } });
+  node = await startNodeProcess({
+    nodeId: 'drain-faults',
+    redisUrl: redis.url,
+    keyPrefix: `t${randomUUID().slice(0, 8)}:`,
+    env: { III_DRAIN_GRACE_MS: String(GRACE_MS) },
+  });
   const worker = client(node.url, 'stuck-worker');
   worker.registerFunction('stuck::never', () => new Promise(() => undefined));
   const caller = client(node.url, 'caller');
-  await waitFor(async () => ((await call(caller, 'engine::functions::list', {})).functions as Any[]).some((f) => f.function_id === 'stuck::never'), 'the stuck function');
+  await waitFor(
+    async () =>
+      ((await call(caller, 'engine::functions::list', {})).functions as Any[]).some(
+        (f) => f.function_id === 'stuck::never',
+      ),
+    'the stuck function',
+  );
   const pending = rejection(caller.trigger({ function_id: 'stuck::never', payload: {}, timeoutMs: 60_000 }));
   await sleep(200);
 
@@ -66,7 +82,9 @@ test('calls still pending when the grace ends are failed engine_shutting_down an
   const err = await pending;
   expect(err.code).toBe('engine_shutting_down');
   await stopping;
-  const metric = (await t.engine.metrics.drainFailedCalls.get()).values.find((v) => v.labels['reason'] === 'grace_expired');
+  const metric = (await t.engine.metrics.drainFailedCalls.get()).values.find(
+    (v) => v.labels['reason'] === 'grace_expired',
+  );
   expect(metric?.value).toBe(1);
   await Promise.all([worker.shutdown(), caller.shutdown()].map((p) => p.catch(() => undefined)));
 });

@@ -21,7 +21,9 @@ afterAll(async () => {
 let keyPrefix = '';
 async function startNodes(bus: ClusterBus): Promise<void> {
   keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  nodes = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus })));
+  nodes = await Promise.all(
+    [1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus })),
+  );
 }
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
@@ -45,16 +47,29 @@ async function metric(node: NodeProcess, name: string): Promise<number> {
 describe.each(BUSES)('three engine processes over one Redis (%s bus)', (bus) => {
   beforeEach(() => startNodes(bus));
 
-  it('fails a call within 2 s when the worker\'s node is killed, and serves again within 3 s after the worker reconnects elsewhere', async () => {
+  it("fails a call within 2 s when the worker's node is killed, and serves again within 3 s after the worker reconnects elsewhere", async () => {
     const [n1, n2, n3] = nodes as [NodeProcess, NodeProcess, NodeProcess];
     // The balancer sends the worker's first connection to node 3, its reconnection elsewhere.
-    balancer = new TcpBalancer([Number(new URL(n3.url).port), Number(new URL(n1.url).port), Number(new URL(n2.url).port)]);
+    balancer = new TcpBalancer([
+      Number(new URL(n3.url).port),
+      Number(new URL(n1.url).port),
+      Number(new URL(n2.url).port),
+    ]);
     const lbPort = await balancer.listen();
     const worker = client(`ws://127.0.0.1:${lbPort}`, 'echo');
     let hang = true;
     worker.registerFunction('echo', async (input: unknown) => (hang ? new Promise(() => undefined) : input));
     const caller = client(n1.url, 'caller');
-    await waitFor(async () => (await caller.trigger({ function_id: 'engine::functions::list', payload: {} }) as { functions: { function_id: string }[] }).functions.some((f) => f.function_id === 'echo'), 'echo visible from node 1', 5000);
+    await waitFor(
+      async () =>
+        (
+          (await caller.trigger({ function_id: 'engine::functions::list', payload: {} })) as {
+            functions: { function_id: string }[];
+          }
+        ).functions.some((f) => f.function_id === 'echo'),
+      'echo visible from node 1',
+      5000,
+    );
 
     const call = caller.trigger({ function_id: 'echo', payload: { n: 1 } }).then(
       () => undefined,
@@ -96,22 +111,46 @@ describe.each(BUSES)('three engine processes over one Redis (%s bus)', (bus) => 
     await waitFor(callable, 'echo callable from node 1', 5000);
 
     await redis.stop();
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${n1.metricsPort}/readyz`)).status === 503, 'node 1 not ready', 5000);
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${n1.metricsPort}/readyz`)).status === 503,
+      'node 1 not ready',
+      5000,
+    );
     expect((await fetch(`http://127.0.0.1:${n1.metricsPort}/healthz`)).status).toBe(200);
     // A registration during the outage cannot be published; it must arrive after.
     client(n2.url, 'late').registerFunction('late', async () => 'late');
 
     await redis.restart();
     for (const node of nodes) {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`)).status === 200, `${node.nodeId} ready again`, 10_000);
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`)).status === 200,
+        `${node.nodeId} ready again`,
+        10_000,
+      );
     }
     // Redis came back empty: the registry was rebuilt from the nodes' own entries.
     await waitFor(callable, 'echo callable again after the outage', 10_000);
-    await waitFor(() => caller.trigger({ function_id: 'late', payload: {} }).then((r) => r === 'late', () => false), 'the registration made during the outage', 10_000);
+    await waitFor(
+      () =>
+        caller.trigger({ function_id: 'late', payload: {} }).then(
+          (r) => r === 'late',
+          () => false,
+        ),
+      'the registration made during the outage',
+      10_000,
+    );
     const newcomer = await startNodeProcess({ nodeId: 'node-4', redisUrl: redis.url, keyPrefix, bus });
     nodes.push(newcomer);
     const viaNewcomer = client(newcomer.url, 'caller-4');
-    await waitFor(() => viaNewcomer.trigger({ function_id: 'echo', payload: { ok: true } }).then((r) => (r as { ok?: boolean }).ok === true, () => false), 'a node started after the outage sees the rebuilt registry', 10_000);
+    await waitFor(
+      () =>
+        viaNewcomer.trigger({ function_id: 'echo', payload: { ok: true } }).then(
+          (r) => (r as { ok?: boolean }).ok === true,
+          () => false,
+        ),
+      'a node started after the outage sees the rebuilt registry',
+      10_000,
+    );
     for (const node of nodes) expect(node.output()).not.toMatch(/exited|uncaught|unhandled/i);
   });
 });

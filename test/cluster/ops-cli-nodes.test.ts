@@ -19,7 +19,11 @@ beforeAll(async () => {
   redis = await startRedis();
   const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
   // Node 2 drains for up to 15 s: long enough to be seen draining, bounded if the test fails.
-  nodes = await Promise.all([1, 2].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, env: { III_DRAIN_GRACE_MS: '15000' } })));
+  nodes = await Promise.all(
+    [1, 2].map((i) =>
+      startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, env: { III_DRAIN_GRACE_MS: '15000' } }),
+    ),
+  );
 });
 afterAll(async () => {
   await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
@@ -61,11 +65,31 @@ test('both nodes are listed from either one, ready, with their workers; a draini
   });
   const caller = client(n1.url, 'caller');
 
-  await waitFor(async () => (await listNodes(n1)).find((n) => n.node_id === 'node-2')?.worker_count === 1, 'node 2 and its worker seen from node 1', 10_000);
+  await waitFor(
+    async () => (await listNodes(n1)).find((n) => n.node_id === 'node-2')?.worker_count === 1,
+    'node 2 and its worker seen from node 1',
+    10_000,
+  );
   const fromOne = await listNodes(n1);
   expect(fromOne).toEqual([
-    { node_id: 'node-1', state: 'ready', self: true, url: expect.stringMatching(/^ws:\/\//), started_at_ms: expect.any(Number), uptime_ms: expect.any(Number), worker_count: 1 },
-    { node_id: 'node-2', state: 'ready', self: false, url: expect.stringMatching(/^ws:\/\//), started_at_ms: expect.any(Number), uptime_ms: expect.any(Number), worker_count: 1 },
+    {
+      node_id: 'node-1',
+      state: 'ready',
+      self: true,
+      url: expect.stringMatching(/^ws:\/\//),
+      started_at_ms: expect.any(Number),
+      uptime_ms: expect.any(Number),
+      worker_count: 1,
+    },
+    {
+      node_id: 'node-2',
+      state: 'ready',
+      self: false,
+      url: expect.stringMatching(/^ws:\/\//),
+      started_at_ms: expect.any(Number),
+      uptime_ms: expect.any(Number),
+      worker_count: 1,
+    },
   ]);
   const fromTwo = await listNodes(n2);
   expect(fromTwo.map((n) => [n.node_id, n.self])).toEqual([
@@ -73,15 +97,30 @@ test('both nodes are listed from either one, ready, with their workers; a draini
     ['node-1', false],
   ]);
   const table = await runCli(['nodes', '--url', n1.url]);
-  expect(table.stdout).toMatch(/^NODE +STATE +UPTIME +WORKERS +URL\nnode-1 \* +ready +\d+s +1 +ws:\/\/\S+\nnode-2 +ready +\d+s +1 +ws:\/\/\S+\n/);
+  expect(table.stdout).toMatch(
+    /^NODE +STATE +UPTIME +WORKERS +URL\nnode-1 \* +ready +\d+s +1 +ws:\/\/\S+\nnode-2 +ready +\d+s +1 +ws:\/\/\S+\n/,
+  );
 
   // A call held by node 2's worker keeps node 2 draining after SIGTERM.
-  await waitFor(async () => ((await caller.trigger({ function_id: 'engine::functions::list', payload: { prefix: 'slow::' } })) as { functions: unknown[] }).functions.length === 1, 'slow::hold visible from node 1', 10_000);
+  await waitFor(
+    async () =>
+      (
+        (await caller.trigger({ function_id: 'engine::functions::list', payload: { prefix: 'slow::' } })) as {
+          functions: unknown[];
+        }
+      ).functions.length === 1,
+    'slow::hold visible from node 1',
+    10_000,
+  );
   const held = caller.trigger({ function_id: 'slow::hold', payload: {} });
-  await waitFor(() => called, 'the call to reach node 2\'s worker', 10_000);
+  await waitFor(() => called, "the call to reach node 2's worker", 10_000);
   const stopped = n2.kill('SIGTERM');
   try {
-    await waitFor(async () => (await listNodes(n1)).find((n) => n.node_id === 'node-2')?.state === 'draining', 'node 2 listed draining', 5000);
+    await waitFor(
+      async () => (await listNodes(n1)).find((n) => n.node_id === 'node-2')?.state === 'draining',
+      'node 2 listed draining',
+      5000,
+    );
     // A draining node takes no new connections: the command says so and exits 3.
     const refused = await runCli(['nodes', '--url', n2.url]);
     expect(refused.code).toBe(3);

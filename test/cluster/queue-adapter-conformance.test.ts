@@ -25,23 +25,57 @@ afterAll(async () => {
 });
 
 function bullmq(keyPrefix = `t${randomUUID().slice(0, 8)}:`, dropped: DeadLetter[] = []): BullmqQueueAdapter {
-  return new BullmqQueueAdapter({ url: redis.url, keyPrefix, connectionName: 'test', logger: silentLogger, onDeadLetterDropped: (_q, d) => dropped.push(d) });
+  return new BullmqQueueAdapter({
+    url: redis.url,
+    keyPrefix,
+    connectionName: 'test',
+    logger: silentLogger,
+    onDeadLetterDropped: (_q, d) => dropped.push(d),
+  });
 }
 
 const backends: Array<[string, (dropped: DeadLetter[]) => QueueAdapter]> = [
   ['memory', (dropped) => new MemoryQueueAdapter((_q, d) => dropped.push(d))],
   ['bullmq', (dropped) => bullmq(undefined, dropped)],
   // BullMQ on a primary found through Redis Sentinel (issue 14 #1): enqueues also WAIT for a replica.
-  ['bullmq (Sentinel)', (dropped) => new BullmqQueueAdapter({ sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name }, keyPrefix: `t${randomUUID().slice(0, 8)}:`, connectionName: 'test', logger: silentLogger, onDeadLetterDropped: (_q, d) => dropped.push(d) })],
+  [
+    'bullmq (Sentinel)',
+    (dropped) =>
+      new BullmqQueueAdapter({
+        sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name },
+        keyPrefix: `t${randomUUID().slice(0, 8)}:`,
+        connectionName: 'test',
+        logger: silentLogger,
+        onDeadLetterDropped: (_q, d) => dropped.push(d),
+      }),
+  ],
 ];
 
 function spec(overrides: Partial<QueueSpec> = {}): QueueSpec {
-  return { name: 'q::one', label: 'one', ordering: 'standard', concurrency: 4, maxAttempts: 3, backoffMs: 10, maxDepth: 1000, maxBytes: 1_000_000, overflow: 'reject', maxDeadLetters: 100, ...overrides };
+  return {
+    name: 'q::one',
+    label: 'one',
+    ordering: 'standard',
+    concurrency: 4,
+    maxAttempts: 3,
+    backoffMs: 10,
+    maxDepth: 1000,
+    maxBytes: 1_000_000,
+    overflow: 'reject',
+    maxDeadLetters: 100,
+    ...overrides,
+  };
 }
 
 let seq = 0;
 function job(id: string, data: unknown = { id }, group?: string): QueueJob {
-  const j: QueueJob = { id, functionId: 'fn', data: data as never, sizeBytes: JSON.stringify(data).length, enqueuedAtMs: Date.now() + ++seq };
+  const j: QueueJob = {
+    id,
+    functionId: 'fn',
+    data: data as never,
+    sizeBytes: JSON.stringify(data).length,
+    enqueuedAtMs: Date.now() + ++seq,
+  };
   if (group !== undefined) j.group = group;
   return j;
 }
@@ -65,7 +99,10 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
       throw new Error(`boom ${attempt}`);
     });
     await adapter.enqueue('q::one', job('a'));
-    const [letter] = await waitFor(async () => (await adapter.deadLetters('q::one', 0, 10)).at(0) && adapter.deadLetters('q::one', 0, 10), 'a dead letter');
+    const [letter] = await waitFor(
+      async () => (await adapter.deadLetters('q::one', 0, 10)).at(0) && adapter.deadLetters('q::one', 0, 10),
+      'a dead letter',
+    );
     await sleep(100);
     expect(attempts).toEqual([1, 2, 3]);
     expect(letter).toMatchObject({ job: { id: 'a', data: { id: 'a' } }, error: 'boom 3', attemptsMade: 3 });
@@ -110,7 +147,10 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     });
     for (const id of ['a', 'b', 'c']) {
       await adapter.enqueue('q::one', job(id));
-      await waitFor(async () => (await adapter.counts('q::one')).deadLetters === ['a', 'b', 'c'].indexOf(id) + 1, `${id} dead`);
+      await waitFor(
+        async () => (await adapter.counts('q::one')).deadLetters === ['a', 'b', 'c'].indexOf(id) + 1,
+        `${id} dead`,
+      );
     }
     expect((await adapter.deadLetters('q::one', 0, 10)).map((l) => l.job.id)).toEqual(['a', 'b', 'c']);
     expect((await adapter.deadLetters('q::one', 1, 1)).map((l) => l.job.id)).toEqual(['b']);
@@ -156,7 +196,12 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     await waitFor(async () => (await adapter.counts('q::one')).active === 2, 'two active');
     expect(await adapter.counts('q::one')).toEqual({ waiting: 1, delayed: 0, active: 2, deadLetters: 0 });
     release();
-    await waitFor(async () => JSON.stringify(await adapter.counts('q::one')) === JSON.stringify({ waiting: 0, delayed: 0, active: 0, deadLetters: 0 }), 'all done');
+    await waitFor(
+      async () =>
+        JSON.stringify(await adapter.counts('q::one')) ===
+        JSON.stringify({ waiting: 0, delayed: 0, active: 0, deadLetters: 0 }),
+      'all done',
+    );
     expect(running).toBe(3);
   });
 
@@ -203,7 +248,13 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
         throw new Error('once');
       }
     });
-    for (const [id, group] of [['g1', 'g'], ['g2', 'g'], ['h1', 'h'], ['h2', 'h']] as const) await adapter.enqueue('q::one', job(id, { id }, group));
+    for (const [id, group] of [
+      ['g1', 'g'],
+      ['g2', 'g'],
+      ['h1', 'h'],
+      ['h2', 'h'],
+    ] as const)
+      await adapter.enqueue('q::one', job(id, { id }, group));
     await waitFor(() => log.length === 5, 'five deliveries', 5000);
     expect(log.filter((id) => id.startsWith('g'))).toEqual(['g1', 'g1', 'g2']);
     expect(log.filter((id) => id.startsWith('h'))).toEqual(['h1', 'h2']);
@@ -220,7 +271,9 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
     });
     await adapter.enqueue('q::one', job('f1', { id: 'f1' }, 'g'));
     await waitFor(async () => (await adapter.counts('q::one')).deadLetters === 1, 'f1 dead');
-    expect(await adapter.deadLetters('q::one', 0, 10)).toMatchObject([{ job: { id: 'f1' }, error: 'down at 2', attemptsMade: 2 }]);
+    expect(await adapter.deadLetters('q::one', 0, 10)).toMatchObject([
+      { job: { id: 'f1' }, error: 'down at 2', attemptsMade: 2 },
+    ]);
     healthy = true;
     expect(await adapter.redrive('q::one', 'f1')).toBe(true);
     await waitFor(() => attempts.length === 3, 'f1 redriven');
@@ -266,7 +319,10 @@ describe('bullmq queue adapter on a cluster Redis', () => {
     const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
     try {
       const seen = new Map<string, string[]>();
-      for (const [node, adapter] of [['a', a], ['b', b]] as const) {
+      for (const [node, adapter] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
         await adapter.declare(spec({ concurrency: 2 }));
         await adapter.startConsumer('q::one', async (j) => {
           seen.set(j.id, [...(seen.get(j.id) ?? []), node]);
@@ -312,7 +368,7 @@ describe('bullmq queue adapter on a cluster Redis', () => {
     }
   }, 30_000);
 
-  test('FIFO after a node\'s death: the abandoned message runs next, keeping the attempts it made', async () => {
+  test("FIFO after a node's death: the abandoned message runs next, keeping the attempts it made", async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
     const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
     let release!: () => void;
@@ -375,7 +431,13 @@ describe('bullmq queue adapter while Redis is down', () => {
   });
 
   test('enqueue fails at once with enqueue_error, and the consumer resumes by itself when Redis is back', async () => {
-    const adapter = new BullmqQueueAdapter({ url: own.url, keyPrefix: 'iii:', connectionName: 'test', logger: silentLogger, onDeadLetterDropped: () => undefined });
+    const adapter = new BullmqQueueAdapter({
+      url: own.url,
+      keyPrefix: 'iii:',
+      connectionName: 'test',
+      logger: silentLogger,
+      onDeadLetterDropped: () => undefined,
+    });
     try {
       await adapter.declare(spec());
       const seen: string[] = [];
@@ -396,7 +458,15 @@ describe('bullmq queue adapter while Redis is down', () => {
 
       await own.restart();
       // Redis restarted empty (no persistence): the queue's keys are new, the consumer is the old one.
-      await waitFor(() => adapter.enqueue('q::one', job('after')).then(() => true, () => false), 'enqueue accepted again', 10_000);
+      await waitFor(
+        () =>
+          adapter.enqueue('q::one', job('after')).then(
+            () => true,
+            () => false,
+          ),
+        'enqueue accepted again',
+        10_000,
+      );
       await waitFor(() => seen.includes('after'), 'delivery after the outage', 15_000);
     } finally {
       await adapter.close(200);

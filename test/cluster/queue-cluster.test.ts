@@ -49,7 +49,7 @@ interface Stats {
 }
 
 describe('queue on an in-process cluster', () => {
-  it('a message enqueued on node 1 reaches the function\'s worker on node 2', async () => {
+  it("a message enqueued on node 1 reaches the function's worker on node 2", async () => {
     const [a, b] = await cluster(2);
     const got: unknown[] = [];
     b.worker('consumer').registerFunction('q::job', async (input: unknown) => {
@@ -65,19 +65,27 @@ describe('queue on an in-process cluster', () => {
   it('100 messages enqueued across both nodes are each handled exactly once', async () => {
     const [a, b] = await cluster(2);
     const handled = new Map<number, number>();
-    for (const [node, name] of [[a, 'w1'], [b, 'w2']] as const) {
+    for (const [node, name] of [
+      [a, 'w1'],
+      [b, 'w2'],
+    ] as const) {
       node.worker(name).registerFunction('q::count', async (input: { i: number }) => {
         handled.set(input.i, (handled.get(input.i) ?? 0) + 1);
         return null;
       });
     }
-    await waitFor(() => a.engine.registry.pool('q::count').length === 2 && b.engine.registry.pool('q::count').length === 2, 'both workers mirrored');
+    await waitFor(
+      () => a.engine.registry.pool('q::count').length === 2 && b.engine.registry.pool('q::count').length === 2,
+      'both workers mirrored',
+    );
     const producers = [a.worker('p1'), b.worker('p2')];
     await Promise.all(Array.from({ length: 100 }, (_, i) => enqueue(producers[i % 2], 'q::count', { i })));
     await waitFor(() => handled.size === 100, '100 messages handled', 15_000);
     await sleep(300);
     expect([...handled.values()].every((n) => n === 1)).toBe(true);
-    const stats = (await a.worker('inspector').trigger({ function_id: 'engine::queue::topic_stats', payload: { queue: 'default' } })) as Stats;
+    const stats = (await a
+      .worker('inspector')
+      .trigger({ function_id: 'engine::queue::topic_stats', payload: { queue: 'default' } })) as Stats;
     expect(stats).toMatchObject({ depth: 0, dlq_depth: 0 });
   });
 
@@ -87,7 +95,11 @@ describe('queue on an in-process cluster', () => {
     // No function yet: the deliveries fail and, after 3 attempts 1 s apart, the message is dead.
     await enqueue(producer, 'q::missing', { n: 1 });
     for (const node of [a, b]) {
-      await waitFor(async () => gauge(await node.engine.metrics.registry.metrics(), 'iii_queue_dlq_size') === 1, `dlq gauge on ${node.engine.nodeId}`, 15_000);
+      await waitFor(
+        async () => gauge(await node.engine.metrics.registry.metrics(), 'iii_queue_dlq_size') === 1,
+        `dlq gauge on ${node.engine.nodeId}`,
+        15_000,
+      );
     }
     expect(gauge(await b.engine.metrics.registry.metrics(), 'iii_queue_depth')).toBe(0);
   }, 30_000);
@@ -103,9 +115,16 @@ describe('queue on an in-process cluster', () => {
       });
       sub.registerTrigger({ type: 'durable:subscriber', function_id: fn, config: { topic: 'user.created' } });
     }
-    await waitFor(() => a.engine.registry.pool('topic::mail').length === 1 && [...a.engine.registry.triggers()].length >= 2, 'bindings mirrored on node 1');
+    await waitFor(
+      () => a.engine.registry.pool('topic::mail').length === 1 && [...a.engine.registry.triggers()].length >= 2,
+      'bindings mirrored on node 1',
+    );
     const publisher = a.worker('publisher');
-    for (let n = 0; n < 5; n++) await publisher.trigger({ function_id: 'iii::durable::publish', payload: { topic: 'user.created', data: { n } } });
+    for (let n = 0; n < 5; n++)
+      await publisher.trigger({
+        function_id: 'iii::durable::publish',
+        payload: { topic: 'user.created', data: { n } },
+      });
     await waitFor(() => seen.length === 10, 'ten deliveries', 10_000);
     await sleep(300);
     expect(seen.sort()).toEqual([0, 1, 2, 3, 4].flatMap((n) => [`topic::audit:${n}`, `topic::mail:${n}`]).sort());
@@ -115,7 +134,11 @@ describe('queue on an in-process cluster', () => {
 describe('queue on three engine processes', () => {
   it('no job is lost when a node holding jobs in flight is killed (at-least-once; duplicates counted)', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-    processes.push(...(await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })))));
+    processes.push(
+      ...(await Promise.all(
+        [1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix })),
+      )),
+    );
     const [n1, n2, n3] = processes as [NodeProcess, NodeProcess, NodeProcess];
     const JOBS = 40;
     const handled = new Map<number, number>();
@@ -130,7 +153,12 @@ describe('queue on three engine processes', () => {
     });
     const producer = client(n2.url, 'producer');
     await waitFor(
-      async () => ((await producer.trigger({ function_id: 'engine::functions::list', payload: {} })) as { functions: { function_id: string }[] }).functions.some((f) => f.function_id === 'q::slow'),
+      async () =>
+        (
+          (await producer.trigger({ function_id: 'engine::functions::list', payload: {} })) as {
+            functions: { function_id: string }[];
+          }
+        ).functions.some((f) => f.function_id === 'q::slow'),
       'q::slow visible from node 2',
     );
     for (let i = 0; i < JOBS; i++) await enqueue(producer, 'q::slow', { i });
@@ -141,13 +169,20 @@ describe('queue on three engine processes', () => {
 
     // The jobs node 1 held stay active until their locks lapse (4 s) and a stalled check (every
     // second) puts them back: wait for the queue to be empty, in flight included.
-    const queue = new Queue(encodeURIComponent('__fn_queue::default'), { connection: { host: '127.0.0.1', port: redis.port }, prefix: `${keyPrefix}bull` });
+    const queue = new Queue(encodeURIComponent('__fn_queue::default'), {
+      connection: { host: '127.0.0.1', port: redis.port },
+      prefix: `${keyPrefix}bull`,
+    });
     try {
       await waitFor(() => handled.size === JOBS, `all ${JOBS} jobs handled`, 30_000);
-      await waitFor(async () => {
-        const counts = await queue.getJobCounts('wait', 'delayed', 'active', 'failed', 'prioritized');
-        return Object.values(counts).every((n) => n === 0);
-      }, 'every job completed: nothing waiting, active or dead-lettered', 30_000);
+      await waitFor(
+        async () => {
+          const counts = await queue.getJobCounts('wait', 'delayed', 'active', 'failed', 'prioritized');
+          return Object.values(counts).every((n) => n === 0);
+        },
+        'every job completed: nothing waiting, active or dead-lettered',
+        30_000,
+      );
     } finally {
       await queue.close();
     }

@@ -27,7 +27,11 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((adapter) => adapter.close(0)));
 });
 
-function adapter(namePrefix: string, dropped: DeadLetter[] = [], extra: { priorityField?: string; url?: string } = {}): RabbitmqQueueAdapter {
+function adapter(
+  namePrefix: string,
+  dropped: DeadLetter[] = [],
+  extra: { priorityField?: string; url?: string } = {},
+): RabbitmqQueueAdapter {
   const made = new RabbitmqQueueAdapter({
     url: extra.url ?? rabbit.url,
     namePrefix,
@@ -45,12 +49,30 @@ const prefix = () => `t${randomUUID().slice(0, 8)}:`;
 const Q = '__fn_queue::orders';
 
 function spec(overrides: Partial<QueueSpec> = {}): QueueSpec {
-  return { name: Q, label: 'orders', ordering: 'standard', concurrency: 4, maxAttempts: 3, backoffMs: 20, maxDepth: 1000, maxBytes: 1_000_000, overflow: 'reject', maxDeadLetters: 100, ...overrides };
+  return {
+    name: Q,
+    label: 'orders',
+    ordering: 'standard',
+    concurrency: 4,
+    maxAttempts: 3,
+    backoffMs: 20,
+    maxDepth: 1000,
+    maxBytes: 1_000_000,
+    overflow: 'reject',
+    maxDeadLetters: 100,
+    ...overrides,
+  };
 }
 
 let seq = 0;
 function job(id: string, data: Record<string, unknown> = { id }): QueueJob {
-  return { id, functionId: 'fn', data: data as never, sizeBytes: JSON.stringify(data).length, enqueuedAtMs: Date.now() + ++seq };
+  return {
+    id,
+    functionId: 'fn',
+    data: data as never,
+    sizeBytes: JSON.stringify(data).length,
+    enqueuedAtMs: Date.now() + ++seq,
+  };
 }
 
 const letters = (a: RabbitmqQueueAdapter) => a.deadLetters(Q, 0, 100);
@@ -61,7 +83,12 @@ describe('rabbitmq queue adapter', () => {
     await adapter(p).declare(spec({ maxAttempts: 3, backoffMs: 20 }));
     const conn = await connect(rabbit.url);
     const channel = await conn.createChannel();
-    for (const name of [`${p}${Q}.queue`, `${p}${Q}::dlq.queue`, `${p}${Q}::retry.20ms.queue`, `${p}${Q}::retry.40ms.queue`]) {
+    for (const name of [
+      `${p}${Q}.queue`,
+      `${p}${Q}::dlq.queue`,
+      `${p}${Q}::retry.20ms.queue`,
+      `${p}${Q}::retry.40ms.queue`,
+    ]) {
       expect((await channel.checkQueue(name)).queue).toBe(name);
     }
     await conn.close();
@@ -172,7 +199,10 @@ describe('rabbitmq queue adapter', () => {
 
     expect(await a.redriveAll(Q)).toBe(2);
     await waitFor(() => delivered.length === 3, 'the rest redelivered');
-    expect(delivered.slice(1).sort()).toEqual([['r2', 1], ['r4', 1]]);
+    expect(delivered.slice(1).sort()).toEqual([
+      ['r2', 1],
+      ['r4', 1],
+    ]);
     expect((await a.counts(Q)).deadLetters).toBe(0);
   });
 
@@ -256,7 +286,14 @@ describe('rabbitmq queue adapter', () => {
   test('priority_field: higher priorities are delivered first', async () => {
     const a = adapter(prefix(), [], { priorityField: 'prio' });
     await a.declare(spec({ concurrency: 1 }));
-    for (const [id, prio] of [['p1', 1], ['p0', 0], ['p9', 9], ['p5', 5], ['px', 42]] as const) await a.enqueue(Q, job(id, { prio }));
+    for (const [id, prio] of [
+      ['p1', 1],
+      ['p0', 0],
+      ['p9', 9],
+      ['p5', 5],
+      ['px', 42],
+    ] as const)
+      await a.enqueue(Q, job(id, { prio }));
     const order: string[] = [];
     await a.startConsumer(Q, async (j) => {
       order.push(j.id);
@@ -282,19 +319,33 @@ describe('rabbitmq queue adapter', () => {
   test('adapter.config: amqp_url (default amqp://localhost:5672), priority_field, the cluster key prefix', () => {
     const context = { logger: silentLogger, nodeId: 'n1', cluster: { keyPrefix: 'iii:' } };
     const none = () => undefined;
-    expect(rabbitmqOptions(context, none)).toMatchObject({ url: 'amqp://localhost:5672', namePrefix: 'iii:', connectionName: 'iii:n1:queue' });
-    expect(rabbitmqOptions({ ...context, options: { amqp_url: 'amqp://b:5673', priority_field: 'prio' } }, none)).toMatchObject({ url: 'amqp://b:5673', priorityField: 'prio' });
-    expect(() => rabbitmqOptions({ ...context, options: { amqp_url: 5672 } }, none)).toThrow(/adapter.config.amqp_url must be an amqp:\/\/ URL, got 5672/);
-    expect(() => rabbitmqOptions({ ...context, options: { priority_field: 3 } }, none)).toThrow(/adapter.config.priority_field must name a field/);
+    expect(rabbitmqOptions(context, none)).toMatchObject({
+      url: 'amqp://localhost:5672',
+      namePrefix: 'iii:',
+      connectionName: 'iii:n1:queue',
+    });
+    expect(
+      rabbitmqOptions({ ...context, options: { amqp_url: 'amqp://b:5673', priority_field: 'prio' } }, none),
+    ).toMatchObject({ url: 'amqp://b:5673', priorityField: 'prio' });
+    expect(() => rabbitmqOptions({ ...context, options: { amqp_url: 5672 } }, none)).toThrow(
+      /adapter.config.amqp_url must be an amqp:\/\/ URL, got 5672/,
+    );
+    expect(() => rabbitmqOptions({ ...context, options: { priority_field: 3 } }, none)).toThrow(
+      /adapter.config.priority_field must name a field/,
+    );
   });
 
   test('bad URLs and an unreachable broker give clear errors', async () => {
     expect(() => adapter(prefix(), [], { url: 'not a url' })).toThrow(/amqp_url .* is not a URL/);
     expect(() => adapter(prefix(), [], { url: 'http://localhost:1' })).toThrow(/must start with amqp:\/\//);
     // A password holding "/" is hidden too (the adapter's own redaction used to miss it).
-    expect(() => adapter(prefix(), [], { url: 'amqp://guest:se/cret@localhost:1' })).toThrow(/amqp_url "amqp:\/\/guest:\*\*\*@localhost:1" is not a URL/);
+    expect(() => adapter(prefix(), [], { url: 'amqp://guest:se/cret@localhost:1' })).toThrow(
+      /amqp_url "amqp:\/\/guest:\*\*\*@localhost:1" is not a URL/,
+    );
     const nowhere = adapter(prefix(), [], { url: 'amqp://guest:secret@127.0.0.1:1' });
-    await expect(nowhere.declare(spec())).rejects.toThrow(/Queue 'orders': RabbitMQ failed: no connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
+    await expect(nowhere.declare(spec())).rejects.toThrow(
+      /Queue 'orders': RabbitMQ failed: no connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/,
+    );
   });
 
   test('after a broker restart the consumers resume by themselves; enqueue fails fast while it is down', async () => {
@@ -309,13 +360,28 @@ describe('rabbitmq queue adapter', () => {
 
     await rabbit.stop();
     const started = Date.now();
-    const refused = await waitFor<EngineError>(() => a.enqueue(Q, job('down')).then(() => false as const, (err: unknown) => err as EngineError), 'a refused enqueue');
+    const refused = await waitFor<EngineError>(
+      () =>
+        a.enqueue(Q, job('down')).then(
+          () => false as const,
+          (err: unknown) => err as EngineError,
+        ),
+      'a refused enqueue',
+    );
     expect(refused.code).toBe('enqueue_error');
     expect(refused.message).toMatch(/Queue 'orders': the message was not enqueued/);
     expect(Date.now() - started).toBeLessThan(5000);
 
     await rabbit.restart();
-    await waitFor(() => a.enqueue(Q, job('after')).then(() => true, () => false), 'enqueue works again', 20_000);
+    await waitFor(
+      () =>
+        a.enqueue(Q, job('after')).then(
+          () => true,
+          () => false,
+        ),
+      'enqueue works again',
+      20_000,
+    );
     await waitFor(() => got.includes('after'), 'delivered after the restart', 10_000);
   }, 60_000);
 });
@@ -323,8 +389,17 @@ describe('rabbitmq queue adapter', () => {
 describe('the queue module on RabbitMQ (adapter: rabbitmq)', () => {
   test('an engine configured for rabbitmq delivers an enqueued message to a worker, retrying a failure', async () => {
     const base = testConfig();
-    const queue = { enabled: true, config: { adapter: { name: 'rabbitmq', config: { amqp_url: rabbit.url, backoff_ms: 20 } }, queue_configs: { jobs: { max_retries: 2, backoff_ms: 20 } } } };
-    const t = await startEngine({ modules: { ...base.modules, queue }, cluster: { keyPrefix: `e${randomUUID().slice(0, 6)}:` } });
+    const queue = {
+      enabled: true,
+      config: {
+        adapter: { name: 'rabbitmq', config: { amqp_url: rabbit.url, backoff_ms: 20 } },
+        queue_configs: { jobs: { max_retries: 2, backoff_ms: 20 } },
+      },
+    };
+    const t = await startEngine({
+      modules: { ...base.modules, queue },
+      cluster: { keyPrefix: `e${randomUUID().slice(0, 6)}:` },
+    });
     try {
       const worker = t.worker('jobs');
       const attempts: unknown[] = [];
@@ -334,7 +409,9 @@ describe('the queue module on RabbitMQ (adapter: rabbitmq)', () => {
         return null;
       });
       await functionRegistered(t.engine, 'jobs::run');
-      const receipt = await t.worker('producer').trigger({ function_id: 'jobs::run', payload: { n: 7 }, action: TriggerAction.Enqueue({ queue: 'jobs' }) });
+      const receipt = await t
+        .worker('producer')
+        .trigger({ function_id: 'jobs::run', payload: { n: 7 }, action: TriggerAction.Enqueue({ queue: 'jobs' }) });
       expect(receipt).toMatchObject({ messageReceiptId: expect.any(String) });
       await waitFor(() => attempts.length === 2, 'the retried delivery', 15_000);
       expect(attempts).toEqual([7, 7]);

@@ -31,7 +31,10 @@ const engines: TestEngine[] = [];
 
 beforeAll(async () => {
   certs = makeTestCerts();
-  [plain, tls] = await Promise.all([startRedis({ password: PASSWORD }), startRedis({ password: PASSWORD, tls: certs })]);
+  [plain, tls] = await Promise.all([
+    startRedis({ password: PASSWORD }),
+    startRedis({ password: PASSWORD, tls: certs }),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([plain?.stop(), tls?.stop()]);
@@ -51,8 +54,13 @@ function newPrefix(): string {
 }
 
 /** Nodes of one cluster; `settings[i]` is node i's Redis settings (URL, password, CA). */
-async function cluster(settings: Array<Omit<EngineConfig['cluster'], 'keyPrefix'>>, keyPrefix = newPrefix()): Promise<TestEngine[]> {
-  const nodes = await Promise.all(settings.map((s, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { ...s, keyPrefix } })));
+async function cluster(
+  settings: Array<Omit<EngineConfig['cluster'], 'keyPrefix'>>,
+  keyPrefix = newPrefix(),
+): Promise<TestEngine[]> {
+  const nodes = await Promise.all(
+    settings.map((s, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { ...s, keyPrefix } })),
+  );
   engines.push(...nodes);
   return nodes;
 }
@@ -78,23 +86,37 @@ async function admin(endpoint: RedisEndpoint): Promise<Redis> {
 }
 
 async function crossNodeCall(a: TestEngine, b: TestEngine): Promise<void> {
-  b.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
+  b.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({
+    sum: input.a + input.b,
+  }));
   await waitFor(() => a.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
   await expect(call(a.worker('caller'), 'math::add', { a: 2, b: 3 })).resolves.toEqual({ sum: 5 });
 }
 
 describe('Redis with a password', () => {
   test('nodes with the password in the URL or in III_REDIS_PASSWORD (replacing a wrong one) route a call across the cluster', async () => {
-    const [a, b] = await cluster([{ redisUrl: withPassword(plain) }, { redisUrl: withPassword(plain, 'stale'), redisPassword: PASSWORD }]);
+    const [a, b] = await cluster([
+      { redisUrl: withPassword(plain) },
+      { redisUrl: withPassword(plain, 'stale'), redisPassword: PASSWORD },
+    ]);
     await crossNodeCall(a, b);
   });
 
   test('a wrong password fails the start with WRONGPASS in words, and neither error nor logs hold the password', async () => {
     const wrong = `wrong-${randomUUID()}`;
     const lines: string[] = [];
-    const err = await failedStart(loggedEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: withPassword(plain, wrong), keyPrefix: newPrefix() } }), lines));
-    expect(err.message).toMatch(/cannot connect to Redis at 127\.0\.0\.1:\d+: Redis refused the user name or password \(WRONGPASS\): check III_REDIS_PASSWORD/);
-    const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((l) => l.level === 40);
+    const err = await failedStart(
+      loggedEngine(
+        testConfig({ nodeId: 'n1', cluster: { redisUrl: withPassword(plain, wrong), keyPrefix: newPrefix() } }),
+        lines,
+      ),
+    );
+    expect(err.message).toMatch(
+      /cannot connect to Redis at 127\.0\.0\.1:\d+: Redis refused the user name or password \(WRONGPASS\): check III_REDIS_PASSWORD/,
+    );
+    const warnings = lines
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter((l) => l.level === 40);
     expect(warnings.map((w) => w.msg)).toContainEqual(expect.stringContaining('WRONGPASS'));
     for (const text of [err.message, err.stack ?? '', ...lines]) {
       expect(text).not.toContain(wrong);
@@ -102,8 +124,12 @@ describe('Redis with a password', () => {
   });
 
   test('no password at all fails the start with NOAUTH, saying where to put it', async () => {
-    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url, keyPrefix: newPrefix() } })));
-    expect(err.message).toMatch(/Redis requires a password \(NOAUTH\): put it in the URL \(redis:\/\/:PASSWORD@host:port\) or in III_REDIS_PASSWORD/);
+    const err = await failedStart(
+      createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url, keyPrefix: newPrefix() } })),
+    );
+    expect(err.message).toMatch(
+      /Redis requires a password \(NOAUTH\): put it in the URL \(redis:\/\/:PASSWORD@host:port\) or in III_REDIS_PASSWORD/,
+    );
   });
 
   test('a node whose Redis changes its password is not ready, /readyz names WRONGPASS; it is ready again once the passwords match', async () => {
@@ -142,7 +168,9 @@ describe('Redis over TLS (rediss://) with a password', () => {
   beforeAll(async () => {
     keyPrefix = newPrefix();
     const settings = { redisUrl: tls.url, redisPassword: PASSWORD, redisTlsCaFile: certs.ca };
-    nodes = await Promise.all([1, 2].map((i) => startEngine({ nodeId: `node-${i}`, cluster: { ...settings, keyPrefix } })));
+    nodes = await Promise.all(
+      [1, 2].map((i) => startEngine({ nodeId: `node-${i}`, cluster: { ...settings, keyPrefix } })),
+    );
   });
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.close()));
@@ -161,7 +189,9 @@ describe('Redis over TLS (rediss://) with a password', () => {
     const got: unknown[] = [];
     nodes[1].worker('consumer').registerFunction('tls::job', async (input: unknown) => void got.push(input));
     await waitFor(() => nodes[0].engine.registry.pool('tls::job').length === 1, 'tls::job mirrored on node 1');
-    await nodes[0].worker('producer').trigger({ function_id: 'tls::job', payload: { n: 1 }, action: TriggerAction.Enqueue({ queue: 'default' }) });
+    await nodes[0]
+      .worker('producer')
+      .trigger({ function_id: 'tls::job', payload: { n: 1 }, action: TriggerAction.Enqueue({ queue: 'default' }) });
     await waitFor(() => got.length === 1, 'the delivery on node 2', 10_000);
     expect(got).toEqual([{ n: 1 }]);
   });
@@ -169,9 +199,19 @@ describe('Redis over TLS (rediss://) with a password', () => {
   test('a cron job both nodes schedule fires once per tick (the Redlock lease and tick claims over TLS)', async () => {
     const worker = nodes[0].worker('cron-worker');
     const ticks: string[] = [];
-    worker.registerFunction('tls::tick', async (payload: { scheduled_time: string }) => void ticks.push(payload.scheduled_time));
-    await waitFor(() => nodes.every((n) => n.engine.registry.pool('tls::tick').length === 1), 'tls::tick on both nodes');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'tls::tick', config: { expression: '* * * * * *' } });
+    worker.registerFunction(
+      'tls::tick',
+      async (payload: { scheduled_time: string }) => void ticks.push(payload.scheduled_time),
+    );
+    await waitFor(
+      () => nodes.every((n) => n.engine.registry.pool('tls::tick').length === 1),
+      'tls::tick on both nodes',
+    );
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'tls::tick',
+      config: { expression: '* * * * * *' },
+    });
     await waitFor(() => ticks.length >= 3, 'three ticks', 10_000);
     trigger.unregister();
     await sleep(300);
@@ -181,8 +221,24 @@ describe('Redis over TLS (rediss://) with a password', () => {
   test('every connection of a node, the Socket.IO adapter and BullMQ workers included, is on the TLS port', async () => {
     const probe = await admin(endpoint());
     try {
-      const names = ((await probe.client('LIST')) as string).split('\n').map((line) => /name=(\S*)/.exec(line)?.[1]).filter(Boolean);
-      const suffixes = ['registry', 'bus-pub', 'bus-sub', 'membership', 'state', 'stream', 'stream-sub', 'stream-socketio', 'stream-socketio-sub', 'cron', 'queue', 'queue:worker'];
+      const names = ((await probe.client('LIST')) as string)
+        .split('\n')
+        .map((line) => /name=(\S*)/.exec(line)?.[1])
+        .filter(Boolean);
+      const suffixes = [
+        'registry',
+        'bus-pub',
+        'bus-sub',
+        'membership',
+        'state',
+        'stream',
+        'stream-sub',
+        'stream-socketio',
+        'stream-socketio-sub',
+        'cron',
+        'queue',
+        'queue:worker',
+      ];
       for (const suffix of suffixes) expect(names).toContain(`iii:node-2:${suffix}`);
       const requestChannel = `${keyPrefix}socket.io-request#/#`;
       const [, subscribers] = (await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number];
@@ -194,30 +250,61 @@ describe('Redis over TLS (rediss://) with a password', () => {
   });
 
   test('without the CA file the start fails: the certificate is not trusted, set III_REDIS_TLS_CA_FILE', async () => {
-    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: tls.url, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
-    expect(err.message).toMatch(/at 127\.0\.0\.1:\d+ \(TLS\): Redis's TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set III_REDIS_TLS_CA_FILE/);
+    const err = await failedStart(
+      createEngine(
+        testConfig({ nodeId: 'n1', cluster: { redisUrl: tls.url, redisPassword: PASSWORD, keyPrefix: newPrefix() } }),
+      ),
+    );
+    expect(err.message).toMatch(
+      /at 127\.0\.0\.1:\d+ \(TLS\): Redis's TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set III_REDIS_TLS_CA_FILE/,
+    );
   });
 
   test('redis:// against the TLS port fails the start, hinting at rediss://', async () => {
     const plainUrl = tls.url.replace('rediss://', 'redis://');
-    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plainUrl, redisPassword: PASSWORD, keyPrefix: newPrefix() } })));
-    expect(err.message).toMatch(/Redis reset the connection \(ECONNRESET\); if this port serves TLS, use a rediss:\/\/ URL/);
+    const err = await failedStart(
+      createEngine(
+        testConfig({ nodeId: 'n1', cluster: { redisUrl: plainUrl, redisPassword: PASSWORD, keyPrefix: newPrefix() } }),
+      ),
+    );
+    expect(err.message).toMatch(
+      /Redis reset the connection \(ECONNRESET\); if this port serves TLS, use a rediss:\/\/ URL/,
+    );
   });
 
   test('rediss:// against a plain port fails the start once the handshake times out (ioredis connectTimeout, 10 s), hinting at redis://', async () => {
-    const err = await failedStart(createEngine(testConfig({ nodeId: 'n1', cluster: { redisUrl: plain.url.replace('redis://', 'rediss://'), redisPassword: PASSWORD, redisTlsCaFile: certs.ca, keyPrefix: newPrefix() } })));
-    expect(err.message).toMatch(/\(TLS\): the TLS handshake with Redis failed \(ETIMEDOUT\): a rediss:\/\/ URL needs a port serving TLS .*for a plain port use redis:\/\//);
+    const err = await failedStart(
+      createEngine(
+        testConfig({
+          nodeId: 'n1',
+          cluster: {
+            redisUrl: plain.url.replace('redis://', 'rediss://'),
+            redisPassword: PASSWORD,
+            redisTlsCaFile: certs.ca,
+            keyPrefix: newPrefix(),
+          },
+        }),
+      ),
+    );
+    expect(err.message).toMatch(
+      /\(TLS\): the TLS handshake with Redis failed \(ETIMEDOUT\): a rediss:\/\/ URL needs a port serving TLS .*for a plain port use redis:\/\//,
+    );
   }, 30_000);
 
   test("a module's own adapter.config.redis_url (rediss://, no password) gets TLS, the CA file and III_REDIS_PASSWORD", async () => {
-    const config = testConfig({ nodeId: 'solo', cluster: { keyPrefix: newPrefix(), redisPassword: PASSWORD, redisTlsCaFile: certs.ca } });
+    const config = testConfig({
+      nodeId: 'solo',
+      cluster: { keyPrefix: newPrefix(), redisPassword: PASSWORD, redisTlsCaFile: certs.ca },
+    });
     config.modules['state'].config['adapter'] = { name: 'redis', config: { redis_url: tls.url } };
     const engine = createEngine(config);
     await engine.start();
     const probe = await admin(endpoint());
     try {
       await engine.invoke({ functionId: 'state::set', data: { scope: 'own', key: 'k', value: 42 } });
-      expect(await engine.invoke({ functionId: 'state::get', data: { scope: 'own', key: 'k' } })).toEqual({ result: 42 });
+      expect(await engine.invoke({ functionId: 'state::get', data: { scope: 'own', key: 'k' } })).toEqual({
+        result: 42,
+      });
       const names = ((await probe.client('LIST')) as string).split('\n').map((line) => /name=(\S*)/.exec(line)?.[1]);
       expect(names).toContain('iii:solo:state');
     } finally {
@@ -248,7 +335,12 @@ describe('a node process', () => {
   test('at debug level it never prints the password, also when Redis starts refusing it; /readyz answers 503 naming WRONGPASS', async () => {
     const own = await startRedis({ password: PASSWORD });
     const connections: Redis[] = [];
-    const node = await startNodeProcess({ nodeId: 'logged', redisUrl: withPassword(own), keyPrefix: newPrefix(), env: { LOG_LEVEL: 'debug' } });
+    const node = await startNodeProcess({
+      nodeId: 'logged',
+      redisUrl: withPassword(own),
+      keyPrefix: newPrefix(),
+      env: { LOG_LEVEL: 'debug' },
+    });
     try {
       expect(node.output()).toContain('iii-cluster engine ready');
       const rotated = `rotated-${randomUUID()}`;
@@ -257,7 +349,11 @@ describe('a node process', () => {
       await control.config('SET', 'requirepass', rotated);
       // Every connection of the node must log in again, with the old password, BullMQ's included.
       await control.call('CLIENT', 'KILL', 'TYPE', 'normal').catch(() => undefined);
-      await waitFor(() => /WRONGPASS.*queue consumer: redis error/.test(node.output()), 'a BullMQ worker connection refused (logged at debug)', 10_000);
+      await waitFor(
+        () => /WRONGPASS.*queue consumer: redis error/.test(node.output()),
+        'a BullMQ worker connection refused (logged at debug)',
+        10_000,
+      );
       const readyz = await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`);
       expect(readyz.status).toBe(503);
       expect(JSON.stringify(await readyz.json())).toContain('WRONGPASS');
@@ -273,7 +369,12 @@ describe('a node process', () => {
   test('refused at start it exits saying WRONGPASS, without printing the password', async () => {
     const wrong = `wrong-${randomUUID()}`;
     const refused = (await rejection(
-      startNodeProcess({ nodeId: 'refused', redisUrl: withPassword(plain, wrong), keyPrefix: newPrefix(), env: { LOG_LEVEL: 'debug' } }),
+      startNodeProcess({
+        nodeId: 'refused',
+        redisUrl: withPassword(plain, wrong),
+        keyPrefix: newPrefix(),
+        env: { LOG_LEVEL: 'debug' },
+      }),
       'a node with a wrong password',
     )) as Error;
     expect(refused.message).toMatch(/exited with 1.*WRONGPASS/s);

@@ -63,12 +63,15 @@ function worker(id: string, nodeId: string): WorkerEntry {
 }
 
 describe('registry sync over Redis', () => {
-  it('mirrors a node\'s workers, functions and bindings on another node', async () => {
+  it("mirrors a node's workers, functions and bindings on another node", async () => {
     const a = await node('a');
     const b = await node('b');
     a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
     a.registry.apply({ op: 'function.put', fn: { id: 'math::add', workerId: 'w1', nodeId: 'a' } });
-    a.registry.apply({ op: 'trigger.put', trigger: { id: 't1', trigger_type: 'http', function_id: 'math::add', config: {}, nodeId: 'a', state: 'live' } });
+    a.registry.apply({
+      op: 'trigger.put',
+      trigger: { id: 't1', trigger_type: 'http', function_id: 'math::add', config: {}, nodeId: 'a', state: 'live' },
+    });
     await waitFor(() => b.registry.trigger('t1'), 'binding mirrored on b');
     expect(b.registry.pool('math::add').map((f) => f.workerId)).toEqual(['w1']);
     expect(b.registry.worker('w1')?.nodeId).toBe('a');
@@ -112,7 +115,7 @@ describe('registry sync over Redis', () => {
     await waitFor(() => b.registry.worker('w3') && b.registry.worker('w2'), 'gap repaired from the snapshot');
   });
 
-  it('reads a peer\'s hash again when it was missing and the snapshot notice that followed was lost', async () => {
+  it("reads a peer's hash again when it was missing and the snapshot notice that followed was lost", async () => {
     const a = await node('a');
     const b = await node('b');
     a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
@@ -153,8 +156,22 @@ describe('durable bindings of a lost node', () => {
     const b = await node('b');
     const c = await node('c');
     a.registry.apply({ op: 'worker.put', worker: worker('w1', 'a') });
-    a.registry.apply({ op: 'trigger.put', trigger: { id: 'owned', trigger_type: 'http', function_id: 'f', config: {}, ownerWorkerId: 'w1', nodeId: 'a', state: 'live' } });
-    a.registry.apply({ op: 'trigger.put', trigger: { id: 'durable', trigger_type: 'http', function_id: 'f', config: {}, nodeId: 'a', state: 'live' } });
+    a.registry.apply({
+      op: 'trigger.put',
+      trigger: {
+        id: 'owned',
+        trigger_type: 'http',
+        function_id: 'f',
+        config: {},
+        ownerWorkerId: 'w1',
+        nodeId: 'a',
+        state: 'live',
+      },
+    });
+    a.registry.apply({
+      op: 'trigger.put',
+      trigger: { id: 'durable', trigger_type: 'http', function_id: 'f', config: {}, nodeId: 'a', state: 'live' },
+    });
     await waitFor(() => b.registry.trigger('durable') && c.registry.trigger('durable'), 'bindings mirrored');
     await a.stop();
     nodes.splice(nodes.indexOf(a), 1);

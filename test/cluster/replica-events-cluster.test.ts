@@ -1,6 +1,15 @@
 import { BUSES, startCluster, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
-import { currentOwner, expectCronTicks, expectHandled, handlersOf, liveBindings, makeEvents, REPLICA_TYPES, startReplicas } from '../support/replicas';
+import {
+  currentOwner,
+  expectCronTicks,
+  expectHandled,
+  handlersOf,
+  liveBindings,
+  makeEvents,
+  REPLICA_TYPES,
+  startReplicas,
+} from '../support/replicas';
 
 /**
  * Three replicas of one worker on three nodes of one cluster, one replica per node: every node
@@ -40,9 +49,15 @@ describe.each(BUSES)('events of a worker scaled to three replicas on three nodes
   it('with fan_out: true every replica, on its own node, handles every event', async () => {
     const set = await startReplicas(nodes, 'replica-fan', 3, { fan_out: true });
     const since = Date.now();
-    const keys = await makeEvents(nodes.map((n) => n.worker('writer')), set, 'fan', 3);
+    const keys = await makeEvents(
+      nodes.map((n) => n.worker('writer')),
+      set,
+      'fan',
+      3,
+    );
     await expectHandled(set, keys, 3);
-    for (const type of REPLICA_TYPES) expect({ type, replicas: handlersOf(set, type) }).toEqual({ type, replicas: [0, 1, 2] });
+    for (const type of REPLICA_TYPES)
+      expect({ type, replicas: handlersOf(set, type) }).toEqual({ type, replicas: [0, 1, 2] });
     await expectCronTicks(set, since, 3, 3);
   }, 40_000);
 
@@ -54,7 +69,11 @@ describe.each(BUSES)('events of a worker scaled to three replicas on three nodes
     const leaving = currentOwner(nodes[0], set, 'cron');
     await set.clients[leaving].shutdown();
     for (const node of nodes) {
-      await waitFor(() => REPLICA_TYPES.every((type) => liveBindings(node, set.functionIds[type]).length === 2), `the leaving replica's bindings gone on ${node.engine.nodeId}`, 10_000);
+      await waitFor(
+        () => REPLICA_TYPES.every((type) => liveBindings(node, set.functionIds[type]).length === 2),
+        `the leaving replica's bindings gone on ${node.engine.nodeId}`,
+        10_000,
+      );
     }
     const since = Date.now();
     const from = Object.fromEntries(REPLICA_TYPES.map((type) => [type, set.handled[type].length]));

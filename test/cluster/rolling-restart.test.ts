@@ -65,7 +65,12 @@ function wsPort(node: NodeProcess): number {
 }
 
 function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, invocationTimeoutMs: CALL_TIMEOUT_MS });
+  const c = registerWorker(url, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    invocationTimeoutMs: CALL_TIMEOUT_MS,
+  });
   clients.push(c);
   return c;
 }
@@ -79,7 +84,9 @@ describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
   it('every call of a steady load resolves with the right result while each node is restarted in turn', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
     const env = { III_DRAIN_GRACE_MS: String(DRAIN_GRACE_MS) };
-    const started = await Promise.all([1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus, env })));
+    const started = await Promise.all(
+      [1, 2, 3].map((i) => startNodeProcess({ nodeId: `node-${i}`, redisUrl: redis.url, keyPrefix, bus, env })),
+    );
     nodes.push(...started);
     const ports = started.map(wsPort);
     balancer = new TcpBalancer(ports);
@@ -92,10 +99,14 @@ describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
       return { doubled: data.n * 2 };
     });
     const caller = client(lb, 'caller');
-    await waitFor(async () => {
-      const answer = await caller.trigger({ function_id: 'roll::double', payload: { n: -1 } }).catch(() => undefined);
-      return (answer as { doubled?: number } | undefined)?.doubled === -2;
-    }, 'roll::double callable through the balancer', 10_000);
+    await waitFor(
+      async () => {
+        const answer = await caller.trigger({ function_id: 'roll::double', payload: { n: -1 } }).catch(() => undefined);
+        return (answer as { doubled?: number } | undefined)?.doubled === -2;
+      },
+      'roll::double callable through the balancer',
+      10_000,
+    );
 
     // The timeline, to say where any failure happened.
     const t0 = performance.now();
@@ -103,7 +114,10 @@ describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
     const events: string[] = [];
     const states = { worker: connectionState(worker), caller: connectionState(caller) };
     const watcher = setInterval(() => {
-      for (const [name, c] of [['worker', worker], ['caller', caller]] as const) {
+      for (const [name, c] of [
+        ['worker', worker],
+        ['caller', caller],
+      ] as const) {
         const state = connectionState(c);
         if (state !== states[name]) events.push(`${now()} ${name} ${states[name]} -> ${state}`);
         states[name] = state;
@@ -147,13 +161,17 @@ describe.each(BUSES)('rolling restart of three nodes (%s bus)', (bus) => {
     await Promise.all(calls);
     clearInterval(watcher);
 
-    const failed = outcomes.filter((o) => o.error !== undefined || (o.result as { doubled?: number }).doubled !== o.n * 2);
+    const failed = outcomes.filter(
+      (o) => o.error !== undefined || (o.result as { doubled?: number }).doubled !== o.n * 2,
+    );
     const lost = failed.filter((o) => !served.includes(o.n)).map((o) => o.n);
     // On failure the timeline says where: which socket closed when, and what each failed call got.
     const report = [
       `${outcomes.length} calls, ${failed.length} failed (never reached the worker: ${JSON.stringify(lost)})`,
       ...events,
-      ...failed.map((o) => `call ${o.n} sent ${o.sentAtMs} settled ${o.settledAtMs}: ${JSON.stringify(o.error ?? o.result)}`),
+      ...failed.map(
+        (o) => `call ${o.n} sent ${o.sentAtMs} settled ${o.settledAtMs}: ${JSON.stringify(o.error ?? o.result)}`,
+      ),
     ].join('\n');
     if (failed.length > 0) throw new Error(report);
     // Each call reached the worker exactly once.

@@ -34,23 +34,28 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
     await expect(caller.trigger({ function_id: 'math::add', payload: { a: 2, b: 3 } })).resolves.toEqual({ sum: 5 });
   });
 
-  it('counts and traces a cross-node call once, on the caller\'s node', async () => {
+  it("counts and traces a cross-node call once, on the caller's node", async () => {
     const [a, b] = await cluster(2, bus);
-    b.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({ sum: input.a + input.b }));
+    b.worker('adder').registerFunction('math::add', async (input: { a: number; b: number }) => ({
+      sum: input.a + input.b,
+    }));
     await waitFor(() => a.engine.registry.pool('math::add').length === 1, 'math::add mirrored on node 1');
     const caller = a.worker('caller');
     await expect(caller.trigger({ function_id: 'math::add', payload: { a: 2, b: 3 } })).resolves.toEqual({ sum: 5 });
     const calls = async (node: TestEngine) =>
-      (await node.engine.metrics.invocations.get()).values.filter((v) => v.labels.function === 'math::add').reduce((sum, v) => sum + v.value, 0);
+      (await node.engine.metrics.invocations.get()).values
+        .filter((v) => v.labels.function === 'math::add')
+        .reduce((sum, v) => sum + v.value, 0);
     expect(await calls(a)).toBe(1);
     expect(await calls(b)).toBe(0);
     // engine::traces::list is served by each node for its own spans (local members are picked first).
-    const spans = (client: typeof caller) => client.trigger({ function_id: 'engine::traces::list', payload: { name: 'math::add' } });
+    const spans = (client: typeof caller) =>
+      client.trigger({ function_id: 'engine::traces::list', payload: { name: 'math::add' } });
     await expect(spans(caller)).resolves.toMatchObject({ total: 1 });
     await expect(spans(b.worker('tracer'))).resolves.toMatchObject({ total: 0 });
   });
 
-  it('returns the remote worker\'s error to the caller', async () => {
+  it("returns the remote worker's error to the caller", async () => {
     const [a, b] = await cluster(2, bus);
     b.worker('failing').registerFunction('boom', async () => {
       throw new Error('kaput');
@@ -63,10 +68,13 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
     const [a, b] = await cluster(2, bus);
     b.worker('slow').registerFunction('slow', () => new Promise(() => undefined));
     await waitFor(() => a.engine.registry.pool('slow').length === 1, 'slow mirrored');
-    const call = a.worker('caller').trigger({ function_id: 'slow', payload: {} }).then(
-      () => new Error('the call should have failed'),
-      (err: Error) => err,
-    );
+    const call = a
+      .worker('caller')
+      .trigger({ function_id: 'slow', payload: {} })
+      .then(
+        () => new Error('the call should have failed'),
+        (err: Error) => err,
+      );
     await waitFor(() => a.engine.router.pending.size === 1, 'call pending on node 1');
     const started = Date.now();
     await b.close();
@@ -81,8 +89,13 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
     b.worker('far-away').registerFunction('x', async () => 1);
     await waitFor(() => a.engine.registry.pool('x').length === 1, 'x mirrored');
     // The name arrives with the SDK's engine::workers::register call, after the registration.
-    await waitFor(() => [...a.engine.registry.workers()].some((w) => w.name === 'far-away'), 'far-away metadata mirrored');
-    const list = (await a.worker('lister').trigger({ function_id: 'engine::workers::list', payload: {} })) as { workers: { name?: string }[] };
+    await waitFor(
+      () => [...a.engine.registry.workers()].some((w) => w.name === 'far-away'),
+      'far-away metadata mirrored',
+    );
+    const list = (await a.worker('lister').trigger({ function_id: 'engine::workers::list', payload: {} })) as {
+      workers: { name?: string }[];
+    };
     expect(list.workers.map((w) => w.name)).toContain('far-away');
   });
 
@@ -116,7 +129,10 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
   it('delivers a publish on one node to subscribers on every node, once each', async () => {
     const [a, b, c] = await cluster(3, bus);
     const got: string[] = [];
-    for (const [node, name] of [[b, 'sub-b'], [c, 'sub-c']] as const) {
+    for (const [node, name] of [
+      [b, 'sub-b'],
+      [c, 'sub-c'],
+    ] as const) {
       const worker = node.worker(name);
       worker.registerFunction(`${name}::on`, async (data: { n: number }) => void got.push(`${name}:${data.n}`));
       worker.registerTrigger({ type: 'subscribe', function_id: `${name}::on`, config: { topic: 'orders' } });
@@ -131,13 +147,20 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
   it('serves an HTTP route on every node, whichever node its worker is connected to', async () => {
     const [a, b] = await cluster(2, bus);
     const worker = b.worker('api');
-    worker.registerFunction('users::get', async (req: { path_params: { id: string } }) => ({ status_code: 200, body: { id: req.path_params.id } }));
-    worker.registerTrigger({ type: 'http', function_id: 'users::get', config: { api_path: '/users/:id', http_method: 'GET' } });
+    worker.registerFunction('users::get', async (req: { path_params: { id: string } }) => ({
+      status_code: 200,
+      body: { id: req.path_params.id },
+    }));
+    worker.registerTrigger({
+      type: 'http',
+      function_id: 'users::get',
+      config: { api_path: '/users/:id', http_method: 'GET' },
+    });
     for (const node of [a, b]) {
       const port = node.engine.module<HttpModule>('iii-http')!.port;
       const body = await waitFor(async () => {
         const response = await fetch(`http://127.0.0.1:${port}/users/42`);
-        return response.status === 200 ? ((await response.json())) : undefined;
+        return response.status === 200 ? await response.json() : undefined;
       }, `the route on ${node.engine.nodeId}`);
       expect(body).toEqual({ id: '42' });
     }
@@ -146,18 +169,32 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
   it('relays data channels whose reader and writer sit on different nodes (an HTTP body and a streamed response)', async () => {
     const [a, b] = await cluster(2, bus);
     const worker = b.worker('echo-stream');
-    worker.registerFunction('echo::stream', async (req: { request_body: { readAll(): Promise<Buffer> }; response: { sendMessage(m: string): void; stream: NodeJS.WritableStream } }) => {
-      const body = await req.request_body.readAll();
-      req.response.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/plain' } }));
-      req.response.stream.write(Buffer.from('echo: '));
-      req.response.stream.end(body);
-      return null;
+    worker.registerFunction(
+      'echo::stream',
+      async (req: {
+        request_body: { readAll(): Promise<Buffer> };
+        response: { sendMessage(m: string): void; stream: NodeJS.WritableStream };
+      }) => {
+        const body = await req.request_body.readAll();
+        req.response.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/plain' } }));
+        req.response.stream.write(Buffer.from('echo: '));
+        req.response.stream.end(body);
+        return null;
+      },
+    );
+    worker.registerTrigger({
+      type: 'http',
+      function_id: 'echo::stream',
+      config: { api_path: '/echo', http_method: 'POST' },
     });
-    worker.registerTrigger({ type: 'http', function_id: 'echo::stream', config: { api_path: '/echo', http_method: 'POST' } });
     const port = a.engine.module<HttpModule>('iii-http')!.port;
     await waitFor(() => a.engine.registry.triggersOfType('http').length === 1, 'the route mirrored on node 1');
     // The request arrives at node 1, which makes the channels; the worker on node 2 reaches them through node 2.
-    const response = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'across nodes' });
+    const response = await fetch(`http://127.0.0.1:${port}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: 'across nodes',
+    });
     const text = await response.text();
     expect({ status: response.status, text }).toEqual({ status: 200, text: 'echo: across nodes' });
   });
@@ -180,10 +217,16 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
     api.registerFunction('hello::get', async () => ({ status_code: 200, body: 'hello' }));
     await waitFor(() => b.engine.registry.pool('hello::get').length === 1, 'hello::get mirrored on node 2');
     const admin = b.worker('admin');
-    await admin.trigger({ function_id: 'engine::register_trigger', payload: { trigger_type: 'http', function_id: 'hello::get', config: { api_path: '/hello' } } });
+    await admin.trigger({
+      function_id: 'engine::register_trigger',
+      payload: { trigger_type: 'http', function_id: 'hello::get', config: { api_path: '/hello' } },
+    });
     await b.close();
     engines.splice(engines.indexOf(b), 1);
-    await waitFor(() => [...a.engine.registry.triggers()].find((t) => t.function_id === 'hello::get')?.nodeId === a.engine.nodeId, 'node 1 adopted the binding');
+    await waitFor(
+      () => [...a.engine.registry.triggers()].find((t) => t.function_id === 'hello::get')?.nodeId === a.engine.nodeId,
+      'node 1 adopted the binding',
+    );
     const port = a.engine.module<HttpModule>('iii-http')!.port;
     const response = await fetch(`http://127.0.0.1:${port}/hello`);
     expect(await response.json()).toBe('hello');

@@ -58,15 +58,27 @@ afterEach(async () => {
 });
 
 function client(url: string, name: string): IIIClient {
-  const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, invocationTimeoutMs: 60_000 } as never);
+  const c = registerWorker(url, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    invocationTimeoutMs: 60_000,
+  } as never);
   clients.push(c);
   return c;
 }
 
 async function startNodes(): Promise<void> {
   const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-  const env = { III_REDIS_SENTINELS: sentinel.sentinels, III_REDIS_SENTINEL_NAME: sentinel.name, III_REDIS_KEY_PREFIX: keyPrefix, III_CLUSTER_BUS: 'redis' };
-  nodes = await Promise.all([1, 2].map((i) => startNodeProcess({ nodeId: `node-${i}`, cwd: dir, args: ['--config', 'config.yaml'], env })));
+  const env = {
+    III_REDIS_SENTINELS: sentinel.sentinels,
+    III_REDIS_SENTINEL_NAME: sentinel.name,
+    III_REDIS_KEY_PREFIX: keyPrefix,
+    III_CLUSTER_BUS: 'redis',
+  };
+  nodes = await Promise.all(
+    [1, 2].map((i) => startNodeProcess({ nodeId: `node-${i}`, cwd: dir, args: ['--config', 'config.yaml'], env })),
+  );
 }
 
 interface CallRecord {
@@ -89,7 +101,15 @@ describe('engine processes in Sentinel mode', () => {
     });
     const caller = client(n1.url, 'caller');
     const producer = client(n1.url, 'producer');
-    await waitFor(() => caller.trigger({ function_id: 'echo', payload: { n: 0 } }).then(() => true, () => false), 'echo callable from node 1', 10_000);
+    await waitFor(
+      () =>
+        caller.trigger({ function_id: 'echo', payload: { n: 0 } }).then(
+          () => true,
+          () => false,
+        ),
+      'echo callable from node 1',
+      10_000,
+    );
 
     // Load: CALLERS loops of cross-node calls, one producer enqueueing jobs one after another.
     const calls: CallRecord[] = [];
@@ -114,7 +134,11 @@ describe('engine processes in Sentinel mode', () => {
       while (running) {
         const i = nextJob++;
         try {
-          await producer.trigger({ function_id: 'q::job', payload: { i }, action: TriggerAction.Enqueue({ queue: 'default' }) });
+          await producer.trigger({
+            function_id: 'q::job',
+            payload: { i },
+            action: TriggerAction.Enqueue({ queue: 'default' }),
+          });
           acknowledged.add(i);
           ackedAt.push(Date.now());
         } catch (err) {
@@ -140,9 +164,16 @@ describe('engine processes in Sentinel mode', () => {
       RECOVERY_BOUND_MS + 10_000,
     ).catch(async (err: Error) => {
       running = false;
-      const list = await caller.trigger({ function_id: 'engine::functions::list', payload: {} }).catch((e: Error) => e.message);
-      const errors = [...new Set(calls.filter((c) => !c.ok && c.startedAt > promotedAt).map((c) => c.error))].slice(0, 4);
-      throw new Error(`${err.message}; errors after the promotion: ${errors.join(' | ')}; node 1 lists ${JSON.stringify(list).slice(0, 600)}\nnode 1: ${n1.output().slice(-3000)}\nnode 2: ${n2.output().slice(-3000)}`);
+      const list = await caller
+        .trigger({ function_id: 'engine::functions::list', payload: {} })
+        .catch((e: Error) => e.message);
+      const errors = [...new Set(calls.filter((c) => !c.ok && c.startedAt > promotedAt).map((c) => c.error))].slice(
+        0,
+        4,
+      );
+      throw new Error(
+        `${err.message}; errors after the promotion: ${errors.join(' | ')}; node 1 lists ${JSON.stringify(list).slice(0, 600)}\nnode 1: ${n1.output().slice(-3000)}\nnode 2: ${n2.output().slice(-3000)}`,
+      );
     });
     running = false;
     await Promise.all(loops);
@@ -154,7 +185,7 @@ describe('engine processes in Sentinel mode', () => {
     process.stdout.write(
       `sentinel failover: promotion ${promotedAt - killedAt} ms after the kill; first cross-node call ok ${firstOkAfter.endedAt - killedAt} ms after the kill ` +
         `(${recoveryMs} ms after the promotion); ${calls.length} calls, ${failed.length} failed (${[...new Set(failed.map((c) => c.error))].slice(0, 3).join(' | ')}), ` +
-        `longest ${longest} ms; ${acknowledged.size} jobs acknowledged (${ackedAt.filter((t) => t > promotedAt).length} after the promotion), ${refusedJobs.length} enqueues refused (${[...new Set(refusedJobs)].slice(0, 2).join(" | ")}); failures at ${failed.map((c) => `${c.startedAt - promotedAt}+${c.endedAt - c.startedAt}`).join(' ')} ms from the promotion\n`,
+        `longest ${longest} ms; ${acknowledged.size} jobs acknowledged (${ackedAt.filter((t) => t > promotedAt).length} after the promotion), ${refusedJobs.length} enqueues refused (${[...new Set(refusedJobs)].slice(0, 2).join(' | ')}); failures at ${failed.map((c) => `${c.startedAt - promotedAt}+${c.endedAt - c.startedAt}`).join(' ')} ms from the promotion\n`,
     );
     expect(longest).toBeLessThan(DEADLINE_MS + HANG_SLACK_MS);
     // Failures are clear errors from the engine, not the SDK's own timeout.
@@ -164,8 +195,14 @@ describe('engine processes in Sentinel mode', () => {
     expect(afterRecovery.filter((c) => !c.ok)).toEqual([]);
 
     // Every acknowledged job is handled (the failover may deliver one twice, never lose one).
-    await waitFor(() => [...acknowledged].every((i) => handled.has(i)), `all ${acknowledged.size} acknowledged jobs handled`, 30_000).catch(() => {
-      throw new Error(`acknowledged jobs never handled: ${[...acknowledged].filter((i) => !handled.has(i)).join(', ')}`);
+    await waitFor(
+      () => [...acknowledged].every((i) => handled.has(i)),
+      `all ${acknowledged.size} acknowledged jobs handled`,
+      30_000,
+    ).catch(() => {
+      throw new Error(
+        `acknowledged jobs never handled: ${[...acknowledged].filter((i) => !handled.has(i)).join(', ')}`,
+      );
     });
 
     // The registry routes across nodes again: a function registered after the failover on
@@ -174,19 +211,34 @@ describe('engine processes in Sentinel mode', () => {
     late.registerFunction('late', async () => 'late');
     let lastLateError = '';
     await waitFor(
-      () => caller.trigger({ function_id: 'late', payload: {} }).then((r) => r === 'late', (err: Error) => ((lastLateError = err.message), false)),
+      () =>
+        caller.trigger({ function_id: 'late', payload: {} }).then(
+          (r) => r === 'late',
+          (err: Error) => ((lastLateError = err.message), false),
+        ),
       'a function registered after the failover',
       10_000,
     ).catch((err: Error) => {
-      throw new Error(`${err.message} (last error: ${lastLateError})\nnode 1: ${n1.output().slice(-3000)}\nnode 2: ${n2.output().slice(-3000)}`);
+      throw new Error(
+        `${err.message} (last error: ${lastLateError})\nnode 1: ${n1.output().slice(-3000)}\nnode 2: ${n2.output().slice(-3000)}`,
+      );
     });
     client(n1.url, 'back').registerFunction('back', async () => 'back');
     const reverse = client(n2.url, 'reverse');
-    await waitFor(() => reverse.trigger({ function_id: 'back', payload: {} }).then((r) => r === 'back', () => false), 'node 2 reaching a function on node 1', 10_000);
+    await waitFor(
+      () =>
+        reverse.trigger({ function_id: 'back', payload: {} }).then(
+          (r) => r === 'back',
+          () => false,
+        ),
+      'node 2 reaching a function on node 1',
+      10_000,
+    );
 
     // The old primary comes back (empty) and the sentinels make it a replica: nothing notices.
     await sentinel.restartDataNode(oldPrimary);
-    for (let i = 0; i < 20; i++) expect(await caller.trigger({ function_id: 'echo', payload: { i } })).toMatchObject({ i });
+    for (let i = 0; i < 20; i++)
+      expect(await caller.trigger({ function_id: 'echo', payload: { i } })).toMatchObject({ i });
     for (const node of nodes) {
       expect((await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`)).status).toBe(200);
       expect(node.output()).not.toMatch(/uncaught|unhandled/i);

@@ -36,28 +36,47 @@ interface Pair {
 }
 
 const backends: Array<[string, () => Promise<Pair>]> = [
-  ['memory', async () => {
-    const a = new MemoryStateAdapter();
-    return { a, b: a };
-  }],
-  ['file', async () => {
-    const directory = await mkdtemp(join(tmpdir(), 'iii-state-conf-'));
-    dirs.push(directory);
-    const a = new FileStateAdapter({ directory, logger: silentLogger });
-    return { a, b: a };
-  }],
-  ['redis', async () => {
-    const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
-    const make = (node: string) => new RedisStateAdapter({ url: redis.url, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
-    return { a: make('a'), b: make('b') };
-  }],
+  [
+    'memory',
+    async () => {
+      const a = new MemoryStateAdapter();
+      return { a, b: a };
+    },
+  ],
+  [
+    'file',
+    async () => {
+      const directory = await mkdtemp(join(tmpdir(), 'iii-state-conf-'));
+      dirs.push(directory);
+      const a = new FileStateAdapter({ directory, logger: silentLogger });
+      return { a, b: a };
+    },
+  ],
+  [
+    'redis',
+    async () => {
+      const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
+      const make = (node: string) =>
+        new RedisStateAdapter({
+          url: redis.url,
+          keyPrefix,
+          connectionName: `conformance:${node}`,
+          logger: silentLogger,
+        });
+      return { a: make('a'), b: make('b') };
+    },
+  ],
   // The same adapter on a primary found through Redis Sentinel (issue 14 #1).
-  ['redis (Sentinel)', async () => {
-    const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
-    const target = { sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name } };
-    const make = (node: string) => new RedisStateAdapter({ ...target, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
-    return { a: make('a'), b: make('b') };
-  }],
+  [
+    'redis (Sentinel)',
+    async () => {
+      const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
+      const target = { sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name } };
+      const make = (node: string) =>
+        new RedisStateAdapter({ ...target, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
+      return { a: make('a'), b: make('b') };
+    },
+  ],
 ];
 
 /** The error a promise rejects with (fails the test if it resolves). */
@@ -100,7 +119,16 @@ describe.each(backends)('%s state adapter', (_name, open) => {
   });
 
   test('values round-trip exactly: empty arrays and objects, large integers, key order, unicode', async () => {
-    const value: Json = { z: [], a: {}, big: 9007199254740991, neg: -0.5, text: 'h\u00e9llo \u{1F600} "q"', list: [null, true, [], {}], '10': 1, '2': 2 };
+    const value: Json = {
+      z: [],
+      a: {},
+      big: 9007199254740991,
+      neg: -0.5,
+      text: 'h\u00e9llo \u{1F600} "q"',
+      list: [null, true, [], {}],
+      '10': 1,
+      '2': 2,
+    };
     await a.set('s', 'k', value, undefined);
     expect(JSON.stringify(await b.get('s', 'k'))).toBe(JSON.stringify(value));
   });
@@ -197,10 +225,14 @@ describe.each(backends)('%s state adapter', (_name, open) => {
 
   test('50 concurrent increments from two nodes land exactly', async () => {
     const ops = [{ type: 'increment', path: 'n', by: 1 }];
-    const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).update('s', 'counter', ops, undefined)));
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).update('s', 'counter', ops, undefined)),
+    );
     expect(await a.get('s', 'counter')).toEqual({ n: 50 });
     // Each update saw a distinct predecessor: none was lost or applied twice.
-    const seen = outcomes.map((o) => (o.old_value === undefined ? 0 : (o.old_value as { n: number }).n)).sort((x, y) => x - y);
+    const seen = outcomes
+      .map((o) => (o.old_value === undefined ? 0 : (o.old_value as { n: number }).n))
+      .sort((x, y) => x - y);
     expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
 });

@@ -39,13 +39,23 @@ async function cluster(count: number, url = redis.url): Promise<TestEngine[]> {
 }
 
 /** Registers `functionId` on `worker` recording its payloads, bound to a trigger seen live on `seenOn`. */
-async function recordTrigger(owner: TestEngine, worker: IIIClient, seenOn: TestEngine, functionId: string, type: string, config: unknown): Promise<Any[]> {
+async function recordTrigger(
+  owner: TestEngine,
+  worker: IIIClient,
+  seenOn: TestEngine,
+  functionId: string,
+  type: string,
+  config: unknown,
+): Promise<Any[]> {
   const seen: Any[] = [];
   worker.registerFunction(functionId, async (payload: Any) => void seen.push(payload));
   await functionRegistered(seenOn.engine, functionId);
   worker.registerTrigger({ type, function_id: functionId, config });
   await waitFor(
-    () => [owner, seenOn].every((t) => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId)),
+    () =>
+      [owner, seenOn].every((t) =>
+        t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId),
+      ),
     `a live ${type} binding for ${functionId}`,
   );
   return seen;
@@ -71,7 +81,10 @@ describe('state on a cluster', () => {
   test('a value set through one node is read through another', async () => {
     const [a, b] = await cluster(2);
     await call(a.worker('writer'), 'state::set', { scope: 'users', key: 'u1', value: { name: 'Ada', tags: [] } });
-    expect(await call(b.worker('reader'), 'state::get', { scope: 'users', key: 'u1' })).toEqual({ name: 'Ada', tags: [] });
+    expect(await call(b.worker('reader'), 'state::get', { scope: 'users', key: 'u1' })).toEqual({
+      name: 'Ada',
+      tags: [],
+    });
     expect(await call(b.worker('lister'), 'state::list_groups', {})).toEqual({ groups: ['users'] });
   });
 
@@ -93,7 +106,11 @@ describe('state on a cluster', () => {
     const nodes = await cluster(3);
     const workers = nodes.map((node, i) => node.worker(`incrementer-${i}`));
     const ops = [{ type: 'increment', path: 'hits', by: 1 }];
-    await Promise.all(Array.from({ length: 30 }, (_, i) => call(workers[i % 3], 'state::update', { scope: 'counters', key: 'page', ops })));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        call(workers[i % 3], 'state::update', { scope: 'counters', key: 'page', ops }),
+      ),
+    );
     expect(await call(workers[0], 'state::get', { scope: 'counters', key: 'page' })).toEqual({ hits: 30 });
   });
 });
@@ -103,13 +120,23 @@ describe('stream on a cluster', () => {
     const [a, b] = await cluster(2);
     const onA = await streamClient(a, 'chat', 'room');
     const onB = await streamClient(b, 'chat', 'room');
-    await call(a.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
+    await call(a.worker('writer'), 'stream::set', {
+      stream_name: 'chat',
+      group_id: 'room',
+      item_id: 'm1',
+      data: { text: 'hi' },
+    });
     const changes = (frames: Any[]) => frames.filter((f) => f.event?.type === 'create');
     await waitFor(() => changes(onA).length >= 1 && changes(onB).length >= 1, 'the create on both nodes');
     await sleep(DUPLICATE_WINDOW_MS);
     for (const frames of [onA, onB]) {
       expect(changes(frames)).toHaveLength(1);
-      expect(changes(frames)[0]).toMatchObject({ streamName: 'chat', groupId: 'room', id: 'm1', event: { type: 'create', data: { text: 'hi' } } });
+      expect(changes(frames)[0]).toMatchObject({
+        streamName: 'chat',
+        groupId: 'room',
+        id: 'm1',
+        event: { type: 'create', data: { text: 'hi' } },
+      });
     }
   });
 
@@ -118,7 +145,12 @@ describe('stream on a cluster', () => {
     const seen = await recordTrigger(c, c.worker('watcher'), a, 'watch::chat', 'stream', { stream_name: 'chat' });
     await waitFor(() => b.engine.registry.triggersOfType('stream', 'live').length === 1, 'the binding on node 2');
     await call(a.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
-    await call(b.worker('writer-b'), 'stream::update', { stream_name: 'chat', group_id: 'room', item_id: 'm1', ops: [{ type: 'increment', path: '', by: 1 }] });
+    await call(b.worker('writer-b'), 'stream::update', {
+      stream_name: 'chat',
+      group_id: 'room',
+      item_id: 'm1',
+      ops: [{ type: 'increment', path: '', by: 1 }],
+    });
     await waitFor(() => seen.length >= 2, 'both stream events');
     await sleep(DUPLICATE_WINDOW_MS);
     expect(seen.map((e) => [e.event.type, e.event.data])).toEqual([
@@ -146,7 +178,11 @@ describe('Redis outages and configuration', () => {
       expect(Date.now() - started).toBeLessThan(5000);
       await own.restart();
       await waitFor(
-        () => call(worker, 'state::set', { scope: 's', key: 'k', value: 3 }).then(() => true, () => false),
+        () =>
+          call(worker, 'state::set', { scope: 's', key: 'k', value: 3 }).then(
+            () => true,
+            () => false,
+          ),
         'state::set to work again',
         15_000,
       );
@@ -160,12 +196,17 @@ describe('Redis outages and configuration', () => {
   test.each([
     ['state', 'iii-state'],
     ['stream', 'iii-stream'],
-  ] as const)('the %s redis adapter without any Redis URL makes start() fail, saying where to put one', async (id, module) => {
-    const base = testConfig();
-    const block = base.modules[id];
-    const modules = { ...base.modules, [id]: { ...block, config: { ...block.config, adapter: { name: 'redis' } } } };
-    const engine = createEngine(testConfig({ modules }), { logger: silentLogger });
-    await expect(engine.start()).rejects.toThrow(`${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`);
-    await engine.stop();
-  });
+  ] as const)(
+    'the %s redis adapter without any Redis URL makes start() fail, saying where to put one',
+    async (id, module) => {
+      const base = testConfig();
+      const block = base.modules[id];
+      const modules = { ...base.modules, [id]: { ...block, config: { ...block.config, adapter: { name: 'redis' } } } };
+      const engine = createEngine(testConfig({ modules }), { logger: silentLogger });
+      await expect(engine.start()).rejects.toThrow(
+        `${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url`,
+      );
+      await engine.stop();
+    },
+  );
 });

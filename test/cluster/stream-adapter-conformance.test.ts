@@ -30,23 +30,39 @@ interface Pair {
 }
 
 const backends: Array<[string, () => Promise<Pair>]> = [
-  ['memory', async () => {
-    const a = await createStreamBackend({ name: 'kv' }, { logger: silentLogger, nodeId: 'a', cluster: { keyPrefix: 'unused:' } });
-    return { a, b: a };
-  }],
-  ['redis', async () => {
-    const cluster = { redisUrl: redis.url, keyPrefix: `c${randomUUID().slice(0, 8)}:` };
-    const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
-    const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
-    return { a, b };
-  }],
+  [
+    'memory',
+    async () => {
+      const a = await createStreamBackend(
+        { name: 'kv' },
+        { logger: silentLogger, nodeId: 'a', cluster: { keyPrefix: 'unused:' } },
+      );
+      return { a, b: a };
+    },
+  ],
+  [
+    'redis',
+    async () => {
+      const cluster = { redisUrl: redis.url, keyPrefix: `c${randomUUID().slice(0, 8)}:` };
+      const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
+      const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
+      return { a, b };
+    },
+  ],
   // The same backends on a primary found through Redis Sentinel (issue 14 #1).
-  ['redis (Sentinel)', async () => {
-    const cluster = { redisSentinels: parseSentinels(sentinel.sentinels), redisSentinelName: sentinel.name, keyPrefix: `c${randomUUID().slice(0, 8)}:` };
-    const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
-    const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
-    return { a, b };
-  }],
+  [
+    'redis (Sentinel)',
+    async () => {
+      const cluster = {
+        redisSentinels: parseSentinels(sentinel.sentinels),
+        redisSentinelName: sentinel.name,
+        keyPrefix: `c${randomUUID().slice(0, 8)}:`,
+      };
+      const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
+      const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
+      return { a, b };
+    },
+  ],
 ];
 
 async function close(backend: StreamBackend): Promise<void> {
@@ -130,7 +146,9 @@ describe.each(backends)('%s stream backend', (_name, open) => {
 
   test('50 concurrent increments from two nodes land exactly', async () => {
     const ops = [{ type: 'increment', path: 'n', by: 1 }];
-    await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).storage.update('s', 'g', 'counter', ops)));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).storage.update('s', 'g', 'counter', ops)),
+    );
     expect(await a.storage.get('s', 'g', 'counter')).toEqual({ n: 50 });
   });
 
@@ -146,7 +164,8 @@ describe.each(backends)('%s stream backend', (_name, open) => {
     await waitFor(() => onA.length >= 2 && (b === a || onB.length >= 2), 'both events on every node');
     await sleep(100); // a duplicate would arrive within this
     expect(onA).toHaveLength(2);
-    const sorted = (events: StreamEvent[]) => [...events].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+    const sorted = (events: StreamEvent[]) =>
+      [...events].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
     expect(sorted(onA)).toEqual(sorted([fromA, fromB]));
     if (b !== a) expect(sorted(onB)).toEqual(sorted([fromA, fromB]));
   });

@@ -42,8 +42,17 @@ function port(node: TestEngine): number {
 }
 
 /** A Socket.IO client of `node` joined to a group (or one item), recording the `stream` events after its sync. */
-async function sioSubscriber(node: TestEngine, streamName: string, groupId: string, id?: string): Promise<{ socket: Socket; events: Any[] }> {
-  const socket = io(`http://127.0.0.1:${port(node)}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+async function sioSubscriber(
+  node: TestEngine,
+  streamName: string,
+  groupId: string,
+  id?: string,
+): Promise<{ socket: Socket; events: Any[] }> {
+  const socket = io(`http://127.0.0.1:${port(node)}`, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
   closers.push(() => socket.disconnect());
   const events: Any[] = [];
   socket.on('stream', (event: Any) => events.push(event));
@@ -79,43 +88,74 @@ function changes(events: Any[]): Array<[string, string | null, Any]> {
 
 describe('Socket.IO stream subscribers on a cluster', () => {
   test('a Socket.IO client on node B receives a change made through node A exactly once', async () => {
-    const { nodes: [a, b] } = await cluster(2);
+    const {
+      nodes: [a, b],
+    } = await cluster(2);
     const onB = await sioSubscriber(b, 'chat', 'room');
-    await call(a.worker('writer'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: { text: 'hi' } });
+    await call(a.worker('writer'), 'stream::set', {
+      stream_name: 'chat',
+      group_id: 'room',
+      item_id: 'm1',
+      data: { text: 'hi' },
+    });
     await waitFor(() => onB.events.length >= 1, 'the create on node B');
     await sleep(DUPLICATE_WINDOW_MS);
-    expect(onB.events).toEqual([{ type: 'stream', timestamp: expect.any(Number), streamName: 'chat', groupId: 'room', id: 'm1', event: { type: 'create', data: { text: 'hi' } } }]);
+    expect(onB.events).toEqual([
+      {
+        type: 'stream',
+        timestamp: expect.any(Number),
+        streamName: 'chat',
+        groupId: 'room',
+        id: 'm1',
+        event: { type: 'create', data: { text: 'hi' } },
+      },
+    ]);
   });
 
   test('Socket.IO and raw clients on both nodes each get every change once, whichever node made it', async () => {
-    const { nodes: [a, b] } = await cluster(2);
+    const {
+      nodes: [a, b],
+    } = await cluster(2);
     const sioA = await sioSubscriber(a, 'chat', 'room');
     const sioB = await sioSubscriber(b, 'chat', 'room');
     const itemOnB = await sioSubscriber(b, 'chat', 'room', 'm2');
     const rawB = await rawSubscriber(b, 'chat', 'room');
     await call(a.worker('writer-a'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm1', data: 1 });
     await call(b.worker('writer-b'), 'stream::set', { stream_name: 'chat', group_id: 'room', item_id: 'm2', data: 2 });
-    await call(a.worker('sender-a'), 'stream::send', { stream_name: 'chat', group_id: 'room', type: 'typing', data: 'ann' });
+    await call(a.worker('sender-a'), 'stream::send', {
+      stream_name: 'chat',
+      group_id: 'room',
+      type: 'typing',
+      data: 'ann',
+    });
     const expected = [
       ['create', 'm1', 1],
       ['create', 'm2', 2],
       ['event', null, { type: 'typing', data: 'ann' }],
     ];
-    await waitFor(() => [sioA.events, sioB.events, rawB].every((events) => events.length >= 3), 'three changes at every group subscriber');
+    await waitFor(
+      () => [sioA.events, sioB.events, rawB].every((events) => events.length >= 3),
+      'three changes at every group subscriber',
+    );
     await sleep(DUPLICATE_WINDOW_MS);
     // Exactly once each; changes made on different nodes have no order between them.
     const bySorted = (list: unknown[]) => list.map((c) => JSON.stringify(c)).sort();
-    for (const events of [sioA.events, sioB.events, rawB]) expect(bySorted(changes(events))).toEqual(bySorted(expected));
+    for (const events of [sioA.events, sioB.events, rawB])
+      expect(bySorted(changes(events))).toEqual(bySorted(expected));
     expect(changes(itemOnB.events)).toEqual([['create', 'm2', 2]]);
   });
 
   test('the redis adapter links the nodes on channels under the cluster key prefix', async () => {
-    const { nodes: [a], keyPrefix } = await cluster(2);
+    const {
+      nodes: [a],
+      keyPrefix,
+    } = await cluster(2);
     const probe = new Redis(redis.url, { lazyConnect: true });
     closers.push(() => probe.disconnect());
     await probe.connect();
     const requestChannel = `${keyPrefix}socket.io-request#/#`;
-    const subscribers = async () => Number((await probe.call('PUBSUB', 'NUMSUB', requestChannel) as [string, number])[1]);
+    const subscribers = async () =>
+      Number(((await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number])[1]);
     await waitFor(async () => (await subscribers()) === 2, 'both nodes on the request channel');
     const channels = (await probe.call('PUBSUB', 'CHANNELS', '*socket.io*')) as string[];
     expect(channels.length).toBeGreaterThan(0);
@@ -131,7 +171,10 @@ describe('Socket.IO stream subscribers on a cluster', () => {
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
-      const { nodes: [a, b], keyPrefix } = await cluster(2, own.url);
+      const {
+        nodes: [a, b],
+        keyPrefix,
+      } = await cluster(2, own.url);
       const onA = await sioSubscriber(a, 'chat', 'room');
       const onB = await sioSubscriber(b, 'chat', 'room');
       const writer = a.worker('writer');
@@ -154,7 +197,10 @@ describe('Socket.IO stream subscribers on a cluster', () => {
       closers.push(() => probe.disconnect());
       await probe.connect();
       const requestChannel = `${keyPrefix}socket.io-request#/#`;
-      await waitFor(async () => Number(((await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number])[1]) === 2, 'both adapters to re-subscribe');
+      await waitFor(
+        async () => Number(((await probe.call('PUBSUB', 'NUMSUB', requestChannel)) as [string, number])[1]) === 2,
+        'both adapters to re-subscribe',
+      );
       expect(onA.events[0].event).toEqual({ type: 'event', event: { type: 'during', data: 1 } });
       expect(onB.events.some((e) => e.event.event?.type === 'during')).toBe(false);
       expect(a.engine.module<StreamModule>('iii-stream')!.clientStats.clients).toBe(1);

@@ -32,7 +32,8 @@ const PUBLIC_PORTS = [49134, 3111, 3112];
 const COMPOSE_HINT =
   'docker compose is not installed: `apt-get install -y --no-install-recommends docker-compose` (Debian; v1 is enough, ' +
   'no Docker engine needed for `config`), or install the Docker compose v2 plugin.';
-const HAPROXY_HINT = 'haproxy is not installed: `apt-get install -y --no-install-recommends haproxy` (Debian), or set HAPROXY_BIN.';
+const HAPROXY_HINT =
+  'haproxy is not installed: `apt-get install -y --no-install-recommends haproxy` (Debian), or set HAPROXY_BIN.';
 
 interface ComposeService {
   image?: string;
@@ -67,11 +68,18 @@ const WORKER_TOKEN = 'compose-test-token-7f3a9c';
  * `docker compose -f <file>... config` with `extraEnv` (III_WORKER_TOKEN removed when it maps to
  * undefined); `files` in the repository root, docker-compose.yml alone by default.
  */
-function runComposeConfig(extraEnv: NodeJS.ProcessEnv, files: string[] = ['docker-compose.yml']): { status: number | null; stdout: string; stderr: string } {
+function runComposeConfig(
+  extraEnv: NodeJS.ProcessEnv,
+  files: string[] = ['docker-compose.yml'],
+): { status: number | null; stdout: string; stderr: string } {
   const [cmd, ...args] = composeCommand();
   const env = { ...process.env, ...extraEnv };
   for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_') || env[key] === undefined) delete env[key];
-  const run = spawnSync(cmd, [...args, ...files.flatMap((f) => ['-f', path.join(ROOT, f)]), 'config'], { cwd: ROOT, env, encoding: 'utf8' });
+  const run = spawnSync(cmd, [...args, ...files.flatMap((f) => ['-f', path.join(ROOT, f)]), 'config'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -84,7 +92,8 @@ function composeConfig(files?: string[]): Record<string, ComposeService> {
 /** "30s", "1m30s", "1.5s" in milliseconds. */
 function durationMs(value: string | undefined): number {
   let total = 0;
-  for (const [, n, unit] of (value ?? '').matchAll(/([\d.]+)(ms|h|m|s)/g)) total += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms'];
+  for (const [, n, unit] of (value ?? '').matchAll(/([\d.]+)(ms|h|m|s)/g))
+    total += Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms'];
   return total;
 }
 
@@ -134,7 +143,8 @@ function haproxySections(text: string): Map<string, string[]> {
   for (const raw of text.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') continue;
-    if (/^(global|defaults|resolvers|frontend|backend|listen)\b/.test(line)) sections.set(line.replace(/\s+/g, ' '), (current = []));
+    if (/^(global|defaults|resolvers|frontend|backend|listen)\b/.test(line))
+      sections.set(line.replace(/\s+/g, ' '), (current = []));
     else current.push(line);
   }
   return sections;
@@ -191,7 +201,8 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('only the balancer publishes ports: workers, HTTP triggers, streams (and its stats)', () => {
-    for (const [name, service] of Object.entries(services)) if (name !== 'lb') expect([name, service.ports ?? []]).toEqual([name, []]);
+    for (const [name, service] of Object.entries(services))
+      if (name !== 'lb') expect([name, service.ports ?? []]).toEqual([name, []]);
     const lb = services['lb'];
     for (const port of PUBLIC_PORTS) expect(portPairs(lb)).toContainEqual([port, port]);
     // Loopback only: HTTP triggers and streams have no authentication of their own.
@@ -205,16 +216,23 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
     const mounts = (lb.volumes ?? []).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`));
     expect(mounts.some((m) => m.startsWith(`${HAPROXY_CFG}:/usr/local/etc/haproxy/haproxy.cfg`))).toBe(true);
     const text = fs.readFileSync(HAPROXY_CFG, 'utf8');
-    expect(haproxyBinds(text).sort()).toEqual(portPairs(lb).map(([, target]) => target).sort());
+    expect(haproxyBinds(text).sort()).toEqual(
+      portPairs(lb)
+        .map(([, target]) => target)
+        .sort(),
+    );
     const backends = haproxyBackends(text);
     for (const port of PUBLIC_PORTS) {
-      const backend = [...backends.values()].find((servers) => servers.some(([, address]) => address.endsWith(`:${port}`)));
+      const backend = [...backends.values()].find((servers) =>
+        servers.some(([, address]) => address.endsWith(`:${port}`)),
+      );
       expect(backend).toEqual(ENGINE_SERVICES.map((name) => [name, `${name}:${port}`]));
     }
   });
 
   test('the engine nodes and the example worker get the worker token from the environment', () => {
-    for (const name of [...ENGINE_SERVICES, 'worker']) expect([name, services[name].environment?.['III_WORKER_TOKEN']]).toEqual([name, WORKER_TOKEN]);
+    for (const name of [...ENGINE_SERVICES, 'worker'])
+      expect([name, services[name].environment?.['III_WORKER_TOKEN']]).toEqual([name, WORKER_TOKEN]);
   });
 
   test('without III_WORKER_TOKEN (unset or empty) docker compose refuses the file and says what to set', () => {
@@ -226,8 +244,14 @@ describe('docker-compose.yml, as normalized by docker compose config', () => {
   });
 
   test('the engines run config/cluster.yaml with no per-address cap on the public listeners (they only see the balancer)', () => {
-    const doc = yaml.load(fs.readFileSync(path.join(ROOT, 'config/cluster.yaml'), 'utf8')) as { workers: Array<{ name: string; config?: Record<string, unknown> }> };
-    const caps = Object.fromEntries(doc.workers.filter((w) => w.config?.['port'] !== undefined).map((w) => [w.name, w.config!['max_connections_per_address']]));
+    const doc = yaml.load(fs.readFileSync(path.join(ROOT, 'config/cluster.yaml'), 'utf8')) as {
+      workers: Array<{ name: string; config?: Record<string, unknown> }>;
+    };
+    const caps = Object.fromEntries(
+      doc.workers
+        .filter((w) => w.config?.['port'] !== undefined)
+        .map((w) => [w.name, w.config!['max_connections_per_address']]),
+    );
     expect(caps).toEqual({ 'iii-worker-manager': 0, http: 0, 'iii-stream': 0 });
   });
 
@@ -261,10 +285,22 @@ describe('the balancer config in front of three real engine nodes', () => {
     redis = await startRedis();
     const keyPrefix = `compose-${process.pid}:`;
     const env = { III_WORKER_TOKEN: WORKER_TOKEN };
-    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix, env })));
-    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    nodes = await Promise.all(
+      ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix, env })),
+    );
+    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
 
-    lb = await startBalancer(bin, localHaproxyConfig(HAPROXY_CFG, nodes, lbPorts), lbPorts.stats, (text) => (lbOutput += text));
+    lb = await startBalancer(
+      bin,
+      localHaproxyConfig(HAPROXY_CFG, nodes, lbPorts),
+      lbPorts.stats,
+      (text) => (lbOutput += text),
+    );
 
     worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
       cwd: ROOT,
@@ -284,7 +320,11 @@ describe('the balancer config in front of three real engine nodes', () => {
       const res = await fetch(`http://127.0.0.1:${lbPorts.http}/hello/Ada`);
       return { status: res.status, body: (await res.json()) as { message?: string; greeted?: number } };
     };
-    await waitFor(async () => (await hello()).status === 200, 15_000, () => lbOutput);
+    await waitFor(
+      async () => (await hello()).status === 200,
+      15_000,
+      () => lbOutput,
+    );
     const first = await hello();
     expect(first.body.message).toBe('Hello, Ada!');
 
@@ -295,13 +335,26 @@ describe('the balancer config in front of three real engine nodes', () => {
     expect(counts.filter((c) => c === 1)).toHaveLength(1);
     await nodes[holder].kill('SIGTERM');
     // The balancer's /readyz probe takes the stopped node out of every backend.
-    await waitFor(async () => (await serverStatuses(lbPorts.stats, ENGINE_SERVICES[holder])).every((s) => s.startsWith('DOWN')), 5_000, () => lbOutput);
+    await waitFor(
+      async () => (await serverStatuses(lbPorts.stats, ENGINE_SERVICES[holder])).every((s) => s.startsWith('DOWN')),
+      5_000,
+      () => lbOutput,
+    );
     expect(await serverStatuses(lbPorts.stats, ENGINE_SERVICES[(holder + 1) % 3])).toEqual(['UP', 'UP', 'UP']);
     const survivors = nodes.filter((_, i) => i !== holder);
-    await waitFor(async () => (await Promise.all(survivors.map((n) => connectedWorkers(n.metricsPort)))).includes(1), 15_000, () => lbOutput);
-    await waitFor(async () => (await hello()).status === 200, 10_000, () => lbOutput);
+    await waitFor(
+      async () => (await Promise.all(survivors.map((n) => connectedWorkers(n.metricsPort)))).includes(1),
+      15_000,
+      () => lbOutput,
+    );
+    await waitFor(
+      async () => (await hello()).status === 200,
+      10_000,
+      () => lbOutput,
+    );
     const before = (await hello()).body.greeted!;
-    for (let i = 0; i < 10; i++) expect(await hello()).toEqual({ status: 200, body: expect.objectContaining({ greeted: before + i + 1 }) });
+    for (let i = 0; i < 10; i++)
+      expect(await hello()).toEqual({ status: 200, body: expect.objectContaining({ greeted: before + i + 1 }) });
     expect(before).toBeGreaterThan(first.body.greeted!);
   }, 60_000);
 
@@ -326,13 +379,17 @@ describe('the balancer config in front of three real engine nodes', () => {
       expect(attempts.length - open).toBeGreaterThanOrEqual(EXTRA);
 
       attempts.find((a) => a.open())!.socket.destroy();
-      await waitFor(async () => {
-        const again = attempt(lbPorts.http);
-        attempts.push(again);
-        await again.settled;
-        await new Promise((r) => setTimeout(r, 300));
-        return again.open();
-      }, 10_000, () => lbOutput);
+      await waitFor(
+        async () => {
+          const again = attempt(lbPorts.http);
+          attempts.push(again);
+          await again.settled;
+          await new Promise((r) => setTimeout(r, 300));
+          return again.open();
+        },
+        10_000,
+        () => lbOutput,
+      );
     } finally {
       for (const a of attempts) a.socket.destroy();
     }
@@ -341,7 +398,11 @@ describe('the balancer config in front of three real engine nodes', () => {
   test('a Socket.IO client on long-polling keeps its node through the stream port and gets a change made through the balancer', async () => {
     // Each polling request is a separate HTTP request: without `balance source` most would
     // reach a node that does not know the session ("Session ID unknown").
-    const socket = io(`http://127.0.0.1:${lbPorts.stream}`, { transports: ['polling'], reconnection: false, forceNew: true });
+    const socket = io(`http://127.0.0.1:${lbPorts.stream}`, {
+      transports: ['polling'],
+      reconnection: false,
+      forceNew: true,
+    });
     const writer = registerWorker(`ws://127.0.0.1:${lbPorts.ws}`, {
       workerName: 'compose-writer',
       headers: { Authorization: `Bearer ${WORKER_TOKEN}` },
@@ -355,11 +416,22 @@ describe('the balancer config in front of three real engine nodes', () => {
         socket.once('connect', resolve);
         socket.once('connect_error', reject);
       });
-      expect(await socket.emitWithAck('join', { subscriptionId: 'sub', streamName: 'lobby', groupId: 'compose' })).toEqual({ ok: true });
+      expect(
+        await socket.emitWithAck('join', { subscriptionId: 'sub', streamName: 'lobby', groupId: 'compose' }),
+      ).toEqual({ ok: true });
       for (let i = 0; i < 5; i++) {
-        await writer.trigger({ function_id: 'stream::set', payload: { stream_name: 'lobby', group_id: 'compose', item_id: `m${i}`, data: { i } } });
+        await writer.trigger({
+          function_id: 'stream::set',
+          payload: { stream_name: 'lobby', group_id: 'compose', item_id: `m${i}`, data: { i } },
+        });
       }
-      await waitFor(async () => events.filter((e) => JSON.stringify(e).includes('"item_id":"m') || JSON.stringify(e).includes('"id":"m')).length >= 5, 10_000, () => JSON.stringify(events));
+      await waitFor(
+        async () =>
+          events.filter((e) => JSON.stringify(e).includes('"item_id":"m') || JSON.stringify(e).includes('"id":"m'))
+            .length >= 5,
+        10_000,
+        () => JSON.stringify(events),
+      );
       expect(socket.io.engine.transport.name).toBe('polling');
       expect(socket.connected).toBe(true);
     } finally {
@@ -377,7 +449,11 @@ describe('docker-compose.tls.yml over docker-compose.yml, as normalized by docke
     services = composeConfig(['docker-compose.yml', 'docker-compose.tls.yml']);
   });
   const mounts = (service: ComposeService) =>
-    (service.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1], readOnly: v.endsWith(':ro') } : { source: v.source, target: v.target, readOnly: v.read_only === true }));
+    (service.volumes ?? []).map((v) =>
+      typeof v === 'string'
+        ? { source: v.split(':')[0], target: v.split(':')[1], readOnly: v.endsWith(':ro') }
+        : { source: v.source, target: v.target, readOnly: v.read_only === true },
+    );
 
   test('the same services, ports and node names: the override adds TLS and changes nothing else', () => {
     expect(Object.keys(services).sort()).toEqual(Object.keys(plain).sort());
@@ -385,7 +461,11 @@ describe('docker-compose.tls.yml over docker-compose.yml, as normalized by docke
     for (const name of Object.keys(plain)) expect([name, sorted(services[name])]).toEqual([name, sorted(plain[name])]);
     for (const name of ENGINE_SERVICES) {
       const { III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE, ...rest } = services[name].environment!;
-      expect([III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE]).toEqual(['/etc/iii-tls/tls.crt', '/etc/iii-tls/tls.key', '/etc/iii-tls/ca.crt']);
+      expect([III_TLS_CERT_FILE, III_TLS_KEY_FILE, III_TLS_CA_FILE]).toEqual([
+        '/etc/iii-tls/tls.crt',
+        '/etc/iii-tls/tls.key',
+        '/etc/iii-tls/ca.crt',
+      ]);
       expect(rest).toEqual(plain[name].environment);
       expect(services[name].command).toEqual(plain[name].command);
     }
@@ -394,19 +474,31 @@ describe('docker-compose.tls.yml over docker-compose.yml, as normalized by docke
   test('every engine node mounts ./certs/tls.crt, tls.key and ca.crt read-only where III_TLS_* point', () => {
     for (const name of ENGINE_SERVICES) {
       expect(mounts(services[name]).sort((a, b) => a.target.localeCompare(b.target))).toEqual(
-        ['ca.crt', 'tls.crt', 'tls.key'].map((file) => ({ source: path.join(ROOT, 'certs', file), target: `/etc/iii-tls/${file}`, readOnly: true })),
+        ['ca.crt', 'tls.crt', 'tls.key'].map((file) => ({
+          source: path.join(ROOT, 'certs', file),
+          target: `/etc/iii-tls/${file}`,
+          readOnly: true,
+        })),
       );
     }
   });
 
   test('the balancer runs deploy/haproxy-tls.cfg instead of deploy/haproxy.cfg', () => {
-    expect(mounts(services['lb'])).toEqual([{ source: HAPROXY_TLS_CFG, target: '/usr/local/etc/haproxy/haproxy.cfg', readOnly: true }]);
+    expect(mounts(services['lb'])).toEqual([
+      { source: HAPROXY_TLS_CFG, target: '/usr/local/etc/haproxy/haproxy.cfg', readOnly: true },
+    ]);
   });
 
   test('the example worker dials wss://lb:49134 and trusts ./certs/ca.crt (NODE_EXTRA_CA_CERTS), and gets no key', () => {
     const worker = services['worker'];
-    expect(worker.environment).toMatchObject({ III_URL: 'wss://lb:49134', NODE_EXTRA_CA_CERTS: '/etc/iii-tls/ca.crt', III_WORKER_TOKEN: WORKER_TOKEN });
-    expect(mounts(worker)).toEqual([{ source: path.join(ROOT, 'certs/ca.crt'), target: '/etc/iii-tls/ca.crt', readOnly: true }]);
+    expect(worker.environment).toMatchObject({
+      III_URL: 'wss://lb:49134',
+      NODE_EXTRA_CA_CERTS: '/etc/iii-tls/ca.crt',
+      III_WORKER_TOKEN: WORKER_TOKEN,
+    });
+    expect(mounts(worker)).toEqual([
+      { source: path.join(ROOT, 'certs/ca.crt'), target: '/etc/iii-tls/ca.crt', readOnly: true },
+    ]);
   });
 
   test('still refuses to run without III_WORKER_TOKEN', () => {
@@ -444,7 +536,9 @@ describe('deploy/make-dev-certs.sh', () => {
   let dir: string;
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-dev-certs-'));
-    const run = spawnSync('sh', [path.join(ROOT, 'deploy/make-dev-certs.sh'), path.join(dir, 'certs')], { encoding: 'utf8' });
+    const run = spawnSync('sh', [path.join(ROOT, 'deploy/make-dev-certs.sh'), path.join(dir, 'certs')], {
+      encoding: 'utf8',
+    });
     if (run.status !== 0) throw new Error(`make-dev-certs.sh failed (${run.status}): ${run.stderr}`);
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -458,15 +552,21 @@ describe('deploy/make-dev-certs.sh', () => {
     const cert = new X509Certificate(fs.readFileSync(path.join(dir, 'certs/tls.crt')));
     expect(cert.verify(ca.publicKey)).toBe(true);
     expect(cert.checkIssued(ca)).toBe(true);
-    for (const host of [...ENGINE_SERVICES, 'lb', 'localhost']) expect([host, cert.checkHost(host)]).toEqual([host, host]);
+    for (const host of [...ENGINE_SERVICES, 'lb', 'localhost'])
+      expect([host, cert.checkHost(host)]).toEqual([host, host]);
     expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
     expect(cert.checkHost('engine-4')).toBeUndefined();
   });
 
-  test('the engine\'s config loader accepts the files through III_TLS_CERT_FILE, III_TLS_KEY_FILE and III_TLS_CA_FILE on every listener', () => {
+  test("the engine's config loader accepts the files through III_TLS_CERT_FILE, III_TLS_KEY_FILE and III_TLS_CA_FILE on every listener", () => {
     const { config } = loadConfig({
       path: path.join(ROOT, 'config/cluster.yaml'),
-      env: { III_REDIS_URL: 'redis://redis:6379', III_TLS_CERT_FILE: path.join(dir, 'certs/tls.crt'), III_TLS_KEY_FILE: path.join(dir, 'certs/tls.key'), III_TLS_CA_FILE: path.join(dir, 'certs/ca.crt') },
+      env: {
+        III_REDIS_URL: 'redis://redis:6379',
+        III_TLS_CERT_FILE: path.join(dir, 'certs/tls.crt'),
+        III_TLS_KEY_FILE: path.join(dir, 'certs/tls.key'),
+        III_TLS_CA_FILE: path.join(dir, 'certs/ca.crt'),
+      },
     });
     expect(config.listeners[0].tls?.certFile).toBe(path.join(dir, 'certs/tls.crt'));
     expect(config.tls?.http?.keyFile).toBe(path.join(dir, 'certs/tls.key'));
@@ -501,13 +601,32 @@ describe('the TLS balancer config in front of three real engine nodes with TLS',
       III_TLS_CA_FILE: path.join(certs, 'ca.crt'),
       III_ADVERTISE_HOST: '127.0.0.1',
     };
-    nodes = await Promise.all(ENGINE_SERVICES.map((nodeId) => startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix: `compose-tls-${process.pid}:`, env })));
-    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    lb = await startBalancer(bin, localHaproxyConfig(HAPROXY_TLS_CFG, nodes, lbPorts), lbPorts.stats, (text) => (lbOutput += text));
+    nodes = await Promise.all(
+      ENGINE_SERVICES.map((nodeId) =>
+        startNodeProcess({ nodeId, redisUrl: redis.url, keyPrefix: `compose-tls-${process.pid}:`, env }),
+      ),
+    );
+    [lbPorts.ws, lbPorts.http, lbPorts.stream, lbPorts.stats] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    lb = await startBalancer(
+      bin,
+      localHaproxyConfig(HAPROXY_TLS_CFG, nodes, lbPorts),
+      lbPorts.stats,
+      (text) => (lbOutput += text),
+    );
     // The example worker as docker-compose.tls.yml runs it: wss:// and NODE_EXTRA_CA_CERTS.
     worker = spawn(process.execPath, [path.join(ROOT, 'examples/compose-worker/worker.js')], {
       cwd: ROOT,
-      env: { ...process.env, III_URL: `wss://127.0.0.1:${lbPorts.ws}`, III_WORKER_TOKEN: WORKER_TOKEN, NODE_EXTRA_CA_CERTS: path.join(certs, 'ca.crt') },
+      env: {
+        ...process.env,
+        III_URL: `wss://127.0.0.1:${lbPorts.ws}`,
+        III_WORKER_TOKEN: WORKER_TOKEN,
+        NODE_EXTRA_CA_CERTS: path.join(certs, 'ca.crt'),
+      },
       stdio: 'ignore',
     });
   }, 30_000);
@@ -521,11 +640,18 @@ describe('the TLS balancer config in front of three real engine nodes with TLS',
 
   test('the example worker, on wss:// through the balancer, answers https:// requests made through it; the balancer checks the nodes on their plain metrics port', async () => {
     const hello = () => httpsGet(lbPorts.http, '/hello/Ada', ca);
-    await waitFor(async () => (await hello()).status === 200, 15_000, () => lbOutput);
+    await waitFor(
+      async () => (await hello()).status === 200,
+      15_000,
+      () => lbOutput,
+    );
     expect(JSON.parse((await hello()).body)).toMatchObject({ message: 'Hello, Ada!' });
     // UP in every backend ("UP 1/2" is a node whose last check was slow on this busy machine).
     for (const server of ENGINE_SERVICES) {
-      expect([server, (await serverStatuses(lbPorts.stats, server)).map((status) => status.split(' ')[0])]).toEqual([server, ['UP', 'UP', 'UP']]);
+      expect([server, (await serverStatuses(lbPorts.stats, server)).map((status) => status.split(' ')[0])]).toEqual([
+        server,
+        ['UP', 'UP', 'UP'],
+      ]);
     }
   }, 30_000);
 
@@ -549,7 +675,12 @@ function httpsGet(port: number, urlPath: string, ca: Buffer): Promise<{ status: 
 }
 
 /** Runs haproxy on `configFile` (its output to `onOutput`) until its stats port answers /healthz. */
-async function startBalancer(bin: string, configFile: string, statsPort: number, onOutput: (text: string) => void): Promise<ChildProcess> {
+async function startBalancer(
+  bin: string,
+  configFile: string,
+  statsPort: number,
+  onOutput: (text: string) => void,
+): Promise<ChildProcess> {
   let output = '';
   const lb = spawn(bin, ['-db', '-f', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const collect = (c: Buffer): void => {
@@ -559,10 +690,14 @@ async function startBalancer(bin: string, configFile: string, statsPort: number,
   lb.stdout.on('data', collect);
   lb.stderr.on('data', collect);
   try {
-    await waitFor(async () => {
-      if (lb.exitCode !== null) throw new Error(`haproxy exited with ${lb.exitCode}:\n${output}`);
-      return (await fetch(`http://127.0.0.1:${statsPort}/healthz`)).status === 200;
-    }, 10_000, () => output);
+    await waitFor(
+      async () => {
+        if (lb.exitCode !== null) throw new Error(`haproxy exited with ${lb.exitCode}:\n${output}`);
+        return (await fetch(`http://127.0.0.1:${statsPort}/healthz`)).status === 200;
+      },
+      10_000,
+      () => output,
+    );
   } catch (err) {
     await stopChild(lb);
     throw err;
@@ -583,16 +718,28 @@ async function stopChild(child: ChildProcess | undefined): Promise<void> {
  * own ports (health checks on its metrics port), frontends on the given free loopback ports.
  * Returns the path of the copy (in a temp dir).
  */
-function localHaproxyConfig(shipped: string, nodes: NodeProcess[], lbPorts: { ws: number; http: number; stream: number; stats: number }): string {
-  const binds: Record<string, number> = { '49134': lbPorts.ws, '3111': lbPorts.http, '3112': lbPorts.stream, '8404': lbPorts.stats };
+function localHaproxyConfig(
+  shipped: string,
+  nodes: NodeProcess[],
+  lbPorts: { ws: number; http: number; stream: number; stats: number },
+): string {
+  const binds: Record<string, number> = {
+    '49134': lbPorts.ws,
+    '3111': lbPorts.http,
+    '3112': lbPorts.stream,
+    '8404': lbPorts.stats,
+  };
   const text = fs
     .readFileSync(shipped, 'utf8')
     .replace(/^(\s*bind\s+):(\d+)/gm, (_, head: string, port: string) => `${head}127.0.0.1:${binds[port]}`)
-    .replace(/^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm, (_, head: string, name: string, index: string, port: string) => {
-      const node = nodes[Number(index) - 1];
-      const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
-      return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
-    });
+    .replace(
+      /^(\s*server\s+)(engine-(\d))\s+engine-\d:(\d+)/gm,
+      (_, head: string, name: string, index: string, port: string) => {
+        const node = nodes[Number(index) - 1];
+        const local = { '49134': Number(new URL(node.url).port), '3111': node.httpPort, '3112': node.streamPort }[port];
+        return `${head}${name} 127.0.0.1:${local} port ${node.metricsPort}`;
+      },
+    );
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'iii-haproxy-')), 'haproxy.cfg');
   fs.writeFileSync(file, text);
   return file;
@@ -623,7 +770,11 @@ function attempt(port: number): Attempt {
 /** The status column (UP, DOWN, ...) of one server in each backend, from the stats CSV. */
 async function serverStatuses(statsPort: number, server: string): Promise<string[]> {
   const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
-  const [header, ...rows] = csv.replace(/^# /, '').trim().split('\n').map((line) => line.split(','));
+  const [header, ...rows] = csv
+    .replace(/^# /, '')
+    .trim()
+    .split('\n')
+    .map((line) => line.split(','));
   const column = header.indexOf('status');
   return rows.filter((row) => row[1] === server).map((row) => row[column]);
 }

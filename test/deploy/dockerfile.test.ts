@@ -34,7 +34,11 @@ interface Stage {
 /** Instructions grouped by stage: continuation lines joined, comments and parser directives dropped. */
 function parseDockerfile(text: string): Stage[] {
   const stages: Stage[] = [];
-  const logical = text.replace(/\\\r?\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const logical = text
+    .replace(/\\\r?\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   for (const line of logical) {
     const [, keyword, args] = /^(\S+)\s*(.*)$/.exec(line)!;
     const instruction = { keyword: keyword.toUpperCase(), args: args.trim() };
@@ -76,15 +80,24 @@ function findHadolint(): string {
 
 const stages = parseDockerfile(fs.readFileSync(DOCKERFILE, 'utf8'));
 const final = stages.at(-1)!;
-const ignored = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+const ignored = fs
+  .readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'));
 
 describe('deploy/Dockerfile', () => {
   test('is multi-stage on a slim Node 20 image, the final stage unnamed and last', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     // Build arguments declared before the first FROM (`ARG NODE_IMAGE=...`) and their defaults.
     const text = fs.readFileSync(DOCKERFILE, 'utf8');
-    const globals = Object.fromEntries([...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
-    for (const stage of stages) expect(stage.image.replace(/^\$\{(\w+)\}$/, (_, v: string) => globals[v] ?? v)).toMatch(/^node:20(\.\d+)*-(bookworm-slim|alpine)/);
+    const globals = Object.fromEntries(
+      [...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]),
+    );
+    for (const stage of stages)
+      expect(stage.image.replace(/^\$\{(\w+)\}$/, (_, v: string) => globals[v] ?? v)).toMatch(
+        /^node:20(\.\d+)*-(bookworm-slim|alpine)/,
+      );
     expect(final.name).toBeUndefined();
   });
 
@@ -99,7 +112,8 @@ describe('deploy/Dockerfile', () => {
     expect(all(final, 'STOPSIGNAL')).toEqual(['SIGTERM']);
     expect(all(final, 'EXPOSE').join(' ').split(/\s+/).sort()).toEqual(['3111', '3112', '49134', '9464']);
     const labels = all(final, 'LABEL').join(' ');
-    for (const key of ['title', 'description', 'licenses', 'version']) expect(labels).toContain(`org.opencontainers.image.${key}=`);
+    for (const key of ['title', 'description', 'licenses', 'version'])
+      expect(labels).toContain(`org.opencontainers.image.${key}=`);
     expect(all(final, 'ENTRYPOINT')).toEqual(['["node", "bin/iii-cluster.js"]']);
   });
 
@@ -118,7 +132,11 @@ describe('deploy/Dockerfile', () => {
 
   test('.dockerignore keeps node_modules, dist, .git and tests out of the context, and nothing the build copies', () => {
     for (const entry of ['node_modules', 'dist', '.git', 'test', '.venv']) expect(ignored).toContain(entry);
-    const fromContext = stages.flatMap((s) => copies(s).filter((c) => !c.from).flatMap((c) => c.sources));
+    const fromContext = stages.flatMap((s) =>
+      copies(s)
+        .filter((c) => !c.from)
+        .flatMap((c) => c.sources),
+    );
     for (const source of fromContext) expect([source, ignored.includes(source.split('/')[0])]).toEqual([source, false]);
   });
 
@@ -147,7 +165,11 @@ describe('deploy/Dockerfile replayed on the file system', () => {
     }
     // `npm ci` of the stage: the repo's own install (dev dependencies included, as in the stage).
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'));
-    const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: buildDir, encoding: 'utf8' });
+    const tsc = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: buildDir, encoding: 'utf8' },
+    );
     expect([tsc.status, tsc.stdout]).toEqual([0, '']);
     expect(fs.existsSync(path.join(buildDir, 'dist/src/cli.js'))).toBe(true);
     // The stage's second step: the web console's bundle (scripts/build-console.mjs).
@@ -161,23 +183,33 @@ describe('deploy/Dockerfile replayed on the file system', () => {
     for (const { from, sources, dest } of copies(final)) {
       if (from !== undefined && sources.some((s) => s.includes('node_modules'))) continue;
       for (const source of sources) {
-        const origin = from === undefined ? path.join(ROOT, source) : path.join(buildDir, path.relative('/app', source));
+        const origin =
+          from === undefined ? path.join(ROOT, source) : path.join(buildDir, path.relative('/app', source));
         copyInto(origin, appDir, dest);
       }
     }
     // `npm ci --omit=dev` of the deps stage: the production closure of the repo's install, hard-linked.
     const prod = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' });
     const top = new Set(
-      prod.stdout.split('\n').slice(1).filter(Boolean).map((p) => {
-        const parts = path.relative(path.join(ROOT, 'node_modules'), p).split(path.sep);
-        return parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
-      }),
+      prod.stdout
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((p) => {
+          const parts = path.relative(path.join(ROOT, 'node_modules'), p).split(path.sep);
+          return parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
+        }),
     );
     expect(top.has('iii-sdk')).toBe(false);
     for (const name of top) {
       fs.mkdirSync(path.dirname(path.join(appDir, 'node_modules', name)), { recursive: true });
-      const cp = spawnSync('cp', ['-al', path.join(ROOT, 'node_modules', name), path.join(appDir, 'node_modules', name)]);
-      if (cp.status !== 0) fs.cpSync(path.join(ROOT, 'node_modules', name), path.join(appDir, 'node_modules', name), { recursive: true });
+      const cp = spawnSync('cp', [
+        '-al',
+        path.join(ROOT, 'node_modules', name),
+        path.join(appDir, 'node_modules', name),
+      ]);
+      if (cp.status !== 0)
+        fs.cpSync(path.join(ROOT, 'node_modules', name), path.join(appDir, 'node_modules', name), { recursive: true });
     }
 
     redis = await startRedis();
@@ -195,18 +227,27 @@ describe('deploy/Dockerfile replayed on the file system', () => {
       LOG_LEVEL: 'warn',
     };
     const healthcheck = JSON.parse(all(final, 'HEALTHCHECK')[0].replace(/^.*?CMD\s+/, '')) as string[];
-    const probe = () => spawnSync(healthcheck[0] === 'node' ? process.execPath : healthcheck[0], healthcheck.slice(1), { cwd: appDir, env }).status;
+    const probe = () =>
+      spawnSync(healthcheck[0] === 'node' ? process.execPath : healthcheck[0], healthcheck.slice(1), {
+        cwd: appDir,
+        env,
+      }).status;
     expect(probe()).toBe(1);
 
     const entrypoint = JSON.parse(all(final, 'ENTRYPOINT')[0]) as string[];
-    const node = spawn(process.execPath, [...entrypoint.slice(1), '--config', 'config/cluster.yaml'], { cwd: appDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const node = spawn(process.execPath, [...entrypoint.slice(1), '--config', 'config/cluster.yaml'], {
+      cwd: appDir,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let output = '';
     node.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => node.once('exit', (code) => resolve(code)));
     try {
       const deadline = Date.now() + 15_000;
       while (probe() !== 0) {
-        if (node.exitCode !== null || Date.now() > deadline) throw new Error(`the node did not become healthy (exit ${node.exitCode}): ${output}`);
+        if (node.exitCode !== null || Date.now() > deadline)
+          throw new Error(`the node did not become healthy (exit ${node.exitCode}): ${output}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const ready = await fetch(`http://127.0.0.1:${metrics}/readyz`);

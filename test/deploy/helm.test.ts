@@ -23,7 +23,8 @@ const ROOT = path.resolve(__dirname, '../..');
 const CHART = path.join(ROOT, 'helm/iii-cluster');
 const VALUES_DIR = path.join(ROOT, 'helm/values');
 const VALUES_FILES = ['default.yaml', 'production.yaml', 'demo.yaml'];
-const INSTALL_HINT = 'helm is not installed. Build the pinned version with `bash scripts/install-helm.sh` ' +
+const INSTALL_HINT =
+  'helm is not installed. Build the pinned version with `bash scripts/install-helm.sh` ' +
   '(needs Go; writes .cache/bin/helm), or put helm 3 on the PATH, or set HELM_BIN to its path.';
 
 /** HELM_BIN, else scripts/install-helm.sh's output path, else helm on the PATH. */
@@ -53,7 +54,15 @@ let helm: string;
 let tmpDir: string;
 
 function runHelm(args: string[]): HelmRun {
-  const result = spawnSync(helm, args, { encoding: 'utf8', env: { ...process.env, HELM_CACHE_HOME: path.join(tmpDir, 'cache'), HELM_CONFIG_HOME: path.join(tmpDir, 'config'), HELM_DATA_HOME: path.join(tmpDir, 'data') } });
+  const result = spawnSync(helm, args, {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: path.join(tmpDir, 'cache'),
+      HELM_CONFIG_HOME: path.join(tmpDir, 'config'),
+      HELM_DATA_HOME: path.join(tmpDir, 'data'),
+    },
+  });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -141,20 +150,28 @@ describe('engine pods', () => {
 
   test('expose the worker, HTTP, stream and metrics ports', () => {
     const objects = rendered['default.yaml'];
-    expect(['ws', 'http', 'stream', 'metrics'].map((name) => portNumber(objects, name))).toEqual([49134, 3111, 3112, 9464]);
+    expect(['ws', 'http', 'stream', 'metrics'].map((name) => portNumber(objects, name))).toEqual([
+      49134, 3111, 3112, 9464,
+    ]);
   });
 
   test.each([
     ['default.yaml', 5, 25, 10],
     ['production.yaml', 10, 60, 15],
-  ])('%s: preStop sleeps %i s, the drain grace is %i s, terminationGracePeriodSeconds covers both plus %i s', (file, sleepS, drainS, marginS) => {
-    const objects = rendered[file];
-    const pod = engineDeployment(objects).spec.template.spec;
-    expect(engineContainer(objects)['lifecycle'].preStop.exec.command).toEqual(['sleep', String(sleepS)]);
-    expect(envOf(objects, 'III_DRAIN_GRACE_MS')).toEqual({ name: 'III_DRAIN_GRACE_MS', value: String(drainS * 1000) });
-    expect(pod.terminationGracePeriodSeconds).toBe(sleepS + drainS + marginS);
-    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(sleepS + drainS);
-  });
+  ])(
+    '%s: preStop sleeps %i s, the drain grace is %i s, terminationGracePeriodSeconds covers both plus %i s',
+    (file, sleepS, drainS, marginS) => {
+      const objects = rendered[file];
+      const pod = engineDeployment(objects).spec.template.spec;
+      expect(engineContainer(objects)['lifecycle'].preStop.exec.command).toEqual(['sleep', String(sleepS)]);
+      expect(envOf(objects, 'III_DRAIN_GRACE_MS')).toEqual({
+        name: 'III_DRAIN_GRACE_MS',
+        value: String(drainS * 1000),
+      });
+      expect(pod.terminationGracePeriodSeconds).toBe(sleepS + drainS + marginS);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(sleepS + drainS);
+    },
+  );
 
   test('run as non-root with a read-only root filesystem and no capabilities', () => {
     const objects = rendered['production.yaml'];
@@ -172,25 +189,39 @@ describe('engine pods', () => {
   test('run as the uid the image declares (deploy/Dockerfile USER), so runAsNonRoot can verify it', () => {
     const user = /^USER\s+(\d+)/m.exec(fs.readFileSync(path.join(ROOT, 'deploy/Dockerfile'), 'utf8'));
     expect(user).not.toBeNull();
-    expect(engineDeployment(rendered['default.yaml']).spec.template.spec.securityContext.runAsUser).toBe(Number(user![1]));
+    expect(engineDeployment(rendered['default.yaml']).spec.template.spec.securityContext.runAsUser).toBe(
+      Number(user![1]),
+    );
   });
 
   test('take their node id from the pod name and advertise the pod IP', () => {
     const objects = rendered['default.yaml'];
-    expect(envOf(objects, 'III_NODE_ID')).toEqual({ name: 'III_NODE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } });
-    expect(envOf(objects, 'III_ADVERTISE_HOST')).toEqual({ name: 'III_ADVERTISE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(envOf(objects, 'III_NODE_ID')).toEqual({
+      name: 'III_NODE_ID',
+      valueFrom: { fieldRef: { fieldPath: 'metadata.name' } },
+    });
+    expect(envOf(objects, 'III_ADVERTISE_HOST')).toEqual({
+      name: 'III_ADVERTISE_HOST',
+      valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+    });
   });
 
   test('spread over zones and hosts', () => {
-    const constraints = engineDeployment(rendered['default.yaml']).spec.template.spec.topologySpreadConstraints as Array<{ topologyKey: string; labelSelector: unknown }>;
+    const constraints = engineDeployment(rendered['default.yaml']).spec.template.spec
+      .topologySpreadConstraints as Array<{ topologyKey: string; labelSelector: unknown }>;
     expect(constraints.map((c) => c.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
-    for (const c of constraints) expect(c.labelSelector).toEqual({ matchLabels: engineDeployment(rendered['default.yaml']).spec.selector.matchLabels });
+    for (const c of constraints)
+      expect(c.labelSelector).toEqual({
+        matchLabels: engineDeployment(rendered['default.yaml']).spec.selector.matchLabels,
+      });
   });
 
   test('start with --config on the mounted ConfigMap', () => {
     const objects = rendered['default.yaml'];
     expect(engineContainer(objects)['args']).toEqual(['--config', '/etc/iii-cluster/config.yaml']);
-    const volume = (engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.name === 'config');
+    const volume = (
+      engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; configMap?: { name: string } }>
+    ).find((v) => v.name === 'config');
     expect(volume?.configMap?.name).toBe(one(objects, 'ConfigMap').metadata.name);
   });
 });
@@ -200,7 +231,11 @@ describe('engine config', () => {
     const objects = rendered['default.yaml'];
     const file = path.join(tmpDir, 'config.yaml');
     fs.writeFileSync(file, one(objects, 'ConfigMap').data!['config.yaml']);
-    const env = { III_REDIS_URL: 'redis://redis:6379', III_NODE_ID: 'iii-iii-cluster-7d9f-abcde', III_DRAIN_GRACE_MS: envOf(objects, 'III_DRAIN_GRACE_MS')!['value'] as string };
+    const env = {
+      III_REDIS_URL: 'redis://redis:6379',
+      III_NODE_ID: 'iii-iii-cluster-7d9f-abcde',
+      III_DRAIN_GRACE_MS: envOf(objects, 'III_DRAIN_GRACE_MS')!['value'] as string,
+    };
     const { config, warnings } = loadConfig({ path: file, env });
     expect(warnings).toEqual([]);
     expect(config.cluster.redisUrl).toBe('redis://redis:6379');
@@ -221,14 +256,19 @@ describe('engine config', () => {
   });
 
   test('the checksum/config annotation is the SHA-256 of the config and changes with it, not with other values', () => {
-    const checksum = (objects: K8sObject[]) => engineDeployment(objects).spec.template.metadata.annotations['checksum/config'] as string;
+    const checksum = (objects: K8sObject[]) =>
+      engineDeployment(objects).spec.template.metadata.annotations['checksum/config'] as string;
     const base = rendered['default.yaml'];
     const configText = one(base, 'ConfigMap').data!['config.yaml'];
     expect(checksum(base)).toBe(createHash('sha256').update(configText).digest('hex'));
 
     const changed = path.join(tmpDir, 'changed-config.yaml');
-    const chartConfig = (yaml.load(fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as { config: string }).config;
-    fs.writeFileSync(changed, yaml.dump({ config: chartConfig.replace('invocation_timeout_ms: 30000', 'invocation_timeout_ms: 60000') }));
+    const chartConfig = (yaml.load(fs.readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as { config: string })
+      .config;
+    fs.writeFileSync(
+      changed,
+      yaml.dump({ config: chartConfig.replace('invocation_timeout_ms: 30000', 'invocation_timeout_ms: 60000') }),
+    );
     expect(checksum(render(['default.yaml', changed]))).not.toBe(checksum(base));
     expect(checksum(render(['default.yaml'], ['--set', 'ports.ws=50000']))).not.toBe(checksum(base));
     expect(checksum(render(['default.yaml'], ['--set', 'logLevel=debug']))).toBe(checksum(base));
@@ -241,7 +281,11 @@ describe('Services', () => {
     const selector = engineDeployment(objects).spec.selector.matchLabels;
     const publicService = one(objects, 'Service', 'iii-iii-cluster');
     expect(publicService.spec.selector).toEqual(selector);
-    expect((publicService.spec.ports as Array<{ name: string; port: number }>).map((p) => [p.name, p.port])).toEqual([['ws', 49134], ['http', 3111], ['stream', 3112]]);
+    expect((publicService.spec.ports as Array<{ name: string; port: number }>).map((p) => [p.name, p.port])).toEqual([
+      ['ws', 49134],
+      ['http', 3111],
+      ['stream', 3112],
+    ]);
     const metrics = one(objects, 'Service', 'iii-iii-cluster-metrics');
     expect(metrics.spec.clusterIP).toBe('None');
     expect(metrics.spec.selector).toEqual(selector);
@@ -262,11 +306,18 @@ describe('optional objects', () => {
   test('autoscaling: an HPA on CPU and connected workers per pod, and the Deployment leaves replicas to it', () => {
     const objects = rendered['production.yaml'];
     const hpa = one(objects, 'HorizontalPodAutoscaler');
-    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: engineDeployment(objects).metadata.name });
+    expect(hpa.spec.scaleTargetRef).toEqual({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: engineDeployment(objects).metadata.name,
+    });
     expect(hpa.spec).toMatchObject({ minReplicas: 3, maxReplicas: 12 });
     expect(hpa.spec.metrics).toEqual([
       { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 65 } } },
-      { type: 'Pods', pods: { metric: { name: 'iii_connected_workers' }, target: { type: 'AverageValue', averageValue: '500' } } },
+      {
+        type: 'Pods',
+        pods: { metric: { name: 'iii_connected_workers' }, target: { type: 'AverageValue', averageValue: '500' } },
+      },
     ]);
     expect(engineDeployment(objects).spec.replicas).toBeUndefined();
   });
@@ -284,9 +335,13 @@ describe('optional objects', () => {
     const monitor = one(objects, 'ServiceMonitor');
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.metadata.labels?.['release']).toBe('kube-prometheus-stack');
-    expect(monitor.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '15s', scrapeTimeout: '10s' }]);
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'metrics', path: '/metrics', interval: '15s', scrapeTimeout: '10s' },
+    ]);
     const matchLabels = monitor.spec.selector.matchLabels as Record<string, string>;
-    const selected = find(objects, 'Service').filter((s) => Object.entries(matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v));
+    const selected = find(objects, 'Service').filter((s) =>
+      Object.entries(matchLabels).every(([k, v]) => s.metadata.labels?.[k] === v),
+    );
     expect(selected.map((s) => s.metadata.name)).toEqual(['iii-iii-cluster-metrics']);
   });
 
@@ -297,8 +352,12 @@ describe('optional objects', () => {
       'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
     });
     expect(ingress.spec.ingressClassName).toBe('nginx');
-    const backends = (ingress.spec.rules as Array<{ host: string; http: { paths: Array<{ backend: { service: { name: string; port: { name: string } } } }> } }>)
-      .map((r) => [r.host, r.http.paths[0].backend.service.name, r.http.paths[0].backend.service.port.name]);
+    const backends = (
+      ingress.spec.rules as Array<{
+        host: string;
+        http: { paths: Array<{ backend: { service: { name: string; port: { name: string } } } }> };
+      }>
+    ).map((r) => [r.host, r.http.paths[0].backend.service.name, r.http.paths[0].backend.service.port.name]);
     expect(backends).toEqual([
       ['workers.iii.example.com', 'iii-iii-cluster', 'ws'],
       ['api.iii.example.com', 'iii-iii-cluster', 'http'],
@@ -309,23 +368,52 @@ describe('optional objects', () => {
 
 describe('Redis', () => {
   test('redis.url is passed as III_REDIS_URL', () => {
-    expect(envOf(rendered['default.yaml'], 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', value: 'redis://redis.data.svc.cluster.local:6379' });
+    expect(envOf(rendered['default.yaml'], 'III_REDIS_URL')).toEqual({
+      name: 'III_REDIS_URL',
+      value: 'redis://redis.data.svc.cluster.local:6379',
+    });
   });
 
   test('redis.existingSecret is referenced, never copied into the manifests', () => {
     const objects = rendered['production.yaml'];
-    expect(envOf(objects, 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', valueFrom: { secretKeyRef: { name: 'iii-redis', key: 'url' } } });
+    expect(envOf(objects, 'III_REDIS_URL')).toEqual({
+      name: 'III_REDIS_URL',
+      valueFrom: { secretKeyRef: { name: 'iii-redis', key: 'url' } },
+    });
     expect(envOf(objects, 'III_REDIS_KEY_PREFIX')).toEqual({ name: 'III_REDIS_KEY_PREFIX', value: 'iii-prod:' });
     expect(find(objects, 'Secret')).toHaveLength(0);
   });
 
   test('redis.passwordSecret and redis.tlsCaSecret are referenced: III_REDIS_PASSWORD from the Secret, the CA mounted as III_REDIS_TLS_CA_FILE', () => {
-    const objects = render(['default.yaml'], ['--set', 'redis.url=rediss://redis:6380', '--set', 'redis.passwordSecret=redis-auth', '--set', 'redis.tlsCaSecret=redis-ca']);
-    expect(envOf(objects, 'III_REDIS_PASSWORD')).toEqual({ name: 'III_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } });
-    expect(envOf(objects, 'III_REDIS_TLS_CA_FILE')).toEqual({ name: 'III_REDIS_TLS_CA_FILE', value: '/etc/iii-redis-ca/ca.crt' });
+    const objects = render(
+      ['default.yaml'],
+      [
+        '--set',
+        'redis.url=rediss://redis:6380',
+        '--set',
+        'redis.passwordSecret=redis-auth',
+        '--set',
+        'redis.tlsCaSecret=redis-ca',
+      ],
+    );
+    expect(envOf(objects, 'III_REDIS_PASSWORD')).toEqual({
+      name: 'III_REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } },
+    });
+    expect(envOf(objects, 'III_REDIS_TLS_CA_FILE')).toEqual({
+      name: 'III_REDIS_TLS_CA_FILE',
+      value: '/etc/iii-redis-ca/ca.crt',
+    });
     const pod = one(objects, 'Deployment', 'iii-iii-cluster').spec.template.spec;
-    expect(pod.volumes).toContainEqual({ name: 'redis-ca', secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
-    expect(pod.containers[0].volumeMounts).toContainEqual({ name: 'redis-ca', mountPath: '/etc/iii-redis-ca', readOnly: true });
+    expect(pod.volumes).toContainEqual({
+      name: 'redis-ca',
+      secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    expect(pod.containers[0].volumeMounts).toContainEqual({
+      name: 'redis-ca',
+      mountPath: '/etc/iii-redis-ca',
+      readOnly: true,
+    });
     expect(envOf(rendered['default.yaml'], 'III_REDIS_PASSWORD')).toBeUndefined();
     // The chart creates no Secret for Redis (only the generated worker token's).
     expect(find(objects, 'Secret').map((o) => o.metadata.name)).toEqual(['iii-iii-cluster-worker-token']);
@@ -333,36 +421,46 @@ describe('Redis', () => {
 
   test('the bundled single-instance Redis exists only in the demo, labelled non-production', () => {
     for (const file of ['default.yaml', 'production.yaml']) {
-      expect(rendered[file].filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'redis-demo')).toHaveLength(0);
+      expect(
+        rendered[file].filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'redis-demo'),
+      ).toHaveLength(0);
     }
     const objects = rendered['demo.yaml'];
     const redis = one(objects, 'Deployment', 'iii-iii-cluster-redis');
     expect(redis.spec.replicas).toBe(1);
     expect(redis.metadata.annotations?.['iii-cluster/non-production']).toMatch(/demos/);
     expect(one(objects, 'Service', 'iii-iii-cluster-redis').spec.ports[0].port).toBe(6379);
-    expect(envOf(objects, 'III_REDIS_URL')).toEqual({ name: 'III_REDIS_URL', value: 'redis://iii-iii-cluster-redis:6379' });
+    expect(envOf(objects, 'III_REDIS_URL')).toEqual({
+      name: 'III_REDIS_URL',
+      value: 'redis://iii-iii-cluster-redis:6379',
+    });
     // The engine Services must not send traffic to the Redis pod.
     expect(one(objects, 'Service', 'iii-iii-cluster').spec.selector['app.kubernetes.io/component']).toBe('engine');
   });
 
   test('rendering without a Redis, or with two, fails and names the settings', () => {
     expect(renderFails([], [])).toMatch(/no Redis: set redis\.url .*redis\.existingSecret .*redis\.bundled\.enabled/);
-    expect(renderFails(['default.yaml'], ['--set', 'redis.existingSecret=s'])).toMatch(/set only one of redis\.url, redis\.existingSecret/);
+    expect(renderFails(['default.yaml'], ['--set', 'redis.existingSecret=s'])).toMatch(
+      /set only one of redis\.url, redis\.existingSecret/,
+    );
   });
 });
 
 describe('worker token (III_WORKER_TOKEN)', () => {
   const decode = (secret: K8sObject, key: string) => Buffer.from(secret.data![key], 'base64').toString('utf8');
 
-  test.each(['default.yaml', 'demo.yaml'])('%s: a generated Secret holds a random 48-character token, passed to the pods by reference', (file) => {
-    const objects = rendered[file];
-    const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
-    expect(decode(secret, 'token')).toMatch(/^[A-Za-z0-9]{48}$/);
-    expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({
-      name: 'III_WORKER_TOKEN',
-      valueFrom: { secretKeyRef: { name: 'iii-iii-cluster-worker-token', key: 'token' } },
-    });
-  });
+  test.each(['default.yaml', 'demo.yaml'])(
+    '%s: a generated Secret holds a random 48-character token, passed to the pods by reference',
+    (file) => {
+      const objects = rendered[file];
+      const secret = one(objects, 'Secret', 'iii-iii-cluster-worker-token');
+      expect(decode(secret, 'token')).toMatch(/^[A-Za-z0-9]{48}$/);
+      expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({
+        name: 'III_WORKER_TOKEN',
+        valueFrom: { secretKeyRef: { name: 'iii-iii-cluster-worker-token', key: 'token' } },
+      });
+    },
+  );
 
   test('the token appears only in its Secret: not in the Deployment, ConfigMap or any other object, plain or base64', () => {
     const objects = rendered['default.yaml'];
@@ -370,7 +468,11 @@ describe('worker token (III_WORKER_TOKEN)', () => {
     const token = decode(secret, 'token');
     for (const object of objects.filter((o) => o !== secret)) {
       const text = JSON.stringify(object);
-      expect([object.kind, text.includes(token), text.includes(secret.data!['token'])]).toEqual([object.kind, false, false]);
+      expect([object.kind, text.includes(token), text.includes(secret.data!['token'])]).toEqual([
+        object.kind,
+        false,
+        false,
+      ]);
     }
   });
 
@@ -381,7 +483,10 @@ describe('worker token (III_WORKER_TOKEN)', () => {
 
   test('production: workerAuth.existingSecret is referenced, and the chart creates no Secret', () => {
     const objects = rendered['production.yaml'];
-    expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({ name: 'III_WORKER_TOKEN', valueFrom: { secretKeyRef: { name: 'iii-worker-token', key: 'token' } } });
+    expect(envOf(objects, 'III_WORKER_TOKEN')).toEqual({
+      name: 'III_WORKER_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'iii-worker-token', key: 'token' } },
+    });
     expect(find(objects, 'Secret')).toHaveLength(0);
   });
 
@@ -429,27 +534,45 @@ describe('values.schema.json', () => {
 
 describe('TLS (tls.*)', () => {
   const TLS_ON = ['--set', 'tls.enabled=true,tls.existingSecret=iii-tls'];
-  const volumesOf = (objects: K8sObject[]) => engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; secret?: unknown }>;
-  const mountsOf = (objects: K8sObject[]) => engineContainer(objects)['volumeMounts'] as Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  const volumesOf = (objects: K8sObject[]) =>
+    engineDeployment(objects).spec.template.spec.volumes as Array<{ name: string; secret?: unknown }>;
+  const mountsOf = (objects: K8sObject[]) =>
+    engineContainer(objects)['volumeMounts'] as Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 
-  test.each(['default.yaml', 'demo.yaml'])('%s: off, so no III_TLS_* variables, certificate volumes, nodes Service, command or backend-protocol annotation', (file) => {
-    const objects = rendered[file];
-    for (const name of ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE', 'III_TLS_CA_FILE', 'POD_IP']) expect([name, envOf(objects, name)]).toEqual([name, undefined]);
-    expect(volumesOf(objects).map((v) => v.name)).not.toEqual(expect.arrayContaining(['tls']));
-    expect(mountsOf(objects).some((m) => m.mountPath.startsWith('/etc/iii-tls'))).toBe(false);
-    expect(find(objects, 'Service', 'iii-iii-cluster-nodes')).toHaveLength(0);
-    expect(engineContainer(objects)['command']).toBeUndefined();
-    const withIngress = render([file], ['--set', 'ingress.enabled=true']);
-    expect(one(withIngress, 'Ingress').metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBeUndefined();
-  });
+  test.each(['default.yaml', 'demo.yaml'])(
+    '%s: off, so no III_TLS_* variables, certificate volumes, nodes Service, command or backend-protocol annotation',
+    (file) => {
+      const objects = rendered[file];
+      for (const name of ['III_TLS_CERT_FILE', 'III_TLS_KEY_FILE', 'III_TLS_CA_FILE', 'POD_IP'])
+        expect([name, envOf(objects, name)]).toEqual([name, undefined]);
+      expect(volumesOf(objects).map((v) => v.name)).not.toEqual(expect.arrayContaining(['tls']));
+      expect(mountsOf(objects).some((m) => m.mountPath.startsWith('/etc/iii-tls'))).toBe(false);
+      expect(find(objects, 'Service', 'iii-iii-cluster-nodes')).toHaveLength(0);
+      expect(engineContainer(objects)['command']).toBeUndefined();
+      const withIngress = render([file], ['--set', 'ingress.enabled=true']);
+      expect(
+        one(withIngress, 'Ingress').metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol'],
+      ).toBeUndefined();
+    },
+  );
 
   test('on: the Secret is mounted read-only (key mode 0440) and named by III_TLS_CERT_FILE/III_TLS_KEY_FILE; caSecret becomes III_TLS_CA_FILE', () => {
     const objects = render(['default.yaml'], [...TLS_ON, '--set', 'tls.caSecret=iii-ca,tls.caSecretKey=root.pem']);
     expect(volumesOf(objects)).toContainEqual({
       name: 'tls',
-      secret: { secretName: 'iii-tls', defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+      secret: {
+        secretName: 'iii-tls',
+        defaultMode: 0o440,
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+      },
     });
-    expect(volumesOf(objects)).toContainEqual({ name: 'tls-ca', secret: { secretName: 'iii-ca', items: [{ key: 'root.pem', path: 'ca.crt' }] } });
+    expect(volumesOf(objects)).toContainEqual({
+      name: 'tls-ca',
+      secret: { secretName: 'iii-ca', items: [{ key: 'root.pem', path: 'ca.crt' }] },
+    });
     expect(mountsOf(objects)).toContainEqual({ name: 'tls', mountPath: '/etc/iii-tls', readOnly: true });
     expect(mountsOf(objects)).toContainEqual({ name: 'tls-ca', mountPath: '/etc/iii-tls-ca', readOnly: true });
     expect(envOf(objects, 'III_TLS_CERT_FILE')).toEqual({ name: 'III_TLS_CERT_FILE', value: '/etc/iii-tls/tls.crt' });
@@ -465,15 +588,31 @@ describe('TLS (tls.*)', () => {
 
   test('on: each pod advertises <pod IP with dashes>.<fullname>-nodes.<namespace>.svc.<clusterDomain>, from the downward API pod IP', () => {
     const objects = render(['default.yaml'], [...TLS_ON, '--set', 'clusterDomain=k8s.example']);
-    expect(envOf(objects, 'POD_IP')).toEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(envOf(objects, 'POD_IP')).toEqual({
+      name: 'POD_IP',
+      valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+    });
     // Set by the command (below), so not also in env, where it would be the bare IP.
     expect(envOf(objects, 'III_ADVERTISE_HOST')).toBeUndefined();
     const command = engineContainer(objects)['command'] as string[];
     expect(command.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     // The kubelet expands $(NAME) in command and args: the script must not contain any.
     expect(command.join(' ')).not.toContain('$(');
-    for (const [ip, host] of [['10.244.1.17', '10-244-1-17'], ['fd00:10:244::1f', 'fd00-10-244--1f']] as const) {
-      const run = spawnSync(command[0], [command[1], command[2].replace('exec node bin/iii-cluster.js "$@"', 'echo "$III_ADVERTISE_HOST $*"'), ...command.slice(3), '--config', 'x'], { env: { PATH: process.env['PATH'], POD_IP: ip }, encoding: 'utf8' });
+    for (const [ip, host] of [
+      ['10.244.1.17', '10-244-1-17'],
+      ['fd00:10:244::1f', 'fd00-10-244--1f'],
+    ] as const) {
+      const run = spawnSync(
+        command[0],
+        [
+          command[1],
+          command[2].replace('exec node bin/iii-cluster.js "$@"', 'echo "$III_ADVERTISE_HOST $*"'),
+          ...command.slice(3),
+          '--config',
+          'x',
+        ],
+        { env: { PATH: process.env['PATH'], POD_IP: ip }, encoding: 'utf8' },
+      );
       expect(run.stdout).toBe(`${host}.iii-iii-cluster-nodes.iii.svc.k8s.example --config x\n`);
     }
   });
@@ -494,14 +633,25 @@ describe('TLS (tls.*)', () => {
   test('on: the Ingress dials the pods with HTTPS (nginx backend-protocol), unless ingress.annotations says otherwise', () => {
     const ingress = one(rendered['production.yaml'], 'Ingress');
     expect(ingress.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('HTTPS');
-    const own = one(render(['production.yaml'], ['--set', 'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=GRPCS']), 'Ingress');
+    const own = one(
+      render(
+        ['production.yaml'],
+        ['--set', 'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=GRPCS'],
+      ),
+      'Ingress',
+    );
     expect(own.metadata.annotations?.['nginx.ingress.kubernetes.io/backend-protocol']).toBe('GRPCS');
   });
 
   test('production.yaml: TLS from the cert-manager Secret iii-tls, which also holds the CA', () => {
     const objects = rendered['production.yaml'];
-    expect(volumesOf(objects)).toContainEqual(expect.objectContaining({ name: 'tls', secret: expect.objectContaining({ secretName: 'iii-tls' }) }));
-    expect(volumesOf(objects)).toContainEqual({ name: 'tls-ca', secret: { secretName: 'iii-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    expect(volumesOf(objects)).toContainEqual(
+      expect.objectContaining({ name: 'tls', secret: expect.objectContaining({ secretName: 'iii-tls' }) }),
+    );
+    expect(volumesOf(objects)).toContainEqual({
+      name: 'tls-ca',
+      secret: { secretName: 'iii-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
     expect(envOf(objects, 'III_TLS_CA_FILE')).toEqual({ name: 'III_TLS_CA_FILE', value: '/etc/iii-tls-ca/ca.crt' });
   });
 
@@ -540,10 +690,15 @@ interface RunningPod {
 function startPod(objects: K8sObject[], fieldValues: Record<string, string>, secrets: SecretFiles = {}): RunningPod {
   const container = engineContainer(objects);
   const pod = engineDeployment(objects).spec.template.spec;
-  type Volume = { name: string; configMap?: { name: string }; secret?: { secretName: string; items?: Array<{ key: string; path: string }> } };
+  type Volume = {
+    name: string;
+    configMap?: { name: string };
+    secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+  };
   const secretData = (name: string): Record<string, string | Buffer> => {
     const rendered = find(objects, 'Secret', name)[0];
-    if (rendered) return Object.fromEntries(Object.entries(rendered.data!).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    if (rendered)
+      return Object.fromEntries(Object.entries(rendered.data!).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
     if (!secrets[name]) throw new Error(`the pod mounts Secret ${name}, which the test does not provide`);
     return secrets[name];
   };
@@ -551,7 +706,11 @@ function startPod(objects: K8sObject[], fieldValues: Record<string, string>, sec
   for (const mount of container['volumeMounts'] as Array<{ name: string; mountPath: string }>) {
     const volume = (pod.volumes as Volume[]).find((v) => v.name === mount.name)!;
     const dir = fs.mkdtempSync(path.join(tmpDir, `${mount.name}-`));
-    const data = volume.configMap ? one(objects, 'ConfigMap', volume.configMap.name).data! : volume.secret ? secretData(volume.secret.secretName) : {};
+    const data = volume.configMap
+      ? one(objects, 'ConfigMap', volume.configMap.name).data!
+      : volume.secret
+        ? secretData(volume.secret.secretName)
+        : {};
     const items = volume.secret?.items ?? Object.keys(data).map((key) => ({ key, path: key }));
     for (const item of items) {
       if (data[item.key] === undefined) throw new Error(`volume ${mount.name}: no key ${item.key}`);
@@ -565,20 +724,34 @@ function startPod(objects: K8sObject[], fieldValues: Record<string, string>, sec
   };
 
   const env: NodeJS.ProcessEnv = { PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env['PATH']}` };
-  type EnvEntry = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } };
+  type EnvEntry = {
+    name: string;
+    value?: string;
+    valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
+  };
   for (const entry of container['env'] as EnvEntry[]) {
     const from = entry.valueFrom;
-    const value = entry.value ?? (from?.secretKeyRef ? secretData(from.secretKeyRef.name)[from.secretKeyRef.key].toString() : fieldValues[from!.fieldRef!.fieldPath]);
+    const value =
+      entry.value ??
+      (from?.secretKeyRef
+        ? secretData(from.secretKeyRef.name)[from.secretKeyRef.key].toString()
+        : fieldValues[from!.fieldRef!.fieldPath]);
     if (value === undefined) throw new Error(`env ${entry.name}: no value for ${JSON.stringify(from)}`);
     env[entry.name] = local(value);
   }
   env['LOG_LEVEL'] = 'warn';
   const args = (container['args'] as string[]).map(local);
   const command = (container['command'] as string[] | undefined) ?? ['node', 'bin/iii-cluster.js'];
-  const child = spawn(command[0], [...command.slice(1), ...args], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(command[0], [...command.slice(1), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; atMs: number }>((resolve) => child.once('exit', (code) => resolve({ code, atMs: Date.now() })));
+  const exited = new Promise<{ code: number | null; atMs: number }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, atMs: Date.now() })),
+  );
   return { child, exited, stderr: () => stderr, env };
 }
 
@@ -589,9 +762,16 @@ async function waitReady(objects: K8sObject[], running: RunningPod): Promise<voi
   const url = `http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (running.child.exitCode !== null) throw new Error(`the engine exited with ${running.child.exitCode}: ${running.stderr()}`);
+    if (running.child.exitCode !== null)
+      throw new Error(`the engine exited with ${running.child.exitCode}: ${running.stderr()}`);
     if (Date.now() > deadline) throw new Error(`readiness probe not 200 within 15 s: ${running.stderr()}`);
-    if ((await fetch(url).then((r) => r.status, () => 0)) === 200) return;
+    if (
+      (await fetch(url).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -605,7 +785,8 @@ describe('the rendered pod, run as a process', () => {
   let redis: TestRedis | undefined;
   beforeAll(async () => {
     const built = path.join(ROOT, 'dist/src/cli.js');
-    if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npx tsc -p tsconfig.build.json\` first (npm test does it)`);
+    if (!fs.existsSync(built))
+      throw new Error(`${built} is missing: run \`npx tsc -p tsconfig.build.json\` first (npm test does it)`);
     redis = await startRedis();
   });
   afterAll(async () => {
@@ -613,14 +794,22 @@ describe('the rendered pod, run as a process', () => {
   });
 
   /** The chart rendered on free loopback ports, against the test Redis. */
-  async function renderOnFreePorts(extra: string[]): Promise<{ objects: K8sObject[]; ports: Record<'ws' | 'http' | 'stream' | 'metrics', number> }> {
+  async function renderOnFreePorts(
+    extra: string[],
+  ): Promise<{ objects: K8sObject[]; ports: Record<'ws' | 'http' | 'stream' | 'metrics', number> }> {
     const [ws, http, stream, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const objects = render(['default.yaml'], [
-      '--set', `redis.url=${redis!.url}`,
-      '--set', `ports.ws=${ws},ports.http=${http},ports.stream=${stream},ports.metrics=${metrics}`,
-      '--set', 'redis.keyPrefix=helm-test:',
-      ...extra,
-    ]);
+    const objects = render(
+      ['default.yaml'],
+      [
+        '--set',
+        `redis.url=${redis!.url}`,
+        '--set',
+        `ports.ws=${ws},ports.http=${http},ports.stream=${stream},ports.metrics=${metrics}`,
+        '--set',
+        'redis.keyPrefix=helm-test:',
+        ...extra,
+      ],
+    );
     return { objects, ports: { ws: ws, http: http, stream: stream, metrics: metrics } };
   }
 
@@ -633,15 +822,21 @@ describe('the rendered pod, run as a process', () => {
       expect(running.env['III_WORKER_TOKEN']).toMatch(/^[A-Za-z0-9]{48}$/);
       await waitReady(objects, running);
       const probe = container['livenessProbe'] as { httpGet: { path: string; port: string } };
-      expect((await fetch(`http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`)).status).toBe(200);
-      expect(await fetch(`http://127.0.0.1:${ports.metrics}/metrics`).then((r) => r.text())).toMatch(/iii_connected_workers/);
+      expect(
+        (await fetch(`http://127.0.0.1:${portNumber(objects, probe.httpGet.port)}${probe.httpGet.path}`)).status,
+      ).toBe(200);
+      expect(await fetch(`http://127.0.0.1:${ports.metrics}/metrics`).then((r) => r.text())).toMatch(
+        /iii_connected_workers/,
+      );
 
       const signalledAtMs = Date.now();
       running.child.kill('SIGTERM');
       const { code, atMs } = await running.exited;
       expect(code).toBe(0);
       // The kubelet SIGKILLs at terminationGracePeriodSeconds (counted from the preStop start).
-      expect(atMs - signalledAtMs).toBeLessThan((pod.terminationGracePeriodSeconds - Number(container['lifecycle'].preStop.exec.command[1])) * 1000);
+      expect(atMs - signalledAtMs).toBeLessThan(
+        (pod.terminationGracePeriodSeconds - Number(container['lifecycle'].preStop.exec.command[1])) * 1000,
+      );
     } finally {
       await stopPod(running);
     }
@@ -652,7 +847,10 @@ describe('the rendered pod, run as a process', () => {
     const dnsNames = readmeCertificateDnsNames();
     const certs = makeCertificates([...dnsNames.map((n) => `DNS:${n}`), 'IP:127.0.0.1']);
     const pem = { ca: certs.ca, cert: fs.readFileSync(certs.certFile), key: fs.readFileSync(certs.keyFile) };
-    const { objects, ports } = await renderOnFreePorts(['--set', 'tls.enabled=true,tls.existingSecret=iii-tls,tls.caSecret=iii-tls']);
+    const { objects, ports } = await renderOnFreePorts([
+      '--set',
+      'tls.enabled=true,tls.existingSecret=iii-tls,tls.caSecret=iii-tls',
+    ]);
     const running = startPod(
       objects,
       { 'metadata.name': 'iii-iii-cluster-5d8c7-tls01', 'status.podIP': '127.0.0.1' },
@@ -662,7 +860,10 @@ describe('the rendered pod, run as a process', () => {
     try {
       await waitReady(objects, running);
       const token = running.env['III_WORKER_TOKEN']!;
-      const worker = new WebSocket(`wss://127.0.0.1:${ports.ws}`, { ca: certs.ca, headers: { authorization: `Bearer ${token}` } });
+      const worker = new WebSocket(`wss://127.0.0.1:${ports.ws}`, {
+        ca: certs.ca,
+        headers: { authorization: `Bearer ${token}` },
+      });
       await new Promise<void>((resolve, reject) => {
         worker.once('open', resolve);
         worker.once('error', reject);
@@ -672,10 +873,12 @@ describe('the rendered pod, run as a process', () => {
         worker.close();
       });
       const status = await new Promise<number>((resolve, reject) => {
-        https.get({ host: '127.0.0.1', port: ports.http, path: '/nothing-here', ca: certs.ca }, (res) => {
-          res.resume();
-          resolve(res.statusCode!);
-        }).once('error', reject);
+        https
+          .get({ host: '127.0.0.1', port: ports.http, path: '/nothing-here', ca: certs.ca }, (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          })
+          .once('error', reject);
       });
       expect(status).toBe(404);
 

@@ -14,9 +14,16 @@ describe('k6 load tests, smoke profile, against a three-node cluster', () => {
     expect(report.outcomes.map((o) => o.script)).toEqual([...SCRIPTS]);
     for (const outcome of report.outcomes) {
       const failed = outcome.thresholds.filter((t) => !t.passed).map((t) => `${t.metric}: ${t.expression}`);
-      expect({ script: outcome.script, exitCode: outcome.exitCode, failed }).toEqual({ script: outcome.script, exitCode: 0, failed: [] });
+      expect({ script: outcome.script, exitCode: outcome.exitCode, failed }).toEqual({
+        script: outcome.script,
+        exitCode: 0,
+        failed: [],
+      });
       expect(outcome.thresholds.length).toBeGreaterThan(0);
-      for (const check of outcome.derived) expect({ script: outcome.script, check: check.name, value: check.value, passed: check.passed }).toMatchObject({ passed: true });
+      for (const check of outcome.derived)
+        expect({ script: outcome.script, check: check.name, value: check.value, passed: check.passed }).toMatchObject({
+          passed: true,
+        });
     }
     expect(report.outcomes.find((o) => o.script === 'stream-fanout')!.derived).toHaveLength(1);
     expect(report.outcomes.find((o) => o.script === 'queue')!.derived).toHaveLength(1);

@@ -16,7 +16,6 @@ import { aliasBomb, hostileEnv, mutatedConfig, yamlSoup } from './arbitraries/ya
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
 
-
 /** One load may take this long at most, in ms: generous for a shared 2-core machine. */
 const MAX_LOAD_MS = 2_000;
 
@@ -42,7 +41,8 @@ function checkLoad(text: string, env: NodeJS.ProcessEnv = {}): 'loaded' | Config
     expect(config.listeners.length).toBeGreaterThan(0);
     outcome = 'loaded';
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw new Error(`loadConfig threw ${String(err)} instead of a ConfigError`, { cause: err });
+    if (!(err instanceof ConfigError))
+      throw new Error(`loadConfig threw ${String(err)} instead of a ConfigError`, { cause: err });
     expect(err.message.length).toBeGreaterThan(0);
     outcome = err;
   }
@@ -54,11 +54,17 @@ describe('config loader fuzzing (6,500 runs)', () => {
   const before = prototypeSnapshot();
 
   it('answers 2,000 texts of YAML punctuation soup with a config or a ConfigError', () => {
-    fc.assert(fc.property(yamlSoup, (text) => void checkLoad(text)), fuzzParams(scaledRuns(2_000)));
+    fc.assert(
+      fc.property(yamlSoup, (text) => void checkLoad(text)),
+      fuzzParams(scaledRuns(2_000)),
+    );
   });
 
   it('answers 3,000 mutated shipped configs (wrong kinds, unknown and prototype keys, huge numbers, placeholders)', () => {
-    fc.assert(fc.property(mutatedConfig, hostileEnv, (text, env) => void checkLoad(text, env)), fuzzParams(scaledRuns(3_000)));
+    fc.assert(
+      fc.property(mutatedConfig, hostileEnv, (text, env) => void checkLoad(text, env)),
+      fuzzParams(scaledRuns(3_000)),
+    );
   });
 
   it('answers 1,000 hostile environments without a file', () => {
@@ -103,8 +109,12 @@ describe('config loader regressions found by fuzzing', () => {
       const [name, below] = [String.fromCharCode(97 + i), String.fromCharCode(96 + i)];
       lines.push(`${name}: &${name} [${Array(9).fill(`*${below}`).join(',')}]`);
     }
-    const message = refusal(`workers:\n  - name: iii-state\n    config:\n      adapter:\n        name: kv\n        config:\n${lines.map((l) => `          ${l}`).join('\n')}\n`);
-    expect(message).toBe(`${file}: the document expands to more than ${MAX_CONFIG_VALUES} values (YAML aliases are copied at every use; write the values out or use fewer aliases)`);
+    const message = refusal(
+      `workers:\n  - name: iii-state\n    config:\n      adapter:\n        name: kv\n        config:\n${lines.map((l) => `          ${l}`).join('\n')}\n`,
+    );
+    expect(message).toBe(
+      `${file}: the document expands to more than ${MAX_CONFIG_VALUES} values (YAML aliases are copied at every use; write the values out or use fewer aliases)`,
+    );
   });
 
   it('refuses aliases nesting past 128 levels (each level one alias deeper)', () => {
@@ -114,19 +124,29 @@ describe('config loader regressions found by fuzzing', () => {
   });
 
   it('refuses a "__proto__" key instead of silently dropping it', () => {
-    expect(refusal('engine:\n  __proto__: {node_id: "x"}\n')).toBe(`${file}: engine.__proto__: "__proto__" cannot be a key`);
-    expect(refusal('workers:\n  - name: iii-http\n    config:\n      __proto__: {port: 99}\n')).toContain('"__proto__" cannot be a key');
+    expect(refusal('engine:\n  __proto__: {node_id: "x"}\n')).toBe(
+      `${file}: engine.__proto__: "__proto__" cannot be a key`,
+    );
+    expect(refusal('workers:\n  - name: iii-http\n    config:\n      __proto__: {port: 99}\n')).toContain(
+      '"__proto__" cannot be a key',
+    );
   });
 
   it('does not take Object.prototype members for environment variables in ${...}', () => {
-    expect(refusal('engine:\n  node_id: ${constructor}\n')).toBe(`${file}: environment variable 'constructor' is not set and has no default (at engine.node_id)`);
-    expect(refusal('engine:\n  node_id: ${toString}\n', { HOME: '/root' })).toContain("environment variable 'toString' is not set");
+    expect(refusal('engine:\n  node_id: ${constructor}\n')).toBe(
+      `${file}: environment variable 'constructor' is not set and has no default (at engine.node_id)`,
+    );
+    expect(refusal('engine:\n  node_id: ${toString}\n', { HOME: '/root' })).toContain(
+      "environment variable 'toString' is not set",
+    );
   });
 
   it('names an inherited member used as a key an unknown key, listing the known ones', () => {
     expect(refusal('engine:\n  constructor: {a: 1}\n')).toBe(
       `${file}: engine.constructor: unknown key (expected one of: node_id, log_level, invocation_timeout_ms, drain_grace_ms, metrics, console, channels)`,
     );
-    expect(refusal('workers:\n  - name: iii-http\n    config:\n      middleware: [{function_id: f, toString: 1}]\n')).toContain('toString: unknown key');
+    expect(
+      refusal('workers:\n  - name: iii-http\n    config:\n      middleware: [{function_id: f, toString: 1}]\n'),
+    ).toContain('toString: unknown key');
   });
 });

@@ -14,40 +14,60 @@ import { FUZZ_TEST_TIMEOUT_MS, fuzzParams, scaledRuns } from './arbitraries/runs
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
 
-
 describe('HTTP request parsing fuzzing (30,000 runs)', () => {
   it('splits 8,000 request targets (origin, absolute and junk forms) without throwing', () => {
     fc.assert(
-      fc.property(fc.oneof(requestPath, fc.string({ unit: 'binary', maxLength: 60 }), fc.constantFrom('*', '', 'http://h', 'http://h?x/y', 'h/x')), (url) => {
-        const { path, query } = requestTarget(url);
-        expect(path.includes('?')).toBe(false);
-        for (const value of Object.values(query)) expect(typeof value).toBe('string');
-        if (url.startsWith('/')) expect('/' + path).toBe(url.split('?')[0]);
-      }),
+      fc.property(
+        fc.oneof(
+          requestPath,
+          fc.string({ unit: 'binary', maxLength: 60 }),
+          fc.constantFrom('*', '', 'http://h', 'http://h?x/y', 'h/x'),
+        ),
+        (url) => {
+          const { path, query } = requestTarget(url);
+          expect(path.includes('?')).toBe(false);
+          for (const value of Object.values(query)) expect(typeof value).toBe('string');
+          if (url.startsWith('/')) expect('/' + path).toBe(url.split('?')[0]);
+        },
+      ),
       fuzzParams(scaledRuns(8_000)),
     );
   });
 
   it('decodes 4,000 sets of path parameters or names the segment that is not percent-encoding', () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom('id', 'x', 'y'), fc.oneof(pathSegment, hostileString.filter((s) => s.length < 100))), (raw) => {
-        const decoded = decodeParams(raw);
-        if (decoded.ok) {
-          for (const [name, value] of Object.entries(raw)) expect(decoded.params[name]).toBe(decodeURIComponent(value));
-        } else {
-          expect(Object.values(raw)).toContain(decoded.segment);
-          expect(() => decodeURIComponent(decoded.segment)).toThrow(URIError);
-        }
-      }),
+      fc.property(
+        fc.dictionary(
+          fc.constantFrom('id', 'x', 'y'),
+          fc.oneof(
+            pathSegment,
+            hostileString.filter((s) => s.length < 100),
+          ),
+        ),
+        (raw) => {
+          const decoded = decodeParams(raw);
+          if (decoded.ok) {
+            for (const [name, value] of Object.entries(raw))
+              expect(decoded.params[name]).toBe(decodeURIComponent(value));
+          } else {
+            expect(Object.values(raw)).toContain(decoded.segment);
+            expect(() => decodeURIComponent(decoded.segment)).toThrow(URIError);
+          }
+        },
+      ),
       fuzzParams(scaledRuns(4_000)),
     );
   });
 
   it('parses 10,000 bodies of every content type to JSON or a MalformedBodyError, never hanging', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.option(fc.oneof(fc.constantFrom(...CONTENT_TYPES), fc.string({ maxLength: 40 })), { nil: undefined }), requestBody, async (contentType, text) => {
-        await checkBody(contentType, Buffer.from(text, 'utf8'));
-      }),
+      fc.asyncProperty(
+        fc.option(fc.oneof(fc.constantFrom(...CONTENT_TYPES), fc.string({ maxLength: 40 })), { nil: undefined }),
+        requestBody,
+        async (contentType, text) => {
+          await checkBody(contentType, Buffer.from(text, 'utf8'));
+        },
+      ),
       fuzzParams(scaledRuns(8_000)),
     );
     await fc.assert(
@@ -86,14 +106,18 @@ describe('HTTP request parsing fuzzing (30,000 runs)', () => {
 describe('HTTP parsing regressions found by fuzzing', () => {
   it('a multipart body cut inside a file part is a MalformedBodyError, not an uncaught stream error', async () => {
     const body = Buffer.from('--xyz\r\nContent-Disposition: form-data; name="a"; filename="f"\r\n\r\nvalue');
-    await expect(parseBody('multipart/form-data; boundary=xyz', body)).rejects.toThrow(new MalformedBodyError('Malformed multipart/form-data body: Unexpected end of form'));
+    await expect(parseBody('multipart/form-data; boundary=xyz', body)).rejects.toThrow(
+      new MalformedBodyError('Malformed multipart/form-data body: Unexpected end of form'),
+    );
   });
 
   it('a file part closed by the final boundary right after its headers is refused instead of hanging', async () => {
     const body = Buffer.from(
       '--xyz\r\nContent-Disposition: form-data; name=""\r\n\r\n          \r\n--xyz\r\nContent-Disposition: form-data; name=""; filename="f.txt"\r\nContent-Type: text/plain\r\n\r\n--xyz\r\n--',
     );
-    await expect(parseBody('multipart/form-data; boundary=xyz', body)).rejects.toThrow(new MalformedBodyError('Malformed multipart/form-data body: a file part has no end'));
+    await expect(parseBody('multipart/form-data; boundary=xyz', body)).rejects.toThrow(
+      new MalformedBodyError('Malformed multipart/form-data body: a file part has no end'),
+    );
   });
 
   it('keeps a multipart field named "__proto__" as a field', async () => {
@@ -112,7 +136,13 @@ async function checkBody(contentType: string | undefined, raw: Buffer): Promise<
   }
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), 1_000)));
-  const outcome = await Promise.race([parsed.then((json) => ({ json }), (err: unknown) => ({ err })), hang]);
+  const outcome = await Promise.race([
+    parsed.then(
+      (json) => ({ json }),
+      (err: unknown) => ({ err }),
+    ),
+    hang,
+  ]);
   clearTimeout(timer);
   expect(outcome).not.toBe('hang');
   if (outcome !== 'hang' && 'err' in outcome) expect(outcome.err).toBeInstanceOf(MalformedBodyError);
@@ -135,7 +165,12 @@ const pattern: fc.Arbitrary<Segment[]> = fc
 
 const trieOp: fc.Arbitrary<TrieOp> = fc.oneof(
   fc.record({ kind: fc.constant('insert' as const), method: fc.constantFrom(...METHODS), segments: pattern }),
-  fc.record({ kind: fc.constant('remove' as const), method: fc.constantFrom(...METHODS), segments: pattern, parity: fc.constantFrom(0, 1) }),
+  fc.record({
+    kind: fc.constant('remove' as const),
+    method: fc.constantFrom(...METHODS),
+    segments: pattern,
+    parity: fc.constantFrom(0, 1),
+  }),
   fc.record({
     kind: fc.constant('match' as const),
     method: fc.constantFrom(...METHODS, 'PUT'),
@@ -177,12 +212,18 @@ class ReferenceRoutes {
   }
 
   match(method: string, path: string[]): Match<number> {
-    const fits = this.routes.filter((r) => r.segments.length === path.length && r.segments.every((s, i) => (s.kind === 'static' ? s.text === path[i] : path[i] !== '')));
+    const fits = this.routes.filter(
+      (r) =>
+        r.segments.length === path.length &&
+        r.segments.every((s, i) => (s.kind === 'static' ? s.text === path[i] : path[i] !== '')),
+    );
     if (fits.length === 0) return { kind: 'not_found' };
     // Lowest shape first: at the first position where two shapes differ, the static one wins.
     const best = fits.map((r) => shapeOf(r.segments)).sort(preferStatic)[0];
     const atBest = fits.filter((r) => shapeOf(r.segments) === best);
-    const stored = atBest.find((r) => r.method === method) ?? (method === 'HEAD' ? atBest.find((r) => r.method === 'GET') : undefined);
+    const stored =
+      atBest.find((r) => r.method === method) ??
+      (method === 'HEAD' ? atBest.find((r) => r.method === 'GET') : undefined);
     if (!stored) {
       const allow = atBest.map((r) => r.method);
       if (allow.includes('GET') && !allow.includes('HEAD')) allow.push('HEAD');

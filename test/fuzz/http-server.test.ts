@@ -15,7 +15,6 @@ import { FUZZ_TEST_TIMEOUT_MS, fuzzParams, scaledRuns } from './arbitraries/runs
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
 
-
 /** Statuses the server may answer; anything else is a bug. */
 const KNOWN_STATUSES = new Set([200, 204, 400, 404, 405, 413, 431, 500]);
 /** Node's own answers, before our code sees the request: 100 Continue, and refusals of what it cannot parse. */
@@ -28,7 +27,18 @@ const RAW_BATCH = 50;
 const ANSWER_TIMEOUT_MS = 15_000;
 
 /** Headers that frame the message or the connection: the raw-socket requests cover those. */
-const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'expect', 'host', 'upgrade', 'keep-alive', 'te', 'trailer', 'content-type']);
+const FRAMING_HEADERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'expect',
+  'host',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+  'content-type',
+]);
 
 interface Answer {
   status: number;
@@ -46,7 +56,13 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
     const base = testConfig();
     const httpModule = base.modules['http'];
     t = await startEngine({
-      modules: { ...base.modules, http: { ...httpModule, config: { ...httpModule.config, host: '127.0.0.1', body_limit_bytes: 4096, default_timeout: 3000 } } },
+      modules: {
+        ...base.modules,
+        http: {
+          ...httpModule,
+          config: { ...httpModule.config, host: '127.0.0.1', body_limit_bytes: 4096, default_timeout: 3000 },
+        },
+      },
     });
     port = t.engine.module<HttpModule>('iii-http')!.port;
     agent = new http.Agent({ keepAlive: true, maxSockets: BATCH });
@@ -64,9 +80,16 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
     FUZZ_ROUTES.forEach(([method, apiPath], i) => {
       const functionId = `http-fuzz::route-${i}`;
       worker.registerFunction(functionId, async (req: Req) => handlers[apiPath](req));
-      worker.registerTrigger({ type: 'http', function_id: functionId, config: { api_path: apiPath, http_method: method } });
+      worker.registerTrigger({
+        type: 'http',
+        function_id: functionId,
+        config: { api_path: apiPath, http_method: method },
+      });
     });
-    await waitFor(() => t.engine.registry.triggersOfType('http', 'live').length === FUZZ_ROUTES.length, 'the fuzz routes');
+    await waitFor(
+      () => t.engine.registry.triggersOfType('http', 'live').length === FUZZ_ROUTES.length,
+      'the fuzz routes',
+    );
     baselineChannels = t.engine.channels.size;
   });
 
@@ -90,12 +113,21 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
     if (r.contentType !== undefined) framing['content-type'] = r.contentType;
     if (body) framing[r.chunked ? 'transfer-encoding' : 'content-length'] = r.chunked ? 'chunked' : String(body.length);
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, agent, headers: { ...headers, ...framing } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port, method: r.method, path: r.path, agent, headers: { ...headers, ...framing } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              contentType: res.headers['content-type'],
+              body: Buffer.concat(chunks),
+            }),
+          );
+          res.on('error', reject);
+        },
+      );
       req.setTimeout(ANSWER_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)));
       req.on('error', reject);
       if (body && r.chunked) {
@@ -119,14 +151,23 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
       return;
     }
     expect(answer.contentType).toBe('application/json');
-    const envelope = JSON.parse(answer.body.toString('utf8')) as { error: { code: unknown; message: unknown; error_id?: unknown } };
+    const envelope = JSON.parse(answer.body.toString('utf8')) as {
+      error: { code: unknown; message: unknown; error_id?: unknown };
+    };
     expect(typeof envelope.error.code).toBe('string');
     expect(typeof envelope.error.message).toBe('string');
     if (answer.status >= 500) expect(typeof envelope.error.error_id).toBe('string');
   }
 
   async function normalRequestWorks(): Promise<void> {
-    const answer = await send({ method: 'GET', path: '/items/still-ok', headers: [], contentType: undefined, body: undefined, chunked: false });
+    const answer = await send({
+      method: 'GET',
+      path: '/items/still-ok',
+      headers: [],
+      contentType: undefined,
+      body: undefined,
+      chunked: false,
+    });
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body.toString('utf8'))).toEqual({ id: 'still-ok', type: 'object' });
   }
@@ -169,25 +210,41 @@ describe('HTTP server fuzzing over real sockets (16,000 requests)', () => {
 
   describe('regressions found by fuzzing', () => {
     const multipart = (body: string): FuzzRequest => ({
-      method: 'POST', path: '/items/x', headers: [], contentType: 'multipart/form-data; boundary=xyz', body, chunked: false,
+      method: 'POST',
+      path: '/items/x',
+      headers: [],
+      contentType: 'multipart/form-data; boundary=xyz',
+      body,
+      chunked: false,
     });
 
     it('answers 400 to a multipart body cut inside a file part (it crashed the process)', async () => {
-      const answer = await send(multipart('--xyz\r\nContent-Disposition: form-data; name="a"; filename="f"\r\n\r\nvalue'));
+      const answer = await send(
+        multipart('--xyz\r\nContent-Disposition: form-data; name="a"; filename="f"\r\n\r\nvalue'),
+      );
       expect(answer.status).toBe(400);
-      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({ error: { code: 'BAD_REQUEST', message: 'Malformed multipart/form-data body: Unexpected end of form' } });
+      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'Malformed multipart/form-data body: Unexpected end of form' },
+      });
     });
 
     it('answers 400 at once to a file part closed right after its headers (it waited for the request timeout)', async () => {
-      const answer = await send(multipart('--xyz\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\n--xyz\r\n--'));
+      const answer = await send(
+        multipart('--xyz\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\n--xyz\r\n--'),
+      );
       expect(answer.status).toBe(400);
-      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({ error: { code: 'BAD_REQUEST', message: 'Malformed multipart/form-data body: a file part has no end' } });
+      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'Malformed multipart/form-data body: a file part has no end' },
+      });
     });
   });
 
   it('leaves no pending call and no request channel behind', async () => {
     await waitFor(() => t.engine.router.pending.size === 0, 'no pending calls');
-    await waitFor(() => t.engine.channels.size === baselineChannels, `channels back to ${baselineChannels} (now ${t.engine.channels.size})`);
+    await waitFor(
+      () => t.engine.channels.size === baselineChannels,
+      `channels back to ${baselineChannels} (now ${t.engine.channels.size})`,
+    );
   });
 });
 
@@ -212,7 +269,11 @@ function rawExchange(port: number, bytes: Buffer): Promise<Buffer> {
     };
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`the server neither answered nor closed within ${ANSWER_TIMEOUT_MS} ms: ${JSON.stringify(bytes.toString('latin1').slice(0, 300))}`));
+      reject(
+        new Error(
+          `the server neither answered nor closed within ${ANSWER_TIMEOUT_MS} ms: ${JSON.stringify(bytes.toString('latin1').slice(0, 300))}`,
+        ),
+      );
     }, ANSWER_TIMEOUT_MS);
     socket.on('connect', () => {
       socket.write(bytes);

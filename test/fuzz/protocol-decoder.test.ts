@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { decodeFrame, MAX_JSON_DEPTH, type Decoded } from '../../src/protocol/codec';
-import { deepValueText, hostileValueText, jsonText, nest, prototypeSnapshot, prototypeUnchanged } from './arbitraries/hostile-json';
+import {
+  deepValueText,
+  hostileValueText,
+  jsonText,
+  nest,
+  prototypeSnapshot,
+  prototypeUnchanged,
+} from './arbitraries/hostile-json';
 import { FUZZ_TEST_TIMEOUT_MS, fuzzParams, scaledRuns } from './arbitraries/runs';
 import { mutatedWireMessage } from './arbitraries/wire-messages';
 
@@ -11,7 +18,6 @@ import { mutatedWireMessage } from './arbitraries/wire-messages';
  * answer it), and Object.prototype is never touched.
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
-
 
 const KINDS = new Set(['message', 'skip', 'telemetry', 'invalid']);
 /** Longest reason worth a log line; a reason quoting a 16 MB field would be a log amplifier. */
@@ -38,7 +44,11 @@ function checkFrame(data: Buffer | string, isBinary: boolean): Decoded {
   if (decoded.kind === 'invalid') {
     expect(decoded.reason.length).toBeGreaterThan(0);
     expect(decoded.reason.length).toBeLessThanOrEqual(MAX_REASON_CHARS);
-    if (parsed?.['type'] === 'invokefunction' && typeof parsed['invocation_id'] === 'string' && parsed['invocation_id'] !== '') {
+    if (
+      parsed?.['type'] === 'invokefunction' &&
+      typeof parsed['invocation_id'] === 'string' &&
+      parsed['invocation_id'] !== ''
+    ) {
       expect(decoded.correlation?.invocation_id).toBe(parsed['invocation_id']);
     }
   }
@@ -64,9 +74,17 @@ describe('protocol decoder fuzzing (40,000 runs)', () => {
 
   it('survives 8,000 arbitrary JSON texts (huge numbers, prototype keys, lone surrogates, NUL, long strings)', () => {
     fc.assert(
-      fc.property(fc.oneof(jsonText, hostileValueText, fc.jsonValue().map((v) => JSON.stringify(v))), fc.boolean(), (text, isBinary) => {
-        checkFrame(isBinary ? Buffer.from(text) : text, isBinary);
-      }),
+      fc.property(
+        fc.oneof(
+          jsonText,
+          hostileValueText,
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+        ),
+        fc.boolean(),
+        (text, isBinary) => {
+          checkFrame(isBinary ? Buffer.from(text) : text, isBinary);
+        },
+      ),
       fuzzParams(scaledRuns(8_000)),
     );
   });
@@ -87,7 +105,10 @@ describe('protocol decoder fuzzing (40,000 runs)', () => {
         const text = `{"type":"invokefunction","invocation_id":"caller-1","function_id":"f","data":${nest(depth, asArray)}}`;
         const decoded = checkFrame(text, false);
         if (depth + 1 > MAX_JSON_DEPTH) {
-          expect(decoded).toMatchObject({ kind: 'invalid', correlation: { invocation_id: 'caller-1', function_id: 'f' } });
+          expect(decoded).toMatchObject({
+            kind: 'invalid',
+            correlation: { invocation_id: 'caller-1', function_id: 'f' },
+          });
           expect((decoded as { reason: string }).reason).toContain(`deeper than ${MAX_JSON_DEPTH}`);
         } else {
           // A valid frame apart from its non-UUID id: refused for the id, not for its depth.

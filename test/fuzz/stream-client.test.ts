@@ -19,7 +19,6 @@ import { streamFrame, type StreamFrame } from './arbitraries/stream-frames';
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
 
-
 /** Error codes a fuzzed connection may receive (the documented ones of the client port). */
 const ERROR_CODES = new Set(['invalid_message', 'limit_exceeded']);
 /** Frames sent per run, on one connection. */
@@ -36,28 +35,37 @@ describe('stream frame parser fuzzing (20,000 runs)', () => {
 
   it('reads 20,000 frames as blank, a command or invalid (with the subscription id when there is one)', () => {
     fc.assert(
-      fc.property(fc.oneof(streamFrame.map((f) => f.data.toString()), jsonText, fc.string({ unit: 'binary', maxLength: 100 })), (text) => {
-        const parsed = parseClientFrame(text);
-        if (parsed.kind === 'command') {
-          for (const key of ['subscriptionId', 'streamName', 'groupId'] as const) expect(parsed.command[key]).toEqual(expect.any(String));
-          expect(parsed.command.subscriptionId).not.toBe('');
-          expect(parsed.command.id === null || typeof parsed.command.id === 'string').toBe(true);
-          return;
-        }
-        if (parsed.kind === 'blank') {
-          expect(text.trim()).toBe('');
-          return;
-        }
-        expect(parsed.message.length).toBeGreaterThan(0);
-        let data: unknown;
-        try {
-          data = (JSON.parse(text) as { data?: unknown }).data;
-        } catch {
-          data = undefined;
-        }
-        const id = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['subscriptionId'] : undefined;
-        if (typeof id === 'string' && /"type":"(join|leave)"/.test(text)) expect(parsed.subscriptionId).toBe(id);
-      }),
+      fc.property(
+        fc.oneof(
+          streamFrame.map((f) => f.data.toString()),
+          jsonText,
+          fc.string({ unit: 'binary', maxLength: 100 }),
+        ),
+        (text) => {
+          const parsed = parseClientFrame(text);
+          if (parsed.kind === 'command') {
+            for (const key of ['subscriptionId', 'streamName', 'groupId'] as const)
+              expect(parsed.command[key]).toEqual(expect.any(String));
+            expect(parsed.command.subscriptionId).not.toBe('');
+            expect(parsed.command.id === null || typeof parsed.command.id === 'string').toBe(true);
+            return;
+          }
+          if (parsed.kind === 'blank') {
+            expect(text.trim()).toBe('');
+            return;
+          }
+          expect(parsed.message.length).toBeGreaterThan(0);
+          let data: unknown;
+          try {
+            data = (JSON.parse(text) as { data?: unknown }).data;
+          } catch {
+            data = undefined;
+          }
+          const id =
+            typeof data === 'object' && data !== null ? (data as Record<string, unknown>)['subscriptionId'] : undefined;
+          if (typeof id === 'string' && /"type":"(join|leave)"/.test(text)) expect(parsed.subscriptionId).toBe(id);
+        },
+      ),
       fuzzParams(scaledRuns(20_000)),
     );
     expect(prototypeUnchanged(before)).toBe(true);
@@ -116,7 +124,10 @@ describe('stream client port fuzzing over real WebSockets (8,050 frames)', () =>
     port = module.port;
     check = await FuzzClient.open(port);
     check.join('check', 'fz-check', 'g');
-    await check.next((f) => f.type === 'stream' && f.streamName === 'fz-check' && f.event.type === 'sync', 'the check sync');
+    await check.next(
+      (f) => f.type === 'stream' && f.streamName === 'fz-check' && f.event.type === 'sync',
+      'the check sync',
+    );
   });
 
   afterAll(async () => {
@@ -143,40 +154,55 @@ describe('stream client port fuzzing over real WebSockets (8,050 frames)', () =>
   it('answers 8,000 hostile frames (20 per run on 4 shared connections) with documented error frames', async () => {
     const frames = streamFrame.filter((f) => byteLength(f) <= MAX_CLIENT_FRAME_BYTES);
     await fc.assert(
-      fc.asyncProperty(fc.nat(CONNECTIONS - 1), fc.array(frames, { minLength: BATCH, maxLength: BATCH }), async (index, batch) => {
-        const c = await client(index);
-        const from = c.frames.length;
-        for (const frame of batch) c.send(frame);
-        // Frames are handled in order: once the marker's sync is back, the batch has been answered.
-        const group = `marker-${++marker}`;
-        c.join('marker', 'fz-marker', group);
-        await c.next((f) => f.type === 'stream' && f.groupId === group && f.event.type === 'sync', `the sync of ${group}`, from);
-        const answered = c.frames.slice(from);
-        for (const f of answered) expect(['stream', 'error']).toContain(f.type);
-        const errors = answered.filter((f) => f.type === 'error');
-        for (const e of errors) {
-          expect(ERROR_CODES.has(e.error.code)).toBe(true);
-          expect(e.error.message).toEqual(expect.any(String));
-        }
-        const invalid = batch.filter((f) => parseClientFrame(f.data.toString()).kind === 'invalid').length;
-        expect(errors.filter((e) => e.error.code === 'invalid_message')).toHaveLength(invalid);
-        expect(c.closeCode).toBeUndefined();
-        await deliveryWorks();
-      }),
+      fc.asyncProperty(
+        fc.nat(CONNECTIONS - 1),
+        fc.array(frames, { minLength: BATCH, maxLength: BATCH }),
+        async (index, batch) => {
+          const c = await client(index);
+          const from = c.frames.length;
+          for (const frame of batch) c.send(frame);
+          // Frames are handled in order: once the marker's sync is back, the batch has been answered.
+          const group = `marker-${++marker}`;
+          c.join('marker', 'fz-marker', group);
+          await c.next(
+            (f) => f.type === 'stream' && f.groupId === group && f.event.type === 'sync',
+            `the sync of ${group}`,
+            from,
+          );
+          const answered = c.frames.slice(from);
+          for (const f of answered) expect(['stream', 'error']).toContain(f.type);
+          const errors = answered.filter((f) => f.type === 'error');
+          for (const e of errors) {
+            expect(ERROR_CODES.has(e.error.code)).toBe(true);
+            expect(e.error.message).toEqual(expect.any(String));
+          }
+          const invalid = batch.filter((f) => parseClientFrame(f.data.toString()).kind === 'invalid').length;
+          expect(errors.filter((e) => e.error.code === 'invalid_message')).toHaveLength(invalid);
+          expect(c.closeCode).toBeUndefined();
+          await deliveryWorks();
+        },
+      ),
       fuzzParams(scaledRuns(8_000 / BATCH)),
     );
   });
 
   it('closes the socket with 1009 for 50 frames over the 64 KB limit, and keeps serving', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: MAX_CLIENT_FRAME_BYTES + 1, max: 3 * MAX_CLIENT_FRAME_BYTES }), fc.boolean(), async (size, binary) => {
-        const c = await FuzzClient.open(port);
-        c.join('before', 'fz-a', 'g1');
-        c.send({ data: binary ? Buffer.alloc(size, 0x7b) : `{"type":"join","data":{"subscriptionId":"${'x'.repeat(size)}"}}`, binary });
-        await waitFor(() => c.closeCode, 'the close');
-        expect(c.closeCode).toBe(1009);
-        await deliveryWorks();
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: MAX_CLIENT_FRAME_BYTES + 1, max: 3 * MAX_CLIENT_FRAME_BYTES }),
+        fc.boolean(),
+        async (size, binary) => {
+          const c = await FuzzClient.open(port);
+          c.join('before', 'fz-a', 'g1');
+          c.send({
+            data: binary ? Buffer.alloc(size, 0x7b) : `{"type":"join","data":{"subscriptionId":"${'x'.repeat(size)}"}}`,
+            binary,
+          });
+          await waitFor(() => c.closeCode, 'the close');
+          expect(c.closeCode).toBe(1009);
+          await deliveryWorks();
+        },
+      ),
       fuzzParams(scaledRuns(50)),
     );
   });
@@ -184,7 +210,10 @@ describe('stream client port fuzzing over real WebSockets (8,050 frames)', () =>
   it('returns to the baseline of clients and subscriptions once the fuzzed connections close', async () => {
     for (const c of clients) c?.close();
     // The check client alone remains.
-    await waitFor(() => module.clientStats.clients === 1 && module.clientStats.subscriptions === 1, `1 client and 1 subscription left (now ${JSON.stringify(module.clientStats)})`);
+    await waitFor(
+      () => module.clientStats.clients === 1 && module.clientStats.subscriptions === 1,
+      `1 client and 1 subscription left (now ${JSON.stringify(module.clientStats)})`,
+    );
     await deliveryWorks();
   });
 });

@@ -14,7 +14,6 @@ import { brokenInvokeFunction, mutatedWireMessage } from './arbitraries/wire-mes
  */
 jest.setTimeout(FUZZ_TEST_TIMEOUT_MS);
 
-
 interface RegistryCounts {
   workers: number;
   functions: number;
@@ -51,16 +50,27 @@ describe('worker protocol fuzzing over a real socket (4,000 frames)', () => {
     const client = await RawClient.connect(t.url);
     await client.registered();
     let n = 0;
-    const invocationId = fc.oneof(fc.uuid(), hostileString.filter((s) => s !== '' && s.length < 2_000));
+    const invocationId = fc.oneof(
+      fc.uuid(),
+      hostileString.filter((s) => s !== '' && s.length < 2_000),
+    );
     try {
       await fc.assert(
         fc.asyncProperty(brokenInvokeFunction(invocationId), async ({ text, invocationId: id }) => {
           // A run number in front keeps every id unique, so each answer is this frame's.
           const unique = `${++n}:${id}`;
-          client.send(text.replace(`"invocation_id":${JSON.stringify(id)}`, () => `"invocation_id":${JSON.stringify(unique)}`));
-          const answer = await client.next((m) => m.type === 'invocationresult' && m['invocation_id'] === unique, 5_000);
+          client.send(
+            text.replace(`"invocation_id":${JSON.stringify(id)}`, () => `"invocation_id":${JSON.stringify(unique)}`),
+          );
+          const answer = await client.next(
+            (m) => m.type === 'invocationresult' && m['invocation_id'] === unique,
+            5_000,
+          );
           expect(answer['function_id']).toEqual(expect.any(String));
-          expect(answer['error']).toEqual({ code: ErrorCode.invalidMessage, message: expect.stringMatching(/^Invalid invokefunction: /) });
+          expect(answer['error']).toEqual({
+            code: ErrorCode.invalidMessage,
+            message: expect.stringMatching(/^Invalid invokefunction: /),
+          });
         }),
         fuzzParams(scaledRuns(2_000)),
       );
@@ -78,16 +88,28 @@ describe('worker protocol fuzzing over a real socket (4,000 frames)', () => {
     const runs = scaledRuns(2_000 / 10);
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.oneof(mutatedWireMessage, fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b))), { minLength: 10, maxLength: 10 }), async (frames) => {
-          for (const frame of frames) client.socket.send(frame);
-          // Frames are handled in order: the pong says the batch went through.
-          const before = client.received.filter((m) => m.type === 'pong').length;
-          client.send({ type: 'ping' });
-          await waitFor(() => client.received.filter((m) => m.type === 'pong').length > before, 'the pong after the batch');
-          expect(client.closed).toBeUndefined();
-          const now = counts();
-          registered ||= now.functions > baseline.functions || now.triggerTypes > baseline.triggerTypes;
-        }),
+        fc.asyncProperty(
+          fc.array(
+            fc.oneof(
+              mutatedWireMessage,
+              fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+            ),
+            { minLength: 10, maxLength: 10 },
+          ),
+          async (frames) => {
+            for (const frame of frames) client.socket.send(frame);
+            // Frames are handled in order: the pong says the batch went through.
+            const before = client.received.filter((m) => m.type === 'pong').length;
+            client.send({ type: 'ping' });
+            await waitFor(
+              () => client.received.filter((m) => m.type === 'pong').length > before,
+              'the pong after the batch',
+            );
+            expect(client.closed).toBeUndefined();
+            const now = counts();
+            registered ||= now.functions > baseline.functions || now.triggerTypes > baseline.triggerTypes;
+          },
+        ),
         fuzzParams(runs),
       );
       // A tiny FUZZ_RUNS_SCALE may register nothing.
@@ -95,6 +117,9 @@ describe('worker protocol fuzzing over a real socket (4,000 frames)', () => {
     } finally {
       client.close();
     }
-    await waitFor(() => JSON.stringify(counts()) === JSON.stringify(baseline), `the registry back to ${JSON.stringify(baseline)} (now ${JSON.stringify(counts())})`);
+    await waitFor(
+      () => JSON.stringify(counts()) === JSON.stringify(baseline),
+      `the registry back to ${JSON.stringify(baseline)} (now ${JSON.stringify(counts())})`,
+    );
   });
 });

@@ -12,7 +12,9 @@ const local: TestEngine[] = [];
 
 function bridged(block: Record<string, unknown>): Promise<TestEngine> {
   const base = testConfig();
-  return startEngine({ modules: { ...base.modules, bridge: { enabled: true, config: { url: other.url, ...block } } } }).then((t) => {
+  return startEngine({
+    modules: { ...base.modules, bridge: { enabled: true, config: { url: other.url, ...block } } },
+  }).then((t) => {
     local.push(t);
     return t;
   });
@@ -48,12 +50,16 @@ test('bridge.invoke and forwarded functions call the remote engine; exposed func
   await functionRegistered(t.engine, 'local::greet');
 
   // The remote engine adds its `_caller_worker_id` (the bridge's id there), as to any worker's call.
-  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: { n: 1 } })).toMatchObject({ echoed: { n: 1, _caller_worker_id: expect.any(String) } });
+  expect(await call(lw, 'bridge.invoke', { function_id: 'remote::echo', data: { n: 1 } })).toMatchObject({
+    echoed: { n: 1, _caller_worker_id: expect.any(String) },
+  });
   expect(await call(lw, 'local::echo', { n: 2 })).toMatchObject({ echoed: { n: 2 } });
   expect(await call(lw, 'bridge.invoke', { function_id: 'remote::nothing', data: null })).toBeUndefined();
   const err = await failure(lw, 'bridge.invoke', { function_id: 'remote::fail', data: {} });
   expect(err.message).toMatch(/remote says no/);
-  expect((await failure(lw, 'bridge.invoke', { function_id: 'remote::missing', data: {} })).code).toBe('function_not_found');
+  expect((await failure(lw, 'bridge.invoke', { function_id: 'remote::missing', data: {} })).code).toBe(
+    'function_not_found',
+  );
 
   await other.has(rw, 'bridged::greet');
   expect(await call(rw, 'bridged::greet', { name: 'remote' })).toBe('hello remote');
@@ -80,7 +86,9 @@ test('the remote engine going away fails calls with bridge_unavailable by their 
   const down = await failure(lw, 'bridge.invoke', { function_id: 'remote::echo', data: 2, timeout_ms: 500 });
   expect(down.code).toBe('bridge_unavailable');
   expect(Date.now() - started).toBeLessThan(3000);
-  expect((await failure(lw, 'bridge.invoke_async', { function_id: 'remote::echo', data: 3 })).code).toBe('bridge_unavailable');
+  expect((await failure(lw, 'bridge.invoke_async', { function_id: 'remote::echo', data: 3 })).code).toBe(
+    'bridge_unavailable',
+  );
 
   await other.start();
   rw = other.worker('remote-app-2');
@@ -98,10 +106,14 @@ test('a remote engine with a worker token: the bridge presents auth_token; a wro
   await other.has(rw, 'remote::echo');
 
   const good = await bridged({ auth_token: 'secret-token' });
-  expect(await call(good.worker('a'), 'bridge.invoke', { function_id: 'remote::echo', data: 'ok', timeout_ms: 5000 })).toBe('ok');
+  expect(
+    await call(good.worker('a'), 'bridge.invoke', { function_id: 'remote::echo', data: 'ok', timeout_ms: 5000 }),
+  ).toBe('ok');
 
   const bad = await bridged({ auth_token: 'wrong' });
-  const err = await rejection(call(bad.worker('b'), 'bridge.invoke', { function_id: 'remote::echo', data: 'x', timeout_ms: 1000 }));
+  const err = await rejection(
+    call(bad.worker('b'), 'bridge.invoke', { function_id: 'remote::echo', data: 'x', timeout_ms: 1000 }),
+  );
   expect(err.code).toBe('bridge_unavailable');
 }, 30_000);
 
@@ -132,20 +144,33 @@ describe('the bridge adapter of iii-state', () => {
     lw.registerFunction('local::on-state', async (event: Any) => void seen.push(event));
     await functionRegistered(t.engine, 'local::on-state');
     lw.registerTrigger({ type: 'state', function_id: 'local::on-state', config: { scope: 'shared' } });
-    await waitFor(() => t.engine.registry.triggersOfType('state', 'live').some((b) => b.function_id === 'local::on-state'), 'the local state binding');
+    await waitFor(
+      () => t.engine.registry.triggersOfType('state', 'live').some((b) => b.function_id === 'local::on-state'),
+      'the local state binding',
+    );
     // The mirror binding on the remote engine is in place once a remote write reaches us.
-    await waitFor(async () => {
-      await call(rw, 'state::set', { scope: 'shared', key: 'probe', value: seen.length });
-      return seen.length > 0;
-    }, 'the first mirrored change', 10_000);
+    await waitFor(
+      async () => {
+        await call(rw, 'state::set', { scope: 'shared', key: 'probe', value: seen.length });
+        return seen.length > 0;
+      },
+      'the first mirrored change',
+      10_000,
+    );
     const changes = () => seen.filter((e) => e.key !== 'probe');
 
-    expect(await call(lw, 'state::set', { scope: 'shared', key: 'k', value: { from: 'local' } })).toEqual({ old_value: null, new_value: { from: 'local' } });
+    expect(await call(lw, 'state::set', { scope: 'shared', key: 'k', value: { from: 'local' } })).toEqual({
+      old_value: null,
+      new_value: { from: 'local' },
+    });
     expect(await call(rw, 'state::get', { scope: 'shared', key: 'k' })).toEqual({ from: 'local' });
     await call(rw, 'state::set', { scope: 'shared', key: 'k', value: { from: 'remote' } });
     expect(await call(lw, 'state::get', { scope: 'shared', key: 'k' })).toEqual({ from: 'remote' });
     expect(await call(lw, 'state::get', { scope: 'shared', key: 'missing' })).toBeUndefined();
-    expect((await call(lw, 'state::update', { scope: 'shared', key: 'n', ops: [{ type: 'increment', path: 'c', by: 2 }] })).new_value).toEqual({ c: 2 });
+    expect(
+      (await call(lw, 'state::update', { scope: 'shared', key: 'n', ops: [{ type: 'increment', path: 'c', by: 2 }] }))
+        .new_value,
+    ).toEqual({ c: 2 });
     expect(await call(lw, 'state::list_groups', {})).toEqual({ groups: ['shared'] });
     expect(await call(lw, 'state::delete', { scope: 'shared', key: 'n' })).toEqual({ c: 2 });
 
@@ -172,14 +197,23 @@ describe('the bridge adapter of configuration', () => {
     const seen: Any[] = [];
     lw.registerFunction('local::on-config', async (event: Any) => void seen.push(event));
     await functionRegistered(t.engine, 'local::on-config');
-    lw.registerTrigger({ type: 'configuration', function_id: 'local::on-config', config: { configuration_id: 'feature' } });
-    await waitFor(() => t.engine.registry.triggersOfType('configuration', 'live').some((b) => b.function_id === 'local::on-config'), 'the local binding');
+    lw.registerTrigger({
+      type: 'configuration',
+      function_id: 'local::on-config',
+      config: { configuration_id: 'feature' },
+    });
+    await waitFor(
+      () => t.engine.registry.triggersOfType('configuration', 'live').some((b) => b.function_id === 'local::on-config'),
+      'the local binding',
+    );
 
     // The first call waits for the link; the mirror binding is sent right after connecting.
     const schema = { type: 'object', properties: { on: { type: 'boolean' } } };
     await call(lw, 'configuration::register', { id: 'feature', name: 'Feature', schema, initial_value: { on: false } });
     expect(await call(rw, 'configuration::get', { id: 'feature' })).toEqual({ id: 'feature', value: { on: false } });
-    expect((await failure(lw, 'configuration::set', { id: 'feature', value: { on: 'yes' } })).code).toBe('SCHEMA_INVALID');
+    expect((await failure(lw, 'configuration::set', { id: 'feature', value: { on: 'yes' } })).code).toBe(
+      'SCHEMA_INVALID',
+    );
     await call(rw, 'configuration::set', { id: 'feature', value: { on: true } });
     expect(await call(lw, 'configuration::get', { id: 'feature' })).toEqual({ id: 'feature', value: { on: true } });
 
@@ -187,6 +221,11 @@ describe('the bridge adapter of configuration', () => {
     await new Promise((r) => setTimeout(r, 300));
     const updates = seen.filter((e) => e.event_type === 'configuration:updated');
     expect(updates).toHaveLength(1);
-    expect(updates[0]).toMatchObject({ type: 'configuration', id: 'feature', old_value: { on: false }, new_value: { on: true } });
+    expect(updates[0]).toMatchObject({
+      type: 'configuration',
+      id: 'feature',
+      old_value: { on: false },
+      new_value: { on: true },
+    });
   }, 30_000);
 });

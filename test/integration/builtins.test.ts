@@ -10,7 +10,10 @@ import { call, failure, type Any } from '../support/calls';
 
 /** Waits until a connected worker has reported `name` via engine::workers::register; returns its id. */
 function workerId(t: TestEngine, name: string): Promise<string> {
-  return waitFor(() => [...t.engine.registry.workers()].find((w) => w.kind === 'worker' && w.name === name)?.id, `worker ${name} metadata`);
+  return waitFor(
+    () => [...t.engine.registry.workers()].find((w) => w.kind === 'worker' && w.name === name)?.id,
+    `worker ${name} metadata`,
+  );
 }
 
 function liveBindings(t: TestEngine, type: string): number {
@@ -57,8 +60,18 @@ describe('engine built-in functions and trigger types', () => {
       const out = await call(w, 'engine::functions::list', {});
       expect(Object.keys(out)).toEqual(['functions']);
       const byId = new Map<string, Any>(out.functions.map((f: Any) => [f.function_id, f]));
-      expect(byId.get('alpha::one')).toEqual({ function_id: 'alpha::one', namespace: 'default', worker_name: 'lister', description: 'First one', metadata: { team: 'a' } });
-      expect(byId.get('alpha::two')).toEqual({ function_id: 'alpha::two', namespace: 'default', worker_name: 'lister' });
+      expect(byId.get('alpha::one')).toEqual({
+        function_id: 'alpha::one',
+        namespace: 'default',
+        worker_name: 'lister',
+        description: 'First one',
+        metadata: { team: 'a' },
+      });
+      expect(byId.get('alpha::two')).toEqual({
+        function_id: 'alpha::two',
+        namespace: 'default',
+        worker_name: 'lister',
+      });
     });
 
     test('is sorted by function_id without a search', async () => {
@@ -78,7 +91,9 @@ describe('engine built-in functions and trigger types', () => {
       const plain: Any[] = (await call(w, 'engine::functions::list', {})).functions;
       expect(plain.map((f) => f.function_id)).toContain('visible::fn');
       // As in the original, the queue's inspection functions (engine::queue::*) stay visible.
-      expect(plain.filter((f) => f.function_id.startsWith('engine::') && !f.function_id.startsWith('engine::queue::'))).toEqual([]);
+      expect(
+        plain.filter((f) => f.function_id.startsWith('engine::') && !f.function_id.startsWith('engine::queue::')),
+      ).toEqual([]);
 
       const all: Any[] = (await call(w, 'engine::functions::list', { include_internal: true })).functions;
       const byId = new Map(all.map((f) => [f.function_id, f]));
@@ -98,15 +113,23 @@ describe('engine built-in functions and trigger types', () => {
       expect(plain).not.toContain('secret::fn');
       expect(plain).toContain('notsecret::fn');
       const all: Any[] = (await call(w, 'engine::functions::list', { include_internal: true })).functions;
-      expect(all.find((f) => f.function_id === 'secret::fn')).toEqual({ function_id: 'secret::fn', namespace: 'default', worker_name: 'meta-internal', metadata: { internal: true } });
+      expect(all.find((f) => f.function_id === 'secret::fn')).toEqual({
+        function_id: 'secret::fn',
+        namespace: 'default',
+        worker_name: 'meta-internal',
+        metadata: { internal: true },
+      });
     });
 
     test('prefix keeps ids that start with it', async () => {
       const w = t.worker('prefixer');
-      for (const id of ['orders::create', 'orders::cancel', 'ordersx::other', 'billing::orders']) w.registerFunction(id, async () => null);
+      for (const id of ['orders::create', 'orders::cancel', 'ordersx::other', 'billing::orders'])
+        w.registerFunction(id, async () => null);
       await functionRegistered(t.engine, 'billing::orders');
       await functionRegistered(t.engine, 'orders::create');
-      const ids = (await call(w, 'engine::functions::list', { prefix: 'orders::' })).functions.map((f: Any) => f.function_id);
+      const ids = (await call(w, 'engine::functions::list', { prefix: 'orders::' })).functions.map(
+        (f: Any) => f.function_id,
+      );
       expect(ids).toEqual(['orders::cancel', 'orders::create']);
     });
 
@@ -120,11 +143,15 @@ describe('engine built-in functions and trigger types', () => {
       await Promise.all([workerId(t, 'team-a'), workerId(t, 'team-b'), workerId(t, 'team-c')]);
       const one = (await call(a, 'engine::functions::list', { worker: 'team-b' })).functions;
       expect(one).toEqual([{ function_id: 'wb::fn', namespace: 'default', worker_name: 'team-b' }]);
-      const two = (await call(a, 'engine::functions::list', { workers: ['team-a', 'team-c'] })).functions.map((f: Any) => f.function_id);
+      const two = (await call(a, 'engine::functions::list', { workers: ['team-a', 'team-c'] })).functions.map(
+        (f: Any) => f.function_id,
+      );
       expect(two).toEqual(['wa::fn', 'wc::fn']);
       const prefixOnly = (await call(a, 'engine::functions::list', { worker: 'team' })).functions;
       expect(prefixOnly).toEqual([]);
-      const includeInternal = (await call(a, 'engine::functions::list', { worker: 'iii-engine-functions', include_internal: true })).functions;
+      const includeInternal = (
+        await call(a, 'engine::functions::list', { worker: 'iii-engine-functions', include_internal: true })
+      ).functions;
       expect(includeInternal.length).toBeGreaterThan(0);
       expect(includeInternal.every((f: Any) => f.function_id.startsWith('engine::'))).toBe(true);
     });
@@ -140,7 +167,9 @@ describe('engine built-in functions and trigger types', () => {
       w.registerFunction('abc::none', async () => null, { description: 'nothing here' });
       await functionRegistered(t.engine, 'abc::none');
       await functionRegistered(t.engine, 'zeta::find');
-      const ids = (await call(w, 'engine::functions::list', { search: 'find' })).functions.map((f: Any) => f.function_id);
+      const ids = (await call(w, 'engine::functions::list', { search: 'find' })).functions.map(
+        (f: Any) => f.function_id,
+      );
       expect(ids).toEqual([
         // rank 0: id starts with the needle or a `::` segment equals it, alphabetical
         'b::find::deep',
@@ -190,7 +219,10 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('detailer');
       await workerId(t, 'detailer');
       const err = await failure(w, 'engine::functions::info', { function_id: 'nobody::here' });
-      expect(err).toMatchObject({ code: 'NOT_FOUND', message: "NOT_FOUND: Function 'nobody::here' is not registered." });
+      expect(err).toMatchObject({
+        code: 'NOT_FOUND',
+        message: "NOT_FOUND: Function 'nobody::here' is not registered.",
+      });
     });
 
     test('batch: details in order, de-duplicated, a missing id as {function_id, error:"not_found"}', async () => {
@@ -199,12 +231,20 @@ describe('engine built-in functions and trigger types', () => {
       w.registerFunction('b::two', async () => null);
       await functionRegistered(t.engine, 'b::two');
       await workerId(t, 'batcher');
-      const out = await call(w, 'engine::functions::info', { function_ids: ['b::two', 'b::missing', 'b::one', 'b::two'] });
+      const out = await call(w, 'engine::functions::info', {
+        function_ids: ['b::two', 'b::missing', 'b::one', 'b::two'],
+      });
       expect(out).toEqual({
         functions: [
           { function_id: 'b::two', namespace: 'default', worker_name: 'batcher', registered_triggers: [] },
           { function_id: 'b::missing', error: 'not_found' },
-          { function_id: 'b::one', namespace: 'default', worker_name: 'batcher', description: 'one', registered_triggers: [] },
+          {
+            function_id: 'b::one',
+            namespace: 'default',
+            worker_name: 'batcher',
+            description: 'one',
+            registered_triggers: [],
+          },
         ],
       });
     });
@@ -223,7 +263,9 @@ describe('engine built-in functions and trigger types', () => {
         expect({ payload, code: err.code }).toEqual({ payload, code: 'INVALID_ARGUMENTS' });
       }
       // Exactly 32 is fine.
-      const ok = await call(w, 'engine::functions::info', { function_ids: Array.from({ length: 32 }, (_, i) => `many::f${i}`) });
+      const ok = await call(w, 'engine::functions::info', {
+        function_ids: Array.from({ length: 32 }, (_, i) => `many::f${i}`),
+      });
       expect(ok.functions).toHaveLength(32);
     });
 
@@ -246,12 +288,22 @@ describe('engine built-in functions and trigger types', () => {
 
     test('list: worker-provided types with provider name and description, no schemas, engine::* hidden unless include_internal', async () => {
       const p = t.worker('hook-provider');
-      provideType(p, { id: 'test::webhook', description: 'Webhook trigger', trigger_request_format: configSchema, call_request_format: callSchema });
+      provideType(p, {
+        id: 'test::webhook',
+        description: 'Webhook trigger',
+        trigger_request_format: configSchema,
+        call_request_format: callSchema,
+      });
       provideType(p, { id: 'test::alarm', description: 'Alarm trigger' });
       await workerId(t, 'hook-provider');
       await waitFor(() => t.engine.registry.triggerType('test::webhook'), 'type registered');
       const plain: Any[] = (await call(p, 'engine::triggers::list', {})).triggers;
-      expect(plain.find((x) => x.id === 'test::webhook')).toEqual({ id: 'test::webhook', namespace: 'default', worker_name: 'hook-provider', description: 'Webhook trigger' });
+      expect(plain.find((x) => x.id === 'test::webhook')).toEqual({
+        id: 'test::webhook',
+        namespace: 'default',
+        worker_name: 'hook-provider',
+        description: 'Webhook trigger',
+      });
       expect(plain.filter((x) => x.id.startsWith('engine::'))).toEqual([]);
       const ids = plain.map((x) => x.id);
       expect(ids).toEqual([...ids].sort());
@@ -259,8 +311,18 @@ describe('engine built-in functions and trigger types', () => {
       const all: Any[] = (await call(p, 'engine::triggers::list', { include_internal: true })).triggers;
       expect(all).toEqual(
         expect.arrayContaining([
-          { id: 'engine::functions-available', namespace: 'default', worker_name: 'iii-engine-functions', description: expect.any(String) },
-          { id: 'engine::workers-available', namespace: 'default', worker_name: 'iii-engine-functions', description: expect.any(String) },
+          {
+            id: 'engine::functions-available',
+            namespace: 'default',
+            worker_name: 'iii-engine-functions',
+            description: expect.any(String),
+          },
+          {
+            id: 'engine::workers-available',
+            namespace: 'default',
+            worker_name: 'iii-engine-functions',
+            description: expect.any(String),
+          },
         ]),
       );
     });
@@ -272,7 +334,10 @@ describe('engine built-in functions and trigger types', () => {
       provideType(p, { id: 'one::b', description: 'B' });
       provideType(q, { id: 'two::c', description: 'C' });
       await Promise.all([workerId(t, 'prov-one'), workerId(t, 'prov-two')]);
-      await waitFor(() => t.engine.registry.triggerType('two::c') && t.engine.registry.triggerType('one::b'), 'types registered');
+      await waitFor(
+        () => t.engine.registry.triggerType('two::c') && t.engine.registry.triggerType('one::b'),
+        'types registered',
+      );
       const byPrefix = (await call(p, 'engine::triggers::list', { prefix: 'one::' })).triggers.map((x: Any) => x.id);
       expect(byPrefix).toEqual(['one::a', 'one::b']);
       const byWorker = (await call(p, 'engine::triggers::list', { worker: 'prov-two' })).triggers.map((x: Any) => x.id);
@@ -282,7 +347,12 @@ describe('engine built-in functions and trigger types', () => {
     test('info: description, configuration_schema from trigger_request_format, request_schema, instance_count of live bindings', async () => {
       const p = t.worker('hook-provider');
       const w = t.worker('hook-user');
-      const { active } = provideType(p, { id: 'test::webhook', description: 'Webhook trigger', trigger_request_format: configSchema, call_request_format: callSchema });
+      const { active } = provideType(p, {
+        id: 'test::webhook',
+        description: 'Webhook trigger',
+        trigger_request_format: configSchema,
+        call_request_format: callSchema,
+      });
       w.registerFunction('hooks::on', async () => null);
       const first = w.registerTrigger({ type: 'test::webhook', function_id: 'hooks::on', config: { path: '/a' } });
       w.registerTrigger({ type: 'test::webhook', function_id: 'hooks::on', config: { path: '/b' } });
@@ -308,9 +378,17 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('asker');
       await workerId(t, 'asker');
       const builtin = await call(w, 'engine::triggers::info', { id: 'engine::workers-available' });
-      expect(builtin).toMatchObject({ id: 'engine::workers-available', namespace: 'default', worker_name: 'iii-engine-functions', instance_count: 0 });
+      expect(builtin).toMatchObject({
+        id: 'engine::workers-available',
+        namespace: 'default',
+        worker_name: 'iii-engine-functions',
+        instance_count: 0,
+      });
       const err = await failure(w, 'engine::triggers::info', { id: 'no::such-type' });
-      expect(err).toMatchObject({ code: 'NOT_FOUND', message: "NOT_FOUND: Trigger type 'no::such-type' is not registered." });
+      expect(err).toMatchObject({
+        code: 'NOT_FOUND',
+        message: "NOT_FOUND: Trigger type 'no::such-type' is not registered.",
+      });
     });
   });
 
@@ -336,7 +414,15 @@ describe('engine built-in functions and trigger types', () => {
       const longJson = JSON.stringify({ text: 'x'.repeat(100) });
       expect(rows).toEqual(
         expect.arrayContaining([
-          { id: expect.any(String), trigger_type: 'rt::hook', function_id: 'rt::target', namespace: 'default', worker_name: 'binder', config: { path: '/a' }, config_summary: '{"path":"/a"}' },
+          {
+            id: expect.any(String),
+            trigger_type: 'rt::hook',
+            function_id: 'rt::target',
+            namespace: 'default',
+            worker_name: 'binder',
+            config: { path: '/a' },
+            config_summary: '{"path":"/a"}',
+          },
           {
             id: expect.any(String),
             trigger_type: 'rt::hook',
@@ -364,9 +450,16 @@ describe('engine built-in functions and trigger types', () => {
       await Promise.all([workerId(t, 'fa'), workerId(t, 'fb'), workerId(t, 'fprov')]);
       await waitFor(() => active.size === 3 && liveBindings(t, 'engine::workers-available') === 1, 'bindings live');
       const list = async (payload: object) =>
-        ((await call(a, 'engine::registered-triggers::list', payload)).registered_triggers as Any[]).map((r) => `${r.trigger_type}>${r.function_id}`).sort();
+        ((await call(a, 'engine::registered-triggers::list', payload)).registered_triggers as Any[])
+          .map((r) => `${r.trigger_type}>${r.function_id}`)
+          .sort();
       expect(await list({})).toEqual(['engine::workers-available>fb::fn', 'f::hook>fa::fn', 'f::hook>fb::fn']);
-      expect(await list({ include_internal: true })).toEqual(['engine::workers-available>fb::fn', 'f::hook>engine::functions::list', 'f::hook>fa::fn', 'f::hook>fb::fn']);
+      expect(await list({ include_internal: true })).toEqual([
+        'engine::workers-available>fb::fn',
+        'f::hook>engine::functions::list',
+        'f::hook>fa::fn',
+        'f::hook>fb::fn',
+      ]);
       expect(await list({ trigger_type: 'f::hook' })).toEqual(['f::hook>fa::fn', 'f::hook>fb::fn']);
       expect(await list({ function_id: 'fb::fn' })).toEqual(['engine::workers-available>fb::fn', 'f::hook>fb::fn']);
       expect(await list({ worker: 'fa' })).toEqual(['f::hook>fa::fn']);
@@ -375,9 +468,18 @@ describe('engine built-in functions and trigger types', () => {
     test('info: binding with metadata, its trigger type (triggers::info shape) and function (FunctionDetail)', async () => {
       const p = t.worker('iprov');
       const w = t.worker('iuser');
-      const { active } = provideType(p, { id: 'i::hook', description: 'info hook', trigger_request_format: { type: 'object' } });
+      const { active } = provideType(p, {
+        id: 'i::hook',
+        description: 'info hook',
+        trigger_request_format: { type: 'object' },
+      });
       w.registerFunction('i::target', async () => null, { description: 'target fn' });
-      w.registerTrigger({ type: 'i::hook', function_id: 'i::target', config: { path: '/x' }, metadata: { owner: 'team-i' } });
+      w.registerTrigger({
+        type: 'i::hook',
+        function_id: 'i::target',
+        config: { path: '/x' },
+        metadata: { owner: 'team-i' },
+      });
       await Promise.all([workerId(t, 'iprov'), workerId(t, 'iuser')]);
       await waitFor(() => active.size === 1, 'binding delivered');
       const id = [...active.keys()][0];
@@ -410,8 +512,10 @@ describe('engine built-in functions and trigger types', () => {
       w.registerTrigger({ type: 'emoji::hook', function_id: 'emoji::target', config: long });
       await Promise.all([workerId(t, 'emoji-binder'), workerId(t, 'emoji-provider')]);
       await waitFor(() => active.size === 2, 'bindings delivered');
-      const rows: Any[] = (await call(w, 'engine::registered-triggers::list', { function_id: 'emoji::target' })).registered_triggers;
-      const summaryOf = (config: object) => rows.find((r) => JSON.stringify(r.config) === JSON.stringify(config))?.config_summary;
+      const rows: Any[] = (await call(w, 'engine::registered-triggers::list', { function_id: 'emoji::target' }))
+        .registered_triggers;
+      const summaryOf = (config: object) =>
+        rows.find((r) => JSON.stringify(r.config) === JSON.stringify(config))?.config_summary;
       expect(summaryOf(short)).toBe(JSON.stringify(short));
       expect(summaryOf(long)).toBe(`${Array.from(JSON.stringify(long)).slice(0, 80).join('')}…`);
     });
@@ -420,7 +524,10 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('iask');
       await workerId(t, 'iask');
       const err = await failure(w, 'engine::registered-triggers::info', { id: 'no-such-binding' });
-      expect(err).toMatchObject({ code: 'NOT_FOUND', message: "NOT_FOUND: Registered trigger 'no-such-binding' was not found." });
+      expect(err).toMatchObject({
+        code: 'NOT_FOUND',
+        message: "NOT_FOUND: Registered trigger 'no-such-binding' was not found.",
+      });
     });
   });
 
@@ -453,7 +560,12 @@ describe('engine built-in functions and trigger types', () => {
         ip_address: '127.0.0.1',
         namespace: 'default',
       });
-      expect(workers.find((w) => w.name === 'wl-beta')).toMatchObject({ id: bId, function_count: 0, status: 'connected', runtime: 'node' });
+      expect(workers.find((w) => w.name === 'wl-beta')).toMatchObject({
+        id: bId,
+        function_count: 0,
+        status: 'connected',
+        runtime: 'node',
+      });
 
       const module = workers.find((w) => w.name === 'iii-engine-functions');
       expect(module).toEqual({
@@ -472,7 +584,11 @@ describe('engine built-in functions and trigger types', () => {
         namespace: 'default',
       });
       expect(module.function_count).toBeGreaterThanOrEqual(12);
-      expect(workers.find((w) => w.name === 'iii-observability')).toMatchObject({ runtime: 'engine', status: 'available', isolation: 'in-process' });
+      expect(workers.find((w) => w.name === 'iii-observability')).toMatchObject({
+        runtime: 'engine',
+        status: 'available',
+        isolation: 'in-process',
+      });
 
       // Sorted by name (or id), then id.
       const keys = workers.map((w) => String(w.name ?? w.id));
@@ -535,7 +651,8 @@ describe('engine built-in functions and trigger types', () => {
       t.worker('filter-beta');
       t.worker('other');
       await Promise.all([workerId(t, 'Filter-Alpha'), workerId(t, 'filter-beta'), workerId(t, 'other')]);
-      const names = async (payload: object) => ((await call(a, 'engine::workers::list', payload)).workers as Any[]).map((w) => w.name);
+      const names = async (payload: object) =>
+        ((await call(a, 'engine::workers::list', payload)).workers as Any[]).map((w) => w.name);
       expect(await names({ runtime: 'node' })).toEqual(['Filter-Alpha', 'filter-beta', 'other']);
       const engineNames = await names({ runtime: 'engine' });
       expect(engineNames).toEqual(expect.arrayContaining(['iii-engine-functions', 'iii-observability']));
@@ -583,7 +700,15 @@ describe('engine built-in functions and trigger types', () => {
         ],
         trigger_types: [{ id: 'iw::type', namespace: 'default', worker_name: 'info-worker', description: 'IW type' }],
         registered_triggers: [
-          { id: bindingOnA.id, trigger_type: 'iw::type', function_id: 'iw::a', namespace: 'default', worker_name: 'info-worker', config: { k: 1 }, config_summary: '{"k":1}' },
+          {
+            id: bindingOnA.id,
+            trigger_type: 'iw::type',
+            function_id: 'iw::a',
+            namespace: 'default',
+            worker_name: 'info-worker',
+            config: { k: 1 },
+            config_summary: '{"k":1}',
+          },
         ],
       });
     });
@@ -592,11 +717,22 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('asker');
       await workerId(t, 'asker');
       const out = await call(w, 'engine::workers::info', { name: 'iii-engine-functions' });
-      expect(out.worker).toMatchObject({ name: 'iii-engine-functions', runtime: 'engine', status: 'available', isolation: 'in-process', internal: true });
+      expect(out.worker).toMatchObject({
+        name: 'iii-engine-functions',
+        runtime: 'engine',
+        status: 'available',
+        isolation: 'in-process',
+        internal: true,
+      });
       const ids: string[] = out.functions.map((f: Any) => f.function_id);
-      expect(ids).toEqual(expect.arrayContaining(['engine::functions::list', 'engine::workers::register', 'engine::register_trigger']));
+      expect(ids).toEqual(
+        expect.arrayContaining(['engine::functions::list', 'engine::workers::register', 'engine::register_trigger']),
+      );
       expect(ids).toEqual([...ids].sort());
-      expect(out.trigger_types.map((x: Any) => x.id)).toEqual(['engine::functions-available', 'engine::workers-available']);
+      expect(out.trigger_types.map((x: Any) => x.id)).toEqual([
+        'engine::functions-available',
+        'engine::workers-available',
+      ]);
       expect(out.registered_triggers).toEqual([]);
     });
 
@@ -622,9 +758,15 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('plain-name');
       const id = await workerId(t, 'plain-name');
       const nasty = '  \u0000evil\u001b[31m\u202Eworker\u2066x\u2069\u2028\u2029\u007f\u0085 ';
-      const ack = await call(w, 'engine::workers::register', { runtime: 'node', version: '0.22.1', name: nasty, description: '\tdesc\u202Dription\n' });
+      const ack = await call(w, 'engine::workers::register', {
+        runtime: 'node',
+        version: '0.22.1',
+        name: nasty,
+        description: '\tdesc\u202Dription\n',
+      });
       expect(ack).toEqual({ success: true });
-      const listed = async () => ((await call(w, 'engine::workers::list', { runtime: 'node' })).workers as Any[]).find((x) => x.id === id);
+      const listed = async () =>
+        ((await call(w, 'engine::workers::list', { runtime: 'node' })).workers as Any[]).find((x) => x.id === id);
       expect(await listed()).toMatchObject({ name: 'evil[31mworkerx', description: 'description' });
 
       await call(w, 'engine::workers::register', { runtime: 'node', version: '0.22.1', name: 'n'.repeat(300) });
@@ -651,7 +793,9 @@ describe('engine built-in functions and trigger types', () => {
       const w = t.worker('emoji-name');
       const id = await workerId(t, 'emoji-name');
       await call(w, 'engine::workers::register', { runtime: 'node', version: '0.22.1', name: `a${'😀'.repeat(300)}` });
-      const me = ((await call(w, 'engine::workers::list', { runtime: 'node' })).workers as Any[]).find((x) => x.id === id);
+      const me = ((await call(w, 'engine::workers::list', { runtime: 'node' })).workers as Any[]).find(
+        (x) => x.id === id,
+      );
       expect(Array.from(me.name as string)).toHaveLength(280);
       expect(me.name).toBe(`a${'😀'.repeat(279)}`);
     });
@@ -671,14 +815,26 @@ describe('engine built-in functions and trigger types', () => {
       await functionRegistered(t.engine, 'durable::on_worker');
       const callerId = await workerId(t, 'durable-caller');
       await workerId(t, 'durable-target');
-      const out = await call(caller, 'engine::register_trigger', { trigger_type: 'engine::workers-available', function_id: 'durable::on_worker', config: { a: 1 } });
+      const out = await call(caller, 'engine::register_trigger', {
+        trigger_type: 'engine::workers-available',
+        function_id: 'durable::on_worker',
+        config: { a: 1 },
+      });
       expect(Object.keys(out)).toEqual(['id']);
       expect(out.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 
       await caller.shutdown();
-      await waitFor(() => events.some((e) => e.event === 'worker_disconnected' && e.worker_id === callerId), 'the binding fired after the caller left');
+      await waitFor(
+        () => events.some((e) => e.event === 'worker_disconnected' && e.worker_id === callerId),
+        'the binding fired after the caller left',
+      );
       const info = await call(target, 'engine::registered-triggers::info', { id: out.id });
-      expect(info).toMatchObject({ id: out.id, trigger_type: 'engine::workers-available', function_id: 'durable::on_worker', config: { a: 1 } });
+      expect(info).toMatchObject({
+        id: out.id,
+        trigger_type: 'engine::workers-available',
+        function_id: 'durable::on_worker',
+        config: { a: 1 },
+      });
     });
 
     test('a worker provider that rejects the binding: trigger_registration_failed with "<code>: <message>"', async () => {
@@ -689,7 +845,11 @@ describe('engine built-in functions and trigger types', () => {
       await workerId(t, 'rej-caller');
       await waitFor(() => t.engine.registry.triggerType('rej::type'), 'type registered');
       const started = Date.now();
-      const err = await failure(caller, 'engine::register_trigger', { trigger_type: 'rej::type', function_id: 'any::fn', config: {} });
+      const err = await failure(caller, 'engine::register_trigger', {
+        trigger_type: 'rej::type',
+        function_id: 'any::fn',
+        config: {},
+      });
       expect(err.code).toBe('trigger_registration_failed');
       // The SDK prefixes the code again: "<code>: <engine message>", the engine message being "<code>: <message>".
       expect(err.message).toBe('trigger_registration_failed: trigger_registration_failed: config is unacceptable');
@@ -714,12 +874,19 @@ describe('engine built-in functions and trigger types', () => {
       await workerId(t, 'unreg-prov');
       await workerId(t, 'unreg-caller');
       await waitFor(() => t.engine.registry.triggerType('ur::type'), 'type registered');
-      const { id } = await call(caller, 'engine::register_trigger', { trigger_type: 'ur::type', function_id: 'ur::fn', config: { n: 1 }, metadata: { m: true } });
+      const { id } = await call(caller, 'engine::register_trigger', {
+        trigger_type: 'ur::type',
+        function_id: 'ur::fn',
+        config: { n: 1 },
+        metadata: { m: true },
+      });
       expect(active.get(id)).toMatchObject({ id, function_id: 'ur::fn', config: { n: 1 }, metadata: { m: true } });
       expect(await call(caller, 'engine::unregister_trigger', { id })).toEqual({ removed: true });
       await waitFor(() => !active.has(id), 'provider told');
       expect(await call(caller, 'engine::unregister_trigger', { id })).toEqual({ removed: false });
-      expect(await call(caller, 'engine::unregister_trigger', { id: 'never-existed', trigger_type: 'ur::type' })).toEqual({ removed: false });
+      expect(
+        await call(caller, 'engine::unregister_trigger', { id: 'never-existed', trigger_type: 'ur::type' }),
+      ).toEqual({ removed: false });
     });
   });
 
@@ -733,7 +900,13 @@ describe('engine built-in functions and trigger types', () => {
         await expect(call(w, `engine::log::${level}`, { message: `hello ${level}` })).resolves.toBeUndefined();
       }
       await expect(
-        call(w, 'engine::log::info', { message: 'with extras', data: { k: 1 }, trace_id: 'abc', span_id: 'def', service_name: 'svc' }),
+        call(w, 'engine::log::info', {
+          message: 'with extras',
+          data: { k: 1 },
+          trace_id: 'abc',
+          span_id: 'def',
+          service_name: 'svc',
+        }),
       ).resolves.toBeUndefined();
     });
 
@@ -804,7 +977,10 @@ describe('engine built-in functions and trigger types', () => {
       expect(event.event).toBe('functions_changed');
       const ids: string[] = event.functions.map((f: Any) => f.function_id);
       expect(ids).toEqual(expect.arrayContaining(['fresh::fn', 'watch::functions', 'engine::functions::list']));
-      expect(event.functions.find((f: Any) => f.function_id === 'fresh::fn')).toMatchObject({ function_id: 'fresh::fn', description: 'fresh' });
+      expect(event.functions.find((f: Any) => f.function_id === 'fresh::fn')).toMatchObject({
+        function_id: 'fresh::fn',
+        description: 'fresh',
+      });
 
       // Another worker registering the same id leaves the set of ids unchanged: no event.
       await workerId(t, 'fa-producer');

@@ -67,7 +67,10 @@ describe('data channels between iii-sdk workers', () => {
 
     const blob = randomBytes(10 * 1024 * 1024);
     const channel = await createChannel(a);
-    const digest = a.trigger({ function_id: 'blob::digest', payload: { input: channel.readerRef } }) as Promise<{ sha256: string; length: number }>;
+    const digest = a.trigger({ function_id: 'blob::digest', payload: { input: channel.readerRef } }) as Promise<{
+      sha256: string;
+      length: number;
+    }>;
     // Uneven 1 MB + 7 bytes writes: the SDK cuts each into 64 KiB frames, the last one short.
     await pipeline(Readable.from(pieces(blob, 1024 * 1024 + 7)), channel.writer.stream);
 
@@ -89,7 +92,9 @@ describe('data channels between iii-sdk workers', () => {
 
     const channel = await createChannel(a);
     const collected = a.trigger({ function_id: 'text::collect', payload: { input: channel.readerRef } });
-    const sent = Array.from({ length: 50 }, (_, i) => JSON.stringify({ type: 'event', seq: i, text: `message ${i} ✓` }));
+    const sent = Array.from({ length: 50 }, (_, i) =>
+      JSON.stringify({ type: 'event', seq: i, text: `message ${i} ✓` }),
+    );
     for (const msg of sent) channel.writer.sendMessage(msg);
     channel.writer.close();
 
@@ -102,7 +107,9 @@ describe('data channels between iii-sdk workers', () => {
     b.registerFunction('reply::stream', async (data: { output: ChannelWriter; count: number }) => {
       for (let i = 0; i < data.count; i++) {
         data.output.sendMessage(`text ${i}`);
-        await new Promise<void>((resolve, reject) => data.output.stream.write(Buffer.from([i]), (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          data.output.stream.write(Buffer.from([i]), (err) => (err ? reject(err) : resolve())),
+        );
       }
       await new Promise<void>((resolve) => data.output.stream.end(resolve));
       return { sent: data.count };
@@ -116,9 +123,22 @@ describe('data channels between iii-sdk workers', () => {
     const ended = new Promise<void>((resolve) => channel.reader.stream.on('end', resolve));
     channel.reader.stream.resume();
 
-    await expect(a.trigger({ function_id: 'reply::stream', payload: { output: channel.writerRef, count: 5 } })).resolves.toEqual({ sent: 5 });
+    await expect(
+      a.trigger({ function_id: 'reply::stream', payload: { output: channel.writerRef, count: 5 } }),
+    ).resolves.toEqual({ sent: 5 });
     await ended;
-    expect(order).toEqual(['text 0', 'binary 0', 'text 1', 'binary 1', 'text 2', 'binary 2', 'text 3', 'binary 3', 'text 4', 'binary 4']);
+    expect(order).toEqual([
+      'text 0',
+      'binary 0',
+      'text 1',
+      'binary 1',
+      'text 2',
+      'binary 2',
+      'text 3',
+      'binary 3',
+      'text 4',
+      'binary 4',
+    ]);
   });
 
   test('engine::channels::create returns a write ref and a read ref with the same id and key', async () => {
@@ -209,7 +229,9 @@ describe('data channels between iii-sdk workers', () => {
   test('the channel endpoint answers 404 for an unknown channel or a wrong key', async () => {
     const a = t.worker('a');
     const refs = await createRefs(a);
-    await expect(channelUpgradeStatus(t, { ...refs.reader, channel_id: '00000000-0000-4000-8000-000000000000' })).resolves.toBe(404);
+    await expect(
+      channelUpgradeStatus(t, { ...refs.reader, channel_id: '00000000-0000-4000-8000-000000000000' }),
+    ).resolves.toBe(404);
     await expect(channelUpgradeStatus(t, { ...refs.reader, access_key: 'not-the-key' })).resolves.toBe(404);
   });
 });
@@ -261,7 +283,10 @@ describe('engine.channels.max_open (2 here) and max_buffer_bytes (256 KiB here)'
     const http = config.modules.http;
     t = await startEngine({
       channels: { ...config.channels, maxOpen: 2, maxBufferBytes },
-      modules: { ...config.modules, http: { ...http, enabled: true, config: { ...http?.config, port: 0, host: '127.0.0.1' } } },
+      modules: {
+        ...config.modules,
+        http: { ...http, enabled: true, config: { ...http?.config, port: 0, host: '127.0.0.1' } },
+      },
     });
     base = `http://127.0.0.1:${t.engine.module<HttpModule>('iii-http')!.port}`;
   });
@@ -270,7 +295,8 @@ describe('engine.channels.max_open (2 here) and max_buffer_bytes (256 KiB here)'
   });
 
   const refusals = async (): Promise<number> =>
-    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'engine.channels.max_open')?.value ?? 0;
+    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'engine.channels.max_open')
+      ?.value ?? 0;
 
   /** Sends one message through an SDK channel and reads it to its end: the channel is then over. */
   async function finish(channel: Awaited<ReturnType<typeof createChannel>>): Promise<void> {
@@ -300,7 +326,10 @@ describe('engine.channels.max_open (2 here) and max_buffer_bytes (256 KiB here)'
     const a = t.worker('a');
     a.registerFunction('web::hello', async () => ({ status_code: 200, body: { hello: 'world' } }));
     a.registerTrigger({ type: 'http', function_id: 'web::hello', config: { api_path: 'hello', http_method: 'GET' } });
-    await waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === 'web::hello'), 'the route');
+    await waitFor(
+      () => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === 'web::hello'),
+      'the route',
+    );
 
     const held = await createChannel(a);
     // One channel free: the request makes its body channel, is refused the response channel, and gives the first back.

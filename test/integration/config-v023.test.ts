@@ -69,7 +69,9 @@ test('a v0.23-shaped config.yaml boots to ready and logs one warning per v0.23 k
   const tail = `external workers are not started by iii-cluster; run it yourself and point it at this engine (ws://localhost:${port})`;
   expect(logged).toEqual(
     expect.arrayContaining([
-      expect.stringMatching(/^iii-observability: key "trace_storage" \(iii v0\.23 on-disk traces\) accepted; trace storage on disk is not implemented/),
+      expect.stringMatching(
+        /^iii-observability: key "trace_storage" \(iii v0\.23 on-disk traces\) accepted; trace storage on disk is not implemented/,
+      ),
       `config.yaml: workers[3]: worker "my-worker" (image ghcr.io/org/w:1.0): ${tail}`,
       `config.yaml: workers[4]: worker "iii-hq/queue" (registry worker): ${tail}`,
       `config.yaml: workers[5]: worker "todo-worker" (registry worker): ${tail}`,
@@ -83,7 +85,11 @@ test('a v0.23-shaped config.yaml boots to ready and logs one warning per v0.23 k
 
 test('a misspelt built-in stops the boot with exit code 2 and the nearest name', async () => {
   await writeFile(join(dir, 'config.yaml'), 'workers:\n  - name: iii-stat\n');
-  const run = spawnSync(process.execPath, [resolve(__dirname, '../../bin/iii-cluster.js'), '--config', 'config.yaml'], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+  const run = spawnSync(process.execPath, [resolve(__dirname, '../../bin/iii-cluster.js'), '--config', 'config.yaml'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
   expect(run.status).toBe(2);
   expect(run.stderr).toContain('config.yaml: workers[0]: unknown worker "iii-stat": did you mean "iii-state"?');
 });

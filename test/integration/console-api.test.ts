@@ -30,7 +30,11 @@ describe('console API', () => {
   let roBase: string;
   const auth = { authorization: `Bearer ${TOKEN}` };
   const post = (url: string, body: unknown, headers: Record<string, string> = auth) =>
-    fetch(`${url}/api/call`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(`${url}/api/call`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   beforeAll(async () => {
     [t, ro] = await Promise.all([consoleEngine(false), consoleEngine(true)]);
@@ -46,8 +50,14 @@ describe('console API', () => {
 
   test('the console is off unless engine.console.port is set; III_CONSOLE_PORT and III_CONSOLE_READ_ONLY set it, a bad value stops startup', () => {
     expect(testConfig().console.port).toBeUndefined();
-    expect(loadConfig({ env: { III_CONSOLE_PORT: '4000', III_CONSOLE_READ_ONLY: 'TRUE' } }).config.console).toEqual({ host: '0.0.0.0', port: 4000, readOnly: true });
-    expect(() => loadConfig({ env: { III_CONSOLE_READ_ONLY: 'yes' } })).toThrow(/III_CONSOLE_READ_ONLY: expected one of "true", "false"/);
+    expect(loadConfig({ env: { III_CONSOLE_PORT: '4000', III_CONSOLE_READ_ONLY: 'TRUE' } }).config.console).toEqual({
+      host: '0.0.0.0',
+      port: 4000,
+      readOnly: true,
+    });
+    expect(() => loadConfig({ env: { III_CONSOLE_READ_ONLY: 'yes' } })).toThrow(
+      /III_CONSOLE_READ_ONLY: expected one of "true", "false"/,
+    );
     expect(() => loadConfig({ env: { III_CONSOLE_PORT: '70000' } })).toThrow(/III_CONSOLE_PORT/);
   });
 
@@ -60,7 +70,12 @@ describe('console API', () => {
     expect((await body(api)).error.code).toBe('UNAUTHORIZED');
     expect((await fetch(`${base}/api/session`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     expect((await fetch(`${base}/?token=wrong`, { redirect: 'manual' })).status).toBe(401);
-    const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=wrong', redirect: 'manual' });
+    const login = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'token=wrong',
+      redirect: 'manual',
+    });
     expect(login.status).toBe(401);
     expect(login.headers.get('set-cookie')).toBeNull();
   });
@@ -73,7 +88,12 @@ describe('console API', () => {
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     expect(cookie).not.toContain(TOKEN);
-    const login = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TOKEN}`, redirect: 'manual' });
+    const login = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${TOKEN}`,
+      redirect: 'manual',
+    });
     expect(login.status).toBe(303);
     const session = await fetch(`${base}/api/session`, { headers: { cookie: cookie.split(';')[0] } });
     expect(session.status).toBe(200);
@@ -98,15 +118,21 @@ describe('console API', () => {
     // A change is traced: the answer names its trace, which the engine keeps.
     const answer = await body(res);
     expect(answer).toEqual({ result: { n: 42 }, trace_id: expect.stringMatching(/^[0-9a-f]{32}$/) });
-    const traces = await body(await post(base, { function_id: 'engine::traces::list', payload: { trace_id: answer.trace_id } }));
+    const traces = await body(
+      await post(base, { function_id: 'engine::traces::list', payload: { trace_id: answer.trace_id } }),
+    );
     expect(traces.result.spans.map((s: Any) => s.name)).toEqual(['demo::double']);
-    const fns = await body(await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } }));
+    const fns = await body(
+      await post(base, { function_id: 'engine::functions::list', payload: { include_pool: true } }),
+    );
     const row = fns.result.functions.find((f: { function_id: string }) => f.function_id === 'demo::double');
     expect(row.pool).toEqual([{ worker_id: expect.any(String), worker_name: 'console-api', node_id: 'test-node' }]);
   });
 
-  test('engine::workers::list {include_node} names each worker\'s node; engine::cron::jobs and engine::cron::fire', async () => {
-    const workers = await body(await post(base, { function_id: 'engine::workers::list', payload: { include_node: true } }));
+  test("engine::workers::list {include_node} names each worker's node; engine::cron::jobs and engine::cron::fire", async () => {
+    const workers = await body(
+      await post(base, { function_id: 'engine::workers::list', payload: { include_node: true } }),
+    );
     expect(workers.result.workers.find((w: Any) => w.name === 'console-api').node_id).toBe('test-node');
     expect(workers.result.workers.find((w: Any) => w.name === 'iii-cron').node_id).toBeNull();
     const w = t.worker('console-cron', { headers: auth });
@@ -143,7 +169,11 @@ describe('console API', () => {
     const badQueue = await post(base, { function_id: 'engine::queue::dlq_messages', payload: { topic: 'nope' } });
     expect(badQueue.status).toBe(400);
     expect((await body(badQueue)).error.message).toMatch(/nope/);
-    const form = await fetch(`${base}/api/call`, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' });
+    const form = await fetch(`${base}/api/call`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      body: '{}',
+    });
     expect(form.status).toBe(415);
     const big = await post(base, { function_id: 'demo::double', payload: { pad: 'x'.repeat(1024 * 1024 + 10) } });
     expect(big.status).toBe(413);
@@ -157,12 +187,14 @@ describe('console API', () => {
     const set = await post(roBase, { function_id: 'state::set', payload: { scope: 's', key: 'k', value: 1 } });
     expect(set.status).toBe(403);
     expect((await body(set)).error.message).toMatch(/read-only/);
-    expect((await post(roBase, { function_id: 'iii::queue::redrive', payload: { queue: 'default' } })).status).toBe(403);
+    expect((await post(roBase, { function_id: 'iii::queue::redrive', payload: { queue: 'default' } })).status).toBe(
+      403,
+    );
     const worker = ro.worker('ro-check', { headers: auth });
     expect((await call(worker, 'state::get', { scope: 's', key: 'k' })) ?? null).toBeNull();
   });
 
-  test('the live feed sends snapshots with every node and this node\'s figures', async () => {
+  test("the live feed sends snapshots with every node and this node's figures", async () => {
     const controller = new AbortController();
     const res = await fetch(`${base}/api/events`, { headers: auth, signal: controller.signal });
     expect(res.headers.get('content-type')).toBe('text/event-stream');
@@ -196,7 +228,10 @@ describe('console API', () => {
       expect(answer).toMatch(/^HTTP\/1.1 429/);
       expect(answer).toContain('max_connections_per_address');
       sockets[0].destroy();
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/session`, { headers: auth })).status === 200, 'a connection once one closed');
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/api/session`, { headers: auth })).status === 200,
+        'a connection once one closed',
+      );
     } finally {
       for (const s of sockets) s.destroy();
       await small.close();

@@ -17,7 +17,9 @@ import { call, failure, type Any } from '../support/calls';
 /** An engine whose iii-observability block is `config`; `lines` collects what it logs at warn and above. */
 async function startWith(config: Record<string, unknown>, lines?: Array<Record<string, unknown>>): Promise<TestEngine> {
   const base = testConfig();
-  const logger = lines ? pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }) : undefined;
+  const logger = lines
+    ? pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) })
+    : undefined;
   return startEngine({ modules: { ...base.modules, observability: { enabled: true, config } } }, undefined, logger);
 }
 
@@ -41,7 +43,8 @@ async function rawCall(client: RawClient, functionId: string, extra: Record<stri
   return client.next((m) => m.type === 'invocationresult' && m.invocation_id === invocationId, 5000);
 }
 
-const byFunction = (metrics: Any, id: string): Any => metrics.engine_metrics.invocations.by_function.find((f: Any) => f.function_id === id);
+const byFunction = (metrics: Any, id: string): Any =>
+  metrics.engine_metrics.invocations.by_function.find((f: Any) => f.function_id === id);
 
 describe('console built-ins', () => {
   describe('metrics, rollups and traces', () => {
@@ -67,9 +70,21 @@ describe('console built-ins', () => {
       expect(inv.total - before.engine_metrics.invocations.total).toBeGreaterThanOrEqual(6);
       expect(inv.error - before.engine_metrics.invocations.error).toBe(2);
       expect(inv.success + inv.error).toBe(inv.total);
-      expect(byFunction(after, 'cm::ok')).toMatchObject({ total: 3, success: 3, error: 0, avg_ms: expect.any(Number), p50_ms: expect.any(Number), p99_ms: expect.any(Number) });
+      expect(byFunction(after, 'cm::ok')).toMatchObject({
+        total: 3,
+        success: 3,
+        error: 0,
+        avg_ms: expect.any(Number),
+        p50_ms: expect.any(Number),
+        p99_ms: expect.any(Number),
+      });
       expect(byFunction(after, 'cm::ok').p50_ms).toBeGreaterThan(0);
-      expect(byFunction(after, 'cm::fail')).toMatchObject({ total: 2, success: 0, error: 2, errors_by_code: { [err.code]: 2 } });
+      expect(byFunction(after, 'cm::fail')).toMatchObject({
+        total: 2,
+        success: 0,
+        error: 2,
+        errors_by_code: { [err.code]: 2 },
+      });
       expect(byFunction(before, 'cm::ok')).toBeUndefined();
 
       expect(after.engine_metrics.workers).toMatchObject({ connected: 1, on_this_node: 1, by_runtime: { node: 1 } });
@@ -84,28 +99,44 @@ describe('console built-ins', () => {
       // The Prometheus registry is still there, by metric_name.
       const named = await call(w, 'engine::metrics::list', { metric_name: 'iii_invocations_total' });
       expect(named.engine_metrics.prometheus).toHaveLength(1);
-      expect(named.engine_metrics.prometheus[0].values).toContainEqual(expect.objectContaining({ labels: expect.objectContaining({ function: 'cm::fail', outcome: err.code }), value: 2 }));
+      expect(named.engine_metrics.prometheus[0].values).toContainEqual(
+        expect.objectContaining({
+          labels: expect.objectContaining({ function: 'cm::fail', outcome: err.code }),
+          value: 2,
+        }),
+      );
     });
 
     test('engine::metrics::list with a time range and aggregate_interval answers aggregated_metrics and the query', async () => {
       const since = Date.now() - 60_000;
       await call(w, 'cm::ok', {});
-      const out = await call(w, 'engine::metrics::list', { start_time: since, aggregate_interval: 3600, metric_name: 'invocations.total' });
+      const out = await call(w, 'engine::metrics::list', {
+        start_time: since,
+        aggregate_interval: 3600,
+        metric_name: 'invocations.total',
+      });
       expect(out.query).toEqual({ start_time: since, metric_name: 'invocations.total', aggregate_interval: 3600 });
       expect(out.aggregated_metrics.length).toBeGreaterThanOrEqual(1);
       const last = out.aggregated_metrics[out.aggregated_metrics.length - 1];
       expect(Object.keys(last.metrics)).toEqual(['invocations.total']);
-      expect(last.metrics['invocations.total']).toMatchObject({ count: expect.any(Number), last: expect.any(Number), increase: expect.any(Number) });
+      expect(last.metrics['invocations.total']).toMatchObject({
+        count: expect.any(Number),
+        last: expect.any(Number),
+        increase: expect.any(Number),
+      });
       expect(last.end_time - last.start_time).toBe(3_600_000);
       // Nanoseconds (the trace/log unit) are understood too.
       const ns = await call(w, 'engine::metrics::list', { start_time: since * 1e6 });
       expect(ns.query.start_time).toBe(since);
-      expect(Object.keys(ns.aggregated_metrics[0].metrics)).toEqual(expect.arrayContaining(['invocations.error', 'latency.p99_ms', 'memory.rss_bytes', 'workers.connected']));
+      expect(Object.keys(ns.aggregated_metrics[0].metrics)).toEqual(
+        expect.arrayContaining(['invocations.error', 'latency.p99_ms', 'memory.rss_bytes', 'workers.connected']),
+      );
     });
 
     test('engine::rollups::list: 1 min, 5 min and 1 h buckets whose increase counts the calls', async () => {
       const start = await call(w, 'engine::rollups::list', { level: '1m', metric_name: 'invocations.success' });
-      const total = (r: Any) => r.rollups[0].buckets.reduce((sum: number, b: Any) => sum + b.metrics['invocations.success'].increase, 0);
+      const total = (r: Any) =>
+        r.rollups[0].buckets.reduce((sum: number, b: Any) => sum + b.metrics['invocations.success'].increase, 0);
       await sleep(1100); // queries add a sample at most once per second
       for (let i = 0; i < 4; i++) await call(w, 'cm::ok', { i });
       const after = await call(w, 'engine::rollups::list', { level: '1m', metric_name: 'invocations.success' });
@@ -118,10 +149,18 @@ describe('console built-ins', () => {
       expect(bucket.samples).toBeGreaterThanOrEqual(1);
 
       const all = await call(w, 'engine::rollups::list', {});
-      expect(all.rollups.map((r: Any) => [r.level, r.interval_seconds])).toEqual([['1m', 60], ['5m', 300], ['1h', 3600]]);
+      expect(all.rollups.map((r: Any) => [r.level, r.interval_seconds])).toEqual([
+        ['1m', 60],
+        ['5m', 300],
+        ['1h', 3600],
+      ]);
       const hour = all.rollups[2].buckets[all.rollups[2].buckets.length - 1];
       expect(hour.metrics['invocations.total'].last).toBeGreaterThan(0);
-      expect(hour.metrics['memory.rss_bytes']).toMatchObject({ min: expect.any(Number), max: expect.any(Number), avg: expect.any(Number) });
+      expect(hour.metrics['memory.rss_bytes']).toMatchObject({
+        min: expect.any(Number),
+        max: expect.any(Number),
+        avg: expect.any(Number),
+      });
       expect((await failure(w, 'engine::rollups::list', { level: '2m' })).code).toBe('deserialization_error');
     });
 
@@ -131,15 +170,25 @@ describe('console built-ins', () => {
       const only = await call(w, 'engine::traces::list', { attributes: [['iii.function.id', 'cm::fail']] });
       expect(only.total).toBeGreaterThanOrEqual(1);
       expect(only.spans.every((s: Any) => s.name === 'cm::fail')).toBe(true);
-      const both = await call(w, 'engine::traces::list', { attributes: [['iii.function.id', 'cm::fail'], ['iii.error.code', 'no-such-code']] });
+      const both = await call(w, 'engine::traces::list', {
+        attributes: [
+          ['iii.function.id', 'cm::fail'],
+          ['iii.error.code', 'no-such-code'],
+        ],
+      });
       expect(both.total).toBe(0);
-      const withoutFail = await call(w, 'engine::traces::list', { exclude_attributes: [['iii.function.id', 'cm::fail']], limit: 1000 });
+      const withoutFail = await call(w, 'engine::traces::list', {
+        exclude_attributes: [['iii.function.id', 'cm::fail']],
+        limit: 1000,
+      });
       expect(withoutFail.spans.some((s: Any) => s.name === 'cm::ok')).toBe(true);
       expect(withoutFail.spans.some((s: Any) => s.name === 'cm::fail')).toBe(false);
       const noErrors = await call(w, 'engine::traces::list', { exclude_attributes: ['iii.error.code'], limit: 1000 });
       expect(noErrors.spans.some((s: Any) => s.status === 'error')).toBe(false);
       expect(noErrors.total).toBeGreaterThan(0);
-      expect((await failure(w, 'engine::traces::list', { attributes: ['iii.function.id'] })).code).toBe('deserialization_error');
+      expect((await failure(w, 'engine::traces::list', { attributes: ['iii.function.id'] })).code).toBe(
+        'deserialization_error',
+      );
     });
 
     test('engine::traces::group_by: spans by attribute value with counts, errors, traces and times', async () => {
@@ -160,11 +209,19 @@ describe('console built-ins', () => {
       expect(fail).toMatchObject({ span_count: 1, error_count: 1 });
       expect(out.groups.some((g: Any) => g.value.startsWith('engine::'))).toBe(false);
       // Newest group first, `limit` groups at most, the label from another attribute when asked.
-      const labelled = await call(w, 'engine::traces::group_by', { attribute: 'iii.function.id', since_ms: since, label_attribute: 'iii.error.code', limit: 1 });
+      const labelled = await call(w, 'engine::traces::group_by', {
+        attribute: 'iii.function.id',
+        since_ms: since,
+        label_attribute: 'iii.error.code',
+        limit: 1,
+      });
       expect(labelled.groups).toHaveLength(1);
       expect(labelled.groups[0]).toMatchObject({ value: 'gb::fail', label: expect.any(String) });
       expect(labelled.groups[0].label).not.toBe('gb::fail');
-      const future = await call(w, 'engine::traces::group_by', { attribute: 'iii.function.id', since_ms: Date.now() + 60_000 });
+      const future = await call(w, 'engine::traces::group_by', {
+        attribute: 'iii.function.id',
+        since_ms: Date.now() + 60_000,
+      });
       expect(future.groups).toEqual([]);
       expect((await failure(w, 'engine::traces::group_by', {})).code).toBe('deserialization_error');
     });
@@ -181,7 +238,10 @@ describe('console built-ins', () => {
           await call(w, 'quiet::ok', {});
           await call(w, 'loud::ok', {});
         }
-        await waitFor(async () => (await call(w, 'engine::traces::list', { name: 'loud::ok' })).total === 3, 'three loud spans');
+        await waitFor(
+          async () => (await call(w, 'engine::traces::list', { name: 'loud::ok' })).total === 3,
+          'three loud spans',
+        );
         expect((await call(w, 'engine::traces::list', { name: 'quiet::ok' })).total).toBe(0);
         // Counted all the same.
         const metrics = await call(w, 'engine::metrics::list', {});
@@ -202,7 +262,9 @@ describe('console built-ins', () => {
     test('parent_based: a sampled caller keeps the span despite the rule; with parent_based false the rule decides', async () => {
       const traceparent = (id: string) => `00-${id}-00f067aa0ba902b7-01`;
       for (const parentBased of [true, false]) {
-        const t = await startWith({ sampling: { parent_based: parentBased, rules: [{ operation: 'quiet::ok', service: 'ii?', rate: 0 }] } });
+        const t = await startWith({
+          sampling: { parent_based: parentBased, rules: [{ operation: 'quiet::ok', service: 'ii?', rate: 0 }] },
+        });
         const caller = await RawClient.connect(t.url);
         try {
           const w = await serving(t, 'quiet-worker', 'quiet');
@@ -237,9 +299,29 @@ describe('console built-ins', () => {
       const t = await startWith(
         {
           alerts: [
-            { name: 'errors', metric: 'invocations.error', threshold: 2, operator: '>=', window_seconds: 60, cooldown_seconds: 600, action: { type: 'log' } },
-            { name: 'paged', metric: 'invocations.error', threshold: 1, operator: 'greaterthan', action: { type: 'function', path: 'alerted::page' } },
-            { name: 'hooked', metric: 'invocations.error', threshold: 3, operator: '==', action: { type: 'webhook', url: hookUrl } },
+            {
+              name: 'errors',
+              metric: 'invocations.error',
+              threshold: 2,
+              operator: '>=',
+              window_seconds: 60,
+              cooldown_seconds: 600,
+              action: { type: 'log' },
+            },
+            {
+              name: 'paged',
+              metric: 'invocations.error',
+              threshold: 1,
+              operator: 'greaterthan',
+              action: { type: 'function', path: 'alerted::page' },
+            },
+            {
+              name: 'hooked',
+              metric: 'invocations.error',
+              threshold: 3,
+              operator: '==',
+              action: { type: 'webhook', url: hookUrl },
+            },
             { name: 'crowd', metric: 'workers.connected', threshold: 100, operator: '>' },
             { name: 'typo', metric: 'no.such.metric', threshold: 1, operator: '>' },
           ],
@@ -279,7 +361,13 @@ describe('console built-ins', () => {
           action: { type: 'log' },
         });
         // A gauge's value is its average over the window: samples from before the worker connected count.
-        expect(byName('crowd')).toMatchObject({ state: 'ok', firing: false, value: expect.any(Number), window_seconds: 60, cooldown_seconds: 60 });
+        expect(byName('crowd')).toMatchObject({
+          state: 'ok',
+          firing: false,
+          value: expect.any(Number),
+          window_seconds: 60,
+          cooldown_seconds: 60,
+        });
         expect(byName('crowd').value).toBeGreaterThan(0);
         expect(byName('crowd').value).toBeLessThanOrEqual(1);
         expect(byName('typo')).toMatchObject({ state: 'unknown_metric', firing: false });
@@ -289,15 +377,26 @@ describe('console built-ins', () => {
         const alert = await waitFor(() => paged[0], 'the alert function called');
         expect(alert).toMatchObject({ name: 'paged', state: 'firing', value: 3, triggered_at_ms: expect.any(Number) });
         const posted = await waitFor(() => hooked[0], 'the alert webhook called');
-        expect(posted).toMatchObject({ path: '/hooks/secret-token', type: 'application/json', alert: { name: 'hooked', operator: 'equal', value: 3, firing: true } });
+        expect(posted).toMatchObject({
+          path: '/hooks/secret-token',
+          type: 'application/json',
+          alert: { name: 'hooked', operator: 'equal', value: 3, firing: true },
+        });
         expect(posted.alert.action).toEqual({ type: 'webhook', url: new URL(hookUrl).origin });
         expect(JSON.stringify(byName('hooked'))).not.toContain('secret-token');
 
-        expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({ status: 'healthy', rules: 5, firing: 3 });
+        expect((await call(w, 'engine::health::check', {})).components.alerts).toEqual({
+          status: 'healthy',
+          rules: 5,
+          firing: 3,
+        });
         // Within the cooldown it stays firing without another warning.
         await call(w, 'engine::alerts::evaluate', {});
         expect(lines.filter((l) => String(l.msg).startsWith('alert "errors" firing'))).toHaveLength(1);
-        expect((await call(w, 'engine::alerts::list', {})).alerts[0]).toMatchObject({ state: 'firing', trigger_count: 1 });
+        expect((await call(w, 'engine::alerts::list', {})).alerts[0]).toMatchObject({
+          state: 'firing',
+          trigger_count: 1,
+        });
         expect(hooked).toHaveLength(1);
       } finally {
         await t.close();
@@ -310,14 +409,21 @@ describe('console built-ins', () => {
   test('engine::workers::info: latest_metrics holds what the worker SDK reports in its iii.worker.* gauges', async () => {
     const t = await startWith({});
     try {
-      const w = t.worker('reporting', { otel: { enabled: true, metricsExportIntervalMs: 200 }, enableMetricsReporting: true });
+      const w = t.worker('reporting', {
+        otel: { enabled: true, metricsExportIntervalMs: 200 },
+        enableMetricsReporting: true,
+      });
       w.registerFunction('rep::fn', async () => null);
       await functionRegistered(t.engine, 'rep::fn');
       const reader = t.worker('reader');
-      const info = await waitFor(async () => {
-        const out = await call(reader, 'engine::workers::info', { name: 'reporting' });
-        return out.worker.latest_metrics?.memory_rss !== undefined && out;
-      }, 'the worker metrics of reporting', 15_000);
+      const info = await waitFor(
+        async () => {
+          const out = await call(reader, 'engine::workers::info', { name: 'reporting' });
+          return out.worker.latest_metrics?.memory_rss !== undefined && out;
+        },
+        'the worker metrics of reporting',
+        15_000,
+      );
       expect(info.worker.latest_metrics).toMatchObject({
         memory_rss: expect.any(Number),
         memory_heap_used: expect.any(Number),

@@ -25,7 +25,11 @@ const EVERY_SECOND = '*/1 * * * * *';
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Registers `functionId` recording its calls, and a cron binding to it. */
-function cronFunction(worker: IIIClient, functionId: string, handler: (payload: CronPayload) => Promise<unknown> = async () => null) {
+function cronFunction(
+  worker: IIIClient,
+  functionId: string,
+  handler: (payload: CronPayload) => Promise<unknown> = async () => null,
+) {
   const calls: Call[] = [];
   worker.registerFunction(functionId, async (payload: CronPayload, metadata?: unknown) => {
     calls.push({ payload, metadata });
@@ -51,7 +55,12 @@ describe('cron trigger type', () => {
 
   test('an every-second cron fires with {trigger, job_id, scheduled_time, actual_time} and the binding metadata', async () => {
     const calls = cronFunction(worker, 'cron::tick');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::tick', config: { expression: EVERY_SECOND }, metadata: { team: 'ops' } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::tick',
+      config: { expression: EVERY_SECOND },
+      metadata: { team: 'ops' },
+    });
     await waitFor(() => calls.length >= 2, 'two ticks');
     const binding = bindingOf(t, 'cron::tick');
     trigger.unregister();
@@ -84,7 +93,11 @@ describe('cron trigger type', () => {
       ends.push(Date.now());
       return null;
     });
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::slow', config: { expression: EVERY_SECOND } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::slow',
+      config: { expression: EVERY_SECOND },
+    });
     await waitFor(() => calls.length >= 2, 'two slow runs to start', 10_000);
     trigger.unregister();
     expect(maxRunning).toBe(1);
@@ -96,7 +109,11 @@ describe('cron trigger type', () => {
 
   test('unregistering the trigger stops the job', async () => {
     const calls = cronFunction(worker, 'cron::stopped');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::stopped', config: { expression: EVERY_SECOND } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::stopped',
+      config: { expression: EVERY_SECOND },
+    });
     await waitFor(() => calls.length >= 1, 'a first tick');
     trigger.unregister();
     await waitFor(() => !bindingOf(t, 'cron::stopped'), 'the binding to go');
@@ -110,7 +127,11 @@ describe('cron trigger type', () => {
     const calls = cronFunction(worker, 'cron::failing', async () => {
       throw new Error('boom');
     });
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::failing', config: { expression: EVERY_SECOND } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::failing',
+      config: { expression: EVERY_SECOND },
+    });
     await waitFor(() => calls.length >= 2, 'two ticks despite the errors');
     trigger.unregister();
     const times = calls.map((c) => c.payload.scheduled_time);
@@ -127,8 +148,16 @@ describe('cron trigger type', () => {
     const denied = cronFunction(worker, 'cron::denied');
     const allowed = cronFunction(worker, 'cron::allowed');
     await functionRegistered(t.engine, 'cron::allow');
-    const a = worker.registerTrigger({ type: 'cron', function_id: 'cron::denied', config: { expression: EVERY_SECOND, condition_function_id: 'cron::deny' } });
-    const b = worker.registerTrigger({ type: 'cron', function_id: 'cron::allowed', config: { expression: EVERY_SECOND, condition_function_id: 'cron::allow' } });
+    const a = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::denied',
+      config: { expression: EVERY_SECOND, condition_function_id: 'cron::deny' },
+    });
+    const b = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::allowed',
+      config: { expression: EVERY_SECOND, condition_function_id: 'cron::allow' },
+    });
     await waitFor(() => conditionPayloads.length >= 2 && allowed.length >= 2, 'conditions evaluated on two ticks');
     a.unregister();
     b.unregister();
@@ -138,7 +167,11 @@ describe('cron trigger type', () => {
 
   test('a schedule years away is not fired early (timers longer than 24.8 days are taken in steps)', async () => {
     const calls = cronFunction(worker, 'cron::far');
-    const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::far', config: { expression: '0 0 0 1 1 * 2099' } });
+    const trigger = worker.registerTrigger({
+      type: 'cron',
+      function_id: 'cron::far',
+      config: { expression: '0 0 0 1 1 * 2099' },
+    });
     await waitFor(() => bindingOf(t, 'cron::far')?.state === 'live', 'the binding to be live');
     await sleep(300);
     trigger.unregister();
@@ -162,7 +195,9 @@ describe('cron trigger type', () => {
       expect((await refusal({ expression: '0 0 0 * * 0' })).message).toContain(
         "Invalid cron expression '0 0 0 * * 0': day-of-week value 0 is out of range 1-7 (1 = Sunday ... 7 = Saturday, or SUN-SAT)",
       );
-      expect((await refusal({ expression: 'every minute' })).message).toContain("Invalid cron expression 'every minute': expected 6 or 7 fields");
+      expect((await refusal({ expression: 'every minute' })).message).toContain(
+        "Invalid cron expression 'every minute': expected 6 or 7 fields",
+      );
     });
 
     test('a missing or empty expression: "Cron expression is required"', async () => {
@@ -177,16 +212,25 @@ describe('cron trigger type', () => {
 
     test('a worker registering a bad cron is told through triggerregistrationresult, nothing is stored, and the node keeps serving', async () => {
       const logged: string[] = [];
-      const spy = jest.spyOn(console, 'error').mockImplementation((...args) => void logged.push(args.map(String).join(' ')));
+      const spy = jest
+        .spyOn(console, 'error')
+        .mockImplementation((...args) => void logged.push(args.map(String).join(' ')));
       try {
         worker.registerTrigger({ type: 'cron', function_id: 'cron::unix', config: { expression: '*/5 * * * *' } });
-        await waitFor(() => logged.some((l) => l.includes("Invalid cron expression '*/5 * * * *': expected 6 or 7 fields")), 'the SDK to log the refusal');
+        await waitFor(
+          () => logged.some((l) => l.includes("Invalid cron expression '*/5 * * * *': expected 6 or 7 fields")),
+          'the SDK to log the refusal',
+        );
       } finally {
         spy.mockRestore();
       }
       expect(bindingOf(t, 'cron::unix')).toBeUndefined();
       const calls = cronFunction(worker, 'cron::after-refusal');
-      const trigger = worker.registerTrigger({ type: 'cron', function_id: 'cron::after-refusal', config: { expression: EVERY_SECOND } });
+      const trigger = worker.registerTrigger({
+        type: 'cron',
+        function_id: 'cron::after-refusal',
+        config: { expression: EVERY_SECOND },
+      });
       await waitFor(() => calls.length >= 1, 'a valid cron to fire after the refusals');
       trigger.unregister();
     });

@@ -8,9 +8,14 @@ function gate<T = void>(): { promise: Promise<T>; open(value: T): void } {
   return { promise, open };
 }
 
-async function readyz(t: TestEngine): Promise<{ status: number; body: { status: string; checks: Record<string, string> } }> {
+async function readyz(
+  t: TestEngine,
+): Promise<{ status: number; body: { status: string; checks: Record<string, string> } }> {
   const response = await fetch(`http://127.0.0.1:${t.engine.metricsPort}/readyz`);
-  return { status: response.status, body: (await response.json()) as { status: string; checks: Record<string, string> } };
+  return {
+    status: response.status,
+    body: (await response.json()) as { status: string; checks: Record<string, string> },
+  };
 }
 
 describe('graceful drain (engine.stop)', () => {
@@ -33,7 +38,12 @@ describe('graceful drain (engine.stop)', () => {
     await sleep(100);
     expect(t.engine.state).toBe('draining');
     expect(server.closed).toBeUndefined();
-    server.send({ type: 'invocationresult', invocation_id: invocation.invocation_id, function_id: 'drain::slow', result: { doubled: 42 } });
+    server.send({
+      type: 'invocationresult',
+      invocation_id: invocation.invocation_id,
+      function_id: 'drain::slow',
+      result: { doubled: 42 },
+    });
     await expect(call).resolves.toEqual({ doubled: 42 });
     await stopped;
     expect(await server.waitClosed()).toEqual({ code: 1012, reason: 'engine shutting down' });
@@ -88,7 +98,9 @@ describe('graceful drain (engine.stop)', () => {
     const stopped = t.engine.stop();
     await sleep(50);
     // The caller's socket is open (it waits on drain::long): a new call on it is served.
-    await expect(caller.trigger({ function_id: 'drain::echo', payload: { during: 'drain' } })).resolves.toMatchObject({ during: 'drain' });
+    await expect(caller.trigger({ function_id: 'drain::echo', payload: { during: 'drain' } })).resolves.toMatchObject({
+      during: 'drain',
+    });
     slow.open();
     await expect(long).resolves.toEqual({ long: true });
     await stopped;
@@ -144,9 +156,20 @@ describe('graceful drain (engine.stop)', () => {
       await slow.promise;
       return { status_code: 200, body: { done: true } };
     });
-    server.registerTrigger({ type: 'http', function_id: 'drain::http', config: { api_path: '/drain', http_method: 'GET' } });
-    const httpPort = t.engine.module<{ port: number } & import('../../src/engine/module').EngineModule>('iii-http')!.port;
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/nope`)).status === 404 && [...t.engine.registry.triggers()].some((binding) => binding.function_id === 'drain::http'), 'the route');
+    server.registerTrigger({
+      type: 'http',
+      function_id: 'drain::http',
+      config: { api_path: '/drain', http_method: 'GET' },
+    });
+    const httpPort = t.engine.module<{ port: number } & import('../../src/engine/module').EngineModule>(
+      'iii-http',
+    )!.port;
+    await waitFor(
+      async () =>
+        (await fetch(`http://127.0.0.1:${httpPort}/nope`)).status === 404 &&
+        [...t.engine.registry.triggers()].some((binding) => binding.function_id === 'drain::http'),
+      'the route',
+    );
     const inFlight = fetch(`http://127.0.0.1:${httpPort}/drain`);
     await waitFor(() => called, 'the request to reach the worker');
 

@@ -51,7 +51,11 @@ const client = (url: string, name: string) => project.client(url, name);
  * Runs `write(n)` for n = 0, 1, ... with IN_FLIGHT at once until the engine dies; resolves with
  * the n whose write was acknowledged.
  */
-function writeUntilKilled(write: (n: number) => Promise<unknown>, acked: Set<number>, stop: { stopped: boolean }): Promise<void> {
+function writeUntilKilled(
+  write: (n: number) => Promise<unknown>,
+  acked: Set<number>,
+  stop: { stopped: boolean },
+): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
     while (!stop.stopped) {
@@ -78,12 +82,44 @@ describe('file_based state, stream and queue across kill -9', () => {
       const stop = { stopped: false };
       const acks = { state: new Set<number>(), stream: new Set<number>(), queue: new Set<number>() };
       const runs = [
-        writeUntilKilled((n) => writer.trigger({ function_id: 'state::set', payload: { scope: `r${round}`, key: `k${n}`, value: n }, timeoutMs: 5000 }), acks.state, stop),
-        writeUntilKilled((n) => writer.trigger({ function_id: 'stream::set', payload: { stream_name: 's', group_id: `r${round}`, item_id: `i${n}`, data: { n } }, timeoutMs: 5000 }), acks.stream, stop),
+        writeUntilKilled(
+          (n) =>
+            writer.trigger({
+              function_id: 'state::set',
+              payload: { scope: `r${round}`, key: `k${n}`, value: n },
+              timeoutMs: 5000,
+            }),
+          acks.state,
+          stop,
+        ),
+        writeUntilKilled(
+          (n) =>
+            writer.trigger({
+              function_id: 'stream::set',
+              payload: { stream_name: 's', group_id: `r${round}`, item_id: `i${n}`, data: { n } },
+              timeoutMs: 5000,
+            }),
+          acks.stream,
+          stop,
+        ),
         // Nobody serves jobs::run yet: the messages wait in the queue.
-        writeUntilKilled((n) => writer.trigger({ function_id: 'jobs::run', payload: { id: `r${round}-${n}` }, action: TriggerAction.Enqueue({ queue: 'jobs' }), timeoutMs: 5000 }), acks.queue, stop),
+        writeUntilKilled(
+          (n) =>
+            writer.trigger({
+              function_id: 'jobs::run',
+              payload: { id: `r${round}-${n}` },
+              action: TriggerAction.Enqueue({ queue: 'jobs' }),
+              timeoutMs: 5000,
+            }),
+          acks.queue,
+          stop,
+        ),
       ];
-      await waitFor(() => Math.min(acks.state.size, acks.stream.size, acks.queue.size) >= ACKS_BEFORE_KILL, 'writes acknowledged', 20_000);
+      await waitFor(
+        () => Math.min(acks.state.size, acks.stream.size, acks.queue.size) >= ACKS_BEFORE_KILL,
+        'writes acknowledged',
+        20_000,
+      );
       await engine.kill('SIGKILL');
       stop.stopped = true;
       await Promise.all(runs);
@@ -101,7 +137,9 @@ describe('file_based state, stream and queue across kill -9', () => {
     }
     for (const [path, n] of items) {
       const [group, item] = path.split('/');
-      await expect(reader.trigger({ function_id: 'stream::get', payload: { stream_name: 's', group_id: group, item_id: item } })).resolves.toEqual({ n });
+      await expect(
+        reader.trigger({ function_id: 'stream::get', payload: { stream_name: 's', group_id: group, item_id: item } }),
+      ).resolves.toEqual({ n });
     }
     // Every acknowledged message is delivered once a consumer is there (at least once).
     const delivered = new Set<string>();
@@ -109,7 +147,11 @@ describe('file_based state, stream and queue across kill -9', () => {
       delivered.add(job.id);
       return null;
     });
-    await waitFor(() => [...enqueued].every((id) => delivered.has(id)), `${enqueued.size} acknowledged messages delivered`, 30_000);
+    await waitFor(
+      () => [...enqueued].every((id) => delivered.has(id)),
+      `${enqueued.size} acknowledged messages delivered`,
+      30_000,
+    );
     expect(state.size).toBeGreaterThanOrEqual(ROUNDS * ACKS_BEFORE_KILL);
     expect(engine.output()).not.toMatch(/uncaught|unhandled/i);
   }, 120_000);

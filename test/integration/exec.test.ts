@@ -62,7 +62,10 @@ interface ExecEngine {
 }
 
 /** A fresh project directory holding the worker, and an engine whose iii-exec runs `exec(dir)` there. */
-async function startExecEngine(exec: (dir: string) => string[], watch: (dir: string) => string[] = () => []): Promise<ExecEngine> {
+async function startExecEngine(
+  exec: (dir: string) => string[],
+  watch: (dir: string) => string[] = () => [],
+): Promise<ExecEngine> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-exec-'));
   fs.writeFileSync(path.join(dir, 'worker.js'), WORKER_JS);
   fs.mkdirSync(path.join(dir, 'src/lib'), { recursive: true });
@@ -75,10 +78,16 @@ async function startExecEngine(exec: (dir: string) => string[], watch: (dir: str
     },
   });
   const base = testConfig();
-  const config = testConfig({ modules: { ...base.modules, exec: { enabled: true, config: { exec: exec(dir), watch: watch(dir) } } } });
+  const config = testConfig({
+    modules: { ...base.modules, exec: { enabled: true, config: { exec: exec(dir), watch: watch(dir) } } },
+  });
   const engine = createEngine(config, { logger: pino({ level: 'info' }, sink) });
   await engine.start();
-  const client = registerWorker(`ws://127.0.0.1:${engine.port}`, { workerName: 'exec-test', enableMetricsReporting: false, otel: { enabled: false } });
+  const client = registerWorker(`ws://127.0.0.1:${engine.port}`, {
+    workerName: 'exec-test',
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+  });
   const whoami = (not?: number, timeoutMs = 15_000): Promise<Any> =>
     waitFor(
       async () => {
@@ -148,7 +157,10 @@ describe('iii-exec: prep commands, then a kept-running iii-sdk worker', () => {
       [worker(t.dir), '3/3'],
     ]);
     // The child's stdout reaches the engine's log, tagged with its command.
-    await waitFor(() => about(t.logs, worker(t.dir)).some((r) => r.stream === 'stdout' && r.msg === `worker up ${answer.pid}`), 'the worker stdout line in the log');
+    await waitFor(
+      () => about(t.logs, worker(t.dir)).some((r) => r.stream === 'stdout' && r.msg === `worker up ${answer.pid}`),
+      'the worker stdout line in the log',
+    );
   });
 
   test('a kept-running command killed with SIGKILL is started again after the backoff (the prep commands are not re-run)', async () => {
@@ -178,7 +190,8 @@ describe('iii-exec: prep commands, then a kept-running iii-sdk worker', () => {
 
 describe('iii-exec: a failing prep command', () => {
   // Fails on its first run, succeeds on the second: the count lives in a file.
-  const flaky = (dir: string) => `cd '${dir}' && n=$(cat tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > tries; echo "try $n" >&2; [ $n -ge 2 ]`;
+  const flaky = (dir: string) =>
+    `cd '${dir}' && n=$(cat tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > tries; echo "try $n" >&2; [ $n -ge 2 ]`;
   let t: ExecEngine;
   beforeAll(async () => {
     t = await startExecEngine((dir) => [flaky(dir), `cd '${dir}' && exec node worker.js`]);
@@ -195,7 +208,11 @@ describe('iii-exec: a failing prep command', () => {
     expect(failed[0]).toMatchObject({ code: 1, signal: null, retryInMs: RESTART_INITIAL_DELAY_MS });
     expect(failed[0].msg).toContain('exited with code 1; running the commands again from the first in 1000 ms');
     // Its stderr was logged too, once per try.
-    expect(about(t.logs, flaky(t.dir)).filter((r) => r.stream === 'stderr').map((r) => r.msg)).toEqual(['try 1', 'try 2']);
+    expect(
+      about(t.logs, flaky(t.dir))
+        .filter((r) => r.stream === 'stderr')
+        .map((r) => r.msg),
+    ).toEqual(['try 1', 'try 2']);
   });
 });
 
@@ -230,7 +247,9 @@ describe('iii-exec: watch', () => {
     expect(after.version).toBe('export const version = 2;\n');
     expect(after.runs).toBe('run\nrun\n');
     expect(running(before.pid)).toBe(false);
-    expect(t.logs.some((r) => r['file'] === file && String(r.msg).includes('changed; running the commands again'))).toBe(true);
+    expect(
+      t.logs.some((r) => r['file'] === file && String(r.msg).includes('changed; running the commands again')),
+    ).toBe(true);
   });
 });
 
@@ -239,14 +258,20 @@ describe('iii-exec: backoff', () => {
   const gated = (dir: string) => `cd '${dir}' && test -f src/ok.ts && exec node worker.js`;
   let t: ExecEngine;
   beforeAll(async () => {
-    t = await startExecEngine((dir) => [gated(dir)], (dir) => [`${dir}/src/**/*.ts`]);
+    t = await startExecEngine(
+      (dir) => [gated(dir)],
+      (dir) => [`${dir}/src/**/*.ts`],
+    );
   });
   afterAll(async () => {
     await t.close();
   });
 
   test('doubles while the last command keeps exiting; a watched change cuts the wait short', async () => {
-    const retries = () => about(t.logs, gated(t.dir)).filter((r) => r.level === WARN).map((r) => r['retryInMs']);
+    const retries = () =>
+      about(t.logs, gated(t.dir))
+        .filter((r) => r.level === WARN)
+        .map((r) => r['retryInMs']);
     await waitFor(() => retries().length >= 3, 'three exits of the gated command', 10_000);
     expect(retries().slice(0, 3)).toEqual([1000, 2000, 4000]);
     // Now a 4 s (or longer) pause runs: the change restarts without waiting for it.
@@ -273,7 +298,8 @@ describe('iii-exec: engine stop during the backoff', () => {
 describe('iii-exec: engine stop with a command that ignores SIGTERM', () => {
   // The shell ignores TERM (and so does the `sleep` it leaves in the background); the worker
   // it becomes (exec) catches it. Only SIGKILL ends them.
-  const stubborn = (dir: string) => `cd '${dir}' && trap '' TERM; sleep 300 & echo $! > sleep.pid; IGNORE_TERM=1 exec node worker.js`;
+  const stubborn = (dir: string) =>
+    `cd '${dir}' && trap '' TERM; sleep 300 & echo $! > sleep.pid; IGNORE_TERM=1 exec node worker.js`;
   let t: ExecEngine;
   beforeAll(async () => {
     t = await startExecEngine((dir) => [stubborn(dir)]);
@@ -295,8 +321,16 @@ describe('iii-exec: engine stop with a command that ignores SIGTERM', () => {
     expect(stopMs).toBeLessThan(TERM_GRACE_MS + 3000);
     expect(running(pid)).toBe(false);
     expect(running(sleepPid)).toBe(false);
-    expect(about(t.logs, stubborn(t.dir)).some((r) => r.level === WARN && r.msg.includes(`still running ${TERM_GRACE_MS} ms after SIGTERM: killing its process group`))).toBe(true);
-    expect(about(t.logs, stubborn(t.dir)).some((r) => r.stream === 'stdout' && r.msg === 'ignoring SIGTERM')).toBe(true);
+    expect(
+      about(t.logs, stubborn(t.dir)).some(
+        (r) =>
+          r.level === WARN &&
+          r.msg.includes(`still running ${TERM_GRACE_MS} ms after SIGTERM: killing its process group`),
+      ),
+    ).toBe(true);
+    expect(about(t.logs, stubborn(t.dir)).some((r) => r.stream === 'stdout' && r.msg === 'ignoring SIGTERM')).toBe(
+      true,
+    );
   });
 });
 
@@ -306,11 +340,28 @@ describe('iii-exec in the iii-cluster process (dist), from a config.yaml', () =>
     fs.writeFileSync(path.join(dir, 'worker.js'), WORKER_JS);
     fs.writeFileSync(
       path.join(dir, 'config.yaml'),
-      ['workers:', '  - name: iii-exec', '    config:', '      exec:', '        - "echo run >> runs.txt"', `        - "trap '' TERM; IGNORE_TERM=1 exec node worker.js"`, ''].join('\n'),
+      [
+        'workers:',
+        '  - name: iii-exec',
+        '    config:',
+        '      exec:',
+        '        - "echo run >> runs.txt"',
+        `        - "trap '' TERM; IGNORE_TERM=1 exec node worker.js"`,
+        '',
+      ].join('\n'),
     );
     // LOG_LEVEL info: the child's stdout lines are in the engine's output.
-    const node = await startNodeProcess({ nodeId: 'exec-cli', cwd: dir, args: ['--config', 'config.yaml'], env: { LOG_LEVEL: 'info' } });
-    const client = registerWorker(node.url, { workerName: 'exec-test', enableMetricsReporting: false, otel: { enabled: false } });
+    const node = await startNodeProcess({
+      nodeId: 'exec-cli',
+      cwd: dir,
+      args: ['--config', 'config.yaml'],
+      env: { LOG_LEVEL: 'info' },
+    });
+    const client = registerWorker(node.url, {
+      workerName: 'exec-test',
+      enableMetricsReporting: false,
+      otel: { enabled: false },
+    });
     try {
       const answer: Any = await waitFor(() => call(client, FUNCTION, {}).catch(() => undefined), FUNCTION, 15_000);
       // The listener is on 0.0.0.0 (the default): the child is sent to loopback.

@@ -14,7 +14,14 @@ import { call, failure, rejection, type Any } from '../support/calls';
  * nothing in flight is lost, and each change that needs a restart is named.
  */
 
-const ENV = { III_WS_PORT: '0', III_HTTP_PORT: '0', III_STREAM_PORT: '0', III_METRICS_PORT: '0', LOG_LEVEL: 'silent', III_NODE_ID: 'reload' };
+const ENV = {
+  III_WS_PORT: '0',
+  III_HTTP_PORT: '0',
+  III_STREAM_PORT: '0',
+  III_METRICS_PORT: '0',
+  LOG_LEVEL: 'silent',
+  III_NODE_ID: 'reload',
+};
 
 let dir: string;
 let engine: Engine;
@@ -30,7 +37,11 @@ async function load(text: string) {
 }
 
 function worker(name: string): IIIClient {
-  const client = registerWorker(`ws://127.0.0.1:${engine.port}`, { workerName: name, enableMetricsReporting: false, otel: { enabled: false } });
+  const client = registerWorker(`ws://127.0.0.1:${engine.port}`, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+  });
   clients.push(client);
   return client;
 }
@@ -61,16 +72,21 @@ afterEach(async () => {
 });
 
 test('queue_configs: a new queue opens, a changed one takes its policy, queued jobs are kept; a removed one needs a restart', async () => {
-  engine = createEngine(await load(yaml('        orders: {max_retries: 1, backoff_ms: 10}', '"*"', 1)), { logger: silentLogger });
+  engine = createEngine(await load(yaml('        orders: {max_retries: 1, backoff_ms: 10}', '"*"', 1)), {
+    logger: silentLogger,
+  });
   await engine.start();
   const w = worker('queue-app');
   const got: Any[] = [];
   w.registerFunction('app::work', async (data: Any) => void got.push(data));
   await functionRegistered(engine, 'app::work');
-  const enqueue = (queue: string, n: number) => w.trigger({ function_id: 'app::work', payload: { n }, action: TriggerAction.Enqueue({ queue }) });
+  const enqueue = (queue: string, n: number) =>
+    w.trigger({ function_id: 'app::work', payload: { n }, action: TriggerAction.Enqueue({ queue }) });
   expect((await rejection(enqueue('payments', 0))).message).toMatch(/Queue 'payments' not found/);
 
-  const next = await load(yaml('        orders: {max_retries: 5, backoff_ms: 10}\n        payments: {max_retries: 2}', '"*"', 1));
+  const next = await load(
+    yaml('        orders: {max_retries: 5, backoff_ms: 10}\n        payments: {max_retries: 2}', '"*"', 1),
+  );
   const result = await engine.applySettings(next);
   expect(result).toEqual({ applied: ['iii-queue'], restart: [] });
   await enqueue('payments', 1);
@@ -79,7 +95,9 @@ test('queue_configs: a new queue opens, a changed one takes its policy, queued j
   expect(got.map((d) => d.n).sort()).toEqual([1, 2]);
 
   const removed = await engine.applySettings(await load(yaml('        payments: {max_retries: 2}', '"*"', 1)));
-  expect(removed.restart).toEqual(['iii-queue: queue_configs.orders (removed) changed; restart the engine to apply it']);
+  expect(removed.restart).toEqual([
+    'iii-queue: queue_configs.orders (removed) changed; restart the engine to apply it',
+  ]);
   await enqueue('orders', 3);
   await waitFor(() => got.length === 3, 'a job on the queue that keeps running until a restart');
 });
@@ -107,13 +125,15 @@ test('observability sampling applies at once; a key that needs a restart is name
   const w = worker('traced');
   w.registerFunction('app::traced', async () => 'ok');
   await functionRegistered(engine, 'app::traced');
-  const traces = async () => ((await call(w, 'engine::traces::list', { function_id: 'app::traced' }))).spans?.length ?? 0;
+  const traces = async () => (await call(w, 'engine::traces::list', { function_id: 'app::traced' })).spans?.length ?? 0;
   await call(w, 'app::traced', {});
   await waitFor(async () => (await traces()) >= 1, 'a sampled span');
 
   const unchanged = await engine.applySettings(await load(yaml('        q: {}', '"*"', 1)));
   expect(unchanged).toEqual({ applied: [], restart: [] });
-  const sampledOff = await engine.applySettings(await load(yaml('        q: {}', '"*"', 0).replace('sampling_ratio: 0', 'sampling_ratio: 0, memory_max_spans: 10')));
+  const sampledOff = await engine.applySettings(
+    await load(yaml('        q: {}', '"*"', 0).replace('sampling_ratio: 0', 'sampling_ratio: 0, memory_max_spans: 10')),
+  );
   expect(sampledOff.restart).toEqual(['iii-observability: memory_max_spans changed; restart the engine to apply it']);
   const count = await traces();
   for (let i = 0; i < 5; i++) await call(w, 'app::traced', {});
@@ -137,7 +157,11 @@ test('the log level applies live to every logger of the engine, children made be
   const result = await engine.applySettings(await withLevel('debug'));
   expect(result.applied).toEqual(expect.arrayContaining(['log level debug', 'iii-observability']));
   expect(result.restart).toEqual([]);
-  expect([root.level, earlierChild.level, earlierChild.child({ later: true }).level]).toEqual(['debug', 'debug', 'debug']);
+  expect([root.level, earlierChild.level, earlierChild.child({ later: true }).level]).toEqual([
+    'debug',
+    'debug',
+    'debug',
+  ]);
   await engine.applySettings(await withLevel('warn'));
   expect(earlierChild.level).toBe('warn');
 });

@@ -1,5 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InvocationError } from 'iii-sdk';
 import type { EngineConfig } from '../../src/config/types';
@@ -56,13 +62,23 @@ class RecordingServer {
 /** The default reply: 200 with JSON naming what was received. */
 const echo: Reply = (req, res, body) => {
   res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify({ ok: true, method: req.method, path: req.url, received: JSON.parse(body.toString('utf8')) as unknown }));
+  res.end(
+    JSON.stringify({
+      ok: true,
+      method: req.method,
+      path: req.url,
+      received: JSON.parse(body.toString('utf8')) as unknown,
+    }),
+  );
 };
 
 const ENV = { BEARER_TOKEN: 'tok', HMAC_SECRET: 'sek', API_KEY_VALUE: 'k1' };
 
 const CI_SECURITY: Partial<EngineConfig> = {
-  httpFunctions: { enabled: true, security: { url_allowlist: ['127.0.0.1', 'localhost'], block_private_ips: false, require_https: false } },
+  httpFunctions: {
+    enabled: true,
+    security: { url_allowlist: ['127.0.0.1', 'localhost'], block_private_ips: false, require_https: false },
+  },
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -98,13 +114,23 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     const caller = t.worker('caller');
     owner.registerFunction(
       'ext::bearer',
-      { url: `${server.base}/bearer`, method: 'POST', timeout_ms: 3000, headers: { 'x-team': 'a' }, auth: { type: 'bearer', token_key: 'BEARER_TOKEN' } },
+      {
+        url: `${server.base}/bearer`,
+        method: 'POST',
+        timeout_ms: 3000,
+        headers: { 'x-team': 'a' },
+        auth: { type: 'bearer', token_key: 'BEARER_TOKEN' },
+      },
       { description: 'Bearer-authenticated webhook' },
     );
     await functionRegistered(t.engine, 'ext::bearer');
 
     const before = Math.floor(Date.now() / 1000);
-    const result = await caller.trigger({ function_id: 'ext::bearer', payload: { order: 42, items: ['x', 'y'] }, metadata: { secret_meta: 'm' } });
+    const result = await caller.trigger({
+      function_id: 'ext::bearer',
+      payload: { order: 42, items: ['x', 'y'] },
+      metadata: { secret_meta: 'm' },
+    });
     const after = Math.floor(Date.now() / 1000);
 
     expect(server.received).toHaveLength(1);
@@ -169,7 +195,9 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     expect(req.method).toBe('PATCH');
     const timestamp = req.headers['x-iii-timestamp'];
     expect(timestamp).toMatch(/^\d+$/);
-    const expected = createHmac('sha256', 'sek').update(`${String(timestamp)}:${req.body.toString('base64')}`).digest('hex');
+    const expected = createHmac('sha256', 'sek')
+      .update(`${String(timestamp)}:${req.body.toString('base64')}`)
+      .digest('hex');
     expect(req.headers['x-iii-signature']).toBe(`sha256=${expected}`);
     expect(req.headers['authorization']).toBeUndefined();
     expect(req.headers['x-iii-function-path']).toBe('ext::hmac');
@@ -268,7 +296,9 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     const out = (await caller.trigger({ function_id: 'engine::functions::list', payload: { prefix: 'ext::' } })) as {
       functions: Array<{ function_id: string; description?: string }>;
     };
-    expect(out.functions).toEqual([expect.objectContaining({ function_id: 'ext::listed', description: 'An external lambda' })]);
+    expect(out.functions).toEqual([
+      expect.objectContaining({ function_id: 'ext::listed', description: 'An external lambda' }),
+    ]);
     // The auth env var names are not secrets, but the secrets themselves must never be listed.
     expect(JSON.stringify(out)).not.toContain('tok');
   });
@@ -294,7 +324,9 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     await functionRegistered(t.engine, 'ext::temp');
     ref.unregister();
     await waitFor(() => t.engine.registry.pool('ext::temp').length === 0, 'ext::temp to be removed');
-    await expect(errorOf(caller.trigger({ function_id: 'ext::temp', payload: {} }))).resolves.toMatchObject({ code: 'function_not_found' });
+    await expect(errorOf(caller.trigger({ function_id: 'ext::temp', payload: {} }))).resolves.toMatchObject({
+      code: 'function_not_found',
+    });
   });
 
   test('a registration whose auth env var is not set is refused', async () => {
@@ -309,7 +341,9 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     owner.registerFunction('ext::control', { url: `${server.base}/control`, method: 'POST' });
     await functionRegistered(t.engine, 'ext::control');
     expect(t.engine.registry.pool('ext::nosecret')).toHaveLength(0);
-    await expect(errorOf(caller.trigger({ function_id: 'ext::nosecret', payload: {} }))).resolves.toMatchObject({ code: 'function_not_found' });
+    await expect(errorOf(caller.trigger({ function_id: 'ext::nosecret', payload: {} }))).resolves.toMatchObject({
+      code: 'function_not_found',
+    });
     expect(server.requestsTo('/nosecret')).toHaveLength(0);
   });
 
@@ -321,7 +355,9 @@ describe('HTTP-invoked functions (CI security settings)', () => {
     owner.registerFunction('ext::control', { url: `${server.base}/control`, method: 'POST' });
     await functionRegistered(t.engine, 'ext::control');
     expect(t.engine.registry.pool('ext::elsewhere')).toHaveLength(0);
-    await expect(errorOf(caller.trigger({ function_id: 'ext::elsewhere', payload: {} }))).resolves.toMatchObject({ code: 'function_not_found' });
+    await expect(errorOf(caller.trigger({ function_id: 'ext::elsewhere', payload: {} }))).resolves.toMatchObject({
+      code: 'function_not_found',
+    });
   });
 });
 
@@ -341,17 +377,29 @@ describe('HTTP-invoked functions (default security)', () => {
   test('registering http://127.0.0.1 is refused (https required, private IPs blocked)', async () => {
     const owner = t.worker('owner');
     const caller = t.worker('caller');
-    owner.registerFunction('ext::local', { url: `${server.base}/x`, method: 'POST', timeout_ms: 3000 }, { description: 'should be refused' });
+    owner.registerFunction(
+      'ext::local',
+      { url: `${server.base}/x`, method: 'POST', timeout_ms: 3000 },
+      { description: 'should be refused' },
+    );
     // https fixes the scheme but the host is still a loopback literal.
-    owner.registerFunction('ext::local-https', { url: `${server.base.replace('http:', 'https:')}/x`, method: 'POST', timeout_ms: 3000 });
+    owner.registerFunction('ext::local-https', {
+      url: `${server.base.replace('http:', 'https:')}/x`,
+      method: 'POST',
+      timeout_ms: 3000,
+    });
     owner.registerFunction('local::handler', async () => 'ok');
     await functionRegistered(t.engine, 'local::handler');
     await sleep(200);
 
     expect(t.engine.registry.pool('ext::local')).toHaveLength(0);
     expect(t.engine.registry.pool('ext::local-https')).toHaveLength(0);
-    await expect(errorOf(caller.trigger({ function_id: 'ext::local', payload: {} }))).resolves.toMatchObject({ code: 'function_not_found' });
-    await expect(errorOf(caller.trigger({ function_id: 'ext::local-https', payload: {} }))).resolves.toMatchObject({ code: 'function_not_found' });
+    await expect(errorOf(caller.trigger({ function_id: 'ext::local', payload: {} }))).resolves.toMatchObject({
+      code: 'function_not_found',
+    });
+    await expect(errorOf(caller.trigger({ function_id: 'ext::local-https', payload: {} }))).resolves.toMatchObject({
+      code: 'function_not_found',
+    });
     expect(server.received).toHaveLength(0);
   });
 });

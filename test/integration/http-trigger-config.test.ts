@@ -20,7 +20,12 @@ interface Http {
 async function startHttp(block: Record<string, unknown>): Promise<Http> {
   const config = testConfig();
   const http = config.modules.http;
-  const t = await startEngine({ modules: { ...config.modules, http: { ...http, enabled: true, config: { ...http?.config, port: 0, host: '127.0.0.1', ...block } } } });
+  const t = await startEngine({
+    modules: {
+      ...config.modules,
+      http: { ...http, enabled: true, config: { ...http?.config, port: 0, host: '127.0.0.1', ...block } },
+    },
+  });
   const worker = t.worker('http-config-tests');
   const base = `http://127.0.0.1:${t.engine.module<HttpModule>('iii-http')!.port}`;
   return {
@@ -31,7 +36,10 @@ async function startHttp(block: Record<string, unknown>): Promise<Http> {
       const functionId = `cfg::${path}`;
       worker.registerFunction(functionId, handler);
       worker.registerTrigger({ type: 'http', function_id: functionId, config: { api_path: path, ...extra } });
-      await waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId), `route ${path}`);
+      await waitFor(
+        () => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId),
+        `route ${path}`,
+      );
     },
   };
 }
@@ -79,7 +87,9 @@ describe('iii-http config', () => {
       await h.bind('upload', async () => (handled++, { body: 'stored' }), { http_method: 'POST' });
       const res = await fetch(`${h.base}/upload`, { method: 'POST', body: 'x'.repeat(1025) });
       expect(res.status).toBe(413);
-      expect(await json(res)).toEqual({ error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is larger than body_limit_bytes (1024 bytes)' } });
+      expect(await json(res)).toEqual({
+        error: { code: 'PAYLOAD_TOO_LARGE', message: 'Request body is larger than body_limit_bytes (1024 bytes)' },
+      });
       expect(handled).toBe(0);
       const fits = await fetch(`${h.base}/upload`, { method: 'POST', body: 'x'.repeat(1024) });
       expect(await json(fits)).toBe('stored');
@@ -115,7 +125,10 @@ describe('iii-http config', () => {
       const res = await fetch(`${h.base}/data`, { headers: { origin: 'https://good.example' } });
       expect(res.headers.get('access-control-allow-origin')).toBe('https://good.example');
       expect(res.headers.get('vary')).toBe('Origin');
-      const preflight = await fetch(`${h.base}/data`, { method: 'OPTIONS', headers: { origin: 'https://good.example', 'access-control-request-method': 'GET' } });
+      const preflight = await fetch(`${h.base}/data`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://good.example', 'access-control-request-method': 'GET' },
+      });
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get('access-control-allow-methods')).toBe('GET, POST');
     });
@@ -124,7 +137,10 @@ describe('iii-http config', () => {
       const res = await fetch(`${h.base}/data`, { headers: { origin: 'https://evil.example' } });
       expect(res.status).toBe(200);
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
-      const preflight = await fetch(`${h.base}/data`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+      const preflight = await fetch(`${h.base}/data`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+      });
       expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
       expect(preflight.headers.get('access-control-allow-methods')).toBeNull();
     });
@@ -144,7 +160,8 @@ describe('iii-http config', () => {
       for (const name of ['first', 'second', 'skipped']) {
         h.worker.registerFunction(`mw::${name}`, async (input: Any) => {
           order.push(name);
-          if (name === 'second' && input.request.query_params.block === '1') return { action: 'respond', response: { status_code: 418, body: 'blocked' } };
+          if (name === 'second' && input.request.query_params.block === '1')
+            return { action: 'respond', response: { status_code: 418, body: 'blocked' } };
           return { action: 'continue' };
         });
       }
@@ -215,7 +232,8 @@ describe('iii-http config', () => {
   }
 
   const queuedRefusals = async (h: Http): Promise<number> =>
-    (await h.t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-http.max_queued_requests')?.value ?? 0;
+    (await h.t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-http.max_queued_requests')
+      ?.value ?? 0;
   const queued = (h: Http): number => h.t.engine.module<HttpModule>('iii-http')!.queuedRequests;
 
   describe('max_queued_requests 1 (concurrency_request_limit 1)', () => {

@@ -41,14 +41,26 @@ describe('http trigger type', () => {
   const fid = (name: string) => `http-test::${name}-${++seq}`;
 
   function liveRoute(functionId: string): Promise<true> {
-    return waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId), `http route for ${functionId}`);
+    return waitFor(
+      () => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId),
+      `http route for ${functionId}`,
+    );
   }
 
   /** Registers `handler` and binds it to `config`; resolves once the route is served. */
-  async function bind(config: Record<string, unknown>, handler: (req: Any, metadata?: unknown) => Promise<unknown>, metadata?: Record<string, unknown>) {
+  async function bind(
+    config: Record<string, unknown>,
+    handler: (req: Any, metadata?: unknown) => Promise<unknown>,
+    metadata?: Record<string, unknown>,
+  ) {
     const functionId = fid('route');
     worker.registerFunction(functionId, handler);
-    const trigger = worker.registerTrigger({ type: 'http', function_id: functionId, config, ...(metadata ? { metadata } : {}) });
+    const trigger = worker.registerTrigger({
+      type: 'http',
+      function_id: functionId,
+      config,
+      ...(metadata ? { metadata } : {}),
+    });
     await liveRoute(functionId);
     return { functionId, trigger };
   }
@@ -60,7 +72,10 @@ describe('http trigger type', () => {
   describe('routing', () => {
     test('path params (percent-decoded), query params, lower-case headers and the registered path reach the handler', async () => {
       let seen: Any;
-      await bind({ api_path: '/users/:id/posts/:post', http_method: 'GET' }, async (req) => ((seen = req), { body: 'ok' }));
+      await bind(
+        { api_path: '/users/:id/posts/:post', http_method: 'GET' },
+        async (req) => ((seen = req), { body: 'ok' }),
+      );
       const res = await fetch(`${base}/users/a%20b/posts/7?q=x%20y&q=last&flag`, { headers: { 'X-Custom': 'Value' } });
       expect(res.status).toBe(200);
       expect(seen.path_params).toEqual({ id: 'a b', post: '7' });
@@ -73,7 +88,10 @@ describe('http trigger type', () => {
     });
 
     test('the leading slash is optional and http_method is case-insensitive', async () => {
-      await bind({ api_path: 'no-slash/here', http_method: 'post' }, async () => ({ status_code: 201, body: { made: true } }));
+      await bind({ api_path: 'no-slash/here', http_method: 'post' }, async () => ({
+        status_code: 201,
+        body: { made: true },
+      }));
       const res = await fetch(`${base}/no-slash/here`, { method: 'POST' });
       expect(res.status).toBe(201);
       expect(await json(res)).toEqual({ made: true });
@@ -102,7 +120,10 @@ describe('http trigger type', () => {
 
     test('a GET route answers HEAD with its status and headers but no body', async () => {
       let method = '';
-      await bind({ api_path: '/headable' }, async (req) => ((method = req.method), { headers: { 'x-kind': 'head' }, body: { big: 'body' } }));
+      await bind(
+        { api_path: '/headable' },
+        async (req) => ((method = req.method), { headers: { 'x-kind': 'head' }, body: { big: 'body' } }),
+      );
       const res = await fetch(`${base}/headable`, { method: 'HEAD' });
       expect(res.status).toBe(200);
       expect(res.headers.get('x-kind')).toBe('head');
@@ -116,10 +137,16 @@ describe('http trigger type', () => {
       const newer = await bind({ api_path: 'contested', http_method: 'get' }, async () => ({ body: 'newer' }));
       expect(await json(await fetch(`${base}/contested`))).toBe('newer');
       older.trigger.unregister();
-      await waitFor(() => !t.engine.registry.triggersOfType('http').some((b) => b.function_id === older.functionId), 'older binding removed');
+      await waitFor(
+        () => !t.engine.registry.triggersOfType('http').some((b) => b.function_id === older.functionId),
+        'older binding removed',
+      );
       expect(await json(await fetch(`${base}/contested`))).toBe('newer');
       newer.trigger.unregister();
-      await waitFor(async () => (await fetch(`${base}/contested`)).status === 404, 'route gone after the newer binding left');
+      await waitFor(
+        async () => (await fetch(`${base}/contested`)).status === 404,
+        'route gone after the newer binding left',
+      );
     });
   });
 
@@ -161,7 +188,11 @@ describe('http trigger type', () => {
     test('a JSON body is parsed; invalid JSON gives null', async () => {
       const bodies: unknown[] = [];
       await bind({ api_path: '/json', http_method: 'POST' }, async (req) => (bodies.push(req.body), { body: null }));
-      await fetch(`${base}/json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":[1,2]}' });
+      await fetch(`${base}/json`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"a":[1,2]}',
+      });
       await fetch(`${base}/json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":' });
       expect(bodies).toEqual([{ a: [1, 2] }, null]);
     });
@@ -182,7 +213,15 @@ describe('http trigger type', () => {
       await fetch(`${base}/upload`, { method: 'POST', body: form });
       expect(body).toEqual({
         fields: { title: 'report' },
-        files: [{ field: 'doc', filename: 'a.txt', content_type: 'text/plain', size: 10, data_base64: Buffer.from('hello file').toString('base64') }],
+        files: [
+          {
+            field: 'doc',
+            filename: 'a.txt',
+            content_type: 'text/plain',
+            size: 10,
+            data_base64: Buffer.from('hello file').toString('base64'),
+          },
+        ],
       });
     });
 
@@ -191,11 +230,19 @@ describe('http trigger type', () => {
         const bytes = await (req.request_body as SdkChannelReader).readAll();
         return { body: { body: req.body, raw: bytes.toString('utf8') } };
       });
-      const res = await fetch(`${base}/raw`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'plain text ✓' });
+      const res = await fetch(`${base}/raw`, {
+        method: 'PUT',
+        headers: { 'content-type': 'text/plain' },
+        body: 'plain text ✓',
+      });
       expect(await json(res)).toEqual({ body: null, raw: 'plain text ✓' });
       // Larger than one 64 KiB channel frame: the bytes arrive whole and in order.
       const big = Buffer.alloc(200 * 1024, 'abcdefgh');
-      const bigRes = await fetch(`${base}/raw`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: big });
+      const bigRes = await fetch(`${base}/raw`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: big,
+      });
       expect((await json(bigRes)).raw).toBe(big.toString('utf8'));
     });
 
@@ -204,9 +251,20 @@ describe('http trigger type', () => {
       try {
         await raw.registered();
         raw.send({ type: 'registerfunction', id: 'raw::shape' });
-        raw.send({ type: 'registertrigger', id: 'shape-trigger', trigger_type: 'http', function_id: 'raw::shape', config: { api_path: '/shape/:id', http_method: 'POST' }, metadata: { team: 'a' } });
+        raw.send({
+          type: 'registertrigger',
+          id: 'shape-trigger',
+          trigger_type: 'http',
+          function_id: 'raw::shape',
+          config: { api_path: '/shape/:id', http_method: 'POST' },
+          metadata: { team: 'a' },
+        });
         await liveRoute('raw::shape');
-        const pending = fetch(`${base}/shape/9?x=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"v":1}' });
+        const pending = fetch(`${base}/shape/9?x=1`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"v":1}',
+        });
         const call = await raw.next((m) => m.type === 'invokefunction' && m.function_id === 'raw::shape');
         const ref = { channel_id: expect.any(String), access_key: expect.any(String) };
         expect(call.metadata).toEqual({ team: 'a' });
@@ -221,7 +279,12 @@ describe('http trigger type', () => {
           request_body: { ...ref, direction: 'read' },
           response: { ...ref, direction: 'write' },
         });
-        raw.send({ type: 'invocationresult', invocation_id: call.invocation_id, function_id: 'raw::shape', result: { status_code: 202, body: 'done' } });
+        raw.send({
+          type: 'invocationresult',
+          invocation_id: call.invocation_id,
+          function_id: 'raw::shape',
+          result: { status_code: 202, body: 'done' },
+        });
         const res = await pending;
         expect(res.status).toBe(202);
       } finally {
@@ -241,8 +304,11 @@ describe('http trigger type', () => {
       expect(await res.text()).toBe('{}');
     });
 
-    test('array headers and a string body with the handler\'s content-type go out raw', async () => {
-      await bind({ api_path: '/text' }, async () => ({ headers: ['Content-Type: text/html', 'X-Two: 2', 'bad header'], body: '<p>hi</p>' }));
+    test("array headers and a string body with the handler's content-type go out raw", async () => {
+      await bind({ api_path: '/text' }, async () => ({
+        headers: ['Content-Type: text/html', 'X-Two: 2', 'bad header'],
+        body: '<p>hi</p>',
+      }));
       const res = await fetch(`${base}/text`);
       expect(res.headers.get('content-type')).toBe('text/html');
       expect(res.headers.get('x-two')).toBe('2');
@@ -250,7 +316,11 @@ describe('http trigger type', () => {
     });
 
     test('a non-JSON content-type with an object body sends its JSON text; an invalid status is 200', async () => {
-      await bind({ api_path: '/texty' }, async () => ({ status_code: 42, headers: { 'content-type': 'text/plain' }, body: { a: 1 } }));
+      await bind({ api_path: '/texty' }, async () => ({
+        status_code: 42,
+        headers: { 'content-type': 'text/plain' },
+        body: { a: 1 },
+      }));
       const res = await fetch(`${base}/texty`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/plain');
@@ -263,7 +333,9 @@ describe('http trigger type', () => {
       await bind({ api_path: '/stream' }, async (req) => {
         const res = req.response as SdkChannelWriter;
         res.sendMessage(JSON.stringify({ type: 'set_status', status_code: 206 }));
-        res.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/plain', 'x-streamed': 'yes' } }));
+        res.sendMessage(
+          JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/plain', 'x-streamed': 'yes' } }),
+        );
         res.stream.write(Buffer.from('part one, '));
         res.stream.end(Buffer.from('part two'));
         return null;
@@ -278,7 +350,12 @@ describe('http trigger type', () => {
       const gapMs = 150;
       await bind({ api_path: '/events' }, async (req) => {
         const res = req.response as SdkChannelWriter;
-        res.sendMessage(JSON.stringify({ type: 'set_headers', headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } }));
+        res.sendMessage(
+          JSON.stringify({
+            type: 'set_headers',
+            headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+          }),
+        );
         for (let i = 1; i <= 3; i++) {
           res.stream.write(Buffer.from(`data: event ${i}\n\n`));
           await sleep(gapMs);
@@ -303,12 +380,14 @@ describe('http trigger type', () => {
       expect(last.at - first.at).toBeGreaterThanOrEqual(gapMs);
     });
 
-    test('a client that leaves mid-stream closes the channel, so the worker\'s writes stop', async () => {
+    test("a client that leaves mid-stream closes the channel, so the worker's writes stop", async () => {
       let isClosed = false;
       let writerClosed!: () => void;
       const closed = new Promise<void>((resolve) => (writerClosed = () => ((isClosed = true), resolve())));
       await bind({ api_path: '/endless' }, async (req) => {
-        const res = req.response as SdkChannelWriter & { stream: NodeJS.WritableStream & { on(e: 'close', f: () => void): void } };
+        const res = req.response as SdkChannelWriter & {
+          stream: NodeJS.WritableStream & { on(e: 'close', f: () => void): void };
+        };
         res.stream.on('close', writerClosed);
         res.stream.on('error', () => undefined);
         const timer = setInterval(() => res.stream.write(Buffer.from('data: tick\n\n')), 20);
@@ -336,14 +415,18 @@ describe('http trigger type', () => {
   });
 
   describe('pipeline', () => {
-    test('a handler error answers 500 with the function\'s code and message and an error_id', async () => {
+    test("a handler error answers 500 with the function's code and message and an error_id", async () => {
       await bind({ api_path: '/fails' }, async () => {
         throw new Error('database is down');
       });
       const res = await fetch(`${base}/fails`);
       expect(res.status).toBe(500);
       const body = await json(res);
-      expect(body.error).toEqual({ code: 'invocation_failed', message: 'database is down', error_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+      expect(body.error).toEqual({
+        code: 'invocation_failed',
+        message: 'database is down',
+        error_id: expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
     });
 
     test('a condition returning false answers 422 CONDITION_NOT_MET with skipped:true and the handler is not called', async () => {
@@ -354,7 +437,10 @@ describe('http trigger type', () => {
       await bind({ api_path: '/guarded', condition_function_id: condition }, async () => (handled++, { body: 'in' }));
       const refused = await fetch(`${base}/guarded?allow=no`);
       expect(refused.status).toBe(422);
-      expect(await json(refused)).toEqual({ error: { code: 'CONDITION_NOT_MET', message: 'Request condition not met' }, skipped: true });
+      expect(await json(refused)).toEqual({
+        error: { code: 'CONDITION_NOT_MET', message: 'Request condition not met' },
+        skipped: true,
+      });
       expect(handled).toBe(0);
       expect(await json(await fetch(`${base}/guarded?allow=yes`))).toBe('in');
       expect(handled).toBe(1);
@@ -383,10 +469,20 @@ describe('http trigger type', () => {
         calls.push(['gate', input]);
         return input.request.headers.authorization === 'Bearer ok'
           ? { action: 'continue' }
-          : { action: 'respond', response: { status_code: 401, body: { error: 'unauthorized' }, headers: { 'www-authenticate': 'Bearer' } } };
+          : {
+              action: 'respond',
+              response: {
+                status_code: 401,
+                body: { error: 'unauthorized' },
+                headers: { 'www-authenticate': 'Bearer' },
+              },
+            };
       });
       let handled = 0;
-      await bind({ api_path: '/mw/:id', middleware_function_ids: [pass, gate] }, async () => (handled++, { body: 'secret' }));
+      await bind(
+        { api_path: '/mw/:id', middleware_function_ids: [pass, gate] },
+        async () => (handled++, { body: 'secret' }),
+      );
       const denied = await fetch(`${base}/mw/5?q=1`);
       expect(denied.status).toBe(401);
       expect(denied.headers.get('www-authenticate')).toBe('Bearer');
@@ -411,14 +507,22 @@ describe('http trigger type', () => {
       await bind({ api_path: '/mw-broken', middleware_function_ids: [broken] }, async () => ({ body: 'unreachable' }));
       const res = await fetch(`${base}/mw-broken`);
       expect(res.status).toBe(500);
-      expect((await json(res)).error).toEqual({ code: 'invocation_failed', message: 'middleware exploded', error_id: expect.any(String) });
+      expect((await json(res)).error).toEqual({
+        code: 'invocation_failed',
+        message: 'middleware exploded',
+        error_id: expect.any(String),
+      });
     });
 
     test('CORS is permissive without a cors block: any origin, preflight answered 204', async () => {
       await bind({ api_path: '/cors', http_method: 'PUT' }, async () => ({ body: 'x' }));
       const preflight = await fetch(`${base}/cors`, {
         method: 'OPTIONS',
-        headers: { origin: 'https://app.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-token' },
+        headers: {
+          origin: 'https://app.example',
+          'access-control-request-method': 'PUT',
+          'access-control-request-headers': 'x-token',
+        },
       });
       expect(preflight.status).toBe(204);
       expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
@@ -441,7 +545,10 @@ describe('http trigger type', () => {
       await bind({ api_path: '/decode/:v' }, async (req) => ({ body: req.path_params }));
       const res = await fetch(`${base}/decode/%zz`);
       expect(res.status).toBe(400);
-      expect((await json(res)).error).toEqual({ code: 'BAD_REQUEST', message: 'Path segment "%zz" is not valid percent-encoding' });
+      expect((await json(res)).error).toEqual({
+        code: 'BAD_REQUEST',
+        message: 'Path segment "%zz" is not valid percent-encoding',
+      });
       await stillServing();
     });
 
@@ -468,15 +575,28 @@ describe('http trigger type', () => {
       try {
         await raw.registered();
         raw.send({ type: 'registerfunction', id: 'raw::vanishing-stream' });
-        raw.send({ type: 'registertrigger', id: 'vanishing-trigger', trigger_type: 'http', function_id: 'raw::vanishing-stream', config: { api_path: '/vanishing' } });
+        raw.send({
+          type: 'registertrigger',
+          id: 'vanishing-trigger',
+          trigger_type: 'http',
+          function_id: 'raw::vanishing-stream',
+          config: { api_path: '/vanishing' },
+        });
         await liveRoute('raw::vanishing-stream');
         const pending = fetch(`${base}/vanishing`);
         const call = await raw.next((m) => m.type === 'invokefunction' && m.function_id === 'raw::vanishing-stream');
         const ref = (call.data as Any).response;
-        const writer = new WebSocket(`${t.url}/ws/channels/${ref.channel_id}?key=${encodeURIComponent(ref.access_key)}&dir=write`);
+        const writer = new WebSocket(
+          `${t.url}/ws/channels/${ref.channel_id}?key=${encodeURIComponent(ref.access_key)}&dir=write`,
+        );
         await new Promise((resolve) => writer.once('open', resolve));
         writer.send(JSON.stringify({ type: 'set_status', status_code: 201 }));
-        raw.send({ type: 'invocationresult', invocation_id: call.invocation_id, function_id: 'raw::vanishing-stream', result: null });
+        raw.send({
+          type: 'invocationresult',
+          invocation_id: call.invocation_id,
+          function_id: 'raw::vanishing-stream',
+          result: null,
+        });
         await sleep(50); // the engine has connected its reader and read the control frame
         writer.terminate();
         const res = await pending;
@@ -509,7 +629,7 @@ describe('http trigger type', () => {
     });
   });
 
-  describe('channel lifetime: every request\'s two channels are freed when its exchange ends', () => {
+  describe("channel lifetime: every request's two channels are freed when its exchange ends", () => {
     /** Channels live in the engine now, once the previous tests' exchanges have wound down. */
     async function settledChannelCount(): Promise<number> {
       let last = -1;
@@ -551,7 +671,11 @@ describe('http trigger type', () => {
       });
       const baseline = await settledChannelCount();
       for (let i = 0; i < 5; i++) {
-        const res = await fetch(`${base}/echo-events`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: `a${i},b${i},c${i}` });
+        const res = await fetch(`${base}/echo-events`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: `a${i},b${i},c${i}`,
+        });
         expect(res.headers.get('content-type')).toBe('text/event-stream');
         expect(await res.text()).toBe(`data: a${i}\n\ndata: b${i}\n\ndata: c${i}\n\n`);
       }

@@ -49,7 +49,12 @@ afterEach(async () => {
 test('a worker whose settings are in ./config/<name>.yaml boots with them; a value stored there is served', async () => {
   await writeFile(join(dir, 'config', 'iii-state.yaml'), STORED_STATE);
   await writeFile(join(dir, 'config', 'mailer.yaml'), 'smtp_host: mail.internal\nport: 2525\n');
-  node = await startNodeProcess({ nodeId: 'project', cwd: dir, args: ['--config', 'config.yaml'], env: { LOG_LEVEL: 'info' } });
+  node = await startNodeProcess({
+    nodeId: 'project',
+    cwd: dir,
+    args: ['--config', 'config.yaml'],
+    env: { LOG_LEVEL: 'info' },
+  });
   worker = registerWorker(node.url, { workerName: 'mailer', enableMetricsReporting: false, otel: { enabled: false } });
 
   await call(worker, 'state::set', { scope: 's', key: 'k', value: 1 });
@@ -59,12 +64,19 @@ test('a worker whose settings are in ./config/<name>.yaml boots with them; a val
   const schema = { type: 'object', properties: { smtp_host: { type: 'string' }, port: { type: 'integer' } } };
   const entry = await call(worker, 'configuration::register', { id: 'mailer', name: 'Mailer', schema });
   expect(entry.value).toEqual({ smtp_host: 'mail.internal', port: 2525 });
-  expect(await call(worker, 'configuration::get', { id: 'mailer' })).toEqual({ id: 'mailer', value: { smtp_host: 'mail.internal', port: 2525 } });
+  expect(await call(worker, 'configuration::get', { id: 'mailer' })).toEqual({
+    id: 'mailer',
+    value: { smtp_host: 'mail.internal', port: 2525 },
+  });
 });
 
 test('a stored block that fails its schema stops the boot with the file and the key named', async () => {
   await writeFile(join(dir, 'config', 'iii-state.yaml'), 'adapter: {name: kv}\nsave_interval_ms: soon\n');
-  const run = spawnSync(process.execPath, [resolve(__dirname, '../../bin/iii-cluster.js'), '--config', 'config.yaml'], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+  const run = spawnSync(process.execPath, [resolve(__dirname, '../../bin/iii-cluster.js'), '--config', 'config.yaml'], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
   expect(run.status).toBe(2);
   expect(run.stderr).toContain(join('config', 'iii-state.yaml'));
   expect(run.stderr).toContain('save_interval_ms');

@@ -13,7 +13,10 @@ describe('invocations between iii-sdk workers', () => {
   test('a worker calls another synchronously and gets its result, with metadata passed apart from data', async () => {
     const a = t.worker('a');
     const b = t.worker('b');
-    b.registerFunction('math::add', async (data: { x: number; y: number }, metadata?: unknown) => ({ sum: data.x + data.y, metadata }));
+    b.registerFunction('math::add', async (data: { x: number; y: number }, metadata?: unknown) => ({
+      sum: data.x + data.y,
+      metadata,
+    }));
     await functionRegistered(t.engine, 'math::add');
     const out = await a.trigger({ function_id: 'math::add', payload: { x: 2, y: 3 }, metadata: { tenant: 't1' } });
     expect(out).toEqual({ sum: 5, metadata: { tenant: 't1' } });
@@ -24,7 +27,10 @@ describe('invocations between iii-sdk workers', () => {
     const b = t.worker('b');
     b.registerFunction('who::called', async (data: Record<string, unknown>) => data);
     await functionRegistered(t.engine, 'who::called');
-    const callerId = await waitFor(() => [...t.engine.registry.workers()].find((w) => w.name === 'a')?.id, 'worker a metadata');
+    const callerId = await waitFor(
+      () => [...t.engine.registry.workers()].find((w) => w.name === 'a')?.id,
+      'worker a metadata',
+    );
     const out = await a.trigger({ function_id: 'who::called', payload: { k: 1 } });
     expect(out).toEqual({ k: 1, _caller_worker_id: callerId });
   });
@@ -38,7 +44,11 @@ describe('invocations between iii-sdk workers', () => {
       return { ignored: true };
     });
     await functionRegistered(t.engine, 'audit::log');
-    const out = await a.trigger({ function_id: 'audit::log', payload: { event: 'login' }, action: TriggerAction.Void() });
+    const out = await a.trigger({
+      function_id: 'audit::log',
+      payload: { event: 'login' },
+      action: TriggerAction.Void(),
+    });
     expect(out).toBeUndefined();
     await waitFor(() => seen.length === 1, 'void call to arrive');
     expect(seen[0]).toMatchObject({ event: 'login' });
@@ -90,7 +100,9 @@ describe('invocations between iii-sdk workers', () => {
     t = await startEngine({ modules: { ...modules, queue: { enabled: false, config: {} } } });
     const a = t.worker('a');
     await sleep(100);
-    const err = await a.trigger({ function_id: 'x::y', payload: {}, action: TriggerAction.Enqueue({ queue: 'jobs' }) }).catch((e: unknown) => e);
+    const err = await a
+      .trigger({ function_id: 'x::y', payload: {}, action: TriggerAction.Enqueue({ queue: 'jobs' }) })
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'enqueue_error', message: expect.stringContaining('No queue provider') });
   });
 });

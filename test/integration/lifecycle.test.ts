@@ -15,7 +15,9 @@ describe('worker connection lifecycle', () => {
   });
 
   test('a worker killed -9 during a call fails the caller at once with invocation_stopped', async () => {
-    const child = spawn(process.execPath, [path.join(__dirname, '../support/workers/hang-worker.js'), t.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(__dirname, '../support/workers/hang-worker.js'), t.url], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(child);
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -35,7 +37,11 @@ describe('worker connection lifecycle', () => {
   test('workerregistered is the first frame, with a worker id and a reattach token', async () => {
     const raw = await RawClient.connect(t.url);
     const first = await raw.next(() => true);
-    expect(first).toEqual({ type: 'workerregistered', worker_id: expect.stringMatching(/^[0-9a-f-]{36}$/), reattach_token: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(first).toEqual({
+      type: 'workerregistered',
+      worker_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      reattach_token: expect.stringMatching(/^[0-9a-f-]{36}$/),
+    });
     raw.close();
   });
 
@@ -50,7 +56,10 @@ describe('worker connection lifecycle', () => {
     fresh.send({ type: 'reattach', previous_worker_id: worker_id, reattach_token });
     fresh.send({ type: 'registerfunction', id: 'svc::f' });
     await old.waitClosed();
-    await waitFor(() => t.engine.registry.pool('svc::f').length === 1 && t.engine.registry.pool('svc::f')[0].workerId === freshId, 'only the new connection to serve svc::f');
+    await waitFor(
+      () => t.engine.registry.pool('svc::f').length === 1 && t.engine.registry.pool('svc::f')[0].workerId === freshId,
+      'only the new connection to serve svc::f',
+    );
     expect(t.engine.registry.worker(worker_id)).toBeUndefined();
     fresh.close();
   });
@@ -62,7 +71,11 @@ describe('worker connection lifecycle', () => {
     await functionRegistered(t.engine, 'svc::g');
     const intruder = await RawClient.connect(t.url);
     await intruder.registered();
-    intruder.send({ type: 'reattach', previous_worker_id: worker_id, reattach_token: '00000000-0000-4000-8000-000000000000' });
+    intruder.send({
+      type: 'reattach',
+      previous_worker_id: worker_id,
+      reattach_token: '00000000-0000-4000-8000-000000000000',
+    });
     intruder.send({ type: 'ping' });
     await intruder.next((m) => m.type === 'pong');
     expect(old.closed).toBeUndefined();

@@ -11,7 +11,15 @@ import type { StreamModule } from '../../src/modules/stream';
 import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES } from '../../src/config/stream-limits';
 import { AddressLimit } from '../../src/transport/address-limit';
 import { call, rejection, type Any } from '../support/calls';
-import { functionRegistered, sleep, startEngine, testConfig, waitFor, withModule, type TestEngine } from '../support/engine';
+import {
+  functionRegistered,
+  sleep,
+  startEngine,
+  testConfig,
+  waitFor,
+  withModule,
+  type TestEngine,
+} from '../support/engine';
 import { RawClient } from '../support/raw-client';
 import { openSocket, refusedUpgrade } from '../support/upgrades';
 
@@ -33,7 +41,11 @@ async function refusals(engine: Engine, limit: string): Promise<number> {
 }
 
 /** One GET through `agent` (a keep-alive agent holds the connection open afterwards). */
-function get(port: number, path: string, agent: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(
+  port: number,
+  path: string,
+  agent: http.Agent,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port, path, agent }, (res) => {
@@ -56,15 +68,26 @@ function rawRequest(port: number, path: string, extra: string[]): Promise<{ stat
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
     });
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`,
+    );
   });
 }
 
 /** Binds `functionId` (served by `worker`) to GET `path` and waits until the route is live. */
-async function bind(t: TestEngine, worker: IIIClient, functionId: string, path: string, handler: () => Promise<unknown>): Promise<void> {
+async function bind(
+  t: TestEngine,
+  worker: IIIClient,
+  functionId: string,
+  path: string,
+  handler: () => Promise<unknown>,
+): Promise<void> {
   worker.registerFunction(functionId, handler);
   worker.registerTrigger({ type: 'http', function_id: functionId, config: { api_path: path } });
-  await waitFor(() => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId), `route ${path}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType('http', 'live').some((b) => b.function_id === functionId),
+    `route ${path}`,
+  );
 }
 
 describe('limits', () => {
@@ -87,10 +110,17 @@ describe('limits', () => {
     });
 
     test('a larger call is answered payload_too_large naming both numbers; the caller keeps calling', async () => {
-      const err = await rejection(caller.trigger({ function_id: 'echo::size', payload: { pad: 'x'.repeat(100 * KiB) } }));
+      const err = await rejection(
+        caller.trigger({ function_id: 'echo::size', payload: { pad: 'x'.repeat(100 * KiB) } }),
+      );
       expect(err).toMatchObject({ code: 'payload_too_large' });
-      expect(err.message).toMatch(/The call to echo::size is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/);
-      const fits = await caller.trigger<unknown, { length: number }>({ function_id: 'echo::size', payload: { pad: 'x'.repeat(60 * KiB) } });
+      expect(err.message).toMatch(
+        /The call to echo::size is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/,
+      );
+      const fits = await caller.trigger<unknown, { length: number }>({
+        function_id: 'echo::size',
+        payload: { pad: 'x'.repeat(60 * KiB) },
+      });
       expect(fits.length).toBeGreaterThan(60 * KiB);
       expect(await refusals(t.engine, 'max_payload_bytes')).toBe(1);
     });
@@ -98,9 +128,18 @@ describe('limits', () => {
     test('a raw oversized invokefunction gets a correlated invocationresult; the socket stays open', async () => {
       const raw = await RawClient.connect(t.url);
       const id = '00000000-0000-4000-8000-00000000000a';
-      raw.send({ type: 'invokefunction', invocation_id: id, function_id: 'echo::size', data: { pad: 'x'.repeat(70 * KiB) } });
+      raw.send({
+        type: 'invokefunction',
+        invocation_id: id,
+        function_id: 'echo::size',
+        data: { pad: 'x'.repeat(70 * KiB) },
+      });
       const reply = await raw.next((m) => m.type === 'invocationresult');
-      expect(reply).toMatchObject({ invocation_id: id, function_id: 'echo::size', error: { code: 'payload_too_large', message: expect.stringContaining('65536') } });
+      expect(reply).toMatchObject({
+        invocation_id: id,
+        function_id: 'echo::size',
+        error: { code: 'payload_too_large', message: expect.stringContaining('65536') },
+      });
       raw.send({ type: 'ping' });
       await raw.next((m) => m.type === 'pong');
       expect(raw.closed).toBeUndefined();
@@ -125,8 +164,12 @@ describe('limits', () => {
       const workerId = t.engine.registry.pool('big::result')[0].workerId;
       const err = await rejection(caller.trigger({ function_id: 'big::result', payload: { bytes: 100 * KiB } }));
       expect(err).toMatchObject({ code: 'payload_too_large' });
-      expect(err.message).toMatch(/The result of big::result is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/);
-      await expect(caller.trigger({ function_id: 'big::result', payload: { bytes: 10 } })).resolves.toBe('r'.repeat(10));
+      expect(err.message).toMatch(
+        /The result of big::result is \d{6} bytes, larger than max_payload_bytes \(65536 bytes\)$/,
+      );
+      await expect(caller.trigger({ function_id: 'big::result', payload: { bytes: 10 } })).resolves.toBe(
+        'r'.repeat(10),
+      );
       expect(t.engine.session(workerId)?.connection.closing).toBe(false);
     });
   });
@@ -152,7 +195,10 @@ describe('limits', () => {
       const deep = `${'{"a":'.repeat(200)}1${'}'.repeat(200)}`;
       raw.send(`{"type":"invokefunction","invocation_id":"${id}","function_id":"any::fn","data":${deep}}`);
       const reply = await raw.next((m) => m.type === 'invocationresult');
-      expect(reply).toMatchObject({ invocation_id: id, error: { code: 'invalid_message', message: expect.stringContaining('deeper than 128 levels') } });
+      expect(reply).toMatchObject({
+        invocation_id: id,
+        error: { code: 'invalid_message', message: expect.stringContaining('deeper than 128 levels') },
+      });
       raw.send({ type: 'ping' });
       await raw.next((m) => m.type === 'pong');
       raw.close();
@@ -160,7 +206,9 @@ describe('limits', () => {
 
     test('engine::traces::list refuses a limit above 1000 (MAX_TRACES_PAGE), naming it', async () => {
       t = await startEngine();
-      const err = await rejection(t.worker('reader').trigger({ function_id: 'engine::traces::list', payload: { limit: 1001 } }));
+      const err = await rejection(
+        t.worker('reader').trigger({ function_id: 'engine::traces::list', payload: { limit: 1001 } }),
+      );
       expect(err.message).toContain('must be at most 1000');
     });
 
@@ -198,7 +246,10 @@ describe('limits', () => {
       await waitFor(() => t.engine.router.pending.size === 3, 'three pending calls');
 
       const err = await rejection(t.worker('other').trigger({ function_id: 'ok::fn', payload: {} }));
-      expect(err).toMatchObject({ code: 'limit_exceeded', message: expect.stringContaining('the limit is 3 (max_pending_calls_per_node)') });
+      expect(err).toMatchObject({
+        code: 'limit_exceeded',
+        message: expect.stringContaining('the limit is 3 (max_pending_calls_per_node)'),
+      });
       const res = await fetch(`http://127.0.0.1:${httpPort}/ok`);
       expect(res.status).toBe(500);
       expect(((await res.json()) as Any).error).toMatchObject({ code: 'limit_exceeded' });
@@ -222,7 +273,10 @@ describe('limits', () => {
       await waitFor(() => t.engine.router.pending.size === 3, 'three pending calls');
 
       const err = await rejection(caller.trigger({ function_id: 'ok::fn', payload: {} }));
-      expect(err).toMatchObject({ code: 'limit_exceeded', message: expect.stringContaining('Worker has 3 calls pending, the limit is 3') });
+      expect(err).toMatchObject({
+        code: 'limit_exceeded',
+        message: expect.stringContaining('Worker has 3 calls pending, the limit is 3'),
+      });
       await expect(t.worker('other').trigger({ function_id: 'ok::fn', payload: {} })).resolves.toBe('fine');
 
       await hang.shutdown();
@@ -238,11 +292,19 @@ describe('limits', () => {
       await raw.registered();
       for (const id of ['reg::a', 'reg::b']) raw.send({ type: 'registerfunction', id });
       raw.send({ type: 'registertriggertype', id: 'reg-type', description: 'a type' });
-      await waitFor(() => t.engine.registry.hasFunction('reg::b') && t.engine.registry.triggerType('reg-type') !== undefined, 'three registrations');
+      await waitFor(
+        () => t.engine.registry.hasFunction('reg::b') && t.engine.registry.triggerType('reg-type') !== undefined,
+        'three registrations',
+      );
 
       raw.send({ type: 'registerfunction', id: 'reg::c' });
       const refused = await raw.next((m) => m.type === 'error');
-      expect(refused).toMatchObject({ error: { code: 'limit_exceeded', message: expect.stringContaining('the limit is 3 (max_registrations_per_worker)') } });
+      expect(refused).toMatchObject({
+        error: {
+          code: 'limit_exceeded',
+          message: expect.stringContaining('the limit is 3 (max_registrations_per_worker)'),
+        },
+      });
       raw.send({ type: 'registertrigger', id: 'trig-1', trigger_type: 'reg-type', function_id: 'reg::a', config: {} });
       const result = await raw.next((m) => m.type === 'triggerregistrationresult');
       expect(result).toMatchObject({ id: 'trig-1', error: { code: 'limit_exceeded' } });
@@ -253,7 +315,10 @@ describe('limits', () => {
       raw.send({ type: 'registerfunction', id: 'reg::a', description: 'again' });
       raw.send({ type: 'unregisterfunction', id: 'reg::b' });
       raw.send({ type: 'registerfunction', id: 'reg::c' });
-      await waitFor(() => t.engine.registry.hasFunction('reg::c') && !t.engine.registry.hasFunction('reg::b'), 'reg::c in place of reg::b');
+      await waitFor(
+        () => t.engine.registry.hasFunction('reg::c') && !t.engine.registry.hasFunction('reg::b'),
+        'reg::c in place of reg::b',
+      );
       expect(await refusals(t.engine, 'max_registrations_per_worker')).toBe(2);
 
       const other = t.worker('other');
@@ -272,14 +337,20 @@ describe('limits', () => {
       const refused = await refusedUpgrade(t.url);
       expect(refused.status).toBe(429);
       expect(JSON.parse(refused.body)).toEqual({
-        error: { code: 'limit_exceeded', message: expect.stringContaining('at most 2 per client address (max_connections_per_address)') },
+        error: {
+          code: 'limit_exceeded',
+          message: expect.stringContaining('at most 2 per client address (max_connections_per_address)'),
+        },
       });
       expect((await refusedUpgrade(`${t.url}/otel`)).status).toBe(429);
       expect((await refusedUpgrade(`${t.url}/ws/channels/nope?key=k&dir=read`)).status).toBe(404);
       expect(await refusals(t.engine, 'max_connections_per_address')).toBe(2);
 
       first.close();
-      const third = await waitFor(() => RawClient.connect(t.url).catch(() => undefined), 'a place freed by the closed socket');
+      const third = await waitFor(
+        () => RawClient.connect(t.url).catch(() => undefined),
+        'a place freed by the closed socket',
+      );
       third.send({ type: 'ping' });
       await third.next((m) => m.type === 'pong');
       second.send({ type: 'ping' });
@@ -300,12 +371,18 @@ describe('limits', () => {
         expect(refused.status).toBe(429);
         expect(refused.headers.connection).toBe('close');
         expect(JSON.parse(refused.body)).toEqual({
-          error: { code: 'TOO_MANY_CONNECTIONS', message: expect.stringContaining('at most 2 per client address (iii-http.max_connections_per_address)') },
+          error: {
+            code: 'TOO_MANY_CONNECTIONS',
+            message: expect.stringContaining('at most 2 per client address (iii-http.max_connections_per_address)'),
+          },
         });
         expect(await refusals(t.engine, 'iii-http.max_connections_per_address')).toBe(1);
 
         agents[0].destroy();
-        await waitFor(async () => (await get(port, '/ok', agents[3])).status === 200, 'a place freed by the closed connection');
+        await waitFor(
+          async () => (await get(port, '/ok', agents[3])).status === 200,
+          'a place freed by the closed connection',
+        );
         expect((await get(port, '/ok', agents[1])).body).toBe('"fine"');
       } finally {
         for (const agent of agents) agent.destroy();
@@ -355,7 +432,9 @@ describe('limits', () => {
         if (!ok) client.close();
         return ok ? client : undefined;
       }, 'a place freed by the closed socket');
-      await expect(joined.emitWithAck('join', { subscriptionId: 's1', streamName: 'limits', groupId: 'g' })).resolves.toEqual({ ok: true });
+      await expect(
+        joined.emitWithAck('join', { subscriptionId: 's1', streamName: 'limits', groupId: 'g' }),
+      ).resolves.toEqual({ ok: true });
       joined.close();
       second.terminate();
     });
@@ -373,7 +452,13 @@ describe('limits', () => {
       expect(await gone).toBe('transport close');
       const fine = io(`http://127.0.0.1:${port}`, sioOptions);
       await new Promise<void>((resolve) => fine.once('connect', () => resolve()));
-      await expect(fine.emitWithAck('join', { subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200), streamName: 's', groupId: 'g' })).resolves.toEqual({ ok: true });
+      await expect(
+        fine.emitWithAck('join', {
+          subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200),
+          streamName: 's',
+          groupId: 'g',
+        }),
+      ).resolves.toEqual({ ok: true });
       fine.close();
     });
   });
@@ -382,7 +467,9 @@ describe('limits', () => {
     const sioOptions = { transports: ['websocket'], reconnection: false, forceNew: true };
 
     /** A raw stream client on `port` recording every frame it receives and its close code. */
-    async function rawStreamClient(port: number): Promise<{ ws: WebSocket; frames: Any[]; closed: () => number | undefined }> {
+    async function rawStreamClient(
+      port: number,
+    ): Promise<{ ws: WebSocket; frames: Any[]; closed: () => number | undefined }> {
       const ws = await openSocket(`ws://127.0.0.1:${port}/`);
       const frames: Any[] = [];
       let closeCode: number | undefined;
@@ -399,7 +486,11 @@ describe('limits', () => {
       });
     }
 
-    const join = (subscriptionId: string, streamName: string, groupId: string) => ({ subscriptionId, streamName, groupId });
+    const join = (subscriptionId: string, streamName: string, groupId: string) => ({
+      subscriptionId,
+      streamName,
+      groupId,
+    });
 
     test('max_frame_bytes (1 KiB here): a larger raw frame closes with 1009, a larger Socket.IO message disconnects; smaller ones are served', async () => {
       t = await startEngine(withModule('stream', { max_frame_bytes: KiB }));
@@ -417,7 +508,9 @@ describe('limits', () => {
       bigSio.emit('join', join('x'.repeat(KiB), 's', 'g'));
       expect(await gone).toBe('transport close');
       const fineSio = await sioClient(port);
-      await expect(fineSio.emitWithAck('join', join('y'.repeat(KiB - 200), 'frame', 'g'))).resolves.toEqual({ ok: true });
+      await expect(fineSio.emitWithAck('join', join('y'.repeat(KiB - 200), 'frame', 'g'))).resolves.toEqual({
+        ok: true,
+      });
       fineSio.close();
       fine.ws.terminate();
     });
@@ -429,17 +522,27 @@ describe('limits', () => {
       const raw = await rawStreamClient(port);
       for (const id of ['a', 'b', 'c']) raw.ws.send(JSON.stringify({ type: 'join', data: join(id, 'subs', id) }));
       const refused = await waitFor(() => raw.frames.find((f) => f.type === 'error'), 'the error frame');
-      expect(refused).toEqual({ type: 'error', subscriptionId: 'c', error: { code: 'limit_exceeded', message: expect.stringContaining(expected) } });
+      expect(refused).toEqual({
+        type: 'error',
+        subscriptionId: 'c',
+        error: { code: 'limit_exceeded', message: expect.stringContaining(expected) },
+      });
       await waitFor(() => raw.frames.filter((f) => f.event?.type === 'sync').length === 2, 'two syncs');
       // Leaving makes room again.
       raw.ws.send(JSON.stringify({ type: 'leave', data: join('a', 'subs', 'a') }));
       raw.ws.send(JSON.stringify({ type: 'join', data: join('c', 'subs', 'c') }));
-      await waitFor(() => raw.frames.some((f) => f.event?.type === 'sync' && f.groupId === 'c'), 'the sync of c after a leave');
+      await waitFor(
+        () => raw.frames.some((f) => f.event?.type === 'sync' && f.groupId === 'c'),
+        'the sync of c after a leave',
+      );
 
       const sio = await sioClient(port);
       expect(await sio.emitWithAck('join', join('a', 'subs', 'a'))).toEqual({ ok: true });
       expect(await sio.emitWithAck('join', join('b', 'subs', 'b'))).toEqual({ ok: true });
-      expect(await sio.emitWithAck('join', join('c', 'subs', 'c'))).toEqual({ ok: false, error: { code: 'limit_exceeded', message: expect.stringContaining(expected) } });
+      expect(await sio.emitWithAck('join', join('c', 'subs', 'c'))).toEqual({
+        ok: false,
+        error: { code: 'limit_exceeded', message: expect.stringContaining(expected) },
+      });
       sio.close();
       raw.ws.terminate();
     });
@@ -468,11 +571,16 @@ describe('limits', () => {
       }
       await waitFor(() => module.clientStats.clients === before - 1, 'the slow client to be dropped');
       expect(sent).toBeLessThan(MAX_CLIENT_SEND_BUFFER_BYTES);
-      expect(await t.engine.metrics.slowConsumers.get()).toMatchObject({ values: [expect.objectContaining({ value: 1 })] });
+      expect(await t.engine.metrics.slowConsumers.get()).toMatchObject({
+        values: [expect.objectContaining({ value: 1 })],
+      });
       slow.ws.resume();
       await waitFor(() => slow.closed(), 'the slow client to see its socket closed');
       await call(writer, 'stream::set', { stream_name: 'slow', group_id: 'g', item_id: 'i', data: 'still here' });
-      await waitFor(() => healthy.frames.some((f) => f.event?.type === 'create' && f.event.data === 'still here'), 'the healthy client to be served');
+      await waitFor(
+        () => healthy.frames.some((f) => f.event?.type === 'create' && f.event.data === 'still here'),
+        'the healthy client to be served',
+      );
       expect(healthy.frames.filter((f) => f.event?.event?.type === 'blob')).toHaveLength(sent / chunk.length);
       healthy.ws.terminate();
     });
@@ -503,7 +611,10 @@ describe('limits', () => {
       ws.resume();
       await disconnected;
       await call(writer, 'stream::set', { stream_name: 'slow', group_id: 'g', item_id: 'i', data: 'still here' });
-      await waitFor(() => received.some((e) => e.event.type === 'create' && e.event.data === 'still here'), 'the healthy client to be served');
+      await waitFor(
+        () => received.some((e) => e.event.type === 'create' && e.event.data === 'still here'),
+        'the healthy client to be served',
+      );
       expect(received.filter((e) => e.event.event?.type === 'blob')).toHaveLength(sent / chunk.length);
       slow.close();
       healthy.close();
@@ -524,13 +635,16 @@ describe('limits', () => {
       const refused = await rawRequest(port, '/ok', extra(9));
       expect(refused.status).toBe(431);
       expect(JSON.parse(refused.body)).toEqual({
-        error: { code: 'REQUEST_HEADER_FIELDS_TOO_LARGE', message: 'The request has more than 10 headers (max_header_count); send fewer' },
+        error: {
+          code: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
+          message: 'The request has more than 10 headers (max_header_count); send fewer',
+        },
       });
       expect(await refusals(t.engine, 'iii-http.max_header_count')).toBe(1);
       expect(await (await fetch(`http://127.0.0.1:${port}/ok`)).json()).toBe('fine');
     });
 
-    test('(2500 here) a limit above Node\'s own 2000 still refuses 2501 headers instead of silently dropping some', async () => {
+    test("(2500 here) a limit above Node's own 2000 still refuses 2501 headers instead of silently dropping some", async () => {
       const port = await serve(2500);
       // Repeated one-letter headers keep 2501 of them under the 16 KiB head limit.
       expect((await rawRequest(port, '/ok', Array(2498).fill('a:'))).status).toBe(200);

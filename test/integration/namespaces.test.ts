@@ -14,11 +14,13 @@ import { call, type Any } from '../support/calls';
 
 const ROOT = path.resolve(__dirname, '../..');
 const SCRIPT = path.join(ROOT, 'test/support/python/v025/ns_worker.py');
-const INSTALL_HINT = 'python3 -m venv .venv25 && .venv25/bin/pip install -r test/support/python/v025/requirements.txt (or set III_PYTHON_025 to an interpreter with iii-sdk 0.25)';
+const INSTALL_HINT =
+  'python3 -m venv .venv25 && .venv25/bin/pip install -r test/support/python/v025/requirements.txt (or set III_PYTHON_025 to an interpreter with iii-sdk 0.25)';
 
 function python025(): string {
   const interpreter = process.env['III_PYTHON_025'] ?? path.join(ROOT, '.venv25/bin/python');
-  if (!existsSync(interpreter)) throw new Error(`The Python iii-sdk 0.25 is not installed at ${interpreter}. Install it with: ${INSTALL_HINT}`);
+  if (!existsSync(interpreter))
+    throw new Error(`The Python iii-sdk 0.25 is not installed at ${interpreter}. Install it with: ${INSTALL_HINT}`);
   return interpreter;
 }
 
@@ -31,8 +33,16 @@ let t: TestEngine;
 const children: PyWorker[] = [];
 const raws: RawClient[] = [];
 
-async function pyWorker(name: string, namespace: string, functionId: string, tag: string, env: NodeJS.ProcessEnv = {}): Promise<PyWorker> {
-  const child = spawn(python025(), [SCRIPT, t.url, name, namespace, functionId, tag], { env: { ...process.env, ...env } });
+async function pyWorker(
+  name: string,
+  namespace: string,
+  functionId: string,
+  tag: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<PyWorker> {
+  const child = spawn(python025(), [SCRIPT, t.url, name, namespace, functionId, tag], {
+    env: { ...process.env, ...env },
+  });
   const worker: PyWorker = { child, lines: [] };
   let buffer = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -59,7 +69,13 @@ async function raw(): Promise<RawClient> {
 /** One call over the raw protocol, with an optional `namespace`; resolves with the invocationresult. */
 async function rawCall(client: RawClient, functionId: string, data: unknown, namespace?: string): Promise<Any> {
   const invocationId = randomUUID();
-  client.send({ type: 'invokefunction', invocation_id: invocationId, function_id: functionId, data, ...(namespace === undefined ? {} : { namespace }) });
+  client.send({
+    type: 'invokefunction',
+    invocation_id: invocationId,
+    function_id: functionId,
+    data,
+    ...(namespace === undefined ? {} : { namespace }),
+  });
   return client.next((m) => m.type === 'invocationresult' && m['invocation_id'] === invocationId, 5000);
 }
 
@@ -85,11 +101,17 @@ test('a namespaced worker serves its id in its namespace only; routing is strict
   await functionRegistered(t.engine, inNamespace('shop', 'cart::add'));
 
   const client = await raw();
-  expect((await rawCall(client, 'cart::add', { n: 1 }, 'shop')).result).toMatchObject({ served_by: 'python-shop', input: { n: 1 } });
+  expect((await rawCall(client, 'cart::add', { n: 1 }, 'shop')).result).toMatchObject({
+    served_by: 'python-shop',
+    input: { n: 1 },
+  });
   expect((await rawCall(client, 'cart::add', {})).result).toEqual({ served_by: 'node-default' });
   expect((await rawCall(client, 'cart::add', {}, 'default')).result).toEqual({ served_by: 'node-default' });
   const missing = await rawCall(client, 'cart::add', {}, 'billing');
-  expect(missing.error).toEqual({ code: 'function_not_found', message: "Function cart::add not found in namespace 'billing'; it is registered in namespaces 'default', 'shop'" });
+  expect(missing.error).toEqual({
+    code: 'function_not_found',
+    message: "Function cart::add not found in namespace 'billing'; it is registered in namespaces 'default', 'shop'",
+  });
   // engine::* ids live in default whatever namespace a call names.
   expect((await rawCall(client, 'engine::functions::list', {}, 'shop')).error).toBeUndefined();
 
@@ -98,7 +120,9 @@ test('a namespaced worker serves its id in its namespace only; routing is strict
   expect(rows.map((r) => r.namespace).sort()).toEqual(['default', 'shop']);
   const { workers } = await call(node, 'engine::workers::list', {});
   expect((workers as Any[]).find((w) => w.name === 'shop-worker')?.namespace).toBe('shop');
-  expect((await call(node, 'engine::functions::info', { function_id: 'cart::add', namespace: 'shop' })).worker_name).toBe('shop-worker');
+  expect(
+    (await call(node, 'engine::functions::info', { function_id: 'cart::add', namespace: 'shop' })).worker_name,
+  ).toBe('shop-worker');
 }, 30_000);
 
 test('a call made by a namespaced worker resolves in its own namespace', async () => {
@@ -121,7 +145,12 @@ test('replicas of one worker pool in a namespace; a worker of another name regis
   await intruder.registered();
   intruder.send({ type: 'registerfunction', id: 'stock::get' });
   intruder.send({ type: 'registerfunction', id: 'stock::other' });
-  intruder.send({ type: 'invokefunction', function_id: 'engine::workers::register', data: { name: 'intruder', runtime: 'raw', namespace: 'shop' }, action: { type: 'void' } });
+  intruder.send({
+    type: 'invokefunction',
+    function_id: 'engine::workers::register',
+    data: { name: 'intruder', runtime: 'raw', namespace: 'shop' },
+    action: { type: 'void' },
+  });
   const rejected = await intruder.next((m) => m.type === 'registrationrejected');
   expect(rejected).toMatchObject({ code: 'FUNCTION_NAMESPACE_CONFLICT', namespace: 'shop', function_id: 'stock::get' });
   await functionRegistered(t.engine, inNamespace('shop', 'stock::other'));
@@ -141,17 +170,34 @@ test('a namespace declared after the grace period is WORKER_NAMESPACE_CONFLICT a
   late.send({ type: 'registerfunction', id: 'late::fn' });
   await functionRegistered(t.engine, 'late::fn');
   await new Promise((r) => setTimeout(r, 1700));
-  late.send({ type: 'invokefunction', function_id: 'engine::workers::register', data: { name: 'late', runtime: 'raw', namespace: 'shop' }, action: { type: 'void' } });
-  expect(await late.next((m) => m.type === 'registrationrejected')).toMatchObject({ code: 'WORKER_NAMESPACE_CONFLICT', namespace: 'shop', worker_name: 'late' });
+  late.send({
+    type: 'invokefunction',
+    function_id: 'engine::workers::register',
+    data: { name: 'late', runtime: 'raw', namespace: 'shop' },
+    action: { type: 'void' },
+  });
+  expect(await late.next((m) => m.type === 'registrationrejected')).toMatchObject({
+    code: 'WORKER_NAMESPACE_CONFLICT',
+    namespace: 'shop',
+    worker_name: 'late',
+  });
   expect((await late.waitClosed()).code).toBe(1008);
 
   const owned = await RawClient.connect(t.url);
   raws.push(owned);
   await owned.registered();
-  owned.send({ type: 'invokefunction', function_id: 'engine::workers::register', data: { name: 'owned', runtime: 'raw', namespace: 'shop' }, action: { type: 'void' } });
+  owned.send({
+    type: 'invokefunction',
+    function_id: 'engine::workers::register',
+    data: { name: 'owned', runtime: 'raw', namespace: 'shop' },
+    action: { type: 'void' },
+  });
   await waitFor(() => [...t.engine.registry.workers()].some((w) => w.namespace === 'shop'), 'the declaration');
   owned.send({ type: 'registerfunction', id: 'engine::mine' });
-  expect(await owned.next((m) => m.type === 'registrationrejected')).toMatchObject({ code: 'FUNCTION_NAMESPACE_CONFLICT', function_id: 'engine::mine' });
+  expect(await owned.next((m) => m.type === 'registrationrejected')).toMatchObject({
+    code: 'FUNCTION_NAMESPACE_CONFLICT',
+    function_id: 'engine::mine',
+  });
   expect((await rawCall(owned, 'engine::functions::list', {}, 'shop')).error).toBeUndefined();
 }, 30_000);
 

@@ -22,7 +22,12 @@ function startWith(config: Record<string, unknown>): Promise<TestEngine> {
 }
 
 /** A raw-protocol caller: sends one invokefunction (with traceparent/baggage) and awaits its result. */
-async function rawCall(client: RawClient, functionId: string, data: unknown, extra: Record<string, unknown> = {}): Promise<Any> {
+async function rawCall(
+  client: RawClient,
+  functionId: string,
+  data: unknown,
+  extra: Record<string, unknown> = {},
+): Promise<Any> {
   const invocationId = randomUUID();
   client.send({ type: 'invokefunction', invocation_id: invocationId, function_id: functionId, data, ...extra });
   return client.next((m) => m.type === 'invocationresult' && m.invocation_id === invocationId, 5000);
@@ -30,7 +35,10 @@ async function rawCall(client: RawClient, functionId: string, data: unknown, ext
 
 /** A binary telemetry frame: 4-byte prefix + body. */
 function frame(prefix: string, body: unknown): Buffer {
-  return Buffer.concat([Buffer.from(prefix, 'latin1'), Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))]);
+  return Buffer.concat([
+    Buffer.from(prefix, 'latin1'),
+    Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+  ]);
 }
 
 async function openTelemetrySocket(t: TestEngine): Promise<WebSocket> {
@@ -71,17 +79,33 @@ describe('iii-observability', () => {
       await functionRegistered(t.engine, 'otlp::fail');
       const caller = await RawClient.connect(t.url);
       try {
-        expect(await rawCall(caller, 'otlp::echo', { n: 1 }, { traceparent: CALLER_TRACEPARENT })).toMatchObject({ result: { n: 1 } });
+        expect(await rawCall(caller, 'otlp::echo', { n: 1 }, { traceparent: CALLER_TRACEPARENT })).toMatchObject({
+          result: { n: 1 },
+        });
         const failed = await rawCall(caller, 'otlp::fail', {}, { traceparent: CALLER_TRACEPARENT });
         expect(failed.error).toBeDefined();
 
-        const echo = await waitFor(() => collector.spans.find((s) => s.name === 'otlp::echo'), 'the exported otlp::echo span', 10_000);
-        expect(echo).toMatchObject({ traceId: TRACE_ID, parentSpanId: CALLER_SPAN, kind: 2, status: { code: 1 }, serviceName: 'iii' });
+        const echo = await waitFor(
+          () => collector.spans.find((s) => s.name === 'otlp::echo'),
+          'the exported otlp::echo span',
+          10_000,
+        );
+        expect(echo).toMatchObject({
+          traceId: TRACE_ID,
+          parentSpanId: CALLER_SPAN,
+          kind: 2,
+          status: { code: 1 },
+          serviceName: 'iii',
+        });
         expect(echo.attributes).toMatchObject({ 'iii.function.id': 'otlp::echo' });
         expect(echo.attributes['iii.worker.id']).toEqual(expect.any(String));
         expect(echo.attributes['iii.invocation.id']).toEqual(expect.any(String));
 
-        const fail = await waitFor(() => collector.spans.find((s) => s.name === 'otlp::fail'), 'the exported otlp::fail span', 10_000);
+        const fail = await waitFor(
+          () => collector.spans.find((s) => s.name === 'otlp::fail'),
+          'the exported otlp::fail span',
+          10_000,
+        );
         expect(fail.status.code).toBe(2);
         expect(fail.status.message).toContain(failed.error.code);
         expect(fail.attributes['iii.error.code']).toBe(failed.error.code);
@@ -105,7 +129,11 @@ describe('iii-observability', () => {
         w.registerFunction('otlp::from-env', async () => null);
         await functionRegistered(envEngine.engine, 'otlp::from-env');
         await call(w, 'otlp::from-env', {});
-        await waitFor(() => collector.spans.some((s) => s.name === 'otlp::from-env'), 'the span exported to the env endpoint', 10_000);
+        await waitFor(
+          () => collector.spans.some((s) => s.name === 'otlp::from-env'),
+          'the span exported to the env endpoint',
+          10_000,
+        );
         // `both` also keeps it in memory.
         expect((await call(w, 'engine::traces::list', { name: 'otlp::from-env' })).total).toBe(1);
       } finally {
@@ -137,12 +165,29 @@ describe('iii-observability', () => {
         worker.send({ type: 'registerfunction', id: 'raw::target' });
         await functionRegistered(t.engine, 'raw::target');
         const callId = randomUUID();
-        caller.send({ type: 'invokefunction', invocation_id: callId, function_id: 'raw::target', data: {}, traceparent: CALLER_TRACEPARENT, baggage: 'tenant=acme' });
+        caller.send({
+          type: 'invokefunction',
+          invocation_id: callId,
+          function_id: 'raw::target',
+          data: {},
+          traceparent: CALLER_TRACEPARENT,
+          baggage: 'tenant=acme',
+        });
         const invoke = await worker.next((m) => m.type === 'invokefunction');
         const [version, traceId, parentId, flags] = String(invoke.traceparent).split('-');
-        expect({ version, traceId, flags, baggage: invoke.baggage }).toEqual({ version: '00', traceId: TRACE_ID, flags: '01', baggage: 'tenant=acme' });
+        expect({ version, traceId, flags, baggage: invoke.baggage }).toEqual({
+          version: '00',
+          traceId: TRACE_ID,
+          flags: '01',
+          baggage: 'tenant=acme',
+        });
         expect(parentId).not.toBe(CALLER_SPAN);
-        worker.send({ type: 'invocationresult', invocation_id: invoke.invocation_id, function_id: 'raw::target', result: { ok: true } });
+        worker.send({
+          type: 'invocationresult',
+          invocation_id: invoke.invocation_id,
+          function_id: 'raw::target',
+          result: { ok: true },
+        });
         const result = await caller.next((m) => m.type === 'invocationresult' && m.invocation_id === callId);
         expect(result.traceparent).toBe(CALLER_TRACEPARENT);
 
@@ -152,7 +197,15 @@ describe('iii-observability', () => {
           return out.roots.length > 0 && out;
         }, 'the trace tree');
         expect(tree.roots).toHaveLength(1);
-        expect(tree.roots[0]).toMatchObject({ span_id: parentId, parent_span_id: CALLER_SPAN, trace_id: TRACE_ID, name: 'raw::target', kind: 'server', status: 'ok', service_name: 'iii' });
+        expect(tree.roots[0]).toMatchObject({
+          span_id: parentId,
+          parent_span_id: CALLER_SPAN,
+          trace_id: TRACE_ID,
+          name: 'raw::target',
+          kind: 'server',
+          status: 'ok',
+          service_name: 'iii',
+        });
         expect(tree.roots[0].end_time_unix_nano).toBeGreaterThanOrEqual(tree.roots[0].start_time_unix_nano);
       } finally {
         worker.close();
@@ -195,9 +248,15 @@ describe('iii-observability', () => {
       const caller = await RawClient.connect(t.url);
       try {
         const extra = { baggage: 'tenant=acme,region=eu%20west' };
-        expect((await rawCall(caller, 'engine::baggage::get', { key: 'region' }, extra)).result).toEqual({ value: 'eu west' });
-        expect((await rawCall(caller, 'engine::baggage::get', { key: 'missing' }, extra)).result).toEqual({ value: null });
-        expect((await rawCall(caller, 'engine::baggage::get_all', {}, extra)).result).toEqual({ baggage: { tenant: 'acme', region: 'eu west' } });
+        expect((await rawCall(caller, 'engine::baggage::get', { key: 'region' }, extra)).result).toEqual({
+          value: 'eu west',
+        });
+        expect((await rawCall(caller, 'engine::baggage::get', { key: 'missing' }, extra)).result).toEqual({
+          value: null,
+        });
+        expect((await rawCall(caller, 'engine::baggage::get_all', {}, extra)).result).toEqual({
+          baggage: { tenant: 'acme', region: 'eu west' },
+        });
         const set = (await rawCall(caller, 'engine::baggage::set', { key: 'user', value: 'a b' }, extra)).result;
         expect(set.baggage.split(',').sort()).toEqual(['region=eu%20west', 'tenant=acme', 'user=a%20b']);
         const bad = await rawCall(caller, 'engine::baggage::set', { key: 'bad key', value: 'x' }, extra);
@@ -210,7 +269,13 @@ describe('iii-observability', () => {
 
     test('engine::log::* records are listed newest first with filters, and cleared', async () => {
       const w = t.worker('logger');
-      await call(w, 'engine::log::info', { message: 'hello', data: { order: 7 }, trace_id: TRACE_ID, span_id: CALLER_SPAN, service_name: 'shop' });
+      await call(w, 'engine::log::info', {
+        message: 'hello',
+        data: { order: 7 },
+        trace_id: TRACE_ID,
+        span_id: CALLER_SPAN,
+        service_name: 'shop',
+      });
       await call(w, 'engine::log::warn', { message: 'careful' });
       await call(w, 'engine::log::error', { message: 'broken' });
 
@@ -228,11 +293,21 @@ describe('iii-observability', () => {
       });
       expect(all.logs[2].timestamp_unix_nano).toBeGreaterThan(1.6e18);
 
-      expect((await call(w, 'engine::logs::list', { severity_min: 13 })).logs.map((l: Any) => l.body)).toEqual(['broken', 'careful']);
-      expect((await call(w, 'engine::logs::list', { severity_text: 'warn' })).logs.map((l: Any) => l.body)).toEqual(['careful']);
-      expect((await call(w, 'engine::logs::list', { trace_id: TRACE_ID })).logs.map((l: Any) => l.body)).toEqual(['hello']);
+      expect((await call(w, 'engine::logs::list', { severity_min: 13 })).logs.map((l: Any) => l.body)).toEqual([
+        'broken',
+        'careful',
+      ]);
+      expect((await call(w, 'engine::logs::list', { severity_text: 'warn' })).logs.map((l: Any) => l.body)).toEqual([
+        'careful',
+      ]);
+      expect((await call(w, 'engine::logs::list', { trace_id: TRACE_ID })).logs.map((l: Any) => l.body)).toEqual([
+        'hello',
+      ]);
       const page = await call(w, 'engine::logs::list', { offset: 1, limit: 1 });
-      expect({ total: page.total, bodies: page.logs.map((l: Any) => l.body) }).toEqual({ total: 3, bodies: ['careful'] });
+      expect({ total: page.total, bodies: page.logs.map((l: Any) => l.body) }).toEqual({
+        total: 3,
+        bodies: ['careful'],
+      });
 
       expect(await call(w, 'engine::logs::clear', {})).toMatchObject({ success: true, cleared: 3 });
       expect((await call(w, 'engine::logs::list', {})).total).toBe(0);
@@ -257,27 +332,52 @@ describe('iii-observability', () => {
       await waitFor(() => seen.length >= 2, 'two log deliveries');
       await sleep(100); // the info record must not arrive
       expect(seen.map((p) => p.body).sort()).toEqual(['loud', 'louder']);
-      expect(seen.find((p) => p.body === 'loud')).toMatchObject({ severity_text: 'WARN', severity_number: 13, attributes: { k: 'v' }, service_name: 'log-writer' });
+      expect(seen.find((p) => p.body === 'loud')).toMatchObject({
+        severity_text: 'WARN',
+        severity_number: 13,
+        attributes: { k: 'v' },
+        service_name: 'log-writer',
+      });
     });
 
     test('a log handler that logs inside its delivery trace does not trigger itself again', async () => {
       const handler = await RawClient.connect(t.url);
       try {
         handler.send({ type: 'registerfunction', id: 'raw::on-log' });
-        handler.send({ type: 'registertrigger', id: randomUUID(), trigger_type: 'log', function_id: 'raw::on-log', config: { level: 'warn' } });
+        handler.send({
+          type: 'registertrigger',
+          id: randomUUID(),
+          trigger_type: 'log',
+          function_id: 'raw::on-log',
+          config: { level: 'warn' },
+        });
         await waitFor(() => t.engine.registry.triggersOfType('log', 'live').length === 1, 'the live log binding');
         const w = t.worker('log-source');
         await call(w, 'engine::log::warn', { message: 'first' });
         const delivery = await handler.next((m) => m.type === 'invokefunction' && m.function_id === 'raw::on-log');
         expect((delivery.data as Any).body).toBe('first');
         // The handler answers, then logs a warning in the trace it was called in (as an SDK with OTel on does).
-        handler.send({ type: 'invocationresult', invocation_id: delivery.invocation_id, function_id: 'raw::on-log', result: null });
-        const logged = await rawCall(handler, 'engine::log::warn', { message: 'from the handler' }, { traceparent: delivery.traceparent });
+        handler.send({
+          type: 'invocationresult',
+          invocation_id: delivery.invocation_id,
+          function_id: 'raw::on-log',
+          result: null,
+        });
+        const logged = await rawCall(
+          handler,
+          'engine::log::warn',
+          { message: 'from the handler' },
+          { traceparent: delivery.traceparent },
+        );
         expect(logged.error).toBeUndefined();
         const deliveryTrace = String(delivery.traceparent).split('-')[1];
-        expect((await call(w, 'engine::logs::list', { trace_id: deliveryTrace })).logs.map((l: Any) => l.body)).toEqual(['from the handler']);
+        expect((await call(w, 'engine::logs::list', { trace_id: deliveryTrace })).logs.map((l: Any) => l.body)).toEqual(
+          ['from the handler'],
+        );
         await sleep(200); // a self-feeding trigger would deliver 'from the handler' by now
-        expect(handler.received.filter((m) => m.type === 'invokefunction' && m.function_id === 'raw::on-log')).toHaveLength(1);
+        expect(
+          handler.received.filter((m) => m.type === 'invokefunction' && m.function_id === 'raw::on-log'),
+        ).toHaveLength(1);
       } finally {
         handler.close();
       }
@@ -287,7 +387,11 @@ describe('iii-observability', () => {
       const w = t.worker('log-bad');
       w.registerFunction('logs::never', async () => null);
       await functionRegistered(t.engine, 'logs::never');
-      const err = await failure(w, 'engine::register_trigger', { trigger_type: 'log', function_id: 'logs::never', config: { level: 'loud' } });
+      const err = await failure(w, 'engine::register_trigger', {
+        trigger_type: 'log',
+        function_id: 'logs::never',
+        config: { level: 'loud' },
+      });
       expect(err.code).toBe('trigger_registration_failed');
       expect(err.message).toContain('all, trace, debug, info, warn, error');
       expect(await call(w, 'engine::health::check', {})).toMatchObject({ status: 'healthy' });
@@ -325,9 +429,22 @@ describe('iii-observability', () => {
       });
       handler.registerTrigger({ type: 'trace', function_id: 'traces::busy', config: { service_name: 'burst' } });
       await waitFor(() => t.engine.registry.triggersOfType('trace', 'live').length === 1, 'the live trace binding');
-      const spans = Array.from({ length: 1100 }, (_, i) => ({ traceId: (i + 1).toString(16).padStart(32, '0'), spanId: 'eeeeeeeeeeeeeeee', name: `burst ${i}` }));
+      const spans = Array.from({ length: 1100 }, (_, i) => ({
+        traceId: (i + 1).toString(16).padStart(32, '0'),
+        spanId: 'eeeeeeeeeeeeeeee',
+        name: `burst ${i}`,
+      }));
       const socket = await openTelemetrySocket(t);
-      socket.send(frame('OTLP', { resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'burst' } }] }, scopeSpans: [{ spans }] }] }));
+      socket.send(
+        frame('OTLP', {
+          resourceSpans: [
+            {
+              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'burst' } }] },
+              scopeSpans: [{ spans }],
+            },
+          ],
+        }),
+      );
       await closeSocket(socket);
       await waitFor(() => ticks.length > 0, 'the burst tick');
       expect(ticks[0]).toHaveLength(1000);
@@ -367,11 +484,36 @@ describe('iii-observability', () => {
       socket.send(
         frame('LOGS', {
           resourceLogs: [
-            { resource, scopeLogs: [{ scope: { name: 'sdk-logger' }, logRecords: [{ timeUnixNano: '1700000000000000000', severityNumber: 13, severityText: 'WARN', body: { stringValue: 'from sdk' }, traceId: sdkTrace }] }] },
+            {
+              resource,
+              scopeLogs: [
+                {
+                  scope: { name: 'sdk-logger' },
+                  logRecords: [
+                    {
+                      timeUnixNano: '1700000000000000000',
+                      severityNumber: 13,
+                      severityText: 'WARN',
+                      body: { stringValue: 'from sdk' },
+                      traceId: sdkTrace,
+                    },
+                  ],
+                },
+              ],
+            },
           ],
         }),
       );
-      socket.send(frame('MTRC', { resourceMetrics: [{ resource, scopeMetrics: [{ metrics: [{ name: 'sdk.requests', unit: '1', sum: { dataPoints: [{ asInt: '5' }] } }] }] }] }));
+      socket.send(
+        frame('MTRC', {
+          resourceMetrics: [
+            {
+              resource,
+              scopeMetrics: [{ metrics: [{ name: 'sdk.requests', unit: '1', sum: { dataPoints: [{ asInt: '5' }] } }] }],
+            },
+          ],
+        }),
+      );
       const w = t.worker('telemetry-reader');
       const spans = await waitFor(async () => {
         const out = await call(w, 'engine::traces::list', { trace_id: sdkTrace });
@@ -390,9 +532,23 @@ describe('iii-observability', () => {
       });
       expect(spans[0].duration_ms).toBe(5);
       const logs = await call(w, 'engine::logs::list', { trace_id: sdkTrace });
-      expect(logs.logs).toEqual([expect.objectContaining({ body: 'from sdk', severity_number: 13, service_name: 'sdk-svc', instrumentation_scope_name: 'sdk-logger' })]);
+      expect(logs.logs).toEqual([
+        expect.objectContaining({
+          body: 'from sdk',
+          severity_number: 13,
+          service_name: 'sdk-svc',
+          instrumentation_scope_name: 'sdk-logger',
+        }),
+      ]);
       const metrics = await call(w, 'engine::metrics::list', { metric_name: 'sdk.requests' });
-      expect(metrics.sdk_metrics).toEqual([expect.objectContaining({ name: 'sdk.requests', type: 'sum', data_points: [{ asInt: '5' }], service_name: 'sdk-svc' })]);
+      expect(metrics.sdk_metrics).toEqual([
+        expect.objectContaining({
+          name: 'sdk.requests',
+          type: 'sum',
+          data_points: [{ asInt: '5' }],
+          service_name: 'sdk-svc',
+        }),
+      ]);
       await closeSocket(socket);
     });
 
@@ -402,7 +558,17 @@ describe('iii-observability', () => {
       socket.send(frame('LOGS', '[1, 2]'));
       socket.send(frame('MTRC', { resourceMetrics: 5 }));
       socket.send(frame('OTLP', { resourceSpans: [{ scopeSpans: [{ spans: [{ name: 'no ids' }] }] }] }));
-      socket.send(frame('OTLP', { resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'cccccccccccccccccccccccccccccccc', spanId: 'dddddddddddddddd', name: 'fine' }] }] }] }));
+      socket.send(
+        frame('OTLP', {
+          resourceSpans: [
+            {
+              scopeSpans: [
+                { spans: [{ traceId: 'cccccccccccccccccccccccccccccccc', spanId: 'dddddddddddddddd', name: 'fine' }] },
+              ],
+            },
+          ],
+        }),
+      );
       const w = t.worker('after-garbage');
       const health = await waitFor(async () => {
         const out = await call(w, 'engine::health::check', {});
@@ -425,7 +591,12 @@ describe('iii-observability', () => {
       const err = await failure(w, 'metered::fail', {});
       const listed = await call(w, 'engine::metrics::list', { metric_name: 'iii_invocations_total' });
       expect(listed.engine_metrics.prometheus).toHaveLength(1);
-      expect(listed.engine_metrics.prometheus[0].values).toContainEqual(expect.objectContaining({ labels: expect.objectContaining({ function: 'metered::fail', outcome: err.code }), value: 1 }));
+      expect(listed.engine_metrics.prometheus[0].values).toContainEqual(
+        expect.objectContaining({
+          labels: expect.objectContaining({ function: 'metered::fail', outcome: err.code }),
+          value: 1,
+        }),
+      );
       const text = await fetch(`http://127.0.0.1:${t.engine.metricsPort}/metrics`).then((r) => r.text());
       expect(text).toContain(`iii_invocations_total{function="metered::fail",outcome="${err.code}"`);
       expect(text).toMatch(/iii_invocation_duration_seconds_count\{[^}]*function="metered::fail"[^}]*\} 1/);
@@ -445,7 +616,10 @@ describe('iii-observability', () => {
       const spans = await call(w, 'engine::traces::list', { search_all_spans: true, include_internal: true });
       expect(spans.total).toBeLessThanOrEqual(3);
       const logs = await call(w, 'engine::logs::list', {});
-      expect({ total: logs.total, bodies: logs.logs.map((l: Any) => l.body) }).toEqual({ total: 2, bodies: ['m3', 'm2'] });
+      expect({ total: logs.total, bodies: logs.logs.map((l: Any) => l.body) }).toEqual({
+        total: 2,
+        bodies: ['m3', 'm2'],
+      });
       const health = await call(w, 'engine::health::check', {});
       expect(health.components.spans).toMatchObject({ capacity: 3 });
       expect(health.components.spans.count).toBeLessThanOrEqual(3);
@@ -453,7 +627,11 @@ describe('iii-observability', () => {
 
       const socket = await openTelemetrySocket(t);
       const metric = (name: string) => ({ name, gauge: { dataPoints: [{ asDouble: 1 }] } });
-      socket.send(frame('MTRC', { resourceMetrics: [{ scopeMetrics: [{ metrics: [metric('m.a'), metric('m.b'), metric('m.c')] }] }] }));
+      socket.send(
+        frame('MTRC', {
+          resourceMetrics: [{ scopeMetrics: [{ metrics: [metric('m.a'), metric('m.b'), metric('m.c')] }] }],
+        }),
+      );
       await closeSocket(socket);
       const metrics = await waitFor(async () => {
         const out = await call(w, 'engine::metrics::list', {});
@@ -492,13 +670,21 @@ describe('iii-observability', () => {
       await functionRegistered(t.engine, 'sdk::traced');
       expect((await rawCall(caller, 'sdk::traced', {}, { traceparent: CALLER_TRACEPARENT })).result).toBe('traced');
       const reader = t.worker('otel-reader');
-      const tree = await waitFor(async () => {
-        const out = await call(reader, 'engine::traces::tree', { trace_id: TRACE_ID });
-        return out.roots[0]?.children.length > 0 && out;
-      }, 'the SDK span under the engine span', 15_000);
+      const tree = await waitFor(
+        async () => {
+          const out = await call(reader, 'engine::traces::tree', { trace_id: TRACE_ID });
+          return out.roots[0]?.children.length > 0 && out;
+        },
+        'the SDK span under the engine span',
+        15_000,
+      );
       expect(tree.roots).toHaveLength(1);
       expect(tree.roots[0]).toMatchObject({ name: 'sdk::traced', parent_span_id: CALLER_SPAN, service_name: 'iii' });
-      expect(tree.roots[0].children[0]).toMatchObject({ name: 'execute sdk::traced', parent_span_id: tree.roots[0].span_id, trace_id: TRACE_ID });
+      expect(tree.roots[0].children[0]).toMatchObject({
+        name: 'execute sdk::traced',
+        parent_span_id: tree.roots[0].span_id,
+        trace_id: TRACE_ID,
+      });
     } finally {
       caller.close();
       await t.close();

@@ -41,11 +41,23 @@ const withToken = { env: { III_WORKER_TOKEN: TOKEN } };
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'iii-ops-cli-'));
   await writeFile(join(dir, 'config.yaml'), CONFIG);
-  node = await startNodeProcess({ nodeId: 'ops-node', cwd: dir, args: ['--config', 'config.yaml'], env: { III_WORKER_TOKEN: TOKEN } });
+  node = await startNodeProcess({
+    nodeId: 'ops-node',
+    cwd: dir,
+    args: ['--config', 'config.yaml'],
+    env: { III_WORKER_TOKEN: TOKEN },
+  });
   target = ['--url', node.url];
-  worker = registerWorker(node.url, { workerName: 'ops-app', enableMetricsReporting: false, otel: { enabled: false }, headers: { authorization: `Bearer ${TOKEN}` } });
+  worker = registerWorker(node.url, {
+    workerName: 'ops-app',
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
   // The engine adds `_caller_worker_id` to an object payload (as iii does): not echoed.
-  worker.registerFunction('ops::echo', async (data: unknown) => ({ echoed: withoutCaller(data) }), { description: 'Answers with its payload' });
+  worker.registerFunction('ops::echo', async (data: unknown) => ({ echoed: withoutCaller(data) }), {
+    description: 'Answers with its payload',
+  });
   worker.registerFunction('ops::fail', async () => {
     throw new Error('the ledger is locked');
   });
@@ -54,10 +66,14 @@ beforeAll(async () => {
     if (broken) throw new Error('downstream is down');
     delivered.push(data.name);
   });
-  await waitFor(async () => {
-    const listed: Any = await call(worker, 'engine::functions::list', { prefix: 'ops::' });
-    return listed.functions.length === 4;
-  }, 'the worker functions registered', 10_000);
+  await waitFor(
+    async () => {
+      const listed: Any = await call(worker, 'engine::functions::list', { prefix: 'ops::' });
+      return listed.functions.length === 4;
+    },
+    'the worker functions registered',
+    10_000,
+  );
 });
 
 function withoutCaller(data: unknown): unknown {
@@ -85,7 +101,10 @@ describe('trigger', () => {
   });
 
   test('- reads the payload from stdin; no payload sends {}', async () => {
-    const piped = await runCli(['trigger', 'ops::echo', '-', '--json', ...target], { ...withToken, input: '{"from":"stdin"}\n' });
+    const piped = await runCli(['trigger', 'ops::echo', '-', '--json', ...target], {
+      ...withToken,
+      input: '{"from":"stdin"}\n',
+    });
     expect(piped).toMatchObject({ code: 0, stdout: '{"echoed":{"from":"stdin"}}\n' });
     const bare = await runCli(['trigger', 'ops::echo', '--json', ...target], withToken);
     expect(bare).toMatchObject({ code: 0, stdout: '{"echoed":{}}\n' });
@@ -143,7 +162,10 @@ describe('trigger', () => {
   });
 
   test('stdin that never closes ends at the deadline too', async () => {
-    const run = await runCli(['trigger', 'ops::echo', '-', '--timeout', '500', ...target], { ...withToken, holdStdin: true });
+    const run = await runCli(['trigger', 'ops::echo', '-', '--timeout', '500', ...target], {
+      ...withToken,
+      holdStdin: true,
+    });
     expect(run.code).toBe(3);
     expect(run.stderr).toContain('timeout: stdin was not closed');
   });
@@ -177,15 +199,30 @@ describe('listings', () => {
     // Aligned: every column starts at the same offset on every line.
     expect(echo!.indexOf('ops-app')).toBe(lines[0].indexOf('WORKER'));
     const json = await runCli(['functions', '--json', ...target], withToken);
-    expect(JSON.parse(json.stdout)).toEqual(expect.arrayContaining([{ function_id: 'ops::echo', namespace: 'default', worker_name: 'ops-app', description: 'Answers with its payload' }]));
+    expect(JSON.parse(json.stdout)).toEqual(
+      expect.arrayContaining([
+        {
+          function_id: 'ops::echo',
+          namespace: 'default',
+          worker_name: 'ops-app',
+          description: 'Answers with its payload',
+        },
+      ]),
+    );
   });
 
-  test('workers: the worker and the modules, not the command\'s own connection', async () => {
+  test("workers: the worker and the modules, not the command's own connection", async () => {
     const json = await runCli(['workers', '--json', ...target], withToken);
     expect(json.code).toBe(0);
     const workers: Any[] = JSON.parse(json.stdout);
-    expect(workers).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'ops-app', status: 'connected', runtime: 'node', function_count: 4 })]));
-    expect(workers).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'iii-queue', status: 'available' })]));
+    expect(workers).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'ops-app', status: 'connected', runtime: 'node', function_count: 4 }),
+      ]),
+    );
+    expect(workers).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'iii-queue', status: 'available' })]),
+    );
     expect(workers.filter((w) => w.status === 'connected')).toHaveLength(1);
     const table = await runCli(['workers', ...target], withToken);
     expect(table.stdout.split('\n')[0]).toMatch(/^NAME +ID +RUNTIME +STATUS +FUNCTIONS +ACTIVE +CONNECTED$/);
@@ -196,10 +233,20 @@ describe('listings', () => {
     const json = await runCli(['nodes', '--json', ...target], withToken);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual([
-      { node_id: 'ops-node', state: 'ready', self: true, url: null, started_at_ms: expect.any(Number), uptime_ms: expect.any(Number), worker_count: 1 },
+      {
+        node_id: 'ops-node',
+        state: 'ready',
+        self: true,
+        url: null,
+        started_at_ms: expect.any(Number),
+        uptime_ms: expect.any(Number),
+        worker_count: 1,
+      },
     ]);
     const table = await runCli(['nodes', ...target], withToken);
-    expect(table.stdout).toMatch(/^NODE +STATE +UPTIME +WORKERS +URL\nops-node \* +ready +\d+s +1\n\(\* the node that answered\)\n$/);
+    expect(table.stdout).toMatch(
+      /^NODE +STATE +UPTIME +WORKERS +URL\nops-node \* +ready +\d+s +1\n\(\* the node that answered\)\n$/,
+    );
   });
 
   test('queues: every named queue with its depth, consumers and dead letters', async () => {
@@ -207,7 +254,13 @@ describe('listings', () => {
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual(
       expect.arrayContaining([
-        { name: 'dead', broker_type: 'function_queue', depth: 0, consumer_count: expect.any(Number), dlq_depth: expect.any(Number) },
+        {
+          name: 'dead',
+          broker_type: 'function_queue',
+          depth: 0,
+          consumer_count: expect.any(Number),
+          dlq_depth: expect.any(Number),
+        },
         expect.objectContaining({ name: 'default', broker_type: 'function_queue' }),
       ]),
     );
@@ -220,9 +273,14 @@ describe('listings', () => {
 describe('dlq', () => {
   test('redrive <queue> <id> moves one dead letter back, redrive <queue> the rest; an unknown id exits 1', async () => {
     for (const name of ['first', 'second']) {
-      await worker.trigger({ function_id: 'ops::repairable', payload: { name }, action: TriggerAction.Enqueue({ queue: 'dead' }) });
+      await worker.trigger({
+        function_id: 'ops::repairable',
+        payload: { name },
+        action: TriggerAction.Enqueue({ queue: 'dead' }),
+      });
     }
-    const dead = async (): Promise<Any[]> => JSON.parse((await runCli(['dlq', 'list', 'dead', '--json', ...target], withToken)).stdout);
+    const dead = async (): Promise<Any[]> =>
+      JSON.parse((await runCli(['dlq', 'list', 'dead', '--json', ...target], withToken)).stdout);
     await waitFor(async () => (await dead()).length === 2, 'two dead letters', 10_000);
     const letters = await dead();
     const first = letters.find((l) => l.payload.name === 'first');
@@ -245,7 +303,7 @@ describe('dlq', () => {
     expect(await dead()).toEqual([]);
   });
 
-  test('an unknown queue is the function\'s error: exit 1 with queue_not_found', async () => {
+  test("an unknown queue is the function's error: exit 1 with queue_not_found", async () => {
     const run = await runCli(['dlq', 'redrive', 'no-such-queue', ...target], withToken);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('queue_not_found');
@@ -270,7 +328,9 @@ describe('config check', () => {
     await writeFile(file, 'workers:\n  - name: iii-worker-manager\n    config:\n      port: seventy\n');
     const run = await runCli(['config', 'check', file]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(new RegExp(`^iii-cluster: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is invalid: .*port`));
+    expect(run.stderr).toMatch(
+      new RegExp(`^iii-cluster: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is invalid: .*port`),
+    );
     const json = await runCli(['config', 'check', file, '--json']);
     expect(json.code).toBe(2);
     expect(JSON.parse(json.stdout)).toEqual({ file, valid: false, error: expect.stringContaining('port') });

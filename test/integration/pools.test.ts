@@ -20,7 +20,9 @@ describe('worker pools: several workers serving one function id', () => {
     }
     await functionRegistered(t.engine, 'pool::work', 3);
     const caller = t.worker('caller');
-    const results = await Promise.all(Array.from({ length: 30 }, () => caller.trigger({ function_id: 'pool::work', payload: {} })));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () => caller.trigger({ function_id: 'pool::work', payload: {} })),
+    );
     expect(results).toHaveLength(30);
     // With 30 concurrent calls and least in-flight balancing, each member takes exactly a third.
     expect(counts).toEqual({ w1: 10, w2: 10, w3: 10 });
@@ -41,7 +43,8 @@ describe('worker pools: several workers serving one function id', () => {
     t.worker('fast').registerFunction('pool::mixed', async () => 'fast');
     await functionRegistered(t.engine, 'pool::mixed', 2);
     // ...so while it is busy, every later call goes to the idle member.
-    for (let i = 0; i < 4; i++) await expect(caller.trigger({ function_id: 'pool::mixed', payload: {} })).resolves.toBe('fast');
+    for (let i = 0; i < 4; i++)
+      await expect(caller.trigger({ function_id: 'pool::mixed', payload: {} })).resolves.toBe('fast');
     releaseSlow();
     await expect(first).resolves.toBe('slow');
   });
@@ -56,7 +59,8 @@ describe('worker pools: several workers serving one function id', () => {
     await sleep(100);
     expect(t.engine.registry.pool('pool::failover')).toHaveLength(1);
     const caller = t.worker('caller');
-    for (let i = 0; i < 5; i++) await expect(caller.trigger({ function_id: 'pool::failover', payload: {} })).resolves.toBe('b');
+    for (let i = 0; i < 5; i++)
+      await expect(caller.trigger({ function_id: 'pool::failover', payload: {} })).resolves.toBe('b');
   });
 
   test('unregistering from one member leaves the others registered', async () => {

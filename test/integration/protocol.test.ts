@@ -34,7 +34,16 @@ describe('wire protocol edges', () => {
     test('garbage frames are logged and skipped; the connection keeps working', async () => {
       const raw = await RawClient.connect(t.url);
       await raw.registered();
-      for (const frame of ['not json', '[1,2]', '42', '{"type":"nonsense"}', '{"no":"type"}', '   ', '{"type":"registerfunction"}', '[' .repeat(200) + ']'.repeat(200)]) {
+      for (const frame of [
+        'not json',
+        '[1,2]',
+        '42',
+        '{"type":"nonsense"}',
+        '{"no":"type"}',
+        '   ',
+        '{"type":"registerfunction"}',
+        '['.repeat(200) + ']'.repeat(200),
+      ]) {
         raw.send(frame);
       }
       raw.send({ type: 'ping' });
@@ -48,10 +57,23 @@ describe('wire protocol edges', () => {
       const raw = await RawClient.connect(t.url);
       raw.send({ type: 'invokefunction', invocation_id: UUID, data: {} });
       const reply = await raw.next((m) => m.type === 'invocationresult');
-      expect(reply).toMatchObject({ invocation_id: UUID, error: { code: 'invalid_message', message: expect.stringContaining('function_id') } });
-      raw.send({ type: 'invokefunction', invocation_id: UUID, function_id: 'x', data: {}, action: { type: 'teleport' } });
+      expect(reply).toMatchObject({
+        invocation_id: UUID,
+        error: { code: 'invalid_message', message: expect.stringContaining('function_id') },
+      });
+      raw.send({
+        type: 'invokefunction',
+        invocation_id: UUID,
+        function_id: 'x',
+        data: {},
+        action: { type: 'teleport' },
+      });
       const second = await raw.next((m) => m.type === 'invocationresult' && m !== reply);
-      expect(second).toMatchObject({ invocation_id: UUID, function_id: 'x', error: { code: 'invalid_message', message: expect.stringContaining('action') } });
+      expect(second).toMatchObject({
+        invocation_id: UUID,
+        function_id: 'x',
+        error: { code: 'invalid_message', message: expect.stringContaining('action') },
+      });
       raw.close();
     });
 
@@ -82,7 +104,9 @@ describe('wire protocol edges', () => {
         expect(Object.keys(reply).sort()).toEqual(['function_id', 'invocation_id', 'type']);
       }
       // What the SDK makes of it: undefined, as against the original.
-      await expect(worker.trigger({ function_id: 'state::get', payload: { scope: 'none', key: 'none' } })).resolves.toBeUndefined();
+      await expect(
+        worker.trigger({ function_id: 'state::get', payload: { scope: 'none', key: 'none' } }),
+      ).resolves.toBeUndefined();
       await expect(worker.trigger({ function_id: 'nothing::here', payload: {} })).resolves.toBeUndefined();
       raw.close();
     });
@@ -154,10 +178,12 @@ describe('wire protocol edges', () => {
       });
       expect(status).toBe(404);
       const upgrade = new WebSocket(`${t.url}/elsewhere`);
-      await expect(new Promise((resolve, reject) => {
-        upgrade.once('unexpected-response', (_req, res) => resolve(res.statusCode));
-        upgrade.once('open', () => reject(new Error('upgraded')));
-      })).resolves.toBe(404);
+      await expect(
+        new Promise((resolve, reject) => {
+          upgrade.once('unexpected-response', (_req, res) => resolve(res.statusCode));
+          upgrade.once('open', () => reject(new Error('upgraded')));
+        }),
+      ).resolves.toBe(404);
     });
   });
 
@@ -195,10 +221,16 @@ describe('wire protocol edges', () => {
       stalled.socket.pause();
       const caller = t.worker('caller');
       const pad = 'y'.repeat(256 * 1024);
-      const calls = Array.from({ length: 200 }, () => caller.trigger({ function_id: 'stalled::sink', payload: { pad } }).catch((e: unknown) => e));
+      const calls = Array.from({ length: 200 }, () =>
+        caller.trigger({ function_id: 'stalled::sink', payload: { pad } }).catch((e: unknown) => e),
+      );
       await waitFor(() => !t.engine.session(worker_id), 'the stalled socket to be closed', 10_000);
       const outcomes = await Promise.all(calls);
-      expect(outcomes.every((e) => ['invocation_stopped', 'channel_send_failed', 'function_not_found'].includes((e as { code: string }).code))).toBe(true);
+      expect(
+        outcomes.every((e) =>
+          ['invocation_stopped', 'channel_send_failed', 'function_not_found'].includes((e as { code: string }).code),
+        ),
+      ).toBe(true);
       const healthy = t.worker('healthy');
       healthy.registerFunction('ok::fn', async () => 'fine');
       await functionRegistered(t.engine, 'ok::fn');

@@ -11,14 +11,28 @@ interface Delivery {
 }
 
 /** A function recording what it receives, subscribed to `topic`; resolves once the binding is live. */
-async function subscriber(t: TestEngine, worker: IIIClient, functionId: string, topic: string, extra: Record<string, unknown> = {}) {
+async function subscriber(
+  t: TestEngine,
+  worker: IIIClient,
+  functionId: string,
+  topic: string,
+  extra: Record<string, unknown> = {},
+) {
   const received: Delivery[] = [];
   if (!t.engine.registry.pool(functionId).length) {
-    worker.registerFunction(functionId, async (data: unknown, metadata?: unknown) => void received.push({ data, metadata }));
+    worker.registerFunction(
+      functionId,
+      async (data: unknown, metadata?: unknown) => void received.push({ data, metadata }),
+    );
     await functionRegistered(t.engine, functionId);
   }
   const before = liveBindings(t, functionId);
-  const trigger = worker.registerTrigger({ type: 'subscribe', function_id: functionId, config: { topic, ...extra }, metadata: { note: 'not delivered' } });
+  const trigger = worker.registerTrigger({
+    type: 'subscribe',
+    function_id: functionId,
+    config: { topic, ...extra },
+    metadata: { note: 'not delivered' },
+  });
   await waitFor(() => liveBindings(t, functionId) > before, `a live subscription of ${functionId}`);
   return { received, trigger };
 }
@@ -143,8 +157,16 @@ describe('pubsub', () => {
       throw new Error('subscriber failed');
     });
     await functionRegistered(t.engine, 'ps::failing');
-    const blocked = worker.registerTrigger({ type: 'subscribe', function_id: 'ps::blocked', config: { topic: 'slow' } });
-    const failing = worker.registerTrigger({ type: 'subscribe', function_id: 'ps::failing', config: { topic: 'slow' } });
+    const blocked = worker.registerTrigger({
+      type: 'subscribe',
+      function_id: 'ps::blocked',
+      config: { topic: 'slow' },
+    });
+    const failing = worker.registerTrigger({
+      type: 'subscribe',
+      function_id: 'ps::failing',
+      config: { topic: 'slow' },
+    });
     const fine = await subscriber(t, other, 'ps::fine', 'slow');
     await waitFor(() => liveBindings(t, 'ps::blocked') === 1 && liveBindings(t, 'ps::failing') === 1, 'subscriptions');
     expect(await publish(worker, { topic: 'slow', data: 'go' })).toBeUndefined();
@@ -184,17 +206,26 @@ describe('pubsub', () => {
       [{ topic: ['a'] }, 'field `topic` must be a string'],
       [{ topic: 'a', condition_function_id: 1 }, 'field `condition_function_id` must be a string'],
     ])('subscribe config %j is refused: trigger_registration_failed', async (config, reason) => {
-      const err = await failure(worker, 'engine::register_trigger', { trigger_type: 'subscribe', function_id: 'ps::nobody', config });
+      const err = await failure(worker, 'engine::register_trigger', {
+        trigger_type: 'subscribe',
+        function_id: 'ps::nobody',
+        config,
+      });
       expect(err.code).toBe('trigger_registration_failed');
       expect(err.message).toContain(reason);
     });
 
     test('a worker subscribing with an empty topic is told, nothing is stored, and the node keeps serving', async () => {
       const logged: string[] = [];
-      const spy = jest.spyOn(console, 'error').mockImplementation((...args) => void logged.push(args.map(String).join(' ')));
+      const spy = jest
+        .spyOn(console, 'error')
+        .mockImplementation((...args) => void logged.push(args.map(String).join(' ')));
       try {
         worker.registerTrigger({ type: 'subscribe', function_id: 'ps::empty-topic', config: { topic: '' } });
-        await waitFor(() => logged.some((l) => l.includes('Subscribe trigger needs a non-empty `topic`')), 'the SDK to log the refusal');
+        await waitFor(
+          () => logged.some((l) => l.includes('Subscribe trigger needs a non-empty `topic`')),
+          'the SDK to log the refusal',
+        );
       } finally {
         spy.mockRestore();
       }

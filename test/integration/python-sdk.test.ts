@@ -37,10 +37,14 @@ function pinnedVersion(): string {
 
 /** Fails (never skips) when the interpreter lacks the pinned Python SDK. */
 function checkPythonSdk(python: string): string {
-  const probe = spawnSync(python, ['-c', 'import iii; from importlib.metadata import version; print(version("iii-sdk"))'], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
+  const probe = spawnSync(
+    python,
+    ['-c', 'import iii; from importlib.metadata import version; print(version("iii-sdk"))'],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
   if (probe.error || probe.status !== 0) {
     const why = probe.error ? probe.error.message : probe.stderr.trim().split('\n').pop();
     throw new Error(`The Python iii-sdk cannot be imported by '${python}' (${why}). ${INSTALL_HINT}`);
@@ -107,14 +111,19 @@ function spawnPythonWorker(python: string, url: string, env: Record<string, stri
           timeoutMs,
         );
       } catch (e) {
-        throw new Error(`${(e as Error).message}\n--- python stdout ---\n${lines.join('\n')}\n--- python stderr ---\n${errText}`);
+        throw new Error(
+          `${(e as Error).message}\n--- python stdout ---\n${lines.join('\n')}\n--- python stderr ---\n${errText}`,
+        );
       }
     },
     async stop(signal) {
       if (child.exitCode === null && child.signalCode === null) {
         if (signal) child.kill(signal);
         else child.stdin.end(); // the script shuts its SDK down when stdin closes
-        const graceful = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+        const graceful = await Promise.race([
+          exited.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref()),
+        ]);
         if (!graceful) {
           child.kill('SIGKILL');
           await exited;
@@ -155,14 +164,23 @@ describe('the official Python iii-sdk as a worker', () => {
   });
 
   test('a Node worker calls py::echo and gets the Python result (payload carries _caller_worker_id)', async () => {
-    const callerId = await waitFor(() => [...t.engine.registry.workers()].find((w) => w.name === 'node-caller')?.id, 'node-caller metadata');
+    const callerId = await waitFor(
+      () => [...t.engine.registry.workers()].find((w) => w.name === 'node-caller')?.id,
+      'node-caller metadata',
+    );
     const out = await node.trigger({ function_id: 'py::echo', payload: { n: 1 } });
     expect(out).toEqual({ echo: { n: 1, _caller_worker_id: callerId }, runtime: 'python' });
   });
 
   test('non-object payloads round-trip unchanged', async () => {
-    await expect(node.trigger({ function_id: 'py::echo', payload: [1, 'two', null] })).resolves.toEqual({ echo: [1, 'two', null], runtime: 'python' });
-    await expect(node.trigger({ function_id: 'py::echo', payload: 'text' })).resolves.toEqual({ echo: 'text', runtime: 'python' });
+    await expect(node.trigger({ function_id: 'py::echo', payload: [1, 'two', null] })).resolves.toEqual({
+      echo: [1, 'two', null],
+      runtime: 'python',
+    });
+    await expect(node.trigger({ function_id: 'py::echo', payload: 'text' })).resolves.toEqual({
+      echo: 'text',
+      runtime: 'python',
+    });
   });
 
   test('a Python exception reaches the Node caller as InvocationError invocation_failed with its message and traceback', async () => {
@@ -177,8 +195,13 @@ describe('the official Python iii-sdk as a worker', () => {
   });
 
   test('the Python worker is listed by engine::workers::list with runtime python', async () => {
-    const pyWorker = await waitFor(() => [...t.engine.registry.workers()].find((w) => w.name === 'py-echo' && w.pid !== undefined), 'py-echo metadata');
-    const out = (await node.trigger({ function_id: 'engine::workers::list', payload: {} })) as { workers: Array<Record<string, unknown>> };
+    const pyWorker = await waitFor(
+      () => [...t.engine.registry.workers()].find((w) => w.name === 'py-echo' && w.pid !== undefined),
+      'py-echo metadata',
+    );
+    const out = (await node.trigger({ function_id: 'engine::workers::list', payload: {} })) as {
+      workers: Array<Record<string, unknown>>;
+    };
     const listed = out.workers.find((w) => w.name === 'py-echo');
     expect(listed).toMatchObject({
       id: pyWorker.id,
@@ -190,7 +213,9 @@ describe('the official Python iii-sdk as a worker', () => {
       function_count: 2,
     });
     expect(pyWorker.pid).toBe(py.child.pid);
-    const filtered = (await node.trigger({ function_id: 'engine::workers::list', payload: { runtime: 'python' } })) as { workers: Array<Record<string, unknown>> };
+    const filtered = (await node.trigger({ function_id: 'engine::workers::list', payload: { runtime: 'python' } })) as {
+      workers: Array<Record<string, unknown>>;
+    };
     expect(filtered.workers.map((w) => w.name)).toEqual(['py-echo']);
   });
 
@@ -204,7 +229,10 @@ describe('the official Python iii-sdk as a worker', () => {
       III_PY_CALL_PAYLOAD: JSON.stringify({ n: 21 }),
     });
     extra.push(caller);
-    const line = await caller.waitForLine((l) => l.startsWith('NODE_RESULT ') || l.startsWith('NODE_ERROR '), 'the python call to node::double');
+    const line = await caller.waitForLine(
+      (l) => l.startsWith('NODE_RESULT ') || l.startsWith('NODE_ERROR '),
+      'the python call to node::double',
+    );
     expect(line.startsWith('NODE_RESULT ')).toBe(true);
     expect(JSON.parse(line.slice('NODE_RESULT '.length))).toEqual({ doubled: 42, runtime: 'node' });
   });
@@ -219,9 +247,15 @@ describe('the official Python iii-sdk as a worker', () => {
     await functionRegistered(t.engine, 'py::echo', 2);
     await other.stop(signal);
     // stderr rides along so a failure shows why the process died.
-    expect({ code: other.child.exitCode, signal: other.child.signalCode, stderr: other.stderr() }).toMatchObject({ code: 0, signal: null });
+    expect({ code: other.child.exitCode, signal: other.child.signalCode, stderr: other.stderr() }).toMatchObject({
+      code: 0,
+      signal: null,
+    });
     await waitFor(() => t.engine.registry.pool('py::echo').length === 1, 'py::echo pool back to 1');
-    await expect(node.trigger({ function_id: 'py::echo', payload: { n: 2 } })).resolves.toMatchObject({ echo: { n: 2 }, runtime: 'python' });
+    await expect(node.trigger({ function_id: 'py::echo', payload: { n: 2 } })).resolves.toMatchObject({
+      echo: { n: 2 },
+      runtime: 'python',
+    });
   });
 });
 
@@ -234,7 +268,10 @@ describe('the official Python iii-sdk over wss:// with the worker token', () => 
 
   beforeAll(async () => {
     checkPythonSdk(python);
-    const tls = readTlsMaterial({ certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' }, { cert: 'test cert', key: 'test key' });
+    const tls = readTlsMaterial(
+      { certFile: certs.certFile, keyFile: certs.keyFile, minVersion: 'TLSv1.2' },
+      { cert: 'test cert', key: 'test key' },
+    );
     t = await startEngine({ listeners: testConfig().listeners.map((l) => ({ ...l, tls, authToken: token })) });
   });
 
@@ -258,7 +295,10 @@ describe('the official Python iii-sdk over wss:// with the worker token', () => 
       III_PY_CALL_PAYLOAD: JSON.stringify({ over: 'wss' }),
     });
     workers.push(caller);
-    const line = await caller.waitForLine((l) => l.startsWith('NODE_RESULT ') || l.startsWith('NODE_ERROR '), 'the python call to py::echo over wss');
+    const line = await caller.waitForLine(
+      (l) => l.startsWith('NODE_RESULT ') || l.startsWith('NODE_ERROR '),
+      'the python call to py::echo over wss',
+    );
     expect(line.startsWith('NODE_RESULT ')).toBe(true);
     expect(JSON.parse(line.slice('NODE_RESULT '.length))).toMatchObject({ echo: { over: 'wss' }, runtime: 'python' });
   });

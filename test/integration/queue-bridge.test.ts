@@ -67,10 +67,14 @@ function enqueue(w: IIIClient, queue: string, functionId: string, payload: unkno
 
 /** Waits until the remote engine's topic has `count` subscriptions (ours arrive over the bridge). */
 async function remoteSubscribers(worker: IIIClient, topic: string, count: number): Promise<void> {
-  await waitFor(async () => {
-    const stats = await call(worker, 'engine::queue::topic_stats', { topic }).catch(() => undefined);
-    return stats?.consumer_count === count;
-  }, `${count} subscriber(s) of ${topic} on the remote engine`, 10_000);
+  await waitFor(
+    async () => {
+      const stats = await call(worker, 'engine::queue::topic_stats', { topic }).catch(() => undefined);
+      return stats?.consumer_count === count;
+    },
+    `${count} subscriber(s) of ${topic} on the remote engine`,
+    10_000,
+  );
 }
 
 test('a job enqueued here lands in the other engine and is delivered from there to a consumer here', async () => {
@@ -111,11 +115,17 @@ test('jobs enqueued and published on the other engine are consumed here: named q
   lw.registerFunction('local::served', async (data: Any) => void served.push(data));
   lw.registerFunction('local::news', async (data: Any) => void news.push(data));
   await functionRegistered(t.engine, 'local::news');
-  const binding = lw.registerTrigger({ type: 'durable:subscriber', function_id: 'local::news', config: { topic: 'news', queue_config: { maxRetries: 1, backoffDelayMs: 10 } } });
+  const binding = lw.registerTrigger({
+    type: 'durable:subscriber',
+    function_id: 'local::news',
+    config: { topic: 'news', queue_config: { maxRetries: 1, backoffDelayMs: 10 } },
+  });
 
   // Named queue: a worker there enqueues for a function that lives here.
   await other.has(rw, 'local::served');
-  expect(await enqueue(rw, 'jobs', 'local::served', { from: 'remote' })).toEqual({ messageReceiptId: expect.any(String) });
+  expect(await enqueue(rw, 'jobs', 'local::served', { from: 'remote' })).toEqual({
+    messageReceiptId: expect.any(String),
+  });
   await waitFor(() => served.length === 1, 'the remote job delivered here', 10_000);
   expect(served).toEqual([{ from: 'remote' }]);
 
@@ -123,7 +133,10 @@ test('jobs enqueued and published on the other engine are consumed here: named q
   await remoteSubscribers(rw, 'news', 2);
   // The local binding's queue_config is the policy of its subscription there.
   const { config } = await call(rw, 'engine::queue::topic_stats', { topic: 'news' });
-  expect(config['iii-bridge::queue::test-node::news::local::news']).toMatchObject({ maxRetries: 1, backoffDelayMs: 10 });
+  expect(config['iii-bridge::queue::test-node::news::local::news']).toMatchObject({
+    maxRetries: 1,
+    backoffDelayMs: 10,
+  });
   await call(rw, 'iii::durable::publish', { topic: 'news', data: { n: 1 } });
   await call(lw, 'iii::durable::publish', { topic: 'news', data: { n: 2 } });
   await waitFor(() => news.length === 2 && remoteNews.length === 2, 'both publishes at both subscribers', 10_000);
@@ -132,8 +145,15 @@ test('jobs enqueued and published on the other engine are consumed here: named q
   expect(remoteNews.map((d) => d.n).sort()).toEqual([1, 2]);
 
   // A newer local binding of the same function sets the policy there (one subscription, bound again).
-  const newer = lw.registerTrigger({ type: 'durable:subscriber', function_id: 'local::news', config: { topic: 'news', queue_config: { maxRetries: 4 } } });
-  const policyThere = async () => (await call(rw, 'engine::queue::topic_stats', { topic: 'news' })).config['iii-bridge::queue::test-node::news::local::news'];
+  const newer = lw.registerTrigger({
+    type: 'durable:subscriber',
+    function_id: 'local::news',
+    config: { topic: 'news', queue_config: { maxRetries: 4 } },
+  });
+  const policyThere = async () =>
+    (await call(rw, 'engine::queue::topic_stats', { topic: 'news' })).config[
+      'iii-bridge::queue::test-node::news::local::news'
+    ];
   await waitFor(async () => (await policyThere())?.maxRetries === 4, 'the newer policy there');
   newer.unregister();
   await waitFor(async () => (await policyThere())?.maxRetries === 1, 'the older policy back there');
@@ -164,23 +184,37 @@ test("a failing consumer here gets the other engine's retries; the job lands in 
 
   const data = { order: 7 };
   const { messageReceiptId } = await enqueue(lw, 'jobs', 'local::flaky', data);
-  const letters: Any[] = await waitFor(async () => {
-    const page: Any[] = await call(rw, 'engine::queue::dlq_messages', { topic: 'jobs' });
-    return page.length === 1 && page;
-  }, 'the dead letter on the other engine', 10_000);
+  const letters: Any[] = await waitFor(
+    async () => {
+      const page: Any[] = await call(rw, 'engine::queue::dlq_messages', { topic: 'jobs' });
+      return page.length === 1 && page;
+    },
+    'the dead letter on the other engine',
+    10_000,
+  );
   // The other engine's policy: 3 attempts (this engine's `jobs` says 1), 50 ms backoff (not 5 s).
   expect(attempts).toHaveLength(3);
-  expect(letters[0]).toMatchObject({ id: messageReceiptId, payload: data, error: expect.stringContaining('not today'), retries: 3 });
+  expect(letters[0]).toMatchObject({
+    id: messageReceiptId,
+    payload: data,
+    error: expect.stringContaining('not today'),
+    retries: 3,
+  });
 
   // This engine's DLQ functions answer from the other engine's DLQ.
   expect(await call(lw, 'engine::queue::dlq_messages', { topic: 'jobs' })).toEqual(letters);
   expect(await call(lw, 'engine::queue::topic_stats', { topic: 'jobs' })).toMatchObject({ dlq_depth: 1 });
-  expect(await call(lw, 'engine::queue::dlq_topics', {})).toEqual(expect.arrayContaining([expect.objectContaining({ topic: 'jobs', message_count: 1 })]));
+  expect(await call(lw, 'engine::queue::dlq_topics', {})).toEqual(
+    expect.arrayContaining([expect.objectContaining({ topic: 'jobs', message_count: 1 })]),
+  );
 
   healthy = true;
   expect(await call(lw, 'iii::queue::redrive', { queue: 'jobs' })).toEqual({ queue: 'jobs', redriven: 1 });
   await waitFor(() => attempts.length === 4, 'the redriven job delivered again', 10_000);
-  await waitFor(async () => (await call(rw, 'engine::queue::dlq_messages', { topic: 'jobs' })).length === 0, 'an empty DLQ there');
+  await waitFor(
+    async () => (await call(rw, 'engine::queue::dlq_messages', { topic: 'jobs' })).length === 0,
+    'an empty DLQ there',
+  );
   expect((await failure(lw, 'iii::queue::redrive', {})).code).toBe('queue_not_set');
 }, 30_000);
 
@@ -196,7 +230,11 @@ test('an enqueue while the other engine is down fails with bridge_unavailable by
 
   await other.kill();
   let started = Date.now();
-  const direct = await failure(lw, 'engine::queue::enqueue', { queue: 'jobs', function_id: 'local::work', data: { n: 2 } });
+  const direct = await failure(lw, 'engine::queue::enqueue', {
+    queue: 'jobs',
+    function_id: 'local::work',
+    data: { n: 2 },
+  });
   expect(direct.code).toBe('bridge_unavailable');
   expect(Date.now() - started).toBeLessThan(BRIDGE_TIMEOUT_MS + 2000);
   started = Date.now();
@@ -210,7 +248,15 @@ test('an enqueue while the other engine is down fails with bridge_unavailable by
 
   await other.start();
   // Reconnection backoff is at most a few seconds here: retry the enqueue until the link is back.
-  await waitFor(() => enqueue(lw, 'jobs', 'local::work', { n: 4 }).then(() => true, () => false), 'an accepted enqueue after the restart', 20_000);
+  await waitFor(
+    () =>
+      enqueue(lw, 'jobs', 'local::work', { n: 4 }).then(
+        () => true,
+        () => false,
+      ),
+    'an accepted enqueue after the restart',
+    20_000,
+  );
   await waitFor(() => got.some((d) => d.n === 4), 'the delivery after the restart', 10_000);
   expect(got.map((d) => d.n).filter((n) => n !== 4)).toEqual([1]);
 }, 60_000);

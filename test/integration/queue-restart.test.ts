@@ -41,7 +41,8 @@ function consumer(url: string, attempts: string[], failing: (id: string) => bool
   return c;
 }
 
-const letters = (c: IIIClient, topic = 'jobs'): Promise<Letter[]> => c.trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic } }) as Promise<Letter[]>;
+const letters = (c: IIIClient, topic = 'jobs'): Promise<Letter[]> =>
+  c.trigger({ function_id: 'engine::queue::dlq_messages', payload: { topic } }) as Promise<Letter[]>;
 const count = (attempts: string[], id: string): number => attempts.filter((a) => a === id).length;
 
 test('retries, dead letters, redrive and discard survive restarts of a file_based queue', async () => {
@@ -50,9 +51,17 @@ test('retries, dead letters, redrive and discard survive restarts of a file_base
   let engine = await restart('SIGKILL');
   const before: string[] = [];
   let c = consumer(engine.url, before, () => true);
-  await c.trigger({ function_id: 'jobs::run', payload: { id: 'doomed' }, action: TriggerAction.Enqueue({ queue: 'jobs' }) });
+  await c.trigger({
+    function_id: 'jobs::run',
+    payload: { id: 'doomed' },
+    action: TriggerAction.Enqueue({ queue: 'jobs' }),
+  });
   await waitFor(async () => (await letters(c)).length === 1, 'doomed in the DLQ');
-  await c.trigger({ function_id: 'jobs::run', payload: { id: 'interrupted' }, action: TriggerAction.Enqueue({ queue: 'slow' }) });
+  await c.trigger({
+    function_id: 'jobs::run',
+    payload: { id: 'interrupted' },
+    action: TriggerAction.Enqueue({ queue: 'slow' }),
+  });
   await waitFor(() => count(before, 'interrupted') === 1, 'the first attempt of interrupted');
   // The failure is written down right after the worker's answer; the next attempt is 5 s away.
   await new Promise((r) => setTimeout(r, 150));
@@ -67,12 +76,19 @@ test('retries, dead letters, redrive and discard survive restarts of a file_base
   expect(count(after, 'doomed')).toBe(0);
   const [doomed] = await letters(c);
   const [interrupted] = await letters(c, 'slow');
-  expect([doomed.payload.id, doomed.retries, interrupted.payload.id, interrupted.retries]).toEqual(['doomed', MAX_ATTEMPTS, 'interrupted', SLOW_ATTEMPTS]);
+  expect([doomed.payload.id, doomed.retries, interrupted.payload.id, interrupted.retries]).toEqual([
+    'doomed',
+    MAX_ATTEMPTS,
+    'interrupted',
+    SLOW_ATTEMPTS,
+  ]);
   expect(JSON.stringify(doomed.error)).toContain('cannot run doomed');
 
   // Redrive doomed: the worker now runs it; it is acknowledged and leaves the DLQ.
   const doomedId = doomed.id;
-  await expect(c.trigger({ function_id: 'iii::queue::redrive_message', payload: { queue: 'jobs', message_id: doomedId } })).resolves.toMatchObject({ redriven: 1 });
+  await expect(
+    c.trigger({ function_id: 'iii::queue::redrive_message', payload: { queue: 'jobs', message_id: doomedId } }),
+  ).resolves.toMatchObject({ redriven: 1 });
   await waitFor(() => count(after, 'doomed') === 1, 'the redriven doomed delivered');
 
   // Run 3 (graceful stop): nothing acknowledged comes back; the remaining letter is kept.
@@ -81,7 +97,9 @@ test('retries, dead letters, redrive and discard survive restarts of a file_base
   c = consumer(engine.url, third, () => false);
   expect(await letters(c)).toEqual([]);
   expect((await letters(c, 'slow')).map((l) => [l.payload.id, l.retries])).toEqual([['interrupted', SLOW_ATTEMPTS]]);
-  await expect(c.trigger({ function_id: 'iii::queue::discard_message', payload: { queue: 'slow', message_id: interrupted.id } })).resolves.toMatchObject({ message_id: interrupted.id });
+  await expect(
+    c.trigger({ function_id: 'iii::queue::discard_message', payload: { queue: 'slow', message_id: interrupted.id } }),
+  ).resolves.toMatchObject({ message_id: interrupted.id });
   await new Promise((r) => setTimeout(r, 1000));
   expect(third).toEqual([]);
 

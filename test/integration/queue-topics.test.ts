@@ -14,9 +14,18 @@ function publish(w: IIIClient, topic: string, data: unknown): Promise<Any> {
 }
 
 /** Registers a subscriber binding and waits until the queue module holds it. */
-async function subscribe(t: TestEngine, w: IIIClient, functionId: string, config: Record<string, unknown>, count = 1): Promise<void> {
+async function subscribe(
+  t: TestEngine,
+  w: IIIClient,
+  functionId: string,
+  config: Record<string, unknown>,
+  count = 1,
+): Promise<void> {
   w.registerTrigger({ type: TYPE, function_id: functionId, config });
-  await waitFor(() => t.engine.registry.triggersOfType(TYPE, 'live').filter((b) => b.function_id === functionId).length >= count, `${count} binding(s) of ${functionId}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType(TYPE, 'live').filter((b) => b.function_id === functionId).length >= count,
+    `${count} binding(s) of ${functionId}`,
+  );
 }
 
 describe('iii-queue durable topics', () => {
@@ -25,7 +34,13 @@ describe('iii-queue durable topics', () => {
   beforeAll(async () => {
     const modules = testConfig().modules;
     t = await startEngine({
-      modules: { ...modules, queue: { enabled: true, config: { adapter: { name: 'builtin', config: { backoff_ms: 10, max_topic_backlog: 3 } } } } },
+      modules: {
+        ...modules,
+        queue: {
+          enabled: true,
+          config: { adapter: { name: 'builtin', config: { backoff_ms: 10, max_topic_backlog: 3 } } },
+        },
+      },
     });
     w = t.worker('topic-tests');
   });
@@ -70,7 +85,11 @@ describe('iii-queue durable topics', () => {
       dlq_depth: 0,
       config: { 't::shared': { type: 'standard', maxRetries: 2, concurrency: 10, backoffDelayMs: 10 } },
     });
-    expect(await call(w, 'engine::queue::list_topics', {})).toContainEqual({ name: 'jobs', broker_type: 'builtin', subscriber_count: 2 });
+    expect(await call(w, 'engine::queue::list_topics', {})).toContainEqual({
+      name: 'jobs',
+      broker_type: 'builtin',
+      subscriber_count: 2,
+    });
   });
 
   test('a condition returning false skips the message; a failing condition is a failed attempt', async () => {
@@ -83,7 +102,11 @@ describe('iii-queue durable topics', () => {
     });
     w.registerFunction('t::filtered', async (data: unknown) => void handled.push(data));
     await functionRegistered(t.engine, 't::cond');
-    await subscribe(t, w, 't::filtered', { topic: 'filtered', condition_function_id: 't::cond', queue_config: { maxRetries: 1, backoffDelayMs: 10 } });
+    await subscribe(t, w, 't::filtered', {
+      topic: 'filtered',
+      condition_function_id: 't::cond',
+      queue_config: { maxRetries: 1, backoffDelayMs: 10 },
+    });
     await publish(w, 'filtered', { keep: false, n: 1 });
     await publish(w, 'filtered', { keep: true, n: 2 });
     await waitFor(() => handled.length === 1, 'kept message');
@@ -97,7 +120,11 @@ describe('iii-queue durable topics', () => {
     }, 'dead letter');
     // maxRetries 1 = two attempts, each a condition call; the handler never ran.
     expect(conditionCalls).toBe(2);
-    expect(letters[0]).toMatchObject({ payload: { explode: true }, retries: 2, error: expect.stringContaining('condition exploded') });
+    expect(letters[0]).toMatchObject({
+      payload: { explode: true },
+      retries: 2,
+      error: expect.stringContaining('condition exploded'),
+    });
     expect(handled).toHaveLength(1);
   });
 
@@ -110,9 +137,16 @@ describe('iii-queue durable topics', () => {
     });
     await subscribe(t, w, 't::retrying', { topic: 'retrying', queue_config: { maxRetries: 2, backoffDelayMs: 5 } });
     await publish(w, 'retrying', { x: 1 });
-    await waitFor(async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'retrying' })).length === 1, 'dead letter');
+    await waitFor(
+      async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'retrying' })).length === 1,
+      'dead letter',
+    );
     expect(attempts).toBe(3);
-    expect(await call(w, 'engine::queue::dlq_topics', {})).toContainEqual({ topic: 'retrying', broker_type: 'builtin', message_count: 1 });
+    expect(await call(w, 'engine::queue::dlq_topics', {})).toContainEqual({
+      topic: 'retrying',
+      broker_type: 'builtin',
+      message_count: 1,
+    });
     healthy = true;
     expect(await call(w, 'iii::queue::redrive', { topic: 'retrying' })).toEqual({ queue: 'retrying', redriven: 1 });
     await waitFor(() => attempts === 4, 'redelivered');
@@ -129,7 +163,10 @@ describe('iii-queue durable topics', () => {
         throw new Error('first try of 1 fails');
       }
     });
-    await subscribe(t, w, 't::serial', { topic: 'serial', queue_config: { type: 'fifo', maxRetries: 3, backoffDelayMs: 30 } });
+    await subscribe(t, w, 't::serial', {
+      topic: 'serial',
+      queue_config: { type: 'fifo', maxRetries: 3, backoffDelayMs: 30 },
+    });
     for (let n = 0; n < 4; n++) await publish(w, 'serial', { n });
     await waitFor(() => seen.length === 5, 'five deliveries');
     expect(seen).toEqual([0, 1, 1, 2, 3]);
@@ -137,7 +174,10 @@ describe('iii-queue durable topics', () => {
 
   test('messages published before anyone subscribes are kept (max_topic_backlog, oldest dropped) and go to the first subscriber', async () => {
     for (let n = 1; n <= 5; n++) await publish(w, 'early', { n });
-    expect(await call(w, 'engine::queue::topic_stats', { topic: 'early' })).toMatchObject({ depth: 3, consumer_count: 0 });
+    expect(await call(w, 'engine::queue::topic_stats', { topic: 'early' })).toMatchObject({
+      depth: 3,
+      consumer_count: 0,
+    });
     const got: number[] = [];
     w.registerFunction('t::late', async (data: { n: number }) => void got.push(data.n));
     await subscribe(t, w, 't::late', { topic: 'early' });
@@ -179,12 +219,18 @@ describe('iii-queue durable topics', () => {
       [{ topic: 'x', queue_config: { maxRetries: 'many' } }, '`maxRetries` must be a number'],
     ];
     for (const [config, reason] of cases) {
-      const err = await failure(call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 't::bad', config }));
+      const err = await failure(
+        call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 't::bad', config }),
+      );
       expect(err.code).toBe('trigger_registration_failed');
       expect(err.message).toContain(reason);
     }
     expect(t.engine.registry.triggersOfType(TYPE).filter((b) => b.function_id === 't::bad')).toEqual([]);
-    const ok = await call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 't::bad', config: { topic: 'fine' } });
+    const ok = await call(w, 'engine::register_trigger', {
+      trigger_type: TYPE,
+      function_id: 't::bad',
+      config: { topic: 'fine' },
+    });
     expect(ok).toEqual({ id: expect.any(String) });
   });
 });
@@ -195,7 +241,10 @@ describe('iii-queue max_topics (3 here)', () => {
   beforeAll(async () => {
     const modules = testConfig().modules;
     t = await startEngine({
-      modules: { ...modules, queue: { enabled: true, config: { adapter: { name: 'builtin', config: { max_topics: 3 } } } } },
+      modules: {
+        ...modules,
+        queue: { enabled: true, config: { adapter: { name: 'builtin', config: { max_topics: 3 } } } },
+      },
     });
     w = t.worker('max-topics-tests');
   });
@@ -204,7 +253,8 @@ describe('iii-queue max_topics (3 here)', () => {
   });
 
   const refusals = async (): Promise<number> =>
-    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-queue.max_topics')?.value ?? 0;
+    (await t.engine.metrics.limitRefusals.get()).values.find((v) => v.labels.limit === 'iii-queue.max_topics')?.value ??
+    0;
   /** The topics the first test managed to create (which 3 of the 5 published at once is not fixed). */
   let created: string[] = [];
 
@@ -214,7 +264,8 @@ describe('iii-queue max_topics (3 here)', () => {
     const outcomes = await Promise.allSettled(names.map((topic) => publish(w, topic, { topic })));
     created = names.filter((_, i) => outcomes[i].status === 'fulfilled');
     expect(created).toHaveLength(3);
-    for (const outcome of outcomes) if (outcome.status === 'rejected') expect((outcome.reason).code).toBe('limit_exceeded');
+    for (const outcome of outcomes)
+      if (outcome.status === 'rejected') expect(outcome.reason.code).toBe('limit_exceeded');
     expect(await refusals()).toBe(2);
     const err = await failure(publish(w, 'six', { lost: false }));
     expect(err.code).toBe('limit_exceeded');
@@ -225,7 +276,9 @@ describe('iii-queue max_topics (3 here)', () => {
     expect(await refusals()).toBe(3);
     // Nothing of the refused topics was kept; the known ones still take messages.
     // (`default` is the named queue that always exists.)
-    expect((await call(w, 'engine::queue::list_topics', {})).map((entry: Any) => entry.name).sort()).toEqual(['default', ...created].sort());
+    expect((await call(w, 'engine::queue::list_topics', {})).map((entry: Any) => entry.name).sort()).toEqual(
+      ['default', ...created].sort(),
+    );
     const known = created[1];
     expect(await publish(w, known, { again: true })).toBeUndefined();
     const got: unknown[] = [];
@@ -239,11 +292,19 @@ describe('iii-queue max_topics (3 here)', () => {
     w.registerFunction('mt::new', async () => null);
     await functionRegistered(t.engine, 'mt::new');
     const before = await refusals();
-    const err = await failure(call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 'mt::new', config: { topic: 'five' } }));
+    const err = await failure(
+      call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 'mt::new', config: { topic: 'five' } }),
+    );
     expect(err.code).toBe('trigger_registration_failed');
-    expect(err.message).toContain("Cannot subscribe to topic 'five': this node already holds 3 durable topics (iii-queue.max_topics = 3)");
+    expect(err.message).toContain(
+      "Cannot subscribe to topic 'five': this node already holds 3 durable topics (iii-queue.max_topics = 3)",
+    );
     expect(await refusals()).toBe(before + 1);
-    const ok = await call(w, 'engine::register_trigger', { trigger_type: TYPE, function_id: 'mt::new', config: { topic: created[0] } });
+    const ok = await call(w, 'engine::register_trigger', {
+      trigger_type: TYPE,
+      function_id: 'mt::new',
+      config: { topic: created[0] },
+    });
     expect(ok).toEqual({ id: expect.any(String) });
   });
 });

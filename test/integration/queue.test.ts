@@ -125,7 +125,13 @@ describe('iii-queue named queues', () => {
       }
     });
     await functionRegistered(t.engine, 'q::order');
-    for (const [customer, seq] of [['a', 1], ['a', 2], ['b', 1], ['a', 3], ['b', 2]] as const) {
+    for (const [customer, seq] of [
+      ['a', 1],
+      ['a', 2],
+      ['b', 1],
+      ['a', 3],
+      ['b', 2],
+    ] as const) {
       await enqueue(w, 'orders', 'q::order', { customer, seq });
     }
     await waitFor(() => seen.length === 6, 'six deliveries');
@@ -141,7 +147,9 @@ describe('iii-queue named queues', () => {
     expect(missing.message).toContain("Queue 'orders' is FIFO: data.customer");
     const nulled = await failure(enqueue(w, 'orders', 'q::order-x', { customer: null }));
     expect(nulled.message).toContain('must not be null');
-    expect(await enqueue(w, 'orders', 'q::order-x', { customer: 'c' })).toEqual({ messageReceiptId: expect.any(String) });
+    expect(await enqueue(w, 'orders', 'q::order-x', { customer: 'c' })).toEqual({
+      messageReceiptId: expect.any(String),
+    });
   });
 
   test('an unknown queue is refused with enqueue_error "Queue \'<name>\' not found"', async () => {
@@ -176,15 +184,35 @@ describe('iii-queue named queues', () => {
     });
     await functionRegistered(t.engine, 'q::repairable');
     const ids: string[] = [];
-    for (const name of ['one', 'two', 'three']) ids.push((await enqueue(w, 'dead', 'q::repairable', { name })).messageReceiptId);
-    await waitFor(async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'dead' })).length === 3, 'three dead letters');
-    expect(await call(w, 'engine::queue::dlq_topics', {})).toContainEqual({ topic: 'dead', broker_type: 'function_queue', message_count: 3 });
+    for (const name of ['one', 'two', 'three'])
+      ids.push((await enqueue(w, 'dead', 'q::repairable', { name })).messageReceiptId);
+    await waitFor(
+      async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'dead' })).length === 3,
+      'three dead letters',
+    );
+    expect(await call(w, 'engine::queue::dlq_topics', {})).toContainEqual({
+      topic: 'dead',
+      broker_type: 'function_queue',
+      message_count: 3,
+    });
     broken = false;
 
-    expect(await call(w, 'iii::queue::redrive_message', { queue: 'dead', message_id: ids[0] })).toEqual({ queue: 'dead', message_id: ids[0], redriven: 1 });
+    expect(await call(w, 'iii::queue::redrive_message', { queue: 'dead', message_id: ids[0] })).toEqual({
+      queue: 'dead',
+      message_id: ids[0],
+      redriven: 1,
+    });
     await waitFor(() => delivered.includes('one'), 'one redriven');
-    expect(await call(w, 'iii::queue::discard_message', { queue: 'dead', message_id: ids[1] })).toEqual({ queue: 'dead', message_id: ids[1], redriven: 1 });
-    expect(await call(w, 'iii::queue::discard_message', { queue: 'dead', message_id: ids[1] })).toEqual({ queue: 'dead', message_id: ids[1], redriven: 0 });
+    expect(await call(w, 'iii::queue::discard_message', { queue: 'dead', message_id: ids[1] })).toEqual({
+      queue: 'dead',
+      message_id: ids[1],
+      redriven: 1,
+    });
+    expect(await call(w, 'iii::queue::discard_message', { queue: 'dead', message_id: ids[1] })).toEqual({
+      queue: 'dead',
+      message_id: ids[1],
+      redriven: 0,
+    });
     expect(await call(w, 'iii::queue::redrive', { queue: 'dead' })).toEqual({ queue: 'dead', redriven: 1 });
     await waitFor(() => delivered.includes('three'), 'three redriven');
     expect(delivered.sort()).toEqual(['one', 'three']);
@@ -198,7 +226,10 @@ describe('iii-queue named queues', () => {
     await functionRegistered(t.engine, 'q::pager');
     await call(w, 'iii::queue::redrive', { queue: 'dead' }); // leaves nothing behind from other tests
     for (let i = 0; i < 5; i++) await enqueue(w, 'dead', 'q::pager', { i });
-    await waitFor(async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'dead' })).length === 5, 'five dead letters');
+    await waitFor(
+      async () => (await call(w, 'engine::queue::dlq_messages', { topic: 'dead' })).length === 5,
+      'five dead letters',
+    );
     const page: Any[] = await call(w, 'engine::queue::dlq_messages', { topic: 'dead', offset: 1, limit: 2 });
     expect(page).toHaveLength(2);
     const all: Any[] = await call(w, 'engine::queue::dlq_messages', { topic: 'dead', limit: 100 });
@@ -212,11 +243,19 @@ describe('iii-queue named queues', () => {
     await functionRegistered(t.engine, 'q::bulk-fails');
     const total = MAX_DLQ_PAGE + 1;
     for (let i = 0; i < total; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, total - i) }, (_, j) => enqueue(w, 'bulk', 'q::bulk-fails', { n: i + j })));
+      await Promise.all(
+        Array.from({ length: Math.min(100, total - i) }, (_, j) => enqueue(w, 'bulk', 'q::bulk-fails', { n: i + j })),
+      );
     }
-    await waitFor(async () => (await call(w, 'engine::queue::topic_stats', { topic: 'bulk' })).dlq_depth === total, 'all dead', 15_000);
+    await waitFor(
+      async () => (await call(w, 'engine::queue::topic_stats', { topic: 'bulk' })).dlq_depth === total,
+      'all dead',
+      15_000,
+    );
     expect(await call(w, 'engine::queue::dlq_messages', { topic: 'bulk', limit: 5000 })).toHaveLength(MAX_DLQ_PAGE);
-    expect(await call(w, 'engine::queue::dlq_messages', { topic: 'bulk', offset: MAX_DLQ_PAGE, limit: 5000 })).toHaveLength(1);
+    expect(
+      await call(w, 'engine::queue::dlq_messages', { topic: 'bulk', offset: MAX_DLQ_PAGE, limit: 5000 }),
+    ).toHaveLength(1);
   });
 
   test('list_topics and topic_stats describe named queues', async () => {
@@ -242,10 +281,25 @@ describe('iii-queue named queues', () => {
       ['iii::queue::redrive_message', { queue: 'dead' }, 'message_id_not_set', '`message_id`'],
       ['iii::queue::discard_message', { queue: 'dead', message_id: '' }, 'message_id_not_set', '`message_id`'],
       ['engine::queue::topic_stats', {}, 'topic_required', '`topic`'],
-      ['engine::queue::topic_stats', { topic: 'no-such-topic' }, 'queue_not_found', "No queue or topic named 'no-such-topic'"],
+      [
+        'engine::queue::topic_stats',
+        { topic: 'no-such-topic' },
+        'queue_not_found',
+        "No queue or topic named 'no-such-topic'",
+      ],
       ['iii::queue::redrive', { queue: 'no-such-queue' }, 'queue_not_found', 'known: default'],
-      ['engine::queue::dlq_messages', { topic: 'dead', offset: -1 }, 'deserialization_error', '`offset` must be an integer >= 0'],
-      ['engine::queue::dlq_messages', { topic: 'dead', limit: 'ten' }, 'deserialization_error', '`limit` must be a number'],
+      [
+        'engine::queue::dlq_messages',
+        { topic: 'dead', offset: -1 },
+        'deserialization_error',
+        '`offset` must be an integer >= 0',
+      ],
+      [
+        'engine::queue::dlq_messages',
+        { topic: 'dead', limit: 'ten' },
+        'deserialization_error',
+        '`limit` must be a number',
+      ],
     ];
     for (const [fn, payload, code, text] of cases) {
       const err = await failure(call(w, fn, payload));
@@ -276,7 +330,9 @@ describe('iii-queue limits', () => {
   let t: TestEngine;
   let w: IIIClient;
   beforeAll(async () => {
-    t = await queueEngine({ adapter: { name: 'builtin', config: { max_depth: 3, max_message_bytes: 1024, max_queue_bytes: 2000 } } });
+    t = await queueEngine({
+      adapter: { name: 'builtin', config: { max_depth: 3, max_message_bytes: 1024, max_queue_bytes: 2000 } },
+    });
     w = t.worker('queue-limits');
   });
   afterAll(async () => {
@@ -343,16 +399,27 @@ describe('iii-queue limits', () => {
     expect(err.message).toContain('the queue accepts at most 1024 bytes');
     const published = await failure(call(w, 'iii::durable::publish', { topic: 'big', data: big }));
     expect(published.code).toBe('invalid_queue_message');
-    expect(await enqueue(w, 'default', 'q::anything', { small: true })).toEqual({ messageReceiptId: expect.any(String) });
+    expect(await enqueue(w, 'default', 'q::anything', { small: true })).toEqual({
+      messageReceiptId: expect.any(String),
+    });
   });
 });
 
 describe('iii-queue adapter selection', () => {
   test.each([
-    [{ adapter: { name: 'kafka' } }, "adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge"],
+    [
+      { adapter: { name: 'kafka' } },
+      "adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge",
+    ],
     [{ adapter: { name: 'bridge', config: { timeout_ms: 0 } } }, 'adapter.config.timeout_ms must be an integer >= 1'],
-    [{ adapter: { name: 'builtin', config: { store_method: 'on_tape' } } }, 'store_method must be "in_memory" or "file_based", got "on_tape"'],
-    [{ adapter: { name: 'builtin', config: { max_attempts: 0 } } }, 'adapter.config.max_attempts must be an integer >= 1'],
+    [
+      { adapter: { name: 'builtin', config: { store_method: 'on_tape' } } },
+      'store_method must be "in_memory" or "file_based", got "on_tape"',
+    ],
+    [
+      { adapter: { name: 'builtin', config: { max_attempts: 0 } } },
+      'adapter.config.max_attempts must be an integer >= 1',
+    ],
   ])('start() refuses %j', async (config, message) => {
     const host = createEngine(testConfig(), { logger: silentLogger });
     try {

@@ -27,7 +27,11 @@ const ROLES: Record<string, Any> = {
     allow_trigger_type_registration: true,
     context: { role: 'power' },
   },
-  tenant: { function_registration_prefix: 'tenant-a', allowed_functions: ['engine::register_trigger'], context: { role: 'tenant' } },
+  tenant: {
+    function_registration_prefix: 'tenant-a',
+    allowed_functions: ['engine::register_trigger'],
+    context: { role: 'tenant' },
+  },
   limited: { allowed_trigger_types: ['subscribe'], allow_function_registration: false },
   'bad-shape': { allowed_functions: 'everything' },
 };
@@ -57,7 +61,11 @@ beforeAll(async () => {
     middlewareFunctionId: 'mw::gate',
     rbac: {
       auth_function_id: 'auth::check',
-      expose_functions: ['match("public::*")', { metadata: { exposed: true } }, { metadata: { tier: 'match("gold*")' } }],
+      expose_functions: [
+        'match("public::*")',
+        { metadata: { exposed: true } },
+        { metadata: { tier: 'match("gold*")' } },
+      ],
       on_function_registration_function_id: 'hook::fn',
       on_trigger_registration_function_id: 'hook::trigger',
       on_trigger_type_registration_function_id: 'hook::type',
@@ -67,7 +75,11 @@ beforeAll(async () => {
   await engine.start();
   rbacPort = engine.ports[1]!;
   rbacUrl = `ws://127.0.0.1:${rbacPort}`;
-  admin = registerWorker(`ws://127.0.0.1:${engine.port}`, { workerName: 'admin', enableMetricsReporting: false, otel: { enabled: false } });
+  admin = registerWorker(`ws://127.0.0.1:${engine.port}`, {
+    workerName: 'admin',
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+  });
   clients.push(admin);
 
   admin.registerFunction('auth::check', async (input: Any) => {
@@ -82,7 +94,11 @@ beforeAll(async () => {
     middlewareInputs.push({ input, metadata });
     if (input.function_id === 'public::mw-error') throw new Error('stopped by middleware');
     if (input.action?.type === 'enqueue') return { middleware_saw: 'enqueue', queue: input.action.queue };
-    const result = await admin.trigger({ function_id: input.function_id, payload: input.payload, action: input.action ?? undefined });
+    const result = await admin.trigger({
+      function_id: input.function_id,
+      payload: input.payload,
+      action: input.action ?? undefined,
+    });
     return { via_middleware: true, result: result ?? null };
   });
   admin.registerFunction('hook::fn', async (input: Any) => {
@@ -90,7 +106,8 @@ beforeAll(async () => {
     if (input.function_id === 'hooked::deny') return null;
     if (input.function_id === 'hooked::throw') throw new Error('no such luck');
     if (input.function_id === 'hooked::hang') return never;
-    if (input.function_id === 'hooked::rename') return { function_id: 'hooked::renamed', description: 'by hook', metadata: { stamped: true } };
+    if (input.function_id === 'hooked::rename')
+      return { function_id: 'hooked::renamed', description: 'by hook', metadata: { stamped: true } };
     return {};
   });
   admin.registerFunction('hook::trigger', async (input: Any) => {
@@ -102,7 +119,8 @@ beforeAll(async () => {
   admin.registerFunction('hook::type', async (input: Any) => {
     hookInputs.type.push(input);
     if (input.trigger_type_id === 'tt::deny') return 'nope';
-    if (input.trigger_type_id === 'tt::rename') return { trigger_type_id: 'tt::renamed', description: 'renamed by hook' };
+    if (input.trigger_type_id === 'tt::rename')
+      return { trigger_type_id: 'tt::renamed', description: 'renamed by hook' };
     return {};
   });
   admin.registerFunction('public::echo', async (input: Any) => (echoed.push(input), input));
@@ -112,7 +130,16 @@ beforeAll(async () => {
   admin.registerFunction('meta::exposed', async () => 'exposed-ok', { metadata: { exposed: true } });
   admin.registerFunction('meta::gold', async () => 'gold-ok', { metadata: { tier: 'gold-plus' } });
   admin.registerFunction('meta::silver', async () => 'silver-ran', { metadata: { tier: 'silver' } });
-  for (const id of ['auth::check', 'mw::gate', 'hook::fn', 'hook::trigger', 'hook::type', 'public::echo', 'meta::silver']) await functionRegistered(engine, id);
+  for (const id of [
+    'auth::check',
+    'mw::gate',
+    'hook::fn',
+    'hook::trigger',
+    'hook::type',
+    'public::echo',
+    'meta::silver',
+  ])
+    await functionRegistered(engine, id);
 });
 
 afterAll(async () => {
@@ -123,7 +150,12 @@ afterAll(async () => {
 
 /** An iii-sdk worker on the RBAC port, authenticated as `role`. */
 function rbacWorker(role: string): IIIClient {
-  const client = registerWorker(rbacUrl, { workerName: `rbac-${role}`, headers: { 'x-role': role }, enableMetricsReporting: false, otel: { enabled: false } });
+  const client = registerWorker(rbacUrl, {
+    workerName: `rbac-${role}`,
+    headers: { 'x-role': role },
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+  });
   clients.push(client);
   return client;
 }
@@ -150,7 +182,10 @@ describe('authentication', () => {
       'GET /?a=1&a=2&enc=%41&flag HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Role: Plain\r\nX-Dup: first\r\nX-Dup: second\r\n\r\n',
     );
-    const input = await waitFor(() => authInputs.find((i) => i.headers['x-dup'] !== undefined), 'the auth function to be called');
+    const input = await waitFor(
+      () => authInputs.find((i) => i.headers['x-dup'] !== undefined),
+      'the auth function to be called',
+    );
     socket.destroy();
     expect(input.headers).toMatchObject({ 'x-dup': 'second', 'x-role': 'Plain', host: 'x' });
     expect(input.query_params).toEqual({ a: ['1', '2'], enc: ['%41'], flag: [''] });
@@ -169,10 +204,14 @@ describe('authentication', () => {
 
   it('refuses with AUTH_ERROR when the auth function answers nothing or the wrong shape', async () => {
     const nothing = await rawClient('nobody-knows-me');
-    expect(await nothing.next((m) => m.type === 'error')).toMatchObject({ error: { code: 'AUTH_ERROR', message: 'auth function returned no result' } });
+    expect(await nothing.next((m) => m.type === 'error')).toMatchObject({
+      error: { code: 'AUTH_ERROR', message: 'auth function returned no result' },
+    });
     const bad = await rawClient('bad-shape');
     const frame = (await bad.next((m) => m.type === 'error')) as Any;
-    expect(frame.error.message).toBe('auth function result: allowed_functions: expected a list of strings, got "everything"');
+    expect(frame.error.message).toBe(
+      'auth function result: allowed_functions: expected a list of strings, got "everything"',
+    );
   });
 
   it('gives a hung auth function handshake_timeout_ms, then refuses the connection', async () => {
@@ -181,7 +220,10 @@ describe('authentication', () => {
     await sleep(200);
     expect(raw.received).toEqual([]);
     const frame = (await raw.next((m) => m.type === 'error', DEADLINE_MS + 3000)) as Any;
-    expect(frame.error).toEqual({ code: 'AUTH_ERROR', message: `auth function auth::check did not answer within ${DEADLINE_MS} ms (handshake_timeout_ms)` });
+    expect(frame.error).toEqual({
+      code: 'AUTH_ERROR',
+      message: `auth function auth::check did not answer within ${DEADLINE_MS} ms (handshake_timeout_ms)`,
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
     await raw.waitClosed();
   });
@@ -202,10 +244,15 @@ describe('authentication', () => {
   it('authenticates /otel telemetry sockets the same way, ingesting what an allowed one held meanwhile', async () => {
     const denied = await RawClient.connect(`${rbacUrl}/otel`, { headers: { 'x-role': 'deny' } });
     raws.push(denied);
-    expect(await denied.next((m) => m.type === 'error')).toEqual({ type: 'error', error: { code: 'AUTH_ERROR', message: 'bad credentials' } });
+    expect(await denied.next((m) => m.type === 'error')).toEqual({
+      type: 'error',
+      error: { code: 'AUTH_ERROR', message: 'bad credentials' },
+    });
     expect((await denied.waitClosed()).code).toBe(1008);
     const before = connectedWorkers();
-    const ingested = new Promise<string>((resolve) => engine.events.once('telemetry', (signal: string) => resolve(signal)));
+    const ingested = new Promise<string>((resolve) =>
+      engine.events.once('telemetry', (signal: string) => resolve(signal)),
+    );
     const allowed = await RawClient.connect(`${rbacUrl}/otel`, { headers: { 'x-role': 'slow' } });
     raws.push(allowed);
     allowed.socket.send(Buffer.from('LOGS{"resourceLogs":[]}'), { binary: true });
@@ -226,14 +273,22 @@ describe('calls from an RBAC session', () => {
     const power = rbacWorker('power');
     await expect(call(power, 'secret::allowed', {})).resolves.toEqual({ via_middleware: true, result: 'secret-ok' });
     const other = await failure(power, 'secret::other', {});
-    expect({ code: other.code, message: other.message }).toEqual({ code: 'FORBIDDEN', message: "FORBIDDEN: function 'secret::other' not allowed (add to rbac.expose_functions)" });
+    expect({ code: other.code, message: other.message }).toEqual({
+      code: 'FORBIDDEN',
+      message: "FORBIDDEN: function 'secret::other' not allowed (add to rbac.expose_functions)",
+    });
     const blocked = await failure(power, 'public::blocked', {});
-    expect(blocked.message).toBe("FORBIDDEN: function 'public::blocked' not allowed (remove from rbac.forbidden_functions)");
+    expect(blocked.message).toBe(
+      "FORBIDDEN: function 'public::blocked' not allowed (remove from rbac.forbidden_functions)",
+    );
   });
 
   it('allows what expose_functions matches, by match() pattern and by metadata', async () => {
     const plain = rbacWorker('plain');
-    await expect(call(plain, 'public::echo', { n: 0 })).resolves.toMatchObject({ via_middleware: true, result: { n: 0 } });
+    await expect(call(plain, 'public::echo', { n: 0 })).resolves.toMatchObject({
+      via_middleware: true,
+      result: { n: 0 },
+    });
     await expect(call(plain, 'meta::exposed', {})).resolves.toEqual({ via_middleware: true, result: 'exposed-ok' });
     await expect(call(plain, 'meta::gold', {})).resolves.toEqual({ via_middleware: true, result: 'gold-ok' });
     expect((await failure(plain, 'meta::silver', {})).code).toBe('FORBIDDEN');
@@ -246,32 +301,58 @@ describe('calls from an RBAC session', () => {
     expect(channel.readerRef.channel_id).toEqual(expect.any(String));
     await expect(call(plain, 'engine::log::info', { message: 'hello from rbac' })).resolves.not.toBeInstanceOf(Error);
     // The SDK's own engine::workers::register went through: the worker has its name.
-    await waitFor(() => [...engine.registry.workers()].some((w) => w.name === 'rbac-plain'), 'the SDK metadata registration');
+    await waitFor(
+      () => [...engine.registry.workers()].some((w) => w.name === 'rbac-plain'),
+      'the SDK metadata registration',
+    );
   });
 
   it('filters engine::functions::list and ::info by the session, without the middleware', async () => {
     const plain = rbacWorker('plain');
-    const ours = (list: Any) => list.functions.map((f: Any) => f.function_id).filter((id: string) => /^(public|secret|meta)::/.test(id));
+    const ours = (list: Any) =>
+      list.functions.map((f: Any) => f.function_id).filter((id: string) => /^(public|secret|meta)::/.test(id));
     const calls = middlewareInputs.length;
-    expect(ours(await call(plain, 'engine::functions::list', {}))).toEqual(['meta::exposed', 'meta::gold', 'public::blocked', 'public::echo']);
+    expect(ours(await call(plain, 'engine::functions::list', {}))).toEqual([
+      'meta::exposed',
+      'meta::gold',
+      'public::blocked',
+      'public::echo',
+    ]);
     expect(ours(await call(admin, 'engine::functions::list', {}))).toEqual([
-      'meta::exposed', 'meta::gold', 'meta::silver', 'public::blocked', 'public::echo', 'secret::allowed', 'secret::other',
+      'meta::exposed',
+      'meta::gold',
+      'meta::silver',
+      'public::blocked',
+      'public::echo',
+      'secret::allowed',
+      'secret::other',
     ]);
     const single = await failure(plain, 'engine::functions::info', { function_id: 'secret::other' });
     expect(single.message).toBe("FORBIDDEN: Function 'secret::other' is not visible to this session.");
-    const batch = await call(plain, 'engine::functions::info', { function_ids: ['public::echo', 'secret::other', 'public::nope'] });
-    expect(batch.functions.map((f: Any) => f.error ?? f.function_id)).toEqual(['public::echo', 'forbidden', 'not_found']);
+    const batch = await call(plain, 'engine::functions::info', {
+      function_ids: ['public::echo', 'secret::other', 'public::nope'],
+    });
+    expect(batch.functions.map((f: Any) => f.error ?? f.function_id)).toEqual([
+      'public::echo',
+      'forbidden',
+      'not_found',
+    ]);
     expect(middlewareInputs.slice(calls).filter((m) => m.input.function_id.startsWith('engine::'))).toEqual([]);
   });
 });
 
 describe('the middleware', () => {
-  it('gets {function_id, payload, action, context} and the caller metadata; its answer is the caller\'s', async () => {
+  it("gets {function_id, payload, action, context} and the caller metadata; its answer is the caller's", async () => {
     const plain = rbacWorker('plain');
     const result = await plain.trigger({ function_id: 'public::echo', payload: { n: 1 }, metadata: { trace: 'm1' } });
     expect(result).toMatchObject({ via_middleware: true, result: { n: 1 } });
     const seen = middlewareInputs.find((m) => m.input.payload?.n === 1)!;
-    expect(seen.input).toEqual({ function_id: 'public::echo', payload: { n: 1 }, action: null, context: { role: 'plain' } });
+    expect(seen.input).toEqual({
+      function_id: 'public::echo',
+      payload: { n: 1 },
+      action: null,
+      context: { role: 'plain' },
+    });
     expect(seen.metadata).toEqual({ trace: 'm1' });
     await expect(call(plain, 'public::mw-error', {})).rejects.toThrow('stopped by middleware');
   });
@@ -279,10 +360,17 @@ describe('the middleware', () => {
   it('takes void and enqueue calls too', async () => {
     const plain = rbacWorker('plain');
     await plain.trigger({ function_id: 'public::echo', payload: { n: 2 }, action: TriggerAction.Void() });
-    const seen = await waitFor(() => middlewareInputs.find((m) => m.input.payload?.n === 2), 'the middleware to get the void call');
+    const seen = await waitFor(
+      () => middlewareInputs.find((m) => m.input.payload?.n === 2),
+      'the middleware to get the void call',
+    );
     expect(seen.input.action).toEqual({ type: 'void' });
     await waitFor(() => echoed.some((e) => e.n === 2), 'the middleware to make the void call');
-    const queued = await plain.trigger({ function_id: 'public::echo', payload: { n: 3 }, action: TriggerAction.Enqueue({ queue: 'jobs' }) });
+    const queued = await plain.trigger({
+      function_id: 'public::echo',
+      payload: { n: 3 },
+      action: TriggerAction.Enqueue({ queue: 'jobs' }),
+    });
     expect(queued).toEqual({ middleware_saw: 'enqueue', queue: 'jobs' });
   });
 });
@@ -307,19 +395,37 @@ describe('registration', () => {
     for (const id of ['hooked::deny', 'hooked::throw', 'hooked::hang']) raw.send({ type: 'registerfunction', id });
     expect((await errorFrame(raw, /hooked::deny/)).error).toEqual({
       code: 'FORBIDDEN',
-      message: "Function registration 'hooked::deny' refused: hook hook::fn denied it (answered nothing, an object approves)",
+      message:
+        "Function registration 'hooked::deny' refused: hook hook::fn denied it (answered nothing, an object approves)",
     });
-    expect((await errorFrame(raw, /hooked::throw/)).error.message).toMatch(/hook hook::fn failed \(invocation_failed: no such luck\)/);
-    expect((await errorFrame(raw, /hooked::hang/, DEADLINE_MS + 3000)).error.message).toMatch(/hook hook::fn failed \(invocation_timeout: .*1500 ms/);
-    for (const id of ['hooked::deny', 'hooked::throw', 'hooked::hang']) expect(engine.registry.function(id)).toBeUndefined();
+    expect((await errorFrame(raw, /hooked::throw/)).error.message).toMatch(
+      /hook hook::fn failed \(invocation_failed: no such luck\)/,
+    );
+    expect((await errorFrame(raw, /hooked::hang/, DEADLINE_MS + 3000)).error.message).toMatch(
+      /hook hook::fn failed \(invocation_timeout: .*1500 ms/,
+    );
+    for (const id of ['hooked::deny', 'hooked::throw', 'hooked::hang'])
+      expect(engine.registry.function(id)).toBeUndefined();
   });
 
-  it('refuses what the session\'s gates forbid: functions, trigger types, and triggers of types not allowed', async () => {
+  it("refuses what the session's gates forbid: functions, trigger types, and triggers of types not allowed", async () => {
     const raw = await rawClient('limited');
     raw.send({ type: 'registerfunction', id: 'public::limited' });
     raw.send({ type: 'registertriggertype', id: 'limited::type', description: 'x' });
-    raw.send({ type: 'registertrigger', id: 'limited-cron', trigger_type: 'cron', function_id: 'public::echo', config: { expression: '* * * * * *' } });
-    raw.send({ type: 'registertrigger', id: 'limited-sub', trigger_type: 'subscribe', function_id: 'public::echo', config: { topic: 'limited' } });
+    raw.send({
+      type: 'registertrigger',
+      id: 'limited-cron',
+      trigger_type: 'cron',
+      function_id: 'public::echo',
+      config: { expression: '* * * * * *' },
+    });
+    raw.send({
+      type: 'registertrigger',
+      id: 'limited-sub',
+      trigger_type: 'subscribe',
+      function_id: 'public::echo',
+      config: { topic: 'limited' },
+    });
     expect((await errorFrame(raw, /public::limited/)).error.message).toBe(
       "Function registration 'public::limited' refused: this session may not register functions (allow_function_registration is false)",
     );
@@ -330,7 +436,11 @@ describe('registration', () => {
       id: 'limited-cron',
       trigger_type: 'cron',
       function_id: 'public::echo',
-      error: { code: 'FORBIDDEN', message: "Trigger 'limited-cron' (cron) refused: trigger type 'cron' is not in this session's allowed_trigger_types" },
+      error: {
+        code: 'FORBIDDEN',
+        message:
+          "Trigger 'limited-cron' (cron) refused: trigger type 'cron' is not in this session's allowed_trigger_types",
+      },
     });
     await waitFor(() => engine.registry.trigger('limited-sub'), 'the allowed subscribe binding');
     expect(engine.registry.trigger('limited-cron')).toBeUndefined();
@@ -340,11 +450,27 @@ describe('registration', () => {
 
   it('runs the trigger hook: an object approves and remaps, anything else refuses with a triggerregistrationresult', async () => {
     const raw = await rawClient('power');
-    raw.send({ type: 'registertrigger', id: 'trig-deny', trigger_type: 'subscribe', function_id: 'public::echo', config: { topic: 'x', deny: true } });
-    raw.send({ type: 'registertrigger', id: 'trig-remap', trigger_type: 'subscribe', function_id: 'public::echo', config: { topic: 'y', remap: true } });
+    raw.send({
+      type: 'registertrigger',
+      id: 'trig-deny',
+      trigger_type: 'subscribe',
+      function_id: 'public::echo',
+      config: { topic: 'x', deny: true },
+    });
+    raw.send({
+      type: 'registertrigger',
+      id: 'trig-remap',
+      trigger_type: 'subscribe',
+      function_id: 'public::echo',
+      config: { topic: 'y', remap: true },
+    });
     const refused = (await raw.next((m) => m.type === 'triggerregistrationresult')) as Any;
     expect(refused.id).toBe('trig-deny');
-    expect(refused.error).toEqual({ code: 'FORBIDDEN', message: "Trigger 'trig-deny' (subscribe) refused: hook hook::trigger denied it (answered nothing, an object approves)" });
+    expect(refused.error).toEqual({
+      code: 'FORBIDDEN',
+      message:
+        "Trigger 'trig-deny' (subscribe) refused: hook hook::trigger denied it (answered nothing, an object approves)",
+    });
     const remapped = await waitFor(() => engine.registry.trigger('trig-remap'), 'the remapped binding');
     expect(remapped.config).toEqual({ topic: 'remapped' });
     expect(hookInputs.trigger.find((i) => i.trigger_id === 'trig-remap')).toEqual({
@@ -363,17 +489,21 @@ describe('registration', () => {
     raw.send({ type: 'registertriggertype', id: 'tt::rename', description: 'original' });
     raw.send({ type: 'registertriggertype', id: 'tt::ok', description: 'fine' });
     expect((await errorFrame(raw, /tt::deny/)).error.message).toBe(
-      "Trigger type registration 'tt::deny' refused: hook hook::type denied it (answered \"nope\", an object approves)",
+      'Trigger type registration \'tt::deny\' refused: hook hook::type denied it (answered "nope", an object approves)',
     );
     await waitFor(() => engine.registry.triggerType('tt::ok'), 'the approved type');
     expect(engine.registry.triggerType('tt::renamed')).toMatchObject({ description: 'renamed by hook' });
     expect(engine.registry.triggerType('tt::rename')).toBeUndefined();
-    expect(hookInputs.type.find((i) => i.trigger_type_id === 'tt::ok')).toEqual({ trigger_type_id: 'tt::ok', description: 'fine', context: { role: 'power' } });
+    expect(hookInputs.type.find((i) => i.trigger_type_id === 'tt::ok')).toEqual({
+      trigger_type_id: 'tt::ok',
+      description: 'fine',
+      context: { role: 'power' },
+    });
   });
 });
 
 describe('the function registration prefix', () => {
-  it('stores a session\'s functions as <prefix>::<id> and calls the worker by its own id', async () => {
+  it("stores a session's functions as <prefix>::<id> and calls the worker by its own id", async () => {
     const tenant = rbacWorker('tenant');
     tenant.registerFunction('echo', async (input: Any) => (tenantCalls.push(input), { tenant: true, got: input.v }));
     await functionRegistered(engine, 'tenant-a::echo');
@@ -388,15 +518,25 @@ describe('the function registration prefix', () => {
     const ref = tenant.registerFunction('listen', async (input: Any) => void tenantCalls.push(input));
     await functionRegistered(engine, 'tenant-a::listen');
     tenant.registerTrigger({ type: 'subscribe', function_id: 'listen', config: { topic: 'tenant-topic' } });
-    await waitFor(() => engine.registry.triggersOfType('subscribe').find((t) => t.function_id === 'tenant-a::listen'), 'the prefixed binding');
+    await waitFor(
+      () => engine.registry.triggersOfType('subscribe').find((t) => t.function_id === 'tenant-a::listen'),
+      'the prefixed binding',
+    );
     expect(hookInputs.trigger.some((i) => i.function_id === 'listen')).toBe(true);
     await call(admin, 'publish', { topic: 'tenant-topic', data: { published: 1 } });
     await waitFor(() => tenantCalls.some((c) => c.published === 1), 'the prefixed subscriber to be called');
 
-    const { id } = await call(tenant, 'engine::register_trigger', { trigger_type: 'subscribe', function_id: 'listen', config: { topic: 'durable-topic' } });
+    const { id } = await call(tenant, 'engine::register_trigger', {
+      trigger_type: 'subscribe',
+      function_id: 'listen',
+      config: { topic: 'durable-topic' },
+    });
     expect(engine.registry.trigger(id)?.function_id).toBe('tenant-a::listen');
 
     ref.unregister();
-    await waitFor(() => engine.registry.pool('tenant-a::listen').length === 0, 'the prefixed function to be unregistered');
+    await waitFor(
+      () => engine.registry.pool('tenant-a::listen').length === 0,
+      'the prefixed function to be unregistered',
+    );
   });
 });

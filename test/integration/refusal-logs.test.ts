@@ -30,7 +30,10 @@ afterEach(async () => {
 
 async function engineWith(config: EngineConfig): Promise<Captured> {
   const warnings: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = pino(
+    { level: 'warn' },
+    { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   const engine = createEngine(config, { logger });
   await engine.start();
   running = engine;
@@ -56,12 +59,20 @@ function matching(warnings: Array<Record<string, unknown>>, status: number): Arr
 describe('refusal logs', () => {
   it(`worker port: ${REFUSALS} refused /otel upgrades from one peer write one warn line; the worker path has its own`, async () => {
     const config = testConfig();
-    const { engine, warnings } = await engineWith({ ...config, listeners: [{ ...config.listeners[0], authToken: 'the-token' }] });
+    const { engine, warnings } = await engineWith({
+      ...config,
+      listeners: [{ ...config.listeners[0], authToken: 'the-token' }],
+    });
     const url = `ws://127.0.0.1:${engine.port}`;
     for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(`${url}/otel`)).status).toBe(401);
     const lines = matching(warnings, 401);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ path: '/otel', peer: '127.0.0.1', status: 401, msg: expect.stringContaining('requires the worker token') });
+    expect(lines[0]).toMatchObject({
+      path: '/otel',
+      peer: '127.0.0.1',
+      status: 401,
+      msg: expect.stringContaining('requires the worker token'),
+    });
     expect(lines[0]).not.toHaveProperty('suppressed');
     // Another reason is another key: a refused worker socket is still reported.
     expect((await refusedUpgrade(url)).status).toBe(401);
@@ -70,14 +81,21 @@ describe('refusal logs', () => {
 
   it(`worker port: ${REFUSALS} upgrades over max_connections_per_address write one warn line`, async () => {
     const config = testConfig();
-    const { engine, warnings } = await engineWith({ ...config, limits: { ...config.limits, maxConnectionsPerAddress: 1 } });
+    const { engine, warnings } = await engineWith({
+      ...config,
+      limits: { ...config.limits, maxConnectionsPerAddress: 1 },
+    });
     const url = `ws://127.0.0.1:${engine.port}`;
     const held = await openSocket(url);
     try {
       for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(url)).status).toBe(429);
       const lines = matching(warnings, 429);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ path: '/', peer: '127.0.0.1', msg: expect.stringContaining('at most 1 per client address') });
+      expect(lines[0]).toMatchObject({
+        path: '/',
+        peer: '127.0.0.1',
+        msg: expect.stringContaining('at most 1 per client address'),
+      });
     } finally {
       held.terminate();
     }
@@ -92,7 +110,11 @@ describe('refusal logs', () => {
       for (let i = 0; i < REFUSALS; i++) expect(await get(port, false)).toBe(429);
       const lines = matching(warnings, 429);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ module: 'iii-http', peer: '127.0.0.1', msg: expect.stringContaining('iii-http.max_connections_per_address') });
+      expect(lines[0]).toMatchObject({
+        module: 'iii-http',
+        peer: '127.0.0.1',
+        msg: expect.stringContaining('iii-http.max_connections_per_address'),
+      });
     } finally {
       keep.destroy();
     }
@@ -106,7 +128,10 @@ describe('refusal logs', () => {
       for (let i = 0; i < REFUSALS; i++) expect((await refusedUpgrade(url)).status).toBe(429);
       const lines = matching(warnings, 429);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ peer: '127.0.0.1', msg: expect.stringContaining('iii-stream.max_connections_per_address') });
+      expect(lines[0]).toMatchObject({
+        peer: '127.0.0.1',
+        msg: expect.stringContaining('iii-stream.max_connections_per_address'),
+      });
     } finally {
       held.terminate();
     }

@@ -1,6 +1,15 @@
 import { failure } from '../support/calls';
 import { startEngine, waitFor, type TestEngine } from '../support/engine';
-import { currentOwner, expectCronTicks, expectHandled, handlersOf, liveBindings, makeEvents, REPLICA_TYPES, startReplicas } from '../support/replicas';
+import {
+  currentOwner,
+  expectCronTicks,
+  expectHandled,
+  handlersOf,
+  liveBindings,
+  makeEvents,
+  REPLICA_TYPES,
+  startReplicas,
+} from '../support/replicas';
 
 /**
  * Three replicas of one worker on one engine (a pool of three): their `cron`, `subscribe`,
@@ -32,7 +41,8 @@ describe('events of a worker scaled to three replicas on one engine', () => {
     const since = Date.now();
     const keys = await makeEvents([t.worker('writer')], set, 'fan', 4);
     await expectHandled(set, keys, 3);
-    for (const type of REPLICA_TYPES) expect({ type, replicas: handlersOf(set, type) }).toEqual({ type, replicas: [0, 1, 2] });
+    for (const type of REPLICA_TYPES)
+      expect({ type, replicas: handlersOf(set, type) }).toEqual({ type, replicas: [0, 1, 2] });
     await expectCronTicks(set, since, 3, 3);
   }, 30_000);
 
@@ -43,7 +53,10 @@ describe('events of a worker scaled to three replicas on one engine', () => {
 
     const leaving = currentOwner(t, set, 'cron');
     await set.clients[leaving].shutdown();
-    await waitFor(() => REPLICA_TYPES.every((type) => liveBindings(t, set.functionIds[type]).length === 2), 'the leaving replica\'s bindings gone');
+    await waitFor(
+      () => REPLICA_TYPES.every((type) => liveBindings(t, set.functionIds[type]).length === 2),
+      "the leaving replica's bindings gone",
+    );
     const since = Date.now();
     const from = Object.fromEntries(REPLICA_TYPES.map((type) => [type, set.handled[type].length]));
 
@@ -53,7 +66,11 @@ describe('events of a worker scaled to three replicas on one engine', () => {
   }, 30_000);
 
   it.each(REPLICA_TYPES)('a %s binding whose fan_out is not a boolean is refused', async (type) => {
-    const err = await failure(t.worker('binder'), 'engine::register_trigger', { trigger_type: type, function_id: 'any::fn', config: { fan_out: 'yes' } });
+    const err = await failure(t.worker('binder'), 'engine::register_trigger', {
+      trigger_type: type,
+      function_id: 'any::fn',
+      config: { fan_out: 'yes' },
+    });
     expect(err.code).toBe('trigger_registration_failed');
     expect(err.message).toMatch(/`fan_out` in a trigger config must be true/);
   });

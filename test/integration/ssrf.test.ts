@@ -1,9 +1,20 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { HttpFunctionsSecurity } from '../../src/config/types';
 import type { EngineConfig } from '../../src/config/types';
 import { EngineError } from '../../src/protocol/errors';
-import { DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, type HttpFunctionOptions, invokeHttpFunction, ResponseBudget, validateRegistration } from '../../src/router/http-functions';
+import {
+  DEFAULT_MAX_BUFFERED_RESPONSE_BYTES,
+  type HttpFunctionOptions,
+  invokeHttpFunction,
+  ResponseBudget,
+  validateRegistration,
+} from '../../src/router/http-functions';
 import type { Resolver } from '../../src/router/http-functions/guarded-lookup';
 import { failure } from '../support/calls';
 import { functionRegistered, startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
@@ -121,7 +132,11 @@ function drip(socket: Socket | ServerResponse, everyMs: number, tick: () => void
   socket.on('close', () => clearInterval(timer));
 }
 
-const LOCAL: HttpFunctionsSecurity = { url_allowlist: ['127.0.0.1', 'localhost', '*.example'], block_private_ips: false, require_https: false };
+const LOCAL: HttpFunctionsSecurity = {
+  url_allowlist: ['127.0.0.1', 'localhost', '*.example'],
+  block_private_ips: false,
+  require_https: false,
+};
 const GUARDED: HttpFunctionsSecurity = { ...LOCAL, block_private_ips: true };
 
 function options(security: HttpFunctionsSecurity, extra: Partial<HttpFunctionOptions> = {}): HttpFunctionOptions {
@@ -144,7 +159,12 @@ function scriptedResolver(...answers: string[][]): Resolver & { queries: string[
   const resolve: Resolver = (hostname, _options, callback) => {
     const answer = answers[Math.min(queries.length, answers.length - 1)];
     queries.push(hostname);
-    setImmediate(() => callback(null, answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }))));
+    setImmediate(() =>
+      callback(
+        null,
+        answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+      ),
+    );
   };
   return Object.assign(resolve, { queries });
 }
@@ -166,7 +186,9 @@ describe('DNS rebinding: the address judged is the address connected to', () => 
 
     const err = await rejection(invokeHttpFunction('f', invocation, {}, options(GUARDED, { resolve: dns })));
     expect(err.code).toBe('url_validation_failed');
-    expect(err.message).toBe('Private IP blocked: host rebind.example resolves to 127.0.0.1 (security.block_private_ips is on)');
+    expect(err.message).toBe(
+      'Private IP blocked: host rebind.example resolves to 127.0.0.1 (security.block_private_ips is on)',
+    );
     expect(dns.queries).toEqual(['rebind.example']);
     expect(target.connections).toBe(0);
   });
@@ -186,9 +208,16 @@ describe('DNS rebinding: the address judged is the address connected to', () => 
   test('a name answering a public and a private address at once is refused, and nothing connects', async () => {
     const dns = scriptedResolver(['93.184.216.34', '127.0.0.1']);
     const err = await rejection(
-      invokeHttpFunction('f', { url: target.url('/hook', 'two-faced.example'), method: 'POST' }, {}, options(GUARDED, { resolve: dns })),
+      invokeHttpFunction(
+        'f',
+        { url: target.url('/hook', 'two-faced.example'), method: 'POST' },
+        {},
+        options(GUARDED, { resolve: dns }),
+      ),
     );
-    expect(err.message).toBe('Private IP blocked: host two-faced.example resolves to 127.0.0.1 (security.block_private_ips is on)');
+    expect(err.message).toBe(
+      'Private IP blocked: host two-faced.example resolves to 127.0.0.1 (security.block_private_ips is on)',
+    );
     expect(target.connections).toBe(0);
   });
 
@@ -219,7 +248,10 @@ describe('HTTP-invoked functions through the engine, block_private_ips on', () =
   let target: Target;
   beforeEach(async () => {
     target = await new Target().start();
-    t = await startEngine({ httpFunctions: { enabled: true, security: GUARDED } }, { HOOK_TOKEN: 'tok', III_REDIS_URL: 'redis://:hunter2@redis:6379' });
+    t = await startEngine(
+      { httpFunctions: { enabled: true, security: GUARDED } },
+      { HOOK_TOKEN: 'tok', III_REDIS_URL: 'redis://:hunter2@redis:6379' },
+    );
   });
   afterEach(async () => {
     await t.close();
@@ -229,12 +261,19 @@ describe('HTTP-invoked functions through the engine, block_private_ips on', () =
   test('a function at http://localhost registers (names are judged per call) and every call is refused with url_validation_failed', async () => {
     const owner = t.worker('owner');
     const caller = t.worker('caller');
-    owner.registerFunction('ext::local-name', { url: target.url('/hook', 'localhost'), method: 'POST', timeout_ms: 3000 });
+    owner.registerFunction('ext::local-name', {
+      url: target.url('/hook', 'localhost'),
+      method: 'POST',
+      timeout_ms: 3000,
+    });
     await functionRegistered(t.engine, 'ext::local-name');
 
     for (let i = 0; i < 2; i++) {
       const err = await failure(caller, 'ext::local-name', { i });
-      expect(err).toMatchObject({ code: 'url_validation_failed', message: expect.stringMatching(/Private IP blocked: host localhost resolves to /) });
+      expect(err).toMatchObject({
+        code: 'url_validation_failed',
+        message: expect.stringMatching(/Private IP blocked: host localhost resolves to /),
+      });
     }
     expect(target.connections).toBe(0);
   });
@@ -255,7 +294,11 @@ describe('HTTP-invoked functions through the engine, block_private_ips on', () =
 
   test('an auth block naming an engine variable (III_REDIS_URL) is refused: its value never leaves the engine', async () => {
     const owner = t.worker('owner');
-    owner.registerFunction('ext::exfil', { url: target.url('/hook', 'localhost'), method: 'POST', auth: { type: 'bearer', token_key: 'III_REDIS_URL' } });
+    owner.registerFunction('ext::exfil', {
+      url: target.url('/hook', 'localhost'),
+      method: 'POST',
+      auth: { type: 'bearer', token_key: 'III_REDIS_URL' },
+    });
     owner.registerFunction('local::control', async () => 'ok');
     await functionRegistered(t.engine, 'local::control');
     expect(t.engine.registry.pool('ext::exfil')).toHaveLength(0);
@@ -322,7 +365,10 @@ describe('HTTP-invoked functions through the engine, private IPs allowed (the lo
     await functionRegistered(t.engine, 'ext::huge');
 
     const err = await failure(caller, 'ext::huge', {});
-    expect(err).toMatchObject({ code: 'http_response_failed', message: expect.stringContaining(`response larger than ${MAX_MESSAGE_BYTES} bytes`) });
+    expect(err).toMatchObject({
+      code: 'http_response_failed',
+      message: expect.stringContaining(`response larger than ${MAX_MESSAGE_BYTES} bytes`),
+    });
     await waitFor(() => target.closed === 1, 'the server to see its socket closed');
     expect(written.bytes).toBeLessThan(capBytes);
   });
@@ -339,7 +385,10 @@ describe('HTTP-invoked functions through the engine, private IPs allowed (the lo
     await functionRegistered(t.engine, 'ext::drip');
 
     const err = await failure(caller, 'ext::drip', {});
-    expect(err).toMatchObject({ code: 'http_response_failed', message: expect.stringContaining('timed out after 300 ms') });
+    expect(err).toMatchObject({
+      code: 'http_response_failed',
+      message: expect.stringContaining('timed out after 300 ms'),
+    });
     await waitFor(() => target.closed === 1, 'the server to see its socket closed');
   });
 
@@ -365,7 +414,8 @@ describe('HTTP-invoked functions through the engine, private IPs allowed (the lo
     };
     await caller.trigger({ function_id: 'ext::auth', payload: hostile });
     const [req] = target.requests;
-    const named = (name: string) => req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i].toLowerCase() === name).length;
+    const named = (name: string) =>
+      req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i].toLowerCase() === name).length;
     expect(req.headers['authorization']).toBe('Bearer tok');
     expect(named('authorization')).toBe(1);
     expect(req.headers['host']).toBe(`127.0.0.1:${target.port}`);
@@ -387,7 +437,9 @@ describe('response limits against misbehaving servers', () => {
         res.writeHead(200);
         stream(res, Buffer.alloc(16 * 1024, 0x20), capBytes, written);
       });
-      const err = await rejection(invokeHttpFunction('f', { url: target.url(), method: 'POST' }, {}, options(LOCAL, { maxResponseBytes: MAX })));
+      const err = await rejection(
+        invokeHttpFunction('f', { url: target.url(), method: 'POST' }, {}, options(LOCAL, { maxResponseBytes: MAX })),
+      );
       expect(err.code).toBe('http_response_failed');
       expect(err.message).toBe(`HTTP response from ${target.url()} failed: response larger than ${MAX} bytes`);
       await waitFor(() => target.closed === 1, 'the server to see its socket closed');
@@ -424,7 +476,9 @@ describe('response limits against misbehaving servers', () => {
       finish();
       await expect(first).resolves.toEqual({ result: { slow: true } });
       expect(budget.usedBytes).toBe(0);
-      await expect(invokeHttpFunction('f', { url: quick.url(), method: 'POST' }, {}, opts)).resolves.toEqual({ result: { quick: true } });
+      await expect(invokeHttpFunction('f', { url: quick.url(), method: 'POST' }, {}, opts)).resolves.toEqual({
+        result: { quick: true },
+      });
       expect(budget.usedBytes).toBe(0);
     } finally {
       await Promise.all([slow.stop(), quick.stop()]);
@@ -443,7 +497,9 @@ describe('response limits against misbehaving servers', () => {
           res.write(Buffer.alloc(1024, 0x20));
         });
       });
-      const err = await rejection(invokeHttpFunction('f', { url: target.url(), method: 'POST' }, {}, options(LOCAL, { maxResponseBytes: MAX })));
+      const err = await rejection(
+        invokeHttpFunction('f', { url: target.url(), method: 'POST' }, {}, options(LOCAL, { maxResponseBytes: MAX })),
+      );
       expect(err.message).toContain(`response larger than ${MAX} bytes`);
       await waitFor(() => target.closed === 1, 'the server to see its socket closed');
       expect(written.bytes).toBeLessThan(MAX);
@@ -458,7 +514,9 @@ describe('response limits against misbehaving servers', () => {
       drip(socket, 20, () => socket.write('x-drip: 1\r\n'));
     }).start();
     try {
-      const err = await rejection(invokeHttpFunction('f', { url: target.url(), method: 'POST', timeout_ms: 300 }, {}, options(LOCAL)));
+      const err = await rejection(
+        invokeHttpFunction('f', { url: target.url(), method: 'POST', timeout_ms: 300 }, {}, options(LOCAL)),
+      );
       expect(err.code).toBe('http_request_failed');
       expect(err.message).toContain('timed out after 300 ms');
       await waitFor(() => target.closed === 1, 'the server to see its socket closed');

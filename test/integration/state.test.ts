@@ -31,7 +31,10 @@ function recorder(worker: IIIClient, functionId: string): Array<{ data: Any; met
 
 /** Waits until the engine holds a live `state` binding for `functionId`. */
 function bindingLive(t: TestEngine, functionId: string): Promise<true> {
-  return waitFor(() => t.engine.registry.triggersOfType('state', 'live').some((b) => b.function_id === functionId), `a live state binding for ${functionId}`);
+  return waitFor(
+    () => t.engine.registry.triggersOfType('state', 'live').some((b) => b.function_id === functionId),
+    `a live state binding for ${functionId}`,
+  );
 }
 
 describe('iii-state with the default in-memory adapter', () => {
@@ -46,9 +49,15 @@ describe('iii-state with the default in-memory adapter', () => {
   });
 
   test('set returns {old_value, new_value}; get returns the raw value; `data` is an alias of `value`', async () => {
-    expect(await call(w, 'state::set', { scope: 'users', key: 'u1', value: { name: 'Ann' } })).toEqual({ old_value: null, new_value: { name: 'Ann' } });
+    expect(await call(w, 'state::set', { scope: 'users', key: 'u1', value: { name: 'Ann' } })).toEqual({
+      old_value: null,
+      new_value: { name: 'Ann' },
+    });
     expect(await call(w, 'state::get', { scope: 'users', key: 'u1' })).toEqual({ name: 'Ann' });
-    expect(await call(w, 'state::set', { scope: 'users', key: 'u1', data: 7 })).toEqual({ old_value: { name: 'Ann' }, new_value: 7 });
+    expect(await call(w, 'state::set', { scope: 'users', key: 'u1', data: 7 })).toEqual({
+      old_value: { name: 'Ann' },
+      new_value: 7,
+    });
     expect(await call(w, 'state::get', { scope: 'users', key: 'u1' })).toBe(7);
   });
 
@@ -66,7 +75,13 @@ describe('iii-state with the default in-memory adapter', () => {
   });
 
   test('list returns the values in insertion order (a replaced key keeps its place); unknown scope -> []', async () => {
-    for (const [key, value] of [['b', 1], ['a', 2], ['10', 3], ['2', 4]] as const) await call(w, 'state::set', { scope: 'ordered', key, value });
+    for (const [key, value] of [
+      ['b', 1],
+      ['a', 2],
+      ['10', 3],
+      ['2', 4],
+    ] as const)
+      await call(w, 'state::set', { scope: 'ordered', key, value });
     await call(w, 'state::set', { scope: 'ordered', key: 'b', value: 5 });
     expect(await call(w, 'state::list', { scope: 'ordered' })).toEqual([5, 2, 3, 4]);
     expect(await call(w, 'state::list', { scope: 'nothing-here' })).toEqual([]);
@@ -93,7 +108,14 @@ describe('iii-state with the default in-memory adapter', () => {
       ],
     });
     expect(out).toEqual({ old_value: null, new_value: { hits: 2, meta: { owner: { name: 'ops' } }, log: 'a' } });
-    const next = await call(w, 'state::update', { scope: 'counters', key: 'c1', ops: [{ type: 'decrement', path: 'hits', by: 5 }, { type: 'remove', path: 'log' }] });
+    const next = await call(w, 'state::update', {
+      scope: 'counters',
+      key: 'c1',
+      ops: [
+        { type: 'decrement', path: 'hits', by: 5 },
+        { type: 'remove', path: 'log' },
+      ],
+    });
     expect(next).toEqual({ old_value: out.new_value, new_value: { hits: -3, meta: { owner: { name: 'ops' } } } });
     expect(await call(w, 'state::get', { scope: 'counters', key: 'c1' })).toEqual(next.new_value);
   });
@@ -103,18 +125,36 @@ describe('iii-state with the default in-memory adapter', () => {
     const out = await call(w, 'state::update', {
       scope: 'counters',
       key: 'c2',
-      ops: [{ type: 'increment', path: 'name', by: 1 }, { type: 'set', path: 'ok', value: true }, { type: 'merge', path: ['__proto__'], value: {} }],
+      ops: [
+        { type: 'increment', path: 'name', by: 1 },
+        { type: 'set', path: 'ok', value: true },
+        { type: 'merge', path: ['__proto__'], value: {} },
+      ],
     });
     expect(out.new_value).toEqual({ name: 'x', ok: true });
     expect(out.errors).toEqual([
-      { op_index: 0, code: 'increment.not_number', message: expect.any(String), doc_url: 'https://iii.dev/docs/workers/iii-state#error-codes' },
-      { op_index: 2, code: 'merge.path.proto_polluted', message: expect.any(String), doc_url: 'https://iii.dev/docs/workers/iii-state#error-codes' },
+      {
+        op_index: 0,
+        code: 'increment.not_number',
+        message: expect.any(String),
+        doc_url: 'https://iii.dev/docs/workers/iii-state#error-codes',
+      },
+      {
+        op_index: 2,
+        code: 'merge.path.proto_polluted',
+        message: expect.any(String),
+        doc_url: 'https://iii.dev/docs/workers/iii-state#error-codes',
+      },
     ]);
     expect(await call(w, 'state::get', { scope: 'counters', key: 'c2' })).toEqual({ name: 'x', ok: true });
   });
 
   test('concurrent updates of one key lose no increment', async () => {
-    await Promise.all(Array.from({ length: 20 }, () => call(w, 'state::update', { scope: 'race', key: 'n', ops: [{ type: 'increment', path: '', by: 1 }] })));
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        call(w, 'state::update', { scope: 'race', key: 'n', ops: [{ type: 'increment', path: '', by: 1 }] }),
+      ),
+    );
     expect(await call(w, 'state::get', { scope: 'race', key: 'n' })).toBe(20);
   });
 
@@ -128,8 +168,16 @@ describe('iii-state with the default in-memory adapter', () => {
       ['state::list', {}, /missing field `scope`/],
       ['state::update', { scope: 'bad', key: 'k' }, /missing field `ops`/],
       ['state::update', { scope: 'bad', key: 'k', ops: { type: 'set' } }, /`ops` must be an array/],
-      ['state::update', { scope: 'bad', key: 'k', ops: [{ type: 'rename', path: 'a' }] }, /ops\[0\]\.type must be one of set, merge, increment, decrement, append, remove/],
-      ['state::update', { scope: 'bad', key: 'k', ops: [{ type: 'increment', path: 'a', by: 0.5 }] }, /ops\[0\]\.by must be an integer/],
+      [
+        'state::update',
+        { scope: 'bad', key: 'k', ops: [{ type: 'rename', path: 'a' }] },
+        /ops\[0\]\.type must be one of set, merge, increment, decrement, append, remove/,
+      ],
+      [
+        'state::update',
+        { scope: 'bad', key: 'k', ops: [{ type: 'increment', path: 'a', by: 0.5 }] },
+        /ops\[0\]\.by must be an integer/,
+      ],
     ];
     for (const [functionId, payload, message] of cases) {
       const err = await failure(w, functionId, payload);
@@ -137,7 +185,10 @@ describe('iii-state with the default in-memory adapter', () => {
       expect(err.message).toMatch(message);
     }
     expect((await call(w, 'state::list_groups', {})).groups).not.toContain('bad');
-    expect(await call(w, 'state::set', { scope: 'after-bad', key: 'k', value: 'fine' })).toEqual({ old_value: null, new_value: 'fine' });
+    expect(await call(w, 'state::set', { scope: 'after-bad', key: 'k', value: 'fine' })).toEqual({
+      old_value: null,
+      new_value: 'fine',
+    });
   });
 
   test('a stored null is a value: get returns null, and the next set reports state:updated over it', async () => {
@@ -145,7 +196,10 @@ describe('iii-state with the default in-memory adapter', () => {
     const got = recorder(handler, 'watch::nulls');
     handler.registerTrigger({ type: 'state', function_id: 'watch::nulls', config: { scope: 'nulls' } });
     await bindingLive(t, 'watch::nulls');
-    expect(await call(w, 'state::set', { scope: 'nulls', key: 'k', value: null })).toEqual({ old_value: null, new_value: null });
+    expect(await call(w, 'state::set', { scope: 'nulls', key: 'k', value: null })).toEqual({
+      old_value: null,
+      new_value: null,
+    });
     await call(w, 'state::set', { scope: 'nulls', key: 'k', value: 1 });
     await waitFor(() => got.length === 2, 'two state events');
     expect(got.map((g) => g.data.event_type)).toEqual(['state:created', 'state:updated']);
@@ -167,7 +221,12 @@ describe('the `state` trigger type', () => {
   test('set, update and delete fire created/updated/deleted with the trigger metadata, in write order', async () => {
     const handler = t.worker('state-handler');
     const got = recorder(handler, 'orders::changed');
-    handler.registerTrigger({ type: 'state', function_id: 'orders::changed', config: { scope: 'orders' }, metadata: { team: 'billing' } });
+    handler.registerTrigger({
+      type: 'state',
+      function_id: 'orders::changed',
+      config: { scope: 'orders' },
+      metadata: { team: 'billing' },
+    });
     await bindingLive(t, 'orders::changed');
 
     await call(w, 'state::set', { scope: 'orders', key: 'o1', value: { total: 1 } });
@@ -176,9 +235,30 @@ describe('the `state` trigger type', () => {
     await call(w, 'state::set', { scope: 'other-scope', key: 'o1', value: 1 });
     await waitFor(() => got.length >= 3, 'three state events');
     expect(got.map((g) => g.data)).toEqual([
-      { type: 'state', event_type: 'state:created', scope: 'orders', key: 'o1', old_value: null, new_value: { total: 1 } },
-      { type: 'state', event_type: 'state:updated', scope: 'orders', key: 'o1', old_value: { total: 1 }, new_value: { total: 3 } },
-      { type: 'state', event_type: 'state:deleted', scope: 'orders', key: 'o1', old_value: { total: 3 }, new_value: null },
+      {
+        type: 'state',
+        event_type: 'state:created',
+        scope: 'orders',
+        key: 'o1',
+        old_value: null,
+        new_value: { total: 1 },
+      },
+      {
+        type: 'state',
+        event_type: 'state:updated',
+        scope: 'orders',
+        key: 'o1',
+        old_value: { total: 1 },
+        new_value: { total: 3 },
+      },
+      {
+        type: 'state',
+        event_type: 'state:deleted',
+        scope: 'orders',
+        key: 'o1',
+        old_value: { total: 3 },
+        new_value: null,
+      },
     ]);
     expect(got.every((g) => g.metadata?.team === 'billing')).toBe(true);
   });
@@ -200,8 +280,16 @@ describe('the `state` trigger type', () => {
     const byKey = recorder(handler, 'flags::by_key');
     const conditioned = recorder(handler, 'flags::conditioned');
     handler.registerFunction('flags::only_on', async (event: Any) => event.new_value === 'on');
-    handler.registerTrigger({ type: 'state', function_id: 'flags::by_key', config: { scope: 'flags', key: 'dark-mode' } });
-    handler.registerTrigger({ type: 'state', function_id: 'flags::conditioned', config: { scope: 'flags', condition_function_id: 'flags::only_on' } });
+    handler.registerTrigger({
+      type: 'state',
+      function_id: 'flags::by_key',
+      config: { scope: 'flags', key: 'dark-mode' },
+    });
+    handler.registerTrigger({
+      type: 'state',
+      function_id: 'flags::conditioned',
+      config: { scope: 'flags', condition_function_id: 'flags::only_on' },
+    });
     await bindingLive(t, 'flags::by_key');
     await bindingLive(t, 'flags::conditioned');
     await functionRegistered(t.engine, 'flags::only_on');
@@ -224,21 +312,39 @@ describe('the `state` trigger type', () => {
     await bindingLive(t, 'jobs::broken');
     handler.registerTrigger({ type: 'state', function_id: 'jobs::fine', config: { scope: 'jobs' } });
     await bindingLive(t, 'jobs::fine');
-    expect(await call(w, 'state::set', { scope: 'jobs', key: 'j', value: 1 })).toEqual({ old_value: null, new_value: 1 });
+    expect(await call(w, 'state::set', { scope: 'jobs', key: 'j', value: 1 })).toEqual({
+      old_value: null,
+      new_value: 1,
+    });
     await waitFor(() => got.length === 1, 'the second handler');
   });
 
   test('engine::triggers::info describes the `state` config and payload', async () => {
     const info = await call(w, 'engine::triggers::info', { id: 'state' });
-    expect(Object.keys(info.configuration_schema.properties)).toEqual(['scope', 'key', 'condition_function_id', 'fan_out']);
-    expect(info.request_schema.properties.event_type).toEqual({ enum: ['state:created', 'state:updated', 'state:deleted'] });
+    expect(Object.keys(info.configuration_schema.properties)).toEqual([
+      'scope',
+      'key',
+      'condition_function_id',
+      'fan_out',
+    ]);
+    expect(info.request_schema.properties.event_type).toEqual({
+      enum: ['state:created', 'state:updated', 'state:deleted'],
+    });
   });
 
   test('a config of the wrong shape is refused with trigger_registration_failed naming the field', async () => {
-    const err = await failure(w, 'engine::register_trigger', { trigger_type: 'state', function_id: 'any::fn', config: { scope: 5 } });
+    const err = await failure(w, 'engine::register_trigger', {
+      trigger_type: 'state',
+      function_id: 'any::fn',
+      config: { scope: 5 },
+    });
     expect(err.code).toBe('trigger_registration_failed');
     expect(err.message).toMatch(/`scope` in a `state` trigger config must be a string/);
-    const list = await failure(w, 'engine::register_trigger', { trigger_type: 'state', function_id: 'any::fn', config: ['x'] });
+    const list = await failure(w, 'engine::register_trigger', {
+      trigger_type: 'state',
+      function_id: 'any::fn',
+      config: ['x'],
+    });
     expect(list.message).toMatch(/must be an object \{scope\?, key\?, condition_function_id\?\}/);
     expect(await call(w, 'state::get', { scope: 'x', key: 'y' })).toBeUndefined();
   });
@@ -258,16 +364,25 @@ describe('iii-state limits and switches', () => {
 
   test('set of a value over max_value_bytes -> VALUE_TOO_LARGE with both sizes; nothing stored', async () => {
     const fits = 'x'.repeat(MAX_VALUE_BYTES - 2); // JSON adds the two quotes
-    expect(await call(w, 'state::set', { scope: 'big', key: 'k', value: fits })).toEqual({ old_value: null, new_value: fits });
+    expect(await call(w, 'state::set', { scope: 'big', key: 'k', value: fits })).toEqual({
+      old_value: null,
+      new_value: fits,
+    });
     const err = await failure(w, 'state::set', { scope: 'big', key: 'k', value: `${fits}y` });
     expect(err.code).toBe('VALUE_TOO_LARGE');
-    expect(err.message).toContain(`The value is ${MAX_VALUE_BYTES + 1} bytes as JSON; max_value_bytes allows at most ${MAX_VALUE_BYTES}.`);
+    expect(err.message).toContain(
+      `The value is ${MAX_VALUE_BYTES + 1} bytes as JSON; max_value_bytes allows at most ${MAX_VALUE_BYTES}.`,
+    );
     expect(await call(w, 'state::get', { scope: 'big', key: 'k' })).toBe(fits);
   });
 
   test('update whose result exceeds max_value_bytes -> VALUE_TOO_LARGE; the old value stays (ours: the original checked set only)', async () => {
     await call(w, 'state::set', { scope: 'big', key: 'list', value: [] });
-    const err = await failure(w, 'state::update', { scope: 'big', key: 'list', ops: [{ type: 'append', value: 'z'.repeat(MAX_VALUE_BYTES) }] });
+    const err = await failure(w, 'state::update', {
+      scope: 'big',
+      key: 'list',
+      ops: [{ type: 'append', value: 'z'.repeat(MAX_VALUE_BYTES) }],
+    });
     expect(err.code).toBe('VALUE_TOO_LARGE');
     expect(await call(w, 'state::get', { scope: 'big', key: 'list' })).toEqual([]);
   });
@@ -292,7 +407,10 @@ describe('iii-state file_based storage', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const fileBased = (saveIntervalMs: number) => withState({ adapter: { name: 'kv', config: { store_method: 'file_based', file_path: dir, save_interval_ms: saveIntervalMs } } });
+  const fileBased = (saveIntervalMs: number) =>
+    withState({
+      adapter: { name: 'kv', config: { store_method: 'file_based', file_path: dir, save_interval_ms: saveIntervalMs } },
+    });
 
   test('data survives an engine restart on the same directory, in insertion order', async () => {
     const odd = ['a/b c', 'ünï', '.', 'x'.repeat(300)];
@@ -318,7 +436,16 @@ describe('iii-state file_based storage', () => {
   });
 
   test('scope files of the earlier JSON-file store are imported once, then renamed', async () => {
-    await writeFile(join(dir, 'a%2Fb.json'), JSON.stringify({ scope: 'a/b', entries: [['k', [1]], ['j', 'two']] }));
+    await writeFile(
+      join(dir, 'a%2Fb.json'),
+      JSON.stringify({
+        scope: 'a/b',
+        entries: [
+          ['k', [1]],
+          ['j', 'two'],
+        ],
+      }),
+    );
     const t = await startEngine(fileBased(100));
     try {
       const w = t.worker('reader');
@@ -341,7 +468,10 @@ describe('iii-state file_based storage', () => {
 describe('iii-state adapter selection', () => {
   test.each([
     [{ name: 'etcd' }, 'config.adapter.name: expected one of "kv", "redis", "bridge", got "etcd"'],
-    [{ name: 'kv', config: { store_method: 'on_tape' } }, 'iii-state: adapter kv has no store_method "on_tape"; use one of: in_memory, file_based.'],
+    [
+      { name: 'kv', config: { store_method: 'on_tape' } },
+      'iii-state: adapter kv has no store_method "on_tape"; use one of: in_memory, file_based.',
+    ],
   ])('%j makes start() fail with the supported names', async (adapter, message) => {
     // The schema refuses an unknown name while the engine is built, a bad store method at start.
     let engine: Engine | undefined;

@@ -53,7 +53,9 @@ class Client {
 
   /** The stream events received so far, of one type (or all but `sync`). */
   events(type?: string): Any[] {
-    return this.frames.filter((f) => f.type === 'stream' && (type === undefined ? f.event.type !== 'sync' : f.event.type === type));
+    return this.frames.filter(
+      (f) => f.type === 'stream' && (type === undefined ? f.event.type !== 'sync' : f.event.type === type),
+    );
   }
 
   async sync(): Promise<Any> {
@@ -65,7 +67,9 @@ async function bridgedEngine(): Promise<TestEngine> {
   const base = testConfig();
   const stream = base.modules['stream'];
   const adapter = { name: 'bridge', config: { bridge_url: other.url, timeout_ms: CALL_TIMEOUT_MS } };
-  const t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } });
+  const t = await startEngine({
+    modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } },
+  });
   locals.push(t);
   return t;
 }
@@ -81,12 +85,20 @@ async function remoteBoundStreams(worker: IIIClient): Promise<string[]> {
 }
 
 /** A local `stream` trigger on `streamName` whose handler records its payloads. */
-async function localStreamTrigger(t: TestEngine, worker: IIIClient, functionId: string, streamName: string): Promise<Any[]> {
+async function localStreamTrigger(
+  t: TestEngine,
+  worker: IIIClient,
+  functionId: string,
+  streamName: string,
+): Promise<Any[]> {
   const seen: Any[] = [];
   worker.registerFunction(functionId, async (event: Any) => void seen.push(event));
   await functionRegistered(t.engine, functionId);
   worker.registerTrigger({ type: 'stream', function_id: functionId, config: { stream_name: streamName } });
-  await waitFor(() => t.engine.registry.triggersOfType('stream', 'live').some((b) => b.function_id === functionId), `the stream binding of ${functionId}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType('stream', 'live').some((b) => b.function_id === functionId),
+    `the stream binding of ${functionId}`,
+  );
   return seen;
 }
 
@@ -114,7 +126,10 @@ test('stream::* through the local engine is served by the other engine, both way
   await call(rw, 'stream::set', { ...item, data: { v: 2 } });
   expect(await call(lw, 'stream::get', item)).toEqual({ v: 2 });
   expect(await call(lw, 'stream::get', { ...item, item_id: 'missing' })).toBeUndefined();
-  expect(await call(lw, 'stream::update', { ...item, ops: [{ type: 'increment', path: 'v', by: 3 }] })).toEqual({ old_value: { v: 2 }, new_value: { v: 5 } });
+  expect(await call(lw, 'stream::update', { ...item, ops: [{ type: 'increment', path: 'v', by: 3 }] })).toEqual({
+    old_value: { v: 2 },
+    new_value: { v: 5 },
+  });
   expect(await call(rw, 'stream::get', item)).toEqual({ v: 5 });
   await call(lw, 'stream::set', { ...item, group_id: 'g2', data: 'other' });
   expect(await call(lw, 'stream::list', { stream_name: 'docs', group_id: 'g1' })).toEqual([{ v: 5 }]);
@@ -142,12 +157,29 @@ test('a change made on the other engine reaches a client of the local stream por
   await call(rw, 'stream::set', { stream_name: 'rooms', group_id: 'lobby', item_id: 'x', data: { n: 1 } });
   await call(rw, 'stream::send', { stream_name: 'rooms', group_id: 'lobby', type: 'ping', data: { at: 1 } });
   await call(rw, 'stream::set', { stream_name: 'elsewhere', group_id: 'lobby', item_id: 'x', data: 'not followed' });
-  await waitFor(() => client.events().length >= 2 && fired.length >= 2, 'two mirrored changes at the client and the trigger');
+  await waitFor(
+    () => client.events().length >= 2 && fired.length >= 2,
+    'two mirrored changes at the client and the trigger',
+  );
   await sleep(QUIET_MS);
 
   expect(client.events()).toEqual([
-    { type: 'stream', timestamp: expect.any(Number), streamName: 'rooms', groupId: 'lobby', id: 'x', event: { type: 'create', data: { n: 1 } } },
-    { type: 'stream', timestamp: expect.any(Number), streamName: 'rooms', groupId: 'lobby', id: null, event: { type: 'event', event: { type: 'ping', data: { at: 1 } } } },
+    {
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'rooms',
+      groupId: 'lobby',
+      id: 'x',
+      event: { type: 'create', data: { n: 1 } },
+    },
+    {
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'rooms',
+      groupId: 'lobby',
+      id: null,
+      event: { type: 'event', event: { type: 'ping', data: { at: 1 } } },
+    },
   ]);
   expect(fired.map((e) => [e.type, e.streamName, e.groupId, e.id, e.event.type])).toEqual([
     ['stream', 'rooms', 'lobby', 'x', 'create'],
@@ -155,7 +187,7 @@ test('a change made on the other engine reaches a client of the local stream por
   ]);
 }, 30_000);
 
-test('a write through the local engine reaches the local client and the local trigger once, and the other engine\'s clients too', async () => {
+test("a write through the local engine reaches the local client and the local trigger once, and the other engine's clients too", async () => {
   await other.start();
   other.worker('remote-app');
   const t = await bridgedEngine();
@@ -174,7 +206,10 @@ test('a write through the local engine reaches the local client and the local tr
   await call(lw, 'stream::send', { stream_name: 'chat', group_id: 'room', id: 'm1', type: 'typing', data: null });
   await call(lw, 'stream::delete', item);
   await call(lw, 'stream::delete', item); // deletes nothing: no event
-  await waitFor(() => client.events().length >= 4 && fired.length >= 4 && remoteClient.events().length >= 4, 'four changes everywhere');
+  await waitFor(
+    () => client.events().length >= 4 && fired.length >= 4 && remoteClient.events().length >= 4,
+    'four changes everywhere',
+  );
   await sleep(QUIET_MS);
 
   const kinds = (events: Any[]) => events.map((e) => [e.id, e.event.type, e.event.data ?? e.event.event]);
@@ -193,7 +228,11 @@ test('a Socket.IO subscriber of the local port is followed too: a change made on
   await other.start();
   const rw = other.worker('remote-app');
   const t = await bridgedEngine();
-  const socket = io(`http://127.0.0.1:${streamPort(t)}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+  const socket = io(`http://127.0.0.1:${streamPort(t)}`, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
   sockets.push(socket);
   const events: Any[] = [];
   socket.on('stream', (event: Any) => events.push(event));
@@ -201,7 +240,9 @@ test('a Socket.IO subscriber of the local port is followed too: a change made on
     socket.once('connect', resolve);
     socket.once('connect_error', reject);
   });
-  expect(await socket.emitWithAck('join', { subscriptionId: 'io-1', streamName: 'board', groupId: 'g' })).toEqual({ ok: true });
+  expect(await socket.emitWithAck('join', { subscriptionId: 'io-1', streamName: 'board', groupId: 'g' })).toEqual({
+    ok: true,
+  });
   expect(await remoteBoundStreams(rw)).toEqual(['board']);
 
   await call(rw, 'stream::set', { stream_name: 'board', group_id: 'g', item_id: 'card', data: { title: 'x' } });
@@ -219,12 +260,25 @@ test('a local stream trigger alone makes the other engine report its stream; its
   const t = await bridgedEngine();
   const lw = t.worker('local-app');
   const fired = await localStreamTrigger(t, lw, 'local::on-orders', 'orders');
-  await waitFor(async () => (await remoteBoundStreams(rw)).includes('orders'), 'the mirror binding of orders on the other engine', 10_000);
+  await waitFor(
+    async () => (await remoteBoundStreams(rw)).includes('orders'),
+    'the mirror binding of orders on the other engine',
+    10_000,
+  );
 
   await call(rw, 'stream::set', { stream_name: 'orders', group_id: 'eu', item_id: 'o1', data: { total: 3 } });
   await waitFor(() => fired.length >= 1, 'the mirrored change');
   await sleep(QUIET_MS);
-  expect(fired).toEqual([{ type: 'stream', timestamp: expect.any(Number), streamName: 'orders', groupId: 'eu', id: 'o1', event: { type: 'create', data: { total: 3 } } }]);
+  expect(fired).toEqual([
+    {
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'orders',
+      groupId: 'eu',
+      id: 'o1',
+      event: { type: 'create', data: { total: 3 } },
+    },
+  ]);
 }, 30_000);
 
 test('the other engine going away fails calls with bridge_unavailable by their deadline; after it restarts the mirror resumes', async () => {
@@ -244,15 +298,21 @@ test('the other engine going away fails calls with bridge_unavailable by their d
   expect(Date.now() - started).toBeLessThan(CALL_TIMEOUT_MS + 2000);
   expect(down.code).toBe('STREAM_SET_ERROR');
   expect(down.message).toMatch(/bridge_unavailable/);
-  expect((await failure(lw, 'stream::send', { stream_name: 'live', group_id: 'g', type: 't', data: null })).message).toMatch(/bridge_unavailable/);
+  expect(
+    (await failure(lw, 'stream::send', { stream_name: 'live', group_id: 'g', type: 't', data: null })).message,
+  ).toMatch(/bridge_unavailable/);
 
   await other.start();
   rw = other.worker('remote-app-2');
   // The bridge reconnects with backoff and binds again what it follows; probe until a change arrives.
-  await waitFor(async () => {
-    await call(rw, 'stream::set', { stream_name: 'live', group_id: 'g', item_id: 'probe', data: Date.now() });
-    return client.events().length > 0;
-  }, 'the first mirrored change after the restart', 20_000);
+  await waitFor(
+    async () => {
+      await call(rw, 'stream::set', { stream_name: 'live', group_id: 'g', item_id: 'probe', data: Date.now() });
+      return client.events().length > 0;
+    },
+    'the first mirrored change after the restart',
+    20_000,
+  );
   await waitFor(() => fired.length > 0, 'the trigger fired by the probe');
   await sleep(QUIET_MS);
   const clientBefore = client.events().length;
@@ -260,16 +320,32 @@ test('the other engine going away fails calls with bridge_unavailable by their d
 
   await call(lw, 'stream::set', { stream_name: 'live', group_id: 'g', item_id: 'after', data: 'back' });
   expect(await call(rw, 'stream::get', { stream_name: 'live', group_id: 'g', item_id: 'after' })).toBe('back');
-  await waitFor(() => client.events().length > clientBefore && fired.length > firedBefore, 'the change after the restart');
+  await waitFor(
+    () => client.events().length > clientBefore && fired.length > firedBefore,
+    'the change after the restart',
+  );
   await sleep(QUIET_MS);
-  expect(client.events().slice(clientBefore).map((e) => [e.id, e.event.type, e.event.data])).toEqual([['after', 'create', 'back']]);
-  expect(fired.slice(firedBefore).map((e) => [e.id, e.event.type, e.event.data])).toEqual([['after', 'create', 'back']]);
+  expect(
+    client
+      .events()
+      .slice(clientBefore)
+      .map((e) => [e.id, e.event.type, e.event.data]),
+  ).toEqual([['after', 'create', 'back']]);
+  expect(fired.slice(firedBefore).map((e) => [e.id, e.event.type, e.event.data])).toEqual([
+    ['after', 'create', 'back'],
+  ]);
 }, 60_000);
 
 test('a stream nobody follows any more is unbound on the other engine after the linger, and not in between', async () => {
   await other.start();
   const rw = other.worker('remote-app');
-  const storage = new BridgeStreamStorage({ url: other.url, nodeId: 'linger-test', logger: silentLogger, timeoutMs: CALL_TIMEOUT_MS, unfollowAfterMs: 300 });
+  const storage = new BridgeStreamStorage({
+    url: other.url,
+    nodeId: 'linger-test',
+    logger: silentLogger,
+    timeoutMs: CALL_TIMEOUT_MS,
+    unfollowAfterMs: 300,
+  });
   storages.push(storage);
   const seen: Any[] = [];
   storage.watch((event) => seen.push(event));
@@ -277,7 +353,11 @@ test('a stream nobody follows any more is unbound on the other engine after the 
 
   storage.follow('a');
   storage.follow('b');
-  await waitFor(async () => (await remoteBoundStreams(rw)).join() === 'a,b', 'bindings of a and b on the other engine', 10_000);
+  await waitFor(
+    async () => (await remoteBoundStreams(rw)).join() === 'a,b',
+    'bindings of a and b on the other engine',
+    10_000,
+  );
   storage.unfollow('a');
   storage.follow('a'); // back within the linger: still bound, never unbound
   storage.unfollow('b');

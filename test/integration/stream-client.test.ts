@@ -51,7 +51,10 @@ class Client {
 
   /** The next frame of a stream and, optionally, one event type. */
   event(streamName: string, type?: string): Promise<Any> {
-    return this.take((f) => f.type === 'stream' && f.streamName === streamName && (type === undefined || f.event.type === type), `${type ?? 'an'} event of ${streamName}`);
+    return this.take(
+      (f) => f.type === 'stream' && f.streamName === streamName && (type === undefined || f.event.type === type),
+      `${type ?? 'an'} event of ${streamName}`,
+    );
   }
 
   error(): Promise<Any> {
@@ -64,7 +67,11 @@ class Client {
 }
 
 /** The status and body of a refused upgrade. */
-function refusedUpgrade(port: number, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function refusedUpgrade(
+  port: number,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers });
   return new Promise((resolve, reject) => {
     ws.once('open', () => {
@@ -81,7 +88,14 @@ function refusedUpgrade(port: number, path = '/', headers: Record<string, string
 }
 
 /** Registers a handler recording its payloads (answering with `answer`) behind a trigger of `type`. */
-async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, type: string, config: unknown, answer: (payload: Any) => unknown = () => null): Promise<Any[]> {
+async function recordTrigger(
+  t: TestEngine,
+  w: IIIClient,
+  functionId: string,
+  type: string,
+  config: unknown,
+  answer: (payload: Any) => unknown = () => null,
+): Promise<Any[]> {
   const seen: Any[] = [];
   w.registerFunction(functionId, async (payload: Any) => {
     seen.push(payload);
@@ -89,7 +103,10 @@ async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, ty
   });
   await functionRegistered(t.engine, functionId);
   w.registerTrigger({ type, function_id: functionId, config });
-  await waitFor(() => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId), `${type} trigger for ${functionId}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId),
+    `${type} trigger for ${functionId}`,
+  );
   return seen;
 }
 
@@ -125,7 +142,14 @@ describe('stream client port', () => {
     const c = await open();
     c.join('sub-1', 'c-group', 'room');
     const sync = await c.event('c-group', 'sync');
-    expect(sync).toEqual({ type: 'stream', timestamp: expect.any(Number), streamName: 'c-group', groupId: 'room', id: null, event: { type: 'sync', data: [{ n: 1 }] } });
+    expect(sync).toEqual({
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'c-group',
+      groupId: 'room',
+      id: null,
+      event: { type: 'sync', data: [{ n: 1 }] },
+    });
     await call(w, 'stream::set', { stream_name: 'c-group', group_id: 'room', item_id: 'b', data: { n: 2 } });
     await call(w, 'stream::set', { stream_name: 'c-group', group_id: 'room', item_id: 'a', data: { n: 3 } });
     await call(w, 'stream::delete', { stream_name: 'c-group', group_id: 'room', item_id: 'b' });
@@ -153,13 +177,20 @@ describe('stream client port', () => {
     c.join('s', 'c-send', 'g');
     await c.event('c-send', 'sync');
     await call(w, 'stream::send', { stream_name: 'c-send', group_id: 'g', type: 'typing', data: { who: 'ann' } });
-    expect(await c.event('c-send')).toMatchObject({ id: null, event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } } });
+    expect(await c.event('c-send')).toMatchObject({
+      id: null,
+      event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } },
+    });
   });
 
   test('binary frames holding JSON work like text frames; blank frames are ignored', async () => {
     const c = await open();
     c.send('   ');
-    c.send(Buffer.from(JSON.stringify({ type: 'join', data: { subscriptionId: 'b', streamName: 'c-binary', groupId: 'g' } })));
+    c.send(
+      Buffer.from(
+        JSON.stringify({ type: 'join', data: { subscriptionId: 'b', streamName: 'c-binary', groupId: 'g' } }),
+      ),
+    );
     expect((await c.event('c-binary', 'sync')).event.data).toEqual([]);
     expect(c.frames.filter((f) => f.type === 'error')).toEqual([]);
   });
@@ -183,7 +214,10 @@ describe('stream client port', () => {
     await c.event('c-leave-other', 'sync');
     c.leave('gone', 'c-leave', 'g');
     c.leave('never-joined', 'c-leave', 'g');
-    await waitFor(() => t.engine.module<StreamModule>('iii-stream')!.clientStats.subscriptions === 1, 'the leave to be applied');
+    await waitFor(
+      () => t.engine.module<StreamModule>('iii-stream')!.clientStats.subscriptions === 1,
+      'the leave to be applied',
+    );
     await call(w, 'stream::set', { stream_name: 'c-leave', group_id: 'g', item_id: 'i', data: 1 });
     await call(w, 'stream::set', { stream_name: 'c-leave-other', group_id: 'g', item_id: 'i', data: 2 });
     await c.event('c-leave-other', 'create');
@@ -202,7 +236,11 @@ describe('stream client port', () => {
     expect((await c.error()).error.message).toContain('needs a `data` object');
     c.send({ type: 'join', data: { subscriptionId: 'half', streamName: 'c-bad' } });
     const missing = await c.error();
-    expect(missing).toEqual({ type: 'error', subscriptionId: 'half', error: { code: 'invalid_message', message: expect.stringContaining('data.groupId must be a non-empty string') } });
+    expect(missing).toEqual({
+      type: 'error',
+      subscriptionId: 'half',
+      error: { code: 'invalid_message', message: expect.stringContaining('data.groupId must be a non-empty string') },
+    });
     c.send({ type: 'join', data: { subscriptionId: 'n', streamName: 'c-bad', groupId: 'g', id: 5 } });
     expect((await c.error()).error.message).toContain('data.id must be a string');
     c.join('good', 'c-bad', 'g');
@@ -212,11 +250,17 @@ describe('stream client port', () => {
 
   test(`a frame larger than ${MAX_CLIENT_FRAME_BYTES} bytes closes the socket with 1009; the node keeps serving`, async () => {
     const big = await open();
-    big.send({ type: 'join', data: { subscriptionId: 'x'.repeat(MAX_CLIENT_FRAME_BYTES), streamName: 's', groupId: 'g' } });
+    big.send({
+      type: 'join',
+      data: { subscriptionId: 'x'.repeat(MAX_CLIENT_FRAME_BYTES), streamName: 's', groupId: 'g' },
+    });
     await waitFor(() => big.closeCode, 'the oversized client to be closed');
     expect(big.closeCode).toBe(1009);
     const fine = await open();
-    fine.send({ type: 'join', data: { subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200), streamName: 'c-big', groupId: 'g' } });
+    fine.send({
+      type: 'join',
+      data: { subscriptionId: 'y'.repeat(MAX_CLIENT_FRAME_BYTES - 200), streamName: 'c-big', groupId: 'g' },
+    });
     expect((await fine.event('c-big', 'sync')).event.data).toEqual([]);
   });
 
@@ -228,7 +272,9 @@ describe('stream client port', () => {
     expect(error.subscriptionId).toBe('one-too-many');
     expect(error.error.code).toBe('limit_exceeded');
     expect(error.error.message).toContain(String(MAX_SUBSCRIPTIONS_PER_CLIENT));
-    expect(c.frames.filter((f) => f.type === 'stream' && f.event.type === 'sync')).toHaveLength(MAX_SUBSCRIPTIONS_PER_CLIENT);
+    expect(c.frames.filter((f) => f.type === 'stream' && f.event.type === 'sync')).toHaveLength(
+      MAX_SUBSCRIPTIONS_PER_CLIENT,
+    );
     // Leaving makes room again.
     c.leave('s0', 'c-limit', 'g0');
     c.join('one-too-many', 'c-limit', 'extra');
@@ -284,9 +330,9 @@ describe('stream client port', () => {
     c.leave('c-path/room 1', 'c-path', 'room 1');
     await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 2', item_id: 'x', data: 'two' });
     await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 1', item_id: 'c', data: { n: 3 } });
-    expect((await c.event('c-path', 'create'))).toMatchObject({ groupId: 'room 2', event: { data: 'two' } });
+    expect(await c.event('c-path', 'create')).toMatchObject({ groupId: 'room 2', event: { data: 'two' } });
     await call(w, 'stream::set', { stream_name: 'c-path', group_id: 'room 2', item_id: 'y', data: 'three' });
-    expect((await c.event('c-path', 'create'))).toMatchObject({ groupId: 'room 2', event: { data: 'three' } });
+    expect(await c.event('c-path', 'create')).toMatchObject({ groupId: 'room 2', event: { data: 'three' } });
     expect(c.frames.filter((f) => f.groupId === 'room 1')).toEqual([]);
     // The trailing slash is optional.
     const bare = await open('/stream/c-path/room%201');
@@ -331,7 +377,13 @@ describe('stream:join and stream:leave', () => {
     ]);
     c.leave('one', 'm-basic', 'g');
     await waitFor(() => leaves.length >= 1, 'the leave handler');
-    expect(leaves[0]).toEqual({ subscription_id: 'one', stream_name: 'm-basic', group_id: 'g', id: 'item', context: null });
+    expect(leaves[0]).toEqual({
+      subscription_id: 'one',
+      stream_name: 'm-basic',
+      group_id: 'g',
+      id: 'item',
+      context: null,
+    });
     c.close();
     await waitFor(() => leaves.length >= 2, 'the leave handler for the close');
     expect(leaves[1]).toMatchObject({ subscription_id: 'two', id: null });
@@ -342,7 +394,14 @@ describe('stream:join and stream:leave', () => {
     await recordTrigger(t, w, 'm::allow', 'stream:join', { stream_name: 'm-open' }, () => ({ unauthorized: false }));
     const c = await open();
     c.join('s', 'm-secret', 'g', 'i');
-    expect(await c.event('m-secret')).toEqual({ type: 'stream', timestamp: expect.any(Number), streamName: 'm-secret', groupId: 'g', id: 'i', event: { type: 'unauthorized' } });
+    expect(await c.event('m-secret')).toEqual({
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'm-secret',
+      groupId: 'g',
+      id: 'i',
+      event: { type: 'unauthorized' },
+    });
     c.join('o', 'm-open', 'g');
     await c.event('m-open', 'sync');
     await call(w, 'stream::set', { stream_name: 'm-secret', group_id: 'g', item_id: 'i', data: 'hidden' });
@@ -357,7 +416,10 @@ describe('stream:join and stream:leave', () => {
     });
     await functionRegistered(t.engine, 'm::broken');
     w.registerTrigger({ type: 'stream:join', function_id: 'm::broken', config: { stream_name: 'm-broken' } });
-    await waitFor(() => t.engine.registry.triggersOfType('stream:join', 'live').some((b) => b.function_id === 'm::broken'), 'the join binding');
+    await waitFor(
+      () => t.engine.registry.triggersOfType('stream:join', 'live').some((b) => b.function_id === 'm::broken'),
+      'the join binding',
+    );
     const c = await open();
     c.join('s', 'm-broken', 'g');
     expect((await c.event('m-broken')).event).toEqual({ type: 'unauthorized' });
@@ -376,7 +438,14 @@ describe('stream:join and stream:leave', () => {
   test('condition_function_id returning false skips a join handler', async () => {
     w.registerFunction('m::never', async () => false);
     await functionRegistered(t.engine, 'm::never');
-    const denied = await recordTrigger(t, w, 'm::skipped-deny', 'stream:join', { stream_name: 'm-cond', condition_function_id: 'm::never' }, () => ({ unauthorized: true }));
+    const denied = await recordTrigger(
+      t,
+      w,
+      'm::skipped-deny',
+      'stream:join',
+      { stream_name: 'm-cond', condition_function_id: 'm::never' },
+      () => ({ unauthorized: true }),
+    );
     const c = await open();
     c.join('s', 'm-cond', 'g');
     expect((await c.event('m-cond')).event.type).toBe('sync');
@@ -386,10 +455,15 @@ describe('stream:join and stream:leave', () => {
   test('a join trigger config with a non-string stream_name is refused', async () => {
     w.registerFunction('m::noop', async () => null);
     await functionRegistered(t.engine, 'm::noop');
-    const err = await w.trigger({ function_id: 'engine::register_trigger', payload: { trigger_type: 'stream:join', function_id: 'm::noop', config: { stream_name: 3 } } }).then(
-      () => undefined,
-      (e: Any) => e,
-    );
+    const err = await w
+      .trigger({
+        function_id: 'engine::register_trigger',
+        payload: { trigger_type: 'stream:join', function_id: 'm::noop', config: { stream_name: 3 } },
+      })
+      .then(
+        () => undefined,
+        (e: Any) => e,
+      );
     expect(err?.code).toBe('trigger_registration_failed');
     expect(err?.message).toContain('stream_name');
   });
@@ -404,7 +478,9 @@ describe('auth_function', () => {
   beforeAll(async () => {
     const base = testConfig();
     const stream = base.modules['stream'];
-    t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, auth_function: 'auth::check' } } } });
+    t = await startEngine({
+      modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, auth_function: 'auth::check' } } },
+    });
     port = streamPort(t);
     w = t.worker('stream-auth');
   });

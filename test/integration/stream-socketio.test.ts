@@ -23,7 +23,10 @@ class SioClient {
   }
 
   /** Connects; websocket only unless `polling` (then engine.io starts on polling and upgrades). */
-  static async open(port: number, options: { query?: Record<string, string>; headers?: Record<string, string>; polling?: boolean } = {}): Promise<SioClient> {
+  static async open(
+    port: number,
+    options: { query?: Record<string, string>; headers?: Record<string, string>; polling?: boolean } = {},
+  ): Promise<SioClient> {
     const socket = SioClient.socket(port, options);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
@@ -33,7 +36,10 @@ class SioClient {
   }
 
   /** A socket that is connecting, for tests of a refused handshake. */
-  static socket(port: number, options: { query?: Record<string, string>; headers?: Record<string, string>; polling?: boolean } = {}): Socket {
+  static socket(
+    port: number,
+    options: { query?: Record<string, string>; headers?: Record<string, string>; polling?: boolean } = {},
+  ): Socket {
     return io(`http://127.0.0.1:${port}`, {
       transports: options.polling ? ['polling', 'websocket'] : ['websocket'],
       reconnection: false,
@@ -44,7 +50,12 @@ class SioClient {
   }
 
   join(subscriptionId: string, streamName: string, groupId: string, id?: string): Promise<Any> {
-    return this.socket.emitWithAck('join', { subscriptionId, streamName, groupId, ...(id === undefined ? {} : { id }) });
+    return this.socket.emitWithAck('join', {
+      subscriptionId,
+      streamName,
+      groupId,
+      ...(id === undefined ? {} : { id }),
+    });
   }
 
   leave(subscriptionId: string): Promise<Any> {
@@ -62,7 +73,10 @@ class SioClient {
 
   /** The next event of a stream and, optionally, one event type. */
   event(streamName: string, type?: string): Promise<Any> {
-    return this.take((e) => e.streamName === streamName && (type === undefined || e.event.type === type), `${type ?? 'an'} event of ${streamName}`);
+    return this.take(
+      (e) => e.streamName === streamName && (type === undefined || e.event.type === type),
+      `${type ?? 'an'} event of ${streamName}`,
+    );
   }
 
   close(): void {
@@ -71,7 +85,14 @@ class SioClient {
 }
 
 /** Registers a handler recording its payloads (answering with `answer`) behind a trigger of `type`. */
-async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, type: string, config: unknown, answer: (payload: Any) => unknown = () => null): Promise<Any[]> {
+async function recordTrigger(
+  t: TestEngine,
+  w: IIIClient,
+  functionId: string,
+  type: string,
+  config: unknown,
+  answer: (payload: Any) => unknown = () => null,
+): Promise<Any[]> {
   const seen: Any[] = [];
   w.registerFunction(functionId, async (payload: Any) => {
     seen.push(payload);
@@ -79,7 +100,10 @@ async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, ty
   });
   await functionRegistered(t.engine, functionId);
   w.registerTrigger({ type, function_id: functionId, config });
-  await waitFor(() => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId), `${type} trigger for ${functionId}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId),
+    `${type} trigger for ${functionId}`,
+  );
   return seen;
 }
 
@@ -117,8 +141,17 @@ describe('stream subscribers over Socket.IO', () => {
     const c = await open();
     expect(await c.join('sub-1', 'sio-group', 'room')).toEqual({ ok: true });
     // The sync was emitted before the ack, so it is already here.
-    expect(c.events.shift()).toEqual({ type: 'stream', timestamp: expect.any(Number), streamName: 'sio-group', groupId: 'room', id: null, event: { type: 'sync', data: [{ n: 1 }] } });
-    expect(joins).toEqual([{ subscription_id: 'sub-1', stream_name: 'sio-group', group_id: 'room', id: null, context: null }]);
+    expect(c.events.shift()).toEqual({
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'sio-group',
+      groupId: 'room',
+      id: null,
+      event: { type: 'sync', data: [{ n: 1 }] },
+    });
+    expect(joins).toEqual([
+      { subscription_id: 'sub-1', stream_name: 'sio-group', group_id: 'room', id: null, context: null },
+    ]);
     await call(w, 'stream::set', { stream_name: 'sio-group', group_id: 'room', item_id: 'b', data: { n: 2 } });
     await call(w, 'stream::set', { stream_name: 'sio-group', group_id: 'room', item_id: 'a', data: { n: 3 } });
     await call(w, 'stream::delete', { stream_name: 'sio-group', group_id: 'room', item_id: 'b' });
@@ -127,7 +160,13 @@ describe('stream subscribers over Socket.IO', () => {
     expect(await c.event('sio-group')).toMatchObject({ id: 'b', event: { type: 'delete', data: { n: 2 } } });
     expect(await c.leave('sub-1')).toEqual({ ok: true });
     await waitFor(() => leaves.length >= 1, 'the leave handler');
-    expect(leaves[0]).toEqual({ subscription_id: 'sub-1', stream_name: 'sio-group', group_id: 'room', id: null, context: null });
+    expect(leaves[0]).toEqual({
+      subscription_id: 'sub-1',
+      stream_name: 'sio-group',
+      group_id: 'room',
+      id: null,
+      context: null,
+    });
     await call(w, 'stream::set', { stream_name: 'sio-group', group_id: 'room', item_id: 'c', data: 'after leave' });
     await sleep(QUIET_MS);
     expect(c.events).toEqual([]);
@@ -145,9 +184,16 @@ describe('stream subscribers over Socket.IO', () => {
     await call(w, 'stream::send', { stream_name: 'sio-item', group_id: 'g', type: 'typing', data: { who: 'ann' } });
     await call(w, 'stream::set', { stream_name: 'sio-item', group_id: 'g', item_id: 'x', data: 'mine' });
     // Events reach a client in write order: the others would have arrived first.
-    expect(await item.event('sio-item')).toMatchObject({ groupId: 'g', id: 'x', event: { type: 'create', data: 'mine' } });
+    expect(await item.event('sio-item')).toMatchObject({
+      groupId: 'g',
+      id: 'x',
+      event: { type: 'create', data: 'mine' },
+    });
     expect(await group.event('sio-item')).toMatchObject({ id: 'y', event: { type: 'create' } });
-    expect(await group.event('sio-item')).toMatchObject({ id: null, event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } } });
+    expect(await group.event('sio-item')).toMatchObject({
+      id: null,
+      event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } },
+    });
     expect(await group.event('sio-item')).toMatchObject({ id: 'x', event: { type: 'create', data: 'mine' } });
   });
 
@@ -182,12 +228,19 @@ describe('stream subscribers over Socket.IO', () => {
 
   test('malformed join and leave payloads get an invalid_message ack; the connection stays usable', async () => {
     const c = await open();
-    const invalid = (message: string) => ({ ok: false, error: { code: 'invalid_message', message: expect.stringContaining(message) } });
+    const invalid = (message: string) => ({
+      ok: false,
+      error: { code: 'invalid_message', message: expect.stringContaining(message) },
+    });
     expect(await c.socket.emitWithAck('join')).toEqual(invalid('join needs a payload object'));
     expect(await c.socket.emitWithAck('join', 'room')).toEqual(invalid('join needs a payload object'));
     expect(await c.socket.emitWithAck('join', [1, 2])).toEqual(invalid('join needs a payload object'));
-    expect(await c.socket.emitWithAck('join', { subscriptionId: 'half', streamName: 'sio-bad' })).toEqual(invalid('data.groupId must be a non-empty string'));
-    expect(await c.socket.emitWithAck('join', { subscriptionId: 'n', streamName: 'sio-bad', groupId: 'g', id: 5 })).toEqual(invalid('data.id must be a string'));
+    expect(await c.socket.emitWithAck('join', { subscriptionId: 'half', streamName: 'sio-bad' })).toEqual(
+      invalid('data.groupId must be a non-empty string'),
+    );
+    expect(
+      await c.socket.emitWithAck('join', { subscriptionId: 'n', streamName: 'sio-bad', groupId: 'g', id: 5 }),
+    ).toEqual(invalid('data.id must be a string'));
     expect(await c.socket.emitWithAck('leave', {})).toEqual(invalid('leave needs a payload object {subscriptionId}'));
     // Without an ack callback a bad payload is dropped quietly.
     c.socket.emit('join', 42);
@@ -199,10 +252,24 @@ describe('stream subscribers over Socket.IO', () => {
   });
 
   test('a join refused by a stream:join handler acks FORBIDDEN, sends the unauthorized event and does not subscribe', async () => {
-    await recordTrigger(t, w, 'sio::deny', 'stream:join', { stream_name: 'sio-secret' }, () => ({ unauthorized: true }));
+    await recordTrigger(t, w, 'sio::deny', 'stream:join', { stream_name: 'sio-secret' }, () => ({
+      unauthorized: true,
+    }));
     const c = await open();
-    expect(await c.join('s', 'sio-secret', 'g', 'i')).toEqual({ ok: false, error: { code: 'FORBIDDEN', message: expect.stringContaining('refused subscription s') } });
-    expect(c.events).toEqual([{ type: 'stream', timestamp: expect.any(Number), streamName: 'sio-secret', groupId: 'g', id: 'i', event: { type: 'unauthorized' } }]);
+    expect(await c.join('s', 'sio-secret', 'g', 'i')).toEqual({
+      ok: false,
+      error: { code: 'FORBIDDEN', message: expect.stringContaining('refused subscription s') },
+    });
+    expect(c.events).toEqual([
+      {
+        type: 'stream',
+        timestamp: expect.any(Number),
+        streamName: 'sio-secret',
+        groupId: 'g',
+        id: 'i',
+        event: { type: 'unauthorized' },
+      },
+    ]);
     c.events.splice(0);
     await call(w, 'stream::set', { stream_name: 'sio-secret', group_id: 'g', item_id: 'i', data: 'hidden' });
     await sleep(QUIET_MS);
@@ -212,10 +279,15 @@ describe('stream subscribers over Socket.IO', () => {
 
   test(`a connection holds at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions; one more acks limit_exceeded`, async () => {
     const c = await open();
-    const acks = await Promise.all(Array.from({ length: MAX_SUBSCRIPTIONS_PER_CLIENT }, (_, i) => c.join(`s${i}`, 'sio-limit', `g${i}`)));
+    const acks = await Promise.all(
+      Array.from({ length: MAX_SUBSCRIPTIONS_PER_CLIENT }, (_, i) => c.join(`s${i}`, 'sio-limit', `g${i}`)),
+    );
     expect(acks.every((a) => a.ok === true)).toBe(true);
     const refused = await c.join('one-too-many', 'sio-limit', 'extra');
-    expect(refused).toEqual({ ok: false, error: { code: 'limit_exceeded', message: expect.stringContaining(String(MAX_SUBSCRIPTIONS_PER_CLIENT)) } });
+    expect(refused).toEqual({
+      ok: false,
+      error: { code: 'limit_exceeded', message: expect.stringContaining(String(MAX_SUBSCRIPTIONS_PER_CLIENT)) },
+    });
     // Joining again under an id already held is a replacement, not one more.
     expect(await c.join('s1', 'sio-limit', 'g1')).toEqual({ ok: true });
     await c.leave('s0');
@@ -294,7 +366,12 @@ describe('Socket.IO and auth_function', () => {
   beforeAll(async () => {
     const base = testConfig();
     const stream = base.modules['stream'];
-    t = await startEngine({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, auth_function: 'sio-auth::check' } } } });
+    t = await startEngine({
+      modules: {
+        ...base.modules,
+        stream: { ...stream, config: { ...stream.config, auth_function: 'sio-auth::check' } },
+      },
+    });
     port = streamModule(t).port;
     w = t.worker('sio-auth');
     w.registerFunction('sio-auth::check', async (input: Any) => {
@@ -328,7 +405,11 @@ describe('Socket.IO and auth_function', () => {
     const c = await SioClient.open(port, { query: { user: 'ann' } });
     try {
       expect(await c.join('s', 'sio-auth', 'g')).toEqual({ ok: true });
-      expect(joins[0].context).toEqual({ user: 'ann', path: '/socket.io/', addr: expect.stringMatching(/^(::ffff:)?127\.0\.0\.1:\d+$/) });
+      expect(joins[0].context).toEqual({
+        user: 'ann',
+        path: '/socket.io/',
+        addr: expect.stringMatching(/^(::ffff:)?127\.0\.0\.1:\d+$/),
+      });
     } finally {
       c.close();
     }

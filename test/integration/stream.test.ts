@@ -12,7 +12,13 @@ import { call, failure, type Any } from '../support/calls';
  */
 
 /** Registers `functionId` as a handler that records its payloads, bound by a trigger of `type`. */
-async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, type: string, config: unknown): Promise<Any[]> {
+async function recordTrigger(
+  t: TestEngine,
+  w: IIIClient,
+  functionId: string,
+  type: string,
+  config: unknown,
+): Promise<Any[]> {
   const seen: Any[] = [];
   w.registerFunction(functionId, async (payload: Any) => {
     seen.push(payload);
@@ -20,7 +26,10 @@ async function recordTrigger(t: TestEngine, w: IIIClient, functionId: string, ty
   });
   await functionRegistered(t.engine, functionId);
   w.registerTrigger({ type, function_id: functionId, config });
-  await waitFor(() => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId), `${type} trigger for ${functionId}`);
+  await waitFor(
+    () => t.engine.registry.triggersOfType(type, 'live').some((b) => b.function_id === functionId),
+    `${type} trigger for ${functionId}`,
+  );
   return seen;
 }
 
@@ -38,10 +47,15 @@ describe('iii-stream functions', () => {
   test('set returns {old_value, new_value} and get returns the raw value, or null when absent', async () => {
     const item = { stream_name: 'fn-set', group_id: 'g', item_id: 'a' };
     expect(await call(w, 'stream::set', { ...item, data: { n: 1 } })).toEqual({ old_value: null, new_value: { n: 1 } });
-    expect(await call(w, 'stream::set', { ...item, data: { n: 2 } })).toEqual({ old_value: { n: 1 }, new_value: { n: 2 } });
+    expect(await call(w, 'stream::set', { ...item, data: { n: 2 } })).toEqual({
+      old_value: { n: 1 },
+      new_value: { n: 2 },
+    });
     expect(await call(w, 'stream::get', item)).toEqual({ n: 2 });
     expect(await call(w, 'stream::get', { ...item, item_id: 'missing' })).toBeUndefined();
-    expect(await call(w, 'stream::get', { stream_name: 'no-such-stream', group_id: 'g', item_id: 'a' })).toBeUndefined();
+    expect(
+      await call(w, 'stream::get', { stream_name: 'no-such-stream', group_id: 'g', item_id: 'a' }),
+    ).toBeUndefined();
   });
 
   test('delete returns {old_value}: the removed value, or null when nothing was there', async () => {
@@ -54,7 +68,12 @@ describe('iii-stream functions', () => {
 
   test('list is a bare array of values in insertion order; list_groups a bare sorted array of group ids', async () => {
     const s = 'fn-list';
-    for (const [group, id, data] of [['g2', 'x', 1], ['g1', 'b', 2], ['g1', 'a', 3], ['g1', 'b', 4]] as const) {
+    for (const [group, id, data] of [
+      ['g2', 'x', 1],
+      ['g1', 'b', 2],
+      ['g1', 'a', 3],
+      ['g1', 'b', 4],
+    ] as const) {
       await call(w, 'stream::set', { stream_name: s, group_id: group, item_id: id, data });
     }
     expect(await call(w, 'stream::list', { stream_name: s, group_id: 'g1' })).toEqual([4, 3]);
@@ -103,7 +122,11 @@ describe('iii-stream functions', () => {
 
   test('concurrent updates of one item are atomic: no increment is lost', async () => {
     const item = { stream_name: 'fn-atomic', group_id: 'g', item_id: 'c' };
-    await Promise.all(Array.from({ length: 20 }, () => call(w, 'stream::update', { ...item, ops: [{ type: 'increment', path: 'n', by: 1 }] })));
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        call(w, 'stream::update', { ...item, ops: [{ type: 'increment', path: 'n', by: 1 }] }),
+      ),
+    );
     expect(await call(w, 'stream::get', item)).toEqual({ n: 20 });
   });
 
@@ -116,12 +139,20 @@ describe('iii-stream functions', () => {
     const badName = await failure(w, 'stream::get', { stream_name: 5, group_id: 'g', item_id: 'a' });
     expect(badName.code).toBe('deserialization_error');
     expect(badName.message).toContain('stream_name');
-    const badOps = await failure(w, 'stream::update', { stream_name: 's', group_id: 'g', item_id: 'a', ops: 'increment' });
+    const badOps = await failure(w, 'stream::update', {
+      stream_name: 's',
+      group_id: 'g',
+      item_id: 'a',
+      ops: 'increment',
+    });
     expect(badOps.code).toBe('deserialization_error');
     expect(badOps.message).toContain('ops');
     const noType = await failure(w, 'stream::send', { stream_name: 's', group_id: 'g', data: 1 });
     expect(noType.message).toContain('`type`');
-    expect(await call(w, 'stream::set', { stream_name: 's', group_id: 'g', item_id: 'a', data: null })).toEqual({ old_value: null, new_value: null });
+    expect(await call(w, 'stream::set', { stream_name: 's', group_id: 'g', item_id: 'a', data: null })).toEqual({
+      old_value: null,
+      new_value: null,
+    });
   });
 });
 
@@ -149,7 +180,14 @@ describe('the stream trigger type', () => {
       { type: 'update', data: { v: 2 } },
       { type: 'delete', data: { v: 2 } },
     ]);
-    expect(seen[0]).toEqual({ type: 'stream', timestamp: expect.any(Number), streamName: 'tr-basic', groupId: 'room', id: 'u1', event: { type: 'create', data: { v: 1 } } });
+    expect(seen[0]).toEqual({
+      type: 'stream',
+      timestamp: expect.any(Number),
+      streamName: 'tr-basic',
+      groupId: 'room',
+      id: 'u1',
+      event: { type: 'create', data: { v: 1 } },
+    });
     expect(seen[0].timestamp).toBeGreaterThanOrEqual(before);
   });
 
@@ -177,21 +215,37 @@ describe('the stream trigger type', () => {
 
   test('send fires {type:"event", event:{type, data}} with the id, or null without one, and stores nothing', async () => {
     const seen = await recordTrigger(t, w, 'on::send', 'stream', { stream_name: 'tr-send' });
-    expect(await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', type: 'typing', data: { who: 'ann' } })).toBeUndefined();
+    expect(
+      await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', type: 'typing', data: { who: 'ann' } }),
+    ).toBeUndefined();
     await call(w, 'stream::send', { stream_name: 'tr-send', group_id: 'g', id: 'x', type: 'ping', data: 1 });
     await waitFor(() => seen.length >= 2, 'two send events');
-    expect(seen[0]).toMatchObject({ streamName: 'tr-send', groupId: 'g', id: null, event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } } });
+    expect(seen[0]).toMatchObject({
+      streamName: 'tr-send',
+      groupId: 'g',
+      id: null,
+      event: { type: 'event', event: { type: 'typing', data: { who: 'ann' } } },
+    });
     expect(seen[1]).toMatchObject({ id: 'x', event: { type: 'event', event: { type: 'ping', data: 1 } } });
     expect(await call(w, 'stream::list_groups', { stream_name: 'tr-send' })).toEqual([]);
   });
 
   test('group_id and item_id filter the events a binding gets', async () => {
     const byGroup = await recordTrigger(t, w, 'on::group', 'stream', { stream_name: 'tr-filter', group_id: 'g1' });
-    const byItem = await recordTrigger(t, w, 'on::item', 'stream', { stream_name: 'tr-filter', group_id: 'g1', item_id: 'keep' });
+    const byItem = await recordTrigger(t, w, 'on::item', 'stream', {
+      stream_name: 'tr-filter',
+      group_id: 'g1',
+      item_id: 'keep',
+    });
     await call(w, 'stream::set', { stream_name: 'tr-filter', group_id: 'g2', item_id: 'keep', data: 'other group' });
     await call(w, 'stream::set', { stream_name: 'tr-filter', group_id: 'g1', item_id: 'drop', data: 'other item' });
     await call(w, 'stream::set', { stream_name: 'tr-filter', group_id: 'g1', item_id: 'keep', data: 'match' });
-    await call(w, 'stream::set', { stream_name: 'other-stream', group_id: 'g1', item_id: 'keep', data: 'other stream' });
+    await call(w, 'stream::set', {
+      stream_name: 'other-stream',
+      group_id: 'g1',
+      item_id: 'keep',
+      data: 'other stream',
+    });
     await call(w, 'stream::set', { stream_name: 'tr-filter', group_id: 'g1', item_id: 'last', data: 'last' });
     await waitFor(() => byGroup.length >= 3, 'the group binding events');
     expect(byGroup.map((e) => e.event.data)).toEqual(['other item', 'match', 'last']);
@@ -201,8 +255,12 @@ describe('the stream trigger type', () => {
   test('condition_function_id returning false skips the handler for that event', async () => {
     w.registerFunction('cond::only-big', async (event: Any) => event.event.data.n > 10);
     await functionRegistered(t.engine, 'cond::only-big');
-    const seen = await recordTrigger(t, w, 'on::cond', 'stream', { stream_name: 'tr-cond', condition_function_id: 'cond::only-big' });
-    for (const n of [1, 50, 2, 99]) await call(w, 'stream::set', { stream_name: 'tr-cond', group_id: 'g', item_id: `i${n}`, data: { n } });
+    const seen = await recordTrigger(t, w, 'on::cond', 'stream', {
+      stream_name: 'tr-cond',
+      condition_function_id: 'cond::only-big',
+    });
+    for (const n of [1, 50, 2, 99])
+      await call(w, 'stream::set', { stream_name: 'tr-cond', group_id: 'g', item_id: `i${n}`, data: { n } });
     await waitFor(() => seen.length >= 2, 'the two passing events');
     await call(w, 'stream::set', { stream_name: 'tr-cond', group_id: 'g', item_id: 'final', data: { n: 1000 } });
     await waitFor(() => seen.length >= 3, 'the final event');
@@ -212,16 +270,28 @@ describe('the stream trigger type', () => {
   test('a stream trigger without stream_name is refused with a message naming it; the node keeps serving', async () => {
     w.registerFunction('on::nothing', async () => null);
     await functionRegistered(t.engine, 'on::nothing');
-    const err = await failure(w, 'engine::register_trigger', { trigger_type: 'stream', function_id: 'on::nothing', config: { group_id: 'g' } });
+    const err = await failure(w, 'engine::register_trigger', {
+      trigger_type: 'stream',
+      function_id: 'on::nothing',
+      config: { group_id: 'g' },
+    });
     expect(err.code).toBe('trigger_registration_failed');
     expect(err.message).toContain('stream_name');
-    const bad = await failure(w, 'engine::register_trigger', { trigger_type: 'stream', function_id: 'on::nothing', config: { stream_name: 7 } });
+    const bad = await failure(w, 'engine::register_trigger', {
+      trigger_type: 'stream',
+      function_id: 'on::nothing',
+      config: { stream_name: 7 },
+    });
     expect(bad.message).toContain('stream_name');
     // A worker's own registration is answered with triggerregistrationresult{error}, which the SDK logs.
     const logged = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
       w.registerTrigger({ type: 'stream', function_id: 'on::nothing', config: {} });
-      const line = await waitFor(() => logged.mock.calls.map((args) => String(args[0])).find((text) => text.includes('Trigger registration failed')), 'the SDK to log the refusal');
+      const line = await waitFor(
+        () =>
+          logged.mock.calls.map((args) => String(args[0])).find((text) => text.includes('Trigger registration failed')),
+        'the SDK to log the refusal',
+      );
       expect(line).toContain('stream_name');
     } finally {
       logged.mockRestore();
@@ -367,7 +437,12 @@ describe('iii-stream adapters', () => {
     // The schema refuses it while the engine is built.
     let engine: Engine | undefined;
     const starting = Promise.resolve().then(async () => {
-      engine = createEngine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter: { name: 'nats' } } } } }), { logger: silentLogger });
+      engine = createEngine(
+        testConfig({
+          modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter: { name: 'nats' } } } },
+        }),
+        { logger: silentLogger },
+      );
       await engine.start();
     });
     await expect(starting).rejects.toThrow('config.adapter.name: expected one of "kv", "redis", "bridge", got "nats"');
@@ -378,7 +453,10 @@ describe('iii-stream adapters', () => {
     const base = testConfig();
     const stream = base.modules['stream'];
     const adapter = { name: 'kv', config: { store_method: 'on_tape', file_path: '/tmp/x' } };
-    const engine = createEngine(testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }), { logger: silentLogger });
+    const engine = createEngine(
+      testConfig({ modules: { ...base.modules, stream: { ...stream, config: { ...stream.config, adapter } } } }),
+      { logger: silentLogger },
+    );
     await expect(engine.start()).rejects.toThrow(/store_method 'on_tape' is not supported.*in_memory, file_based/);
     await engine.stop();
   });

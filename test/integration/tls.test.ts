@@ -40,13 +40,20 @@ beforeAll(() => {
 afterAll(() => certs.remove());
 
 function material(minVersion: TlsVersion = 'TLSv1.2'): TlsMaterial {
-  return readTlsMaterial({ certFile: certs.certFile, keyFile: certs.keyFile, minVersion }, { cert: 'test cert', key: 'test key' });
+  return readTlsMaterial(
+    { certFile: certs.certFile, keyFile: certs.keyFile, minVersion },
+    { cert: 'test cert', key: 'test key' },
+  );
 }
 
 /** Config overrides putting every listener (worker, http, stream) on TLS, trusting the test CA for relays. */
 function tlsOverrides(extra: Partial<EngineConfig> = {}): Partial<EngineConfig> {
   const tls = material();
-  return { listeners: testConfig().listeners.map((l) => ({ ...l, tls })), tls: { http: tls, stream: tls, ca: certs.ca }, ...extra };
+  return {
+    listeners: testConfig().listeners.map((l) => ({ ...l, tls })),
+    tls: { http: tls, stream: tls, ca: certs.ca },
+    ...extra,
+  };
 }
 
 const wssUrl = (t: TestEngine): string => t.url.replace(/^ws:/, 'wss:');
@@ -83,7 +90,11 @@ interface HttpsAnswer {
   body: string;
 }
 
-function httpsRequest(port: number, pathname: string, options: { method?: string; body?: Buffer; ca?: Buffer | null; maxVersion?: TlsVersion } = {}): Promise<HttpsAnswer> {
+function httpsRequest(
+  port: number,
+  pathname: string,
+  options: { method?: string; body?: Buffer; ca?: Buffer | null; maxVersion?: TlsVersion } = {},
+): Promise<HttpsAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -94,12 +105,16 @@ function httpsRequest(port: number, pathname: string, options: { method?: string
         agent: false,
         ...(options.ca === null ? {} : { ca: options.ca ?? certs.ca }),
         ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
-        headers: options.body ? { 'content-type': 'application/octet-stream', 'content-length': String(options.body.length) } : {},
+        headers: options.body
+          ? { 'content-type': 'application/octet-stream', 'content-length': String(options.body.length) }
+          : {},
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
         res.on('error', reject);
       },
     );
@@ -128,7 +143,11 @@ describe('one node with TLS on every listener', () => {
     t = await startEngine(tlsOverrides());
     spawnWorker(wssUrl(t));
     await functionRegistered(t.engine, 'tls::upload', 1);
-    await waitFor(() => t.engine.registry.triggersOfType('http').length === 2, 'both http routes of the worker', 10_000);
+    await waitFor(
+      () => t.engine.registry.triggersOfType('http').length === 2,
+      'both http routes of the worker',
+      10_000,
+    );
     caller = await RawClient.connect(wssUrl(t), { ca: certs.ca });
   });
   afterAll(async () => {
@@ -142,9 +161,12 @@ describe('one node with TLS on every listener', () => {
     expect(reply).toMatchObject({ function_id: 'tls::echo', result: { echoed: { n: 42 } } });
   });
 
-  test('an https request reaches the worker\'s http trigger', async () => {
+  test("an https request reaches the worker's http trigger", async () => {
     const answer = await httpsRequest(httpPort(t), '/hello');
-    expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual({ status: 200, body: { hello: 'over tls' } });
+    expect({ status: answer.status, body: JSON.parse(answer.body) }).toEqual({
+      status: 200,
+      body: { hello: 'over tls' },
+    });
   });
 
   test('a POST body read by the worker and its streamed answer travel over wss:// data channels', async () => {
@@ -174,13 +196,20 @@ describe('one node with TLS on every listener', () => {
   });
 
   test('a Socket.IO client joins over https (websocket transport)', async () => {
-    const socket = io(`https://127.0.0.1:${streamPort(t)}`, { transports: ['websocket'], reconnection: false, forceNew: true, ca: certs.ca.toString() });
+    const socket = io(`https://127.0.0.1:${streamPort(t)}`, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      ca: certs.ca.toString(),
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
         socket.once('connect_error', reject);
       });
-      await expect(socket.emitWithAck('join', { subscriptionId: 'sio', streamName: 'tls-s', groupId: 'g' })).resolves.toEqual({ ok: true });
+      await expect(
+        socket.emitWithAck('join', { subscriptionId: 'sio', streamName: 'tls-s', groupId: 'g' }),
+      ).resolves.toEqual({ ok: true });
     } finally {
       socket.disconnect();
     }
@@ -218,7 +247,9 @@ test('tls.min_version TLSv1.3 refuses a TLSv1.2 client and serves a TLSv1.3 one'
 
 test('a connection that never starts the TLS handshake is closed after handshake_timeout_ms', async () => {
   const tls = material();
-  const t = await startEngine({ listeners: testConfig().listeners.map((l) => ({ ...l, tls, handshakeTimeoutMs: 300 })) });
+  const t = await startEngine({
+    listeners: testConfig().listeners.map((l) => ({ ...l, tls, handshakeTimeoutMs: 300 })),
+  });
   try {
     const socket = net.connect(t.engine.port, '127.0.0.1');
     let closed = false;
@@ -254,7 +285,8 @@ describe('configuration', () => {
     throw new Error('the config loaded, expected a ConfigError');
   }
 
-  const tlsYaml = (cert: string, key: string, extra = ''): string => `tls: {cert_file: "${cert}", key_file: "${key}"${extra}}`;
+  const tlsYaml = (cert: string, key: string, extra = ''): string =>
+    `tls: {cert_file: "${cert}", key_file: "${key}"${extra}}`;
 
   test('a tls block on a listener is read; listeners without one take III_TLS_CERT_FILE/III_TLS_KEY_FILE', () => {
     // A second copy of the files, so the test can tell which pair each listener got.
@@ -294,7 +326,9 @@ describe('configuration', () => {
   test('a missing certificate file is an error naming the setting and the file', () => {
     const missing = path.join(dir, 'nope.pem');
     const message = loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(missing, certs.keyFile)}}\n`);
-    expect(message).toBe(`${path.join(dir, 'config.yaml')}: iii-http.tls.cert_file: cannot read "${missing}": no such file`);
+    expect(message).toBe(
+      `${path.join(dir, 'config.yaml')}: iii-http.tls.cert_file: cannot read "${missing}": no such file`,
+    );
   });
 
   test('an unreadable key file (a directory) is an error naming iii-stream.tls.key_file', () => {
@@ -306,15 +340,23 @@ describe('configuration', () => {
     const otherKey = path.join(dir, 'other.key');
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     fs.writeFileSync(otherKey, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const message = loadError(`workers:\n  - name: iii-worker-manager\n    config: {${tlsYaml(certs.certFile, otherKey)}}\n`);
-    expect(message).toContain(`iii-worker-manager.tls.key_file: the private key in "${otherKey}" does not match the certificate in "${certs.certFile}"`);
+    const message = loadError(
+      `workers:\n  - name: iii-worker-manager\n    config: {${tlsYaml(certs.certFile, otherKey)}}\n`,
+    );
+    expect(message).toContain(
+      `iii-worker-manager.tls.key_file: the private key in "${otherKey}" does not match the certificate in "${certs.certFile}"`,
+    );
   });
 
   test('a file that is not PEM is an error saying what was expected', () => {
     const notPem = path.join(dir, 'cert.txt');
     fs.writeFileSync(notPem, 'hello');
-    expect(loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(notPem, certs.keyFile)}}\n`)).toMatch(/iii-http\.tls\.cert_file: ".*cert\.txt" is not a PEM certificate/);
-    expect(loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(certs.certFile, notPem)}}\n`)).toMatch(/iii-http\.tls\.key_file: ".*cert\.txt" is not a PEM private key/);
+    expect(loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(notPem, certs.keyFile)}}\n`)).toMatch(
+      /iii-http\.tls\.cert_file: ".*cert\.txt" is not a PEM certificate/,
+    );
+    expect(loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(certs.certFile, notPem)}}\n`)).toMatch(
+      /iii-http\.tls\.key_file: ".*cert\.txt" is not a PEM private key/,
+    );
   });
 
   test('III_TLS_CERT_FILE without III_TLS_KEY_FILE is an error', () => {
@@ -328,14 +370,20 @@ describe('configuration', () => {
     expect(loadError('workers: []\n', { III_TLS_CERT_FILE: certs.certFile, III_TLS_KEY_FILE: missing })).toBe(
       `environment variable III_TLS_KEY_FILE (iii-worker-manager): cannot read "${missing}": no such file`,
     );
-    expect(loadError('workers: []\n', { III_TLS_CA_FILE: missing })).toBe(`environment variable III_TLS_CA_FILE: cannot read "${missing}": no such file`);
+    expect(loadError('workers: []\n', { III_TLS_CA_FILE: missing })).toBe(
+      `environment variable III_TLS_CA_FILE: cannot read "${missing}": no such file`,
+    );
   });
 
   test('a tls block without key_file, or with an unknown min_version, is refused by the schema', () => {
-    expect(loadError(`workers:\n  - name: iii-http\n    config: {tls: {cert_file: "${certs.certFile}"}}\n`)).toMatch(/iii-http\)\.config\.tls\.key_file: expected a non-empty string/);
-    expect(loadError(`workers:\n  - name: iii-http\n    config: {${tlsYaml(certs.certFile, certs.keyFile, ', min_version: TLSv1.0')}}\n`)).toMatch(
-      /tls\.min_version: expected one of "TLSv1\.2", "TLSv1\.3"/,
+    expect(loadError(`workers:\n  - name: iii-http\n    config: {tls: {cert_file: "${certs.certFile}"}}\n`)).toMatch(
+      /iii-http\)\.config\.tls\.key_file: expected a non-empty string/,
     );
+    expect(
+      loadError(
+        `workers:\n  - name: iii-http\n    config: {${tlsYaml(certs.certFile, certs.keyFile, ', min_version: TLSv1.0')}}\n`,
+      ),
+    ).toMatch(/tls\.min_version: expected one of "TLSv1\.2", "TLSv1\.3"/);
   });
 });
 
@@ -367,7 +415,15 @@ describe('the engine binary', () => {
         cwd,
         encoding: 'utf8',
         timeout: 15_000,
-        env: { ...process.env, III_WS_PORT: '0', III_HTTP_PORT: '0', III_STREAM_PORT: '0', III_METRICS_PORT: '0', III_TLS_CERT_FILE: missing, III_TLS_KEY_FILE: certs.keyFile },
+        env: {
+          ...process.env,
+          III_WS_PORT: '0',
+          III_HTTP_PORT: '0',
+          III_STREAM_PORT: '0',
+          III_METRICS_PORT: '0',
+          III_TLS_CERT_FILE: missing,
+          III_TLS_KEY_FILE: certs.keyFile,
+        },
       });
       expect({ status: run.status, stderr: run.stderr }).toEqual({
         status: 2,
@@ -394,24 +450,37 @@ describe('two nodes with TLS', () => {
   test('relay a data channel over wss:// when the worker is on one node and the request on the other', async () => {
     const keyPrefix = `tls${randomUUID().slice(0, 8)}:`;
     const [a, b] = await Promise.all(
-      ['tls-a', 'tls-b'].map((nodeId) => startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix } }))),
+      ['tls-a', 'tls-b'].map((nodeId) =>
+        startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix } })),
+      ),
     );
     nodes.push(a, b);
     // Nodes advertise wss:// to each other; the relay trusts the CA of `tls.ca` (the jest process
     // does not trust the test CA otherwise, so without it the relay would fail).
-    await expect(b.engine.cluster!.ownerUrl(channelPrefix(a.engine.nodeId))).resolves.toBe(`wss://127.0.0.1:${a.engine.port}`);
+    await expect(b.engine.cluster!.ownerUrl(channelPrefix(a.engine.nodeId))).resolves.toBe(
+      `wss://127.0.0.1:${a.engine.port}`,
+    );
     spawnWorker(wssUrl(b));
-    await waitFor(() => a.engine.registry.triggersOfType('http').length === 2, 'the worker\'s routes mirrored on node a', 10_000);
+    await waitFor(
+      () => a.engine.registry.triggersOfType('http').length === 2,
+      "the worker's routes mirrored on node a",
+      10_000,
+    );
     // The request arrives at node a, which makes the channels; the worker reaches them through node b.
     const body = Buffer.from('across nodes, encrypted');
     const answer = await httpsRequest(httpPort(a), '/upload', { method: 'POST', body });
-    expect({ status: answer.status, body: answer.body }).toEqual({ status: 200, body: `received ${body.length} bytes: ${body.toString()}` });
+    expect({ status: answer.status, body: answer.body }).toEqual({
+      status: 200,
+      body: `received ${body.length} bytes: ${body.toString()}`,
+    });
   });
 
   test('carry calls and results over a wss:// direct bus link (cluster.bus: direct)', async () => {
     const keyPrefix = `tls${randomUUID().slice(0, 8)}:`;
     const [a, b] = await Promise.all(
-      ['tls-c', 'tls-d'].map((nodeId) => startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct' } }))),
+      ['tls-c', 'tls-d'].map((nodeId) =>
+        startEngine(tlsOverrides({ nodeId, cluster: { redisUrl: redis.url, keyPrefix, bus: 'direct' } })),
+      ),
     );
     nodes.push(a, b);
     spawnWorker(wssUrl(b));
@@ -419,7 +488,8 @@ describe('two nodes with TLS', () => {
     const caller = await RawClient.connect(wssUrl(a), { ca: certs.ca });
     try {
       // The first call opens the link (over wss://, trusting `tls.ca`); the next ones travel on it.
-      for (let n = 0; n < 5; n++) expect(await rawCall(caller, 'tls::echo', { n })).toMatchObject({ result: { echoed: { n } } });
+      for (let n = 0; n < 5; n++)
+        expect(await rawCall(caller, 'tls::echo', { n })).toMatchObject({ result: { echoed: { n } } });
       await waitFor(() => a.engine.cluster!.links?.open === 1, 'the wss:// link open');
       const before = a.engine.cluster!.links!.link;
       expect(await rawCall(caller, 'tls::echo', { n: 5 })).toMatchObject({ result: { echoed: { n: 5 } } });

@@ -42,7 +42,12 @@ describe('worker-provided trigger types', () => {
     const consumer = t.worker('consumer');
     const got: unknown[] = [];
     consumer.registerFunction('hooks::on', async (data: unknown) => void got.push(data));
-    consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::on', config: { path: '/a' }, metadata: { src: 'crm' } });
+    consumer.registerTrigger({
+      type: 'webhook',
+      function_id: 'hooks::on',
+      config: { path: '/a' },
+      metadata: { src: 'crm' },
+    });
     const binding = await waitFor(() => [...active.values()][0], 'the provider to receive the binding');
     expect(binding).toMatchObject({ function_id: 'hooks::on', config: { path: '/a' } });
     await provider.trigger({ function_id: binding.function_id, payload: { fired: true } });
@@ -55,7 +60,10 @@ describe('worker-provided trigger types', () => {
     const spy = jest.spyOn(console, 'error').mockImplementation((...args) => void errors.push(args));
     consumer.registerFunction('hooks::early', async () => null);
     consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::early', config: { early: true } });
-    await waitFor(() => [...t.engine.registry.triggers()].find((b) => b.function_id === 'hooks::early')?.state === 'parked', 'a parked binding');
+    await waitFor(
+      () => [...t.engine.registry.triggers()].find((b) => b.function_id === 'hooks::early')?.state === 'parked',
+      'a parked binding',
+    );
     const { active } = provide(t.worker('provider'));
     await waitFor(() => active.size === 1, 'the parked binding to be delivered');
     expect([...t.engine.registry.triggers()].find((b) => b.function_id === 'hooks::early')?.state).toBe('live');
@@ -101,7 +109,9 @@ describe('worker-provided trigger types', () => {
     provide(t.worker('provider'), true);
     await waitFor(() => t.engine.registry.triggerType('webhook'), 'the type');
     const errors: string[] = [];
-    const spy = jest.spyOn(console, 'error').mockImplementation((...args) => void errors.push(args.map(String).join(' ')));
+    const spy = jest
+      .spyOn(console, 'error')
+      .mockImplementation((...args) => void errors.push(args.map(String).join(' ')));
     const consumer = t.worker('consumer');
     consumer.registerTrigger({ type: 'webhook', function_id: 'hooks::refused', config: {} });
     await waitFor(() => errors.some((e) => e.includes('config rejected')), 'the SDK to log the refusal');
@@ -121,14 +131,20 @@ describe('worker-provided trigger types', () => {
   });
 
   test('a binding to an in-process type is refused with trigger_registration_failed when the module rejects it', async () => {
-    await t.engine.registerTriggerType('test-module', { id: 'picky', description: 'refuses everything' }, {
-      registerTrigger() {
-        throw new Error('picky says no');
+    await t.engine.registerTriggerType(
+      'test-module',
+      { id: 'picky', description: 'refuses everything' },
+      {
+        registerTrigger() {
+          throw new Error('picky says no');
+        },
+        unregisterTrigger() {},
       },
-      unregisterTrigger() {},
-    });
+    );
     const errors: string[] = [];
-    const spy = jest.spyOn(console, 'error').mockImplementation((...args) => void errors.push(args.map(String).join(' ')));
+    const spy = jest
+      .spyOn(console, 'error')
+      .mockImplementation((...args) => void errors.push(args.map(String).join(' ')));
     const consumer = t.worker('consumer');
     consumer.registerTrigger({ type: 'picky', function_id: 'f::g', config: {} });
     await waitFor(() => errors.some((e) => e.includes('picky says no')), 'the SDK to log the refusal');

@@ -35,7 +35,11 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.stop()));
 });
 
-async function engineWith(listener: Partial<WorkerListenerConfig>, logger = silentLogger, extra: Parameters<typeof testConfig>[0] = {}): Promise<Engine> {
+async function engineWith(
+  listener: Partial<WorkerListenerConfig>,
+  logger = silentLogger,
+  extra: Parameters<typeof testConfig>[0] = {},
+): Promise<Engine> {
   const config = testConfig(extra);
   const engine = createEngine({ ...config, listeners: [{ ...config.listeners[0], ...listener }] }, { logger });
   await engine.start();
@@ -44,7 +48,12 @@ async function engineWith(listener: Partial<WorkerListenerConfig>, logger = sile
 }
 
 function worker(url: string, name: string, options: InitOptions = {}): IIIClient {
-  const client = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...options });
+  const client = registerWorker(url, {
+    workerName: name,
+    enableMetricsReporting: false,
+    otel: { enabled: false },
+    ...options,
+  });
   clients.push(client);
   return client;
 }
@@ -93,11 +102,17 @@ describe('the shared worker token', () => {
   it('refuses a missing or wrong token with 401 before the upgrade, and never registers the worker', async () => {
     const engine = await engineWith({ authToken: TOKEN });
     const url = `ws://127.0.0.1:${engine.port}`;
-    for (const attempt of [{}, { headers: { authorization: 'Bearer wrong' } }, { headers: { authorization: `Basic ${TOKEN}` } }]) {
+    for (const attempt of [
+      {},
+      { headers: { authorization: 'Bearer wrong' } },
+      { headers: { authorization: `Basic ${TOKEN}` } },
+    ]) {
       const answer = await upgrade(url, attempt);
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toBe('Bearer');
-      expect(JSON.parse(answer.body)).toEqual({ error: { code: 'UNAUTHORIZED', message: expect.stringContaining('requires the worker token') } });
+      expect(JSON.parse(answer.body)).toEqual({
+        error: { code: 'UNAUTHORIZED', message: expect.stringContaining('requires the worker token') },
+      });
     }
     expect((await upgrade(`${url}/?token=wrong`)).status).toBe(401);
     // An SDK worker without the token keeps retrying and never gets in.
@@ -114,7 +129,9 @@ describe('the shared worker token', () => {
     const engine = await engineWith({ authToken: TOKEN });
     const url = `ws://127.0.0.1:${engine.port}`;
     const byHeader = worker(url, 'by-header', { headers: { authorization: `Bearer ${TOKEN}` } });
-    byHeader.registerFunction('blob::length', async (input: { body: ChannelReader }) => ({ length: (await input.body.readAll()).length }));
+    byHeader.registerFunction('blob::length', async (input: { body: ChannelReader }) => ({
+      length: (await input.body.readAll()).length,
+    }));
     await functionRegistered(engine, 'blob::length');
     // The SDK appends the channel path to this URL as a string: the engine serves it all the same.
     const byQuery = worker(`${url}?token=${encodeURIComponent(TOKEN)}`, 'by-query');
@@ -156,13 +173,23 @@ describe('the shared worker token', () => {
       const a = await engineWith({ authToken: TOKEN }, silentLogger, { nodeId: 'node-a', cluster });
       const b = await engineWith({ authToken: TOKEN }, silentLogger, { nodeId: 'node-b', cluster });
       const echo = worker(`ws://127.0.0.1:${b.port}`, 'echo-stream', { headers: { authorization: `Bearer ${TOKEN}` } });
-      echo.registerFunction('echo::stream', async (req: { request_body: ChannelReader }) => ({ status_code: 200, body: { got: (await req.request_body.readAll()).toString() } }));
-      echo.registerTrigger({ type: 'http', function_id: 'echo::stream', config: { api_path: '/echo', http_method: 'POST' } });
+      echo.registerFunction('echo::stream', async (req: { request_body: ChannelReader }) => ({
+        status_code: 200,
+        body: { got: (await req.request_body.readAll()).toString() },
+      }));
+      echo.registerTrigger({
+        type: 'http',
+        function_id: 'echo::stream',
+        config: { api_path: '/echo', http_method: 'POST' },
+      });
       await waitFor(() => a.registry.triggersOfType('http').length === 1, 'the route mirrored on node a');
       // The request reaches node a, which owns the body channel; the worker on node b reads it through the relay.
       const port = a.module<HttpModule>('iii-http')!.port;
       const response = await fetch(`http://127.0.0.1:${port}/echo`, { method: 'POST', body: 'across nodes' });
-      expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { got: 'across nodes' } });
+      expect({ status: response.status, body: await response.json() }).toEqual({
+        status: 200,
+        body: { got: 'across nodes' },
+      });
     } finally {
       await Promise.all(clients.splice(0).map((c) => c.shutdown().catch(() => undefined)));
       await Promise.all(engines.splice(0).map((e) => e.stop()));
@@ -176,7 +203,9 @@ describe('protected mode', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
     const engine = await engineWith({ host: '0.0.0.0' }, logger);
-    expect(lines.map((l) => JSON.parse(l).msg)).toContainEqual(expect.stringContaining('protected mode accepts loopback peers only'));
+    expect(lines.map((l) => JSON.parse(l).msg)).toContainEqual(
+      expect.stringContaining('protected mode accepts loopback peers only'),
+    );
     const local = await RawClient.connect(`ws://127.0.0.1:${engine.port}`);
     raws.push(local);
     await local.registered();
@@ -195,7 +224,9 @@ describe('protected mode', () => {
     raws.push(remote);
     await remote.registered();
     const guarded = await engineWith({ host: '0.0.0.0', authToken: TOKEN });
-    const withToken = await RawClient.connect(`ws://${externalAddress()}:${guarded.port}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const withToken = await RawClient.connect(`ws://${externalAddress()}:${guarded.port}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     raws.push(withToken);
     await withToken.registered();
   });

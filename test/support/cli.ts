@@ -19,10 +19,17 @@ export interface CliRun {
  * written to its stdin, which is then closed (without `input`, stdin is closed at once, or
  * left open with `holdStdin`, until the process exits).
  */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; holdStdin?: boolean; cwd?: string } = {}): Promise<CliRun> {
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string; holdStdin?: boolean; cwd?: string } = {},
+): Promise<CliRun> {
   const { III_URL: _url, III_WORKER_TOKEN: _token, ...inherited } = process.env;
   const startedAt = Date.now();
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...inherited, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: { ...inherited, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -32,7 +39,11 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`iii-cluster ${args.join(' ')} did not exit within ${HARD_LIMIT_MS} ms; stdout: ${stdout} stderr: ${stderr}`));
+      reject(
+        new Error(
+          `iii-cluster ${args.join(' ')} did not exit within ${HARD_LIMIT_MS} ms; stdout: ${stdout} stderr: ${stderr}`,
+        ),
+      );
     }, HARD_LIMIT_MS);
     child.once('close', (code) => {
       clearTimeout(timer);

@@ -15,7 +15,12 @@ export function testConfig(overrides: Partial<EngineConfig> = {}): EngineConfig 
 export function withModule(name: 'http' | 'stream', block: Record<string, unknown>): Pick<EngineConfig, 'modules'> {
   const modules = testConfig().modules;
   const current = modules[name];
-  return { modules: { ...modules, [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } } } };
+  return {
+    modules: {
+      ...modules,
+      [name]: { ...current, enabled: true, config: { ...current?.config, port: 0, host: '127.0.0.1', ...block } },
+    },
+  };
 }
 
 export interface TestEngine {
@@ -41,13 +46,19 @@ export async function startCluster(
 ): Promise<{ nodes: TestEngine[]; keyPrefix: string }> {
   const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
   const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) => startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl, keyPrefix, bus }, ...overrides })),
+    Array.from({ length: count }, (_, i) =>
+      startEngine({ nodeId: `node-${i + 1}`, cluster: { redisUrl, keyPrefix, bus }, ...overrides }),
+    ),
   );
   return { nodes, keyPrefix };
 }
 
 /** `logger` (default: silent) lets a test read what the engine logs. */
-export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: NodeJS.ProcessEnv, logger: Logger = silentLogger): Promise<TestEngine> {
+export async function startEngine(
+  overrides: Partial<EngineConfig> = {},
+  env?: NodeJS.ProcessEnv,
+  logger: Logger = silentLogger,
+): Promise<TestEngine> {
   const engine = createEngine(testConfig(overrides), { logger, env });
   await engine.start();
   const url = `ws://127.0.0.1:${engine.port}`;
@@ -56,7 +67,12 @@ export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: N
     engine,
     url,
     worker(name, options = {}) {
-      const client = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...options });
+      const client = registerWorker(url, {
+        workerName: name,
+        enableMetricsReporting: false,
+        otel: { enabled: false },
+        ...options,
+      });
       workers.push(client);
       return client;
     },
@@ -65,14 +81,19 @@ export async function startEngine(overrides: Partial<EngineConfig> = {}, env?: N
       // A worker whose socket is closed before the drain leaves at once; one the drain closes has
       // its entries held for a reconnection elsewhere (cluster mode, up to 5 s). Wait briefly.
       const deadline = Date.now() + 1000;
-      while (Date.now() < deadline && (await engine.metrics.connectedWorkers.get()).values.some((v) => v.value > 0)) await sleep(10);
+      while (Date.now() < deadline && (await engine.metrics.connectedWorkers.get()).values.some((v) => v.value > 0))
+        await sleep(10);
       await engine.stop();
     },
   };
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 5000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -33,11 +33,31 @@ export interface NodeProcess {
  * `cluster.bus` (III_CLUSTER_BUS), default redis. `cwd`: its working directory (default a fresh
  * temporary one), `args`: more command-line arguments (e.g. `--config config.yaml`).
  */
-export async function startNodeProcess(options: { nodeId: string; redisUrl?: string; keyPrefix?: string; bus?: ClusterBus; env?: NodeJS.ProcessEnv; cwd?: string; args?: string[] }): Promise<NodeProcess> {
+export async function startNodeProcess(options: {
+  nodeId: string;
+  redisUrl?: string;
+  keyPrefix?: string;
+  bus?: ClusterBus;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  args?: string[];
+}): Promise<NodeProcess> {
   if (!fs.existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does it)`);
-  const [wsPort, httpPort, streamPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [wsPort, httpPort, streamPort, metricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const cwd = options.cwd ?? fs.mkdtempSync(path.join(os.tmpdir(), 'iii-node-'));
-  const cluster = options.redisUrl === undefined ? {} : { III_REDIS_URL: options.redisUrl, III_REDIS_KEY_PREFIX: options.keyPrefix ?? '', III_CLUSTER_BUS: options.bus ?? 'redis' };
+  const cluster =
+    options.redisUrl === undefined
+      ? {}
+      : {
+          III_REDIS_URL: options.redisUrl,
+          III_REDIS_KEY_PREFIX: options.keyPrefix ?? '',
+          III_CLUSTER_BUS: options.bus ?? 'redis',
+        };
   let output = '';
   const child: ChildProcess = spawn(process.execPath, [BIN, ...(options.args ?? [])], {
     cwd,
@@ -59,7 +79,9 @@ export async function startNodeProcess(options: { nodeId: string; redisUrl?: str
   };
   child.stdout!.on('data', capture);
   child.stderr!.on('data', capture);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const node: NodeProcess = {
     exited,
     nodeId: options.nodeId,

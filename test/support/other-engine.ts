@@ -26,24 +26,37 @@ export class OtherEngine {
   }
 
   async start(env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
-    this.node = await startNodeProcess({ nodeId: 'remote', ...this.options, env: { III_WS_PORT: String(this.port), ...env } });
+    this.node = await startNodeProcess({
+      nodeId: 'remote',
+      ...this.options,
+      env: { III_WS_PORT: String(this.port), ...env },
+    });
     return this.node;
   }
 
   /** An iii-sdk worker of the other engine (with `token`: as its Bearer header). */
   worker(name: string, token?: string): IIIClient {
     const headers = token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } };
-    const worker = registerWorker(this.url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, ...headers });
+    const worker = registerWorker(this.url, {
+      workerName: name,
+      enableMetricsReporting: false,
+      otel: { enabled: false },
+      ...headers,
+    });
     this.workers.push(worker);
     return worker;
   }
 
   /** Waits until the other engine lists `functionId` (asked through `worker`). */
   async has(worker: IIIClient, functionId: string): Promise<void> {
-    await waitFor(async () => {
-      const { functions } = await call(worker, 'engine::functions::list', {});
-      return (functions as Any[]).some((f) => f.function_id === functionId);
-    }, `${functionId} on the other engine`, 10_000);
+    await waitFor(
+      async () => {
+        const { functions } = await call(worker, 'engine::functions::list', {});
+        return (functions as Any[]).some((f) => f.function_id === functionId);
+      },
+      `${functionId} on the other engine`,
+      10_000,
+    );
   }
 
   async stopWorkers(): Promise<void> {

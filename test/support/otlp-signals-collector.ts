@@ -64,7 +64,6 @@ export interface CollectedHttpSpan {
   serviceName: unknown;
 }
 
-
 const root = protobuf.parse(OTLP_PROTO, { keepCase: false }).root;
 const METRICS = root.lookupType('otlp.ExportMetricsServiceRequest');
 const LOGS = root.lookupType('otlp.ExportLogsServiceRequest');
@@ -119,7 +118,9 @@ export class OtlpSignalsCollector {
       },
     });
     const grpcPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      ),
     );
     const httpServer = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -193,14 +194,21 @@ export class OtlpSignalsCollector {
       const serviceName = attributes(rs.resource?.attributes)['service.name'];
       for (const ss of rs.scopeSpans ?? []) {
         for (const s of ss.spans ?? []) {
-          this.httpSpans.push({ name: s.name, traceId: Buffer.from(s.traceId).toString('hex'), attributes: attributes(s.attributes), serviceName });
+          this.httpSpans.push({
+            name: s.name,
+            traceId: Buffer.from(s.traceId).toString('hex'),
+            attributes: attributes(s.attributes),
+            serviceName,
+          });
         }
       }
     }
   }
 }
 
-function attributes(list: Array<{ key: string; value?: Record<string, unknown> }> | undefined): Record<string, unknown> {
+function attributes(
+  list: Array<{ key: string; value?: Record<string, unknown> }> | undefined,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const { key, value } of list ?? []) out[key] = value ? Object.values(value)[0] : undefined;
   return out;

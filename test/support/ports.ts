@@ -17,7 +17,8 @@ export function freePort(): Promise<number> {
 export async function waitForPort(port: number, proc: ChildProcess, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with code ${proc.exitCode} before listening on ${port}`);
+    if (proc.exitCode !== null)
+      throw new Error(`${what} exited with code ${proc.exitCode} before listening on ${port}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, '127.0.0.1', () => {
         socket.destroy();

@@ -9,7 +9,10 @@ import { startNodeProcess, type NodeProcess } from './node-process';
  * there), stopped and started again on the same folder, with the iii-sdk clients a test opens on
  * it. `afterEach` kills the node and its clients; `afterAll` removes the folder.
  */
-export function useProjectNode(nodeId: string, config: string): {
+export function useProjectNode(
+  nodeId: string,
+  config: string,
+): {
   /** Stops the running node with `signal` (its clients first), then starts one on the same folder. */
   restart(signal?: NodeJS.Signals): Promise<NodeProcess>;
   /** A worker that does not reconnect, closed with the node. */
@@ -43,7 +46,12 @@ export function useProjectNode(nodeId: string, config: string): {
       return node;
     },
     client(url, name) {
-      const c = registerWorker(url, { workerName: name, enableMetricsReporting: false, otel: { enabled: false }, reconnectionConfig: { maxRetries: 0 } });
+      const c = registerWorker(url, {
+        workerName: name,
+        enableMetricsReporting: false,
+        otel: { enabled: false },
+        reconnectionConfig: { maxRetries: 0 },
+      });
       clients.push(c);
       return c;
     },

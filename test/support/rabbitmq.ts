@@ -129,7 +129,8 @@ async function waitForBroker(url: string, proc: ChildProcess): Promise<void> {
       await conn.close();
       return;
     } catch {
-      if (Date.now() > deadline) throw new Error(`rabbitmq-server did not accept AMQP connections within ${BOOT_TIMEOUT_MS / 1000} s`);
+      if (Date.now() > deadline)
+        throw new Error(`rabbitmq-server did not accept AMQP connections within ${BOOT_TIMEOUT_MS / 1000} s`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }

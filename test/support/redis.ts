@@ -39,12 +39,29 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   let child: ChildProcess | undefined;
 
   const listen = options.tls
-    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.cert, '--tls-key-file', options.tls.key, '--tls-ca-cert-file', options.tls.ca, '--tls-auth-clients', 'no']
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        options.tls.cert,
+        '--tls-key-file',
+        options.tls.key,
+        '--tls-ca-cert-file',
+        options.tls.ca,
+        '--tls-auth-clients',
+        'no',
+      ]
     : ['--port', String(port)];
   const auth = options.password === undefined ? [] : ['--requirepass', options.password];
 
   const launch = async () => {
-    const proc = spawn(bin, [...listen, ...auth, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    const proc = spawn(
+      bin,
+      [...listen, ...auth, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      { stdio: 'ignore' },
+    );
     child = proc;
     await waitForPort(port, proc, 10_000, 'redis-server');
   };

@@ -69,10 +69,21 @@ function configOf(type: ReplicaType, topic: string, extra: Record<string, unknow
  * other (so that their worker ids are known by index), each registering one function per type
  * and binding it. Resolves once every binding is live on every node.
  */
-export async function startReplicas(nodes: TestEngine[], name: string, count: number, extra: Record<string, unknown> = {}): Promise<ReplicaSet> {
+export async function startReplicas(
+  nodes: TestEngine[],
+  name: string,
+  count: number,
+  extra: Record<string, unknown> = {},
+): Promise<ReplicaSet> {
   const topic = `${name}-events`;
-  const functionIds = Object.fromEntries(REPLICA_TYPES.map((type) => [type, `${name}::${type}`])) as Record<ReplicaType, string>;
-  const handled = Object.fromEntries(REPLICA_TYPES.map((type) => [type, [] as Handled[]])) as Record<ReplicaType, Handled[]>;
+  const functionIds = Object.fromEntries(REPLICA_TYPES.map((type) => [type, `${name}::${type}`])) as Record<
+    ReplicaType,
+    string
+  >;
+  const handled = Object.fromEntries(REPLICA_TYPES.map((type) => [type, [] as Handled[]])) as Record<
+    ReplicaType,
+    Handled[]
+  >;
   const clients: IIIClient[] = [];
   const workerIds: string[] = [];
   for (let replica = 0; replica < count; replica++) {
@@ -87,14 +98,23 @@ export async function startReplicas(nodes: TestEngine[], name: string, count: nu
     }
     const known = new Set(workerIds);
     const workerId = await waitFor(
-      () => node.engine.registry.pool(functionIds.stream).find((fn) => fn.nodeId === node.engine.nodeId && !known.has(fn.workerId))?.workerId,
+      () =>
+        node.engine.registry
+          .pool(functionIds.stream)
+          .find((fn) => fn.nodeId === node.engine.nodeId && !known.has(fn.workerId))?.workerId,
       `replica ${replica}'s functions`,
     );
     workerIds.push(workerId);
-    for (const type of REPLICA_TYPES) client.registerTrigger({ type, function_id: functionIds[type], config: configOf(type, topic, extra) });
+    for (const type of REPLICA_TYPES)
+      client.registerTrigger({ type, function_id: functionIds[type], config: configOf(type, topic, extra) });
   }
   for (const node of nodes) {
-    for (const type of REPLICA_TYPES) await waitFor(() => liveBindings(node, functionIds[type]).length === count, `${count} live ${type} bindings on ${node.engine.nodeId}`, 10_000);
+    for (const type of REPLICA_TYPES)
+      await waitFor(
+        () => liveBindings(node, functionIds[type]).length === count,
+        `${count} live ${type} bindings on ${node.engine.nodeId}`,
+        10_000,
+      );
   }
   return { clients, workerIds, handled, functionIds, topic };
 }
@@ -114,7 +134,12 @@ export function currentOwner(node: TestEngine, set: ReplicaSet, type: ReplicaTyp
  * Makes `count` events of each of subscribe, state and stream, keyed `${label}-<n>`, one write
  * each through `writers[n % writers.length]`.
  */
-export async function makeEvents(writers: IIIClient[], set: ReplicaSet, label: string, count: number): Promise<string[]> {
+export async function makeEvents(
+  writers: IIIClient[],
+  set: ReplicaSet,
+  label: string,
+  count: number,
+): Promise<string[]> {
   const keys = Array.from({ length: count }, (_, n) => `${label}-${n}`);
   for (const [n, key] of keys.entries()) {
     const writer = writers[n % writers.length];
@@ -133,11 +158,16 @@ export function countsOf(handled: Handled[], keys: string[]): Record<string, num
 /** Waits until every key was handled `times` times, then a duplicate window, then expects exactly `times`. */
 export async function expectHandled(set: ReplicaSet, keys: string[], times: number): Promise<void> {
   for (const type of ['subscribe', 'state', 'stream'] as const) {
-    await waitFor(() => keys.every((key) => set.handled[type].filter((h) => h.key === key).length >= times), `${type} events handled x${times}`, 10_000);
+    await waitFor(
+      () => keys.every((key) => set.handled[type].filter((h) => h.key === key).length >= times),
+      `${type} events handled x${times}`,
+      10_000,
+    );
   }
   await sleep(DUPLICATE_WINDOW_MS);
   const want = Object.fromEntries(keys.map((key) => [key, times]));
-  for (const type of ['subscribe', 'state', 'stream'] as const) expect({ type, counts: countsOf(set.handled[type], keys) }).toEqual({ type, counts: want });
+  for (const type of ['subscribe', 'state', 'stream'] as const)
+    expect({ type, counts: countsOf(set.handled[type], keys) }).toEqual({ type, counts: want });
 }
 
 /** Cron ticks handled after `sinceMs` (scheduled time), by scheduled time: how many times each. */
@@ -155,8 +185,12 @@ export async function expectCronTicks(set: ReplicaSet, sinceMs: number, ticks: n
   await waitFor(() => Object.keys(cronCounts(set, sinceMs)).length >= ticks, `${ticks} cron ticks`, (ticks + 5) * 1000);
   const last = Date.now();
   await sleep(DUPLICATE_WINDOW_MS);
-  const counts = Object.fromEntries(Object.entries(cronCounts(set, sinceMs)).filter(([key]) => Date.parse(key) <= last - 1000));
-  const seconds = Object.keys(counts).map((key) => Date.parse(key)).sort((a, b) => a - b);
+  const counts = Object.fromEntries(
+    Object.entries(cronCounts(set, sinceMs)).filter(([key]) => Date.parse(key) <= last - 1000),
+  );
+  const seconds = Object.keys(counts)
+    .map((key) => Date.parse(key))
+    .sort((a, b) => a - b);
   const expected: Record<string, number> = {};
   for (let t = seconds[0]; t <= seconds[seconds.length - 1]; t += 1000) expected[new Date(t).toISOString()] = times;
   expect(counts).toEqual(expected);

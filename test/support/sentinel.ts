@@ -90,7 +90,8 @@ export async function startSentinel(options: { password?: string } = {}): Promis
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-sentinel-'));
   const data = new Map<number, Managed>();
   const sentinels: Managed[] = [];
-  const auth = options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password];
+  const auth =
+    options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password];
 
   const launch = async (args: string[], port: number, what: string): Promise<ChildProcess> => {
     // detached: its own process group, killed as one.
@@ -103,7 +104,19 @@ export async function startSentinel(options: { password?: string } = {}): Promis
   const startData = async (port: number, primary?: number): Promise<void> => {
     const nodeDir = path.join(dir, `data-${port}`);
     fs.mkdirSync(nodeDir, { recursive: true });
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', nodeDir, ...auth];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      nodeDir,
+      ...auth,
+    ];
     if (primary !== undefined) args.push('--replicaof', '127.0.0.1', String(primary));
     data.set(port, { proc: await launch(args, port, `redis-server (data ${port})`), port });
   };
@@ -131,13 +144,20 @@ export async function startSentinel(options: { password?: string } = {}): Promis
           `sentinel down-after-milliseconds ${SENTINEL_PRIMARY_NAME} ${DOWN_AFTER_MS}`,
           `sentinel failover-timeout ${SENTINEL_PRIMARY_NAME} ${FAILOVER_TIMEOUT_MS}`,
           `sentinel parallel-syncs ${SENTINEL_PRIMARY_NAME} 2`,
-          ...(options.password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_PRIMARY_NAME} ${options.password}`]),
+          ...(options.password === undefined
+            ? []
+            : [`sentinel auth-pass ${SENTINEL_PRIMARY_NAME} ${options.password}`]),
           '',
         ].join('\n'),
       );
       sentinels.push({ proc: await launch([file, '--sentinel'], port, `redis-server --sentinel (${port})`), port });
     }
-    await waitForTopology(sentinels.map((s) => s.port), 2, 2, 20_000);
+    await waitForTopology(
+      sentinels.map((s) => s.port),
+      2,
+      2,
+      20_000,
+    );
     await waitForReplicas(dataPorts[0]!, 2, options.password, 20_000);
 
     const primaryPort = () => askPrimary(sentinels.map((s) => s.port));
@@ -160,7 +180,10 @@ export async function startSentinel(options: { password?: string } = {}): Promis
         for (;;) {
           const port = await primaryPort().catch(() => old);
           if (port !== old) return port;
-          if (Date.now() > deadline) throw new Error(`the sentinels did not promote a new primary within ${timeoutMs / 1000} s of losing 127.0.0.1:${old}`);
+          if (Date.now() > deadline)
+            throw new Error(
+              `the sentinels did not promote a new primary within ${timeoutMs / 1000} s of losing 127.0.0.1:${old}`,
+            );
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
       },
@@ -179,11 +202,19 @@ export async function startSentinel(options: { password?: string } = {}): Promis
 async function askPrimary(ports: number[]): Promise<number> {
   let last: unknown;
   for (const port of ports) {
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1000 });
+    const client = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 1000,
+    });
     client.on('error', () => undefined);
     try {
       await client.connect();
-      const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_PRIMARY_NAME)) as [string, string] | null;
+      const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_PRIMARY_NAME)) as
+        [string, string] | null;
       if (reply) return Number(reply[1]);
     } catch (err) {
       last = err;
@@ -201,7 +232,13 @@ async function waitForTopology(ports: number[], replicas: number, others: number
   for (;;) {
     let ready = true;
     for (const port of ports) {
-      const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const client = new Redis({
+        port,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();
@@ -209,7 +246,12 @@ async function waitForTopology(ports: number[], replicas: number, others: number
         const info = new Map<string, string>();
         for (let i = 0; i + 1 < flat.length; i += 2) info.set(flat[i]!, flat[i + 1]!);
         seen = `sentinel ${port}: ${info.get('num-slaves')} replicas, ${info.get('num-other-sentinels')} other sentinels, flags ${info.get('flags')}`;
-        if (Number(info.get('num-slaves')) < replicas || Number(info.get('num-other-sentinels')) < others || info.get('flags') !== 'master') ready = false;
+        if (
+          Number(info.get('num-slaves')) < replicas ||
+          Number(info.get('num-other-sentinels')) < others ||
+          info.get('flags') !== 'master'
+        )
+          ready = false;
       } catch (err) {
         seen = `sentinel ${port}: ${(err as Error).message}`;
         ready = false;
@@ -219,21 +261,35 @@ async function waitForTopology(ports: number[], replicas: number, others: number
       if (!ready) break;
     }
     if (ready) return;
-    if (Date.now() > deadline) throw new Error(`the Sentinel topology did not form within ${timeoutMs / 1000} s (${seen})`);
+    if (Date.now() > deadline)
+      throw new Error(`the Sentinel topology did not form within ${timeoutMs / 1000} s (${seen})`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 /** Until the primary on `port` has `count` replicas online that confirm its writes (WAIT). */
-async function waitForReplicas(port: number, count: number, password: string | undefined, timeoutMs: number): Promise<void> {
-  const client = new Redis({ port, host: '127.0.0.1', ...(password === undefined ? {} : { password }), maxRetriesPerRequest: 0 });
+async function waitForReplicas(
+  port: number,
+  count: number,
+  password: string | undefined,
+  timeoutMs: number,
+): Promise<void> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    ...(password === undefined ? {} : { password }),
+    maxRetriesPerRequest: 0,
+  });
   client.on('error', () => undefined);
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
       await client.set('iii-test:replication-probe', String(Date.now()));
       if (Number(await client.call('WAIT', count, 500)) >= count) return;
-      if (Date.now() > deadline) throw new Error(`the replicas of 127.0.0.1:${port} did not sync within ${timeoutMs / 1000} s: ${await client.info('replication')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the replicas of 127.0.0.1:${port} did not sync within ${timeoutMs / 1000} s: ${await client.info('replication')}`,
+        );
     }
   } finally {
     client.disconnect();

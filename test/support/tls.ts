@@ -22,15 +22,64 @@ export interface TestCertificates {
 /** Days the certificates are valid: a test run never comes close. */
 const VALID_DAYS = '2';
 
-export function makeCertificates(sans: readonly string[] = ['IP:127.0.0.1', 'IP:::1', 'DNS:localhost']): TestCertificates {
+export function makeCertificates(
+  sans: readonly string[] = ['IP:127.0.0.1', 'IP:::1', 'DNS:localhost'],
+): TestCertificates {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-tls-'));
   const at = (name: string): string => path.join(dir, name);
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  fs.writeFileSync(at('ca.cnf'), '[req]\ndistinguished_name=dn\nx509_extensions=ca\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
-  fs.writeFileSync(at('server.ext'), `subjectAltName=${sans.join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
-  openssl(['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', VALID_DAYS, '-subj', '/CN=iii-cluster test CA', '-config', at('ca.cnf')]);
-  openssl(['req', ...ec, '-keyout', at('server.key'), '-out', at('server.csr'), '-subj', '/CN=localhost', '-config', at('ca.cnf')]);
-  openssl(['x509', '-req', '-in', at('server.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('server.pem'), '-days', VALID_DAYS, '-extfile', at('server.ext')]);
+  fs.writeFileSync(
+    at('ca.cnf'),
+    '[req]\ndistinguished_name=dn\nx509_extensions=ca\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  );
+  fs.writeFileSync(
+    at('server.ext'),
+    `subjectAltName=${sans.join(',')}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`,
+  );
+  openssl([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    at('ca.key'),
+    '-out',
+    at('ca.pem'),
+    '-days',
+    VALID_DAYS,
+    '-subj',
+    '/CN=iii-cluster test CA',
+    '-config',
+    at('ca.cnf'),
+  ]);
+  openssl([
+    'req',
+    ...ec,
+    '-keyout',
+    at('server.key'),
+    '-out',
+    at('server.csr'),
+    '-subj',
+    '/CN=localhost',
+    '-config',
+    at('ca.cnf'),
+  ]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    at('server.csr'),
+    '-CA',
+    at('ca.pem'),
+    '-CAkey',
+    at('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    at('server.pem'),
+    '-days',
+    VALID_DAYS,
+    '-extfile',
+    at('server.ext'),
+  ]);
   return {
     dir,
     caFile: at('ca.pem'),
@@ -46,7 +95,10 @@ function openssl(args: string[]): void {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error('the TLS tests make their certificates with the openssl CLI, which is not on PATH (apt-get install openssl)');
+    if (e.code === 'ENOENT')
+      throw new Error(
+        'the TLS tests make their certificates with the openssl CLI, which is not on PATH (apt-get install openssl)',
+      );
     throw new Error(`openssl ${args[0]} failed: ${e.stderr?.toString() ?? e.message}`);
   }
 }

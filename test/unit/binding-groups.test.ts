@@ -6,7 +6,15 @@ import type { TriggerEntry } from '../../src/registry/types';
 /** Binding groups (docs/PROTOCOL.md, "Bindings of a pool"): which binding a provider holds. */
 
 function binding(id: string, overrides: Partial<TriggerEntry> = {}): TriggerEntry {
-  return { id, trigger_type: 'cron', function_id: 'jobs::tick', config: { expression: '* * * * * *' }, nodeId: 'n1', state: 'live', ...overrides };
+  return {
+    id,
+    trigger_type: 'cron',
+    function_id: 'jobs::tick',
+    config: { expression: '* * * * * *' },
+    nodeId: 'n1',
+    state: 'live',
+    ...overrides,
+  };
 }
 
 /** A provider recording what it holds; it refuses configs with `refuse: true`. */
@@ -30,8 +38,18 @@ function recordingProvider(): TriggerProvider & { held: string[]; calls: string[
 
 describe('bindingGroupKey', () => {
   test('equal for bindings that differ only in id, config key order and fan_out: false', () => {
-    const a = bindingGroupKey(binding('a', { config: { expression: '* * * * * *', condition_function_id: 'c' }, metadata: { x: 1, y: [1, { z: 2 }] } }));
-    const b = bindingGroupKey(binding('b', { config: { condition_function_id: 'c', fan_out: false, expression: '* * * * * *' }, metadata: { y: [1, { z: 2 }], x: 1 } }));
+    const a = bindingGroupKey(
+      binding('a', {
+        config: { expression: '* * * * * *', condition_function_id: 'c' },
+        metadata: { x: 1, y: [1, { z: 2 }] },
+      }),
+    );
+    const b = bindingGroupKey(
+      binding('b', {
+        config: { condition_function_id: 'c', fan_out: false, expression: '* * * * * *' },
+        metadata: { y: [1, { z: 2 }], x: 1 },
+      }),
+    );
     expect(a).toBe(b);
     expect(a).toMatch(/^group-[0-9a-f]{32}$/);
   });
@@ -49,7 +67,9 @@ describe('bindingGroupKey', () => {
   });
 
   test('a fan_out that is not a boolean is refused', () => {
-    expect(() => bindingGroupKey(binding('a', { config: { fan_out: 'yes' } }))).toThrow(/`fan_out` in a trigger config must be true .* or false, got "yes"/);
+    expect(() => bindingGroupKey(binding('a', { config: { fan_out: 'yes' } }))).toThrow(
+      /`fan_out` in a trigger config must be true .* or false, got "yes"/,
+    );
   });
 });
 
@@ -94,7 +114,12 @@ describe('BindingGroups', () => {
     const groups = new BindingGroups(provider);
     await expect(groups.registerTrigger(binding('a', { config: { refuse: true } }))).rejects.toThrow('refused');
     expect(groups.membersOf('a')).toEqual([]);
-    await Promise.all([groups.registerTrigger(binding('c')), groups.registerTrigger(binding('b')), groups.registerTrigger(binding('a')), groups.unregisterTrigger(binding('a'))]);
+    await Promise.all([
+      groups.registerTrigger(binding('c')),
+      groups.registerTrigger(binding('b')),
+      groups.registerTrigger(binding('a')),
+      groups.unregisterTrigger(binding('a')),
+    ]);
     expect(provider.held).toEqual(['b']);
     expect(groups.membersOf('c')).toEqual(['b', 'c']);
   });
@@ -103,10 +128,22 @@ describe('BindingGroups', () => {
 describe('bindingCall', () => {
   test('calls the function id, except a fan-out binding, which calls the member that made it', () => {
     const registry = new Registry();
-    for (const workerId of ['w1', 'w2']) registry.apply({ op: 'function.put', fn: { id: 'jobs::tick', workerId, nodeId: 'n1' } });
-    expect(bindingCall(registry, binding('a', { ownerWorkerId: 'w2' }), 1, { m: 1 })).toEqual({ functionId: 'jobs::tick', data: 1, metadata: { m: 1 } });
+    for (const workerId of ['w1', 'w2'])
+      registry.apply({ op: 'function.put', fn: { id: 'jobs::tick', workerId, nodeId: 'n1' } });
+    expect(bindingCall(registry, binding('a', { ownerWorkerId: 'w2' }), 1, { m: 1 })).toEqual({
+      functionId: 'jobs::tick',
+      data: 1,
+      metadata: { m: 1 },
+    });
     const pinned = bindingCall(registry, binding('a', { ownerWorkerId: 'w2', config: { fan_out: true } }), 1);
-    expect(pinned).toEqual({ functionId: 'jobs::tick', data: 1, pinned: { id: 'jobs::tick', workerId: 'w2', nodeId: 'n1' } });
-    expect(bindingCall(registry, binding('a', { ownerWorkerId: 'gone', config: { fan_out: true } }), 1)).toEqual({ functionId: 'jobs::tick', data: 1 });
+    expect(pinned).toEqual({
+      functionId: 'jobs::tick',
+      data: 1,
+      pinned: { id: 'jobs::tick', workerId: 'w2', nodeId: 'n1' },
+    });
+    expect(bindingCall(registry, binding('a', { ownerWorkerId: 'gone', config: { fan_out: true } }), 1)).toEqual({
+      functionId: 'jobs::tick',
+      data: 1,
+    });
   });
 });

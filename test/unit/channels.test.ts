@@ -3,7 +3,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import { ChannelClose, ChannelManager, type ChannelCloseKind, type ChannelOptions, type LocalReaderHandlers } from '../../src/transport/channels';
+import {
+  ChannelClose,
+  ChannelManager,
+  type ChannelCloseKind,
+  type ChannelOptions,
+  type LocalReaderHandlers,
+} from '../../src/transport/channels';
 import { EngineError } from '../../src/protocol/errors';
 import type { ChannelRef } from '../../src/protocol/messages';
 
@@ -272,7 +278,9 @@ describe('ChannelManager', () => {
     const req = { url: '/?token=x' } as http.IncomingMessage;
     const socket = { destroy: () => undefined } as unknown as Duplex;
     expect(manager.handleUpgrade(req, socket, Buffer.alloc(0))).toBe(false);
-    expect(manager.handleUpgrade({ url: '/ws/channels/' } as http.IncomingMessage, socket, Buffer.alloc(0))).toBe(false);
+    expect(manager.handleUpgrade({ url: '/ws/channels/' } as http.IncomingMessage, socket, Buffer.alloc(0))).toBe(
+      false,
+    );
     expect(manager.handleUpgrade({ url: '/otel' } as http.IncomingMessage, socket, Buffer.alloc(0))).toBe(false);
   });
 
@@ -621,7 +629,8 @@ describe('ChannelManager: maxOpen and maxBufferBytes', () => {
     expect(error).toBeInstanceOf(EngineError);
     expect(error).toMatchObject({
       code: 'limit_exceeded',
-      message: 'This node holds 2 open data channels (engine.channels.max_open = 2): no new channel until some complete, are released or expire; retry later',
+      message:
+        'This node holds 2 open data channels (engine.channels.max_open = 2): no new channel until some complete, are released or expire; retry later',
     });
     expect(refused).toEqual(['engine.channels.max_open']);
     expect(h.manager.size).toBe(2);

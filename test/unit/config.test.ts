@@ -6,7 +6,11 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/loa
 import { NOT_IMPLEMENTED_KEYS } from '../../src/config/unimplemented';
 import { ENGINE_VERSION } from '../../src/config/version';
 import { resolveModuleConfig, workerSpec } from '../../src/config/workers';
-import { MAX_CLIENT_FRAME_BYTES, MAX_CLIENT_SEND_BUFFER_BYTES, MAX_SUBSCRIPTIONS_PER_CLIENT } from '../../src/config/stream-limits';
+import {
+  MAX_CLIENT_FRAME_BYTES,
+  MAX_CLIENT_SEND_BUFFER_BYTES,
+  MAX_SUBSCRIPTIONS_PER_CLIENT,
+} from '../../src/config/stream-limits';
 
 const repoRoot = path.resolve(__dirname, '../..');
 let dir: string;
@@ -53,7 +57,17 @@ describe('built-in defaults (no file)', () => {
   const { config, warnings } = loadConfig({ env: {} });
 
   it('turns every built-in module on with an empty config', () => {
-    for (const id of ['http', 'stream', 'state', 'pubsub', 'queue', 'cron', 'observability', 'configuration', 'telemetry']) {
+    for (const id of [
+      'http',
+      'stream',
+      'state',
+      'pubsub',
+      'queue',
+      'cron',
+      'observability',
+      'configuration',
+      'telemetry',
+    ]) {
       expect(config.modules[id]).toEqual({ enabled: true, config: {} });
     }
     expect(config.modules['exec'].enabled).toBe(false);
@@ -62,7 +76,13 @@ describe('built-in defaults (no file)', () => {
 
   it('has one worker listener on 0.0.0.0:49134 and the default limits', () => {
     expect(config.listeners).toEqual([
-      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000, protectedMode: true },
+      {
+        instanceId: 'iii-worker-manager',
+        host: '0.0.0.0',
+        port: 49134,
+        handshakeTimeoutMs: 10000,
+        protectedMode: true,
+      },
     ]);
     expect(config.limits).toEqual({
       maxMessageBytes: 16 * 1024 * 1024,
@@ -87,7 +107,13 @@ describe('built-in defaults (no file)', () => {
     expect(config.invocationTimeoutMs).toBe(30000);
     expect(config.drainGraceMs).toBe(25000);
     expect(config.metrics).toEqual({ host: '0.0.0.0', port: 9464 });
-    expect(config.channels).toEqual({ ttlMs: 300000, defaultBufferMessages: 64, maxBufferMessages: 1024, maxBufferBytes: 16 * 1024 * 1024, maxOpen: 100000 });
+    expect(config.channels).toEqual({
+      ttlMs: 300000,
+      defaultBufferMessages: 64,
+      maxBufferMessages: 1024,
+      maxBufferBytes: 16 * 1024 * 1024,
+      maxOpen: 100000,
+    });
     expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis' });
     expect(config.logLevel).toBe('info');
     expect(config.nodeId).toMatch(new RegExp(`^${os.hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[0-9a-f]{6}$`));
@@ -165,7 +191,11 @@ workers:
     expect(config.modules['state'].config).toEqual({
       adapter: { name: 'kv', config: { store_method: 'file_based', file_path: './data/state_store' } },
     });
-    expect(config.modules['cron']).toEqual({ enabled: true, entryName: 'iii-cron', config: { adapter: { name: 'kv' } } });
+    expect(config.modules['cron']).toEqual({
+      enabled: true,
+      entryName: 'iii-cron',
+      config: { adapter: { name: 'kv' } },
+    });
     expect(config.modules['stream'].config['port']).toBe(3112);
     expect(warnings).toEqual([]);
   });
@@ -183,7 +213,13 @@ workers:
   it('makes one listener per iii-worker-manager entry, numbering the repeats', () => {
     const { config } = load(iiiConfig);
     expect(config.listeners).toEqual([
-      { instanceId: 'iii-worker-manager', host: '0.0.0.0', port: 49134, handshakeTimeoutMs: 10000, protectedMode: true },
+      {
+        instanceId: 'iii-worker-manager',
+        host: '0.0.0.0',
+        port: 49134,
+        handshakeTimeoutMs: 10000,
+        protectedMode: true,
+      },
       {
         instanceId: 'iii-worker-manager#1',
         host: '127.0.0.1',
@@ -202,7 +238,9 @@ workers:
 
   it('adds the default listener when no iii-worker-manager is listed', () => {
     const { config } = load('workers:\n  - name: iii-http\n');
-    expect(config.listeners.map((l) => [l.instanceId, l.host, l.port])).toEqual([['iii-worker-manager', '0.0.0.0', 49134]]);
+    expect(config.listeners.map((l) => [l.instanceId, l.host, l.port])).toEqual([
+      ['iii-worker-manager', '0.0.0.0', 49134],
+    ]);
   });
 
   it('reads the limits from the first listener and warns about them on the others', () => {
@@ -213,7 +251,11 @@ workers:
   - name: iii-worker-manager
     config: {port: 49135, max_message_bytes: 4096}
 `);
-    expect(config.limits).toMatchObject({ maxMessageBytes: 1048576, maxPendingCallsPerWorker: 50, maxSendQueueBytes: 2097152 });
+    expect(config.limits).toMatchObject({
+      maxMessageBytes: 1048576,
+      maxPendingCallsPerWorker: 50,
+      maxSendQueueBytes: 2097152,
+    });
     expect(warnings).toEqual([
       'iii-worker-manager#1: key "max_message_bytes" is ignored; limits are read from the first iii-worker-manager entry',
     ]);
@@ -227,16 +269,26 @@ workers:
   - name: iii-worker-manager
     config: {port: 49135, max_connections_per_address: 3}
 `);
-    expect(config.limits).toMatchObject({ maxPayloadBytes: 65536, maxPendingCallsPerNode: 500, maxConnectionsPerAddress: 0 });
+    expect(config.limits).toMatchObject({
+      maxPayloadBytes: 65536,
+      maxPendingCallsPerNode: 500,
+      maxConnectionsPerAddress: 0,
+    });
     expect(warnings).toEqual([
       'iii-worker-manager#1: key "max_connections_per_address" is ignored; limits are read from the first iii-worker-manager entry',
     ]);
   });
 
   it('refuses a max_pending_calls_per_node of 0 and a negative max_connections_per_address', () => {
-    expect(loadError('workers:\n  - name: iii-worker-manager\n    config: {max_pending_calls_per_node: 0}\n').message).toMatch(/max_pending_calls_per_node/);
-    expect(loadError('workers:\n  - name: iii-http\n    config: {max_connections_per_address: -1}\n').message).toMatch(/max_connections_per_address/);
-    expect(loadError('workers:\n  - name: iii-http\n    config: {max_header_count: 0}\n').message).toMatch(/max_header_count/);
+    expect(
+      loadError('workers:\n  - name: iii-worker-manager\n    config: {max_pending_calls_per_node: 0}\n').message,
+    ).toMatch(/max_pending_calls_per_node/);
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_connections_per_address: -1}\n').message).toMatch(
+      /max_connections_per_address/,
+    );
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_header_count: 0}\n').message).toMatch(
+      /max_header_count/,
+    );
   });
 
   it('iii-stream: max_frame_bytes, max_subscriptions_per_connection and max_send_buffer_bytes default to the stream/limits.ts constants and are read as written', () => {
@@ -245,31 +297,47 @@ workers:
       max_subscriptions_per_connection: MAX_SUBSCRIPTIONS_PER_CLIENT,
       max_send_buffer_bytes: MAX_CLIENT_SEND_BUFFER_BYTES,
     });
-    const { config, warnings } = load('workers:\n  - name: iii-stream\n    config: {max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024}\n');
+    const { config, warnings } = load(
+      'workers:\n  - name: iii-stream\n    config: {max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024}\n',
+    );
     expect(warnings).toEqual([]);
-    expect(resolveModuleConfig('stream', config.modules['stream'].config)).toMatchObject({ max_frame_bytes: 1024, max_subscriptions_per_connection: 1, max_send_buffer_bytes: 1024 });
+    expect(resolveModuleConfig('stream', config.modules['stream'].config)).toMatchObject({
+      max_frame_bytes: 1024,
+      max_subscriptions_per_connection: 1,
+      max_send_buffer_bytes: 1024,
+    });
   });
 
   it('iii-stream: refuses a max_frame_bytes or max_send_buffer_bytes below 1024 and a max_subscriptions_per_connection below 1', () => {
-    const stream = (key: string, value: number) => loadError(`workers:\n  - name: iii-stream\n    config: {${key}: ${value}}\n`).message;
-    expect(stream('max_frame_bytes', 1023)).toContain('workers[0] (iii-stream).config.max_frame_bytes: expected an integer >= 1024 (bytes), got 1023');
-    expect(stream('max_send_buffer_bytes', 0)).toContain('workers[0] (iii-stream).config.max_send_buffer_bytes: expected an integer >= 1024 (bytes), got 0');
-    expect(stream('max_subscriptions_per_connection', 0)).toContain('workers[0] (iii-stream).config.max_subscriptions_per_connection: expected an integer >= 1, got 0');
+    const stream = (key: string, value: number) =>
+      loadError(`workers:\n  - name: iii-stream\n    config: {${key}: ${value}}\n`).message;
+    expect(stream('max_frame_bytes', 1023)).toContain(
+      'workers[0] (iii-stream).config.max_frame_bytes: expected an integer >= 1024 (bytes), got 1023',
+    );
+    expect(stream('max_send_buffer_bytes', 0)).toContain(
+      'workers[0] (iii-stream).config.max_send_buffer_bytes: expected an integer >= 1024 (bytes), got 0',
+    );
+    expect(stream('max_subscriptions_per_connection', 0)).toContain(
+      'workers[0] (iii-stream).config.max_subscriptions_per_connection: expected an integer >= 1, got 0',
+    );
   });
 
   it('merges the legacy modules: list after workers', () => {
-    const { config } = load('workers:\n  - name: iii-http\nmodules:\n  - name: iii-worker-manager\n    config: {port: 40000}\n');
+    const { config } = load(
+      'workers:\n  - name: iii-http\nmodules:\n  - name: iii-worker-manager\n    config: {port: 40000}\n',
+    );
     expect(config.modules['http'].enabled).toBe(true);
     expect(config.listeners[0].port).toBe(40000);
   });
 
   it('treats an empty worker list as "mandatory workers only"', () => {
     const { config } = load('workers: []\n');
-    expect(Object.entries(config.modules).filter(([, m]) => m.enabled).map(([id]) => id).sort()).toEqual([
-      'configuration',
-      'observability',
-      'telemetry',
-    ]);
+    expect(
+      Object.entries(config.modules)
+        .filter(([, m]) => m.enabled)
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(['configuration', 'observability', 'telemetry']);
   });
 
   it('fills iii-http-functions security defaults and reads an empty allowlist as ["*"]', () => {
@@ -302,7 +370,9 @@ workers:
   });
 
   it('refuses both names of a pair, listing each pair', () => {
-    const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: http\n  - name: cron\n  - name: iii-cron\n');
+    const { message, file } = loadError(
+      'workers:\n  - name: iii-http\n  - name: http\n  - name: cron\n  - name: iii-cron\n',
+    );
     expect(message).toContain(file);
     expect(message).toContain('Duplicate worker configurations: "iii-http" and "http"; "iii-cron" and "cron"');
   });
@@ -322,7 +392,9 @@ workers:
 
   it('refuses an unknown iii- name as a misspelt built-in, naming it', () => {
     const { message, file } = loadError('workers:\n  - name: iii-http\n  - name: iii-orders-worker\n');
-    expect(message).toContain(`${file}: workers[1]: unknown worker "iii-orders-worker" (iii- names are iii's own workers; the built-ins are iii-worker-manager,`);
+    expect(message).toContain(
+      `${file}: workers[1]: unknown worker "iii-orders-worker" (iii- names are iii's own workers; the built-ins are iii-worker-manager,`,
+    );
   });
 
   it('refuses an image on a built-in worker', () => {
@@ -346,11 +418,14 @@ describe('${VAR} expansion', () => {
 
   it('fails on an unset variable without default, naming the variable and the file', () => {
     const { message, file } = loadError('workers:\n  - name: iii-http\n    config:\n      port: ${HTTP_PORT}\n');
-    expect(message).toBe(`${file}: environment variable 'HTTP_PORT' is not set and has no default (at workers[0].config.port)`);
+    expect(message).toBe(
+      `${file}: environment variable 'HTTP_PORT' is not set and has no default (at workers[0].config.port)`,
+    );
   });
 
   it('re-types an unquoted value that is exactly one placeholder', () => {
-    const yaml = 'workers:\n  - name: iii-http\n    config:\n      port: ${PORT:3111}\n  - name: iii-state\n    config:\n      triggers_enabled: ${TRIGGERS:true}\n';
+    const yaml =
+      'workers:\n  - name: iii-http\n    config:\n      port: ${PORT:3111}\n  - name: iii-state\n    config:\n      triggers_enabled: ${TRIGGERS:true}\n';
     const defaults = load(yaml).config;
     expect(defaults.modules['http'].config['port']).toBe(3111);
     expect(defaults.modules['state'].config['triggers_enabled']).toBe(true);
@@ -374,7 +449,9 @@ workers:
   it('keeps ":" and "#" in expanded values intact', () => {
     const { config } = load('cluster:\n  redis_url: ${REDIS:redis://cache:6379/0}\n', {});
     expect(config.cluster.redisUrl).toBe('redis://cache:6379/0');
-    const withHash = load('workers:\n  - name: iii-observability\n    config:\n      service_name: ${NAME}\n', { NAME: 'a # b: c' });
+    const withHash = load('workers:\n  - name: iii-observability\n    config:\n      service_name: ${NAME}\n', {
+      NAME: 'a # b: c',
+    });
     expect(withHash.config.modules['observability'].config['service_name']).toBe('a # b: c');
   });
 
@@ -389,12 +466,16 @@ workers:
 
 describe('validation errors', () => {
   it('checks queue adapter limits when the file is loaded, not when the module starts', () => {
-    const { message } = loadError('workers:\n  - name: iii-queue\n    config:\n      adapter:\n        name: builtin\n        config:\n          max_depth: 0\n');
+    const { message } = loadError(
+      'workers:\n  - name: iii-queue\n    config:\n      adapter:\n        name: builtin\n        config:\n          max_depth: 0\n',
+    );
     expect(message).toMatch(/adapter\.config\.max_depth/);
   });
 
   it('names the file, the key path and the known keys for an unknown key', () => {
-    const { message, file } = loadError('workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n');
+    const { message, file } = loadError(
+      'workers:\n  - name: iii-state\n  - name: iii-http\n    config:\n      prot: 3111\n',
+    );
     expect(message).toBe(
       `${file}: workers[1] (iii-http).config.prot: unknown key ` +
         '(expected one of: port, host, default_timeout, concurrency_request_limit, max_queued_requests, body_limit_bytes, max_header_count, max_connections_per_address, cors, middleware, tls)',
@@ -410,8 +491,12 @@ describe('validation errors', () => {
   });
 
   it('names an unknown key inside a nested section', () => {
-    const { message } = loadError('workers:\n  - name: iii-worker-manager\n    config:\n      rbac:\n        expose: []\n');
-    expect(message).toContain('workers[0] (iii-worker-manager).config.rbac.expose: unknown key (expected one of: auth_function_id,');
+    const { message } = loadError(
+      'workers:\n  - name: iii-worker-manager\n    config:\n      rbac:\n        expose: []\n',
+    );
+    expect(message).toContain(
+      'workers[0] (iii-worker-manager).config.rbac.expose: unknown key (expected one of: auth_function_id,',
+    );
   });
 
   it('says what a port must be when it is not a number', () => {
@@ -439,7 +524,9 @@ describe('validation errors', () => {
   });
 
   it('converts a quoted decimal port', () => {
-    expect(load('workers:\n  - name: iii-http\n    config:\n      port: "8080"\n').config.modules['http'].config['port']).toBe(8080);
+    expect(
+      load('workers:\n  - name: iii-http\n    config:\n      port: "8080"\n').config.modules['http'].config['port'],
+    ).toBe(8080);
   });
 
   it('names the item and field of a bad free-form list entry', () => {
@@ -479,10 +566,19 @@ describe('validation errors', () => {
   it('reads the channel, HTTP waiting-line and topic bounds, and refuses values below their minimum', () => {
     const { config } = load('engine:\n  channels: {max_open: 10, max_buffer_bytes: 65536}\n');
     expect(config.channels).toMatchObject({ maxOpen: 10, maxBufferBytes: 65536 });
-    expect(loadError('engine:\n  channels: {max_open: 0}\n').message).toContain('engine.channels.max_open: expected an integer >= 1, got 0');
-    expect(loadError('engine:\n  channels: {max_buffer_bytes: 100}\n').message).toContain('engine.channels.max_buffer_bytes: expected an integer >= 1024 (bytes), got 100');
-    expect(loadError('workers:\n  - name: iii-http\n    config: {max_queued_requests: -1}\n').message).toMatch(/max_queued_requests: expected an integer >= 0/);
-    expect(loadError('workers:\n  - name: iii-queue\n    config:\n      adapter: {name: builtin, config: {max_topics: 0}}\n').message).toMatch(/adapter\.config\.max_topics/);
+    expect(loadError('engine:\n  channels: {max_open: 0}\n').message).toContain(
+      'engine.channels.max_open: expected an integer >= 1, got 0',
+    );
+    expect(loadError('engine:\n  channels: {max_buffer_bytes: 100}\n').message).toContain(
+      'engine.channels.max_buffer_bytes: expected an integer >= 1024 (bytes), got 100',
+    );
+    expect(loadError('workers:\n  - name: iii-http\n    config: {max_queued_requests: -1}\n').message).toMatch(
+      /max_queued_requests: expected an integer >= 0/,
+    );
+    expect(
+      loadError('workers:\n  - name: iii-queue\n    config:\n      adapter: {name: builtin, config: {max_topics: 0}}\n')
+        .message,
+    ).toMatch(/adapter\.config\.max_topics/);
   });
 
   it('refuses an unknown top-level key', () => {
@@ -493,7 +589,9 @@ describe('validation errors', () => {
   });
 
   it('refuses a bare `workers:`', () => {
-    expect(loadError('workers:\n').message).toContain('workers: expected a list (write `workers: []` for an empty one), got null');
+    expect(loadError('workers:\n').message).toContain(
+      'workers: expected a list (write `workers: []` for an empty one), got null',
+    );
   });
 
   it('reports a missing file', () => {
@@ -503,7 +601,9 @@ describe('validation errors', () => {
 
   it('reports invalid YAML with the file and the line', () => {
     const { message, file } = loadError('workers:\n  - name: iii-http\n    config: {port: 1\n  - name: x\n');
-    expect(message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+: `));
+    expect(message).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: invalid YAML at line \\d+, column \\d+: `),
+    );
   });
 });
 
@@ -591,7 +691,9 @@ engine:
     expect(configError(() => loadConfig({ env: { III_WS_PORT: 'abc' } })).message).toBe(
       'environment variable III_WS_PORT: expected a port number 0-65535, got "abc"',
     );
-    expect(configError(() => loadConfig({ env: { LOG_LEVEL: 'loud' } })).message).toContain('environment variable LOG_LEVEL');
+    expect(configError(() => loadConfig({ env: { LOG_LEVEL: 'loud' } })).message).toContain(
+      'environment variable LOG_LEVEL',
+    );
     expect(configError(() => loadConfig({ env: { III_REDIS_URL: 'localhost:6379' } })).message).toContain(
       'environment variable III_REDIS_URL: expected a redis:// or rediss:// URL',
     );
@@ -624,15 +726,27 @@ workers:
   });
 
   it('does not warn for iii-exec, which is implemented', () => {
-    const { config, warnings } = load('workers:\n  - name: iii-exec\n    config:\n      exec: [npm run build, npm start]\n      watch: ["src/**/*.ts"]\n');
+    const { config, warnings } = load(
+      'workers:\n  - name: iii-exec\n    config:\n      exec: [npm run build, npm start]\n      watch: ["src/**/*.ts"]\n',
+    );
     expect(warnings).toEqual([]);
-    expect(config.modules['exec']).toEqual({ enabled: true, entryName: 'iii-exec', config: { exec: ['npm run build', 'npm start'], watch: ['src/**/*.ts'] } });
+    expect(config.modules['exec']).toEqual({
+      enabled: true,
+      entryName: 'iii-exec',
+      config: { exec: ['npm run build', 'npm start'], watch: ['src/**/*.ts'] },
+    });
   });
 
   it('refuses an iii-exec block without commands, naming the key', () => {
-    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: []\n').message).toMatch(/\(iii-exec\)\.config\.exec: expected at least one shell command, got an empty list/);
-    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      watch: [src]\n').message).toMatch(/\(iii-exec\)\.config\.exec: missing; expected a non-empty list of shell commands/);
-    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: npm start\n').message).toMatch(/config\.exec: expected a list of shell commands, got "npm start"/);
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: []\n').message).toMatch(
+      /\(iii-exec\)\.config\.exec: expected at least one shell command, got an empty list/,
+    );
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      watch: [src]\n').message).toMatch(
+      /\(iii-exec\)\.config\.exec: missing; expected a non-empty list of shell commands/,
+    );
+    expect(loadError('workers:\n  - name: iii-exec\n    config:\n      exec: npm start\n').message).toMatch(
+      /config\.exec: expected a list of shell commands, got "npm start"/,
+    );
   });
 
   it('warns for the observability options still not acted on, and not for sampling rules, alerts or OTLP logs and metrics', () => {
@@ -660,7 +774,11 @@ workers:
 
   it('does not warn for the implemented adapters', () => {
     expect(load('workers:\n  - name: iii-stream\n    config:\n      adapter: {name: redis}\n').warnings).toEqual([]);
-    expect(load('workers:\n  - name: iii-stream\n    config:\n      adapter: {name: bridge, config: {bridge_url: "ws://other:49134", timeout_ms: 5000}}\n').warnings).toEqual([]);
+    expect(
+      load(
+        'workers:\n  - name: iii-stream\n    config:\n      adapter: {name: bridge, config: {bridge_url: "ws://other:49134", timeout_ms: 5000}}\n',
+      ).warnings,
+    ).toEqual([]);
   });
 
   it('lists only keys the module schemas accept', () => {
@@ -707,7 +825,10 @@ describe('the shipped config files', () => {
       // No URL of its own: the module uses the cluster's Redis (URL or sentinels).
       expect(config.modules[id]!.config['adapter']).toEqual({ name: 'redis' });
     }
-    const moved = loadConfig({ path: path.join(repoRoot, 'config/cluster.yaml'), env: { III_REDIS_URL: 'redis://r:6380' } });
+    const moved = loadConfig({
+      path: path.join(repoRoot, 'config/cluster.yaml'),
+      env: { III_REDIS_URL: 'redis://r:6380' },
+    });
     expect(moved.config.cluster.redisUrl).toBe('redis://r:6380');
     const adapter = moved.config.modules['state']!.config['adapter'] as { config?: Record<string, unknown> };
     expect(redisTarget('iii-state', adapter.config, moved.config.cluster)).toMatchObject({ url: 'redis://r:6380' });

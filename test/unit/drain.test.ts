@@ -60,14 +60,20 @@ function node(inCluster = true) {
     remote: async (nodeId, message) => void remote.push([nodeId, message]),
   });
   const metrics = new EngineMetrics(() => router.pending.size, { node: NODE });
-  const cluster = (inCluster ? { send: async (to: string, message: unknown) => void sent.push([to, message]) } : undefined) as ClusterNode | undefined;
+  const cluster = (
+    inCluster ? { send: async (to: string, message: unknown) => void sent.push([to, message]) } : undefined
+  ) as ClusterNode | undefined;
   drain = new Drain({ nodeId: NODE, registry, router, cluster, metrics, logger: silentLogger, sessions });
   const add = (s: ReturnType<typeof session>, nodeId = NODE) => {
-    registry.apply({ op: 'worker.put', worker: { id: s.id, nodeId, kind: 'worker', runtime: 'node', connectedAtMs: Date.now() } });
+    registry.apply({
+      op: 'worker.put',
+      worker: { id: s.id, nodeId, kind: 'worker', runtime: 'node', connectedAtMs: Date.now() },
+    });
     registry.apply({ op: 'function.put', fn: { id: 'work', workerId: s.id, nodeId } });
     if (nodeId === NODE) sessions.set(s.id, s as unknown as WorkerSession);
   };
-  const failed = async (reason: string) => (await metrics.drainFailedCalls.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const failed = async (reason: string) =>
+    (await metrics.drainFailedCalls.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   return { registry, router, sessions, remote, sent, drain, add, failed };
 }
 
@@ -125,13 +131,18 @@ test('a parked call whose function is served nowhere else fails with invocation_
   expect(n.registry.pool('work')).toEqual([]);
 });
 
-test('a call that crossed the close frame is handed to the worker\'s next node only with the right reattach token', async () => {
+test("a call that crossed the close frame is handed to the worker's next node only with the right reattach token", async () => {
   const n = node();
   const w = session('w1');
   n.add(w);
   const run = n.drain.run(performance.now() + 3000, 3000);
   await waitUntil(() => w.connection.closing);
-  const late: InvokeFunction = { type: 'invokefunction', invocation_id: '6f1c2a1e-4b7d-4c3e-9a55-0d2f3b4c5d6e', function_id: 'other::fn', data: { x: 1 } };
+  const late: InvokeFunction = {
+    type: 'invokefunction',
+    invocation_id: '6f1c2a1e-4b7d-4c3e-9a55-0d2f3b4c5d6e',
+    function_id: 'other::fn',
+    data: { x: 1 },
+  };
   n.drain.lateFrame(w as unknown as WorkerSession, Buffer.from(encode(late)), false);
 
   n.drain.handOverOrphans('w1', 'not-the-token', OTHER, 'w1-again');
@@ -148,11 +159,16 @@ test('a call that crossed the close frame is handed to the worker\'s next node o
   expect(await n.failed('unclaimed')).toBe(0);
 });
 
-test('calls handed over by another node are made as the new connection\'s own', () => {
+test("calls handed over by another node are made as the new connection's own", () => {
   const n = node();
   const w = session('w9');
   n.add(w);
-  const call: InvokeFunction = { type: 'invokefunction', invocation_id: '7a2d3b4c-5e6f-4a1b-8c9d-0e1f2a3b4c5d', function_id: 'f', data: null };
+  const call: InvokeFunction = {
+    type: 'invokefunction',
+    invocation_id: '7a2d3b4c-5e6f-4a1b-8c9d-0e1f2a3b4c5d',
+    function_id: 'f',
+    data: null,
+  };
   n.drain.takeOverCalls('w9', [call]);
   n.drain.takeOverCalls('gone', [call]);
   expect(w.accepted).toEqual([call]);

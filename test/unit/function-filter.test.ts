@@ -1,4 +1,9 @@
-import { anyFilterMatches, filterMatches, matchPattern, wildcardMatches } from '../../src/engine/access/function-filter';
+import {
+  anyFilterMatches,
+  filterMatches,
+  matchPattern,
+  wildcardMatches,
+} from '../../src/engine/access/function-filter';
 
 describe('match("pattern") strings', () => {
   it('reads the pattern in double or single quotes', () => {
@@ -8,7 +13,8 @@ describe('match("pattern") strings', () => {
   });
 
   it('is undefined for any other string', () => {
-    for (const text of ['api::*', 'match(api::*)', 'match("x\')', 'matches("x")', 'match("x")y']) expect(matchPattern(text)).toBeUndefined();
+    for (const text of ['api::*', 'match(api::*)', 'match("x\')', 'matches("x")', 'match("x")y'])
+      expect(matchPattern(text)).toBeUndefined();
   });
 });
 
@@ -85,7 +91,9 @@ describe('iii v0.23 {match, namespace} filters (namespaces not implemented: ever
 
   it('match nothing when they name another namespace (the allow-list fails closed)', () => {
     expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'api::users' })).toBe(false);
-    expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'api::users', metadata: { match: '*' } })).toBe(false);
+    expect(filterMatches({ match: '*', namespace: 'internal' }, { id: 'api::users', metadata: { match: '*' } })).toBe(
+      false,
+    );
   });
 
   it('compare against the target namespace when one is given', () => {

@@ -146,7 +146,9 @@ describe('invokeHttpFunction', () => {
     expect(JSON.parse(req.body.toString('utf8'))).toEqual({ order: 42, item: 'book' });
     expect(req.headers['content-type']).toBe('application/json');
     expect(req.headers['x-iii-function-path']).toBe('external::hook');
-    expect(req.headers['x-iii-invocation-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(req.headers['x-iii-invocation-id']).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
     const ts = Number(req.headers['x-iii-timestamp']);
     expect(ts).toBeGreaterThanOrEqual(before);
     expect(ts).toBeLessThanOrEqual(after);
@@ -188,7 +190,12 @@ describe('invokeHttpFunction', () => {
 
   test('bearer auth sends Authorization: Bearer <env value>', async () => {
     const env = { LAMBDA_TOKEN: 'tok-123' };
-    await invokeHttpFunction('f', invocation({ auth: { type: 'bearer', token_key: 'LAMBDA_TOKEN' } }), {}, options({ env }));
+    await invokeHttpFunction(
+      'f',
+      invocation({ auth: { type: 'bearer', token_key: 'LAMBDA_TOKEN' } }),
+      {},
+      options({ env }),
+    );
     expect(server.received[0].headers['authorization']).toBe('Bearer tok-123');
   });
 
@@ -201,10 +208,17 @@ describe('invokeHttpFunction', () => {
 
   test('hmac auth signs "<timestamp>:<base64(body)>" with HMAC-SHA256 of the env secret', async () => {
     const env = { HOOK_SECRET: 's3cr3t' };
-    await invokeHttpFunction('f', invocation({ auth: { type: 'hmac', secret_key: 'HOOK_SECRET' } }), { a: [1, 2] }, options({ env }));
+    await invokeHttpFunction(
+      'f',
+      invocation({ auth: { type: 'hmac', secret_key: 'HOOK_SECRET' } }),
+      { a: [1, 2] },
+      options({ env }),
+    );
     const [req] = server.received;
     const timestamp = req.headers['x-iii-timestamp'] as string;
-    const expected = createHmac('sha256', 's3cr3t').update(`${timestamp}:${req.body.toString('base64')}`).digest('hex');
+    const expected = createHmac('sha256', 's3cr3t')
+      .update(`${timestamp}:${req.body.toString('base64')}`)
+      .digest('hex');
     expect(req.headers['x-iii-signature']).toBe(`sha256=${expected}`);
   });
 
@@ -227,7 +241,9 @@ describe('invokeHttpFunction', () => {
 
   test('2xx with a JSON body → that JSON is the result', async () => {
     server.respond((_req, res) => json(res, 200, { ok: true, items: [1, 2] }));
-    await expect(invokeHttpFunction('f', invocation(), {}, options())).resolves.toEqual({ result: { ok: true, items: [1, 2] } });
+    await expect(invokeHttpFunction('f', invocation(), {}, options())).resolves.toEqual({
+      result: { ok: true, items: [1, 2] },
+    });
   });
 
   test('2xx with JSON null → result null', async () => {
@@ -359,7 +375,12 @@ describe('invokeHttpFunction', () => {
   test('a response of exactly maxResponseBytes is accepted', async () => {
     const text = JSON.stringify({ s: 'y'.repeat(100) });
     server.respond((_req, res) => res.end(text));
-    const outcome = await invokeHttpFunction('f', invocation(), {}, options({ maxResponseBytes: Buffer.byteLength(text) }));
+    const outcome = await invokeHttpFunction(
+      'f',
+      invocation(),
+      {},
+      options({ maxResponseBytes: Buffer.byteLength(text) }),
+    );
     expect(outcome).toEqual({ result: { s: 'y'.repeat(100) } });
   });
 
@@ -403,7 +424,9 @@ describe('validateRegistration', () => {
   const open: HttpFunctionsSecurity = { url_allowlist: [], block_private_ips: true, require_https: false };
 
   test('accepts a public https URL under the default security', () => {
-    expect(validateRegistration({ url: 'https://fn.example.com/run', method: 'POST' }, opts(defaultSecurity))).toBeUndefined();
+    expect(
+      validateRegistration({ url: 'https://fn.example.com/run', method: 'POST' }, opts(defaultSecurity)),
+    ).toBeUndefined();
   });
 
   test('an unparseable URL → Invalid URL', () => {
@@ -479,25 +502,35 @@ describe('validateRegistration', () => {
     expect(err?.message).toContain(`targets ${ip}`);
   });
 
-  test.each(['http://8.8.8.8/x', 'http://134744072/x', 'http://[2606:4700::1111]/x', 'http://[::ffff:8.8.8.8]/x', 'http://[64:ff9b::808:808]/x'])(
-    'a public literal IP passes: %s',
+  test.each([
+    'http://8.8.8.8/x',
+    'http://134744072/x',
+    'http://[2606:4700::1111]/x',
+    'http://[::ffff:8.8.8.8]/x',
+    'http://[64:ff9b::808:808]/x',
+  ])('a public literal IP passes: %s', (url) => {
+    expect(
+      validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false })),
+    ).toBeUndefined();
+  });
+
+  test.each(['http://4294967296/x', 'http://[fe80::1%25eth0]/x', 'http://[::1/x'])(
+    'an address the URL parser rejects → Invalid URL: %s',
     (url) => {
-      expect(validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }))).toBeUndefined();
+      const err = validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }));
+      expect(err?.code).toBe('url_validation_failed');
+      expect(err?.message).toMatch(/^Invalid URL: /);
     },
   );
-
-  test.each(['http://4294967296/x', 'http://[fe80::1%25eth0]/x', 'http://[::1/x'])('an address the URL parser rejects → Invalid URL: %s', (url) => {
-    const err = validateRegistration({ url, method: 'POST' }, opts({ ...defaultSecurity, require_https: false }));
-    expect(err?.code).toBe('url_validation_failed');
-    expect(err?.message).toMatch(/^Invalid URL: /);
-  });
 
   test('a private literal IP is accepted when block_private_ips is off', () => {
     expect(validateRegistration({ url: 'http://127.0.0.1:9/x', method: 'POST' }, opts(localSecurity))).toBeUndefined();
   });
 
   test('host names are not resolved at registration', () => {
-    expect(validateRegistration({ url: 'https://no-such-host.invalid/x', method: 'POST' }, opts(defaultSecurity))).toBeUndefined();
+    expect(
+      validateRegistration({ url: 'https://no-such-host.invalid/x', method: 'POST' }, opts(defaultSecurity)),
+    ).toBeUndefined();
   });
 
   test.each([
@@ -505,7 +538,10 @@ describe('validateRegistration', () => {
     [{ type: 'hmac', secret_key: 'MISSING_SECRET' }, 'secret_not_found', 'MISSING_SECRET'],
     [{ type: 'api_key', header: 'x-api-key', value_key: 'MISSING_KEY' }, 'api_key_not_found', 'MISSING_KEY'],
   ] as const)('a missing env var for %o → auth_secret_not_found', (auth, logCode, envVar) => {
-    const err = validateRegistration({ url: 'https://fn.example.com/run', method: 'POST', auth }, opts(defaultSecurity));
+    const err = validateRegistration(
+      { url: 'https://fn.example.com/run', method: 'POST', auth },
+      opts(defaultSecurity),
+    );
     expect(err?.code).toBe(AUTH_SECRET_NOT_FOUND);
     expect(err?.message).toMatch(new RegExp(`^${logCode}: environment variable ${envVar}`));
   });
@@ -520,19 +556,25 @@ describe('validateRegistration', () => {
 });
 
 describe('auth secrets the engine keeps for itself', () => {
-  const opts = { security: { url_allowlist: [], block_private_ips: true, require_https: false }, env: { III_REDIS_URL: 'redis://:pw@redis:6379', III_WORKER_TOKEN: 't0k' } };
+  const opts = {
+    security: { url_allowlist: [], block_private_ips: true, require_https: false },
+    env: { III_REDIS_URL: 'redis://:pw@redis:6379', III_WORKER_TOKEN: 't0k' },
+  };
 
   test.each([
     [{ type: 'bearer', token_key: 'III_WORKER_TOKEN' }, 'III_WORKER_TOKEN'],
     [{ type: 'hmac', secret_key: 'III_REDIS_URL' }, 'III_REDIS_URL'],
     [{ type: 'api_key', header: 'x-key', value_key: 'iii_redis_password' }, 'iii_redis_password'],
-  ] as const)('an auth block naming an engine variable (%o) → auth_secret_reserved, even when it is set', (auth, envVar) => {
-    const err = validateRegistration({ url: 'https://fn.example.com/run', method: 'POST', auth }, opts);
-    expect(err?.code).toBe(AUTH_SECRET_RESERVED);
-    expect(err?.message).toContain(`environment variable ${envVar}`);
-    expect(err?.message).toContain('III_*');
-    expect(err?.message).not.toContain('pw');
-  });
+  ] as const)(
+    'an auth block naming an engine variable (%o) → auth_secret_reserved, even when it is set',
+    (auth, envVar) => {
+      const err = validateRegistration({ url: 'https://fn.example.com/run', method: 'POST', auth }, opts);
+      expect(err?.code).toBe(AUTH_SECRET_RESERVED);
+      expect(err?.message).toContain(`environment variable ${envVar}`);
+      expect(err?.message).toContain('III_*');
+      expect(err?.message).not.toContain('pw');
+    },
+  );
 });
 
 describe('host allowlist globs', () => {
@@ -565,32 +607,70 @@ describe('host allowlist globs', () => {
 
 describe('blocked addresses', () => {
   test.each([
-    ['0.0.0.0', 'unspecified'], ['0.1.2.3', '"this network" 0/8'],
-    ['10.1.2.3', 'RFC 1918 10/8'], ['172.16.0.1', 'RFC 1918 172.16/12'], ['172.31.255.255', 'RFC 1918 172.16/12 (last)'],
+    ['0.0.0.0', 'unspecified'],
+    ['0.1.2.3', '"this network" 0/8'],
+    ['10.1.2.3', 'RFC 1918 10/8'],
+    ['172.16.0.1', 'RFC 1918 172.16/12'],
+    ['172.31.255.255', 'RFC 1918 172.16/12 (last)'],
     ['192.168.1.1', 'RFC 1918 192.168/16'],
-    ['100.64.0.1', 'CGNAT 100.64/10'], ['100.127.255.255', 'CGNAT (last)'], ['100.100.100.200', 'Alibaba Cloud metadata (CGNAT)'],
-    ['127.0.0.1', 'loopback'], ['127.255.0.9', 'loopback 127/8'],
-    ['169.254.169.254', 'cloud metadata (link-local)'], ['169.254.0.1', 'link-local'],
+    ['100.64.0.1', 'CGNAT 100.64/10'],
+    ['100.127.255.255', 'CGNAT (last)'],
+    ['100.100.100.200', 'Alibaba Cloud metadata (CGNAT)'],
+    ['127.0.0.1', 'loopback'],
+    ['127.255.0.9', 'loopback 127/8'],
+    ['169.254.169.254', 'cloud metadata (link-local)'],
+    ['169.254.0.1', 'link-local'],
     ['192.0.0.170', 'IETF protocol assignments 192.0.0/24'],
-    ['192.0.2.1', 'TEST-NET-1'], ['198.51.100.7', 'TEST-NET-2'], ['203.0.113.9', 'TEST-NET-3'], ['198.18.0.1', 'benchmarking 198.18/15'],
-    ['224.0.0.1', 'multicast'], ['239.255.255.250', 'multicast (SSDP)'], ['240.0.0.1', 'reserved 240/4'], ['255.255.255.255', 'broadcast'],
-    ['::', 'IPv6 unspecified'], ['::1', 'IPv6 loopback'], ['::7f00:1', 'IPv4-compatible ::127.0.0.1'],
-    ['::ffff:127.0.0.1', 'IPv4-mapped loopback (dotted)'], ['::ffff:7f00:1', 'IPv4-mapped loopback (hex)'],
-    ['::ffff:10.0.0.1', 'IPv4-mapped RFC 1918'], ['::ffff:c0a8:101', 'IPv4-mapped 192.168.1.1'], ['::ffff:a9fe:a9fe', 'IPv4-mapped metadata'],
-    ['64:ff9b::7f00:1', 'NAT64 of 127.0.0.1'], ['64:ff9b::127.0.0.1', 'NAT64 of 127.0.0.1 (dotted)'], ['64:ff9b::a9fe:a9fe', 'NAT64 of metadata'],
-    ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'], ['64:ff9b:1::808:808', 'local-use NAT64 64:ff9b:1::/48'],
-    ['2002:7f00:1::', '6to4 of 127.0.0.1'], ['2002:a9fe:a9fe::1', '6to4 of metadata'],
-    ['100::1', 'discard-only 100::/64'], ['2001:db8::1', 'documentation'],
-    ['fc00::1', 'unique-local'], ['fdff::1', 'unique-local (fd)'], ['fd00::2', 'unique-local (this host)'],
-    ['fe80::1', 'link-local'], ['fe80::1%eth0', 'link-local with zone id'], ['fec0::1', 'site-local (deprecated)'],
+    ['192.0.2.1', 'TEST-NET-1'],
+    ['198.51.100.7', 'TEST-NET-2'],
+    ['203.0.113.9', 'TEST-NET-3'],
+    ['198.18.0.1', 'benchmarking 198.18/15'],
+    ['224.0.0.1', 'multicast'],
+    ['239.255.255.250', 'multicast (SSDP)'],
+    ['240.0.0.1', 'reserved 240/4'],
+    ['255.255.255.255', 'broadcast'],
+    ['::', 'IPv6 unspecified'],
+    ['::1', 'IPv6 loopback'],
+    ['::7f00:1', 'IPv4-compatible ::127.0.0.1'],
+    ['::ffff:127.0.0.1', 'IPv4-mapped loopback (dotted)'],
+    ['::ffff:7f00:1', 'IPv4-mapped loopback (hex)'],
+    ['::ffff:10.0.0.1', 'IPv4-mapped RFC 1918'],
+    ['::ffff:c0a8:101', 'IPv4-mapped 192.168.1.1'],
+    ['::ffff:a9fe:a9fe', 'IPv4-mapped metadata'],
+    ['64:ff9b::7f00:1', 'NAT64 of 127.0.0.1'],
+    ['64:ff9b::127.0.0.1', 'NAT64 of 127.0.0.1 (dotted)'],
+    ['64:ff9b::a9fe:a9fe', 'NAT64 of metadata'],
+    ['64:ff9b::a00:1', 'NAT64 of 10.0.0.1'],
+    ['64:ff9b:1::808:808', 'local-use NAT64 64:ff9b:1::/48'],
+    ['2002:7f00:1::', '6to4 of 127.0.0.1'],
+    ['2002:a9fe:a9fe::1', '6to4 of metadata'],
+    ['100::1', 'discard-only 100::/64'],
+    ['2001:db8::1', 'documentation'],
+    ['fc00::1', 'unique-local'],
+    ['fdff::1', 'unique-local (fd)'],
+    ['fd00::2', 'unique-local (this host)'],
+    ['fe80::1', 'link-local'],
+    ['fe80::1%eth0', 'link-local with zone id'],
+    ['fec0::1', 'site-local (deprecated)'],
     ['ff02::1', 'multicast'],
   ])('%s is blocked (%s)', (address) => {
     expect(isBlockedAddress(address)).toBe(true);
   });
 
   test.each([
-    '8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '100.63.255.255', '192.0.1.1', '198.20.0.1', '223.255.255.255',
-    '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', '2001:4860:4860::8888',
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '100.63.255.255',
+    '192.0.1.1',
+    '198.20.0.1',
+    '223.255.255.255',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+    '2001:4860:4860::8888',
   ])('%s is not blocked', (address) => {
     expect(isBlockedAddress(address)).toBe(false);
   });
@@ -628,10 +708,19 @@ describe('guardedLookupVia', () => {
   });
 
   test('refuses a name when any one of its addresses is blocked, even after allowed ones', async () => {
-    const twoFaced = guardedLookupVia((_host, _opts, cb) => cb(null, [{ address: '8.8.8.8', family: 4 }, { address: '::ffff:10.0.0.1', family: 6 }]));
-    const err = await new Promise<Error | null>((resolve) => twoFaced('mixed.example', { all: true }, (e) => resolve(e)));
+    const twoFaced = guardedLookupVia((_host, _opts, cb) =>
+      cb(null, [
+        { address: '8.8.8.8', family: 4 },
+        { address: '::ffff:10.0.0.1', family: 6 },
+      ]),
+    );
+    const err = await new Promise<Error | null>((resolve) =>
+      twoFaced('mixed.example', { all: true }, (e) => resolve(e)),
+    );
     expect(err).toBeInstanceOf(EngineError);
-    expect(err?.message).toBe('Private IP blocked: host mixed.example resolves to ::ffff:10.0.0.1 (security.block_private_ips is on)');
+    expect(err?.message).toBe(
+      'Private IP blocked: host mixed.example resolves to ::ffff:10.0.0.1 (security.block_private_ips is on)',
+    );
   });
 
   test('a name without addresses → DNS lookup failed', async () => {

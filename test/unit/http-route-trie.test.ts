@@ -5,16 +5,22 @@ import { RouteConflictError, RouteTrie } from '../../src/modules/http/route-trie
 
 function table(routes: Array<[string, string, string]>): RouteTrie<string> {
   const trie = new RouteTrie<string>();
-  for (const [method, pattern, value] of routes) trie.insert(method, parsePattern(pattern), value, () => `${method} ${pattern}`);
+  for (const [method, pattern, value] of routes)
+    trie.insert(method, parsePattern(pattern), value, () => `${method} ${pattern}`);
   return trie;
 }
 
-const match = <T>(trie: RouteTrie<T>, method: string, path: string) => trie.match(method, splitPath(path.replace(/^\//, '')));
+const match = <T>(trie: RouteTrie<T>, method: string, path: string) =>
+  trie.match(method, splitPath(path.replace(/^\//, '')));
 
 describe('RouteTrie', () => {
   test('matches parameters and hands back their raw values by name', () => {
     const trie = table([['GET', '/users/:id/posts/:post', 'posts']]);
-    expect(match(trie, 'GET', '/users/a%20b/posts/7')).toEqual({ kind: 'found', value: 'posts', params: { id: 'a%20b', post: '7' } });
+    expect(match(trie, 'GET', '/users/a%20b/posts/7')).toEqual({
+      kind: 'found',
+      value: 'posts',
+      params: { id: 'a%20b', post: '7' },
+    });
   });
 
   test('a static segment beats a parameter, and the parameter branch is tried when the static one dead-ends', () => {
@@ -27,7 +33,10 @@ describe('RouteTrie', () => {
   });
 
   test('the root path and trailing slashes are routes of their own', () => {
-    const trie = table([['GET', '/', 'root'], ['GET', '/a/', 'a-slash']]);
+    const trie = table([
+      ['GET', '/', 'root'],
+      ['GET', '/a/', 'a-slash'],
+    ]);
     expect(match(trie, 'GET', '/')).toMatchObject({ value: 'root' });
     expect(match(trie, 'GET', '/a/')).toMatchObject({ value: 'a-slash' });
     expect(match(trie, 'GET', '/a')).toEqual({ kind: 'not_found' });
@@ -39,7 +48,10 @@ describe('RouteTrie', () => {
   });
 
   test('GET answers HEAD; other methods get method_not_allowed with the allowed list', () => {
-    const trie = table([['GET', '/x', 'get'], ['POST', '/x', 'post']]);
+    const trie = table([
+      ['GET', '/x', 'get'],
+      ['POST', '/x', 'post'],
+    ]);
     expect(match(trie, 'HEAD', '/x')).toMatchObject({ kind: 'found', value: 'get' });
     expect(match(trie, 'DELETE', '/x')).toEqual({ kind: 'method_not_allowed', allow: ['GET', 'HEAD', 'POST'] });
   });
@@ -47,7 +59,9 @@ describe('RouteTrie', () => {
   test('the same method and shape with other parameter names conflicts; other methods may name them freely', () => {
     const trie = table([['GET', '/a/:x', 'first']]);
     expect(() => trie.insert('GET', parsePattern('/a/:y'), 'second', () => 'GET /a/:y')).toThrow(RouteConflictError);
-    expect(() => trie.insert('GET', parsePattern('/a/:y'), 'second', () => 'GET /a/:y')).toThrow('GET /a/:y conflicts with already-registered route GET /a/:x');
+    expect(() => trie.insert('GET', parsePattern('/a/:y'), 'second', () => 'GET /a/:y')).toThrow(
+      'GET /a/:y conflicts with already-registered route GET /a/:x',
+    );
     trie.insert('POST', parsePattern('/a/:y'), 'post', () => 'POST /a/:y');
     expect(match(trie, 'POST', '/a/1')).toMatchObject({ params: { y: '1' } });
   });

@@ -1,7 +1,12 @@
 import { ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import { SamplingDecision } from '@opentelemetry/sdk-trace-base';
 import { quantileMs } from '../../src/modules/observability/engine-snapshot';
-import { MetricSeries, SERIES_METRICS, type Sample, type SeriesMetric } from '../../src/modules/observability/metric-series';
+import {
+  MetricSeries,
+  SERIES_METRICS,
+  type Sample,
+  type SeriesMetric,
+} from '../../src/modules/observability/metric-series';
 import { globMatcher, readSampling, RuleSampler } from '../../src/modules/observability/sampling';
 
 /** The engine metric series (windows, buckets, bounds), the histogram quantile, the rule sampler. */
@@ -69,8 +74,24 @@ describe('quantileMs', () => {
   });
 
   test('null without observations; the last finite bound past it', () => {
-    expect(quantileMs(new Map([[0.1, 0], [Infinity, 0]]), 0.5)).toBeNull();
-    expect(quantileMs(new Map([[0.1, 1], [Infinity, 10]]), 0.99)).toBe(100);
+    expect(
+      quantileMs(
+        new Map([
+          [0.1, 0],
+          [Infinity, 0],
+        ]),
+        0.5,
+      ),
+    ).toBeNull();
+    expect(
+      quantileMs(
+        new Map([
+          [0.1, 1],
+          [Infinity, 10],
+        ]),
+        0.99,
+      ),
+    ).toBe(100);
   });
 });
 
@@ -79,7 +100,12 @@ describe('RuleSampler', () => {
     const context =
       parentSampled === undefined
         ? ROOT_CONTEXT
-        : trace.setSpanContext(ROOT_CONTEXT, { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: parentSampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
+        : trace.setSpanContext(ROOT_CONTEXT, {
+            traceId: 'a'.repeat(32),
+            spanId: 'b'.repeat(16),
+            traceFlags: parentSampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+            isRemote: true,
+          });
     return sampler.shouldSample(context, 'c'.repeat(32), name, SpanKind.SERVER, {}, []).decision;
   };
 
@@ -92,7 +118,14 @@ describe('RuleSampler', () => {
 
   test('the first matching rule wins; no rule, the default; service must match the engine service', () => {
     const sampler = new RuleSampler(
-      readSampling({ default: 0, rules: [{ operation: 'keep::*', rate: 1 }, { operation: 'keep::*', rate: 0 }, { operation: 'other', service: 'not-iii', rate: 1 }] }),
+      readSampling({
+        default: 0,
+        rules: [
+          { operation: 'keep::*', rate: 1 },
+          { operation: 'keep::*', rate: 0 },
+          { operation: 'other', service: 'not-iii', rate: 1 },
+        ],
+      }),
       'iii',
       1,
     );
@@ -104,13 +137,19 @@ describe('RuleSampler', () => {
   test('parent_based follows the parent; without it the rule decides', () => {
     const rules = { rules: [{ operation: '*', rate: 0 }] };
     expect(decide(new RuleSampler(readSampling(rules), 'iii', 1), 'x', true)).toBe(SamplingDecision.RECORD_AND_SAMPLED);
-    expect(decide(new RuleSampler(readSampling({ ...rules, parent_based: false }), 'iii', 1), 'x', true)).toBe(SamplingDecision.NOT_RECORD);
+    expect(decide(new RuleSampler(readSampling({ ...rules, parent_based: false }), 'iii', 1), 'x', true)).toBe(
+      SamplingDecision.NOT_RECORD,
+    );
     expect(decide(new RuleSampler(readSampling({}), 'iii', 1), 'x', false)).toBe(SamplingDecision.NOT_RECORD);
   });
 
   test('rate_limit caps new traces per second; sampling_ratio is the fallback until default is set', () => {
     const limited = new RuleSampler(readSampling({ rate_limit: { max_traces_per_second: 2 } }), 'iii', 1);
-    expect([1, 2, 3].map(() => decide(limited, 'x'))).toEqual([SamplingDecision.RECORD_AND_SAMPLED, SamplingDecision.RECORD_AND_SAMPLED, SamplingDecision.NOT_RECORD]);
+    expect([1, 2, 3].map(() => decide(limited, 'x'))).toEqual([
+      SamplingDecision.RECORD_AND_SAMPLED,
+      SamplingDecision.RECORD_AND_SAMPLED,
+      SamplingDecision.NOT_RECORD,
+    ]);
     const fallback = new RuleSampler(readSampling({}), 'iii', 1);
     fallback.setSamplingRatio(0);
     expect(decide(fallback, 'x')).toBe(SamplingDecision.NOT_RECORD);

@@ -1,4 +1,9 @@
-import { EngineMetrics, MAX_FUNCTION_SERIES, MAX_OUTCOME_SERIES, UNKNOWN_FUNCTION } from '../../src/observability/metrics';
+import {
+  EngineMetrics,
+  MAX_FUNCTION_SERIES,
+  MAX_OUTCOME_SERIES,
+  UNKNOWN_FUNCTION,
+} from '../../src/observability/metrics';
 
 /** Series of `iii_invocations_total`, as `function|outcome` strings. */
 async function invocationSeries(metrics: EngineMetrics): Promise<string[]> {
@@ -23,7 +28,9 @@ describe('invocation metrics stay bounded whatever callers and workers send', ()
     expect(series).not.toContain(`fn::${MAX_FUNCTION_SERIES + 1}|ok`);
     expect(series).toContain('fn::0|other');
     expect(series.length).toBeLessThanOrEqual(MAX_FUNCTION_SERIES + 1 + MAX_OUTCOME_SERIES + 1);
-    const other = (await metrics.invocations.get()).values.find((v) => v.labels['function'] === '(other)' && v.labels['outcome'] === 'ok');
+    const other = (await metrics.invocations.get()).values.find(
+      (v) => v.labels['function'] === '(other)' && v.labels['outcome'] === 'ok',
+    );
     expect(other?.value).toBe(500);
   });
 });

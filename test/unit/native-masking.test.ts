@@ -14,7 +14,9 @@ describe('native WebSocket masking', () => {
     try {
       bufferutil = load('bufferutil');
     } catch (err) {
-      throw new Error(`bufferutil is missing (${(err as Error).message}): run \`npm install\` (it is an optionalDependency)`);
+      throw new Error(
+        `bufferutil is missing (${(err as Error).message}): run \`npm install\` (it is an optionalDependency)`,
+      );
     }
     const fallback: unknown = load('bufferutil/fallback');
     expect(bufferutil).not.toBe(fallback);
@@ -22,7 +24,10 @@ describe('native WebSocket masking', () => {
   });
 
   it('masks and unmasks as the JavaScript loop does', () => {
-    const native = load('bufferutil') as { mask(s: Buffer, m: Buffer, o: Buffer, off: number, len: number): void; unmask(b: Buffer, m: Buffer): void };
+    const native = load('bufferutil') as {
+      mask(s: Buffer, m: Buffer, o: Buffer, off: number, len: number): void;
+      unmask(b: Buffer, m: Buffer): void;
+    };
     const source = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 31) & 0xff));
     const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
     const output = Buffer.alloc(source.length);

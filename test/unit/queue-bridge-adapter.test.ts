@@ -14,7 +14,19 @@ const TIMEOUT_MS = 200;
 let adapter: BridgeQueueAdapter;
 
 function spec(overrides: Partial<QueueSpec>): QueueSpec {
-  return { name: 'q', label: 'q', ordering: 'standard', concurrency: 1, maxAttempts: 3, backoffMs: 5, maxDepth: 10, maxBytes: 1000, overflow: 'reject', maxDeadLetters: 10, ...overrides };
+  return {
+    name: 'q',
+    label: 'q',
+    ordering: 'standard',
+    concurrency: 1,
+    maxAttempts: 3,
+    backoffMs: 5,
+    maxDepth: 10,
+    maxBytes: 1000,
+    overflow: 'reject',
+    maxDeadLetters: 10,
+    ...overrides,
+  };
 }
 
 function job(functionId: string): QueueJob {
@@ -23,7 +35,14 @@ function job(functionId: string): QueueJob {
 
 beforeEach(async () => {
   const port = await freePort();
-  adapter = new BridgeQueueAdapter({ url: `ws://127.0.0.1:${port}`, nodeId: 'n1', logger: silentLogger, timeoutMs: TIMEOUT_MS, serveFunctions: ['fn::a'], maxServedFunctions: 2 });
+  adapter = new BridgeQueueAdapter({
+    url: `ws://127.0.0.1:${port}`,
+    nodeId: 'n1',
+    logger: silentLogger,
+    timeoutMs: TIMEOUT_MS,
+    serveFunctions: ['fn::a'],
+    maxServedFunctions: 2,
+  });
   await adapter.declare(spec({ name: '__fn_queue::jobs', source: { kind: 'named', queue: 'jobs' } }));
   await adapter.declare(spec({ name: 'news::fn::b', source: { kind: 'topic', topic: 'news', functionId: 'fn::b' } }));
 });

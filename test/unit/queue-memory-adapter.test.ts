@@ -10,12 +10,30 @@ import { waitFor } from '../support/engine';
 /** The in-memory queue adapter on its own: delivery, retries, FIFO lanes, limits, dead letters. */
 
 function spec(overrides: Partial<QueueSpec> = {}): QueueSpec {
-  return { name: 'q', label: 'q', ordering: 'standard', concurrency: 4, maxAttempts: 3, backoffMs: 5, maxDepth: 1000, maxBytes: 1_000_000, overflow: 'reject', maxDeadLetters: 100, ...overrides };
+  return {
+    name: 'q',
+    label: 'q',
+    ordering: 'standard',
+    concurrency: 4,
+    maxAttempts: 3,
+    backoffMs: 5,
+    maxDepth: 1000,
+    maxBytes: 1_000_000,
+    overflow: 'reject',
+    maxDeadLetters: 100,
+    ...overrides,
+  };
 }
 
 let seq = 0;
 function job(data: unknown, group?: string): QueueJob {
-  const j: QueueJob = { id: `job-${++seq}`, functionId: 'fn', data: data as never, sizeBytes: JSON.stringify(data).length, enqueuedAtMs: Date.now() + seq };
+  const j: QueueJob = {
+    id: `job-${++seq}`,
+    functionId: 'fn',
+    data: data as never,
+    sizeBytes: JSON.stringify(data).length,
+    enqueuedAtMs: Date.now() + seq,
+  };
   if (group !== undefined) j.group = group;
   return j;
 }
@@ -73,7 +91,9 @@ describe('MemoryQueueAdapter', () => {
 
   test('an unknown adapter name is refused with the supported names', () => {
     const context = { logger: silentLogger, nodeId: 'n', cluster: { keyPrefix: 'iii:' } };
-    expect(() => createQueueAdapter('kafka', { deadLetterDropped: () => undefined }, context)).toThrow(/adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge/);
+    expect(() => createQueueAdapter('kafka', { deadLetterDropped: () => undefined }, context)).toThrow(
+      /adapter 'kafka' is not supported yet; supported adapters: builtin, redis, bullmq, rabbitmq, bridge/,
+    );
   });
 
   test('concurrency bounds deliveries in flight', async () => {
@@ -142,7 +162,14 @@ describe('MemoryQueueAdapter', () => {
         throw new Error('a1 fails once');
       }
     });
-    for (const [tag, group] of [['a1', 'a'], ['a2', 'a'], ['b1', 'b'], ['a3', 'a'], ['b2', 'b']] as const) await adapter.enqueue('q', job({ tag }, group));
+    for (const [tag, group] of [
+      ['a1', 'a'],
+      ['a2', 'a'],
+      ['b1', 'b'],
+      ['a3', 'a'],
+      ['b2', 'b'],
+    ] as const)
+      await adapter.enqueue('q', job({ tag }, group));
     await waitFor(() => seen.length === 6, 'six deliveries');
     expect(seen.filter((t) => t.startsWith('a'))).toEqual(['a1', 'a1', 'a2', 'a3']);
     expect(seen.filter((t) => t.startsWith('b'))).toEqual(['b1', 'b2']);
@@ -172,7 +199,10 @@ describe('MemoryQueueAdapter', () => {
     await adapter.declare(spec({ maxDepth: 2 }));
     await adapter.enqueue('q', job(1));
     await adapter.enqueue('q', job(2));
-    await expect(adapter.enqueue('q', job(3))).rejects.toMatchObject({ code: 'queue_full', message: "Queue 'q' is full: it holds 2 messages (max_depth); retry later or consume faster" });
+    await expect(adapter.enqueue('q', job(3))).rejects.toMatchObject({
+      code: 'queue_full',
+      message: "Queue 'q' is full: it holds 2 messages (max_depth); retry later or consume faster",
+    });
 
     await adapter.declare(spec({ name: 'backlog', maxDepth: 2, overflow: 'drop_oldest' }));
     for (let i = 1; i <= 3; i++) await adapter.enqueue('backlog', job(i));
@@ -189,7 +219,10 @@ describe('MemoryQueueAdapter', () => {
     await adapter.enqueue('q', sized(10));
     await adapter.enqueue('q', sized(10));
     await waitFor(async () => (await adapter.counts('q')).deadLetters === 2, 'two dead letters');
-    await expect(adapter.enqueue('q', sized(10))).rejects.toMatchObject({ code: 'queue_full', message: expect.stringContaining('keeps 20 of its 25 bytes (max_queue_bytes') });
+    await expect(adapter.enqueue('q', sized(10))).rejects.toMatchObject({
+      code: 'queue_full',
+      message: expect.stringContaining('keeps 20 of its 25 bytes (max_queue_bytes'),
+    });
     const [first] = await adapter.deadLetters('q', 0, 1);
     expect(await adapter.discard('q', first.job.id)).toBe(true);
     await adapter.enqueue('q', sized(10));

@@ -41,7 +41,10 @@ describe('redisOptions', () => {
   });
 
   test('the endpoint password replaces the URL one (III_REDIS_PASSWORD)', () => {
-    expect(redisOptions({ url: 'redis://user:old@h', password: SECRET })).toMatchObject({ username: 'user', password: SECRET });
+    expect(redisOptions({ url: 'redis://user:old@h', password: SECRET })).toMatchObject({
+      username: 'user',
+      password: SECRET,
+    });
   });
 
   test('rediss:// turns TLS on: the system store without a CA file, the file contents with one', () => {
@@ -51,7 +54,13 @@ describe('redisOptions', () => {
   });
 
   test('a bad URL, path or %-escape is refused without echoing the password', () => {
-    for (const url of [`http://:${SECRET}@h`, `redis://:${SECRET}@h/zero`, `redis://:${SECRET}%zz@h`, `redis//:${SECRET}@h`, `redis:/:${SECRET}@h`]) {
+    for (const url of [
+      `http://:${SECRET}@h`,
+      `redis://:${SECRET}@h/zero`,
+      `redis://:${SECRET}%zz@h`,
+      `redis//:${SECRET}@h`,
+      `redis:/:${SECRET}@h`,
+    ]) {
       let message = '';
       try {
         redisOptions({ url });
@@ -64,7 +73,9 @@ describe('redisOptions', () => {
   });
 
   test('an unreadable CA file is an error naming the file and the setting', () => {
-    expect(() => redisOptions({ url: 'rediss://h', tlsCaFile: path.join(dir, 'missing.pem') })).toThrow(/cannot read the Redis TLS CA file .*missing\.pem \(III_REDIS_TLS_CA_FILE/);
+    expect(() => redisOptions({ url: 'rediss://h', tlsCaFile: path.join(dir, 'missing.pem') })).toThrow(
+      /cannot read the Redis TLS CA file .*missing\.pem \(III_REDIS_TLS_CA_FILE/,
+    );
   });
 });
 
@@ -72,17 +83,32 @@ describe('explainRedisError', () => {
   const withCode = (code: string, message: string) => Object.assign(new Error(message), { code });
 
   test('NOAUTH and WRONGPASS say where the password goes', () => {
-    expect(explainRedisError(new Error('NOAUTH HELLO must be called with the client already authenticated'), false)).toMatchObject({ kind: 'auth', text: expect.stringMatching(/III_REDIS_PASSWORD/) });
-    expect(explainRedisError(new Error('WRONGPASS invalid username-password pair or user is disabled.'), true)).toMatchObject({ kind: 'auth', text: expect.stringMatching(/^Redis refused/) });
+    expect(
+      explainRedisError(new Error('NOAUTH HELLO must be called with the client already authenticated'), false),
+    ).toMatchObject({ kind: 'auth', text: expect.stringMatching(/III_REDIS_PASSWORD/) });
+    expect(
+      explainRedisError(new Error('WRONGPASS invalid username-password pair or user is disabled.'), true),
+    ).toMatchObject({ kind: 'auth', text: expect.stringMatching(/^Redis refused/) });
   });
 
   test('a rediss:// handshake that times out (a plain port) is a TLS problem; a plain timeout is not', () => {
-    expect(explainRedisError(withCode('ETIMEDOUT', 'connect ETIMEDOUT'), true)).toMatchObject({ kind: 'tls', text: expect.stringMatching(/TLS handshake .*for a plain port use redis:\/\//) });
-    expect(explainRedisError(withCode('ETIMEDOUT', 'connect ETIMEDOUT'), false)).toEqual({ kind: 'other', text: 'connect ETIMEDOUT' });
+    expect(explainRedisError(withCode('ETIMEDOUT', 'connect ETIMEDOUT'), true)).toMatchObject({
+      kind: 'tls',
+      text: expect.stringMatching(/TLS handshake .*for a plain port use redis:\/\//),
+    });
+    expect(explainRedisError(withCode('ETIMEDOUT', 'connect ETIMEDOUT'), false)).toEqual({
+      kind: 'other',
+      text: 'connect ETIMEDOUT',
+    });
   });
 
   test('a certificate whose name does not match is a TLS problem naming the CA setting', () => {
-    expect(explainRedisError(withCode('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), true).text).toMatch(/III_REDIS_TLS_CA_FILE/);
+    expect(
+      explainRedisError(
+        withCode('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"),
+        true,
+      ).text,
+    ).toMatch(/III_REDIS_TLS_CA_FILE/);
   });
 });
 
@@ -97,39 +123,70 @@ describe('cluster and module endpoints', () => {
   });
 
   test("a module's own URL gets III_REDIS_PASSWORD (replacing its own), the CA file and the cluster prefix", () => {
-    expect(redisTarget('iii-state', { redis_url: 'rediss://:own@other:6380' }, settings())).toEqual({ url: 'rediss://:own@other:6380', password: SECRET, tlsCaFile: caFile, keyPrefix: 'iii:' });
-    expect(redisTarget('iii-state', { redis_url: 'rediss://other:6380' }, settings())).toEqual({ url: 'rediss://other:6380', password: SECRET, tlsCaFile: caFile, keyPrefix: 'iii:' });
-    expect(redisTarget('iii-state', {}, settings())).toEqual({ url, password: SECRET, tlsCaFile: caFile, keyPrefix: 'iii:' });
+    expect(redisTarget('iii-state', { redis_url: 'rediss://:own@other:6380' }, settings())).toEqual({
+      url: 'rediss://:own@other:6380',
+      password: SECRET,
+      tlsCaFile: caFile,
+      keyPrefix: 'iii:',
+    });
+    expect(redisTarget('iii-state', { redis_url: 'rediss://other:6380' }, settings())).toEqual({
+      url: 'rediss://other:6380',
+      password: SECRET,
+      tlsCaFile: caFile,
+      keyPrefix: 'iii:',
+    });
+    expect(redisTarget('iii-state', {}, settings())).toEqual({
+      url,
+      password: SECRET,
+      tlsCaFile: caFile,
+      keyPrefix: 'iii:',
+    });
   });
 });
 
 describe('config: Redis password and TLS', () => {
   test('III_REDIS_PASSWORD is taken as is (spaces kept); III_REDIS_TLS_CA_FILE sets the CA', () => {
-    const { config, warnings } = loadConfig({ env: { III_REDIS_URL: 'rediss://r:6380', III_REDIS_PASSWORD: ` ${SECRET} `, III_REDIS_TLS_CA_FILE: caFile } });
-    expect(config.cluster).toEqual({ keyPrefix: 'iii:', bus: 'redis', redisUrl: 'rediss://r:6380', redisPassword: ` ${SECRET} `, redisTlsCaFile: caFile });
+    const { config, warnings } = loadConfig({
+      env: { III_REDIS_URL: 'rediss://r:6380', III_REDIS_PASSWORD: ` ${SECRET} `, III_REDIS_TLS_CA_FILE: caFile },
+    });
+    expect(config.cluster).toEqual({
+      keyPrefix: 'iii:',
+      bus: 'redis',
+      redisUrl: 'rediss://r:6380',
+      redisPassword: ` ${SECRET} `,
+      redisTlsCaFile: caFile,
+    });
     expect(warnings).toEqual([]);
   });
 
   test('cluster.redis_tls_ca_file in the file; with a plain redis:// URL it is a warning', () => {
     const { config, warnings } = loadYaml(`cluster:\n  redis_url: redis://r:6379\n  redis_tls_ca_file: ${caFile}\n`);
     expect(config.cluster.redisTlsCaFile).toBe(caFile);
-    expect(warnings).toContain(`cluster.redis_tls_ca_file (${caFile}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`);
+    expect(warnings).toContain(
+      `cluster.redis_tls_ca_file (${caFile}) is used for rediss:// URLs only; cluster.redis_url is redis:// (no TLS)`,
+    );
   });
 
   test('an unreadable CA file is a config error at load', () => {
     const missing = path.join(dir, 'nope.pem');
     expect(configError(() => loadConfig({ env: { III_REDIS_TLS_CA_FILE: missing } })).message).toMatch(
-      new RegExp(`cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${missing.replace(/[.\\/]/g, '\\$&')}: ENOENT`),
+      new RegExp(
+        `cluster.redis_tls_ca_file / III_REDIS_TLS_CA_FILE: cannot read ${missing.replace(/[.\\/]/g, '\\$&')}: ENOENT`,
+      ),
     );
   });
 
   test('a Redis URL of the wrong form is refused, from the environment or the file, without its password', () => {
     const fromEnv = configError(() => loadConfig({ env: { III_REDIS_URL: `http://:${SECRET}@r:6379` } })).message;
-    expect(fromEnv).toBe('environment variable III_REDIS_URL: expected a redis:// or rediss:// URL, got "http://:***@r:6379"');
+    expect(fromEnv).toBe(
+      'environment variable III_REDIS_URL: expected a redis:// or rediss:// URL, got "http://:***@r:6379"',
+    );
     const fromFile = configError(() => loadYaml(`cluster:\n  redis_url: "https://app:${SECRET}@r:6379"\n`)).message;
     expect(fromFile).toContain('got "https://app:***@r:6379"');
     expect(fromFile).not.toContain(SECRET);
     const noHost = configError(() => loadConfig({ env: { III_REDIS_URL: `redis:/:${SECRET}@r` } })).message;
-    expect(noHost).toBe('cluster.redis_url / III_REDIS_URL: Redis URL redis:***@r: no host (expected redis://host:port)');
+    expect(noHost).toBe(
+      'cluster.redis_url / III_REDIS_URL: Redis URL redis:***@r: no host (expected redis://host:port)',
+    );
   });
 });

@@ -7,7 +7,13 @@ import { sameSecret } from '../../src/transport/secret';
 import { SessionAccess } from '../../src/engine/access/session-access';
 import { checkUpgrade, isLoopbackAddress, openListenerWarning } from '../../src/engine/access/upgrade-gate';
 
-const listener: WorkerListenerConfig = { instanceId: 'iii-worker-manager', host: '127.0.0.1', port: 0, handshakeTimeoutMs: 1000, protectedMode: true };
+const listener: WorkerListenerConfig = {
+  instanceId: 'iii-worker-manager',
+  host: '127.0.0.1',
+  port: 0,
+  handshakeTimeoutMs: 1000,
+  protectedMode: true,
+};
 
 describe('the auth function result', () => {
   it('takes the original defaults for absent and null fields', () => {
@@ -43,7 +49,10 @@ describe('the auth function result', () => {
   });
 
   it('ignores an iii v0.23 namespaces: {ns: [grants]} field (namespaces are not implemented)', () => {
-    const result = parseAuthResult({ allowed_functions: ['a'], namespaces: { billing: ['billing::*'], default: ['*'] } });
+    const result = parseAuthResult({
+      allowed_functions: ['a'],
+      namespaces: { billing: ['billing::*'], default: ['*'] },
+    });
     expect(result).toEqual(parseAuthResult({ allowed_functions: ['a'] }));
   });
 
@@ -51,9 +60,15 @@ describe('the auth function result', () => {
     expect(() => parseAuthResult(undefined)).toThrow(new AuthResultError('auth function returned no result'));
     expect(() => parseAuthResult(null)).toThrow('auth function returned no result');
     expect(() => parseAuthResult([1])).toThrow('auth function result: expected an object, got a list');
-    expect(() => parseAuthResult({ allowed_functions: 'a' })).toThrow('allowed_functions: expected a list of strings, got "a"');
-    expect(() => parseAuthResult({ allow_function_registration: 'yes' })).toThrow('allow_function_registration: expected true or false');
-    expect(() => parseAuthResult({ function_registration_prefix: 3 })).toThrow('function_registration_prefix: expected a string, got 3');
+    expect(() => parseAuthResult({ allowed_functions: 'a' })).toThrow(
+      'allowed_functions: expected a list of strings, got "a"',
+    );
+    expect(() => parseAuthResult({ allow_function_registration: 'yes' })).toThrow(
+      'allow_function_registration: expected true or false',
+    );
+    expect(() => parseAuthResult({ function_registration_prefix: 3 })).toThrow(
+      'function_registration_prefix: expected a string, got 3',
+    );
   });
 });
 
@@ -61,14 +76,24 @@ describe('the session of a connection', () => {
   const rbac = { ...listener, rbac: { expose_functions: ['match("public::*")'] } };
 
   it('decides a call in the original order: forbidden, allowed, infrastructure, filters', () => {
-    const access = new SessionAccess(rbac, parseAuthResult({ allowed_functions: ['secret::a', 'public::x'], forbidden_functions: ['public::x', 'engine::log::info'] }));
+    const access = new SessionAccess(
+      rbac,
+      parseAuthResult({
+        allowed_functions: ['secret::a', 'public::x'],
+        forbidden_functions: ['public::x', 'engine::log::info'],
+      }),
+    );
     const none = () => undefined;
-    expect(access.invokeDenial('public::x', none)).toBe("function 'public::x' not allowed (remove from rbac.forbidden_functions)");
+    expect(access.invokeDenial('public::x', none)).toBe(
+      "function 'public::x' not allowed (remove from rbac.forbidden_functions)",
+    );
     expect(access.invokeDenial('engine::log::info', none)).toMatch(/remove from rbac.forbidden_functions/);
     expect(access.invokeDenial('secret::a', none)).toBeUndefined();
     expect(access.invokeDenial('engine::channels::create', none)).toBeUndefined();
     expect(access.invokeDenial('public::y', none)).toBeUndefined();
-    expect(access.invokeDenial('secret::b', none)).toBe("function 'secret::b' not allowed (add to rbac.expose_functions)");
+    expect(access.invokeDenial('secret::b', none)).toBe(
+      "function 'secret::b' not allowed (add to rbac.expose_functions)",
+    );
     expect(access.forbiddenInfrastructure()).toEqual(['engine::log::info']);
   });
 
@@ -96,18 +121,26 @@ describe('the upgrade gate', () => {
     expect(checkUpgrade(open, request('::1'))).toBeUndefined();
     expect(checkUpgrade(open, request('203.0.113.5'))).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     expect(checkUpgrade({ ...open, protectedMode: false }, request('203.0.113.5'))).toBeUndefined();
-    expect(checkUpgrade({ ...open, rbac: { auth_function_id: 'auth', expose_functions: [] } }, request('203.0.113.5'))).toBeUndefined();
+    expect(
+      checkUpgrade({ ...open, rbac: { auth_function_id: 'auth', expose_functions: [] } }, request('203.0.113.5')),
+    ).toBeUndefined();
     expect(checkUpgrade(listener, request('203.0.113.5'))).toBeUndefined();
   });
 
   it('asks everyone, loopback included, for the token when one is set', () => {
     const withToken = { ...open, authToken: 's3cret' };
-    expect(checkUpgrade(withToken, request('127.0.0.1'))).toMatchObject({ status: 401, code: 'UNAUTHORIZED', headers: { 'WWW-Authenticate': 'Bearer' } });
+    expect(checkUpgrade(withToken, request('127.0.0.1'))).toMatchObject({
+      status: 401,
+      code: 'UNAUTHORIZED',
+      headers: { 'WWW-Authenticate': 'Bearer' },
+    });
     expect(checkUpgrade(withToken, request('203.0.113.5', { authorization: 'Bearer s3cret' }))).toBeUndefined();
     expect(checkUpgrade(withToken, request('203.0.113.5', { authorization: 'bearer  s3cret ' }))).toBeUndefined();
     expect(checkUpgrade(withToken, request('203.0.113.5', {}, '/?a=1&token=s3cret'))).toBeUndefined();
     expect(checkUpgrade(withToken, request('203.0.113.5', {}, '/?token=s3cre'))).toMatchObject({ status: 401 });
-    expect(checkUpgrade(withToken, request('203.0.113.5', { authorization: 'Basic s3cret' }))).toMatchObject({ status: 401 });
+    expect(checkUpgrade(withToken, request('203.0.113.5', { authorization: 'Basic s3cret' }))).toMatchObject({
+      status: 401,
+    });
   });
 
   it('warns about listeners reachable from other hosts without authentication', () => {
@@ -119,7 +152,9 @@ describe('the upgrade gate', () => {
 
   it('knows loopback addresses', () => {
     expect(['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1'].every(isLoopbackAddress)).toBe(true);
-    expect(['10.0.0.1', '0.0.0.0', '::', '::ffff:10.0.0.1', '1270::1', 'localhost'].some(isLoopbackAddress)).toBe(false);
+    expect(['10.0.0.1', '0.0.0.0', '::', '::ffff:10.0.0.1', '1270::1', 'localhost'].some(isLoopbackAddress)).toBe(
+      false,
+    );
   });
 });
 

@@ -19,13 +19,21 @@ describe('StreamInterest', () => {
   });
 });
 
-describe('readBridgedEvent (the payload of the other engine\'s stream trigger)', () => {
+describe("readBridgedEvent (the payload of the other engine's stream trigger)", () => {
   const base = { type: 'stream', timestamp: 5, streamName: 's', groupId: 'g', id: 'i' };
 
   it('keeps the event message fields only, and defaults a missing id to null and a missing timestamp to now', () => {
-    expect(readBridgedEvent({ ...base, event: { type: 'create', data: { v: 1 } }, _caller_worker_id: 'w' })).toEqual({ ...base, event: { type: 'create', data: { v: 1 } } });
+    expect(readBridgedEvent({ ...base, event: { type: 'create', data: { v: 1 } }, _caller_worker_id: 'w' })).toEqual({
+      ...base,
+      event: { type: 'create', data: { v: 1 } },
+    });
     const before = Date.now();
-    const event = readBridgedEvent({ type: 'stream', streamName: 's', groupId: 'g', event: { type: 'event', event: { type: 'ping', data: null } } });
+    const event = readBridgedEvent({
+      type: 'stream',
+      streamName: 's',
+      groupId: 'g',
+      event: { type: 'event', event: { type: 'ping', data: null } },
+    });
     expect(event).toMatchObject({ id: null, event: { type: 'event', event: { type: 'ping', data: null } } });
     expect(event!.timestamp).toBeGreaterThanOrEqual(before);
   });

@@ -1,7 +1,12 @@
 import type { Json } from '../../src/protocol/messages';
 import { EngineError } from '../../src/protocol/errors';
 import { applyUpdateOps, UPDATE_OP_DOC_URL, type UpdateOpError } from '../../src/modules/state/update-ops';
-import { MAX_MERGE_DEPTH, MAX_MERGE_KEYS, MAX_PATH_SEGMENTS, MAX_SEGMENT_BYTES } from '../../src/modules/state/update-op-limits';
+import {
+  MAX_MERGE_DEPTH,
+  MAX_MERGE_KEYS,
+  MAX_PATH_SEGMENTS,
+  MAX_SEGMENT_BYTES,
+} from '../../src/modules/state/update-op-limits';
 
 /** The update ops of state::update / stream::update (iii-modules.md §8.3), op by op. */
 
@@ -34,15 +39,27 @@ describe('applyUpdateOps: general rules', () => {
 
   test('ops apply in order to a copy: the input is not mutated', () => {
     const current = { a: { b: 1 } };
-    expect(value(current, { type: 'merge', path: 'a', value: { c: 2 } }, { type: 'increment', path: 'n', by: 1 })).toEqual({ a: { b: 1, c: 2 }, n: 1 });
+    expect(
+      value(current, { type: 'merge', path: 'a', value: { c: 2 } }, { type: 'increment', path: 'n', by: 1 }),
+    ).toEqual({ a: { b: 1, c: 2 }, n: 1 });
     expect(current).toEqual({ a: { b: 1 } });
   });
 
   test('a failed op is skipped and reported with its index; the others still apply', () => {
-    const result = apply({ s: 'x' }, { type: 'set', path: 'a', value: 1 }, { type: 'increment', path: 's', by: 1 }, { type: 'set', path: 'b', value: 2 });
+    const result = apply(
+      { s: 'x' },
+      { type: 'set', path: 'a', value: 1 },
+      { type: 'increment', path: 's', by: 1 },
+      { type: 'set', path: 'b', value: 2 },
+    );
     expect(result.value).toEqual({ s: 'x', a: 1, b: 2 });
     expect(result.errors).toEqual([
-      { op_index: 1, code: 'increment.not_number', message: expect.stringContaining('not a number'), doc_url: UPDATE_OP_DOC_URL },
+      {
+        op_index: 1,
+        code: 'increment.not_number',
+        message: expect.stringContaining('not a number'),
+        doc_url: UPDATE_OP_DOC_URL,
+      },
     ]);
     expect(UPDATE_OP_DOC_URL).toBe('https://iii.dev/docs/workers/iii-state#error-codes');
   });
@@ -89,7 +106,13 @@ describe('applyUpdateOps: merge', () => {
   });
 
   test('missing and non-object intermediates (arrays too) and targets become {}', () => {
-    expect(value({ a: 5, b: [1] }, { type: 'merge', path: ['a', 'k'], value: { v: 1 } }, { type: 'merge', path: ['b'], value: { w: 1 } })).toEqual({
+    expect(
+      value(
+        { a: 5, b: [1] },
+        { type: 'merge', path: ['a', 'k'], value: { v: 1 } },
+        { type: 'merge', path: ['b'], value: { w: 1 } },
+      ),
+    ).toEqual({
       a: { k: { v: 1 } },
       b: { w: 1 },
     });
@@ -102,16 +125,16 @@ describe('applyUpdateOps: merge', () => {
   });
 
   test('value rules: not_an_object, too_many_keys, proto_polluted, too_deep', () => {
-    expect(codes({}, { type: 'merge', value: [1] }, { type: 'merge', value: 'x' }, { type: 'merge', value: null })).toEqual([
-      'merge.value.not_an_object',
-      'merge.value.not_an_object',
-      'merge.value.not_an_object',
-    ]);
+    expect(
+      codes({}, { type: 'merge', value: [1] }, { type: 'merge', value: 'x' }, { type: 'merge', value: null }),
+    ).toEqual(['merge.value.not_an_object', 'merge.value.not_an_object', 'merge.value.not_an_object']);
     const keys = (n: number): Json => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
     expect(codes({}, { type: 'merge', value: keys(MAX_MERGE_KEYS) })).toEqual([]);
     expect(codes({}, { type: 'merge', value: keys(MAX_MERGE_KEYS + 1) })).toEqual(['merge.value.too_many_keys']);
     for (const key of ['__proto__', 'constructor', 'prototype']) {
-      expect(codes({}, { type: 'merge', value: JSON.parse(`{"${key}": {"polluted": true}}`) })).toEqual(['merge.value.proto_polluted']);
+      expect(codes({}, { type: 'merge', value: JSON.parse(`{"${key}": {"polluted": true}}`) })).toEqual([
+        'merge.value.proto_polluted',
+      ]);
     }
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(codes({}, { type: 'merge', value: nested(MAX_MERGE_DEPTH) })).toEqual([]);
@@ -121,22 +144,32 @@ describe('applyUpdateOps: merge', () => {
   test('path rules: too_deep, segment_too_long, empty_segment, proto_polluted', () => {
     const segments = (n: number) => Array.from({ length: n }, (_, i) => `s${i}`);
     expect(codes({}, { type: 'merge', path: segments(MAX_PATH_SEGMENTS), value: {} })).toEqual([]);
-    expect(codes({}, { type: 'merge', path: segments(MAX_PATH_SEGMENTS + 1), value: {} })).toEqual(['merge.path.too_deep']);
+    expect(codes({}, { type: 'merge', path: segments(MAX_PATH_SEGMENTS + 1), value: {} })).toEqual([
+      'merge.path.too_deep',
+    ]);
     expect(codes({}, { type: 'merge', path: ['x'.repeat(MAX_SEGMENT_BYTES)], value: {} })).toEqual([]);
-    expect(codes({}, { type: 'merge', path: ['x'.repeat(MAX_SEGMENT_BYTES + 1)], value: {} })).toEqual(['merge.path.segment_too_long']);
+    expect(codes({}, { type: 'merge', path: ['x'.repeat(MAX_SEGMENT_BYTES + 1)], value: {} })).toEqual([
+      'merge.path.segment_too_long',
+    ]);
     // Bytes, not characters: 129 two-byte characters are 258 bytes.
     expect(codes({}, { type: 'merge', path: 'é'.repeat(129), value: {} })).toEqual(['merge.path.segment_too_long']);
     expect(codes({}, { type: 'merge', path: ['a', ''], value: {} })).toEqual(['merge.path.empty_segment']);
-    expect(codes({}, { type: 'merge', path: ['a', '__proto__'], value: {} }, { type: 'merge', path: 'constructor', value: {} })).toEqual([
-      'merge.path.proto_polluted',
-      'merge.path.proto_polluted',
-    ]);
+    expect(
+      codes(
+        {},
+        { type: 'merge', path: ['a', '__proto__'], value: {} },
+        { type: 'merge', path: 'constructor', value: {} },
+      ),
+    ).toEqual(['merge.path.proto_polluted', 'merge.path.proto_polluted']);
   });
 });
 
 describe('applyUpdateOps: increment and decrement', () => {
   test('adds to a number; a missing field or root starts from 0', () => {
-    expect(value({ n: 2 }, { type: 'increment', path: 'n', by: 3 }, { type: 'decrement', path: 'm', by: 4 })).toEqual({ n: 5, m: -4 });
+    expect(value({ n: 2 }, { type: 'increment', path: 'n', by: 3 }, { type: 'decrement', path: 'm', by: 4 })).toEqual({
+      n: 5,
+      m: -4,
+    });
     expect(value(undefined, { type: 'increment', path: '', by: 7 })).toBe(7);
     expect(value(undefined, { type: 'decrement', path: '', by: 7 })).toBe(-7);
     expect(value(10, { type: 'decrement', path: '', by: 3 })).toBe(7);
@@ -147,18 +180,22 @@ describe('applyUpdateOps: increment and decrement', () => {
   });
 
   test('a non-number -> <op>.not_number', () => {
-    expect(codes({ s: 'x' }, { type: 'increment', path: 's', by: 1 }, { type: 'decrement', path: 's', by: 1 })).toEqual([
-      'increment.not_number',
-      'decrement.not_number',
-    ]);
+    expect(codes({ s: 'x' }, { type: 'increment', path: 's', by: 1 }, { type: 'decrement', path: 's', by: 1 })).toEqual(
+      ['increment.not_number', 'decrement.not_number'],
+    );
     expect(codes({ a: 1 }, { type: 'increment', path: '', by: 1 })).toEqual(['increment.not_number']);
   });
 
   test('leaving the exact integer range -> <op>.not_number naming the bound', () => {
     const result = apply({ n: Number.MAX_SAFE_INTEGER }, { type: 'increment', path: 'n', by: 1 });
-    expect(result.errors[0]).toMatchObject({ code: 'increment.not_number', message: expect.stringContaining(String(Number.MAX_SAFE_INTEGER)) });
+    expect(result.errors[0]).toMatchObject({
+      code: 'increment.not_number',
+      message: expect.stringContaining(String(Number.MAX_SAFE_INTEGER)),
+    });
     expect(result.value).toEqual({ n: Number.MAX_SAFE_INTEGER });
-    expect(codes({ n: -Number.MAX_SAFE_INTEGER }, { type: 'decrement', path: 'n', by: 1 })).toEqual(['decrement.not_number']);
+    expect(codes({ n: -Number.MAX_SAFE_INTEGER }, { type: 'decrement', path: 'n', by: 1 })).toEqual([
+      'decrement.not_number',
+    ]);
   });
 
   test('a non-object root with a path -> <op>.target_not_object', () => {
@@ -169,10 +206,13 @@ describe('applyUpdateOps: increment and decrement', () => {
   });
 
   test('path rules use the op name', () => {
-    expect(codes({}, { type: 'increment', path: '__proto__', by: 1 }, { type: 'decrement', path: 'y'.repeat(MAX_SEGMENT_BYTES + 1), by: 1 })).toEqual([
-      'increment.path.proto_polluted',
-      'decrement.path.segment_too_long',
-    ]);
+    expect(
+      codes(
+        {},
+        { type: 'increment', path: '__proto__', by: 1 },
+        { type: 'decrement', path: 'y'.repeat(MAX_SEGMENT_BYTES + 1), by: 1 },
+      ),
+    ).toEqual(['increment.path.proto_polluted', 'decrement.path.segment_too_long']);
   });
 });
 
@@ -186,11 +226,16 @@ describe('applyUpdateOps: append', () => {
   test('pushes onto an array and concatenates strings', () => {
     expect(value([1], { type: 'append', value: 2 })).toEqual([1, 2]);
     expect(value('ab', { type: 'append', value: 'cd' })).toBe('abcd');
-    expect(value({ l: ['a'], s: 'x' }, { type: 'append', path: 'l', value: 'b' }, { type: 'append', path: 's', value: 'y' })).toEqual({ l: ['a', 'b'], s: 'xy' });
+    expect(
+      value({ l: ['a'], s: 'x' }, { type: 'append', path: 'l', value: 'b' }, { type: 'append', path: 's', value: 'y' }),
+    ).toEqual({ l: ['a', 'b'], s: 'xy' });
   });
 
   test('a single key follows the root rules; a nested missing leaf is always an array', () => {
-    expect(value({}, { type: 'append', path: 's', value: 'x' }, { type: 'append', path: 'n', value: 1 })).toEqual({ s: 'x', n: [1] });
+    expect(value({}, { type: 'append', path: 's', value: 'x' }, { type: 'append', path: 'n', value: 1 })).toEqual({
+      s: 'x',
+      n: [1],
+    });
     expect(value({ a: 3 }, { type: 'append', path: ['a', 'b', 'c'], value: 'x' })).toEqual({ a: { b: { c: ['x'] } } });
     expect(value({ a: { b: 'x' } }, { type: 'append', path: ['a', 'b'], value: 'y' })).toEqual({ a: { b: 'xy' } });
   });
@@ -203,18 +248,18 @@ describe('applyUpdateOps: append', () => {
   });
 
   test('a non-object root with a path -> append.target_not_object', () => {
-    expect(codes([1], { type: 'append', path: 'a', value: 1 }, { type: 'append', path: ['a', 'b'], value: 1 })).toEqual([
-      'append.target_not_object',
-      'append.target_not_object',
-    ]);
+    expect(codes([1], { type: 'append', path: 'a', value: 1 }, { type: 'append', path: ['a', 'b'], value: 1 })).toEqual(
+      ['append.target_not_object', 'append.target_not_object'],
+    );
   });
 
   test('path rules', () => {
-    expect(codes({}, { type: 'append', path: ['a', ''], value: 1 }, { type: 'append', path: ['prototype'], value: 1 })).toEqual([
-      'append.path.empty_segment',
-      'append.path.proto_polluted',
-    ]);
-    expect(codes({}, { type: 'append', path: Array.from({ length: MAX_PATH_SEGMENTS + 1 }, () => 'a'), value: 1 })).toEqual(['append.path.too_deep']);
+    expect(
+      codes({}, { type: 'append', path: ['a', ''], value: 1 }, { type: 'append', path: ['prototype'], value: 1 }),
+    ).toEqual(['append.path.empty_segment', 'append.path.proto_polluted']);
+    expect(
+      codes({}, { type: 'append', path: Array.from({ length: MAX_PATH_SEGMENTS + 1 }, () => 'a'), value: 1 }),
+    ).toEqual(['append.path.too_deep']);
   });
 });
 
@@ -238,15 +283,30 @@ describe('applyUpdateOps: malformed ops fail as deserialization_error', () => {
   const cases: Array<[string, Json, RegExp]> = [
     ['ops not an array', { type: 'set' }, /`ops` must be an array/],
     ['op not an object', ['set'], /ops\[0\] must be an object/],
-    ['unknown type', [{ type: 'multiply', path: 'a' }], /ops\[0\]\.type must be one of set, merge, increment, decrement, append, remove, got "multiply"/],
+    [
+      'unknown type',
+      [{ type: 'multiply', path: 'a' }],
+      /ops\[0\]\.type must be one of set, merge, increment, decrement, append, remove, got "multiply"/,
+    ],
     ['missing type', [{ path: 'a' }], /ops\[0\]\.type must be one of/],
     ['set without path', [{ type: 'set', value: 1 }], /ops\[0\] \(set\) is missing field `path`/],
     ['array path on set', [{ type: 'set', path: ['a'], value: 1 }], /ops\[0\]\.path must be a string/],
-    ['merge path of numbers', [{ type: 'merge', path: [1], value: {} }], /ops\[0\]\.path must be a string or an array of strings/],
+    [
+      'merge path of numbers',
+      [{ type: 'merge', path: [1], value: {} }],
+      /ops\[0\]\.path must be a string or an array of strings/,
+    ],
     ['merge without value', [{ type: 'merge' }], /missing field `value`/],
     ['append without value', [{ type: 'append', path: 'a' }], /missing field `value`/],
     ['increment without by', [{ type: 'increment', path: 'a' }], /missing field `by`/],
-    ['fractional by', [{ type: 'set', path: 'a', value: 1 }, { type: 'increment', path: 'a', by: 1.5 }], /ops\[1\]\.by must be an integer/],
+    [
+      'fractional by',
+      [
+        { type: 'set', path: 'a', value: 1 },
+        { type: 'increment', path: 'a', by: 1.5 },
+      ],
+      /ops\[1\]\.by must be an integer/,
+    ],
     ['string by', [{ type: 'decrement', path: 'a', by: '1' }], /ops\[0\]\.by must be an integer/],
     ['remove without path', [{ type: 'remove' }], /missing field `path`/],
   ];

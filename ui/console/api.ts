@@ -30,14 +30,27 @@ export async function call<T = any>(functionId: string, payload: unknown = {}): 
 
 /** Like `call`, with the trace id the server gave the call (a change is traced; reads are not). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function callTraced<T = any>(functionId: string, payload: unknown = {}): Promise<{ result: T; traceId?: string }> {
+export async function callTraced<T = any>(
+  functionId: string,
+  payload: unknown = {},
+): Promise<{ result: T; traceId?: string }> {
   const res = await fetch('/api/call', {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ function_id: functionId, payload }),
   });
-  const body = (await res.json().catch(() => ({}))) as { result?: T; trace_id?: string; error?: { code: string; message: string } };
-  if (!res.ok || body.error) throw new ApiError(res.status, body.error?.code ?? String(res.status), body.error?.message ?? res.statusText, body.trace_id);
+  const body = (await res.json().catch(() => ({}))) as {
+    result?: T;
+    trace_id?: string;
+    error?: { code: string; message: string };
+  };
+  if (!res.ok || body.error)
+    throw new ApiError(
+      res.status,
+      body.error?.code ?? String(res.status),
+      body.error?.message ?? res.statusText,
+      body.trace_id,
+    );
   return { result: body.result as T, ...(body.trace_id === undefined ? {} : { traceId: body.trace_id }) };
 }

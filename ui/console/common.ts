@@ -33,7 +33,8 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []): Loaded
   return { data, error, reload };
 }
 
-export const ErrorNote = ({ error }: { error: string | undefined }) => (error ? html`<p class="error" role="alert">${error}</p>` : null);
+export const ErrorNote = ({ error }: { error: string | undefined }) =>
+  error ? html`<p class="error" role="alert">${error}</p>` : null;
 
 export function duration(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -43,7 +44,8 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
-export const num = (value: number | null | undefined, digits = 1): string => (value === null || value === undefined ? '–' : Number.isInteger(value) ? String(value) : value.toFixed(digits));
+export const num = (value: number | null | undefined, digits = 1): string =>
+  value === null || value === undefined ? '–' : Number.isInteger(value) ? String(value) : value.toFixed(digits);
 
 export const json = (value: unknown): string => JSON.stringify(value, null, 2);
 

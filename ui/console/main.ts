@@ -32,7 +32,11 @@ function App() {
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
-  if (failed) return html`<main class="login"><p class="error">${failed}</p><a href="/">Sign in</a></main>`;
+  if (failed)
+    return html`<main class="login">
+      <p class="error">${failed}</p>
+      <a href="/">Sign in</a>
+    </main>`;
   if (!me) return html`<p>Loading…</p>`;
   const current = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
   const Page = current.page;
@@ -40,11 +44,20 @@ function App() {
     <${SessionContext.Provider} value=${me}>
       <header>
         <h1>iii-cluster</h1>
-        <nav>${PAGES.map((p) => html`<a href=${`#/${p.path}`} class=${p === current ? 'active' : ''}>${p.title}</a>`)}</nav>
-        <span class="who">node <b data-testid="session-node">${me.node_id}</b>${me.read_only ? html` · <b class="ro" data-testid="read-only">read-only</b>` : null}</span>
+        <nav>
+          ${PAGES.map((p) => html`<a href=${`#/${p.path}`} class=${p === current ? 'active' : ''}>${p.title}</a>`)}
+        </nav>
+        <span class="who"
+          >node
+          <b data-testid="session-node">${me.node_id}</b
+          >${me.read_only ? html` · <b class="ro" data-testid="read-only">read-only</b>` : null}</span
+        >
         <form method="post" action="/logout"><button class="small" type="submit">Sign out</button></form>
       </header>
-      <main data-page=${current.path}><h1 class="page-title">${current.title}</h1><${Page} /></main>
+      <main data-page=${current.path}>
+        <h1 class="page-title">${current.title}</h1>
+        <${Page} />
+      </main>
     <//>
   `;
 }

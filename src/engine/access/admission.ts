@@ -45,7 +45,8 @@ export class Admission {
     if (authFunctionId === undefined) return admitted(SessionAccess.permissive(listener), []);
     const hold = new FrameHold(maxMessageBytes);
     const onHeld = (data: RawData, isBinary: boolean): void => {
-      if (!hold.push(data, isBinary)) socket.close(CloseCode.policy, `over ${MAX_HELD_FRAMES} frames or ${maxMessageBytes} bytes before auth`);
+      if (!hold.push(data, isBinary))
+        socket.close(CloseCode.policy, `over ${MAX_HELD_FRAMES} frames or ${maxMessageBytes} bytes before auth`);
     };
     socket.on('message', onHeld);
     const peer = request.socket.remoteAddress;
@@ -55,14 +56,24 @@ export class Admission {
         if (socket.readyState !== socket.OPEN) return;
         if (!this.host.ready()) return socket.close(CloseCode.serviceRestart, 'engine not ready');
         for (const id of access.forbiddenInfrastructure()) {
-          this.authLog.warn(logger, `infra:${listener.instanceId}:${id}`, { listener: listener.instanceId, peer, functionId: id }, 'the auth function forbids an infrastructure function the SDKs call on their own');
+          this.authLog.warn(
+            logger,
+            `infra:${listener.instanceId}:${id}`,
+            { listener: listener.instanceId, peer, functionId: id },
+            'the auth function forbids an infrastructure function the SDKs call on their own',
+          );
         }
         admitted(access, hold.take());
       },
       (err: unknown) => {
         socket.off('message', onHeld);
         const message = EngineError.from(err).message;
-        this.authLog.warn(logger, `refused:${listener.instanceId}:${peer ?? ''}`, { listener: listener.instanceId, peer, reason: message }, 'worker connection refused by the auth function');
+        this.authLog.warn(
+          logger,
+          `refused:${listener.instanceId}:${peer ?? ''}`,
+          { listener: listener.instanceId, peer, reason: message },
+          'worker connection refused by the auth function',
+        );
         if (socket.readyState !== socket.OPEN) return;
         socket.send(encode({ type: 'error', error: { code: ErrorCode.authError, message } }));
         socket.close(CloseCode.policy, 'authentication failed');

@@ -37,7 +37,8 @@ export class AuthResultError extends Error {}
  */
 export function parseAuthResult(value: Json | undefined): AuthResult {
   if (value === undefined || value === null) throw new AuthResultError('auth function returned no result');
-  if (!isPlainObject(value)) throw new AuthResultError(`auth function result: expected an object, got ${describeValue(value)}`);
+  if (!isPlainObject(value))
+    throw new AuthResultError(`auth function result: expected an object, got ${describeValue(value)}`);
   const result: AuthResult = {
     allowedFunctions: strings(value, 'allowed_functions') ?? [],
     forbiddenFunctions: strings(value, 'forbidden_functions') ?? [],
@@ -49,7 +50,8 @@ export function parseAuthResult(value: Json | undefined): AuthResult {
   if (types !== undefined) result.allowedTriggerTypes = types;
   const prefix = value['function_registration_prefix'];
   if (typeof prefix === 'string' && prefix !== '') result.functionRegistrationPrefix = prefix;
-  else if (prefix !== undefined && prefix !== null && prefix !== '') throw wrong('function_registration_prefix', 'a string', prefix);
+  else if (prefix !== undefined && prefix !== null && prefix !== '')
+    throw wrong('function_registration_prefix', 'a string', prefix);
   return result;
 }
 

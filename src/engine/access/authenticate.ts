@@ -24,7 +24,10 @@ export async function authenticate(
     result = (await call(authFunctionId, authInput(request, listener.authToken !== undefined), timeoutMs)).result;
   } catch (err) {
     const error = EngineError.from(err);
-    const reason = error.code === ErrorCode.timeout ? `auth function ${authFunctionId} did not answer within ${timeoutMs} ms (handshake_timeout_ms)` : error.message;
+    const reason =
+      error.code === ErrorCode.timeout
+        ? `auth function ${authFunctionId} did not answer within ${timeoutMs} ms (handshake_timeout_ms)`
+        : error.message;
     throw new EngineError(ErrorCode.authError, reason);
   }
   try {

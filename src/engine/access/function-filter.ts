@@ -57,7 +57,9 @@ export function filterMatches(filter: FunctionFilter, target: FilterTarget): boo
   }
   const metadata = target.metadata;
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return false;
-  return Object.entries(filter.metadata).every(([key, expected]) => key in metadata && valueMatches(expected, metadata[key]));
+  return Object.entries(filter.metadata).every(
+    ([key, expected]) => key in metadata && valueMatches(expected, metadata[key]),
+  );
 }
 
 function valueMatches(expected: unknown, actual: Json): boolean {

@@ -18,8 +18,18 @@ export type CallFunction = (functionId: string, data: Json, timeoutMs: number) =
 /** A registration the hook approved (possibly remapped), or why it was refused. */
 export type HookVerdict<T> = { approved: T } | { denied: string };
 
-export async function functionHook(access: SessionAccess, hookId: string, message: RegisterFunction, call: CallFunction): Promise<HookVerdict<RegisterFunction>> {
-  const input = { function_id: message.id, description: message.description ?? null, metadata: message.metadata ?? null, context: access.context };
+export async function functionHook(
+  access: SessionAccess,
+  hookId: string,
+  message: RegisterFunction,
+  call: CallFunction,
+): Promise<HookVerdict<RegisterFunction>> {
+  const input = {
+    function_id: message.id,
+    description: message.description ?? null,
+    metadata: message.metadata ?? null,
+    context: access.context,
+  };
   const answer = await runHook(access, hookId, input, call);
   if (typeof answer === 'string') return { denied: answer };
   const out = { ...message };
@@ -29,7 +39,12 @@ export async function functionHook(access: SessionAccess, hookId: string, messag
   return { approved: out };
 }
 
-export async function triggerHook(access: SessionAccess, hookId: string, message: RegisterTrigger, call: CallFunction): Promise<HookVerdict<RegisterTrigger>> {
+export async function triggerHook(
+  access: SessionAccess,
+  hookId: string,
+  message: RegisterTrigger,
+  call: CallFunction,
+): Promise<HookVerdict<RegisterTrigger>> {
   const input = {
     trigger_id: message.id,
     trigger_type: message.trigger_type,
@@ -65,7 +80,12 @@ export async function triggerTypeHook(
 }
 
 /** The hook's object answer, or the reason it denies. */
-async function runHook(access: SessionAccess, hookId: string, input: Json, call: CallFunction): Promise<Record<string, Json> | string> {
+async function runHook(
+  access: SessionAccess,
+  hookId: string,
+  input: Json,
+  call: CallFunction,
+): Promise<Record<string, Json> | string> {
   let outcome: CallOutcome;
   try {
     outcome = await call(hookId, input, access.hookTimeoutMs);

@@ -104,7 +104,9 @@ export class SessionAccess {
 
   /** Why this connection may not register functions, or undefined. */
   functionRegistrationDenial(): string | undefined {
-    return this.auth.allowFunctionRegistration ? undefined : 'this session may not register functions (allow_function_registration is false)';
+    return this.auth.allowFunctionRegistration
+      ? undefined
+      : 'this session may not register functions (allow_function_registration is false)';
   }
 
   /** Why this connection may not register trigger types, or undefined. */

@@ -36,27 +36,46 @@ export class BridgeModule implements EngineModule {
     const remote = new RemoteEngine({
       url: this.config['url'] as string,
       ...(token ? { token } : {}),
-      workerName: (this.config['service_name'] as string | null) ?? (this.config['service_id'] as string | null) ?? `iii-bridge@${host.nodeId}`,
+      workerName:
+        (this.config['service_name'] as string | null) ??
+        (this.config['service_id'] as string | null) ??
+        `iii-bridge@${host.nodeId}`,
       logger: host.logger,
     });
     this.remote = remote;
 
-    host.registerFunction(MODULE, { id: 'bridge.invoke', description: 'Call a function of the bridged engine; returns its result' }, async (data) => {
-      const input = new Input('bridge.invoke', data);
-      const timeout = input.optNumber('timeout_ms') ?? DEFAULT_BRIDGE_TIMEOUT_MS;
-      if (!Number.isInteger(timeout) || timeout <= 0) throw input.fail('field `timeout_ms` must be a positive integer');
-      return (await remote.call(input.string('function_id'), payload(data), timeout)) ?? null;
-    });
-    host.registerFunction(MODULE, { id: 'bridge.invoke_async', description: 'Fire a function of the bridged engine without waiting' }, async (data) => {
-      const input = new Input('bridge.invoke_async', data);
-      remote.callVoid(input.string('function_id'), payload(data));
-      return null;
-    });
+    host.registerFunction(
+      MODULE,
+      { id: 'bridge.invoke', description: 'Call a function of the bridged engine; returns its result' },
+      async (data) => {
+        const input = new Input('bridge.invoke', data);
+        const timeout = input.optNumber('timeout_ms') ?? DEFAULT_BRIDGE_TIMEOUT_MS;
+        if (!Number.isInteger(timeout) || timeout <= 0)
+          throw input.fail('field `timeout_ms` must be a positive integer');
+        return (await remote.call(input.string('function_id'), payload(data), timeout)) ?? null;
+      },
+    );
+    host.registerFunction(
+      MODULE,
+      { id: 'bridge.invoke_async', description: 'Fire a function of the bridged engine without waiting' },
+      async (data) => {
+        const input = new Input('bridge.invoke_async', data);
+        remote.callVoid(input.string('function_id'), payload(data));
+        return null;
+      },
+    );
     for (const { local_function, remote_function, timeout_ms } of this.config['forward'] as Forward[]) {
-      host.registerFunction(MODULE, { id: local_function, description: `Forwarded to ${remote_function} on the bridged engine` }, async (data) => (await remote.call(remote_function, data, timeout_ms ?? DEFAULT_BRIDGE_TIMEOUT_MS)) ?? null);
+      host.registerFunction(
+        MODULE,
+        { id: local_function, description: `Forwarded to ${remote_function} on the bridged engine` },
+        async (data) => (await remote.call(remote_function, data, timeout_ms ?? DEFAULT_BRIDGE_TIMEOUT_MS)) ?? null,
+      );
     }
     for (const { local_function, remote_function } of this.config['expose'] as Expose[]) {
-      remote.serve(remote_function ?? local_function, async (data) => (await host.invoke({ functionId: local_function, data })).result);
+      remote.serve(
+        remote_function ?? local_function,
+        async (data) => (await host.invoke({ functionId: local_function, data })).result,
+      );
     }
     remote.start();
   }

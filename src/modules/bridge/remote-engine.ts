@@ -92,14 +92,25 @@ export class RemoteEngine {
     const deadline = Date.now() + timeoutMs;
     await this.untilConnected(functionId, deadline);
     if (this.pending.size >= MAX_PENDING_CALLS) {
-      throw new EngineError(ErrorCode.limitExceeded, `The bridge to ${this.options.url} has ${MAX_PENDING_CALLS} calls waiting for an answer; try again later.`);
+      throw new EngineError(
+        ErrorCode.limitExceeded,
+        `The bridge to ${this.options.url} has ${MAX_PENDING_CALLS} calls waiting for an answer; try again later.`,
+      );
     }
     const invocationId = randomUUID();
     return new Promise<Json | undefined>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(invocationId);
-        reject(new EngineError(ErrorCode.timeout, `${functionId} on ${this.options.url} did not answer within ${timeoutMs} ms.`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          this.pending.delete(invocationId);
+          reject(
+            new EngineError(
+              ErrorCode.timeout,
+              `${functionId} on ${this.options.url} did not answer within ${timeoutMs} ms.`,
+            ),
+          );
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.pending.set(invocationId, { functionId, resolve, reject, timer });
       this.send({ type: 'invokefunction', invocation_id: invocationId, function_id: functionId, data });
     });
@@ -129,7 +140,10 @@ export class RemoteEngine {
   private connect(): void {
     if (this.closed) return;
     const headers = this.options.token === undefined ? undefined : { authorization: `Bearer ${this.options.token}` };
-    const socket = new WebSocket(this.options.url, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, ...(headers ? { headers } : {}) });
+    const socket = new WebSocket(this.options.url, {
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...(headers ? { headers } : {}),
+    });
     this.socket = socket;
     socket.on('open', () => {
       this.connected = true;
@@ -144,15 +158,23 @@ export class RemoteEngine {
       if (!isBinary) this.onMessage(data.toString());
     });
     socket.on('unexpected-response', (_request, response) => {
-      this.options.logger.warn({ url: this.options.url, status: response.statusCode }, `bridge: the remote engine refused the connection (HTTP ${response.statusCode}); check the url and the token`);
+      this.options.logger.warn(
+        { url: this.options.url, status: response.statusCode },
+        `bridge: the remote engine refused the connection (HTTP ${response.statusCode}); check the url and the token`,
+      );
       socket.terminate();
     });
     socket.on('error', (err) => {
-      if (this.attempt === 0) this.options.logger.warn({ err, url: this.options.url }, 'bridge: cannot reach the remote engine; retrying');
+      if (this.attempt === 0)
+        this.options.logger.warn({ err, url: this.options.url }, 'bridge: cannot reach the remote engine; retrying');
     });
     socket.on('close', () => {
       if (this.socket !== socket) return;
-      if (this.connected) this.options.logger.warn({ url: this.options.url }, 'bridge: the connection to the remote engine closed; reconnecting');
+      if (this.connected)
+        this.options.logger.warn(
+          { url: this.options.url },
+          'bridge: the connection to the remote engine closed; reconnecting',
+        );
       this.connected = false;
       this.socket = undefined;
       this.failPending('lost the connection before the answer came (the call may have run)');
@@ -173,7 +195,10 @@ export class RemoteEngine {
     try {
       message = JSON.parse(text) as Record<string, unknown>;
     } catch {
-      this.options.logger.warn({ url: this.options.url }, 'bridge: the remote engine sent a frame that is not JSON; ignored');
+      this.options.logger.warn(
+        { url: this.options.url },
+        'bridge: the remote engine sent a frame that is not JSON; ignored',
+      );
       return;
     }
     switch (message['type']) {
@@ -182,12 +207,18 @@ export class RemoteEngine {
       case 'invokefunction':
         return void this.runServed(message);
       case 'error':
-        this.options.logger.warn({ url: this.options.url, error: message['error'] }, 'bridge: the remote engine reported an error');
+        this.options.logger.warn(
+          { url: this.options.url, error: message['error'] },
+          'bridge: the remote engine reported an error',
+        );
         return;
       case 'triggerregistrationresult':
         // Only a refusal carries news; the binding stays listed and is sent again after a reconnection.
         if (message['error'] !== undefined && message['error'] !== null) {
-          this.options.logger.warn({ url: this.options.url, trigger: message['id'], error: message['error'] }, 'bridge: the remote engine refused a trigger binding');
+          this.options.logger.warn(
+            { url: this.options.url, trigger: message['id'], error: message['error'] },
+            'bridge: the remote engine refused a trigger binding',
+          );
         }
         return;
       default:
@@ -203,7 +234,14 @@ export class RemoteEngine {
     clearTimeout(call.timer);
     const error = message['error'];
     if (error !== undefined && error !== null) {
-      call.reject(isErrorBody(error) ? new EngineError(error.code, error.message) : new EngineError(ErrorCode.invalidMessage, `${call.functionId} failed on ${this.options.url} with a malformed error`));
+      call.reject(
+        isErrorBody(error)
+          ? new EngineError(error.code, error.message)
+          : new EngineError(
+              ErrorCode.invalidMessage,
+              `${call.functionId} failed on ${this.options.url} with a malformed error`,
+            ),
+      );
       return;
     }
     call.resolve(message['result'] === null ? undefined : (message['result'] as Json | undefined));
@@ -220,10 +258,20 @@ export class RemoteEngine {
       if (typeof message['traceparent'] === 'string') context.traceparent = message['traceparent'];
       if (typeof message['baggage'] === 'string') context.baggage = message['baggage'];
       const result = await served.handler((message['data'] ?? null) as Json, context);
-      reply = { type: 'invocationresult', invocation_id: invocationId ?? '', function_id: functionId, ...(result === undefined || result === null ? {} : { result }) };
+      reply = {
+        type: 'invocationresult',
+        invocation_id: invocationId ?? '',
+        function_id: functionId,
+        ...(result === undefined || result === null ? {} : { result }),
+      };
     } catch (err) {
       const { code, message: text } = EngineError.from(err);
-      reply = { type: 'invocationresult', invocation_id: invocationId ?? '', function_id: functionId, error: { code, message: text } };
+      reply = {
+        type: 'invocationresult',
+        invocation_id: invocationId ?? '',
+        function_id: functionId,
+        error: { code, message: text },
+      };
     }
     if (invocationId !== undefined) this.send(reply);
   }

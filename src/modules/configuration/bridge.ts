@@ -24,13 +24,22 @@ export class BridgedConfiguration implements ConfigurationApi {
   private readonly eventsFunction: string;
 
   constructor(options: BridgedConfigurationOptions, triggers: ConfigurationTriggers) {
-    this.remote = new RemoteEngine({ url: options.url, ...(options.token ? { token: options.token } : {}), workerName: `configuration@${options.nodeId}`, logger: options.logger });
+    this.remote = new RemoteEngine({
+      url: options.url,
+      ...(options.token ? { token: options.token } : {}),
+      workerName: `configuration@${options.nodeId}`,
+      logger: options.logger,
+    });
     // Unique per engine process: two engines bridged to one remote must not pool their reports.
     this.eventsFunction = `iii-bridge::${options.nodeId}::configuration-events::${randomUUID()}`;
-    this.remote.serve(this.eventsFunction, async (payload) => {
-      triggers.mirror(payload as unknown as ConfigurationEvent);
-      return undefined;
-    }, 'Configuration changes of the bridged engine, mirrored');
+    this.remote.serve(
+      this.eventsFunction,
+      async (payload) => {
+        triggers.mirror(payload as unknown as ConfigurationEvent);
+        return undefined;
+      },
+      'Configuration changes of the bridged engine, mirrored',
+    );
     this.remote.bind(this.eventsFunction, 'configuration', this.eventsFunction, {});
     this.remote.start();
   }

@@ -19,7 +19,10 @@ const ID_PATTERN = /^[a-z0-9_-]{1,64}$/;
 
 export function checkId(id: string): string {
   if (!ID_PATTERN.test(id)) {
-    throw new EngineError(ConfigurationErrorCode.invalidId, `Invalid configuration id ${JSON.stringify(id.slice(0, 80))}: use 1 to 64 of a-z, 0-9, _ and -.`);
+    throw new EngineError(
+      ConfigurationErrorCode.invalidId,
+      `Invalid configuration id ${JSON.stringify(id.slice(0, 80))}: use 1 to 64 of a-z, 0-9, _ and -.`,
+    );
   }
   return id;
 }

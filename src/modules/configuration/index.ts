@@ -41,9 +41,18 @@ export class ConfigurationModule implements EngineModule {
     const block = this.config['adapter'] as { name: string; config?: Record<string, unknown> | null };
     if (block.name === 'bridge') return this.startBridged(host, block.config ?? {});
     const store = createStore(block.name, block.config ?? {}, host);
-    const triggers = new ConfigurationTriggers(host, this.config['ttl_seconds'] as number, (id) => void service.expire(id));
+    const triggers = new ConfigurationTriggers(
+      host,
+      this.config['ttl_seconds'] as number,
+      (id) => void service.expire(id),
+    );
     const service = new ConfigurationService(store, triggers, host.logger);
-    await store.open((id, value) => void service.outsideChange(id, value).catch((err) => host.logger.warn({ err, id }, 'configuration: taking in an outside edit failed')));
+    await store.open(
+      (id, value) =>
+        void service
+          .outsideChange(id, value)
+          .catch((err) => host.logger.warn({ err, id }, 'configuration: taking in an outside edit failed')),
+    );
     this.store = store;
     this.triggers = triggers;
     // Only the fs store is where the engine reads workers' settings at boot and on reload.
@@ -55,11 +64,17 @@ export class ConfigurationModule implements EngineModule {
 
   /** The `bridge` adapter: the other engine holds everything (ttl_seconds is its business). */
   private async startBridged(host: ModuleHost, options: Record<string, unknown>): Promise<void> {
-    if ((this.config['ttl_seconds'] as number) > 0) host.logger.warn('configuration: ttl_seconds does not apply with the bridge adapter (the other engine keeps the values; it cannot be asked to delete them)');
+    if ((this.config['ttl_seconds'] as number) > 0)
+      host.logger.warn(
+        'configuration: ttl_seconds does not apply with the bridge adapter (the other engine keeps the values; it cannot be asked to delete them)',
+      );
     const triggers = new ConfigurationTriggers(host, 0, () => undefined);
     const token = typeof options['auth_token'] === 'string' ? options['auth_token'] : process.env['III_BRIDGE_TOKEN'];
     const url = typeof options['bridge_url'] === 'string' ? options['bridge_url'] : DEFAULT_BRIDGE_URL;
-    this.bridged = new BridgedConfiguration({ url, nodeId: host.nodeId, logger: host.logger, ...(token ? { token } : {}) }, triggers);
+    this.bridged = new BridgedConfiguration(
+      { url, nodeId: host.nodeId, logger: host.logger, ...(token ? { token } : {}) },
+      triggers,
+    );
     this.triggers = triggers;
     registerFunctions(host, this.bridged);
     await registerTriggerType(host, triggers);
@@ -89,10 +104,17 @@ async function registerWorkerSettings(host: ModuleHost, service: ConfigurationSe
     if (spec.schema === null || id === 'configuration') continue;
     const schema = spec.schema;
     const name = module.entryName ?? spec.names[0];
-    const meta = { name, description: `Settings of the ${name} worker, as its config.yaml block`, schema: { type: 'object' } };
+    const meta = {
+      name,
+      description: `Settings of the ${name} worker, as its config.yaml block`,
+      schema: { type: 'object' },
+    };
     await service.registerBuiltin(name, meta, (value) => {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        throw new EngineError(ConfigurationErrorCode.schemaInvalid, `The settings of ${name} must be a mapping, as its config.yaml block.`);
+        throw new EngineError(
+          ConfigurationErrorCode.schemaInvalid,
+          `The settings of ${name} must be a mapping, as its config.yaml block.`,
+        );
       }
       try {
         validateBlock(schema, value, { file: 'configuration', where: name });
@@ -108,7 +130,8 @@ async function registerTriggerType(host: ModuleHost, triggers: ConfigurationTrig
     MODULE,
     {
       id: 'configuration',
-      description: 'Fires when a configuration is registered, updated or deleted; config {configuration_id?, event_types?, condition_function_id?}',
+      description:
+        'Fires when a configuration is registered, updated or deleted; config {configuration_id?, event_types?, condition_function_id?}',
       trigger_request_format: CONFIGURATION_TRIGGER_CONFIG_SCHEMA,
       call_request_format: CONFIGURATION_EVENT_SCHEMA,
     },
@@ -118,41 +141,67 @@ async function registerTriggerType(host: ModuleHost, triggers: ConfigurationTrig
 
 function createStore(name: string, options: Record<string, unknown>, host: ModuleHost): ConfigurationStore {
   if (name === 'redis') {
-    return new RedisConfigurationStore({ ...redisTarget(MODULE, options, host.config.cluster), connectionName: `iii:${host.nodeId}:configuration`, logger: host.logger });
+    return new RedisConfigurationStore({
+      ...redisTarget(MODULE, options, host.config.cluster),
+      connectionName: `iii:${host.nodeId}:configuration`,
+      logger: host.logger,
+    });
   }
   if (name === 'memory') return new MemoryConfigurationStore();
   if (name === 'fs') {
     const directory = typeof options['directory'] === 'string' ? options['directory'] : DEFAULT_DIRECTORY;
     const isDefault = resolve(directory) === resolve(DEFAULT_DIRECTORY);
-    return new FsConfigurationStore({ directory, ...(isDefault ? { migrateFrom: OLD_DIRECTORY } : {}), logger: host.logger });
+    return new FsConfigurationStore({
+      directory,
+      ...(isDefault ? { migrateFrom: OLD_DIRECTORY } : {}),
+      logger: host.logger,
+    });
   }
-  throw new Error(`configuration: adapter '${name}' is not implemented; use fs (one node), redis (a cluster), memory or bridge.`);
+  throw new Error(
+    `configuration: adapter '${name}' is not implemented; use fs (one node), redis (a cluster), memory or bridge.`,
+  );
 }
 
 function registerFunctions(host: ModuleHost, service: ConfigurationApi): void {
   const fn = (id: string, description: string, handler: (input: Input, data: Record<string, Json>) => Promise<Json>) =>
-    host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data), data as Record<string, Json>));
+    host.registerFunction(MODULE, { id, description }, (data) =>
+      handler(new Input(id, data), data as Record<string, Json>),
+    );
 
-  fn('configuration::register', 'Register a configuration id with its JSON Schema; returns the stored entry', (input) => {
-    const schema = input.raw('schema');
-    if (schema === undefined) throw input.fail('missing field `schema`');
-    const initialValue = input.raw('initial_value');
-    const metadata = input.raw('metadata');
-    return service.register({
-      id: input.string('id'),
-      name: input.optString('name') ?? input.string('id'),
-      description: input.optString('description') ?? '',
-      schema,
-      ...(initialValue === undefined ? {} : { initialValue }),
-      ...(metadata === undefined ? {} : { metadata }),
-    });
-  });
-  fn('configuration::set', 'Replace the value of a registered configuration; returns {old_value, new_value}', (input, data) => {
-    const value = data['value']; // null is a value
-    if (value === undefined) throw input.fail('missing field `value`');
-    return service.set(input.string('id'), value);
-  });
-  fn('configuration::get', 'Read a configuration value, ${VAR} expanded unless raw: true; returns {id, value}', (input) => service.get(input.string('id'), input.optBoolean('raw') ?? false));
+  fn(
+    'configuration::register',
+    'Register a configuration id with its JSON Schema; returns the stored entry',
+    (input) => {
+      const schema = input.raw('schema');
+      if (schema === undefined) throw input.fail('missing field `schema`');
+      const initialValue = input.raw('initial_value');
+      const metadata = input.raw('metadata');
+      return service.register({
+        id: input.string('id'),
+        name: input.optString('name') ?? input.string('id'),
+        description: input.optString('description') ?? '',
+        schema,
+        ...(initialValue === undefined ? {} : { initialValue }),
+        ...(metadata === undefined ? {} : { metadata }),
+      });
+    },
+  );
+  fn(
+    'configuration::set',
+    'Replace the value of a registered configuration; returns {old_value, new_value}',
+    (input, data) => {
+      const value = data['value']; // null is a value
+      if (value === undefined) throw input.fail('missing field `value`');
+      return service.set(input.string('id'), value);
+    },
+  );
+  fn(
+    'configuration::get',
+    'Read a configuration value, ${VAR} expanded unless raw: true; returns {id, value}',
+    (input) => service.get(input.string('id'), input.optBoolean('raw') ?? false),
+  );
   fn('configuration::list', 'Every configuration, sorted by id, without values', () => service.list());
-  fn('configuration::schema', 'The name, description and schema of a configuration', (input) => service.schema(input.string('id')));
+  fn('configuration::schema', 'The name, description and schema of a configuration', (input) =>
+    service.schema(input.string('id')),
+  );
 }

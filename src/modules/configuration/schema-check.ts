@@ -19,26 +19,42 @@ const MAX_LISTED_VIOLATIONS = 20;
  */
 export function compileSchema(id: string, schema: Json): ValidateFunction {
   if (typeof schema !== 'object' && typeof schema !== 'boolean') {
-    throw new EngineError(ConfigurationErrorCode.schemaInvalid, `The schema of '${id}' must be a JSON Schema object (or a boolean), got ${schema === null ? 'null' : typeof schema}.`);
+    throw new EngineError(
+      ConfigurationErrorCode.schemaInvalid,
+      `The schema of '${id}' must be a JSON Schema object (or a boolean), got ${schema === null ? 'null' : typeof schema}.`,
+    );
   }
   const options = { allErrors: true, strict: false, logger: false as const };
   const draft = schema !== null && typeof schema === 'object' && !Array.isArray(schema) ? schema['$schema'] : undefined;
-  const ajv = typeof draft === 'string' && /draft-0[67]/.test(draft) ? new Ajv(options) : typeof draft === 'string' && draft.includes('2019-09') ? new Ajv2019(options) : new Ajv2020(options);
+  const ajv =
+    typeof draft === 'string' && /draft-0[67]/.test(draft)
+      ? new Ajv(options)
+      : typeof draft === 'string' && draft.includes('2019-09')
+        ? new Ajv2019(options)
+        : new Ajv2020(options);
   try {
     return ajv.compile(schema as object | boolean);
   } catch (err) {
-    throw new EngineError(ConfigurationErrorCode.schemaInvalid, `The schema of '${id}' is not a valid JSON Schema: ${(err as Error).message}`);
+    throw new EngineError(
+      ConfigurationErrorCode.schemaInvalid,
+      `The schema of '${id}' is not a valid JSON Schema: ${(err as Error).message}`,
+    );
   }
 }
 
 /** Throws SCHEMA_INVALID, listing each violation, unless `value` satisfies `validate`. */
 export function checkValue(id: string, validate: ValidateFunction, value: Json): void {
   if (validate(value)) return;
-  throw new EngineError(ConfigurationErrorCode.schemaInvalid, `The value of '${id}' does not match its schema: ${describeViolations(validate.errors ?? [])}`);
+  throw new EngineError(
+    ConfigurationErrorCode.schemaInvalid,
+    `The value of '${id}' does not match its schema: ${describeViolations(validate.errors ?? [])}`,
+  );
 }
 
 function describeViolations(errors: ErrorObject[]): string {
-  const listed = errors.slice(0, MAX_LISTED_VIOLATIONS).map((e) => `${e.instancePath === '' ? '(root)' : e.instancePath} ${e.message ?? 'is invalid'}${detail(e)}`);
+  const listed = errors
+    .slice(0, MAX_LISTED_VIOLATIONS)
+    .map((e) => `${e.instancePath === '' ? '(root)' : e.instancePath} ${e.message ?? 'is invalid'}${detail(e)}`);
   if (errors.length > MAX_LISTED_VIOLATIONS) listed.push(`and ${errors.length - MAX_LISTED_VIOLATIONS} more`);
   return listed.join('; ');
 }

@@ -54,7 +54,11 @@ export class ConfigurationService implements ConfigurationApi {
   }
 
   async register({ id, initialValue, ...meta }: Registration): Promise<Json> {
-    if (this.builtins.has(id)) throw new EngineError(ConfigurationErrorCode.invalidId, `'${id}' holds the settings of the engine's ${id} worker; pick another id.`);
+    if (this.builtins.has(id))
+      throw new EngineError(
+        ConfigurationErrorCode.invalidId,
+        `'${id}' holds the settings of the engine's ${id} worker; pick another id.`,
+      );
     checkId(id);
     const validate = this.validator(id, meta.schema);
     if (initialValue !== undefined) checkValue(id, validate, expandValue(initialValue));
@@ -63,9 +67,18 @@ export class ConfigurationService implements ConfigurationApi {
     if (initialValue !== undefined) await this.adapter(() => this.store.putValue(id, initialValue));
     const value = initialValue ?? old ?? null;
     if (initialValue === undefined && old !== undefined && !validate(expandValue(old))) {
-      this.logger.warn({ id }, `configuration: the stored value of '${id}' does not match the schema just registered; it is kept`);
+      this.logger.warn(
+        { id },
+        `configuration: the stored value of '${id}' does not match the schema just registered; it is kept`,
+      );
     }
-    this.fire(existed ? 'configuration:updated' : 'configuration:registered', id, meta, existed ? old : undefined, value);
+    this.fire(
+      existed ? 'configuration:updated' : 'configuration:registered',
+      id,
+      meta,
+      existed ? old : undefined,
+      value,
+    );
     return { id, ...describe(meta), value: expandValue(value) };
   }
 
@@ -74,8 +87,15 @@ export class ConfigurationService implements ConfigurationApi {
     const meta = await this.adapter(() => this.store.meta(id));
     if (meta === undefined) {
       const stored = await this.adapter(() => this.store.value(id));
-      if (stored === undefined) throw new EngineError(ConfigurationErrorCode.notRegistered, `Configuration '${id}' is not registered: a worker must call configuration::register first.`);
-      throw new EngineError(ConfigurationErrorCode.schemaUnavailable, `Configuration '${id}' has a stored value but no schema yet: its worker has not registered it since the engine started.`);
+      if (stored === undefined)
+        throw new EngineError(
+          ConfigurationErrorCode.notRegistered,
+          `Configuration '${id}' is not registered: a worker must call configuration::register first.`,
+        );
+      throw new EngineError(
+        ConfigurationErrorCode.schemaUnavailable,
+        `Configuration '${id}' has a stored value but no schema yet: its worker has not registered it since the engine started.`,
+      );
     }
     this.check(id, meta, value);
     const old = await this.adapter(() => this.store.putValue(id, value));
@@ -96,14 +116,22 @@ export class ConfigurationService implements ConfigurationApi {
     const meta = await this.adapter(() => this.store.meta(id));
     if (meta !== undefined) return { id, ...describe(meta) };
     if ((await this.adapter(() => this.store.value(id))) === undefined) throw notFound(id);
-    throw new EngineError(ConfigurationErrorCode.schemaUnavailable, `Configuration '${id}' has a stored value but no schema yet: its worker has not registered it since the engine started.`);
+    throw new EngineError(
+      ConfigurationErrorCode.schemaUnavailable,
+      `Configuration '${id}' has a stored value but no schema yet: its worker has not registered it since the engine started.`,
+    );
   }
 
   /** Sorted by id, never with values; an id known only by its stored value has an empty description and a null schema. */
   async list(): Promise<Json> {
     const entries = await this.adapter(() => this.store.entries());
     entries.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return { configurations: entries.map(({ id, meta }) => ({ id, ...describe(meta ?? { name: id, description: '', schema: null }) })) };
+    return {
+      configurations: entries.map(({ id, meta }) => ({
+        id,
+        ...describe(meta ?? { name: id, description: '', schema: null }),
+      })),
+    };
   }
 
   /** An edit made outside the engine: validated against the known schema, then taken in (or refused, keeping the last good value). */
@@ -113,7 +141,10 @@ export class ConfigurationService implements ConfigurationApi {
       try {
         this.check(id, meta, value);
       } catch (err) {
-        this.logger.warn({ id, reason: (err as Error).message }, `configuration: an outside edit of '${id}' was refused; the last good value stays`);
+        this.logger.warn(
+          { id, reason: (err as Error).message },
+          `configuration: an outside edit of '${id}' was refused; the last good value stays`,
+        );
         return;
       }
     }
@@ -122,7 +153,10 @@ export class ConfigurationService implements ConfigurationApi {
     const about = meta ?? { name: id, description: '', schema: null };
     if (value === undefined) this.fire('configuration:deleted', id, about, old, null);
     else this.fire(old === undefined ? 'configuration:registered' : 'configuration:updated', id, about, old, value);
-    this.logger.info({ id, change: value === undefined ? 'removed' : 'edited' }, `configuration: '${id}' changed outside the engine`);
+    this.logger.info(
+      { id, change: value === undefined ? 'removed' : 'edited' },
+      `configuration: '${id}' changed outside the engine`,
+    );
   }
 
   /** Deletes an id nobody watches any more (ttl_seconds). */
@@ -131,7 +165,13 @@ export class ConfigurationService implements ConfigurationApi {
       const removed = await this.store.remove(id);
       this.validators.delete(id);
       if (removed === undefined) return;
-      this.fire('configuration:deleted', id, removed.meta ?? { name: id, description: '', schema: null }, removed.value, null);
+      this.fire(
+        'configuration:deleted',
+        id,
+        removed.meta ?? { name: id, description: '', schema: null },
+        removed.value,
+        null,
+      );
       this.logger.info({ id }, `configuration: '${id}' deleted, unwatched for ttl_seconds`);
     } catch (err) {
       this.logger.warn({ err, id }, `configuration: deleting the unwatched '${id}' failed`);
@@ -144,7 +184,13 @@ export class ConfigurationService implements ConfigurationApi {
     else checkValue(id, this.validator(id, meta.schema), expandValue(value));
   }
 
-  private fire(eventType: ConfigurationEventType, id: string, meta: ConfigurationMeta, old: Json | undefined, value: Json): void {
+  private fire(
+    eventType: ConfigurationEventType,
+    id: string,
+    meta: ConfigurationMeta,
+    old: Json | undefined,
+    value: Json,
+  ): void {
     for (const listener of this.listeners) listener(id);
     this.triggers.dispatch({
       event_type: eventType,
@@ -172,7 +218,10 @@ export class ConfigurationService implements ConfigurationApi {
       return await work();
     } catch (err) {
       if (err instanceof EngineError) throw err;
-      throw new EngineError(ConfigurationErrorCode.adapterError, `The configuration store failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw new EngineError(
+        ConfigurationErrorCode.adapterError,
+        `The configuration store failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 }
@@ -184,5 +233,8 @@ function describe(meta: ConfigurationMeta): Record<string, Json> {
 }
 
 function notFound(id: string): EngineError {
-  return new EngineError(ConfigurationErrorCode.notFound, `Configuration '${id}' is not registered and has no stored value.`);
+  return new EngineError(
+    ConfigurationErrorCode.notFound,
+    `Configuration '${id}' is not registered and has no stored value.`,
+  );
 }

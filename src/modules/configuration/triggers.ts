@@ -5,7 +5,11 @@ import type { TriggerEntry } from '../../registry/types';
 import { conditionPasses } from '../condition';
 import type { ModuleHost } from '../../engine/module';
 
-export const CONFIGURATION_EVENT_TYPES = ['configuration:registered', 'configuration:updated', 'configuration:deleted'] as const;
+export const CONFIGURATION_EVENT_TYPES = [
+  'configuration:registered',
+  'configuration:updated',
+  'configuration:deleted',
+] as const;
 export type ConfigurationEventType = (typeof CONFIGURATION_EVENT_TYPES)[number];
 
 /** What a `configuration` handler receives (values expanded; `old_value` null on registered, `new_value` null on deleted). */
@@ -103,10 +107,21 @@ export class ConfigurationTriggers implements TriggerProvider {
   }
 
   private fire(event: ConfigurationEvent, ownBindingsOnly: boolean): void {
-    const matching = [...this.bindings.values()].filter(({ binding, filter }) => (!ownBindingsOnly || binding.nodeId === this.host.nodeId) && matches(filter, event));
+    const matching = [...this.bindings.values()].filter(
+      ({ binding, filter }) => (!ownBindingsOnly || binding.nodeId === this.host.nodeId) && matches(filter, event),
+    );
     if (matching.length === 0) return;
     const { event_type, id, name, description, schema, old_value, new_value } = event;
-    void this.deliver(matching, { type: 'configuration', event_type, id, name, description, schema, old_value, new_value });
+    void this.deliver(matching, {
+      type: 'configuration',
+      event_type,
+      id,
+      name,
+      description,
+      schema,
+      old_value,
+      new_value,
+    });
   }
 
   clear(): void {
@@ -124,21 +139,34 @@ export class ConfigurationTriggers implements TriggerProvider {
     for (const { binding, filter } of matching) {
       try {
         if (!(await conditionPasses(this.host, filter.conditionFunctionId, payload, binding.metadata))) continue;
-        await this.host.invoke(binding.metadata === undefined ? { functionId: binding.function_id, data: payload } : { functionId: binding.function_id, data: payload, metadata: binding.metadata });
+        await this.host.invoke(
+          binding.metadata === undefined
+            ? { functionId: binding.function_id, data: payload }
+            : { functionId: binding.function_id, data: payload, metadata: binding.metadata },
+        );
       } catch (err) {
-        this.host.logger.warn({ err, trigger: binding.id, functionId: binding.function_id }, 'configuration trigger handler failed');
+        this.host.logger.warn(
+          { err, trigger: binding.id, functionId: binding.function_id },
+          'configuration trigger handler failed',
+        );
       }
     }
   }
 }
 
 function matches(filter: Filter, event: ConfigurationEvent): boolean {
-  return (filter.configurationId === undefined || filter.configurationId === event.id) && (filter.eventTypes === undefined || filter.eventTypes.has(event.event_type));
+  return (
+    (filter.configurationId === undefined || filter.configurationId === event.id) &&
+    (filter.eventTypes === undefined || filter.eventTypes.has(event.event_type))
+  );
 }
 
 function readFilter(config: Json): Filter {
   if (config === null || config === undefined) return {};
-  if (typeof config !== 'object' || Array.isArray(config)) throw refuse(`must be an object {configuration_id?, event_types?, condition_function_id?}, got ${Array.isArray(config) ? 'an array' : typeof config}`);
+  if (typeof config !== 'object' || Array.isArray(config))
+    throw refuse(
+      `must be an object {configuration_id?, event_types?, condition_function_id?}, got ${Array.isArray(config) ? 'an array' : typeof config}`,
+    );
   const filter: Filter = {};
   const id = optString(config, 'configuration_id');
   const condition = optString(config, 'condition_function_id');
@@ -158,7 +186,8 @@ function readFilter(config: Json): Filter {
 function optString(fields: Record<string, Json>, name: string): string | undefined {
   const value = fields[name];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw refuse(`${name} must be a string, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+  if (typeof value !== 'string')
+    throw refuse(`${name} must be a string, got ${Array.isArray(value) ? 'an array' : typeof value}`);
   return value;
 }
 

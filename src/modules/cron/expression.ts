@@ -38,7 +38,10 @@ export class CronExpression {
     const text = SHORTHANDS.get(trimmed.toLowerCase()) ?? trimmed;
     const parts = text === '' ? [] : text.split(/\s+/);
     if (parts.length !== 6 && parts.length !== 7) {
-      const unix = parts.length === 5 ? '; seconds come first, so a Unix expression like \'*/5 * * * *\' becomes \'0 */5 * * * *\'' : '';
+      const unix =
+        parts.length === 5
+          ? "; seconds come first, so a Unix expression like '*/5 * * * *' becomes '0 */5 * * * *'"
+          : '';
       throw new CronSyntaxError(`expected 6 or 7 fields (${FIELD_ORDER}), got ${parts.length}${unix}`);
     }
     return new CronExpression(

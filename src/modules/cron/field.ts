@@ -43,13 +43,28 @@ export class CronSyntaxError extends Error {
 }
 
 const MONTH_NAMES: ReadonlyArray<readonly string[]> = [
-  ['jan', 'january'], ['feb', 'february'], ['mar', 'march'], ['apr', 'april'], ['may'], ['jun', 'june'],
-  ['jul', 'july'], ['aug', 'august'], ['sep', 'september'], ['oct', 'october'], ['nov', 'november'], ['dec', 'december'],
+  ['jan', 'january'],
+  ['feb', 'february'],
+  ['mar', 'march'],
+  ['apr', 'april'],
+  ['may'],
+  ['jun', 'june'],
+  ['jul', 'july'],
+  ['aug', 'august'],
+  ['sep', 'september'],
+  ['oct', 'october'],
+  ['nov', 'november'],
+  ['dec', 'december'],
 ];
 
 const DAY_NAMES: ReadonlyArray<readonly string[]> = [
-  ['sun', 'sunday'], ['mon', 'monday'], ['tue', 'tues', 'tuesday'], ['wed', 'wednesday'],
-  ['thu', 'thurs', 'thursday'], ['fri', 'friday'], ['sat', 'saturday'],
+  ['sun', 'sunday'],
+  ['mon', 'monday'],
+  ['tue', 'tues', 'tuesday'],
+  ['wed', 'wednesday'],
+  ['thu', 'thurs', 'thursday'],
+  ['fri', 'friday'],
+  ['sat', 'saturday'],
 ];
 
 function nameTable(groups: ReadonlyArray<readonly string[]>): ReadonlyMap<string, number> {
@@ -99,7 +114,8 @@ function parseElement(element: string, spec: FieldSpec): number[] {
   let start: number;
   let end: number;
   if (base === '*' || base === '?') {
-    if (base === '?' && !spec.allowsAny) throw new CronSyntaxError(`'?' is only allowed in day-of-month and day-of-week, not in ${spec.name}`);
+    if (base === '?' && !spec.allowsAny)
+      throw new CronSyntaxError(`'?' is only allowed in day-of-month and day-of-week, not in ${spec.name}`);
     [start, end] = [spec.min, spec.max];
   } else {
     const dash = base.indexOf('-');
@@ -110,7 +126,10 @@ function parseElement(element: string, spec: FieldSpec): number[] {
     } else {
       start = parseValue(base.slice(0, dash), spec);
       end = parseValue(base.slice(dash + 1), spec);
-      if (start > end) throw new CronSyntaxError(`range '${base}' in ${spec.name} is reversed: ranges do not wrap, the start must not exceed the end`);
+      if (start > end)
+        throw new CronSyntaxError(
+          `range '${base}' in ${spec.name} is reversed: ranges do not wrap, the start must not exceed the end`,
+        );
     }
   }
   const out: number[] = [];
@@ -119,7 +138,8 @@ function parseElement(element: string, spec: FieldSpec): number[] {
 }
 
 function parseStep(text: string, element: string, spec: FieldSpec): number {
-  if (!NUMBER.test(text)) throw new CronSyntaxError(`step '${text}' in ${spec.name} element '${element}' must be a whole number`);
+  if (!NUMBER.test(text))
+    throw new CronSyntaxError(`step '${text}' in ${spec.name} element '${element}' must be a whole number`);
   const step = Number(text);
   if (step < 1) throw new CronSyntaxError(`step in ${spec.name} element '${element}' must be at least 1`);
   return step;

@@ -34,7 +34,8 @@ export class CronModule implements EngineModule {
       MODULE,
       {
         id: 'cron',
-        description: 'Fires a function on a cron schedule: sec min hour day-of-month month day-of-week [year], UTC, day-of-week 1 = Sunday',
+        description:
+          'Fires a function on a cron schedule: sec min hour day-of-month month day-of-week [year], UTC, day-of-week 1 = Sunday',
         trigger_request_format: CRON_CONFIG_SCHEMA,
         call_request_format: CRON_PAYLOAD_SCHEMA,
       },
@@ -45,24 +46,39 @@ export class CronModule implements EngineModule {
     );
 
     // ours (the web console): the schedule as this node holds it, and a tick on demand.
-    host.registerFunction(MODULE, { id: 'engine::cron::jobs', description: 'Cron jobs this node schedules: expression, next fire time, last tick this node fired' }, () => ({
-      jobs: scheduler.list().map(({ job, nextAt, lastFiredAt }) => ({
-        trigger_id: job.trigger.id,
-        function_id: job.trigger.function_id,
-        expression: job.expression.source,
-        next_fire_at: nextAt?.toISOString() ?? null,
-        last_fired_here_at: lastFiredAt?.toISOString() ?? null,
-      })),
-      node_id: host.nodeId,
-    }));
-    host.registerFunction(MODULE, { id: 'engine::cron::fire', description: 'Fire a cron binding now, once, on this node (no lock: an operator\'s request)' }, async (data) => {
-      const id = new Input('engine::cron::fire', data).string('trigger_id');
-      const trigger = host.registry.trigger(id);
-      if (!trigger || bareId(trigger.trigger_type) !== 'cron') throw new EngineError(ErrorCode.notFound, `No cron binding '${id}'`);
-      const scheduledTime = new Date();
-      await runCronTick(host, readCronJob(trigger), scheduledTime);
-      return { trigger_id: id, function_id: trigger.function_id, scheduled_time: scheduledTime.toISOString() };
-    });
+    host.registerFunction(
+      MODULE,
+      {
+        id: 'engine::cron::jobs',
+        description: 'Cron jobs this node schedules: expression, next fire time, last tick this node fired',
+      },
+      () => ({
+        jobs: scheduler.list().map(({ job, nextAt, lastFiredAt }) => ({
+          trigger_id: job.trigger.id,
+          function_id: job.trigger.function_id,
+          expression: job.expression.source,
+          next_fire_at: nextAt?.toISOString() ?? null,
+          last_fired_here_at: lastFiredAt?.toISOString() ?? null,
+        })),
+        node_id: host.nodeId,
+      }),
+    );
+    host.registerFunction(
+      MODULE,
+      {
+        id: 'engine::cron::fire',
+        description: "Fire a cron binding now, once, on this node (no lock: an operator's request)",
+      },
+      async (data) => {
+        const id = new Input('engine::cron::fire', data).string('trigger_id');
+        const trigger = host.registry.trigger(id);
+        if (!trigger || bareId(trigger.trigger_type) !== 'cron')
+          throw new EngineError(ErrorCode.notFound, `No cron binding '${id}'`);
+        const scheduledTime = new Date();
+        await runCronTick(host, readCronJob(trigger), scheduledTime);
+        return { trigger_id: id, function_id: trigger.function_id, scheduled_time: scheduledTime.toISOString() };
+      },
+    );
   }
 
   async stop(): Promise<void> {

@@ -23,7 +23,9 @@ export function readCronJob(trigger: TriggerEntry): CronJob {
   }
   const conditionFunctionId = input.optString('condition_function_id');
   const lockId = bindingGroupKey(trigger);
-  return conditionFunctionId === undefined ? { trigger, lockId, expression } : { trigger, lockId, expression, conditionFunctionId };
+  return conditionFunctionId === undefined
+    ? { trigger, lockId, expression }
+    : { trigger, lockId, expression, conditionFunctionId };
 }
 
 function isObject(value: Json): value is Record<string, Json> {

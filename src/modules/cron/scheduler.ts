@@ -92,7 +92,10 @@ class ScheduledJob {
     const next = this.job.expression.nextAfter(now > this.last ? now : this.last);
     this.nextAt = next;
     if (next === undefined) {
-      this.logger.info({ job: this.job.trigger.id, expression: this.job.expression.source }, `cron job has no further occurrence up to ${LAST_YEAR}; it will not run again`);
+      this.logger.info(
+        { job: this.job.trigger.id, expression: this.job.expression.source },
+        `cron job has no further occurrence up to ${LAST_YEAR}; it will not run again`,
+      );
       return;
     }
     this.waitUntil(next);
@@ -140,7 +143,9 @@ class ScheduledJob {
     } catch (err) {
       this.logger.warn({ err, job: id, functionId: this.job.trigger.function_id }, 'cron run failed (not retried)');
     } finally {
-      await this.lock.release(lockId, at).catch((err: unknown) => this.logger.warn({ err, job: id }, 'cron lock release failed'));
+      await this.lock
+        .release(lockId, at)
+        .catch((err: unknown) => this.logger.warn({ err, job: id }, 'cron lock release failed'));
     }
   }
 }

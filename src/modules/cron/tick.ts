@@ -24,7 +24,10 @@ export async function runCronTick(host: ModuleHost, job: CronJob, scheduledTime:
 export const CRON_CONFIG_SCHEMA: Json = {
   type: 'object',
   properties: {
-    expression: { type: 'string', description: 'sec min hour day-of-month month day-of-week [year], UTC; day-of-week 1 = Sunday' },
+    expression: {
+      type: 'string',
+      description: 'sec min hour day-of-month month day-of-week [year], UTC; day-of-week 1 = Sunday',
+    },
     condition_function_id: { type: 'string' },
     fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' },
   },

@@ -56,11 +56,19 @@ export class EngineFunctionsModule implements EngineModule {
   async start(): Promise<void> {
     const engine = this.engine;
     // `caller` is what the calling connection may do (RBAC); undefined for engine-internal calls.
-    const fn = (id: string, description: string, handler: (input: Input, caller: SessionAccess | undefined) => Json | undefined | Promise<Json | undefined>) =>
-      engine.registerFunction(MODULE, { id, description }, (data, ctx: CallContext) => handler(new Input(id, data), engine.accessOf(ctx.callerWorkerId)));
+    const fn = (
+      id: string,
+      description: string,
+      handler: (input: Input, caller: SessionAccess | undefined) => Json | undefined | Promise<Json | undefined>,
+    ) =>
+      engine.registerFunction(MODULE, { id, description }, (data, ctx: CallContext) =>
+        handler(new Input(id, data), engine.accessOf(ctx.callerWorkerId)),
+      );
 
     fn('engine::functions::list', 'List registered functions', (input, caller) => this.listFunctions(input, caller));
-    fn('engine::functions::info', 'Describe one or several functions', (input, caller) => this.functionInfo(input, caller));
+    fn('engine::functions::info', 'Describe one or several functions', (input, caller) =>
+      this.functionInfo(input, caller),
+    );
     fn('engine::triggers::list', 'List registered trigger types', (input) => this.listTriggerTypes(input));
     fn('engine::triggers::info', 'Describe a trigger type', (input) => {
       const id = input.string('id');
@@ -71,20 +79,39 @@ export class EngineFunctionsModule implements EngineModule {
     fn('engine::registered-triggers::list', 'List trigger bindings', (input) => this.listBindings(input));
     fn('engine::registered-triggers::info', 'Describe a trigger binding', (input) => this.bindingInfo(input));
     fn('engine::workers::list', 'List connected workers and in-process modules', (input) => this.listWorkers(input));
-    fn('engine::workers::info', 'Describe a worker by name or worker_id, with its latest reported metrics', (input) => this.workerInfo(input));
-    fn('engine::workers::register', 'Record the calling worker\'s metadata', (input) => this.registerWorker(input));
-    engine.registerFunction(MODULE, { id: 'engine::cluster::nodes', description: 'List the nodes of the cluster: state, uptime, worker count' }, (_data, ctx: CallContext) =>
-      clusterNodes(engine, ctx.callerWorkerId),
+    fn('engine::workers::info', 'Describe a worker by name or worker_id, with its latest reported metrics', (input) =>
+      this.workerInfo(input),
+    );
+    fn('engine::workers::register', "Record the calling worker's metadata", (input) => this.registerWorker(input));
+    engine.registerFunction(
+      MODULE,
+      { id: 'engine::cluster::nodes', description: 'List the nodes of the cluster: state, uptime, worker count' },
+      (_data, ctx: CallContext) => clusterNodes(engine, ctx.callerWorkerId),
     );
     fn('engine::channels::create', 'Create a data channel', (input) => {
       const size = input.optNumber('buffer_size');
       return engine.channels.create(size) as unknown as Json;
     });
-    fn('engine::register_trigger', 'Create a durable trigger binding', (input, caller) => this.registerTrigger(input, caller));
-    fn('engine::unregister_trigger', 'Remove a trigger binding', async (input) => ({ removed: await engine.triggers.unregister(input.string('id')) }));
+    fn('engine::register_trigger', 'Create a durable trigger binding', (input, caller) =>
+      this.registerTrigger(input, caller),
+    );
+    fn('engine::unregister_trigger', 'Remove a trigger binding', async (input) => ({
+      removed: await engine.triggers.unregister(input.string('id')),
+    }));
 
-    await engine.registerTriggerType(MODULE, { id: 'engine::functions-available', description: 'Fires when the set of registered functions changes' }, ACCEPT_ALL);
-    await engine.registerTriggerType(MODULE, { id: 'engine::workers-available', description: 'Fires when a worker connects, disconnects or updates its metadata' }, ACCEPT_ALL);
+    await engine.registerTriggerType(
+      MODULE,
+      { id: 'engine::functions-available', description: 'Fires when the set of registered functions changes' },
+      ACCEPT_ALL,
+    );
+    await engine.registerTriggerType(
+      MODULE,
+      {
+        id: 'engine::workers-available',
+        description: 'Fires when a worker connects, disconnects or updates its metadata',
+      },
+      ACCEPT_ALL,
+    );
     this.lastFunctionIds = this.functionIdSet();
     engine.registry.on('delta', this.onDelta);
     engine.events.on('worker', this.onWorkerEvent);
@@ -119,7 +146,10 @@ export class EngineFunctionsModule implements EngineModule {
     const registry = this.engine.registry;
     const search = input.optString('search')?.toLowerCase();
     const prefix = input.optString('prefix');
-    const workers = [...(input.optStringArray('workers') ?? []), ...(input.has('worker') ? [input.string('worker')] : [])];
+    const workers = [
+      ...(input.optStringArray('workers') ?? []),
+      ...(input.has('worker') ? [input.string('worker')] : []),
+    ];
     const includeInternal = input.optBoolean('include_internal') ?? false;
     const includePool = input.optBoolean('include_pool') ?? false;
     const ranked: Array<[number, Record<string, Json>]> = [];
@@ -138,7 +168,10 @@ export class EngineFunctionsModule implements EngineModule {
       }
       const summary = functionSummary(registry, fn);
       // ours (the web console): every member of the function's pool and the node it is on.
-      if (includePool) summary.pool = registry.pool(fn.id).map((m) => ({ worker_id: m.workerId, worker_name: workerName(registry, m), node_id: m.nodeId }));
+      if (includePool)
+        summary.pool = registry
+          .pool(fn.id)
+          .map((m) => ({ worker_id: m.workerId, worker_name: workerName(registry, m), node_id: m.nodeId }));
       ranked.push([rank, summary]);
     }
     ranked.sort(([ra, a], [rb, b]) => ra - rb || compare(a.function_id as string, b.function_id as string));
@@ -158,14 +191,18 @@ export class EngineFunctionsModule implements EngineModule {
     const lookup = (id: string) => registry.function(namespacedKey(namespace, id));
     const visible = (id: string) => !caller || caller.sees(lookup(id) ?? { id: namespacedKey(namespace, id) });
     if (single !== undefined) {
-      if (!visible(single)) throw new EngineError(ErrorCode.forbidden, `Function '${single}' is not visible to this session.`);
+      if (!visible(single))
+        throw new EngineError(ErrorCode.forbidden, `Function '${single}' is not visible to this session.`);
       const fn = lookup(single);
       if (!fn) throw new EngineError(ErrorCode.notFound, `Function '${single}' is not registered.`);
       return functionDetail(registry, fn);
     }
     const ids = [...new Set(batch)];
     if (ids.length === 0 || ids.length > MAX_INFO_BATCH) {
-      throw new EngineError(ErrorCode.invalidArguments, `\`function_ids\` must hold 1 to ${MAX_INFO_BATCH} ids, got ${ids.length}.`);
+      throw new EngineError(
+        ErrorCode.invalidArguments,
+        `\`function_ids\` must hold 1 to ${MAX_INFO_BATCH} ids, got ${ids.length}.`,
+      );
     }
     return {
       functions: ids.map((id) => {
@@ -186,7 +223,10 @@ export class EngineFunctionsModule implements EngineModule {
       .filter((t) => includeInternal || !t.id.startsWith('engine::'))
       .filter((t) => prefix === undefined || t.id.startsWith(prefix))
       .filter((t) => worker === undefined || triggerTypeOwner(registry, t) === worker)
-      .filter((t) => search === undefined || t.id.toLowerCase().includes(search) || t.description.toLowerCase().includes(search))
+      .filter(
+        (t) =>
+          search === undefined || t.id.toLowerCase().includes(search) || t.description.toLowerCase().includes(search),
+      )
       .sort(byId)
       .map((t) => triggerTypeSummary(registry, t));
     return { triggers };
@@ -204,7 +244,10 @@ export class EngineFunctionsModule implements EngineModule {
       .filter((t) => includeInternal || !t.function_id.startsWith('engine::'))
       .filter((t) => type === undefined || t.trigger_type === type)
       .filter((t) => functionId === undefined || t.function_id === functionId)
-      .filter((t) => search === undefined || [t.id, t.function_id, t.trigger_type].some((s) => s.toLowerCase().includes(search)))
+      .filter(
+        (t) =>
+          search === undefined || [t.id, t.function_id, t.trigger_type].some((s) => s.toLowerCase().includes(search)),
+      )
       .sort(byId)
       .map((t) => bindingRow(registry, t))
       .filter((row) => worker === undefined || row.worker_name === worker);
@@ -234,7 +277,13 @@ export class EngineFunctionsModule implements EngineModule {
     const workers = this.workerSummaries(includeNode)
       .filter((w) => runtime === undefined || w.runtime === runtime)
       .filter((w) => status === undefined || w.status === status)
-      .filter((w) => search === undefined || String(w.name ?? '').toLowerCase().includes(search))
+      .filter(
+        (w) =>
+          search === undefined ||
+          String(w.name ?? '')
+            .toLowerCase()
+            .includes(search),
+      )
       .sort((a, b) => compare(String(a.name ?? a.id), String(b.name ?? b.id)) || compare(String(a.id), String(b.id)));
     return { workers };
   }
@@ -276,12 +325,17 @@ export class EngineFunctionsModule implements EngineModule {
       if (!w) throw new EngineError(ErrorCode.notFound, `Worker '${workerId}' is not connected.`);
     } else {
       const name = input.string('name');
-      w = all.find((x) => x.kind === 'module' && x.name === name) ?? all.find((x) => x.kind === 'worker' && x.name === name);
+      w =
+        all.find((x) => x.kind === 'module' && x.name === name) ??
+        all.find((x) => x.kind === 'worker' && x.name === name);
       if (!w) throw new EngineError(ErrorCode.notFound, `Worker '${name}' is not connected.`);
     }
     const name = w.name ?? w.id;
     const functions = registry.functionsOf(w.id);
-    const worker: Record<string, Json> = { ...workerSummary(w, functions.length, this.activeInvocations(w)), internal: w.kind === 'module' };
+    const worker: Record<string, Json> = {
+      ...workerSummary(w, functions.length, this.activeInvocations(w)),
+      internal: w.kind === 'module',
+    };
     if (w.pid !== undefined) worker.pid = w.pid;
     const metrics = w.kind === 'worker' ? this.engine.latestWorkerMetrics(w.id) : undefined;
     if (metrics) worker.latest_metrics = { ...metrics, runtime: w.runtime };
@@ -320,7 +374,10 @@ export class EngineFunctionsModule implements EngineModule {
     next.telemetry = input.raw('telemetry');
     // iii v0.23: the worker's namespace (SDK option `namespace` / III_NAMESPACE); absent: default.
     const namespace = input.optString('namespace');
-    if (namespace !== undefined && !validNamespace(namespace)) throw input.fail('field `namespace` must be a non-blank name of at most 128 characters, without control characters');
+    if (namespace !== undefined && !validNamespace(namespace))
+      throw input.fail(
+        'field `namespace` must be a non-blank name of at most 128 characters, without control characters',
+      );
     if (namespace !== undefined) next.namespace = namespace;
     registry.apply({ op: 'worker.put', worker: next });
     if (namespace !== undefined) await this.engine.session(current.id)?.declareNamespace(namespace);
@@ -349,8 +406,12 @@ export class EngineFunctionsModule implements EngineModule {
 /** Control characters, bidi overrides/isolates and line/paragraph separators removed; 280 chars. */
 function sanitize(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-   
-  const clean = truncate(value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, ''), 280, '').trim();
+
+  const clean = truncate(
+    value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g, ''),
+    280,
+    '',
+  ).trim();
   return clean === '' ? undefined : clean;
 }
 

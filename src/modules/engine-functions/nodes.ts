@@ -33,7 +33,9 @@ export async function clusterNodes(engine: Engine, callerWorkerId: string | unde
     nodes: [
       row(self.nodeId, ownState, true, self.url, self.startedAtMs),
       // The linkKey of a node is a secret between nodes: never copied here.
-      ...others.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)).map((n) => row(n.nodeId, n.state ?? 'ready', false, n.url, n.startedAtMs)),
+      ...others
+        .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0))
+        .map((n) => row(n.nodeId, n.state ?? 'ready', false, n.url, n.startedAtMs)),
     ],
   };
 }

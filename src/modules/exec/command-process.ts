@@ -52,7 +52,12 @@ export class CommandProcess {
   ) {
     this.logger = options.logger;
     const startedAt = performance.now();
-    const child = spawn('/bin/sh', ['-c', command], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: options.env, cwd: options.cwd });
+    const child = spawn('/bin/sh', ['-c', command], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env,
+      cwd: options.cwd,
+    });
     this.pid = child.pid;
     this.forward(child.stdout, 'stdout');
     this.forward(child.stderr, 'stderr');
@@ -89,10 +94,16 @@ export class CommandProcess {
     if (pgid === undefined) return;
     signalGroup(pgid, 'SIGTERM');
     if (await this.gone(pgid, TERM_GRACE_MS)) return;
-    this.logger.warn({ pid: pgid, graceMs: TERM_GRACE_MS }, `iii-exec: "${this.command}" still running ${TERM_GRACE_MS} ms after SIGTERM: killing its process group`);
+    this.logger.warn(
+      { pid: pgid, graceMs: TERM_GRACE_MS },
+      `iii-exec: "${this.command}" still running ${TERM_GRACE_MS} ms after SIGTERM: killing its process group`,
+    );
     signalGroup(pgid, 'SIGKILL');
     if (!(await this.gone(pgid, KILL_WAIT_MS))) {
-      this.logger.error({ pid: pgid }, `iii-exec: process group of "${this.command}" still present ${KILL_WAIT_MS} ms after SIGKILL`);
+      this.logger.error(
+        { pid: pgid },
+        `iii-exec: process group of "${this.command}" still present ${KILL_WAIT_MS} ms after SIGKILL`,
+      );
     }
   }
 

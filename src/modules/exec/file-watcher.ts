@@ -30,11 +30,19 @@ export class FileWatcher {
       const globs = this.patterns.filter((p) => p.root === root).map((p) => p.glob);
       try {
         const watcher = watch(root, { recursive: true }, (_event, filename) => this.changed(root, filename));
-        watcher.on('error', (err) => this.logger.warn({ err, root, globs }, `iii-exec: watching ${root} failed (${err.message}); changes there no longer restart the commands`));
+        watcher.on('error', (err) =>
+          this.logger.warn(
+            { err, root, globs },
+            `iii-exec: watching ${root} failed (${err.message}); changes there no longer restart the commands`,
+          ),
+        );
         this.watchers.push(watcher);
       } catch (err) {
         const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        this.logger.warn({ root, globs }, `iii-exec: cannot watch ${root} (${reason}) for ${globs.join(', ')}; changes there will not restart the commands`);
+        this.logger.warn(
+          { root, globs },
+          `iii-exec: cannot watch ${root} (${reason}) for ${globs.join(', ')}; changes there will not restart the commands`,
+        );
       }
     }
   }

@@ -43,10 +43,14 @@ export class ExecModule implements EngineModule {
       const pipeline = new ExecPipeline({ commands, env, cwd, logger });
       this.pipeline = pipeline;
       if (globs.length > 0) {
-        this.watcher = new FileWatcher(globs.map((glob) => parseWatchPattern(glob, cwd)), (file) => {
-          logger.info({ file }, `iii-exec: ${file} changed; running the commands again`);
-          pipeline.restart();
-        }, logger);
+        this.watcher = new FileWatcher(
+          globs.map((glob) => parseWatchPattern(glob, cwd)),
+          (file) => {
+            logger.info({ file }, `iii-exec: ${file} changed; running the commands again`);
+            pipeline.restart();
+          },
+          logger,
+        );
         this.watcher.start();
       }
       pipeline.start();

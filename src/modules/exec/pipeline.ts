@@ -91,7 +91,10 @@ export class ExecPipeline {
       const logger = this.options.logger.child({ command });
       const step = new CommandProcess(command, { env: this.options.env, cwd: this.options.cwd, logger });
       this.current = step;
-      logger.info({ pid: step.pid, step: `${i + 1}/${commands.length}` }, keptRunning ? `iii-exec: started "${command}" (kept running)` : `iii-exec: running "${command}"`);
+      logger.info(
+        { pid: step.pid, step: `${i + 1}/${commands.length}` },
+        keptRunning ? `iii-exec: started "${command}" (kept running)` : `iii-exec: running "${command}"`,
+      );
       const exit = await step.done;
       this.current = undefined;
       if (this.stopping || this.restartPending) return { kind: 'interrupted' };
@@ -103,12 +106,23 @@ export class ExecPipeline {
 
   private report(result: Exclude<PassResult, { kind: 'interrupted' }>, delayMs: number): void {
     const { command, exit } = result;
-    const how = exit.signal !== null ? `was killed by ${exit.signal}` : exit.code === null ? 'could not start' : `exited with code ${exit.code}`;
+    const how =
+      exit.signal !== null
+        ? `was killed by ${exit.signal}`
+        : exit.code === null
+          ? 'could not start'
+          : `exited with code ${exit.code}`;
     const fields = { command, code: exit.code, signal: exit.signal, ranMs: exit.ranMs, retryInMs: delayMs };
     if (result.kind === 'step_failed') {
-      this.options.logger.error(fields, `iii-exec: "${command}" ${how}; running the commands again from the first in ${delayMs} ms`);
+      this.options.logger.error(
+        fields,
+        `iii-exec: "${command}" ${how}; running the commands again from the first in ${delayMs} ms`,
+      );
     } else {
-      this.options.logger.warn(fields, `iii-exec: "${command}" ${how} after ${exit.ranMs} ms; starting it again in ${delayMs} ms`);
+      this.options.logger.warn(
+        fields,
+        `iii-exec: "${command}" ${how} after ${exit.ranMs} ms; starting it again in ${delayMs} ms`,
+      );
     }
   }
 

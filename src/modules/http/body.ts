@@ -48,7 +48,8 @@ export function parseBody(contentType: string | undefined, raw: Buffer): Json | 
   if (contentType === undefined) return null;
   const type = contentType.toLowerCase();
   if (type.includes('application/json')) return parseJson(raw);
-  if (type.includes('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  if (type.includes('application/x-www-form-urlencoded'))
+    return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
   if (type.includes('multipart/form-data')) return parseMultipart(contentType, raw);
   return null;
 }
@@ -82,7 +83,8 @@ function parseMultipart(contentType: string, raw: Buffer): Promise<Json> {
     // No prototype: a field named `__proto__` is a field like any other, not a prototype write.
     const fields = Object.create(null) as Record<string, string>;
     const files: UploadedFile[] = [];
-    const malformed = (err: Error) => reject(new MalformedBodyError(`Malformed multipart/form-data body: ${err.message}`));
+    const malformed = (err: Error) =>
+      reject(new MalformedBodyError(`Malformed multipart/form-data body: ${err.message}`));
     /** File parts started and not yet ended. */
     let openFiles = 0;
     parser.on('field', (name, value) => (fields[name] = value));
@@ -95,7 +97,13 @@ function parseMultipart(contentType: string, raw: Buffer): Promise<Json> {
       stream.on('end', () => {
         openFiles--;
         const data = Buffer.concat(parts);
-        files.push({ field, filename: info.filename ?? '', content_type: info.mimeType, size: data.length, data_base64: data.toString('base64') });
+        files.push({
+          field,
+          filename: info.filename ?? '',
+          content_type: info.mimeType,
+          size: data.length,
+          data_base64: data.toString('base64'),
+        });
       });
     });
     parser.on('error', malformed);

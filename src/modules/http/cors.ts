@@ -21,7 +21,11 @@ export class CorsPolicy {
 
   /** A browser's preflight: OPTIONS naming the method it wants to use. */
   static isPreflight(req: IncomingMessage): boolean {
-    return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
+    return (
+      req.method === 'OPTIONS' &&
+      req.headers.origin !== undefined &&
+      req.headers['access-control-request-method'] !== undefined
+    );
   }
 
   /**
@@ -31,7 +35,8 @@ export class CorsPolicy {
   headers(req: IncomingMessage): Readonly<OutgoingHttpHeaders> {
     if (this.anyOrigin) return ANY_ORIGIN;
     const origin = req.headers.origin;
-    if (origin !== undefined && this.origins.has(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin' };
+    if (origin !== undefined && this.origins.has(origin))
+      return { 'access-control-allow-origin': origin, vary: 'Origin' };
     return ORIGIN_REFUSED;
   }
 
@@ -39,7 +44,7 @@ export class CorsPolicy {
   preflightHeaders(req: IncomingMessage): OutgoingHttpHeaders {
     const headers = { ...this.headers(req) };
     if (headers['access-control-allow-origin'] === undefined) return headers;
-    headers['access-control-allow-methods'] = this.methods || (req.headers['access-control-request-method']);
+    headers['access-control-allow-methods'] = this.methods || req.headers['access-control-request-method'];
     headers['access-control-allow-headers'] = req.headers['access-control-request-headers'] ?? '*';
     return headers;
   }

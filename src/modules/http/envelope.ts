@@ -42,7 +42,12 @@ export function newErrorId(): string {
 }
 
 /** Sends `{"error":{code,message,error_id?}}`; 5xx answers get an `error_id`. */
-export function sendEnvelope(res: ServerResponse, status: number, envelope: Envelope, headers: OutgoingHttpHeaders = {}): void {
+export function sendEnvelope(
+  res: ServerResponse,
+  status: number,
+  envelope: Envelope,
+  headers: OutgoingHttpHeaders = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;

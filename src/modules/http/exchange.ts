@@ -104,7 +104,11 @@ export class Exchange {
     if (this.finished) return;
     if (raw === 'too_large') {
       // The rest of the body is not read, so the connection cannot carry another request.
-      this.reply(HttpErrorCode.payloadTooLarge, `Request body is larger than body_limit_bytes (${bodyLimitBytes} bytes)`, { connection: 'close' });
+      this.reply(
+        HttpErrorCode.payloadTooLarge,
+        `Request body is larger than body_limit_bytes (${bodyLimitBytes} bytes)`,
+        { connection: 'close' },
+      );
       return;
     }
     const headers = requestHeaders(this.req);
@@ -127,10 +131,18 @@ export class Exchange {
     if (route.conditionFunctionId !== undefined) {
       this.stage = 'condition';
       this.stageFunctionId = route.conditionFunctionId;
-      const passes = await conditionPasses(this.deps.host, route.conditionFunctionId, this.request(headers, method, body), route.metadata);
+      const passes = await conditionPasses(
+        this.deps.host,
+        route.conditionFunctionId,
+        this.request(headers, method, body),
+        route.metadata,
+      );
       if (this.finished) return;
       if (!passes) {
-        this.send(HttpErrorCode.conditionNotMet.status, { ...envelope(HttpErrorCode.conditionNotMet.code, 'Request condition not met'), skipped: true });
+        this.send(HttpErrorCode.conditionNotMet.status, {
+          ...envelope(HttpErrorCode.conditionNotMet.code, 'Request condition not met'),
+          skipped: true,
+        });
         return;
       }
     }
@@ -176,8 +188,12 @@ export class Exchange {
     if (!created) return;
     const [bodyChannel, responseChannel] = created;
     // The engine's ends attach only once the worker's do: most handlers never touch the channels.
-    this.cancelBodyWatch = channels.onAttached(bodyChannel.reader.channel_id, 'reader', () => this.sendBody(bodyChannel.writer, raw));
-    this.cancelResponseWatch = channels.onAttached(responseChannel.writer.channel_id, 'writer', () => this.startStream(responseChannel.reader));
+    this.cancelBodyWatch = channels.onAttached(bodyChannel.reader.channel_id, 'reader', () =>
+      this.sendBody(bodyChannel.writer, raw),
+    );
+    this.cancelResponseWatch = channels.onAttached(responseChannel.writer.channel_id, 'writer', () =>
+      this.startStream(responseChannel.reader),
+    );
     const data = this.request(headers, method, body);
     data.request_body = { ...bodyChannel.reader };
     data.response = { ...responseChannel.writer };
@@ -186,11 +202,19 @@ export class Exchange {
     this.stageFunctionId = route.functionId;
     let result: Json | undefined;
     try {
-      ({ result } = await host.invoke({ functionId: route.functionId, data, metadata: route.metadata, timeoutMs: this.invokeTimeoutMs() }));
+      ({ result } = await host.invoke({
+        functionId: route.functionId,
+        data,
+        metadata: route.metadata,
+        timeoutMs: this.invokeTimeoutMs(),
+      }));
     } catch (err) {
       // Once the stream is committed the status is out; the stream runs to its end.
       if (this.stream?.isCommitted) {
-        this.deps.log.warn({ err: EngineError.from(err).toBody(), function_id: this.route.functionId }, 'handler failed after streaming its response');
+        this.deps.log.warn(
+          { err: EngineError.from(err).toBody(), function_id: this.route.functionId },
+          'handler failed after streaming its response',
+        );
         return;
       }
       throw err;
@@ -240,7 +264,10 @@ export class Exchange {
       },
       (code, reason) => {
         // The handler's own outcome (usually invocation_stopped) says more, if it is still to come.
-        this.streamBroken = new EngineError(ErrorCode.channelSendFailed, `The response channel closed (${code}${reason ? ` ${reason}` : ''}) before a response was sent`);
+        this.streamBroken = new EngineError(
+          ErrorCode.channelSendFailed,
+          `The response channel closed (${code}${reason ? ` ${reason}` : ''}) before a response was sent`,
+        );
         if (this.handlerReturned) this.fail(this.streamBroken);
       },
     );
@@ -292,15 +319,30 @@ export class Exchange {
     if (this.finished) return;
     const fromFunction = err instanceof EngineError || isErrorBody(err);
     const { code, status } = HttpErrorCode.internal;
-    const error = fromFunction ? EngineError.from(err) : new EngineError(code, 'Internal error while serving the request');
+    const error = fromFunction
+      ? EngineError.from(err)
+      : new EngineError(code, 'Internal error while serving the request');
     const errorId = newErrorId();
-    this.deps.log.warn({ error_id: errorId, code: error.code, message: error.message, err: fromFunction ? undefined : err, route: `${this.route.method} ${this.route.pattern}` }, 'http request failed');
+    this.deps.log.warn(
+      {
+        error_id: errorId,
+        code: error.code,
+        message: error.message,
+        err: fromFunction ? undefined : err,
+        route: `${this.route.method} ${this.route.pattern}`,
+      },
+      'http request failed',
+    );
     this.send(status, envelope(error.code, error.message, errorId));
   }
 
   private reply(kind: HttpErrorKind, message: string, headers?: OutgoingHttpHeaders): void {
     const errorId = kind.status >= 500 ? newErrorId() : undefined;
-    if (errorId !== undefined) this.deps.log.warn({ error_id: errorId, code: kind.code, route: `${this.route.method} ${this.route.pattern}` }, message);
+    if (errorId !== undefined)
+      this.deps.log.warn(
+        { error_id: errorId, code: kind.code, route: `${this.route.method} ${this.route.pattern}` },
+        message,
+      );
     this.send(kind.status, envelope(kind.code, message, errorId), headers);
   }
 

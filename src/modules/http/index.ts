@@ -93,7 +93,11 @@ export class HttpModule implements EngineModule {
     const next = config as unknown as HttpConfig;
     const restart = needsRestart(this.settings, next, LIVE_KEYS);
     const { default_timeout, body_limit_bytes, cors } = next;
-    this.server?.retune({ timeoutMs: default_timeout, bodyLimitBytes: body_limit_bytes, cors: new CorsPolicy(cors.allowed_origins, cors.allowed_methods) });
+    this.server?.retune({
+      timeoutMs: default_timeout,
+      bodyLimitBytes: body_limit_bytes,
+      cors: new CorsPolicy(cors.allowed_origins, cors.allowed_methods),
+    });
     this.settings = { ...this.settings, default_timeout, body_limit_bytes, cors };
     return restart;
   }

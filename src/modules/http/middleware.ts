@@ -22,7 +22,9 @@ export type MiddlewareOutcome = { action: 'continue' } | { action: 'respond'; re
 
 /** The `middleware` config list: preHandler entries by ascending priority (stable for ties). */
 export function globalMiddleware(entries: unknown): GlobalMiddleware[] {
-  const list = Array.isArray(entries) ? (entries as Array<{ function_id: string; phase?: string; priority?: number }>) : [];
+  const list = Array.isArray(entries)
+    ? (entries as Array<{ function_id: string; phase?: string; priority?: number }>)
+    : [];
   return list
     .filter((entry) => (entry.phase ?? PRE_HANDLER) === PRE_HANDLER)
     .map((entry) => ({ functionId: entry.function_id, priority: entry.priority ?? 0 }))
@@ -40,9 +42,14 @@ export async function callMiddleware(
   request: MiddlewareRequest,
   timeoutMs: number,
 ): Promise<MiddlewareOutcome> {
-  const { result } = await host.invoke({ functionId, data: { phase: PRE_HANDLER, request: { ...request }, context: {} }, timeoutMs });
+  const { result } = await host.invoke({
+    functionId,
+    data: { phase: PRE_HANDLER, request: { ...request }, context: {} },
+    timeoutMs,
+  });
   const action = result !== null && typeof result === 'object' && !Array.isArray(result) ? result.action : undefined;
   if (action === 'respond') return { action: 'respond', response: (result as Record<string, Json>).response };
-  if (action !== 'continue') log.warn({ middleware: functionId, action }, 'middleware result is neither continue nor respond; continuing');
+  if (action !== 'continue')
+    log.warn({ middleware: functionId, action }, 'middleware result is neither continue nor respond; continuing');
   return { action: 'continue' };
 }

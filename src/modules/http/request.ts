@@ -26,7 +26,9 @@ export function requestTarget(url: string): RequestTarget {
 }
 
 /** Path parameters percent-decoded (ours; the original hands over the raw segments). */
-export function decodeParams(raw: Record<string, string>): { ok: true; params: Record<string, string> } | { ok: false; segment: string } {
+export function decodeParams(
+  raw: Record<string, string>,
+): { ok: true; params: Record<string, string> } | { ok: false; segment: string } {
   const params: Record<string, string> = {};
   // for-in rather than Object.entries: no array per parameter on every request.
   for (const name in raw) {

@@ -78,7 +78,13 @@ export class ResponseStream implements LocalReaderHandlers {
     }
     if (message === null || typeof message !== 'object') return;
     const { type, status_code, headers } = message as Record<string, unknown>;
-    if (type === 'set_status' && typeof status_code === 'number' && Number.isInteger(status_code) && status_code >= 200 && status_code <= 599) {
+    if (
+      type === 'set_status' &&
+      typeof status_code === 'number' &&
+      Number.isInteger(status_code) &&
+      status_code >= 200 &&
+      status_code <= 599
+    ) {
       this.status = status_code;
     } else if (type === 'set_headers' && headers !== null && typeof headers === 'object') {
       for (const [name, value] of Object.entries(headers)) addHeader(this.headers, name, value);

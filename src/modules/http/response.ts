@@ -62,10 +62,15 @@ export function sendBuffered(res: ServerResponse, result: Json, extraHeaders: Re
 }
 
 /** A middleware's `respond` result: always JSON, with the headers it gave (object form only). */
-export function sendMiddlewareResponse(res: ServerResponse, response: Json | undefined, extraHeaders: Readonly<OutgoingHttpHeaders>): void {
+export function sendMiddlewareResponse(
+  res: ServerResponse,
+  response: Json | undefined,
+  extraHeaders: Readonly<OutgoingHttpHeaders>,
+): void {
   const fields = response !== null && typeof response === 'object' && !Array.isArray(response) ? response : {};
   const headers: OutgoingHttpHeaders = { ...extraHeaders, 'content-type': 'application/json' };
-  if (fields.headers !== null && typeof fields.headers === 'object' && !Array.isArray(fields.headers)) Object.assign(headers, readHeaders(fields.headers));
+  if (fields.headers !== null && typeof fields.headers === 'object' && !Array.isArray(fields.headers))
+    Object.assign(headers, readHeaders(fields.headers));
   const payload = JSON.stringify(fields.body === undefined ? null : fields.body);
   headers['content-length'] = Buffer.byteLength(payload);
   res.writeHead(validStatus(fields.status_code) ?? 200, headers);

@@ -15,11 +15,20 @@ export class RouteTable {
 
   /** Throws RouteConflictError when the same method and shape name their parameters differently. */
   add(route: HttpRoute): void {
-    this.trie.insert(route.method, route.segments, route, () => `Route ${route.method} ${route.pattern} (trigger ${route.triggerId})`);
+    this.trie.insert(
+      route.method,
+      route.segments,
+      route,
+      () => `Route ${route.method} ${route.pattern} (trigger ${route.triggerId})`,
+    );
   }
 
   remove(route: HttpRoute): boolean {
-    return this.trie.remove(route.method, route.segments, (current) => current.triggerId === route.triggerId && current.ownerWorkerId === route.ownerWorkerId);
+    return this.trie.remove(
+      route.method,
+      route.segments,
+      (current) => current.triggerId === route.triggerId && current.ownerWorkerId === route.ownerWorkerId,
+    );
   }
 
   match(method: string, segments: string[]): Match<HttpRoute> {

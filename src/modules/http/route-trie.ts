@@ -57,7 +57,9 @@ export class RouteTrie<T> {
     }
     const existing = node.methods.get(method);
     if (existing && !sameNames(existing.paramNames, paramNames)) {
-      throw new RouteConflictError(`${describe()} conflicts with already-registered route ${method} ${patternOf(segments, existing.paramNames)}`);
+      throw new RouteConflictError(
+        `${describe()} conflicts with already-registered route ${method} ${patternOf(segments, existing.paramNames)}`,
+      );
     }
     node.methods.set(method, { paramNames, value });
     if (!existing) this.count++;

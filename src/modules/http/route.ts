@@ -32,7 +32,9 @@ export function parseRoute(trigger: TriggerEntry): HttpRoute {
   if (apiPath === undefined) throw new Error('api_path is required for http triggers');
   const methodText = (input.optString('http_method') ?? 'GET').toUpperCase();
   if (!(HTTP_METHODS as readonly string[]).includes(methodText)) {
-    throw new Error(`http_method ${JSON.stringify(methodText)} is not supported; use one of ${HTTP_METHODS.join(', ')}`);
+    throw new Error(
+      `http_method ${JSON.stringify(methodText)} is not supported; use one of ${HTTP_METHODS.join(', ')}`,
+    );
   }
   const segments = parsePattern(apiPath);
   return {
@@ -55,10 +57,18 @@ export function parseRoute(trigger: TriggerEntry): HttpRoute {
 export function parsePattern(apiPath: string): Segment[] {
   const names = new Set<string>();
   return splitPath(stripLeadingSlash(apiPath)).map((text): Segment => {
-    const name = text.startsWith(':') ? text.slice(1) : text.startsWith('{') && text.endsWith('}') ? text.slice(1, -1) : undefined;
+    const name = text.startsWith(':')
+      ? text.slice(1)
+      : text.startsWith('{') && text.endsWith('}')
+        ? text.slice(1, -1)
+        : undefined;
     if (name === undefined) return { kind: 'static', text };
-    if (name === '' || name.includes(':')) throw new Error(`api_path ${JSON.stringify(apiPath)}: segment ${JSON.stringify(text)} needs a parameter name, as in /users/:id`);
-    if (names.has(name)) throw new Error(`api_path ${JSON.stringify(apiPath)}: parameter ${JSON.stringify(name)} appears twice`);
+    if (name === '' || name.includes(':'))
+      throw new Error(
+        `api_path ${JSON.stringify(apiPath)}: segment ${JSON.stringify(text)} needs a parameter name, as in /users/:id`,
+      );
+    if (names.has(name))
+      throw new Error(`api_path ${JSON.stringify(apiPath)}: parameter ${JSON.stringify(name)} appears twice`);
     names.add(name);
     return { kind: 'param', name };
   });

@@ -66,8 +66,10 @@ export class HttpServer {
     this.slots = new Slots(Math.max(1, options.concurrencyLimit), options.maxQueuedRequests);
     // A malformed request line or an oversized head never reaches `dispatch`: Node answers 400/431.
     // `iii-http.tls` (read at config load): https only.
-    this.server = createListenerServer(options.host.config.tls?.http, { server: { maxHeaderSize: MAX_HEADER_BYTES }, logger: options.log }, (req, res) =>
-      this.dispatch(req, res),
+    this.server = createListenerServer(
+      options.host.config.tls?.http,
+      { server: { maxHeaderSize: MAX_HEADER_BYTES }, logger: options.log },
+      (req, res) => this.dispatch(req, res),
     );
     // Node keeps at most maxHeadersCount headers and drops the rest silently: keep one more than
     // the limit, so a request over it is seen (and refused) rather than quietly truncated.
@@ -132,11 +134,16 @@ export class HttpServer {
     const { cors, routes } = this.options;
     if (this.closed) {
       const { code, status } = SHUTTING_DOWN;
-      sendEnvelope(res, status, envelope(code, 'This engine node is shutting down: retry, the load balancer sends the request to another node'), {
-        ...cors.headers(req),
-        connection: 'close',
-        'retry-after': '1',
-      });
+      sendEnvelope(
+        res,
+        status,
+        envelope(code, 'This engine node is shutting down: retry, the load balancer sends the request to another node'),
+        {
+          ...cors.headers(req),
+          connection: 'close',
+          'retry-after': '1',
+        },
+      );
       return;
     }
     if (this.refusedByLimit(req, res)) return;
@@ -155,13 +162,23 @@ export class HttpServer {
     }
     if (match.kind === 'method_not_allowed') {
       const { code, status } = HttpErrorCode.methodNotAllowed;
-      sendEnvelope(res, status, envelope(code, `Method ${method} is not allowed here; allowed: ${match.allow.join(', ')}`), { ...corsHeaders, allow: match.allow.join(', ') });
+      sendEnvelope(
+        res,
+        status,
+        envelope(code, `Method ${method} is not allowed here; allowed: ${match.allow.join(', ')}`),
+        { ...corsHeaders, allow: match.allow.join(', ') },
+      );
       return;
     }
     const decoded = decodeParams(match.params);
     if (!decoded.ok) {
       const { code, status } = HttpErrorCode.badRequest;
-      sendEnvelope(res, status, envelope(code, `Path segment ${JSON.stringify(decoded.segment)} is not valid percent-encoding`), corsHeaders);
+      sendEnvelope(
+        res,
+        status,
+        envelope(code, `Path segment ${JSON.stringify(decoded.segment)} is not valid percent-encoding`),
+        corsHeaders,
+      );
       return;
     }
     const route = match.value;
@@ -197,16 +214,29 @@ export class HttpServer {
       this.refusalLog.warn(this.options.log, `429 ${peer}`, { peer, status: 429 }, refusal.message);
     } else if (req.rawHeaders.length / 2 > this.options.maxHeaderCount) {
       this.options.host.metrics.limitRefusals.inc({ limit: 'iii-http.max_header_count' });
-      refusal = { kind: HttpErrorCode.tooManyHeaders, message: `The request has more than ${this.options.maxHeaderCount} headers (max_header_count); send fewer` };
+      refusal = {
+        kind: HttpErrorCode.tooManyHeaders,
+        message: `The request has more than ${this.options.maxHeaderCount} headers (max_header_count); send fewer`,
+      };
     } else {
       return false;
     }
     const { kind, message } = refusal;
-    sendEnvelope(res, kind.status, envelope(kind.code, message), { ...this.options.cors.headers(req), connection: 'close' });
+    sendEnvelope(res, kind.status, envelope(kind.code, message), {
+      ...this.options.cors.headers(req),
+      connection: 'close',
+    });
     return true;
   }
 
-  private start(req: IncomingMessage, res: ServerResponse, route: HttpRoute, params: Record<string, string>, query: Record<string, string>, cors: Readonly<OutgoingHttpHeaders>): void {
+  private start(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: HttpRoute,
+    params: Record<string, string>,
+    query: Record<string, string>,
+    cors: Readonly<OutgoingHttpHeaders>,
+  ): void {
     const exchange = new Exchange(this.options, req, res, route, params, query, cors, this.exchangeEnded);
     this.live.add(exchange);
     exchange.run().catch((err: unknown) => this.options.log.error({ err }, 'http exchange crashed'));

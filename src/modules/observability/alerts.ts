@@ -3,7 +3,8 @@ import type { Json } from '../../protocol/messages';
 import { isSeriesMetric, type MetricSeries } from './metric-series';
 
 /** Canonical operator names (iii-modules.md §11.1); the YAML symbols map onto them. */
-export type AlertOperator = 'greaterthan' | 'greaterthanorequal' | 'lessthan' | 'lessthanorequal' | 'equal' | 'notequal';
+export type AlertOperator =
+  'greaterthan' | 'greaterthanorequal' | 'lessthan' | 'lessthanorequal' | 'equal' | 'notequal';
 
 const OPERATORS: Record<string, AlertOperator> = {
   '>': 'greaterthan',
@@ -55,23 +56,30 @@ interface AlertState {
 /** Rules as written (validated by the schema); a rule without `action` logs. */
 export function readAlerts(value: unknown): AlertRule[] {
   if (!Array.isArray(value)) return [];
-  return value.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null).map((r) => {
-    const op = String(r.operator);
-    const action = (typeof r.action === 'object' && r.action !== null ? r.action : { type: 'log' }) as Record<string, unknown>;
-    return {
-      name: String(r.name),
-      metric: String(r.metric),
-      threshold: Number(r.threshold),
-      operator: OPERATORS[op] ?? (op as AlertOperator),
-      windowSeconds: typeof r.window_seconds === 'number' ? r.window_seconds : DEFAULT_WINDOW_SECONDS,
-      cooldownSeconds: typeof r.cooldown_seconds === 'number' ? r.cooldown_seconds : DEFAULT_COOLDOWN_SECONDS,
-      enabled: r.enabled !== false,
-      action:
-        action.type === 'webhook' ? { type: 'webhook', url: String(action.url ?? '') }
-        : action.type === 'function' ? { type: 'function', path: String(action.path ?? '') }
-        : { type: 'log' },
-    };
-  });
+  return value
+    .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null)
+    .map((r) => {
+      const op = String(r.operator);
+      const action = (typeof r.action === 'object' && r.action !== null ? r.action : { type: 'log' }) as Record<
+        string,
+        unknown
+      >;
+      return {
+        name: String(r.name),
+        metric: String(r.metric),
+        threshold: Number(r.threshold),
+        operator: OPERATORS[op] ?? (op as AlertOperator),
+        windowSeconds: typeof r.window_seconds === 'number' ? r.window_seconds : DEFAULT_WINDOW_SECONDS,
+        cooldownSeconds: typeof r.cooldown_seconds === 'number' ? r.cooldown_seconds : DEFAULT_COOLDOWN_SECONDS,
+        enabled: r.enabled !== false,
+        action:
+          action.type === 'webhook'
+            ? { type: 'webhook', url: String(action.url ?? '') }
+            : action.type === 'function'
+              ? { type: 'function', path: String(action.path ?? '') }
+              : { type: 'log' },
+      };
+    });
 }
 
 /** The `function` and `webhook` actions: deliver `alert` as the rule's action says. */
@@ -95,7 +103,14 @@ export class AlertRules {
     private readonly dispatch: AlertDispatch,
   ) {
     for (const rule of rules) {
-      this.states.set(rule.name, { status: initialStatus(rule), value: null, lastEvaluatedMs: null, firingSinceMs: null, lastTriggeredMs: null, triggerCount: 0 });
+      this.states.set(rule.name, {
+        status: initialStatus(rule),
+        value: null,
+        lastEvaluatedMs: null,
+        firingSinceMs: null,
+        lastTriggeredMs: null,
+        triggerCount: 0,
+      });
     }
   }
 
@@ -114,7 +129,8 @@ export class AlertRules {
         continue;
       }
       if (!COMPARE[rule.operator](value, rule.threshold)) {
-        if (state.status === 'firing') this.logger.info({ alert: rule.name, metric: rule.metric, value }, `alert "${rule.name}" resolved`);
+        if (state.status === 'firing')
+          this.logger.info({ alert: rule.name, metric: rule.metric, value }, `alert "${rule.name}" resolved`);
         state.status = 'ok';
         state.firingSinceMs = null;
         continue;
@@ -145,7 +161,14 @@ export class AlertRules {
     const alert = this.view(rule);
     if (rule.action.type === 'log') {
       this.logger.warn(
-        { alert: rule.name, metric: rule.metric, value, operator: rule.operator, threshold: rule.threshold, window_seconds: rule.windowSeconds },
+        {
+          alert: rule.name,
+          metric: rule.metric,
+          value,
+          operator: rule.operator,
+          threshold: rule.threshold,
+          window_seconds: rule.windowSeconds,
+        },
         `alert "${rule.name}" firing: ${rule.metric} = ${value} (${rule.operator} ${rule.threshold} over ${rule.windowSeconds} s)`,
       );
     } else {

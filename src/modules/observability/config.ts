@@ -67,8 +67,15 @@ const DEFAULT_LOGS_FLUSH_MS = 5000;
  * Reads the resolved block. `written` is the block as the user wrote it: an endpoint left out
  * falls back to `OTEL_EXPORTER_OTLP_ENDPOINT` before the default.
  */
-export function readConfig(block: Record<string, unknown>, written: Record<string, unknown>, env: NodeJS.ProcessEnv): ObservabilityConfig {
-  const endpoint = written.endpoint === undefined && env.OTEL_EXPORTER_OTLP_ENDPOINT ? env.OTEL_EXPORTER_OTLP_ENDPOINT : str(block.endpoint, 'http://localhost:4317');
+export function readConfig(
+  block: Record<string, unknown>,
+  written: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): ObservabilityConfig {
+  const endpoint =
+    written.endpoint === undefined && env.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? env.OTEL_EXPORTER_OTLP_ENDPOINT
+      : str(block.endpoint, 'http://localhost:4317');
   const config: ObservabilityConfig = {
     enabled: block.enabled !== false,
     serviceName: str(block.service_name, 'iii'),
@@ -88,7 +95,11 @@ export function readConfig(block: Record<string, unknown>, written: Record<strin
     logsBatchSize: count(block.logs_batch_size, DEFAULT_LOGS_BATCH, Number.MAX_SAFE_INTEGER),
     logsFlushIntervalMs: count(block.logs_flush_interval_ms, DEFAULT_LOGS_FLUSH_MS, Number.MAX_SAFE_INTEGER),
     logsRetentionSeconds: count(block.logs_retention_seconds, DEFAULT_LOGS_RETENTION_SECONDS, Number.MAX_SAFE_INTEGER),
-    metricsRetentionSeconds: count(block.metrics_retention_seconds, DEFAULT_METRICS_RETENTION_SECONDS, Number.MAX_SAFE_INTEGER),
+    metricsRetentionSeconds: count(
+      block.metrics_retention_seconds,
+      DEFAULT_METRICS_RETENTION_SECONDS,
+      Number.MAX_SAFE_INTEGER,
+    ),
     sampling: readSampling(block.sampling),
     alerts: readAlerts(block.alerts),
   };

@@ -22,30 +22,49 @@ type Handler = (input: Input) => Json | undefined | Promise<Json | undefined>;
  * taken as nanoseconds, the unit of the trace and log APIs).
  */
 export function registerConsoleFunctions(host: ModuleHost, module: string, state: ObservabilityState): void {
-  const fn = (id: string, description: string, handler: Handler) => host.registerFunction(module, { id, description }, (data) => handler(new Input(id, data)));
+  const fn = (id: string, description: string, handler: Handler) =>
+    host.registerFunction(module, { id, description }, (data) => handler(new Input(id, data)));
 
-  fn('engine::metrics::list', 'Engine metrics (invocations, workers, performance), the latest SDK metrics, and the engine series over time', async (input) => {
-    const name = input.optString('metric_name');
-    const start = timeMs(input, 'start_time');
-    const end = timeMs(input, 'end_time');
-    // Empty buckets are left out, so an answer never holds more buckets than the series has samples.
-    const intervalSeconds = input.optNumber('aggregate_interval');
-    if (intervalSeconds !== undefined && intervalSeconds <= 0) throw input.fail('field `aggregate_interval` must be a positive number of seconds');
-    const view = await state.console.sample();
-    const prometheus = (await host.metrics.registry.getMetricsAsJSON())
-      .filter((m) => m.name.startsWith('iii_') && (name === undefined || m.name === name))
-      .map((m) => ({ name: m.name, help: m.help, type: String(m.type), values: m.values.map((v) => ({ labels: v.labels, value: v.value })) }));
-    const sdk = state.sdkMetrics
-      .list(name)
-      .filter((m) => (start === undefined || m.received_at_unix_nano >= start * 1e6) && (end === undefined || m.received_at_unix_nano <= end * 1e6));
-    const out: Record<string, Json> = { engine_metrics: asJson({ ...view, prometheus }), sdk_metrics: asJson(sdk), timestamp: Date.now() };
-    if (start !== undefined || end !== undefined || intervalSeconds !== undefined) {
-      const seconds = intervalSeconds ?? DEFAULT_AGGREGATE_SECONDS;
-      out.aggregated_metrics = asJson(state.console.series.aggregate(seconds * 1000, start, end, seriesNames(name)));
-      out.query = queryEcho({ start_time: start, end_time: end, metric_name: name, aggregate_interval: seconds });
-    }
-    return out;
-  });
+  fn(
+    'engine::metrics::list',
+    'Engine metrics (invocations, workers, performance), the latest SDK metrics, and the engine series over time',
+    async (input) => {
+      const name = input.optString('metric_name');
+      const start = timeMs(input, 'start_time');
+      const end = timeMs(input, 'end_time');
+      // Empty buckets are left out, so an answer never holds more buckets than the series has samples.
+      const intervalSeconds = input.optNumber('aggregate_interval');
+      if (intervalSeconds !== undefined && intervalSeconds <= 0)
+        throw input.fail('field `aggregate_interval` must be a positive number of seconds');
+      const view = await state.console.sample();
+      const prometheus = (await host.metrics.registry.getMetricsAsJSON())
+        .filter((m) => m.name.startsWith('iii_') && (name === undefined || m.name === name))
+        .map((m) => ({
+          name: m.name,
+          help: m.help,
+          type: String(m.type),
+          values: m.values.map((v) => ({ labels: v.labels, value: v.value })),
+        }));
+      const sdk = state.sdkMetrics
+        .list(name)
+        .filter(
+          (m) =>
+            (start === undefined || m.received_at_unix_nano >= start * 1e6) &&
+            (end === undefined || m.received_at_unix_nano <= end * 1e6),
+        );
+      const out: Record<string, Json> = {
+        engine_metrics: asJson({ ...view, prometheus }),
+        sdk_metrics: asJson(sdk),
+        timestamp: Date.now(),
+      };
+      if (start !== undefined || end !== undefined || intervalSeconds !== undefined) {
+        const seconds = intervalSeconds ?? DEFAULT_AGGREGATE_SECONDS;
+        out.aggregated_metrics = asJson(state.console.series.aggregate(seconds * 1000, start, end, seriesNames(name)));
+        out.query = queryEcho({ start_time: start, end_time: end, metric_name: name, aggregate_interval: seconds });
+      }
+      return out;
+    },
+  );
 
   fn('engine::rollups::list', 'The engine series rolled up by 1 min, 5 min and 1 h', async (input) => {
     const name = input.optString('metric_name');
@@ -59,19 +78,40 @@ export function registerConsoleFunctions(host: ModuleHost, module: string, state
       interval_seconds: ROLLUP_LEVELS[l],
       buckets: state.console.series.aggregate(ROLLUP_LEVELS[l] * 1000, start, end, seriesNames(name)),
     }));
-    return { rollups: asJson(rollups), metrics: [...seriesNames(name)], timestamp: Date.now(), query: queryEcho({ start_time: start, end_time: end, level, metric_name: name }) };
+    return {
+      rollups: asJson(rollups),
+      metrics: [...seriesNames(name)],
+      timestamp: Date.now(),
+      query: queryEcho({ start_time: start, end_time: end, level, metric_name: name }),
+    };
   });
 
-  fn('engine::alerts::list', 'Alert rules (iii-observability alerts) and their state', () => ({ alerts: state.console.alerts.list(), timestamp: Date.now() }));
+  fn('engine::alerts::list', 'Alert rules (iii-observability alerts) and their state', () => ({
+    alerts: state.console.alerts.list(),
+    timestamp: Date.now(),
+  }));
   fn('engine::alerts::evaluate', 'Evaluate every alert rule now', async () => {
     const firing = await state.console.evaluate();
     const alerts = state.console.alerts.list();
-    return { evaluated: state.console.alerts.rules.filter((r) => r.enabled && isSeriesMetric(r.metric)).length, firing, alerts, timestamp: Date.now() };
+    return {
+      evaluated: state.console.alerts.rules.filter((r) => r.enabled && isSeriesMetric(r.metric)).length,
+      firing,
+      alerts,
+      timestamp: Date.now(),
+    };
   });
 
   fn('engine::sampling::rules', 'The trace sampling rules in force', () => {
     const { config } = state;
-    if (!state.sampler) return { enabled: false, sampling_ratio: config.samplingRatio, default: config.samplingRatio, parent_based: true, rules: [], rate_limit: null };
+    if (!state.sampler)
+      return {
+        enabled: false,
+        sampling_ratio: config.samplingRatio,
+        default: config.samplingRatio,
+        parent_based: true,
+        rules: [],
+        rate_limit: null,
+      };
     return asJson({ enabled: true, sampling_ratio: config.samplingRatio, ...state.sampler.describe() });
   });
 

@@ -25,9 +25,18 @@ export class DeliveryTraces {
     const traceId = randomBytes(16).toString('hex');
     this.traceIds.add(traceId);
     if (this.traceIds.size > DELIVERY_TRACES_KEPT) this.traceIds.delete(this.traceIds.values().next().value as string);
-    const request = { functionId: trigger.function_id, data: payload, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
+    const request = {
+      functionId: trigger.function_id,
+      data: payload,
+      traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+    };
     this.host
       .invoke(trigger.metadata === undefined ? request : { ...request, metadata: trigger.metadata })
-      .catch((err: unknown) => this.host.logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id }, `${trigger.trigger_type} trigger handler failed`));
+      .catch((err: unknown) =>
+        this.host.logger.warn(
+          { err, trigger: trigger.id, functionId: trigger.function_id },
+          `${trigger.trigger_type} trigger handler failed`,
+        ),
+      );
   }
 }

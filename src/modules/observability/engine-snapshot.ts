@@ -82,7 +82,14 @@ export class EngineSnapshot {
     private readonly nodeId: string,
   ) {
     this.eventLoop.enable();
-    this.previous = { atMs: this.startedAtMs, total: 0, success: 0, error: 0, buckets: new Map(), cpuMicros: cpuMicros() };
+    this.previous = {
+      atMs: this.startedAtMs,
+      total: 0,
+      success: 0,
+      error: 0,
+      buckets: new Map(),
+      cpuMicros: cpuMicros(),
+    };
   }
 
   stop(): void {
@@ -152,7 +159,12 @@ export class EngineSnapshot {
         p99_ms: quantileMs(all.buckets, 0.99),
         avg_ms: all.count > 0 ? round((all.sumSeconds / all.count) * 1000) : null,
         pending_calls: pending,
-        memory: { rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, heap_total_bytes: memory.heapTotal, external_bytes: memory.external },
+        memory: {
+          rss_bytes: memory.rss,
+          heap_used_bytes: memory.heapUsed,
+          heap_total_bytes: memory.heapTotal,
+          external_bytes: memory.external,
+        },
         event_loop_lag_ms: values['event_loop.lag_ms'],
         event_loop_lag_p99_ms: lagP99Ms === null ? null : round(lagP99Ms),
         cpu_percent: cpuPercent,
@@ -160,7 +172,14 @@ export class EngineSnapshot {
       },
     };
     if (record) {
-      this.previous = { atMs: now, total: all.total, success: all.success, error: all.error, buckets: all.buckets, cpuMicros: cpu };
+      this.previous = {
+        atMs: now,
+        total: all.total,
+        success: all.success,
+        error: all.error,
+        buckets: all.buckets,
+        cpuMicros: cpu,
+      };
       this.eventLoop.reset();
     }
     return { view, sample: { timestamp_ms: now, values } };
@@ -170,7 +189,11 @@ export class EngineSnapshot {
     const out = new Map<string, FunctionCounts>();
     const of = (id: string) => {
       let f = out.get(id);
-      if (!f) out.set(id, (f = { total: 0, success: 0, error: 0, errorsByCode: {}, buckets: new Map(), sumSeconds: 0, count: 0 }));
+      if (!f)
+        out.set(
+          id,
+          (f = { total: 0, success: 0, error: 0, errorsByCode: {}, buckets: new Map(), sumSeconds: 0, count: 0 }),
+        );
       return f;
     };
     for (const v of (await this.metrics.invocations.get()).values) {
@@ -218,7 +241,15 @@ export class EngineSnapshot {
 }
 
 function sumOf(functions: Iterable<FunctionCounts>): FunctionCounts {
-  const all: FunctionCounts = { total: 0, success: 0, error: 0, errorsByCode: {}, buckets: new Map(), sumSeconds: 0, count: 0 };
+  const all: FunctionCounts = {
+    total: 0,
+    success: 0,
+    error: 0,
+    errorsByCode: {},
+    buckets: new Map(),
+    sumSeconds: 0,
+    count: 0,
+  };
   for (const f of functions) {
     all.total += f.total;
     all.success += f.success;

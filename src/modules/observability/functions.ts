@@ -51,7 +51,9 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
     const { spans, total } = spanStore(state).list(query);
     return { spans: asJson(spans), total, offset: query.offset, limit: query.limit };
   });
-  fn('engine::traces::tree', 'The spans of one trace as trees', (input) => ({ roots: asJson(spanStore(state).tree(input.string('trace_id').toLowerCase())) }));
+  fn('engine::traces::tree', 'The spans of one trace as trees', (input) => ({
+    roots: asJson(spanStore(state).tree(input.string('trace_id').toLowerCase())),
+  }));
   fn('engine::traces::clear', 'Remove every span kept in memory', () => {
     const store = spanStore(state);
     const cleared = store.size;
@@ -61,14 +63,31 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
 
   fn('engine::health::check', 'Health of the observability pipeline', () => {
     const { config } = state;
-    const component = (enabled: boolean, details: Record<string, Json>) => (enabled ? { status: 'healthy', ...details } : { status: 'disabled' });
+    const component = (enabled: boolean, details: Record<string, Json>) =>
+      enabled ? { status: 'healthy', ...details } : { status: 'disabled' };
     return {
       status: 'healthy',
       components: {
-        otel: component(config.enabled, { exporter: config.exporter, service_name: config.serviceName, sampling_ratio: config.samplingRatio }),
-        metrics: component(config.metricsEnabled, { sdk_metrics: state.sdkMetrics.size, series_samples: state.console.series.size, exporter: config.metricsExporter }),
-        alerts: { status: 'healthy', rules: state.console.alerts.rules.length, firing: state.console.alerts.firingCount },
-        logs: component(config.logsEnabled, { count: state.logs.size, capacity: config.logsMaxCount, exporter: config.logsExporter }),
+        otel: component(config.enabled, {
+          exporter: config.exporter,
+          service_name: config.serviceName,
+          sampling_ratio: config.samplingRatio,
+        }),
+        metrics: component(config.metricsEnabled, {
+          sdk_metrics: state.sdkMetrics.size,
+          series_samples: state.console.series.size,
+          exporter: config.metricsExporter,
+        }),
+        alerts: {
+          status: 'healthy',
+          rules: state.console.alerts.rules.length,
+          firing: state.console.alerts.firingCount,
+        },
+        logs: component(config.logsEnabled, {
+          count: state.logs.size,
+          capacity: config.logsMaxCount,
+          exporter: config.logsExporter,
+        }),
         spans: component(state.spans !== undefined, { count: state.spans?.size ?? 0, capacity: config.memoryMaxSpans }),
         telemetry: { status: 'healthy', ingested: state.telemetry.ingested, dropped: state.telemetry.dropped },
       },
@@ -79,11 +98,18 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
 
   // Baggage is what the caller sent with this call; `set` cannot change the caller's own context,
   // it returns the header to send on later calls.
-  fn('engine::baggage::get', 'A W3C baggage entry of the current call', (input, ctx) => ({ value: parseBaggage(ctx.baggage).get(input.string('key')) ?? null }));
-  fn('engine::baggage::get_all', 'Every W3C baggage entry of the current call', (_input, ctx) => ({ baggage: Object.fromEntries(parseBaggage(ctx.baggage)) }));
-  fn('engine::baggage::set', 'The current call\'s baggage with one entry set, as a header to send on', (input, ctx) => {
+  fn('engine::baggage::get', 'A W3C baggage entry of the current call', (input, ctx) => ({
+    value: parseBaggage(ctx.baggage).get(input.string('key')) ?? null,
+  }));
+  fn('engine::baggage::get_all', 'Every W3C baggage entry of the current call', (_input, ctx) => ({
+    baggage: Object.fromEntries(parseBaggage(ctx.baggage)),
+  }));
+  fn('engine::baggage::set', "The current call's baggage with one entry set, as a header to send on", (input, ctx) => {
     const key = input.string('key');
-    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(key)) throw input.fail(`field \`key\` must be a W3C baggage token (letters, digits and !#$%&'*+-.^_\`|~), got "${key}"`);
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(key))
+      throw input.fail(
+        `field \`key\` must be a W3C baggage token (letters, digits and !#$%&'*+-.^_\`|~), got "${key}"`,
+      );
     const entries = parseBaggage(ctx.baggage);
     entries.set(key, input.string('value'));
     return { baggage: formatBaggage(entries) };
@@ -92,14 +118,22 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
 
 export function spanStore(state: ObservabilityState): SpanStore {
   if (state.spans) return state.spans;
-  const why = state.config.enabled ? `the exporter is "${state.config.exporter}"` : 'tracing is disabled (enabled: false)';
-  throw new EngineError(MEMORY_EXPORTER_NOT_ENABLED, `Spans are not kept in memory: ${why}. Set iii-observability exporter to "memory" or "both" to query traces.`);
+  const why = state.config.enabled
+    ? `the exporter is "${state.config.exporter}"`
+    : 'tracing is disabled (enabled: false)';
+  throw new EngineError(
+    MEMORY_EXPORTER_NOT_ENABLED,
+    `Spans are not kept in memory: ${why}. Set iii-observability exporter to "memory" or "both" to query traces.`,
+  );
 }
 
 function spanQuery(input: Input): SpanQuery {
   const limit = input.optU32('limit') ?? DEFAULT_TRACES_PAGE;
   if (limit > MAX_TRACES_PAGE) throw input.fail(`field \`limit\` must be at most ${MAX_TRACES_PAGE}`);
-  const ids = [...(input.optStringArray('trace_ids') ?? []), ...(input.has('trace_id') ? [input.string('trace_id')] : [])];
+  const ids = [
+    ...(input.optStringArray('trace_ids') ?? []),
+    ...(input.has('trace_id') ? [input.string('trace_id')] : []),
+  ];
   const query: SpanQuery = {
     serviceName: input.optString('service_name'),
     name: input.optString('name'),
@@ -132,12 +166,19 @@ function attributePairs(input: Input, key: string, keysAlone: boolean): Array<[s
   const raw = input.raw(key);
   if (raw === undefined) return undefined;
   const text = (v: Json) => (typeof v === 'string' ? v : JSON.stringify(v));
-  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) return Object.entries(raw).map(([k, v]) => [k, text(v ?? null)]);
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw))
+    return Object.entries(raw).map(([k, v]) => [k, text(v ?? null)]);
   const shape = keysAlone ? '[[key, value], ...], [key, ...] or {key: value}' : '[[key, value], ...] or {key: value}';
   if (!Array.isArray(raw)) throw input.fail(`field \`${key}\` must be ${shape}`);
   return raw.map((item) => {
     if (keysAlone && typeof item === 'string') return [item];
-    if (!Array.isArray(item) || typeof item[0] !== 'string' || item.length > 2 || (item.length === 1 && !keysAlone) || item.length === 0) {
+    if (
+      !Array.isArray(item) ||
+      typeof item[0] !== 'string' ||
+      item.length > 2 ||
+      (item.length === 1 && !keysAlone) ||
+      item.length === 0
+    ) {
       throw input.fail(`field \`${key}\` must be ${shape}`);
     }
     return item.length === 1 ? [item[0]] : [item[0], text(item[1] ?? null)];
@@ -147,6 +188,7 @@ function attributePairs(input: Input, key: string, keysAlone: boolean): Array<[s
 export function oneOf<T extends string>(input: Input, key: string, allowed: readonly T[]): T | undefined {
   const value = input.optString(key)?.toLowerCase();
   if (value === undefined) return undefined;
-  if (!allowed.includes(value as T)) throw input.fail(`field \`${key}\` must be one of ${allowed.join(', ')}; got "${value}"`);
+  if (!allowed.includes(value as T))
+    throw input.fail(`field \`${key}\` must be one of ${allowed.join(', ')}; got "${value}"`);
   return value as T;
 }

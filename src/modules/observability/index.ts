@@ -45,7 +45,8 @@ export class ObservabilityModule implements EngineModule {
   private logTriggers: LogTriggers | undefined;
   private traceTriggers: TraceTriggers | undefined;
   private readonly workerMetrics = new WorkerMetrics();
-  private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) => this.ingest(signal, body, workerId);
+  private readonly onTelemetry = (signal: TelemetrySignal, body: Buffer, workerId: string | undefined) =>
+    this.ingest(signal, body, workerId);
   private readonly onWorker = (event: WorkerEvent) => {
     if (event.event === 'worker_disconnected') this.workerMetrics.forget(event.worker_id);
   };
@@ -75,8 +76,16 @@ export class ObservabilityModule implements EngineModule {
     const written = host.config.modules.observability?.config ?? {};
     const config: ObservabilityConfig = readConfig(this.block, written, process.env);
     const spans = keepsSpansInMemory(config) ? new SpanStore(config.memoryMaxSpans) : undefined;
-    const exportFailed = (err: unknown) => host.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'OTLP span export failed');
-    if (config.enabled) this.tracer = new CallTracer(config, host.nodeId, spans ? (span) => this.spanEnded(span) : undefined, process.env, exportFailed);
+    const exportFailed = (err: unknown) =>
+      host.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'OTLP span export failed');
+    if (config.enabled)
+      this.tracer = new CallTracer(
+        config,
+        host.nodeId,
+        spans ? (span) => this.spanEnded(span) : undefined,
+        process.env,
+        exportFailed,
+      );
     const snapshot = new EngineSnapshot(host.metrics, host.registry, host.nodeId);
     const state: ObservabilityState = {
       config,
@@ -97,12 +106,20 @@ export class ObservabilityModule implements EngineModule {
     registerConsoleFunctions(host, this.name, state);
     await host.registerTriggerType(
       this.name,
-      { id: 'log', description: 'Fires for every stored log record at or above `level` (all, trace, debug, info, warn, error)', trigger_request_format: LOG_CONFIG_FORMAT },
+      {
+        id: 'log',
+        description: 'Fires for every stored log record at or above `level` (all, trace, debug, info, warn, error)',
+        trigger_request_format: LOG_CONFIG_FORMAT,
+      },
       this.logTriggers,
     );
     await host.registerTriggerType(
       this.name,
-      { id: 'trace', description: `Fires about every ${TRACE_TICK_MS} ms with {trace_ids} of traces that had span activity`, trigger_request_format: TRACE_CONFIG_FORMAT },
+      {
+        id: 'trace',
+        description: `Fires about every ${TRACE_TICK_MS} ms with {trace_ids} of traces that had span activity`,
+        trigger_request_format: TRACE_CONFIG_FORMAT,
+      },
       this.traceTriggers,
     );
     host.events.on('telemetry', this.onTelemetry);
@@ -133,7 +150,10 @@ export class ObservabilityModule implements EngineModule {
     const logger = this.host!.logger;
     for (const rule of config.alerts) {
       if (!isSeriesMetric(rule.metric)) {
-        logger.warn({ alert: rule.name, metric: rule.metric }, `iii-observability: alert "${rule.name}" names metric "${rule.metric}", which is not in the engine series (${SERIES_METRICS.join(', ')}); it never fires`);
+        logger.warn(
+          { alert: rule.name, metric: rule.metric },
+          `iii-observability: alert "${rule.name}" names metric "${rule.metric}", which is not in the engine series (${SERIES_METRICS.join(', ')}); it never fires`,
+        );
       }
     }
   }
@@ -150,7 +170,9 @@ export class ObservabilityModule implements EngineModule {
   private alertAction(action: AlertAction, alert: Json): void {
     const logger = this.host!.logger;
     if (action.type === 'function' && action.path) {
-      this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) => logger.warn({ err, functionId: action.path }, 'alert function failed'));
+      this.host!.invoke({ functionId: action.path, data: alert }).catch((err: unknown) =>
+        logger.warn({ err, functionId: action.path }, 'alert function failed'),
+      );
     } else if (action.type === 'webhook' && action.url) {
       fetch(action.url, {
         method: 'POST',
@@ -161,9 +183,15 @@ export class ObservabilityModule implements EngineModule {
       })
         .then(async (response) => {
           await response.arrayBuffer().catch(() => undefined);
-          if (!response.ok) logger.warn({ url: originOf(action.url), status: response.status }, 'alert webhook answered an error');
+          if (!response.ok)
+            logger.warn({ url: originOf(action.url), status: response.status }, 'alert webhook answered an error');
         })
-        .catch((err: unknown) => logger.warn({ url: originOf(action.url), err: err instanceof Error ? err.message : String(err) }, 'alert webhook failed'));
+        .catch((err: unknown) =>
+          logger.warn(
+            { url: originOf(action.url), err: err instanceof Error ? err.message : String(err) },
+            'alert webhook failed',
+          ),
+        );
     }
   }
 
@@ -215,13 +243,22 @@ export class ObservabilityModule implements EngineModule {
   private dropped(signal: TelemetrySignal, count: number, reason: unknown): void {
     this.state!.telemetry.dropped[signal] += count;
     this.host!.metrics.telemetryDropped.inc({ signal }, count);
-    this.host!.logger.debug({ signal, count, reason: reason instanceof Error ? reason.message : reason }, 'telemetry dropped');
+    this.host!.logger.debug(
+      { signal, count, reason: reason instanceof Error ? reason.message : reason },
+      'telemetry dropped',
+    );
   }
 }
 
 const LOG_CONFIG_FORMAT = {
   type: 'object',
-  properties: { level: { type: 'string', enum: ['all', 'trace', 'debug', 'info', 'warn', 'error'], description: 'Minimum severity (default all)' } },
+  properties: {
+    level: {
+      type: 'string',
+      enum: ['all', 'trace', 'debug', 'info', 'warn', 'error'],
+      description: 'Minimum severity (default all)',
+    },
+  },
 };
 
 const TRACE_CONFIG_FORMAT = {

@@ -21,39 +21,64 @@ export interface LogSink {
  * and `engine::logs::list|clear`. A record without ids takes them from the call's traceparent (the
  * engine's span of the log call, a child of the caller's span).
  */
-export function registerLogFunctions(host: ModuleHost, module: string, config: ObservabilityConfig, store: LogStore, sink: LogSink): void {
+export function registerLogFunctions(
+  host: ModuleHost,
+  module: string,
+  config: ObservabilityConfig,
+  store: LogStore,
+  sink: LogSink,
+): void {
   for (const level of LOG_LEVELS) {
     const id = `engine::log::${level}`;
-    host.registerFunction(module, { id, description: `Write a ${level} log record` }, (data: Json, ctx: CallContext) => {
-      const input = new Input(id, data);
-      const message = input.string('message');
-      if (!config.logsEnabled || (config.logsSamplingRatio < 1 && Math.random() >= config.logsSamplingRatio)) return undefined;
-      const record = logRecord(host, level, message, input, ctx);
-      if (config.logsConsoleOutput) {
-        host.logger[level]({ source: 'worker', service_name: record.service_name, trace_id: record.trace_id, span_id: record.span_id, data: input.raw('data'), severity_number: record.severity_number }, message);
-      }
-      sink.record(record);
-      return undefined;
-    });
+    host.registerFunction(
+      module,
+      { id, description: `Write a ${level} log record` },
+      (data: Json, ctx: CallContext) => {
+        const input = new Input(id, data);
+        const message = input.string('message');
+        if (!config.logsEnabled || (config.logsSamplingRatio < 1 && Math.random() >= config.logsSamplingRatio))
+          return undefined;
+        const record = logRecord(host, level, message, input, ctx);
+        if (config.logsConsoleOutput) {
+          host.logger[level](
+            {
+              source: 'worker',
+              service_name: record.service_name,
+              trace_id: record.trace_id,
+              span_id: record.span_id,
+              data: input.raw('data'),
+              severity_number: record.severity_number,
+            },
+            message,
+          );
+        }
+        sink.record(record);
+        return undefined;
+      },
+    );
   }
 
-  host.registerFunction(module, { id: 'engine::logs::list', description: 'List stored log records, newest first' }, (data: Json) => {
-    const input = new Input('engine::logs::list', data);
-    const limit = input.optU32('limit') ?? DEFAULT_LOGS_PAGE;
-    if (limit > MAX_LOGS_PAGE) throw input.fail(`field \`limit\` must be at most ${MAX_LOGS_PAGE}`);
-    const query = {
-      startTime: input.optNumber('start_time'),
-      endTime: input.optNumber('end_time'),
-      traceId: input.optString('trace_id')?.toLowerCase(),
-      spanId: input.optString('span_id')?.toLowerCase(),
-      severityMin: input.optNumber('severity_min'),
-      severityText: input.optString('severity_text'),
-      offset: input.optU32('offset') ?? 0,
-      limit,
-    };
-    const { logs, total } = store.list(query);
-    return { logs: asJson(logs), total, timestamp: Date.now() };
-  });
+  host.registerFunction(
+    module,
+    { id: 'engine::logs::list', description: 'List stored log records, newest first' },
+    (data: Json) => {
+      const input = new Input('engine::logs::list', data);
+      const limit = input.optU32('limit') ?? DEFAULT_LOGS_PAGE;
+      if (limit > MAX_LOGS_PAGE) throw input.fail(`field \`limit\` must be at most ${MAX_LOGS_PAGE}`);
+      const query = {
+        startTime: input.optNumber('start_time'),
+        endTime: input.optNumber('end_time'),
+        traceId: input.optString('trace_id')?.toLowerCase(),
+        spanId: input.optString('span_id')?.toLowerCase(),
+        severityMin: input.optNumber('severity_min'),
+        severityText: input.optString('severity_text'),
+        offset: input.optU32('offset') ?? 0,
+        limit,
+      };
+      const { logs, total } = store.list(query);
+      return { logs: asJson(logs), total, timestamp: Date.now() };
+    },
+  );
 
   host.registerFunction(module, { id: 'engine::logs::clear', description: 'Remove every stored log record' }, () => {
     const cleared = store.size;
@@ -73,7 +98,8 @@ function logRecord(host: ModuleHost, level: LogLevel, message: string, input: In
     severity_number: SEVERITY[level],
     severity_text: level.toUpperCase(),
     body: message,
-    attributes: data === undefined ? {} : typeof data === 'object' && data !== null && !Array.isArray(data) ? data : { data },
+    attributes:
+      data === undefined ? {} : typeof data === 'object' && data !== null && !Array.isArray(data) ? data : { data },
     trace_id: input.optString('trace_id') ?? parent?.traceId ?? null,
     span_id: input.optString('span_id') ?? parent?.spanId ?? null,
     resource: { 'service.name': serviceName },

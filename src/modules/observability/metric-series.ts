@@ -117,7 +117,12 @@ export class MetricSeries {
   }
 
   /** Buckets of `intervalMs` aligned on the epoch, oldest first; empty buckets are left out. */
-  aggregate(intervalMs: number, start = -Infinity, end = Infinity, names: readonly SeriesMetric[] = SERIES_METRICS): Bucket[] {
+  aggregate(
+    intervalMs: number,
+    start = -Infinity,
+    end = Infinity,
+    names: readonly SeriesMetric[] = SERIES_METRICS,
+  ): Bucket[] {
     const buckets = new Map<number, Sample[]>();
     for (const sample of this.range(start, end)) {
       const key = Math.floor(sample.timestamp_ms / intervalMs) * intervalMs;

@@ -1,5 +1,9 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { ProtobufLogsSerializer, ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import {
+  ProtobufLogsSerializer,
+  ProtobufMetricsSerializer,
+  ProtobufTraceSerializer,
+} from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { logs, metrics } from '@opentelemetry/sdk-node';
 import type { OtlpPush } from './otlp-transport';

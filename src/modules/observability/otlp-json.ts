@@ -12,7 +12,8 @@ export type JsonObject = { [key: string]: Json };
 export class OtlpShapeError extends Error {}
 
 export function object(value: Json | undefined, what: string): JsonObject {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OtlpShapeError(`${what} must be an object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new OtlpShapeError(`${what} must be an object`);
   return value;
 }
 
@@ -34,7 +35,8 @@ export function optString(value: Json | undefined): string | undefined {
 export function uint64(value: Json | undefined, what: string): number {
   if (value === undefined || value === null) return 0;
   const n = typeof value === 'string' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new OtlpShapeError(`${what} must be a non-negative integer`);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
+    throw new OtlpShapeError(`${what} must be a non-negative integer`);
   return n;
 }
 

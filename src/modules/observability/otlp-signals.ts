@@ -39,7 +39,13 @@ export class OtlpSignals {
 
   private constructor(private readonly logger: Logger) {}
 
-  static start(config: ObservabilityConfig, resource: Resource, metrics: ConsoleMetrics, logger: Logger, env: NodeJS.ProcessEnv): OtlpSignals | undefined {
+  static start(
+    config: ObservabilityConfig,
+    resource: Resource,
+    metrics: ConsoleMetrics,
+    logger: Logger,
+    env: NodeJS.ProcessEnv,
+  ): OtlpSignals | undefined {
     const metricsOn = config.metricsEnabled && config.metricsExporter === 'otlp';
     const logsOn = config.logsEnabled && config.logsExporter !== 'memory';
     if (!metricsOn && !logsOn) return undefined;
@@ -51,12 +57,21 @@ export class OtlpSignals {
     if (metricsOn) {
       const interval = positiveInt(env.OTEL_METRIC_EXPORT_INTERVAL) ?? DEFAULT_METRIC_EXPORT_MS;
       const exporter = new OtlpMetricExporter(new OtlpPush(otlpTarget('metrics', config.endpoint, env)), onError);
-      const reader = new sdk.metrics.PeriodicExportingMetricReader({ exporter, exportIntervalMillis: interval, exportTimeoutMillis: Math.min(interval, OTLP_PUSH_TIMEOUT_MS) });
+      const reader = new sdk.metrics.PeriodicExportingMetricReader({
+        exporter,
+        exportIntervalMillis: interval,
+        exportTimeoutMillis: Math.min(interval, OTLP_PUSH_TIMEOUT_MS),
+      });
       const provider = new sdk.metrics.MeterProvider({ resource, readers: [reader] });
       const meter = provider.getMeter(SCOPE, config.serviceVersion);
       const instruments = SERIES_METRICS.map((name) => {
         const options = { description: `iii-cluster engine series metric ${name}` };
-        return [name, isCounter(name) ? meter.createObservableCounter(`iii.${name}`, options) : meter.createObservableGauge(`iii.${name}`, options)] as const;
+        return [
+          name,
+          isCounter(name)
+            ? meter.createObservableCounter(`iii.${name}`, options)
+            : meter.createObservableGauge(`iii.${name}`, options),
+        ] as const;
       });
       meter.addBatchObservableCallback(
         async (result) => {
@@ -73,7 +88,10 @@ export class OtlpSignals {
       signals.shutdowns.push(() => provider.shutdown());
     }
     if (logsOn) {
-      const exporter = new OtlpLogExporter(new OtlpPush(otlpTarget('logs', config.endpoint, env, 'http/protobuf')), onError);
+      const exporter = new OtlpLogExporter(
+        new OtlpPush(otlpTarget('logs', config.endpoint, env, 'http/protobuf')),
+        onError,
+      );
       const processor = new sdk.logs.BatchLogRecordProcessor({
         exporter,
         maxExportBatchSize: Math.min(config.logsBatchSize, MAX_QUEUED_LOGS),
@@ -108,12 +126,18 @@ export class OtlpSignals {
     const now = Date.now();
     if (now - this.lastErrorLogMs < ERROR_LOG_EVERY_MS) return;
     this.lastErrorLogMs = now;
-    this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'OTLP export failed (logged at most once a minute)');
+    this.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      'OTLP export failed (logged at most once a minute)',
+    );
   }
 }
 
 /** A stored record as an OTel log record: same times, severity, body, attributes and trace context. */
-function logRecord(record: StoredLog, engineService: string): Parameters<ReturnType<sdkLogs.LoggerProvider['getLogger']>['emit']>[0] {
+function logRecord(
+  record: StoredLog,
+  engineService: string,
+): Parameters<ReturnType<sdkLogs.LoggerProvider['getLogger']>['emit']>[0] {
   const attributes: Record<string, unknown> = { ...(record.attributes as Record<string, unknown>) };
   if (record.service_name !== engineService) attributes['iii.source.service.name'] = record.service_name;
   const out: Parameters<ReturnType<sdkLogs.LoggerProvider['getLogger']>['emit']>[0] = {

@@ -28,13 +28,26 @@ export interface OtlpTarget {
  * `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` (used as is) else `endpoint` + `/v1/<signal>` for HTTP,
  * and the headers of `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS`.
  */
-export function otlpTarget(signal: OtlpSignal, endpoint: string, env: NodeJS.ProcessEnv, forced?: OtlpProtocol): OtlpTarget {
+export function otlpTarget(
+  signal: OtlpSignal,
+  endpoint: string,
+  env: NodeJS.ProcessEnv,
+  forced?: OtlpProtocol,
+): OtlpTarget {
   const upper = signal.toUpperCase();
   const protocol = forced ?? protocolOf(env[`OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`] ?? env.OTEL_EXPORTER_OTLP_PROTOCOL);
   const own = env[`OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`];
   const base = endpoint.replace(/\/+$/, '');
   const url = own !== undefined && own !== '' ? own : protocol === 'grpc' ? base : `${base}/v1/${signal}`;
-  return { signal, protocol, url, headers: { ...parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseHeaders(env[`OTEL_EXPORTER_OTLP_${upper}_HEADERS`]) } };
+  return {
+    signal,
+    protocol,
+    url,
+    headers: {
+      ...parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS),
+      ...parseHeaders(env[`OTEL_EXPORTER_OTLP_${upper}_HEADERS`]),
+    },
+  };
 }
 
 /** `http/json` and anything else HTTP-ish are sent as protobuf; only `grpc` means gRPC. */
@@ -84,7 +97,8 @@ export class OtlpPush {
       signal: AbortSignal.timeout(OTLP_PUSH_TIMEOUT_MS),
     });
     await response.arrayBuffer().catch(() => undefined);
-    if (!response.ok) throw new Error(`OTLP/HTTP ${this.target.signal} export to ${this.target.url} answered ${response.status}`);
+    if (!response.ok)
+      throw new Error(`OTLP/HTTP ${this.target.signal} export to ${this.target.url} answered ${response.status}`);
   }
 
   private grpc(body: Uint8Array): Promise<void> {
@@ -114,7 +128,12 @@ export class OtlpPush {
       request.on('error', reject);
       request.on('close', () => {
         if (status === '0') resolve();
-        else reject(new Error(`OTLP/gRPC ${this.target.signal} export to ${this.target.url} failed: grpc-status ${status ?? 'none'}${message ? ` (${message})` : ''}`));
+        else
+          reject(
+            new Error(
+              `OTLP/gRPC ${this.target.signal} export to ${this.target.url} failed: grpc-status ${status ?? 'none'}${message ? ` (${message})` : ''}`,
+            ),
+          );
       });
       request.end(frame);
     });

@@ -1,5 +1,10 @@
 import { isSpanContextValid, trace, TraceFlags, type Context } from '@opentelemetry/api';
-import { SamplingDecision, TraceIdRatioBasedSampler, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace-base';
+import {
+  SamplingDecision,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SamplingResult,
+} from '@opentelemetry/sdk-trace-base';
 
 /** `iii-observability.sampling` as read (iii-modules.md §11.1). */
 export interface SamplingConfig {
@@ -40,7 +45,10 @@ export function readSampling(value: unknown): SamplingConfig {
 /** `*` any run of characters, `?` one character; everything else literal; the whole name must match. */
 export function globMatcher(pattern: string): (text: string) => boolean {
   if (!/[*?]/.test(pattern)) return (text) => text === pattern;
-  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   const re = new RegExp(`^${source}$`, 's');
   return (text) => re.test(text);
 }
@@ -90,12 +98,18 @@ export class RuleSampler implements Sampler {
   }
 
   /** What `engine::sampling::rules` reports. */
-  describe(): { default: number; parent_based: boolean; rules: SamplingRule[]; rate_limit: { max_traces_per_second: number } | null } {
+  describe(): {
+    default: number;
+    parent_based: boolean;
+    rules: SamplingRule[];
+    rate_limit: { max_traces_per_second: number } | null;
+  } {
     return {
       default: this.fallbackRate,
       parent_based: this.config.parentBased,
       rules: this.config.rules,
-      rate_limit: this.config.maxTracesPerSecond === undefined ? null : { max_traces_per_second: this.config.maxTracesPerSecond },
+      rate_limit:
+        this.config.maxTracesPerSecond === undefined ? null : { max_traces_per_second: this.config.maxTracesPerSecond },
     };
   }
 
@@ -103,11 +117,19 @@ export class RuleSampler implements Sampler {
     const parent = trace.getSpanContext(context);
     const hasParent = parent !== undefined && isSpanContextValid(parent);
     if (this.config.parentBased && hasParent) {
-      return { decision: parent.traceFlags & TraceFlags.SAMPLED ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
+      return {
+        decision:
+          parent.traceFlags & TraceFlags.SAMPLED ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD,
+      };
     }
     const match = this.rules.find((r) => r.service && r.operation(spanName));
     const sampler = match?.sampler ?? this.fallback;
-    const result = (sampler.shouldSample as (...args: unknown[]) => SamplingResult)(context, traceId, spanName, ...rest);
+    const result = (sampler.shouldSample as (...args: unknown[]) => SamplingResult)(
+      context,
+      traceId,
+      spanName,
+      ...rest,
+    );
     if (result.decision !== SamplingDecision.RECORD_AND_SAMPLED || hasParent || this.takeToken()) return result;
     return { decision: SamplingDecision.NOT_RECORD };
   }
@@ -130,8 +152,10 @@ export class RuleSampler implements Sampler {
 }
 
 function ratioSampler(rate: number): Sampler {
-  if (rate >= 1) return { shouldSample: () => ({ decision: SamplingDecision.RECORD_AND_SAMPLED }), toString: () => 'AlwaysOn' };
-  if (rate <= 0) return { shouldSample: () => ({ decision: SamplingDecision.NOT_RECORD }), toString: () => 'AlwaysOff' };
+  if (rate >= 1)
+    return { shouldSample: () => ({ decision: SamplingDecision.RECORD_AND_SAMPLED }), toString: () => 'AlwaysOn' };
+  if (rate <= 0)
+    return { shouldSample: () => ({ decision: SamplingDecision.NOT_RECORD }), toString: () => 'AlwaysOff' };
   return new TraceIdRatioBasedSampler(rate);
 }
 

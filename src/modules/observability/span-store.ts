@@ -84,7 +84,9 @@ export class SpanStore {
     const all = [...this.ring];
     const ids = new Set(all.map((s) => s.span_id));
     const matches = all.filter(
-      (s) => (query.searchAllSpans || s.parent_span_id === undefined || !ids.has(s.parent_span_id)) && matchesQuery(s, query),
+      (s) =>
+        (query.searchAllSpans || s.parent_span_id === undefined || !ids.has(s.parent_span_id)) &&
+        matchesQuery(s, query),
     );
     matches.sort(comparator(query));
     return { spans: matches.slice(query.offset, query.offset + query.limit), total: matches.length };
@@ -103,10 +105,21 @@ export class SpanStore {
       const startMs = span.start_time_unix_nano / 1e6;
       const endMs = span.end_time_unix_nano / 1e6;
       if (!group) {
-        group = { value, label: value, trace_ids: [], traces: new Set(), span_count: 0, first_seen_ms: startMs, last_seen_ms: endMs, duration_ms: 0, error_count: 0 };
+        group = {
+          value,
+          label: value,
+          trace_ids: [],
+          traces: new Set(),
+          span_count: 0,
+          first_seen_ms: startMs,
+          last_seen_ms: endMs,
+          duration_ms: 0,
+          error_count: 0,
+        };
         groups.set(value, group);
       }
-      if (query.labelAttribute !== undefined && group.label === value) group.label = attributeText(span, query.labelAttribute) ?? value;
+      if (query.labelAttribute !== undefined && group.label === value)
+        group.label = attributeText(span, query.labelAttribute) ?? value;
       group.traces.add(span.trace_id);
       group.span_count++;
       group.first_seen_ms = Math.min(group.first_seen_ms, startMs);
@@ -116,7 +129,11 @@ export class SpanStore {
     return [...groups.values()]
       .sort((a, b) => b.last_seen_ms - a.last_seen_ms)
       .slice(0, query.limit)
-      .map(({ traces, ...group }) => ({ ...group, trace_ids: [...traces], duration_ms: group.last_seen_ms - group.first_seen_ms }));
+      .map(({ traces, ...group }) => ({
+        ...group,
+        trace_ids: [...traces],
+        duration_ms: group.last_seen_ms - group.first_seen_ms,
+      }));
   }
 
   /** The spans of one trace as trees, roots oldest first. */
@@ -148,7 +165,12 @@ function matchesQuery(s: StoredSpan, q: SpanQuery): boolean {
   if (q.startTime !== undefined && s.start_time_unix_nano < q.startTime) return false;
   if (q.endTime !== undefined && s.start_time_unix_nano > q.endTime) return false;
   if (q.attributes && !q.attributes.every(([key, value]) => attributeText(s, key) === value)) return false;
-  if (q.excludeAttributes?.some(([key, value]) => (value === undefined ? attributeText(s, key) !== undefined : attributeText(s, key) === value))) return false;
+  if (
+    q.excludeAttributes?.some(([key, value]) =>
+      value === undefined ? attributeText(s, key) !== undefined : attributeText(s, key) === value,
+    )
+  )
+    return false;
   return true;
 }
 
@@ -161,7 +183,8 @@ function attributeText(s: StoredSpan, key: string): string | undefined {
 
 function comparator(q: SpanQuery): (a: StoredSpan, b: StoredSpan) => number {
   const sign = q.sortOrder === 'asc' ? 1 : -1;
-  const key = (s: StoredSpan): number | string => (q.sortBy === 'duration' ? s.duration_ms : q.sortBy === 'name' ? s.name : s.start_time_unix_nano);
+  const key = (s: StoredSpan): number | string =>
+    q.sortBy === 'duration' ? s.duration_ms : q.sortBy === 'name' ? s.name : s.start_time_unix_nano;
   return (a, b) => {
     const ka = key(a);
     const kb = key(b);

@@ -57,7 +57,12 @@ export function resourceJson(attributes: Attributes): Record<string, Json> {
  * times more heap). The span's attribute values are primitives or arrays of them, so the
  * attribute object is kept as is.
  */
-export function fromReadableSpan(span: ReadableSpan, resource: Record<string, Json>, serviceName: string, scopeName: string): StoredSpan {
+export function fromReadableSpan(
+  span: ReadableSpan,
+  resource: Record<string, Json>,
+  serviceName: string,
+  scopeName: string,
+): StoredSpan {
   const context = span.spanContext();
   const start = hrNanos(span.startTime);
   const durationNs = span.duration[0] * 1e9 + span.duration[1];
@@ -72,7 +77,14 @@ export function fromReadableSpan(span: ReadableSpan, resource: Record<string, Js
     status: statusText(span.status.code),
     service_name: serviceName,
     attributes: span.attributes as Record<string, Json>,
-    events: span.events.length === 0 ? NO_EVENTS : span.events.map((e) => ({ name: e.name, timestamp_unix_nano: hrNanos(e.time), attributes: attributesJson(e.attributes ?? {}) })),
+    events:
+      span.events.length === 0
+        ? NO_EVENTS
+        : span.events.map((e) => ({
+            name: e.name,
+            timestamp_unix_nano: hrNanos(e.time),
+            attributes: attributesJson(e.attributes ?? {}),
+          })),
     resource,
     instrumentation_scope_name: scopeName,
   };

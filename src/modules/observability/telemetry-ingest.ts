@@ -1,6 +1,17 @@
 import type { Json } from '../../protocol/messages';
 import { levelOf, type StoredLog } from './log-store';
-import { anyValue, attributes, id, list, object, optObject, optString, OtlpShapeError, uint64, type JsonObject } from './otlp-json';
+import {
+  anyValue,
+  attributes,
+  id,
+  list,
+  object,
+  optObject,
+  optString,
+  OtlpShapeError,
+  uint64,
+  type JsonObject,
+} from './otlp-json';
 import type { SdkMetric } from './sdk-metrics';
 import { statusText, type StoredSpan } from './stored-span';
 
@@ -15,7 +26,14 @@ export interface Parsed<T> {
 }
 
 /** OTLP's SpanKind enum (0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer). */
-const OTLP_KINDS: ReadonlyArray<StoredSpan['kind']> = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
+const OTLP_KINDS: ReadonlyArray<StoredSpan['kind']> = [
+  'unspecified',
+  'internal',
+  'server',
+  'client',
+  'producer',
+  'consumer',
+];
 const METRIC_TYPES = ['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary'] as const;
 
 export function parseTraces(body: Buffer): Parsed<StoredSpan> {
@@ -44,7 +62,10 @@ export function parseLogs(body: Buffer, observedAtNs: number): Parsed<StoredLog>
         collect(out, () => {
           const r = object(recordItem, 'logRecord');
           const severityNumber = uint64(r.severityNumber, 'severityNumber');
-          const timestamp = uint64(r.timeUnixNano, 'timeUnixNano') || uint64(r.observedTimeUnixNano, 'observedTimeUnixNano') || observedAtNs;
+          const timestamp =
+            uint64(r.timeUnixNano, 'timeUnixNano') ||
+            uint64(r.observedTimeUnixNano, 'observedTimeUnixNano') ||
+            observedAtNs;
           return {
             timestamp_unix_nano: timestamp,
             observed_timestamp_unix_nano: uint64(r.observedTimeUnixNano, 'observedTimeUnixNano') || observedAtNs,
@@ -100,11 +121,18 @@ function request(body: Buffer): JsonObject {
   return object(JSON.parse(body.toString('utf8')) as Json, 'the export request');
 }
 
-function resourceOf(item: Json, childKey: string): { resource: Record<string, Json>; serviceName: string; children: Json[] } {
+function resourceOf(
+  item: Json,
+  childKey: string,
+): { resource: Record<string, Json>; serviceName: string; children: Json[] } {
   const entry = object(item, 'resource entry');
   const resource = attributes(optObject(entry.resource, 'resource')?.attributes);
   const name = resource['service.name'];
-  return { resource, serviceName: typeof name === 'string' ? name : 'unknown', children: list(entry[childKey], childKey) };
+  return {
+    resource,
+    serviceName: typeof name === 'string' ? name : 'unknown',
+    children: list(entry[childKey], childKey),
+  };
 }
 
 function collect<T>(out: Parsed<T>, parse: () => T): void {
@@ -116,11 +144,17 @@ function collect<T>(out: Parsed<T>, parse: () => T): void {
   }
 }
 
-function span(s: JsonObject, resource: Record<string, Json>, serviceName: string, scopeName: string | undefined): StoredSpan {
+function span(
+  s: JsonObject,
+  resource: Record<string, Json>,
+  serviceName: string,
+  scopeName: string | undefined,
+): StoredSpan {
   const traceId = id(s.traceId, 16, 'traceId');
   const spanId = id(s.spanId, 8, 'spanId');
   const name = optString(s.name);
-  if (traceId === undefined || spanId === undefined || name === undefined) throw new OtlpShapeError('a span needs traceId, spanId and name');
+  if (traceId === undefined || spanId === undefined || name === undefined)
+    throw new OtlpShapeError('a span needs traceId, spanId and name');
   const start = uint64(s.startTimeUnixNano, 'startTimeUnixNano');
   const end = uint64(s.endTimeUnixNano, 'endTimeUnixNano') || start;
   const status = optObject(s.status, 'status');
@@ -137,7 +171,11 @@ function span(s: JsonObject, resource: Record<string, Json>, serviceName: string
     attributes: attributes(s.attributes),
     events: list(s.events, 'events').map((e) => {
       const event = object(e, 'event');
-      return { name: optString(event.name) ?? '', timestamp_unix_nano: uint64(event.timeUnixNano, 'event.timeUnixNano'), attributes: attributes(event.attributes) };
+      return {
+        name: optString(event.name) ?? '',
+        timestamp_unix_nano: uint64(event.timeUnixNano, 'event.timeUnixNano'),
+        attributes: attributes(event.attributes),
+      };
     }),
     resource,
   };

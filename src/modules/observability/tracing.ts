@@ -2,7 +2,12 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer }
 import { parseTraceParent } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type ReadableSpan,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import type { EngineError } from '../../protocol/errors';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { ObservabilityConfig } from './config';
@@ -47,15 +52,23 @@ export class CallTracer {
     if (config.exporter !== 'memory') {
       const target = otlpTarget('traces', config.endpoint, env);
       const exporter =
-        target.protocol === 'grpc' ? new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS }) : new OtlpHttpSpanExporter(new OtlpPush(target), onExportError);
+        target.protocol === 'grpc'
+          ? new OTLPTraceExporter({ url: config.endpoint, timeoutMillis: OTLP_EXPORT_TIMEOUT_MS })
+          : new OtlpHttpSpanExporter(new OtlpPush(target), onExportError);
       spanProcessors.push(
-        new BatchSpanProcessor(exporter, { scheduledDelayMillis: OTLP_EXPORT_DELAY_MS, exportTimeoutMillis: OTLP_EXPORT_TIMEOUT_MS, maxQueueSize: OTLP_MAX_QUEUE_SPANS }),
+        new BatchSpanProcessor(exporter, {
+          scheduledDelayMillis: OTLP_EXPORT_DELAY_MS,
+          exportTimeoutMillis: OTLP_EXPORT_TIMEOUT_MS,
+          maxQueueSize: OTLP_MAX_QUEUE_SPANS,
+        }),
       );
     }
     const resource = engineResource(config, nodeId);
     if (onEnd) {
       const json = resourceJson(resource.attributes);
-      spanProcessors.unshift(new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))));
+      spanProcessors.unshift(
+        new EndedSpanProcessor((span) => onEnd(fromReadableSpan(span, json, config.serviceName, TRACER_NAME))),
+      );
     }
     this.sampler = new RuleSampler(config.sampling, config.serviceName, config.samplingRatio);
     this.provider = new BasicTracerProvider({ resource, sampler: this.sampler, spanProcessors });

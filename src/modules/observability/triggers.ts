@@ -75,7 +75,8 @@ export class TraceTriggers implements TriggerProvider {
     if (serviceName !== undefined) binding.serviceName = serviceName.toLowerCase();
     const status = input.optString('status')?.toLowerCase();
     if (status !== undefined) {
-      if (status !== 'ok' && status !== 'error' && status !== 'unset') throw input.fail(`field \`status\` must be one of ok, error, unset; got "${status}"`);
+      if (status !== 'ok' && status !== 'error' && status !== 'unset')
+        throw input.fail(`field \`status\` must be one of ok, error, unset; got "${status}"`);
       binding.status = status;
     }
     this.bindings.set(trigger.id, binding);

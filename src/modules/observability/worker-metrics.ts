@@ -48,7 +48,8 @@ function attribute(list: Json | undefined, key: string): string | null {
   for (const item of list) {
     if (typeof item !== 'object' || item === null || Array.isArray(item) || item.key !== key) continue;
     const value = item.value;
-    if (typeof value === 'object' && value !== null && !Array.isArray(value) && typeof value.stringValue === 'string') return value.stringValue;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value) && typeof value.stringValue === 'string')
+      return value.stringValue;
   }
   return null;
 }

@@ -37,7 +37,11 @@ export class PubSubModule implements EngineModule {
       {
         id: 'publish',
         description: 'Publish data to every subscriber of a topic (fire-and-forget)',
-        request_format: { type: 'object', properties: { topic: { type: 'string', minLength: 1 }, data: {} }, required: ['topic', 'data'] },
+        request_format: {
+          type: 'object',
+          properties: { topic: { type: 'string', minLength: 1 }, data: {} },
+          required: ['topic', 'data'],
+        },
       },
       async (payload) => {
         const { topic, data } = readPublish(payload);
@@ -48,12 +52,19 @@ export class PubSubModule implements EngineModule {
 
     await host.registerTriggerType(
       MODULE,
-      { id: 'subscribe', description: 'Calls a function with the data of every message published to a topic', trigger_request_format: SUBSCRIBE_CONFIG_SCHEMA },
+      {
+        id: 'subscribe',
+        description: 'Calls a function with the data of every message published to a topic',
+        trigger_request_format: SUBSCRIBE_CONFIG_SCHEMA,
+      },
       new BindingGroups({
         registerTrigger: async (trigger) => {
           const subscription = readSubscription(trigger);
           await this.subscriptions.get(trigger.id)?.();
-          const unsubscribe = await adapter.subscribe(subscription.topic, (data) => void deliver(host, logger, subscription, data));
+          const unsubscribe = await adapter.subscribe(
+            subscription.topic,
+            (data) => void deliver(host, logger, subscription, data),
+          );
           this.subscriptions.set(trigger.id, unsubscribe);
         },
         unregisterTrigger: async (trigger) => {
@@ -87,6 +98,9 @@ async function deliver(host: ModuleHost, logger: Logger, subscription: Subscript
     if (!(await conditionPasses(host, subscription.conditionFunctionId, data))) return;
     await host.invoke(bindingCall(host.registry, trigger, data));
   } catch (err) {
-    logger.warn({ err, trigger: trigger.id, functionId: trigger.function_id, topic: subscription.topic }, 'pubsub delivery failed');
+    logger.warn(
+      { err, trigger: trigger.id, functionId: trigger.function_id, topic: subscription.topic },
+      'pubsub delivery failed',
+    );
   }
 }

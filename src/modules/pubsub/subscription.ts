@@ -15,7 +15,10 @@ export interface Subscription {
  */
 export function readSubscription(trigger: TriggerEntry): Subscription {
   const config = trigger.config;
-  const input = new Input('subscribe trigger config', typeof config === 'object' && config !== null && !Array.isArray(config) ? config : {});
+  const input = new Input(
+    'subscribe trigger config',
+    typeof config === 'object' && config !== null && !Array.isArray(config) ? config : {},
+  );
   const topic = input.optString('topic');
   if (topic === undefined || topic === '') throw new Error('Subscribe trigger needs a non-empty `topic` in its config');
   const conditionFunctionId = input.optString('condition_function_id');
@@ -25,6 +28,10 @@ export function readSubscription(trigger: TriggerEntry): Subscription {
 /** `trigger_request_format` of the `subscribe` type. */
 export const SUBSCRIBE_CONFIG_SCHEMA: Json = {
   type: 'object',
-  properties: { topic: { type: 'string', minLength: 1 }, condition_function_id: { type: 'string' }, fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' } },
+  properties: {
+    topic: { type: 'string', minLength: 1 },
+    condition_function_id: { type: 'string' },
+    fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' },
+  },
   required: ['topic'],
 };

@@ -29,7 +29,13 @@ export class QueueCatalog {
   resolve(name: string): CatalogEntry | undefined {
     const queue = this.named.get(name);
     if (queue) {
-      return { name, brokerType: 'function_queue', queues: [namedQueueKey(name)], consumerCount: queue.policy.concurrency, config: queue.config };
+      return {
+        name,
+        brokerType: 'function_queue',
+        queues: [namedQueueKey(name)],
+        consumerCount: queue.policy.concurrency,
+        config: queue.config,
+      };
     }
     if (!this.topics.knows(name)) return undefined;
     return {

@@ -15,10 +15,17 @@ export type InspectionHandler = (input: Input) => Promise<Json>;
  * The dead-letter and inspection functions of iii-modules.md §6.4, with the original's shapes
  * and error codes. An unknown name is `queue_not_found` (ours; the original answers as if empty).
  */
-export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter): Record<string, [string, InspectionHandler]> {
+export function inspectionFunctions(
+  catalog: QueueCatalog,
+  adapter: QueueAdapter,
+): Record<string, [string, InspectionHandler]> {
   const find = (name: string): CatalogEntry => {
     const entry = catalog.resolve(name);
-    if (!entry) throw new EngineError(QueueErrorCode.queueNotFound, `No queue or topic named '${name}'; known: ${catalog.describe()}`);
+    if (!entry)
+      throw new EngineError(
+        QueueErrorCode.queueNotFound,
+        `No queue or topic named '${name}'; known: ${catalog.describe()}`,
+      );
     return entry;
   };
   const totals = async (entry: CatalogEntry): Promise<QueueCounts> => {
@@ -47,7 +54,11 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
   };
   const messageId = (input: Input): string => {
     const id = input.optString('message_id') ?? '';
-    if (id === '') throw new EngineError(QueueErrorCode.messageIdNotSet, '`message_id` is required (the `id` of an entry of engine::queue::dlq_messages)');
+    if (id === '')
+      throw new EngineError(
+        QueueErrorCode.messageIdNotSet,
+        '`message_id` is required (the `id` of an entry of engine::queue::dlq_messages)',
+      );
     return id;
   };
   const topicName = (input: Input): string => {
@@ -64,7 +75,8 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
   return {
     'engine::queue::list_topics': [
       'List named queues and durable topics',
-      async () => catalog.all().map((e) => ({ name: e.name, broker_type: e.brokerType, subscriber_count: e.consumerCount })),
+      async () =>
+        catalog.all().map((e) => ({ name: e.name, broker_type: e.brokerType, subscriber_count: e.consumerCount })),
     ],
     'engine::queue::topic_stats': [
       'Depth, consumers and dead letters of a queue or topic',
@@ -86,7 +98,13 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
     'engine::queue::dlq_topics': [
       'Dead-letter counts of every queue and topic',
       async () =>
-        Promise.all(catalog.all().map(async (e) => ({ topic: e.name, broker_type: e.brokerType, message_count: (await totals(e)).deadLetters }))),
+        Promise.all(
+          catalog.all().map(async (e) => ({
+            topic: e.name,
+            broker_type: e.brokerType,
+            message_count: (await totals(e)).deadLetters,
+          })),
+        ),
     ],
     'engine::queue::dlq_messages': [
       'Dead letters of a queue or topic, oldest first',
@@ -126,7 +144,8 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
         const name = queueName(input);
         const id = messageId(input);
         return guarded(QueueErrorCode.redriveMessageFailed, async () => {
-          for (const queue of find(name).queues) if (await adapter.redrive(queue, id)) return { queue: name, message_id: id, redriven: 1 };
+          for (const queue of find(name).queues)
+            if (await adapter.redrive(queue, id)) return { queue: name, message_id: id, redriven: 1 };
           return { queue: name, message_id: id, redriven: 0 };
         });
       },
@@ -137,7 +156,8 @@ export function inspectionFunctions(catalog: QueueCatalog, adapter: QueueAdapter
         const name = queueName(input);
         const id = messageId(input);
         return guarded(QueueErrorCode.discardMessageFailed, async () => {
-          for (const queue of find(name).queues) if (await adapter.discard(queue, id)) return { queue: name, message_id: id, redriven: 1 };
+          for (const queue of find(name).queues)
+            if (await adapter.discard(queue, id)) return { queue: name, message_id: id, redriven: 1 };
           return { queue: name, message_id: id, redriven: 0 };
         });
       },

@@ -65,7 +65,8 @@ export class DurableTopics implements TriggerProvider {
 
     const key = subscriberQueueKey(sub.topic, sub.functionId);
     await this.declare(sub);
-    if (bindings.size === 1) await this.adapter.startConsumer(key, (job) => this.deliver(sub.topic, sub.functionId, job));
+    if (bindings.size === 1)
+      await this.adapter.startConsumer(key, (job) => this.deliver(sub.topic, sub.functionId, job));
     if (firstOnTopic && this.backlogs.has(sub.topic)) await this.handOverBacklog(sub.topic, sub.functionId);
   }
 
@@ -88,9 +89,13 @@ export class DurableTopics implements TriggerProvider {
   /** `iii::durable::publish {topic, data}`: one copy per subscribed function, or the backlog. */
   async publish(input: Input): Promise<Json> {
     const topic = input.optString('topic') ?? '';
-    if (topic === '') throw new EngineError(QueueErrorCode.topicNotSet, 'iii::durable::publish needs a non-empty `topic`');
+    if (topic === '')
+      throw new EngineError(QueueErrorCode.topicNotSet, 'iii::durable::publish needs a non-empty `topic`');
     // Checked and measured once; each subscribed function gets a copy with its own id.
-    const message = newJob({ id: randomUUID(), functionId: '', data: input.raw('data') ?? null }, this.settings.limits.maxMessageBytes);
+    const message = newJob(
+      { id: randomUUID(), functionId: '', data: input.raw('data') ?? null },
+      this.settings.limits.maxMessageBytes,
+    );
     if (this.adapter.publishTopic) {
       // The topic lives in another engine, which fans out (and keeps a backlog) by its own rules.
       await this.adapter.publishTopic(topic, message.data);
@@ -113,7 +118,10 @@ export class DurableTopics implements TriggerProvider {
     }
     if (refused.length > 0) {
       const delivered = functions.length - refused.length;
-      throw new EngineError(QueueErrorCode.queueFull, `Topic '${topic}': ${refused.join('; ')} (${delivered} other subscriber(s) got the message)`);
+      throw new EngineError(
+        QueueErrorCode.queueFull,
+        `Topic '${topic}': ${refused.join('; ')} (${delivered} other subscriber(s) got the message)`,
+      );
     }
     return null;
   }
@@ -143,7 +151,8 @@ export class DurableTopics implements TriggerProvider {
   /** The effective policy of each subscribed function, in `queue_config` terms. */
   configOf(topic: string): Json {
     const view: Record<string, Json> = {};
-    for (const [functionId, bindings] of this.topics.get(topic) ?? []) view[functionId] = subscriberConfigView(latest(bindings)!.policy);
+    for (const [functionId, bindings] of this.topics.get(topic) ?? [])
+      view[functionId] = subscriberConfigView(latest(bindings)!.policy);
     return view;
   }
 
@@ -195,7 +204,10 @@ export class DurableTopics implements TriggerProvider {
   private async keepInBacklog(topic: string, job: QueueJob): Promise<void> {
     const limit = this.settings.limits.maxTopicBacklog;
     if (limit === 0) {
-      this.host.logger.warn({ topic }, 'durable publish to a topic without subscribers dropped (max_topic_backlog is 0)');
+      this.host.logger.warn(
+        { topic },
+        'durable publish to a topic without subscribers dropped (max_topic_backlog is 0)',
+      );
       return;
     }
     const key = topicBacklogKey(topic);
@@ -210,7 +222,11 @@ export class DurableTopics implements TriggerProvider {
       this.backlogs.add(topic);
     }
     const dropped = await this.adapter.enqueue(key, job);
-    if (dropped > 0) this.host.logger.warn({ topic, dropped, limit }, 'topic without subscribers is at max_topic_backlog: oldest messages dropped');
+    if (dropped > 0)
+      this.host.logger.warn(
+        { topic, dropped, limit },
+        'topic without subscribers is at max_topic_backlog: oldest messages dropped',
+      );
   }
 
   private declareBacklog(topic: string, maxDepth: number): Promise<void> {
@@ -237,7 +253,10 @@ export class DurableTopics implements TriggerProvider {
       try {
         await this.adapter.enqueue(queue, { ...job, functionId });
       } catch (err) {
-        this.host.logger.warn({ err, topic, queue, jobId: job.id }, 'backlog message could not be handed to the first subscriber; dropped');
+        this.host.logger.warn(
+          { err, topic, queue, jobId: job.id },
+          'backlog message could not be handed to the first subscriber; dropped',
+        );
       }
     }
   }

@@ -38,7 +38,10 @@ export class QueueModule implements EngineModule {
       settings.adapterName,
       {
         deadLetterDropped: (queue, dropped) =>
-          host.logger.warn({ queue, jobId: dropped.job.id, limit: settings.limits.maxDeadLetters }, 'dead-letter queue at max_dead_letters: oldest entry dropped'),
+          host.logger.warn(
+            { queue, jobId: dropped.job.id, limit: settings.limits.maxDeadLetters },
+            'dead-letter queue at max_dead_letters: oldest entry dropped',
+          ),
       },
       { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster, options: adapterBlock?.config ?? null },
     );
@@ -51,14 +54,23 @@ export class QueueModule implements EngineModule {
 
     const fn = (id: string, description: string, handler: (input: Input) => Promise<Json>) =>
       host.registerFunction(MODULE, { id, description }, (data) => handler(new Input(id, data)));
-    fn('engine::queue::enqueue', 'Put a message on a named queue (the enqueue action)', (input) => named.enqueue(input));
+    fn('engine::queue::enqueue', 'Put a message on a named queue (the enqueue action)', (input) =>
+      named.enqueue(input),
+    );
     fn('iii::durable::publish', 'Publish a message to a durable topic', (input) => topics.publish(input));
     for (const [id, [description, handler]] of Object.entries(inspectionFunctions(catalog, adapter))) {
       const inspect = adapter.inspect?.bind(adapter);
-      if (inspect) host.registerFunction(MODULE, { id, description: `${description} (answered by the bridged engine)` }, (data) => inspect(id, data));
+      if (inspect)
+        host.registerFunction(MODULE, { id, description: `${description} (answered by the bridged engine)` }, (data) =>
+          inspect(id, data),
+        );
       else fn(id, description, handler);
     }
-    await host.registerTriggerType(MODULE, { id: SUBSCRIBER_TYPE, description: 'Durable topic subscription with retries and a dead-letter queue' }, topics);
+    await host.registerTriggerType(
+      MODULE,
+      { id: SUBSCRIBER_TYPE, description: 'Durable topic subscription with retries and a dead-letter queue' },
+      topics,
+    );
     this.removeGauges = registerQueueGauges(host.metrics.registry, catalog, adapter);
   }
 

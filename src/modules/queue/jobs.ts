@@ -18,7 +18,13 @@ export function newJob(fields: JobFields, maxMessageBytes: number): QueueJob {
       `Message for ${fields.functionId} is ${sizeBytes} bytes of JSON; the queue accepts at most ${maxMessageBytes} bytes (adapter.config.max_message_bytes)`,
     );
   }
-  const job: QueueJob = { id: fields.id, functionId: fields.functionId, data: fields.data, sizeBytes, enqueuedAtMs: Date.now() };
+  const job: QueueJob = {
+    id: fields.id,
+    functionId: fields.functionId,
+    data: fields.data,
+    sizeBytes,
+    enqueuedAtMs: Date.now(),
+  };
   if (fields.group !== undefined) job.group = fields.group;
   if (fields.traceparent !== undefined) job.traceparent = fields.traceparent;
   if (fields.baggage !== undefined) job.baggage = fields.baggage;

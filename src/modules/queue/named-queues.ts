@@ -64,7 +64,10 @@ export class NamedQueues {
     const queue = this.settings.named.get(name);
     if (!queue) {
       const known = [...this.settings.named.keys()].join(', ');
-      throw new EngineError(QueueErrorCode.queueNotFound, `Queue '${name}' not found; configured queues: ${known} (add it under queue_configs)`);
+      throw new EngineError(
+        QueueErrorCode.queueNotFound,
+        `Queue '${name}' not found; configured queues: ${known} (add it under queue_configs)`,
+      );
     }
     const id = input.optString('messageReceiptId') ?? randomUUID();
     const job = newJob(

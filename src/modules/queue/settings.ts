@@ -54,7 +54,13 @@ export const DEFAULT_MAX_DEAD_LETTERS = 10_000;
 export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
 
 /** FunctionQueueConfig defaults of the original (§6.2). */
-const NAMED_DEFAULTS = { max_retries: 3, concurrency: 10, type: 'standard', backoff_ms: 1000, poll_interval_ms: 100 } as const;
+const NAMED_DEFAULTS = {
+  max_retries: 3,
+  concurrency: 10,
+  type: 'standard',
+  backoff_ms: 1000,
+  poll_interval_ms: 100,
+} as const;
 
 /**
  * Reads the module's block (defaults filled in by the config schema, which has checked the
@@ -67,11 +73,15 @@ export function readSettings(config: Record<string, unknown>, engineMaxMessageBy
   const options = asRecord(adapter['config']);
   const storeMethod = options['store_method'] ?? 'in_memory';
   if (storeMethod !== 'in_memory' && storeMethod !== 'file_based') {
-    throw new Error(`iii-queue: adapter.config.store_method must be "in_memory" or "file_based", got ${JSON.stringify(storeMethod)}`);
+    throw new Error(
+      `iii-queue: adapter.config.store_method must be "in_memory" or "file_based", got ${JSON.stringify(storeMethod)}`,
+    );
   }
   const filePath = options['file_path'];
   if (filePath !== undefined && (typeof filePath !== 'string' || filePath === '')) {
-    throw new Error(`iii-queue: adapter.config.file_path must be a directory path (a non-empty string), got ${JSON.stringify(filePath)}`);
+    throw new Error(
+      `iii-queue: adapter.config.file_path must be a directory path (a non-empty string), got ${JSON.stringify(filePath)}`,
+    );
   }
   const int = (key: string, fallback: number, min: number): number => {
     const value = options[key] ?? fallback;
@@ -82,7 +92,9 @@ export function readSettings(config: Record<string, unknown>, engineMaxMessageBy
   };
   const mode = options['mode'] ?? 'standard';
   if (mode !== 'standard' && mode !== 'concurrent' && mode !== 'fifo') {
-    throw new Error(`iii-queue: adapter.config.mode must be "standard", "concurrent" or "fifo", got ${JSON.stringify(mode)}`);
+    throw new Error(
+      `iii-queue: adapter.config.mode must be "standard", "concurrent" or "fifo", got ${JSON.stringify(mode)}`,
+    );
   }
   const subscriberDefaults: DeliveryPolicy = {
     ordering: mode === 'fifo' ? 'fifo' : 'standard',

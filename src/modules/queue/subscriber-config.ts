@@ -45,7 +45,8 @@ export function readSubscriberConfig(config: Json, defaults: DeliveryPolicy): Su
   }
   const int = (key: string, min: number): number | undefined => {
     const value = queue.optNumber(key);
-    if (value !== undefined && (!Number.isInteger(value) || value < min)) throw queue.fail(`field \`${key}\` must be an integer >= ${min}`);
+    if (value !== undefined && (!Number.isInteger(value) || value < min))
+      throw queue.fail(`field \`${key}\` must be an integer >= ${min}`);
     return value;
   };
   const type = queue.optString('type');
@@ -61,5 +62,10 @@ export function readSubscriberConfig(config: Json, defaults: DeliveryPolicy): Su
 
 /** A policy in the subscriber's own (camelCase) terms, for `topic_stats`. */
 export function subscriberConfigView(policy: DeliveryPolicy): Json {
-  return { type: policy.ordering, maxRetries: policy.maxAttempts - 1, concurrency: policy.concurrency, backoffDelayMs: policy.backoffMs };
+  return {
+    type: policy.ordering,
+    maxRetries: policy.maxAttempts - 1,
+    concurrency: policy.concurrency,
+    backoffDelayMs: policy.backoffMs,
+  };
 }

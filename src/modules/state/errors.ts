@@ -18,7 +18,10 @@ export function serializeWithin(value: Json, maxValueBytes: number | undefined):
   if (maxValueBytes !== undefined) {
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes > maxValueBytes) {
-      throw new EngineError(StateErrorCode.valueTooLarge, `The value is ${bytes} bytes as JSON; max_value_bytes allows at most ${maxValueBytes}.`);
+      throw new EngineError(
+        StateErrorCode.valueTooLarge,
+        `The value is ${bytes} bytes as JSON; max_value_bytes allows at most ${maxValueBytes}.`,
+      );
     }
   }
   return text;

@@ -24,7 +24,11 @@ export class StateModule implements EngineModule {
 
   async start(host: ModuleHost): Promise<void> {
     // The adapter opens first: an unknown backend or unreadable data fails before anything is registered.
-    const adapter = createStateAdapter(this.settings, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
+    const adapter = createStateAdapter(this.settings, {
+      logger: host.logger,
+      nodeId: host.nodeId,
+      cluster: host.config.cluster,
+    });
     await adapter.open();
     this.adapter = adapter;
     const triggers = new StateTriggers(host, this.settings.triggersEnabled, adapter.watch !== undefined);
@@ -35,7 +39,8 @@ export class StateModule implements EngineModule {
       MODULE,
       {
         id: 'state',
-        description: 'Fires on state::set, state::update and state::delete in this node; config {scope?, key?, condition_function_id?}',
+        description:
+          'Fires on state::set, state::update and state::delete in this node; config {scope?, key?, condition_function_id?}',
         trigger_request_format: STATE_TRIGGER_CONFIG_SCHEMA,
         call_request_format: STATE_EVENT_SCHEMA,
       },

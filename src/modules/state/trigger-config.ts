@@ -11,7 +11,12 @@ export interface StateTriggerFilter {
 /** `trigger_request_format` of the `state` type. */
 export const STATE_TRIGGER_CONFIG_SCHEMA: Json = {
   type: 'object',
-  properties: { scope: { type: 'string' }, key: { type: 'string' }, condition_function_id: { type: 'string' }, fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' } },
+  properties: {
+    scope: { type: 'string' },
+    key: { type: 'string' },
+    condition_function_id: { type: 'string' },
+    fan_out: { type: 'boolean', description: 'fire on every binding of a pool, not once per binding group' },
+  },
 };
 
 /** `call_request_format` of the `state` type: the payload a handler receives. */
@@ -32,7 +37,10 @@ export const STATE_EVENT_SCHEMA: Json = {
 export function readStateTriggerConfig(config: Json): StateTriggerFilter {
   if (config === null) return {};
   if (typeof config !== 'object' || Array.isArray(config)) {
-    throw new EngineError(ErrorCode.invalidArguments, `A \`state\` trigger config must be an object {scope?, key?, condition_function_id?}, got ${Array.isArray(config) ? 'an array' : typeof config}.`);
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      `A \`state\` trigger config must be an object {scope?, key?, condition_function_id?}, got ${Array.isArray(config) ? 'an array' : typeof config}.`,
+    );
   }
   const filter: StateTriggerFilter = {};
   const scope = optString(config, 'scope');
@@ -52,7 +60,10 @@ function optString(fields: Record<string, Json>, name: string): string | undefin
   const value = fields[name];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') {
-    throw new EngineError(ErrorCode.invalidArguments, `\`${name}\` in a \`state\` trigger config must be a string, got ${Array.isArray(value) ? 'an array' : typeof value}.`);
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      `\`${name}\` in a \`state\` trigger config must be a string, got ${Array.isArray(value) ? 'an array' : typeof value}.`,
+    );
   }
   return value;
 }

@@ -60,7 +60,9 @@ export class StateTriggers implements TriggerProvider {
   private fire(event: StateEvent, ownBindingsOnly: boolean): void {
     if (!this.enabled) return;
     const matching = [...this.bindings.values()].filter(
-      ({ binding, filter }) => (!ownBindingsOnly || binding.nodeId === this.host.nodeId) && matchesStateTrigger(filter, event.scope, event.key),
+      ({ binding, filter }) =>
+        (!ownBindingsOnly || binding.nodeId === this.host.nodeId) &&
+        matchesStateTrigger(filter, event.scope, event.key),
     );
     if (matching.length === 0) return;
     const { event_type, scope, key, old_value, new_value } = event;
@@ -71,13 +73,19 @@ export class StateTriggers implements TriggerProvider {
     this.bindings.clear();
   }
 
-  private async deliver(matching: Array<{ binding: TriggerEntry; filter: StateTriggerFilter }>, payload: Json): Promise<void> {
+  private async deliver(
+    matching: Array<{ binding: TriggerEntry; filter: StateTriggerFilter }>,
+    payload: Json,
+  ): Promise<void> {
     for (const { binding, filter } of matching) {
       try {
         if (!(await conditionPasses(this.host, filter.conditionFunctionId, payload, binding.metadata))) continue;
         await this.host.invoke(bindingCall(this.host.registry, binding, payload, binding.metadata));
       } catch (err) {
-        this.host.logger.warn({ err, trigger: binding.id, functionId: binding.function_id }, 'state trigger handler failed');
+        this.host.logger.warn(
+          { err, trigger: binding.id, functionId: binding.function_id },
+          'state trigger handler failed',
+        );
       }
     }
   }

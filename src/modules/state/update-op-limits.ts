@@ -21,16 +21,26 @@ export interface Problem {
 export function pathProblem(op: string, segments: readonly string[]): Problem | undefined {
   const code = (reason: string) => `${op}.path.${reason}`;
   if (segments.length > MAX_PATH_SEGMENTS) {
-    return { code: code('too_deep'), message: `Path has ${segments.length} segments; at most ${MAX_PATH_SEGMENTS} are allowed.` };
+    return {
+      code: code('too_deep'),
+      message: `Path has ${segments.length} segments; at most ${MAX_PATH_SEGMENTS} are allowed.`,
+    };
   }
   for (const [i, segment] of segments.entries()) {
-    if (segment === '') return { code: code('empty_segment'), message: `Path segment ${i} is empty; every segment must name a key.` };
+    if (segment === '')
+      return { code: code('empty_segment'), message: `Path segment ${i} is empty; every segment must name a key.` };
     const bytes = Buffer.byteLength(segment, 'utf8');
     if (bytes > MAX_SEGMENT_BYTES) {
-      return { code: code('segment_too_long'), message: `Path segment ${i} is ${bytes} bytes; at most ${MAX_SEGMENT_BYTES} are allowed.` };
+      return {
+        code: code('segment_too_long'),
+        message: `Path segment ${i} is ${bytes} bytes; at most ${MAX_SEGMENT_BYTES} are allowed.`,
+      };
     }
     if (FORBIDDEN_KEYS.has(segment)) {
-      return { code: code('proto_polluted'), message: `Path segment ${i} is "${segment}", which is not allowed as a key.` };
+      return {
+        code: code('proto_polluted'),
+        message: `Path segment ${i} is "${segment}", which is not allowed as a key.`,
+      };
     }
   }
   return undefined;
@@ -39,15 +49,24 @@ export function pathProblem(op: string, segments: readonly string[]): Problem | 
 /** The first rule a merge `value` breaks, or undefined. */
 export function valueProblem(value: Json): Problem | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { code: 'merge.value.not_an_object', message: `Merge value must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}.` };
+    return {
+      code: 'merge.value.not_an_object',
+      message: `Merge value must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}.`,
+    };
   }
   const keys = Object.keys(value);
   if (keys.length > MAX_MERGE_KEYS) {
-    return { code: 'merge.value.too_many_keys', message: `Merge value has ${keys.length} top-level keys; at most ${MAX_MERGE_KEYS} are allowed.` };
+    return {
+      code: 'merge.value.too_many_keys',
+      message: `Merge value has ${keys.length} top-level keys; at most ${MAX_MERGE_KEYS} are allowed.`,
+    };
   }
   const forbidden = keys.find((key) => FORBIDDEN_KEYS.has(key));
   if (forbidden !== undefined) {
-    return { code: 'merge.value.proto_polluted', message: `Merge value has the top-level key "${forbidden}", which is not allowed.` };
+    return {
+      code: 'merge.value.proto_polluted',
+      message: `Merge value has the top-level key "${forbidden}", which is not allowed.`,
+    };
   }
   if (exceedsDepth(value, MAX_MERGE_DEPTH)) {
     return { code: 'merge.value.too_deep', message: `Merge value nests deeper than ${MAX_MERGE_DEPTH} levels.` };

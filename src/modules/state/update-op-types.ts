@@ -47,10 +47,13 @@ export function parseUpdateOps(ops: Json): UpdateOp[] {
 
 function parseOp(raw: Json, index: number): UpdateOp {
   const at = `ops[${index}]`;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid(`${at} must be an object, got ${kind(raw)}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw invalid(`${at} must be an object, got ${kind(raw)}`);
   const type = raw['type'];
   if (typeof type !== 'string' || !(OP_TYPES as readonly string[]).includes(type)) {
-    throw invalid(`${at}.type must be one of ${OP_TYPES.join(', ')}, got ${type === undefined ? 'nothing' : JSON.stringify(type)}`);
+    throw invalid(
+      `${at}.type must be one of ${OP_TYPES.join(', ')}, got ${type === undefined ? 'nothing' : JSON.stringify(type)}`,
+    );
   }
   const field = (name: string): Json | undefined => raw[name];
   const required = (name: string): Json => {
@@ -60,7 +63,8 @@ function parseOp(raw: Json, index: number): UpdateOp {
   };
   const keyPath = (): string => {
     const v = required('path');
-    if (typeof v !== 'string') throw invalid(`${at}.path must be a string (one first-level key, "" for the whole value), got ${kind(v)}`);
+    if (typeof v !== 'string')
+      throw invalid(`${at}.path must be a string (one first-level key, "" for the whole value), got ${kind(v)}`);
     return v;
   };
   const segmentPath = (): string | string[] | undefined => {
@@ -79,7 +83,9 @@ function parseOp(raw: Json, index: number): UpdateOp {
       const path = keyPath();
       const by = required('by');
       if (typeof by !== 'number' || !Number.isSafeInteger(by)) {
-        throw invalid(`${at}.by must be an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}, got ${JSON.stringify(by)}`);
+        throw invalid(
+          `${at}.by must be an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}, got ${JSON.stringify(by)}`,
+        );
       }
       return { type: type as IncrementOp['type'], path, by };
     }

@@ -1,5 +1,14 @@
 import type { Json } from '../../protocol/messages';
-import { parseUpdateOps, type AppendOp, type IncrementOp, type MergeOp, type PathOp, type RemoveOp, type SetOp, type UpdateOp } from './update-op-types';
+import {
+  parseUpdateOps,
+  type AppendOp,
+  type IncrementOp,
+  type MergeOp,
+  type PathOp,
+  type RemoveOp,
+  type SetOp,
+  type UpdateOp,
+} from './update-op-types';
 import { pathProblem, valueProblem, type Problem } from './update-op-limits';
 
 export type { UpdateOp } from './update-op-types';
@@ -32,7 +41,13 @@ export function applyUpdateOps(current: Json | undefined, ops: Json): { value: J
   const errors: UpdateOpError[] = [];
   parsed.forEach((op, index) => {
     const outcome = applyOne(working, op);
-    if ('error' in outcome) errors.push({ op_index: index, code: outcome.error.code, message: outcome.error.message, doc_url: UPDATE_OP_DOC_URL });
+    if ('error' in outcome)
+      errors.push({
+        op_index: index,
+        code: outcome.error.code,
+        message: outcome.error.message,
+        doc_url: UPDATE_OP_DOC_URL,
+      });
     else working = outcome.value;
   });
   return { value: working === undefined ? {} : working, errors };
@@ -106,15 +121,31 @@ function applyIncrement(working: Json | undefined, op: IncrementOp): Outcome {
 }
 
 /** `current + delta`; a missing or null operand counts as 0. */
-function add(type: IncrementOp['type'], current: Json | undefined, delta: number): { value: number } | { error: Problem } {
+function add(
+  type: IncrementOp['type'],
+  current: Json | undefined,
+  delta: number,
+): { value: number } | { error: Problem } {
   if (current === undefined || current === null) return { value: delta };
-  if (typeof current !== 'number') return { error: { code: `${type}.not_number`, message: `Cannot ${type}: the target holds ${describe(current)}, not a number.` } };
+  if (typeof current !== 'number')
+    return {
+      error: {
+        code: `${type}.not_number`,
+        message: `Cannot ${type}: the target holds ${describe(current)}, not a number.`,
+      },
+    };
   const sum = current + delta;
   // Integers stay exact only up to 2^53 - 1; the original reports i64 overflow the same way.
   if (Number.isInteger(current) && !Number.isSafeInteger(sum)) {
-    return { error: { code: `${type}.not_number`, message: `Cannot ${type}: ${current} ${delta < 0 ? '-' : '+'} ${Math.abs(delta)} leaves the exact integer range (±${Number.MAX_SAFE_INTEGER}).` } };
+    return {
+      error: {
+        code: `${type}.not_number`,
+        message: `Cannot ${type}: ${current} ${delta < 0 ? '-' : '+'} ${Math.abs(delta)} leaves the exact integer range (±${Number.MAX_SAFE_INTEGER}).`,
+      },
+    };
   }
-  if (!Number.isFinite(sum)) return { error: { code: `${type}.not_number`, message: `Cannot ${type}: the result is not a finite number.` } };
+  if (!Number.isFinite(sum))
+    return { error: { code: `${type}.not_number`, message: `Cannot ${type}: the result is not a finite number.` } };
   return { value: sum };
 }
 
@@ -136,8 +167,13 @@ function applyAppend(working: Json | undefined, op: AppendOp): Outcome {
 }
 
 /** Push onto an array, concatenate strings, or start a new target from `value`. */
-function appendTo(target: Json | undefined, value: Json, stringStartsString: boolean): { value: Json } | { error: Problem } {
-  if (target === undefined || target === null) return { value: stringStartsString && typeof value === 'string' ? value : [value] };
+function appendTo(
+  target: Json | undefined,
+  value: Json,
+  stringStartsString: boolean,
+): { value: Json } | { error: Problem } {
+  if (target === undefined || target === null)
+    return { value: stringStartsString && typeof value === 'string' ? value : [value] };
   if (Array.isArray(target)) {
     target.push(value); // the working copy is ours to change
     return { value: target };
@@ -173,7 +209,10 @@ function descend(root: JsonObject, segments: string[]): JsonObject {
 }
 
 function targetNotObject(type: string, working: Json | undefined): Problem {
-  return { code: `${type}.target_not_object`, message: `Cannot ${type} a field: the stored value is ${describe(working)}, not an object.` };
+  return {
+    code: `${type}.target_not_object`,
+    message: `Cannot ${type} a field: the stored value is ${describe(working)}, not an object.`,
+  };
 }
 
 function isObject(value: Json | undefined): value is JsonObject {

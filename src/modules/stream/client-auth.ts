@@ -11,7 +11,13 @@ export type AuthOutcome = { ok: true; context: Json } | { ok: false; reason: str
  * exactly `false`, or a failing auth function, refuses the upgrade (the original cannot reject
  * and lets the client in without context); any other result is accepted.
  */
-export async function authenticate(host: ModuleHost, functionId: string, request: IncomingMessage, path: string, query: string): Promise<AuthOutcome> {
+export async function authenticate(
+  host: ModuleHost,
+  functionId: string,
+  request: IncomingMessage,
+  path: string,
+  query: string,
+): Promise<AuthOutcome> {
   const input = {
     headers: headersOf(request),
     path,
@@ -26,7 +32,8 @@ export async function authenticate(host: ModuleHost, functionId: string, request
     return { ok: false, reason: `The stream auth function ${functionId} failed: ${cause.code}: ${cause.message}` };
   }
   if (result === false) return { ok: false, reason: `The stream auth function ${functionId} refused this connection.` };
-  const context = typeof result === 'object' && result !== null && !Array.isArray(result) ? result['context'] : undefined;
+  const context =
+    typeof result === 'object' && result !== null && !Array.isArray(result) ? result['context'] : undefined;
   return { ok: true, context: context ?? null };
 }
 

@@ -35,7 +35,6 @@ export interface ClientServerDeps {
   interest: StreamInterest;
 }
 
-
 /** Where Socket.IO is served on the stream port; the raw protocol keeps `/`. */
 export const SOCKET_IO_PATH = '/socket.io/';
 
@@ -120,7 +119,11 @@ export class ClientServer {
     const [path, query = ''] = splitUrl(req.url ?? '/');
     const pathJoin = path === '/' ? null : joinOfPath(path);
     if (pathJoin === undefined) {
-      return rejectUpgrade(socket, 404, `Not found: stream clients connect to "/" or "/stream/<stream_name>/<group_id>/", not "${path}".`);
+      return rejectUpgrade(
+        socket,
+        404,
+        `Not found: stream clients connect to "/" or "/stream/<stream_name>/<group_id>/", not "${path}".`,
+      );
     }
     const address = req.socket.remoteAddress ?? '';
     if (!this.deps.addresses.acquire(address, socket)) {
@@ -155,7 +158,9 @@ export class ClientServer {
       ws.terminate();
       return;
     }
-    const client = new StreamClient(ws, context, this.deps.limits.maxSendBufferBytes, () => this.deps.host.metrics.slowConsumers.inc());
+    const client = new StreamClient(ws, context, this.deps.limits.maxSendBufferBytes, () =>
+      this.deps.host.metrics.slowConsumers.inc(),
+    );
     this.clients.add(client);
     ws.on('message', (data: RawData) =>
       client.serialize(
@@ -177,7 +182,8 @@ export class ClientServer {
     if (!client.open) return;
     const parsed = parseClientFrame(rawDataToBuffer(data).toString('utf8'));
     if (parsed.kind === 'blank') return;
-    if (parsed.kind === 'invalid') return client.sendError(ErrorCode.invalidMessage, parsed.message, parsed.subscriptionId);
+    if (parsed.kind === 'invalid')
+      return client.sendError(ErrorCode.invalidMessage, parsed.message, parsed.subscriptionId);
     if (parsed.command.type === 'join') await this.join(client, parsed.command);
     else await this.leave(client, parsed.command);
   }
@@ -187,7 +193,13 @@ export class ClientServer {
     const previous = client.subscriptions.get(subscriptionId);
     const refusal = subscriptionLimitRefusal(client.subscriptions, subscriptionId, this.deps.limits);
     if (refusal) return client.sendError(ErrorCode.limitExceeded, refusal, subscriptionId);
-    const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };
+    const event: MembershipEvent = {
+      subscription_id: subscriptionId,
+      stream_name: streamName,
+      group_id: groupId,
+      id,
+      context: client.context,
+    };
     const admitted = await this.deps.joins.admits(event);
     if (!client.open) return;
     if (!admitted) return client.sendEvent(streamEvent(streamName, groupId, id, { type: 'unauthorized' }));

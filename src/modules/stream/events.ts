@@ -24,6 +24,11 @@ export type StreamEvent = {
   event: StreamEventDetail;
 };
 
-export function streamEvent(streamName: string, groupId: string, id: string | null, event: StreamEventDetail): StreamEvent {
+export function streamEvent(
+  streamName: string,
+  groupId: string,
+  id: string | null,
+  event: StreamEventDetail,
+): StreamEvent {
   return { type: 'stream', timestamp: Date.now(), streamName, groupId, id, event };
 }

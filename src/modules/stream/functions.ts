@@ -23,9 +23,11 @@ export function registerStreamFunctions(host: ModuleHost, moduleName: string, se
   fn('stream::list', 'The item values of a group (a bare array)', (input, data) =>
     service.list(input.string('stream_name'), input.string('group_id'), data),
   );
-  fn('stream::list_groups', 'The group ids of a stream (a bare array)', (input, data) => service.listGroups(input.string('stream_name'), data));
+  fn('stream::list_groups', 'The group ids of a stream (a bare array)', (input, data) =>
+    service.listGroups(input.string('stream_name'), data),
+  );
   fn('stream::list_all', 'Every stream with its groups', () => service.listAll());
-  fn('stream::send', 'Broadcast an event to a group\'s subscribers without storing it', (input, data) =>
+  fn('stream::send', "Broadcast an event to a group's subscribers without storing it", (input, data) =>
     service.send(
       input.string('stream_name'),
       input.string('group_id'),
@@ -37,7 +39,11 @@ export function registerStreamFunctions(host: ModuleHost, moduleName: string, se
 }
 
 function itemRef(input: Input): ItemRef {
-  return { streamName: input.string('stream_name'), groupId: input.string('group_id'), itemId: input.string('item_id') };
+  return {
+    streamName: input.string('stream_name'),
+    groupId: input.string('group_id'),
+    itemId: input.string('item_id'),
+  };
 }
 
 /** A field that must be present but may be any JSON, null included (Input reads null as absent). */

@@ -49,13 +49,20 @@ export class StreamModule implements EngineModule {
   }
 
   async start(host: ModuleHost): Promise<void> {
-    const backend = await createStreamBackend(this.settings.adapter, { logger: host.logger, nodeId: host.nodeId, cluster: host.config.cluster });
+    const backend = await createStreamBackend(this.settings.adapter, {
+      logger: host.logger,
+      nodeId: host.nodeId,
+      cluster: host.config.cluster,
+    });
     this.backend = backend;
     // The streams this node's clients and bindings need: the bridge follows them on the other engine.
     const interest = new StreamInterest(backend.mirror);
     const triggers = new StreamTriggers(host, interest);
     this.triggers = triggers;
-    const publish = (event: StreamEvent) => backend.bus.publish(event).catch((err: unknown) => host.logger.warn({ err }, 'stream event could not be published'));
+    const publish = (event: StreamEvent) =>
+      backend.bus
+        .publish(event)
+        .catch((err: unknown) => host.logger.warn({ err }, 'stream event could not be published'));
     // Local triggers fire where the write happened; clients get the event through the bus,
     // which in a cluster reaches every node's clients. A mirrored adapter (the bridge) reports
     // its changes itself, made here or there: this node's bindings and clients get those.
@@ -71,9 +78,20 @@ export class StreamModule implements EngineModule {
     const joins = new MembershipTriggers(host, 'stream:join');
     const leaves = new MembershipTriggers(host, 'stream:leave');
     const key = `${MODULE}.max_connections_per_address`;
-    const addresses = new AddressLimit(this.settings.maxConnectionsPerAddress, key, () => host.metrics.limitRefusals.inc({ limit: key }));
+    const addresses = new AddressLimit(this.settings.maxConnectionsPerAddress, key, () =>
+      host.metrics.limitRefusals.inc({ limit: key }),
+    );
     const limits = this.settings.limits;
-    const clients = new ClientServer({ host, service, joins, leaves, authFunction: this.settings.authFunction, addresses, limits, interest });
+    const clients = new ClientServer({
+      host,
+      service,
+      joins,
+      leaves,
+      authFunction: this.settings.authFunction,
+      addresses,
+      limits,
+      interest,
+    });
     this.clients = clients;
     const socketIo = new SocketIoServer({
       host,
@@ -98,7 +116,9 @@ export class StreamModule implements EngineModule {
       MODULE,
       {
         id: 'stream',
-        description: backend.mirror ? 'Fires on every change of the bridged engine\'s streams, made there or here' : 'Fires on stream::set/update/delete/send in this node',
+        description: backend.mirror
+          ? "Fires on every change of the bridged engine's streams, made there or here"
+          : 'Fires on stream::set/update/delete/send in this node',
         trigger_request_format: {
           type: 'object',
           required: ['stream_name'],
@@ -113,17 +133,34 @@ export class StreamModule implements EngineModule {
       },
       new BindingGroups(triggers),
     );
-    const membershipFormat = { type: 'object', properties: { stream_name: { type: 'string' }, condition_function_id: { type: 'string' } } };
+    const membershipFormat = {
+      type: 'object',
+      properties: { stream_name: { type: 'string' }, condition_function_id: { type: 'string' } },
+    };
     await host.registerTriggerType(
       MODULE,
-      { id: 'stream:join', description: 'A client joins a subscription; {unauthorized: true} refuses it', trigger_request_format: membershipFormat },
+      {
+        id: 'stream:join',
+        description: 'A client joins a subscription; {unauthorized: true} refuses it',
+        trigger_request_format: membershipFormat,
+      },
       joins,
     );
-    await host.registerTriggerType(MODULE, { id: 'stream:leave', description: 'A client left a subscription or disconnected', trigger_request_format: membershipFormat }, leaves);
+    await host.registerTriggerType(
+      MODULE,
+      {
+        id: 'stream:leave',
+        description: 'A client left a subscription or disconnected',
+        trigger_request_format: membershipFormat,
+      },
+      leaves,
+    );
     try {
       await clients.listen(this.settings.port, this.settings.host);
     } catch (err) {
-      throw new Error(`iii-stream: cannot listen on ${this.settings.host}:${this.settings.port}: ${(err as Error).message}`);
+      throw new Error(
+        `iii-stream: cannot listen on ${this.settings.host}:${this.settings.port}: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -144,7 +181,11 @@ export class StreamModule implements EngineModule {
   private async socketIoRedis(host: ModuleHost): Promise<SocketIoRedisLink | undefined> {
     const cluster = host.config.cluster;
     if (!isClusterMode(cluster)) return undefined;
-    const target = redisTarget(MODULE, this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined, cluster);
+    const target = redisTarget(
+      MODULE,
+      this.settings.adapter.name === 'redis' ? this.settings.adapter.config : undefined,
+      cluster,
+    );
     return SocketIoRedisLink.connect(target, target.keyPrefix, host.nodeId, host.logger);
   }
 }

@@ -20,7 +20,11 @@ export interface StreamClientLimits {
  * Why a connection holding `subscriptions` may not join `subscriptionId` (re-joining one it holds
  * is always allowed), or undefined when it may.
  */
-export function subscriptionLimitRefusal(subscriptions: ReadonlyMap<string, unknown>, subscriptionId: string, limits: StreamClientLimits): string | undefined {
+export function subscriptionLimitRefusal(
+  subscriptions: ReadonlyMap<string, unknown>,
+  subscriptionId: string,
+  limits: StreamClientLimits,
+): string | undefined {
   const max = limits.maxSubscriptionsPerConnection;
   if (subscriptions.has(subscriptionId) || subscriptions.size < max) return undefined;
   return `A connection may hold at most ${max} subscriptions (iii-stream.max_subscriptions_per_connection); leave one before joining another.`;

@@ -60,7 +60,11 @@ export class MembershipTriggers implements TriggerProvider {
         continue;
       }
       try {
-        const { result } = await this.host.invoke({ functionId: binding.function_id, data: event, metadata: binding.metadata });
+        const { result } = await this.host.invoke({
+          functionId: binding.function_id,
+          data: event,
+          metadata: binding.metadata,
+        });
         if (isUnauthorized(result)) return false;
       } catch (err) {
         this.host.logger.warn({ err, trigger: binding.id }, 'stream:join handler failed; the subscription is refused');
@@ -87,7 +91,9 @@ export class MembershipTriggers implements TriggerProvider {
   }
 
   private matching(event: MembershipEvent): Array<{ binding: TriggerEntry; filter: MembershipTriggerFilter }> {
-    return [...this.bindings.values()].filter(({ filter }) => filter.streamName === undefined || filter.streamName === event.stream_name);
+    return [...this.bindings.values()].filter(
+      ({ filter }) => filter.streamName === undefined || filter.streamName === event.stream_name,
+    );
   }
 }
 

@@ -15,7 +15,10 @@ const JOIN_SHAPE = '{subscriptionId, streamName, groupId, id?}';
 export function splitAck(args: unknown[]): { payload: unknown; ack: (answer: SocketIoAck) => void } {
   const last = args[args.length - 1];
   if (typeof last !== 'function') return { payload: args[0], ack: () => undefined };
-  return { payload: args.length > 1 ? args[0] : undefined, ack: (answer) => (last as (answer: SocketIoAck) => void)(answer) };
+  return {
+    payload: args.length > 1 ? args[0] : undefined,
+    ack: (answer) => (last as (answer: SocketIoAck) => void)(answer),
+  };
 }
 
 /**
@@ -32,7 +35,8 @@ export function readJoin(payload: unknown): ReadPayload<ClientCommand> {
 /** A `leave` names the subscription only; the stream and group it was joined with are known. */
 export function readLeave(payload: unknown): ReadPayload<string> {
   const subscriptionId = isObject(payload) ? payload['subscriptionId'] : undefined;
-  if (typeof subscriptionId !== 'string' || subscriptionId === '') return invalid('leave needs a payload object {subscriptionId} with a non-empty string');
+  if (typeof subscriptionId !== 'string' || subscriptionId === '')
+    return invalid('leave needs a payload object {subscriptionId} with a non-empty string');
   return { ok: true, value: subscriptionId };
 }
 

@@ -21,10 +21,18 @@ export class SocketIoRedisLink {
   ) {}
 
   /** Connects both connections; Redis unreachable fails the module's start with a clear error. */
-  static async connect(redis: RedisEndpoint, keyPrefix: string, nodeId: string, logger: Logger): Promise<SocketIoRedisLink> {
+  static async connect(
+    redis: RedisEndpoint,
+    keyPrefix: string,
+    nodeId: string,
+    logger: Logger,
+  ): Promise<SocketIoRedisLink> {
     const publisher = await connectRedis(redis, `iii:${nodeId}:stream-socketio`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    const subscriber = redisConnection(redis, `iii:${nodeId}:stream-socketio-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const subscriber = redisConnection(redis, `iii:${nodeId}:stream-socketio-sub`, logger, {
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
     try {
       await openRedis(subscriber, 'iii-stream: Socket.IO');
     } catch (err) {
@@ -32,7 +40,9 @@ export class SocketIoRedisLink {
       await closeRedis(publisher);
       throw err;
     }
-    const adapter = createAdapter(guarded(publisher, logger), guarded(subscriber, logger), { key: `${keyPrefix}socket.io` });
+    const adapter = createAdapter(guarded(publisher, logger), guarded(subscriber, logger), {
+      key: `${keyPrefix}socket.io`,
+    });
     return new SocketIoRedisLink(publisher, subscriber, adapter);
   }
 
@@ -65,7 +75,8 @@ interface AdapterRedisClient {
  * requests have their own timeouts and pub/sub is at-most-once anyway.
  */
 function guarded(redis: Redis, logger: Logger): AdapterRedisClient {
-  const log = (command: string) => (err: unknown) => logger.debug({ err, command }, 'Socket.IO adapter Redis command failed');
+  const log = (command: string) => (err: unknown) =>
+    logger.debug({ err, command }, 'Socket.IO adapter Redis command failed');
   return {
     publish: (channel, message) => void redis.publish(channel, message).catch(log('publish')),
     psubscribe: (pattern) => void redis.psubscribe(pattern).catch(log('psubscribe')),

@@ -7,12 +7,17 @@ import { SOCKET_IO_PATH, type ClientServerDeps } from './client-server';
 import { streamEvent, type StreamEvent } from './events';
 import { subscriptionLimitRefusal } from './limits';
 import { membershipEvent, type MembershipEvent } from './membership-triggers';
-import { SocketIoClient, type StreamClientEvents, type StreamServerEvents, type StreamSocket, type StreamSocketData } from './socketio-client';
+import {
+  SocketIoClient,
+  type StreamClientEvents,
+  type StreamServerEvents,
+  type StreamSocket,
+  type StreamSocketData,
+} from './socketio-client';
 import { readJoin, readLeave, splitAck, type SocketIoAck } from './socketio-payload';
 import type { SocketIoRedisLink } from './socketio-redis-adapter';
 import { eventRooms } from './socketio-rooms';
 import { initialSync } from './stream-service';
-
 
 /** What the raw port gets (the same auth function, triggers, address count and limits), plus: */
 export interface SocketIoServerDeps extends ClientServerDeps {
@@ -121,7 +126,8 @@ export class SocketIoServer {
     const { addresses } = this.deps;
     // A client gone during the handshake would never emit 'close' to release its count.
     if (socket.conn.readyState === 'closed') return next(new Error('The connection closed during the handshake.'));
-    if (!addresses.acquire(address, socket.conn)) return next(refusal(ErrorCode.limitExceeded, addresses.refusal(address)));
+    if (!addresses.acquire(address, socket.conn))
+      return next(refusal(ErrorCode.limitExceeded, addresses.refusal(address)));
     next();
   }
 
@@ -131,7 +137,9 @@ export class SocketIoServer {
       return;
     }
     socket.data.context ??= null;
-    const client = new SocketIoClient(socket, this.deps.limits.maxSendBufferBytes, () => this.deps.host.metrics.slowConsumers.inc());
+    const client = new SocketIoClient(socket, this.deps.limits.maxSendBufferBytes, () =>
+      this.deps.host.metrics.slowConsumers.inc(),
+    );
     this.clients.add(client);
     const onError = (err: unknown) => this.deps.host.logger.warn({ err }, 'stream Socket.IO event failed');
     socket.on('join', (...args: unknown[]) => client.serialize(() => this.join(client, args), onError));
@@ -146,13 +154,24 @@ export class SocketIoServer {
     const { subscriptionId, streamName, groupId, id } = read.value;
     const refusal = subscriptionLimitRefusal(client.subscriptions, subscriptionId, this.deps.limits);
     if (refusal) return ack(failure(ErrorCode.limitExceeded, refusal));
-    const event: MembershipEvent = { subscription_id: subscriptionId, stream_name: streamName, group_id: groupId, id, context: client.context };
+    const event: MembershipEvent = {
+      subscription_id: subscriptionId,
+      stream_name: streamName,
+      group_id: groupId,
+      id,
+      context: client.context,
+    };
     const admitted = await this.deps.joins.admits(event);
     if (!client.open) return;
     if (!admitted) {
       // The event as the raw port sends it, for clients that route on stream messages alone.
       client.sendEvent(streamEvent(streamName, groupId, id, { type: 'unauthorized' }));
-      return ack(failure(ErrorCode.forbidden, `A stream:join handler refused subscription ${subscriptionId} to ${streamName}/${groupId}.`));
+      return ack(
+        failure(
+          ErrorCode.forbidden,
+          `A stream:join handler refused subscription ${subscriptionId} to ${streamName}/${groupId}.`,
+        ),
+      );
     }
     // Joining again under the same id replaces the earlier subscription.
     const previous = client.subscriptions.get(subscriptionId);

@@ -38,7 +38,9 @@ export class StreamService {
   async get(ref: ItemRef, input: Json): Promise<Json> {
     const custom = this.custom('get', ref.streamName);
     return this.attempt(StreamErrorCode.get, 'stream::get', async () =>
-      custom ? await this.call(custom, input) : ((await this.storage.get(ref.streamName, ref.groupId, ref.itemId)) ?? null),
+      custom
+        ? await this.call(custom, input)
+        : ((await this.storage.get(ref.streamName, ref.groupId, ref.itemId)) ?? null),
     );
   }
 
@@ -59,7 +61,9 @@ export class StreamService {
   async delete(ref: ItemRef, input: Json): Promise<Json> {
     const custom = this.custom('delete', ref.streamName);
     return this.attempt(StreamErrorCode.delete, 'stream::delete', async () => {
-      const result = custom ? await this.call(custom, input) : { old_value: (await this.storage.delete(ref.streamName, ref.groupId, ref.itemId)) ?? null };
+      const result = custom
+        ? await this.call(custom, input)
+        : { old_value: (await this.storage.delete(ref.streamName, ref.groupId, ref.itemId)) ?? null };
       const old = field(result, 'old_value');
       // Only a delete that removed something is an event (as the original).
       if (old !== undefined && (custom || !this.mirror)) this.emitItem(ref, { type: 'delete', data: old });
@@ -84,7 +88,9 @@ export class StreamService {
         return result;
       }
       const through = customGet !== undefined && customSet !== undefined;
-      const change = through ? await this.updateThrough(customGet, customSet, ref, ops) : await this.storage.update(ref.streamName, ref.groupId, ref.itemId, ops);
+      const change = through
+        ? await this.updateThrough(customGet, customSet, ref, ops)
+        : await this.storage.update(ref.streamName, ref.groupId, ref.itemId, ops);
       if (through || !this.mirror) this.emitChange(ref, change.oldValue, change.newValue);
       const out: Record<string, Json> = { old_value: change.oldValue ?? null, new_value: change.newValue };
       if (change.errors.length > 0) out.errors = change.errors.map((error) => ({ ...error }));
@@ -115,7 +121,13 @@ export class StreamService {
   }
 
   /** A broadcast to the group's subscribers; nothing is stored. Mirrored: made on the other engine, which reports it back. */
-  async send(streamName: string, groupId: string, id: string | null, event: { type: string; data: Json }, input: Json): Promise<null> {
+  async send(
+    streamName: string,
+    groupId: string,
+    id: string | null,
+    event: { type: string; data: Json },
+    input: Json,
+  ): Promise<null> {
     const custom = this.custom('send', streamName);
     return this.attempt(StreamErrorCode.send, 'stream::send', async () => {
       if (custom) await this.call(custom, input);
@@ -170,7 +182,14 @@ function field(result: Json, key: string): Json | undefined {
 }
 
 /** What a new subscription is sent first (`sync`): the item when it names one, else the whole group. */
-export function initialSync(service: StreamService, streamName: string, groupId: string, id: string | null): Promise<Json> {
+export function initialSync(
+  service: StreamService,
+  streamName: string,
+  groupId: string,
+  id: string | null,
+): Promise<Json> {
   const input = { stream_name: streamName, group_id: groupId };
-  return id === null ? service.list(streamName, groupId, input) : service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
+  return id === null
+    ? service.list(streamName, groupId, input)
+    : service.get({ streamName, groupId, itemId: id }, { ...input, item_id: id });
 }

@@ -61,7 +61,8 @@ export class StreamTriggers implements TriggerProvider {
       }
       conditionPasses(this.host, filter.conditionFunctionId, event, binding.metadata).then(
         (pass) => pass && this.host.fire(binding, event),
-        (err: unknown) => this.host.logger.warn({ err, trigger: binding.id }, 'stream trigger condition failed; handler skipped'),
+        (err: unknown) =>
+          this.host.logger.warn({ err, trigger: binding.id }, 'stream trigger condition failed; handler skipped'),
       );
     }
   }

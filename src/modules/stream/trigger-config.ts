@@ -20,7 +20,10 @@ export function readStreamTriggerConfig(config: Json): StreamTriggerFilter {
   const fields = config === null ? {} : configObject('stream', config);
   const streamName = optString('stream', fields, 'stream_name');
   if (streamName === undefined) {
-    throw new EngineError(ErrorCode.invalidArguments, 'A `stream` trigger needs `stream_name` in its config: the name of the stream whose changes fire it.');
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      'A `stream` trigger needs `stream_name` in its config: the name of the stream whose changes fire it.',
+    );
   }
   return {
     streamName,
@@ -38,7 +41,12 @@ export function readMembershipTriggerConfig(type: string, config: Json): Members
   };
 }
 
-export function matchesStreamTrigger(filter: StreamTriggerFilter, streamName: string, groupId: string, itemId: string | null): boolean {
+export function matchesStreamTrigger(
+  filter: StreamTriggerFilter,
+  streamName: string,
+  groupId: string,
+  itemId: string | null,
+): boolean {
   return (
     filter.streamName === streamName &&
     (filter.groupId === undefined || filter.groupId === groupId) &&
@@ -48,7 +56,10 @@ export function matchesStreamTrigger(filter: StreamTriggerFilter, streamName: st
 
 function configObject(type: string, config: Json): Record<string, Json> {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new EngineError(ErrorCode.invalidArguments, `A \`${type}\` trigger config must be an object, got ${config === null ? 'null' : Array.isArray(config) ? 'an array' : typeof config}.`);
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      `A \`${type}\` trigger config must be an object, got ${config === null ? 'null' : Array.isArray(config) ? 'an array' : typeof config}.`,
+    );
   }
   return config;
 }
@@ -57,7 +68,10 @@ function optString(type: string, fields: Record<string, Json>, key: string): str
   const value = fields[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string' || value === '') {
-    throw new EngineError(ErrorCode.invalidArguments, `\`${key}\` in a \`${type}\` trigger config must be a non-empty string.`);
+    throw new EngineError(
+      ErrorCode.invalidArguments,
+      `\`${key}\` in a \`${type}\` trigger config must be a non-empty string.`,
+    );
   }
   return value;
 }

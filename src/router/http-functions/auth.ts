@@ -59,12 +59,7 @@ export function hmacSignature(secret: string, timestampSeconds: number, body: Bu
 }
 
 /** The header that carries `auth`, as [name, value]. */
-export function authHeader(
-  auth: HttpAuth,
-  secret: string,
-  timestampSeconds: number,
-  body: Buffer,
-): [string, string] {
+export function authHeader(auth: HttpAuth, secret: string, timestampSeconds: number, body: Buffer): [string, string] {
   switch (auth.type) {
     case 'bearer':
       return ['Authorization', `Bearer ${secret}`];

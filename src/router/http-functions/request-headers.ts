@@ -30,9 +30,7 @@ export interface RequestHeaderInput {
  */
 export function buildRequestHeaders(input: RequestHeaderInput): string[] | EngineError {
   const { invocation, url, body, timestampSeconds } = input;
-  const custom = Object.entries(invocation.headers ?? {}).filter(
-    ([name]) => !FRAMING_HEADERS.has(name.toLowerCase()),
-  );
+  const custom = Object.entries(invocation.headers ?? {}).filter(([name]) => !FRAMING_HEADERS.has(name.toLowerCase()));
   const hasCustomHost = custom.some(([name]) => name.toLowerCase() === 'host');
   const pairs: Array<[string, string]> = [];
   if (!hasCustomHost) pairs.push(['Host', url.host]);

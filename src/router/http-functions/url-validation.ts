@@ -35,13 +35,19 @@ export function validateUrl(raw: string, security: HttpFunctionsSecurity): URL |
   }
   // Anything else fails every call at send time in iii; refusing it up front is clearer.
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return urlValidationError(UrlProblem.invalid, `${displayUrl(url)} uses ${url.protocol}, only http: and https: are supported`);
+    return urlValidationError(
+      UrlProblem.invalid,
+      `${displayUrl(url)} uses ${url.protocol}, only http: and https: are supported`,
+    );
   }
   if (url.hostname === '') {
     return urlValidationError(UrlProblem.invalid, `${displayUrl(url)} has no host`);
   }
   if (security.require_https && url.protocol !== 'https:') {
-    return urlValidationError(UrlProblem.httpsRequired, `${displayUrl(url)} uses ${url.protocol} (security.require_https is on)`);
+    return urlValidationError(
+      UrlProblem.httpsRequired,
+      `${displayUrl(url)} uses ${url.protocol} (security.require_https is on)`,
+    );
   }
   if (!hostInAllowlist(url.hostname, security.url_allowlist)) {
     return urlValidationError(

@@ -108,7 +108,9 @@ export class ChannelManager {
       return true;
     }
     const channel = this.channels.get(target.channelId);
-    const known = channel ? channel.keyMatches(target.key) : this.released.matches(target.channelId, target.key, Date.now());
+    const known = channel
+      ? channel.keyMatches(target.key)
+      : this.released.matches(target.channelId, target.key, Date.now());
     if (!known) {
       if (!this.forwarder?.(target, req, socket, head)) rejectUpgrade(socket, 404, 'Channel not found');
       return true;

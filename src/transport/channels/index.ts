@@ -1,7 +1,13 @@
 export { ChannelManager, type ChannelForwarder } from './channel-manager';
 export type { ChannelEndState, ChannelStats } from './channel';
 export type { ChannelItem } from './channel-item';
-export { CHANNEL_PATH_PREFIX, parseChannelUrl, type ChannelDirection, type ChannelTarget, type ChannelUrl } from './channel-url';
+export {
+  CHANNEL_PATH_PREFIX,
+  parseChannelUrl,
+  type ChannelDirection,
+  type ChannelTarget,
+  type ChannelUrl,
+} from './channel-url';
 export { ChannelClose, type ChannelCloseKind } from './close-codes';
 export {
   DEFAULT_CHANNEL_OPTIONS,

@@ -7,7 +7,16 @@ import fc from 'fast-check';
  */
 
 /** Keys that reach Object.prototype, or shadow its methods, when code writes `obj[key]`. */
-export const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'toJSON'] as const;
+export const PROTOTYPE_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '__defineGetter__',
+  'toJSON',
+] as const;
 
 /** Any UTF-16 code unit, lone surrogates included (fast-check's string units keep pairs whole). */
 const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
@@ -18,8 +27,27 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
   { arbitrary: fc.string({ unit: codeUnit, maxLength: 12 }), weight: 2 },
   {
     arbitrary: fc.constantFrom(
-      ...PROTOTYPE_KEYS, '', ' ', '\u0000', 'a\u0000b', '\ud800', '\udfff', 'x\ud83d', '\ufeff', '\u202e', '😀',
-      '%00', '%zz', '../..', '${HOME}', '"', '\\', '\r\n', 'join', 'leave', 'invokefunction',
+      ...PROTOTYPE_KEYS,
+      '',
+      ' ',
+      '\u0000',
+      'a\u0000b',
+      '\ud800',
+      '\udfff',
+      'x\ud83d',
+      '\ufeff',
+      '\u202e',
+      '😀',
+      '%00',
+      '%zz',
+      '../..',
+      '${HOME}',
+      '"',
+      '\\',
+      '\r\n',
+      'join',
+      'leave',
+      'invokefunction',
     ),
     weight: 3,
   },
@@ -31,7 +59,18 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
 export const numberToken: fc.Arbitrary<string> = fc.oneof(
   fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
   fc.integer().map(String),
-  fc.constantFrom('1e400', '-1e400', '1e-400', '-0', '123456789012345678901234567890', '9007199254740993', '1.7976931348623157e308', '4294967296', '-1', '0'),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '1e-400',
+    '-0',
+    '123456789012345678901234567890',
+    '9007199254740993',
+    '1.7976931348623157e308',
+    '4294967296',
+    '-1',
+    '0',
+  ),
 );
 
 const stringToken: fc.Arbitrary<string> = hostileString.map((s) => JSON.stringify(s));
@@ -47,15 +86,24 @@ export const deepValueText = (depth: fc.Arbitrary<number>): fc.Arbitrary<string>
 
 /** A value of exactly `depth` nested levels: `[[1]]` is depth 2. */
 export function nest(depth: number, asArray: boolean): string {
-  return asArray ? '['.repeat(depth) + '1' + ']'.repeat(depth) : '{"a":'.repeat(depth - 1) + '{}' + '}'.repeat(depth - 1);
+  return asArray
+    ? '['.repeat(depth) + '1' + ']'.repeat(depth)
+    : '{"a":'.repeat(depth - 1) + '{}' + '}'.repeat(depth - 1);
 }
 
 /** Any JSON value as text, shallow (depth <= 4), with the hostile tokens above. */
-export const jsonText: fc.Arbitrary<string> = fc.letrec<{ value: string; scalar: string; array: string; object: string }>((tie) => ({
+export const jsonText: fc.Arbitrary<string> = fc.letrec<{
+  value: string;
+  scalar: string;
+  array: string;
+  object: string;
+}>((tie) => ({
   value: fc.oneof({ depthSize: 'small', maxDepth: 4 }, tie('scalar'), tie('array'), tie('object')),
   scalar: fc.oneof(numberToken, stringToken, fc.constantFrom('true', 'false', 'null')),
   array: fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
-  object: fc.array(fc.tuple(keyToken, tie('value')), { maxLength: 4 }).map((entries) => `{${entries.map(([k, v]) => `${k}:${v}`).join(',')}}`),
+  object: fc
+    .array(fc.tuple(keyToken, tie('value')), { maxLength: 4 })
+    .map((entries) => `{${entries.map(([k, v]) => `${k}:${v}`).join(',')}}`),
 })).value;
 
 /** A value of the wrong kind for almost any field, or a deep one. */

@@ -9,7 +9,8 @@ import fc from 'fast-check';
 export function scaledRuns(base: number): number {
   const raw = process.env['FUZZ_RUNS_SCALE'];
   const scale = raw === undefined || raw === '' ? 1 : Number(raw);
-  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`FUZZ_RUNS_SCALE must be a positive number, got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(scale) || scale <= 0)
+    throw new Error(`FUZZ_RUNS_SCALE must be a positive number, got ${JSON.stringify(raw)}`);
   return Math.max(1, Math.round(base * scale));
 }
 

@@ -27,8 +27,13 @@ const field = (pool: fc.Arbitrary<string>): fc.Arbitrary<string> =>
 /** `{"type":..., "data":{...}}` as text, with any field missing, mistyped or extra. */
 const command: fc.Arbitrary<string> = fc
   .record({
-    type: fc.oneof({ arbitrary: fc.constantFrom('"join"', '"leave"'), weight: 8 }, { arbitrary: fc.constantFrom('"subscribe"', '"JOIN"', '1', 'null', '["join"]', '""'), weight: 1 }),
-    subscriptionId: fc.option(field(fc.constantFrom('s1', 's2', 's3', 's4', 's5', '__proto__', 'constructor')), { freq: 8 }),
+    type: fc.oneof(
+      { arbitrary: fc.constantFrom('"join"', '"leave"'), weight: 8 },
+      { arbitrary: fc.constantFrom('"subscribe"', '"JOIN"', '1', 'null', '["join"]', '""'), weight: 1 },
+    ),
+    subscriptionId: fc.option(field(fc.constantFrom('s1', 's2', 's3', 's4', 's5', '__proto__', 'constructor')), {
+      freq: 8,
+    }),
     streamName: fc.option(field(fc.constantFrom(...FUZZ_STREAMS)), { freq: 8 }),
     groupId: fc.option(field(fc.constantFrom('g1', 'g2')), { freq: 8 }),
     id: fc.option(field(fc.constantFrom('i1', 'i2')), { freq: 2 }),
@@ -36,15 +41,37 @@ const command: fc.Arbitrary<string> = fc
     dataKind: fc.constantFrom('object', 'object', 'object', 'object', 'missing', 'array', 'string'),
   })
   .map((c) => {
-    const fields = (['subscriptionId', 'streamName', 'groupId', 'id'] as const).flatMap((k) => (c[k] === null ? [] : [`"${k}":${c[k]}`]));
+    const fields = (['subscriptionId', 'streamName', 'groupId', 'id'] as const).flatMap((k) =>
+      c[k] === null ? [] : [`"${k}":${c[k]}`],
+    );
     if (c.extra) fields.push(`${c.extra[0]}:${c.extra[1]}`);
-    const data = c.dataKind === 'object' ? `{${fields.join(',')}}` : c.dataKind === 'array' ? `[${fields.length}]` : c.dataKind === 'string' ? '"data"' : undefined;
+    const data =
+      c.dataKind === 'object'
+        ? `{${fields.join(',')}}`
+        : c.dataKind === 'array'
+          ? `[${fields.length}]`
+          : c.dataKind === 'string'
+            ? '"data"'
+            : undefined;
     return `{"type":${c.type}${data === undefined ? '' : `,"data":${data}`}}`;
   });
 
 export const streamFrame: fc.Arbitrary<StreamFrame> = fc.oneof(
-  { arbitrary: fc.tuple(command, fc.boolean()).map(([text, binary]) => ({ data: binary ? Buffer.from(text) : text, binary })), weight: 8 },
+  {
+    arbitrary: fc
+      .tuple(command, fc.boolean())
+      .map(([text, binary]) => ({ data: binary ? Buffer.from(text) : text, binary })),
+    weight: 8,
+  },
   { arbitrary: jsonText.map((text) => ({ data: text, binary: false })), weight: 2 },
-  { arbitrary: fc.constantFrom('', ' ', '\n\t', '{', 'null', '[]', '"join"').map((text) => ({ data: text, binary: false })), weight: 1 },
-  { arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ data: Buffer.from(bytes), binary: true })), weight: 1 },
+  {
+    arbitrary: fc
+      .constantFrom('', ' ', '\n\t', '{', 'null', '[]', '"join"')
+      .map((text) => ({ data: text, binary: false })),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ data: Buffer.from(bytes), binary: true })),
+    weight: 1,
+  },
 );

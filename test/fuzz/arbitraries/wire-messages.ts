@@ -19,29 +19,73 @@ const s = (value: string): string => JSON.stringify(value);
 /** One valid example of each message a worker may send. */
 const TEMPLATES: Record<string, Template> = {
   registerfunction: {
-    type: s('registerfunction'), id: s('svc::fn'), description: s('d'), request_format: '{"type":"object"}', response_format: '{}', metadata: '{"a":1}',
+    type: s('registerfunction'),
+    id: s('svc::fn'),
+    description: s('d'),
+    request_format: '{"type":"object"}',
+    response_format: '{}',
+    metadata: '{"a":1}',
     invocation: {
-      url: s('https://127.0.0.1:9/x'), method: s('POST'), timeout_ms: '1000', headers: '{"x-a":"b"}',
+      url: s('https://127.0.0.1:9/x'),
+      method: s('POST'),
+      timeout_ms: '1000',
+      headers: '{"x-a":"b"}',
       auth: { type: s('bearer'), token_key: s('TOKEN') },
     },
   },
   unregisterfunction: { type: s('unregisterfunction'), id: s('svc::fn') },
   invokefunction: {
-    type: s('invokefunction'), invocation_id: UUID, function_id: s('svc::fn'), data: '{"x":1}', traceparent: s('00-abc-def-01'), baggage: s('k=v'),
-    action: { type: s('enqueue'), queue: s('q') }, metadata: '{}',
+    type: s('invokefunction'),
+    invocation_id: UUID,
+    function_id: s('svc::fn'),
+    data: '{"x":1}',
+    traceparent: s('00-abc-def-01'),
+    baggage: s('k=v'),
+    action: { type: s('enqueue'), queue: s('q') },
+    metadata: '{}',
   },
   invocationresult: {
-    type: s('invocationresult'), invocation_id: UUID, function_id: s('svc::fn'), result: '[1,2]',
-    error: { code: s('E'), message: s('m'), stacktrace: s('at x') }, traceparent: s('t'), baggage: s('b'),
+    type: s('invocationresult'),
+    invocation_id: UUID,
+    function_id: s('svc::fn'),
+    result: '[1,2]',
+    error: { code: s('E'), message: s('m'), stacktrace: s('at x') },
+    traceparent: s('t'),
+    baggage: s('b'),
   },
-  registertriggertype: { type: s('registertriggertype'), id: s('tt'), description: s('d'), trigger_request_format: '{}', call_request_format: '{}' },
+  registertriggertype: {
+    type: s('registertriggertype'),
+    id: s('tt'),
+    description: s('d'),
+    trigger_request_format: '{}',
+    call_request_format: '{}',
+  },
   unregistertriggertype: { type: s('unregistertriggertype'), id: s('tt') },
-  registertrigger: { type: s('registertrigger'), id: s('t1'), trigger_type: s('http'), function_id: s('svc::fn'), config: '{"api_path":"/x"}', metadata: '{}' },
+  registertrigger: {
+    type: s('registertrigger'),
+    id: s('t1'),
+    trigger_type: s('http'),
+    function_id: s('svc::fn'),
+    config: '{"api_path":"/x"}',
+    metadata: '{}',
+  },
   unregistertrigger: { type: s('unregistertrigger'), id: s('t1'), trigger_type: s('http') },
-  triggerregistrationresult: { type: s('triggerregistrationresult'), id: s('t1'), trigger_type: s('http'), function_id: s('svc::fn'), error: { code: s('E'), message: s('m') } },
+  triggerregistrationresult: {
+    type: s('triggerregistrationresult'),
+    id: s('t1'),
+    trigger_type: s('http'),
+    function_id: s('svc::fn'),
+    error: { code: s('E'), message: s('m') },
+  },
   workerregistered: { type: s('workerregistered'), worker_id: s('w'), reattach_token: s('r') },
   reattach: { type: s('reattach'), previous_worker_id: s('w'), reattach_token: s('r') },
-  registerservice: { type: s('registerservice'), id: s('svc'), name: s('n'), description: s('d'), parent_service_id: s('p') },
+  registerservice: {
+    type: s('registerservice'),
+    id: s('svc'),
+    name: s('n'),
+    description: s('d'),
+    parent_service_id: s('p'),
+  },
   ping: { type: s('ping') },
   pong: { type: s('pong') },
 };
@@ -62,7 +106,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant('addKey' as const),
       at: fc.nat(),
-      key: fc.oneof(fc.constantFrom(...PROTOTYPE_KEYS).map((k) => JSON.stringify(k)), keyToken),
+      key: fc.oneof(
+        fc.constantFrom(...PROTOTYPE_KEYS).map((k) => JSON.stringify(k)),
+        keyToken,
+      ),
       value: jsonText,
     }),
     weight: 2,
@@ -134,12 +181,24 @@ const BREAKING: Record<string, readonly string[]> = {
  * An `invokefunction` with a string `invocation_id` (any string, not only UUIDs) that cannot be
  * decoded: the engine must answer it with an `invocationresult` error carrying that id.
  */
-export const brokenInvokeFunction = (invocationId: fc.Arbitrary<string>): fc.Arbitrary<{ text: string; invocationId: string }> =>
+export const brokenInvokeFunction = (
+  invocationId: fc.Arbitrary<string>,
+): fc.Arbitrary<{ text: string; invocationId: string }> =>
   fc
     .tuple(invocationId, fc.constantFrom(...Object.keys(BREAKING)))
     .chain(([id, field]) => fc.constantFrom(...BREAKING[field]).map((bad) => ({ id, field, bad })))
     .map(({ id, field, bad }) => {
-      const fields: Record<string, string> = { type: s('invokefunction'), invocation_id: JSON.stringify(id), function_id: s('svc::fn'), data: 'null' };
+      const fields: Record<string, string> = {
+        type: s('invokefunction'),
+        invocation_id: JSON.stringify(id),
+        function_id: s('svc::fn'),
+        data: 'null',
+      };
       fields[field] = bad;
-      return { text: `{${Object.entries(fields).map(([k, v]) => `${s(k)}:${v}`).join(',')}}`, invocationId: id };
+      return {
+        text: `{${Object.entries(fields)
+          .map(([k, v]) => `${s(k)}:${v}`)
+          .join(',')}}`,
+        invocationId: id,
+      };
     });

@@ -2,7 +2,11 @@
 const { registerWorker } = require('iii-sdk');
 
 console.debug = () => undefined;
-const worker = registerWorker(process.argv[2], { workerName: 'hang-worker', enableMetricsReporting: false, otel: { enabled: false } });
+const worker = registerWorker(process.argv[2], {
+  workerName: 'hang-worker',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 worker.registerFunction('hang::forever', () => {
   process.stdout.write('CALLED\n');
   return new Promise(() => undefined);

@@ -4,7 +4,11 @@
 const { registerWorker } = require('iii-sdk');
 
 console.debug = () => undefined;
-const worker = registerWorker(process.argv[2], { workerName: 'tls-worker', enableMetricsReporting: false, otel: { enabled: false } });
+const worker = registerWorker(process.argv[2], {
+  workerName: 'tls-worker',
+  enableMetricsReporting: false,
+  otel: { enabled: false },
+});
 
 worker.registerFunction('tls::echo', async (data) => ({ echoed: data }));
 
@@ -20,6 +24,10 @@ worker.registerFunction('tls::upload', async (req) => {
   req.response.stream.end(body);
   return null;
 });
-worker.registerTrigger({ type: 'http', function_id: 'tls::upload', config: { api_path: '/upload', http_method: 'POST' } });
+worker.registerTrigger({
+  type: 'http',
+  function_id: 'tls::upload',
+  config: { api_path: '/upload', http_method: 'POST' },
+});
 
 process.stdout.write('READY\n');

@@ -16,7 +16,13 @@ interface Snapshot {
   at_ms: number;
   readiness: { ready: boolean; draining?: boolean; checks: Record<string, string | boolean> };
   nodes: Node[];
-  invocations: { total: number; success: number; error: number; rate_per_second: number | null; error_rate: number | null } | null;
+  invocations: {
+    total: number;
+    success: number;
+    error: number;
+    rate_per_second: number | null;
+    error_rate: number | null;
+  } | null;
   workers: { connected: number; on_this_node: number } | null;
   performance: { p50_ms: number | null; p99_ms: number | null; pending_calls: number } | null;
   bus: Record<string, number> | null;
@@ -59,31 +65,73 @@ export function ClusterPage() {
   const cross = snap.bus ? Object.entries(snap.bus) : [];
   return html`
     <section>
-      <p class="live ${connected ? 'on' : 'off'}" data-testid="live">${connected ? 'live' : 'reconnecting…'} · as seen by ${snap.node_id}</p>
+      <p class="live ${connected ? 'on' : 'off'}" data-testid="live">
+        ${connected ? 'live' : 'reconnecting…'} · as seen by ${snap.node_id}
+      </p>
       <div class="cards">
-        <div class="card"><h3>Nodes</h3><b data-testid="node-count">${snap.nodes.length}</b></div>
-        <div class="card"><h3>Calls on ${snap.node_id}</h3><b data-testid="calls-total">${inv?.total ?? 0}</b></div>
-        <div class="card"><h3>Calls/s</h3><b data-testid="calls-rate">${num(inv?.rate_per_second)}</b></div>
-        <div class="card"><h3>Errors</h3><b data-testid="calls-errors">${inv?.error ?? 0}</b> <small>${inv?.error_rate == null ? '' : `${num(inv.error_rate * 100)}%`}</small></div>
-        <div class="card"><h3>p50 / p99</h3><b>${num(snap.performance?.p50_ms)} / ${num(snap.performance?.p99_ms)} ms</b></div>
-        <div class="card"><h3>Redis</h3><b data-testid="redis" class=${redis === undefined ? '' : redis === 'ok' ? 'ok' : 'bad'}>${redis === undefined ? 'single node (no Redis)' : String(redis)}</b></div>
-        ${cross.length > 0 ? html`<div class="card"><h3>Sent to other nodes</h3><b>${cross.map(([via, n]) => `${via} ${n}`).join(' · ')}</b></div>` : null}
+        <div class="card">
+          <h3>Nodes</h3>
+          <b data-testid="node-count">${snap.nodes.length}</b>
+        </div>
+        <div class="card">
+          <h3>Calls on ${snap.node_id}</h3>
+          <b data-testid="calls-total">${inv?.total ?? 0}</b>
+        </div>
+        <div class="card">
+          <h3>Calls/s</h3>
+          <b data-testid="calls-rate">${num(inv?.rate_per_second)}</b>
+        </div>
+        <div class="card">
+          <h3>Errors</h3>
+          <b data-testid="calls-errors">${inv?.error ?? 0}</b>
+          <small>${inv?.error_rate == null ? '' : `${num(inv.error_rate * 100)}%`}</small>
+        </div>
+        <div class="card">
+          <h3>p50 / p99</h3>
+          <b>${num(snap.performance?.p50_ms)} / ${num(snap.performance?.p99_ms)} ms</b>
+        </div>
+        <div class="card">
+          <h3>Redis</h3>
+          <b data-testid="redis" class=${redis === undefined ? '' : redis === 'ok' ? 'ok' : 'bad'}
+            >${redis === undefined ? 'single node (no Redis)' : String(redis)}</b
+          >
+        </div>
+        ${
+          cross.length > 0
+            ? html`<div class="card">
+                <h3>Sent to other nodes</h3>
+                <b>${cross.map(([via, n]) => `${via} ${n}`).join(' · ')}</b>
+              </div>`
+            : null
+        }
       </div>
       <table data-testid="nodes">
-        <thead><tr><th>Node</th><th>State</th><th>Uptime</th><th>Workers</th><th>Worker URL</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Node</th>
+            <th>State</th>
+            <th>Uptime</th>
+            <th>Workers</th>
+            <th>Worker URL</th>
+          </tr>
+        </thead>
         <tbody>
           ${rows.map(
-            (n) => html`<tr key=${n.node_id} data-node=${n.node_id}>
-              <td>${n.node_id}${n.self ? html` <small>(this node)</small>` : null}</td>
-              <td><span class="state ${n.state}">${n.state}</span></td>
-              <td>${n.state === 'gone' ? '–' : duration(n.uptime_ms)}</td>
-              <td>${n.state === 'gone' ? '–' : n.worker_count}</td>
-              <td><code>${n.url ?? '–'}</code></td>
-            </tr>`,
+            (n) =>
+              html`<tr key=${n.node_id} data-node=${n.node_id}>
+                <td>${n.node_id}${n.self ? html` <small>(this node)</small>` : null}</td>
+                <td><span class="state ${n.state}">${n.state}</span></td>
+                <td>${n.state === 'gone' ? '–' : duration(n.uptime_ms)}</td>
+                <td>${n.state === 'gone' ? '–' : n.worker_count}</td>
+                <td><code>${n.url ?? '–'}</code></td>
+              </tr>`,
           )}
         </tbody>
       </table>
-      <p class="note">Calls, rates and latencies are the figures of ${snap.node_id}, the node serving this console; each node's console shows its own.</p>
+      <p class="note">
+        Calls, rates and latencies are the figures of ${snap.node_id}, the node serving this console; each node's
+        console shows its own.
+      </p>
     </section>
   `;
 }

@@ -49,15 +49,30 @@ export function FunctionsPage() {
       <h2>Functions <button class="small" onClick=${reload}>Refresh</button></h2>
       <${ErrorNote} error=${error} />
       <table data-testid="functions">
-        <thead><tr><th>Function</th><th>Pool (worker @ node)</th><th>Calls</th><th>Errors</th><th>p50 ms</th><th>p99 ms</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Function</th>
+            <th>Pool (worker @ node)</th>
+            <th>Calls</th>
+            <th>Errors</th>
+            <th>p50 ms</th>
+            <th>p99 ms</th>
+          </tr>
+        </thead>
         <tbody>
           ${(data?.functions ?? []).map((f) => {
             const m = data!.byFunction.get(f.function_id);
             return html`<tr key=${f.function_id} data-function=${f.function_id}>
-              <td><code>${f.function_id}</code>${f.description ? html`<br /><small>${f.description}</small>` : null}</td>
-              <td>${(f.pool ?? []).map((p) => html`<span class="chip" title=${p.worker_id}>${p.worker_name} @ ${p.node_id}</span>`)}</td>
+              <td>
+                <code>${f.function_id}</code>${f.description ? html`<br /><small>${f.description}</small>` : null}
+              </td>
+              <td>
+                ${(f.pool ?? []).map((p) => html`<span class="chip" title=${p.worker_id}>${p.worker_name} @ ${p.node_id}</span>`)}
+              </td>
               <td>${m?.total ?? 0}</td>
-              <td class=${m && m.error > 0 ? 'bad' : ''}>${m ? `${m.error}${m.total > 0 ? ` (${num((m.error / m.total) * 100)}%)` : ''}` : 0}</td>
+              <td class=${m && m.error > 0 ? 'bad' : ''}>
+                ${m ? `${m.error}${m.total > 0 ? ` (${num((m.error / m.total) * 100)}%)` : ''}` : 0}
+              </td>
               <td>${num(m?.p50_ms)}</td>
               <td>${num(m?.p99_ms)}</td>
             </tr>`;
@@ -67,17 +82,29 @@ export function FunctionsPage() {
       <p class="note">Calls, errors and latencies: this node's figures (calls routed through it).</p>
       <h2>Workers</h2>
       <table data-testid="workers">
-        <thead><tr><th>Worker</th><th>Node</th><th>Runtime</th><th>Functions</th><th>In flight</th><th>Connected for</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Worker</th>
+            <th>Node</th>
+            <th>Runtime</th>
+            <th>Functions</th>
+            <th>In flight</th>
+            <th>Connected for</th>
+          </tr>
+        </thead>
         <tbody>
           ${(data?.workers ?? []).map(
-            (w) => html`<tr key=${w.id}>
-              <td>${w.name ?? w.id}<br /><small><code>${w.id}</code></small></td>
-              <td>${w.node_id ?? '–'}</td>
-              <td>${w.runtime}</td>
-              <td>${w.function_count}</td>
-              <td>${w.active_invocations}</td>
-              <td>${duration(Date.now() - w.connected_at_ms)}</td>
-            </tr>`,
+            (w) =>
+              html`<tr key=${w.id}>
+                <td>
+                  ${w.name ?? w.id}<br /><small><code>${w.id}</code></small>
+                </td>
+                <td>${w.node_id ?? '–'}</td>
+                <td>${w.runtime}</td>
+                <td>${w.function_count}</td>
+                <td>${w.active_invocations}</td>
+                <td>${duration(Date.now() - w.connected_at_ms)}</td>
+              </tr>`,
           )}
         </tbody>
       </table>
@@ -109,9 +136,25 @@ function InvokeForm({ functions, onDone }: { functions: string[]; onDone: () => 
   return html`
     <form class="invoke" onSubmit=${submit} data-testid="invoke-form">
       <h2>Invoke a function</h2>
-      <label>Function <input name="function_id" list="function-ids" value=${functionId} onInput=${(e: Event) => setFunctionId((e.target as HTMLInputElement).value)} required /></label>
+      <label
+        >Function
+        <input
+          name="function_id"
+          list="function-ids"
+          value=${functionId}
+          onInput=${(e: Event) => setFunctionId((e.target as HTMLInputElement).value)}
+          required
+      /></label>
       <datalist id="function-ids">${functions.map((id) => html`<option value=${id} />`)}</datalist>
-      <label>Payload (JSON) <textarea name="payload" rows="4" value=${payload} onInput=${(e: Event) => setPayload((e.target as HTMLTextAreaElement).value)}></textarea></label>
+      <label
+        >Payload (JSON)
+        <textarea
+          name="payload"
+          rows="4"
+          value=${payload}
+          onInput=${(e: Event) => setPayload((e.target as HTMLTextAreaElement).value)}
+        ></textarea>
+      </label>
       <button type="submit" disabled=${busy}>Invoke</button>
       ${outcome ? html`<pre class=${outcome.ok ? 'result' : 'result error'} data-testid="invoke-result">${outcome.text}</pre>` : null}
       ${outcome?.traceId ? html`<p><a data-testid="invoke-trace" href=${`#/traces?trace_id=${outcome.traceId}`}>Its trace: ${outcome.traceId}</a></p>` : null}

@@ -25,18 +25,25 @@ export function StatePage() {
 function StateBrowser() {
   const [scope, setScope] = useState<string | undefined>(undefined);
   const groups = useLoad(() => call<{ groups: string[] }>('state::list_groups'));
-  const items = useLoad(async () => (scope === undefined ? undefined : call<unknown[]>('state::list', { scope })), [scope]);
+  const items = useLoad(
+    async () => (scope === undefined ? undefined : call<unknown[]>('state::list', { scope })),
+    [scope],
+  );
   return html`
     <h2>State scopes <button class="small" onClick=${groups.reload}>Refresh</button></h2>
     <${ErrorNote} error=${groups.error} />
     <ul class="pills" data-testid="scopes">
       ${(groups.data?.groups ?? []).map((g) => html`<li key=${g}><button class=${g === scope ? 'active' : ''} onClick=${() => setScope(g)}>${g}</button></li>`)}
     </ul>
-    ${scope === undefined
-      ? null
-      : html`<h3>Items of <code>${scope}</code></h3>
-          <${ErrorNote} error=${items.error} />
-          <div data-testid="state-items">${(items.data ?? []).map((v, i) => html`<pre key=${i}>${json(v)}</pre>`)}</div>`}
+    ${
+      scope === undefined
+        ? null
+        : html`<h3>Items of <code>${scope}</code></h3>
+            <${ErrorNote} error=${items.error} />
+            <div data-testid="state-items">
+              ${(items.data ?? []).map((v, i) => html`<pre key=${i}>${json(v)}</pre>`)}
+            </div>`
+    }
     <${Editor}
       title="Set a state item"
       fields=${['scope', 'key']}
@@ -59,9 +66,19 @@ interface StreamGroup {
 
 function StreamBrowser() {
   const [picked, setPicked] = useState<StreamGroup | undefined>(undefined);
-  const streams = useLoad(() => call<{ stream: Array<{ id?: string; stream_name?: string; groups?: string[] }> }>('stream::list_all'));
-  const items = useLoad(async () => (picked ? call<unknown[]>('stream::list', { stream_name: picked.stream_name, group_id: picked.group_id }) : undefined), [picked?.stream_name, picked?.group_id]);
-  const groups: StreamGroup[] = (streams.data?.stream ?? []).flatMap((s) => (s.groups ?? []).map((g) => ({ stream_name: s.stream_name ?? s.id ?? '', group_id: g })));
+  const streams = useLoad(() =>
+    call<{ stream: Array<{ id?: string; stream_name?: string; groups?: string[] }> }>('stream::list_all'),
+  );
+  const items = useLoad(
+    async () =>
+      picked
+        ? call<unknown[]>('stream::list', { stream_name: picked.stream_name, group_id: picked.group_id })
+        : undefined,
+    [picked?.stream_name, picked?.group_id],
+  );
+  const groups: StreamGroup[] = (streams.data?.stream ?? []).flatMap((s) =>
+    (s.groups ?? []).map((g) => ({ stream_name: s.stream_name ?? s.id ?? '', group_id: g })),
+  );
   return html`
     <h2>Streams <button class="small" onClick=${streams.reload}>Refresh</button></h2>
     <${ErrorNote} error=${streams.error} />
@@ -69,7 +86,14 @@ function StreamBrowser() {
     <ul class="pills" data-testid="stream-groups">
       ${groups.map((g) => html`<li key=${g.stream_name + '/' + g.group_id}><button onClick=${() => setPicked(g)}>${g.stream_name} / ${g.group_id}</button></li>`)}
     </ul>
-    ${picked ? html`<h3>Items of <code>${picked.stream_name} / ${picked.group_id}</code></h3><${ErrorNote} error=${items.error} />${(items.data ?? []).map((v, i) => html`<pre key=${i}>${json(v)}</pre>`)}` : null}
+    ${
+      picked
+        ? html`<h3>Items of <code>${picked.stream_name} / ${picked.group_id}</code></h3>
+            <${ErrorNote}
+              error=${items.error}
+            />${(items.data ?? []).map((v, i) => html`<pre key=${i}>${json(v)}</pre>`)}`
+        : null
+    }
     <${Editor}
       title="Set a stream item"
       fields=${['stream_name', 'group_id', 'item_id']}
@@ -104,13 +128,38 @@ function Editor(props: {
     }
   };
   return html`
-    <form class="editor" data-testid="item-editor" onSubmit=${(e: Event) => (e.preventDefault(), run(async () => (await props.onSave(fields, parseJson(value, 'The value')), 'Saved.')))}>
+    <form
+      class="editor"
+      data-testid="item-editor"
+      onSubmit=${(e: Event) => (e.preventDefault(), run(async () => (await props.onSave(fields, parseJson(value, 'The value')), 'Saved.')))}
+    >
       <h3>${props.title}</h3>
       ${props.fields.map(
-        (name) => html`<label key=${name}>${name} <input name=${name} required value=${fields[name] ?? ''} onInput=${(e: Event) => setFields({ ...fields, [name]: (e.target as HTMLInputElement).value })} /></label>`,
+        (name) =>
+          html`<label key=${name}
+            >${name}
+            <input
+              name=${name}
+              required
+              value=${fields[name] ?? ''}
+              onInput=${(e: Event) => setFields({ ...fields, [name]: (e.target as HTMLInputElement).value })}
+          /></label>`,
       )}
-      <label>Value (JSON) <textarea name="value" rows="4" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLTextAreaElement).value)}></textarea></label>
-      <button type="button" onClick=${() => run(async () => (setValue(json((await props.onLoad(fields)) ?? null)), 'Loaded.'))}>Load</button>
+      <label
+        >Value (JSON)
+        <textarea
+          name="value"
+          rows="4"
+          value=${value}
+          onInput=${(e: Event) => setValue((e.target as HTMLTextAreaElement).value)}
+        ></textarea>
+      </label>
+      <button
+        type="button"
+        onClick=${() => run(async () => (setValue(json((await props.onLoad(fields)) ?? null)), 'Loaded.'))}
+      >
+        Load
+      </button>
       <button type="submit">Save</button>
       ${note ? html`<p class=${note.ok ? 'ok' : 'error'} data-testid="editor-note">${note.text}</p>` : null}
     </form>

@@ -35,27 +35,54 @@ export function TracesPage() {
     if (filter.trace_id.trim()) query.trace_id = filter.trace_id.trim();
     return call<{ spans: Span[]; total: number }>('engine::traces::list', query);
   }, [filter.name, filter.trace_id]);
-  const logs = useLoad(() => call<{ logs: Log[] }>('engine::logs::list', traceId ? { trace_id: traceId, limit: 100 } : { limit: 50 }), [traceId]);
+  const logs = useLoad(
+    () => call<{ logs: Log[] }>('engine::logs::list', traceId ? { trace_id: traceId, limit: 100 } : { limit: 50 }),
+    [traceId],
+  );
   return html`
     <section>
       <form class="filters" onSubmit=${(e: Event) => (e.preventDefault(), setFilter(form))} data-testid="trace-filter">
-        <label>Function <input name="name" value=${form.name} placeholder="demo::hello" onInput=${(e: Event) => setForm({ ...form, name: (e.target as HTMLInputElement).value })} /></label>
-        <label>Trace id <input name="trace_id" value=${form.trace_id} onInput=${(e: Event) => setForm({ ...form, trace_id: (e.target as HTMLInputElement).value })} /></label>
+        <label
+          >Function
+          <input
+            name="name"
+            value=${form.name}
+            placeholder="demo::hello"
+            onInput=${(e: Event) => setForm({ ...form, name: (e.target as HTMLInputElement).value })}
+        /></label>
+        <label
+          >Trace id
+          <input
+            name="trace_id"
+            value=${form.trace_id}
+            onInput=${(e: Event) => setForm({ ...form, trace_id: (e.target as HTMLInputElement).value })}
+        /></label>
         <button type="submit">Filter</button>
       </form>
       <${ErrorNote} error=${list.error} />
       <h2>Traces <small>(${list.data?.total ?? 0})</small></h2>
       <table data-testid="traces">
-        <thead><tr><th>Function</th><th>Status</th><th>Duration ms</th><th>Started</th><th>Trace</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Function</th>
+            <th>Status</th>
+            <th>Duration ms</th>
+            <th>Started</th>
+            <th>Trace</th>
+          </tr>
+        </thead>
         <tbody>
           ${(list.data?.spans ?? []).map(
-            (s) => html`<tr key=${s.span_id} data-trace=${s.trace_id} class=${traceId === s.trace_id ? 'selected' : ''}>
-              <td><code>${s.name}</code></td>
-              <td class=${s.status === 'error' ? 'bad' : ''}>${s.status}</td>
-              <td>${num(s.duration_ms, 2)}</td>
-              <td>${new Date(s.start_time_unix_nano / 1e6).toISOString().slice(11, 23)}</td>
-              <td><button class="small" onClick=${() => setTraceId(s.trace_id)}>${s.trace_id.slice(0, 12)}…</button></td>
-            </tr>`,
+            (s) =>
+              html`<tr key=${s.span_id} data-trace=${s.trace_id} class=${traceId === s.trace_id ? 'selected' : ''}>
+                <td><code>${s.name}</code></td>
+                <td class=${s.status === 'error' ? 'bad' : ''}>${s.status}</td>
+                <td>${num(s.duration_ms, 2)}</td>
+                <td>${new Date(s.start_time_unix_nano / 1e6).toISOString().slice(11, 23)}</td>
+                <td>
+                  <button class="small" onClick=${() => setTraceId(s.trace_id)}>${s.trace_id.slice(0, 12)}…</button>
+                </td>
+              </tr>`,
           )}
         </tbody>
       </table>
@@ -63,15 +90,25 @@ export function TracesPage() {
       <h2>Logs ${traceId ? html`<small>of trace ${traceId.slice(0, 12)}…</small>` : null}</h2>
       <${ErrorNote} error=${logs.error} />
       <table data-testid="logs">
-        <thead><tr><th>Time</th><th>Level</th><th>Service</th><th>Message</th></tr></thead>
+        <thead>
+          <tr>
+            <th>Time</th>
+            <th>Level</th>
+            <th>Service</th>
+            <th>Message</th>
+          </tr>
+        </thead>
         <tbody>
           ${(logs.data?.logs ?? []).map(
-            (l, i) => html`<tr key=${i}>
-              <td>${l.timestamp_unix_nano ? new Date(l.timestamp_unix_nano / 1e6).toISOString().slice(11, 23) : '–'}</td>
-              <td>${l.severity_text ?? ''}</td>
-              <td>${l.service_name ?? ''}</td>
-              <td>${typeof l.body === 'string' ? l.body : json(l.body)}</td>
-            </tr>`,
+            (l, i) =>
+              html`<tr key=${i}>
+                <td>
+                  ${l.timestamp_unix_nano ? new Date(l.timestamp_unix_nano / 1e6).toISOString().slice(11, 23) : '–'}
+                </td>
+                <td>${l.severity_text ?? ''}</td>
+                <td>${l.service_name ?? ''}</td>
+                <td>${typeof l.body === 'string' ? l.body : json(l.body)}</td>
+              </tr>`,
           )}
         </tbody>
       </table>
@@ -81,7 +118,10 @@ export function TracesPage() {
 
 /** Every span of one trace as a bar on a shared time axis, nested by parent. */
 function Waterfall({ traceId }: { traceId: string }) {
-  const { data, error } = useLoad(() => call<{ roots: Span[] }>('engine::traces::tree', { trace_id: traceId }), [traceId]);
+  const { data, error } = useLoad(
+    () => call<{ roots: Span[] }>('engine::traces::tree', { trace_id: traceId }),
+    [traceId],
+  );
   if (error) return html`<${ErrorNote} error=${error} />`;
   if (!data) return null;
   const rows: Array<{ span: Span; depth: number }> = [];
@@ -102,8 +142,14 @@ function Waterfall({ traceId }: { traceId: string }) {
         const width = Math.max(((span.duration_ms * 1e6) / total) * 100, 0.5);
         const node = String(span.resource?.['service.instance.id'] ?? span.attributes['iii.worker.id'] ?? '');
         return html`<div class="span-row" key=${span.span_id}>
-          <div class="span-label" style=${{ paddingLeft: `${depth * 14}px` }} title=${span.span_id}><code>${span.name}</code> <small>${node}</small></div>
-          <div class="span-track"><div class="span-bar ${span.status}" style=${{ left: `${left}%`, width: `${width}%` }}>${num(span.duration_ms, 2)} ms</div></div>
+          <div class="span-label" style=${{ paddingLeft: `${depth * 14}px` }} title=${span.span_id}>
+            <code>${span.name}</code> <small>${node}</small>
+          </div>
+          <div class="span-track">
+            <div class="span-bar ${span.status}" style=${{ left: `${left}%`, width: `${width}%` }}>
+              ${num(span.duration_ms, 2)} ms
+            </div>
+          </div>
         </div>`;
       })}
     </div>

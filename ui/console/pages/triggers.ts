@@ -29,8 +29,12 @@ export function TriggersPage() {
       call<{ jobs: CronJob[] }>('engine::cron::jobs').catch(() => ({ jobs: [] as CronJob[] })),
     ]);
     const byType = new Map<string, Binding[]>();
-    for (const b of bindings.registered_triggers) byType.set(b.trigger_type, [...(byType.get(b.trigger_type) ?? []), b]);
-    return { byType: [...byType.entries()].sort(([a], [b]) => a.localeCompare(b)), cron: new Map(cron.jobs.map((j) => [j.trigger_id, j])) };
+    for (const b of bindings.registered_triggers)
+      byType.set(b.trigger_type, [...(byType.get(b.trigger_type) ?? []), b]);
+    return {
+      byType: [...byType.entries()].sort(([a], [b]) => a.localeCompare(b)),
+      cron: new Map(cron.jobs.map((j) => [j.trigger_id, j])),
+    };
   });
   const fire = async (b: Binding) => {
     setFailure(undefined);
@@ -52,7 +56,20 @@ export function TriggersPage() {
         ([type, bindings]) => html`
           <h3 key=${type}>${type} <small>(${bindings.length})</small></h3>
           <table data-testid=${`bindings-${type}`}>
-            <thead><tr><th>Function</th><th>Worker</th><th>Config</th>${type === 'cron' ? html`<th>Next fire (UTC)</th><th>Last tick here</th><th></th>` : null}</tr></thead>
+            <thead>
+              <tr>
+                <th>Function</th>
+                <th>Worker</th>
+                <th>Config</th>
+                ${
+                  type === 'cron'
+                    ? html`<th>Next fire (UTC)</th>
+                        <th>Last tick here</th>
+                        <th></th>`
+                    : null
+                }
+              </tr>
+            </thead>
             <tbody>
               ${bindings.map((b) => {
                 const job = data!.cron.get(b.id);
@@ -60,11 +77,17 @@ export function TriggersPage() {
                   <td><code>${b.function_id}</code></td>
                   <td>${b.worker_name}</td>
                   <td><code>${b.config_summary}</code></td>
-                  ${type === 'cron'
-                    ? html`<td data-testid="next-fire">${job?.next_fire_at ?? (job ? 'none' : 'held by its group')}</td>
-                        <td>${job?.last_fired_here_at ?? '–'}</td>
-                        <td>${read_only ? null : html`<button class="small" data-testid="fire-now" onClick=${() => fire(b)}>Fire now</button>`}</td>`
-                    : null}
+                  ${
+                    type === 'cron'
+                      ? html`<td data-testid="next-fire">
+                            ${job?.next_fire_at ?? (job ? 'none' : 'held by its group')}
+                          </td>
+                          <td>${job?.last_fired_here_at ?? '–'}</td>
+                          <td>
+                            ${read_only ? null : html`<button class="small" data-testid="fire-now" onClick=${() => fire(b)}>Fire now</button>`}
+                          </td>`
+                      : null
+                  }
                 </tr>`;
               })}
             </tbody>

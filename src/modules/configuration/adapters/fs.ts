@@ -66,7 +66,12 @@ export class FsConfigurationStore extends MemoryConfigurationStore {
       const id = file === null ? undefined : idOfFile(file.toString());
       if (id !== undefined) this.schedule(id);
     });
-    this.watcher.on('error', (err) => this.options.logger.warn({ err, directory: this.directory }, 'configuration: watching the directory failed; outside edits are no longer seen'));
+    this.watcher.on('error', (err) =>
+      this.options.logger.warn(
+        { err, directory: this.directory },
+        'configuration: watching the directory failed; outside edits are no longer seen',
+      ),
+    );
   }
 
   override async close(): Promise<void> {
@@ -79,7 +84,9 @@ export class FsConfigurationStore extends MemoryConfigurationStore {
   }
 
   protected override async persist(id: string, value: Json | undefined): Promise<void> {
-    await this.queueWrite(id, () => (value === undefined ? fsp.rm(this.fileOf(id), { force: true }) : this.writeFile(id, value)));
+    await this.queueWrite(id, () =>
+      value === undefined ? fsp.rm(this.fileOf(id), { force: true }) : this.writeFile(id, value),
+    );
   }
 
   private fileOf(id: string): string {
@@ -118,11 +125,17 @@ export class FsConfigurationStore extends MemoryConfigurationStore {
     try {
       const { size } = await fsp.stat(file);
       if (size > MAX_FILE_BYTES) {
-        this.options.logger.warn({ file, size }, `configuration: ${file} is larger than ${MAX_FILE_BYTES} bytes and is ignored`);
+        this.options.logger.warn(
+          { file, size },
+          `configuration: ${file} is larger than ${MAX_FILE_BYTES} bytes and is ignored`,
+        );
         return undefined;
       }
       // An empty (or comments-only) file holds null.
-      const documents = yaml.loadAll(await fsp.readFile(file, 'utf8'), { schema: yaml.CORE_SCHEMA, filename: file }) as Json[];
+      const documents = yaml.loadAll(await fsp.readFile(file, 'utf8'), {
+        schema: yaml.CORE_SCHEMA,
+        filename: file,
+      }) as Json[];
       if (documents.length > 1) throw new Error(`expected one YAML document, found ${documents.length}`);
       return documents[0] ?? null;
     } catch (err) {
@@ -169,11 +182,17 @@ export class FsConfigurationStore extends MemoryConfigurationStore {
       await fsp.mkdir(this.directory, { recursive: true });
       const target = join(this.directory, file);
       if (existsSync(target)) {
-        this.options.logger.warn({ file: join(from, file), target }, `configuration: ${file} exists in both ${from} and ${this.directory}; the old copy is left where it is`);
+        this.options.logger.warn(
+          { file: join(from, file), target },
+          `configuration: ${file} exists in both ${from} and ${this.directory}; the old copy is left where it is`,
+        );
         continue;
       }
       await fsp.rename(join(from, file), target);
-      this.options.logger.info({ from: join(from, file), to: target }, 'configuration: moved to the new store location');
+      this.options.logger.info(
+        { from: join(from, file), to: target },
+        'configuration: moved to the new store location',
+      );
     }
   }
 }

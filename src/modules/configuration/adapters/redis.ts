@@ -63,7 +63,10 @@ export class RedisConfigurationStore implements ConfigurationStore {
   }
 
   async entries(): Promise<Array<{ id: string; meta?: ConfigurationMeta }>> {
-    const [metas, valueIds] = await Promise.all([this.store().fields(this.metaHash), this.store().fieldNames(this.valueHash)]);
+    const [metas, valueIds] = await Promise.all([
+      this.store().fields(this.metaHash),
+      this.store().fieldNames(this.valueHash),
+    ]);
     const byId = new Map<string, ConfigurationMeta | undefined>(valueIds.map((id) => [id, undefined]));
     for (const [id, meta] of metas) byId.set(id, meta as unknown as ConfigurationMeta);
     return [...byId].map(([id, meta]) => (meta === undefined ? { id } : { id, meta }));

@@ -38,13 +38,22 @@ export async function createCronLock(adapter: unknown, host: CronLockHost): Prom
   if (name === 'redis') {
     const lockTtlMs = options['lock_ttl_ms'] ?? DEFAULT_LOCK_TTL_MS;
     if (typeof lockTtlMs !== 'number' || !Number.isInteger(lockTtlMs) || lockTtlMs < MIN_LOCK_TTL_MS) {
-      throw new Error(`iii-cron: adapter redis: lock_ttl_ms must be a whole number of milliseconds, at least ${MIN_LOCK_TTL_MS}, got ${JSON.stringify(lockTtlMs)}`);
+      throw new Error(
+        `iii-cron: adapter redis: lock_ttl_ms must be a whole number of milliseconds, at least ${MIN_LOCK_TTL_MS}, got ${JSON.stringify(lockTtlMs)}`,
+      );
     }
     const target = redisTarget('iii-cron', options, host.config.cluster);
     const redis = await connectRedis(target, `iii:${host.nodeId}:cron`, host.logger);
-    return new RedisCronLock(redis, { nodeId: host.nodeId, keyPrefix: target.keyPrefix, lockTtlMs, logger: host.logger });
+    return new RedisCronLock(redis, {
+      nodeId: host.nodeId,
+      keyPrefix: target.keyPrefix,
+      lockTtlMs,
+      logger: host.logger,
+    });
   }
-  throw new Error(`iii-cron: adapter '${String(name)}' is not supported by this build; supported adapters: ${SUPPORTED_CRON_ADAPTERS.join(', ')}`);
+  throw new Error(
+    `iii-cron: adapter '${String(name)}' is not supported by this build; supported adapters: ${SUPPORTED_CRON_ADAPTERS.join(', ')}`,
+  );
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

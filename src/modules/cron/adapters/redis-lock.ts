@@ -84,7 +84,8 @@ export class RedisCronLock implements CronLock {
   async tryAcquire(jobId: string, scheduledTimeMs: number): Promise<boolean> {
     if (this.closed) return false;
     // Without a connection every command fails at once: say so plainly rather than as a lost race.
-    if (this.redis.status !== 'ready') throw new Error(`Redis is unreachable (connection ${this.redis.status}); the cron tick cannot be claimed`);
+    if (this.redis.status !== 'ready')
+      throw new Error(`Redis is unreachable (connection ${this.redis.status}); the cron tick cannot be claimed`);
     this.sweep();
     const leading = !this.ledElsewhere.has(jobId) && (await this.lead(jobId));
     if (!leading) {
@@ -92,17 +93,20 @@ export class RedisCronLock implements CronLock {
       if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
       if (this.closed) return false;
     }
-    const claimed = await this.script(CLAIM_TICK, [this.key('tick', jobId), this.key('run', jobId)], [
-      scheduledTimeMs,
-      this.options.nodeId,
-      TICK_KEY_RETENTION_MS,
-      this.options.lockTtlMs,
-    ]);
+    const claimed = await this.script(
+      CLAIM_TICK,
+      [this.key('tick', jobId), this.key('run', jobId)],
+      [scheduledTimeMs, this.options.nodeId, TICK_KEY_RETENTION_MS, this.options.lockTtlMs],
+    );
     if (!leading) {
       if (claimed === 1) this.ledElsewhere.delete(jobId);
       else this.ledElsewhere.set(jobId, Date.now());
     }
-    if (claimed === -1) this.options.logger.debug({ job: jobId, scheduledTimeMs }, 'cron tick skipped: a run of the job is in progress on another node');
+    if (claimed === -1)
+      this.options.logger.debug(
+        { job: jobId, scheduledTimeMs },
+        'cron tick skipped: a run of the job is in progress on another node',
+      );
     if (claimed !== 1) return false;
     this.startHeartbeat(jobId);
     return true;
@@ -158,7 +162,8 @@ export class RedisCronLock implements CronLock {
     if (now - this.lastSweepMs < this.options.lockTtlMs) return;
     this.lastSweepMs = now;
     for (const [jobId, lease] of this.leases) if (lease.expiration < now) this.leases.delete(jobId);
-    for (const [jobId, seenMs] of this.ledElsewhere) if (now - seenMs > TICK_KEY_RETENTION_MS) this.ledElsewhere.delete(jobId);
+    for (const [jobId, seenMs] of this.ledElsewhere)
+      if (now - seenMs > TICK_KEY_RETENTION_MS) this.ledElsewhere.delete(jobId);
   }
 
   /** Extends the run mark (and the lease, if held) while the run lasts, every third of lockTtlMs. */
@@ -171,8 +176,16 @@ export class RedisCronLock implements CronLock {
 
   private async beat(jobId: string): Promise<void> {
     try {
-      const kept = await this.script(EXTEND_RUN, [this.key('run', jobId)], [this.options.nodeId, this.options.lockTtlMs]);
-      if (kept !== 1) this.options.logger.warn({ job: jobId }, 'cron run mark lost (expired during a Redis outage?); another node may start an overlapping run');
+      const kept = await this.script(
+        EXTEND_RUN,
+        [this.key('run', jobId)],
+        [this.options.nodeId, this.options.lockTtlMs],
+      );
+      if (kept !== 1)
+        this.options.logger.warn(
+          { job: jobId },
+          'cron run mark lost (expired during a Redis outage?); another node may start an overlapping run',
+        );
       const lease = this.leases.get(jobId);
       if (lease && this.heartbeats.has(jobId)) this.leases.set(jobId, await lease.extend(this.options.lockTtlMs));
     } catch (err) {
@@ -195,4 +208,3 @@ export class RedisCronLock implements CronLock {
     }
   }
 }
-

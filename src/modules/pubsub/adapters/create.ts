@@ -16,5 +16,7 @@ export const SUPPORTED_PUBSUB_ADAPTERS = ['local', 'redis'] as const;
 export function createPubSubAdapter(adapter: unknown): PubSubAdapter {
   const name = typeof adapter === 'object' && adapter !== null && 'name' in adapter ? adapter.name : 'local';
   if (name === 'local' || name === 'redis') return new LocalPubSub();
-  throw new Error(`iii-pubsub: adapter '${String(name)}' is not supported by this build; supported adapters: ${SUPPORTED_PUBSUB_ADAPTERS.join(', ')}`);
+  throw new Error(
+    `iii-pubsub: adapter '${String(name)}' is not supported by this build; supported adapters: ${SUPPORTED_PUBSUB_ADAPTERS.join(', ')}`,
+  );
 }

@@ -61,7 +61,12 @@ export class BridgeQueueAdapter implements QueueAdapter {
   private closed = false;
 
   constructor(private readonly options: BridgeQueueOptions) {
-    this.remote = new RemoteEngine({ url: options.url, ...(options.token ? { token: options.token } : {}), workerName: `iii-queue@${options.nodeId}`, logger: options.logger });
+    this.remote = new RemoteEngine({
+      url: options.url,
+      ...(options.token ? { token: options.token } : {}),
+      workerName: `iii-queue@${options.nodeId}`,
+      logger: options.logger,
+    });
     for (const functionId of options.serveFunctions) this.serveNamed(functionId);
     this.remote.start();
   }
@@ -83,9 +88,15 @@ export class BridgeQueueAdapter implements QueueAdapter {
 
   async enqueue(name: string, job: QueueJob): Promise<number> {
     const source = this.queue(name).source;
-    if (source.kind !== 'named') throw this.unsupported(`enqueue to ${name}`, 'topic messages are published there whole (iii::durable::publish)');
+    if (source.kind !== 'named')
+      throw this.unsupported(`enqueue to ${name}`, 'topic messages are published there whole (iii::durable::publish)');
     this.serveNamed(job.functionId);
-    const data: Record<string, Json> = { queue: source.queue, function_id: job.functionId, data: job.data, messageReceiptId: job.id };
+    const data: Record<string, Json> = {
+      queue: source.queue,
+      function_id: job.functionId,
+      data: job.data,
+      messageReceiptId: job.id,
+    };
     if (job.traceparent !== undefined) data['traceparent'] = job.traceparent;
     if (job.baggage !== undefined) data['baggage'] = job.baggage;
     await this.remote.call('engine::queue::enqueue', data, this.options.timeoutMs);
@@ -122,16 +133,38 @@ export class BridgeQueueAdapter implements QueueAdapter {
   async counts(name: string): Promise<QueueCounts> {
     const queue = this.named(name, 'counts');
     // A scrape must not wait for a link that is down.
-    if (!this.remote.isConnected) throw new EngineError(ErrorCode.bridgeUnavailable, `iii-queue: the bridge to ${this.options.url} is not connected.`);
-    const stats = ((await this.remote.call('engine::queue::topic_stats', { topic: queue }, Math.min(COUNTS_TIMEOUT_MS, this.options.timeoutMs))) ?? {}) as Record<string, Json>;
-    return { waiting: Number(stats['depth'] ?? 0), delayed: 0, active: 0, deadLetters: Number(stats['dlq_depth'] ?? 0) };
+    if (!this.remote.isConnected)
+      throw new EngineError(
+        ErrorCode.bridgeUnavailable,
+        `iii-queue: the bridge to ${this.options.url} is not connected.`,
+      );
+    const stats = ((await this.remote.call(
+      'engine::queue::topic_stats',
+      { topic: queue },
+      Math.min(COUNTS_TIMEOUT_MS, this.options.timeoutMs),
+    )) ?? {}) as Record<string, Json>;
+    return {
+      waiting: Number(stats['depth'] ?? 0),
+      delayed: 0,
+      active: 0,
+      deadLetters: Number(stats['dlq_depth'] ?? 0),
+    };
   }
 
   async deadLetters(name: string, offset: number, limit: number): Promise<DeadLetter[]> {
     const queue = this.named(name, 'deadLetters');
-    const page = ((await this.inspect('engine::queue::dlq_messages', { topic: queue, offset, limit })) ?? []) as Record<string, Json>[];
+    const page = ((await this.inspect('engine::queue::dlq_messages', { topic: queue, offset, limit })) ?? []) as Record<
+      string,
+      Json
+    >[];
     return page.map((entry) => ({
-      job: { id: String(entry['id']), functionId: '', data: entry['payload'] ?? null, sizeBytes: Number(entry['size_bytes'] ?? 0), enqueuedAtMs: 0 },
+      job: {
+        id: String(entry['id']),
+        functionId: '',
+        data: entry['payload'] ?? null,
+        sizeBytes: Number(entry['size_bytes'] ?? 0),
+        enqueuedAtMs: 0,
+      },
       error: String(entry['error'] ?? ''),
       failedAtMs: Number(entry['failed_at'] ?? 0) * 1000,
       attemptsMade: Number(entry['retries'] ?? 0),
@@ -139,17 +172,26 @@ export class BridgeQueueAdapter implements QueueAdapter {
   }
 
   async redriveAll(name: string): Promise<number> {
-    const result = (await this.inspect('iii::queue::redrive', { queue: this.named(name, 'redriveAll') })) as Record<string, Json> | null;
+    const result = (await this.inspect('iii::queue::redrive', { queue: this.named(name, 'redriveAll') })) as Record<
+      string,
+      Json
+    > | null;
     return Number(result?.['redriven'] ?? 0);
   }
 
   async redrive(name: string, jobId: string): Promise<boolean> {
-    const result = (await this.inspect('iii::queue::redrive_message', { queue: this.named(name, 'redrive'), message_id: jobId })) as Record<string, Json> | null;
+    const result = (await this.inspect('iii::queue::redrive_message', {
+      queue: this.named(name, 'redrive'),
+      message_id: jobId,
+    })) as Record<string, Json> | null;
     return result?.['redriven'] === 1;
   }
 
   async discard(name: string, jobId: string): Promise<boolean> {
-    const result = (await this.inspect('iii::queue::discard_message', { queue: this.named(name, 'discard'), message_id: jobId })) as Record<string, Json> | null;
+    const result = (await this.inspect('iii::queue::discard_message', {
+      queue: this.named(name, 'discard'),
+      message_id: jobId,
+    })) as Record<string, Json> | null;
     return result?.['redriven'] === 1;
   }
 
@@ -172,11 +214,15 @@ export class BridgeQueueAdapter implements QueueAdapter {
       );
     }
     this.served.add(functionId);
-    this.remote.serve(functionId, (data, context) => {
-      // The call does not say which named queue it comes from; every named consumer delivers alike.
-      const deliver = [...this.queues.values()].find((q) => q.source.kind === 'named' && q.deliver)?.deliver;
-      return this.run(deliver, functionId, data, context, 'no named queue is consumed here');
-    }, `Queue deliveries for ${functionId}, served by iii-queue on ${this.options.nodeId}`);
+    this.remote.serve(
+      functionId,
+      (data, context) => {
+        // The call does not say which named queue it comes from; every named consumer delivers alike.
+        const deliver = [...this.queues.values()].find((q) => q.source.kind === 'named' && q.deliver)?.deliver;
+        return this.run(deliver, functionId, data, context, 'no named queue is consumed here');
+      },
+      `Queue deliveries for ${functionId}, served by iii-queue on ${this.options.nodeId}`,
+    );
   }
 
   /** Binds (or binds again, with a changed policy) a consumed topic queue there. */
@@ -186,14 +232,23 @@ export class BridgeQueueAdapter implements QueueAdapter {
     if (source.kind !== 'topic') return;
     const config: Json = {
       topic: source.topic,
-      queue_config: { type: spec.ordering, maxRetries: spec.maxAttempts - 1, concurrency: spec.concurrency, backoffDelayMs: spec.backoffMs },
+      queue_config: {
+        type: spec.ordering,
+        maxRetries: spec.maxAttempts - 1,
+        concurrency: spec.concurrency,
+        backoffDelayMs: spec.backoffMs,
+      },
     };
     const text = JSON.stringify(config);
     if (queue.bound === text) return;
     const id = servedId(this.options.nodeId, name);
     if (queue.bound === undefined) {
       const notConsumed = `${spec.label} is not consumed here now`;
-      this.remote.serve(id, (data, context) => this.run(this.queues.get(name)?.deliver, source.functionId, data, context, notConsumed), `Deliveries of ${spec.label}, served by iii-queue on ${this.options.nodeId}`);
+      this.remote.serve(
+        id,
+        (data, context) => this.run(this.queues.get(name)?.deliver, source.functionId, data, context, notConsumed),
+        `Deliveries of ${spec.label}, served by iii-queue on ${this.options.nodeId}`,
+      );
     } else {
       // A binding's config cannot be changed in place: remove it, then bind it again (in order on one socket).
       this.remote.unbind(id);
@@ -203,9 +258,25 @@ export class BridgeQueueAdapter implements QueueAdapter {
   }
 
   /** One delivery from the other engine: resolves to acknowledge there, throws to fail the attempt there. */
-  private async run(deliver: Deliver | undefined, functionId: string, data: Json, context: ServedContext, notConsumed: string): Promise<undefined> {
-    if (!deliver || this.closed) throw new EngineError(ErrorCode.invocationError, `iii-queue on ${this.options.nodeId}: ${notConsumed}; the delivery of ${functionId} fails and is retried there`);
-    const job: QueueJob = { id: '', functionId, data, sizeBytes: Buffer.byteLength(JSON.stringify(data)), enqueuedAtMs: Date.now() };
+  private async run(
+    deliver: Deliver | undefined,
+    functionId: string,
+    data: Json,
+    context: ServedContext,
+    notConsumed: string,
+  ): Promise<undefined> {
+    if (!deliver || this.closed)
+      throw new EngineError(
+        ErrorCode.invocationError,
+        `iii-queue on ${this.options.nodeId}: ${notConsumed}; the delivery of ${functionId} fails and is retried there`,
+      );
+    const job: QueueJob = {
+      id: '',
+      functionId,
+      data,
+      sizeBytes: Buffer.byteLength(JSON.stringify(data)),
+      enqueuedAtMs: Date.now(),
+    };
     if (context.traceparent !== undefined) job.traceparent = context.traceparent;
     if (context.baggage !== undefined) job.baggage = context.baggage;
     this.inFlight.add(1);
@@ -228,7 +299,10 @@ export class BridgeQueueAdapter implements QueueAdapter {
   private named(name: string, what: string): string {
     const source = this.queues.get(name)?.source ?? sourceOf(name);
     if (source.kind === 'named') return source.queue;
-    throw this.unsupported(`${what} of ${name}`, 'the other engine answers per topic, not per subscribed function (ask engine::queue::* here, which it answers)');
+    throw this.unsupported(
+      `${what} of ${name}`,
+      'the other engine answers per topic, not per subscribed function (ask engine::queue::* here, which it answers)',
+    );
   }
 
   private unsupported(what: string, why: string): EngineError {
@@ -247,5 +321,8 @@ function sourceOf(name: string): QueueSource {
   if (named) return { kind: 'named', queue: named[1] };
   const backlog = /^__topic_backlog::(.*)$/s.exec(name);
   if (backlog) return { kind: 'backlog', topic: backlog[1] };
-  throw new EngineError(QueueErrorCode.bridgeUnsupported, `iii-queue (bridge): queue ${name} was declared without its source; cannot tell its topic and function apart`);
+  throw new EngineError(
+    QueueErrorCode.bridgeUnsupported,
+    `iii-queue (bridge): queue ${name} was declared without its source; cannot tell its topic and function apart`,
+  );
 }

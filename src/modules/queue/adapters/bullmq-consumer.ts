@@ -26,9 +26,15 @@ export class BullmqConsumer {
     private readonly logger: Logger,
     onFailed: (job: Job<BullJobData> | undefined) => void,
   ) {
-    this.worker = new Worker<BullJobData>(queueName, (job) => this.track(process, job), workerOptions(connection, prefix, concurrency));
+    this.worker = new Worker<BullJobData>(
+      queueName,
+      (job) => this.track(process, job),
+      workerOptions(connection, prefix, concurrency),
+    );
     // Without a listener an `error` event would throw; they are expected while Redis is down.
-    this.worker.on('error', (err: Error) => this.logger.debug({ err, queue: queueName }, 'queue consumer: redis error (retrying)'));
+    this.worker.on('error', (err: Error) =>
+      this.logger.debug({ err, queue: queueName }, 'queue consumer: redis error (retrying)'),
+    );
     this.worker.on('failed', (job) => onFailed(job));
   }
 
@@ -53,7 +59,9 @@ export class BullmqConsumer {
 
   private async shutdown(): Promise<void> {
     await this.worker.pause(true).catch((err: unknown) => this.logger.debug({ err }, 'queue consumer: pause failed'));
-    const idle = this.inFlight === 0 || (!this.gaveUp && await new Promise<boolean>((resolve) => this.idleWaiters.push(resolve)));
+    const idle =
+      this.inFlight === 0 ||
+      (!this.gaveUp && (await new Promise<boolean>((resolve) => this.idleWaiters.push(resolve))));
     await this.worker.close(!idle).catch((err: unknown) => this.logger.debug({ err }, 'queue consumer: close failed'));
   }
 

@@ -56,7 +56,9 @@ export function bullJobId(messageId: string): string {
  */
 export function jobOptions(ordering: QueueSpec['ordering'], spec: QueueSpec, job: QueueJob): JobsOptions {
   const retries: JobsOptions =
-    ordering === 'fifo' ? { attempts: 1 } : { attempts: spec.maxAttempts, backoff: { type: 'exponential', delay: spec.backoffMs } };
+    ordering === 'fifo'
+      ? { attempts: 1 }
+      : { attempts: spec.maxAttempts, backoff: { type: 'exponential', delay: spec.backoffMs } };
   return { jobId: bullJobId(job.id), removeOnComplete: true, removeOnFail: false, ...retries };
 }
 

@@ -7,7 +7,15 @@ import { backoffDelayMs } from '../backoff';
 import { QueueErrorCode } from '../errors';
 import type { DeadLetter, Deliver, QueueAdapter, QueueCounts, QueueJob, QueueSpec } from './adapter';
 import { BullmqConsumer } from './bullmq-consumer';
-import { MAX_FIFO_LANES, bullJobId, bullQueueName, fifoLane, jobOptions, workerConnectionTemplate, type BullJobData } from './bullmq-options';
+import {
+  MAX_FIFO_LANES,
+  bullJobId,
+  bullQueueName,
+  fifoLane,
+  jobOptions,
+  workerConnectionTemplate,
+  type BullJobData,
+} from './bullmq-options';
 
 /** The iii code of a failed `enqueue` action: Redis refused or could not take the message. */
 const ENQUEUE_ERROR = 'enqueue_error';
@@ -77,7 +85,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
     const existing = this.lines.get(spec.name);
     if (existing) {
       existing.spec = spec;
-      if (existing.ordering === 'standard') for (const lane of existing.lanes) if (lane.consumer) lane.consumer.concurrency = spec.concurrency;
+      if (existing.ordering === 'standard')
+        for (const lane of existing.lanes) if (lane.consumer) lane.consumer.concurrency = spec.concurrency;
       return;
     }
     const opening = this.open(spec);
@@ -99,7 +108,13 @@ export class BullmqQueueAdapter implements QueueAdapter {
     });
     try {
       // FIFO: one delivery at a time per lane across the cluster, whatever each node's Worker allows.
-      await this.redis(spec.label, () => Promise.all(lanes.map((l) => (spec.ordering === 'fifo' ? l.queue.setGlobalConcurrency(1) : l.queue.removeGlobalConcurrency()))));
+      await this.redis(spec.label, () =>
+        Promise.all(
+          lanes.map((l) =>
+            spec.ordering === 'fifo' ? l.queue.setGlobalConcurrency(1) : l.queue.removeGlobalConcurrency(),
+          ),
+        ),
+      );
     } catch (err) {
       await Promise.all(lanes.map((l) => l.queue.close().catch(() => undefined)));
       throw err;
@@ -117,7 +132,10 @@ export class BullmqQueueAdapter implements QueueAdapter {
       return dropped;
     } catch (err) {
       if (err instanceof EngineError) throw err;
-      throw new EngineError(ENQUEUE_ERROR, `Queue '${line.spec.label}': the message was not enqueued, Redis failed: ${(err as Error).message}`);
+      throw new EngineError(
+        ENQUEUE_ERROR,
+        `Queue '${line.spec.label}': the message was not enqueued, Redis failed: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -165,7 +183,9 @@ export class BullmqQueueAdapter implements QueueAdapter {
     const sum: QueueCounts = { waiting: 0, delayed: 0, active: 0, deadLetters: 0 };
     const line = this.lines.get(name);
     for (const lane of line?.lanes ?? []) {
-      const c = await this.redis(line!.spec.label, () => lane.queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed'));
+      const c = await this.redis(line!.spec.label, () =>
+        lane.queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed'),
+      );
       sum.waiting += (c['wait'] ?? 0) + (c['prioritized'] ?? 0);
       sum.delayed += c['delayed'] ?? 0;
       sum.active += c['active'] ?? 0;
@@ -267,7 +287,10 @@ export class BullmqQueueAdapter implements QueueAdapter {
     }
     // Checked, then added: producers on several nodes at once may overshoot by their number.
     if (count >= maxDepth) {
-      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
+      throw new EngineError(
+        QueueErrorCode.queueFull,
+        `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`,
+      );
     }
     return dropped;
   }
@@ -284,11 +307,16 @@ export class BullmqQueueAdapter implements QueueAdapter {
   /** The oldest `count` dead letters of each lane (-1: all), unsorted across lanes. */
   private async failedJobs(line: BullLine, count: number): Promise<Job<BullJobData>[]> {
     const end = count < 0 ? -1 : count - 1;
-    const pages = await this.redis(line.spec.label, () => Promise.all(line.lanes.map((lane) => lane.queue.getJobs(['failed'], 0, end, true))));
+    const pages = await this.redis(line.spec.label, () =>
+      Promise.all(line.lanes.map((lane) => lane.queue.getJobs(['failed'], 0, end, true))),
+    );
     return pages.flat();
   }
 
-  private async failedJob(line: BullLine, messageId: string): Promise<{ lane: Lane; job: Job<BullJobData> } | undefined> {
+  private async failedJob(
+    line: BullLine,
+    messageId: string,
+  ): Promise<{ lane: Lane; job: Job<BullJobData> } | undefined> {
     for (const lane of line.lanes) {
       const job = await this.redis(line.spec.label, () => lane.queue.getJob(bullJobId(messageId)));
       if (job && (await this.redis(line.spec.label, () => job.isFailed()))) return { lane, job };
@@ -314,13 +342,19 @@ export class BullmqQueueAdapter implements QueueAdapter {
     try {
       const excess = (await this.counts(line.spec.name)).deadLetters - line.spec.maxDeadLetters;
       if (excess <= 0) return;
-      const failed = (await this.failedJobs(line, excess)).sort((a, b) => (a.finishedOn ?? 0) - (b.finishedOn ?? 0)).slice(0, excess);
+      const failed = (await this.failedJobs(line, excess))
+        .sort((a, b) => (a.finishedOn ?? 0) - (b.finishedOn ?? 0))
+        .slice(0, excess);
       for (const job of failed) {
         const lane = line.lanes.find((l) => l.queue.name === job.queueName)!;
-        if ((await lane.queue.remove(job.id!)) === 1) this.options.onDeadLetterDropped(line.spec.label, deadLetterOf(job));
+        if ((await lane.queue.remove(job.id!)) === 1)
+          this.options.onDeadLetterDropped(line.spec.label, deadLetterOf(job));
       }
     } catch (err) {
-      this.options.logger.warn({ err, queue: line.spec.label }, 'dead letters beyond max_dead_letters could not be trimmed');
+      this.options.logger.warn(
+        { err, queue: line.spec.label },
+        'dead letters beyond max_dead_letters could not be trimmed',
+      );
     }
   }
 
@@ -347,7 +381,10 @@ export class BullmqQueueAdapter implements QueueAdapter {
     }
     if (this.unreplicatedWarned) return;
     this.unreplicatedWarned = true;
-    this.options.logger.warn({ waitedMs: REPLICA_WAIT_MS }, 'queue: no Redis replica confirmed an enqueued job; jobs are acknowledged from the primary alone until one does');
+    this.options.logger.warn(
+      { waitedMs: REPLICA_WAIT_MS },
+      'queue: no Redis replica confirmed an enqueued job; jobs are acknowledged from the primary alone until one does',
+    );
   }
 
   /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */

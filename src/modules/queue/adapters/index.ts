@@ -41,7 +41,10 @@ export function createQueueAdapter(name: string, hooks: AdapterHooks, context: A
     const options = context.options ?? {};
     if (options['store_method'] !== 'file_based') return new MemoryQueueAdapter(dropped);
     const filePath = options['file_path'];
-    return new MemoryQueueAdapter(dropped, FileQueueJournal.open(typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH, context.logger));
+    return new MemoryQueueAdapter(
+      dropped,
+      FileQueueJournal.open(typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH, context.logger),
+    );
   }
   if (name === 'redis' || name === 'bullmq') {
     return new BullmqQueueAdapter({
@@ -53,21 +56,31 @@ export function createQueueAdapter(name: string, hooks: AdapterHooks, context: A
   }
   if (name === 'rabbitmq') return new RabbitmqQueueAdapter(rabbitmqOptions(context, dropped));
   if (name === 'bridge') return new BridgeQueueAdapter(bridgeOptions(context));
-  throw new Error(`iii-queue: adapter '${name}' is not supported yet; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
+  throw new Error(
+    `iii-queue: adapter '${name}' is not supported yet; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`,
+  );
 }
 
 /** `bridge_url`, `auth_token` (default `III_BRIDGE_TOKEN`), and ours: `timeout_ms`, `serve_functions`. */
-function bridgeOptions({ logger, nodeId, options }: AdapterContext): ConstructorParameters<typeof BridgeQueueAdapter>[0] {
+function bridgeOptions({
+  logger,
+  nodeId,
+  options,
+}: AdapterContext): ConstructorParameters<typeof BridgeQueueAdapter>[0] {
   const config = options ?? {};
   const token = typeof config['auth_token'] === 'string' ? config['auth_token'] : process.env['III_BRIDGE_TOKEN'];
   const url = typeof config['bridge_url'] === 'string' ? config['bridge_url'] : DEFAULT_BRIDGE_URL;
   const timeoutMs = config['timeout_ms'] ?? DEFAULT_BRIDGE_TIMEOUT_MS;
   if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1) {
-    throw new Error(`iii-queue: adapter.config.timeout_ms must be an integer >= 1 (milliseconds), got ${JSON.stringify(timeoutMs)}`);
+    throw new Error(
+      `iii-queue: adapter.config.timeout_ms must be an integer >= 1 (milliseconds), got ${JSON.stringify(timeoutMs)}`,
+    );
   }
   const serve = config['serve_functions'] ?? [];
   if (!Array.isArray(serve) || !serve.every((id) => typeof id === 'string' && id !== '')) {
-    throw new Error(`iii-queue: adapter.config.serve_functions must be a list of function ids, got ${JSON.stringify(serve)}`);
+    throw new Error(
+      `iii-queue: adapter.config.serve_functions must be a list of function ids, got ${JSON.stringify(serve)}`,
+    );
   }
   return { url, nodeId, logger, timeoutMs, serveFunctions: serve as string[], ...(token ? { token } : {}) };
 }

@@ -186,7 +186,9 @@ export class FifoLine implements JobLine {
   }
 
   takeAll(): StoredJob[] {
-    const all = [...this.groups.values()].flatMap((lane) => [...lane]).sort((a, b) => a.job.enqueuedAtMs - b.job.enqueuedAtMs);
+    const all = [...this.groups.values()]
+      .flatMap((lane) => [...lane])
+      .sort((a, b) => a.job.enqueuedAtMs - b.job.enqueuedAtMs);
     this.groups.clear();
     this.count = 0;
     return all;

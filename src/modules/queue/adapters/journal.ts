@@ -45,7 +45,10 @@ export class FileQueueJournal implements QueueJournal {
     private readonly logger: Logger,
   ) {
     this.table = new OrderedTable(store.db<OrderedRow<Row>>(DB_NAME));
-    for (const { key: [queue], value } of this.table.load()) {
+    for (const {
+      key: [queue],
+      value,
+    } of this.table.load()) {
       let kept = this.kept.get(queue);
       if (!kept) this.kept.set(queue, (kept = { held: [], dead: [] }));
       if ('held' in value) kept.held.push(value.held);
@@ -72,7 +75,9 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   dead(queue: string, letter: DeadLetter): void {
-    this.table.put([queue, letter.job.id], { dead: letter }).catch((err: unknown) => this.failed(err, queue, letter.job.id));
+    this.table
+      .put([queue, letter.job.id], { dead: letter })
+      .catch((err: unknown) => this.failed(err, queue, letter.job.id));
   }
 
   forget(queue: string, jobId: string): void {
@@ -84,6 +89,9 @@ export class FileQueueJournal implements QueueJournal {
   }
 
   private failed(err: unknown, queue: string, jobId: string): void {
-    this.logger.error({ err, queue, jobId }, 'iii-queue could not write a message change to its store; after a restart the message may be delivered again');
+    this.logger.error(
+      { err, queue, jobId },
+      'iii-queue could not write a message change to its store; after a restart the message may be delivered again',
+    );
   }
 }

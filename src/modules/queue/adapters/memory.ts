@@ -75,10 +75,16 @@ export class MemoryQueueAdapter implements QueueAdapter {
       dropped++;
     }
     if (queue.held >= maxDepth) {
-      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
+      throw new EngineError(
+        QueueErrorCode.queueFull,
+        `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`,
+      );
     }
     if (queue.bytes + job.sizeBytes > maxBytes) {
-      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it keeps ${queue.bytes} of its ${maxBytes} bytes (max_queue_bytes, dead letters included); this message has ${job.sizeBytes}`);
+      throw new EngineError(
+        QueueErrorCode.queueFull,
+        `Queue '${label}' is full: it keeps ${queue.bytes} of its ${maxBytes} bytes (max_queue_bytes, dead letters included); this message has ${job.sizeBytes}`,
+      );
     }
     const stored: StoredJob = { job, attemptsMade: 0, readyAtMs: 0 };
     queue.bytes += job.sizeBytes;
@@ -213,10 +219,13 @@ export class MemoryQueueAdapter implements QueueAdapter {
     if (due === undefined || (queue.timer && queue.timerDueMs <= due)) return;
     clearTimeout(queue.timer);
     queue.timerDueMs = due;
-    queue.timer = setTimeout(() => {
-      queue.timer = undefined;
-      this.pump(queue);
-    }, Math.max(0, due - now));
+    queue.timer = setTimeout(
+      () => {
+        queue.timer = undefined;
+        this.pump(queue);
+      },
+      Math.max(0, due - now),
+    );
     queue.timer.unref();
   }
 

@@ -51,7 +51,9 @@ export class RabbitmqConsumer {
   async open(model: ChannelModel): Promise<void> {
     this.model = model;
     const channel = await model.createChannel();
-    channel.on('error', (err: Error) => this.logger.debug({ err: err.message, queue: this.queue }, 'queue rabbitmq: consumer channel error'));
+    channel.on('error', (err: Error) =>
+      this.logger.debug({ err: err.message, queue: this.queue }, 'queue rabbitmq: consumer channel error'),
+    );
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
@@ -59,7 +61,11 @@ export class RabbitmqConsumer {
     await this.applyPrefetch();
     const { consumerTag } = await channel.consume(this.queue, (msg) => {
       if (msg) void this.handle(channel, msg);
-      else this.logger.warn({ queue: this.queue }, 'queue rabbitmq: the broker cancelled a consumer (queue deleted?); it restarts on the next connection');
+      else
+        this.logger.warn(
+          { queue: this.queue },
+          'queue rabbitmq: the broker cancelled a consumer (queue deleted?); it restarts on the next connection',
+        );
     });
     this.consumerTag = consumerTag;
   }
@@ -100,19 +106,26 @@ export class RabbitmqConsumer {
     try {
       const job = parseJob(msg);
       if (!job) {
-        this.logger.warn({ queue: this.queue, messageId: msg.properties.messageId }, 'queue rabbitmq: a message that is not a queue job was dropped');
+        this.logger.warn(
+          { queue: this.queue, messageId: msg.properties.messageId },
+          'queue rabbitmq: a message that is not a queue job was dropped',
+        );
         settle(channel, msg, 'ack');
         return;
       }
       const made = attemptsOf(msg);
-      const outcome = this.hooks.spec().ordering === 'fifo' ? await this.runInOrder(job, made) : await this.runOnce(job, made);
+      const outcome =
+        this.hooks.spec().ordering === 'fifo' ? await this.runInOrder(job, made) : await this.runOnce(job, made);
       if (outcome === 'abandoned') return settle(channel, msg, 'requeue');
       if (outcome !== 'ok') {
         try {
           await this.hooks.failed(job, outcome.attemptsMade, outcome.error, priorityOf(msg));
         } catch (err) {
           // The broker is out of reach or refused the record: keep the message and its count.
-          this.logger.warn({ err: (err as Error).message, queue: this.queue, jobId: job.id }, 'queue rabbitmq: a failed attempt could not be recorded; the message goes back to its queue');
+          this.logger.warn(
+            { err: (err as Error).message, queue: this.queue, jobId: job.id },
+            'queue rabbitmq: a failed attempt could not be recorded; the message goes back to its queue',
+          );
           await new Promise((resolve) => setTimeout(resolve, REQUEUE_PAUSE_MS));
           return settle(channel, msg, 'requeue');
         }
@@ -172,7 +185,9 @@ function settle(channel: Channel, msg: ConsumeMessage, how: 'ack' | 'requeue'): 
 export function parseJob(msg: { content: Buffer }): QueueJob | undefined {
   try {
     const job = JSON.parse(msg.content.toString('utf8')) as QueueJob;
-    return typeof job === 'object' && job !== null && typeof job.id === 'string' && typeof job.functionId === 'string' ? job : undefined;
+    return typeof job === 'object' && job !== null && typeof job.id === 'string' && typeof job.functionId === 'string'
+      ? job
+      : undefined;
   } catch {
     return undefined;
   }

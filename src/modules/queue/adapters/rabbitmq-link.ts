@@ -61,7 +61,9 @@ export class RabbitmqLink {
         this.admin = undefined;
         this.logger.warn({ err: err.message }, 'queue rabbitmq: connection lost, reconnecting');
       });
-      model.on('connect-failed', (err: Error) => this.logger.debug({ err: err.message }, 'queue rabbitmq: connect failed'));
+      model.on('connect-failed', (err: Error) =>
+        this.logger.debug({ err: err.message }, 'queue rabbitmq: connect failed'),
+      );
       model.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'queue rabbitmq: connection error'));
     });
   }
@@ -75,7 +77,10 @@ export class RabbitmqLink {
       await Promise.race([
         model.waitForConnect(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no connection to ${redactUrl(this.url)} within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`no connection to ${redactUrl(this.url)} within ${this.connectTimeoutMs} ms`)),
+            this.connectTimeoutMs,
+          );
         }),
       ]);
     } finally {
@@ -108,7 +113,9 @@ export class RabbitmqLink {
     const model = this.model();
     if (!this.admin) {
       const opening = model.createChannel().then((channel) => {
-        channel.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'queue rabbitmq: admin channel error'));
+        channel.on('error', (err: Error) =>
+          this.logger.debug({ err: err.message }, 'queue rabbitmq: admin channel error'),
+        );
         channel.on('close', () => {
           if (this.admin === opening) this.admin = undefined;
         });
@@ -141,10 +148,14 @@ function withHeartbeat(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new Error(`iii-queue: adapter.config.amqp_url ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://user:password@host:5672/vhost`);
+    throw new Error(
+      `iii-queue: adapter.config.amqp_url ${JSON.stringify(redactUrl(url))} is not a URL; expected amqp://user:password@host:5672/vhost`,
+    );
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    throw new Error(`iii-queue: adapter.config.amqp_url must start with amqp:// or amqps://, got ${JSON.stringify(redactUrl(url))}`);
+    throw new Error(
+      `iii-queue: adapter.config.amqp_url must start with amqp:// or amqps://, got ${JSON.stringify(redactUrl(url))}`,
+    );
   }
   if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(HEARTBEAT_S));
   return parsed.toString();

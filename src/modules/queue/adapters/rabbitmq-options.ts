@@ -20,15 +20,24 @@ export interface RabbitmqContext {
  * of the original's block (`max_attempts`, `queue_mode`, ...) are read by the module's settings;
  * `prefetch_count` is our `concurrency`. A key of the wrong type throws, naming it.
  */
-export function rabbitmqOptions(context: RabbitmqContext, onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void): RabbitmqAdapterOptions {
+export function rabbitmqOptions(
+  context: RabbitmqContext,
+  onDeadLetterDropped: (queue: string, dropped: DeadLetter) => void,
+): RabbitmqAdapterOptions {
   const config = context.options ?? {};
   const url = config['amqp_url'] ?? DEFAULT_AMQP_URL;
   if (typeof url !== 'string' || url === '') {
     throw new Error(`iii-queue: adapter.config.amqp_url must be an amqp:// URL, got ${JSON.stringify(url)}`);
   }
   const priorityField = config['priority_field'];
-  if (priorityField !== undefined && priorityField !== null && (typeof priorityField !== 'string' || priorityField === '')) {
-    throw new Error(`iii-queue: adapter.config.priority_field must name a field of the message data, got ${JSON.stringify(priorityField)}`);
+  if (
+    priorityField !== undefined &&
+    priorityField !== null &&
+    (typeof priorityField !== 'string' || priorityField === '')
+  ) {
+    throw new Error(
+      `iii-queue: adapter.config.priority_field must name a field of the message data, got ${JSON.stringify(priorityField)}`,
+    );
   }
   const options: RabbitmqAdapterOptions = {
     url,

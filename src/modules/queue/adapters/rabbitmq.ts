@@ -8,7 +8,15 @@ import { InFlight } from './in-flight';
 import { letterOf, onOwnChannel, take } from './rabbitmq-browse';
 import { RabbitmqConsumer, parseJob } from './rabbitmq-consumer';
 import { RabbitmqLink } from './rabbitmq-link';
-import { DLQ_OPTIONS, Header, MAX_PRIORITY, mainQueueOptions, rabbitNames, retryQueueOptions, type RabbitNames } from './rabbitmq-names';
+import {
+  DLQ_OPTIONS,
+  Header,
+  MAX_PRIORITY,
+  mainQueueOptions,
+  rabbitNames,
+  retryQueueOptions,
+  type RabbitNames,
+} from './rabbitmq-names';
 
 /** How long a publish may wait for the broker's confirm (it withholds it under a resource alarm), in ms. */
 export const CONFIRM_TIMEOUT_MS = 10_000;
@@ -60,7 +68,13 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   private closed = false;
 
   constructor(private readonly options: RabbitmqAdapterOptions) {
-    this.link = new RabbitmqLink(options.url, options.connectionName, options.logger, (model) => this.reconnected(model), options.connectTimeoutMs);
+    this.link = new RabbitmqLink(
+      options.url,
+      options.connectionName,
+      options.logger,
+      (model) => this.reconnected(model),
+      options.connectTimeoutMs,
+    );
   }
 
   async declare(spec: QueueSpec): Promise<void> {
@@ -81,7 +95,10 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
       return dropped;
     } catch (err) {
       if (err instanceof EngineError) throw err;
-      throw new EngineError(ErrorCode.enqueueError, `Queue '${queue.spec.label}': the message was not enqueued: ${(err as Error).message}`);
+      throw new EngineError(
+        ErrorCode.enqueueError,
+        `Queue '${queue.spec.label}': the message was not enqueued: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -127,10 +144,12 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     if (!queue) return { waiting: 0, delayed: 0, active: 0, deadLetters: 0 };
     return this.broker(queue.spec.label, async () => {
       const channel = await this.link.adminChannel();
-      const depth = async (name: string, options: Options.AssertQueue) => (await channel.assertQueue(name, options)).messageCount;
+      const depth = async (name: string, options: Options.AssertQueue) =>
+        (await channel.assertQueue(name, options)).messageCount;
       const waiting = await this.passiveDepth(queue.names.main);
       let delayed = 0;
-      for (const delay of this.retryQueues(queue.spec)) delayed += await depth(queue.names.retry(delay), retryQueueOptions(queue.names.main, delay));
+      for (const delay of this.retryQueues(queue.spec))
+        delayed += await depth(queue.names.retry(delay), retryQueueOptions(queue.names.main, delay));
       const deadLetters = await depth(queue.names.dlq, DLQ_OPTIONS);
       // `active` is this node's: AMQP does not tell how many deliveries other consumers hold.
       return { waiting, delayed, active: queue.active, deadLetters };
@@ -214,7 +233,8 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
         await queue.consumer.open(model);
       }
     }
-    if (this.queues.size > 0) this.options.logger.info({ queues: this.queues.size }, 'queue rabbitmq: connected again; consumers resumed');
+    if (this.queues.size > 0)
+      this.options.logger.info({ queues: this.queues.size }, 'queue rabbitmq: connected again; consumers resumed');
   }
 
   private consumerOf(queue: RabbitQueue, deliver: Deliver): RabbitmqConsumer {
@@ -240,7 +260,9 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const model = this.link.model();
     try {
       // A channel of its own: a refused declaration (406) closes the channel it ran on.
-      await onOwnChannel(model, (channel) => channel.assertQueue(names.main, mainQueueOptions(spec.ordering === 'fifo')));
+      await onOwnChannel(model, (channel) =>
+        channel.assertQueue(names.main, mainQueueOptions(spec.ordering === 'fifo')),
+      );
     } catch (err) {
       await onOwnChannel(model, (channel) => channel.checkQueue(names.main));
       this.options.logger.warn(
@@ -250,7 +272,8 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     }
     const admin = await this.link.adminChannel();
     await admin.assertQueue(names.dlq, DLQ_OPTIONS);
-    for (const delay of this.retryQueues(spec)) await admin.assertQueue(names.retry(delay), retryQueueOptions(names.main, delay));
+    for (const delay of this.retryQueues(spec))
+      await admin.assertQueue(names.retry(delay), retryQueueOptions(names.main, delay));
   }
 
   /** The message count of an existing queue, checked passively (a failed check throws). */
@@ -267,7 +290,13 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   }
 
   /** A failed attempt: the retry queue of its backoff, or the dead-letter queue after the last. */
-  private async failed(queue: RabbitQueue, job: QueueJob, made: number, error: string, priority: number | undefined): Promise<void> {
+  private async failed(
+    queue: RabbitQueue,
+    job: QueueJob,
+    made: number,
+    error: string,
+    priority: number | undefined,
+  ): Promise<void> {
     const { spec, names } = queue;
     if (made < spec.maxAttempts && spec.ordering === 'standard') {
       const delay = backoffDelayMs(spec.backoffMs, made);
@@ -280,7 +309,12 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
       this.options.onDeadLetterDropped(spec.label, { job, error, failedAtMs: Date.now(), attemptsMade: made });
       return;
     }
-    await this.publish(names.dlq, job, { [Header.attempts]: made, [Header.error]: error, [Header.failedAt]: Date.now() }, priority);
+    await this.publish(
+      names.dlq,
+      job,
+      { [Header.attempts]: made, [Header.error]: error, [Header.failedAt]: Date.now() },
+      priority,
+    );
     void this.trimDeadLetters(queue);
   }
 
@@ -300,7 +334,10 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
         }
       });
     } catch (err) {
-      this.options.logger.warn({ err: (err as Error).message, queue: spec.label }, 'dead letters beyond max_dead_letters could not be trimmed');
+      this.options.logger.warn(
+        { err: (err as Error).message, queue: spec.label },
+        'dead letters beyond max_dead_letters could not be trimmed',
+      );
     }
   }
 
@@ -330,7 +367,10 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     let depth = await this.passiveDepth(queue.names.main);
     if (depth < maxDepth) return 0;
     if (overflow === 'reject') {
-      throw new EngineError(QueueErrorCode.queueFull, `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`);
+      throw new EngineError(
+        QueueErrorCode.queueFull,
+        `Queue '${label}' is full: it holds ${maxDepth} messages (max_depth); retry later or consume faster`,
+      );
     }
     return onOwnChannel(this.link.model(), async (channel) => {
       let dropped = 0;
@@ -346,12 +386,23 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
   }
 
   /** Publishes persistently and waits for the broker's confirm. */
-  private publish(queue: string, job: QueueJob, headers: Record<string, unknown>, priority: number | undefined): Promise<void> {
+  private publish(
+    queue: string,
+    job: QueueJob,
+    headers: Record<string, unknown>,
+    priority: number | undefined,
+  ): Promise<void> {
     const publisher = this.link.publisher();
     const options: Options.Publish = { persistent: true, messageId: job.id, contentType: 'application/json', headers };
     if (priority !== undefined) options.priority = priority;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`RabbitMQ did not confirm the message within ${CONFIRM_TIMEOUT_MS / 1000} s (resource alarm?)`)), CONFIRM_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`RabbitMQ did not confirm the message within ${CONFIRM_TIMEOUT_MS / 1000} s (resource alarm?)`),
+          ),
+        CONFIRM_TIMEOUT_MS,
+      );
       const done = (err: unknown) => {
         clearTimeout(timer);
         if (err) reject(err instanceof Error ? err : new Error(`RabbitMQ refused the message (${String(err)})`));
@@ -371,7 +422,9 @@ export class RabbitmqQueueAdapter implements QueueAdapter {
     const data = job.data;
     if (!field || typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
     const value = data[field];
-    return typeof value === 'number' && Number.isFinite(value) ? Math.min(MAX_PRIORITY, Math.max(0, Math.round(value))) : undefined;
+    return typeof value === 'number' && Number.isFinite(value)
+      ? Math.min(MAX_PRIORITY, Math.max(0, Math.round(value)))
+      : undefined;
   }
 
   private track(queue: RabbitQueue, delta: 1 | -1): void {

@@ -26,17 +26,26 @@ export class BridgeStateAdapter implements StateAdapter {
   private readonly eventsFunction: string;
 
   constructor(options: BridgeStateOptions) {
-    this.remote = new RemoteEngine({ url: options.url, ...(options.token ? { token: options.token } : {}), workerName: `iii-state@${options.nodeId}`, logger: options.logger });
+    this.remote = new RemoteEngine({
+      url: options.url,
+      ...(options.token ? { token: options.token } : {}),
+      workerName: `iii-state@${options.nodeId}`,
+      logger: options.logger,
+    });
     // Unique per engine process: two engines bridged to one remote must not pool their reports.
     this.eventsFunction = `iii-bridge::${options.nodeId}::state-events::${randomUUID()}`;
   }
 
   /** Hands every change on the remote engine to `onEvent`. */
   watch(onEvent: (event: StateEvent) => void): void {
-    this.remote.serve(this.eventsFunction, async (payload) => {
-      onEvent(payload as unknown as StateEvent);
-      return undefined;
-    }, 'State changes of the bridged engine, mirrored');
+    this.remote.serve(
+      this.eventsFunction,
+      async (payload) => {
+        onEvent(payload as unknown as StateEvent);
+        return undefined;
+      },
+      'State changes of the bridged engine, mirrored',
+    );
     this.remote.bind(this.eventsFunction, 'state', this.eventsFunction, {});
   }
 
@@ -64,7 +73,11 @@ export class BridgeStateAdapter implements StateAdapter {
   async update(scope: string, key: string, ops: Json, _maxValueBytes: number | undefined): Promise<StateUpdateOutcome> {
     const result = ((await this.call('state::update', { scope, key, ops })) ?? {}) as Record<string, Json>;
     const old = result['old_value'];
-    return { old_value: old === null ? undefined : old, new_value: result['new_value'] ?? null, errors: (result['errors'] ?? []) as unknown as UpdateOpError[] };
+    return {
+      old_value: old === null ? undefined : old,
+      new_value: result['new_value'] ?? null,
+      errors: (result['errors'] ?? []) as unknown as UpdateOpError[],
+    };
   }
 
   async list(scope: string): Promise<Json[]> {

@@ -35,7 +35,11 @@ export class FileStateAdapter extends MemoryStateAdapter {
   override async open(): Promise<void> {
     this.store = EmbeddedStore.open(this.options.directory);
     this.table = new OrderedTable(this.store.db<OrderedRow<string>>(DB_NAME));
-    for (const { key: [scope, key], value } of this.table.load()) this.write(scope, key, value);
+    for (const {
+      key: [scope, key],
+      value,
+    } of this.table.load())
+      this.write(scope, key, value);
     await this.importLegacyFiles();
   }
 
@@ -69,7 +73,10 @@ export class FileStateAdapter extends MemoryStateAdapter {
         imported++;
       }
       await rename(path, `${path}${IMPORTED_SUFFIX}`);
-      logger.info({ file: path, scope: file.scope, keys: imported }, 'iii-state imported a scope file of the earlier JSON-file store');
+      logger.info(
+        { file: path, scope: file.scope, keys: imported },
+        'iii-state imported a scope file of the earlier JSON-file store',
+      );
     }
   }
 }
@@ -87,7 +94,13 @@ function parseScopeFile(path: string, text: string): ScopeFile {
     throw new Error(`iii-state: cannot read ${path}: ${(err as Error).message}. Fix or move the file, then restart.`);
   }
   const { scope, entries } = (typeof file === 'object' && file !== null ? file : {}) as Record<string, unknown>;
-  const valid = typeof scope === 'string' && Array.isArray(entries) && entries.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string');
-  if (!valid) throw new Error(`iii-state: ${path} is not a state file ({"scope": string, "entries": [[key, value], ...]}). Fix or move the file, then restart.`);
+  const valid =
+    typeof scope === 'string' &&
+    Array.isArray(entries) &&
+    entries.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string');
+  if (!valid)
+    throw new Error(
+      `iii-state: ${path} is not a state file ({"scope": string, "entries": [[key, value], ...]}). Fix or move the file, then restart.`,
+    );
   return file as ScopeFile;
 }

@@ -27,10 +27,17 @@ export interface StateAdapterContext {
 }
 
 /** The backend named by `adapter.name`; an unknown name or store method throws, listing the known ones. */
-export function createStateAdapter(config: StateConfig, { logger, nodeId, cluster }: StateAdapterContext): StateAdapter {
+export function createStateAdapter(
+  config: StateConfig,
+  { logger, nodeId, cluster }: StateAdapterContext,
+): StateAdapter {
   const { name, options } = config.adapter;
   if (name === 'redis') {
-    return new RedisStateAdapter({ ...redisTarget('iii-state', options, cluster), connectionName: `iii:${nodeId}:state`, logger });
+    return new RedisStateAdapter({
+      ...redisTarget('iii-state', options, cluster),
+      connectionName: `iii:${nodeId}:state`,
+      logger,
+    });
   }
   if (name === 'bridge') {
     const token = typeof options['auth_token'] === 'string' ? options['auth_token'] : process.env['III_BRIDGE_TOKEN'];
@@ -38,16 +45,22 @@ export function createStateAdapter(config: StateConfig, { logger, nodeId, cluste
     return new BridgeStateAdapter({ url, nodeId, logger, ...(token ? { token } : {}) });
   }
   if (name !== 'kv') {
-    throw new Error(`iii-state: adapter '${name}' is not supported; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}.`);
+    throw new Error(
+      `iii-state: adapter '${name}' is not supported; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}.`,
+    );
   }
   const storeMethod = options['store_method'] ?? 'in_memory';
   if (storeMethod === 'in_memory') {
-    logger.info('iii-state keeps its data in memory only (adapter kv, store_method in_memory): it is lost when the engine stops.');
+    logger.info(
+      'iii-state keeps its data in memory only (adapter kv, store_method in_memory): it is lost when the engine stops.',
+    );
     return new MemoryStateAdapter();
   }
   if (storeMethod === 'file_based') {
     const filePath = options['file_path'];
     return new FileStateAdapter({ directory: typeof filePath === 'string' ? filePath : DEFAULT_FILE_PATH, logger });
   }
-  throw new Error(`iii-state: adapter kv has no store_method ${JSON.stringify(storeMethod)}; use one of: ${STORE_METHODS.join(', ')}.`);
+  throw new Error(
+    `iii-state: adapter kv has no store_method ${JSON.stringify(storeMethod)}; use one of: ${STORE_METHODS.join(', ')}.`,
+  );
 }

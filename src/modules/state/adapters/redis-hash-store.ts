@@ -52,11 +52,15 @@ export class RedisHashStore {
 
   /** Stores `text` (JSON); returns the value replaced. */
   async set(hash: string, field: string, text: string): Promise<Json | undefined> {
-    return parse(textOrUndefined(await this.command(() => runScript(this.redis, SET_RETURNING_OLD, [hash], [field, text]))));
+    return parse(
+      textOrUndefined(await this.command(() => runScript(this.redis, SET_RETURNING_OLD, [hash], [field, text]))),
+    );
   }
 
   async delete(hash: string, field: string): Promise<Json | undefined> {
-    return parse(textOrUndefined(await this.command(() => runScript(this.redis, DELETE_RETURNING_OLD, [hash], [field]))));
+    return parse(
+      textOrUndefined(await this.command(() => runScript(this.redis, DELETE_RETURNING_OLD, [hash], [field]))),
+    );
   }
 
   /**
@@ -96,21 +100,30 @@ export class RedisHashStore {
     const found = new Set<string>();
     let cursor = '0';
     do {
-      const [next, keys] = await this.command(() => this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT, 'TYPE', 'hash'));
+      const [next, keys] = await this.command(() =>
+        this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT, 'TYPE', 'hash'),
+      );
       for (const key of keys) found.add(key);
       cursor = next;
     } while (cursor !== '0');
     return [...found];
   }
 
-  private async compareAndSetLoop(hash: string, field: string, ops: Json, serialize: (value: Json) => string): Promise<HashUpdate> {
+  private async compareAndSetLoop(
+    hash: string,
+    field: string,
+    ops: Json,
+    serialize: (value: Json) => string,
+  ): Promise<HashUpdate> {
     let current = (await this.command(() => this.redis.hget(hash, field))) ?? undefined;
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
       const old = parse(current);
       // applyUpdateOps moves op values into its result: each round gets its own copy of the ops.
       const { value, errors } = applyUpdateOps(old, structuredClone(ops));
       const text = serialize(value);
-      const reply = await this.command(() => runScript(this.redis, COMPARE_AND_SET, [hash], [field, current ?? ABSENT, text]));
+      const reply = await this.command(() =>
+        runScript(this.redis, COMPARE_AND_SET, [hash], [field, current ?? ABSENT, text]),
+      );
       const [written, now] = reply as [number, string?];
       if (written === 1) return { old, value, errors };
       current = now;
@@ -142,7 +155,8 @@ export class RedisHashStore {
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       const where = redisWhere(this.redis);
-      if (this.redis.status !== 'ready') throw new Error(`Redis at ${where} is unreachable (connection ${this.redis.status}): ${detail}`);
+      if (this.redis.status !== 'ready')
+        throw new Error(`Redis at ${where} is unreachable (connection ${this.redis.status}): ${detail}`);
       throw new Error(`Redis at ${where} refused the command: ${detail}`);
     }
   }

@@ -59,7 +59,12 @@ return {0, current}
 `);
 
 /** Runs `script` by SHA; a server that does not know it yet (restart, SCRIPT FLUSH) gets the source. */
-export async function runScript(redis: Redis, { lua, sha }: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+export async function runScript(
+  redis: Redis,
+  { lua, sha }: LuaScript,
+  keys: string[],
+  args: string[],
+): Promise<unknown> {
   try {
     return await redis.evalsha(sha, keys.length, ...keys, ...args);
   } catch (err) {

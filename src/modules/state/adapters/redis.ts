@@ -51,7 +51,9 @@ export class RedisStateAdapter implements StateAdapter {
   }
 
   async update(scope: string, key: string, ops: Json, maxValueBytes: number | undefined): Promise<StateUpdateOutcome> {
-    const { old, value, errors } = await this.store().update(this.hash(scope), key, ops, (v) => serializeWithin(v, maxValueBytes));
+    const { old, value, errors } = await this.store().update(this.hash(scope), key, ops, (v) =>
+      serializeWithin(v, maxValueBytes),
+    );
     return { old_value: old, new_value: value, errors };
   }
 
@@ -75,4 +77,3 @@ export class RedisStateAdapter implements StateAdapter {
     return this.hashes;
   }
 }
-

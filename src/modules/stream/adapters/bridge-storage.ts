@@ -47,7 +47,12 @@ export class BridgeStreamStorage implements StreamStorage, StreamMirror {
   private closed = false;
 
   constructor(private readonly options: BridgeStreamOptions) {
-    this.remote = new RemoteEngine({ url: options.url, ...(options.token ? { token: options.token } : {}), workerName: `iii-stream@${options.nodeId}`, logger: options.logger });
+    this.remote = new RemoteEngine({
+      url: options.url,
+      ...(options.token ? { token: options.token } : {}),
+      workerName: `iii-stream@${options.nodeId}`,
+      logger: options.logger,
+    });
     this.eventsFunction = `iii-bridge::${options.nodeId}::stream-events::${randomUUID()}`;
     this.unfollowAfterMs = options.unfollowAfterMs ?? UNFOLLOW_AFTER_MS;
   }
@@ -68,7 +73,11 @@ export class BridgeStreamStorage implements StreamStorage, StreamMirror {
       async (payload) => {
         const event = readBridgedEvent(payload);
         if (event) onEvent(event);
-        else this.options.logger.warn({ url: this.options.url }, 'bridge: a stream trigger payload that is not a stream change event was dropped');
+        else
+          this.options.logger.warn(
+            { url: this.options.url },
+            'bridge: a stream trigger payload that is not a stream change event was dropped',
+          );
         return undefined;
       },
       'Stream changes of the bridged engine, mirrored',
@@ -97,8 +106,19 @@ export class BridgeStreamStorage implements StreamStorage, StreamMirror {
     this.bound.set(streamName, timer);
   }
 
-  async send(streamName: string, groupId: string, id: string | null, event: { type: string; data: Json }): Promise<void> {
-    await this.call('stream::send', { stream_name: streamName, group_id: groupId, type: event.type, data: event.data, ...(id === null ? {} : { id }) });
+  async send(
+    streamName: string,
+    groupId: string,
+    id: string | null,
+    event: { type: string; data: Json },
+  ): Promise<void> {
+    await this.call('stream::send', {
+      stream_name: streamName,
+      group_id: groupId,
+      type: event.type,
+      data: event.data,
+      ...(id === null ? {} : { id }),
+    });
   }
 
   async get(streamName: string, groupId: string, itemId: string): Promise<Json | undefined> {
@@ -116,7 +136,11 @@ export class BridgeStreamStorage implements StreamStorage, StreamMirror {
   async update(streamName: string, groupId: string, itemId: string, ops: Json): Promise<ItemUpdate> {
     const result = await this.call('stream::update', { ...item(streamName, groupId, itemId), ops });
     const errors = field(result, 'errors');
-    return { oldValue: field(result, 'old_value'), newValue: field(result, 'new_value') ?? null, errors: Array.isArray(errors) ? (errors as unknown as UpdateOpError[]) : [] };
+    return {
+      oldValue: field(result, 'old_value'),
+      newValue: field(result, 'new_value') ?? null,
+      errors: Array.isArray(errors) ? (errors as unknown as UpdateOpError[]) : [],
+    };
   }
 
   async list(streamName: string, groupId: string): Promise<Json[]> {
@@ -135,7 +159,9 @@ export class BridgeStreamStorage implements StreamStorage, StreamMirror {
     return streams.flatMap((s) => {
       const id = field(s, 'id');
       const groups = field(s, 'groups');
-      return typeof id === 'string' ? [{ id, groups: Array.isArray(groups) ? groups.filter((g): g is string => typeof g === 'string') : [] }] : [];
+      return typeof id === 'string'
+        ? [{ id, groups: Array.isArray(groups) ? groups.filter((g): g is string => typeof g === 'string') : [] }]
+        : [];
     });
   }
 

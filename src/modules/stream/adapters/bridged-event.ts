@@ -29,7 +29,8 @@ export function readBridgedEvent(payload: Json): StreamEvent | undefined {
 
 function readDetail(event: Json | undefined): StreamEventDetail | undefined {
   if (!isObject(event) || typeof event['type'] !== 'string' || !CHANGE_TYPES.has(event['type'])) return undefined;
-  if (event['type'] !== 'event') return { type: event['type'] as 'create' | 'update' | 'delete', data: event['data'] ?? null };
+  if (event['type'] !== 'event')
+    return { type: event['type'] as 'create' | 'update' | 'delete', data: event['data'] ?? null };
   const inner = event['event'];
   if (!isObject(inner) || typeof inner['type'] !== 'string') return undefined;
   return { type: 'event', event: { type: inner['type'], data: inner['data'] ?? null } };

@@ -17,7 +17,11 @@ export class FileStreamStorage extends MemoryStreamStorage {
   private constructor(private readonly store: EmbeddedStore) {
     super();
     this.table = new OrderedTable(store.db<OrderedRow<Json>>(DB_NAME));
-    for (const { key: [streamName, groupId, itemId], value } of this.table.load()) this.groupFor(streamName, groupId).set(itemId, value);
+    for (const {
+      key: [streamName, groupId, itemId],
+      value,
+    } of this.table.load())
+      this.groupFor(streamName, groupId).set(itemId, value);
   }
 
   /** Opens the store in `directory` (created if missing) and loads what it holds. */
@@ -25,7 +29,12 @@ export class FileStreamStorage extends MemoryStreamStorage {
     return new FileStreamStorage(EmbeddedStore.open(directory));
   }
 
-  protected override persist(streamName: string, groupId: string, itemId: string, value: Json | undefined): Promise<void> {
+  protected override persist(
+    streamName: string,
+    groupId: string,
+    itemId: string,
+    value: Json | undefined,
+  ): Promise<void> {
     const key = [streamName, groupId, itemId];
     return value === undefined ? this.table.remove(key) : this.table.put(key, value);
   }

@@ -54,11 +54,16 @@ const DEFAULT_BRIDGE_URL = 'ws://localhost:49134';
  * throws, naming what is supported. Close the bus before the storage: the redis bus publishes
  * through the storage's connection.
  */
-export async function createStreamBackend(adapter: StreamAdapterConfig, context: StreamAdapterContext): Promise<StreamBackend> {
+export async function createStreamBackend(
+  adapter: StreamAdapterConfig,
+  context: StreamAdapterContext,
+): Promise<StreamBackend> {
   if (adapter.name === 'redis') return createRedisBackend(adapter, context);
   if (adapter.name === 'bridge') return createBridgeBackend(adapter, context);
   if (adapter.name !== 'kv') {
-    throw new Error(`iii-stream: adapter '${adapter.name}' is not supported by this build; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`);
+    throw new Error(
+      `iii-stream: adapter '${adapter.name}' is not supported by this build; supported adapters: ${SUPPORTED_ADAPTERS.join(', ')}`,
+    );
   }
   const storeMethod = adapter.config?.['store_method'] ?? 'in_memory';
   if (!(SUPPORTED_STORE_METHODS as readonly unknown[]).includes(storeMethod)) {
@@ -69,7 +74,9 @@ export async function createStreamBackend(adapter: StreamAdapterConfig, context:
   if (storeMethod === 'file_based') {
     const filePath = adapter.config?.['file_path'];
     if (filePath !== undefined && (typeof filePath !== 'string' || filePath === '')) {
-      throw new Error(`iii-stream: adapter.config.file_path must be a directory path (a non-empty string), not ${JSON.stringify(filePath)}`);
+      throw new Error(
+        `iii-stream: adapter.config.file_path must be a directory path (a non-empty string), not ${JSON.stringify(filePath)}`,
+      );
     }
     return { storage: FileStreamStorage.open(filePath ?? DEFAULT_FILE_PATH), bus: new LocalEventBus() };
   }
@@ -77,12 +84,18 @@ export async function createStreamBackend(adapter: StreamAdapterConfig, context:
 }
 
 /** Storage and publishing share one data connection; the subscription needs its own. */
-async function createRedisBackend(adapter: StreamAdapterConfig, { logger, nodeId, cluster }: StreamAdapterContext): Promise<StreamBackend> {
+async function createRedisBackend(
+  adapter: StreamAdapterConfig,
+  { logger, nodeId, cluster }: StreamAdapterContext,
+): Promise<StreamBackend> {
   const target = redisTarget('iii-stream', adapter.config, cluster);
   const { keyPrefix } = target;
   const data = await connectRedis(target, `iii:${nodeId}:stream`, logger);
   // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-  const subscriber = redisConnection(target, `iii:${nodeId}:stream-sub`, logger, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = redisConnection(target, `iii:${nodeId}:stream-sub`, logger, {
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+  });
   const bus = new RedisEventBus(data, subscriber, `${keyPrefix}stream::events`, logger);
   try {
     await bus.start();

@@ -68,7 +68,12 @@ export class MemoryStreamStorage implements StreamStorage {
    * Told of every change, after memory holds it (`value` undefined: the item was removed); the
    * call is acknowledged when this settles. The file storage writes it to its store.
    */
-  protected persist(_streamName: string, _groupId: string, _itemId: string, _value: Json | undefined): Promise<void> | void {}
+  protected persist(
+    _streamName: string,
+    _groupId: string,
+    _itemId: string,
+    _value: Json | undefined,
+  ): Promise<void> | void {}
 
   protected groupFor(streamName: string, groupId: string): Group {
     let groups = this.streams.get(streamName);

@@ -80,6 +80,8 @@ export class RedisEventBus implements StreamEventBus {
       this.logger.warn({ channel: this.channel }, 'stream event without a stream message dropped');
       return;
     }
-    this.local.publish(event).catch((err: unknown) => this.logger.warn({ err }, 'stream event could not be delivered to this node\'s clients'));
+    this.local
+      .publish(event)
+      .catch((err: unknown) => this.logger.warn({ err }, "stream event could not be delivered to this node's clients"));
   }
 }

@@ -42,7 +42,9 @@ export class RedisStreamStorage implements StreamStorage {
   }
 
   async update(streamName: string, groupId: string, itemId: string, ops: Json): Promise<ItemUpdate> {
-    const { old, value, errors } = await this.hashes.update(this.hash(streamName, groupId), itemId, ops, (v) => JSON.stringify(v));
+    const { old, value, errors } = await this.hashes.update(this.hash(streamName, groupId), itemId, ops, (v) =>
+      JSON.stringify(v),
+    );
     return { oldValue: old, newValue: value, errors };
   }
 
