@@ -19,6 +19,8 @@ interface CostCase {
   name: string;
   nodes: number;
   payloadBytes: number;
+  /** Records of about 100 bytes besides the pad (bench/invoke/caller.ts). */
+  rows?: number;
   functions: number;
 }
 
@@ -27,6 +29,7 @@ const CASES: CostCase[] = [
   { name: '3 nodes', nodes: 3, payloadBytes: 64, functions: 10 },
   { name: '4 nodes', nodes: 4, payloadBytes: 64, functions: 10 },
   { name: '4 KiB payload', nodes: 2, payloadBytes: 4096, functions: 10 },
+  { name: '4 KiB of records', nodes: 2, payloadBytes: 32, rows: 40, functions: 10 },
   { name: '256 KiB payload', nodes: 2, payloadBytes: 256 * 1024, functions: 10 },
   { name: '10,000 functions', nodes: 2, payloadBytes: 64, functions: 10_000 },
 ];
@@ -70,6 +73,7 @@ async function run(log: (line: string) => void): Promise<SuiteResult> {
               workerNode: 1,
               fillerFunctions: c.functions - 1,
               payloadBytes: c.payloadBytes,
+              ...(c.rows === undefined ? {} : { rows: c.rows }),
             });
             try {
               const measured = await measureRun(cluster.caller, redis, cluster.processes, inflight, s);

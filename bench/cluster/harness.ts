@@ -38,6 +38,8 @@ export interface ClusterLayout {
   fillerFunctions: number;
   /** Size of the `pad` string each call carries (default 32 bytes). */
   payloadBytes?: number;
+  /** Records of about 100 bytes each the call carries besides `pad` (none when absent). */
+  rows?: number;
 }
 
 export interface RunningCluster {
@@ -81,7 +83,11 @@ export async function startBenchCluster(layout: ClusterLayout): Promise<RunningC
       ]).next<WorkerReady>('ready', 15_000);
     const worker = fork('invoke/echo-worker.js', 'echo worker', [urls[layout.workerNode]]);
     await worker.next<WorkerReady>('ready', 15_000);
-    const caller = fork('invoke/caller.js', 'caller', [urls[0], String(layout.payloadBytes ?? 32)]);
+    const caller = fork('invoke/caller.js', 'caller', [
+      urls[0],
+      String(layout.payloadBytes ?? 32),
+      String(layout.rows ?? 0),
+    ]);
     await caller.next<CallerReady>('ready', 30_000);
     processes.push({ name: 'caller', child: caller }, { name: 'worker', child: worker });
     return { caller, processes, stop };

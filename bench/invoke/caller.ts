@@ -14,12 +14,33 @@ console.debug = () => undefined; // the SDK logs every (re)connect at debug leve
 interface Echo {
   n: number;
   pad: string;
+  rows?: Row[];
 }
 
-const [url, padBytes] = process.argv.slice(2) as [string, string?];
+interface Row {
+  id: number;
+  name: string;
+  tags: string[];
+  score: number;
+  active: boolean;
+}
+
+const [url, padBytes, rowCount] = process.argv.slice(2) as [string, string?, string?];
 /** The string every call carries: PAD (32 bytes), or `padBytes` of it. */
 const pad =
   padBytes === undefined ? PAD : PAD.repeat(Math.ceil(Number(padBytes) / PAD.length)).slice(0, Number(padBytes));
+/** `rowCount` records of about 100 bytes of JSON each: a payload that is many small values, as most are. */
+const rows: Row[] | undefined =
+  rowCount === undefined || rowCount === '0'
+    ? undefined
+    : Array.from({ length: Number(rowCount) }, (_, id) => ({
+        id,
+        name: `customer ${id}`,
+        tags: ['bench', `group-${id % 7}`],
+        score: id * 1.25,
+        active: id % 2 === 0,
+      }));
+const payload = (n: number): Echo => (rows ? { n, pad, rows } : { n, pad });
 const caller = registerWorker(url, {
   workerName: 'bench-caller',
   enableMetricsReporting: false,
@@ -33,7 +54,7 @@ async function probe(deadlineMs: number): Promise<number> {
     try {
       const out = await caller.trigger<Echo, Echo>({
         function_id: ECHO_FUNCTION_ID,
-        payload: { n: -1, pad },
+        payload: payload(-1),
         timeoutMs: 250,
       });
       if (out?.n === -1) return performance.now() - started;
@@ -48,8 +69,8 @@ async function probe(deadlineMs: number): Promise<number> {
 
 function run(request: RunRequest): Promise<RunResult> {
   return closedLoops(request, async (n) => {
-    const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: { n, pad } });
-    return out?.n === n && out.pad === pad;
+    const out = await caller.trigger<Echo, Echo>({ function_id: ECHO_FUNCTION_ID, payload: payload(n) });
+    return out?.n === n && out.pad === pad && out.rows?.length === rows?.length;
   });
 }
 

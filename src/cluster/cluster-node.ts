@@ -7,10 +7,12 @@ import type { Logger } from '../observability/logger';
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type { ErrorBody } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
-import type { CallRequest, Router } from '../router/router';
+import { copyJson } from '../protocol/json-text';
+import type { CallOutcome, CallRequest, Router } from '../router/router';
 import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
 import type { Bus } from './bus';
+import { BUS_WIRE } from './bus-codec';
 import { DirectBus, type LinkCounts } from './direct-bus';
 import type { BusMessage } from './messages';
 import { RedisBus } from './redis-bus';
@@ -69,9 +71,15 @@ export class ClusterNode {
     private readonly logger: Logger,
     options: ClusterOptions,
   ) {
-    this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now() };
+    this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now(), wire: BUS_WIRE };
     this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
-    const redisBus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger);
+    const redisBus = new RedisBus(
+      options.redis,
+      options.keyPrefix,
+      nodeId,
+      logger,
+      (peer) => (this.membership.node(peer)?.wire ?? 1) >= BUS_WIRE,
+    );
     this.membership = new Membership(
       options.redis,
       options.keyPrefix,
@@ -204,14 +212,20 @@ export class ClusterNode {
       case 'invoke':
         this.serve(message, from);
         return;
-      case 'result':
-        if (message.error)
+      case 'result': {
+        if (message.error) {
           this.router.pending.reject(
             message.id,
             new EngineError(message.error.code, message.error.message, message.error.stacktrace),
           );
-        else this.router.pending.resolve(message.id, message.result === undefined ? {} : { result: message.result });
+          return;
+        }
+        // The result stays the text it came as, for the caller's frame (protocol/json-text.ts).
+        const outcome: CallOutcome = {};
+        copyJson(message, outcome, 'result');
+        this.router.pending.resolve(message.id, outcome);
         return;
+      }
       case 'delta':
       case 'snapshot':
       case 'snapshot.request':
@@ -234,12 +248,13 @@ export class ClusterNode {
   }
 
   private serve(message: Extract<BusMessage, { type: 'invoke' }>, from: string): void {
+    // The data stays the text it came as, for the worker's frame (protocol/json-text.ts).
     const request = {
       functionId: message.functionId,
-      data: message.data,
       timeoutMs: message.timeoutMs,
       ...optional(message),
-    };
+    } as CallRequest;
+    copyJson(message, request, 'data');
     const reply = (answer: BusMessage) =>
       this.bus
         .send(from, answer)
@@ -247,14 +262,7 @@ export class ClusterNode {
           this.logger.warn({ err, peer: from, invocation: message.id }, 'could not return a result to its node'),
         );
     this.router.invokeLocal(message.workerId, request, from).then(
-      (outcome) =>
-        message.void
-          ? undefined
-          : reply({
-              type: 'result',
-              id: message.id,
-              ...(outcome.result === undefined ? {} : { result: outcome.result }),
-            }),
+      (outcome) => (message.void ? undefined : reply(resultMessage(message.id, outcome))),
       (err: unknown) =>
         message.void ? undefined : reply({ type: 'result', id: message.id, error: EngineError.from(err).toBody() }),
     );
@@ -281,6 +289,13 @@ export class ClusterNode {
     const alive = [this.self.nodeId, ...this.membership.nodes().map((node) => node.nodeId)].sort();
     this.sync.removeNode(nodeId, alive[0] === this.self.nodeId);
   }
+}
+
+/** The answer to a call served here; a result held as text stays text. */
+function resultMessage(id: string, outcome: CallOutcome): BusMessage {
+  const message: BusMessage = { type: 'result', id };
+  copyJson(outcome, message, 'result');
+  return message;
 }
 
 /** The optional parts of a call, copied only when present (exactOptionalPropertyTypes-safe). */

@@ -6,8 +6,10 @@ import type { Logger } from '../observability/logger';
 import { ErrorCode } from '../protocol/errors';
 import { refuseUpgrade, rejectUpgrade } from '../transport/reject-upgrade';
 import { sameSecret } from '../transport/secret';
+import { rawDataToBuffer } from '../transport/raw-data';
 import { TickCork } from '../transport/tick-cork';
 import type { Bus, BusHandler } from './bus';
+import { BUS_WIRE, decodeSplitBusMessage, encodeBusMessage } from './bus-codec';
 import type { BusMessage } from './messages';
 import type { RedisBus } from './redis-bus';
 import { LINK_PATH } from '../transport/worker-server';
@@ -27,6 +29,8 @@ const RESOLVED = Promise.resolve();
 export interface LinkPeer {
   url?: string;
   linkKey?: string;
+  /** The bus frames it reads (bus-codec.ts). */
+  wire?: number;
 }
 
 export interface DirectBusOptions {
@@ -212,7 +216,7 @@ export class DirectBus implements Bus {
    * previous incarnation of it), and every open one receives.
    */
   private adopt(peer: string, socket: WebSocket): void {
-    const link = new NodeLink(socket, peer, this.maxFrameBytes);
+    const link = new NodeLink(socket, peer, this.maxFrameBytes, (this.options.peer(peer)?.wire ?? 1) >= BUS_WIRE);
     this.sockets.add(socket);
     this.links.set(peer, link);
     socket.on('message', (data: RawData, isBinary: boolean) => this.receive(data, isBinary, peer));
@@ -227,7 +231,8 @@ export class DirectBus implements Bus {
     let message: BusMessage;
     try {
       if (isBinary) throw new Error('binary frame');
-      message = JSON.parse(data.toString()) as BusMessage;
+      const frame = rawDataToBuffer(data);
+      message = decodeSplitBusMessage(frame)?.message ?? (JSON.parse(frame.toString('utf8')) as BusMessage);
       if (message.type !== 'invoke' && message.type !== 'result')
         throw new Error(`unexpected message type ${String(message.type)}`);
     } catch (err) {
@@ -246,6 +251,8 @@ class NodeLink {
     readonly socket: WebSocket,
     readonly peer: string,
     private readonly maxFrameBytes: number,
+    /** The peer reads split frames (bus-codec.ts). */
+    private readonly split: boolean,
   ) {
     this.cork = new TickCork(socket);
   }
@@ -254,7 +261,7 @@ class NodeLink {
   send(message: BusMessage): boolean {
     const socket = this.socket;
     if (socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > LINK_BACKLOG_BYTES) return false;
-    const text = JSON.stringify(message);
+    const text = encodeBusMessage(message, undefined, this.split);
     // Characters are at most 3 bytes of UTF-8: measure only the frames that might be too large.
     if (text.length * 3 > this.maxFrameBytes && Buffer.byteLength(text) > this.maxFrameBytes) return false;
     this.cork.hold();

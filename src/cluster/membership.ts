@@ -29,6 +29,8 @@ export interface NodeInfo {
    * it); absent while it serves normally.
    */
   state?: 'draining';
+  /** The bus frames this node reads (bus-codec.ts BUS_WIRE); absent: 1, a node of an earlier version. */
+  wire?: number;
 }
 
 /**

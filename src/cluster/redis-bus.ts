@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import type { Bus, BusHandler } from './bus';
+import { decodeSplitBusMessage, encodeBusMessage } from './bus-codec';
 import type { BusMessage, Envelope } from './messages';
 import { openRedis, redisConnection } from './redis-connection';
 import type { RedisEndpoint } from './redis-options';
@@ -33,6 +34,8 @@ export class RedisBus implements Bus {
     private readonly prefix: string,
     private readonly nodeId: string,
     private readonly logger: Logger,
+    /** Whether node `nodeId` reads split frames (bus-codec.ts); plain JSON goes to the others. */
+    private readonly readsSplit: (nodeId: string) => boolean = () => false,
   ) {
     this.pub = redisConnection(redis, `iii:${nodeId}:bus-pub`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
@@ -68,7 +71,7 @@ export class RedisBus implements Bus {
       if (!(await ready(this.pub, until))) {
         throw new Error(`the Redis connection is ${this.pub.status} (reconnecting, e.g. during a failover)`);
       }
-      if ((await this.publish(this.inbox(nodeId), message)) > 0) return;
+      if ((await this.publish(this.inbox(nodeId), message, this.readsSplit(nodeId))) > 0) return;
       if (Date.now() >= until) {
         throw new Error(
           `node ${nodeId} is not subscribed to its Redis inbox (gone, or still reconnecting after a Redis failover or restart)`,
@@ -79,7 +82,7 @@ export class RedisBus implements Bus {
   }
 
   async broadcast(message: BusMessage): Promise<void> {
-    await this.publish(this.broadcastChannel, message);
+    await this.publish(this.broadcastChannel, message, false);
   }
 
   async stop(): Promise<void> {
@@ -88,10 +91,10 @@ export class RedisBus implements Bus {
   }
 
   /** Resolves with the number of subscribers that got it. */
-  private async publish(channel: string, message: BusMessage): Promise<number> {
-    const envelope: Envelope = { from: this.nodeId, message };
+  private async publish(channel: string, message: BusMessage, split: boolean): Promise<number> {
+    const frame = encodeBusMessage(message, this.nodeId, split);
     this.corkTurn();
-    return this.pub.publish(channel, JSON.stringify(envelope));
+    return this.pub.publish(channel, frame);
   }
 
   /**
@@ -120,7 +123,10 @@ export class RedisBus implements Bus {
   private receive(payload: Buffer): void {
     let envelope: Envelope;
     try {
-      envelope = JSON.parse(payload.toString('utf8')) as Envelope;
+      const split = decodeSplitBusMessage(payload);
+      envelope = split
+        ? { from: split.from ?? '', message: split.message }
+        : (JSON.parse(payload.toString('utf8')) as Envelope);
     } catch (err) {
       this.logger.warn({ err }, 'undecodable bus message dropped');
       return;

@@ -4,13 +4,13 @@ import type { EngineConfig } from '../config/types';
 import type { Logger } from '../observability/logger';
 import type { EngineMetrics } from '../observability/metrics';
 import { decodeFrame, type TelemetrySignal } from '../protocol/codec';
+import { copyJson } from '../protocol/json-text';
 import { EngineError, ErrorCode } from '../protocol/errors';
 import type {
   ErrorBody,
   InboundMessage,
   InvocationResult,
   InvokeFunction,
-  Json,
   RegisterFunction,
   RegisterTrigger,
   RegisterTriggerType,
@@ -582,7 +582,7 @@ export class WorkerSession implements WorkerTarget {
     functionId: string,
     traceparent: string | undefined,
     baggage: string | undefined,
-    outcome: { result?: Json; error?: ErrorBody },
+    outcome: CallOutcome & { error?: ErrorBody },
   ): void {
     const message: InvocationResult = {
       type: 'invocationresult',
@@ -590,7 +590,8 @@ export class WorkerSession implements WorkerTarget {
       function_id: functionId,
     };
     if (outcome.error) message.error = outcome.error;
-    else if (outcome.result !== undefined) message.result = outcome.result;
+    // A result that came from another node as text goes to the caller as that text (protocol/json-text.ts).
+    else copyJson(outcome, message, 'result');
     if (traceparent !== undefined) message.traceparent = traceparent;
     if (baggage !== undefined) message.baggage = baggage;
     this.connection.send(message);

@@ -7,6 +7,7 @@ import type {
   Json,
   OutboundMessage,
 } from './messages';
+import { stringifyHeld } from './json-text';
 
 /**
  * Decoding of worker frames. The reference engine drops any frame it cannot parse without a
@@ -77,8 +78,9 @@ export function telemetrySignal(frame: Buffer): TelemetrySignal | undefined {
   return TELEMETRY_PREFIXES.includes(prefix) ? prefix : undefined;
 }
 
+/** A frame's JSON; a payload held as text (json-text.ts) is written as it arrived. */
 export function encode(message: OutboundMessage): string {
-  return JSON.stringify(message);
+  return stringifyHeld(message);
 }
 
 function toMessage(o: Obj): InboundMessage {

@@ -3,6 +3,7 @@ import { EngineError, ErrorCode, errors } from '../protocol/errors';
 import type { InvokeFunction, Json } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
 import type { FunctionEntry } from '../registry/types';
+import { copyJson } from '../protocol/json-text';
 import { PendingCalls, type CallOutcome } from './pending-calls';
 import { bareId, DEFAULT_NAMESPACE, splitKey } from '../registry/namespaces';
 
@@ -143,8 +144,8 @@ export class Router {
     return this.route(request, undefined);
   }
 
-  private route(request: CallRequest, span: CallSpan | undefined): Promise<CallOutcome> {
-    let entry = request.pinned;
+  private route(request: CallRequest, span: CallSpan | undefined, pinned = request.pinned): Promise<CallOutcome> {
+    let entry = pinned;
     if (!entry) {
       const pool = this.deps.registry.pool(request.functionId);
       if (pool.length === 0) return Promise.reject(this.notFound(request.functionId));
@@ -179,12 +180,13 @@ export class Router {
     const invocationId = randomUUID();
     span?.target(entry.workerId, invocationId);
     // The worker knows its functions by their bare ids (the namespace is its connection's).
-    const message: InvokeFunction = {
+    const message = {
       type: 'invokefunction',
       invocation_id: invocationId,
       function_id: bareId(entry.id),
-      data: request.data,
-    };
+    } as InvokeFunction;
+    // Data that came from another node as text goes to the worker as that text (protocol/json-text.ts).
+    copyJson(request, message, 'data');
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;
     if (request.baggage !== undefined) message.baggage = request.baggage;
@@ -244,14 +246,8 @@ export class Router {
     if (this.pending.full) return Promise.reject(this.pendingLimit());
     const id = randomUUID();
     const outcome = this.pending.add(id, entry.id, entry.workerId, timeoutMs, onTimeout);
-    const message: RemoteInvoke = {
-      type: 'invoke',
-      id,
-      functionId: entry.id,
-      workerId: entry.workerId,
-      data: request.data,
-      timeoutMs,
-    };
+    const message = { type: 'invoke', id, functionId: entry.id, workerId: entry.workerId, timeoutMs } as RemoteInvoke;
+    copyJson(request, message, 'data');
     if (request.metadata !== undefined) message.metadata = request.metadata;
     if (request.traceparent !== undefined) message.traceparent = request.traceparent;
     if (request.baggage !== undefined) message.baggage = request.baggage;
@@ -288,7 +284,8 @@ export class Router {
     }
     const entry = chosen ?? otherLocal ?? thirdNode;
     if (!entry) return Promise.reject(this.notFound(request.functionId));
-    return this.route({ ...request, pinned: entry }, undefined);
+    // Not a spread copy of the request: that would parse data held as text (protocol/json-text.ts).
+    return this.route(request, undefined, entry);
   }
 
   /**
