@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { BUS_WIRE, SPLIT_MIN_CHARS } from '../../src/cluster/bus-codec';
 import type { ClusterBus } from '../../src/config/types';
 import type { HttpModule } from '../../src/modules/http';
 import { BUSES, startCluster, waitFor, type TestEngine } from '../support/engine';
@@ -53,6 +54,46 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
       client.trigger({ function_id: 'engine::traces::list', payload: { name: 'math::add' } });
     await expect(spans(caller)).resolves.toMatchObject({ total: 1 });
     await expect(spans(b.worker('tracer'))).resolves.toMatchObject({ total: 0 });
+  });
+
+  it('carries large payloads and results (sent as text, bus-codec.ts) unchanged, to workers, callers and HTTP', async () => {
+    const [a, b] = await cluster(2, bus);
+    const rows = Array.from({ length: 500 }, (_, i) => ({ id: i, name: `ünïcödé ${i} "quoted"\n`, tags: ['a', 'b'] }));
+    const seen: unknown[] = [];
+    const worker = b.worker('reports');
+    worker.registerFunction('reports::total', async (input: { rows: typeof rows }) => {
+      seen.push(input);
+      return { count: input.rows.length, rows: input.rows.map((r) => ({ ...r, total: r.id * 2 })) };
+    });
+    worker.registerFunction('reports::http', async (req: { body: { rows: typeof rows } }) => ({
+      status_code: 200,
+      body: { count: req.body.rows.length, first: req.body.rows[0], echo: req.body.rows },
+    }));
+    worker.registerTrigger({
+      type: 'http',
+      function_id: 'reports::http',
+      config: { api_path: '/reports', http_method: 'POST' },
+    });
+    await waitFor(() => a.engine.registry.pool('reports::http').length === 1, 'reports mirrored on node 1');
+    // Node b reads split frames, so these payloads (over SPLIT_MIN_CHARS) go to it as text.
+    expect((await a.engine.cluster!.members()).map((n) => n.wire)).toEqual([BUS_WIRE, BUS_WIRE]);
+    expect(JSON.stringify({ rows }).length).toBeGreaterThan(SPLIT_MIN_CHARS);
+    const result = await a.worker('caller').trigger({ function_id: 'reports::total', payload: { rows } });
+    expect(seen).toHaveLength(1);
+    // The engine adds `_caller_worker_id` beside the caller's fields, as the original does.
+    expect(seen[0]).toEqual({ rows, _caller_worker_id: expect.any(String) });
+    expect(result).toEqual({ count: 500, rows: rows.map((r) => ({ ...r, total: r.id * 2 })) });
+
+    const port = a.engine.module<HttpModule>('iii-http')!.port;
+    const body = await waitFor(async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/reports`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ rows }),
+      });
+      return response.status === 200 ? await response.json() : undefined;
+    }, 'the route on node a');
+    expect(body).toEqual({ count: 500, first: rows[0], echo: rows });
   });
 
   it("returns the remote worker's error to the caller", async () => {
