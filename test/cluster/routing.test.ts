@@ -76,7 +76,12 @@ describe.each(BUSES)('calls across nodes (%s bus)', (bus) => {
     });
     await waitFor(() => a.engine.registry.pool('reports::http').length === 1, 'reports mirrored on node 1');
     // Node b reads split frames, so these payloads (over SPLIT_MIN_CHARS) go to it as text.
-    expect((await a.engine.cluster!.members()).map((n) => n.wire)).toEqual([BUS_WIRE, BUS_WIRE]);
+    // (Until membership has seen node b alive, node a sends it plain JSON, which works as well.)
+    const wires = await waitFor(async () => {
+      const members = await a.engine.cluster!.members();
+      return members.length === 2 ? members.map((n) => n.wire) : undefined;
+    }, 'node a sees node b alive');
+    expect(wires).toEqual([BUS_WIRE, BUS_WIRE]);
     expect(JSON.stringify({ rows }).length).toBeGreaterThan(SPLIT_MIN_CHARS);
     const result = await a.worker('caller').trigger({ function_id: 'reports::total', payload: { rows } });
     expect(seen).toHaveLength(1);
