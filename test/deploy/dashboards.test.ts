@@ -404,4 +404,37 @@ workers:
     const missing = [...used].filter((name) => !scraped.has(name) && !PROMETHEUS_SYNTHETIC.has(name));
     expect(missing).toEqual([]);
   }, 90_000);
+
+  test('iii_node_draining is 1 while a stopping node waits for its calls in flight', async () => {
+    const node = await startNodeProcess({
+      nodeId: 'dash-drain',
+      cwd: dir,
+      args: ['--config', 'config.yaml'],
+      env: { III_WORKER_TOKEN: TOKEN, III_DRAIN_GRACE_MS: '20000' },
+    });
+    nodes.push(node);
+    expect(await scrape(node)).toMatch(/iii_node_draining\{[^}]*\} 0\b/);
+    const worker = connect(node, 'dash-slow');
+    let finish: () => void = () => undefined;
+    worker.registerFunction(
+      'dash::slow',
+      () => new Promise<{ done: true }>((resolve) => (finish = () => resolve({ done: true }))),
+    );
+    await waitFor(
+      async () => ((await call(worker, 'engine::functions::list', { prefix: 'dash::' })) as Any).functions.length === 1,
+      'the slow function registered',
+      10_000,
+    );
+    const slow = call(worker, 'dash::slow', {});
+    await waitFor(async () => /iii_pending_calls\{[^}]*\} 1\b/.test(await scrape(node)), 'the call in flight', 10_000);
+    const stopped = node.kill('SIGTERM');
+    await waitFor(
+      async () => /iii_node_draining\{[^}]*\} 1\b/.test(await scrape(node).catch(() => '')),
+      'the node draining',
+      10_000,
+    );
+    finish();
+    expect(await slow).toEqual({ done: true });
+    await stopped;
+  }, 60_000);
 });
