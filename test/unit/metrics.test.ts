@@ -34,3 +34,26 @@ describe('invocation metrics stay bounded whatever callers and workers send', ()
     expect(other?.value).toBe(500);
   });
 });
+
+describe('node state gauges (watchNode), read when scraped', () => {
+  test('a single node reports iii_node_draining only; a cluster node also iii_redis_up and iii_cluster_nodes', async () => {
+    const single = new EngineMetrics(() => 0, { node: 'solo' });
+    let draining = false;
+    single.watchNode(() => ({ draining }));
+    expect(await single.registry.metrics()).toMatch(/^iii_node_draining\{node="solo"\} 0$/m);
+    draining = true;
+    const text = await single.registry.metrics();
+    expect(text).toMatch(/^iii_node_draining\{node="solo"\} 1$/m);
+    expect(text).not.toContain('iii_redis_up');
+    expect(text).not.toContain('iii_cluster_nodes');
+
+    const member = new EngineMetrics(() => 0, { node: 'm1' });
+    let redisUp = true;
+    member.watchNode(() => ({ draining: false, redisUp, nodes: 3 }));
+    expect(await member.registry.metrics()).toMatch(/^iii_redis_up\{node="m1"\} 1$/m);
+    redisUp = false;
+    const down = await member.registry.metrics();
+    expect(down).toMatch(/^iii_redis_up\{node="m1"\} 0$/m);
+    expect(down).toMatch(/^iii_cluster_nodes\{node="m1"\} 3$/m);
+  });
+});
