@@ -15,6 +15,7 @@ import { killAllChildren } from './lib/child';
 import { envList } from './lib/env';
 import { machineInfo, machineLine } from './lib/machine';
 import { resultsDir } from './lib/paths';
+import { Progress } from './lib/progress';
 import type { Suite } from './lib/suite';
 import { queueSuite } from './queue/suite';
 
@@ -30,16 +31,19 @@ async function main(): Promise<void> {
     throw new Error(`unknown suite(s) ${unknown.join(', ')}; available: ${suites.map((s) => s.name).join(', ')}`);
   const selected = suites.filter((s) => wanted.includes(s.name));
 
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const progress = new Progress('bench');
+  const log = (line: string) => progress.log(line);
   const sections: string[] = [];
   const checks: { suite: string; name: string; pass: boolean }[] = [];
-  for (const suite of selected) {
+  for (const [i, suite] of selected.entries()) {
+    progress.update(`suite ${suite.name}`, { index: i + 1, total: selected.length });
     log(`== ${suite.title} (${suite.name})`);
     const result = await suite.run(log);
     sections.push(result.markdown);
     checks.push(...result.checks.map((c) => ({ suite: suite.name, ...c })));
   }
 
+  progress.stop();
   const report = [
     '## Benchmark results',
     '',

@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Progress } from '../bench/lib/progress';
 import { startRedis, type TestRedis } from '../test/support/redis';
 import { ROOT, startEngineNode, startWorker, track, type Child, type EngineNode } from './cluster';
 import { derivedChecks, renderMarkdown, thresholdResults, type K6Summary, type ScriptOutcome } from './summary';
@@ -49,7 +50,8 @@ export function findK6(): string {
 }
 
 export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestReport> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const progress = new Progress('loadtest');
+  const log = options.log ?? ((line: string) => progress.log(line));
   const scripts = options.scripts ?? SCRIPTS;
   for (const script of scripts) {
     if (!fs.existsSync(path.join(ROOT, 'loadtest', `${script}.js`)))
@@ -102,7 +104,8 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
       III_METRICS_URLS: nodes.map((n) => n.metricsUrl).join(','),
     };
     const outcomes: ScriptOutcome[] = [];
-    for (const script of scripts) {
+    for (const [i, script] of scripts.entries()) {
+      progress.update(`k6 ${script}`, { index: i + 1, total: scripts.length });
       if (stopping) throw new Error('interrupted');
       const outcome = await runK6(k6, script, env, resultsDir, children);
       log(
@@ -126,6 +129,7 @@ export async function runLoadtest(options: LoadtestOptions): Promise<LoadtestRep
     const passed = outcomes.every((o) => o.exitCode === 0 && o.derived.every((d) => d.passed));
     return { outcomes, summaryPath, passed };
   } finally {
+    progress.stop();
     await cleanup();
   }
 }

@@ -25,6 +25,7 @@ import { startRedis, type TestRedis } from '../../test/support/redis';
 import { envNumber } from '../lib/env';
 import { table } from '../lib/markdown';
 import { repoRoot } from '../lib/paths';
+import { Progress } from '../lib/progress';
 
 const NODES = 3;
 /** A call's deadline, and how long past it a call counts as hung, in ms. */
@@ -436,6 +437,9 @@ async function main(): Promise<void> {
   try {
     await chaos.start();
     const runStart = Date.now();
+    const progress = new Progress('chaos');
+    let round = 0;
+    progress.update('load', { endsAtMs: runStart + seconds * 1000 });
     const load = [
       ...Array.from({ length: NODES }, (_, i) => chaos.callLoop(i)),
       ...Array.from({ length: NODES }, (_, i) => chaos.produceLoop(i)),
@@ -443,12 +447,15 @@ async function main(): Promise<void> {
     while (Date.now() - runStart < seconds * 1000) {
       await sleep(faultEvery);
       if (Date.now() - runStart >= seconds * 1000) break;
+      progress.update('fault', { index: ++round, endsAtMs: runStart + seconds * 1000 });
       await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)], pick);
     }
     const runEnd = Date.now();
     chaos.stopLoad();
     await Promise.all(load);
+    progress.update('settling');
     await chaos.settle();
+    progress.stop();
     const summary = summarize(chaos, seconds, seed, runStart, runEnd);
     const command = `CHAOS_SECONDS=${seconds} CHAOS_FAULT_EVERY_MS=${faultEvery} CHAOS_SEED=${seed} npm run chaos`;
     const text = markdown(summary, command);

@@ -59,6 +59,8 @@ export class ClusterNode {
   private started = false;
   /** A `reattach.claim` from `from` (set by the engine: it holds calls of closed sockets). */
   onReattachClaim: ((claim: Extract<BusMessage, { type: 'reattach.claim' }>, from: string) => void) | undefined;
+  /** Told of each call another node routes here (set by the engine, for metrics). */
+  onServe: ((from: string) => void) | undefined;
   /** Calls handed over by another node for a connection of this node (set by the engine). */
   onReattachCalls:
     ((workerId: string, calls: Extract<BusMessage, { type: 'reattach.calls' }>['calls']) => void) | undefined;
@@ -180,6 +182,11 @@ export class ClusterNode {
     return this.membership.reachable && this.redis.status === 'ready';
   }
 
+  /** The nodes membership sees alive, this one included. */
+  get nodeCount(): number {
+    return this.membership.nodes().filter((n) => n.nodeId !== this.self.nodeId).length + 1;
+  }
+
   /** Why Redis is not answering, in words (a refused password, an untrusted certificate...), if known. */
   get redisProblem(): string | undefined {
     return redisProblem(this.redis) ?? this.membership.redisProblem;
@@ -248,6 +255,7 @@ export class ClusterNode {
   }
 
   private serve(message: Extract<BusMessage, { type: 'invoke' }>, from: string): void {
+    this.onServe?.(from);
     // The data stays the text it came as, for the worker's frame (protocol/json-text.ts).
     const request = {
       functionId: message.functionId,

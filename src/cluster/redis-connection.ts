@@ -54,6 +54,7 @@ export function redisConnection(
       logger.warn({ connection: name, redis: where, tls }, problem.text);
     else logger.debug({ err, connection: name }, 'redis connection error');
     problems.set(redis, problem.text);
+    endpoint.onError?.(name.slice(name.lastIndexOf(':') + 1));
   });
   redis.on('ready', () => problems.delete(redis));
   return redis;

@@ -32,6 +32,8 @@ export interface RedisEndpoint {
   tls?: boolean;
   /** PEM file of the CA certificate(s) trusted for TLS (cluster.redis_tls_ca_file); default: the system store. */
   tlsCaFile?: string;
+  /** Told of every error on a connection made for this endpoint, with the connection's role (its name's last part). */
+  onError?: (connection: string) => void;
 }
 
 /** The port of a URL that names none, as every Redis client assumes. */

@@ -105,8 +105,11 @@ export class Engine implements ModuleHost {
         invokeHttpFunction(entry.id, entry.invocation!, request.data, this.httpFunctionOptions),
       observe: (functionId, outcome, startedAt) => this.metrics.observe(functionId, outcome, startedAt),
       trace: (request) => this.observer?.startSpan(request),
-      remote: (nodeId, message) =>
-        this.cluster ? this.cluster.send(nodeId, message) : Promise.reject(new Error('not in cluster mode')),
+      remote: (nodeId, message) => {
+        if (!this.cluster) return Promise.reject(new Error('not in cluster mode'));
+        this.metrics.countCrossNode('out', nodeId);
+        return this.cluster.send(nodeId, message);
+      },
     });
     this.metrics = new EngineMetrics(() => this.router.pending.size, { node: this.nodeId });
     this.triggers = new TriggerManager(
@@ -117,6 +120,7 @@ export class Engine implements ModuleHost {
     );
     const redis = clusterRedis(config.cluster);
     if (redis !== undefined) {
+      redis.onError = (connection) => this.metrics.redisErrors.inc({ connection });
       this.cluster = new ClusterNode(this.registry, this.router, this.triggers, this.nodeId, this.logger, {
         redis,
         keyPrefix: config.cluster.keyPrefix,
@@ -125,7 +129,13 @@ export class Engine implements ModuleHost {
         ...(config.tls?.ca ? { ca: config.tls.ca } : {}),
       });
       if (config.cluster.bus === 'direct') this.metrics.watchLinks(() => this.cluster?.links);
+      this.cluster.onServe = (from) => this.metrics.countCrossNode('in', from);
     }
+    this.metrics.watchNode(() =>
+      this.cluster
+        ? { draining: this.state === 'draining', redisUp: this.cluster.ready, nodes: this.cluster.nodeCount }
+        : { draining: this.state === 'draining' },
+    );
     ({ channels: this.channels, relay: this.channelRelay } = nodeChannels(
       config,
       this.cluster,

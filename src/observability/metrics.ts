@@ -9,6 +9,8 @@ export const MAX_OUTCOME_SERIES = 10_000;
 /** The `function` label of calls to ids nobody serves (`function_not_found`): any caller can make up ids. */
 export const UNKNOWN_FUNCTION = '(unknown)';
 const OTHER_FUNCTION = '(other)';
+/** Series (direction × peer node) of iii_cross_node_calls_total; later peers count as `(other)`. */
+export const MAX_CROSS_NODE_SERIES = 512;
 const OTHER_OUTCOME = 'other';
 
 /** The engine's Prometheus metrics, one registry per engine (tests run several in a process). */
@@ -80,6 +82,28 @@ export class EngineMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Calls that crossed to another node, by direction (`out`: this node routed a call to a worker
+   * on `peer`; `in`: `peer` routed one here) and the other node's id (bounded by the cluster's size).
+   */
+  private readonly crossNodeCalls = new Counter({
+    name: 'iii_cross_node_calls_total',
+    help: 'Calls routed between this node and another, by direction (out: sent to peer, in: served for peer) and peer node.',
+    labelNames: ['direction', 'peer'] as const,
+    registers: [this.registry],
+  });
+
+  /**
+   * Errors on the cluster's own Redis connections (registry, membership, bus-pub, bus-sub):
+   * every failed connect or reconnect attempt during an outage counts, as does a refused password.
+   */
+  readonly redisErrors = new Counter({
+    name: 'iii_redis_errors_total',
+    help: "Errors on this node's cluster Redis connections (failed connects and reconnects, refused auth or TLS), by connection.",
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
+
   constructor(pendingCalls: () => number, labels: Record<string, string>) {
     this.registry.setDefaultLabels(labels);
     new Gauge({
@@ -91,6 +115,39 @@ export class EngineMetrics {
       },
     });
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * The node's state, read when scraped: `iii_node_draining` (1 from the start of stop() on),
+   * and in cluster mode `iii_redis_up` (1 while Redis answers and the heartbeat gets through,
+   * as /readyz checks) and `iii_cluster_nodes` (the nodes this node sees alive, itself included).
+   */
+  watchNode(read: () => { draining: boolean; redisUp?: boolean; nodes?: number }): void {
+    new Gauge({
+      name: 'iii_node_draining',
+      help: 'Whether this node is draining (1: stopping, it takes no new work) or not (0).',
+      registers: [this.registry],
+      collect() {
+        this.set(read().draining ? 1 : 0);
+      },
+    });
+    if (read().redisUp === undefined) return;
+    new Gauge({
+      name: 'iii_redis_up',
+      help: "Whether this node's cluster Redis answers and its heartbeat gets through (1) or not (0).",
+      registers: [this.registry],
+      collect() {
+        this.set(read().redisUp ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'iii_cluster_nodes',
+      help: 'Cluster nodes this node sees alive, itself included.',
+      registers: [this.registry],
+      collect() {
+        this.set(read().nodes ?? 1);
+      },
+    });
   }
 
   /**
@@ -118,6 +175,24 @@ export class EngineMetrics {
         this.inc({ via: 'redis' }, counts?.redis ?? 0);
       },
     });
+  }
+
+  /** Children of iii_cross_node_calls_total by direction and peer: counted on every cross-node call. */
+  private readonly crossNodeSeries = new Map<string, Counter.Internal>();
+
+  /**
+   * Counts a call that crossed to (`out`) or from (`in`) node `peer`. Past MAX_CROSS_NODE_SERIES
+   * (the node ids of restarted pods pile up over a long life) new peers share the series `(other)`.
+   */
+  countCrossNode(direction: 'in' | 'out', peer: string): void {
+    const key = `${direction}\0${peer}`;
+    let series = this.crossNodeSeries.get(key);
+    if (!series) {
+      const label = this.crossNodeSeries.size >= MAX_CROSS_NODE_SERIES ? OTHER_FUNCTION : peer;
+      series = this.crossNodeCalls.labels(direction, label);
+      if (label === peer) this.crossNodeSeries.set(key, series);
+    }
+    series.inc();
   }
 
   /** Labelled children of the hot-path metrics, per function id (label hashing costs per call). */
