@@ -1,4 +1,4 @@
-import { heldText, withField, withJsonText, without } from '../protocol/json-text';
+import { heldText, withField, withJsonText, without, type JsonText } from '../protocol/json-text';
 import type { BusMessage } from './messages';
 
 /**
@@ -42,7 +42,7 @@ function payloadKey(message: BusMessage): PayloadKey | undefined {
  * `message` (with `from` when given) as one bus frame; split in header and payload text when
  * `split` (the receiving node reads wire 2).
  */
-export function encodeBusMessage(message: BusMessage, from: string | undefined, split: boolean): string {
+export function encodeBusMessage(message: BusMessage, from: string | undefined, split: boolean): JsonText {
   const key = split ? payloadKey(message) : undefined;
   const whole = (): string => JSON.stringify(from === undefined ? message : { from, message });
   if (key === undefined) return whole();
@@ -57,7 +57,8 @@ export function encodeBusMessage(message: BusMessage, from: string | undefined, 
   }
   const header: Header = { message: rest as unknown as BusMessage, payload: key };
   if (from !== undefined) header.from = from;
-  return `${JSON.stringify(header)}\n${text}`;
+  const head = `${JSON.stringify(header)}\n`;
+  return typeof text === 'string' ? `${head}${text}` : Buffer.concat([Buffer.from(head), text]);
 }
 
 /**
@@ -71,6 +72,7 @@ export function decodeSplitBusMessage(frame: Buffer): { message: BusMessage; fro
   const key = header.payload;
   if (key !== 'data' && key !== 'result') throw new Error(`unknown bus payload field ${String(key)}`);
   if (typeof header.message !== 'object' || header.message === null) throw new Error('a bus header without a message');
-  withJsonText(header.message, key, frame.toString('utf8', end + 1));
+  // The payload stays bytes: the next frame is written from them (protocol/json-text.ts).
+  withJsonText(header.message, key, frame.subarray(end + 1));
   return { message: header.message, from: header.from };
 }

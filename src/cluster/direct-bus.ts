@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { LogLimiter } from '../observability/log-limiter';
 import type { Logger } from '../observability/logger';
+import { TEXT_FRAME } from '../protocol/codec';
 import { ErrorCode } from '../protocol/errors';
 import { refuseUpgrade, rejectUpgrade } from '../transport/reject-upgrade';
 import { sameSecret } from '../transport/secret';
@@ -261,11 +262,12 @@ class NodeLink {
   send(message: BusMessage): boolean {
     const socket = this.socket;
     if (socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > LINK_BACKLOG_BYTES) return false;
-    const text = encodeBusMessage(message, undefined, this.split);
+    const frame = encodeBusMessage(message, undefined, this.split);
     // Characters are at most 3 bytes of UTF-8: measure only the frames that might be too large.
-    if (text.length * 3 > this.maxFrameBytes && Buffer.byteLength(text) > this.maxFrameBytes) return false;
+    if (frame.length * 3 > this.maxFrameBytes && Buffer.byteLength(frame) > this.maxFrameBytes) return false;
     this.cork.hold();
-    socket.send(text);
+    if (typeof frame === 'string') socket.send(frame);
+    else socket.send(frame, TEXT_FRAME);
     return true;
   }
 }

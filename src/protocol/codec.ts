@@ -7,7 +7,10 @@ import type {
   Json,
   OutboundMessage,
 } from './messages';
-import { stringifyHeld } from './json-text';
+import { stringifyHeld, type JsonText } from './json-text';
+
+/** ws send options for a frame of UTF-8 bytes that is text (ws sends a Buffer as binary otherwise). */
+export const TEXT_FRAME = { binary: false } as const;
 
 /**
  * Decoding of worker frames. The reference engine drops any frame it cannot parse without a
@@ -78,8 +81,11 @@ export function telemetrySignal(frame: Buffer): TelemetrySignal | undefined {
   return TELEMETRY_PREFIXES.includes(prefix) ? prefix : undefined;
 }
 
-/** A frame's JSON; a payload held as text (json-text.ts) is written as it arrived. */
-export function encode(message: OutboundMessage): string {
+/**
+ * A frame's JSON; a payload held as text (json-text.ts) is written as it arrived. Bytes when that
+ * payload is held as bytes: send them as a text frame (`TEXT_FRAME`).
+ */
+export function encode(message: OutboundMessage): JsonText {
   return stringifyHeld(message);
 }
 

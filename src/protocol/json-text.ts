@@ -4,20 +4,26 @@
  * the calling node frames the result for its caller) then writes that text into the next frame
  * and never parses it; anyone who reads the field gets the parsed value, parsed once on first read.
  *
+ * The text is a string, or the bytes it arrived as (UTF-8): a large payload then goes from one
+ * socket to the next without being decoded to a string and encoded again.
+ *
  * One field per object; `encode` (codec.ts) and the bus codec (cluster/bus-codec.ts) write it.
  */
 
 const TEXT = Symbol('json text');
 
+/** JSON text, as a string or as its UTF-8 bytes. */
+export type JsonText = string | Buffer;
+
 interface HeldText {
   key: string;
-  text: string;
+  text: JsonText;
 }
 
 type Fields = Record<string | symbol, unknown>;
 
 /** Makes `target[key]` the value of the JSON `text`, parsed on first read. */
-export function withJsonText<T extends object>(target: T, key: string, text: string): T {
+export function withJsonText<T extends object>(target: T, key: string, text: JsonText): T {
   let value: unknown;
   let parsed = false;
   Object.defineProperty(target, key, {
@@ -25,7 +31,7 @@ export function withJsonText<T extends object>(target: T, key: string, text: str
     configurable: true,
     get: () => {
       if (!parsed) {
-        value = JSON.parse(text);
+        value = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'));
         parsed = true;
       }
       return value;
@@ -64,14 +70,19 @@ export function without(target: object, key: string): Record<string, unknown> {
   return rest;
 }
 
-/** The JSON of `message`, its field held as text written as that text. */
-export function stringifyHeld(message: object): string {
+/** The JSON of `message`, its field held as text written as that text (bytes if it is held as bytes). */
+export function stringifyHeld(message: object): JsonText {
   const held = heldText(message);
   if (!held) return JSON.stringify(message);
   return withField(JSON.stringify(without(message, held.key)), held.key, held.text);
 }
 
 /** `objectJson` (the JSON of an object) with the field `key` added, its value the JSON `text`. */
-export function withField(objectJson: string, key: string, text: string): string {
-  return `${objectJson.slice(0, -1)}${objectJson.length > 2 ? ',' : ''}${JSON.stringify(key)}:${text}}`;
+export function withField(objectJson: string, key: string, text: string): string;
+export function withField(objectJson: string, key: string, text: JsonText): JsonText;
+export function withField(objectJson: string, key: string, text: JsonText): JsonText {
+  const head = `${objectJson.slice(0, -1)}${objectJson.length > 2 ? ',' : ''}${JSON.stringify(key)}:`;
+  return typeof text === 'string' ? `${head}${text}}` : Buffer.concat([Buffer.from(head), text, CLOSE_BRACE]);
 }
+
+const CLOSE_BRACE = Buffer.from('}');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import { encode } from '../protocol/codec';
+import { encode, TEXT_FRAME } from '../protocol/codec';
 import type { OutboundMessage } from '../protocol/messages';
 import { TickCork } from './tick-cork';
 
@@ -39,7 +39,9 @@ export class WorkerConnection {
   send(message: OutboundMessage): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return false;
     this.cork.hold();
-    this.socket.send(encode(message));
+    const frame = encode(message);
+    if (typeof frame === 'string') this.socket.send(frame);
+    else this.socket.send(frame, TEXT_FRAME);
     if (this.socket.bufferedAmount > this.maxSendQueueBytes) {
       this.onOverflow(this);
       this.close(CloseCode.policy, 'send queue full: the worker stopped reading');

@@ -26,7 +26,7 @@ describe('a field held as JSON text', () => {
       'data',
       text,
     );
-    const frame = encode(message);
+    const frame = String(encode(message));
     expect(frame).toContain(text);
     expect(JSON.parse(frame)).toEqual({
       type: 'invokefunction',
@@ -38,21 +38,25 @@ describe('a field held as JSON text', () => {
   });
 
   test('a field with no other fields beside it still makes valid JSON', () => {
-    expect(JSON.parse(encode(withJsonText({} as InvocationResult, 'result', '42')))).toEqual({ result: 42 });
+    expect(JSON.parse(String(encode(withJsonText({} as InvocationResult, 'result', '42'))))).toEqual({ result: 42 });
   });
 
   test('a field given a new value is written with that value, not the old text', () => {
     const message = withJsonText({ type: 'invokefunction', function_id: 'f' } as InvokeFunction, 'data', text);
     message.data = { other: 1 };
     expect(heldText(message)).toBeUndefined();
-    expect(JSON.parse(encode(message))).toEqual({ type: 'invokefunction', function_id: 'f', data: { other: 1 } });
+    expect(JSON.parse(String(encode(message)))).toEqual({
+      type: 'invokefunction',
+      function_id: 'f',
+      data: { other: 1 },
+    });
   });
 
   test('a spread copy holds the parsed value and no text; JSON.stringify of the original is correct', () => {
     const message = withJsonText({ type: 'invokefunction', function_id: 'f' } as InvokeFunction, 'data', text);
     const copy = { ...message, function_id: 'g' };
     expect(heldText(copy)).toBeUndefined();
-    expect(JSON.parse(encode(copy))).toEqual({ type: 'invokefunction', function_id: 'g', data });
+    expect(JSON.parse(String(encode(copy)))).toEqual({ type: 'invokefunction', function_id: 'g', data });
     expect(JSON.parse(JSON.stringify(message))).toEqual({ type: 'invokefunction', function_id: 'f', data });
   });
 
@@ -90,41 +94,65 @@ describe('bus frames', () => {
   });
 
   test('a call splits into header and payload text, and comes back with its data as that text', () => {
-    const frame = encodeBusMessage(invoke, 'node-a', true);
+    const frame = String(encodeBusMessage(invoke, 'node-a', true));
     expect(frame.split('\n')).toHaveLength(2);
     expect(frame.endsWith(`\n${largeText}`)).toBe(true);
     const decoded = decodeSplitBusMessage(Buffer.from(frame))!;
     expect(decoded.from).toBe('node-a');
-    expect(heldText(decoded.message)).toEqual({ key: 'data', text: largeText });
+    // Held as the bytes it came in, not decoded to a string.
+    const held = heldText(decoded.message)!;
+    expect(held.key).toBe('data');
+    expect(Buffer.isBuffer(held.text)).toBe(true);
+    expect(String(held.text)).toBe(largeText);
     expect(decoded.message).toEqual(invoke);
+  });
+
+  test('a payload held as bytes goes into the next frame as bytes: a worker frame, or a bus frame to a third node', () => {
+    const decoded = decodeSplitBusMessage(Buffer.from(String(encodeBusMessage(invoke, 'node-a', true))))!;
+    const frame = withJsonText(
+      { type: 'invokefunction', function_id: 'f' } as InvokeFunction,
+      'data',
+      heldText(decoded.message)!.text,
+    );
+    const bytes = encode(frame);
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    expect(JSON.parse(String(bytes))).toEqual({ type: 'invokefunction', function_id: 'f', data: large });
+    const forwarded = encodeBusMessage(decoded.message, 'node-b', true);
+    expect(Buffer.isBuffer(forwarded)).toBe(true);
+    expect(decodeSplitBusMessage(forwarded as Buffer)!.message).toEqual(invoke);
+    // To a node of wire 1 the same message is one plain JSON object.
+    expect(JSON.parse(String(encodeBusMessage(decoded.message, 'node-b', false)))).toEqual({
+      from: 'node-b',
+      message: invoke,
+    });
   });
 
   test('a payload held as text is written as that text, unparsed', () => {
     const long = `{"x": "${'y'.repeat(SPLIT_MIN_CHARS)}"}`;
     const held = withJsonText({ type: 'result', id: 'c1' } as BusMessage, 'result', long);
-    expect(encodeBusMessage(held, undefined, true)).toBe(
+    expect(String(encodeBusMessage(held, undefined, true))).toBe(
       `{"message":{"type":"result","id":"c1"},"payload":"result"}\n${long}`,
     );
     const short = withJsonText({ type: 'result', id: 'c1' } as BusMessage, 'result', '{"x": 1}');
-    expect(encodeBusMessage(short, 'node-b', true)).toBe(
+    expect(String(encodeBusMessage(short, 'node-b', true))).toBe(
       '{"from":"node-b","message":{"type":"result","id":"c1","result":{"x": 1}}}',
     );
   });
 
   test('a small payload travels inside one plain JSON object, as before', () => {
     const small: BusMessage = { ...invoke, data };
-    const frame = encodeBusMessage(small, 'node-a', true);
+    const frame = String(encodeBusMessage(small, 'node-a', true));
     expect(decodeSplitBusMessage(Buffer.from(frame))).toBeUndefined();
     expect(JSON.parse(frame)).toEqual({ from: 'node-a', message: small });
   });
 
   test('to a node of wire 1, and for messages without a payload, one plain JSON object', () => {
-    expect(JSON.parse(encodeBusMessage(invoke, 'node-a', false))).toEqual({ from: 'node-a', message: invoke });
+    expect(JSON.parse(String(encodeBusMessage(invoke, 'node-a', false)))).toEqual({ from: 'node-a', message: invoke });
     const error: BusMessage = { type: 'result', id: 'c1', error: { code: 'x', message: 'y' } };
     const noResult: BusMessage = { type: 'result', id: 'c2' };
     const leaving: BusMessage = { type: 'leaving' };
     for (const message of [error, noResult, leaving]) {
-      const frame = encodeBusMessage(message, undefined, true);
+      const frame = String(encodeBusMessage(message, undefined, true));
       expect(JSON.parse(frame)).toEqual(message);
       expect(decodeSplitBusMessage(Buffer.from(frame))).toBeUndefined();
     }
