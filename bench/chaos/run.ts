@@ -12,7 +12,8 @@
  * seconds fired twice or missed, nodes that exited by themselves, and the time from the end of
  * each fault until calls through every node succeed again. It is printed, written between the
  * chaos markers of docs/RELIABILITY.md (unless CHAOS_WRITE_DOCS=0), and sent as one line
- * `CHAOS_SUMMARY <json>` for test/cluster/chaos.test.ts.
+ * `CHAOS_SUMMARY <json>` for test/chaos/chaos.test.ts. CHAOS_DEBUG_FILE=<path> also writes the raw
+ * records (each tick with its scheduled time, each lost job, each data loss) for chasing a failure.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,12 @@ const HUNG_AFTER_MS = CALL_TIMEOUT_MS + 2000;
 const PAUSE_MS = 5000;
 /** After the run, acknowledged jobs have this long to be delivered, in ms. */
 const SETTLE_MS = 20_000;
+/**
+ * A job sent this long before Redis lost its data and still undelivered counts as lost by the
+ * engine, not with Redis's data: jobs are delivered within milliseconds, after a node's death
+ * within about 6 s (BullMQ's lock and stalled check), so such a job was stuck, not pending.
+ */
+const LOSS_WINDOW_MS = 10_000;
 /** Recovery is "every node answers a call", probed this often, in ms, for at most RECOVERY_MAX_MS. */
 const PROBE_EVERY_MS = 100;
 const RECOVERY_MAX_MS = 30_000;
@@ -108,13 +115,20 @@ class Chaos {
   private running = true;
 
   readonly calls = { ok: 0, failed: new Map<string, number>(), hung: 0 };
+  /** Acknowledged jobs: when their enqueue was sent (epoch ms). */
   readonly acked = new Map<string, number>();
   readonly delivered = new Map<string, number>();
   readonly ticks = new Map<number, number>();
+  readonly tickLog: Array<{ node: number; at: number; scheduled: number }> = [];
   readonly unexpectedExits: string[] = [];
   readonly faults: FaultRecord[] = [];
-  /** When Redis lost its data: jobs acknowledged before are not the engine's to keep. */
-  private readonly dataLosses: number[] = [];
+  /**
+   * When Redis lost its data: from just before it was stopped to when it answered again (epoch ms).
+   * A job whose enqueue was sent before a loss ended may have been written to the Redis that was
+   * lost (its answer can arrive after the stop began): without persistence it is not the engine's
+   * to keep. A job sent after every loss ended, or long before one, has no such excuse.
+   */
+  private readonly dataLosses: Array<{ from: number; to: number }> = [];
 
   async start(): Promise<void> {
     writeFileSync(join(this.dir, 'config.yaml'), CONFIG);
@@ -129,9 +143,12 @@ class Chaos {
         'chaos::job',
         async (data: { id: string }) => void this.delivered.set(data.id, (this.delivered.get(data.id) ?? 0) + 1),
       );
-      worker.registerFunction('chaos::tick', async () => {
-        const second = Math.floor(Date.now() / 1000);
+      // A tick is its scheduled second: a tick fired late (a dead leader's, after the grace) must
+      // not be taken for the next second's, nor two fires of one tick in two seconds for two ticks.
+      worker.registerFunction('chaos::tick', async (data: { scheduled_time: string }) => {
+        const second = Math.floor(Date.parse(data.scheduled_time) / 1000);
         this.ticks.set(second, (this.ticks.get(second) ?? 0) + 1);
+        this.tickLog.push({ node: i, at: Date.now(), scheduled: Date.parse(data.scheduled_time) });
       });
       this.clients.push(worker);
     }
@@ -201,6 +218,7 @@ class Chaos {
     this.clients.push(producer);
     while (this.running) {
       const id = randomUUID();
+      const sentAt = Date.now();
       try {
         await producer.trigger({
           function_id: 'chaos::job',
@@ -208,7 +226,7 @@ class Chaos {
           action: TriggerAction.Enqueue({ queue: 'chaos' }),
           timeoutMs: CALL_TIMEOUT_MS,
         });
-        this.acked.set(id, Date.now());
+        this.acked.set(id, sentAt);
       } catch {
         // Not acknowledged: the producer knows it failed, nothing is owed.
       }
@@ -235,11 +253,13 @@ class Chaos {
         await sleep(PAUSE_MS);
         this.redis!.resume();
         break;
-      case 'redis-data-loss':
-        this.dataLosses.push(Date.now());
+      case 'redis-data-loss': {
+        const from = Date.now();
         await this.redis!.stop();
         await this.redis!.restart();
+        this.dataLosses.push({ from, to: Date.now() });
         break;
+      }
       case 'worker-stops-reading': {
         const i = Math.floor(pick() * NODES);
         target = `a worker on chaos-${i + 1}`;
@@ -310,9 +330,18 @@ class Chaos {
       await sleep(200);
   }
 
+  /** Raw records for chasing a failed run (CHAOS_DEBUG_FILE): ticks, lost jobs, data losses, relative to runStart. */
+  debug(runStart: number): unknown {
+    return {
+      ticks: this.tickLog.map((t) => ({ ...t, at: t.at - runStart, scheduled: t.scheduled - runStart })),
+      lost: [...this.acked].filter(([id]) => !this.delivered.has(id)).map(([id, at]) => ({ id, acked: at - runStart })),
+      dataLosses: this.dataLosses.map((l) => ({ from: l.from - runStart, to: l.to - runStart })),
+    };
+  }
+
   lostWithRedis(id: string): boolean {
-    const at = this.acked.get(id)!;
-    return this.dataLosses.some((loss) => at <= loss);
+    const sentAt = this.acked.get(id)!;
+    return this.dataLosses.some((loss) => sentAt <= loss.to && sentAt >= loss.from - LOSS_WINDOW_MS);
   }
 
   async stop(): Promise<void> {
@@ -462,6 +491,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${text}\n`);
     if (process.env['CHAOS_WRITE_DOCS'] !== '0') writeDocs(text);
     process.stdout.write(`CHAOS_SUMMARY ${JSON.stringify(summary)}\n`);
+    const debugFile = process.env['CHAOS_DEBUG_FILE'];
+    if (debugFile) writeFileSync(debugFile, JSON.stringify(chaos.debug(runStart), null, 1));
   } finally {
     await chaos.stop();
   }

@@ -232,10 +232,42 @@ describe('redis cron lock', () => {
       expect(failed.ms).toBeLessThan(1000);
       await own.restart();
       await waitFor(() => a.connection.status === 'ready', 'the connection to come back', 10_000);
-      // Redis came back empty: the lock works again.
-      expect(await a.lock.tryAcquire('job', at + 2000)).toBe(true);
-      expect(await a.lock.tryAcquire('job', at + 2000)).toBe(false);
-      await a.lock.release('job', at + 2000);
+      // Redis came back empty: the lock works again, for ticks scheduled since it reconnected.
+      const next = Date.now() + 10;
+      expect(await a.lock.tryAcquire('job', next)).toBe(true);
+      expect(await a.lock.tryAcquire('job', next)).toBe(false);
+      await a.lock.release('job', next);
+    } finally {
+      await Promise.all(locks.splice(0).map((l) => l.close()));
+      await own.stop();
+    }
+  });
+});
+
+describe('redis cron lock across a Redis restart that lost its data', () => {
+  it('a tick the leader fired just before the restart is not fired again by a node still in its grace', async () => {
+    const own = await startRedis();
+    try {
+      // Two nodes: the leader claims at once; the other waits its grace, long enough for the restart.
+      const leader = await node('leader', { url: own.url });
+      const other = await node('other', { url: own.url, graceMs: 3000 });
+      const at = Date.now();
+      expect(await leader.lock.tryAcquire('job', at)).toBe(true);
+      await leader.lock.release('job', at);
+      // The leader holds the lease, so the other node waits out its grace before claiming.
+      const late = other.lock.tryAcquire('job', at);
+      // The restart empties Redis: the tick key recording the leader's claim is gone.
+      await own.stop();
+      await own.restart();
+      await waitFor(() => other.connection.status === 'ready', 'the other node to reconnect', 10_000);
+      const fresh = new Redis(own.url);
+      expect(await fresh.exists(`${keyPrefix}cron:tick:{job}`)).toBe(0);
+      await fresh.quit();
+      expect(await late).toBe(false);
+      // A tick scheduled after the reconnection is claimed once, as before.
+      const next = Date.now() + 10;
+      const results = await Promise.all([leader.lock.tryAcquire('job', next), other.lock.tryAcquire('job', next)]);
+      expect(results.filter(Boolean)).toHaveLength(1);
     } finally {
       await Promise.all(locks.splice(0).map((l) => l.close()));
       await own.stop();

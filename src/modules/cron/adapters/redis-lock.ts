@@ -48,6 +48,13 @@ export interface RedisCronLockOptions {
  * - Redis unreachable (or silent past the connection's command timeout): tryAcquire rejects and
  *   the scheduler skips the tick with a warning. A claim whose reply was lost is a skipped tick
  *   too: a tick is never fired twice, at worst missed.
+ * - Redis restarted without its data (no persistence, or a failover to a replica that had not
+ *   caught up): the tick keys, which are what makes a claim unique, may be gone. So a node never
+ *   claims a tick scheduled before its connection last became ready: that tick may have been
+ *   claimed and fired on the Redis it was talking to before. Without this, a node still in its
+ *   grace fired a tick the leader had fired a moment before the restart (the chaos run's double
+ *   tick). The cost is a tick skipped across each reconnection. (The comparison is of this node's
+ *   clocks; the leader's clock running ahead by d opens a window of d.)
  *
  * The `{job}` hash tag keeps a job's keys in one slot, as a multi-key script needs on Redis Cluster.
  */
@@ -66,6 +73,12 @@ export class RedisCronLock implements CronLock {
   private readonly ledElsewhere = new Map<string, number>();
   /** When expired leases were last dropped from `leases` (epoch ms). */
   private lastSweepMs = Date.now();
+  /**
+   * When the connection last became ready again (epoch ms): ticks scheduled before it are not
+   * claimed. 0 until a reconnection: the lock is made on a connection already ready, and the
+   * Redis it was first given holds every claim made so far.
+   */
+  private readyAtMs = 0;
   private closed = false;
 
   constructor(
@@ -73,6 +86,7 @@ export class RedisCronLock implements CronLock {
     private readonly options: RedisCronLockOptions,
   ) {
     this.graceMs = options.graceMs ?? NON_LEADER_GRACE_MS;
+    redis.on('ready', () => (this.readyAtMs = Date.now()));
     // No retries: a tick never waits for the lease; a node without it falls back on the grace.
     this.redlock = new Redlock([redis], { retryCount: 0 });
     // Redlock reports every failed attempt; a lease held by another node is the normal case.
@@ -86,6 +100,7 @@ export class RedisCronLock implements CronLock {
     // Without a connection every command fails at once: say so plainly rather than as a lost race.
     if (this.redis.status !== 'ready')
       throw new Error(`Redis is unreachable (connection ${this.redis.status}); the cron tick cannot be claimed`);
+    if (this.claimedBeforeReconnect(jobId, scheduledTimeMs)) return false;
     this.sweep();
     const leading = !this.ledElsewhere.has(jobId) && (await this.lead(jobId));
     if (!leading) {
@@ -108,7 +123,23 @@ export class RedisCronLock implements CronLock {
         'cron tick skipped: a run of the job is in progress on another node',
       );
     if (claimed !== 1) return false;
+    // The claim may have gone out on a connection that has since been replaced (ioredis resends
+    // unanswered commands after a reconnect): the new Redis may have lost the earlier claim.
+    if (this.claimedBeforeReconnect(jobId, scheduledTimeMs)) {
+      await this.script(END_RUN, [this.key('run', jobId)], [this.options.nodeId]);
+      return false;
+    }
     this.startHeartbeat(jobId);
+    return true;
+  }
+
+  /** True (and logged) when the tick is older than the connection: see "Redis restarted" above. */
+  private claimedBeforeReconnect(jobId: string, scheduledTimeMs: number): boolean {
+    if (scheduledTimeMs >= this.readyAtMs) return false;
+    this.options.logger.warn(
+      { job: jobId, scheduledTimeMs, reconnectedAtMs: this.readyAtMs },
+      'cron tick skipped: Redis reconnected after its scheduled time, and may have lost the claim of it',
+    );
     return true;
   }
 
