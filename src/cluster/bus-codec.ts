@@ -52,7 +52,7 @@ export function encodeBusMessage(message: BusMessage, from: string | undefined, 
   if (text === undefined) return whole();
   const rest = without(message, key);
   if (text.length < SPLIT_MIN_CHARS) {
-    const body = withField(JSON.stringify(rest), key, text);
+    const body = withField(JSON.stringify(rest), key, typeof text === 'string' ? text : text.toString('utf8'));
     return from === undefined ? body : `{"from":${JSON.stringify(from)},"message":${body}}`;
   }
   const header: Header = { message: rest as unknown as BusMessage, payload: key };

@@ -139,6 +139,13 @@ describe('bus frames', () => {
     );
   });
 
+  test('a short payload held as bytes travels inside one plain JSON object too', () => {
+    const held = withJsonText({ type: 'result', id: 'c1' } as BusMessage, 'result', Buffer.from('{"x":"é"}'));
+    expect(encodeBusMessage(held, 'node-b', true)).toBe(
+      '{"from":"node-b","message":{"type":"result","id":"c1","result":{"x":"é"}}}',
+    );
+  });
+
   test('a small payload travels inside one plain JSON object, as before', () => {
     const small: BusMessage = { ...invoke, data };
     const frame = String(encodeBusMessage(small, 'node-a', true));
