@@ -3,7 +3,9 @@
  * callers on each, queue producers and consumers, one durable cron binding; for CHAOS_SECONDS
  * (default 60), a fault every CHAOS_FAULT_EVERY_MS (default 6000), chosen at random
  * (CHAOS_SEED) from: kill -9 of a node and its restart, SIGSTOP of Redis for 5 s, a restart
- * of Redis with its data lost, a worker that stops reading for 5 s. Loopback only, bounded in
+ * of Redis with its data lost, a worker that stops reading for 5 s; CHAOS_MIN_FAULTS (default
+ * 0) faults at least, the run going on past CHAOS_SECONDS until they are done (on a loaded
+ * machine recoveries take longer and fewer faults fit in the time). Loopback only, bounded in
  * time; every process it starts is stopped, on errors too.
  *
  * Every call and job carries a unique id. The summary counts calls ok / failed by code / hung
@@ -457,6 +459,7 @@ function writeDocs(section: string): void {
 async function main(): Promise<void> {
   const seconds = envNumber('CHAOS_SECONDS', 60, 5);
   const faultEvery = envNumber('CHAOS_FAULT_EVERY_MS', 6000, 1000);
+  const minFaults = envNumber('CHAOS_MIN_FAULTS', 0, 0);
   const seed = envNumber('CHAOS_SEED', Date.now() % 1_000_000);
   const pick = random(seed);
   const chaos = new Chaos();
@@ -473,9 +476,10 @@ async function main(): Promise<void> {
       ...Array.from({ length: NODES }, (_, i) => chaos.callLoop(i)),
       ...Array.from({ length: NODES }, (_, i) => chaos.produceLoop(i)),
     ];
-    while (Date.now() - runStart < seconds * 1000) {
+    const more = () => Date.now() - runStart < seconds * 1000 || round < minFaults;
+    while (more()) {
       await sleep(faultEvery);
-      if (Date.now() - runStart >= seconds * 1000) break;
+      if (!more()) break;
       progress.update('fault', { index: ++round, endsAtMs: runStart + seconds * 1000 });
       await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)], pick);
     }
