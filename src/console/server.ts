@@ -76,6 +76,7 @@ export const READ_FUNCTIONS: ReadonlySet<string> = new Set([
   'engine::traces::group_by',
   'engine::logs::list',
   'engine::metrics::list',
+  'engine::functions::stats',
   'engine::rollups::list',
   'engine::alerts::list',
   'engine::health::check',

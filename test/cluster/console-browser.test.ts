@@ -109,6 +109,9 @@ beforeAll(async () => {
     return null;
   });
   w1.registerTrigger({ type: 'cron', function_id: 'demo::tick', config: { expression: '0 0 0 * * *' } });
+  // An every-second job, so that a tick has been fired by some node when the Triggers page opens.
+  w1.registerFunction('demo::every', async () => null);
+  w1.registerTrigger({ type: 'cron', function_id: 'demo::every', config: { expression: '* * * * * *' } });
   const caller = client(nodes[0], 'caller');
   await waitFor(
     async () => {
@@ -212,12 +215,26 @@ test('Cluster: the three nodes, ready, with their workers and Redis ok; the live
 });
 
 test('Functions & workers: the pool of demo::hello spans node-1 and node-2; the invoke form shows the result', async () => {
+  // Calls made through node-3 show up in node-1's console: the figures are the cluster's.
+  const onNode3 = client(nodes[2], 'figures-caller');
+  for (let i = 0; i < 5; i++) await onNode3.trigger({ function_id: 'demo::hello', payload: {} });
+  type Stats = { functions: Array<{ function_id: string; total: number; nodes: Array<{ node_id: string }> }> };
+  const stats = await waitFor(
+    async () => {
+      const s = (await clients[0].trigger({ function_id: 'engine::functions::stats', payload: {} })) as Stats;
+      const f = s.functions.find((x) => x.function_id === 'demo::hello');
+      return f?.nodes.some((n) => n.node_id === 'node-3') ? f : undefined;
+    },
+    "node-3's figures published",
+    10_000,
+  );
   await open('functions');
   const row = page.locator('[data-function="demo::hello"]');
   await row.waitFor();
-  const pool = await row.locator('.chip').allTextContents();
+  const pool = await row.locator('td').nth(1).locator('.chip').allTextContents();
   expect(pool.sort()).toEqual(['greeter-1 @ node-1', 'greeter-2 @ node-2']);
-  expect(Number(await row.locator('td').nth(2).textContent())).toBeGreaterThan(0);
+  expect(Number(await row.locator('[data-testid=calls]').textContent())).toBeGreaterThanOrEqual(stats.total);
+  expect(await row.locator('[data-testid=per-node]').innerText()).toContain('node-3: ');
   expect(await page.locator('[data-testid=workers]').innerText()).toContain('caller');
   await page.fill('input[name=function_id]', 'demo::hello');
   await page.fill('textarea[name=payload]', '{"name": "Grace"}');
@@ -257,10 +274,16 @@ test('Triggers: the cron binding with its next fire time; Fire now calls the fun
   await open('triggers');
   const table = page.locator('[data-testid=bindings-cron]');
   await table.waitFor();
-  const next = await table.locator('[data-testid=next-fire]').first().textContent();
+  const daily = table.locator('tr', { hasText: 'demo::tick' });
+  const next = await daily.locator('[data-testid=next-fire]').textContent();
   expect(new Date(next!).getUTCHours()).toBe(0);
+  // The every-second job: the node that fired its last tick (the same answer from every node).
+  const every = table.locator('tr', { hasText: 'demo::every' });
+  expect(['node-1', 'node-2', 'node-3']).toContain(
+    (await every.locator('[data-testid=last-tick-node]').textContent())!.trim(),
+  );
   await shot('triggers');
-  await table.locator('[data-testid=fire-now]').first().click();
+  await daily.locator('[data-testid=fire-now]').click();
   await page.waitForSelector('[data-testid=trigger-note]');
   await waitFor(() => ticks === 1, 'the fired cron tick', 5000);
 });

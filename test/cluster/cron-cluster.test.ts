@@ -104,6 +104,27 @@ describe('cron on three in-process nodes', () => {
       nodes.every((n) => [...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record'));
     await waitFor(onEveryNode, 'the binding on every node');
     await waitFor(() => ticks.length >= 4, 'four ticks', 10_000);
+    // engine::cron::jobs on every node names the same node and time for the last tick (the
+    // tick key in Redis), whichever node this caller is on. Ticks keep coming, so retry until
+    // the three answers are taken between two ticks.
+    const callers = nodes.map((n, i) => n.worker(`jobs-caller-${i}`));
+    const lastTicks = await waitFor(async () => {
+      const answers = await Promise.all(
+        callers.map(async (c) => {
+          const r = (await c.trigger({ function_id: 'engine::cron::jobs', payload: {} })) as {
+            jobs: Array<{ function_id: string; last_fired_node: string | null; last_fired_at_ms: number | null }>;
+          };
+          const job = r.jobs.find((j) => j.function_id === 'cron::record');
+          return job && { node: job.last_fired_node, at: job.last_fired_at_ms };
+        }),
+      );
+      const same = answers.every((a) => a && a.node && a.at && a.node === answers[0]!.node && a.at === answers[0]!.at);
+      return same ? answers[0]! : undefined;
+    }, 'the same last tick from every node');
+    expect(['node-1', 'node-2', 'node-3']).toContain(lastTicks.node);
+    // The claim precedes the call: that tick reaches the recorder soon after.
+    await waitFor(() => times(ticks).includes(lastTicks.at!), 'the last tick recorded');
+    await Promise.all(callers.map((c) => c.shutdown()));
     trigger.unregister();
     await waitFor(
       () => nodes.every((n) => ![...n.engine.registry.triggers()].some((t) => t.function_id === 'cron::record')),

@@ -146,7 +146,12 @@ describe('console API', () => {
       const r = await body(await post(base, { function_id: 'engine::cron::jobs', payload: {} }));
       return r.result.jobs.find((j: Any) => j.function_id === 'demo::nightly');
     }, 'the cron job');
-    expect(jobs).toMatchObject({ expression: '0 30 2 * * *', last_fired_here_at: null });
+    expect(jobs).toMatchObject({
+      expression: '0 30 2 * * *',
+      last_fired_here_at: null,
+      last_fired_node: null,
+      last_fired_at_ms: null,
+    });
     expect(new Date(jobs.next_fire_at).toISOString().slice(11, 19)).toBe('02:30:00');
     const fired = await post(base, { function_id: 'engine::cron::fire', payload: { trigger_id: jobs.trigger_id } });
     expect(fired.status).toBe(200);

@@ -63,6 +63,14 @@ describe('cron trigger type', () => {
     });
     await waitFor(() => calls.length >= 2, 'two ticks');
     const binding = bindingOf(t, 'cron::tick');
+    // Single node (memory lock): engine::cron::jobs names this node as the one that fired the last tick.
+    const jobs = (await worker.trigger({ function_id: 'engine::cron::jobs', payload: {} })) as {
+      jobs: Array<{ function_id: string; last_fired_node: string | null; last_fired_at_ms: number | null }>;
+      node_id: string;
+    };
+    const job = jobs.jobs.find((j) => j.function_id === 'cron::tick');
+    expect(job?.last_fired_node).toBe(jobs.node_id);
+    expect(job?.last_fired_at_ms).toBeGreaterThanOrEqual(Date.parse(calls[1].payload.scheduled_time));
     trigger.unregister();
     const [first, second] = calls;
     expect(Object.keys(first.payload).sort()).toEqual(['actual_time', 'job_id', 'scheduled_time', 'trigger']);

@@ -50,16 +50,26 @@ export class CronModule implements EngineModule {
       MODULE,
       {
         id: 'engine::cron::jobs',
-        description: 'Cron jobs this node schedules: expression, next fire time, last tick this node fired',
+        description:
+          'Cron jobs this node schedules: expression, next fire time, the last tick this node fired, and the node that fired the last tick (cluster-wide with the redis adapter)',
       },
-      () => ({
-        jobs: scheduler.list().map(({ job, nextAt, lastFiredAt }) => ({
-          trigger_id: job.trigger.id,
-          function_id: job.trigger.function_id,
-          expression: job.expression.source,
-          next_fire_at: nextAt?.toISOString() ?? null,
-          last_fired_here_at: lastFiredAt?.toISOString() ?? null,
-        })),
+      async () => ({
+        jobs: await Promise.all(
+          scheduler.list().map(async ({ job, nextAt, lastFiredAt }) => {
+            // The lock knows who claimed the latest tick (Redis in cluster mode, so every node
+            // agrees); an unreachable Redis leaves it unknown rather than failing the listing.
+            const last = await lock.lastTick(job.lockId).catch(() => undefined);
+            return {
+              trigger_id: job.trigger.id,
+              function_id: job.trigger.function_id,
+              expression: job.expression.source,
+              next_fire_at: nextAt?.toISOString() ?? null,
+              last_fired_here_at: lastFiredAt?.toISOString() ?? null,
+              last_fired_node: last?.nodeId ?? null,
+              last_fired_at_ms: last?.atMs ?? null,
+            };
+          }),
+        ),
         node_id: host.nodeId,
       }),
     );

@@ -9,9 +9,9 @@ export const MAX_BY_FUNCTION = 1000;
 const EVENT_LOOP_RESOLUTION_MS = 20;
 
 /** Cumulative histogram buckets: upper bound in seconds (Infinity last) → calls at or below it. */
-type Buckets = Map<number, number>;
+export type Buckets = Map<number, number>;
 
-interface FunctionCounts {
+export interface FunctionCounts {
   total: number;
   success: number;
   error: number;
@@ -185,7 +185,8 @@ export class EngineSnapshot {
     return { view, sample: { timestamp_ms: now, values } };
   }
 
-  private async readFunctions(): Promise<Map<string, FunctionCounts>> {
+  /** Per-function counts since the engine started, from EngineMetrics (also read by ClusterFigures). */
+  async readFunctions(): Promise<Map<string, FunctionCounts>> {
     const out = new Map<string, FunctionCounts>();
     const of = (id: string) => {
       let f = out.get(id);

@@ -1,18 +1,20 @@
 import type { TelemetrySignal } from '../../protocol/codec';
 import type { CallRequest, CallSpan } from '../../router/router';
 import type { EngineModule, ModuleHost } from '../../engine/module';
+import { Input } from '../input';
 import { needsRestart } from '../reconfigure';
 import type { WorkerEvent } from '../../engine/workers';
 import type { Json } from '../../protocol/messages';
 import { originOf, type AlertAction } from './alerts';
 import { keepsSpansInMemory, readConfig, type ObservabilityConfig } from './config';
 import { registerConsoleFunctions } from './console-functions';
+import { ClusterFigures } from './cluster-figures';
 import { ConsoleMetrics } from './console-metrics';
 import { EngineSnapshot } from './engine-snapshot';
 import { isSeriesMetric, SERIES_METRICS } from './metric-series';
 import { DeliveryTraces } from './delivery-traces';
 import { registerFunctions, type ObservabilityState } from './functions';
-import { nowUnixNano } from './json';
+import { asJson, nowUnixNano } from './json';
 import { registerLogFunctions } from './log-functions';
 import { LogStore, type StoredLog } from './log-store';
 import { SdkMetrics } from './sdk-metrics';
@@ -41,6 +43,7 @@ export class ObservabilityModule implements EngineModule {
   private host: ModuleHost | undefined;
   private state: ObservabilityState | undefined;
   private tracer: CallTracer | undefined;
+  private figures: ClusterFigures | undefined;
   private otlp: OtlpSignals | undefined;
   private logTriggers: LogTriggers | undefined;
   private traceTriggers: TraceTriggers | undefined;
@@ -104,6 +107,22 @@ export class ObservabilityModule implements EngineModule {
     registerLogFunctions(host, this.name, config, state.logs, { record: (log) => this.recordLog(log) });
     registerFunctions(host, this.name, state);
     registerConsoleFunctions(host, this.name, state);
+    const figures = new ClusterFigures(snapshot, host.nodeId, host.logger);
+    this.figures = figures;
+    host.registerFunction(
+      this.name,
+      {
+        id: 'engine::functions::stats',
+        description:
+          "Per-function calls, errors, rate and p50/p99: the cluster's (every live node's summary merged, with a row per node) or, with scope 'node', this node's",
+      },
+      async (data) => {
+        const input = new Input('engine::functions::stats', data);
+        const scope = input.optString('scope') ?? 'cluster';
+        if (scope !== 'cluster' && scope !== 'node') throw input.fail("field `scope` must be 'cluster' or 'node'");
+        return asJson(await figures.stats(scope));
+      },
+    );
     await host.registerTriggerType(
       this.name,
       {
@@ -126,6 +145,7 @@ export class ObservabilityModule implements EngineModule {
     host.events.on('worker', this.onWorker);
     this.warnAtStart(config);
     await state.console.start();
+    await figures.start(host.config.cluster);
     this.otlp = OtlpSignals.start(config, engineResource(config, host.nodeId), state.console, host.logger, process.env);
   }
 
@@ -133,6 +153,8 @@ export class ObservabilityModule implements EngineModule {
     this.host?.events.off('telemetry', this.onTelemetry);
     this.host?.events.off('worker', this.onWorker);
     this.state?.console.stop();
+    await this.figures?.stop();
+    this.figures = undefined;
     await this.otlp?.shutdown();
     this.otlp = undefined;
     this.traceTriggers?.stop();

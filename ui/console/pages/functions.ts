@@ -14,12 +14,17 @@ interface Fn {
   description?: string;
   pool?: PoolMember[];
 }
-interface FnMetrics {
-  function_id: string;
+interface Figures {
   total: number;
   error: number;
+  rate_per_second: number;
   p50_ms: number | null;
   p99_ms: number | null;
+}
+/** A function's cluster-wide figures (engine::functions::stats) and each node's share. */
+interface FnStats extends Figures {
+  function_id: string;
+  nodes: Array<Figures & { node_id: string }>;
 }
 interface Worker {
   id: string;
@@ -32,15 +37,15 @@ interface Worker {
   node_id?: string | null;
 }
 
-/** Functions (with their pools and this node's figures), workers, and a form to call a function. */
+/** Functions (with their pools and the cluster's figures), workers, and a form to call a function. */
 export function FunctionsPage() {
   const { data, error, reload } = useLoad(async () => {
     const [fns, metrics, workers] = await Promise.all([
       call<{ functions: Fn[] }>('engine::functions::list', { include_pool: true }),
-      call<{ engine_metrics: { invocations: { by_function: FnMetrics[] } } }>('engine::metrics::list', {}),
+      call<{ functions: FnStats[] }>('engine::functions::stats', { scope: 'cluster' }),
       call<{ workers: Worker[] }>('engine::workers::list', { include_node: true }),
     ]);
-    const byFunction = new Map(metrics.engine_metrics.invocations.by_function.map((m) => [m.function_id, m]));
+    const byFunction = new Map(metrics.functions.map((m) => [m.function_id, m]));
     return { functions: fns.functions, byFunction, workers: workers.workers.filter((w) => w.runtime !== 'engine') };
   });
   return html`
@@ -54,9 +59,11 @@ export function FunctionsPage() {
             <th>Function</th>
             <th>Pool (worker @ node)</th>
             <th>Calls</th>
+            <th>Calls/s</th>
             <th>Errors</th>
             <th>p50 ms</th>
             <th>p99 ms</th>
+            <th>By node (calls)</th>
           </tr>
         </thead>
         <tbody>
@@ -69,17 +76,29 @@ export function FunctionsPage() {
               <td>
                 ${(f.pool ?? []).map((p) => html`<span class="chip" title=${p.worker_id}>${p.worker_name} @ ${p.node_id}</span>`)}
               </td>
-              <td>${m?.total ?? 0}</td>
+              <td data-testid="calls">${m?.total ?? 0}</td>
+              <td>${num(m?.rate_per_second ?? 0)}</td>
               <td class=${m && m.error > 0 ? 'bad' : ''}>
                 ${m ? `${m.error}${m.total > 0 ? ` (${num((m.error / m.total) * 100)}%)` : ''}` : 0}
               </td>
               <td>${num(m?.p50_ms)}</td>
               <td>${num(m?.p99_ms)}</td>
+              <td data-testid="per-node">
+                ${(m?.nodes ?? []).map(
+                  (n) =>
+                    html`<span class="chip" title=${`p50 ${num(n.p50_ms)} ms, p99 ${num(n.p99_ms)} ms`}
+                      >${n.node_id}: ${n.total}${n.error > 0 ? ` (${n.error} err)` : ''}</span
+                    >`,
+                )}
+              </td>
             </tr>`;
           })}
         </tbody>
       </table>
-      <p class="note">Calls, errors and latencies: this node's figures (calls routed through it).</p>
+      <p class="note">
+        Calls, errors and latencies of the whole cluster: every node's figures merged (published every 2 s), with each
+        node's share.
+      </p>
       <h2>Workers</h2>
       <table data-testid="workers">
         <thead>

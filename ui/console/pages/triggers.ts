@@ -15,6 +15,9 @@ interface CronJob {
   trigger_id: string;
   next_fire_at: string | null;
   last_fired_here_at: string | null;
+  /** Cluster-wide (from the tick key in Redis): the node that fired the job's last tick, and when. */
+  last_fired_node: string | null;
+  last_fired_at_ms: number | null;
 }
 
 /** Every binding grouped by trigger type; cron bindings with their next fire time and a fire-now button. */
@@ -64,7 +67,8 @@ export function TriggersPage() {
                 ${
                   type === 'cron'
                     ? html`<th>Next fire (UTC)</th>
-                        <th>Last tick here</th>
+                        <th>Last tick (UTC)</th>
+                        <th>Fired by node</th>
                         <th></th>`
                     : null
                 }
@@ -82,7 +86,10 @@ export function TriggersPage() {
                       ? html`<td data-testid="next-fire">
                             ${job?.next_fire_at ?? (job ? 'none' : 'held by its group')}
                           </td>
-                          <td>${job?.last_fired_here_at ?? '–'}</td>
+                          <td data-testid="last-tick">
+                            ${job?.last_fired_at_ms != null ? new Date(job.last_fired_at_ms).toISOString() : '–'}
+                          </td>
+                          <td data-testid="last-tick-node">${job?.last_fired_node ?? '–'}</td>
                           <td>
                             ${read_only ? null : html`<button class="small" data-testid="fire-now" onClick=${() => fire(b)}>Fire now</button>`}
                           </td>`

@@ -33,7 +33,7 @@ export async function createCronLock(adapter: unknown, host: CronLockHost): Prom
   const options = isRecord(block['config']) ? block['config'] : {};
   if (name === 'kv') {
     const ttlMs = options['lock_ttl_ms'];
-    return new MemoryCronLock(typeof ttlMs === 'number' ? ttlMs : DEFAULT_LOCK_TTL_MS);
+    return new MemoryCronLock(typeof ttlMs === 'number' ? ttlMs : DEFAULT_LOCK_TTL_MS, host.nodeId);
   }
   if (name === 'redis') {
     const lockTtlMs = options['lock_ttl_ms'] ?? DEFAULT_LOCK_TTL_MS;

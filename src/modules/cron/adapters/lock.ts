@@ -8,6 +8,17 @@ export interface CronLock {
   tryAcquire(jobId: string, scheduledTimeMs: number): Promise<boolean>;
   /** Gives up the lock taken for that tick; releasing a lock not held is a no-op. */
   release(jobId: string, scheduledTimeMs: number): Promise<void>;
+  /**
+   * The latest tick claimed for `jobId` and the node that claimed it: in Redis for the redis lock,
+   * so every node gives the same answer; this node's own for the memory lock. Undefined: none yet.
+   */
+  lastTick(jobId: string): Promise<LastTick | undefined>;
   /** Releases everything this lock holds. */
   close(): Promise<void>;
+}
+
+/** Who fired a job's latest tick, and its scheduled time (epoch ms). */
+export interface LastTick {
+  readonly nodeId: string;
+  readonly atMs: number;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import Redlock, { ResourceLockedError, type Lock } from 'redlock';
 import type { Logger } from '../../../observability/logger';
-import type { CronLock } from './lock';
+import type { CronLock, LastTick } from './lock';
 import { CLAIM_TICK, END_RUN, EXTEND_RUN } from './redis-lock-scripts';
 
 /**
@@ -149,6 +149,13 @@ export class RedisCronLock implements CronLock {
     clearInterval(heartbeat);
     this.heartbeats.delete(jobId);
     await this.script(END_RUN, [this.key('run', jobId)], [this.options.nodeId]);
+  }
+
+  /** The tick key CLAIM_TICK writes ({at, by}): the same answer from every node. */
+  async lastTick(jobId: string): Promise<LastTick | undefined> {
+    const [at, by] = await this.redis.hmget(this.key('tick', jobId), 'at', 'by');
+    if (at === null || by === null) return undefined;
+    return { nodeId: by, atMs: Number(at) };
   }
 
   /** Ends this node's runs and gives up its leases (another node may take them at once); then disconnects. */
