@@ -1,7 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { explainRedisError, scrubErrorsOf } from './redis-errors';
-import { describeEndpoint, redisOptions, type RedisEndpoint } from './redis-options';
+import { clusterOptions, describeEndpoint, redisOptions, type RedisEndpoint } from './redis-options';
 
 /** Wait between reconnect attempts, growing by this step per attempt up to the cap, in ms. */
 const RECONNECT_STEP_MS = 100;
@@ -31,6 +31,7 @@ export function redisConnection(
   logger: Logger,
   options: RedisOptions = {},
 ): Redis {
+  if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options);
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
   // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
@@ -60,6 +61,56 @@ export function redisConnection(
   return redis;
 }
 
+/**
+ * Cluster mode: a `Redis.Cluster` with the same contract (fail fast while a shard is down,
+ * reconnect forever). It is handed out typed as `Redis`: it has the same command methods,
+ * events and status, which is all the cluster parts use; the few places that differ (SCAN walks
+ * one node, sharded pub/sub) check `isRedisCluster`.
+ */
+function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions): Redis {
+  const base = clusterOptions(endpoint);
+  const where = describeEndpoint(endpoint);
+  const tls = base.redisOptions?.tls !== undefined;
+  const { commandTimeout, ...nodeOptions } = options;
+  const cluster = new Cluster(endpoint.cluster?.nodes.map((n) => ({ host: n.host, port: n.port })) ?? [], {
+    ...base,
+    redisOptions: {
+      ...base.redisOptions,
+      connectionName: name,
+      maxRetriesPerRequest: 0,
+      disconnectTimeout: 100,
+      ...(commandTimeout === undefined ? {} : { commandTimeout }),
+      ...nodeOptions,
+    },
+    enableOfflineQueue: false,
+    enableReadyCheck: true,
+    lazyConnect: true,
+    clusterRetryStrategy: (attempt) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
+    // A MOVED/ASK or a shard mid-failover: retried this many times (about a second) before the
+    // command fails, so a CLUSTER FAILOVER is ridden out, never waited on past its deadline.
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+  }) as unknown as Redis;
+  scrubErrorsOf(cluster);
+  targets.set(cluster, where);
+  cluster.on('error', (err: Error) => {
+    const problem = explainRedisError(err, tls);
+    if (problem.kind !== 'other' && problem.text !== problems.get(cluster))
+      logger.warn({ connection: name, redis: where, tls }, problem.text);
+    else logger.debug({ err, connection: name }, 'redis connection error');
+    problems.set(cluster, problem.text);
+  });
+  cluster.on('ready', () => problems.delete(cluster));
+  return cluster;
+}
+
+/** Whether a connection made by redisConnection is a Redis Cluster (Cluster mode). */
+export function isRedisCluster(redis: Redis): boolean {
+  return (redis as unknown) instanceof Cluster;
+}
+
 /** Why a connection made by redisConnection is not ready, in words; undefined when it is, or nothing failed yet. */
 export function redisProblem(redis: Redis): string | undefined {
   return redis.status === 'ready' ? undefined : problems.get(redis);
@@ -84,7 +135,7 @@ export async function openRedis(redis: Redis, name: string): Promise<void> {
       redis.connect(),
       new Promise<never>((_, reject) => {
         onError = reject;
-        if (redis.options.sentinels) redis.once('error', onError);
+        if (redis.options.sentinels || isRedisCluster(redis)) redis.once('error', onError);
       }),
     ]);
   } catch (err) {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { redactUrl } from '../observability/redact-url';
 
 /** One Redis Sentinel. */
@@ -17,7 +17,12 @@ export interface SentinelSpec {
   password?: string;
 }
 
-/** Where a Redis is and how to prove who we are to it: a URL, or a Sentinel-managed primary. */
+/** A Redis Cluster: a few of its nodes (any, primaries or replicas); the client learns the rest. */
+export interface ClusterSpec {
+  nodes: SentinelAddress[];
+}
+
+/** Where a Redis is and how to prove who we are to it: a URL, a Sentinel-managed primary, or a Redis Cluster. */
 export interface RedisEndpoint {
   /**
    * `redis://[user[:password]@]host[:port][/db]`, or `rediss://...` for TLS. User and password
@@ -26,9 +31,11 @@ export interface RedisEndpoint {
   url?: string;
   /** Sentinel mode: connections ask these sentinels for the primary, and again after every failover. */
   sentinel?: SentinelSpec;
+  /** Cluster mode (III_REDIS_CLUSTER_NODES): connections are `Redis.Cluster`, keys spread over the shards. */
+  cluster?: ClusterSpec;
   /** Replaces the URL's password (III_REDIS_PASSWORD); in Sentinel mode, the data nodes' password. */
   password?: string;
-  /** Sentinel mode only (with a URL, rediss:// decides): TLS to the sentinels and the data nodes. */
+  /** Sentinel and Cluster mode only (with a URL, rediss:// decides): TLS to the sentinels and the data nodes. */
   tls?: boolean;
   /** PEM file of the CA certificate(s) trusted for TLS (cluster.redis_tls_ca_file); default: the system store. */
   tlsCaFile?: string;
@@ -59,27 +66,42 @@ const SENTINEL_RETRY_MAX_MS = 2000;
  * an empty list or entry, a URL, a missing host or a port that is not 1-65535.
  */
 export function parseSentinels(value: string | readonly string[]): SentinelAddress[] {
+  return parseHostPorts(value, 'sentinel', DEFAULT_SENTINEL_PORT);
+}
+
+/**
+ * `host:port,host:port` (III_REDIS_CLUSTER_NODES), or the entries of a YAML list: some nodes of a
+ * Redis Cluster; the port defaults to 6379. Throws as parseSentinels does.
+ */
+export function parseClusterNodes(value: string | readonly string[]): SentinelAddress[] {
+  return parseHostPorts(value, 'cluster node', DEFAULT_PORT);
+}
+
+function parseHostPorts(value: string | readonly string[], what: string, defaultPort: number): SentinelAddress[] {
   const entries = typeof value === 'string' ? value.split(',').map((e) => e.trim()) : value.map((e) => e.trim());
   if (entries.length === 0 || (entries.length === 1 && entries[0] === ''))
-    throw new Error('no sentinel given (expected host:port,host:port...)');
+    throw new Error(`no ${what} given (expected host:port,host:port...)`);
   return entries.map((entry) => {
     const match = /^(?:\[([^\]]+)\]|([^\s:/@[\]]+))(?::(\d+))?$/.exec(entry);
-    const port = match?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(match[3]);
+    const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
     if (match === null || port < 1 || port > 65535) {
       throw new Error(
-        `sentinel ${JSON.stringify(entry)} is not host:port (expected e.g. 10.0.0.5:26379 or [::1]:26379, entries separated by commas)`,
+        `${what} ${JSON.stringify(entry)} is not host:port (expected e.g. 10.0.0.5:${defaultPort} or [::1]:${defaultPort}, entries separated by commas)`,
       );
     }
     return { host: match[1] ?? match[2], port };
   });
 }
 
+const hostPort = (a: SentinelAddress): string =>
+  a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+
 /** An endpoint for a log line or an error message: the URL without its password, or the sentinels and the primary's name. */
 export function describeEndpoint(endpoint: RedisEndpoint): string {
+  if (endpoint.cluster !== undefined)
+    return `Redis Cluster ${endpoint.cluster.nodes.map(hostPort).join(',')}${endpoint.tls ? ' (TLS)' : ''}`;
   if (endpoint.sentinel !== undefined) {
-    const sentinels = endpoint.sentinel.sentinels
-      .map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`))
-      .join(',');
+    const sentinels = endpoint.sentinel.sentinels.map(hostPort).join(',');
     return `primary "${endpoint.sentinel.name}" of sentinels ${sentinels}${endpoint.tls ? ' (TLS)' : ''}`;
   }
   return redactUrl(endpoint.url ?? '');
@@ -93,6 +115,8 @@ export function describeEndpoint(endpoint: RedisEndpoint): string {
  * password.
  */
 export function redisOptions(endpoint: RedisEndpoint): RedisOptions {
+  if (endpoint.cluster !== undefined)
+    throw new Error('a Redis Cluster takes clusterOptions, not redisOptions (it is a Redis.Cluster, not one Redis)');
   if (endpoint.sentinel !== undefined) return sentinelOptions(endpoint, endpoint.sentinel);
   if (endpoint.url === undefined)
     throw new Error('no Redis given (expected a redis:// URL or sentinels and a primary name)');
@@ -125,6 +149,17 @@ function sentinelOptions(endpoint: RedisEndpoint, sentinel: SentinelSpec): Redis
     options.enableTLSForSentinelMode = true;
   }
   return options;
+}
+
+/**
+ * Cluster mode: the options of `new Redis.Cluster(nodes, ...)`. `redisOptions` are those of each
+ * node connection (password, TLS); the caller adds its own (connection name, timeouts) there.
+ */
+export function clusterOptions(endpoint: RedisEndpoint): ClusterOptions {
+  const node: RedisOptions = {};
+  if (endpoint.password !== undefined) node.password = endpoint.password;
+  if (endpoint.tls === true) node.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
+  return { redisOptions: node };
 }
 
 function urlOptions(endpoint: RedisEndpoint, text: string): RedisOptions {

@@ -18,7 +18,9 @@ export interface RedisTarget extends RedisEndpoint {
 
 /** Whether the node runs in cluster mode: a Redis URL, or sentinels (Sentinel mode). */
 export function isClusterMode(cluster: EngineConfig['cluster']): boolean {
-  return cluster.redisUrl !== undefined || cluster.redisSentinels !== undefined;
+  return (
+    cluster.redisUrl !== undefined || cluster.redisSentinels !== undefined || cluster.redisClusterNodes !== undefined
+  );
 }
 
 /**
@@ -27,6 +29,13 @@ export function isClusterMode(cluster: EngineConfig['cluster']): boolean {
  * Sentinel mode it is the data nodes'); the CA file applies to TLS.
  */
 export function clusterRedis(cluster: EngineConfig['cluster']): RedisEndpoint | undefined {
+  if (cluster.redisClusterNodes !== undefined) {
+    return {
+      cluster: { nodes: cluster.redisClusterNodes },
+      ...(cluster.redisTls === true ? { tls: true } : {}),
+      ...secrets(cluster),
+    };
+  }
   if (cluster.redisSentinels !== undefined && cluster.redisSentinelName !== undefined) {
     return {
       sentinel: {
@@ -58,7 +67,7 @@ export function redisTarget(
   const shared = clusterRedis(cluster);
   if (shared === undefined)
     throw new Error(
-      `${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME)`,
+      `${module}: adapter redis needs cluster.redis_url / III_REDIS_URL or adapter.config.redis_url (or sentinels: III_REDIS_SENTINELS with III_REDIS_SENTINEL_NAME, or III_REDIS_CLUSTER_NODES)`,
     );
   return { ...shared, keyPrefix: cluster.keyPrefix };
 }

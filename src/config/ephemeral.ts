@@ -19,7 +19,11 @@ export function ephemeralConfig(overrides: Partial<EngineConfig> = {}): EngineCo
   config.listeners = config.listeners.map((listener) => ({ ...listener, host: '127.0.0.1' }));
   config.metrics = { host: '127.0.0.1', port: 0 };
   // Configuration in memory, unless a cluster shares it through Redis: nothing under ./config.
-  if (overrides.cluster?.redisUrl === undefined && overrides.cluster?.redisSentinels === undefined)
+  if (
+    overrides.cluster?.redisUrl === undefined &&
+    overrides.cluster?.redisSentinels === undefined &&
+    overrides.cluster?.redisClusterNodes === undefined
+  )
     config.modules['configuration'] = { enabled: true, config: { adapter: { name: 'memory' } } };
   return { ...config, ...overrides };
 }

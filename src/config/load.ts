@@ -29,6 +29,7 @@
  * | `LOG_LEVEL`       | `logLevel`; else `engine.log_level`; else iii-observability `level`; else `info` | trace, debug, info, warn, error, fatal, silent |
  * | `III_REDIS_URL`   | `cluster.redisUrl` (`cluster.redis_url`); cluster mode is on when set | redis:// or rediss:// URL |
  * | `III_REDIS_SENTINELS` | `cluster.redisSentinels` (`cluster.redis_sentinels`): Sentinel mode, with `III_REDIS_SENTINEL_NAME`; replaces a `redis_url` of the file | host:port,host:port... |
+ * | `III_REDIS_CLUSTER_NODES` | `cluster.redisClusterNodes` (`cluster.redis_cluster_nodes`): Cluster mode, some nodes of a Redis Cluster; replaces a `redis_url` of the file | host:port,host:port... |
  * | `III_REDIS_SENTINEL_NAME` | `cluster.redisSentinelName` (`cluster.redis_sentinel_name`): the primary's name in the sentinels | non-empty string |
  * | `III_REDIS_SENTINEL_PASSWORD` | `cluster.redisSentinelPassword`: the sentinels' password | any string, taken as is |
  * | `III_REDIS_TLS` | `cluster.redisTls` (`cluster.redis_tls`): Sentinel mode, TLS to sentinels and data nodes | true or false |
@@ -51,7 +52,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseSentinels, redisOptions } from '../cluster/redis-options';
+import { parseClusterNodes, parseSentinels, redisOptions } from '../cluster/redis-options';
 import { redactUrl } from '../observability/redact-url';
 import { ConfigError } from './errors';
 import { expandTree, parseYaml } from './expand';
@@ -463,6 +464,11 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
   const sentinelsValue = sources.cluster.resolved['redis_sentinels'];
   const sentinelNameValue = sources.cluster.resolved['redis_sentinel_name'];
   const where = `${sources.source ?? 'built-in defaults'}: cluster`;
+  const clusterNodesValue = sources.cluster.resolved['redis_cluster_nodes'];
+  const clusterNodes =
+    clusterNodesValue === null || clusterNodesValue === undefined || clusterNodesValue === ''
+      ? undefined
+      : hostPorts(parseClusterNodes, clusterNodesValue as string | string[], `${where}.redis_cluster_nodes`);
   const sentinels =
     sentinelsValue === null || sentinelsValue === undefined || sentinelsValue === ''
       ? undefined
@@ -499,6 +505,7 @@ function assemble(sources: Sources, warnings: string[]): EngineConfig {
       ...(typeof redisUrlValue === 'string' && redisUrlValue !== '' ? { redisUrl: redisUrlValue } : {}),
       ...(typeof redisCaValue === 'string' ? { redisTlsCaFile: redisCaValue } : {}),
       ...(sentinels === undefined ? {} : { redisSentinels: sentinels }),
+      ...(clusterNodes === undefined ? {} : { redisClusterNodes: clusterNodes }),
       ...(typeof sentinelNameValue === 'string' && sentinelNameValue !== ''
         ? { redisSentinelName: sentinelNameValue }
         : {}),
@@ -584,16 +591,32 @@ function applyEnvironment(config: EngineConfig, sources: Sources, env: NodeJS.Pr
       'environment variables III_REDIS_URL and III_REDIS_SENTINELS are both set: give one Redis, a URL or sentinels (with III_REDIS_SENTINEL_NAME)',
     );
   }
+  const clusterNodes = env['III_REDIS_CLUSTER_NODES']?.trim()
+    ? hostPorts(parseClusterNodes, env['III_REDIS_CLUSTER_NODES'], 'environment variable III_REDIS_CLUSTER_NODES')
+    : undefined;
+  if (clusterNodes !== undefined && (redis !== undefined || sentinels !== undefined)) {
+    throw new ConfigError(
+      `environment variables III_REDIS_CLUSTER_NODES and ${redis !== undefined ? 'III_REDIS_URL' : 'III_REDIS_SENTINELS'} are both set: give one Redis, a URL, sentinels or the nodes of a Redis Cluster`,
+    );
+  }
   // The environment overrides the file: a URL given there replaces the file's sentinels, and
   // sentinels replace the file's URL (config/cluster.yaml writes a default redis_url).
   if (redis !== undefined) {
     config.cluster.redisUrl = redis as string;
     delete config.cluster.redisSentinels;
     delete config.cluster.redisSentinelName;
+    delete config.cluster.redisClusterNodes;
   }
   if (sentinels !== undefined) {
     config.cluster.redisSentinels = sentinels;
     delete config.cluster.redisUrl;
+    delete config.cluster.redisClusterNodes;
+  }
+  if (clusterNodes !== undefined) {
+    config.cluster.redisClusterNodes = clusterNodes;
+    delete config.cluster.redisUrl;
+    delete config.cluster.redisSentinels;
+    delete config.cluster.redisSentinelName;
   }
   const sentinelName = envValue(env, 'III_REDIS_SENTINEL_NAME', nonEmptyString);
   if (sentinelName !== undefined) config.cluster.redisSentinelName = sentinelName as string;
@@ -746,22 +769,36 @@ function checkSentinelMode(cluster: EngineConfig['cluster']): void {
       'cluster.redis_sentinel_name / III_REDIS_SENTINEL_NAME is set without sentinels: set cluster.redis_sentinels / III_REDIS_SENTINELS too (host:port,host:port...)',
     );
   }
+  if (cluster.redisClusterNodes !== undefined && (hasSentinels || cluster.redisUrl !== undefined)) {
+    throw new ConfigError(
+      `cluster.redis_cluster_nodes and cluster.${hasSentinels ? 'redis_sentinels' : 'redis_url'} are both set: give one Redis, a URL, sentinels or the nodes of a Redis Cluster`,
+    );
+  }
   if (hasSentinels && cluster.redisUrl !== undefined) {
     throw new ConfigError(
       'cluster.redis_url and cluster.redis_sentinels are both set: give one Redis, a URL or sentinels with a primary name',
     );
   }
-  if (cluster.redisTls === true && !hasSentinels) {
+  if (cluster.redisTls === true && !hasSentinels && cluster.redisClusterNodes === undefined) {
     throw new ConfigError(
-      'cluster.redis_tls / III_REDIS_TLS is for Sentinel mode; with a URL, write rediss:// to turn TLS on',
+      'cluster.redis_tls / III_REDIS_TLS is for Sentinel and Cluster mode; with a URL, write rediss:// to turn TLS on',
     );
   }
 }
 
 /** A sentinel list (III_REDIS_SENTINELS or cluster.redis_sentinels) parsed, or a ConfigError naming where it was set. */
 function sentinelAddresses(value: string | string[], where: string): Array<{ host: string; port: number }> {
+  return hostPorts(parseSentinels, value, where);
+}
+
+/** A host:port list parsed by `parse`, or a ConfigError naming where it was set. */
+function hostPorts(
+  parse: (value: string | string[]) => Array<{ host: string; port: number }>,
+  value: string | string[],
+  where: string,
+): Array<{ host: string; port: number }> {
   try {
-    return parseSentinels(value);
+    return parse(value);
   } catch (err) {
     throw new ConfigError(`${where}: ${(err as Error).message}`);
   }

@@ -553,6 +553,11 @@ export const clusterSchema: SchemaTree = {
     null,
     "ours: Sentinel mode, instead of redis_url: the sentinels (host:port, port default 26379) asked for the primary, with redis_sentinel_name. Sentinel password: III_REDIS_SENTINEL_PASSWORD; the data nodes' password: III_REDIS_PASSWORD.",
   ),
+  redis_cluster_nodes: leaf(
+    sentinelList,
+    null,
+    'ours: Cluster mode, instead of redis_url: some nodes of a Redis Cluster (host:port, port default 6379); the client learns the others. Password: III_REDIS_PASSWORD; TLS: redis_tls.',
+  ),
   redis_sentinel_name: leaf(
     anyString,
     null,
@@ -561,7 +566,7 @@ export const clusterSchema: SchemaTree = {
   redis_tls: leaf(
     bool,
     false,
-    'ours: Sentinel mode only: TLS to the sentinels and the data nodes (with redis_url, rediss:// decides).',
+    'ours: Sentinel and Cluster mode only: TLS to the sentinels and the data nodes (with redis_url, rediss:// decides).',
   ),
   redis_tls_ca_file: leaf(
     nonEmptyString,

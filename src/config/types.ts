@@ -149,6 +149,8 @@ export interface EngineConfig {
     redisUrl?: string;
     /** `cluster.redis_sentinels` / `III_REDIS_SENTINELS`: the sentinels that know the primary. */
     redisSentinels?: Array<{ host: string; port: number }>;
+    /** `cluster.redis_cluster_nodes` / `III_REDIS_CLUSTER_NODES`: some nodes of a Redis Cluster (Cluster mode). */
+    redisClusterNodes?: Array<{ host: string; port: number }>;
     /** `cluster.redis_sentinel_name` / `III_REDIS_SENTINEL_NAME`: the primary's name in the sentinels. */
     redisSentinelName?: string;
     /** `III_REDIS_SENTINEL_PASSWORD`: the sentinels' password (the data nodes take `redisPassword`). */

@@ -10,7 +10,8 @@ import { silentLogger } from '../../src/observability/logger';
 import type { Json } from '../../src/protocol/messages';
 import { startRedis, type TestRedis } from '../support/redis';
 import { startSentinel, type TestSentinel } from '../support/sentinel';
-import { parseSentinels } from '../../src/cluster/redis-options';
+import { startRedisCluster, type TestRedisCluster } from '../support/redis-cluster';
+import { parseClusterNodes, parseSentinels } from '../../src/cluster/redis-options';
 
 /**
  * One contract, every backend: the same cases run against the memory, file and redis state
@@ -20,13 +21,14 @@ import { parseSentinels } from '../../src/cluster/redis-options';
 
 let redis: TestRedis;
 let sentinel: TestSentinel;
+let cluster: TestRedisCluster;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+  [redis, sentinel, cluster] = await Promise.all([startRedis(), startSentinel(), startRedisCluster()]);
 }, 60_000);
 afterAll(async () => {
-  await Promise.all([redis?.stop(), sentinel?.stop()]);
+  await Promise.all([redis?.stop(), sentinel?.stop(), cluster?.stop()]);
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
@@ -72,6 +74,17 @@ const backends: Array<[string, () => Promise<Pair>]> = [
     async () => {
       const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
       const target = { sentinel: { sentinels: parseSentinels(sentinel.sentinels), name: sentinel.name } };
+      const make = (node: string) =>
+        new RedisStateAdapter({ ...target, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
+      return { a: make('a'), b: make('b') };
+    },
+  ],
+  // The same adapter on a three-primary Redis Cluster (issue 14 #2): scopes spread over the shards.
+  [
+    'redis (Cluster)',
+    async () => {
+      const keyPrefix = `c${randomUUID().slice(0, 8)}:`;
+      const target = { cluster: { nodes: parseClusterNodes(cluster.nodes) } };
       const make = (node: string) =>
         new RedisStateAdapter({ ...target, keyPrefix, connectionName: `conformance:${node}`, logger: silentLogger });
       return { a: make('a'), b: make('b') };

@@ -6,7 +6,8 @@ import type { Json } from '../../src/protocol/messages';
 import { waitFor, sleep } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 import { startSentinel, type TestSentinel } from '../support/sentinel';
-import { parseSentinels } from '../../src/cluster/redis-options';
+import { startRedisCluster, type TestRedisCluster } from '../support/redis-cluster';
+import { parseClusterNodes, parseSentinels } from '../../src/cluster/redis-options';
 
 /**
  * One contract, every backend: the same cases run against the `kv` (memory) and `redis` stream
@@ -16,12 +17,13 @@ import { parseSentinels } from '../../src/cluster/redis-options';
 
 let redis: TestRedis;
 let sentinel: TestSentinel;
+let redisCluster: TestRedisCluster;
 
 beforeAll(async () => {
-  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+  [redis, sentinel, redisCluster] = await Promise.all([startRedis(), startSentinel(), startRedisCluster()]);
 }, 60_000);
 afterAll(async () => {
-  await Promise.all([redis?.stop(), sentinel?.stop()]);
+  await Promise.all([redis?.stop(), sentinel?.stop(), redisCluster?.stop()]);
 });
 
 interface Pair {
@@ -56,6 +58,19 @@ const backends: Array<[string, () => Promise<Pair>]> = [
       const cluster = {
         redisSentinels: parseSentinels(sentinel.sentinels),
         redisSentinelName: sentinel.name,
+        keyPrefix: `c${randomUUID().slice(0, 8)}:`,
+      };
+      const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });
+      const b = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'b', cluster });
+      return { a, b };
+    },
+  ],
+  // The same backends on a three-primary Redis Cluster (issue 14 #2).
+  [
+    'redis (Cluster)',
+    async () => {
+      const cluster = {
+        redisClusterNodes: parseClusterNodes(redisCluster.nodes),
         keyPrefix: `c${randomUUID().slice(0, 8)}:`,
       };
       const a = await createStreamBackend({ name: 'redis' }, { logger: silentLogger, nodeId: 'a', cluster });

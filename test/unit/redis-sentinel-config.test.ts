@@ -212,7 +212,7 @@ describe('config: Sentinel mode', () => {
 
   test('redis_tls without sentinels is a ConfigError pointing at rediss://', () => {
     expect(configError(() => loadYaml('cluster:\n  redis_url: redis://h:1\n  redis_tls: true\n')).message).toMatch(
-      /redis_tls \/ III_REDIS_TLS is for Sentinel mode; with a URL, write rediss:\/\//,
+      /redis_tls \/ III_REDIS_TLS is for Sentinel and Cluster mode; with a URL, write rediss:\/\//,
     );
   });
 

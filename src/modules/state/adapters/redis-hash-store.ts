@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { isRedisCluster } from '../../../cluster/redis-connection';
 import { EngineError } from '../../../protocol/errors';
 import { redisWhere } from '../../../cluster/redis-connection';
 import type { Json } from '../../../protocol/messages';
@@ -98,14 +99,18 @@ export class RedisHashStore {
     // Glob specials in the prefix (a key prefix, a stream name) must match themselves.
     const pattern = `${prefix.replace(/[\\*?[\]]/g, '\\$&')}*`;
     const found = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.command(() =>
-        this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT, 'TYPE', 'hash'),
-      );
-      for (const key of keys) found.add(key);
-      cursor = next;
-    } while (cursor !== '0');
+    // SCAN walks the keys of one server: in Cluster mode each primary holds its share, so each is walked.
+    const servers = isRedisCluster(this.redis) ? (this.redis as unknown as Cluster).nodes('master') : [this.redis];
+    for (const server of servers) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.command(() =>
+          server.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT, 'TYPE', 'hash'),
+        );
+        for (const key of keys) found.add(key);
+        cursor = next;
+      } while (cursor !== '0');
+    }
     return [...found];
   }
 

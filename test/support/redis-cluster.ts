@@ -1,0 +1,128 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitForPort } from './ports';
+
+const INSTALL_HINT =
+  'redis-server is not installed. The Redis Cluster tests start a private three-primary cluster ' +
+  '(`cluster-enabled yes`, then `redis-cli --cluster create`) on free ports; install it with `apt-get install -y redis-server` (Debian/Ubuntu), or set REDIS_SERVER_BIN to its path.';
+
+/** Sharded pub/sub (SSUBSCRIBE/SPUBLISH) came with Redis 7. */
+const MIN_MAJOR = 7;
+
+/** A stop waits this long for SIGTERM before it SIGKILLs the process group, in ms. */
+const STOP_DEADLINE_MS = 5000;
+
+/**
+ * A private Redis Cluster on free loopback ports: three primaries (slots split evenly by
+ * `redis-cli --cluster create`), no replicas. Every server is its own process group; `stop`
+ * ends them all (SIGTERM, then SIGKILL of the group after a deadline) and removes the temp
+ * dir, and they are SIGKILLed if the test process exits without calling it.
+ */
+export interface TestRedisCluster {
+  /** `host:port` of each node, comma-separated: III_REDIS_CLUSTER_NODES. */
+  nodes: string;
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+const everyProcess = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const proc of everyProcess) killGroup(proc, 'SIGKILL');
+  });
+}
+
+function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
+  try {
+    process.kill(-proc.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  killGroup(proc, 'SIGCONT');
+  killGroup(proc, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(proc, 'SIGKILL'), STOP_DEADLINE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function startRedisCluster(): Promise<TestRedisCluster> {
+  const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
+  const version = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  if (version.error) throw new Error(INSTALL_HINT);
+  const major = Number(/v=(\d+)\./.exec(version.stdout)?.[1] ?? 0);
+  if (major < MIN_MAJOR)
+    throw new Error(`${bin} is Redis ${major}; the Cluster tests need Redis ${MIN_MAJOR}+ (sharded pub/sub)`);
+  const cli = process.env['REDIS_CLI_BIN'] ?? 'redis-cli';
+  installExitHook();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-rcluster-'));
+  const procs: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(procs.map(stopProcess));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    await Promise.all(
+      ports.map(async (port) => {
+        const nodeDir = path.join(dir, `node-${port}`);
+        fs.mkdirSync(nodeDir);
+        const args = [
+          ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+          ...['--dir', nodeDir, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+          ...['--cluster-node-timeout', '2000'],
+        ];
+        // detached: its own process group, killed as one.
+        const proc = spawn(bin, args, { stdio: 'ignore', detached: true });
+        procs.push(proc);
+        everyProcess.add(proc);
+        proc.once('exit', () => everyProcess.delete(proc));
+        await waitForPort(port, proc, 10_000, `redis-server (cluster node ${port})`);
+      }),
+    );
+    const create = spawnSync(
+      cli,
+      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    if (create.status !== 0)
+      throw new Error(
+        `redis-cli --cluster create failed: ${create.error?.message ?? ''}${create.stdout}${create.stderr}`,
+      );
+    await Promise.all(ports.map((port) => waitForClusterOk(port, 20_000)));
+    return { nodes: ports.map((p) => `127.0.0.1:${p}`).join(','), ports, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Waits until a node reports `cluster_state:ok` (every slot served) and knows all three nodes. */
+async function waitForClusterOk(port: number, timeoutMs: number): Promise<void> {
+  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    await redis.connect();
+    for (;;) {
+      const info = await redis.cluster('INFO');
+      if (info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3')) return;
+      if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
