@@ -21,6 +21,11 @@ export const BUS_WIRE = 2;
  */
 export const SPLIT_MIN_CHARS = 1024;
 
+/** Whether a node, as membership knows it, reads split frames (undefined: not seen yet, so no). */
+export function readsSplit(peer: { wire?: number } | undefined): boolean {
+  return (peer?.wire ?? 1) >= BUS_WIRE;
+}
+
 /** The payload field of each message that has one. */
 type PayloadKey = 'data' | 'result';
 

@@ -12,7 +12,7 @@ import type { CallOutcome, CallRequest, Router } from '../router/router';
 import { channelPrefix } from './channel-relay';
 import { Membership, type NodeInfo, type MembershipOptions, DEFAULT_MEMBERSHIP } from './membership';
 import type { Bus } from './bus';
-import { BUS_WIRE } from './bus-codec';
+import { BUS_WIRE, readsSplit } from './bus-codec';
 import { DirectBus, type LinkCounts } from './direct-bus';
 import type { BusMessage } from './messages';
 import { RedisBus } from './redis-bus';
@@ -82,12 +82,8 @@ export class ClusterNode {
     }
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now(), wire: BUS_WIRE };
     this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
-    const redisBus = new RedisBus(
-      options.redis,
-      options.keyPrefix,
-      nodeId,
-      logger,
-      (peer) => (this.membership.node(peer)?.wire ?? 1) >= BUS_WIRE,
+    const redisBus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger, (peer) =>
+      readsSplit(this.membership.node(peer)),
     );
     this.membership = new Membership(
       options.redis,

@@ -10,7 +10,7 @@ import { sameSecret } from '../transport/secret';
 import { rawDataToBuffer } from '../transport/raw-data';
 import { TickCork } from '../transport/tick-cork';
 import type { Bus, BusHandler } from './bus';
-import { BUS_WIRE, decodeSplitBusMessage, encodeBusMessage } from './bus-codec';
+import { decodeSplitBusMessage, encodeBusMessage, readsSplit } from './bus-codec';
 import type { BusMessage } from './messages';
 import type { RedisBus } from './redis-bus';
 import { LINK_PATH } from '../transport/worker-server';
@@ -109,7 +109,8 @@ export class DirectBus implements Bus {
   send(nodeId: string, message: BusMessage): Promise<void> {
     if (message.type !== 'invoke' && message.type !== 'result') return this.redis.send(nodeId, message);
     const link = this.links.get(nodeId);
-    if (link?.send(message)) {
+    // Asked per message: a link a peer opened may come before membership has seen that peer.
+    if (link?.send(message, readsSplit(this.options.peer(nodeId)))) {
       this.counts.link++;
       return RESOLVED;
     }
@@ -217,7 +218,7 @@ export class DirectBus implements Bus {
    * previous incarnation of it), and every open one receives.
    */
   private adopt(peer: string, socket: WebSocket): void {
-    const link = new NodeLink(socket, peer, this.maxFrameBytes, (this.options.peer(peer)?.wire ?? 1) >= BUS_WIRE);
+    const link = new NodeLink(socket, peer, this.maxFrameBytes);
     this.sockets.add(socket);
     this.links.set(peer, link);
     socket.on('message', (data: RawData, isBinary: boolean) => this.receive(data, isBinary, peer));
@@ -252,17 +253,16 @@ class NodeLink {
     readonly socket: WebSocket,
     readonly peer: string,
     private readonly maxFrameBytes: number,
-    /** The peer reads split frames (bus-codec.ts). */
-    private readonly split: boolean,
   ) {
     this.cork = new TickCork(socket);
   }
 
   /** False when the link cannot take the message now: closing, backlogged, or the frame is too large. */
-  send(message: BusMessage): boolean {
+  /** `split`: the peer reads split frames (bus-codec.ts). */
+  send(message: BusMessage, split: boolean): boolean {
     const socket = this.socket;
     if (socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > LINK_BACKLOG_BYTES) return false;
-    const frame = encodeBusMessage(message, undefined, this.split);
+    const frame = encodeBusMessage(message, undefined, split);
     // Characters are at most 3 bytes of UTF-8: measure only the frames that might be too large.
     if (frame.length * 3 > this.maxFrameBytes && Buffer.byteLength(frame) > this.maxFrameBytes) return false;
     this.cork.hold();

@@ -1,5 +1,5 @@
 import type { IIIClient } from 'iii-sdk';
-import { PUBLISH_INTERVAL_MS } from '../../src/modules/observability/cluster-figures';
+import { PUBLISH_INTERVAL_MS, type FunctionStats } from '../../src/modules/observability/cluster-figures';
 import { startCluster, startEngine, waitFor, type TestEngine } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 
@@ -9,28 +9,14 @@ import { startRedis, type TestRedis } from '../support/redis';
  * merged histogram) with a row per node. Two in-process nodes over a real redis-server.
  */
 
-interface Row {
-  total: number;
-  error: number;
-  error_rate: number | null;
-  rate_per_second: number;
-  p50_ms: number | null;
-  p99_ms: number | null;
-}
-interface Stats {
-  scope: string;
-  nodes: string[];
-  functions: Array<Row & { function_id: string; nodes: Array<Row & { node_id: string }> }>;
-}
-
-async function stats(client: IIIClient, scope?: 'cluster' | 'node'): Promise<Stats> {
+async function stats(client: IIIClient, scope?: 'cluster' | 'node'): Promise<FunctionStats> {
   return (await client.trigger({
     function_id: 'engine::functions::stats',
     payload: scope ? { scope } : {},
-  })) as Stats;
+  })) as FunctionStats;
 }
 
-function row(s: Stats, functionId: string) {
+function row(s: FunctionStats, functionId: string) {
   return s.functions.find((f) => f.function_id === functionId);
 }
 

@@ -1,9 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitForPort } from './ports';
+import { spawnGroup, stopGroup } from './process-group';
 
 const INSTALL_HINT =
   'redis-server is not installed. The Redis Cluster tests start a private three-primary cluster ' +
@@ -11,9 +12,6 @@ const INSTALL_HINT =
 
 /** Sharded pub/sub (SSUBSCRIBE/SPUBLISH) came with Redis 7. */
 const MIN_MAJOR = 7;
-
-/** A stop waits this long for SIGTERM before it SIGKILLs the process group, in ms. */
-const STOP_DEADLINE_MS = 5000;
 
 /**
  * A private Redis Cluster on free loopback ports: three primaries (slots split evenly by
@@ -28,36 +26,6 @@ export interface TestRedisCluster {
   stop(): Promise<void>;
 }
 
-const everyProcess = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const proc of everyProcess) killGroup(proc, 'SIGKILL');
-  });
-}
-
-function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
-  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    process.kill(-proc.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  killGroup(proc, 'SIGCONT');
-  killGroup(proc, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(proc, 'SIGKILL'), STOP_DEADLINE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
 export async function startRedisCluster(): Promise<TestRedisCluster> {
   const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
   const version = spawnSync(bin, ['--version'], { encoding: 'utf8' });
@@ -66,11 +34,10 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   if (major < MIN_MAJOR)
     throw new Error(`${bin} is Redis ${major}; the Cluster tests need Redis ${MIN_MAJOR}+ (sharded pub/sub)`);
   const cli = process.env['REDIS_CLI_BIN'] ?? 'redis-cli';
-  installExitHook();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-rcluster-'));
   const procs: ChildProcess[] = [];
   const stop = async () => {
-    await Promise.all(procs.map(stopProcess));
+    await Promise.all(procs.map(stopGroup));
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
@@ -85,11 +52,8 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
           ...['--dir', nodeDir, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
           ...['--cluster-node-timeout', '2000'],
         ];
-        // detached: its own process group, killed as one.
-        const proc = spawn(bin, args, { stdio: 'ignore', detached: true });
+        const proc = spawnGroup(bin, args);
         procs.push(proc);
-        everyProcess.add(proc);
-        proc.once('exit', () => everyProcess.delete(proc));
         await waitForPort(port, proc, 10_000, `redis-server (cluster node ${port})`);
       }),
     );

@@ -1,9 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitForPort } from './ports';
+import { killGroup, spawnGroup, stopGroup } from './process-group';
 
 const INSTALL_HINT =
   'redis-server is not installed. The Sentinel tests start a private primary, two replicas and three sentinels ' +
@@ -20,9 +21,6 @@ const DOWN_AFTER_MS = 1000;
 
 /** After this long a failover that did not finish is tried again (by another sentinel), in ms. */
 const FAILOVER_TIMEOUT_MS = 5000;
-
-/** A stop waits this long for SIGTERM before it SIGKILLs the process group, in ms. */
-const STOP_DEADLINE_MS = 5000;
 
 /**
  * A private Redis Sentinel topology on free loopback ports: one primary, two replicas and three
@@ -52,41 +50,9 @@ interface Managed {
   port: number;
 }
 
-const everyProcess = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** A test process that dies without its teardown must not leave Redis processes behind. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const proc of everyProcess) killGroup(proc, 'SIGKILL');
-  });
-}
-
-function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
-  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    process.kill(-proc.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  killGroup(proc, 'SIGCONT');
-  killGroup(proc, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(proc, 'SIGKILL'), STOP_DEADLINE_MS);
-  await exited;
-  clearTimeout(timer);
-}
-
 export async function startSentinel(options: { password?: string } = {}): Promise<TestSentinel> {
   const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
   if (spawnSync(bin, ['--version']).error) throw new Error(INSTALL_HINT);
-  installExitHook();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-sentinel-'));
   const data = new Map<number, Managed>();
   const sentinels: Managed[] = [];
@@ -94,10 +60,7 @@ export async function startSentinel(options: { password?: string } = {}): Promis
     options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password];
 
   const launch = async (args: string[], port: number, what: string): Promise<ChildProcess> => {
-    // detached: its own process group, killed as one.
-    const proc = spawn(bin, args, { stdio: 'ignore', detached: true });
-    everyProcess.add(proc);
-    proc.once('exit', () => everyProcess.delete(proc));
+    const proc = spawnGroup(bin, args);
     await waitForPort(port, proc, 10_000, what);
     return proc;
   };
@@ -122,7 +85,7 @@ export async function startSentinel(options: { password?: string } = {}): Promis
   };
 
   const stop = async () => {
-    await Promise.all([...sentinels, ...data.values()].map((m) => stopProcess(m.proc)));
+    await Promise.all([...sentinels, ...data.values()].map((m) => stopGroup(m.proc)));
     fs.rmSync(dir, { recursive: true, force: true });
   };
 

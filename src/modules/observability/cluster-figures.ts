@@ -31,6 +31,13 @@ interface Summary {
   functions: Record<string, PublishedFunction>;
 }
 
+/** The answer of `engine::functions::stats`. */
+export interface FunctionStats {
+  scope: 'cluster' | 'node';
+  nodes: string[];
+  functions: Array<Row & { function_id: string; nodes: Array<Row & { node_id: string }> }>;
+}
+
 /** One node's row, or the cluster's total, in `engine::functions::stats`. */
 interface Row {
   total: number;
@@ -110,11 +117,7 @@ export class ClusterFigures {
   }
 
   /** `engine::functions::stats`: per function the total and the rows of each node. */
-  async stats(scope: 'cluster' | 'node'): Promise<{
-    scope: 'cluster' | 'node';
-    nodes: string[];
-    functions: Array<Row & { function_id: string; nodes: Array<Row & { node_id: string }> }>;
-  }> {
+  async stats(scope: 'cluster' | 'node'): Promise<FunctionStats> {
     const summaries = [await this.local(false)];
     if (scope === 'cluster' && this.redis) summaries.push(...(await this.others()));
     const byFunction = new Map<string, Array<{ nodeId: string; bounds: number[]; f: PublishedFunction }>>();
