@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { redactUrl } from '../observability/redact-url';
+import { FailoverSafeSentinelConnector } from './sentinel-connector';
 
 /** One Redis Sentinel. */
 export interface SentinelAddress {
@@ -127,7 +128,7 @@ export function redisOptions(endpoint: RedisEndpoint): RedisOptions {
  * Sentinel mode: ioredis asks the sentinels for the primary at every (re)connect and checks the
  * node it reaches still has the master role. Two ways a connection could stay on a node that is
  * no longer the primary are closed here: the sentinels' `+switch-master` announcement drops it
- * (failoverDetector), and a write answered READONLY (an old primary that came back as a
+ * (failoverDetector, in a connector that drops it with its connection: FailoverSafeSentinelConnector), and a write answered READONLY (an old primary that came back as a
  * replica) drops it and resends the command once it is on the new primary (reconnectOnError).
  */
 function sentinelOptions(endpoint: RedisEndpoint, sentinel: SentinelSpec): RedisOptions {
@@ -136,6 +137,7 @@ function sentinelOptions(endpoint: RedisEndpoint, sentinel: SentinelSpec): Redis
     name: sentinel.name,
     role: 'master',
     failoverDetector: true,
+    Connector: FailoverSafeSentinelConnector,
     sentinelReconnectStrategy: () => SENTINEL_RECONNECT_MS,
     sentinelRetryStrategy: (round) => Math.min(round * SENTINEL_RETRY_STEP_MS, SENTINEL_RETRY_MAX_MS),
     reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),

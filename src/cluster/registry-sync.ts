@@ -170,11 +170,11 @@ export class RegistrySync {
     try {
       hash = await this.redis.hgetall(this.hashKey(nodeId));
     } catch (err) {
-      this.logger.warn(
-        { err, peer: nodeId },
-        'could not load a node registry snapshot; will retry on its next message',
-      );
+      // Redis mid-failover: retry shortly (and on the peer's next message); the peer may have
+      // nothing more to say for a long time.
+      this.logger.warn({ err, peer: nodeId }, 'could not load a node registry snapshot; retrying');
       this.peers.delete(nodeId);
+      this.retryLater(nodeId);
       return;
     }
     const metaText = hash[META_FIELD];
