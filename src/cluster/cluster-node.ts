@@ -73,13 +73,6 @@ export class ClusterNode {
     private readonly logger: Logger,
     options: ClusterOptions,
   ) {
-    if (options.redis.cluster !== undefined) {
-      // The registry and membership write several keys in one MULTI, which a Redis Cluster
-      // refuses across slots (CROSSSLOT): refuse at start, plainly, rather than fail later.
-      throw new Error(
-        'Redis Cluster (III_REDIS_CLUSTER_NODES / cluster.redis_cluster_nodes) is not supported for engine clustering yet: the registry, membership and queues need hash-tagged keys first (issue 14 #2). Use one Redis (III_REDIS_URL) or Sentinel (III_REDIS_SENTINELS) for now; the state and stream adapters alone already work against a Redis Cluster.',
-      );
-    }
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now(), wire: BUS_WIRE };
     this.redis = redisConnection(options.redis, `iii:${nodeId}:registry`, logger);
     const redisBus = new RedisBus(options.redis, options.keyPrefix, nodeId, logger, (peer) =>

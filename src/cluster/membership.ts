@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { openRedis, redisConnection, redisProblem } from './redis-connection';
-import type { RedisEndpoint } from './redis-options';
+import { slotPrefix, type RedisEndpoint } from './redis-options';
 
 export interface MembershipOptions {
   /** How often this node renews its liveness key and looks at the others', in ms. */
@@ -51,14 +51,18 @@ export class Membership extends EventEmitter {
   private connectedAtMs = 0;
   private healthy = false;
 
+  /** The membership's keys: one slot on a Redis Cluster (a heartbeat writes two in one MULTI). */
+  private readonly prefix: string;
+
   constructor(
     redis: RedisEndpoint,
-    private readonly prefix: string,
+    keyPrefix: string,
     readonly self: NodeInfo,
     private readonly logger: Logger,
     private readonly options: MembershipOptions = DEFAULT_MEMBERSHIP,
   ) {
     super();
+    this.prefix = slotPrefix(redis, keyPrefix, 'members');
     this.redis = redisConnection(redis, `iii:${self.nodeId}:membership`, logger);
     this.redis.on('ready', () => {
       this.connectedAtMs = Date.now();

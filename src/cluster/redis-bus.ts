@@ -20,6 +20,10 @@ const SEND_RETRY_MS = 50;
 /**
  * The bus over Redis pub/sub: each node subscribes to its inbox channel and to the broadcast
  * channel. One PUBLISH per message; a cross-node call costs one PUBLISH there and one back.
+ *
+ * On a Redis Cluster the inboxes use sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7): a message
+ * to one node touches only the shard owning its inbox's slot, where a PUBLISH would be copied to
+ * every shard of the cluster. The broadcast channel is for every node, so it stays a PUBLISH.
  */
 export class RedisBus implements Bus {
   private readonly pub: Redis;
@@ -28,6 +32,8 @@ export class RedisBus implements Bus {
   /** A PUBLISH was written this event-loop turn: the next ones are corked until the turn ends. */
   private publishedThisTurn = false;
   private corkedStream: Redis['stream'] | undefined;
+  /** Redis Cluster: the inboxes are sharded channels. */
+  private readonly sharded: boolean;
 
   constructor(
     redis: RedisEndpoint,
@@ -37,11 +43,13 @@ export class RedisBus implements Bus {
     /** Whether node `nodeId` reads split frames (bus-codec.ts); plain JSON goes to the others. */
     private readonly readsSplit: (nodeId: string) => boolean = () => false,
   ) {
+    this.sharded = redis.cluster !== undefined;
     this.pub = redisConnection(redis, `iii:${nodeId}:bus-pub`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
     this.sub = redisConnection(redis, `iii:${nodeId}:bus-sub`, logger, {
       enableOfflineQueue: true,
       maxRetriesPerRequest: null,
+      ...(this.sharded ? { shardedSubscribers: true } : {}),
     });
   }
 
@@ -55,9 +63,13 @@ export class RedisBus implements Bus {
 
   async start(handler: BusHandler): Promise<void> {
     this.handler = handler;
-    this.sub.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.receive(payload));
+    const receive = (_channel: Buffer, payload: Buffer) => this.receive(payload);
+    this.sub.on('messageBuffer', receive);
     await Promise.all([openRedis(this.pub, 'cluster bus'), openRedis(this.sub, 'cluster bus')]);
-    await this.sub.subscribe(this.inbox(this.nodeId), this.broadcastChannel);
+    if (this.sharded) {
+      this.sub.on('smessageBuffer', receive);
+      await Promise.all([this.sub.ssubscribe(this.inbox(this.nodeId)), this.sub.subscribe(this.broadcastChannel)]);
+    } else await this.sub.subscribe(this.inbox(this.nodeId), this.broadcastChannel);
   }
 
   /**
@@ -94,6 +106,7 @@ export class RedisBus implements Bus {
   private async publish(channel: string, message: BusMessage, split: boolean): Promise<number> {
     const frame = encodeBusMessage(message, this.nodeId, split);
     this.corkTurn();
+    if (this.sharded && channel !== this.broadcastChannel) return this.pub.spublish(channel, frame) as Promise<number>;
     return this.pub.publish(channel, frame);
   }
 

@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { explainRedisError, scrubErrorsOf } from './redis-errors';
 import { clusterOptions, describeEndpoint, redisOptions, type RedisEndpoint } from './redis-options';
@@ -12,6 +12,12 @@ const problems = new WeakMap<Redis, string>();
 
 /** Where each connection goes, for messages: `redis://:***@host:port`, or the sentinels and the primary's name. */
 const targets = new WeakMap<Redis, string>();
+
+/**
+ * A connection's own options; `shardedSubscribers` only counts in Cluster mode, where it makes
+ * SSUBSCRIBE open one subscriber connection per shard that owns a subscribed channel.
+ */
+export type ConnectionOptions = RedisOptions & Pick<ClusterOptions, 'shardedSubscribers'>;
 
 /**
  * An ioredis connection as every cluster part wants it: password and TLS from the endpoint,
@@ -29,9 +35,10 @@ export function redisConnection(
   endpoint: RedisEndpoint,
   name: string,
   logger: Logger,
-  options: RedisOptions = {},
+  options: ConnectionOptions = {},
 ): Redis {
   if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options);
+  const { shardedSubscribers: _clusterOnly, ...single } = options;
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
   // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
@@ -45,7 +52,7 @@ export function redisConnection(
     lazyConnect: true,
     // After disconnect(), ioredis keeps a timer this long (default 2 s) that would hold the process.
     disconnectTimeout: 100,
-    ...options,
+    ...single,
   });
   scrubErrorsOf(redis);
   if (endpoint.sentinel !== undefined) targets.set(redis, where);
@@ -67,11 +74,11 @@ export function redisConnection(
  * events and status, which is all the cluster parts use; the few places that differ (SCAN walks
  * one node, sharded pub/sub) check `isRedisCluster`.
  */
-function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions): Redis {
+function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: ConnectionOptions): Redis {
   const base = clusterOptions(endpoint);
   const where = describeEndpoint(endpoint);
   const tls = base.redisOptions?.tls !== undefined;
-  const { commandTimeout, ...nodeOptions } = options;
+  const { commandTimeout, shardedSubscribers, ...nodeOptions } = options;
   const cluster = new Cluster(endpoint.cluster?.nodes.map((n) => ({ host: n.host, port: n.port })) ?? [], {
     ...base,
     redisOptions: {
@@ -92,6 +99,7 @@ function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
+    ...(shardedSubscribers === undefined ? {} : { shardedSubscribers }),
   }) as unknown as Redis;
   scrubErrorsOf(cluster);
   targets.set(cluster, where);

@@ -219,3 +219,13 @@ function readCa(file: string): Buffer {
     );
   }
 }
+
+/**
+ * The key prefix of a group of keys that one MULTI or MGET touches together. On a Redis Cluster
+ * they must share a slot (else CROSSSLOT), so the group's name becomes a hash tag:
+ * `<prefix>{<group>}:`. On one Redis or with Sentinel the keys keep the names they always had,
+ * so a rolling upgrade of a running cluster still finds them.
+ */
+export function slotPrefix(endpoint: RedisEndpoint, prefix: string, group: string): string {
+  return endpoint.cluster === undefined ? prefix : `${prefix}{${group}}:`;
+}

@@ -23,10 +23,17 @@ export interface TestRedisCluster {
   /** `host:port` of each node, comma-separated: III_REDIS_CLUSTER_NODES. */
   nodes: string;
   ports: number[];
+  /**
+   * `CLUSTER FAILOVER` on the replica of the shard that owns `key`'s slot (needs `replicas: 1`);
+   * resolves once the replica reports itself primary, with both ports.
+   */
+  failoverShardOf(key: string): Promise<{ oldPrimary: number; newPrimary: number }>;
   stop(): Promise<void>;
 }
 
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+/** `replicas`: replicas per primary (1 for failover tests: six servers in all). */
+export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Promise<TestRedisCluster> {
+  const replicas = options.replicas ?? 0;
   const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
   const version = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   if (version.error) throw new Error(INSTALL_HINT);
@@ -42,7 +49,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   };
 
   try {
-    const ports = [await freePort(), await freePort(), await freePort()];
+    const ports = await Promise.all(Array.from({ length: 3 * (1 + replicas) }, () => freePort()));
     await Promise.all(
       ports.map(async (port) => {
         const nodeDir = path.join(dir, `node-${port}`);
@@ -59,34 +66,110 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     );
     const create = spawnSync(
       cli,
-      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      [
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ],
       { encoding: 'utf8', timeout: 30_000 },
     );
     if (create.status !== 0)
       throw new Error(
         `redis-cli --cluster create failed: ${create.error?.message ?? ''}${create.stdout}${create.stderr}`,
       );
-    await Promise.all(ports.map((port) => waitForClusterOk(port, 20_000)));
-    return { nodes: ports.map((p) => `127.0.0.1:${p}`).join(','), ports, stop };
+    await Promise.all(ports.map((port) => waitForClusterOk(port, ports.length, 20_000)));
+    return {
+      nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
+      ports,
+      failoverShardOf: (key) => failoverShardOf(ports[0], key),
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-/** Waits until a node reports `cluster_state:ok` (every slot served) and knows all three nodes. */
-async function waitForClusterOk(port: number, timeoutMs: number): Promise<void> {
+/** Waits until a node reports `cluster_state:ok` (every slot served) and knows all `count` nodes. */
+async function waitForClusterOk(port: number, count: number, timeoutMs: number): Promise<void> {
   const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   const deadline = Date.now() + timeoutMs;
   try {
     await redis.connect();
     for (;;) {
       const info = await redis.cluster('INFO');
-      if (info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3')) return;
+      if (info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${count}`)) return;
       if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {
     redis.disconnect();
+  }
+}
+
+/** One line of `CLUSTER NODES`: port, flags, the primary's id (replicas), slot ranges (primaries). */
+interface ClusterNodeLine {
+  id: string;
+  port: number;
+  primary: boolean;
+  primaryId: string;
+  slots: Array<[number, number]>;
+}
+
+async function clusterNodes(redis: Redis): Promise<ClusterNodeLine[]> {
+  const text = (await redis.cluster('NODES')) as string;
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [id, address, flags, primaryId, , , , , ...slots] = line.split(' ');
+      return {
+        id: id!,
+        port: Number(/:(\d+)@/.exec(address!)?.[1]),
+        primary: flags!.includes('master'),
+        primaryId: primaryId!,
+        slots: slots
+          .filter((s) => !s.startsWith('['))
+          .map((s) => s.split('-').map(Number))
+          .map(([from, to]) => [from!, to ?? from!] as [number, number]),
+      };
+    });
+}
+
+async function failoverShardOf(anyPort: number, key: string): Promise<{ oldPrimary: number; newPrimary: number }> {
+  const admin = new Redis({ port: anyPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await admin.connect();
+    const slot = Number(await admin.cluster('KEYSLOT', key));
+    const lines = await clusterNodes(admin);
+    const primary = lines.find((n) => n.primary && n.slots.some(([from, to]) => slot >= from && slot <= to));
+    const replica = lines.find((n) => !n.primary && n.primaryId === primary?.id);
+    if (!primary || !replica)
+      throw new Error(`no primary with a replica owns slot ${slot}: start the cluster with replicas: 1`);
+    const node = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await node.connect();
+      // The replica must be in sync first, else CLUSTER FAILOVER waits for an offset it never reaches.
+      const deadline = Date.now() + 10_000;
+      while (!(await node.info('replication')).includes('master_link_status:up')) {
+        if (Date.now() > deadline) throw new Error(`replica ${replica.port} not in sync within 10 s`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await node.cluster('FAILOVER');
+      for (;;) {
+        if ((await node.info('replication')).includes('role:master')) break;
+        if (Date.now() > deadline + 10_000)
+          throw new Error(`replica ${replica.port} not primary within 10 s of CLUSTER FAILOVER`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      node.disconnect();
+    }
+    return { oldPrimary: primary.port, newPrimary: replica.port };
+  } finally {
+    admin.disconnect();
   }
 }

@@ -1,11 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ClusterNode } from '../../src/cluster/cluster-node';
-import { silentLogger } from '../../src/observability/logger';
-import { Registry } from '../../src/registry/registry';
-import { Router } from '../../src/router/router';
-import { clusterOptions, describeEndpoint, parseClusterNodes } from '../../src/cluster/redis-options';
+import { clusterOptions, describeEndpoint, parseClusterNodes, slotPrefix } from '../../src/cluster/redis-options';
 import { clusterRedis, isClusterMode } from '../../src/cluster/redis-target';
 import { loadConfig } from '../../src/config/load';
 import { configError, loadYamlIn } from '../support/config-files';
@@ -84,25 +80,14 @@ describe('config: Cluster mode', () => {
   });
 });
 
-describe('engine clustering over a Redis Cluster', () => {
-  test('is refused at start with an error that says why and what to use instead, before any connection', () => {
-    const registry = new Registry();
-    const router = new Router({
-      registry,
-      nodeId: 'n1',
-      defaultTimeoutMs: 1000,
-      worker: () => undefined,
-      httpInvoke: () => Promise.reject(new Error('no http functions here')),
-    });
-    const triggers = { forwardResult: () => undefined, resultFromPeer: () => undefined };
-    const endpoint = { cluster: { nodes: [{ host: '127.0.0.1', port: 1 }] } };
-    expect(
-      () =>
-        new ClusterNode(registry, router, triggers, 'n1', silentLogger, {
-          redis: endpoint,
-          keyPrefix: 'iii:',
-          maxMessageBytes: 1024,
-        }),
-    ).toThrow(/Redis Cluster .* is not supported for engine clustering yet.*Sentinel/);
+describe('slotPrefix', () => {
+  test('puts a group of keys in one slot on a Redis Cluster, and keeps the old names elsewhere', () => {
+    const cluster = { cluster: { nodes: [{ host: '127.0.0.1', port: 1 }] } };
+    expect(slotPrefix(cluster, 'iii:', 'members')).toBe('iii:{members}:');
+    expect(slotPrefix(cluster, '', 'members')).toBe('{members}:');
+    expect(slotPrefix({ url: 'redis://127.0.0.1:6379' }, 'iii:', 'members')).toBe('iii:');
+    expect(slotPrefix({ sentinel: { sentinels: [{ host: 's', port: 1 }], name: 'p' } }, 'iii:', 'members')).toBe(
+      'iii:',
+    );
   });
 });

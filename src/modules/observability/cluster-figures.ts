@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { EngineConfig } from '../../config/types';
 import { connectRedis, isClusterMode, redisTarget } from '../../cluster/redis-target';
+import { slotPrefix } from '../../cluster/redis-options';
 import type { Logger } from '../../observability/logger';
 import { MAX_BY_FUNCTION, quantileMs, type Buckets, type EngineSnapshot, type FunctionCounts } from './engine-snapshot';
 
@@ -73,7 +74,8 @@ export class ClusterFigures {
   async start(cluster: EngineConfig['cluster']): Promise<void> {
     if (isClusterMode(cluster)) {
       const target = redisTarget('iii-observability', null, cluster);
-      this.keyPrefix = target.keyPrefix;
+      // A summary and the node set are written in one MULTI: one slot on a Redis Cluster.
+      this.keyPrefix = slotPrefix(target, target.keyPrefix, 'figures');
       // Figures are for people: a Redis down at start must not stop the engine (the cluster
       // mode's own connections report it); this node then answers with its own figures only.
       this.redis = await connectRedis(target, `iii:${this.nodeId}:figures`, this.logger).catch((err: unknown) => {
