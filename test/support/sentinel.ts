@@ -38,6 +38,8 @@ export interface TestSentinel {
   primaryPort(): Promise<number>;
   /** kill -9 of the current primary; resolves with its port once it is gone. */
   killPrimary(): Promise<number>;
+  /** SIGSTOP of the current primary (a hung server, its connections open); resolves with the SIGCONT that resumes it. */
+  pausePrimary(): Promise<() => void>;
   /** Waits until the sentinels name a primary other than `port` (the failover finished); resolves with the new one's port. */
   waitForNewPrimary(port: number, timeoutMs?: number): Promise<number>;
   /** Starts a killed data node again on its port, empty; the sentinels make it a replica of the current primary. */
@@ -124,15 +126,24 @@ export async function startSentinel(options: { password?: string } = {}): Promis
     await waitForReplicas(dataPorts[0]!, 2, options.password, 20_000);
 
     const primaryPort = () => askPrimary(sentinels.map((s) => s.port));
+    const ours = (port: number): Managed => {
+      const node = data.get(port);
+      if (!node) throw new Error(`the sentinels name 127.0.0.1:${port} as primary, which is not one of ours`);
+      return node;
+    };
     return {
       sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
       name: SENTINEL_PRIMARY_NAME,
       dataPorts,
       primaryPort,
+      async pausePrimary() {
+        const node = ours(await primaryPort());
+        killGroup(node.proc, 'SIGSTOP');
+        return () => killGroup(node.proc, 'SIGCONT');
+      },
       async killPrimary() {
         const port = await primaryPort();
-        const node = data.get(port);
-        if (!node) throw new Error(`the sentinels name 127.0.0.1:${port} as primary, which is not one of ours`);
+        const node = ours(port);
         const exited = new Promise((resolve) => node.proc.once('exit', resolve));
         killGroup(node.proc, 'SIGKILL');
         await exited;
