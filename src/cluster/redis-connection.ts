@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { explainRedisError, scrubErrorsOf } from './redis-errors';
 import { clusterOptions, describeEndpoint, redisOptions, type RedisEndpoint } from './redis-options';
@@ -24,14 +24,18 @@ const targets = new WeakMap<Redis, string>();
  * A connection error that is a configuration mistake (NOAUTH, WRONGPASS, an untrusted
  * certificate, TLS against a plain port) is logged as a warning, once per change; others (the
  * reconnect attempts of an outage) at debug. No log line holds the password.
+ *
+ * `cluster` options apply in Cluster mode only (e.g. `shardedSubscribers` for a connection that
+ * will SSUBSCRIBE); elsewhere they are ignored.
  */
 export function redisConnection(
   endpoint: RedisEndpoint,
   name: string,
   logger: Logger,
   options: RedisOptions = {},
+  cluster: Pick<ClusterOptions, 'shardedSubscribers'> = {},
 ): Redis {
-  if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options);
+  if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options, cluster);
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
   // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
@@ -67,7 +71,13 @@ export function redisConnection(
  * events and status, which is all the cluster parts use; the few places that differ (SCAN walks
  * one node, sharded pub/sub) check `isRedisCluster`.
  */
-function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: RedisOptions): Redis {
+function clusterConnection(
+  endpoint: RedisEndpoint,
+  name: string,
+  logger: Logger,
+  options: RedisOptions,
+  extra: Pick<ClusterOptions, 'shardedSubscribers'>,
+): Redis {
   const base = clusterOptions(endpoint);
   const where = describeEndpoint(endpoint);
   const tls = base.redisOptions?.tls !== undefined;
@@ -92,6 +102,7 @@ function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
+    ...extra,
   }) as unknown as Redis;
   scrubErrorsOf(cluster);
   targets.set(cluster, where);
