@@ -46,11 +46,13 @@ export class RedisBus implements Bus {
     this.sharded = redis.cluster !== undefined;
     this.pub = redisConnection(redis, `iii:${nodeId}:bus-pub`, logger);
     // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    this.sub = redisConnection(redis, `iii:${nodeId}:bus-sub`, logger, {
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      ...(this.sharded ? { shardedSubscribers: true } : {}),
-    });
+    this.sub = redisConnection(
+      redis,
+      `iii:${nodeId}:bus-sub`,
+      logger,
+      { enableOfflineQueue: true, maxRetriesPerRequest: null },
+      { shardedSubscribers: true },
+    );
   }
 
   inbox(nodeId: string): string {

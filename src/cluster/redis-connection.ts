@@ -14,12 +14,6 @@ const problems = new WeakMap<Redis, string>();
 const targets = new WeakMap<Redis, string>();
 
 /**
- * A connection's own options; `shardedSubscribers` only counts in Cluster mode, where it makes
- * SSUBSCRIBE open one subscriber connection per shard that owns a subscribed channel.
- */
-export type ConnectionOptions = RedisOptions & Pick<ClusterOptions, 'shardedSubscribers'>;
-
-/**
  * An ioredis connection as every cluster part wants it: password and TLS from the endpoint,
  * reconnects forever with a capped backoff, and fails commands at once while disconnected (no
  * offline queue), so a call in flight gets a clear error instead of waiting for Redis to come back.
@@ -30,15 +24,18 @@ export type ConnectionOptions = RedisOptions & Pick<ClusterOptions, 'shardedSubs
  * A connection error that is a configuration mistake (NOAUTH, WRONGPASS, an untrusted
  * certificate, TLS against a plain port) is logged as a warning, once per change; others (the
  * reconnect attempts of an outage) at debug. No log line holds the password.
+ *
+ * `cluster` options apply in Cluster mode only (e.g. `shardedSubscribers` for a connection that
+ * will SSUBSCRIBE); elsewhere they are ignored.
  */
 export function redisConnection(
   endpoint: RedisEndpoint,
   name: string,
   logger: Logger,
-  options: ConnectionOptions = {},
+  options: RedisOptions = {},
+  cluster: Pick<ClusterOptions, 'shardedSubscribers'> = {},
 ): Redis {
-  if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options);
-  const { shardedSubscribers: _clusterOnly, ...single } = options;
+  if (endpoint.cluster !== undefined) return clusterConnection(endpoint, name, logger, options, cluster);
   const target = redisOptions(endpoint);
   const tls = target.tls !== undefined;
   // A URL's node is named host:port, as before Sentinel mode; sentinels by the primary's name.
@@ -52,7 +49,7 @@ export function redisConnection(
     lazyConnect: true,
     // After disconnect(), ioredis keeps a timer this long (default 2 s) that would hold the process.
     disconnectTimeout: 100,
-    ...single,
+    ...options,
   });
   scrubErrorsOf(redis);
   if (endpoint.sentinel !== undefined) targets.set(redis, where);
@@ -74,11 +71,17 @@ export function redisConnection(
  * events and status, which is all the cluster parts use; the few places that differ (SCAN walks
  * one node, sharded pub/sub) check `isRedisCluster`.
  */
-function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger, options: ConnectionOptions): Redis {
+function clusterConnection(
+  endpoint: RedisEndpoint,
+  name: string,
+  logger: Logger,
+  options: RedisOptions,
+  extra: Pick<ClusterOptions, 'shardedSubscribers'>,
+): Redis {
   const base = clusterOptions(endpoint);
   const where = describeEndpoint(endpoint);
   const tls = base.redisOptions?.tls !== undefined;
-  const { commandTimeout, shardedSubscribers, ...nodeOptions } = options;
+  const { commandTimeout, ...nodeOptions } = options;
   const cluster = new Cluster(endpoint.cluster?.nodes.map((n) => ({ host: n.host, port: n.port })) ?? [], {
     ...base,
     redisOptions: {
@@ -99,7 +102,7 @@ function clusterConnection(endpoint: RedisEndpoint, name: string, logger: Logger
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
     retryDelayOnTryAgain: 100,
-    ...(shardedSubscribers === undefined ? {} : { shardedSubscribers }),
+    ...extra,
   }) as unknown as Redis;
   scrubErrorsOf(cluster);
   targets.set(cluster, where);

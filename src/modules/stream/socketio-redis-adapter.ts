@@ -1,17 +1,24 @@
-import { createAdapter } from '@socket.io/redis-adapter';
-import type { Redis } from 'ioredis';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import type { Cluster, Redis } from 'ioredis';
 import { closeRedis, connectRedis } from '../../cluster/redis-target';
-import { openRedis, redisConnection } from '../../cluster/redis-connection';
+import { isRedisCluster, openRedis, redisConnection } from '../../cluster/redis-connection';
 import type { RedisEndpoint } from '../../cluster/redis-options';
 import type { Logger } from '../../observability/logger';
 
-export type SocketIoAdapterFactory = ReturnType<typeof createAdapter>;
+export type SocketIoAdapterFactory = ReturnType<typeof createAdapter> | ReturnType<typeof createShardedAdapter>;
 
 /**
  * The Redis link of the stream port's Socket.IO server in cluster mode: @socket.io/redis-adapter
  * on a publisher and a subscriber connection of its own, on channels `<keyPrefix>socket.io#...`.
  * With it, non-local Socket.IO operations (`io.to(room).emit`, `fetchSockets`,
  * `disconnectSockets`) span every node. Stream events do not travel here (see socketio-server.ts).
+ *
+ * On a Redis Cluster it is the adapter's sharded mode (`createShardedAdapter`, SPUBLISH and
+ * SSUBSCRIBE, Redis 7): a message goes to the shard owning its channel only, not over the cluster
+ * bus to every node. Its subscription mode is `static` (two channels per namespace, `<keyPrefix>
+ * socket.io#/#` and one per server): stream rooms come and go with every join and leave, and
+ * `dynamic` would SSUBSCRIBE and SUNSUBSCRIBE a channel for each, for operations that are rare here.
+ * A single Redis and Sentinel keep the classic adapter and its channels.
  */
 export class SocketIoRedisLink {
   private constructor(
@@ -28,11 +35,15 @@ export class SocketIoRedisLink {
     logger: Logger,
   ): Promise<SocketIoRedisLink> {
     const publisher = await connectRedis(redis, `iii:${nodeId}:stream-socketio`, logger);
-    // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-    const subscriber = redisConnection(redis, `iii:${nodeId}:stream-socketio-sub`, logger, {
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-    });
+    // A subscriber connection re-subscribes by itself after a reconnect; it must queue that. On a
+    // Redis Cluster the sharded adapter needs ioredis's sharded subscribers.
+    const subscriber = redisConnection(
+      redis,
+      `iii:${nodeId}:stream-socketio-sub`,
+      logger,
+      { enableOfflineQueue: true, maxRetriesPerRequest: null },
+      { shardedSubscribers: true },
+    );
     try {
       await openRedis(subscriber, 'iii-stream: Socket.IO');
     } catch (err) {
@@ -40,9 +51,12 @@ export class SocketIoRedisLink {
       await closeRedis(publisher);
       throw err;
     }
-    const adapter = createAdapter(guarded(publisher, logger), guarded(subscriber, logger), {
-      key: `${keyPrefix}socket.io`,
-    });
+    const adapter = isRedisCluster(subscriber)
+      ? createShardedAdapter(guardedSharded(publisher, logger), guardedSharded(subscriber, logger), {
+          channelPrefix: `${keyPrefix}socket.io`,
+          subscriptionMode: 'static',
+        })
+      : createAdapter(guarded(publisher, logger), guarded(subscriber, logger), { key: `${keyPrefix}socket.io` });
     return new SocketIoRedisLink(publisher, subscriber, adapter);
   }
 
@@ -57,16 +71,33 @@ export class SocketIoRedisLink {
 type Listener = (...args: unknown[]) => void;
 
 /** The calls @socket.io/redis-adapter 8.3 makes on an ioredis-style client (its non-node-redis path). */
-interface AdapterRedisClient {
+interface AdapterRedisClient extends ClientEvents {
   publish(channel: string, message: string | Buffer): void;
   psubscribe(pattern: string): void;
   punsubscribe(pattern: string): void;
   subscribe(channels: string[]): void;
   unsubscribe(channels: string[]): void;
-  on(event: string, listener: Listener): void;
-  off(event: string, listener: Listener): void;
   /** Used for `PUBSUB NUMSUB` (how many nodes answer a request); ioredis 6 no longer has it. */
   send_command(command: string, args: string[], callback: (err: Error | null, reply?: unknown) => void): void;
+}
+
+/** What both adapters do with the client's events. */
+interface ClientEvents {
+  on(event: string, listener: Listener): void;
+  off(event: string, listener: Listener): void;
+}
+
+/** The client's events, on the connection itself: the adapter's own `error` listener reads `this.listenerCount`. */
+function events(redis: Redis): ClientEvents {
+  return {
+    on: (event, listener) => void redis.on(event, listener),
+    off: (event, listener) => void redis.off(event, listener),
+  };
+}
+
+/** Logs a failed adapter command (at debug: the adapter has its own timeouts, pub/sub is at-most-once). */
+function failureLog(logger: Logger): (command: string) => (err: unknown) => void {
+  return (command) => (err) => logger.debug({ err, command }, 'Socket.IO adapter Redis command failed');
 }
 
 /**
@@ -75,21 +106,51 @@ interface AdapterRedisClient {
  * requests have their own timeouts and pub/sub is at-most-once anyway.
  */
 function guarded(redis: Redis, logger: Logger): AdapterRedisClient {
-  const log = (command: string) => (err: unknown) =>
-    logger.debug({ err, command }, 'Socket.IO adapter Redis command failed');
+  const log = failureLog(logger);
   return {
+    ...events(redis),
     publish: (channel, message) => void redis.publish(channel, message).catch(log('publish')),
     psubscribe: (pattern) => void redis.psubscribe(pattern).catch(log('psubscribe')),
     punsubscribe: (pattern) => void redis.punsubscribe(pattern).catch(log('punsubscribe')),
     subscribe: (channels) => void redis.subscribe(...channels).catch(log('subscribe')),
     unsubscribe: (channels) => void redis.unsubscribe(...channels).catch(log('unsubscribe')),
-    // The adapter's own `error` listener reads `this.listenerCount`: `this` must be the client.
-    on: (event, listener) => void redis.on(event, listener),
-    off: (event, listener) => void redis.off(event, listener),
     send_command: (command, args, callback) =>
       void redis.call(command, args).then(
         (reply) => callback(null, reply),
         (err: Error) => callback(err),
       ),
+  };
+}
+
+/** The calls the sharded adapter of @socket.io/redis-adapter 8.3 makes on an ioredis-style client. */
+interface ShardedAdapterRedisClient extends ClientEvents {
+  /** Awaited by the adapter (some broadcasts): resolves even when the command failed (logged). */
+  spublish(channel: string, message: string | Buffer): Promise<void>;
+  ssubscribe(channel: string): void;
+  sunsubscribe(channel: string): void;
+  /**
+   * `PUBSUB SHARDNUMSUB <channel>` (how many servers answer a request). A shard channel's
+   * subscribers are counted by the shard owning it only, so every primary is asked and the counts
+   * are summed, as the adapter itself does for an ioredis Cluster it recognises.
+   */
+  send_command(command: string, args: string[], callback: (err: Error | null, reply?: unknown) => void): void;
+}
+
+/** As `guarded`, for the sharded adapter on a Redis Cluster connection. */
+function guardedSharded(redis: Redis, logger: Logger): ShardedAdapterRedisClient {
+  const log = failureLog(logger);
+  const cluster = redis as unknown as Cluster;
+  return {
+    ...events(redis),
+    spublish: (channel, message) => redis.spublish(channel, message).then(() => undefined, log('spublish')),
+    ssubscribe: (channel) => void redis.ssubscribe(channel).catch(log('ssubscribe')),
+    sunsubscribe: (channel) => void redis.sunsubscribe(channel).catch(log('sunsubscribe')),
+    send_command: (command, args, callback) =>
+      void Promise.all(cluster.nodes('master').map((node) => node.call(command, args)))
+        .then((replies) => replies.reduce<number>((sum, reply) => sum + Number((reply as unknown[])[1] ?? 0), 0))
+        .then(
+          (count) => callback(null, [args[1], count]),
+          (err: Error) => callback(err),
+        ),
   };
 }

@@ -91,11 +91,15 @@ async function createRedisBackend(
   const target = redisTarget('iii-stream', adapter.config, cluster);
   const { keyPrefix } = target;
   const data = await connectRedis(target, `iii:${nodeId}:stream`, logger);
-  // A subscriber connection re-subscribes by itself after a reconnect; it must queue that.
-  const subscriber = redisConnection(target, `iii:${nodeId}:stream-sub`, logger, {
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: null,
-  });
+  // A subscriber connection re-subscribes by itself after a reconnect; it must queue that. On a
+  // Redis Cluster the bus uses a shard channel, which needs ioredis's sharded subscribers.
+  const subscriber = redisConnection(
+    target,
+    `iii:${nodeId}:stream-sub`,
+    logger,
+    { enableOfflineQueue: true, maxRetriesPerRequest: null },
+    { shardedSubscribers: true },
+  );
   const bus = new RedisEventBus(data, subscriber, `${keyPrefix}stream::events`, logger);
   try {
     await bus.start();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { isRedisCluster } from '../../../cluster/redis-connection';
 import type { Logger } from '../../../observability/logger';
 import type { StreamEvent } from '../events';
 import type { StreamEventBus, StreamEventHandler } from './event-bus';
@@ -23,6 +24,12 @@ interface Envelope {
  * the subscription only.) `stream` triggers are not this bus's business: the writing node
  * fires them, since it holds every binding of the cluster.
  *
+ * On a Redis Cluster the channel is a shard channel (SPUBLISH/SSUBSCRIBE, Redis 7): an event
+ * goes to the one shard owning the channel's slot and its subscribers, instead of being
+ * broadcast over the cluster bus to every node. The subscriber must then be made with the
+ * cluster option `shardedSubscribers` (see createRedisBackend). A single Redis and Sentinel keep
+ * plain PUBLISH/SUBSCRIBE on the same channel name.
+ *
  * Pub/sub is at-most-once: a node cut off from Redis misses the events of that moment; its
  * clients resynchronize by joining again.
  */
@@ -30,6 +37,8 @@ export class RedisEventBus implements StreamEventBus {
   /** Per bus, not per node id: two buses in one process (tests) still tell their echoes apart. */
   private readonly origin = randomUUID();
   private readonly local = new LocalEventBus();
+  /** Cluster mode: shard channel commands and `smessage` instead of the plain ones. */
+  private readonly sharded: boolean;
 
   /**
    * @param publisher a data connection owned by someone else (the storage's).
@@ -40,21 +49,26 @@ export class RedisEventBus implements StreamEventBus {
     private readonly subscriber: Redis,
     private readonly channel: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.sharded = isRedisCluster(subscriber);
+  }
 
   /** Connects the subscriber and subscribes; events published after this resolves are received. */
   async start(): Promise<void> {
-    this.subscriber.on('message', (channel: string, text: string) => {
+    this.subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, text: string) => {
       if (channel === this.channel) this.receive(text);
     });
     await this.subscriber.connect();
-    await this.subscriber.subscribe(this.channel);
+    if (this.sharded) await this.subscriber.ssubscribe(this.channel);
+    else await this.subscriber.subscribe(this.channel);
   }
 
   async publish(event: StreamEvent): Promise<void> {
     await this.local.publish(event);
     const envelope: Envelope = { origin: this.origin, event };
-    await this.publisher.publish(this.channel, JSON.stringify(envelope));
+    const text = JSON.stringify(envelope);
+    if (this.sharded) await this.publisher.spublish(this.channel, text);
+    else await this.publisher.publish(this.channel, text);
   }
 
   subscribe(handler: StreamEventHandler): () => void {
