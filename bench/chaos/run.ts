@@ -1,9 +1,11 @@
 /**
- * `npm run chaos`: three engine processes over one private redis-server, iii-sdk workers and
+ * `npm run chaos`: three engine processes over one private redis-server (or, with
+ * CHAOS_REDIS=sentinel, a primary, two replicas and three sentinels), iii-sdk workers and
  * callers on each, queue producers and consumers, one durable cron binding; for CHAOS_SECONDS
  * (default 60), a fault every CHAOS_FAULT_EVERY_MS (default 6000), chosen at random
  * (CHAOS_SEED) from: kill -9 of a node and its restart, SIGSTOP of Redis for 5 s, a restart
- * of Redis with its data lost, a worker that stops reading for 5 s; CHAOS_MIN_FAULTS (default
+ * of Redis with its data lost (Sentinel: kill -9 of the primary, a failover), a worker that stops
+ * reading for 5 s; CHAOS_FAULTS=a,b narrows the choice; CHAOS_MIN_FAULTS (default
  * 0) faults at least, the run going on past CHAOS_SECONDS until they are done (on a loaded
  * machine recoveries take longer and fewer faults fit in the time). Loopback only, bounded in
  * time; every process it starts is stopped, on errors too.
@@ -24,8 +26,9 @@ import { join } from 'node:path';
 import { registerWorker, TriggerAction, type IIIClient } from 'iii-sdk';
 import WebSocket from 'ws';
 import { freePort, startNodeProcess, type NodeProcess } from '../../test/support/node-process';
-import { startRedis, type TestRedis } from '../../test/support/redis';
-import { envNumber } from '../lib/env';
+import { startRedis } from '../../test/support/redis';
+import { startSentinel } from '../../test/support/sentinel';
+import { envList, envNumber } from '../lib/env';
 import { table } from '../lib/markdown';
 import { repoRoot } from '../lib/paths';
 import { Progress } from '../lib/progress';
@@ -48,8 +51,81 @@ const LOSS_WINDOW_MS = 10_000;
 const PROBE_EVERY_MS = 100;
 const RECOVERY_MAX_MS = 30_000;
 
-const FAULTS = ['kill-node', 'pause-redis', 'redis-data-loss', 'worker-stops-reading'] as const;
-type Fault = (typeof FAULTS)[number];
+/** The faults of each Redis topology: one server loses its data; Sentinel loses its primary. */
+const FAULTS = {
+  single: ['kill-node', 'pause-redis', 'redis-data-loss', 'worker-stops-reading'],
+  sentinel: ['kill-node', 'pause-redis', 'kill-primary', 'worker-stops-reading'],
+} as const;
+type Topology = keyof typeof FAULTS;
+type Fault = (typeof FAULTS)[Topology][number];
+
+/**
+ * The Redis under the run, as the faults see it. `pause` and `loseData` resolve once the fault
+ * is over; `loseData` with the window in which acknowledged writes may have gone with the data.
+ */
+interface ChaosRedis {
+  /** How the nodes find it. */
+  env: NodeJS.ProcessEnv;
+  /** SIGSTOP of the server (with Sentinel, the primary: the sentinels fail over) for PAUSE_MS. */
+  pause(): Promise<{ from: number; to: number } | undefined>;
+  /** A restart without persistence (one server), or kill -9 of the primary (Sentinel). */
+  loseData(): Promise<{ from: number; to: number }>;
+  stop(): Promise<void>;
+}
+
+async function singleRedis(): Promise<ChaosRedis> {
+  const redis = await startRedis();
+  return {
+    env: { III_REDIS_URL: redis.url },
+    async pause() {
+      redis.pause();
+      await sleep(PAUSE_MS);
+      redis.resume();
+      return undefined;
+    },
+    async loseData() {
+      const from = Date.now();
+      await redis.stop();
+      await redis.restart();
+      return { from, to: Date.now() };
+    },
+    async stop() {
+      redis.resume();
+      await redis.stop();
+    },
+  };
+}
+
+/**
+ * A primary, two replicas and three sentinels. Replication is asynchronous: a write the primary
+ * acknowledged just before it was killed or paused may never reach the replica promoted in its
+ * place, so both faults open a data-loss window until the promotion.
+ */
+async function sentinelRedis(): Promise<ChaosRedis> {
+  const sentinel = await startSentinel();
+  return {
+    env: { III_REDIS_SENTINELS: sentinel.sentinels, III_REDIS_SENTINEL_NAME: sentinel.name },
+    // Paused past the sentinels' down-after time: they promote a replica meanwhile, and the old
+    // primary comes back as a replica.
+    async pause() {
+      const from = Date.now();
+      const resume = await sentinel.pausePrimary();
+      await sleep(PAUSE_MS);
+      resume();
+      return { from, to: Date.now() };
+    },
+    async loseData() {
+      const from = Date.now();
+      const old = await sentinel.killPrimary();
+      await sentinel.waitForNewPrimary(old);
+      const to = Date.now();
+      // Back empty; the sentinels make it a replica of the new primary.
+      await sentinel.restartDataNode(old);
+      return { from, to };
+    },
+    stop: () => sentinel.stop(),
+  };
+}
 
 const CONFIG = `
 workers:
@@ -106,7 +182,7 @@ function sdk(url: string, name: string): IIIClient {
 }
 
 class Chaos {
-  private redis: TestRedis | undefined;
+  private redis: ChaosRedis | undefined;
   private readonly nodes: Array<NodeProcess | undefined> = [];
   private readonly ports: number[] = [];
   private readonly clients: IIIClient[] = [];
@@ -132,9 +208,11 @@ class Chaos {
    */
   private readonly dataLosses: Array<{ from: number; to: number }> = [];
 
+  constructor(readonly topology: Topology) {}
+
   async start(): Promise<void> {
     writeFileSync(join(this.dir, 'config.yaml'), CONFIG);
-    this.redis = await startRedis();
+    this.redis = await (this.topology === 'sentinel' ? sentinelRedis() : singleRedis());
     for (let i = 0; i < NODES; i++) this.ports.push(await freePort());
     for (let i = 0; i < NODES; i++) await this.startNode(i);
     for (let i = 0; i < NODES; i++) {
@@ -174,11 +252,16 @@ class Chaos {
   private async startNode(i: number): Promise<void> {
     const node = await startNodeProcess({
       nodeId: `chaos-${i + 1}`,
-      redisUrl: this.redis!.url,
-      keyPrefix: this.keyPrefix,
       cwd: this.dir,
       args: ['--config', 'config.yaml'],
-      env: { III_WS_PORT: String(this.ports[i]), III_DRAIN_GRACE_MS: '1000', LOG_LEVEL: 'error' },
+      env: {
+        ...this.redis!.env,
+        III_REDIS_KEY_PREFIX: this.keyPrefix,
+        III_CLUSTER_BUS: 'redis',
+        III_WS_PORT: String(this.ports[i]),
+        III_DRAIN_GRACE_MS: '1000',
+        LOG_LEVEL: 'error',
+      },
     });
     this.nodes[i] = node;
     void node.exited.then(({ code, signal }) => {
@@ -250,18 +333,15 @@ class Chaos {
         this.killing.delete(i);
         break;
       }
-      case 'pause-redis':
-        this.redis!.pause();
-        await sleep(PAUSE_MS);
-        this.redis!.resume();
-        break;
-      case 'redis-data-loss': {
-        const from = Date.now();
-        await this.redis!.stop();
-        await this.redis!.restart();
-        this.dataLosses.push({ from, to: Date.now() });
+      case 'pause-redis': {
+        const loss = await this.redis!.pause();
+        if (loss) this.dataLosses.push(loss);
         break;
       }
+      case 'redis-data-loss':
+      case 'kill-primary':
+        this.dataLosses.push(await this.redis!.loseData());
+        break;
       case 'worker-stops-reading': {
         const i = Math.floor(pick() * NODES);
         target = `a worker on chaos-${i + 1}`;
@@ -354,7 +434,6 @@ class Chaos {
       this.killing.add(i);
       await this.nodes[i]?.kill('SIGKILL');
     }
-    this.redis?.resume();
     await this.redis?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -444,15 +523,18 @@ function markdown(s: ChaosSummary, command: string): string {
   ].join('\n');
 }
 
-function writeDocs(section: string): void {
+/** Writes the run's section of docs/RELIABILITY.md, one per topology (`chaos` for one Redis, `chaos-sentinel`). */
+function writeDocs(section: string, topology: Topology): void {
   const file = join(repoRoot, 'docs', 'RELIABILITY.md');
-  const start = '<!-- chaos:start -->';
-  const end = '<!-- chaos:end -->';
+  const marker = topology === 'single' ? 'chaos' : `chaos-${topology}`;
+  const start = `<!-- ${marker}:start -->`;
+  const end = `<!-- ${marker}:end -->`;
   const body = `${start}\n${section}\n${end}`;
   const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Reliability\n';
+  const title = topology === 'single' ? 'one Redis' : 'Redis Sentinel (`CHAOS_REDIS=sentinel`)';
   const next = current.includes(start)
     ? current.slice(0, current.indexOf(start)) + body + current.slice(current.indexOf(end) + end.length)
-    : `${current.trimEnd()}\n\n## Chaos run (\`npm run chaos\`)\n\nThe last run of bench/chaos/run.ts on this machine:\n\n${body}\n`;
+    : `${current.trimEnd()}\n\n## Chaos run over ${title}\n\nThe last run of bench/chaos/run.ts on this machine:\n\n${body}\n`;
   writeFileSync(file, next);
 }
 
@@ -462,7 +544,15 @@ async function main(): Promise<void> {
   const minFaults = envNumber('CHAOS_MIN_FAULTS', 0, 0);
   const seed = envNumber('CHAOS_SEED', Date.now() % 1_000_000);
   const pick = random(seed);
-  const chaos = new Chaos();
+  const topology = envList('CHAOS_REDIS', ['single'])[0] as Topology;
+  if (!(topology in FAULTS)) throw new Error(`CHAOS_REDIS must be one of ${Object.keys(FAULTS).join(', ')}`);
+  const faults: readonly Fault[] = envList('CHAOS_FAULTS', [...FAULTS[topology]]) as Fault[];
+  const unknown = faults.filter((f) => !(FAULTS[topology] as readonly Fault[]).includes(f));
+  if (unknown.length > 0)
+    throw new Error(
+      `CHAOS_FAULTS: ${unknown.join(', ')} not among the ${topology} faults: ${FAULTS[topology].join(', ')}`,
+    );
+  const chaos = new Chaos(topology);
   const onSignal = () => void chaos.stop().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -481,7 +571,7 @@ async function main(): Promise<void> {
       await sleep(faultEvery);
       if (!more()) break;
       progress.update('fault', { index: ++round, endsAtMs: runStart + seconds * 1000 });
-      await chaos.inject(FAULTS[Math.floor(pick() * FAULTS.length)], pick);
+      await chaos.inject(faults[Math.floor(pick() * faults.length)]!, pick);
     }
     const runEnd = Date.now();
     chaos.stopLoad();
@@ -490,10 +580,16 @@ async function main(): Promise<void> {
     await chaos.settle();
     progress.stop();
     const summary = summarize(chaos, seconds, seed, runStart, runEnd);
-    const command = `CHAOS_SECONDS=${seconds} CHAOS_FAULT_EVERY_MS=${faultEvery} CHAOS_SEED=${seed} npm run chaos`;
-    const text = markdown(summary, command);
+    const knobs = [
+      ...(topology === 'single' ? [] : [`CHAOS_REDIS=${topology}`]),
+      ...(process.env['CHAOS_FAULTS'] ? [`CHAOS_FAULTS=${faults.join(',')}`] : []),
+      `CHAOS_SECONDS=${seconds}`,
+      `CHAOS_FAULT_EVERY_MS=${faultEvery}`,
+      `CHAOS_SEED=${seed}`,
+    ];
+    const text = markdown(summary, `${knobs.join(' ')} npm run chaos`);
     process.stdout.write(`${text}\n`);
-    if (process.env['CHAOS_WRITE_DOCS'] !== '0') writeDocs(text);
+    if (process.env['CHAOS_WRITE_DOCS'] !== '0') writeDocs(text, topology);
     process.stdout.write(`CHAOS_SUMMARY ${JSON.stringify(summary)}\n`);
     const debugFile = process.env['CHAOS_DEBUG_FILE'];
     if (debugFile) writeFileSync(debugFile, JSON.stringify(chaos.debug(runStart), null, 1));

@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import type { ChaosSummary } from '../../bench/chaos/run';
 
 /**
- * The short chaos run: bench/chaos/run.ts (built into dist by `npm test`) for 18 s with seed 7,
- * which kills a node and restarts it, stalls a worker and loses Redis's data. Whatever the
+ * The short chaos runs: bench/chaos/run.ts (built into dist by `npm test`) for 18 s with seed 7
+ * over one Redis, which kills a node and restarts it, stalls a worker and loses Redis's data;
+ * and over Redis Sentinel, where it kills and pauses the primary (the sentinels fail over). Whatever the
  * faults, no call may hang, no acknowledged job may be lost, no cron second may fire twice, no
  * node may exit by itself, and calls across every node must work again within 5 s of a fault.
  */
@@ -41,30 +42,48 @@ function runChaos(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output
   });
 }
 
+/** Runs the chaos runner with `env` and checks the goals of issue 14 #4 on its summary. */
+async function expectGoalsMet(env: NodeJS.ProcessEnv, faults: number): Promise<ChaosSummary> {
+  const { code, output } = await runChaos({ ...env, CHAOS_MIN_FAULTS: String(faults), CHAOS_WRITE_DOCS: '0' });
+  const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
+  if (code !== 0 || !line) throw new Error(`the chaos run failed (exit ${code}):\n${output.slice(-3000)}`);
+  const summary = JSON.parse(line.slice('CHAOS_SUMMARY '.length)) as ChaosSummary;
+  expect(summary.faults.length).toBeGreaterThanOrEqual(faults);
+  expect(summary.calls.ok).toBeGreaterThan(0);
+  expect({
+    hung: summary.calls.hung,
+    lost: summary.jobs.lost,
+    firedTwice: summary.cron.firedTwice,
+    missedOutsideFaults: summary.cron.missedOutsideFaults,
+    exits: summary.unexpectedExits,
+    slowRecoveries: summary.faults.filter((f) => f.recoveryMs === undefined || f.recoveryMs > 5000),
+  }).toEqual({ hung: 0, lost: 0, firedTwice: 0, missedOutsideFaults: 0, exits: [], slowRecoveries: [] });
+  return summary;
+}
+
 test(
-  'a short chaos run: 0 hung calls, 0 lost acknowledged jobs, 0 double cron ticks, 0 unexpected exits, recovery within 5 s',
+  'a short chaos run over one Redis: 0 hung calls, 0 lost acknowledged jobs, 0 double cron ticks, 0 unexpected exits, recovery within 5 s',
   async () => {
-    const { code, output } = await runChaos({
-      CHAOS_SECONDS: '18',
-      CHAOS_FAULT_EVERY_MS: '3000',
-      CHAOS_SEED: '7',
-      // Three faults whatever the machine's load (each waits for the recovery of the one before).
-      CHAOS_MIN_FAULTS: '3',
-      CHAOS_WRITE_DOCS: '0',
-    });
-    const line = output.split('\n').find((l) => l.startsWith('CHAOS_SUMMARY '));
-    if (code !== 0 || !line) throw new Error(`the chaos run failed (exit ${code}):\n${output.slice(-3000)}`);
-    const summary = JSON.parse(line.slice('CHAOS_SUMMARY '.length)) as ChaosSummary;
-    expect(summary.faults.length).toBeGreaterThanOrEqual(3);
-    expect(summary.calls.ok).toBeGreaterThan(0);
-    expect({
-      hung: summary.calls.hung,
-      lost: summary.jobs.lost,
-      firedTwice: summary.cron.firedTwice,
-      missedOutsideFaults: summary.cron.missedOutsideFaults,
-      exits: summary.unexpectedExits,
-      slowRecoveries: summary.faults.filter((f) => f.recoveryMs === undefined || f.recoveryMs > 5000),
-    }).toEqual({ hung: 0, lost: 0, firedTwice: 0, missedOutsideFaults: 0, exits: [], slowRecoveries: [] });
+    // Three faults whatever the machine's load (each waits for the recovery of the one before).
+    await expectGoalsMet({ CHAOS_SECONDS: '18', CHAOS_FAULT_EVERY_MS: '3000', CHAOS_SEED: '7' }, 3);
+  },
+  RUN_MS + 10_000,
+);
+
+test(
+  'a short chaos run over Redis Sentinel, the primary killed and paused (failovers): the same goals',
+  async () => {
+    const summary = await expectGoalsMet(
+      {
+        CHAOS_REDIS: 'sentinel',
+        CHAOS_FAULTS: 'kill-primary,pause-redis',
+        CHAOS_SECONDS: '12',
+        CHAOS_FAULT_EVERY_MS: '3000',
+        CHAOS_SEED: '7',
+      },
+      2,
+    );
+    expect(summary.faults.map((f) => f.fault)).toContain('kill-primary');
   },
   RUN_MS + 10_000,
 );
