@@ -77,7 +77,7 @@ export class ClusterNode {
       // The registry and membership write several keys in one MULTI, which a Redis Cluster
       // refuses across slots (CROSSSLOT): refuse at start, plainly, rather than fail later.
       throw new Error(
-        'Redis Cluster (III_REDIS_CLUSTER_NODES / cluster.redis_cluster_nodes) is not supported for engine clustering yet: the registry, membership and queues need hash-tagged keys first (issue 14 #2). Use one Redis (III_REDIS_URL) or Sentinel (III_REDIS_SENTINELS) for now; the state and stream adapters alone already work against a Redis Cluster.',
+        'Redis Cluster (III_REDIS_CLUSTER_NODES / cluster.redis_cluster_nodes) is not supported for engine clustering yet: the registry and membership need hash-tagged keys first (issue 14 #2). Use one Redis (III_REDIS_URL) or Sentinel (III_REDIS_SENTINELS) for now; the state and stream adapters and the BullMQ queue adapter alone already work against a Redis Cluster.',
       );
     }
     this.self = { nodeId, incarnation: randomUUID(), startedAtMs: Date.now(), wire: BUS_WIRE };
