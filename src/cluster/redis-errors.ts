@@ -86,8 +86,10 @@ export function scrubRedisError(err: unknown): void {
  */
 export function scrubErrorsOf(redis: Redis): Redis {
   redis.on('error', scrubRedisError);
-  const duplicate = redis.duplicate.bind(redis);
-  redis.duplicate = (override) => scrubErrorsOf(duplicate(override));
+  // Every argument passes on: a Cluster's duplicate takes (startupNodes, options), and BullMQ
+  // puts its connection name in the options.
+  const duplicate = redis.duplicate.bind(redis) as (...args: unknown[]) => Redis;
+  redis.duplicate = (...args: unknown[]) => scrubErrorsOf(duplicate(...args));
   return redis;
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { DeadLetter, QueueAdapter, QueueJob, QueueSpec } from '../../src/modules/queue/adapters/adapter';
 import { BullmqQueueAdapter } from '../../src/modules/queue/adapters/bullmq';
 import { fifoLane } from '../../src/modules/queue/adapters/bullmq-options';
@@ -8,25 +9,35 @@ import { EngineError } from '../../src/protocol/errors';
 import { sleep, waitFor } from '../support/engine';
 import { startRedis, type TestRedis } from '../support/redis';
 import { startSentinel, type TestSentinel } from '../support/sentinel';
-import { parseSentinels } from '../../src/cluster/redis-options';
+import { startRedisCluster, type TestRedisCluster } from '../support/redis-cluster';
+import { parseClusterNodes, parseSentinels } from '../../src/cluster/redis-options';
 
 /**
- * One contract, both backends: the same cases run against the memory adapter and the BullMQ
- * adapter (a real redis-server, a fresh key prefix per test).
+ * One contract, every backend: the same cases run against the memory adapter and the BullMQ
+ * adapter (a real redis-server, a fresh key prefix per test), on one Redis, on a primary found
+ * through Sentinel and on a three-primary Redis Cluster.
  */
 
 let redis: TestRedis;
 let sentinel: TestSentinel;
+let cluster: TestRedisCluster;
 beforeAll(async () => {
-  [redis, sentinel] = await Promise.all([startRedis(), startSentinel()]);
+  [redis, sentinel, cluster] = await Promise.all([startRedis(), startSentinel(), startRedisCluster()]);
 }, 60_000);
 afterAll(async () => {
-  await Promise.all([redis?.stop(), sentinel?.stop()]);
+  await Promise.all([redis?.stop(), sentinel?.stop(), cluster?.stop()]);
 });
 
-function bullmq(keyPrefix = `t${randomUUID().slice(0, 8)}:`, dropped: DeadLetter[] = []): BullmqQueueAdapter {
+/** Where a BullMQ adapter of the tests keeps its queues: one Redis, or the Redis Cluster. */
+type Where = 'redis' | 'cluster';
+
+function bullmq(
+  keyPrefix = `t${randomUUID().slice(0, 8)}:`,
+  dropped: DeadLetter[] = [],
+  where: Where = 'redis',
+): BullmqQueueAdapter {
   return new BullmqQueueAdapter({
-    url: redis.url,
+    ...(where === 'cluster' ? { cluster: { nodes: parseClusterNodes(cluster.nodes) } } : { url: redis.url }),
     keyPrefix,
     connectionName: 'test',
     logger: silentLogger,
@@ -49,6 +60,8 @@ const backends: Array<[string, (dropped: DeadLetter[]) => QueueAdapter]> = [
         onDeadLetterDropped: (_q, d) => dropped.push(d),
       }),
   ],
+  // BullMQ on a three-primary Redis Cluster (issue 14 #2): each queue's keys in one slot, queues spread over the shards.
+  ['bullmq (Cluster)', (dropped) => bullmq(undefined, dropped, 'cluster')],
 ];
 
 function spec(overrides: Partial<QueueSpec> = {}): QueueSpec {
@@ -313,10 +326,14 @@ describe.each(backends)('%s queue adapter', (_name, make) => {
   });
 });
 
-describe('bullmq queue adapter on a cluster Redis', () => {
+// Two nodes of an engine cluster: two adapters on one key prefix, on one Redis and on the Redis Cluster.
+describe.each<[string, Where]>([
+  ['one Redis', 'redis'],
+  ['a Redis Cluster', 'cluster'],
+])('bullmq queue adapter shared by two nodes, on %s', (_name, where) => {
   test('two adapters on one prefix share the queue: each message is delivered once', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-    const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
+    const [a, b] = [bullmq(keyPrefix, [], where), bullmq(keyPrefix, [], where)];
     try {
       const seen = new Map<string, string[]>();
       for (const [node, adapter] of [
@@ -341,7 +358,7 @@ describe('bullmq queue adapter on a cluster Redis', () => {
 
   test('a delivery abandoned by a closed node is redelivered elsewhere by the stalled-job check', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-    const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
+    const [a, b] = [bullmq(keyPrefix, [], where), bullmq(keyPrefix, [], where)];
     let release!: () => void;
     const stuck = new Promise<void>((resolve) => (release = resolve));
     try {
@@ -370,7 +387,7 @@ describe('bullmq queue adapter on a cluster Redis', () => {
 
   test("FIFO after a node's death: the abandoned message runs next, keeping the attempts it made", async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-    const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
+    const [a, b] = [bullmq(keyPrefix, [], where), bullmq(keyPrefix, [], where)];
     let release!: () => void;
     const stuck = new Promise<void>((resolve) => (release = resolve));
     const fifo = spec({ ordering: 'fifo', concurrency: 1, maxAttempts: 3, backoffMs: 10 });
@@ -402,7 +419,7 @@ describe('bullmq queue adapter on a cluster Redis', () => {
 
   test('a graceful close acknowledges the delivery it waited for: nothing is left active', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
-    const [a, b] = [bullmq(keyPrefix), bullmq(keyPrefix)];
+    const [a, b] = [bullmq(keyPrefix, [], where), bullmq(keyPrefix, [], where)];
     try {
       await a.declare(spec());
       await b.declare(spec());
@@ -417,6 +434,134 @@ describe('bullmq queue adapter on a cluster Redis', () => {
       expect(await b.counts('q::one')).toEqual({ waiting: 0, delayed: 0, active: 0, deadLetters: 0 });
     } finally {
       await Promise.all([a.close(0), b.close(200)]);
+    }
+  });
+});
+
+describe('bullmq key layout', () => {
+  /** Every key under a prefix, on each primary of the Redis Cluster or on the one Redis, with the port that holds it. */
+  async function keysOf(where: Where, keyPrefix: string): Promise<Array<{ key: string; port: number }>> {
+    const ports = where === 'cluster' ? cluster.ports : [Number(new URL(redis.url).port)];
+    const found: Array<{ key: string; port: number }> = [];
+    for (const port of ports) {
+      const node = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+      try {
+        await node.connect();
+        for (const key of await node.keys(`${keyPrefix}*`)) found.push({ key, port });
+      } finally {
+        node.disconnect();
+      }
+    }
+    return found;
+  }
+
+  /** A standard and a FIFO queue (two lanes) with a message each, then their keys. */
+  async function filled(where: Where): Promise<{ keyPrefix: string; keys: Array<{ key: string; port: number }> }> {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
+    const adapter = bullmq(keyPrefix, [], where);
+    try {
+      await adapter.declare(spec());
+      await adapter.declare(spec({ name: 'q::fifo', ordering: 'fifo', concurrency: 2 }));
+      await adapter.enqueue('q::one', job('a'));
+      for (const group of ['g', 'h', 'i', 'j']) await adapter.enqueue('q::fifo', job(`f${group}`, {}, group));
+    } finally {
+      await adapter.close(200);
+    }
+    return { keyPrefix, keys: await keysOf(where, keyPrefix) };
+  }
+
+  test('one Redis: the keys keep their names, <prefix>bull:<queue>:..., so a rolling upgrade finds its queues', async () => {
+    const { keyPrefix, keys } = await filled('redis');
+    const names = keys.map((k) => k.key);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        `${keyPrefix}bull:q%3A%3Aone:wait`,
+        `${keyPrefix}bull:q%3A%3Aone:ma`,
+        `${keyPrefix}bull:q%3A%3Afifo:lanes`,
+        `${keyPrefix}bull:q%3A%3Afifo%230:meta`,
+        `${keyPrefix}bull:q%3A%3Afifo%231:meta`,
+      ]),
+    );
+    expect(names.filter((k) => k.includes('{'))).toEqual([]);
+  });
+
+  test("Redis Cluster: every key of a queue, its lanes and lane count included, is in the queue's slot; queues spread over the shards", async () => {
+    const { keyPrefix, keys } = await filled('cluster');
+    const slotOf = async (key: string): Promise<number> => {
+      const node = new Redis({ host: '127.0.0.1', port: cluster.ports[0], lazyConnect: true });
+      try {
+        await node.connect();
+        return Number(await node.cluster('KEYSLOT', key));
+      } finally {
+        node.disconnect();
+      }
+    };
+    const byQueue = new Map<string, { slots: Set<number>; ports: Set<number>; keys: string[] }>();
+    for (const { key, port } of keys) {
+      const tag = /^[^{]*\{([^}]+)\}/.exec(key)?.[1] ?? 'untagged';
+      const entry = byQueue.get(tag) ?? { slots: new Set<number>(), ports: new Set<number>(), keys: [] };
+      entry.slots.add(await slotOf(key));
+      entry.ports.add(port);
+      entry.keys.push(key);
+      byQueue.set(tag, entry);
+    }
+    expect([...byQueue.keys()].sort()).toEqual(['q%3A%3Afifo', 'q%3A%3Aone']);
+    for (const entry of byQueue.values()) {
+      expect(entry.slots.size).toBe(1);
+      expect(entry.ports.size).toBe(1);
+    }
+    expect(byQueue.get('q%3A%3Afifo')!.keys).toEqual(
+      expect.arrayContaining([
+        `${keyPrefix}bull:{q%3A%3Afifo}:q%3A%3Afifo:lanes`,
+        `${keyPrefix}bull:{q%3A%3Afifo}:q%3A%3Afifo%230:meta`,
+        `${keyPrefix}bull:{q%3A%3Afifo}:q%3A%3Afifo%231:meta`,
+      ]),
+    );
+    expect(byQueue.get('q%3A%3Aone')!.keys).toEqual(
+      expect.arrayContaining([
+        `${keyPrefix}bull:{q%3A%3Aone}:q%3A%3Aone:wait`,
+        `${keyPrefix}bull:{q%3A%3Aone}:q%3A%3Aone:ma`,
+      ]),
+    );
+    // Different queues, different slots: here on different primaries.
+    expect(new Set([...byQueue.values()].flatMap((e) => [...e.ports])).size).toBe(2);
+  });
+
+  test('Redis Cluster: a key prefix with an empty hash tag is refused, saying why', () => {
+    expect(() => bullmq('x{}:', [], 'cluster')).toThrow(
+      /Redis Cluster: the key prefix "x\{\}:" \(cluster.key_prefix \/ III_REDIS_KEY_PREFIX\) holds an empty hash tag "\{\}".*CROSSSLOT; remove the braces/,
+    );
+  });
+});
+
+describe('bullmq Worker connections on a Redis Cluster', () => {
+  test("the Worker's blocking connection carries BullMQ's name: a Cluster's duplicate keeps the options BullMQ gives it", async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}:`;
+    const adapter = bullmq(keyPrefix, [], 'cluster');
+    try {
+      await adapter.declare(spec());
+      const seen: string[] = [];
+      await adapter.startConsumer('q::one', async (j) => {
+        seen.push(j.id);
+      });
+      await adapter.enqueue('q::one', job('a'));
+      await waitFor(() => seen.includes('a'), 'a delivered');
+      // BullMQ names its blocking connection <prefix>:<base64 of the queue name> (CLIENT SETNAME on each node connection).
+      const blockingName = `${keyPrefix}bull:{q%3A%3Aone}:${Buffer.from('q%3A%3Aone').toString('base64')}`;
+      const names: string[] = [];
+      for (const port of cluster.ports) {
+        const node = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
+        try {
+          await node.connect();
+          const list = String(await node.client('LIST'));
+          names.push(...[...list.matchAll(/ name=(\S*)/g)].map((m) => m[1]));
+        } finally {
+          node.disconnect();
+        }
+      }
+      expect(names).toContain(blockingName);
+    } finally {
+      await adapter.close(200);
     }
   });
 });

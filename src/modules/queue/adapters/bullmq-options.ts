@@ -1,7 +1,8 @@
 import type { JobsOptions, WorkerOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { scrubErrorsOf } from '../../../cluster/redis-errors';
-import { redisOptions, type RedisEndpoint } from '../../../cluster/redis-options';
+import { clusterOptions, redisOptions, type RedisEndpoint } from '../../../cluster/redis-options';
+import type { RedisTarget } from '../../../cluster/redis-target';
 import type { QueueJob, QueueSpec } from './adapter';
 
 /**
@@ -68,18 +69,86 @@ export function jobOptions(ordering: QueueSpec['ordering'], spec: QueueSpec, job
  * password and TLS included. Unlike the producer's fail-fast connection, they wait out an outage
  * (`maxRetriesPerRequest: null`, as BullMQ requires for blocking commands) and reconnect
  * forever, so consumers resume by themselves.
+ *
+ * Cluster mode: the template is a `Redis.Cluster` of its own. The Worker's connection threw
+ * there for three reasons, each met here (all three seen against a real cluster):
+ * - This template was built from `redisOptions(endpoint)`, which refuses a Cluster endpoint (a
+ *   Cluster has no one host: "a Redis Cluster takes clusterOptions, not redisOptions"), so
+ *   `new BullmqQueueAdapter` threw before any Worker existed.
+ * - Given a Cluster, BullMQ checks its node options (`options.redisOptions`, not the Cluster's
+ *   own) and `new Worker` throws "maxRetriesPerRequest must be null" when they set a positive
+ *   one: `null` goes in `redisOptions`, where both ioredis and BullMQ read it.
+ * - With the one-Redis prefix, BullMQ's scripts and MULTIs span keys in several slots and
+ *   Redis answers CROSSSLOT: the prefix carries a hash tag (bullPrefix).
+ * BullMQ duplicates a Cluster with `duplicate(undefined, { redisOptions })`, its connection
+ * names in the second argument: scrubErrorsOf passes every argument on (it used to drop that
+ * one). Like the one-Redis template, the Cluster keeps its offline queue (commands of a
+ * reconnect wait instead of failing), and redials for ever (`clusterRetryStrategy`; a node
+ * connection never reconnects by itself, ioredis refreshes the slots instead); the redirection
+ * and retry delays ride out a MOVED or a failover as the producer's connection does.
  */
 export function workerConnectionTemplate(endpoint: RedisEndpoint, connectionName: string): Redis {
+  const retryStrategy = (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS);
+  if (endpoint.cluster !== undefined) {
+    const base = clusterOptions(endpoint);
+    const template = new Cluster(
+      endpoint.cluster.nodes.map((n) => ({ host: n.host, port: n.port })),
+      {
+        ...base,
+        redisOptions: { ...base.redisOptions, connectionName, maxRetriesPerRequest: null, disconnectTimeout: 100 },
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        enableReadyCheck: true,
+        clusterRetryStrategy: retryStrategy,
+        maxRedirections: 16,
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnTryAgain: 100,
+      },
+    ) as unknown as Redis;
+    return scrubErrorsOf(template);
+  }
   const template = new Redis({
     ...redisOptions(endpoint),
     connectionName,
     lazyConnect: true,
     maxRetriesPerRequest: null,
-    retryStrategy: (attempt) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
+    retryStrategy,
     disconnectTimeout: 100,
   });
   // A refused password must not reach the consumer's log line with the credentials.
   return scrubErrorsOf(template);
+}
+
+/**
+ * The BullMQ prefix of an iii queue (every lane of a FIFO queue shares it). A BullMQ queue's
+ * keys are `<prefix>:<queue>:<suffix>` (`wait`, `active`, `meta`, `marker`, one per job...),
+ * and ours, the FIFO lane count, `<prefix>:<queue>:lanes`; `<queue>` is bullQueueName of the
+ * iii queue, or of a lane (`<queue>%23<n>`, `#` encoded).
+ *
+ * - One Redis and Sentinel: `<keyPrefix>bull`, as ever: keys `iii:bull:orders:wait`,
+ *   `iii:bull:orders:lanes`, `iii:bull:orders%230:wait`. A rolling upgrade keeps finding its
+ *   queues, so this layout must not change.
+ * - Redis Cluster: `<keyPrefix>bull:{<queue>}`: keys `iii:bull:{orders}:orders:wait`,
+ *   `iii:bull:{orders}:orders:lanes`, `iii:bull:{orders}:orders%230:wait`. BullMQ's Lua
+ *   scripts and MULTIs touch many keys of a queue at once, which Redis Cluster refuses across
+ *   slots (CROSSSLOT); the hash tag `{<queue>}` puts every key of an iii queue, its lanes and
+ *   the lane count in one slot, while different queues spread over the shards (a tag over the
+ *   whole prefix, BullMQ's simplest advice, would put every queue on one shard). The tag holds
+ *   no brace: bullQueueName encodes `{` and `}`.
+ *
+ * Throws when the cluster's key prefix would break the tag (an empty `{}` first, which Redis
+ * ignores, so each key would hash whole).
+ */
+export function bullPrefix(target: RedisTarget, queue: string): string {
+  if (target.cluster === undefined) return `${target.keyPrefix}bull`;
+  const prefix = `${target.keyPrefix}bull:{${bullQueueName(queue)}}`;
+  const open = prefix.indexOf('{');
+  if (prefix[open + 1] === '}')
+    throw new Error(
+      `Redis Cluster: the key prefix ${JSON.stringify(target.keyPrefix)} (cluster.key_prefix / III_REDIS_KEY_PREFIX) holds an empty hash tag "{}", so a queue's keys would spread over several slots and BullMQ's scripts fail with CROSSSLOT; remove the braces`,
+    );
+  return prefix;
 }
 
 export function workerOptions(connection: Redis, prefix: string, concurrency: number): WorkerOptions {

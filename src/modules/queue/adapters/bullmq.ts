@@ -10,6 +10,7 @@ import { BullmqConsumer } from './bullmq-consumer';
 import {
   MAX_FIFO_LANES,
   bullJobId,
+  bullPrefix,
   bullQueueName,
   fifoLane,
   jobOptions,
@@ -43,6 +44,8 @@ interface Lane {
 /** An adapter queue: one lane (standard) or a fixed set of lanes (FIFO). */
 interface BullLine {
   spec: QueueSpec;
+  /** The BullMQ prefix of its lanes (bullPrefix: hash-tagged in Cluster mode). */
+  prefix: string;
   /** The ordering the lanes were laid out for (fixed at the first declaration). */
   ordering: QueueSpec['ordering'];
   lanes: Lane[];
@@ -50,8 +53,9 @@ interface BullLine {
 
 /**
  * `iii-queue` on BullMQ, shared by every node of a cluster: BullMQ queues under
- * `<keyPrefix>bull:`, a Worker per queue on every node (competing consumers; the delivery is
- * routed by the engine to wherever the function's worker lives), and BullMQ's failed set as the
+ * `<keyPrefix>bull:` (`<keyPrefix>bull:{<queue>}:` on a Redis Cluster: see bullPrefix), a
+ * Worker per queue on every node (competing consumers; the delivery is routed by the engine to
+ * wherever the function's worker lives), and BullMQ's failed set as the
  * dead-letter queue. A node that dies while holding jobs loses their locks; the stalled-job
  * check on the other nodes puts them back at the head of their queue (at-least-once).
  *
@@ -72,10 +76,10 @@ export class BullmqQueueAdapter implements QueueAdapter {
   /** A "no replica confirmed" warning was logged and no replica has confirmed since. */
   private unreplicatedWarned = false;
   private readonly template: Redis;
-  private readonly prefix: string;
 
   constructor(private readonly options: BullmqAdapterOptions) {
-    this.prefix = `${options.keyPrefix}bull`;
+    // A key prefix that cannot hash-tag the queues is refused now, not at the first declaration.
+    bullPrefix(options, 'q');
     this.template = workerConnectionTemplate(options, `${options.connectionName}:worker`);
   }
 
@@ -99,10 +103,11 @@ export class BullmqQueueAdapter implements QueueAdapter {
   }
 
   private async open(spec: QueueSpec): Promise<void> {
+    const prefix = bullPrefix(this.options, spec.name);
     const redis = await this.connection();
-    const names = spec.ordering === 'fifo' ? await this.laneNames(redis, spec) : [spec.name];
+    const names = spec.ordering === 'fifo' ? await this.laneNames(redis, prefix, spec) : [spec.name];
     const lanes = names.map((name): Lane => {
-      const queue = new Queue<BullJobData>(bullQueueName(name), { connection: redis, prefix: this.prefix });
+      const queue = new Queue<BullJobData>(bullQueueName(name), { connection: redis, prefix });
       queue.on('error', (err: Error) => this.options.logger.debug({ err, queue: spec.label }, 'queue: redis error'));
       return { queue };
     });
@@ -119,7 +124,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
       await Promise.all(lanes.map((l) => l.queue.close().catch(() => undefined)));
       throw err;
     }
-    this.lines.set(spec.name, { spec, ordering: spec.ordering, lanes });
+    this.lines.set(spec.name, { spec, prefix, ordering: spec.ordering, lanes });
   }
 
   async enqueue(name: string, job: QueueJob): Promise<number> {
@@ -146,7 +151,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
       if (lane.consumer) this.retire(lane.consumer);
       lane.consumer = new BullmqConsumer(
         lane.queue.name,
-        this.prefix,
+        line.prefix,
         this.template,
         fifo ? 1 : line.spec.concurrency,
         (job) => (fifo ? this.deliverInOrder(line, deliver, job) : deliver(job.data.job, job.attemptsMade + 1)),
@@ -240,8 +245,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
    * The lane queues of a FIFO queue. The first node to declare it fixes the lane count in Redis
    * (SET NX): every node, now and after any restart, hashes a group to the same lane.
    */
-  private async laneNames(redis: Redis, spec: QueueSpec): Promise<string[]> {
-    const key = `${this.prefix}:${bullQueueName(spec.name)}:lanes`;
+  private async laneNames(redis: Redis, prefix: string, spec: QueueSpec): Promise<string[]> {
+    const key = `${prefix}:${bullQueueName(spec.name)}:lanes`;
     const wanted = Math.min(Math.max(1, spec.concurrency), MAX_FIFO_LANES);
     const count = await this.redis(spec.label, async () => {
       await redis.set(key, String(wanted), 'NX');
