@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { registerWorker, type IIIClient } from 'iii-sdk';
+import { TriggerAction, registerWorker, type IIIClient } from 'iii-sdk';
 import { Redis } from 'ioredis';
 import { sleep, waitFor } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
@@ -11,8 +11,8 @@ import { startRedisCluster, type TestRedisCluster } from '../support/redis-clust
 /**
  * Engine clustering over a Redis Cluster (issue 14 #2): two engine processes given the nodes of a
  * private three-primary Redis Cluster (III_REDIS_CLUSTER_NODES) route calls to each other over
- * sharded pub/sub inboxes, see each other in the membership, share state, and fire a cron tick
- * once between them. `CLUSTER FAILOVER` of the shard holding a node's inbox under call load: no
+ * sharded pub/sub inboxes, see each other in the membership, share state, deliver a job
+ * enqueued on one node to a worker on the other, and fire a cron tick once between them. `CLUSTER FAILOVER` of the shard holding a node's inbox under call load: no
  * call hangs, and calls to that node succeed again within a bound.
  */
 
@@ -41,6 +41,7 @@ beforeAll(async () => {
       '  - name: iii-worker-manager',
       '  - name: state',
       '  - name: cron',
+      '  - name: queue',
       '',
     ].join('\n'),
   );
@@ -116,10 +117,16 @@ test('calls cross nodes both ways, large payloads included, over sharded inboxes
     expect(await subscribers('SHARDNUMSUB', `${keyPrefix}inbox:${nodeId}`)).toBe(1);
     expect(await subscribers('NUMSUB', `${keyPrefix}inbox:${nodeId}`)).toBe(0);
   }
-  const listed = (await w1.trigger({ function_id: 'engine::cluster::nodes', payload: {} })) as {
-    nodes: Array<{ node_id: string; state: string }>;
-  };
-  expect(listed.nodes.map((n) => [n.node_id, n.state]).sort()).toEqual([
+  // The membership: each node sees the other on its next heartbeat.
+  let seen: Array<[string, string]> = [];
+  await waitFor(async () => {
+    const listed = (await w1.trigger({ function_id: 'engine::cluster::nodes', payload: {} })) as {
+      nodes: Array<{ node_id: string; state: string }>;
+    };
+    seen = listed.nodes.map((n): [string, string] => [n.node_id, n.state]).sort();
+    return seen.length === 2;
+  }, 'both nodes in the membership');
+  expect(seen).toEqual([
     ['node-1', 'ready'],
     ['node-2', 'ready'],
   ]);
@@ -132,6 +139,31 @@ test('state written through one node is read through the other', async () => {
   await callWhenKnown(a, 'state::set', { scope: 'rc', key: 'k', value: { v: 42 } });
   expect(await b.trigger({ function_id: 'state::get', payload: { scope: 'rc', key: 'k' } })).toEqual({ v: 42 });
 }, 30_000);
+
+test('a job enqueued through one node reaches a worker on the other, once each', async () => {
+  const [n1, n2] = nodes as [NodeProcess, NodeProcess];
+  const got: number[] = [];
+  const worker = client(n2, 'queue-worker');
+  worker.registerFunction('rc::job', async (input: unknown) => {
+    got.push((input as { i: number }).i);
+    return null;
+  });
+  const producer = client(n1, 'queue-producer');
+  await waitFor(async () => {
+    const listed = (await producer.trigger({ function_id: 'engine::functions::list', payload: {} })) as {
+      functions: Array<{ function_id: string }>;
+    };
+    return listed.functions.some((f) => f.function_id === 'rc::job');
+  }, 'rc::job known on node-1');
+  for (let i = 0; i < 20; i++)
+    await producer.trigger({
+      function_id: 'rc::job',
+      payload: { i },
+      action: TriggerAction.Enqueue({ queue: 'default' }),
+    });
+  await waitFor(() => got.length >= 20, '20 jobs delivered', 15_000);
+  expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+}, 40_000);
 
 test('a cron tick fires once between the two nodes', async () => {
   const [n1, n2] = nodes as [NodeProcess, NodeProcess];
