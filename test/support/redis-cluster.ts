@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitForPort } from './ports';
-import { spawnGroup, stopGroup } from './process-group';
+import { killGroup, spawnGroup, stopGroup } from './process-group';
 
 const INSTALL_HINT =
   'redis-server is not installed. The Redis Cluster tests start a private three-primary cluster ' +
@@ -28,6 +28,11 @@ export interface TestRedisCluster {
    * resolves once the replica reports itself primary, with both ports.
    */
   failoverShardOf(key: string): Promise<{ oldPrimary: number; newPrimary: number }>;
+  /**
+   * kill -9 of the primary of `key`'s shard (needs `replicas: 1`); resolves once its replica is
+   * primary (after cluster-node-timeout and an election), with both ports and when it was killed.
+   */
+  killPrimaryOf(key: string): Promise<{ killed: number; replica: number; killedAt: number }>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +48,7 @@ export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Pro
   const cli = process.env['REDIS_CLI_BIN'] ?? 'redis-cli';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-rcluster-'));
   const procs: ChildProcess[] = [];
+  const byPort = new Map<number, ChildProcess>();
   const stop = async () => {
     await Promise.all(procs.map(stopGroup));
     fs.rmSync(dir, { recursive: true, force: true });
@@ -61,6 +67,7 @@ export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Pro
         ];
         const proc = spawnGroup(bin, args);
         procs.push(proc);
+        byPort.set(port, proc);
         await waitForPort(port, proc, 10_000, `redis-server (cluster node ${port})`);
       }),
     );
@@ -84,7 +91,8 @@ export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Pro
     return {
       nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
       ports,
-      failoverShardOf: (key) => failoverShardOf(ports[0], key),
+      failoverShardOf: (key) => failoverShardOf(ports[0]!, key),
+      killPrimaryOf: (key) => killPrimaryOf(byPort, key),
       stop,
     };
   } catch (err) {
@@ -139,7 +147,8 @@ async function clusterNodes(redis: Redis): Promise<ClusterNodeLine[]> {
     });
 }
 
-async function failoverShardOf(anyPort: number, key: string): Promise<{ oldPrimary: number; newPrimary: number }> {
+/** The primary owning `key`'s slot and its replica, as the node on `anyPort` sees them. */
+async function shardOf(anyPort: number, key: string): Promise<{ primary: ClusterNodeLine; replica: ClusterNodeLine }> {
   const admin = new Redis({ port: anyPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await admin.connect();
@@ -149,27 +158,59 @@ async function failoverShardOf(anyPort: number, key: string): Promise<{ oldPrima
     const replica = lines.find((n) => !n.primary && n.primaryId === primary?.id);
     if (!primary || !replica)
       throw new Error(`no primary with a replica owns slot ${slot}: start the cluster with replicas: 1`);
-    const node = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
-    try {
-      await node.connect();
-      // The replica must be in sync first, else CLUSTER FAILOVER waits for an offset it never reaches.
-      const deadline = Date.now() + 10_000;
-      while (!(await node.info('replication')).includes('master_link_status:up')) {
-        if (Date.now() > deadline) throw new Error(`replica ${replica.port} not in sync within 10 s`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      await node.cluster('FAILOVER');
-      for (;;) {
-        if ((await node.info('replication')).includes('role:master')) break;
-        if (Date.now() > deadline + 10_000)
-          throw new Error(`replica ${replica.port} not primary within 10 s of CLUSTER FAILOVER`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    } finally {
-      node.disconnect();
-    }
-    return { oldPrimary: primary.port, newPrimary: replica.port };
+    return { primary, replica };
   } finally {
     admin.disconnect();
+  }
+}
+
+async function failoverShardOf(anyPort: number, key: string): Promise<{ oldPrimary: number; newPrimary: number }> {
+  const { primary, replica } = await shardOf(anyPort, key);
+  const node = new Redis({ port: replica.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await node.connect();
+    // The replica must be in sync first, else CLUSTER FAILOVER waits for an offset it never reaches.
+    const deadline = Date.now() + 10_000;
+    while (!(await node.info('replication')).includes('master_link_status:up')) {
+      if (Date.now() > deadline) throw new Error(`replica ${replica.port} not in sync within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await node.cluster('FAILOVER');
+  } finally {
+    node.disconnect();
+  }
+  await untilPrimary(replica.port, 10_000, 'of CLUSTER FAILOVER');
+  return { oldPrimary: primary.port, newPrimary: replica.port };
+}
+
+/** kill -9 of the primary of `key`'s shard, asked through any node still running. */
+async function killPrimaryOf(
+  byPort: Map<number, ChildProcess>,
+  key: string,
+): Promise<{ killed: number; replica: number; killedAt: number }> {
+  const alive = [...byPort].find(([, proc]) => proc.exitCode === null && proc.signalCode === null);
+  if (!alive) throw new Error('no cluster node is running');
+  const { primary, replica } = await shardOf(alive[0], key);
+  const proc = byPort.get(primary.port)!;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const killedAt = Date.now();
+  killGroup(proc, 'SIGKILL');
+  await exited;
+  await untilPrimary(replica.port, 20_000, 'after its primary was killed');
+  return { killed: primary.port, replica: replica.port, killedAt };
+}
+
+/** Until the node on `port` reports itself a primary (its replica's promotion); `after` says what for errors. */
+async function untilPrimary(port: number, timeoutMs: number, after: string): Promise<void> {
+  const node = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    await node.connect();
+    while (!(await node.info('replication')).includes('role:master')) {
+      if (Date.now() > deadline) throw new Error(`replica ${port} not primary within ${timeoutMs / 1000} s ${after}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    node.disconnect();
   }
 }
