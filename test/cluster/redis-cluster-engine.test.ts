@@ -148,7 +148,29 @@ test('state written through one node is read through the other', async () => {
   expect(await b.trigger({ function_id: 'state::get', payload: { scope: 'rc', key: 'k' } })).toEqual({ v: 42 });
 }, 30_000);
 
-test('a job enqueued through one node reaches a worker on the other, once each', async () => {
+/** WAIT commands served so far, summed over the running nodes (INFO commandstats). */
+async function waitCommands(): Promise<number> {
+  let total = 0;
+  for (const port of cluster.ports) {
+    const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    try {
+      if (
+        !(await redis.connect().then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      total += Number(/cmdstat_wait:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  return total;
+}
+
+test('a job enqueued through one node reaches a worker on the other, once each, acknowledged once a replica has it', async () => {
   const [n1, n2] = nodes as [NodeProcess, NodeProcess];
   const got: number[] = [];
   const worker = client(n2, 'queue-worker');
@@ -163,6 +185,7 @@ test('a job enqueued through one node reaches a worker on the other, once each',
     };
     return listed.functions.some((f) => f.function_id === 'rc::job');
   }, 'rc::job known on node-1');
+  const waitsBefore = await waitCommands();
   for (let i = 0; i < 20; i++)
     await producer.trigger({
       function_id: 'rc::job',
@@ -171,6 +194,8 @@ test('a job enqueued through one node reaches a worker on the other, once each',
     });
   await waitFor(() => got.length >= 20, '20 jobs delivered', 15_000);
   expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  // Each enqueue waited for the shard's replica (WAIT 1 on the connection that wrote the job).
+  expect((await waitCommands()) - waitsBefore).toBeGreaterThanOrEqual(20);
 }, 40_000);
 
 test('a cron tick fires once between the two nodes', async () => {

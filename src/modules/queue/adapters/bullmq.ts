@@ -1,5 +1,6 @@
 import { Queue, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { isRedisCluster } from '../../../cluster/redis-connection';
 import { closeRedis, connectRedis, type RedisTarget } from '../../../cluster/redis-target';
 import type { Logger } from '../../../observability/logger';
 import { EngineError } from '../../../protocol/errors';
@@ -75,6 +76,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
   private producer: Promise<Redis> | undefined;
   /** A "no replica confirmed" warning was logged and no replica has confirmed since. */
   private unreplicatedWarned = false;
+  /** Cluster mode: the slot of each queue's keys (primaryOf). */
+  private readonly slots = new Map<string, number>();
   private readonly template: Redis;
 
   constructor(private readonly options: BullmqAdapterOptions) {
@@ -133,7 +136,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
     try {
       const dropped = await this.makeRoom(line);
       await lane.queue.add('message', { job }, jobOptions(line.ordering, line.spec, job));
-      if (this.options.sentinel !== undefined) await this.replicated();
+      if (this.options.sentinel !== undefined || this.options.cluster !== undefined) await this.replicated(line.prefix);
       return dropped;
     } catch (err) {
       if (err instanceof EngineError) throw err;
@@ -370,15 +373,19 @@ export class BullmqQueueAdapter implements QueueAdapter {
   }
 
   /**
-   * Sentinel mode: a job is acknowledged once a replica has it too. Replication is
+   * Sentinel and Cluster mode: a job is acknowledged once a replica has it too. Replication is
    * asynchronous, so a primary killed right after answering would take the job with it; the
-   * sentinels promote the replica that is furthest ahead, so one replica holding it is enough
-   * (WAIT covers every earlier write of this connection). When no replica answers within
-   * REPLICA_WAIT_MS (all of them down), the job is still acknowledged, durable as on a single
-   * Redis, and a warning says so once per outage.
+   * sentinels (or the shard's replicas) promote the replica that is furthest ahead, so one
+   * replica holding it is enough (WAIT covers every earlier write of this connection). When no
+   * replica answers within REPLICA_WAIT_MS (all of them down, or none configured), the job is
+   * still acknowledged, durable as on a single Redis, and a warning says so once per outage.
+   *
+   * On a Redis Cluster, WAIT must go to the connection that wrote the job: the one to the primary
+   * of the queue's slot (all its keys share one, `prefix` holds its hash tag).
    */
-  private async replicated(): Promise<void> {
-    const redis = await this.connection();
+  private async replicated(prefix: string): Promise<void> {
+    const producer = await this.connection();
+    const redis = isRedisCluster(producer) ? await this.primaryOf(producer as unknown as Cluster, prefix) : producer;
     const replicas = Number(await redis.call('WAIT', 1, REPLICA_WAIT_MS));
     if (replicas > 0) {
       this.unreplicatedWarned = false;
@@ -390,6 +397,23 @@ export class BullmqQueueAdapter implements QueueAdapter {
       { waitedMs: REPLICA_WAIT_MS },
       'queue: no Redis replica confirmed an enqueued job; jobs are acknowledged from the primary alone until one does',
     );
+  }
+
+  /**
+   * The Cluster's connection to the primary that serves `key`'s slot, as its slot map says now
+   * (it follows MOVED and failovers). The slot is asked once per key (CLUSTER KEYSLOT): the
+   * Cluster client keeps the slot map, not a way to hash a key.
+   */
+  private async primaryOf(cluster: Cluster, key: string): Promise<Redis> {
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = Number(await cluster.cluster('KEYSLOT', key));
+      this.slots.set(key, slot);
+    }
+    const owner = cluster.slots[slot]?.[0];
+    const node = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
+    if (!node) throw new Error(`no connection to the primary of slot ${slot} (${owner ?? 'unknown'}) yet`);
+    return node;
   }
 
   /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */
