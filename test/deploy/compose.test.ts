@@ -6,10 +6,12 @@ import { createConnection, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { registerWorker } from 'iii-sdk';
+import { Redis } from 'ioredis';
 import yaml from 'js-yaml';
 import { io } from 'socket.io-client';
 import { loadConfig } from '../../src/config/load';
 import { freePort, startNodeProcess, type NodeProcess } from '../support/node-process';
+import { waitForPort } from '../support/ports';
 import { startRedis, type TestRedis } from '../support/redis';
 
 /**
@@ -25,6 +27,12 @@ const HAPROXY_CFG = path.join(ROOT, 'deploy/haproxy.cfg');
 /** The balancer of docker-compose.tls.yml: TCP pass-through. */
 const HAPROXY_TLS_CFG = path.join(ROOT, 'deploy/haproxy-tls.cfg');
 const ENGINE_SERVICES = ['engine-1', 'engine-2', 'engine-3'];
+/** docker-compose.sentinel.yml: the data nodes besides the primary `redis`, the sentinels, and the primary's name. */
+const REPLICA_SERVICES = ['redis-replica-1', 'redis-replica-2'];
+const SENTINEL_SERVICES = ['sentinel-1', 'sentinel-2', 'sentinel-3'];
+const SENTINEL_PRIMARY = 'mymaster';
+/** What every sentinel of docker-compose.sentinel.yml starts from. */
+const SENTINEL_CONF = path.join(ROOT, 'deploy/redis-sentinel.conf');
 /** The engine's default drain grace (III_DRAIN_GRACE_MS); compose must wait longer than that. */
 const DRAIN_GRACE_MS = 25_000;
 /** Worker WebSocket, HTTP triggers, stream clients: the ports the balancer publishes. */
@@ -529,6 +537,257 @@ describe('deploy/haproxy-tls.cfg (TLS pass-through)', () => {
       const httpLines = lines.filter((l) => /^(mode http|option (forwardfor|httplog)|timeout http-request)\b/.test(l));
       expect([name, httpLines]).toEqual([name, name === 'frontend stats' ? ['mode http', 'option httplog'] : []]);
     }
+  });
+});
+
+describe('docker-compose.sentinel.yml over docker-compose.yml, as normalized by docker compose config', () => {
+  let plain: Record<string, ComposeService>;
+  let services: Record<string, ComposeService>;
+  beforeAll(() => {
+    plain = composeConfig();
+    services = composeConfig(['docker-compose.yml', 'docker-compose.sentinel.yml']);
+  });
+
+  test('adds two replicas and three sentinels to the same services', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      [...Object.keys(plain), ...REPLICA_SERVICES, ...SENTINEL_SERVICES].sort(),
+    );
+  });
+
+  test('the engines find the primary through the three sentinels (III_REDIS_SENTINELS, III_REDIS_SENTINEL_NAME), with no Redis URL, and wait for healthy sentinels', () => {
+    for (const name of ENGINE_SERVICES) {
+      const { III_REDIS_URL, III_REDIS_SENTINELS, III_REDIS_SENTINEL_NAME, ...rest } = services[name].environment!;
+      expect([name, III_REDIS_URL, III_REDIS_SENTINELS, III_REDIS_SENTINEL_NAME]).toEqual([
+        name,
+        '',
+        SENTINEL_SERVICES.map((s) => `${s}:26379`).join(','),
+        SENTINEL_PRIMARY,
+      ]);
+      // Everything else as in docker-compose.yml.
+      const { III_REDIS_URL: plainUrl, ...plainRest } = plain[name].environment!;
+      expect(plainUrl).toBe('redis://redis:6379');
+      expect(rest).toEqual(plainRest);
+      expect(services[name].command).toEqual(plain[name].command);
+      for (const sentinel of SENTINEL_SERVICES)
+        expect([name, sentinel, services[name].depends_on?.[sentinel]?.condition]).toEqual([
+          name,
+          sentinel,
+          'service_healthy',
+        ]);
+    }
+  });
+
+  test("the engine's config loader, given an engine's environment and config/cluster.yaml, runs in Sentinel mode", () => {
+    const env = Object.fromEntries(
+      Object.entries(services['engine-1'].environment!).map(([key, value]) => [key, String(value ?? '')]),
+    );
+    const { config } = loadConfig({ path: path.join(ROOT, 'config/cluster.yaml'), env });
+    expect(config.cluster.redisUrl).toBeUndefined();
+    expect(config.cluster.redisSentinels).toEqual(SENTINEL_SERVICES.map((host) => ({ host, port: 26379 })));
+    expect(config.cluster.redisSentinelName).toBe(SENTINEL_PRIMARY);
+  });
+
+  test('the replicas replicate the primary `redis`, from the same image, and every data node announces its service name', () => {
+    expect(services['redis'].command).toEqual([
+      'redis-server',
+      '--appendonly',
+      'yes',
+      '--replica-announce-ip',
+      'redis',
+    ]);
+    for (const name of REPLICA_SERVICES) {
+      const replica = services[name];
+      expect(replica.image).toBe(services['redis'].image);
+      expect(replica.command).toEqual([
+        'redis-server',
+        '--appendonly',
+        'yes',
+        '--replicaof',
+        'redis',
+        '6379',
+        '--replica-announce-ip',
+        name,
+      ]);
+      expect(replica.depends_on?.['redis']?.condition).toBe('service_healthy');
+      expect(replica.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    }
+  });
+
+  test('every sentinel mounts deploy/redis-sentinel.conf read-only, runs a writable copy of it with --sentinel, and is health-checked on 26379', () => {
+    for (const name of SENTINEL_SERVICES) {
+      const sentinel = services[name];
+      expect(sentinel.image).toBe(services['redis'].image);
+      expect(sentinel.volumes).toEqual([`${SENTINEL_CONF}:/etc/redis-sentinel/sentinel.conf:ro`]);
+      const [shell, flag, script] = sentinel.command!;
+      expect([shell, flag]).toEqual(['sh', '-c']);
+      // The copy is made once: a restarted sentinel keeps what it rewrote (the primary after a failover).
+      expect(script).toContain(
+        'test -f /data/sentinel.conf || cp /etc/redis-sentinel/sentinel.conf /data/sentinel.conf;',
+      );
+      expect(script).toMatch(/exec docker-entrypoint\.sh redis-server \/data\/sentinel\.conf --sentinel$/);
+      expect(sentinel.healthcheck?.test).toEqual(['CMD', 'redis-cli', '-p', '26379', 'ping']);
+      expect(sentinel.depends_on?.['redis']?.condition).toBe('service_healthy');
+    }
+  });
+
+  test('still refuses to run without III_WORKER_TOKEN', () => {
+    const run = runComposeConfig({ III_WORKER_TOKEN: undefined }, [
+      'docker-compose.yml',
+      'docker-compose.sentinel.yml',
+    ]);
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('set III_WORKER_TOKEN');
+  });
+});
+
+describe('deploy/redis-sentinel.conf', () => {
+  /** The directives, comments and blank lines removed, each split into words. */
+  const directives = () =>
+    fs
+      .readFileSync(SENTINEL_CONF, 'utf8')
+      .split('\n')
+      .map((line) => line.replace(/#.*/, '').trim())
+      .filter((line) => line !== '')
+      .map((line) => line.split(/\s+/));
+
+  test('monitors the compose service `redis` under the name the engines ask for, quorum 2 of 3, by host name, on port 26379', () => {
+    expect(directives()).toEqual([
+      ['port', '26379'],
+      ['protected-mode', 'no'],
+      ['dir', '/data'],
+      ['sentinel', 'resolve-hostnames', 'yes'],
+      ['sentinel', 'announce-hostnames', 'yes'],
+      ['sentinel', 'monitor', SENTINEL_PRIMARY, 'redis', '6379', '2'],
+      ['sentinel', 'down-after-milliseconds', SENTINEL_PRIMARY, '5000'],
+      ['sentinel', 'failover-timeout', SENTINEL_PRIMARY, '30000'],
+      ['sentinel', 'parallel-syncs', SENTINEL_PRIMARY, '1'],
+    ]);
+  });
+
+  describe('run by a real redis-server --sentinel, adapted to loopback (the primary redis -> 127.0.0.1, free ports)', () => {
+    let primary: TestRedis;
+    let replica: TestRedis;
+    let sentinel: ChildProcess | undefined;
+    let sentinelPort: number;
+    let dir: string;
+    let copy: string;
+    let node: NodeProcess | undefined;
+    const client = () =>
+      new Redis({ host: '127.0.0.1', port: sentinelPort, lazyConnect: true, maxRetriesPerRequest: 1 });
+
+    beforeAll(async () => {
+      primary = await startRedis();
+      replica = await startRedis();
+      const toReplica = new Redis({ host: '127.0.0.1', port: replica.port });
+      await toReplica.call('REPLICAOF', '127.0.0.1', String(primary.port));
+      await toReplica.quit();
+      const toPrimary = new Redis({ host: '127.0.0.1', port: primary.port });
+      const deadline = Date.now() + 10_000;
+      while (!/connected_slaves:1/.test(await toPrimary.info('replication'))) {
+        if (Date.now() > deadline) throw new Error('the replica did not attach to the primary within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await toPrimary.quit();
+
+      sentinelPort = await freePort();
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iii-compose-sentinel-'));
+      copy = path.join(dir, 'sentinel.conf');
+      // Only addresses change: the port, loopback, the data dir, and `redis 6379` -> the primary here.
+      const shipped = fs.readFileSync(SENTINEL_CONF, 'utf8');
+      const adapted = shipped
+        .replace(/^port 26379$/m, `port ${sentinelPort}\nbind 127.0.0.1`)
+        .replace(/^dir \/data$/m, `dir ${dir}`)
+        .replace(/^(sentinel monitor \S+) redis 6379 /m, `$1 127.0.0.1 ${primary.port} `);
+      expect(adapted).toContain(`sentinel monitor ${SENTINEL_PRIMARY} 127.0.0.1 ${primary.port} 2\n`);
+      fs.writeFileSync(copy, adapted);
+      const bin = process.env['REDIS_SERVER_BIN'] ?? 'redis-server';
+      sentinel = spawn(bin, [copy, '--sentinel'], { stdio: 'ignore' });
+      await waitForPort(sentinelPort, sentinel, 10_000, 'redis-server --sentinel');
+    }, 30_000);
+
+    afterAll(async () => {
+      await node?.kill('SIGKILL');
+      await stopChild(sentinel);
+      await replica?.stop();
+      await primary?.stop();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('names the primary and its replica, with the timings and quorum of the file', async () => {
+      const redis = client();
+      try {
+        await redis.connect();
+        expect(await redis.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_PRIMARY)).toEqual([
+          '127.0.0.1',
+          String(primary.port),
+        ]);
+        const masterInfo = async (): Promise<Record<string, string>> => {
+          const pairs = (await redis.call('SENTINEL', 'master', SENTINEL_PRIMARY)) as string[];
+          return Object.fromEntries(pairs.flatMap((v, i) => (i % 2 === 0 ? [[v, pairs[i + 1]]] : [])));
+        };
+        // The sentinel learns the replica from the primary's INFO, after it has connected to it.
+        let master = await masterInfo();
+        for (const deadline = Date.now() + 15_000; master['num-slaves'] !== '1' && Date.now() < deadline;) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          master = await masterInfo();
+        }
+        expect(master).toMatchObject({
+          flags: 'master',
+          quorum: '2',
+          'down-after-milliseconds': '5000',
+          'failover-timeout': '30000',
+          'parallel-syncs': '1',
+        });
+        expect(master['num-slaves']).toBe('1');
+        const replicas = (await redis.call('SENTINEL', 'replicas', SENTINEL_PRIMARY)) as string[][];
+        expect(replicas.map((r) => r[r.indexOf('port') + 1])).toEqual([String(replica.port)]);
+        expect(await redis.call('SENTINEL', 'CONFIG', 'GET', 'resolve-hostnames')).toEqual([
+          'resolve-hostnames',
+          'yes',
+        ]);
+        expect(await redis.call('SENTINEL', 'CONFIG', 'GET', 'announce-hostnames')).toEqual([
+          'announce-hostnames',
+          'yes',
+        ]);
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+    test('rewrites its file at start (its id, what it found): why the services run a writable copy', () => {
+      expect(fs.readFileSync(copy, 'utf8')).toMatch(/^sentinel myid [0-9a-f]{40}$/m);
+    });
+
+    test('an engine with a compose engine environment (sentinel address adapted) and config/cluster.yaml keeps its cluster data on the primary it names', async () => {
+      const composeEnv = composeConfig(['docker-compose.yml', 'docker-compose.sentinel.yml'])['engine-1'].environment!;
+      const keyPrefix = `compose-sentinel-${process.pid}:`;
+      node = await startNodeProcess({
+        nodeId: 'engine-1',
+        args: ['--config', path.join(ROOT, 'config/cluster.yaml')],
+        env: {
+          III_WORKER_TOKEN: WORKER_TOKEN,
+          III_REDIS_URL: String(composeEnv['III_REDIS_URL']),
+          III_REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`,
+          III_REDIS_SENTINEL_NAME: String(composeEnv['III_REDIS_SENTINEL_NAME']),
+          III_REDIS_KEY_PREFIX: keyPrefix,
+          III_ADVERTISE_HOST: '127.0.0.1',
+        },
+      });
+      const toPrimary = new Redis({ host: '127.0.0.1', port: primary.port });
+      try {
+        const deadline = Date.now() + 10_000;
+        let keys: string[] = [];
+        while ((keys = await toPrimary.keys(`${keyPrefix}*`)).length === 0) {
+          if (Date.now() > deadline)
+            throw new Error(`no ${keyPrefix}* key on the primary within 10 s:\n${node.output()}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(keys.length).toBeGreaterThan(0);
+        expect((await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`)).status).toBe(200);
+      } finally {
+        await toPrimary.quit();
+      }
+    }, 30_000);
   });
 });
 

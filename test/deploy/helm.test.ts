@@ -439,9 +439,152 @@ describe('Redis', () => {
   });
 
   test('rendering without a Redis, or with two, fails and names the settings', () => {
-    expect(renderFails([], [])).toMatch(/no Redis: set redis\.url .*redis\.existingSecret .*redis\.bundled\.enabled/);
+    expect(renderFails([], [])).toMatch(
+      /no Redis: set redis\.url .*redis\.existingSecret .*redis\.sentinel\.hosts .*redis\.cluster\.nodes .*redis\.bundled\.enabled/,
+    );
     expect(renderFails(['default.yaml'], ['--set', 'redis.existingSecret=s'])).toMatch(
-      /set only one of redis\.url, redis\.existingSecret/,
+      /set only one of redis\.url, redis\.existingSecret, redis\.sentinel\.hosts, redis\.cluster\.nodes and redis\.bundled\.enabled \(set here: redis\.url, redis\.existingSecret\)/,
+    );
+  });
+
+  /** The env entries whose names start with III_REDIS_, by name. */
+  const redisEnv = (objects: K8sObject[]) =>
+    Object.fromEntries(
+      (engineContainer(objects)['env'] as Array<{ name: string; value?: string }>)
+        .filter((e) => e.name.startsWith('III_REDIS_'))
+        .map((e) => [e.name, e]),
+    );
+
+  test('redis.sentinel.*: III_REDIS_SENTINELS, III_REDIS_SENTINEL_NAME, III_REDIS_SENTINEL_PASSWORD from its Secret, III_REDIS_TLS, and no III_REDIS_URL', () => {
+    const objects = render(
+      [],
+      [
+        '--set',
+        'redis.sentinel.hosts=s0.redis:26379\\,s1.redis:26379\\,s2.redis:26379',
+        '--set',
+        'redis.sentinel.name=mymaster',
+        '--set',
+        'redis.sentinel.passwordSecret=sentinel-auth',
+        '--set',
+        'redis.sentinel.passwordSecretKey=sentinel-password',
+        '--set',
+        'redis.sentinel.tls=true',
+        '--set',
+        'redis.passwordSecret=redis-auth',
+      ],
+    );
+    expect(redisEnv(objects)).toEqual({
+      III_REDIS_KEY_PREFIX: { name: 'III_REDIS_KEY_PREFIX', value: 'iii:' },
+      III_REDIS_SENTINELS: { name: 'III_REDIS_SENTINELS', value: 's0.redis:26379,s1.redis:26379,s2.redis:26379' },
+      III_REDIS_SENTINEL_NAME: { name: 'III_REDIS_SENTINEL_NAME', value: 'mymaster' },
+      III_REDIS_SENTINEL_PASSWORD: {
+        name: 'III_REDIS_SENTINEL_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'sentinel-auth', key: 'sentinel-password' } },
+      },
+      III_REDIS_TLS: { name: 'III_REDIS_TLS', value: 'true' },
+      // The data nodes' password.
+      III_REDIS_PASSWORD: {
+        name: 'III_REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } },
+      },
+    });
+    // Without sentinel.tls, no III_REDIS_TLS (the engine's default is plain TCP).
+    const plain = render([], ['--set', 'redis.sentinel.hosts=s0:26379', '--set', 'redis.sentinel.name=mymaster']);
+    expect(Object.keys(redisEnv(plain)).sort()).toEqual([
+      'III_REDIS_KEY_PREFIX',
+      'III_REDIS_SENTINELS',
+      'III_REDIS_SENTINEL_NAME',
+    ]);
+  });
+
+  test('redis.sentinel.hosts without redis.sentinel.name fails, and so does the name alone', () => {
+    expect(renderFails([], ['--set', 'redis.sentinel.hosts=s0:26379'])).toMatch(
+      /redis\.sentinel\.hosts needs redis\.sentinel\.name/,
+    );
+    // A name beside a URL: the URL is used and the name would be ignored, so it is refused too.
+    expect(renderFails(['default.yaml'], ['--set', 'redis.sentinel.name=mymaster'])).toMatch(
+      /redis\.sentinel\.name needs redis\.sentinel\.hosts/,
+    );
+  });
+
+  test('redis.cluster.*: III_REDIS_CLUSTER_NODES and III_REDIS_TLS, the password from redis.passwordSecret, the CA from redis.tlsCaSecret, and no III_REDIS_URL', () => {
+    const objects = render(
+      [],
+      [
+        '--set',
+        'redis.cluster.nodes=rc-0.rc-headless:6379\\,rc-1.rc-headless:6379\\,rc-2.rc-headless:6379',
+        '--set',
+        'redis.cluster.tls=true',
+        '--set',
+        'redis.passwordSecret=redis-cluster-auth',
+        '--set',
+        'redis.passwordSecretKey=redis-password',
+        '--set',
+        'redis.tlsCaSecret=redis-ca',
+      ],
+    );
+    expect(redisEnv(objects)).toEqual({
+      III_REDIS_KEY_PREFIX: { name: 'III_REDIS_KEY_PREFIX', value: 'iii:' },
+      III_REDIS_CLUSTER_NODES: {
+        name: 'III_REDIS_CLUSTER_NODES',
+        value: 'rc-0.rc-headless:6379,rc-1.rc-headless:6379,rc-2.rc-headless:6379',
+      },
+      III_REDIS_TLS: { name: 'III_REDIS_TLS', value: 'true' },
+      III_REDIS_PASSWORD: {
+        name: 'III_REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'redis-cluster-auth', key: 'redis-password' } },
+      },
+      III_REDIS_TLS_CA_FILE: { name: 'III_REDIS_TLS_CA_FILE', value: '/etc/iii-redis-ca/ca.crt' },
+    });
+    expect(engineDeployment(objects).spec.template.spec.volumes).toContainEqual({
+      name: 'redis-ca',
+      secret: { secretName: 'redis-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    // Without cluster.tls, no III_REDIS_TLS.
+    const plain = render([], ['--set', 'redis.cluster.nodes=rc-0:6379']);
+    expect(Object.keys(redisEnv(plain)).sort()).toEqual(['III_REDIS_CLUSTER_NODES', 'III_REDIS_KEY_PREFIX']);
+  });
+
+  test("the engine's config loader accepts the env the chart renders for redis.cluster.nodes (Cluster mode, TLS on)", () => {
+    const objects = render(
+      [],
+      ['--set', 'redis.cluster.nodes=rc-0:6379\\,rc-1:6380', '--set', 'redis.cluster.tls=true'],
+    );
+    const env = Object.fromEntries(Object.values(redisEnv(objects)).map((e) => [e.name, e.value]));
+    const { config } = loadConfig({ path: path.join(ROOT, 'config/cluster.yaml'), env });
+    expect(config.cluster.redisClusterNodes).toEqual([
+      { host: 'rc-0', port: 6379 },
+      { host: 'rc-1', port: 6380 },
+    ]);
+    expect(config.cluster.redisUrl).toBeUndefined();
+    expect(config.cluster.redisTls).toBe(true);
+  });
+
+  test('redis.url with redis.cluster.nodes fails and names both; so do sentinels with cluster nodes', () => {
+    expect(renderFails(['default.yaml'], ['--set', 'redis.cluster.nodes=rc-0:6379'])).toMatch(
+      /set only one of .*\(set here: redis\.url, redis\.cluster\.nodes\)/,
+    );
+    expect(
+      renderFails(
+        [],
+        [
+          '--set',
+          'redis.cluster.nodes=rc-0:6379',
+          '--set',
+          'redis.sentinel.hosts=s0:26379',
+          '--set',
+          'redis.sentinel.name=mymaster',
+        ],
+      ),
+    ).toMatch(/\(set here: redis\.sentinel\.hosts, redis\.cluster\.nodes\)/);
+  });
+
+  test('the schema rejects a malformed redis.cluster.nodes and unknown redis.cluster keys', () => {
+    expect(renderFails([], ['--set', 'redis.cluster.nodes=rc-0:6379\\,\\,rc-1:6379'])).toMatch(
+      /schema[\s\S]*\/redis\/cluster\/nodes/,
+    );
+    expect(renderFails([], ['--set', 'redis.cluster.nodes=rc-0:6379', '--set', 'redis.cluster.password=x'])).toMatch(
+      /schema[\s\S]*\/redis\/cluster.*'password' not allowed/,
     );
   });
 });

@@ -69,7 +69,8 @@ annotation, so editing `config` (or a port it names) rolls the Deployment.
 {{- end }}
 
 {{/*
-Exactly one Redis source: the nodes are stateless and find each other through Redis, so a
+Exactly one Redis source (a URL, its Secret, sentinels, the nodes of a Redis Cluster, or the
+bundled demo pod): the nodes are stateless and find each other through Redis, so a
 release without one would be N unrelated engines.
 */}}
 {{- define "iii-cluster.validateRedis" -}}
@@ -79,11 +80,19 @@ release without one would be N unrelated engines.
 {{- if .Values.redis.bundled.enabled }}{{ $sources = add1 $sources }}{{ end }}
 {{- $sentinel := .Values.redis.sentinel | default dict }}
 {{- if $sentinel.hosts }}{{ $sources = add1 $sources }}{{ end }}
+{{- $cluster := .Values.redis.cluster | default dict }}
+{{- if $cluster.nodes }}{{ $sources = add1 $sources }}{{ end }}
 {{- if eq $sources 0 }}
-{{- fail "iii-cluster: no Redis: set redis.url (redis://host:6379), redis.existingSecret (a Secret holding the URL under redis.existingSecretKey), redis.sentinel.hosts with redis.sentinel.name, or redis.bundled.enabled=true (demo only)" }}
+{{- fail "iii-cluster: no Redis: set redis.url (redis://host:6379), redis.existingSecret (a Secret holding the URL under redis.existingSecretKey), redis.sentinel.hosts with redis.sentinel.name, redis.cluster.nodes (host:port,... of a Redis Cluster), or redis.bundled.enabled=true (demo only)" }}
 {{- end }}
 {{- if gt $sources 1 }}
-{{- fail "iii-cluster: set only one of redis.url, redis.existingSecret, redis.sentinel.hosts and redis.bundled.enabled" }}
+{{- $set := list }}
+{{- if .Values.redis.url }}{{ $set = append $set "redis.url" }}{{ end }}
+{{- if .Values.redis.existingSecret }}{{ $set = append $set "redis.existingSecret" }}{{ end }}
+{{- if $sentinel.hosts }}{{ $set = append $set "redis.sentinel.hosts" }}{{ end }}
+{{- if $cluster.nodes }}{{ $set = append $set "redis.cluster.nodes" }}{{ end }}
+{{- if .Values.redis.bundled.enabled }}{{ $set = append $set "redis.bundled.enabled" }}{{ end }}
+{{- fail (printf "iii-cluster: set only one of redis.url, redis.existingSecret, redis.sentinel.hosts, redis.cluster.nodes and redis.bundled.enabled (set here: %s)" (join ", " $set)) }}
 {{- end }}
 {{- if and $sentinel.hosts (not $sentinel.name) }}
 {{- fail "iii-cluster: redis.sentinel.hosts needs redis.sentinel.name (the primary's name in the sentinels, e.g. mymaster)" }}
