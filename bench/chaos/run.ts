@@ -17,7 +17,9 @@
  * each fault until calls through every node succeed again. It is printed, written between the
  * chaos markers of docs/RELIABILITY.md (unless CHAOS_WRITE_DOCS=0), and sent as one line
  * `CHAOS_SUMMARY <json>` for test/chaos/chaos.test.ts. CHAOS_DEBUG_FILE=<path> also writes the raw
- * records (each tick with its scheduled time, each lost job, each data loss) for chasing a failure.
+ * records (each tick with its scheduled time, each lost job, each data loss) for chasing a failure;
+ * CHAOS_LOG_LEVEL (default error) and CHAOS_LOG_DIR=<dir> keep each node's log there
+ * (of its last start).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -260,7 +262,7 @@ class Chaos {
         III_CLUSTER_BUS: 'redis',
         III_WS_PORT: String(this.ports[i]),
         III_DRAIN_GRACE_MS: '1000',
-        LOG_LEVEL: 'error',
+        LOG_LEVEL: process.env['CHAOS_LOG_LEVEL'] ?? 'error',
       },
     });
     this.nodes[i] = node;
@@ -415,6 +417,7 @@ class Chaos {
   /** Raw records for chasing a failed run (CHAOS_DEBUG_FILE): ticks, lost jobs, data losses, relative to runStart. */
   debug(runStart: number): unknown {
     return {
+      runStartMs: runStart,
       ticks: this.tickLog.map((t) => ({ ...t, at: t.at - runStart, scheduled: t.scheduled - runStart })),
       lost: [...this.acked].filter(([id]) => !this.delivered.has(id)).map(([id, at]) => ({ id, acked: at - runStart })),
       dataLosses: this.dataLosses.map((l) => ({ from: l.from - runStart, to: l.to - runStart })),
@@ -431,6 +434,8 @@ class Chaos {
     for (const ws of this.raws) ws.terminate();
     await Promise.all(this.clients.map((c) => c.shutdown().catch(() => undefined)));
     for (let i = 0; i < this.nodes.length; i++) {
+      if (process.env['CHAOS_LOG_DIR'])
+        writeFileSync(join(process.env['CHAOS_LOG_DIR'], `node-${i + 1}.log`), this.nodes[i]?.output() ?? '');
       this.killing.add(i);
       await this.nodes[i]?.kill('SIGKILL');
     }

@@ -275,6 +275,24 @@ describe('redis cron lock across a Redis restart that lost its data', () => {
   });
 });
 
+describe('redis cron lock across a dropped connection to the same Redis', () => {
+  it('a tick scheduled before the reconnection is still claimed: the same server lost nothing', async () => {
+    const a = await node('a');
+    await sleep(100); // the lock has learnt its server's run_id
+    const at = Date.now();
+    const back = new Promise((resolve) => a.connection.once('ready', resolve));
+    // As Sentinel does to every client of a node it reconfigures.
+    const list = (await inspector.client('LIST')) as string;
+    const id = /id=(\d+) [^\n]*name=test:a\b/.exec(list)?.[1];
+    expect(id).toBeDefined();
+    await inspector.client('KILL', 'ID', id!);
+    await back;
+    await sleep(100); // the lock has asked the server who it is
+    expect(await a.lock.tryAcquire('job', at)).toBe(true);
+    await a.lock.release('job', at);
+  });
+});
+
 describe('createCronLock', () => {
   const host = (redisUrl: string | undefined) => {
     const config = ephemeralConfig({
