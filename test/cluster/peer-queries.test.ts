@@ -181,8 +181,19 @@ test(`bad names and timeouts are refused with a clear error; at most ${MAX_PENDI
   expect(await p.askAll('test.wait', {})).toEqual([{ nodeId: 'node-2', result: 'done' }]);
 });
 
-test('outside cluster mode a module has no peers', async () => {
+test("outside cluster mode a module has no peers; engine::traces::tree with scope 'cluster' is this node alone", async () => {
   const single = await startEngine();
   engines.push(single);
   expect(single.engine.peers).toBeUndefined();
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  await single.engine.invoke({
+    functionId: 'engine::health::check',
+    data: {},
+    traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+  });
+  const tree = (
+    await single.engine.invoke({ functionId: 'engine::traces::tree', data: { trace_id: traceId, scope: 'cluster' } })
+  ).result as { roots: Array<{ name: string; node: string }>; nodes: string[]; missing_nodes: unknown[] };
+  expect(tree).toMatchObject({ scope: 'cluster', nodes: ['test-node'], missing_nodes: [] });
+  expect(tree.roots.map((r) => [r.name, r.node])).toEqual([['engine::health::check', 'test-node']]);
 });
