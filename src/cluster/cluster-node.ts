@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { ClusterBus } from '../config/types';
 import type { Logger } from '../observability/logger';
 import { EngineError, ErrorCode } from '../protocol/errors';
-import type { ErrorBody } from '../protocol/messages';
+import type { ErrorBody, Json } from '../protocol/messages';
 import type { Registry } from '../registry/registry';
 import { copyJson } from '../protocol/json-text';
 import type { CallOutcome, CallRequest, Router } from '../router/router';
@@ -15,6 +15,7 @@ import type { Bus } from './bus';
 import { BUS_WIRE, readsSplit } from './bus-codec';
 import { DirectBus, type LinkCounts } from './direct-bus';
 import type { BusMessage } from './messages';
+import { PeerQueries, type PeerAnswer, type Peers, type QueryHandler } from './peer-queries';
 import { RedisBus } from './redis-bus';
 import { openRedis, redisConnection, redisProblem } from './redis-connection';
 import type { RedisEndpoint } from './redis-options';
@@ -48,7 +49,7 @@ export interface RemoteTriggerResults {
  * (RegistrySync), knows who is alive (Membership), carries calls to workers on other nodes and
  * answers the calls they send here (the bus).
  */
-export class ClusterNode {
+export class ClusterNode implements Peers {
   readonly self: NodeInfo;
   private readonly redis: Redis;
   private readonly bus: Bus;
@@ -56,6 +57,7 @@ export class ClusterNode {
   private readonly direct: DirectBus | undefined;
   private readonly membership: Membership;
   private readonly sync: RegistrySync;
+  private readonly queries: PeerQueries;
   private started = false;
   /** A `reattach.claim` from `from` (set by the engine: it holds calls of closed sockets). */
   onReattachClaim: ((claim: Extract<BusMessage, { type: 'reattach.claim' }>, from: string) => void) | undefined;
@@ -107,6 +109,13 @@ export class ClusterNode {
         .send(node, message)
         .catch((err: unknown) => logger.debug({ err, peer: node, trigger: triggerId }, 'trigger result not forwarded'));
     };
+    this.queries = new PeerQueries({
+      nodeId,
+      send: (peer, message) => this.bus.send(peer, message),
+      peers: () => this.membership.nodes().map((node) => node.nodeId),
+      maxAnswerBytes: options.maxMessageBytes,
+      logger,
+    });
     this.membership.on('up', (info: NodeInfo) => void this.sync.reload(info.nodeId));
     this.membership.on('down', (nodeId: string) => this.nodeLost(nodeId));
     this.membership.on('judged', (alive: Set<string>) => this.sweepUnknownNodes(alive));
@@ -173,6 +182,21 @@ export class ClusterNode {
     return this.bus.broadcast(message);
   }
 
+  /** Serves query `name` for the other nodes (peer-queries.ts). */
+  answer(name: string, handler: QueryHandler): void {
+    this.queries.answer(name, handler);
+  }
+
+  /** Asks every live peer: one entry per peer, its result or why there is none (never a hang). */
+  askAll(name: string, input: Json, timeoutMs?: number): Promise<PeerAnswer[]> {
+    return this.queries.askAll(name, input, timeoutMs);
+  }
+
+  /** `askAll`s waiting for answers now. */
+  get pendingQueries(): number {
+    return this.queries.pendingCount;
+  }
+
   /** Redis answers and this node's heartbeat gets through. */
   get ready(): boolean {
     return this.membership.reachable && this.redis.status === 'ready';
@@ -202,6 +226,7 @@ export class ClusterNode {
   /** Tells the others this node is leaving, so they need not wait for its heartbeat to expire. */
   async stop(): Promise<void> {
     this.started = false;
+    this.queries.stop();
     // Changes still on their way go first, so the others adopt this node's latest bindings.
     await this.sync.stop();
     await this.bus.broadcast({ type: 'leaving' }).catch(() => undefined);
@@ -247,6 +272,10 @@ export class ClusterNode {
       case 'reattach.calls':
         this.onReattachCalls?.(message.workerId, message.calls);
         return;
+      case 'query':
+      case 'query.result':
+        this.queries.receive(message, from);
+        return;
     }
   }
 
@@ -286,6 +315,7 @@ export class ClusterNode {
   /** A node is gone: the calls waiting on its workers fail now, its entries leave the mirror. */
   private nodeLost(nodeId: string): void {
     this.direct?.dropPeer(nodeId);
+    this.queries.nodeLost(nodeId);
     const lost = () =>
       new EngineError(ErrorCode.invocationStopped, `Node ${nodeId} left the cluster while the call was running`);
     for (const worker of this.registry.entriesOfNode(nodeId).workers) this.router.pending.rejectWorker(worker.id, lost);

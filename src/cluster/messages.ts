@@ -31,7 +31,11 @@ export type BusMessage =
    */
   | { type: 'reattach.claim'; previousWorkerId: string; token: string; workerId: string }
   /** Those calls, for the receiver's connection `workerId` to make as its own. */
-  | { type: 'reattach.calls'; workerId: string; calls: InvokeFunction[] };
+  | { type: 'reattach.calls'; workerId: string; calls: InvokeFunction[] }
+  /** Answer query `name` (peer-queries.ts): the sender waits for a `query.result` with this `id`. */
+  | { type: 'query'; id: string; name: string; input: Json }
+  /** The answer to the sender's `query` `id`: its result, or why there is none. */
+  | { type: 'query.result'; id: string; result?: Json; error?: ErrorBody };
 
 export interface Envelope {
   from: string;

@@ -4,6 +4,7 @@ import { ENGINE_VERSION } from '../config/version';
 import { advertisedUrl } from '../cluster/advertise';
 import type { ChannelRelay } from '../cluster/channel-relay';
 import { ClusterNode } from '../cluster/cluster-node';
+import type { Peers } from '../cluster/peer-queries';
 import { clusterRedis } from '../cluster/redis-target';
 import { createLogger, type Logger } from '../observability/logger';
 import { EngineMetrics } from '../observability/metrics';
@@ -69,6 +70,8 @@ export class Engine implements ModuleHost {
   readonly events = new EventEmitter();
   /** Present in cluster mode (a Redis URL is configured). */
   readonly cluster: ClusterNode | undefined;
+  /** Modules' queries to the other nodes (ModuleHost.peers): the cluster node, in cluster mode. */
+  readonly peers: Peers | undefined;
   /** Cluster mode: carries workers' channel ends to the node that owns the channel. */
   private readonly channelRelay: ChannelRelay | undefined;
   private readonly workers: Workers;
@@ -131,6 +134,7 @@ export class Engine implements ModuleHost {
       if (config.cluster.bus === 'direct') this.metrics.watchLinks(() => this.cluster?.links);
       this.cluster.onServe = (from) => this.metrics.countCrossNode('in', from);
     }
+    this.peers = this.cluster;
     this.metrics.watchNode(() =>
       this.cluster
         ? { draining: this.state === 'draining', redisUp: this.cluster.ready, nodes: this.cluster.nodeCount }

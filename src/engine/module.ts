@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { EngineConfig } from '../config/types';
+import type { Peers } from '../cluster/peer-queries';
 import type { ChannelManager } from '../transport/channels';
 import type { Logger } from '../observability/logger';
 import type { EngineMetrics } from '../observability/metrics';
@@ -47,6 +48,11 @@ export interface ModuleHost {
   readonly metrics: EngineMetrics;
   /** `ready`, `draining`, `worker` and `telemetry` events (see Engine). */
   readonly events: EventEmitter;
+  /**
+   * Cluster mode: queries to the other live nodes (cluster/peer-queries.ts), answered by the
+   * same module there; undefined on a single node.
+   */
+  readonly peers?: Peers | undefined;
 }
 
 /** A built-in module: registered at start, stopped at shutdown. */

@@ -17,6 +17,11 @@ export class Input {
     this.obj = data;
   }
 
+  /** Every field, as a shallow copy (to pass the input on). */
+  fields(): Record<string, Json> {
+    return { ...this.obj };
+  }
+
   has(key: string): boolean {
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }

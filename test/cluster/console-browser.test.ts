@@ -8,6 +8,7 @@ import type { Any } from '../support/calls';
 import { waitFor } from '../support/engine';
 import { startNodeProcess, type NodeProcess } from '../support/node-process';
 import { freePort } from '../support/ports';
+import { RawClient } from '../support/raw-client';
 import { startRedis, type TestRedis } from '../support/redis';
 
 /**
@@ -316,6 +317,73 @@ test('Traces & logs: filtered by function, one trace as a waterfall', async () =
   await page.waitForSelector('[data-testid=waterfall] .span-bar');
   expect(await page.locator('[data-testid=waterfall]').innerText()).toContain('demo::hello');
   await shot('traces');
+});
+
+test('Traces & logs: a trace across nodes is one waterfall, each span with the node that recorded it', async () => {
+  // A worker on node-2, by hand: demo::relay calls demo::hello (greeter-2, on node-2) with the
+  // traceparent it was called with, so node-2's span has its parent on node-1.
+  const relay = await RawClient.connect(`${nodes[1]!.url}?token=${TOKEN}`);
+  const relaying = new Map<string, string>();
+  relay.socket.on('message', (data) => {
+    const m = JSON.parse(String(data)) as Any;
+    if (m.type === 'invokefunction' && m.function_id === 'demo::relay') {
+      const nested = randomUUID();
+      relaying.set(nested, m.invocation_id);
+      relay.send({
+        type: 'invokefunction',
+        invocation_id: nested,
+        function_id: 'demo::hello',
+        data: { name: 'relay' },
+        traceparent: m.traceparent,
+      });
+    } else if (m.type === 'invocationresult' && relaying.has(m.invocation_id)) {
+      relay.send({
+        type: 'invocationresult',
+        invocation_id: relaying.get(m.invocation_id),
+        function_id: 'demo::relay',
+        result: m.result,
+      });
+    }
+  });
+  try {
+    relay.send({ type: 'registerfunction', id: 'demo::relay' });
+    await waitFor(
+      async () =>
+        ((await clients[0]!.trigger({ function_id: 'engine::functions::list', payload: {} })) as Any).functions.some(
+          (f: Any) => f.function_id === 'demo::relay',
+        ),
+      'demo::relay seen from node-1',
+      10_000,
+    );
+    expect(await clients[0]!.trigger({ function_id: 'demo::relay', payload: {} })).toEqual({
+      message: 'Hello, relay!',
+    });
+    await open('traces');
+    await page.fill('[data-testid=trace-filter] input[name=name]', 'demo::relay');
+    await page.click('[data-testid=trace-filter] button[type=submit]');
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('[data-testid=traces] tbody tr')];
+      return rows.length === 1 && rows[0].textContent!.includes('demo::relay');
+    });
+    // The list is the cluster's roots: node-2's span is not one (its parent is on node-1).
+    expect(await page.locator('[data-testid=traces] tbody tr').innerText()).toContain('node-1');
+    await page.locator('[data-testid=traces] tbody tr button').first().click();
+    await page.waitForFunction(() => {
+      const labels = [...document.querySelectorAll('[data-testid=waterfall] .span-label')].map((e) => e.textContent);
+      return labels.length === 2;
+    });
+    const labels = await page.locator('[data-testid=waterfall] .span-label').allInnerTexts();
+    // Nested: demo::hello (node-2) under demo::relay (node-1), in that order.
+    expect(labels.map((l) => l.replace(/\s+/g, ' ').trim())).toEqual(['demo::relay node-1', 'demo::hello node-2']);
+    const indent = await page
+      .locator('[data-testid=waterfall] .span-label')
+      .evaluateAll((els) => els.map((e: Any) => e.style.paddingLeft));
+    expect(indent).toEqual(['0px', '14px']);
+    await expect(page.locator('[data-testid=missing-nodes]').count()).resolves.toBe(0);
+    await shot('traces-cluster');
+  } finally {
+    relay.close();
+  }
 });
 
 test('read-only console (node-3): no change buttons, and a change sent anyway is refused with 403', async () => {

@@ -5,6 +5,7 @@ import type { CallContext } from '../../router/router';
 import { Input } from '../input';
 import type { ModuleHost } from '../../engine/module';
 import { formatBaggage, parseBaggage } from './baggage';
+import { answerTraceQueries, clusterList, clusterTree, traceScope } from './cluster-traces';
 import type { ObservabilityConfig } from './config';
 import { asJson } from './json';
 import type { LogStore } from './log-store';
@@ -46,14 +47,35 @@ export function registerFunctions(host: ModuleHost, module: string, state: Obser
   const fn = (id: string, description: string, handler: Handler) =>
     host.registerFunction(module, { id, description }, (data, ctx) => handler(new Input(id, data), ctx));
 
-  fn('engine::traces::list', 'List root spans kept in memory, newest first', (input) => {
-    const query = spanQuery(input);
-    const { spans, total } = spanStore(state).list(query);
-    return { spans: asJson(spans), total, offset: query.offset, limit: query.limit };
-  });
-  fn('engine::traces::tree', 'The spans of one trace as trees', (input) => ({
-    roots: asJson(spanStore(state).tree(input.string('trace_id').toLowerCase())),
-  }));
+  fn(
+    'engine::traces::list',
+    "List root spans kept in memory, newest first: this node's, or with scope 'cluster' every live node's",
+    async (input) => {
+      const query = spanQuery(input);
+      const scope = traceScope(input);
+      const store = spanStore(state);
+      if (scope === 'node') {
+        const { spans, total } = store.list(query);
+        return { spans: asJson(spans), total, offset: query.offset, limit: query.limit };
+      }
+      if (query.offset + query.limit > MAX_TRACES_PAGE)
+        throw input.fail(`with scope 'cluster', \`offset\` + \`limit\` must be at most ${MAX_TRACES_PAGE}`);
+      const merged = await clusterList(host, store, query, input.fields());
+      return asJson({ ...merged, offset: query.offset, limit: query.limit });
+    },
+  );
+  fn(
+    'engine::traces::tree',
+    "The spans of one trace as trees: this node's, or with scope 'cluster' every live node's, each with its node",
+    async (input) => {
+      const traceId = input.string('trace_id').toLowerCase();
+      const scope = traceScope(input);
+      const store = spanStore(state);
+      if (scope === 'node') return { roots: asJson(store.tree(traceId)) };
+      return asJson(await clusterTree(host, store, traceId));
+    },
+  );
+  answerTraceQueries(host, () => spanStore(state), spanQuery);
   fn('engine::traces::clear', 'Remove every span kept in memory', () => {
     const store = spanStore(state);
     const cleared = store.size;

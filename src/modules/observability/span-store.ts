@@ -138,20 +138,40 @@ export class SpanStore {
 
   /** The spans of one trace as trees, roots oldest first. */
   tree(traceId: string): SpanTreeNode[] {
-    const nodes = new Map<string, SpanTreeNode>();
-    for (const span of this.ring) {
-      if (span.trace_id === traceId) nodes.set(span.span_id, { ...span, children: [] });
-    }
-    const roots: SpanTreeNode[] = [];
-    for (const node of nodes.values()) {
-      const parent = node.parent_span_id === undefined ? undefined : nodes.get(node.parent_span_id);
-      if (parent) parent.children.push(node);
-      else roots.push(node);
-    }
-    const byStart = (a: SpanTreeNode, b: SpanTreeNode) => a.start_time_unix_nano - b.start_time_unix_nano;
-    for (const node of nodes.values()) node.children.sort(byStart);
-    return roots.sort(byStart);
+    return spanTree(this.spansOf(traceId));
   }
+
+  /** Every span of one trace this store keeps, oldest added first. */
+  spansOf(traceId: string): StoredSpan[] {
+    const spans: StoredSpan[] = [];
+    for (const span of this.ring) if (span.trace_id === traceId) spans.push(span);
+    return spans;
+  }
+
+  /** The ids of every span kept. */
+  spanIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const span of this.ring) ids.add(span.span_id);
+    return ids;
+  }
+}
+
+/**
+ * Spans (of one trace) as trees, roots oldest first: a span whose parent is among them nests
+ * under it, whichever node recorded either. The first span of an id wins.
+ */
+export function spanTree(spans: Iterable<StoredSpan>): SpanTreeNode[] {
+  const nodes = new Map<string, SpanTreeNode>();
+  for (const span of spans) if (!nodes.has(span.span_id)) nodes.set(span.span_id, { ...span, children: [] });
+  const roots: SpanTreeNode[] = [];
+  for (const node of nodes.values()) {
+    const parent = node.parent_span_id === undefined ? undefined : nodes.get(node.parent_span_id);
+    if (parent && parent !== node) parent.children.push(node);
+    else roots.push(node);
+  }
+  const byStart = (a: SpanTreeNode, b: SpanTreeNode) => a.start_time_unix_nano - b.start_time_unix_nano;
+  for (const node of nodes.values()) node.children.sort(byStart);
+  return roots.sort(byStart);
 }
 
 function matchesQuery(s: StoredSpan, q: SpanQuery): boolean {
@@ -181,7 +201,7 @@ function attributeText(s: StoredSpan, key: string): string | undefined {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-function comparator(q: SpanQuery): (a: StoredSpan, b: StoredSpan) => number {
+export function comparator(q: Pick<SpanQuery, 'sortBy' | 'sortOrder'>): (a: StoredSpan, b: StoredSpan) => number {
   const sign = q.sortOrder === 'asc' ? 1 : -1;
   const key = (s: StoredSpan): number | string =>
     q.sortBy === 'duration' ? s.duration_ms : q.sortBy === 'name' ? s.name : s.start_time_unix_nano;

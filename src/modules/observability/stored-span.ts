@@ -31,6 +31,8 @@ export interface StoredSpan {
   events: StoredSpanEvent[];
   resource: Record<string, Json>;
   instrumentation_scope_name?: string;
+  /** The node that recorded the span: set in answers with `scope: 'cluster'` only. */
+  node?: string;
 }
 
 const KINDS: Record<number, StoredSpan['kind']> = {

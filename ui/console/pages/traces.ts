@@ -12,7 +12,13 @@ interface Span {
   duration_ms: number;
   attributes: Record<string, unknown>;
   resource?: Record<string, unknown>;
+  /** The node that recorded the span (answers with scope 'cluster'). */
+  node?: string;
   children?: Span[];
+}
+interface MissingNode {
+  node: string;
+  message: string;
 }
 interface Log {
   timestamp_unix_nano?: number;
@@ -22,7 +28,10 @@ interface Log {
   trace_id?: string;
 }
 
-/** Root spans this node keeps, filtered by function name and trace id; one trace as a waterfall with its logs. */
+/**
+ * Root spans every node keeps (scope 'cluster'; on a single node, its own), filtered by function
+ * name and trace id; one trace as a waterfall over every node, each span with its node, and its logs.
+ */
 export function TracesPage() {
   // `#/traces?trace_id=<id>` (the invoke form's link) opens that trace.
   const linked = new URLSearchParams(location.hash.split('?')[1] ?? '').get('trace_id') ?? '';
@@ -30,7 +39,7 @@ export function TracesPage() {
   const [form, setForm] = useState(filter);
   const [traceId, setTraceId] = useState<string | undefined>(linked || undefined);
   const list = useLoad(() => {
-    const query: Record<string, unknown> = { limit: 50 };
+    const query: Record<string, unknown> = { limit: 50, scope: 'cluster' };
     if (filter.name.trim()) query.name = filter.name.trim();
     if (filter.trace_id.trim()) query.trace_id = filter.trace_id.trim();
     return call<{ spans: Span[]; total: number }>('engine::traces::list', query);
@@ -68,6 +77,7 @@ export function TracesPage() {
             <th>Status</th>
             <th>Duration ms</th>
             <th>Started</th>
+            <th>Node</th>
             <th>Trace</th>
           </tr>
         </thead>
@@ -79,6 +89,7 @@ export function TracesPage() {
                 <td class=${s.status === 'error' ? 'bad' : ''}>${s.status}</td>
                 <td>${num(s.duration_ms, 2)}</td>
                 <td>${new Date(s.start_time_unix_nano / 1e6).toISOString().slice(11, 23)}</td>
+                <td>${s.node ?? ''}</td>
                 <td>
                   <button class="small" onClick=${() => setTraceId(s.trace_id)}>${s.trace_id.slice(0, 12)}…</button>
                 </td>
@@ -119,7 +130,11 @@ export function TracesPage() {
 /** Every span of one trace as a bar on a shared time axis, nested by parent. */
 function Waterfall({ traceId }: { traceId: string }) {
   const { data, error } = useLoad(
-    () => call<{ roots: Span[] }>('engine::traces::tree', { trace_id: traceId }),
+    () =>
+      call<{ roots: Span[]; missing_nodes?: MissingNode[] }>('engine::traces::tree', {
+        trace_id: traceId,
+        scope: 'cluster',
+      }),
     [traceId],
   );
   if (error) return html`<${ErrorNote} error=${error} />`;
@@ -130,20 +145,32 @@ function Waterfall({ traceId }: { traceId: string }) {
     for (const child of span.children ?? []) walk(child, depth + 1);
   };
   data.roots.forEach((r) => walk(r, 0));
-  if (rows.length === 0) return html`<p>No spans of this trace are kept on this node.</p>`;
+  const missing = data.missing_nodes ?? [];
+  const missingNote =
+    missing.length === 0
+      ? null
+      : html`<p class="bad" data-testid="missing-nodes">
+          Not shown: the spans of ${missing.map((m) => m.node).join(', ')} (${missing.map((m) => m.message).join('; ')})
+        </p>`;
+  if (rows.length === 0)
+    return html`<p>No spans of this trace are kept on any node.</p>
+      ${missingNote}`;
   const start = Math.min(...rows.map((r) => r.span.start_time_unix_nano));
   const end = Math.max(...rows.map((r) => r.span.start_time_unix_nano + r.span.duration_ms * 1e6));
   const total = Math.max(end - start, 1);
   return html`
     <div class="panel" data-testid="waterfall">
       <h3>Trace <code>${traceId}</code> · ${num(total / 1e6, 2)} ms</h3>
+      ${missingNote}
       ${rows.map(({ span, depth }) => {
         const left = ((span.start_time_unix_nano - start) / total) * 100;
         const width = Math.max(((span.duration_ms * 1e6) / total) * 100, 0.5);
-        const node = String(span.resource?.['service.instance.id'] ?? span.attributes['iii.worker.id'] ?? '');
+        const node = String(
+          span.node ?? span.resource?.['service.instance.id'] ?? span.attributes['iii.worker.id'] ?? '',
+        );
         return html`<div class="span-row" key=${span.span_id}>
           <div class="span-label" style=${{ paddingLeft: `${depth * 14}px` }} title=${span.span_id}>
-            <code>${span.name}</code> <small>${node}</small>
+            <code>${span.name}</code> <small data-testid="span-node">${node}</small>
           </div>
           <div class="span-track">
             <div class="span-bar ${span.status}" style=${{ left: `${left}%`, width: `${width}%` }}>
