@@ -10,6 +10,8 @@ import type { Readiness } from '../observability/ops-server';
 import { CLEARED_COOKIE, decide, sessionCookie } from './auth';
 import { sameSecret } from '../transport/secret';
 import { AddressLimit } from '../transport/address-limit';
+import { createListenerServer } from '../transport/tls';
+import type { TlsMaterial } from '../config/types';
 import { loginPage, shellPage } from './pages';
 
 /**
@@ -54,6 +56,8 @@ export interface ConsoleOptions {
   maxConnectionsPerAddress?: number;
   /** Told of each refusal by that limit (`iii_limit_refusals_total`). */
   onLimitRefused?: () => void;
+  /** Serve https:// only (the node's TLS material); the session cookie is then `Secure`. */
+  tls?: TlsMaterial;
 }
 
 /** Functions the console may call in read-only mode: each only reads. */
@@ -128,7 +132,7 @@ export class ConsoleServer {
     private readonly options: ConsoleOptions,
   ) {
     this.assetsDir = options.assetsDir ?? defaultAssetsDir();
-    this.server = http.createServer((req, res) => {
+    this.server = createListenerServer(options.tls, { logger: options.logger }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.logger.warn({ err }, 'console request failed');
         if (!res.headersSent) sendJson(res, 500, { error: { code: 'console_error', message: (err as Error).message } });
@@ -205,7 +209,7 @@ export class ConsoleServer {
       res.writeHead(303, {
         ...SECURITY_HEADERS,
         location: url.pathname + url.search,
-        'set-cookie': sessionCookie(token, false),
+        'set-cookie': sessionCookie(token, this.options.tls !== undefined),
       });
       return void res.end();
     }
@@ -259,7 +263,11 @@ export class ConsoleServer {
         loginPage('This console has no token to check: it serves loopback peers without one.', false),
       );
     if (given === null || !sameSecret(given, token)) return sendHtml(res, 401, loginPage('Wrong token.'));
-    res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': sessionCookie(token, false) });
+    res.writeHead(303, {
+      ...SECURITY_HEADERS,
+      location: '/',
+      'set-cookie': sessionCookie(token, this.options.tls !== undefined),
+    });
     res.end();
   }
 

@@ -1,4 +1,4 @@
-import type { EngineConfig } from '../config/types';
+import type { EngineConfig, TlsMaterial } from '../config/types';
 import { ConsoleServer } from '../console/server';
 import type { Logger } from '../observability/logger';
 import type { EngineMetrics } from '../observability/metrics';
@@ -31,9 +31,16 @@ export function nodeConsole(
       port: config.console.port,
       readOnly: config.console.readOnly,
       token: config.listeners[0]?.authToken,
+      // The HTTP listener's TLS (III_TLS_CERT_FILE gives every listener the same), else the worker listener's.
+      ...tlsOf(config),
       logger,
       maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
       onLimitRefused: () => metrics.limitRefusals.inc({ limit: 'engine.console.max_connections_per_address' }),
     },
   );
+}
+
+function tlsOf(config: EngineConfig): { tls?: TlsMaterial } {
+  const tls = config.tls?.http ?? config.listeners[0]?.tls;
+  return tls === undefined ? {} : { tls };
 }

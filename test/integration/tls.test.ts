@@ -262,6 +262,35 @@ test('a connection that never starts the TLS handshake is closed after handshake
   }
 });
 
+describe('the console with TLS', () => {
+  const token = 'console-tls-token-0123456789';
+  let t: TestEngine;
+  beforeAll(async () => {
+    const tls = material();
+    t = await startEngine(
+      tlsOverrides({
+        console: { host: '127.0.0.1', port: 0, readOnly: false },
+        listeners: testConfig().listeners.map((l) => ({ ...l, tls, authToken: token })),
+      }),
+    );
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  test('serves https:// only, as the other listeners, and signs a browser in with a Secure cookie', async () => {
+    const port = t.engine.consolePort!;
+    const signIn = await httpsRequest(port, `/?token=${token}`);
+    expect(signIn.status).toBe(303);
+    expect(String(signIn.headers['set-cookie'])).toMatch(
+      /^iii_console=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Secure$/,
+    );
+    expect((await httpsRequest(port, '/api/call', { method: 'POST' })).status).toBe(401);
+    // Plain HTTP on the console port gets no answer: the handshake fails and the socket is closed.
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+  });
+});
+
 describe('configuration', () => {
   let dir: string;
   beforeEach(() => {

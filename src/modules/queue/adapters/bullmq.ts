@@ -377,15 +377,18 @@ export class BullmqQueueAdapter implements QueueAdapter {
    * asynchronous, so a primary killed right after answering would take the job with it; the
    * sentinels (or the shard's replicas) promote the replica that is furthest ahead, so one
    * replica holding it is enough (WAIT covers every earlier write of this connection). When no
-   * replica answers within REPLICA_WAIT_MS (all of them down, or none configured), the job is
-   * still acknowledged, durable as on a single Redis, and a warning says so once per outage.
+   * replica answers within REPLICA_WAIT_MS (all of them down), the job is still acknowledged,
+   * durable as on a single Redis, and a warning says so once per outage.
    *
    * On a Redis Cluster, WAIT must go to the connection that wrote the job: the one to the primary
-   * of the queue's slot (all its keys share one, `prefix` holds its hash tag).
+   * of the queue's slot (all its keys share one, `prefix` holds its hash tag). A shard the slot
+   * map lists without replicas is not waited for (its WAIT would only ever time out).
    */
   private async replicated(prefix: string): Promise<void> {
     const producer = await this.connection();
     const redis = isRedisCluster(producer) ? await this.primaryOf(producer as unknown as Cluster, prefix) : producer;
+    // A shard without replicas has no one to wait for: WAIT would only add its timeout.
+    if (redis === undefined) return;
     const replicas = Number(await redis.call('WAIT', 1, REPLICA_WAIT_MS));
     if (replicas > 0) {
       this.unreplicatedWarned = false;
@@ -401,16 +404,18 @@ export class BullmqQueueAdapter implements QueueAdapter {
 
   /**
    * The Cluster's connection to the primary that serves `key`'s slot, as its slot map says now
-   * (it follows MOVED and failovers). The slot is asked once per key (CLUSTER KEYSLOT): the
-   * Cluster client keeps the slot map, not a way to hash a key.
+   * (it follows MOVED and failovers); undefined when the slot map lists no replica of it. The
+   * slot is asked once per key (CLUSTER KEYSLOT): the Cluster client keeps the slot map, not a
+   * way to hash a key.
    */
-  private async primaryOf(cluster: Cluster, key: string): Promise<Redis> {
+  private async primaryOf(cluster: Cluster, key: string): Promise<Redis | undefined> {
     let slot = this.slots.get(key);
     if (slot === undefined) {
       slot = Number(await cluster.cluster('KEYSLOT', key));
       this.slots.set(key, slot);
     }
-    const owner = cluster.slots[slot]?.[0];
+    const [owner, ...replicas] = cluster.slots[slot] ?? [];
+    if (replicas.length === 0) return undefined;
     const node = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
     if (!node) throw new Error(`no connection to the primary of slot ${slot} (${owner ?? 'unknown'}) yet`);
     return node;
