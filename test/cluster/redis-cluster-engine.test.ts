@@ -223,22 +223,50 @@ interface CallRecord {
   error?: string;
 }
 
+interface Run {
+  records: CallRecord[];
+  promotedAt: number;
+  /** Jobs whose enqueue was acknowledged, and those the worker got. */
+  acked: Set<number>;
+  delivered: Set<number>;
+}
+
 /**
- * Four callers on node 1 call `rc::echo-<n>` on node 2 while `fault` runs (it resolves once the
- * shard's replica is primary), then until a call started after that succeeds (within
- * RECOVERY_BOUND_MS), then 1 s more.
+ * Four callers on node 1 call `rc::echo-<n>` on node 2, and a producer on node 1 enqueues jobs
+ * for node 2's worker, while `fault` runs (it resolves once the shard's replica is primary), then
+ * until a call started after that succeeds (within RECOVERY_BOUND_MS), then 1 s more.
  */
-async function callsThrough(
-  name: string,
-  fault: () => Promise<unknown>,
-): Promise<{ records: CallRecord[]; promotedAt: number }> {
+async function callsThrough(name: string, fault: () => Promise<unknown>): Promise<Run> {
   const [n1, n2] = nodes as [NodeProcess, NodeProcess];
   const worker = client(n2, `${name}-worker`);
   worker.registerFunction(`rc::echo-${name}`, async (input: unknown) => input);
+  const delivered = new Set<number>();
+  worker.registerFunction(`rc::job-${name}`, async (input: unknown) => {
+    delivered.add((input as { i: number }).i);
+    return null;
+  });
   const caller = client(n1, `${name}-caller`);
+  const producer = client(n1, `${name}-producer`);
   await callWhenKnown(caller, `rc::echo-${name}`, { warm: true });
+  await callWhenKnown(caller, `rc::job-${name}`, { i: -1 });
   const records: CallRecord[] = [];
   let running = true;
+  const acked = new Set<number>();
+  const produce = async () => {
+    for (let i = 0; running; i++) {
+      await producer
+        .trigger({
+          function_id: `rc::job-${name}`,
+          payload: { i },
+          action: TriggerAction.Enqueue({ queue: 'default' }),
+        })
+        .then(
+          () => acked.add(i),
+          () => sleep(20),
+        );
+      await sleep(10);
+    }
+  };
   const loops = Array.from({ length: 4 }, async () => {
     while (running) {
       const startedAt = Date.now();
@@ -250,6 +278,7 @@ async function callsThrough(
       if (!record.ok) await sleep(20);
     }
   });
+  loops.push(produce());
   try {
     await sleep(500);
     await fault();
@@ -260,7 +289,7 @@ async function callsThrough(
       RECOVERY_BOUND_MS,
     );
     await sleep(1000);
-    return { records, promotedAt };
+    return { records, promotedAt, acked, delivered };
   } finally {
     running = false;
     await Promise.all(loops);
@@ -272,27 +301,41 @@ async function callsThrough(
   }
 }
 
-/** No call outlived its deadline by more than the slack; every call started a second after the promotion succeeded. */
-function expectRecovered({ records, promotedAt }: { records: CallRecord[]; promotedAt: number }): void {
+/**
+ * No call outlived its deadline by more than the slack; every call started a second after the
+ * promotion succeeded; every acknowledged job is delivered (enqueues wait for the replica).
+ */
+async function expectRecovered({ records, promotedAt, acked, delivered }: Run): Promise<void> {
   expect(Math.max(...records.map((r) => r.endedAt - r.startedAt))).toBeLessThanOrEqual(DEADLINE_MS + HANG_SLACK_MS);
   const after = records.filter((r) => r.startedAt > promotedAt + 1000);
   expect(after.length).toBeGreaterThan(0);
   expect(after.filter((r) => !r.ok)).toEqual([]);
+  expect(acked.size).toBeGreaterThan(0);
+  const lost = () => [...acked].filter((i) => !delivered.has(i));
+  await waitFor(() => lost().length === 0, 'every acknowledged job delivered', 15_000).catch(() => undefined);
+  expect(lost()).toEqual([]);
 }
 
-test("CLUSTER FAILOVER of the shard holding a node's inbox, under call load: no hung call, calls back within the bound", async () => {
+test("CLUSTER FAILOVER of the shard holding a node's inbox, under call and queue load: no hung call, calls back within the bound, no acknowledged job lost", async () => {
   let ports = { oldPrimary: 0, newPrimary: 0 };
   const run = await callsThrough('failover', async () => {
     ports = await cluster.failoverShardOf(`${keyPrefix}inbox:node-2`);
   });
-  expectRecovered(run);
+  await expectRecovered(run);
   expect(ports.oldPrimary).not.toBe(ports.newPrimary);
   // The inbox is on the new primary now.
   expect(await subscribers('SHARDNUMSUB', `${keyPrefix}inbox:node-2`)).toBe(1);
 }, 60_000);
 
-test("kill -9 of the primary of a node's inbox shard, under call load: no hung call, calls back within the bound", async () => {
-  const run = await callsThrough('kill', () => cluster.killPrimaryOf(`${keyPrefix}inbox:node-2`));
-  expectRecovered(run);
+test("kill -9 of the primaries of a node's inbox shard and the queue's shard, under call and queue load: no hung call, calls back within the bound, no acknowledged job lost", async () => {
+  const inbox = `${keyPrefix}inbox:node-2`;
+  const queue = `${keyPrefix}bull:{default}`;
+  const run = await callsThrough('kill', async () => {
+    // The shard of the calls' way, and the queue's shard if it is another one.
+    const same = (await cluster.primaryOf(inbox)) === (await cluster.primaryOf(queue));
+    await cluster.killPrimaryOf(inbox);
+    if (!same) await cluster.killPrimaryOf(queue);
+  });
+  await expectRecovered(run);
   expect(await subscribers('SHARDNUMSUB', `${keyPrefix}inbox:node-2`)).toBe(1);
 }, 60_000);

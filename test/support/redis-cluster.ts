@@ -33,6 +33,8 @@ export interface TestRedisCluster {
    * primary (after cluster-node-timeout and an election), with both ports and when it was killed.
    */
   killPrimaryOf(key: string): Promise<{ killed: number; replica: number; killedAt: number }>;
+  /** The port of the primary serving `key`'s slot now. */
+  primaryOf(key: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -87,12 +89,13 @@ export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Pro
       throw new Error(
         `redis-cli --cluster create failed: ${create.error?.message ?? ''}${create.stdout}${create.stderr}`,
       );
-    await Promise.all(ports.map((port) => waitForClusterOk(port, ports.length, 20_000)));
+    await Promise.all(ports.map((port) => waitForClusterOk(port, ports.length, replicas, 20_000)));
     return {
       nodes: ports.map((p) => `127.0.0.1:${p}`).join(','),
       ports,
       failoverShardOf: (key) => failoverShardOf(ports[0]!, key),
       killPrimaryOf: (key) => killPrimaryOf(byPort, key),
+      primaryOf: async (key) => (await shardOf(runningPort(byPort), key, false)).primary.port,
       stop,
     };
   } catch (err) {
@@ -101,16 +104,26 @@ export async function startRedisCluster(options: { replicas?: 0 | 1 } = {}): Pro
   }
 }
 
-/** Waits until a node reports `cluster_state:ok` (every slot served) and knows all `count` nodes. */
-async function waitForClusterOk(port: number, count: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits until a node reports `cluster_state:ok` (every slot served) and knows all `count` nodes;
+ * with replicas, also until a primary has its replicas connected, or a replica is in sync.
+ */
+async function waitForClusterOk(port: number, count: number, replicas: number, timeoutMs: number): Promise<void> {
   const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   const deadline = Date.now() + timeoutMs;
   try {
     await redis.connect();
     for (;;) {
       const info = await redis.cluster('INFO');
-      if (info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${count}`)) return;
-      if (Date.now() > deadline) throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}`);
+      const replication = await redis.info('replication');
+      const inSync =
+        replicas === 0 ||
+        (replication.includes('role:master')
+          ? replication.includes(`connected_slaves:${replicas}`)
+          : replication.includes('master_link_status:up'));
+      if (info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${count}`) && inSync) return;
+      if (Date.now() > deadline)
+        throw new Error(`cluster node ${port} not ok within ${timeoutMs} ms:\n${info}\n${replication}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {
@@ -148,7 +161,11 @@ async function clusterNodes(redis: Redis): Promise<ClusterNodeLine[]> {
 }
 
 /** The primary owning `key`'s slot and its replica, as the node on `anyPort` sees them. */
-async function shardOf(anyPort: number, key: string): Promise<{ primary: ClusterNodeLine; replica: ClusterNodeLine }> {
+async function shardOf(
+  anyPort: number,
+  key: string,
+  needReplica = true,
+): Promise<{ primary: ClusterNodeLine; replica: ClusterNodeLine }> {
   const admin = new Redis({ port: anyPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   try {
     await admin.connect();
@@ -156,9 +173,10 @@ async function shardOf(anyPort: number, key: string): Promise<{ primary: Cluster
     const lines = await clusterNodes(admin);
     const primary = lines.find((n) => n.primary && n.slots.some(([from, to]) => slot >= from && slot <= to));
     const replica = lines.find((n) => !n.primary && n.primaryId === primary?.id);
-    if (!primary || !replica)
-      throw new Error(`no primary with a replica owns slot ${slot}: start the cluster with replicas: 1`);
-    return { primary, replica };
+    if (!primary) throw new Error(`no primary owns slot ${slot}`);
+    if (!replica && needReplica)
+      throw new Error(`the primary of slot ${slot} has no replica: start the cluster with replicas: 1`);
+    return { primary, replica: replica! };
   } finally {
     admin.disconnect();
   }
@@ -183,14 +201,19 @@ async function failoverShardOf(anyPort: number, key: string): Promise<{ oldPrima
   return { oldPrimary: primary.port, newPrimary: replica.port };
 }
 
+/** The port of a cluster node still running. */
+function runningPort(byPort: Map<number, ChildProcess>): number {
+  const alive = [...byPort].find(([, proc]) => proc.exitCode === null && proc.signalCode === null);
+  if (!alive) throw new Error('no cluster node is running');
+  return alive[0];
+}
+
 /** kill -9 of the primary of `key`'s shard, asked through any node still running. */
 async function killPrimaryOf(
   byPort: Map<number, ChildProcess>,
   key: string,
 ): Promise<{ killed: number; replica: number; killedAt: number }> {
-  const alive = [...byPort].find(([, proc]) => proc.exitCode === null && proc.signalCode === null);
-  if (!alive) throw new Error('no cluster node is running');
-  const { primary, replica } = await shardOf(alive[0], key);
+  const { primary, replica } = await shardOf(runningPort(byPort), key);
   const proc = byPort.get(primary.port)!;
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   const killedAt = Date.now();

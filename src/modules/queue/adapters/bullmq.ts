@@ -27,6 +27,8 @@ const HELD_STATES = ['wait', 'prioritized', 'delayed'] as const;
 
 /** Sentinel mode: how long an enqueue waits for a replica to confirm the job, in ms (see replicated()). */
 const REPLICA_WAIT_MS = 1000;
+/** Cluster mode: how long a primary's replica count is trusted before it is asked again, in ms. */
+const REPLICAS_RECHECK_MS = 5000;
 
 export interface BullmqAdapterOptions extends RedisTarget {
   /** Names the connections in CLIENT LIST, e.g. `iii:<node>:queue`. */
@@ -78,6 +80,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
   private unreplicatedWarned = false;
   /** Cluster mode: the slot of each queue's keys (primaryOf). */
   private readonly slots = new Map<string, number>();
+  /** Cluster mode: whether each primary (host:port) had a replica connected, and when that was asked. */
+  private readonly replicas = new Map<string, { connected: boolean; atMs: number }>();
   private readonly template: Redis;
 
   constructor(private readonly options: BullmqAdapterOptions) {
@@ -381,8 +385,8 @@ export class BullmqQueueAdapter implements QueueAdapter {
    * durable as on a single Redis, and a warning says so once per outage.
    *
    * On a Redis Cluster, WAIT must go to the connection that wrote the job: the one to the primary
-   * of the queue's slot (all its keys share one, `prefix` holds its hash tag). A shard the slot
-   * map lists without replicas is not waited for (its WAIT would only ever time out).
+   * of the queue's slot (all its keys share one, `prefix` holds its hash tag). A shard without
+   * replicas is not waited for (its WAIT would only ever time out).
    */
   private async replicated(prefix: string): Promise<void> {
     const producer = await this.connection();
@@ -404,9 +408,9 @@ export class BullmqQueueAdapter implements QueueAdapter {
 
   /**
    * The Cluster's connection to the primary that serves `key`'s slot, as its slot map says now
-   * (it follows MOVED and failovers); undefined when the slot map lists no replica of it. The
-   * slot is asked once per key (CLUSTER KEYSLOT): the Cluster client keeps the slot map, not a
-   * way to hash a key.
+   * (it follows MOVED and failovers); undefined when it has no replica to wait for. The slot is
+   * asked once per key (CLUSTER KEYSLOT): the Cluster client keeps the slot map, not a way to
+   * hash a key.
    */
   private async primaryOf(cluster: Cluster, key: string): Promise<Redis | undefined> {
     let slot = this.slots.get(key);
@@ -414,11 +418,23 @@ export class BullmqQueueAdapter implements QueueAdapter {
       slot = Number(await cluster.cluster('KEYSLOT', key));
       this.slots.set(key, slot);
     }
-    const [owner, ...replicas] = cluster.slots[slot] ?? [];
-    if (replicas.length === 0) return undefined;
+    const owner = cluster.slots[slot]?.[0];
     const node = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
     if (!node) throw new Error(`no connection to the primary of slot ${slot} (${owner ?? 'unknown'}) yet`);
-    return node;
+    return (await this.hasReplicas(node, owner!)) ? node : undefined;
+  }
+
+  /**
+   * Whether a Cluster primary has a replica connected (`INFO replication`), asked at most every
+   * REPLICAS_RECHECK_MS: the client's slot map lists a shard's replicas only as of its last
+   * refresh, and not at all until they are in sync.
+   */
+  private async hasReplicas(node: Redis, key: string): Promise<boolean> {
+    const known = this.replicas.get(key);
+    if (known !== undefined && Date.now() - known.atMs < REPLICAS_RECHECK_MS) return known.connected;
+    const connected = Number(/connected_slaves:(\d+)/.exec(await node.info('replication'))?.[1] ?? 0) > 0;
+    this.replicas.set(key, { connected, atMs: Date.now() });
+    return connected;
   }
 
   /** The producer connection, shared by every Queue: fails commands at once while Redis is down. */
