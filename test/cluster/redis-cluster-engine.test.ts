@@ -81,29 +81,32 @@ async function callWhenKnown(caller: IIIClient, functionId: string, payload: unk
   ).then((r) => r.value);
 }
 
-/** `PUBSUB <sub> <channel>` summed over every running node of the cluster (each answers for itself). */
-async function subscribers(kind: 'SHARDNUMSUB' | 'NUMSUB', channel: string): Promise<number> {
+/** `count` of each running node of the cluster (a killed one counts nothing), summed. */
+async function sumOverNodes(count: (node: Redis) => Promise<number>): Promise<number> {
   let total = 0;
   for (const port of cluster.ports) {
     const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
     redis.on('error', () => undefined);
     try {
-      // A killed node counts no one.
-      if (
-        !(await redis.connect().then(
-          () => true,
-          () => false,
-        ))
-      )
-        continue;
-      const reply = (await redis.call('PUBSUB', kind, channel)) as [string, number];
-      total += Number(reply[1]);
+      const up = await redis.connect().then(
+        () => true,
+        () => false,
+      );
+      if (up) total += await count(redis);
     } finally {
       redis.disconnect();
     }
   }
   return total;
 }
+
+/** `PUBSUB <kind> <channel>` over the cluster (each node answers for itself). */
+const subscribers = (kind: 'SHARDNUMSUB' | 'NUMSUB', channel: string): Promise<number> =>
+  sumOverNodes(async (node) => Number(((await node.call('PUBSUB', kind, channel)) as [string, number])[1]));
+
+/** WAIT commands served so far over the cluster (INFO commandstats). */
+const waitCommands = (): Promise<number> =>
+  sumOverNodes(async (node) => Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0));
 
 test('calls cross nodes both ways, large payloads included, over sharded inboxes; both nodes are members', async () => {
   const [n1, n2] = nodes as [NodeProcess, NodeProcess];
@@ -147,28 +150,6 @@ test('state written through one node is read through the other', async () => {
   await callWhenKnown(a, 'state::set', { scope: 'rc', key: 'k', value: { v: 42 } });
   expect(await b.trigger({ function_id: 'state::get', payload: { scope: 'rc', key: 'k' } })).toEqual({ v: 42 });
 }, 30_000);
-
-/** WAIT commands served so far, summed over the running nodes (INFO commandstats). */
-async function waitCommands(): Promise<number> {
-  let total = 0;
-  for (const port of cluster.ports) {
-    const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
-    redis.on('error', () => undefined);
-    try {
-      if (
-        !(await redis.connect().then(
-          () => true,
-          () => false,
-        ))
-      )
-        continue;
-      total += Number(/cmdstat_wait:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
-    } finally {
-      redis.disconnect();
-    }
-  }
-  return total;
-}
 
 test('a job enqueued through one node reaches a worker on the other, once each, acknowledged once a replica has it', async () => {
   const [n1, n2] = nodes as [NodeProcess, NodeProcess];

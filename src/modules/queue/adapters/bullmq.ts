@@ -421,7 +421,7 @@ export class BullmqQueueAdapter implements QueueAdapter {
     const owner = cluster.slots[slot]?.[0];
     const node = cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
     if (!node) throw new Error(`no connection to the primary of slot ${slot} (${owner ?? 'unknown'}) yet`);
-    return (await this.hasReplicas(node, owner!)) ? node : undefined;
+    return (await this.hasReplicas(node, owner)) ? node : undefined;
   }
 
   /**
