@@ -17,7 +17,7 @@ export function shellPage(): string {
 export function loginPage(message?: string, form = true): string {
   const note = message === undefined ? '' : `<p class="error" role="alert">${escape(message)}</p>`;
   const fields = form
-    ? `<form method="post" action="/login"><label>Worker token <input type="password" name="token" autocomplete="current-password" autofocus required></label><button type="submit">Sign in</button></form>`
+    ? `<form method="post" action="/login"><label>Worker token or credential <input type="password" name="token" autocomplete="current-password" autofocus required></label><button type="submit">Sign in</button></form>`
     : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in · iii-cluster console</title><link rel="stylesheet" href="/app.css"></head>

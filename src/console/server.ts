@@ -13,6 +13,14 @@ import { AddressLimit } from '../transport/address-limit';
 import { createListenerServer } from '../transport/tls';
 import type { TlsMaterial } from '../config/types';
 import { loginPage, shellPage } from './pages';
+import {
+  CLEARED_CREDENTIAL,
+  credentialCookie,
+  credentialOf,
+  SignIns,
+  type ConsoleAccess,
+  type SignIn,
+} from './sign-in';
 
 /**
  * The web console of one node (`engine.console`, `III_CONSOLE_PORT`): a static single-page app
@@ -41,6 +49,8 @@ export interface ConsoleHost {
    */
   call(functionId: string, data: Json, observed?: boolean, traceparent?: string): Promise<Json | undefined>;
   readiness(): Readiness;
+  /** Sign-in through the worker port's RBAC auth function, when it has one and no token (sign-in.ts). */
+  signIn?: SignIn;
 }
 
 export interface ConsoleOptions {
@@ -126,12 +136,15 @@ export class ConsoleServer {
   private readonly assetsDir: string;
   private readonly addresses: AddressLimit;
   private readonly overLimit = new WeakSet<Socket>();
+  /** Sign-in by auth function: only without a token (a token, when set, is what signs in). */
+  private readonly signIns: SignIns | undefined;
 
   constructor(
     private readonly host: ConsoleHost,
     private readonly options: ConsoleOptions,
   ) {
     this.assetsDir = options.assetsDir ?? defaultAssetsDir();
+    this.signIns = options.token === undefined && host.signIn !== undefined ? new SignIns(host.signIn) : undefined;
     this.server = createListenerServer(options.tls, { logger: options.logger }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         options.logger.warn({ err }, 'console request failed');
@@ -196,9 +209,10 @@ export class ConsoleServer {
     if (req.method === 'GET' && ASSETS[url.pathname]) return this.asset(res, url.pathname);
     if (route === 'POST /login') return this.login(req, res);
     if (route === 'POST /logout') {
-      res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': CLEARED_COOKIE });
+      res.writeHead(303, { ...SECURITY_HEADERS, location: '/', 'set-cookie': [CLEARED_COOKIE, CLEARED_CREDENTIAL] });
       return void res.end();
     }
+    if (this.signIns !== undefined) return this.handleSignedIn(req, res, url, route, this.signIns);
 
     const token = this.options.token;
     const given = url.searchParams.get('token');
@@ -223,10 +237,55 @@ export class ConsoleServer {
       return sendHtml(res, auth.status, auth.status === 401 ? loginPage() : loginPage(auth.message, false));
     }
 
+    return this.serve(req, res, url, route);
+  }
+
+  /** Console sign-in through the auth function: each request's credential is checked (cached) before it is served. */
+  private async handleSignedIn(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    route: string,
+    signIns: SignIns,
+  ): Promise<void> {
+    const given = url.searchParams.get('token');
+    const api = url.pathname.startsWith('/api/');
+    if (req.method === 'GET' && given !== null && !api) {
+      const refused = await refusal(signIns, given, req);
+      if (refused !== undefined) return sendHtml(res, 401, loginPage(`Refused: ${refused}`));
+      url.searchParams.delete('token');
+      res.writeHead(303, {
+        ...SECURITY_HEADERS,
+        location: url.pathname + url.search,
+        'set-cookie': credentialCookie(given, this.options.tls !== undefined),
+      });
+      return void res.end();
+    }
+    const credential = credentialOf(req);
+    let access: ConsoleAccess;
+    try {
+      if (credential === undefined) throw new Error('sign in with a credential the auth function accepts');
+      access = await signIns.access(credential, req);
+    } catch (err) {
+      const message = `refused by the auth function: ${(err as Error).message}`;
+      if (api) return sendJson(res, 401, { error: { code: ErrorCode.unauthorized, message } });
+      return sendHtml(res, 401, loginPage(credential === undefined ? undefined : `Refused: ${(err as Error).message}`));
+    }
+    return this.serve(req, res, url, route, access);
+  }
+
+  /** A signed-in request: the API and the app. `access`: what an auth function allowed (none: everything). */
+  private async serve(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    route: string,
+    access?: ConsoleAccess,
+  ): Promise<void> {
     if (route === 'GET /api/session')
       return sendJson(res, 200, { node_id: this.host.nodeId, read_only: this.options.readOnly });
     if (route === 'GET /api/events') return this.events(req, res);
-    if (route === 'POST /api/call') return this.call(req, res);
+    if (route === 'POST /api/call') return this.call(req, res, access);
     if (url.pathname.startsWith('/api/'))
       return sendJson(res, 404, {
         error: {
@@ -255,6 +314,16 @@ export class ConsoleServer {
   private async login(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await readBody(req).catch(() => undefined);
     const given = body === undefined ? null : new URLSearchParams(body.toString('utf8')).get('token');
+    if (this.signIns !== undefined) {
+      const refused = given === null ? 'no credential given' : await refusal(this.signIns, given, req);
+      if (given === null || refused !== undefined) return sendHtml(res, 401, loginPage(`Refused: ${refused}`));
+      res.writeHead(303, {
+        ...SECURITY_HEADERS,
+        location: '/',
+        'set-cookie': credentialCookie(given, this.options.tls !== undefined),
+      });
+      return void res.end();
+    }
     const token = this.options.token;
     if (token === undefined)
       return sendHtml(
@@ -271,7 +340,7 @@ export class ConsoleServer {
     res.end();
   }
 
-  private async call(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async call(req: http.IncomingMessage, res: http.ServerResponse, access?: ConsoleAccess): Promise<void> {
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       return fail(res, 415, 'unsupported_media_type', 'send the request as content-type: application/json');
     }
@@ -300,6 +369,8 @@ export class ConsoleServer {
         `the console is read-only (engine.console.read_only): ${functionId} is not one of the functions it may call`,
       );
     }
+    const denial = access?.denial(functionId);
+    if (denial !== undefined) return fail(res, 403, ErrorCode.forbidden, denial);
     // An operator's call gets a trace of its own, whose id the answer carries, so the page can show it.
     const observed = !READ_FUNCTIONS.has(functionId);
     const traceId = observed ? randomBytes(16).toString('hex') : undefined;
@@ -430,4 +501,12 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 function sendHtml(res: http.ServerResponse, status: number, body: string): void {
   res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8' });
   res.end(body);
+}
+
+/** Why the auth function refuses `credential`, or undefined when it accepts it. */
+function refusal(signIns: SignIns, credential: string, req: http.IncomingMessage): Promise<string | undefined> {
+  return signIns.access(credential, req).then(
+    () => undefined,
+    (err: unknown) => (err as Error).message,
+  );
 }

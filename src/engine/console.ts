@@ -1,4 +1,10 @@
-import type { EngineConfig, TlsMaterial } from '../config/types';
+import type { EngineConfig, TlsMaterial, WorkerListenerConfig } from '../config/types';
+import type { SignIn } from '../console/sign-in';
+import { DEFAULT_NAMESPACE } from '../registry/namespaces';
+import type { Registry } from '../registry/registry';
+import { authInput } from './access/auth-input';
+import { authenticateInput } from './access/authenticate';
+import type { CallFunction } from './access/hooks';
 import { ConsoleServer } from '../console/server';
 import type { Logger } from '../observability/logger';
 import type { EngineMetrics } from '../observability/metrics';
@@ -9,11 +15,13 @@ import type { Router } from '../router/router';
 export function nodeConsole(
   config: EngineConfig,
   router: Router,
+  registry: Registry,
   metrics: EngineMetrics,
   logger: Logger,
   readiness: () => Readiness,
 ): ConsoleServer | undefined {
   if (config.console.port === undefined) return undefined;
+  const signIn = consoleSignIn(config.listeners[0], router, registry);
   return new ConsoleServer(
     // In-process and as the engine itself: the console needs no worker connection of its own.
     {
@@ -25,6 +33,7 @@ export function nodeConsole(
             : router.invokeUnobserved({ functionId, data }))
         ).result,
       readiness,
+      ...(signIn === undefined ? {} : { signIn }),
     },
     {
       host: config.console.host,
@@ -43,4 +52,33 @@ export function nodeConsole(
 function tlsOf(config: EngineConfig): { tls?: TlsMaterial } {
   const tls = config.tls?.http ?? config.listeners[0]?.tls;
   return tls === undefined ? {} : { tls };
+}
+
+/**
+ * Sign-in through the worker port's auth function (console/sign-in.ts), when that port has one
+ * and no token: the auth function gets what a worker connecting there with `Authorization:
+ * Bearer <credential>` would send, and the console allows what that worker could call.
+ */
+function consoleSignIn(
+  listener: WorkerListenerConfig | undefined,
+  router: Router,
+  registry: Registry,
+): SignIn | undefined {
+  const authFunctionId = listener?.rbac?.auth_function_id;
+  if (listener === undefined || authFunctionId === undefined || listener.authToken !== undefined) return undefined;
+  const call: CallFunction = (functionId, data, timeoutMs) => router.invoke({ functionId, data, timeoutMs });
+  return async (credential, request) => {
+    const input = authInput(request, false) as { headers: Record<string, string> };
+    // The console's own cookie is not the auth function's business; the credential is the bearer.
+    delete input.headers['cookie'];
+    input.headers['authorization'] = `Bearer ${credential}`;
+    const access = await authenticateInput(listener, authFunctionId, input, call);
+    return {
+      denial: (functionId) =>
+        access.invokeDenial(functionId, () => {
+          const entry = registry.function(functionId);
+          return entry && { ...entry, id: functionId, namespace: DEFAULT_NAMESPACE };
+        }),
+    };
+  };
 }

@@ -194,7 +194,7 @@ export class Engine implements ModuleHost {
         ),
     );
     this.ops = new OpsServer(this.metrics, () => this.readiness());
-    this.console = nodeConsole(config, this.router, this.metrics, this.logger, () => this.readiness());
+    this.console = nodeConsole(config, this.router, this.registry, this.metrics, this.logger, () => this.readiness());
     this.moduleSet = options.modules;
     const made = this.moduleSet?.create(this, config);
     this.modules = made?.modules ?? [];

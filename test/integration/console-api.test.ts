@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { registerWorker, type IIIClient } from 'iii-sdk';
 import { loadConfig } from '../../src/config/load';
 import { MAX_EVENT_STREAMS } from '../../src/console/server';
 import { startEngine, testConfig, waitFor, type TestEngine } from '../support/engine';
@@ -257,5 +258,103 @@ describe('console API', () => {
     } finally {
       for (const c of controllers) c.abort();
     }
+  });
+});
+
+describe('console sign-in through the worker port auth function (no token)', () => {
+  let t: TestEngine;
+  let admin: IIIClient;
+  let base: string;
+  const authInputs: Any[] = [];
+
+  beforeAll(async () => {
+    const open = testConfig().listeners[0]!;
+    t = await startEngine({
+      console: { host: '127.0.0.1', port: 0, readOnly: false },
+      listeners: [
+        {
+          ...open,
+          port: 0,
+          handshakeTimeoutMs: 2000,
+          rbac: { auth_function_id: 'auth::console', expose_functions: ['match("demo::*")'] },
+        },
+        { ...open, instanceId: 'iii-worker-manager#open', port: 0 },
+      ],
+    });
+    base = `http://127.0.0.1:${t.engine.consolePort}`;
+    // The auth function lives on a worker of the open port, as in the SDK's RBAC fixture.
+    admin = registerWorker(`ws://127.0.0.1:${t.engine.ports[1]}`, {
+      workerName: 'console-admin',
+      enableMetricsReporting: false,
+      otel: { enabled: false },
+    });
+    admin.registerFunction('auth::console', async (input: Any) => {
+      authInputs.push(input);
+      if (input.headers.authorization !== 'Bearer operator-credential') throw new Error('unknown operator');
+      return { allowed_functions: ['engine::functions::list'], forbidden_functions: ['demo::secret'] };
+    });
+    admin.registerFunction('demo::triple', async (d: { n: number }) => ({ n: d.n * 3 }));
+    admin.registerFunction('demo::secret', async () => ({ secret: true }));
+    admin.registerFunction('other::hidden', async () => ({ hidden: true }));
+    await waitFor(() => t.engine.registry.pool('other::hidden').length > 0, 'the admin functions');
+  });
+  afterAll(async () => {
+    await admin.shutdown().catch(() => undefined);
+    await t.close();
+  });
+
+  const callAs = (headers: Record<string, string>, functionId: string, payload: unknown = {}) =>
+    fetch(`${base}/api/call`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ function_id: functionId, payload }),
+    });
+
+  test('no credential, or one the auth function refuses, is 401 with its reason', async () => {
+    expect((await fetch(`${base}/api/session`)).status).toBe(401);
+    const refused = await fetch(`${base}/api/session`, { headers: { authorization: 'Bearer guess' } });
+    expect(refused.status).toBe(401);
+    expect((await body(refused)).error.message).toMatch(/refused by the auth function: .*unknown operator/);
+    const form = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'token=guess',
+      redirect: 'manual',
+    });
+    expect(form.status).toBe(401);
+    expect(await form.text()).toContain('unknown operator');
+  });
+
+  test('the login form keeps the credential in an HttpOnly cookie; the console then allows what a worker with it could call', async () => {
+    const form = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'token=operator-credential',
+      redirect: 'manual',
+    });
+    expect(form.status).toBe(303);
+    const cookie = form.headers.get('set-cookie')!;
+    expect(cookie).toBe('iii_console_credential=operator-credential; HttpOnly; SameSite=Strict; Path=/');
+    const session = { cookie: cookie.split(';')[0]! };
+    expect((await fetch(`${base}/api/session`, { headers: session })).status).toBe(200);
+    // Exposed by the port's expose_functions, allowed by the auth function, forbidden by it, neither.
+    expect(await body(await callAs(session, 'demo::triple', { n: 2 }))).toMatchObject({ result: { n: 6 } });
+    expect((await callAs(session, 'engine::functions::list')).status).toBe(200);
+    const secret = await callAs(session, 'demo::secret');
+    expect(secret.status).toBe(403);
+    expect((await body(secret)).error.message).toMatch(/demo::secret.*not allowed/);
+    expect((await callAs(session, 'other::hidden')).status).toBe(403);
+    // The auth function saw the credential as a worker's bearer token, and no console cookie.
+    const seen = authInputs.find((i) => i.headers.authorization === 'Bearer operator-credential');
+    expect(seen.headers.cookie).toBeUndefined();
+    expect(seen.ip_address).toMatch(/127\.0\.0\.1/);
+  });
+
+  test('the auth function is asked once per credential and address within SIGN_IN_CACHE_MS, not per request', async () => {
+    const headers = { authorization: 'Bearer operator-credential' };
+    await fetch(`${base}/api/session`, { headers });
+    const before = authInputs.length;
+    for (let i = 0; i < 5; i++) expect((await fetch(`${base}/api/session`, { headers })).status).toBe(200);
+    expect(authInputs.length).toBe(before);
   });
 });

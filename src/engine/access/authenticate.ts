@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { WorkerListenerConfig } from '../../config/types';
 import { EngineError, ErrorCode } from '../../protocol/errors';
+import type { Json } from '../../protocol/messages';
 import { authInput } from './auth-input';
 import { AuthResultError, parseAuthResult } from './auth-result';
 import type { CallFunction } from './hooks';
@@ -12,16 +13,26 @@ import { SessionAccess } from './session-access';
  * deadline: a hung auth function cannot hold a connection open forever. Rejects with an
  * EngineError `AUTH_ERROR` whose message is the reason the connection is refused.
  */
-export async function authenticate(
+export function authenticate(
   listener: WorkerListenerConfig,
   authFunctionId: string,
   request: IncomingMessage,
   call: CallFunction,
 ): Promise<SessionAccess> {
+  return authenticateInput(listener, authFunctionId, authInput(request, listener.authToken !== undefined), call);
+}
+
+/** As authenticate, with the auth function's input given (the console builds its own: console/sign-in.ts). */
+export async function authenticateInput(
+  listener: WorkerListenerConfig,
+  authFunctionId: string,
+  input: Json,
+  call: CallFunction,
+): Promise<SessionAccess> {
   const timeoutMs = listener.handshakeTimeoutMs;
   let result;
   try {
-    result = (await call(authFunctionId, authInput(request, listener.authToken !== undefined), timeoutMs)).result;
+    result = (await call(authFunctionId, input, timeoutMs)).result;
   } catch (err) {
     const error = EngineError.from(err);
     const reason =
