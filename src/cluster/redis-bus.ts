@@ -85,7 +85,7 @@ export class RedisBus implements Bus {
       if (!(await ready(this.pub, until))) {
         throw new Error(`the Redis connection is ${this.pub.status} (reconnecting, e.g. during a failover)`);
       }
-      if ((await this.publish(this.inbox(nodeId), message, this.readsSplit(nodeId))) > 0) return;
+      if ((await this.publish(this.inbox(nodeId), message, this.readsSplit(nodeId), this.sharded)) > 0) return;
       if (Date.now() >= until) {
         throw new Error(
           `node ${nodeId} is not subscribed to its Redis inbox (gone, or still reconnecting after a Redis failover or restart)`,
@@ -96,7 +96,7 @@ export class RedisBus implements Bus {
   }
 
   async broadcast(message: BusMessage): Promise<void> {
-    await this.publish(this.broadcastChannel, message, false);
+    await this.publish(this.broadcastChannel, message, false, false);
   }
 
   async stop(): Promise<void> {
@@ -105,10 +105,11 @@ export class RedisBus implements Bus {
   }
 
   /** Resolves with the number of subscribers that got it. */
-  private async publish(channel: string, message: BusMessage, split: boolean): Promise<number> {
+  /** `sharded`: SPUBLISH (a node's inbox on a Redis Cluster), else PUBLISH. */
+  private async publish(channel: string, message: BusMessage, split: boolean, sharded: boolean): Promise<number> {
     const frame = encodeBusMessage(message, this.nodeId, split);
     this.corkTurn();
-    if (this.sharded && channel !== this.broadcastChannel) return this.pub.spublish(channel, frame) as Promise<number>;
+    if (sharded) return this.pub.spublish(channel, frame) as Promise<number>;
     return this.pub.publish(channel, frame);
   }
 

@@ -96,12 +96,6 @@ function clusterConnection(
     enableReadyCheck: true,
     lazyConnect: true,
     clusterRetryStrategy: (attempt) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS),
-    // A MOVED/ASK or a shard mid-failover: retried this many times (about a second) before the
-    // command fails, so a CLUSTER FAILOVER is ridden out, never waited on past its deadline.
-    maxRedirections: 16,
-    retryDelayOnFailover: 100,
-    retryDelayOnClusterDown: 100,
-    retryDelayOnTryAgain: 100,
     ...extra,
   }) as unknown as Redis;
   scrubErrorsOf(cluster);

@@ -161,7 +161,15 @@ export function clusterOptions(endpoint: RedisEndpoint): ClusterOptions {
   const node: RedisOptions = {};
   if (endpoint.password !== undefined) node.password = endpoint.password;
   if (endpoint.tls === true) node.tls = endpoint.tlsCaFile === undefined ? {} : { ca: readCa(endpoint.tlsCaFile) };
-  return { redisOptions: node };
+  return {
+    redisOptions: node,
+    // A MOVED/ASK or a shard mid-failover: retried this many times (about a second) before the
+    // command fails, so a CLUSTER FAILOVER is ridden out, never waited on past its deadline.
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+  };
 }
 
 function urlOptions(endpoint: RedisEndpoint, text: string): RedisOptions {

@@ -84,8 +84,8 @@ export function jobOptions(ordering: QueueSpec['ordering'], spec: QueueSpec, job
  * names in the second argument: scrubErrorsOf passes every argument on (it used to drop that
  * one). Like the one-Redis template, the Cluster keeps its offline queue (commands of a
  * reconnect wait instead of failing), and redials for ever (`clusterRetryStrategy`; a node
- * connection never reconnects by itself, ioredis refreshes the slots instead); the redirection
- * and retry delays ride out a MOVED or a failover as the producer's connection does.
+ * connection never reconnects by itself, ioredis refreshes the slots instead); clusterOptions
+ * gives it the redirection and retry delays of every Cluster connection.
  */
 export function workerConnectionTemplate(endpoint: RedisEndpoint, connectionName: string): Redis {
   const retryStrategy = (attempt: number) => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS);
@@ -100,10 +100,6 @@ export function workerConnectionTemplate(endpoint: RedisEndpoint, connectionName
         enableOfflineQueue: true,
         enableReadyCheck: true,
         clusterRetryStrategy: retryStrategy,
-        maxRedirections: 16,
-        retryDelayOnFailover: 100,
-        retryDelayOnClusterDown: 100,
-        retryDelayOnTryAgain: 100,
       },
     ) as unknown as Redis;
     return scrubErrorsOf(template);
